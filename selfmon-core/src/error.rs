@@ -1,0 +1,194 @@
+//! The crate's error type.
+
+use std::fmt;
+
+/// A boxed error from an adapter, kept as the source of [`Error::Adapter`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Convenience alias used throughout selfmon-core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which pluggable component an [`Error::Adapter`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    /// A [`crate::LogSource`].
+    LogSource,
+    /// A [`crate::JobQueue`].
+    JobQueue,
+    /// An [`crate::AnalysisRunner`].
+    AnalysisRunner,
+    /// An [`crate::IssueTracker`].
+    IssueTracker,
+    /// A [`crate::Deduplicator`].
+    Deduplicator,
+    /// A [`crate::StateStore`].
+    StateStore,
+}
+
+impl fmt::Display for Component {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Component::LogSource => "log source",
+            Component::JobQueue => "job queue",
+            Component::AnalysisRunner => "analysis runner",
+            Component::IssueTracker => "issue tracker",
+            Component::Deduplicator => "deduplicator",
+            Component::StateStore => "state store",
+        })
+    }
+}
+
+/// Everything that can go wrong in selfmon-core, with variants a caller can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value from outside (a log level, an error code, a JSON document) could not be parsed.
+    #[error("invalid {what} {input:?}: {reason}")]
+    Parse {
+        /// What was being parsed (`"log level"`, `"error code"`, ...).
+        what: &'static str,
+        /// The offending input, truncated to 200 characters.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A configuration value is out of range or malformed; fix the named field.
+    #[error("configuration field `{field}`: {reason}")]
+    Config {
+        /// Dotted path of the field (`dedup.related_threshold`).
+        field: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// The prompt template references a placeholder that selfmon does not know.
+    #[error("prompt template uses unknown placeholder `{{{name}}}`; known placeholders are {known}; write `{{{{` and `}}}}` for literal braces")]
+    UnknownPlaceholder {
+        /// The placeholder name without braces.
+        name: String,
+        /// The known placeholders, comma separated.
+        known: String,
+    },
+
+    /// The prompt template is malformed (an unclosed `{`, a stray `}`).
+    #[error("prompt template is malformed at byte {offset}: {reason}")]
+    Template {
+        /// Byte offset of the problem.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Another scan holds the single-flight lease; try again after `expires_at`.
+    #[error("another scan is running (lease held by {owner} until {expires_at}); wait for it to finish")]
+    LeaseHeld {
+        /// Owner of the lease.
+        owner: String,
+        /// When the lease expires unless renewed or released.
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+
+    /// A job of this kind is already queued or running, so none was submitted.
+    #[error("a {kind} job is already {status} (job {job_id}); not submitting another")]
+    AlreadyActive {
+        /// The job kind.
+        kind: String,
+        /// The existing job.
+        job_id: String,
+        /// `queued` or `running`.
+        status: String,
+    },
+
+    /// An adapter failed. `retryable` says whether the same call may succeed later.
+    #[error("{component} failed{}: {source}", if *.retryable { " (retryable)" } else { "" })]
+    Adapter {
+        /// Which component failed.
+        component: Component,
+        /// Whether retrying the operation later may succeed.
+        retryable: bool,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The analysis runner returned nothing usable; the scan fails and is retried next time.
+    #[error("analysis output rejected: {reason}")]
+    InvalidAnalysis {
+        /// Why the output was rejected.
+        reason: String,
+    },
+
+    /// The scan was cancelled by the host.
+    #[error("scan cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// Wraps an adapter error, keeping it as the source.
+    pub fn adapter(
+        component: Component,
+        retryable: bool,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Adapter {
+            component,
+            retryable,
+            source: source.into(),
+        }
+    }
+
+    /// Whether repeating the failed operation later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Adapter { retryable, .. } => *retryable,
+            Error::LeaseHeld { .. } | Error::AlreadyActive { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Builds a [`Error::Parse`], truncating the input for display.
+    pub fn parse(what: &'static str, input: &str, reason: impl Into<String>) -> Self {
+        Error::Parse {
+            what,
+            input: truncate_chars(input, 200),
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds a [`Error::Config`].
+    pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Truncates `s` to at most `max` characters (not bytes), never splitting a character.
+pub fn truncate_chars(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((idx, _)) => s[..idx].to_string(),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_error_reports_component_and_retryability() {
+        let e = Error::adapter(Component::IssueTracker, true, "HTTP 502");
+        assert!(e.is_retryable());
+        assert_eq!(e.to_string(), "issue tracker failed (retryable): HTTP 502");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn truncate_chars_never_splits_a_character() {
+        assert_eq!(truncate_chars("héllo", 2), "hé");
+        assert_eq!(truncate_chars("ab", 5), "ab");
+    }
+}

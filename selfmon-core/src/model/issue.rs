@@ -1,0 +1,252 @@
+//! Issues: what gets filed, what the tracker knows, what dedup compares against.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Classification, ErrorCode, Finding, ScanId};
+
+/// Open or closed, as the tracker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueState {
+    /// Open.
+    #[default]
+    Open,
+    /// Closed (fixed, or dismissed).
+    Closed,
+}
+
+impl IssueState {
+    /// `"open"` or `"closed"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueState::Open => "open",
+            IssueState::Closed => "closed",
+        }
+    }
+}
+
+/// The hidden marker selfmon puts in every issue body so the issue can be found again:
+/// `<!-- selfmon:fingerprint=HEX -->`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Marker(String);
+
+impl Marker {
+    const PREFIX: &'static str = "<!-- selfmon:fingerprint=";
+    const SUFFIX: &'static str = " -->";
+
+    /// The marker for a finding fingerprint.
+    pub fn for_fingerprint(fingerprint: &str) -> Self {
+        Marker(format!("{}{}{}", Self::PREFIX, fingerprint, Self::SUFFIX))
+    }
+
+    /// The marker text, as it appears in a body.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The fingerprint it carries.
+    pub fn fingerprint(&self) -> &str {
+        &self.0[Self::PREFIX.len()..self.0.len() - Self::SUFFIX.len()]
+    }
+
+    /// Finds selfmon's marker in an issue body. Only hex fingerprints are accepted, so text an
+    /// attacker wrote into a body cannot forge an arbitrary marker.
+    pub fn find_in(body: &str) -> Option<Marker> {
+        let start = body.find(Self::PREFIX)? + Self::PREFIX.len();
+        let rest = &body[start..];
+        let end = rest.find(Self::SUFFIX)?;
+        let fp = &rest[..end];
+        if fp.is_empty() || fp.len() > 128 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(Marker::for_fingerprint(fp))
+    }
+}
+
+/// What the engine asks the tracker to create. The body is complete (marker included); trackers
+/// send it as is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IssueDraft {
+    /// Full title including the classification prefix (`[BUG] ...`).
+    pub title: String,
+    /// Markdown body, with the hidden marker.
+    pub body: String,
+    /// Labels to apply.
+    pub labels: Vec<String>,
+    /// The classification.
+    pub classification: Classification,
+    /// The finding fingerprint (also in the marker).
+    pub fingerprint: String,
+    /// The hidden marker.
+    pub marker: Marker,
+}
+
+/// A reference to an issue in the tracker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueRef {
+    /// The issue number.
+    pub number: u64,
+    /// A link a person can open.
+    pub url: String,
+    /// Open or closed.
+    pub state: IssueState,
+}
+
+/// An issue as listed by the tracker (open ones, plus recently closed ones).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedIssue {
+    /// Number, link and state.
+    pub issue: IssueRef,
+    /// The title.
+    pub title: String,
+    /// The labels.
+    pub labels: Vec<String>,
+    /// selfmon's marker, when the body has one.
+    pub marker: Option<Marker>,
+    /// When it was closed, if it is.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+/// An issue as dedup sees it: identity plus the attributes the tiers compare.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownIssue {
+    /// Number, link and state.
+    pub issue: IssueRef,
+    /// Title as filed (with prefix).
+    pub title: String,
+    /// Classification.
+    pub classification: Classification,
+    /// Error codes it covers.
+    pub error_codes: Vec<ErrorCode>,
+    /// Finding fingerprint (tier 2).
+    pub fingerprint: String,
+    /// Source files.
+    pub source_files: Vec<String>,
+    /// Error type, if known.
+    pub error_type: Option<String>,
+    /// Message templates of the signatures it covers.
+    pub templates: Vec<String>,
+    /// Digest signature ids it covers (for pre-analysis matching).
+    pub signature_ids: Vec<String>,
+}
+
+/// A row of selfmon's own record of an issue it filed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiledIssue {
+    /// The scan that filed it.
+    pub scan_id: ScanId,
+    /// Number, link and last known state.
+    pub issue: IssueRef,
+    /// Title as filed.
+    pub title: String,
+    /// Classification.
+    pub classification: Classification,
+    /// Error codes.
+    pub error_codes: Vec<ErrorCode>,
+    /// Finding fingerprint.
+    pub fingerprint: String,
+    /// Evidence record ids at filing time.
+    pub source_log_ids: Vec<i64>,
+    /// Source files.
+    pub source_files: Vec<String>,
+    /// Error type.
+    pub error_type: Option<String>,
+    /// Templates of the signatures it covers.
+    pub templates: Vec<String>,
+    /// Digest signature ids it covers.
+    pub signature_ids: Vec<String>,
+    /// When it was filed.
+    pub created_at: DateTime<Utc>,
+    /// How many log records have been attributed to it so far.
+    pub occurrences: u64,
+    /// When it was last seen in the logs.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+impl FiledIssue {
+    /// Builds the row for a finding the engine just filed.
+    pub fn from_finding(
+        scan_id: ScanId,
+        issue: IssueRef,
+        title: String,
+        fingerprint: String,
+        finding: &Finding,
+        templates: Vec<String>,
+        occurrences: u64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        FiledIssue {
+            scan_id,
+            issue,
+            title,
+            classification: finding.classification,
+            error_codes: finding.error_codes.clone(),
+            fingerprint,
+            source_log_ids: finding.evidence_record_ids.clone(),
+            source_files: finding.source_files.clone(),
+            error_type: finding.error_type.clone(),
+            templates,
+            signature_ids: finding.signature_ids.clone(),
+            created_at: now,
+            occurrences,
+            last_seen_at: now,
+        }
+    }
+
+    /// The dedup view of this row.
+    pub fn to_known(&self) -> KnownIssue {
+        KnownIssue {
+            issue: self.issue.clone(),
+            title: self.title.clone(),
+            classification: self.classification,
+            error_codes: self.error_codes.clone(),
+            fingerprint: self.fingerprint.clone(),
+            source_files: self.source_files.clone(),
+            error_type: self.error_type.clone(),
+            templates: self.templates.clone(),
+            signature_ids: self.signature_ids.clone(),
+        }
+    }
+}
+
+/// A filing the engine has committed to before calling the tracker (the outbox). Reconciled at the
+/// start of the next scan if the process died before the issue row was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilingIntent {
+    /// Unique id of the intent.
+    pub intent_id: String,
+    /// The scan that created it.
+    pub scan_id: ScanId,
+    /// What will be (or was) sent to the tracker.
+    pub draft: IssueDraft,
+    /// The finding behind it (for the issue row).
+    pub finding: Finding,
+    /// Templates of the signatures the finding covers.
+    pub templates: Vec<String>,
+    /// Occurrences attributed at filing time.
+    pub occurrences: u64,
+    /// When the intent was recorded.
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_round_trips_through_a_body() {
+        let m = Marker::for_fingerprint("deadbeef");
+        let body = format!("text\n{}\nmore", m.as_str());
+        let found = Marker::find_in(&body).unwrap();
+        assert_eq!(found, m);
+        assert_eq!(found.fingerprint(), "deadbeef");
+    }
+
+    #[test]
+    fn forged_non_hex_markers_are_ignored() {
+        assert!(Marker::find_in("<!-- selfmon:fingerprint=<script> -->").is_none());
+        assert!(Marker::find_in("<!-- selfmon:fingerprint= -->").is_none());
+        assert!(Marker::find_in("no marker").is_none());
+    }
+}

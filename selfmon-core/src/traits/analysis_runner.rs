@@ -1,0 +1,82 @@
+//! The analysis step (a model, or rules).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::Result;
+use crate::model::{ClaudeModel, Finding, RejectedFinding, ScanId};
+
+/// Everything a runner needs for one analysis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRequest {
+    /// The scan this belongs to.
+    pub scan_id: ScanId,
+    /// The rendered instructions. They refer to the data but do not contain it.
+    pub instructions: String,
+    /// The fenced, bounded digest text: untrusted data. A model runner sends it separately from the
+    /// instructions (e.g. on stdin).
+    pub data: String,
+    /// The random boundary that fences `data`.
+    pub boundary: String,
+    /// The structured digest (novel signatures only), for runners that work on structure.
+    pub digest: Digest,
+    /// Model to use.
+    pub model: ClaudeModel,
+    /// Most findings wanted.
+    pub max_findings: usize,
+    /// Lowest record id in the scan.
+    pub first_record_id: i64,
+    /// Highest record id in the scan.
+    pub last_record_id: i64,
+    /// Time limit for the whole analysis.
+    pub timeout: Duration,
+}
+
+/// Tokens and money spent, when the runner knows.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens.
+    pub input_tokens: Option<u64>,
+    /// Output tokens.
+    pub output_tokens: Option<u64>,
+    /// Cost in USD.
+    pub cost_usd: Option<f64>,
+    /// Model turns.
+    pub turns: Option<u32>,
+    /// Wall time in milliseconds.
+    pub duration_ms: Option<u64>,
+}
+
+/// What a runner returns.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Findings the runner considers valid. The engine validates them again.
+    pub findings: Vec<Finding>,
+    /// Findings the runner rejected itself, with reasons.
+    pub rejected: Vec<RejectedFinding>,
+    /// Usage, if known.
+    pub usage: Usage,
+}
+
+/// Turns a digest into findings.
+///
+/// Contract:
+/// - The request's `data` is untrusted; an implementation must not let it grant itself capabilities
+///   (tools, files, network) beyond the runner's configured policy.
+/// - Returns `Ok` only with a complete, parsed answer; an empty `findings` list is a valid answer.
+///   Partial or unparseable output is an error, so the engine records the scan as failed and leaves
+///   the cursor where it was.
+/// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
+/// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
+///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
+#[async_trait]
+pub trait AnalysisRunner: Send + Sync {
+    /// Runs one analysis.
+    async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis>;
+
+    /// A short name for reports (`"claude"`, `"offline"`).
+    fn name(&self) -> &str;
+}

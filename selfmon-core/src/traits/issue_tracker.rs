@@ -1,0 +1,38 @@
+//! Where issues are filed.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::model::{IssueDraft, IssueRef, Marker, TrackedIssue};
+
+/// An issue tracker (GitHub, a dry-run folder, an in-memory list).
+///
+/// Contract:
+/// - [`list_issues`](IssueTracker::list_issues) returns every open issue selfmon filed (all pages),
+///   plus issues closed at or after `closed_since` when given; never pull requests.
+/// - [`create_issue`](IssueTracker::create_issue) sends the draft as is (title, body with marker,
+///   labels) and must never retry on its own after the request may have reached the tracker: the
+///   engine's outbox decides, using [`find_by_marker`](IssueTracker::find_by_marker).
+/// - [`find_by_marker`](IssueTracker::find_by_marker) finds an issue (open or closed) whose body holds
+///   the marker, or `None` when the tracker has none; it must see issues created moments ago.
+/// - `comment` and `reopen` on a number that does not exist are errors, not silent successes.
+/// - Errors: `Error::Adapter { component: IssueTracker, retryable }`; rate limits and 5xx are
+///   retryable, authentication, permission and validation errors are not.
+#[async_trait]
+pub trait IssueTracker: Send + Sync {
+    /// Open issues selfmon filed, plus those closed since `closed_since`.
+    async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
+
+    /// Creates an issue.
+    async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
+
+    /// Adds a comment.
+    async fn comment(&self, number: u64, body: &str) -> Result<()>;
+
+    /// Reopens a closed issue (a regression).
+    async fn reopen(&self, number: u64) -> Result<()>;
+
+    /// The issue carrying `marker`, if any.
+    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+}

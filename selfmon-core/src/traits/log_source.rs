@@ -1,0 +1,54 @@
+//! Where log records come from.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::LogRecord;
+
+/// One page of records read after a cursor.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Records with `id > after`, ascending by id, at most `limit` of them. Records a source filters
+    /// out (e.g. below its minimum level) are not included.
+    pub records: Vec<LogRecord>,
+    /// The highest id the source examined for this page, including filtered-out rows; the engine may
+    /// advance its cursor to this value once the scan succeeds. Equals `after` when nothing was there.
+    pub scanned_through: i64,
+    /// Ids between `after` and the first id present that no longer exist (deleted by retention
+    /// before the scan reached them). Only reported for the first gap after `after`.
+    pub missing_before_first: u64,
+}
+
+/// What a source tells the prompt about itself.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LogSourceDescription {
+    /// A path or URI a person would recognise (`/var/lib/cidx/logs.db`).
+    pub location: String,
+    /// The schema actually present, in a form a model can read.
+    pub schema: String,
+}
+
+/// A store of log records with monotonically increasing ids (CIDX's `logs.db`, a file, a service).
+///
+/// Contract:
+/// - Ids are unique and increase in write order; a record once readable keeps its id.
+/// - [`read_after`](LogSource::read_after) returns records with `id > after`, ascending, at most
+///   `limit`; it never returns a record with `id <= after`, so a cursor never reads a record twice.
+///   Reading is side-effect free: the same call may be repeated (and retried) freely.
+/// - The source may be written concurrently; records that appear after a page was read are returned
+///   by a later call.
+/// - Errors: `Error::Adapter { component: LogSource, retryable }`; retryable for busy/locked stores,
+///   not retryable for a missing file or a schema that lacks required columns.
+#[async_trait]
+pub trait LogSource: Send + Sync {
+    /// Reads the next page after `after` (see the trait docs).
+    async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage>;
+
+    /// The highest id present, or `None` when the store is empty. Used to detect a store that was
+    /// recreated (max id below the cursor).
+    async fn max_id(&self) -> Result<Option<i64>>;
+
+    /// Location and schema, for the prompt.
+    fn describe(&self) -> LogSourceDescription;
+}
