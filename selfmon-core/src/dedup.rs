@@ -119,6 +119,16 @@ impl KnownIssues {
     }
 }
 
+impl KnownIssues {
+    /// The known issue that already accounts for a digest signature, before any analysis: used by
+    /// the engine to drop known problems from the prompt and count them as new occurrences.
+    /// Returns the issue and the tier that matched.
+    pub fn match_signature(&self, signature: &crate::digest::Signature) -> Option<(&KnownIssue, DedupTier)> {
+        self.with_signature(&signature.id)
+            .map(|k| (k, DedupTier::Fingerprint))
+    }
+}
+
 /// Title without a `[BUG]`-style prefix, lower-cased, whitespace folded.
 pub fn normalise_title(title: &str) -> String {
     let t = title.trim();

@@ -116,4 +116,16 @@ pub trait StateStore: Send + Sync {
 
     /// Filed issues, newest first.
     async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+
+    /// The templater's learned state (an opaque JSON document written by
+    /// [`save_template_state`](StateStore::save_template_state)), so the same message maps to the
+    /// same template across scans. `None` before the first save. The default keeps nothing.
+    async fn load_template_state(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Replaces the templater's learned state. The default discards it.
+    async fn save_template_state(&self, _state: &str) -> Result<()> {
+        Ok(())
+    }
 }
