@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
 use crate::model::{ErrorCode, Level, LogRecord};
-use crate::template::{sha256_hex, Templater};
+use crate::template::{sha256_hex, ClusterId, FxMap, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
@@ -72,16 +72,35 @@ pub struct Digest {
     pub ignored_records: u64,
 }
 
-/// Builds a [`Digest`] from a stream of records.
+/// Most signatures a digest keeps by default; records of further signatures go to the overflow
+/// signature ([`OVERFLOW_SIGNATURE_ID`]).
+pub const DEFAULT_MAX_SIGNATURES: usize = 10_000;
+
+/// Id of the "other" signature that counts records beyond the signature cap. Its template is
+/// [`OVERFLOW_TEMPLATE`]; it never matches a known issue's signature.
+pub const OVERFLOW_SIGNATURE_ID: &str = "overflow";
+
+/// Template text of the overflow signature.
+pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature cap>";
+
+/// Builds a [`Digest`] from a stream of records, learning templates as it goes.
+///
+/// Memory is bounded: at most `max_signatures` signatures (each with capped samples and at most
+/// [`MAX_DISTINCT_CORRELATION_IDS`] correlation ids) plus the templater's capped clusters, however
+/// many records are pushed.
 #[derive(Debug)]
 pub struct DigestBuilder {
     templater: Templater,
     repeat_threshold: u64,
     ignore: CompiledIgnore,
-    index: HashMap<String, usize>,
+    max_signatures: usize,
+    sources: FxMap<Box<str>, u32>,
+    code_sets: FxMap<Vec<ErrorCode>, u32>,
+    index: FxMap<(u8, u32, ClusterId, u32), usize>,
+    clusters: Vec<ClusterId>,
     correlation: Vec<HashSet<String>>,
     digest: Digest,
-    ignored_keys: HashSet<String>,
+    overflow: Option<(Signature, HashSet<String>)>,
 }
 
 #[derive(Debug, Default)]
@@ -118,120 +137,280 @@ impl CompiledIgnore {
     }
 }
 
+
+const NO_SOURCE: u32 = u32::MAX;
+
+fn class_index(level: Level) -> u8 {
+    match level.class() {
+        "info" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
 impl DigestBuilder {
-    /// A builder using `config`'s repeat threshold and ignore rules.
+    /// A builder using `config`'s repeat threshold and ignore rules and a fresh templater.
     pub fn new(config: &SelfMonitoringConfig) -> Result<Self> {
+        Self::with_templater(config, Templater::new())
+    }
+
+    /// A builder that starts from `templater`'s learned templates (e.g. restored with
+    /// [`Templater::from_state_json`] from the state store), so messages map to last scan's templates.
+    pub fn with_templater(config: &SelfMonitoringConfig, templater: Templater) -> Result<Self> {
         Ok(DigestBuilder {
-            templater: Templater::new(),
+            templater,
             repeat_threshold: config.repeat_threshold,
             ignore: CompiledIgnore::new(&config.ignore)?,
-            index: HashMap::new(),
+            max_signatures: DEFAULT_MAX_SIGNATURES,
+            sources: FxMap::default(),
+            code_sets: FxMap::default(),
+            index: FxMap::default(),
+            clusters: Vec::new(),
             correlation: Vec::new(),
             digest: Digest::default(),
-            ignored_keys: HashSet::new(),
+            overflow: None,
         })
+    }
+
+    /// Caps the number of signatures (at least 1); records of further signatures are counted in the
+    /// overflow signature.
+    pub fn with_max_signatures(mut self, max_signatures: usize) -> Self {
+        self.max_signatures = max_signatures.max(1);
+        self
+    }
+
+    /// The templater, with everything learned so far.
+    pub fn templater(&self) -> &Templater {
+        &self.templater
     }
 
     /// Adds one record.
     pub fn push(&mut self, record: &LogRecord) {
         self.digest.records += 1;
-        let template = self.templater.mask(&record.message);
+        let cluster = self.templater.learn(&record.message);
         let codes = ErrorCode::from_record(record);
-        let mut key = String::with_capacity(template.len() + 64);
-        key.push_str(record.level.class());
-        key.push('\u{1f}');
-        key.push_str(record.source.as_deref().unwrap_or(""));
-        key.push('\u{1f}');
-        key.push_str(&template);
-        for c in &codes {
-            key.push('\u{1f}');
-            key.push_str(c.as_str());
-        }
+        let full = self.digest.signatures.len() >= self.max_signatures;
+        let source = match record.source.as_deref() {
+            None => NO_SOURCE,
+            Some(s) => match self.sources.get(s) {
+                Some(&i) => i,
+                None if full => return self.push_overflow(record),
+                None => {
+                    let i = self.sources.len() as u32;
+                    self.sources.insert(s.into(), i);
+                    i
+                }
+            },
+        };
+        let code_set = match self.code_sets.get(&codes) {
+            Some(&i) => i,
+            None if full => return self.push_overflow(record),
+            None => {
+                let i = self.code_sets.len() as u32;
+                self.code_sets.insert(codes.clone(), i);
+                i
+            }
+        };
+        let key = (class_index(record.level), source, cluster, code_set);
         if let Some(&i) = self.index.get(&key) {
             self.update(i, record);
             return;
         }
-        if self.ignored_keys.contains(&key) {
-            self.digest.ignored_records += 1;
-            return;
+        if full {
+            return self.push_overflow(record);
         }
-        if self.ignore.matches(record.source.as_deref(), &template, &codes) {
-            self.digest.ignored_signatures += 1;
-            self.digest.ignored_records += 1;
-            self.ignored_keys.insert(key);
-            return;
-        }
-        let id = sha256_hex(key.as_bytes())[..16].to_string();
-        let template_fingerprint = sha256_hex(template.as_bytes());
-        let sig = Signature {
-            id,
-            level: record.level,
-            source: record.source.clone(),
-            template,
-            template_fingerprint,
-            error_codes: codes,
-            count: 0,
-            first_id: record.id,
-            last_id: record.id,
-            first_timestamp: record.timestamp.clone(),
-            last_timestamp: record.timestamp.clone(),
-            sample_ids: Vec::new(),
-            sample_messages: Vec::new(),
-            distinct_correlation_ids: 0,
-            repeated: false,
-            has_traceback: false,
+        let (template, template_fingerprint) = match self.templater.cluster_text(cluster) {
+            Some((t, f)) => (t.to_string(), f.to_string()),
+            None => {
+                let t = self.templater.mask(&record.message);
+                let f = sha256_hex(t.as_bytes());
+                (t, f)
+            }
         };
+        let sig = new_signature(record, template, template_fingerprint, codes);
         self.digest.signatures.push(sig);
         self.correlation.push(HashSet::new());
+        self.clusters.push(cluster);
         let i = self.digest.signatures.len() - 1;
         self.index.insert(key, i);
         self.update(i, record);
     }
 
-    fn update(&mut self, i: usize, record: &LogRecord) {
-        let sig = &mut self.digest.signatures[i];
-        sig.count += 1;
-        sig.level = sig.level.max(record.level);
-        if record.id < sig.first_id {
-            sig.first_id = record.id;
-            sig.first_timestamp = record.timestamp.clone();
-        }
-        if record.id >= sig.last_id {
-            sig.last_id = record.id;
-            sig.last_timestamp.clone_from(&record.timestamp);
-        }
-        if sig.sample_ids.len() < MAX_SAMPLE_IDS {
-            sig.sample_ids.push(record.id);
-        }
-        if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES
-            && !sig.sample_messages.iter().any(|m| m == &record.message)
-        {
-            sig.sample_messages.push(sanitize_sample(&record.message));
-        }
-        if !sig.has_traceback && looks_like_traceback(&record.message) {
-            sig.has_traceback = true;
-        }
-        if sig.count >= self.repeat_threshold {
-            sig.repeated = true;
-        }
-        if let Some(cid) = &record.correlation_id {
-            let set = &mut self.correlation[i];
-            if set.len() < MAX_DISTINCT_CORRELATION_IDS {
-                set.insert(cid.clone());
-            }
-            sig.distinct_correlation_ids = set.len() as u64;
-        }
+    fn push_overflow(&mut self, record: &LogRecord) {
+        let threshold = self.repeat_threshold;
+        let (sig, cids) = self.overflow.get_or_insert_with(|| {
+            let sig = new_signature(record, OVERFLOW_TEMPLATE.to_string(), sha256_hex(OVERFLOW_TEMPLATE.as_bytes()), Vec::new());
+            (Signature { id: OVERFLOW_SIGNATURE_ID.to_string(), source: None, ..sig }, HashSet::new())
+        });
+        update_signature(sig, cids, record, threshold);
     }
 
-    /// Signatures so far.
+    fn update(&mut self, i: usize, record: &LogRecord) {
+        update_signature(&mut self.digest.signatures[i], &mut self.correlation[i], record, self.repeat_threshold);
+    }
+
+    /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)).
     pub fn signature_count(&self) -> usize {
         self.digest.signatures.len()
     }
 
     /// The finished digest.
     pub fn finish(self) -> Digest {
-        self.digest
+        self.finish_with_templater().0
     }
+
+    /// The finished digest and the templater, whose state the caller may save
+    /// ([`Templater::to_state_json`]) for the next scan.
+    ///
+    /// Finishing gives every signature its cluster's final template (templates generalise while
+    /// records stream in), merges signatures whose final keys coincide, then applies the ignore
+    /// rules (by code, by source, by template regex), counting what they drop.
+    pub fn finish_with_templater(self) -> (Digest, Templater) {
+        let DigestBuilder { templater, repeat_threshold, ignore, clusters, correlation, digest, overflow, .. } = self;
+        let Digest { signatures, records, .. } = digest;
+        let mut out = Digest { records, ..Digest::default() };
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut cids: Vec<HashSet<String>> = Vec::new();
+        for ((mut sig, cluster), set) in signatures.into_iter().zip(clusters).zip(correlation) {
+            if let Some((text, fp)) = templater.cluster_text(cluster) {
+                if text != sig.template {
+                    sig.template = text.to_string();
+                    sig.template_fingerprint = fp.to_string();
+                }
+            }
+            let key = signature_key(sig.level, sig.source.as_deref(), &sig.template, &sig.error_codes);
+            match by_key.get(&key) {
+                Some(&i) => {
+                    merge_signature(&mut out.signatures[i], &mut cids[i], sig, set, repeat_threshold);
+                }
+                None => {
+                    sig.id = sha256_hex(key.as_bytes())[..16].to_string();
+                    by_key.insert(key, out.signatures.len());
+                    out.signatures.push(sig);
+                    cids.push(set);
+                }
+            }
+        }
+        let mut kept = Vec::with_capacity(out.signatures.len());
+        for sig in out.signatures {
+            if ignore.matches(sig.source.as_deref(), &sig.template, &sig.error_codes) {
+                out.ignored_signatures += 1;
+                out.ignored_records += sig.count;
+            } else {
+                kept.push(sig);
+            }
+        }
+        out.signatures = kept;
+        if let Some((sig, _)) = overflow {
+            tracing::debug!(records = sig.count, "digest signature cap reached; records counted in the overflow signature");
+            out.signatures.push(sig);
+        }
+        (out, templater)
+    }
+}
+
+/// The grouping key of a signature: level class, source, template and codes, separated by U+001F.
+/// Its SHA-256 (first 16 hex digits) is the signature id.
+fn signature_key(level: Level, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> String {
+    let mut key = String::with_capacity(template.len() + 64);
+    key.push_str(level.class());
+    key.push('\u{1f}');
+    key.push_str(source.unwrap_or(""));
+    key.push('\u{1f}');
+    key.push_str(template);
+    for c in codes {
+        key.push('\u{1f}');
+        key.push_str(c.as_str());
+    }
+    key
+}
+
+fn new_signature(record: &LogRecord, template: String, template_fingerprint: String, codes: Vec<ErrorCode>) -> Signature {
+    Signature {
+        id: String::new(),
+        level: record.level,
+        source: record.source.clone(),
+        template,
+        template_fingerprint,
+        error_codes: codes,
+        count: 0,
+        first_id: record.id,
+        last_id: record.id,
+        first_timestamp: record.timestamp.clone(),
+        last_timestamp: record.timestamp.clone(),
+        sample_ids: Vec::new(),
+        sample_messages: Vec::new(),
+        distinct_correlation_ids: 0,
+        repeated: false,
+        has_traceback: false,
+    }
+}
+
+fn update_signature(sig: &mut Signature, cids: &mut HashSet<String>, record: &LogRecord, repeat_threshold: u64) {
+    sig.count += 1;
+    sig.level = sig.level.max(record.level);
+    if record.id < sig.first_id {
+        sig.first_id = record.id;
+        sig.first_timestamp.clone_from(&record.timestamp);
+    }
+    if record.id >= sig.last_id {
+        sig.last_id = record.id;
+        sig.last_timestamp.clone_from(&record.timestamp);
+    }
+    if sig.sample_ids.len() < MAX_SAMPLE_IDS {
+        sig.sample_ids.push(record.id);
+        // Same template, same shape: the first few records tell whether it is a traceback.
+        if !sig.has_traceback && looks_like_traceback(&record.message) {
+            sig.has_traceback = true;
+        }
+    }
+    if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES {
+        let sample = sanitize_sample(&record.message);
+        if !sig.sample_messages.contains(&sample) {
+            sig.sample_messages.push(sample);
+        }
+    }
+    if sig.count >= repeat_threshold {
+        sig.repeated = true;
+    }
+    if let Some(cid) = &record.correlation_id {
+        if cids.len() < MAX_DISTINCT_CORRELATION_IDS && !cids.contains(cid) {
+            cids.insert(cid.clone());
+        }
+        sig.distinct_correlation_ids = cids.len() as u64;
+    }
+}
+
+fn merge_signature(into: &mut Signature, into_cids: &mut HashSet<String>, from: Signature, from_cids: HashSet<String>, repeat_threshold: u64) {
+    into.count += from.count;
+    into.level = into.level.max(from.level);
+    if from.first_id < into.first_id {
+        into.first_id = from.first_id;
+        into.first_timestamp = from.first_timestamp;
+    }
+    if from.last_id > into.last_id {
+        into.last_id = from.last_id;
+        into.last_timestamp = from.last_timestamp;
+    }
+    for id in from.sample_ids {
+        if into.sample_ids.len() < MAX_SAMPLE_IDS && !into.sample_ids.contains(&id) {
+            into.sample_ids.push(id);
+        }
+    }
+    into.sample_ids.sort_unstable();
+    for m in from.sample_messages {
+        if into.sample_messages.len() < MAX_SAMPLE_MESSAGES && !into.sample_messages.contains(&m) {
+            into.sample_messages.push(m);
+        }
+    }
+    for c in from_cids {
+        if into_cids.len() >= MAX_DISTINCT_CORRELATION_IDS {
+            break;
+        }
+        into_cids.insert(c);
+    }
+    into.distinct_correlation_ids = into_cids.len() as u64;
+    into.has_traceback |= from.has_traceback;
+    into.repeated = into.count >= repeat_threshold;
 }
 
 impl Digest {
@@ -403,12 +582,87 @@ mod tests {
     #[test]
     fn rendering_respects_the_byte_budget_and_says_what_was_cut() {
         let recs: Vec<_> = (0..500)
-            .map(|i| rec(i, Level::Error, &format!("distinct message kind{} {}", char::from(b'a' + (i % 26) as u8), "x".repeat(i as usize % 7 + 1))))
+            .map(|i| {
+                let words: Vec<String> = (0..(i % 60)).map(|k| format!("w{k}")).collect();
+                rec(i, Level::Error, &format!("distinct message {}", words.join(" ")))
+            })
             .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        assert_eq!(d.signatures.len(), 60);
         let text = d.render(2048);
         assert!(text.len() <= 2048);
         assert!(text.contains("omitted"), "{text}");
+    }
+
+    #[test]
+    fn messages_differing_in_names_share_a_signature_with_the_final_template() {
+        let users = ["alice", "bob", "carol", "dave", "erin", "frank"];
+        let recs: Vec<_> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| rec(i as i64 + 1, Level::Warning, &format!("login failed for {u} from 10.0.0.{i}")))
+            .collect();
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        assert_eq!(d.signatures.len(), 1, "{:#?}", d.signatures);
+        let s = &d.signatures[0];
+        assert_eq!(s.template, "login failed for <*> from <IP>");
+        assert_eq!(s.template_fingerprint, sha256_hex(s.template.as_bytes()));
+        assert_eq!((s.count, s.first_id, s.last_id), (6, 1, 6));
+        assert!(s.repeated);
+    }
+
+    #[test]
+    fn signature_ids_are_stable_for_a_key() {
+        let recs = vec![rec(1, Level::Error, "[GIT-SYNC-001] clone of /a failed")];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let key = "error\u{1f}svc\u{1f}[GIT-SYNC-001] clone of <PATH> failed\u{1f}GIT-SYNC-001";
+        assert_eq!(d.signatures[0].id, sha256_hex(key.as_bytes())[..16]);
+    }
+
+    #[test]
+    fn a_learned_templater_carries_templates_across_scans() {
+        let config = SelfMonitoringConfig::default();
+        let mut b = DigestBuilder::new(&config).unwrap();
+        for (i, u) in ["alice", "bob", "carol", "dave", "erin"].iter().enumerate() {
+            b.push(&rec(i as i64, Level::Error, &format!("sync of repo {u} failed")));
+        }
+        let (first, templater) = b.finish_with_templater();
+        let state = templater.to_state_json();
+        let restored = Templater::from_state_json(&state).unwrap();
+        let mut b = DigestBuilder::with_templater(&config, restored).unwrap();
+        b.push(&rec(10, Level::Error, "sync of repo zed failed"));
+        let second = b.finish();
+        assert_eq!(second.signatures[0].template, first.signatures[0].template);
+        assert_eq!(second.signatures[0].id, first.signatures[0].id);
+    }
+
+    #[test]
+    fn the_signature_cap_sends_further_records_to_a_counted_overflow_signature() {
+        let config = SelfMonitoringConfig::default();
+        let mut b = DigestBuilder::new(&config).unwrap().with_max_signatures(3);
+        for i in 0..10 {
+            let words: Vec<String> = (0..i).map(|k| format!("w{k}")).collect();
+            b.push(&rec(i, Level::Error, &format!("kind {}", words.join(" "))));
+            b.push(&rec(100 + i, Level::Error, &format!("kind {}", words.join(" "))));
+        }
+        let d = b.finish();
+        assert_eq!(d.signatures.len(), 4);
+        let overflow = d.signatures.last().unwrap();
+        assert_eq!(overflow.id, OVERFLOW_SIGNATURE_ID);
+        assert_eq!(overflow.count, 14);
+        assert_eq!(d.signatures.iter().map(|s| s.count).sum::<u64>(), 20);
+        assert!(d.render(4096).contains(OVERFLOW_TEMPLATE));
+    }
+
+    #[test]
+    fn template_ignore_rules_apply_to_final_templates_and_are_counted() {
+        let mut c = SelfMonitoringConfig::default();
+        c.ignore.templates.push("^heartbeat from <\\*>$".into());
+        let mut recs: Vec<_> = ["n-a", "n-b"].iter().enumerate().map(|(i, h)| rec(i as i64, Level::Info, &format!("heartbeat from {h}"))).collect();
+        recs.push(rec(9, Level::Error, "disk full"));
+        let d = Digest::build(&recs, &c).unwrap();
+        assert_eq!(d.signatures.len(), 1);
+        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 2));
     }
 
     #[test]

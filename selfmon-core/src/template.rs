@@ -176,6 +176,9 @@ struct ClusterState {
     last_seen: u64,
 }
 
+/// Clusters of one leaf compared with a message, newest first.
+const MAX_LEAF_SCAN: usize = 64;
+
 /// Sibling positions indexed per cluster (the first this many tokens).
 const MAX_SIBLING_POSITIONS: usize = 32;
 
@@ -400,7 +403,9 @@ impl Templater {
 
     fn best_in_leaf(&self, leaf: usize, tokens: &[&str]) -> Option<ClusterId> {
         let mut best: Option<(f64, ClusterId)> = None;
-        for &id in &self.nodes[leaf].clusters {
+        // Bounded work per message: only the most recently filed clusters of a crowded leaf are
+        // compared (older ones age out through eviction).
+        for &id in self.nodes[leaf].clusters.iter().rev().take(MAX_LEAF_SCAN) {
             let Some(c) = self.clusters.get(&id) else { continue };
             let Some(sim) = similarity(&c.tokens, tokens) else { continue };
             if sim >= self.config.similarity_threshold
@@ -819,30 +824,29 @@ fn mask_into(message: &str, out: &mut String) {
     let start_len = out.len();
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
+    let mut glued = false;
     while pos < s.len() {
         let Some(start) = next_non_space(s, pos) else { break };
         let end = next_space(s, start);
         let tok = &s[start..end];
-        if out.len() > start_len {
+        if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
+        glued = false;
         if let Some(q) = quoted_value_start(tok, prev_ends_colon) {
             let open = start + q;
             let quote = s.as_bytes()[open];
             if let Some(close) = find_closing_quote(s, open + 1, quote) {
-                // key part (`name=`, `"user":`) kept, the value masked, the tail (`",`) masked as a token.
+                // The key part (`name=`, `"user":`) is kept, the value masked; what follows the
+                // closing quote is scanned on as part of the same token.
                 let key = &s[start..open];
                 if !key.is_empty() {
                     mask_token(key, out);
                 }
                 out.push_str(mask_quoted(&s[open + 1..close]));
-                let tail_end = next_space(s, close + 1);
-                let tail = &s[close + 1..tail_end];
-                if !tail.is_empty() {
-                    mask_token(tail, out);
-                }
-                prev_ends_colon = tail.ends_with(':');
-                pos = tail_end;
+                prev_ends_colon = false;
+                pos = close + 1;
+                glued = true;
                 continue;
             }
         }
@@ -956,7 +960,8 @@ fn mask_token(token: &str, out: &mut String) {
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
-    if is_placeholder(core) {
+    // Already masked (partly): leave as is, so masking is idempotent.
+    if has_placeholder(core) {
         out.push_str(core);
         return;
     }
@@ -1407,12 +1412,12 @@ where
 // ---------------------------------------------------------------------------------------------
 
 /// A `HashMap` with [`FxHasher`].
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// The Fx hash (as in rustc): fast, deterministic, not DoS resistant. Used only for maps whose
 /// keys are bounded by caps, never for correctness.
 #[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct FxHasher {
+pub struct FxHasher {
     hash: u64,
 }
 

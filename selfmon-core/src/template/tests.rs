@@ -339,7 +339,7 @@ fn fill(skeleton: &str, values: &[String]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn templating_is_idempotent(msg in "\\PC{0,80}") {
