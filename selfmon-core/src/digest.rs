@@ -19,6 +19,8 @@ pub const MAX_SAMPLE_IDS: usize = 5;
 pub const MAX_SAMPLE_MESSAGES: usize = 3;
 /// Characters kept per sample message.
 pub const MAX_SAMPLE_CHARS: usize = 500;
+/// Sample messages are taken from the first this many records of a signature.
+pub const SAMPLE_WINDOW: u64 = 64;
 /// Distinct correlation ids counted exactly per signature; beyond this the count saturates.
 pub const MAX_DISTINCT_CORRELATION_IDS: usize = 1_000;
 
@@ -363,7 +365,8 @@ fn update_signature(sig: &mut Signature, cids: &mut HashSet<String>, record: &Lo
             sig.has_traceback = true;
         }
     }
-    if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES {
+    // Samples come from the first records of a signature: bounded work per record.
+    if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES && sig.count <= SAMPLE_WINDOW {
         let sample = sanitize_sample(&record.message);
         if !sig.sample_messages.contains(&sample) {
             sig.sample_messages.push(sample);

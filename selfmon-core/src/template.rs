@@ -377,8 +377,8 @@ impl Templater {
     /// The leaf for `tokens`, following existing branches only: each token's own branch when there
     /// is one (unless `prefer_wildcard`), else the `<*>` branch.
     fn find_leaf(&self, tokens: &[&str], prefer_wildcard: bool) -> Option<usize> {
-        let len_key = len_key(tokens.len());
-        let mut node = *self.nodes[0].children.get(len_key.as_str())? as usize;
+        let mut buf = [0u8; 20];
+        let mut node = *self.nodes[0].children.get(len_key_in(tokens.len(), &mut buf))? as usize;
         for tok in tokens.iter().take(self.config.depth) {
             let key = route_key(tok);
             let n = &self.nodes[node];
@@ -755,6 +755,20 @@ fn len_key(n: usize) -> String {
     n.to_string()
 }
 
+/// `len_key` without allocating.
+fn len_key_in(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
 /// The tree key of a token: itself, or `<*>` when it holds a placeholder (a value).
 fn route_key(tok: &str) -> &str {
     if has_placeholder(tok) {
@@ -791,6 +805,20 @@ fn similarity(template: &[Box<str>], tokens: &[&str]) -> Option<f64> {
 fn is_plain_word(tok: &str) -> bool {
     let core = tok.trim_start_matches(LEAD_PUNCT).trim_end_matches(TAIL_PUNCT);
     !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
+}
+
+/// The masked text of `message` (step 1 only), as [`Templater::mask`] without a templater.
+pub fn mask(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    mask_into(message, &mut out);
+    out
+}
+
+/// Whether a template says enough to identify a problem on its own: at least two tokens that are
+/// neither placeholders nor `<*>`. Exact template matches against known issues use only such
+/// templates, so `<*> <*>` never swallows everything.
+pub fn is_specific_template(template: &str) -> bool {
+    template.split(' ').filter(|t| !t.is_empty() && !has_placeholder(t)).take(2).count() >= 2
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -960,6 +988,11 @@ fn mask_token(token: &str, out: &mut String) {
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
+    // Most tokens are words: nothing to classify.
+    if core.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')') {
+        out.push_str(core);
+        return;
+    }
     // Already masked (partly): leave as is, so masking is idempotent.
     if has_placeholder(core) {
         out.push_str(core);
@@ -969,7 +1002,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
         out.push_str(m);
         return;
     }
-    if crate::model::ErrorCode::parse(core).is_ok() {
+    if is_error_code(core) {
         out.push_str(core);
         return;
     }
@@ -992,6 +1025,17 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
     } else {
         out.push_str(core);
     }
+}
+
+/// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without
+/// allocating).
+fn is_error_code(t: &str) -> bool {
+    let mut parts = t.split('-');
+    let (Some(a), Some(b), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let word = |p: &str| (2..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_uppercase());
+    word(a) && word(b) && n.len() == 3 && n.bytes().all(|c| c.is_ascii_digit())
 }
 
 /// `key=value` (any non-empty key) or `key:value` (an identifier key).
@@ -1182,10 +1226,10 @@ fn number_with_unit(t: &str) -> Option<&'static str> {
         }
         let after = &rest[num_len..];
         let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
-        let unit = after[..unit_len].to_lowercase();
-        let this = if DURATION_UNITS.contains(&unit.as_str()) {
+        let unit = &after[..unit_len];
+        let this = if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
             "<DURATION>"
-        } else if SIZE_UNITS.contains(&unit.as_str()) {
+        } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
             "<SIZE>"
         } else {
             return None;
@@ -1364,19 +1408,18 @@ const HOST_SUFFIXES: &[&str] = &[
 
 /// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).
 fn is_host(t: &str) -> bool {
+    if !t.contains('.') {
+        return false;
+    }
     let host = match t.rsplit_once(':') {
         Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
         _ => t,
     };
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() < 2 {
-        return false;
-    }
-    let ok_labels = labels.iter().all(|l| {
+    let ok_labels = host.split('.').all(|l| {
         !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
     });
-    let last = labels[labels.len() - 1].to_ascii_lowercase();
-    ok_labels && HOST_SUFFIXES.contains(&last.as_str())
+    let last = host.rsplit('.').next().unwrap_or("");
+    ok_labels && HOST_SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(last))
 }
 
 /// Grouping accuracy, as used by the log-parsing benchmarks: the share of messages whose predicted
