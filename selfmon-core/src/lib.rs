@@ -2,6 +2,7 @@
 //!
 //! The domain model, configuration, pluggable traits, scan engine, deterministic triage and test
 //! doubles of selfmon.
+pub mod catalog;
 pub mod config;
 pub mod dedup;
 pub mod digest;
