@@ -10,10 +10,14 @@ use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use criterion::{black_box, BenchmarkId, Criterion, Throughput};
-//DEDUP
-use selfmon_core::digest::DigestBuilder;
+use selfmon_core::config::DedupConfig;
+use selfmon_core::dedup::{KnownIssues, ThreeTierDeduplicator};
+use selfmon_core::digest::{Digest, DigestBuilder};
 use selfmon_core::template::Templater;
-use selfmon_core::{Level, LogRecord, SelfMonitoringConfig};
+use selfmon_core::{
+    Classification, ErrorCode, Finding, IssueRef, IssueState, KnownIssue, Level, LogRecord,
+    SelfMonitoringConfig,
+};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -25,7 +29,8 @@ unsafe impl GlobalAlloc for Counting {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             ALLOCS.fetch_add(1, Ordering::Relaxed);
-            let now = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+            let now =
+                LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
             PEAK.fetch_max(now, Ordering::Relaxed);
         }
         p
@@ -50,8 +55,18 @@ impl Rng {
     }
 }
 
-const USERS: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
-const REPOS: &[&str] = &["code-indexer", "flask", "django", "tokio", "serde", "linux", "selfmon"];
+const USERS: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+const REPOS: &[&str] = &[
+    "code-indexer",
+    "flask",
+    "django",
+    "tokio",
+    "serde",
+    "linux",
+    "selfmon",
+];
 
 /// Realistic server messages: mixed templates with ids, paths, durations, codes, names.
 fn message(rng: &mut Rng) -> (Level, &'static str, String) {
@@ -91,7 +106,184 @@ fn records(n: usize, seed: u64) -> Vec<LogRecord> {
         .collect()
 }
 
+fn record(i: u64, rng: &mut Rng) -> LogRecord {
+    let (level, source, msg) = message(rng);
+    LogRecord::new(i as i64 + 1, level, msg)
+        .with_source(source)
+        .with_timestamp("2024-05-01T12:00:00Z")
+}
+
+/// Like [`record`], but one record in eight is a message never seen before (distinct words), so
+/// the signature and cluster caps do the bounding.
+fn record_with_novelty(i: u64, rng: &mut Rng) -> LogRecord {
+    if i % 8 != 7 {
+        return record(i, rng);
+    }
+    let r = rng.next();
+    let msg = format!(
+        "unexpected {} state in {} handler for {}",
+        word(r),
+        word(r >> 20),
+        word(r >> 40)
+    );
+    LogRecord::new(i as i64 + 1, Level::Error, msg)
+        .with_source("cidx.misc")
+        .with_timestamp("2024-05-01T12:00:00Z")
+}
+
+/// Peak live heap bytes while `n` generated records stream through one digest builder.
+fn digest_peak_bytes(n: u64, make: fn(u64, &mut Rng) -> LogRecord) -> (isize, usize, f64) {
+    let config = SelfMonitoringConfig::default();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let base = LIVE.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let allocs_before = ALLOCS.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let mut b = DigestBuilder::new(&config).expect("default config is valid");
+    for i in 0..n {
+        let r = make(i, &mut rng);
+        b.push(&r);
+    }
+    let d = b.finish();
+    let secs = start.elapsed().as_secs_f64();
+    black_box(&d);
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
+    (peak, allocs, n as f64 / secs)
+}
+
+fn word(mut n: u64) -> String {
+    (0..6)
+        .map(|_| {
+            let c = char::from(b'a' + (n % 26) as u8);
+            n /= 26;
+            c
+        })
+        .collect()
+}
+
+fn code(n: u64) -> ErrorCode {
+    let w = word(n).to_uppercase();
+    ErrorCode::parse(&format!("{}-{}-{:03}", &w[..3], &w[3..], n % 1000))
+        .expect("generated codes are valid")
+}
+
+/// `n` known issues with distinct titles, templates, files, error types and codes.
+fn known_issues(n: u64) -> Vec<KnownIssue> {
+    (0..n)
+        .map(|i| KnownIssue {
+            issue: IssueRef {
+                number: i + 1,
+                url: format!("https://tracker.example/issues/{}", i + 1),
+                state: if i % 10 == 0 {
+                    IssueState::Closed
+                } else {
+                    IssueState::Open
+                },
+            },
+            title: format!(
+                "[BUG] {} fails while {} the {} index",
+                word(i),
+                word(i * 31 + 7),
+                word(i * 17 + 3)
+            ),
+            classification: Classification::ALL[(i % 3) as usize],
+            error_codes: vec![code(i)],
+            fingerprint: format!("{:064x}", i),
+            source_files: vec![format!("src/{}/{}.py", word(i / 7), word(i))],
+            error_type: Some(format!("{}Error", word(i % 500))),
+            templates: vec![format!(
+                "{} of <PATH> failed after <NUM> {}",
+                word(i * 3),
+                word(i * 5 + 1)
+            )],
+            signature_ids: vec![format!("{:016x}", i * 2654435761)],
+        })
+        .collect()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
+
+fn one_off_measurements() {
+    println!("== one-off measurements ==");
+    let big = std::env::var("SELFMON_BENCH_10M").map_or(true, |v| v != "0");
+    for (label, make) in [
+        ("realistic", record as fn(u64, &mut Rng) -> LogRecord),
+        ("1/8 novel", record_with_novelty),
+    ] {
+        for n in [1_000_000u64, 10_000_000] {
+            if n > 1_000_000 && !big {
+                continue;
+            }
+            let (peak, allocs, rate) = digest_peak_bytes(n, make);
+            println!(
+                "digest {n} records ({label}): peak live heap {peak} bytes, {:.1} allocations/record, {rate:.0} records/s",
+                allocs as f64 / n as f64
+            );
+        }
+    }
+
+    let issues = known_issues(100_000);
+    let builds: Vec<f64> = (0..3)
+        .map(|_| {
+            let start = Instant::now();
+            let k = KnownIssues::new(issues.clone());
+            let secs = start.elapsed().as_secs_f64();
+            black_box(k);
+            secs
+        })
+        .collect();
+    println!(
+        "known-issue index of 100,000 issues: built in {:.3} s (median of 3)",
+        median(builds)
+    );
+
+    // Prompt size: 1M new records with 10,000 known issues, some of which cover signatures.
+    let config = SelfMonitoringConfig::default();
+    let mut known = known_issues(10_000);
+    known[0].error_codes = vec![ErrorCode::parse("GIT-SYNC-001").expect("valid")];
+    known[1].templates = vec![
+        "sqlite<NUM>.OperationalError: database is locked (attempt <NUM> of <NUM>)".to_string(),
+    ];
+    let known = KnownIssues::new(known);
+    for (label, make) in [
+        ("realistic", record as fn(u64, &mut Rng) -> LogRecord),
+        ("1/8 novel", record_with_novelty),
+    ] {
+        let mut rng = Rng(42);
+        let mut b = DigestBuilder::new(&config).expect("valid");
+        for i in 0..1_000_000 {
+            let r = make(i, &mut rng);
+            b.push(&r);
+        }
+        let digest = b.finish();
+        let novel: Vec<_> = digest
+            .signatures
+            .iter()
+            .filter(|s| known.match_signature(s).is_none())
+            .cloned()
+            .collect();
+        let known_sigs = digest.signatures.len() - novel.len();
+        let novel_digest = Digest {
+            signatures: novel,
+            ..digest.clone()
+        };
+        let prompt = novel_digest.render(config.max_digest_bytes);
+        println!(
+        "prompt for 1M new records ({label}), 10,000 known issues: {} signatures ({} known, removed), digest text {} bytes (budget {} bytes)",
+        digest.signatures.len(),
+        known_sigs,
+        prompt.len(),
+        config.max_digest_bytes
+    );
+    }
+}
+
 fn main() {
+    one_off_measurements();
     let mut c = Criterion::default().configure_from_args();
     let recs = records(100_000, 0x1234_5678);
     let config = SelfMonitoringConfig::default();
@@ -115,6 +307,51 @@ fn main() {
             }
         })
     });
+    g.finish();
+
+    let known = KnownIssues::new(known_issues(100_000));
+    let dedup = ThreeTierDeduplicator::new(DedupConfig::default());
+    let n = 4242u64;
+    let mut related = Finding::new(
+        Classification::ALL[(n % 3) as usize],
+        format!(
+            "{} fails while {} the {} index",
+            word(n),
+            word(n * 31 + 7),
+            word(n * 17 + 3)
+        ),
+        "summary",
+    );
+    related.source_files = vec![format!("src/{}/{}.py", word(n / 7), word(n))];
+    let mut novel = Finding::new(
+        Classification::ServerBug,
+        "Completely different failure in the scheduler",
+        "summary",
+    );
+    novel.error_type = Some("TimeoutError".into());
+    let mut by_code = Finding::new(Classification::ALL[(n % 3) as usize], "x", "summary");
+    by_code.error_codes = vec![code(n)];
+    for (name, f) in [
+        ("related_tier3", &related),
+        ("new", &novel),
+        ("error_code_tier1", &by_code),
+    ] {
+        let (d, why) = dedup.decide_explained(f, &known);
+        println!(
+            "dedup {name}: {d:?} ({} tier-3 candidates scored)",
+            why.candidates
+        );
+    }
+    let mut g = c.benchmark_group("dedup_against_100k_known_issues");
+    for (name, f) in [
+        ("related_tier3", &related),
+        ("new", &novel),
+        ("error_code_tier1", &by_code),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(dedup.decide_explained(black_box(f), &known)))
+        });
+    }
     g.finish();
     c.final_summary();
 }

@@ -42,27 +42,42 @@ fn writes_fingerprint_tab_template_for_every_line_in_order() {
     let (fp0, t0) = lines[0].split_once('\t').unwrap();
     assert_eq!(fp0.len(), 64);
     assert!(fp0.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_eq!(t0, "[GIT-SYNC-001] clone of <PATH> failed after <NUM> attempts");
-    assert_eq!(lines[0], lines[1], "messages differing only in values share a line");
     assert_eq!(
-        lines[2],
-        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\t",
+        t0,
+        "[GIT-SYNC-001] clone of <PATH> failed after <NUM> attempts"
+    );
+    assert_eq!(
+        lines[0], lines[1],
+        "messages differing only in values share a line"
+    );
+    assert_eq!(
+        lines[2], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\t",
         "a blank line gets the empty template"
     );
     for l in &lines[4..] {
         assert_eq!(*l, lines[3], "names are clustered into one template");
     }
-    assert!(lines[3].ends_with("\tUser <*> logged in from <IP>"), "{}", lines[3]);
+    assert!(
+        lines[3].ends_with("\tUser <*> logged in from <IP>"),
+        "{}",
+        lines[3]
+    );
 }
 
 #[test]
 fn json_mode_writes_one_object_per_line() {
     let (out, err, ok) = run(&["--json"], INPUT.as_bytes());
     assert!(ok, "{err}");
-    let objs: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let objs: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(objs.len(), INPUT.lines().count());
     assert_eq!(objs[0]["line"], 1);
-    assert_eq!(objs[0]["template"], "[GIT-SYNC-001] clone of <PATH> failed after <NUM> attempts");
+    assert_eq!(
+        objs[0]["template"],
+        "[GIT-SYNC-001] clone of <PATH> failed after <NUM> attempts"
+    );
     assert_eq!(objs[0]["fingerprint"], objs[1]["fingerprint"]);
     assert_eq!(objs[2]["template"], "");
 }
@@ -83,7 +98,11 @@ fn crlf_and_invalid_utf8_are_handled() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].ends_with("\ttook <DURATION>"));
-    assert!(lines[1].ends_with("\tbad \u{fffd} byte <NUM>"), "{}", lines[1]);
+    assert!(
+        lines[1].ends_with("\tbad \u{fffd} byte <NUM>"),
+        "{}",
+        lines[1]
+    );
 }
 
 #[test]
@@ -102,7 +121,10 @@ fn learned_state_is_saved_and_reused() {
     let (_, err, ok) = run(&["--state", state_arg], INPUT.as_bytes());
     assert!(ok, "{err}");
     assert!(state.exists());
-    let (out, err, ok) = run(&["--state", state_arg], b"User zed logged in from 10.9.9.9\n");
+    let (out, err, ok) = run(
+        &["--state", state_arg],
+        b"User zed logged in from 10.9.9.9\n",
+    );
     assert!(ok, "{err}");
     assert!(out.ends_with("\tUser <*> logged in from <IP>\n"), "{out}");
     std::fs::write(&state, "not json").unwrap();

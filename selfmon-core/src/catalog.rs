@@ -79,11 +79,19 @@ impl fmt::Display for CatalogProblem {
                 write!(f, "{:?} is not a valid error code: {reason}", self.code)
             }
             CatalogProblemKind::Duplicate => {
-                write!(f, "{} is catalogued more than once; the first entry is used", self.code)
+                write!(
+                    f,
+                    "{} is catalogued more than once; the first entry is used",
+                    self.code
+                )
             }
             CatalogProblemKind::EmptyDescription => write!(f, "{} has no description", self.code),
             CatalogProblemKind::TodoDescription => {
-                write!(f, "{} has a placeholder description (TODO); describe what it means", self.code)
+                write!(
+                    f,
+                    "{} has a placeholder description (TODO); describe what it means",
+                    self.code
+                )
             }
             CatalogProblemKind::UnknownSeverity { value } => write!(
                 f,
@@ -130,14 +138,20 @@ impl<'de> Deserialize<'de> for RawEntries {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a map from error code to entry, or a list of entries with a `code`")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<RawEntries, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<RawEntries, A::Error> {
                 let mut out = Vec::new();
                 while let Some(e) = seq.next_element::<RawEntry>()? {
                     out.push((e.code, e.body));
                 }
                 Ok(RawEntries(out))
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawEntries, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawEntries, A::Error> {
                 let mut out = Vec::new();
                 while let Some(key) = map.next_key::<String>()? {
                     if key == "codes" {
@@ -176,9 +190,15 @@ impl ErrorCatalog {
     /// read is an [`Error::Config`] naming the path.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::config("error_catalog", format!("cannot read {}: {e}", path.display()))
+            Error::config(
+                "error_catalog",
+                format!("cannot read {}: {e}", path.display()),
+            )
         })?;
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("toml")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+        {
             Self::from_toml_str(&text)
         } else {
             Self::from_json_str(&text)
@@ -233,7 +253,9 @@ impl ErrorCatalog {
                 Some(s) => match s.parse::<Level>() {
                     Ok(l) => l,
                     Err(_) => {
-                        problem(CatalogProblemKind::UnknownSeverity { value: s.to_string() });
+                        problem(CatalogProblemKind::UnknownSeverity {
+                            value: s.to_string(),
+                        });
                         Level::Error
                     }
                 },
@@ -242,7 +264,10 @@ impl ErrorCatalog {
                 problem(CatalogProblemKind::Duplicate);
                 continue;
             }
-            let action = body.action.map(|a| a.trim().to_string()).filter(|a| !a.is_empty());
+            let action = body
+                .action
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty());
             cat.by_code.insert(code.clone(), cat.entries.len());
             cat.entries.push(CatalogEntry {
                 code,
@@ -278,17 +303,30 @@ impl ErrorCatalog {
 
     /// The entry for a code given as text (`"GIT-SYNC-001"`); `None` when malformed or unknown.
     pub fn lookup(&self, code: &str) -> Option<&CatalogEntry> {
-        ErrorCode::parse(code.trim()).ok().and_then(|c| self.get(&c))
+        ErrorCode::parse(code.trim())
+            .ok()
+            .and_then(|c| self.get(&c))
     }
 
     /// Entries of a subsystem (`"GIT"`), in catalog order.
-    pub fn subsystem<'a>(&'a self, subsystem: &'a str) -> impl Iterator<Item = &'a CatalogEntry> + 'a {
-        self.entries.iter().filter(move |e| e.code.subsystem() == subsystem)
+    pub fn subsystem<'a>(
+        &'a self,
+        subsystem: &'a str,
+    ) -> impl Iterator<Item = &'a CatalogEntry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| e.code.subsystem() == subsystem)
     }
 
     /// Codes of `codes` that the catalog does not know (to report uncatalogued codes seen in logs).
-    pub fn unknown<'a>(&self, codes: impl IntoIterator<Item = &'a ErrorCode>) -> Vec<&'a ErrorCode> {
-        codes.into_iter().filter(|c| !self.by_code.contains_key(c)).collect()
+    pub fn unknown<'a>(
+        &self,
+        codes: impl IntoIterator<Item = &'a ErrorCode>,
+    ) -> Vec<&'a ErrorCode> {
+        codes
+            .into_iter()
+            .filter(|c| !self.by_code.contains_key(c))
+            .collect()
     }
 
     /// All entries, in catalog order.
@@ -309,8 +347,11 @@ impl ErrorCatalog {
 
 /// Whether a description is a placeholder: `TODO`, `TBD`, `FIXME` or `XXX` as a word.
 fn is_placeholder_text(s: &str) -> bool {
-    s.split(|c: char| !c.is_alphanumeric())
-        .any(|w| ["TODO", "TBD", "FIXME", "XXX"].iter().any(|p| w.eq_ignore_ascii_case(p)))
+    s.split(|c: char| !c.is_alphanumeric()).any(|w| {
+        ["TODO", "TBD", "FIXME", "XXX"]
+            .iter()
+            .any(|p| w.eq_ignore_ascii_case(p))
+    })
 }
 
 #[cfg(test)]
@@ -328,8 +369,14 @@ mod tests {
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         assert!(c.validate().is_ok());
         let e = c.lookup("GIT-SYNC-001").unwrap();
-        assert_eq!((e.description.as_str(), e.severity, e.action.as_deref()), ("Clone failed", Level::Error, Some("Check the token")));
-        assert_eq!(c.lookup("MONITOR-GENERAL-001").unwrap().severity, Level::Warning);
+        assert_eq!(
+            (e.description.as_str(), e.severity, e.action.as_deref()),
+            ("Clone failed", Level::Error, Some("Check the token"))
+        );
+        assert_eq!(
+            c.lookup("MONITOR-GENERAL-001").unwrap().severity,
+            Level::Warning
+        );
         assert_eq!(c.subsystem("GIT").count(), 1);
         assert!(c.lookup("nope").is_none());
     }
@@ -341,7 +388,11 @@ mod tests {
         for text in [list, wrapped] {
             let c = ErrorCatalog::from_json_str(text).unwrap();
             assert_eq!(c.len(), 1);
-            assert_eq!(c.lookup("GIT-SYNC-001").unwrap().severity, Level::Error, "severity defaults to error");
+            assert_eq!(
+                c.lookup("GIT-SYNC-001").unwrap().severity,
+                Level::Error,
+                "severity defaults to error"
+            );
         }
     }
 
@@ -351,7 +402,11 @@ mod tests {
         let arrays = "[[codes]]\ncode = \"GIT-SYNC-001\"\ndescription = \"Clone failed\"\nseverity = \"critical\"\n";
         for text in [tables, arrays] {
             let c = ErrorCatalog::from_toml_str(text).unwrap();
-            assert_eq!(c.lookup("GIT-SYNC-001").unwrap().severity, Level::Critical, "{text}");
+            assert_eq!(
+                c.lookup("GIT-SYNC-001").unwrap().severity,
+                Level::Critical,
+                "{text}"
+            );
         }
     }
 
@@ -371,7 +426,10 @@ mod tests {
         assert_eq!(kinds[1], &CatalogProblemKind::Duplicate);
         assert_eq!(kinds[2], &CatalogProblemKind::TodoDescription);
         assert_eq!(kinds[3], &CatalogProblemKind::EmptyDescription);
-        assert!(matches!(kinds[4], CatalogProblemKind::UnknownSeverity { .. }));
+        assert!(matches!(
+            kinds[4],
+            CatalogProblemKind::UnknownSeverity { .. }
+        ));
         assert_eq!(c.lookup("GIT-SYNC-001").unwrap().description, "first");
         assert_eq!(c.len(), 4);
         match c.validate() {
@@ -386,18 +444,33 @@ mod tests {
 
     #[test]
     fn duplicate_json_map_keys_are_reported() {
-        let c = ErrorCatalog::from_json_str(r#"{"GIT-SYNC-001": {"description": "a"}, "GIT-SYNC-001": {"description": "b"}}"#).unwrap();
+        let c = ErrorCatalog::from_json_str(
+            r#"{"GIT-SYNC-001": {"description": "a"}, "GIT-SYNC-001": {"description": "b"}}"#,
+        )
+        .unwrap();
         assert_eq!(c.problems()[0].kind, CatalogProblemKind::Duplicate);
         assert_eq!(c.lookup("GIT-SYNC-001").unwrap().description, "a");
     }
 
     #[test]
     fn syntax_errors_are_parse_errors_and_unreadable_files_name_the_path() {
-        assert!(matches!(ErrorCatalog::from_json_str("{"), Err(Error::Parse { .. })));
-        assert!(matches!(ErrorCatalog::from_toml_str("[codes"), Err(Error::Parse { .. })));
-        assert!(matches!(ErrorCatalog::from_json_str("42"), Err(Error::Parse { .. })));
+        assert!(matches!(
+            ErrorCatalog::from_json_str("{"),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            ErrorCatalog::from_toml_str("[codes"),
+            Err(Error::Parse { .. })
+        ));
+        assert!(matches!(
+            ErrorCatalog::from_json_str("42"),
+            Err(Error::Parse { .. })
+        ));
         let err = ErrorCatalog::load(Path::new("/nonexistent/catalog.toml")).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/catalog.toml"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/catalog.toml"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -405,7 +478,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("selfmon-catalog-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let toml_path = dir.join("codes.toml");
-        std::fs::write(&toml_path, "[codes.\"GIT-SYNC-001\"]\ndescription = \"Clone failed\"\n").unwrap();
+        std::fs::write(
+            &toml_path,
+            "[codes.\"GIT-SYNC-001\"]\ndescription = \"Clone failed\"\n",
+        )
+        .unwrap();
         let json_path = dir.join("codes.json");
         std::fs::write(&json_path, JSON_MAP).unwrap();
         assert_eq!(ErrorCatalog::load(&toml_path).unwrap().len(), 1);
@@ -416,7 +493,10 @@ mod tests {
     #[test]
     fn unknown_codes_are_listed() {
         let c = ErrorCatalog::from_json_str(JSON_MAP).unwrap();
-        let seen = [ErrorCode::parse("GIT-SYNC-001").unwrap(), ErrorCode::parse("GIT-SYNC-009").unwrap()];
+        let seen = [
+            ErrorCode::parse("GIT-SYNC-001").unwrap(),
+            ErrorCode::parse("GIT-SYNC-009").unwrap(),
+        ];
         assert_eq!(c.unknown(&seen), vec![&seen[1]]);
     }
 }

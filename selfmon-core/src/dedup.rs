@@ -82,7 +82,10 @@ impl KnownIssues {
             .push(idx);
         for t in &issue.templates {
             if is_specific_template(t) {
-                let list = self.by_template_fingerprint.entry(sha256_hex(t.as_bytes())).or_default();
+                let list = self
+                    .by_template_fingerprint
+                    .entry(sha256_hex(t.as_bytes()))
+                    .or_default();
                 if !list.contains(&idx) {
                     list.push(idx);
                 }
@@ -96,7 +99,8 @@ impl KnownIssues {
     /// signature id) are fingerprinted and compared with their templates. Call before deciding.
     pub fn note_signatures<'a>(&mut self, signatures: impl IntoIterator<Item = &'a Signature>) {
         for s in signatures {
-            self.signature_templates.insert(s.id.clone(), s.template.clone());
+            self.signature_templates
+                .insert(s.id.clone(), s.template.clone());
         }
     }
 
@@ -160,7 +164,9 @@ impl KnownIssues {
 
     /// The issue that already covers a digest signature id.
     pub fn with_signature(&self, signature_id: &str) -> Option<&KnownIssue> {
-        self.by_signature.get(signature_id).map(|&i| &self.issues[i])
+        self.by_signature
+            .get(signature_id)
+            .map(|&i| &self.issues[i])
     }
 
     /// Issues whose normalised title (prefix removed, case and whitespace folded) equals `title`'s.
@@ -326,7 +332,12 @@ pub enum Attribute {
 
 impl Attribute {
     /// All attributes, in the order they are reported.
-    pub const ALL: [Attribute; 4] = [Attribute::Title, Attribute::Template, Attribute::ErrorType, Attribute::SourceFiles];
+    pub const ALL: [Attribute; 4] = [
+        Attribute::Title,
+        Attribute::Template,
+        Attribute::ErrorType,
+        Attribute::SourceFiles,
+    ];
 
     /// The name used in explanations (`"title"`).
     pub fn as_str(self) -> &'static str {
@@ -396,10 +407,16 @@ impl Features {
         tpl.sort_unstable();
         tpl.dedup();
         let et = error_type.map(token_set).unwrap_or_default();
-        let mut fs: Vec<String> = files.iter().map(|f| normalise_file(f)).filter(|f| !f.is_empty()).collect();
+        let mut fs: Vec<String> = files
+            .iter()
+            .map(|f| normalise_file(f))
+            .filter(|f| !f.is_empty())
+            .collect();
         fs.sort_unstable();
         fs.dedup();
-        Features { sets: [token_set(&normalise_title(title)), tpl, et, fs] }
+        Features {
+            sets: [token_set(&normalise_title(title)), tpl, et, fs],
+        }
     }
 }
 
@@ -424,7 +441,12 @@ fn class_index(c: Classification) -> u8 {
 
 impl SimilarityIndex {
     fn insert(&mut self, idx: u32, issue: &KnownIssue) {
-        let f = Features::new(&issue.title, &issue.templates, issue.error_type.as_deref(), &issue.source_files);
+        let f = Features::new(
+            &issue.title,
+            &issue.templates,
+            issue.error_type.as_deref(),
+            &issue.source_files,
+        );
         let class = class_index(issue.classification);
         let mut ids: [Vec<u32>; 4] = Default::default();
         for (a, set) in f.sets.iter().enumerate() {
@@ -432,7 +454,10 @@ impl SimilarityIndex {
                 let next = self.vocabulary.len() as u32;
                 let id = *self.vocabulary.entry(tok.as_str().into()).or_insert(next);
                 ids[a].push(id);
-                self.postings.entry((class, a as u8, id)).or_default().push(idx);
+                self.postings
+                    .entry((class, a as u8, id))
+                    .or_default()
+                    .push(idx);
             }
             ids[a].sort_unstable();
             ids[a].dedup();
@@ -467,12 +492,20 @@ impl SimilarityIndex {
     }
 
     fn df(&self, class: u8, attr: usize, id: u32) -> usize {
-        self.postings.get(&(class, attr as u8, id)).map_or(0, Vec::len)
+        self.postings
+            .get(&(class, attr as u8, id))
+            .map_or(0, Vec::len)
     }
 
     /// Issues of `class` that can reach `threshold` on at least one of `attrs`: by prefix filtering,
     /// such an issue shares one of the `|A| - ceil(t·|A|) + 1` rarest tokens of the attribute.
-    fn candidates(&self, class: u8, query: &[Vec<u32>; 4], attrs: &[Attribute], threshold: f64) -> Vec<u32> {
+    fn candidates(
+        &self,
+        class: u8,
+        query: &[Vec<u32>; 4],
+        attrs: &[Attribute],
+        threshold: f64,
+    ) -> Vec<u32> {
         if threshold <= 0.0 {
             return self.by_class[class as usize].clone();
         }
@@ -485,7 +518,8 @@ impl SimilarityIndex {
             }
             let min_overlap = ((threshold * set.len() as f64) - 1e-9).ceil().max(1.0) as usize;
             let prefix_len = set.len().saturating_sub(min_overlap) + 1;
-            let mut by_rarity: Vec<(usize, u32)> = set.iter().map(|&id| (self.df(class, a, id), id)).collect();
+            let mut by_rarity: Vec<(usize, u32)> =
+                set.iter().map(|&id| (self.df(class, a, id), id)).collect();
             by_rarity.sort_unstable();
             for &(_, id) in by_rarity.iter().take(prefix_len) {
                 if let Some(p) = self.postings.get(&(class, a as u8, id)) {
@@ -542,7 +576,11 @@ impl ThreeTierDeduplicator {
     }
 
     /// Decides for one finding and explains the decision.
-    pub fn decide_explained(&self, finding: &Finding, known: &KnownIssues) -> (DedupDecision, DedupExplanation) {
+    pub fn decide_explained(
+        &self,
+        finding: &Finding,
+        known: &KnownIssues,
+    ) -> (DedupDecision, DedupExplanation) {
         let class = finding.classification;
         // Tier 1: error codes.
         let by_code = finding
@@ -558,7 +596,11 @@ impl ThreeTierDeduplicator {
                 .filter(|c| k.error_codes.contains(c))
                 .map(ErrorCode::as_str)
                 .collect();
-            let reason = format!("error code {} shared with #{} ({class})", shared.join(", "), k.issue.number);
+            let reason = format!(
+                "error code {} shared with #{} ({class})",
+                shared.join(", "),
+                k.issue.number
+            );
             return exact(k, DedupTier::ErrorCode, reason);
         }
         // Tier 2: fingerprint, or a cited signature the issue covers.
@@ -573,7 +615,11 @@ impl ThreeTierDeduplicator {
             .filter(|&i| known.issues[i].classification == class);
         if let Some(i) = known.preferred(by_fp) {
             let k = &known.issues[i];
-            let reason = format!("fingerprint {} equals #{}'s ({class})", &fp[..16], k.issue.number);
+            let reason = format!(
+                "fingerprint {} equals #{}'s ({class})",
+                &fp[..16],
+                k.issue.number
+            );
             return exact(k, DedupTier::Fingerprint, reason);
         }
         let by_sig = finding
@@ -583,24 +629,41 @@ impl ThreeTierDeduplicator {
             .filter(|&i| known.issues[i].classification == class);
         if let Some(i) = known.preferred(by_sig) {
             let k = &known.issues[i];
-            let reason = format!("cites a signature #{} already covers ({class})", k.issue.number);
+            let reason = format!(
+                "cites a signature #{} already covers ({class})",
+                k.issue.number
+            );
             return exact(k, DedupTier::Fingerprint, reason);
         }
         // Tier 3: similarity.
         self.similar(finding, &templates, known)
     }
 
-    fn similar(&self, finding: &Finding, templates: &[String], known: &KnownIssues) -> (DedupDecision, DedupExplanation) {
+    fn similar(
+        &self,
+        finding: &Finding,
+        templates: &[String],
+        known: &KnownIssues,
+    ) -> (DedupDecision, DedupExplanation) {
         let t = self.config.related_threshold;
         let need = self.config.min_related_attributes.saturating_sub(1) as usize;
         let class = class_index(finding.classification);
-        let features = Features::new(&finding.title, templates, finding.error_type.as_deref(), &finding.source_files);
+        let features = Features::new(
+            &finding.title,
+            templates,
+            finding.error_type.as_deref(),
+            &finding.source_files,
+        );
         let index = &known.similarity;
         let query = index.query_ids(&features);
         // With two or more attributes needed, every qualifying pair includes title, template or
         // files, so their postings find every candidate; with one, error types are searched too.
         let generators: &[Attribute] = if need >= 2 {
-            &[Attribute::Title, Attribute::Template, Attribute::SourceFiles]
+            &[
+                Attribute::Title,
+                Attribute::Template,
+                Attribute::SourceFiles,
+            ]
         } else {
             &Attribute::ALL
         };
@@ -612,7 +675,9 @@ impl ThreeTierDeduplicator {
         let mut best: Option<(u32, usize, f64, Vec<AttributeScore>)> = None;
         for &c in &candidates {
             let i = c as usize;
-            let Some(sets) = index.issues.get(i) else { continue };
+            let Some(sets) = index.issues.get(i) else {
+                continue;
+            };
             let mut scores = Vec::with_capacity(4);
             let mut agreeing = 0usize;
             let mut sum = 0.0;
@@ -627,20 +692,38 @@ impl ThreeTierDeduplicator {
                     agreeing += 1;
                     sum += score;
                 }
-                scores.push(AttributeScore { attribute: attr, score, agreed });
+                scores.push(AttributeScore {
+                    attribute: attr,
+                    score,
+                    agreed,
+                });
             }
             if agreeing < need {
                 continue;
             }
-            let mean = if agreeing == 0 { 1.0 } else { sum / agreeing as f64 };
+            let mean = if agreeing == 0 {
+                1.0
+            } else {
+                sum / agreeing as f64
+            };
             let k = &known.issues[i];
             // More agreeing attributes, then higher mean, then open over closed, then lowest number.
             let better = match &best {
                 None => true,
                 Some((b, ba, bm, _)) => {
                     let bk = &known.issues[*b as usize];
-                    let new_key = (agreeing, mean, k.issue.state == IssueState::Open, std::cmp::Reverse(k.issue.number));
-                    let old_key = (*ba, *bm, bk.issue.state == IssueState::Open, std::cmp::Reverse(bk.issue.number));
+                    let new_key = (
+                        agreeing,
+                        mean,
+                        k.issue.state == IssueState::Open,
+                        std::cmp::Reverse(k.issue.number),
+                    );
+                    let old_key = (
+                        *ba,
+                        *bm,
+                        bk.issue.state == IssueState::Open,
+                        std::cmp::Reverse(bk.issue.number),
+                    );
                     new_key > old_key
                 }
             };
@@ -656,7 +739,10 @@ impl ThreeTierDeduplicator {
                 attributes: Vec::new(),
                 agreeing: 0,
                 candidates: candidates.len(),
-                reason: format!("no known issue of class {} matches by code, fingerprint or similarity", finding.classification),
+                reason: format!(
+                    "no known issue of class {} matches by code, fingerprint or similarity",
+                    finding.classification
+                ),
             };
             return (DedupDecision::New, explanation);
         };
@@ -665,7 +751,12 @@ impl ThreeTierDeduplicator {
         for a in attributes.iter().filter(|a| a.agreed) {
             let _ = write!(reason, " {} {:.2},", a.attribute.as_str(), a.score);
         }
-        let _ = write!(reason, " classification ({} of {} attributes needed)", agreeing + 1, self.config.min_related_attributes);
+        let _ = write!(
+            reason,
+            " classification ({} of {} attributes needed)",
+            agreeing + 1,
+            self.config.min_related_attributes
+        );
         let explanation = DedupExplanation {
             tier: Some(DedupTier::Similarity),
             issue: Some(k.issue.number),
@@ -676,9 +767,17 @@ impl ThreeTierDeduplicator {
             reason: reason.clone(),
         };
         let decision = if k.issue.state == IssueState::Closed {
-            DedupDecision::Regression { issue: k.issue.number, tier: DedupTier::Similarity, reason }
+            DedupDecision::Regression {
+                issue: k.issue.number,
+                tier: DedupTier::Similarity,
+                reason,
+            }
         } else {
-            DedupDecision::Related { issue: k.issue.number, score: mean, reason }
+            DedupDecision::Related {
+                issue: k.issue.number,
+                score: mean,
+                reason,
+            }
         };
         (decision, explanation)
     }
@@ -695,9 +794,18 @@ fn exact(k: &KnownIssue, tier: DedupTier, reason: String) -> (DedupDecision, Ded
         reason: reason.clone(),
     };
     let decision = if k.issue.state == IssueState::Closed {
-        DedupDecision::Regression { issue: k.issue.number, tier, reason: format!("{reason}; the issue is closed") }
+        DedupDecision::Regression {
+            issue: k.issue.number,
+            tier,
+            reason: format!("{reason}; the issue is closed"),
+        }
     } else {
-        DedupDecision::Duplicate { issue: k.issue.number, tier, score: 1.0, reason }
+        DedupDecision::Duplicate {
+            issue: k.issue.number,
+            tier,
+            score: 1.0,
+            reason,
+        }
     };
     (decision, explanation)
 }
@@ -716,7 +824,11 @@ mod tests {
 
     fn known(number: u64, title: &str, class: Classification, state: IssueState) -> KnownIssue {
         KnownIssue {
-            issue: IssueRef { number, url: format!("u/{number}"), state },
+            issue: IssueRef {
+                number,
+                url: format!("u/{number}"),
+                state,
+            },
             title: title.into(),
             classification: class,
             error_codes: vec![],
@@ -730,19 +842,35 @@ mod tests {
 
     #[tokio::test]
     async fn exact_title_dedup_ignores_prefix_case_and_classification_mismatch() {
-        let k = KnownIssues::new([known(1, "[BUG] Sync  crashes", Classification::ServerBug, IssueState::Open)]);
+        let k = KnownIssues::new([known(
+            1,
+            "[BUG] Sync  crashes",
+            Classification::ServerBug,
+            IssueState::Open,
+        )]);
         let d = ExactTitleDeduplicator;
         let f = Finding::new(Classification::ServerBug, "sync crashes", "s");
-        assert!(matches!(d.decide(&f, &k).await.unwrap(), DedupDecision::Duplicate { issue: 1, .. }));
+        assert!(matches!(
+            d.decide(&f, &k).await.unwrap(),
+            DedupDecision::Duplicate { issue: 1, .. }
+        ));
         let f = Finding::new(Classification::ClientMisuse, "sync crashes", "s");
         assert_eq!(d.decide(&f, &k).await.unwrap(), DedupDecision::New);
     }
 
     #[tokio::test]
     async fn a_closed_match_is_a_regression() {
-        let k = KnownIssues::new([known(2, "[BUG] x", Classification::ServerBug, IssueState::Closed)]);
+        let k = KnownIssues::new([known(
+            2,
+            "[BUG] x",
+            Classification::ServerBug,
+            IssueState::Closed,
+        )]);
         let f = Finding::new(Classification::ServerBug, "x", "s");
-        assert!(matches!(ExactTitleDeduplicator.decide(&f, &k).await.unwrap(), DedupDecision::Regression { issue: 2, .. }));
+        assert!(matches!(
+            ExactTitleDeduplicator.decide(&f, &k).await.unwrap(),
+            DedupDecision::Regression { issue: 2, .. }
+        ));
     }
 
     #[test]
@@ -786,13 +914,31 @@ mod tests {
 
     #[test]
     fn tier1_shared_error_code_of_the_same_classification_is_a_duplicate() {
-        let mut i = known(5, "[BUG] anything", Classification::ServerBug, IssueState::Open);
+        let mut i = known(
+            5,
+            "[BUG] anything",
+            Classification::ServerBug,
+            IssueState::Open,
+        );
         i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
         let k = KnownIssues::new([i]);
         let mut f = Finding::new(Classification::ServerBug, "Clone keeps failing", "s");
-        f.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap(), ErrorCode::parse("GIT-SYNC-002").unwrap()];
+        f.error_codes = vec![
+            ErrorCode::parse("GIT-SYNC-001").unwrap(),
+            ErrorCode::parse("GIT-SYNC-002").unwrap(),
+        ];
         let (d, why) = dedup().decide_explained(&f, &k);
-        assert!(matches!(d, DedupDecision::Duplicate { issue: 5, tier: DedupTier::ErrorCode, .. }), "{d:?}");
+        assert!(
+            matches!(
+                d,
+                DedupDecision::Duplicate {
+                    issue: 5,
+                    tier: DedupTier::ErrorCode,
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
         assert!(why.reason.contains("GIT-SYNC-001"), "{}", why.reason);
         f.classification = Classification::ClientMisuse;
         assert_eq!(decide(&f, &k), DedupDecision::New);
@@ -806,16 +952,40 @@ mod tests {
         let mut k = KnownIssues::default();
         k.note_signatures([&sig("s1", "sync of <PATH> failed", &[])]);
         let fp = finding_fingerprint(&f, &["sync of <PATH> failed".to_string()]);
-        let mut i = known(7, "[BUG] something else entirely", Classification::ServerBug, IssueState::Open);
+        let mut i = known(
+            7,
+            "[BUG] something else entirely",
+            Classification::ServerBug,
+            IssueState::Open,
+        );
         i.fingerprint = fp;
         i.signature_ids = vec![];
         k.insert(i);
-        assert!(matches!(decide(&f, &k), DedupDecision::Duplicate { issue: 7, tier: DedupTier::Fingerprint, .. }));
+        assert!(matches!(
+            decide(&f, &k),
+            DedupDecision::Duplicate {
+                issue: 7,
+                tier: DedupTier::Fingerprint,
+                ..
+            }
+        ));
         // Covered signature id.
-        let k2 = KnownIssues::new([known(8, "[BUG] other", Classification::ServerBug, IssueState::Open)]);
+        let k2 = KnownIssues::new([known(
+            8,
+            "[BUG] other",
+            Classification::ServerBug,
+            IssueState::Open,
+        )]);
         let mut g = Finding::new(Classification::ServerBug, "Different title", "s");
         g.signature_ids = vec!["sig8".into()];
-        assert!(matches!(decide(&g, &k2), DedupDecision::Duplicate { issue: 8, tier: DedupTier::Fingerprint, .. }));
+        assert!(matches!(
+            decide(&g, &k2),
+            DedupDecision::Duplicate {
+                issue: 8,
+                tier: DedupTier::Fingerprint,
+                ..
+            }
+        ));
     }
 
     fn rich(number: u64, title: &str, template: &str, state: IssueState) -> KnownIssue {
@@ -830,43 +1000,103 @@ mod tests {
     #[test]
     fn tier3_similar_findings_are_related_and_explained() {
         let k = KnownIssues::new([
-            rich(1, "[BUG] Database is locked during repository sync", "sqlite3.OperationalError: database is locked", IssueState::Open),
-            rich(2, "[BUG] Token refresh fails for expired sessions", "token refresh failed for <*>", IssueState::Open),
+            rich(
+                1,
+                "[BUG] Database is locked during repository sync",
+                "sqlite3.OperationalError: database is locked",
+                IssueState::Open,
+            ),
+            rich(
+                2,
+                "[BUG] Token refresh fails for expired sessions",
+                "token refresh failed for <*>",
+                IssueState::Open,
+            ),
         ]);
-        let mut f = Finding::new(Classification::ServerBug, "database is locked during repository sync", "s");
+        let mut f = Finding::new(
+            Classification::ServerBug,
+            "database is locked during repository sync",
+            "s",
+        );
         f.error_type = Some("sqlite3.OperationalError".into());
         f.source_files = vec!["./src/db/pool.py".into()];
         let (d, why) = dedup().decide_explained(&f, &k);
-        assert!(matches!(d, DedupDecision::Related { issue: 1, .. }), "{d:?} {why:?}");
+        assert!(
+            matches!(d, DedupDecision::Related { issue: 1, .. }),
+            "{d:?} {why:?}"
+        );
         assert!(why.agreeing >= 3);
-        assert!(why.reason.contains("title") && why.reason.contains("error_type"), "{}", why.reason);
+        assert!(
+            why.reason.contains("title") && why.reason.contains("error_type"),
+            "{}",
+            why.reason
+        );
         // Only the title agreeing (plus the classification) is not enough.
-        let g = Finding::new(Classification::ServerBug, "database is locked during repository sync", "s");
+        let g = Finding::new(
+            Classification::ServerBug,
+            "database is locked during repository sync",
+            "s",
+        );
         assert_eq!(decide(&g, &k), DedupDecision::New);
     }
 
     #[test]
     fn tier3_does_not_link_different_messages_with_similar_characters() {
-        let k = KnownIssues::new([rich(1, "[BUG] Failed to push repository", "failed to push <*>", IssueState::Open)]);
-        let mut f = Finding::new(Classification::ServerBug, "Failed to pull repository mirror", "s");
+        let k = KnownIssues::new([rich(
+            1,
+            "[BUG] Failed to push repository",
+            "failed to push <*>",
+            IssueState::Open,
+        )]);
+        let mut f = Finding::new(
+            Classification::ServerBug,
+            "Failed to pull repository mirror",
+            "s",
+        );
         f.error_type = Some("sqlite3.OperationalError".into());
         f.source_files = vec!["src/db/pool.py".into()];
         let (_, why) = dedup().decide_explained(&f, &k);
-        let title = why.attributes.iter().find(|a| a.attribute == Attribute::Title);
+        let title = why
+            .attributes
+            .iter()
+            .find(|a| a.attribute == Attribute::Title);
         assert!(title.is_none_or(|t| !t.agreed), "{why:?}");
     }
 
     #[test]
     fn matches_against_closed_issues_are_regressions() {
-        let mut closed = rich(3, "[BUG] Database is locked during repository sync", "x y z", IssueState::Closed);
+        let mut closed = rich(
+            3,
+            "[BUG] Database is locked during repository sync",
+            "x y z",
+            IssueState::Closed,
+        );
         closed.error_codes = vec![ErrorCode::parse("DB-LOCK-001").unwrap()];
         let k = KnownIssues::new([closed]);
-        let mut f = Finding::new(Classification::ServerBug, "database is locked during repository sync", "s");
+        let mut f = Finding::new(
+            Classification::ServerBug,
+            "database is locked during repository sync",
+            "s",
+        );
         f.error_type = Some("sqlite3.OperationalError".into());
         f.source_files = vec!["src/db/pool.py".into()];
-        assert!(matches!(decide(&f, &k), DedupDecision::Regression { issue: 3, tier: DedupTier::Similarity, .. }));
+        assert!(matches!(
+            decide(&f, &k),
+            DedupDecision::Regression {
+                issue: 3,
+                tier: DedupTier::Similarity,
+                ..
+            }
+        ));
         f.error_codes = vec![ErrorCode::parse("DB-LOCK-001").unwrap()];
-        assert!(matches!(decide(&f, &k), DedupDecision::Regression { issue: 3, tier: DedupTier::ErrorCode, .. }));
+        assert!(matches!(
+            decide(&f, &k),
+            DedupDecision::Regression {
+                issue: 3,
+                tier: DedupTier::ErrorCode,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -878,50 +1108,106 @@ mod tests {
         let k = KnownIssues::new([a, b]);
         let mut f = Finding::new(Classification::ServerBug, "x", "s");
         f.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
-        assert!(matches!(decide(&f, &k), DedupDecision::Duplicate { issue: 2, .. }));
+        assert!(matches!(
+            decide(&f, &k),
+            DedupDecision::Duplicate { issue: 2, .. }
+        ));
     }
 
     #[test]
     fn signatures_match_known_issues_by_code_signature_id_and_template() {
         let mut i = known(4, "[BUG] t", Classification::ServerBug, IssueState::Open);
         i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
-        i.templates = vec!["clone of <PATH> failed after <NUM> attempts".into(), "<*> <*>".into()];
+        i.templates = vec![
+            "clone of <PATH> failed after <NUM> attempts".into(),
+            "<*> <*>".into(),
+        ];
         let k = KnownIssues::new([i]);
         let by_code = sig("x", "whatever", &["GIT-SYNC-001"]);
-        assert_eq!(k.match_signature(&by_code).map(|(k, t)| (k.issue.number, t)), Some((4, DedupTier::ErrorCode)));
+        assert_eq!(
+            k.match_signature(&by_code)
+                .map(|(k, t)| (k.issue.number, t)),
+            Some((4, DedupTier::ErrorCode))
+        );
         let by_id = sig("sig4", "whatever", &[]);
-        assert_eq!(k.match_signature(&by_id).map(|(_, t)| t), Some(DedupTier::Fingerprint));
+        assert_eq!(
+            k.match_signature(&by_id).map(|(_, t)| t),
+            Some(DedupTier::Fingerprint)
+        );
         let by_template = sig("y", "clone of <PATH> failed after <NUM> attempts", &[]);
-        assert_eq!(k.match_signature(&by_template).map(|(_, t)| t), Some(DedupTier::Fingerprint));
-        assert!(k.match_signature(&sig("z", "<*> <*>", &[])).is_none(), "generic templates never match");
-        assert!(k.match_signature(&sig(OVERFLOW_SIGNATURE_ID, "clone of <PATH> failed after <NUM> attempts", &[])).is_none());
+        assert_eq!(
+            k.match_signature(&by_template).map(|(_, t)| t),
+            Some(DedupTier::Fingerprint)
+        );
+        assert!(
+            k.match_signature(&sig("z", "<*> <*>", &[])).is_none(),
+            "generic templates never match"
+        );
+        assert!(k
+            .match_signature(&sig(
+                OVERFLOW_SIGNATURE_ID,
+                "clone of <PATH> failed after <NUM> attempts",
+                &[]
+            ))
+            .is_none());
     }
 
     #[test]
     fn the_index_scores_only_issues_sharing_rare_tokens() {
         fn word(mut n: u64) -> String {
-            (0..5).map(|_| { let c = char::from(b'a' + (n % 26) as u8); n /= 26; c }).collect()
+            (0..5)
+                .map(|_| {
+                    let c = char::from(b'a' + (n % 26) as u8);
+                    n /= 26;
+                    c
+                })
+                .collect()
         }
         let issues = (0..5_000u64).map(|n| {
-            let title = format!("[BUG] Worker {} fails with {} in module {}", word(n), word(n * 7 + 1), word(n * 13 + 2));
-            let mut i = rich(n + 1, &title, &format!("worker <*> failed: {}", word(n + 3)), IssueState::Open);
+            let title = format!(
+                "[BUG] Worker {} fails with {} in module {}",
+                word(n),
+                word(n * 7 + 1),
+                word(n * 13 + 2)
+            );
+            let mut i = rich(
+                n + 1,
+                &title,
+                &format!("worker <*> failed: {}", word(n + 3)),
+                IssueState::Open,
+            );
             i.error_type = Some(format!("Err{}", n % 11));
             i.source_files = vec![format!("src/{}.py", word(n))];
             i
         });
         let k = KnownIssues::new(issues);
         let n = 4242;
-        let mut f = Finding::new(Classification::ServerBug, format!("worker {} fails with {} in module {}", word(n), word(n * 7 + 1), word(n * 13 + 2)), "s");
+        let mut f = Finding::new(
+            Classification::ServerBug,
+            format!(
+                "worker {} fails with {} in module {}",
+                word(n),
+                word(n * 7 + 1),
+                word(n * 13 + 2)
+            ),
+            "s",
+        );
         f.source_files = vec![format!("src/{}.py", word(n))];
         f.error_type = Some("sqlite3.OperationalError".into());
         let (d, why) = dedup().decide_explained(&f, &k);
-        assert!(matches!(d, DedupDecision::Related { issue: 4243, .. }), "{d:?} {why:?}");
+        assert!(
+            matches!(d, DedupDecision::Related { issue: 4243, .. }),
+            "{d:?} {why:?}"
+        );
         assert!(why.candidates < 50, "scored {} candidates", why.candidates);
     }
 
     #[test]
     fn token_sets_mask_and_casefold() {
-        assert_eq!(token_set("Clone of /a/b FAILED after 3 tries"), ["<num>", "<path>", "after", "clone", "failed", "of", "tries"]);
+        assert_eq!(
+            token_set("Clone of /a/b FAILED after 3 tries"),
+            ["<num>", "<path>", "after", "clone", "failed", "of", "tries"]
+        );
     }
 
     proptest::proptest! {
@@ -959,7 +1245,11 @@ mod tests {
         let mut i = known(3, "t", Classification::ServerBug, IssueState::Open);
         i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
         let mut k = KnownIssues::new([i]);
-        assert_eq!(k.with_code(&ErrorCode::parse("GIT-SYNC-001").unwrap()).count(), 1);
+        assert_eq!(
+            k.with_code(&ErrorCode::parse("GIT-SYNC-001").unwrap())
+                .count(),
+            1
+        );
         assert_eq!(k.with_fingerprint("fp3").count(), 1);
         assert_eq!(k.with_signature("sig3").unwrap().issue.number, 3);
         k.set_state(3, IssueState::Closed);

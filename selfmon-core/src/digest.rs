@@ -128,17 +128,20 @@ impl CompiledIgnore {
     }
 
     fn matches(&self, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> bool {
-        codes.iter().any(|c| self.codes.iter().any(|i| i == c.as_str()))
+        codes
+            .iter()
+            .any(|c| self.codes.iter().any(|i| i == c.as_str()))
             || source.is_some_and(|s| {
-                self.sources.iter().any(|rule| match rule.strip_suffix('*') {
-                    Some(prefix) => s.starts_with(prefix),
-                    None => s == rule,
-                })
+                self.sources
+                    .iter()
+                    .any(|rule| match rule.strip_suffix('*') {
+                        Some(prefix) => s.starts_with(prefix),
+                        None => s == rule,
+                    })
             })
             || self.templates.iter().any(|re| re.is_match(template))
     }
 }
-
 
 const NO_SOURCE: u32 = u32::MAX;
 
@@ -240,14 +243,31 @@ impl DigestBuilder {
     fn push_overflow(&mut self, record: &LogRecord) {
         let threshold = self.repeat_threshold;
         let (sig, cids) = self.overflow.get_or_insert_with(|| {
-            let sig = new_signature(record, OVERFLOW_TEMPLATE.to_string(), sha256_hex(OVERFLOW_TEMPLATE.as_bytes()), Vec::new());
-            (Signature { id: OVERFLOW_SIGNATURE_ID.to_string(), source: None, ..sig }, HashSet::new())
+            let sig = new_signature(
+                record,
+                OVERFLOW_TEMPLATE.to_string(),
+                sha256_hex(OVERFLOW_TEMPLATE.as_bytes()),
+                Vec::new(),
+            );
+            (
+                Signature {
+                    id: OVERFLOW_SIGNATURE_ID.to_string(),
+                    source: None,
+                    ..sig
+                },
+                HashSet::new(),
+            )
         });
         update_signature(sig, cids, record, threshold);
     }
 
     fn update(&mut self, i: usize, record: &LogRecord) {
-        update_signature(&mut self.digest.signatures[i], &mut self.correlation[i], record, self.repeat_threshold);
+        update_signature(
+            &mut self.digest.signatures[i],
+            &mut self.correlation[i],
+            record,
+            self.repeat_threshold,
+        );
     }
 
     /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)).
@@ -267,9 +287,25 @@ impl DigestBuilder {
     /// records stream in), merges signatures whose final keys coincide, then applies the ignore
     /// rules (by code, by source, by template regex), counting what they drop.
     pub fn finish_with_templater(self) -> (Digest, Templater) {
-        let DigestBuilder { templater, repeat_threshold, ignore, clusters, correlation, digest, overflow, .. } = self;
-        let Digest { signatures, records, .. } = digest;
-        let mut out = Digest { records, ..Digest::default() };
+        let DigestBuilder {
+            templater,
+            repeat_threshold,
+            ignore,
+            clusters,
+            correlation,
+            digest,
+            overflow,
+            ..
+        } = self;
+        let Digest {
+            signatures,
+            records,
+            ..
+        } = digest;
+        let mut out = Digest {
+            records,
+            ..Digest::default()
+        };
         let mut by_key: HashMap<String, usize> = HashMap::new();
         let mut cids: Vec<HashSet<String>> = Vec::new();
         for ((mut sig, cluster), set) in signatures.into_iter().zip(clusters).zip(correlation) {
@@ -279,10 +315,21 @@ impl DigestBuilder {
                     sig.template_fingerprint = fp.to_string();
                 }
             }
-            let key = signature_key(sig.level, sig.source.as_deref(), &sig.template, &sig.error_codes);
+            let key = signature_key(
+                sig.level,
+                sig.source.as_deref(),
+                &sig.template,
+                &sig.error_codes,
+            );
             match by_key.get(&key) {
                 Some(&i) => {
-                    merge_signature(&mut out.signatures[i], &mut cids[i], sig, set, repeat_threshold);
+                    merge_signature(
+                        &mut out.signatures[i],
+                        &mut cids[i],
+                        sig,
+                        set,
+                        repeat_threshold,
+                    );
                 }
                 None => {
                     sig.id = sha256_hex(key.as_bytes())[..16].to_string();
@@ -303,7 +350,10 @@ impl DigestBuilder {
         }
         out.signatures = kept;
         if let Some((sig, _)) = overflow {
-            tracing::debug!(records = sig.count, "digest signature cap reached; records counted in the overflow signature");
+            tracing::debug!(
+                records = sig.count,
+                "digest signature cap reached; records counted in the overflow signature"
+            );
             out.signatures.push(sig);
         }
         (out, templater)
@@ -312,7 +362,12 @@ impl DigestBuilder {
 
 /// The grouping key of a signature: level class, source, template and codes, separated by U+001F.
 /// Its SHA-256 (first 16 hex digits) is the signature id.
-fn signature_key(level: Level, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> String {
+fn signature_key(
+    level: Level,
+    source: Option<&str>,
+    template: &str,
+    codes: &[ErrorCode],
+) -> String {
     let mut key = String::with_capacity(template.len() + 64);
     key.push_str(level.class());
     key.push('\u{1f}');
@@ -326,7 +381,12 @@ fn signature_key(level: Level, source: Option<&str>, template: &str, codes: &[Er
     key
 }
 
-fn new_signature(record: &LogRecord, template: String, template_fingerprint: String, codes: Vec<ErrorCode>) -> Signature {
+fn new_signature(
+    record: &LogRecord,
+    template: String,
+    template_fingerprint: String,
+    codes: Vec<ErrorCode>,
+) -> Signature {
     Signature {
         id: String::new(),
         level: record.level,
@@ -347,7 +407,12 @@ fn new_signature(record: &LogRecord, template: String, template_fingerprint: Str
     }
 }
 
-fn update_signature(sig: &mut Signature, cids: &mut HashSet<String>, record: &LogRecord, repeat_threshold: u64) {
+fn update_signature(
+    sig: &mut Signature,
+    cids: &mut HashSet<String>,
+    record: &LogRecord,
+    repeat_threshold: u64,
+) {
     sig.count += 1;
     sig.level = sig.level.max(record.level);
     if record.id < sig.first_id {
@@ -383,7 +448,13 @@ fn update_signature(sig: &mut Signature, cids: &mut HashSet<String>, record: &Lo
     }
 }
 
-fn merge_signature(into: &mut Signature, into_cids: &mut HashSet<String>, from: Signature, from_cids: HashSet<String>, repeat_threshold: u64) {
+fn merge_signature(
+    into: &mut Signature,
+    into_cids: &mut HashSet<String>,
+    from: Signature,
+    from_cids: HashSet<String>,
+    repeat_threshold: u64,
+) {
     into.count += from.count;
     into.level = into.level.max(from.level);
     if from.first_id < into.first_id {
@@ -559,7 +630,9 @@ mod tests {
 
     #[test]
     fn repeating_signatures_are_flagged() {
-        let recs: Vec<_> = (1..=5).map(|i| rec(i, Level::Warning, "queue full")).collect();
+        let recs: Vec<_> = (1..=5)
+            .map(|i| rec(i, Level::Warning, "queue full"))
+            .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
         assert!(d.signatures[0].repeated);
         assert_eq!(d.signatures[0].sample_ids.len(), MAX_SAMPLE_IDS);
@@ -587,7 +660,11 @@ mod tests {
         let recs: Vec<_> = (0..500)
             .map(|i| {
                 let words: Vec<String> = (0..(i % 60)).map(|k| format!("w{k}")).collect();
-                rec(i, Level::Error, &format!("distinct message {}", words.join(" ")))
+                rec(
+                    i,
+                    Level::Error,
+                    &format!("distinct message {}", words.join(" ")),
+                )
             })
             .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
@@ -603,7 +680,13 @@ mod tests {
         let recs: Vec<_> = users
             .iter()
             .enumerate()
-            .map(|(i, u)| rec(i as i64 + 1, Level::Warning, &format!("login failed for {u} from 10.0.0.{i}")))
+            .map(|(i, u)| {
+                rec(
+                    i as i64 + 1,
+                    Level::Warning,
+                    &format!("login failed for {u} from 10.0.0.{i}"),
+                )
+            })
             .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
         assert_eq!(d.signatures.len(), 1, "{:#?}", d.signatures);
@@ -627,7 +710,11 @@ mod tests {
         let config = SelfMonitoringConfig::default();
         let mut b = DigestBuilder::new(&config).unwrap();
         for (i, u) in ["alice", "bob", "carol", "dave", "erin"].iter().enumerate() {
-            b.push(&rec(i as i64, Level::Error, &format!("sync of repo {u} failed")));
+            b.push(&rec(
+                i as i64,
+                Level::Error,
+                &format!("sync of repo {u} failed"),
+            ));
         }
         let (first, templater) = b.finish_with_templater();
         let state = templater.to_state_json();
@@ -646,7 +733,11 @@ mod tests {
         for i in 0..10 {
             let words: Vec<String> = (0..i).map(|k| format!("w{k}")).collect();
             b.push(&rec(i, Level::Error, &format!("kind {}", words.join(" "))));
-            b.push(&rec(100 + i, Level::Error, &format!("kind {}", words.join(" "))));
+            b.push(&rec(
+                100 + i,
+                Level::Error,
+                &format!("kind {}", words.join(" ")),
+            ));
         }
         let d = b.finish();
         assert_eq!(d.signatures.len(), 4);
@@ -661,7 +752,11 @@ mod tests {
     fn template_ignore_rules_apply_to_final_templates_and_are_counted() {
         let mut c = SelfMonitoringConfig::default();
         c.ignore.templates.push("^heartbeat from <\\*>$".into());
-        let mut recs: Vec<_> = ["n-a", "n-b"].iter().enumerate().map(|(i, h)| rec(i as i64, Level::Info, &format!("heartbeat from {h}"))).collect();
+        let mut recs: Vec<_> = ["n-a", "n-b"]
+            .iter()
+            .enumerate()
+            .map(|(i, h)| rec(i as i64, Level::Info, &format!("heartbeat from {h}")))
+            .collect();
         recs.push(rec(9, Level::Error, "disk full"));
         let d = Digest::build(&recs, &c).unwrap();
         assert_eq!(d.signatures.len(), 1);

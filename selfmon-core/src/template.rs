@@ -85,10 +85,16 @@ impl TemplaterConfig {
     pub fn validate(&self) -> Result<()> {
         let t = self.similarity_threshold;
         if !(0.0..=1.0).contains(&t) || t.is_nan() {
-            return Err(Error::config("templater.similarity_threshold", format!("{t} is outside 0..=1")));
+            return Err(Error::config(
+                "templater.similarity_threshold",
+                format!("{t} is outside 0..=1"),
+            ));
         }
         if self.depth > 16 {
-            return Err(Error::config("templater.depth", format!("{} is more than 16", self.depth)));
+            return Err(Error::config(
+                "templater.depth",
+                format!("{} is more than 16", self.depth),
+            ));
         }
         for (name, v) in [
             ("templater.max_children", self.max_children),
@@ -236,7 +242,9 @@ impl Templater {
         let masked = self.mask(message);
         let tokens = self.tokens_of(&masked);
         match self.best_match(&tokens) {
-            Some(id) => self.cluster_template(id).unwrap_or_else(|| Template::from_text(tokens.join(" "))),
+            Some(id) => self
+                .cluster_template(id)
+                .unwrap_or_else(|| Template::from_text(tokens.join(" "))),
             None => Template::from_text(tokens.join(" ")),
         }
     }
@@ -246,7 +254,8 @@ impl Templater {
     /// cluster keep matching it.
     pub fn learn_and_template(&mut self, message: &str) -> Template {
         let id = self.learn(message);
-        self.cluster_template(id).unwrap_or_else(|| Template::from_text(self.mask(message)))
+        self.cluster_template(id)
+            .unwrap_or_else(|| Template::from_text(self.mask(message)))
     }
 
     /// Learns from `message` and returns the id of its cluster; the cheap form of
@@ -288,7 +297,9 @@ impl Templater {
     /// The current template text and fingerprint of a learned cluster (following merges), borrowed.
     pub fn cluster_text(&self, id: ClusterId) -> Option<(&str, &str)> {
         let id = self.resolve(id)?;
-        self.clusters.get(&id).map(|c| (c.text.as_str(), c.fingerprint.as_str()))
+        self.clusters
+            .get(&id)
+            .map(|c| (c.text.as_str(), c.fingerprint.as_str()))
     }
 
     /// Serialises the learned state (configuration and clusters, sorted by id) as JSON.
@@ -300,7 +311,11 @@ impl Templater {
             .map(|(id, c)| ClusterState {
                 id,
                 tokens: c.tokens.iter().map(|t| t.to_string()).collect(),
-                paths: c.paths.iter().map(|p| p.iter().map(|k| k.to_string()).collect()).collect(),
+                paths: c
+                    .paths
+                    .iter()
+                    .map(|p| p.iter().map(|k| k.to_string()).collect())
+                    .collect(),
                 size: c.size,
                 last_seen: c.last_seen,
             })
@@ -325,7 +340,10 @@ impl Templater {
             return Err(Error::parse(
                 "templater state",
                 json,
-                format!("version {} is not supported (expected {STATE_VERSION})", state.version),
+                format!(
+                    "version {} is not supported (expected {STATE_VERSION})",
+                    state.version
+                ),
             ));
         }
         let mut t = Templater::with_config(state.config);
@@ -348,7 +366,15 @@ impl Templater {
             let fingerprint = sha256_hex(text.as_bytes());
             t.clusters.insert(
                 c.id,
-                Cluster { tokens, paths, size: c.size, last_seen: c.last_seen, text, fingerprint, sibling_keys: Vec::new() },
+                Cluster {
+                    tokens,
+                    paths,
+                    size: c.size,
+                    last_seen: c.last_seen,
+                    text,
+                    fingerprint,
+                    sibling_keys: Vec::new(),
+                },
             );
         }
         t.rebuild_indexes();
@@ -378,13 +404,19 @@ impl Templater {
     /// is one (unless `prefer_wildcard`), else the `<*>` branch.
     fn find_leaf(&self, tokens: &[&str], prefer_wildcard: bool) -> Option<usize> {
         let mut buf = [0u8; 20];
-        let mut node = *self.nodes[0].children.get(len_key_in(tokens.len(), &mut buf))? as usize;
+        let mut node = *self.nodes[0]
+            .children
+            .get(len_key_in(tokens.len(), &mut buf))? as usize;
         for tok in tokens.iter().take(self.config.depth) {
             let key = route_key(tok);
             let n = &self.nodes[node];
             let own = n.children.get(key);
             let wild = n.children.get(WILDCARD);
-            node = *if prefer_wildcard { wild.or(own) } else { own.or(wild) }? as usize;
+            node = *if prefer_wildcard {
+                wild.or(own)
+            } else {
+                own.or(wild)
+            }? as usize;
         }
         Some(node)
     }
@@ -406,8 +438,12 @@ impl Templater {
         // Bounded work per message: only the most recently filed clusters of a crowded leaf are
         // compared (older ones age out through eviction).
         for &id in self.nodes[leaf].clusters.iter().rev().take(MAX_LEAF_SCAN) {
-            let Some(c) = self.clusters.get(&id) else { continue };
-            let Some(sim) = similarity(&c.tokens, tokens) else { continue };
+            let Some(c) = self.clusters.get(&id) else {
+                continue;
+            };
+            let Some(sim) = similarity(&c.tokens, tokens) else {
+                continue;
+            };
             if sim >= self.config.similarity_threshold
                 && best.is_none_or(|(b, bid)| sim > b || (sim == b && id < bid))
             {
@@ -451,7 +487,15 @@ impl Templater {
         self.nodes[leaf].clusters.push(id);
         self.clusters.insert(
             id,
-            Cluster { tokens, paths: vec![path], size: 1, last_seen: clock, text, fingerprint, sibling_keys: Vec::new() },
+            Cluster {
+                tokens,
+                paths: vec![path],
+                size: 1,
+                last_seen: clock,
+                text,
+                fingerprint,
+                sibling_keys: Vec::new(),
+            },
         );
         let id = self.index_siblings_and_merge(id);
         if self.clusters.len() > self.config.max_clusters {
@@ -470,7 +514,9 @@ impl Templater {
             let key = route_key(tok);
             let chosen: &str = match node.map(|n| &self.nodes[n]) {
                 Some(n) if n.children.contains_key(key) => key,
-                Some(n) if key != WILDCARD && n.children.len() + 1 >= self.config.max_children => WILDCARD,
+                Some(n) if key != WILDCARD && n.children.len() + 1 >= self.config.max_children => {
+                    WILDCARD
+                }
                 _ => key,
             };
             node = node.and_then(|n| self.nodes[n].children.get(chosen).map(|&c| c as usize));
@@ -537,17 +583,26 @@ impl Templater {
     /// Merges into `id` every other cluster of its leaves that its (just generalised) template now
     /// covers, so stragglers created before the generalisation do not keep a group split.
     fn absorb_covered(&mut self, id: ClusterId) -> ClusterId {
-        let Some(c) = self.clusters.get(&id) else { return id };
+        let Some(c) = self.clusters.get(&id) else {
+            return id;
+        };
         let mut covered: Vec<ClusterId> = Vec::new();
         for path in &c.paths {
-            let Some(leaf) = self.leaf_of(path) else { continue };
+            let Some(leaf) = self.leaf_of(path) else {
+                continue;
+            };
             for &other in &self.nodes[leaf].clusters {
                 if other == id || covered.contains(&other) {
                     continue;
                 }
-                let Some(o) = self.clusters.get(&other) else { continue };
+                let Some(o) = self.clusters.get(&other) else {
+                    continue;
+                };
                 if o.tokens.len() == c.tokens.len()
-                    && c.tokens.iter().zip(&o.tokens).all(|(a, b)| &**a == WILDCARD || a == b)
+                    && c.tokens
+                        .iter()
+                        .zip(&o.tokens)
+                        .all(|(a, b)| &**a == WILDCARD || a == b)
                 {
                     covered.push(other);
                 }
@@ -590,7 +645,12 @@ impl Templater {
 
     /// The members of a sibling group that really equal `anchor` outside `pos` (hashes can collide),
     /// when they show at least `min_variable_values` distinct words at `pos`.
-    fn verified_group(&self, anchor: ClusterId, pos: usize, members: &[ClusterId]) -> Option<Vec<ClusterId>> {
+    fn verified_group(
+        &self,
+        anchor: ClusterId,
+        pos: usize,
+        members: &[ClusterId],
+    ) -> Option<Vec<ClusterId>> {
         let a = self.clusters.get(&anchor)?;
         let mut same: Vec<ClusterId> = members
             .iter()
@@ -598,13 +658,21 @@ impl Templater {
             .filter(|m| {
                 self.clusters.get(m).is_some_and(|c| {
                     c.tokens.len() == a.tokens.len()
-                        && c.tokens.iter().zip(&a.tokens).enumerate().all(|(i, (x, y))| i == pos || x == y)
+                        && c.tokens
+                            .iter()
+                            .zip(&a.tokens)
+                            .enumerate()
+                            .all(|(i, (x, y))| i == pos || x == y)
                 })
             })
             .collect();
         same.sort_unstable();
         same.dedup();
-        let mut values: Vec<&str> = same.iter().filter_map(|m| self.clusters.get(m)).map(|c| &*c.tokens[pos]).collect();
+        let mut values: Vec<&str> = same
+            .iter()
+            .filter_map(|m| self.clusters.get(m))
+            .map(|c| &*c.tokens[pos])
+            .collect();
         values.sort_unstable();
         values.dedup();
         (values.len() >= self.config.min_variable_values).then_some(same)
@@ -659,7 +727,12 @@ impl Templater {
                 self.nodes[leaf].clusters.push(survivor);
             }
         }
-        tracing::trace!(survivor, merged = members.len(), position = pos, "templater merged sibling clusters");
+        tracing::trace!(
+            survivor,
+            merged = members.len(),
+            position = pos,
+            "templater merged sibling clusters"
+        );
         survivor
     }
 
@@ -703,7 +776,11 @@ impl Templater {
         for (_, id) in order.into_iter().take(batch) {
             self.clusters.remove(&id);
         }
-        tracing::debug!(evicted = batch, kept = self.clusters.len(), "templater evicted clusters");
+        tracing::debug!(
+            evicted = batch,
+            kept = self.clusters.len(),
+            "templater evicted clusters"
+        );
         self.rebuild_indexes();
     }
 
@@ -803,7 +880,9 @@ fn similarity(template: &[Box<str>], tokens: &[&str]) -> Option<f64> {
 /// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe): the kind of
 /// token whose difference usually means a different message.
 fn is_plain_word(tok: &str) -> bool {
-    let core = tok.trim_start_matches(LEAD_PUNCT).trim_end_matches(TAIL_PUNCT);
+    let core = tok
+        .trim_start_matches(LEAD_PUNCT)
+        .trim_end_matches(TAIL_PUNCT);
     !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
 }
 
@@ -818,7 +897,12 @@ pub fn mask(message: &str) -> String {
 /// neither placeholders nor `<*>`. Exact template matches against known issues use only such
 /// templates, so `<*> <*>` never swallows everything.
 pub fn is_specific_template(template: &str) -> bool {
-    template.split(' ').filter(|t| !t.is_empty() && !has_placeholder(t)).take(2).count() >= 2
+    template
+        .split(' ')
+        .filter(|t| !t.is_empty() && !has_placeholder(t))
+        .take(2)
+        .count()
+        >= 2
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -854,7 +938,9 @@ fn mask_into(message: &str, out: &mut String) {
     let mut prev_ends_colon = false;
     let mut glued = false;
     while pos < s.len() {
-        let Some(start) = next_non_space(s, pos) else { break };
+        let Some(start) = next_non_space(s, pos) else {
+            break;
+        };
         let end = next_space(s, start);
         let tok = &s[start..end];
         if out.len() > start_len && !(glued && start == pos) {
@@ -885,7 +971,10 @@ fn mask_into(message: &str, out: &mut String) {
 }
 
 fn next_non_space(s: &str, from: usize) -> Option<usize> {
-    s[from..].char_indices().find(|(_, c)| !c.is_whitespace()).map(|(i, _)| from + i)
+    s[from..]
+        .char_indices()
+        .find(|(_, c)| !c.is_whitespace())
+        .map(|(i, _)| from + i)
 }
 
 fn next_space(s: &str, from: usize) -> usize {
@@ -955,7 +1044,9 @@ fn is_placeholder(tok: &str) -> bool {
     b.len() >= 3
         && b[0] == b'<'
         && b[b.len() - 1] == b'>'
-        && b[1..b.len() - 1].iter().all(|c| c.is_ascii_uppercase() || *c == b'*' || *c == b'.')
+        && b[1..b.len() - 1]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || *c == b'*' || *c == b'.')
 }
 
 const LEAD_PUNCT: &[char] = &['(', '[', '{', '"', '\'', '`'];
@@ -989,7 +1080,10 @@ fn mask_token(token: &str, out: &mut String) {
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
     // Most tokens are words: nothing to classify.
-    if core.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')') {
+    if core
+        .bytes()
+        .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')')
+    {
         out.push_str(core);
         return;
     }
@@ -1031,7 +1125,9 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
 /// allocating).
 fn is_error_code(t: &str) -> bool {
     let mut parts = t.split('-');
-    let (Some(a), Some(b), Some(n), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(a), Some(b), Some(n), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     let word = |p: &str| (2..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_uppercase());
@@ -1047,7 +1143,8 @@ fn split_key_value(core: &str) -> Option<(&str, char, &str)> {
     let key = &core[..i];
     let b = key.as_bytes();
     let ident = (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
     if ident && i + 1 < core.len() {
         Some((key, ':', &core[i + 1..]))
     } else {
@@ -1089,7 +1186,10 @@ fn mask_segment(seg: &str, out: &mut String) {
         out.push_str(seg);
         return;
     }
-    if b.len() >= 7 && b.iter().all(u8::is_ascii_hexdigit) && b.iter().any(|c| c.is_ascii_alphabetic()) {
+    if b.len() >= 7
+        && b.iter().all(u8::is_ascii_hexdigit)
+        && b.iter().any(|c| c.is_ascii_alphabetic())
+    {
         out.push_str(if b.len() >= 32 { "<HASH>" } else { "<HEX>" });
         return;
     }
@@ -1148,7 +1248,10 @@ fn classify(t: &str) -> Option<&'static str> {
     if is_path(t) {
         return Some("<PATH>");
     }
-    if (t.starts_with("0x") || t.starts_with("0X")) && b.len() > 2 && b[2..].iter().all(u8::is_ascii_hexdigit) {
+    if (t.starts_with("0x") || t.starts_with("0X"))
+        && b.len() > 2
+        && b[2..].iter().all(u8::is_ascii_hexdigit)
+    {
         return Some("<HEX>");
     }
     if b.len() >= 7
@@ -1179,14 +1282,20 @@ fn is_uuid(b: &[u8]) -> bool {
 }
 
 fn is_email(t: &str) -> bool {
-    let Some((local, domain)) = t.split_once('@') else { return false };
+    let Some((local, domain)) = t.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !t.contains('/')
-        && local.bytes().all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
-        && domain.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        && domain
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
 }
 
 fn is_number(t: &str) -> bool {
@@ -1196,7 +1305,9 @@ fn is_number(t: &str) -> bool {
         _ => (t, None),
     };
     let ok_mantissa = mantissa.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && mantissa.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b','))
+        && mantissa
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b','))
         && mantissa.as_bytes().last().is_some_and(u8::is_ascii_digit);
     let ok_exp = exp.is_none_or(|e| {
         let e = e.strip_prefix(['-', '+']).unwrap_or(e);
@@ -1206,8 +1317,8 @@ fn is_number(t: &str) -> bool {
 }
 
 const DURATION_UNITS: &[&str] = &[
-    "ns", "us", "µs", "μs", "ms", "s", "sec", "secs", "second", "seconds", "m", "min", "mins", "h", "hr",
-    "hrs", "d", "day", "days",
+    "ns", "us", "µs", "μs", "ms", "s", "sec", "secs", "second", "seconds", "m", "min", "mins", "h",
+    "hr", "hrs", "d", "day", "days",
 ];
 const SIZE_UNITS: &[&str] = &[
     "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "k", "g", "bytes",
@@ -1225,7 +1336,9 @@ fn number_with_unit(t: &str) -> Option<&'static str> {
             return None;
         }
         let after = &rest[num_len..];
-        let unit_len = after.find(|c: char| c.is_ascii_digit()).unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
         let unit = &after[..unit_len];
         let this = if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
             "<DURATION>"
@@ -1278,7 +1391,12 @@ fn is_time(b: &[u8]) -> bool {
         let rest = &b[i + 1..];
         let ok = rest.len() == 2 && rest.iter().all(u8::is_ascii_digit)
             || rest.len() == 4 && rest.iter().all(u8::is_ascii_digit)
-            || rest.len() == 5 && rest[2] == b':' && rest.iter().enumerate().all(|(k, c)| k == 2 || c.is_ascii_digit());
+            || rest.len() == 5
+                && rest[2] == b':'
+                && rest
+                    .iter()
+                    .enumerate()
+                    .all(|(k, c)| k == 2 || c.is_ascii_digit());
         if ok {
             i = b.len();
         }
@@ -1367,7 +1485,9 @@ fn is_ipv6(t: &str) -> bool {
     let v6 = v6.split(']').next().unwrap_or(v6);
     let v6 = v6.split('%').next().unwrap_or(v6);
     v6.matches(':').count() >= 2
-        && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && v6
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         && v6.bytes().any(|b| b.is_ascii_hexdigit())
         && v6.split(':').all(|g| g.len() <= 4 || g.contains('.'))
 }
@@ -1377,10 +1497,16 @@ fn is_path(t: &str) -> bool {
     if b.len() < 2 {
         return false;
     }
-    if b[0] == b'/' || t.starts_with("./") || t.starts_with("../") || t.starts_with("~/") || t.starts_with("\\\\") {
+    if b[0] == b'/'
+        || t.starts_with("./")
+        || t.starts_with("../")
+        || t.starts_with("~/")
+        || t.starts_with("\\\\")
+    {
         return b[0] != b'/' || b[1] != b'/' || b.len() > 2;
     }
-    if b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/') {
+    if b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
+    {
         return true;
     }
     let slashes = b.iter().filter(|&&c| c == b'/').count();
@@ -1393,17 +1519,48 @@ fn is_path(t: &str) -> bool {
         let last = t.rsplit(['/', '\\']).next().unwrap_or("");
         let first = t.split(['/', '\\']).next().unwrap_or("");
         return !first.is_empty()
-            && last
-                .split_once('.')
-                .is_some_and(|(stem, ext)| !stem.is_empty() && ext.starts_with(|c: char| c.is_ascii_alphabetic()));
+            && last.split_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty() && ext.starts_with(|c: char| c.is_ascii_alphabetic())
+            });
     }
     false
 }
 
 const HOST_SUFFIXES: &[&str] = &[
-    "com", "org", "net", "edu", "gov", "mil", "int", "io", "local", "localdomain", "internal", "lan", "corp",
-    "home", "arpa", "cloud", "dev", "app", "info", "biz", "co", "uk", "de", "fr", "jp", "cn", "ru", "nl",
-    "eu", "us", "ca", "au", "in", "br",
+    "com",
+    "org",
+    "net",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "io",
+    "local",
+    "localdomain",
+    "internal",
+    "lan",
+    "corp",
+    "home",
+    "arpa",
+    "cloud",
+    "dev",
+    "app",
+    "info",
+    "biz",
+    "co",
+    "uk",
+    "de",
+    "fr",
+    "jp",
+    "cn",
+    "ru",
+    "nl",
+    "eu",
+    "us",
+    "ca",
+    "au",
+    "in",
+    "br",
 ];
 
 /// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).

@@ -17,7 +17,8 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
+            let now =
+                LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed) + layout.size() as isize;
             PEAK.fetch_max(now, Ordering::Relaxed);
         }
         p
@@ -44,9 +45,23 @@ fn word(mut n: u64) -> String {
 /// before (new signatures all the way through).
 fn message(i: u64) -> String {
     match i % 8 {
-        0 => format!("[GIT-SYNC-001] clone of /repos/r{} failed after {} attempts", i % 97, i % 5),
-        1 => format!("request {} GET /api/v1/jobs/{} took {}ms", i, i % 1000, i % 300),
-        2 => format!("user u{} logged in from 10.0.{}.{}", i % 50, i % 250, i % 200),
+        0 => format!(
+            "[GIT-SYNC-001] clone of /repos/r{} failed after {} attempts",
+            i % 97,
+            i % 5
+        ),
+        1 => format!(
+            "request {} GET /api/v1/jobs/{} took {}ms",
+            i,
+            i % 1000,
+            i % 300
+        ),
+        2 => format!(
+            "user u{} logged in from 10.0.{}.{}",
+            i % 50,
+            i % 250,
+            i % 200
+        ),
         3 => format!("Job {:08x}-aaaa-bbbb-cccc-{:012x} finished", i, i * 7),
         4 => format!("cache miss for key k{} in region eu-{}", i, i % 3),
         5 => format!("slow query took {}.{}s on table jobs", i % 20, i % 10),
@@ -57,8 +72,13 @@ fn message(i: u64) -> String {
 
 fn push_range(b: &mut DigestBuilder, from: u64, to: u64) {
     for i in from..to {
-        let level = if i % 5 == 0 { Level::Error } else { Level::Info };
-        let mut r = LogRecord::new(i as i64 + 1, level, message(i)).with_source(format!("svc.m{}", i % 4));
+        let level = if i % 5 == 0 {
+            Level::Error
+        } else {
+            Level::Info
+        };
+        let mut r =
+            LogRecord::new(i as i64 + 1, level, message(i)).with_source(format!("svc.m{}", i % 4));
         if i % 3 == 0 {
             r = r.with_correlation_id(format!("c{i}"));
         }
@@ -69,8 +89,13 @@ fn push_range(b: &mut DigestBuilder, from: u64, to: u64) {
 #[test]
 fn a_million_records_fit_in_the_memory_of_the_first_hundred_thousand() {
     let config = SelfMonitoringConfig::default();
-    let templater = Templater::with_config(TemplaterConfig { max_clusters: 2_000, ..TemplaterConfig::default() });
-    let mut b = DigestBuilder::with_templater(&config, templater).unwrap().with_max_signatures(1_000);
+    let templater = Templater::with_config(TemplaterConfig {
+        max_clusters: 2_000,
+        ..TemplaterConfig::default()
+    });
+    let mut b = DigestBuilder::with_templater(&config, templater)
+        .unwrap()
+        .with_max_signatures(1_000);
     push_range(&mut b, 0, 100_000);
     let after_100k = PEAK.load(Ordering::Relaxed);
     push_range(&mut b, 100_000, 1_000_000);
@@ -79,7 +104,10 @@ fn a_million_records_fit_in_the_memory_of_the_first_hundred_thousand() {
     assert!(b.templater().cluster_count() <= 2_000);
     let d = b.finish();
     assert_eq!(d.records, 1_000_000);
-    assert_eq!(d.signatures.iter().map(|s| s.count).sum::<u64>() + d.ignored_records, 1_000_000);
+    assert_eq!(
+        d.signatures.iter().map(|s| s.count).sum::<u64>() + d.ignored_records,
+        1_000_000
+    );
     println!("peak live bytes: {after_100k} after 100k records, {after_1m} after 1M records");
     // Growth allowed: hash maps that were about to resize, and evictions that happen in batches.
     assert!(

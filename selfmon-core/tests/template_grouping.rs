@@ -31,25 +31,81 @@ impl Rng {
 }
 
 const USERS: &[&str] = &[
-    "root", "admin", "test", "guest", "oracle", "postgres", "alice", "bob", "ubuntu", "git", "nagios", "ftpuser",
-    "support", "user", "pi", "deploy", "jenkins", "mysql", "www", "tomcat",
+    "root", "admin", "test", "guest", "oracle", "postgres", "alice", "bob", "ubuntu", "git",
+    "nagios", "ftpuser", "support", "user", "pi", "deploy", "jenkins", "mysql", "www", "tomcat",
 ];
-const HOSTS: &[&str] = &["combo", "LabSZ", "tbird-admin", "bn-sn", "mesos-master", "knox", "calypso", "orion"];
-const REPOS: &[&str] = &["code-indexer", "flask", "django", "tokio", "serde", "kubernetes", "selfmon", "linux"];
-const PROCS: &[&str] = &["chrome.exe", "Dropbox.exe", "firefox.exe", "Skype.exe", "svchost.exe", "outlook.exe", "git-remote-https.exe"];
-const PKGS: &[&str] = &["com.tencent.mm", "com.android.systemui", "com.huawei.health", "com.whatsapp", "com.google.android.gms"];
-const TABLES: &[&str] = &["users", "jobs", "repositories", "sessions", "audit_log", "api_keys", "groups"];
-const FUNCS: &[&str] = &["handle_request", "run_job", "sync_repo", "dispatch", "call", "index_files"];
+const HOSTS: &[&str] = &[
+    "combo",
+    "LabSZ",
+    "tbird-admin",
+    "bn-sn",
+    "mesos-master",
+    "knox",
+    "calypso",
+    "orion",
+];
+const REPOS: &[&str] = &[
+    "code-indexer",
+    "flask",
+    "django",
+    "tokio",
+    "serde",
+    "kubernetes",
+    "selfmon",
+    "linux",
+];
+const PROCS: &[&str] = &[
+    "chrome.exe",
+    "Dropbox.exe",
+    "firefox.exe",
+    "Skype.exe",
+    "svchost.exe",
+    "outlook.exe",
+    "git-remote-https.exe",
+];
+const PKGS: &[&str] = &[
+    "com.tencent.mm",
+    "com.android.systemui",
+    "com.huawei.health",
+    "com.whatsapp",
+    "com.google.android.gms",
+];
+const TABLES: &[&str] = &[
+    "users",
+    "jobs",
+    "repositories",
+    "sessions",
+    "audit_log",
+    "api_keys",
+    "groups",
+];
+const FUNCS: &[&str] = &[
+    "handle_request",
+    "run_job",
+    "sync_repo",
+    "dispatch",
+    "call",
+    "index_files",
+];
 const WEEKDAYS: &[&str] = &["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const MONTHS: &[&str] = &["Jan", "Feb", "Mar", "Jun", "Jul", "Aug", "Nov", "Dec"];
-const WEBHOSTS: &[&str] = &["www.google.com", "clients1.google.com", "api.github.com", "play.google.com", "mail.qq.com", "www.bing.com"];
+const WEBHOSTS: &[&str] = &[
+    "www.google.com",
+    "clients1.google.com",
+    "api.github.com",
+    "play.google.com",
+    "mail.qq.com",
+    "www.bing.com",
+];
 
 fn fill(pattern: &str, rng: &mut Rng) -> String {
     let mut out = String::new();
     let mut rest = pattern;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
-        let Some(close) = rest[open..].find('}') else { break };
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
         let kind = &rest[open + 1..open + close];
         rest = &rest[open + close + 1..];
         let v = match kind {
@@ -58,7 +114,13 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "port" => (1024 + rng.below(60_000)).to_string(),
             "pid" => (100 + rng.below(30_000)).to_string(),
             "float" => format!("{}.{}", rng.below(1000), rng.below(1000)),
-            "ip" => format!("{}.{}.{}.{}", 1 + rng.below(254), rng.below(255), rng.below(255), 1 + rng.below(254)),
+            "ip" => format!(
+                "{}.{}.{}.{}",
+                1 + rng.below(254),
+                rng.below(255),
+                rng.below(255),
+                1 + rng.below(254)
+            ),
             "blk" => {
                 let v = rng.next() as i64 / 2;
                 v.to_string()
@@ -67,7 +129,14 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "hex8" => format!("{:08x}", rng.next() as u32),
             "uuid" => {
                 let h = format!("{:016x}{:016x}", rng.next(), rng.next());
-                format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+                format!(
+                    "{}-{}-{}-{}-{}",
+                    &h[..8],
+                    &h[8..12],
+                    &h[12..16],
+                    &h[16..20],
+                    &h[20..32]
+                )
             }
             "user" => rng.pick(USERS).to_string(),
             "host" => rng.pick(HOSTS).to_string(),
@@ -80,11 +149,21 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "func" => rng.pick(FUNCS).to_string(),
             "dow" => rng.pick(WEEKDAYS).to_string(),
             "mon" => rng.pick(MONTHS).to_string(),
-            "time" => format!("{:02}:{:02}:{:02}", rng.below(24), rng.below(60), rng.below(60)),
+            "time" => format!(
+                "{:02}:{:02}:{:02}",
+                rng.below(24),
+                rng.below(60),
+                rng.below(60)
+            ),
             "date" => format!("2024-{:02}-{:02}", 1 + rng.below(12), 1 + rng.below(28)),
             "ms" => format!("{}ms", rng.below(5000)),
             "secs" => format!("{}.{}s", rng.below(60), rng.below(100)),
-            "path" => format!("/srv/{}/{}/file{}.py", rng.pick(REPOS), rng.pick(FUNCS), rng.below(50)),
+            "path" => format!(
+                "/srv/{}/{}/file{}.py",
+                rng.pick(REPOS),
+                rng.pick(FUNCS),
+                rng.below(50)
+            ),
             "url" => format!("https://github.com/org/{}.git", rng.pick(REPOS)),
             "email" => format!("{}@example.com", rng.pick(USERS)),
             "size" => format!("{}.{}", rng.below(900), rng.below(10)),
@@ -379,10 +458,17 @@ fn grouping_accuracy_on_the_labelled_corpus_is_at_least_0_90_on_average() {
         let predicted: Vec<String> = ids
             .iter()
             .zip(&msgs)
-            .map(|(&id, m)| t.cluster_text(id).map_or_else(|| t.template(m).text, |(text, _)| text.to_string()))
+            .map(|(&id, m)| {
+                t.cluster_text(id)
+                    .map_or_else(|| t.template(m).text, |(text, _)| text.to_string())
+            })
             .collect();
         let ga = grouping_accuracy(&predicted, &labels);
-        println!("{name:12} GA {ga:.3} ({} clusters for {} templates)", t.cluster_count(), templates.len());
+        println!(
+            "{name:12} GA {ga:.3} ({} clusters for {} templates)",
+            t.cluster_count(),
+            templates.len()
+        );
         if ga < 1.0 && std::env::var_os("SELFMON_GA_DEBUG").is_some() {
             let mut seen = std::collections::BTreeSet::new();
             for (p, l) in predicted.iter().zip(&labels) {
@@ -395,5 +481,8 @@ fn grouping_accuracy_on_the_labelled_corpus_is_at_least_0_90_on_average() {
     }
     let avg = total / systems.len() as f64;
     println!("average GA {avg:.3} over {} systems", systems.len());
-    assert!(avg >= 0.90, "average grouping accuracy {avg:.3} is below 0.90");
+    assert!(
+        avg >= 0.90,
+        "average grouping accuracy {avg:.3} is below 0.90"
+    );
 }

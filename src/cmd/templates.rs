@@ -68,7 +68,9 @@ fn run_on(args: &Args, input: impl BufRead, output: impl Write) -> Result<(), Cl
     let mut out = BufWriter::new(output);
     for (i, (line, cluster)) in lines.iter().zip(&clusters).enumerate() {
         let template = match cluster {
-            Some(id) => templater.cluster_template(*id).unwrap_or_else(|| templater.template(line)),
+            Some(id) => templater
+                .cluster_template(*id)
+                .unwrap_or_else(|| templater.template(line)),
             None => Template::from_text(templater.mask(line)),
         };
         if args.json {
@@ -83,7 +85,8 @@ fn run_on(args: &Args, input: impl BufRead, output: impl Write) -> Result<(), Cl
         }
         .map_err(|e| io_error("cannot write stdout", e))?;
     }
-    out.flush().map_err(|e| io_error("cannot write stdout", e))?;
+    out.flush()
+        .map_err(|e| io_error("cannot write stdout", e))?;
     if let Some(path) = &args.state {
         std::fs::write(path, templater.to_state_json())
             .map_err(|e| CliError(format!("cannot write state {}: {e}", path.display())))?;
@@ -103,7 +106,11 @@ mod tests {
 
     #[test]
     fn one_line_out_per_line_in_including_blank_ones() {
-        let args = Args { json: false, no_cluster: false, state: None };
+        let args = Args {
+            json: false,
+            no_cluster: false,
+            state: None,
+        };
         let out = run_text(&args, "a 1\n\nb 2\r\n");
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3);

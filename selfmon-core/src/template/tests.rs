@@ -18,8 +18,14 @@ fn numbers_are_masked() {
         ("ratio -0.75 exceeded 1e-5", "ratio <NUM> exceeded <NUM>"),
         ("processed 1,234,567 rows", "processed <NUM> rows"),
         ("job-123 (attempt 3)", "job-<NUM> (attempt <NUM>)"),
-        ("PacketResponder 1 for block blk_-1608999687919862906 terminating", "PacketResponder <NUM> for block blk_<NUM> terminating"),
-        ("Receiving block blk_7503483334202473044 src", "Receiving block blk_<NUM> src"),
+        (
+            "PacketResponder 1 for block blk_-1608999687919862906 terminating",
+            "PacketResponder <NUM> for block blk_<NUM> terminating",
+        ),
+        (
+            "Receiving block blk_7503483334202473044 src",
+            "Receiving block blk_<NUM> src",
+        ),
         ("HTTP/1.1 200", "HTTP/<NUM>.<NUM> <NUM>"),
         ("used 85% of disk", "used <NUM>% of disk"),
     ]);
@@ -31,10 +37,19 @@ fn hex_ids_and_hashes_are_masked() {
         ("ptr 0x7ffee3b1c9a8 freed", "ptr <HEX> freed"),
         ("commit deadbeefcafe1234", "commit <HEX>"),
         ("HEAD is now at 3f2a9c1 fix", "HEAD is now at <HEX> fix"),
-        ("object 9fceb02d0ae598e95dc970b74767f19372d61af8 missing", "object <HASH> missing"),
-        ("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "sha256:<HASH>"),
+        (
+            "object 9fceb02d0ae598e95dc970b74767f19372d61af8 missing",
+            "object <HASH> missing",
+        ),
+        (
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            "sha256:<HASH>",
+        ),
         ("session x7Fg9kQ2 expired", "session <ID> expired"),
-        ("java.lang.Object@6d06d69c leaked", "java.lang.Object@<HEX> leaked"),
+        (
+            "java.lang.Object@6d06d69c leaked",
+            "java.lang.Object@<HEX> leaked",
+        ),
     ]);
 }
 
@@ -42,7 +57,10 @@ fn hex_ids_and_hashes_are_masked() {
 fn uuids_are_masked() {
     table(&[
         ("id 550e8400-e29b-41d4-a716-446655440000", "id <UUID>"),
-        ("job=550E8400-E29B-41D4-A716-446655440000 done", "job=<UUID> done"),
+        (
+            "job=550E8400-E29B-41D4-A716-446655440000 done",
+            "job=<UUID> done",
+        ),
     ]);
 }
 
@@ -50,9 +68,15 @@ fn uuids_are_masked() {
 fn ip_addresses_with_ports_are_masked() {
     table(&[
         ("from 10.0.0.1:8080 to ::1", "from <IP> to <IP>"),
-        ("src: /10.250.19.102:50010 dest: /10.250.19.102:50010", "src: <IP> dest: <IP>"),
+        (
+            "src: /10.250.19.102:50010 dest: /10.250.19.102:50010",
+            "src: <IP> dest: <IP>",
+        ),
         ("connect [2001:db8::1]:443 failed", "connect <IP> failed"),
-        ("Failed password for root from 192.168.1.20 port 22 ssh2", "Failed password for root from <IP> port <NUM> ssh<NUM>"),
+        (
+            "Failed password for root from 192.168.1.20 port 22 ssh2",
+            "Failed password for root from <IP> port <NUM> ssh<NUM>",
+        ),
         ("peer fe80::1%eth0 gone", "peer <IP> gone"),
     ]);
 }
@@ -62,11 +86,26 @@ fn unix_and_windows_paths_are_masked() {
     table(&[
         ("open /var/lib/x.db failed", "open <PATH> failed"),
         ("cannot read ./config/app.toml", "cannot read <PATH>"),
-        ("C:\\Windows\\System32\\drivers\\x.sys loaded", "<PATH> loaded"),
-        ("File \"/app/server/sync.py\", line 42, in run", "File \"<PATH>\", line <NUM>, in run"),
-        ("thread 'main' panicked at src/main.rs:10:5:", "thread 'main' panicked at <PATH>:"),
-        ("GET /api/v1/users/123 HTTP/1.1", "GET <PATH> HTTP/<NUM>.<NUM>"),
-        ("content-type application/json", "content-type application/json"),
+        (
+            "C:\\Windows\\System32\\drivers\\x.sys loaded",
+            "<PATH> loaded",
+        ),
+        (
+            "File \"/app/server/sync.py\", line 42, in run",
+            "File \"<PATH>\", line <NUM>, in run",
+        ),
+        (
+            "thread 'main' panicked at src/main.rs:10:5:",
+            "thread 'main' panicked at <PATH>:",
+        ),
+        (
+            "GET /api/v1/users/123 HTTP/1.1",
+            "GET <PATH> HTTP/<NUM>.<NUM>",
+        ),
+        (
+            "content-type application/json",
+            "content-type application/json",
+        ),
     ]);
 }
 
@@ -74,11 +113,20 @@ fn unix_and_windows_paths_are_masked() {
 fn urls_emails_and_hosts_are_masked() {
     table(&[
         ("GET https://x.example/a?b=1", "GET <URL>"),
-        ("fetch from git@github.com:org/repo.git", "fetch from <PATH>"),
+        (
+            "fetch from git@github.com:org/repo.git",
+            "fetch from <PATH>",
+        ),
         ("mail bob@example.com bounced", "mail <EMAIL> bounced"),
         ("resolve api.github.com failed", "resolve <HOST> failed"),
-        ("connect db-1.cluster.local:5432 refused", "connect <HOST> refused"),
-        ("class org.apache.hadoop.hdfs.DataNode started", "class org.apache.hadoop.hdfs.DataNode started"),
+        (
+            "connect db-1.cluster.local:5432 refused",
+            "connect <HOST> refused",
+        ),
+        (
+            "class org.apache.hadoop.hdfs.DataNode started",
+            "class org.apache.hadoop.hdfs.DataNode started",
+        ),
     ]);
 }
 
@@ -108,12 +156,24 @@ fn durations_and_sizes_are_masked() {
 fn key_values_and_json_values_are_masked() {
     table(&[
         ("user=alice42 count=17", "user=alice<NUM> count=<NUM>"),
-        ("status=failed reason=\"disk quota exceeded\" id=7", "status=failed reason=<STR> id=<NUM>"),
-        ("{\"user\": \"alice\", \"n\": 5}", "{\"user\": <STR>, \"n\": <NUM>}"),
-        ("{\"path\":\"/tmp/x\",\"ok\":true}", "{\"path\":<PATH>,\"ok\":true}"),
+        (
+            "status=failed reason=\"disk quota exceeded\" id=7",
+            "status=failed reason=<STR> id=<NUM>",
+        ),
+        (
+            "{\"user\": \"alice\", \"n\": 5}",
+            "{\"user\": <STR>, \"n\": <NUM>}",
+        ),
+        (
+            "{\"path\":\"/tmp/x\",\"ok\":true}",
+            "{\"path\":<PATH>,\"ok\":true}",
+        ),
         ("KeyError: 'repo_alias'", "KeyError: <STR>"),
         ("port:8080 open", "port:<NUM> open"),
-        ("uid=0 euid=0 tty=ssh ruser= rhost=10.1.1.1", "uid=<NUM> euid=<NUM> tty=ssh ruser= rhost=<IP>"),
+        (
+            "uid=0 euid=0 tty=ssh ruser= rhost=10.1.1.1",
+            "uid=<NUM> euid=<NUM> tty=ssh ruser= rhost=<IP>",
+        ),
     ]);
 }
 
@@ -179,24 +239,46 @@ fn case_is_kept_so_distinct_messages_stay_distinct() {
 fn fingerprints_are_pinned() {
     let t = Templater::new();
     let cases = [
-        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("clone of /repos/a failed after 3 attempts", "1c35925e0d56828fdb75263c423f6ec5ba4553f1b2ed8e47f95edc5c5d2252de"),
-        ("[GIT-SYNC-001] clone failed for 10.0.0.1:22 after 12ms", "dc1a97e6914f379e65366cebc34e0448e32c48c058b11a67690b0328ce042e30"),
+        (
+            "",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        (
+            "clone of /repos/a failed after 3 attempts",
+            "1c35925e0d56828fdb75263c423f6ec5ba4553f1b2ed8e47f95edc5c5d2252de",
+        ),
+        (
+            "[GIT-SYNC-001] clone failed for 10.0.0.1:22 after 12ms",
+            "dc1a97e6914f379e65366cebc34e0448e32c48c058b11a67690b0328ce042e30",
+        ),
     ];
     for (msg, want) in cases {
-        assert_eq!(t.template(msg).fingerprint, want, "{msg:?} -> {:?}", t.template(msg).text);
+        assert_eq!(
+            t.template(msg).fingerprint,
+            want,
+            "{msg:?} -> {:?}",
+            t.template(msg).text
+        );
     }
-    assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        sha256_hex(b"abc"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[test]
 fn messages_differing_only_in_values_share_a_fingerprint() {
     let t = Templater::new();
     assert_eq!(
-        t.template("[GIT-SYNC-001] clone of /repos/a failed after 3 attempts").fingerprint,
-        t.template("[GIT-SYNC-001] clone of /repos/b failed after 17 attempts").fingerprint
+        t.template("[GIT-SYNC-001] clone of /repos/a failed after 3 attempts")
+            .fingerprint,
+        t.template("[GIT-SYNC-001] clone of /repos/b failed after 17 attempts")
+            .fingerprint
     );
-    assert_ne!(t.template("clone failed").fingerprint, t.template("push failed").fingerprint);
+    assert_ne!(
+        t.template("clone failed").fingerprint,
+        t.template("push failed").fingerprint
+    );
 }
 
 #[test]
@@ -206,26 +288,50 @@ fn clustering_merges_names_but_keeps_constant_words_apart() {
     let ids: Vec<ClusterId> = users
         .iter()
         .enumerate()
-        .map(|(i, u)| t.learn(&format!("Accepted publickey for {u} from 10.0.0.{i} port 22")))
+        .map(|(i, u)| {
+            t.learn(&format!(
+                "Accepted publickey for {u} from 10.0.0.{i} port 22"
+            ))
+        })
         .collect();
     let merged = t.cluster_template(ids[0]).unwrap();
-    assert_eq!(merged.text, "Accepted publickey for <*> from <IP> port <NUM>");
+    assert_eq!(
+        merged.text,
+        "Accepted publickey for <*> from <IP> port <NUM>"
+    );
     for id in &ids {
-        assert_eq!(t.cluster_template(*id).unwrap(), merged, "every earlier cluster resolves to the merged one");
+        assert_eq!(
+            t.cluster_template(*id).unwrap(),
+            merged,
+            "every earlier cluster resolves to the merged one"
+        );
     }
-    assert_eq!(t.template("Accepted publickey for mallory from 10.0.0.3 port 1").text, merged.text);
+    assert_eq!(
+        t.template("Accepted publickey for mallory from 10.0.0.3 port 1")
+            .text,
+        merged.text
+    );
     // Non-word names (with digits, dots, dashes) merge at once.
     t.learn("Job 1 for repository code-indexer done");
-    assert_eq!(t.learn_and_template("Job 2 for repository selfmon-core done").text, "Job <NUM> for repository <*> done");
+    assert_eq!(
+        t.learn_and_template("Job 2 for repository selfmon-core done")
+            .text,
+        "Job <NUM> for repository <*> done"
+    );
     // A constant word that differs keeps messages apart.
     let c = t.learn_and_template("Repository sync failed");
     let d = t.learn_and_template("Repository sync succeeded");
     assert_ne!(c.fingerprint, d.fingerprint);
     for s in ["Started", "Paused", "Resumed", "Stopped"] {
-        t.learn(&format!("[instance: 550e8400-e29b-41d4-a716-446655440000] VM {s} (Lifecycle Event)"));
+        t.learn(&format!(
+            "[instance: 550e8400-e29b-41d4-a716-446655440000] VM {s} (Lifecycle Event)"
+        ));
     }
-    assert_eq!(t.template("[instance: 550e8400-e29b-41d4-a716-446655440001] VM Paused (Lifecycle Event)").text,
-        "[instance: <UUID>] VM Paused (Lifecycle Event)");
+    assert_eq!(
+        t.template("[instance: 550e8400-e29b-41d4-a716-446655440001] VM Paused (Lifecycle Event)")
+            .text,
+        "[instance: <UUID>] VM Paused (Lifecycle Event)"
+    );
 }
 
 #[test]
@@ -245,29 +351,55 @@ fn learned_state_round_trips_and_behaves_the_same() {
         first.learn(m);
     }
     let mut resumed = Templater::from_state_json(&first.to_state_json()).unwrap();
-    let rest: Vec<Template> = msgs[100..].iter().map(|m| resumed.learn_and_template(m)).collect();
+    let rest: Vec<Template> = msgs[100..]
+        .iter()
+        .map(|m| resumed.learn_and_template(m))
+        .collect();
     assert_eq!(&all[100..], &rest[..]);
     assert_eq!(whole.to_state_json(), resumed.to_state_json());
 }
 
 #[test]
 fn malformed_state_is_a_parse_error() {
-    assert!(matches!(Templater::from_state_json("{"), Err(Error::Parse { .. })));
-    let newer = Templater::new().to_state_json().replace("\"version\":1", "\"version\":99");
-    assert!(matches!(Templater::from_state_json(&newer), Err(Error::Parse { .. })));
+    assert!(matches!(
+        Templater::from_state_json("{"),
+        Err(Error::Parse { .. })
+    ));
+    let newer = Templater::new()
+        .to_state_json()
+        .replace("\"version\":1", "\"version\":99");
+    assert!(matches!(
+        Templater::from_state_json(&newer),
+        Err(Error::Parse { .. })
+    ));
 }
 
 #[test]
 fn clusters_are_capped_by_evicting_the_least_recently_used() {
-    let mut t = Templater::with_config(TemplaterConfig { max_clusters: 50, ..Default::default() });
+    let mut t = Templater::with_config(TemplaterConfig {
+        max_clusters: 50,
+        ..Default::default()
+    });
     let hot = t.learn("the hot message keeps coming");
     for i in 0..500 {
-        t.learn(&format!("distinct{} words{} here{}", char::from(b'a' + (i % 26) as u8), i / 26, "x".repeat(i % 5)));
+        t.learn(&format!(
+            "distinct{} words{} here{}",
+            char::from(b'a' + (i % 26) as u8),
+            i / 26,
+            "x".repeat(i % 5)
+        ));
         t.learn("the hot message keeps coming");
     }
     assert!(t.cluster_count() <= 50);
-    assert!(t.cluster_template(hot).is_some(), "recently used cluster survives");
-    assert!(t.nodes.len() <= 4 * 50 + 1, "tree shrinks with evictions: {}", t.nodes.len());
+    assert!(
+        t.cluster_template(hot).is_some(),
+        "recently used cluster survives"
+    );
+    assert!(
+        t.nodes.len() <= 4 * 50 + 1,
+        "tree shrinks with evictions: {}",
+        t.nodes.len()
+    );
 }
 
 #[test]
@@ -275,7 +407,9 @@ fn clustering_is_deterministic_for_an_input_order() {
     let msgs = ["a b c", "a b d", "x y z", "a q c", "x y w"];
     let run = || {
         let mut t = Templater::new();
-        msgs.iter().map(|m| t.learn_and_template(m).text).collect::<Vec<_>>()
+        msgs.iter()
+            .map(|m| t.learn_and_template(m).text)
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }
@@ -291,8 +425,13 @@ fn grouping_accuracy_counts_exact_groups_only() {
 
 #[test]
 fn config_validation_names_the_field() {
-    let c = TemplaterConfig { similarity_threshold: 2.0, ..Default::default() };
-    assert!(matches!(c.validate(), Err(Error::Config { ref field, .. }) if field == "templater.similarity_threshold"));
+    let c = TemplaterConfig {
+        similarity_threshold: 2.0,
+        ..Default::default()
+    };
+    assert!(
+        matches!(c.validate(), Err(Error::Config { ref field, .. }) if field == "templater.similarity_threshold")
+    );
     assert!(TemplaterConfig::default().validate().is_ok());
 }
 
@@ -303,15 +442,24 @@ fn value() -> impl Strategy<Value = String> {
         (any::<u16>(), any::<u16>()).prop_map(|(a, b)| format!("{a}.{b}")),
         any::<u64>().prop_map(|n| format!("0x{n:x}")),
         any::<[u8; 4]>().prop_map(|b| format!("{}.{}.{}.{}", b[0], b[1], b[2], b[3])),
-        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(b, p)| format!("{}.{}.{}.{}:{p}", b[0], b[1], b[2], b[3])),
+        (any::<[u8; 4]>(), any::<u16>())
+            .prop_map(|(b, p)| format!("{}.{}.{}.{}:{p}", b[0], b[1], b[2], b[3])),
         any::<u128>().prop_map(|n| {
             let h = format!("{n:032x}");
-            format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
         }),
         "[a-z]{1,8}(/[a-z0-9_]{1,8}){1,4}".prop_map(|p| format!("/{p}")),
         (1u32..10_000).prop_map(|n| format!("{n}ms")),
         (1u32..1000).prop_map(|n| format!("{n}MB")),
-        (2000u32..2100, 1u32..13, 1u32..29, 0u32..24, 0u32..60).prop_map(|(y, mo, d, h, mi)| format!("{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:00Z")),
+        (2000u32..2100, 1u32..13, 1u32..29, 0u32..24, 0u32..60)
+            .prop_map(|(y, mo, d, h, mi)| format!("{y}-{mo:02}-{d:02}T{h:02}:{mi:02}:00Z")),
         "[a-z]{2,8}@[a-z]{2,8}\\.com",
         "https://[a-z]{3,8}\\.example/[a-z]{0,8}",
     ]
