@@ -72,7 +72,7 @@ impl Default for TemplaterConfig {
             depth: 2,
             similarity_threshold: 0.5,
             max_children: 100,
-            max_clusters: 50_000,
+            max_clusters: 10_000,
             max_tokens: 200,
             min_variable_values: 5,
         }
@@ -184,6 +184,9 @@ struct ClusterState {
 
 /// Clusters of one leaf compared with a message, newest first.
 const MAX_LEAF_SCAN: usize = 64;
+
+/// Clusters of one leaf checked for being covered by a just generalised template, newest first.
+const MAX_ABSORB_SCAN: usize = 1024;
 
 /// Sibling positions indexed per cluster (the first this many tokens).
 const MAX_SIBLING_POSITIONS: usize = 32;
@@ -330,8 +333,10 @@ impl Templater {
         serde_json::to_string(&state).unwrap_or_else(|_| "{}".to_string())
     }
 
-    /// Restores a templater from [`to_state_json`](Self::to_state_json) output. A templater
-    /// restored this way learns exactly as the one that was saved. Malformed or newer-version
+    /// Restores a templater from [`to_state_json`](Self::to_state_json) output. The restored
+    /// templater maps every message to the same template as the saved one and, until the saved one
+    /// had evicted clusters, learns exactly as it would have (after evictions the saved one may still
+    /// hold empty tree branches, which only change where new clusters are filed). Malformed or newer-version
     /// state is an [`Error::Parse`]; the caller may start afresh with [`Templater::new`].
     pub fn from_state_json(json: &str) -> Result<Self> {
         let state: State = serde_json::from_str(json)
@@ -473,7 +478,7 @@ impl Templater {
                 }
             }
             if changed {
-                return self.index_siblings_and_merge(id);
+                return self.index_siblings_and_merge(id, true);
             }
             return id;
         }
@@ -497,7 +502,7 @@ impl Templater {
                 sibling_keys: Vec::new(),
             },
         );
-        let id = self.index_siblings_and_merge(id);
+        let id = self.index_siblings_and_merge(id, false);
         if self.clusters.len() > self.config.max_clusters {
             self.evict(id);
         }
@@ -551,8 +556,9 @@ impl Templater {
 
     /// (Re-)indexes cluster `id` under its sibling keys, then merges any sibling group that now
     /// shows enough distinct words in one position. Returns the cluster `id` now belongs to.
-    fn index_siblings_and_merge(&mut self, id: ClusterId) -> ClusterId {
+    fn index_siblings_and_merge(&mut self, id: ClusterId, generalised: bool) -> ClusterId {
         let mut current = id;
+        let mut generalised = generalised;
         loop {
             self.unindex_siblings(current);
             let keys = match self.clusters.get(&current) {
@@ -574,8 +580,13 @@ impl Templater {
                 c.sibling_keys = keys.iter().map(|&(_, k)| k).collect();
             }
             match merge {
-                None => return self.absorb_covered(current),
-                Some((pos, members)) => current = self.merge_group(pos, members),
+                // A brand-new cluster has no `<*>`: it covers nothing it would not have matched.
+                None if generalised => return self.absorb_covered(current),
+                None => return current,
+                Some((pos, members)) => {
+                    current = self.merge_group(pos, members);
+                    generalised = true;
+                }
             }
         }
     }
@@ -591,7 +602,7 @@ impl Templater {
             let Some(leaf) = self.leaf_of(path) else {
                 continue;
             };
-            for &other in &self.nodes[leaf].clusters {
+            for &other in self.nodes[leaf].clusters.iter().rev().take(MAX_ABSORB_SCAN) {
                 if other == id || covered.contains(&other) {
                     continue;
                 }
@@ -773,15 +784,31 @@ impl Templater {
             .map(|(&id, c)| (c.last_seen, id))
             .collect();
         order.sort_unstable();
-        for (_, id) in order.into_iter().take(batch) {
-            self.clusters.remove(&id);
+        let victims: std::collections::HashSet<ClusterId, BuildHasherDefault<FxHasher>> =
+            order.into_iter().take(batch).map(|(_, id)| id).collect();
+        let mut leaves: Vec<usize> = Vec::new();
+        let mut sorted: Vec<ClusterId> = victims.iter().copied().collect();
+        sorted.sort_unstable();
+        for &id in &sorted {
+            self.unindex_siblings(id);
+            if let Some(c) = self.clusters.remove(&id) {
+                leaves.extend(c.paths.iter().filter_map(|p| self.leaf_of(p)));
+            }
+        }
+        leaves.sort_unstable();
+        leaves.dedup();
+        for leaf in leaves {
+            self.nodes[leaf].clusters.retain(|id| !victims.contains(id));
         }
         tracing::debug!(
             evicted = batch,
             kept = self.clusters.len(),
             "templater evicted clusters"
         );
-        self.rebuild_indexes();
+        // Tree nodes of evicted clusters linger until the tree is rebuilt; keep them bounded.
+        if self.nodes.len() > 8 * self.clusters.len() + 1024 {
+            self.rebuild_indexes();
+        }
     }
 
     fn rebuild_indexes(&mut self) {
