@@ -164,20 +164,29 @@ impl SelfMonitorBuilder {
     pub fn build(self) -> Result<SelfMonitor> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
-        let missing = |what: &str| Error::config(what, "is required; call SelfMonitor::builder().".to_string() + what + "(...)");
+        let missing = |what: &str| {
+            Error::config(
+                what,
+                "is required; call SelfMonitor::builder().".to_string() + what + "(...)",
+            )
+        };
         let (events, _) = broadcast::channel(256);
         Ok(SelfMonitor {
             config: Arc::new(RwLock::new(config)),
             log_source: self.log_source.ok_or_else(|| missing("log_source"))?,
             runner: self.runner.ok_or_else(|| missing("runner"))?,
             tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
-            dedup: self.dedup.unwrap_or_else(|| Arc::new(ExactTitleDeduplicator)),
+            dedup: self
+                .dedup
+                .unwrap_or_else(|| Arc::new(ExactTitleDeduplicator)),
             store: self.store.ok_or_else(|| missing("store"))?,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             owner: self
                 .owner
                 .unwrap_or_else(|| format!("selfmon-{}", std::process::id())),
-            analysis_timeout: self.analysis_timeout.unwrap_or(Duration::from_secs(30 * 60)),
+            analysis_timeout: self
+                .analysis_timeout
+                .unwrap_or(Duration::from_secs(30 * 60)),
             events,
         })
     }
@@ -215,7 +224,10 @@ impl SelfMonitor {
 
     /// A copy of the current configuration.
     pub fn config(&self) -> SelfMonitoringConfig {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Replaces the configuration; the next scan uses it. Rejects an invalid one.
@@ -291,14 +303,20 @@ impl SelfMonitor {
         let now = self.clock.now();
         let closed = self
             .store
-            .close_abandoned_scans(now, "scan interrupted: the process running it stopped before it finished")
+            .close_abandoned_scans(
+                now,
+                "scan interrupted: the process running it stopped before it finished",
+            )
             .await?;
         if closed > 0 {
             tracing::warn!(closed, "closed scans left running by a stopped process");
         }
         let cursor = self.store.last_successful_cursor().await?;
         let mut record = ScanRecord::started(scan_id.clone(), options.trigger, cursor, now);
-        let model = options.model.clone().unwrap_or_else(|| config.model.clone());
+        let model = options
+            .model
+            .clone()
+            .unwrap_or_else(|| config.model.clone());
         let prompt_status = prompt::effective(&config);
         record.model = Some(model.to_string());
         record.prompt_version = prompt_status.version;
@@ -324,7 +342,11 @@ impl SelfMonitor {
                 report.record.status = ScanStatus::Success;
                 report.record.log_id_end = new_cursor;
                 self.store.finish_scan(&report.record).await?;
-                tracing::info!(records = report.record.records_read, filed = report.record.issues_created, "scan succeeded");
+                tracing::info!(
+                    records = report.record.records_read,
+                    filed = report.record.issues_created,
+                    "scan succeeded"
+                );
                 self.emit(ScanEvent::Finished {
                     record: Box::new(report.record.clone()),
                 });
@@ -370,7 +392,11 @@ impl SelfMonitor {
         // 2. A recreated log restarts from 0.
         let max_id = self.log_source.max_id().await?;
         if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
-            tracing::warn!(cursor, ?max_id, "log store is behind the cursor; restarting from 0");
+            tracing::warn!(
+                cursor,
+                ?max_id,
+                "log store is behind the cursor; restarting from 0"
+            );
             report.record.cursor_reset = true;
             self.emit(ScanEvent::CursorReset {
                 scan_id: scan_id.clone(),
@@ -461,8 +487,17 @@ impl SelfMonitor {
                     format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
                 )
             };
-            self.regression(report, &mut known, &mut budget, config, number, &finding, &[&sig], sig.count)
-                .await?;
+            self.regression(
+                report,
+                &mut known,
+                &mut budget,
+                config,
+                number,
+                &finding,
+                &[&sig],
+                sig.count,
+            )
+            .await?;
         }
 
         // 6. Analysis of what is left.
@@ -515,7 +550,10 @@ impl SelfMonitor {
                 return Err(Error::adapter(
                     crate::Component::AnalysisRunner,
                     true,
-                    format!("analysis did not finish within {} s", self.analysis_timeout.as_secs()),
+                    format!(
+                        "analysis did not finish within {} s",
+                        self.analysis_timeout.as_secs()
+                    ),
                 ))
             }
         };
@@ -565,7 +603,12 @@ impl SelfMonitor {
             let count: u64 = sigs.iter().map(|s| s.count).sum();
             let decision = self.dedup.decide(&finding, &known).await?;
             match decision {
-                DedupDecision::Duplicate { issue, tier, reason, .. } => {
+                DedupDecision::Duplicate {
+                    issue,
+                    tier,
+                    reason,
+                    ..
+                } => {
                     match tier {
                         DedupTier::ErrorCode => report.record.duplicates.by_error_code += 1,
                         DedupTier::Similarity => report.record.duplicates.by_similarity += 1,
@@ -574,7 +617,9 @@ impl SelfMonitor {
                         }
                     }
                     if !dry_run {
-                        self.store.record_occurrences(issue, count.max(1), now).await?;
+                        self.store
+                            .record_occurrences(issue, count.max(1), now)
+                            .await?;
                     }
                     report.outcomes.push(FindingOutcome::Duplicate {
                         title: finding.title.clone(),
@@ -585,9 +630,12 @@ impl SelfMonitor {
                 DedupDecision::Related { issue, reason, .. } => {
                     if budget.may_comment(issue) {
                         if !dry_run {
-                            let body = occurrence_comment("Related occurrence", &finding, &sigs, &scan_id);
+                            let body =
+                                occurrence_comment("Related occurrence", &finding, &sigs, &scan_id);
                             self.tracker.comment(issue, &body).await?;
-                            self.store.record_occurrences(issue, count.max(1), now).await?;
+                            self.store
+                                .record_occurrences(issue, count.max(1), now)
+                                .await?;
                         }
                         budget.commented(issue);
                         report.record.comments_added += 1;
@@ -601,13 +649,24 @@ impl SelfMonitor {
                         report.outcomes.push(FindingOutcome::Duplicate {
                             title: finding.title.clone(),
                             issue,
-                            reason: format!("{reason} (comment budget spent or already commented this scan)"),
+                            reason: format!(
+                                "{reason} (comment budget spent or already commented this scan)"
+                            ),
                         });
                     }
                 }
                 DedupDecision::Regression { issue, .. } => {
-                    self.regression(report, &mut known, &mut budget, config, issue, &finding, &sigs, count)
-                        .await?;
+                    self.regression(
+                        report,
+                        &mut known,
+                        &mut budget,
+                        config,
+                        issue,
+                        &finding,
+                        &sigs,
+                        count,
+                    )
+                    .await?;
                 }
                 DedupDecision::New => {
                     if !budget.may_file() {
@@ -618,7 +677,8 @@ impl SelfMonitor {
                         continue;
                     }
                     budget.filed();
-                    self.file(report, &mut known, &finding, &sigs, count).await?;
+                    self.file(report, &mut known, &finding, &sigs, count)
+                        .await?;
                 }
             }
         }
@@ -641,7 +701,9 @@ impl SelfMonitor {
         if !budget.may_comment(issue) {
             // Already handled this scan (or budget spent): still count the occurrences.
             if !report.record.dry_run {
-                self.store.record_occurrences(issue, count.max(1), now).await?;
+                self.store
+                    .record_occurrences(issue, count.max(1), now)
+                    .await?;
             }
             report.record.duplicates.by_fingerprint += 1;
             report.outcomes.push(FindingOutcome::Duplicate {
@@ -653,13 +715,20 @@ impl SelfMonitor {
         }
         let reopen = config.dedup.reopen_on_regression;
         if !report.record.dry_run {
-            let body = occurrence_comment("Regression: this closed issue occurred again", finding, sigs, &report.record.scan_id);
+            let body = occurrence_comment(
+                "Regression: this closed issue occurred again",
+                finding,
+                sigs,
+                &report.record.scan_id,
+            );
             self.tracker.comment(issue, &body).await?;
             if reopen {
                 self.tracker.reopen(issue).await?;
                 self.store.set_issue_state(issue, IssueState::Open).await?;
             }
-            self.store.record_occurrences(issue, count.max(1), now).await?;
+            self.store
+                .record_occurrences(issue, count.max(1), now)
+                .await?;
         }
         if reopen {
             known.set_state(issue, IssueState::Open);
@@ -691,14 +760,21 @@ impl SelfMonitor {
         let draft = IssueDraft {
             title: title.clone(),
             body: issue_body(finding, sigs, &scan_id, &marker),
-            labels: vec!["selfmon".to_string(), finding.classification.default_label().to_string()],
+            labels: vec![
+                "selfmon".to_string(),
+                finding.classification.default_label().to_string(),
+            ],
             classification: finding.classification,
             fingerprint: fingerprint.clone(),
             marker,
         };
         let now = self.clock.now();
         let placeholder = |number: u64, url: String| KnownIssue {
-            issue: IssueRef { number, url, state: IssueState::Open },
+            issue: IssueRef {
+                number,
+                url,
+                state: IssueState::Open,
+            },
             title: title.clone(),
             classification: finding.classification,
             error_codes: finding.error_codes.clone(),
@@ -729,7 +805,16 @@ impl SelfMonitor {
         };
         self.store.record_intent(&intent).await?;
         let issue = self.tracker.create_issue(&draft).await?;
-        let row = FiledIssue::from_finding(scan_id.clone(), issue.clone(), title.clone(), fingerprint.clone(), finding, templates.clone(), count, now);
+        let row = FiledIssue::from_finding(
+            scan_id.clone(),
+            issue.clone(),
+            title.clone(),
+            fingerprint.clone(),
+            finding,
+            templates.clone(),
+            count,
+            now,
+        );
         self.store.complete_intent(&intent.intent_id, &row).await?;
         known.insert(row.to_known());
         report.record.issues_created += 1;
@@ -760,7 +845,10 @@ impl SelfMonitor {
                 now,
             );
             self.store.complete_intent(&intent.intent_id, &row).await?;
-            tracing::info!(issue = issue.number, "completed a filing left in the outbox");
+            tracing::info!(
+                issue = issue.number,
+                "completed a filing left in the outbox"
+            );
             report.reconciled.push(issue);
         }
         Ok(())
@@ -770,7 +858,8 @@ impl SelfMonitor {
     /// selfmon's marker but that the store lacks are added too.
     async fn known_issues(&self, config: &SelfMonitoringConfig) -> Result<KnownIssues> {
         let filed = self.store.filed_issues().await?;
-        let since = self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
+        let since =
+            self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
         let tracked = self.tracker.list_issues(Some(since)).await?;
         let tracked_by_number: HashMap<u64, &crate::model::TrackedIssue> =
             tracked.iter().map(|t| (t.issue.number, t)).collect();
@@ -781,7 +870,9 @@ impl SelfMonitor {
             match tracked_by_number.get(&row.issue.number) {
                 Some(t) => {
                     if t.issue.state != row.issue.state {
-                        self.store.set_issue_state(row.issue.number, t.issue.state).await?;
+                        self.store
+                            .set_issue_state(row.issue.number, t.issue.state)
+                            .await?;
                     }
                     k.issue.state = t.issue.state;
                 }

@@ -46,7 +46,8 @@ pub fn escape_markdown(text: &str) -> String {
             continue;
         }
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{' | '}' | '+' | '-' | '=' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{' | '}'
+            | '+' | '-' | '=' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -94,14 +95,22 @@ pub fn issue_body(
     let _ = writeln!(b, "## Summary\n\n{}\n", escape_markdown(&finding.summary));
     let _ = writeln!(b, "**Classification:** `{}`", finding.classification);
     if !finding.error_codes.is_empty() {
-        let codes: Vec<String> = finding.error_codes.iter().map(|c| format!("`{c}`")).collect();
+        let codes: Vec<String> = finding
+            .error_codes
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
         let _ = writeln!(b, "**Error codes:** {}", codes.join(", "));
     }
     if let Some(t) = &finding.error_type {
         let _ = writeln!(b, "**Error type:** {}", escape_markdown(t));
     }
     if !finding.source_files.is_empty() {
-        let files: Vec<String> = finding.source_files.iter().map(|f| escape_markdown(f)).collect();
+        let files: Vec<String> = finding
+            .source_files
+            .iter()
+            .map(|f| escape_markdown(f))
+            .collect();
         let _ = writeln!(b, "**Suspected files:** {}", files.join(", "));
     }
     b.push('\n');
@@ -123,7 +132,11 @@ pub fn occurrence_comment(
     scan_id: &ScanId,
 ) -> String {
     let mut b = String::new();
-    let _ = writeln!(b, "### {heading}\n\n{}\n", escape_markdown(&finding.summary));
+    let _ = writeln!(
+        b,
+        "### {heading}\n\n{}\n",
+        escape_markdown(&finding.summary)
+    );
     evidence(&mut b, signatures, &finding.evidence_record_ids);
     finish(b, scan_id, None)
 }
@@ -131,7 +144,10 @@ pub fn occurrence_comment(
 fn evidence(b: &mut String, signatures: &[&Signature], evidence_ids: &[i64]) {
     if !signatures.is_empty() {
         let _ = writeln!(b, "## Evidence\n");
-        let _ = writeln!(b, "| Level | Count | First seen | Last seen | Record ids | Error codes |");
+        let _ = writeln!(
+            b,
+            "| Level | Count | First seen | Last seen | Record ids | Error codes |"
+        );
         let _ = writeln!(b, "|---|---:|---|---|---|---|");
         for s in signatures {
             let codes: Vec<&str> = s.error_codes.iter().map(|c| c.as_str()).collect();
@@ -167,7 +183,9 @@ fn finish(mut b: String, scan_id: &ScanId, marker: Option<&Marker>) -> String {
     let footer = format!(
         "\n---\n_Filed by selfmon, scan `{}`._\n{}",
         scan_id,
-        marker.map(|m| format!("{}\n", m.as_str())).unwrap_or_default()
+        marker
+            .map(|m| format!("{}\n", m.as_str()))
+            .unwrap_or_default()
     );
     let budget = MAX_BODY_CHARS.saturating_sub(footer.chars().count() + 64);
     if b.chars().count() > budget {
@@ -188,8 +206,16 @@ mod tests {
 
     #[test]
     fn titles_get_the_prefix_and_lose_control_characters() {
-        assert_eq!(issue_title(Classification::ServerBug, "a\n\tb\u{202E}c"), "[BUG] a bc");
-        assert!(issue_title(Classification::DocumentationGap, &"x".repeat(500)).chars().count() <= 207);
+        assert_eq!(
+            issue_title(Classification::ServerBug, "a\n\tb\u{202E}c"),
+            "[BUG] a bc"
+        );
+        assert!(
+            issue_title(Classification::DocumentationGap, &"x".repeat(500))
+                .chars()
+                .count()
+                <= 207
+        );
     }
 
     #[test]

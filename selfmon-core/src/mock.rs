@@ -7,7 +7,10 @@ use mockall::mock;
 
 use crate::dedup::KnownIssues;
 use crate::error::Result;
-use crate::model::{FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanRecord, TrackedIssue};
+use crate::model::{
+    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanRecord,
+    TrackedIssue,
+};
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
     IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, Lease, LeaseOutcome, LogPage,

@@ -71,10 +71,7 @@ impl OfflineRunner {
                 "The server logged an error for its own operation.",
             )
         } else if signature.level >= Level::Error && signature.repeated {
-            (
-                Classification::ServerBug,
-                "The same error keeps recurring.",
-            )
+            (Classification::ServerBug, "The same error keeps recurring.")
         } else if signature.level == Level::Warning && signature.repeated {
             (
                 Classification::ServerBug,
@@ -113,7 +110,11 @@ pub fn error_type_of(message: &str) -> Option<String> {
         return Some("panic".to_string());
     }
     for line in message.lines().rev() {
-        let word = line.trim().split([':', ' ', '(']).next().unwrap_or_default();
+        let word = line
+            .trim()
+            .split([':', ' ', '('])
+            .next()
+            .unwrap_or_default();
         let last = word.rsplit('.').next().unwrap_or(word);
         if (last.ends_with("Error") || last.ends_with("Exception"))
             && last.len() > 5
@@ -167,10 +168,22 @@ mod tests {
 
     #[test]
     fn rules_classify_each_kind() {
-        let mut recs = vec![LogRecord::new(1, Level::Error, "Traceback (most recent call last):\n  File \"x.py\"\nValueError: bad")];
-        recs.push(LogRecord::new(2, Level::Warning, "parameter 'limit' is deprecated, use 'page_size'"));
+        let mut recs = vec![LogRecord::new(
+            1,
+            Level::Error,
+            "Traceback (most recent call last):\n  File \"x.py\"\nValueError: bad",
+        )];
+        recs.push(LogRecord::new(
+            2,
+            Level::Warning,
+            "parameter 'limit' is deprecated, use 'page_size'",
+        ));
         for i in 3..6 {
-            recs.push(LogRecord::new(i, Level::Warning, "request validation failed: field 'name' missing"));
+            recs.push(LogRecord::new(
+                i,
+                Level::Warning,
+                "request validation failed: field 'name' missing",
+            ));
         }
         recs.push(LogRecord::new(7, Level::Warning, "cache miss"));
         assert_eq!(
@@ -186,8 +199,14 @@ mod tests {
 
     #[test]
     fn error_types_are_found_in_tracebacks_and_panics() {
-        assert_eq!(error_type_of("Traceback\n  x\nsqlite3.OperationalError: locked").as_deref(), Some("OperationalError"));
-        assert_eq!(error_type_of("thread 'main' panicked at src/x.rs:1").as_deref(), Some("panic"));
+        assert_eq!(
+            error_type_of("Traceback\n  x\nsqlite3.OperationalError: locked").as_deref(),
+            Some("OperationalError")
+        );
+        assert_eq!(
+            error_type_of("thread 'main' panicked at src/x.rs:1").as_deref(),
+            Some("panic")
+        );
         assert_eq!(error_type_of("all good"), None);
     }
 }

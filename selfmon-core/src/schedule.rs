@@ -49,7 +49,8 @@ pub struct SelfMonitoringService {
 
 impl std::fmt::Debug for SelfMonitoringService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SelfMonitoringService").finish_non_exhaustive()
+        f.debug_struct("SelfMonitoringService")
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +70,10 @@ impl SelfMonitoringService {
     }
 
     fn config(&self) -> SelfMonitoringConfig {
-        self.config.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn job(&self, trigger: ScanTrigger) -> JobSpec {
@@ -90,13 +94,19 @@ impl SelfMonitoringService {
         }
         let last_scan = self
             .store
-            .list_scans(PageRequest { offset: 0, limit: 1 })
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
             .await?
             .items
             .into_iter()
             .next()
             .map(|s| s.started_at);
-        let last_submit = *self.last_submitted.lock().unwrap_or_else(|p| p.into_inner());
+        let last_submit = *self
+            .last_submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let last = last_scan.max(last_submit);
         Ok(Some(match last {
             None => now,
@@ -112,16 +122,24 @@ impl SelfMonitoringService {
         if now < next_at {
             return Ok(TickOutcome::NotDue { next_at });
         }
-        let sub = self.queue.submit_if_idle(self.job(ScanTrigger::Scheduled)).await?;
+        let sub = self
+            .queue
+            .submit_if_idle(self.job(ScanTrigger::Scheduled))
+            .await?;
         if matches!(sub, Submission::Submitted { .. }) {
-            *self.last_submitted.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+            *self
+                .last_submitted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
         }
         Ok(TickOutcome::Due(sub))
     }
 
     /// Submits a manual scan now (even when disabled), unless one is queued or running.
     pub async fn run_now(&self) -> Result<Submission> {
-        self.queue.submit_if_idle(self.job(ScanTrigger::Manual)).await
+        self.queue
+            .submit_if_idle(self.job(ScanTrigger::Manual))
+            .await
     }
 
     /// Idle, queued or running, from the job queue (and the store for scans run outside it).
@@ -134,7 +152,10 @@ impl SelfMonitoringService {
         }
         let latest = self
             .store
-            .list_scans(PageRequest { offset: 0, limit: 1 })
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
             .await?
             .items
             .into_iter()
@@ -147,7 +168,10 @@ impl SelfMonitoringService {
 
     /// Spawns a tokio task that calls [`tick`](Self::tick) every `period` until the handle is
     /// aborted. Errors are logged and the loop goes on.
-    pub fn spawn_ticker(self: Arc<Self>, period: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_ticker(
+        self: Arc<Self>,
+        period: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -9,16 +9,44 @@ pub fn sample_records() -> Vec<LogRecord> {
     let mut v = Vec::new();
     let msgs: [(Level, &str, &str); 12] = [
         (Level::Info, "app.http", "GET /health 200 in 3ms"),
-        (Level::Error, "app.git", "[GIT-SYNC-001] clone of repo alpha failed: exit 128"),
-        (Level::Warning, "app.queue", "job queue is full (64 pending)"),
+        (
+            Level::Error,
+            "app.git",
+            "[GIT-SYNC-001] clone of repo alpha failed: exit 128",
+        ),
+        (
+            Level::Warning,
+            "app.queue",
+            "job queue is full (64 pending)",
+        ),
         (Level::Debug, "app.index", "indexed 120 files"),
-        (Level::Error, "app.api", "Traceback (most recent call last):\n  File \"api.py\", line 3\nValueError: bad ref"),
+        (
+            Level::Error,
+            "app.api",
+            "Traceback (most recent call last):\n  File \"api.py\", line 3\nValueError: bad ref",
+        ),
         (Level::Warning, "app.api", "parameter 'limit' is deprecated"),
-        (Level::Critical, "app.db", "[DB-LOCK-003] database is locked"),
+        (
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        ),
         (Level::Info, "app.http", "GET /repos 200 in 12ms"),
-        (Level::Warning, "app.queue", "job queue is full (65 pending)"),
-        (Level::Error, "app.git", "[GIT-SYNC-001] clone of repo beta failed: exit 128"),
-        (Level::Warning, "app.auth", "authentication failed for user u1"),
+        (
+            Level::Warning,
+            "app.queue",
+            "job queue is full (65 pending)",
+        ),
+        (
+            Level::Error,
+            "app.git",
+            "[GIT-SYNC-001] clone of repo beta failed: exit 128",
+        ),
+        (
+            Level::Warning,
+            "app.auth",
+            "authentication failed for user u1",
+        ),
         (Level::Error, "app.api", "unicode ✓ message"),
     ];
     for (i, (level, source, msg)) in msgs.into_iter().enumerate() {
@@ -44,21 +72,37 @@ pub async fn log_source(source: &dyn LogSource, written: &[LogRecord], min_level
     expected.sort_by_key(|r| r.id);
     let max = written.iter().map(|r| r.id).max();
 
-    assert_eq!(source.max_id().await.expect("max_id"), max, "max_id must be the highest id present");
+    assert_eq!(
+        source.max_id().await.expect("max_id"),
+        max,
+        "max_id must be the highest id present"
+    );
 
     // One big page.
-    let page = source.read_after(0, 1_000_000).await.expect("read_after(0)");
+    let page = source
+        .read_after(0, 1_000_000)
+        .await
+        .expect("read_after(0)");
     let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
     let want: Vec<i64> = expected.iter().map(|r| r.id).collect();
-    assert_eq!(ids, want, "read_after(0) must return every record at or above the level, ascending");
+    assert_eq!(
+        ids, want,
+        "read_after(0) must return every record at or above the level, ascending"
+    );
     for (got, want) in page.records.iter().zip(&expected) {
         assert_eq!(got.level, want.level, "level of record {}", got.id);
         assert_eq!(got.message, want.message, "message of record {}", got.id);
         assert_eq!(got.source, want.source, "source of record {}", got.id);
     }
     if let Some(m) = max {
-        assert!(page.scanned_through >= *ids.last().unwrap_or(&0), "scanned_through must cover the records returned");
-        assert!(page.scanned_through <= m, "scanned_through must not exceed max_id");
+        assert!(
+            page.scanned_through >= *ids.last().unwrap_or(&0),
+            "scanned_through must cover the records returned"
+        );
+        assert!(
+            page.scanned_through <= m,
+            "scanned_through must not exceed max_id"
+        );
     }
 
     // Small pages: same records, no duplicates, each strictly after the cursor, always progress.
@@ -69,24 +113,42 @@ pub async fn log_source(source: &dyn LogSource, written: &[LogRecord], min_level
         loop {
             guard += 1;
             assert!(guard < 10_000, "paging with limit {limit} never finished");
-            let p = source.read_after(after, limit).await.expect("read_after page");
-            assert!(p.records.len() <= limit, "a page must hold at most `limit` records");
+            let p = source
+                .read_after(after, limit)
+                .await
+                .expect("read_after page");
+            assert!(
+                p.records.len() <= limit,
+                "a page must hold at most `limit` records"
+            );
             for w in p.records.windows(2) {
-                assert!(w[0].id < w[1].id, "records in a page must be ascending by id");
+                assert!(
+                    w[0].id < w[1].id,
+                    "records in a page must be ascending by id"
+                );
             }
             for r in &p.records {
                 assert!(r.id > after, "record {} returned for cursor {after}", r.id);
                 seen.push(r.id);
             }
-            let through = p.scanned_through.max(p.records.last().map(|r| r.id).unwrap_or(after));
+            let through = p
+                .scanned_through
+                .max(p.records.last().map(|r| r.id).unwrap_or(after));
             if through <= after {
                 break;
             }
             after = through;
         }
         let unique: HashSet<i64> = seen.iter().copied().collect();
-        assert_eq!(unique.len(), seen.len(), "paging with limit {limit} returned a record twice");
-        assert_eq!(seen, want, "paging with limit {limit} must return every record exactly once");
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "paging with limit {limit} returned a record twice"
+        );
+        assert_eq!(
+            seen, want,
+            "paging with limit {limit} must return every record exactly once"
+        );
     }
 
     // Past the end: nothing, and reads are repeatable.
@@ -94,7 +156,11 @@ pub async fn log_source(source: &dyn LogSource, written: &[LogRecord], min_level
         let p = source.read_after(m, 10).await.expect("read past the end");
         assert!(p.records.is_empty(), "nothing after max_id");
         let again = source.read_after(0, 1_000_000).await.expect("repeat read");
-        assert_eq!(again.records.len(), expected.len(), "reads must be repeatable");
+        assert_eq!(
+            again.records.len(),
+            expected.len(),
+            "reads must be repeatable"
+        );
     }
     let d = source.describe();
     assert!(!d.location.is_empty(), "describe() must name a location");

@@ -101,7 +101,11 @@ impl MemoryIssueTracker {
     }
 
     fn fault(what: &str) -> Error {
-        Error::adapter(crate::Component::IssueTracker, true, format!("injected fault: {what}"))
+        Error::adapter(
+            crate::Component::IssueTracker,
+            true,
+            format!("injected fault: {what}"),
+        )
     }
 }
 
@@ -141,7 +145,8 @@ impl IssueTracker for MemoryIssueTracker {
 
     async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef> {
         self.lock().create_calls += 1;
-        let fault = self.take_fault(&[TrackerFault::CreateFails, TrackerFault::CreateLosesResponse]);
+        let fault =
+            self.take_fault(&[TrackerFault::CreateFails, TrackerFault::CreateLosesResponse]);
         if fault == Some(TrackerFault::CreateFails) {
             return Err(Self::fault("create"));
         }
@@ -169,18 +174,34 @@ impl IssueTracker for MemoryIssueTracker {
             return Err(Self::fault("comment"));
         }
         let mut i = self.lock();
-        let issue = i.issues.iter_mut().find(|i| i.number == number).ok_or_else(|| {
-            Error::adapter(crate::Component::IssueTracker, false, format!("issue #{number} does not exist"))
-        })?;
+        let issue = i
+            .issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| {
+                Error::adapter(
+                    crate::Component::IssueTracker,
+                    false,
+                    format!("issue #{number} does not exist"),
+                )
+            })?;
         issue.comments.push(body.to_string());
         Ok(())
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
         let mut i = self.lock();
-        let issue = i.issues.iter_mut().find(|i| i.number == number).ok_or_else(|| {
-            Error::adapter(crate::Component::IssueTracker, false, format!("issue #{number} does not exist"))
-        })?;
+        let issue = i
+            .issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| {
+                Error::adapter(
+                    crate::Component::IssueTracker,
+                    false,
+                    format!("issue #{number} does not exist"),
+                )
+            })?;
         issue.state = IssueState::Open;
         issue.closed_at = None;
         Ok(())

@@ -70,7 +70,11 @@ impl MemoryJobQueue {
         let state = Arc::new(Mutex::new(State::default()));
         let wake = Arc::new(Notify::new());
         let worker = tokio::spawn(worker(state.clone(), wake.clone(), handler));
-        Arc::new(MemoryJobQueue { state, wake, worker })
+        Arc::new(MemoryJobQueue {
+            state,
+            wake,
+            worker,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -80,7 +84,9 @@ impl MemoryJobQueue {
     fn push(state: &mut State, job: JobSpec) -> JobId {
         state.next += 1;
         let id = JobId(format!("job-{}", state.next));
-        state.statuses.insert(id.clone(), (job.kind.clone(), JobStatus::Queued));
+        state
+            .statuses
+            .insert(id.clone(), (job.kind.clone(), JobStatus::Queued));
         state.queue.push_back((id.clone(), job));
         id
     }
@@ -120,7 +126,8 @@ async fn worker(state: Arc<Mutex<State>>, wake: Arc<Notify>, handler: Arc<dyn Jo
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             let job = s.queue.pop_front();
             if let Some((id, j)) = &job {
-                s.statuses.insert(id.clone(), (j.kind.clone(), JobStatus::Running));
+                s.statuses
+                    .insert(id.clone(), (j.kind.clone(), JobStatus::Running));
             }
             job
         };

@@ -69,7 +69,12 @@ impl MemoryLogSource {
     /// Deletes records with id below `id`, as retention would.
     pub fn prune_before(&self, id: i64) {
         let mut i = self.lock();
-        let removed: Vec<i64> = i.records.iter().filter(|r| r.id < id).map(|r| r.id).collect();
+        let removed: Vec<i64> = i
+            .records
+            .iter()
+            .filter(|r| r.id < id)
+            .map(|r| r.id)
+            .collect();
         i.pruned.extend(removed);
         i.records.retain(|r| r.id >= id);
     }

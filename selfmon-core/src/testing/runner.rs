@@ -26,7 +26,10 @@ impl ScriptedRunner {
 
     /// Queues an answer.
     pub fn push(&self, analysis: Analysis) {
-        self.script.lock().unwrap_or_else(|p| p.into_inner()).push_back(Ok(analysis));
+        self.script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Ok(analysis));
     }
 
     /// Queues a failure (a retryable runner error with `message`).
@@ -39,15 +42,25 @@ impl ScriptedRunner {
 
     /// Every request received.
     pub fn requests(&self) -> Vec<AnalysisRequest> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 #[async_trait]
 impl AnalysisRunner for ScriptedRunner {
     async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis> {
-        self.requests.lock().unwrap_or_else(|p| p.into_inner()).push(request.clone());
-        let next = self.script.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(request.clone());
+        let next = self
+            .script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = next {
             *last = Some(n);

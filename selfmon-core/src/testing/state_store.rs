@@ -98,7 +98,12 @@ impl MemoryStateStore {
 
 #[async_trait]
 impl StateStore for MemoryStateStore {
-    async fn try_acquire_lease(&self, owner: &str, ttl: Duration, now: DateTime<Utc>) -> Result<LeaseOutcome> {
+    async fn try_acquire_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
         let mut i = self.lock();
         if let Some(l) = &i.lease {
             if l.expires_at > now && l.owner != owner {
@@ -135,7 +140,12 @@ impl StateStore for MemoryStateStore {
 
     async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64> {
         let mut n = 0;
-        for s in self.lock().scans.iter_mut().filter(|s| s.status == ScanStatus::Running) {
+        for s in self
+            .lock()
+            .scans
+            .iter_mut()
+            .filter(|s| s.status == ScanStatus::Running)
+        {
             s.status = ScanStatus::Failure;
             s.completed_at = Some(now);
             s.error_message = Some(reason.to_string());
@@ -165,9 +175,19 @@ impl StateStore for MemoryStateStore {
         Ok(self.lock().issues.clone())
     }
 
-    async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()> {
+    async fn record_occurrences(
+        &self,
+        issue_number: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.check(StoreOp::RecordOccurrences)?;
-        if let Some(i) = self.lock().issues.iter_mut().find(|i| i.issue.number == issue_number) {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
             i.occurrences += count;
             i.last_seen_at = now;
         }
@@ -175,7 +195,12 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()> {
-        if let Some(i) = self.lock().issues.iter_mut().find(|i| i.issue.number == issue_number) {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
             i.issue.state = state;
         }
         Ok(())
@@ -195,7 +220,11 @@ impl StateStore for MemoryStateStore {
         self.check(StoreOp::CompleteIntent)?;
         let mut i = self.lock();
         i.intents.retain(|x| x.intent_id != intent_id);
-        if !i.issues.iter().any(|x| x.issue.number == issue.issue.number) {
+        if !i
+            .issues
+            .iter()
+            .any(|x| x.issue.number == issue.issue.number)
+        {
             i.issues.push(issue.clone());
         }
         Ok(())
@@ -216,7 +245,11 @@ impl StateStore for MemoryStateStore {
         })
     }
 
-    async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>> {
+    async fn list_issues(
+        &self,
+        filter: &IssueFilter,
+        page: PageRequest,
+    ) -> Result<Page<FiledIssue>> {
         let i = self.lock();
         let mut all: Vec<&FiledIssue> = i
             .issues
@@ -224,7 +257,11 @@ impl StateStore for MemoryStateStore {
             .filter(|x| filter.classification.is_none_or(|c| c == x.classification))
             .filter(|x| filter.state.is_none_or(|s| s == x.issue.state))
             .collect();
-        all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.issue.number.cmp(&a.issue.number)));
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.issue.number.cmp(&a.issue.number))
+        });
         Ok(Page {
             total: all.len() as u64,
             items: all
