@@ -805,16 +805,7 @@ impl SelfMonitor {
         };
         self.store.record_intent(&intent).await?;
         let issue = self.tracker.create_issue(&draft).await?;
-        let row = FiledIssue::from_finding(
-            scan_id.clone(),
-            issue.clone(),
-            title.clone(),
-            fingerprint.clone(),
-            finding,
-            templates.clone(),
-            count,
-            now,
-        );
+        let row = FiledIssue::from_intent(&intent, issue.clone(), now);
         self.store.complete_intent(&intent.intent_id, &row).await?;
         known.insert(row.to_known());
         report.record.issues_created += 1;
@@ -834,16 +825,7 @@ impl SelfMonitor {
                 Some(existing) => existing,
                 None => self.tracker.create_issue(&intent.draft).await?,
             };
-            let row = FiledIssue::from_finding(
-                intent.scan_id.clone(),
-                issue.clone(),
-                intent.draft.title.clone(),
-                intent.draft.fingerprint.clone(),
-                &intent.finding,
-                intent.templates.clone(),
-                intent.occurrences,
-                now,
-            );
+            let row = FiledIssue::from_intent(&intent, issue.clone(), now);
             self.store.complete_intent(&intent.intent_id, &row).await?;
             tracing::info!(
                 issue = issue.number,
@@ -950,8 +932,11 @@ pub fn fence(data: &str, boundary: &str) -> String {
 /// A bounded list of open issues for the prompt.
 fn dedup_context(known: &KnownIssues) -> String {
     let mut out = String::new();
-    let mut n = 0;
-    for k in known.iter().filter(|k| k.issue.state == IssueState::Open) {
+    for (n, k) in known
+        .iter()
+        .filter(|k| k.issue.state == IssueState::Open)
+        .enumerate()
+    {
         if n >= 50 || out.len() > 4096 {
             out.push_str("- (more omitted)\n");
             break;
@@ -963,7 +948,6 @@ fn dedup_context(known: &KnownIssues) -> String {
             crate::digest::sanitize_sample(&k.title),
             codes.join(",")
         ));
-        n += 1;
     }
     if out.is_empty() {
         out.push_str("(none)\n");
