@@ -484,7 +484,11 @@ struct HeldRunner(tokio::sync::Semaphore, tokio::sync::Notify);
 impl selfmon_core::AnalysisRunner for HeldRunner {
     async fn analyze(&self, _r: &selfmon_core::AnalysisRequest) -> selfmon_core::Result<Analysis> {
         self.1.notify_one();
-        let _p = self.0.acquire().await.map_err(|e| Error::adapter(selfmon_core::Component::AnalysisRunner, false, e))?;
+        let _p = self
+            .0
+            .acquire()
+            .await
+            .map_err(|e| Error::adapter(selfmon_core::Component::AnalysisRunner, false, e))?;
         Ok(Analysis::default())
     }
     fn name(&self) -> &str {
@@ -494,7 +498,10 @@ impl selfmon_core::AnalysisRunner for HeldRunner {
 
 #[tokio::test]
 async fn a_scan_started_while_another_is_in_flight_is_refused() {
-    let runner = Arc::new(HeldRunner(tokio::sync::Semaphore::new(0), tokio::sync::Notify::new()));
+    let runner = Arc::new(HeldRunner(
+        tokio::sync::Semaphore::new(0),
+        tokio::sync::Notify::new(),
+    ));
     let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
     three_bugs(&r.logs);
     let monitor = Arc::new(r.monitor);
@@ -505,7 +512,11 @@ async fn a_scan_started_while_another_is_in_flight_is_refused() {
     runner.1.notified().await; // the first scan is inside analysis now
     let err = monitor.scan(ScanTrigger::Manual).await.unwrap_err();
     assert!(matches!(err, Error::LeaseHeld { .. }), "{err}");
-    assert_eq!(r.store.scans().len(), 1, "the refused scan recorded nothing");
+    assert_eq!(
+        r.store.scans().len(),
+        1,
+        "the refused scan recorded nothing"
+    );
     runner.0.add_permits(1);
     let done = first.await.unwrap().unwrap();
     assert_eq!(done.record.status, ScanStatus::Success);
