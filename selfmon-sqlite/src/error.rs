@@ -15,7 +15,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The SQLite file could not be opened.
-    #[error("cannot open SQLite file {path}: {source}; check that the path exists and is readable")]
+    #[error(
+        "cannot open SQLite file {path}: {source}; check that the path exists and is readable"
+    )]
     Open {
         /// The file.
         path: PathBuf,
@@ -200,7 +202,10 @@ mod tests {
             missing: vec!["level".into(), "message".into()],
         };
         let msg = e.to_string();
-        assert!(msg.contains("level, message") && msg.contains("/x/logs.db"), "{msg}");
+        assert!(
+            msg.contains("level, message") && msg.contains("/x/logs.db"),
+            "{msg}"
+        );
         assert!(!e.into_core(Component::LogSource).is_retryable());
     }
 }

@@ -296,7 +296,11 @@ impl InventoryBuilder {
         });
         let distinct_uncoded_templates = self.uncoded.len() as u64;
         let mut top: Vec<UncodedTemplate> = self.uncoded.into_values().collect();
-        top.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.template.cmp(&b.template)));
+        top.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| a.template.cmp(&b.template))
+        });
         top.truncate(self.options.top_uncoded);
         let codes_seen = sorted_counts(self.codes);
         let (uncatalogued_codes, unused_catalog_codes) = match catalog {
@@ -393,7 +397,9 @@ fn malformed_codes(r: &LogRecord) -> Vec<(String, String)> {
     };
     match r.extra_data.get("error_code") {
         Some(serde_json::Value::String(s)) => check(s),
-        Some(serde_json::Value::Array(items)) => items.iter().filter_map(|v| v.as_str()).for_each(check),
+        Some(serde_json::Value::Array(items)) => {
+            items.iter().filter_map(|v| v.as_str()).for_each(check)
+        }
         _ => {}
     }
     out
@@ -444,7 +450,11 @@ pub fn inventory_of(
 pub fn render_text(report: &InventoryReport) -> String {
     let mut s = String::new();
     let pct = |c: &Coverage| format!("{:5.1}%", c.percent());
-    let _ = writeln!(s, "Error-code inventory of {} (through id {})", report.source, report.scanned_through);
+    let _ = writeln!(
+        s,
+        "Error-code inventory of {} (through id {})",
+        report.source, report.scanned_through
+    );
     let _ = writeln!(
         s,
         "WARNING+ records: {}  coded: {} ({})  uncoded: {}",
@@ -455,7 +465,13 @@ pub fn render_text(report: &InventoryReport) -> String {
     );
     let _ = writeln!(s, "\nBy level:");
     for (level, c) in &report.by_level {
-        let _ = writeln!(s, "  {level:<9} {:>9} records  {:>9} coded  {}", c.total, c.coded, pct(c));
+        let _ = writeln!(
+            s,
+            "  {level:<9} {:>9} records  {:>9} coded  {}",
+            c.total,
+            c.coded,
+            pct(c)
+        );
     }
     let _ = writeln!(s, "\nBy source (most uncoded first):");
     for sc in &report.by_source {
@@ -487,10 +503,22 @@ pub fn render_text(report: &InventoryReport) -> String {
         );
     }
     let list = |s: &mut String, title: &str, items: &[CodeCount]| {
-        let _ = writeln!(s, "\n{title}: {}", if items.is_empty() { "none" } else { "" });
+        let _ = writeln!(
+            s,
+            "\n{title}: {}",
+            if items.is_empty() { "none" } else { "" }
+        );
         for c in items {
-            let reason = c.reason.as_deref().map(|r| format!("  ({r})")).unwrap_or_default();
-            let _ = writeln!(s, "  {:>9}  {}  e.g. #{}{reason}", c.count, c.code, c.example_record_id);
+            let reason = c
+                .reason
+                .as_deref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "  {:>9}  {}  e.g. #{}{reason}",
+                c.count, c.code, c.example_record_id
+            );
         }
     };
     list(&mut s, "Codes seen", &report.codes_seen);
@@ -542,7 +570,12 @@ mod tests {
         let mut b = InventoryBuilder::new(InventoryOptions::default());
         b.add(&rec(1, Level::Error, "[GIT-SYNC-01] clone failed", "git"));
         b.add(&rec(2, Level::Error, "[AUTH-7] denied", "auth"));
-        b.add(&rec(3, Level::Error, "at [2025-01-01] [x] nothing code-like", "auth"));
+        b.add(&rec(
+            3,
+            Level::Error,
+            "at [2025-01-01] [x] nothing code-like",
+            "auth",
+        ));
         b.add(
             &LogRecord::new(4, Level::Error, "y")
                 .with_extra(serde_json::json!({"error_code": "db-lock-1"})),
@@ -550,7 +583,11 @@ mod tests {
         let r = b.finish("x", None);
         let codes: Vec<&str> = r.malformed_codes.iter().map(|c| c.code.as_str()).collect();
         assert_eq!(codes, ["AUTH-7", "GIT-SYNC-01", "db-lock-1"]);
-        assert!(r.malformed_codes[1].reason.as_deref().unwrap().contains("three digits"));
+        assert!(r.malformed_codes[1]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("three digits"));
     }
 
     #[test]

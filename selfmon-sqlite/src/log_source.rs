@@ -274,10 +274,7 @@ impl<'a> Reader<'a> {
                 }
             })
             .collect();
-        let mut select_sql = format!(
-            "SELECT {} FROM logs WHERE id > ?1",
-            select_list.join(", ")
-        );
+        let mut select_sql = format!("SELECT {} FROM logs WHERE id > ?1", select_list.join(", "));
         let below = level_names_below(options.min_level);
         if !below.is_empty() {
             let quoted: Vec<String> = below.iter().map(|n| format!("'{n}'")).collect();
@@ -308,7 +305,9 @@ impl<'a> Reader<'a> {
 
     fn max_id(&self) -> Result<Option<i64>> {
         self.conn
-            .query_row("SELECT max(id) FROM logs", [], |r| r.get::<_, Option<i64>>(0))
+            .query_row("SELECT max(id) FROM logs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
             .map_err(Error::sqlite("reading the highest log id"))
     }
 
@@ -350,7 +349,8 @@ impl<'a> Reader<'a> {
         let mut rows = stmt
             .query(rusqlite::params![after, sql_limit])
             .map_err(Error::sqlite("reading logs"))?;
-        let mut records = Vec::with_capacity(limit.min(4096));
+        // Sized up front: growing a page-sized Vec costs more than filling it.
+        let mut records = Vec::with_capacity(limit.min(16_384));
         let mut rows_seen = 0usize;
         let mut last_seen = after;
         while let Some(row) = rows.next().map_err(Error::sqlite("reading logs"))? {
@@ -365,14 +365,17 @@ impl<'a> Reader<'a> {
         drop(stmt);
         let scanned_through = if rows_seen < limit {
             // Everything after `after` in this snapshot was examined.
-            tx.query_row("SELECT max(id) FROM logs", [], |r| r.get::<_, Option<i64>>(0))
-                .map_err(Error::sqlite("reading the highest log id"))?
-                .unwrap_or(after)
-                .max(last_seen)
+            tx.query_row("SELECT max(id) FROM logs", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map_err(Error::sqlite("reading the highest log id"))?
+            .unwrap_or(after)
+            .max(last_seen)
         } else {
             last_seen
         };
-        tx.finish().map_err(Error::sqlite("ending a read transaction"))?;
+        tx.finish()
+            .map_err(Error::sqlite("ending a read transaction"))?;
         Ok(LogPage {
             records,
             scanned_through,
@@ -396,7 +399,10 @@ fn level_names_below(min: Level) -> Vec<&'static str> {
 fn text(v: ValueRef<'_>) -> Option<String> {
     match v {
         ValueRef::Null => None,
-        ValueRef::Text(b) | ValueRef::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        ValueRef::Text(b) | ValueRef::Blob(b) => Some(match std::str::from_utf8(b) {
+            Ok(s) => s.to_owned(),
+            Err(_) => String::from_utf8_lossy(b).into_owned(),
+        }),
         ValueRef::Integer(i) => Some(i.to_string()),
         ValueRef::Real(f) => Some(f.to_string()),
     }
@@ -465,7 +471,8 @@ fn keep_original_level(extra: &mut serde_json::Value, original: serde_json::Valu
         }
         other => {
             let inner = other.take();
-            *other = serde_json::json!({ NON_OBJECT_EXTRA_KEY: inner, ORIGINAL_LEVEL_KEY: original });
+            *other =
+                serde_json::json!({ NON_OBJECT_EXTRA_KEY: inner, ORIGINAL_LEVEL_KEY: original });
         }
     }
 }
@@ -486,7 +493,10 @@ mod tests {
 
     #[test]
     fn malformed_extra_data_is_kept_raw() {
-        assert_eq!(parse_extra(Some("{oops".into())), serde_json::json!({"_raw": "{oops"}));
+        assert_eq!(
+            parse_extra(Some("{oops".into())),
+            serde_json::json!({"_raw": "{oops"})
+        );
         assert_eq!(parse_extra(Some("  ".into())), serde_json::Value::Null);
         assert_eq!(parse_extra(Some("[1]".into())), serde_json::json!([1]));
     }
@@ -495,6 +505,9 @@ mod tests {
     fn original_level_is_added_without_losing_non_object_extra_data() {
         let mut v = serde_json::json!([1, 2]);
         keep_original_level(&mut v, "LOUD".into());
-        assert_eq!(v, serde_json::json!({"_extra": [1, 2], "_original_level": "LOUD"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"_extra": [1, 2], "_original_level": "LOUD"})
+        );
     }
 }

@@ -42,7 +42,8 @@ const MIGRATIONS: [Migration; 3] = [
     },
     Migration {
         version: 2,
-        description: "selfmon extensions: scan counters, issue state, lease, outbox, template state",
+        description:
+            "selfmon extensions: scan counters, issue state, lease, outbox, template state",
         apply: v2,
     },
     Migration {
@@ -292,7 +293,9 @@ mod tests {
         migrate(&mut conn, &path).unwrap();
         assert_eq!(current_version(&conn).unwrap(), SCHEMA_VERSION);
         let rows: i64 = conn
-            .query_row(&format!("SELECT count(*) FROM {VERSION_TABLE}"), [], |r| r.get(0))
+            .query_row(&format!("SELECT count(*) FROM {VERSION_TABLE}"), [], |r| {
+                r.get(0)
+            })
             .unwrap();
         assert_eq!(rows, SCHEMA_VERSION);
     }
@@ -309,6 +312,9 @@ mod tests {
         )
         .unwrap();
         let err = migrate(&mut conn, &path).unwrap_err();
-        assert!(matches!(err, Error::SchemaTooNew { found: 99, .. }), "{err}");
+        assert!(
+            matches!(err, Error::SchemaTooNew { found: 99, .. }),
+            "{err}"
+        );
     }
 }

@@ -168,8 +168,10 @@ impl SqliteStateStore {
 
     /// The schema version of the file (always [`crate::SCHEMA_VERSION`] after `open`).
     pub async fn schema_version(&self) -> Result<i64> {
-        self.run(|conn| schema::current_version(conn).map_err(Error::sqlite("reading the schema version")))
-            .await
+        self.run(|conn| {
+            schema::current_version(conn).map_err(Error::sqlite("reading the schema version"))
+        })
+        .await
     }
 
     /// The lease row, if any (expired or not), for diagnostics.
@@ -336,7 +338,11 @@ impl StateStore for SqliteStateStore {
             .await
     }
 
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> selfmon_core::Result<u64> {
+    async fn close_abandoned_scans(
+        &self,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> selfmon_core::Result<u64> {
         let reason = reason.to_string();
         self.run_core(move |conn| {
             let n = conn
@@ -367,8 +373,12 @@ impl StateStore for SqliteStateStore {
                 "SELECT {ISSUE_COLUMNS} FROM self_monitoring_issues
                  WHERE github_issue_number IS NOT NULL ORDER BY id"
             );
-            let mut stmt = conn.prepare(&sql).map_err(Error::sqlite("reading filed issues"))?;
-            let mut rows = stmt.query([]).map_err(Error::sqlite("reading filed issues"))?;
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("reading filed issues"))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(Error::sqlite("reading filed issues"))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(Error::sqlite("reading filed issues"))? {
                 out.push(issue_from_row(row)?);
@@ -389,7 +399,10 @@ impl StateStore for SqliteStateStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::sqlite("recording occurrences"))?;
             let Some(issue_id) = issue_row_id(&tx, issue_number)? else {
-                tracing::debug!(issue_number, "occurrences for an issue this store did not file");
+                tracing::debug!(
+                    issue_number,
+                    "occurrences for an issue this store did not file"
+                );
                 return Ok(());
             };
             let now_text = time_text(now);
@@ -406,13 +419,18 @@ impl StateStore for SqliteStateStore {
                 rusqlite::params![issue_id, to_i64(issue_number), now_text, to_i64(count)],
             )
             .map_err(Error::sqlite("recording occurrences"))?;
-            tx.commit().map_err(Error::sqlite("committing occurrences"))?;
+            tx.commit()
+                .map_err(Error::sqlite("committing occurrences"))?;
             Ok(())
         })
         .await
     }
 
-    async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> selfmon_core::Result<()> {
+    async fn set_issue_state(
+        &self,
+        issue_number: u64,
+        state: IssueState,
+    ) -> selfmon_core::Result<()> {
         self.run_core(move |conn| {
             conn.execute(
                 "UPDATE self_monitoring_issues SET state = ?1 WHERE github_issue_number = ?2",
@@ -458,10 +476,18 @@ impl StateStore for SqliteStateStore {
                      FROM selfmon_intents ORDER BY created_at, rowid",
                 )
                 .map_err(Error::sqlite("reading filing intents"))?;
-            let mut rows = stmt.query([]).map_err(Error::sqlite("reading filing intents"))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(Error::sqlite("reading filing intents"))?;
             let mut out = Vec::new();
-            while let Some(r) = rows.next().map_err(Error::sqlite("reading filing intents"))? {
-                let get = |i| r.get::<_, String>(i).map_err(Error::sqlite("reading filing intents"));
+            while let Some(r) = rows
+                .next()
+                .map_err(Error::sqlite("reading filing intents"))?
+            {
+                let get = |i| {
+                    r.get::<_, String>(i)
+                        .map_err(Error::sqlite("reading filing intents"))
+                };
                 out.push(FilingIntent {
                     intent_id: get(0)?,
                     scan_id: ScanId(get(1)?),
@@ -480,7 +506,11 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
-    async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> selfmon_core::Result<()> {
+    async fn complete_intent(
+        &self,
+        intent_id: &str,
+        issue: &FiledIssue,
+    ) -> selfmon_core::Result<()> {
         let intent_id = intent_id.to_string();
         let issue = issue.clone();
         self.run_core(move |conn| {
@@ -492,8 +522,11 @@ impl StateStore for SqliteStateStore {
                 Some(id) => update_issue(&tx, id, &issue)?,
                 None => insert_issue(&tx, &issue)?,
             }
-            tx.execute("DELETE FROM selfmon_intents WHERE intent_id = ?1", [&intent_id])
-                .map_err(Error::sqlite("closing a filing intent"))?;
+            tx.execute(
+                "DELETE FROM selfmon_intents WHERE intent_id = ?1",
+                [&intent_id],
+            )
+            .map_err(Error::sqlite("closing a filing intent"))?;
             tx.commit()
                 .map_err(Error::sqlite("committing a filed issue"))?;
             Ok(())
@@ -504,7 +537,9 @@ impl StateStore for SqliteStateStore {
     async fn list_scans(&self, page: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
         self.run_core(move |conn| {
             let total: i64 = conn
-                .query_row("SELECT count(*) FROM self_monitoring_scans", [], |r| r.get(0))
+                .query_row("SELECT count(*) FROM self_monitoring_scans", [], |r| {
+                    r.get(0)
+                })
                 .map_err(Error::sqlite("counting scans"))?;
             let (limit, offset) = limits(page);
             let sql = format!(
@@ -556,7 +591,9 @@ impl StateStore for SqliteStateStore {
                 "SELECT {ISSUE_COLUMNS} FROM self_monitoring_issues WHERE {clause}
                  ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET {offset}"
             );
-            let mut stmt = conn.prepare(&sql).map_err(Error::sqlite("listing issues"))?;
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("listing issues"))?;
             let mut rows = stmt
                 .query(rusqlite::params_from_iter(params.iter()))
                 .map_err(Error::sqlite("listing issues"))?;
@@ -574,9 +611,11 @@ impl StateStore for SqliteStateStore {
 
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
         self.run_core(|conn| {
-            conn.query_row("SELECT state FROM selfmon_template_state WHERE id = 1", [], |r| {
-                r.get(0)
-            })
+            conn.query_row(
+                "SELECT state FROM selfmon_template_state WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(Error::sqlite("reading the template state"))
         })
@@ -699,7 +738,10 @@ fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             rusqlite::Error::FromSqlConversionFailure(
                 2,
                 rusqlite::types::Type::Text,
-                format!("unknown scan status {status_text:?}; expected RUNNING, SUCCESS or FAILURE").into(),
+                format!(
+                    "unknown scan status {status_text:?}; expected RUNNING, SUCCESS or FAILURE"
+                )
+                .into(),
             )
         })?;
         let log_id_start = r.get::<_, Option<i64>>(5)?.unwrap_or(0);
@@ -732,7 +774,9 @@ fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             deferred: u(20)?,
             analysis_ran: b(21)?,
             model: r.get(22)?,
-            prompt_version: r.get::<_, Option<i64>>(23)?.and_then(|v| u32::try_from(v).ok()),
+            prompt_version: r
+                .get::<_, Option<i64>>(23)?
+                .and_then(|v| u32::try_from(v).ok()),
             cost_usd: r.get(24)?,
             input_tokens: r.get::<_, Option<i64>>(25)?.map(|v| to_u64(Some(v))),
             output_tokens: r.get::<_, Option<i64>>(26)?.map(|v| to_u64(Some(v))),
@@ -941,7 +985,10 @@ fn parse_time(s: &str) -> DateTime<Utc> {
             return n.and_utc();
         }
     }
-    tracing::warn!(value = t, "unreadable stored timestamp; using the Unix epoch");
+    tracing::warn!(
+        value = t,
+        "unreadable stored timestamp; using the Unix epoch"
+    );
     DateTime::<Utc>::UNIX_EPOCH
 }
 
@@ -974,10 +1021,7 @@ fn to_u32(v: u64) -> u32 {
 }
 
 fn limits(page: PageRequest) -> (i64, i64) {
-    (
-        to_i64(page.limit.min(MAX_PAGE_SIZE)),
-        to_i64(page.offset),
-    )
+    (to_i64(page.limit.min(MAX_PAGE_SIZE)), to_i64(page.offset))
 }
 
 #[cfg(test)]
@@ -987,7 +1031,10 @@ mod tests {
     #[test]
     fn lists_are_read_from_json_or_comma_separated_text() {
         assert_eq!(decode_list(Some(r#"["a","b"]"#.into())), ["a", "b"]);
-        assert_eq!(decode_list(Some("GIT-SYNC-001, DB-LOCK-002".into())), ["GIT-SYNC-001", "DB-LOCK-002"]);
+        assert_eq!(
+            decode_list(Some("GIT-SYNC-001, DB-LOCK-002".into())),
+            ["GIT-SYNC-001", "DB-LOCK-002"]
+        );
         assert_eq!(decode_list(Some("[1,2]".into())), ["1", "2"]);
         assert!(decode_list(None).is_empty());
     }
@@ -997,7 +1044,10 @@ mod tests {
         let a = time_text(DateTime::from_timestamp(1_000, 5_000).unwrap());
         let b = time_text(DateTime::from_timestamp(1_000_000, 0).unwrap());
         assert!(a < b);
-        assert_eq!(parse_time(&a), DateTime::from_timestamp(1_000, 5_000).unwrap());
+        assert_eq!(
+            parse_time(&a),
+            DateTime::from_timestamp(1_000, 5_000).unwrap()
+        );
         assert_eq!(
             parse_time("2025-01-02 03:04:05.5"),
             DateTime::parse_from_rfc3339("2025-01-02T03:04:05.5Z").unwrap()

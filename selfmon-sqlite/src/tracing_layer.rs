@@ -385,7 +385,10 @@ fn writer_loop(shared: &Shared, mut conn: Connection) {
                 attempt += 1;
                 match write_batch(&mut conn, &batch) {
                     Ok(()) => {
-                        shared.counters.written.fetch_add(from_queue, Ordering::SeqCst);
+                        shared
+                            .counters
+                            .written
+                            .fetch_add(from_queue, Ordering::SeqCst);
                         reported_drops = drops;
                         unreported_loss = None;
                         break;
@@ -396,7 +399,10 @@ fn writer_loop(shared: &Shared, mut conn: Connection) {
                     }
                     Err(e) => {
                         let msg = e.to_string();
-                        shared.counters.write_failures.fetch_add(1, Ordering::SeqCst);
+                        shared
+                            .counters
+                            .write_failures
+                            .fetch_add(1, Ordering::SeqCst);
                         shared.counters.lost.fetch_add(from_queue, Ordering::SeqCst);
                         let total = unreported_loss.as_ref().map_or(0, |(n, _)| *n) + from_queue;
                         unreported_loss = Some((total, msg.clone()));
@@ -531,7 +537,8 @@ impl<S: Subscriber> Layer<S> for SqliteLogLayer {
                     .insert("error_code".into(), code.as_str().to_string().into());
             }
         }
-        let extra_data = (!f.extra.is_empty()).then(|| serde_json::Value::Object(f.extra).to_string());
+        let extra_data =
+            (!f.extra.is_empty()).then(|| serde_json::Value::Object(f.extra).to_string());
         self.shared.push(Row {
             timestamp: now_text(),
             level,
@@ -558,7 +565,10 @@ mod tests {
 
     #[test]
     fn only_a_well_formed_leading_code_is_taken() {
-        assert_eq!(leading_code("[GIT-SYNC-001] x").unwrap().as_str(), "GIT-SYNC-001");
+        assert_eq!(
+            leading_code("[GIT-SYNC-001] x").unwrap().as_str(),
+            "GIT-SYNC-001"
+        );
         assert!(leading_code("x [GIT-SYNC-001]").is_none());
         assert!(leading_code("[GIT-SYNC-01] x").is_none());
         assert!(leading_code("[unclosed").is_none());

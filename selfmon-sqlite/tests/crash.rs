@@ -18,7 +18,13 @@ const MODE_VAR: &str = "SELFMON_CRASH_CHILD_MODE";
 
 fn spawn_child(db: &Path, mode: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child_process", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "crash_child_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(DB_VAR, db)
         .env(MODE_VAR, mode)
         .stdout(Stdio::piped())
@@ -50,7 +56,9 @@ fn run_child_until(db: &Path, mode: &str, stop: impl Fn(&str) -> bool) -> Vec<St
 
 fn integrity_ok(db: &Path) {
     let conn = Connection::open(db).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(check, "ok");
     let fk: Vec<String> = conn
         .prepare("PRAGMA foreign_key_check")
@@ -72,11 +80,17 @@ async fn a_process_killed_mid_transaction_leaves_the_file_consistent_and_unlocke
 
     integrity_ok(&db);
     let store = open_store(&db);
-    assert!(store.filed_issues().await.unwrap().is_empty(), "the uncommitted rows are gone");
+    assert!(
+        store.filed_issues().await.unwrap().is_empty(),
+        "the uncommitted rows are gone"
+    );
     assert_eq!(store.list_scans(Default::default()).await.unwrap().total, 1);
     // The dead writer's lock went with it: writes succeed at once.
     assert!(matches!(
-        store.try_acquire_lease("survivor", Duration::from_secs(5), t(1)).await.unwrap(),
+        store
+            .try_acquire_lease("survivor", Duration::from_secs(5), t(1))
+            .await
+            .unwrap(),
         LeaseOutcome::Acquired(_)
     ));
 }
@@ -104,19 +118,34 @@ async fn a_process_killed_while_filing_leaves_each_filing_either_open_or_complet
         .into_iter()
         .map(|i| format!("i{}", i.issue.number))
         .collect();
-    assert!(open.is_disjoint(&filed), "an intent is never both open and complete");
+    assert!(
+        open.is_disjoint(&filed),
+        "an intent is never both open and complete"
+    );
     for p in &progress {
         if let Some(n) = p.strip_prefix("completed ") {
-            assert!(filed.contains(&format!("i{n}")), "completed filing {n} lost");
+            assert!(
+                filed.contains(&format!("i{n}")),
+                "completed filing {n} lost"
+            );
         }
         if let Some(n) = p.strip_prefix("recorded ") {
             let id = format!("i{n}");
-            assert!(open.contains(&id) || filed.contains(&id), "recorded intent {n} lost");
+            assert!(
+                open.contains(&id) || filed.contains(&id),
+                "recorded intent {n} lost"
+            );
         }
     }
     assert!(filed.len() >= 40);
     // The scan the child left RUNNING is closed by the next holder of the lease.
-    assert!(store.close_abandoned_scans(t(10_000), "killed").await.unwrap() >= 1);
+    assert!(
+        store
+            .close_abandoned_scans(t(10_000), "killed")
+            .await
+            .unwrap()
+            >= 1
+    );
 }
 
 /// Not a test on its own: the body of the child process for the tests above.
@@ -133,7 +162,9 @@ async fn crash_child_process() {
     match mode.as_str() {
         "mid_transaction" => {
             let mut conn = Connection::open(db).unwrap();
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .unwrap();
             for n in 0..1_000 {
                 tx.execute(
                     "INSERT INTO self_monitoring_issues (scan_id, github_issue_number, classification, title, created_at)
@@ -142,7 +173,8 @@ async fn crash_child_process() {
                 )
                 .unwrap();
             }
-            tx.execute("UPDATE self_monitoring_scans SET status = 'SUCCESS'", []).unwrap();
+            tx.execute("UPDATE self_monitoring_scans SET status = 'SUCCESS'", [])
+                .unwrap();
             println!("PROGRESS in-transaction");
             std::thread::sleep(Duration::from_secs(120));
         }
@@ -153,7 +185,10 @@ async fn crash_child_process() {
                 store.record_intent(&i).await.unwrap();
                 println!("PROGRESS recorded {n}");
                 let issue = tracker.create(&i.draft);
-                store.complete_intent(&i.intent_id, &row_for(&i, issue)).await.unwrap();
+                store
+                    .complete_intent(&i.intent_id, &row_for(&i, issue))
+                    .await
+                    .unwrap();
                 println!("PROGRESS completed {n}");
                 let mut s = scan.clone();
                 s.records_read = n;

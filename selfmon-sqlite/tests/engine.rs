@@ -17,7 +17,9 @@ use selfmon_core::{
     IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanRecord, ScanStatus,
     ScanTrigger, StateStore, TrackedIssue,
 };
-use selfmon_sqlite::{create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
+use selfmon_sqlite::{
+    create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
+};
 
 /// Simulated process death: the `at`-th step fails and so does every step after it.
 #[derive(Debug)]
@@ -41,7 +43,11 @@ impl Crash {
             self.dead.store(true, Ordering::SeqCst);
         }
         if self.dead.load(Ordering::SeqCst) {
-            return Err(Error::adapter(Component::StateStore, false, "process killed"));
+            return Err(Error::adapter(
+                Component::StateStore,
+                false,
+                "process killed",
+            ));
         }
         Ok(())
     }
@@ -64,7 +70,12 @@ struct CrashingStore {
 
 #[async_trait]
 impl StateStore for CrashingStore {
-    async fn try_acquire_lease(&self, o: &str, ttl: Duration, now: DateTime<Utc>) -> selfmon_core::Result<LeaseOutcome> {
+    async fn try_acquire_lease(
+        &self,
+        o: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
         guarded!(self, self.inner.try_acquire_lease(o, ttl, now))
     }
     async fn release_lease(&self, l: &Lease) -> selfmon_core::Result<()> {
@@ -73,7 +84,11 @@ impl StateStore for CrashingStore {
     async fn last_successful_cursor(&self) -> selfmon_core::Result<i64> {
         guarded!(self, self.inner.last_successful_cursor())
     }
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, r: &str) -> selfmon_core::Result<u64> {
+    async fn close_abandoned_scans(
+        &self,
+        now: DateTime<Utc>,
+        r: &str,
+    ) -> selfmon_core::Result<u64> {
         guarded!(self, self.inner.close_abandoned_scans(now, r))
     }
     async fn begin_scan(&self, r: &ScanRecord) -> selfmon_core::Result<()> {
@@ -85,7 +100,12 @@ impl StateStore for CrashingStore {
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         guarded!(self, self.inner.filed_issues())
     }
-    async fn record_occurrences(&self, n: u64, c: u64, now: DateTime<Utc>) -> selfmon_core::Result<()> {
+    async fn record_occurrences(
+        &self,
+        n: u64,
+        c: u64,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.record_occurrences(n, c, now))
     }
     async fn set_issue_state(&self, n: u64, s: IssueState) -> selfmon_core::Result<()> {
@@ -103,7 +123,11 @@ impl StateStore for CrashingStore {
     async fn list_scans(&self, p: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
         guarded!(self, self.inner.list_scans(p))
     }
-    async fn list_issues(&self, f: &IssueFilter, p: PageRequest) -> selfmon_core::Result<Page<FiledIssue>> {
+    async fn list_issues(
+        &self,
+        f: &IssueFilter,
+        p: PageRequest,
+    ) -> selfmon_core::Result<Page<FiledIssue>> {
         guarded!(self, self.inner.list_issues(f, p))
     }
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
@@ -121,7 +145,10 @@ struct CrashingTracker {
 
 #[async_trait]
 impl IssueTracker for CrashingTracker {
-    async fn list_issues(&self, since: Option<DateTime<Utc>>) -> selfmon_core::Result<Vec<TrackedIssue>> {
+    async fn list_issues(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> selfmon_core::Result<Vec<TrackedIssue>> {
         guarded!(self, self.inner.list_issues(since))
     }
     async fn create_issue(&self, d: &IssueDraft) -> selfmon_core::Result<IssueRef> {
@@ -142,8 +169,16 @@ fn three_bugs(path: &Path) {
     let conn = Connection::open(path).unwrap();
     create_logs_table(&conn).unwrap();
     for (level, source, message) in [
-        ("ERROR", "app.api", "Traceback (most recent call last):\n  File \"api.py\"\nValueError: bad ref"),
-        ("ERROR", "app.git", "[GIT-SYNC-001] clone of repo alpha failed: exit 128"),
+        (
+            "ERROR",
+            "app.api",
+            "Traceback (most recent call last):\n  File \"api.py\"\nValueError: bad ref",
+        ),
+        (
+            "ERROR",
+            "app.git",
+            "[GIT-SYNC-001] clone of repo alpha failed: exit 128",
+        ),
         ("CRITICAL", "app.db", "[DB-LOCK-003] database is locked"),
         ("INFO", "app.http", "GET /health 200"),
     ] {
@@ -162,7 +197,9 @@ fn monitor(
     clock: Arc<FakeClock>,
 ) -> SelfMonitor {
     SelfMonitor::builder()
-        .log_source(Arc::new(SqliteLogSource::open(logs, LogSourceOptions::default()).unwrap()))
+        .log_source(Arc::new(
+            SqliteLogSource::open(logs, LogSourceOptions::default()).unwrap(),
+        ))
         .runner(Arc::new(OfflineRunner))
         .tracker(tracker)
         .store(store)
@@ -180,14 +217,23 @@ async fn a_scan_killed_at_any_point_files_each_problem_exactly_once_after_restar
         let state = dir.path().join("state.db");
         three_bugs(&logs);
         let tracker = Arc::new(MemoryIssueTracker::new());
-        let clock = Arc::new(FakeClock::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
+        let clock = Arc::new(FakeClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
         let crash = Crash::new(at);
         {
-            let store = Arc::new(SqliteStateStore::open(&state, StateStoreOptions::default()).unwrap());
+            let store =
+                Arc::new(SqliteStateStore::open(&state, StateStoreOptions::default()).unwrap());
             let m = monitor(
                 &logs,
-                Arc::new(CrashingStore { inner: store, crash: crash.clone() }),
-                Arc::new(CrashingTracker { inner: tracker.clone(), crash: crash.clone() }),
+                Arc::new(CrashingStore {
+                    inner: store,
+                    crash: crash.clone(),
+                }),
+                Arc::new(CrashingTracker {
+                    inner: tracker.clone(),
+                    crash: crash.clone(),
+                }),
                 clock.clone(),
             );
             let outcome = m.scan(ScanTrigger::Scheduled).await;
@@ -207,13 +253,24 @@ async fn a_scan_killed_at_any_point_files_each_problem_exactly_once_after_restar
         clock.advance(chrono::Duration::hours(3));
         let store = Arc::new(SqliteStateStore::open(&state, StateStoreOptions::default()).unwrap());
         let m = monitor(&logs, store.clone(), tracker.clone(), clock.clone());
-        let report = m.scan(ScanTrigger::Scheduled).await.unwrap_or_else(|e| panic!("step {at}: {e}"));
+        let report = m
+            .scan(ScanTrigger::Scheduled)
+            .await
+            .unwrap_or_else(|e| panic!("step {at}: {e}"));
         assert_eq!(report.record.status, ScanStatus::Success, "step {at}");
         let titles: std::collections::BTreeSet<String> =
             tracker.issues().into_iter().map(|i| i.title).collect();
-        assert_eq!(tracker.issues().len(), 3, "step {at}: nothing filed twice, nothing lost");
+        assert_eq!(
+            tracker.issues().len(),
+            3,
+            "step {at}: nothing filed twice, nothing lost"
+        );
         assert_eq!(titles.len(), 3, "step {at}");
-        assert_eq!(store.filed_issues().await.unwrap().len(), 3, "step {at}: every filing recorded");
+        assert_eq!(
+            store.filed_issues().await.unwrap().len(),
+            3,
+            "step {at}: every filing recorded"
+        );
         assert!(store.open_intents().await.unwrap().is_empty(), "step {at}");
         let scans = store.list_scans(PageRequest::default()).await.unwrap();
         assert!(
@@ -225,5 +282,8 @@ async fn a_scan_killed_at_any_point_files_each_problem_exactly_once_after_restar
         assert_eq!(again.record.issues_created, 0, "step {at}");
         assert_eq!(tracker.issues().len(), 3, "step {at}");
     }
-    assert!(crash_points >= 10, "only {crash_points} crash points were exercised");
+    assert!(
+        crash_points >= 10,
+        "only {crash_points} crash points were exercised"
+    );
 }

@@ -64,7 +64,10 @@ async fn reads_warning_and_above_after_the_cursor_in_id_order() {
     assert_eq!(page.scanned_through, 6);
     assert_eq!(page.missing_before_first, 0);
     let after = src.read_after(3, 100).await.unwrap();
-    assert_eq!(after.records.iter().map(|r| r.id).collect::<Vec<_>>(), [5, 6]);
+    assert_eq!(
+        after.records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [5, 6]
+    );
 }
 
 #[tokio::test]
@@ -81,7 +84,10 @@ async fn scanned_through_counts_rows_the_level_filter_skipped() {
     assert_eq!(page.scanned_through, 11);
     let next = open(&path).read_after(11, 100).await.unwrap();
     assert!(next.records.is_empty());
-    assert_eq!(next.scanned_through, 11, "nothing new: scanned_through equals the cursor");
+    assert_eq!(
+        next.scanned_through, 11,
+        "nothing new: scanned_through equals the cursor"
+    );
 }
 
 #[tokio::test]
@@ -147,7 +153,10 @@ fn a_missing_table_or_required_column_is_an_error_naming_it() {
         .execute_batch("CREATE TABLE other (x)")
         .unwrap();
     let err = SqliteLogSource::open(&no_table, LogSourceOptions::default()).unwrap_err();
-    assert!(matches!(&err, Error::MissingTable { table, .. } if table == "logs"), "{err}");
+    assert!(
+        matches!(&err, Error::MissingTable { table, .. } if table == "logs"),
+        "{err}"
+    );
     assert!(err.to_string().contains("`logs`"));
 
     let no_level = dir.path().join("nolevel.db");
@@ -168,7 +177,11 @@ fn a_missing_table_or_required_column_is_an_error_naming_it() {
     assert!(matches!(err, Error::Open { .. }), "{err}");
 
     let garbage = dir.path().join("garbage.db");
-    std::fs::write(&garbage, b"this is not a database, not at all, not even close......").unwrap();
+    std::fs::write(
+        &garbage,
+        b"this is not a database, not at all, not even close......",
+    )
+    .unwrap();
     assert!(SqliteLogSource::open(&garbage, LogSourceOptions::default()).is_err());
 }
 
@@ -185,10 +198,17 @@ async fn unknown_levels_are_read_as_error_keeping_the_original_and_bad_json_is_k
     )
     .unwrap();
     let page = open(&path).read_after(0, 10).await.unwrap();
-    assert_eq!(page.records.len(), 3, "the INFO row is filtered, nothing else is lost");
+    assert_eq!(
+        page.records.len(),
+        3,
+        "the INFO row is filtered, nothing else is lost"
+    );
     let loud = &page.records[0];
     assert_eq!(loud.level, Level::Error);
-    assert_eq!(loud.extra_data, serde_json::json!({"k": 1, ORIGINAL_LEVEL_KEY: "LOUD"}));
+    assert_eq!(
+        loud.extra_data,
+        serde_json::json!({"k": 1, ORIGINAL_LEVEL_KEY: "LOUD"})
+    );
     assert_eq!(
         page.records[1].extra_data,
         serde_json::json!({ RAW_EXTRA_KEY: "{not json" })
@@ -235,7 +255,16 @@ async fn a_cursor_ahead_of_a_recreated_file_is_a_typed_condition() {
     }
     assert_eq!(src.max_id().await.unwrap(), Some(3));
     let err = src.check_cursor(50).await.unwrap_err();
-    assert!(matches!(err, Error::CursorAhead { cursor: 50, max_id: 3 }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::CursorAhead {
+                cursor: 50,
+                max_id: 3
+            }
+        ),
+        "{err}"
+    );
     let err = src.read_after_checked(50, 10).await.unwrap_err();
     assert!(err.to_string().contains("restart from 0"), "{err}");
     let page = src.read_after(50, 10).await.unwrap();
@@ -257,7 +286,8 @@ async fn every_record_is_read_exactly_once_while_a_writer_inserts_in_wal_mode() 
         let done = done.clone();
         std::thread::spawn(move || {
             let mut conn = Connection::open(&path).unwrap();
-            conn.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
             let mut written = 0;
             while written < TOTAL {
                 let tx = conn.transaction().unwrap();
@@ -341,7 +371,11 @@ fn describe_names_the_file_and_the_schema_actually_present() {
     drop(new_logs_db(&path));
     let d = open(&path).describe();
     assert_eq!(d.location, path.display().to_string());
-    assert!(d.schema.contains("CREATE TABLE logs") && d.schema.contains("correlation_id"), "{}", d.schema);
+    assert!(
+        d.schema.contains("CREATE TABLE logs") && d.schema.contains("correlation_id"),
+        "{}",
+        d.schema
+    );
 }
 
 #[test]
@@ -400,7 +434,11 @@ async fn passes_the_core_log_source_conformance_suite_at_every_level() {
         selfmon_core::conformance::log_source(&src, &records, min_level).await;
         // Every field survives the trip through the file.
         let page = src.read_after(0, 100).await.unwrap();
-        let want: Vec<_> = records.iter().filter(|r| r.level >= min_level).cloned().collect();
+        let want: Vec<_> = records
+            .iter()
+            .filter(|r| r.level >= min_level)
+            .cloned()
+            .collect();
         assert_eq!(page.records, want);
     }
 }

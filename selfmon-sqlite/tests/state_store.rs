@@ -29,7 +29,14 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
         selfmon_core::conformance::state_store(&store).await;
     }
     let store = open_store(&path);
-    assert_eq!(store.list_scans(PageRequest::default()).await.unwrap().total, 4);
+    assert_eq!(
+        store
+            .list_scans(PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        4
+    );
     assert_eq!(store.filed_issues().await.unwrap().len(), 2);
     assert_eq!(store.last_successful_cursor().await.unwrap(), 7);
     assert_eq!(
@@ -66,7 +73,10 @@ INSERT INTO self_monitoring_issues (scan_id, github_issue_number, github_issue_u
 async fn a_file_created_by_the_oldest_cidx_schema_is_migrated_and_keeps_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cidx.db");
-    Connection::open(&path).unwrap().execute_batch(CIDX_V1).unwrap();
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch(CIDX_V1)
+        .unwrap();
 
     let store = open_store(&path);
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
@@ -74,7 +84,10 @@ async fn a_file_created_by_the_oldest_cidx_schema_is_migrated_and_keeps_its_rows
     let scans = store.list_scans(PageRequest::default()).await.unwrap();
     assert_eq!(scans.total, 2);
     assert_eq!(scans.items[0].scan_id.as_str(), "old-2");
-    assert_eq!(scans.items[0].error_message.as_deref(), Some("claude timed out"));
+    assert_eq!(
+        scans.items[0].error_message.as_deref(),
+        Some("claude timed out")
+    );
     assert_eq!(scans.items[1].duration_ms(), Some(5 * 60 * 1000));
     let issues = store.filed_issues().await.unwrap();
     assert_eq!(issues.len(), 1);
@@ -89,7 +102,10 @@ async fn a_file_created_by_the_oldest_cidx_schema_is_migrated_and_keeps_its_rows
     // New features work on old rows.
     store.record_occurrences(17, 3, t(100)).await.unwrap();
     store.set_issue_state(17, IssueState::Closed).await.unwrap();
-    let occ = store.issue_occurrences(17, PageRequest::default()).await.unwrap();
+    let occ = store
+        .issue_occurrences(17, PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!((occ.total, occ.items[0].count), (1, 3));
     let closed = store
         .list_issues(
@@ -123,13 +139,20 @@ async fn a_file_at_every_older_selfmon_version_migrates_forward() {
         .unwrap();
         drop(conn);
         let store = open_store(&path);
-        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION, "from v{from}");
-        assert_eq!(store.last_successful_cursor().await.unwrap(), 99, "from v{from}");
-        selfmon_core::conformance::state_store(&SqliteStateStore::open(
-            dir.path().join("fresh.db"),
-            StateStoreOptions::default(),
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            SCHEMA_VERSION,
+            "from v{from}"
+        );
+        assert_eq!(
+            store.last_successful_cursor().await.unwrap(),
+            99,
+            "from v{from}"
+        );
+        selfmon_core::conformance::state_store(
+            &SqliteStateStore::open(dir.path().join("fresh.db"), StateStoreOptions::default())
+                .unwrap(),
         )
-        .unwrap())
         .await;
     }
 }
@@ -197,13 +220,23 @@ async fn scans_left_running_by_a_crash_are_closed_as_failure_with_a_reason() {
     }
     let store = open_store(&path);
     assert_eq!(
-        store.close_abandoned_scans(t(99), "previous process exited mid-scan").await.unwrap(),
+        store
+            .close_abandoned_scans(t(99), "previous process exited mid-scan")
+            .await
+            .unwrap(),
         1
     );
-    let s = &store.list_scans(PageRequest::default()).await.unwrap().items[0];
+    let s = &store
+        .list_scans(PageRequest::default())
+        .await
+        .unwrap()
+        .items[0];
     assert_eq!(s.status, ScanStatus::Failure);
     assert_eq!(s.completed_at, Some(t(99)));
-    assert_eq!(s.error_message.as_deref(), Some("previous process exited mid-scan"));
+    assert_eq!(
+        s.error_message.as_deref(),
+        Some("previous process exited mid-scan")
+    );
     assert_eq!(s.trigger, ScanTrigger::Manual);
     assert_eq!(store.last_successful_cursor().await.unwrap(), 0);
 }
@@ -218,7 +251,12 @@ enum CrashPoint {
 }
 
 /// The engine's filing protocol, stopped at `crash`.
-async fn file_until(store: &SqliteStateStore, tracker: &FakeTracker, i: &FilingIntent, crash: CrashPoint) {
+async fn file_until(
+    store: &SqliteStateStore,
+    tracker: &FakeTracker,
+    i: &FilingIntent,
+    crash: CrashPoint,
+) {
     store.record_intent(i).await.unwrap();
     if crash == CrashPoint::AfterIntentBeforePost {
         return;
@@ -227,7 +265,10 @@ async fn file_until(store: &SqliteStateStore, tracker: &FakeTracker, i: &FilingI
     if crash == CrashPoint::AfterPostBeforeCommit {
         return;
     }
-    store.complete_intent(&i.intent_id, &support::row_for(i, issue)).await.unwrap();
+    store
+        .complete_intent(&i.intent_id, &support::row_for(i, issue))
+        .await
+        .unwrap();
 }
 
 /// What the next scan does first: finish every open intent, by marker.
@@ -237,7 +278,10 @@ async fn reconcile(store: &SqliteStateStore, tracker: &FakeTracker) {
             Some(found) => found,
             None => tracker.create(&i.draft),
         };
-        store.complete_intent(&i.intent_id, &support::row_for(&i, issue)).await.unwrap();
+        store
+            .complete_intent(&i.intent_id, &support::row_for(&i, issue))
+            .await
+            .unwrap();
     }
 }
 
@@ -331,13 +375,24 @@ async fn retention_prunes_old_scans_but_never_issues_running_scans_or_the_cursor
         .into_iter()
         .map(|s| s.scan_id.0)
         .collect();
-    assert_eq!(left, ["recent-failure", "old-running", "latest-success-but-old"]);
+    assert_eq!(
+        left,
+        ["recent-failure", "old-running", "latest-success-but-old"]
+    );
     assert_eq!(store.last_successful_cursor().await.unwrap(), 20);
     let issues = store.filed_issues().await.unwrap();
     assert_eq!(issues.len(), 1, "issue rows are never pruned");
-    assert_eq!(issues[0].occurrences, 1 + 2 + 3, "the running total is kept");
     assert_eq!(
-        store.issue_occurrences(1, PageRequest::default()).await.unwrap().total,
+        issues[0].occurrences,
+        1 + 2 + 3,
+        "the running total is kept"
+    );
+    assert_eq!(
+        store
+            .issue_occurrences(1, PageRequest::default())
+            .await
+            .unwrap()
+            .total,
         1
     );
 }
@@ -347,7 +402,8 @@ async fn dashboard_queries_are_paginated_with_totals_and_capped() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("state.db"));
     for n in 0..620 {
-        let mut s = ScanRecord::started(ScanId(format!("s{n:04}")), ScanTrigger::Scheduled, 0, t(n));
+        let mut s =
+            ScanRecord::started(ScanId(format!("s{n:04}")), ScanTrigger::Scheduled, 0, t(n));
         s.status = ScanStatus::Failure;
         s.completed_at = Some(t(n + 3));
         s.error_message = Some(format!("error {n}"));
@@ -377,11 +433,25 @@ async fn dashboard_queries_are_paginated_with_totals_and_capped() {
     for n in 1..=7u64 {
         let i = intent(&format!("i{n}"), n);
         store.record_intent(&i).await.unwrap();
-        let mut row = support::row_for(&i, IssueRef { number: n, url: String::new(), state: IssueState::Open });
-        row.classification = if n % 2 == 0 { Classification::ClientMisuse } else { Classification::ServerBug };
+        let mut row = support::row_for(
+            &i,
+            IssueRef {
+                number: n,
+                url: String::new(),
+                state: IssueState::Open,
+            },
+        );
+        row.classification = if n % 2 == 0 {
+            Classification::ClientMisuse
+        } else {
+            Classification::ServerBug
+        };
         row.created_at = t(n as i64);
         store.complete_intent(&i.intent_id, &row).await.unwrap();
-        store.record_occurrences(n, n, t(1000 + n as i64)).await.unwrap();
+        store
+            .record_occurrences(n, n, t(1000 + n as i64))
+            .await
+            .unwrap();
     }
     let client = store
         .list_issues(
@@ -389,14 +459,20 @@ async fn dashboard_queries_are_paginated_with_totals_and_capped() {
                 classification: Some(Classification::ClientMisuse),
                 state: None,
             },
-            PageRequest { offset: 1, limit: 2 },
+            PageRequest {
+                offset: 1,
+                limit: 2,
+            },
         )
         .await
         .unwrap();
     assert_eq!(client.total, 3);
     let numbers: Vec<u64> = client.items.iter().map(|i| i.issue.number).collect();
     assert_eq!(numbers, [4, 2], "newest first, after the offset");
-    let occ = store.issue_occurrences(6, PageRequest::default()).await.unwrap();
+    let occ = store
+        .issue_occurrences(6, PageRequest::default())
+        .await
+        .unwrap();
     assert_eq!((occ.total, occ.items[0].count), (1, 6));
 }
 
@@ -405,7 +481,10 @@ async fn occurrences_and_state_of_an_issue_filed_elsewhere_are_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("state.db"));
     store.record_occurrences(404, 1, t(0)).await.unwrap();
-    store.set_issue_state(404, IssueState::Closed).await.unwrap();
+    store
+        .set_issue_state(404, IssueState::Closed)
+        .await
+        .unwrap();
     assert!(store.filed_issues().await.unwrap().is_empty());
 }
 

@@ -56,9 +56,15 @@ fn events_written_by_the_layer_are_read_back_by_the_log_source() {
         serde_json::json!({"error_code": "GIT-SYNC-001", "repo": "alpha", "attempt": 3})
     );
     let w = &rows[1];
-    assert_eq!((w.level, w.source.as_deref()), (Level::Warning, Some("app::db")));
+    assert_eq!(
+        (w.level, w.source.as_deref()),
+        (Level::Warning, Some("app::db"))
+    );
     assert_eq!(w.request_path.as_deref(), Some("/api/x"));
-    assert_eq!(w.extra_data, serde_json::json!({"error_code": "DB-LOCK-002"}));
+    assert_eq!(
+        w.extra_data,
+        serde_json::json!({"error_code": "DB-LOCK-002"})
+    );
     let codes = selfmon_core::ErrorCode::from_record(w);
     assert_eq!(codes.len(), 1);
     assert_eq!(rows[2].correlation_id.as_deref(), Some("c-1"));
@@ -66,8 +72,13 @@ fn events_written_by_the_layer_are_read_back_by_the_log_source() {
 
     // The default source (WARNING and above) sees the two problems.
     let src = SqliteLogSource::open(&path, LogSourceOptions::default()).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    assert_eq!(rt.block_on(src.read_after(0, 100)).unwrap().records.len(), 2);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(
+        rt.block_on(src.read_after(0, 100)).unwrap().records.len(),
+        2
+    );
 }
 
 #[test]
@@ -92,7 +103,10 @@ fn a_full_queue_drops_and_counts_lesser_events_and_reports_lost_errors_in_the_lo
     // Wait until the writer has taken "first" and is stuck writing it.
     let started = std::time::Instant::now();
     while handle.stats().queued > 0 {
-        assert!(started.elapsed() < Duration::from_secs(60), "writer never took the first event");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writer never took the first event"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     tracing::dispatcher::with_default(&dispatch, || {
@@ -114,10 +128,20 @@ fn a_full_queue_drops_and_counts_lesser_events_and_reports_lost_errors_in_the_lo
         .iter()
         .find(|r| r.source.as_deref() == Some(LAYER_SOURCE))
         .expect("the loss is reported in the log itself");
-    assert_eq!(report.level, Level::Error, "lost errors are reported at ERROR");
-    assert!(report.message.starts_with("[SELFMON-QUEUE-001]"), "{}", report.message);
+    assert_eq!(
+        report.level,
+        Level::Error,
+        "lost errors are reported at ERROR"
+    );
     assert!(
-        report.message.contains(&format!("dropped {}", stats.dropped + stats.dropped_errors)),
+        report.message.starts_with("[SELFMON-QUEUE-001]"),
+        "{}",
+        report.message
+    );
+    assert!(
+        report
+            .message
+            .contains(&format!("dropped {}", stats.dropped + stats.dropped_errors)),
         "{}",
         report.message
     );
@@ -138,8 +162,18 @@ fn write_failures_are_counted_and_reported_once_writing_works_again() {
     tracing::dispatcher::with_default(&dispatch, || tracing::error!("lost to a missing table"));
     assert!(handle.flush(Duration::from_secs(30)));
     let stats = handle.stats();
-    assert_eq!((stats.write_failures, stats.lost_after_write_failure), (1, 1));
-    assert!(stats.last_error.as_deref().unwrap_or("").contains("no such table"), "{stats:?}");
+    assert_eq!(
+        (stats.write_failures, stats.lost_after_write_failure),
+        (1, 1)
+    );
+    assert!(
+        stats
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no such table"),
+        "{stats:?}"
+    );
 
     selfmon_sqlite::create_logs_table(&admin).unwrap();
     tracing::dispatcher::with_default(&dispatch, || tracing::warn!("written again"));
@@ -149,7 +183,16 @@ fn write_failures_are_counted_and_reported_once_writing_works_again() {
     let messages: Vec<&str> = rows.iter().map(|r| r.message.as_str()).collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(messages.contains(&"written again"));
-    let report = rows.iter().find(|r| r.source.as_deref() == Some(LAYER_SOURCE)).unwrap();
-    assert!(report.message.starts_with("[SELFMON-WRITE-001] tracing layer lost 1 event(s)"), "{}", report.message);
+    let report = rows
+        .iter()
+        .find(|r| r.source.as_deref() == Some(LAYER_SOURCE))
+        .unwrap();
+    assert!(
+        report
+            .message
+            .starts_with("[SELFMON-WRITE-001] tracing layer lost 1 event(s)"),
+        "{}",
+        report.message
+    );
     assert_eq!(report.level, Level::Error);
 }

@@ -22,7 +22,11 @@ pub fn open_store(path: &Path) -> SqliteStateStore {
 /// A filing intent whose fingerprint is derived from `seed`.
 pub fn intent(id: &str, seed: u64) -> FilingIntent {
     let fingerprint = format!("{seed:064x}");
-    let finding = Finding::new(Classification::ServerBug, format!("problem {seed}"), "summary");
+    let finding = Finding::new(
+        Classification::ServerBug,
+        format!("problem {seed}"),
+        "summary",
+    );
     FilingIntent {
         intent_id: id.to_string(),
         scan_id: ScanId("scan".into()),
@@ -43,16 +47,7 @@ pub fn intent(id: &str, seed: u64) -> FilingIntent {
 
 /// The issue row the engine records for a filed intent.
 pub fn row_for(i: &FilingIntent, issue: IssueRef) -> FiledIssue {
-    FiledIssue::from_finding(
-        i.scan_id.clone(),
-        issue,
-        i.draft.title.clone(),
-        i.draft.fingerprint.clone(),
-        &i.finding,
-        i.templates.clone(),
-        i.occurrences,
-        i.created_at,
-    )
+    FiledIssue::from_intent(i, issue, i.created_at)
 }
 
 /// A tracker that outlives the process (like GitHub): issues with bodies, numbered from 1.
