@@ -148,6 +148,44 @@ async fn a_process_killed_while_filing_leaves_each_filing_either_open_or_complet
     );
 }
 
+#[tokio::test]
+async fn a_lease_held_by_another_process_is_refused_until_it_expires_after_that_process_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    drop(open_store(&db));
+    let mut child = spawn_child(&db, "hold_lease");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        let line = lines.next().expect("child exited early").unwrap();
+        if line.contains("PROGRESS lease-held") {
+            break;
+        }
+    }
+    let store = open_store(&db);
+    let ttl = Duration::from_secs(600);
+    assert!(
+        matches!(store.try_acquire_lease("parent", ttl, t(1)).await.unwrap(), LeaseOutcome::Held(ref l) if l.owner == "child"),
+        "the live child holds the lease"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        matches!(
+            store.try_acquire_lease("parent", ttl, t(2)).await.unwrap(),
+            LeaseOutcome::Held(_)
+        ),
+        "a dead holder's lease lasts until it expires"
+    );
+    assert!(matches!(
+        store
+            .try_acquire_lease("parent", ttl, t(601))
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired(_)
+    ));
+}
+
 /// Not a test on its own: the body of the child process for the tests above.
 #[tokio::test]
 #[ignore = "run as a child process by the crash tests"]
@@ -195,6 +233,15 @@ async fn crash_child_process() {
                 s.status = ScanStatus::Running;
                 store.finish_scan(&s).await.unwrap();
             }
+        }
+        "hold_lease" => {
+            let outcome = store
+                .try_acquire_lease("child", Duration::from_secs(600), t(0))
+                .await
+                .unwrap();
+            assert!(matches!(outcome, LeaseOutcome::Acquired(_)));
+            println!("PROGRESS lease-held");
+            std::thread::sleep(Duration::from_secs(120));
         }
         other => panic!("unknown child mode {other}"),
     }

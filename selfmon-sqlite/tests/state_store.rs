@@ -516,3 +516,65 @@ fn invalid_options_are_rejected_naming_the_field() {
     .unwrap_err();
     assert!(err.to_string().contains("retention_days"));
 }
+
+/// The tables and columns of a fresh store. The CIDX dashboard queries these names: change them
+/// only with a new migration, never by editing an old one.
+const GOLDEN_SCHEMA: &str = "\
+self_monitoring_issues: id scan_id github_issue_number github_issue_url classification title error_codes fingerprint source_log_ids source_files created_at error_type templates signature_ids state occurrences last_seen_at
+self_monitoring_occurrences: id issue_id issue_number seen_at count
+self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run
+selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at
+selfmon_lease: name owner expires_at acquired_at
+selfmon_schema_version: version applied_at description
+selfmon_template_state: id state updated_at
+";
+
+fn schema_of(path: &std::path::Path) -> String {
+    let conn = Connection::open(path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = String::new();
+    for t in tables {
+        let cols: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .unwrap()
+            .query_map([&t], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        out.push_str(&format!("{t}: {}\n", cols.join(" ")));
+    }
+    out
+}
+
+#[test]
+fn the_schema_of_a_fresh_store_is_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    drop(open_store(&path));
+    assert_eq!(schema_of(&path), GOLDEN_SCHEMA);
+}
+
+#[test]
+fn a_migrated_cidx_file_has_the_same_schema_and_keeps_the_hosts_own_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cidx.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(CIDX_V1).unwrap();
+    conn.execute_batch("CREATE TABLE users (name TEXT); INSERT INTO users VALUES ('alice');")
+        .unwrap();
+    drop(conn);
+    drop(open_store(&path));
+    let schema = schema_of(&path);
+    assert_eq!(schema.replace("users: name\n", ""), GOLDEN_SCHEMA);
+    let name: String = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT name FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "alice");
+}
