@@ -11,18 +11,36 @@
 //! - `SqliteLogLayer` (feature `tracing-layer`): a `tracing-subscriber` layer that writes events
 //!   into a `logs.db`, so any Rust service can be monitored.
 //!
-//! ```no_run
-//! use selfmon_core::LogSource;
+//! ```
+//! use selfmon_core::{Level, LogSource, StateStore};
 //! use selfmon_sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let logs = SqliteLogSource::open("/var/lib/cidx/logs.db", LogSourceOptions::default())?;
-//! let page = logs.read_after(0, 10_000).await?;
-//! println!("{} records, read through id {}", page.records.len(), page.scanned_through);
-//! let state = SqliteStateStore::open("/var/lib/cidx/selfmon.db", StateStoreOptions::default())?;
-//! # let _ = state;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let logs_path = dir.path().join("logs.db");
+//! # let conn = rusqlite::Connection::open(&logs_path)?;
+//! # selfmon_sqlite::create_logs_table(&conn)?;
+//! # conn.execute("INSERT INTO logs (timestamp, level, source, message) VALUES
+//! #     ('2026-01-01T00:00:00Z', 'ERROR', 'app.db', '[DB-LOCK-003] database is locked')", [])?;
+//! let logs = SqliteLogSource::open(&logs_path, LogSourceOptions::default())?;
+//! let state = SqliteStateStore::open(dir.path().join("selfmon.db"), StateStoreOptions::default())?;
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().build()?;
+//! rt.block_on(async {
+//!     let cursor = state.last_successful_cursor().await?;
+//!     let page = logs.read_after(cursor, 10_000).await?;
+//!     assert_eq!(page.records[0].level, Level::Error);
+//!     assert_eq!(page.scanned_through, 1);
+//!     Ok::<_, selfmon_core::Error>(())
+//! })?;
+//!
+//! let report = selfmon_sqlite::inventory(&logs_path, None, &Default::default())?;
+//! assert_eq!(report.overall.coded, 1);
 //! # Ok(()) }
 //! ```
+//!
+//! In a real host the engine ([`selfmon_core::engine::SelfMonitor`]) drives both adapters; see the
+//! crate README.
 #![warn(missing_docs)]
 
 pub mod error;

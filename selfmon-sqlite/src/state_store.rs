@@ -117,7 +117,8 @@ struct Inner {
 }
 
 impl SqliteStateStore {
-    /// Opens (creating if needed) and migrates the store at `path`.
+    /// Opens (creating if needed) and migrates the store at `path`. Blocks the calling thread
+    /// (call it at start-up, or inside `spawn_blocking`).
     ///
     /// Errors: [`Error::Open`], [`Error::SchemaTooNew`], [`Error::Sqlite`] (busy: retryable),
     /// [`Error::InvalidOption`].
