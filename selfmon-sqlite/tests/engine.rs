@@ -287,3 +287,63 @@ async fn a_scan_killed_at_any_point_files_each_problem_exactly_once_after_restar
         "only {crash_points} crash points were exercised"
     );
 }
+
+#[tokio::test]
+async fn a_recreated_logs_db_restarts_from_zero_and_a_retention_gap_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs.db");
+    three_bugs(&logs);
+    let store = Arc::new(
+        SqliteStateStore::open(dir.path().join("state.db"), StateStoreOptions::default()).unwrap(),
+    );
+    let tracker = Arc::new(MemoryIssueTracker::new());
+    let clock = Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let m = monitor(&logs, store.clone(), tracker.clone(), clock.clone());
+    let first = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(first.record.log_id_end, 4);
+    assert_eq!(store.last_successful_cursor().await.unwrap(), 4);
+
+    // The server recreates its log file with fewer rows than the cursor.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", logs.display()));
+    }
+    let conn = Connection::open(&logs).unwrap();
+    create_logs_table(&conn).unwrap();
+    conn.execute(
+        "INSERT INTO logs (timestamp, level, source, message) VALUES ('t', 'ERROR', 'app.new', 'a brand new failure')",
+        [],
+    )
+    .unwrap();
+    let second = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert!(
+        second.record.cursor_reset,
+        "the reset is recorded on the scan"
+    );
+    assert_eq!(second.record.records_read, 1);
+    assert_eq!(store.last_successful_cursor().await.unwrap(), 1);
+    let listed = store.list_scans(PageRequest::default()).await.unwrap();
+    assert!(listed.items[0].cursor_reset, "and persisted");
+
+    // Retention deletes rows the next scan had not reached yet.
+    for _ in 0..5 {
+        conn.execute(
+            "INSERT INTO logs (timestamp, level, message) VALUES ('t', 'ERROR', 'x')",
+            [],
+        )
+        .unwrap();
+    }
+    conn.execute("DELETE FROM logs WHERE id <= 4", []).unwrap();
+    let third = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(third.record.gap_records, 3, "ids 2..=4 were never read");
+    assert_eq!(
+        store
+            .list_scans(PageRequest::default())
+            .await
+            .unwrap()
+            .items[0]
+            .gap_records,
+        3
+    );
+}
