@@ -125,11 +125,14 @@ pub enum Error {
         number: u64,
     },
 
-    /// The background task running a SQLite call panicked or was cancelled.
+    /// The background task running a SQLite call panicked, was cancelled (runtime shutting down)
+    /// or could not be started. Retryable unless it panicked.
     #[error("background SQLite task failed: {reason}")]
     Task {
         /// What happened.
         reason: String,
+        /// Whether the task panicked (a bug: retrying will not help).
+        panicked: bool,
     },
 }
 
@@ -140,11 +143,11 @@ impl Error {
     }
 
     /// Whether repeating the failed operation later may succeed: true for a busy or locked
-    /// database and for an interrupted background task.
+    /// database and for a background task that was cancelled (not one that panicked).
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Sqlite { source, .. } | Error::Open { source, .. } => is_busy(source),
-            Error::Task { .. } => true,
+            Error::Task { panicked, .. } => !panicked,
             _ => false,
         }
     }
@@ -174,6 +177,7 @@ where
         .await
         .map_err(|e| Error::Task {
             reason: e.to_string(),
+            panicked: e.is_panic(),
         })?
 }
 

@@ -219,6 +219,7 @@ impl SqliteLogLayer {
             .spawn(move || writer_loop(&writer_shared, conn))
             .map_err(|e| Error::Task {
                 reason: format!("cannot start the log writer thread: {e}"),
+                panicked: false,
             })?;
         Ok((
             SqliteLogLayer {
