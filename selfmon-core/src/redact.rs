@@ -58,6 +58,8 @@ enum Rewrite {
     UrlPassword,
     /// `Basic <b64>` only when the value looks like base64, not like a word.
     BasicAuth,
+    /// An email address, except the `git@host:org/repo` form of a git remote.
+    Email,
 }
 
 struct Rule {
@@ -106,7 +108,7 @@ fn builtin() -> Vec<(&'static str, &'static [&'static str], String, Rewrite)> {
         ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
         ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key"],
             format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
-        ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Whole),
+        ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
 }
 
@@ -273,6 +275,16 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
                 placeholder
             )
         }),
+        Rewrite::Email => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let m = c.get(0);
+            let whole = m.map_or("", |m| m.as_str());
+            let next = m.and_then(|m| text[m.end()..].chars().next());
+            if whole.starts_with("git@") && next == Some(':') {
+                whole.to_string()
+            } else {
+                placeholder.clone()
+            }
+        }),
         Rewrite::BasicAuth => rule.regex.replace_all(text, |c: &Captures<'_>| {
             let value = c.get(2).map_or("", |m| m.as_str());
             let looks_encoded = value.ends_with('=')
@@ -380,6 +392,15 @@ mod tests {
             r(text)
         );
         assert_eq!(r(text), text);
+    }
+
+    #[test]
+    fn git_remotes_are_not_emails() {
+        assert_eq!(
+            r("clone git@github.com:org/repo.git failed"),
+            "clone git@github.com:org/repo.git failed"
+        );
+        assert_eq!(r("mail git@example.com now"), "mail [REDACTED:email] now");
     }
 
     #[test]
