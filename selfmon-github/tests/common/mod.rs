@@ -7,6 +7,8 @@ use selfmon_github::{GitHubConfig, GitHubTracker};
 use serde_json::{json, Value};
 use wiremock::MockServer;
 
+pub mod fake_github;
+
 pub const TOKEN: &str = "ghs_test_token_0123456789";
 pub const REPO: &str = "acme/server";
 pub const ISSUES_PATH: &str = "/repos/acme/server/issues";
