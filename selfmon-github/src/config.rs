@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::Duration;
 
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
 use selfmon_core::Classification;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
@@ -212,7 +212,10 @@ impl GitHubConfig {
         if !(1..=600).contains(&self.request_timeout_secs) {
             return Err(Error::config(
                 "request_timeout_secs",
-                format!("{} is out of range; use 1 to 600", self.request_timeout_secs),
+                format!(
+                    "{} is out of range; use 1 to 600",
+                    self.request_timeout_secs
+                ),
             ));
         }
         if self.max_rate_limit_wait_secs > 24 * 60 * 60 {
@@ -362,7 +365,9 @@ pub(crate) fn validate_repository(repo: &str) -> Result<(), Error> {
         || owner.len() > 39
         || owner.starts_with('-')
         || owner.ends_with('-')
-        || !owner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        || !owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return Err(bad("has an invalid owner"));
     }

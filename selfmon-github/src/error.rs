@@ -170,7 +170,9 @@ pub enum Error {
     },
 
     /// A listing had more pages than `max_list_pages`.
-    #[error("listing {what} exceeded {max_pages} pages; raise `max_list_pages` or close old issues")]
+    #[error(
+        "listing {what} exceeded {max_pages} pages; raise `max_list_pages` or close old issues"
+    )]
     TooManyPages {
         /// What was listed.
         what: &'static str,

@@ -206,7 +206,8 @@ impl Http {
                 }
                 Ok((status, headers, bytes)) => {
                     let body = ErrorBody::parse(&bytes);
-                    if let Some(limit) = classify(status.as_u16(), &headers, &body.message, Utc::now())
+                    if let Some(limit) =
+                        classify(status.as_u16(), &headers, &body.message, Utc::now())
                     {
                         let wait = limit.wait_from(Utc::now());
                         if wait <= self.max_wait && rate_limit_waits < MAX_RATE_LIMIT_WAITS {
@@ -227,7 +228,9 @@ impl Http {
                             message: body.describe(),
                         }
                     } else {
-                        return Err(self.status_error(status, &headers, body, &call, &method, &path));
+                        return Err(
+                            self.status_error(status, &headers, body, &call, &method, &path)
+                        );
                     }
                 }
                 Err(source) if source.is_builder() => return Err(Error::Client { source }),

@@ -31,7 +31,12 @@ pub(crate) fn classify(
     if status != 403 && status != 429 {
         return None;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(secs) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
         return Some(RateLimit::Secondary {
             wait: Duration::from_secs(secs),
@@ -120,7 +125,10 @@ mod tests {
     #[test]
     fn exhausted_primary_limit_reports_its_reset() {
         let now = Utc.timestamp_opt(1_000, 0).unwrap();
-        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1002")]);
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1002"),
+        ]);
         let rl = classify(403, &h, "API rate limit exceeded", now).unwrap();
         assert_eq!(
             rl,
@@ -168,7 +176,12 @@ mod tests {
     fn forbidden_without_rate_limit_signs_is_not_a_rate_limit() {
         let h = headers(&[("x-ratelimit-remaining", "4999")]);
         assert_eq!(
-            classify(403, &h, "Resource not accessible by integration", Utc::now()),
+            classify(
+                403,
+                &h,
+                "Resource not accessible by integration",
+                Utc::now()
+            ),
             None
         );
         assert_eq!(classify(500, &h, "", Utc::now()), None);

@@ -15,7 +15,8 @@ use crate::error::Error;
 use crate::http::{Call, Http, Kind};
 use crate::wire::{SearchResult, WireIssue};
 
-const READ: &str = "Issues: read (fine-grained token) or the repo / public_repo scope (classic token)";
+const READ: &str =
+    "Issues: read (fine-grained token) or the repo / public_repo scope (classic token)";
 const WRITE: &str =
     "Issues: write (fine-grained token) or the repo / public_repo scope (classic token)";
 
@@ -308,7 +309,9 @@ impl GitHubTracker {
         let wanted = self.config.labels_for(draft.classification, &draft.labels);
         let labels = self.ensure_labels(wanted).await;
         match self.post_issue(&title, &draft.body, &labels).await {
-            Err(Error::Validation { message }) if mentions_labels(&message) && !labels.is_empty() => {
+            Err(Error::Validation { message })
+                if mentions_labels(&message) && !labels.is_empty() =>
+            {
                 // 422 means nothing was created, so sending the create again is safe.
                 let known: Vec<String> = {
                     let cache = self.labels.lock().await;
@@ -318,7 +321,11 @@ impl GitHubTracker {
                         .cloned()
                         .collect()
                 };
-                let fallback = if known.len() < labels.len() { known } else { Vec::new() };
+                let fallback = if known.len() < labels.len() {
+                    known
+                } else {
+                    Vec::new()
+                };
                 tracing::warn!(%message, ?fallback, "GitHub rejected the labels; filing with fewer");
                 self.post_issue(&title, &draft.body, &fallback).await
             }

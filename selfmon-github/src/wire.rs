@@ -1,8 +1,8 @@
 //! The parts of GitHub's JSON that selfmon reads, and the `Link` header.
 
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
 use selfmon_core::{IssueRef, IssueState, Marker, TrackedIssue};
+use serde::Deserialize;
 
 /// An issue (or pull request) as the REST API returns it.
 #[derive(Debug, Deserialize)]

@@ -18,12 +18,20 @@ async fn github_tracker_passes_the_issue_tracker_conformance_suite() {
     let issues = fake.issues();
     assert_eq!(issues.len(), 2);
     for i in &issues {
-        assert_eq!(i.labels, vec!["selfmon", "bug"], "the selfmon label was created and applied");
+        assert_eq!(
+            i.labels,
+            vec!["selfmon", "bug"],
+            "the selfmon label was created and applied"
+        );
     }
     assert_eq!(issues[0].comments, vec!["a comment"]);
     // The fake pages 2 items at a time: the listing had to follow links, and the labelled pull
     // request #1 never appeared in it.
-    assert!(fake.log().iter().any(|l| l.contains("page=2")), "{:#?}", fake.log());
+    assert!(
+        fake.log().iter().any(|l| l.contains("page=2")),
+        "{:#?}",
+        fake.log()
+    );
     let searches: Vec<String> = fake
         .log()
         .into_iter()
@@ -53,7 +61,11 @@ async fn an_issue_that_lost_its_label_is_found_through_search() {
             indexed: true,
         });
     }
-    let found = tracker(&server).find_by_marker(&marker("cafe01")).await.unwrap().unwrap();
+    let found = tracker(&server)
+        .find_by_marker(&marker("cafe01"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.number, 2);
     assert_eq!(found.state, IssueState::Closed);
     let search = fake
@@ -69,7 +81,13 @@ async fn an_issue_that_lost_its_label_is_found_through_search() {
 #[tokio::test]
 async fn an_unknown_marker_is_none_after_listing_and_search() {
     let (server, fake) = FakeGitHub::start().await;
-    assert_eq!(tracker(&server).find_by_marker(&marker("0ff")).await.unwrap(), None);
+    assert_eq!(
+        tracker(&server)
+            .find_by_marker(&marker("0ff"))
+            .await
+            .unwrap(),
+        None
+    );
     let log = fake.log();
     assert!(log[0].starts_with("GET /repos/acme/server/issues?labels=selfmon&state=open"));
     assert!(log[1].starts_with("GET /search/issues"));
@@ -95,14 +113,23 @@ async fn a_search_hit_without_the_exact_marker_is_not_taken_for_the_issue() {
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(tracker(&server).find_by_marker(&marker("beef42")).await.unwrap(), None);
+    assert_eq!(
+        tracker(&server)
+            .find_by_marker(&marker("beef42"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
 async fn reopen_and_comment_on_a_missing_issue_are_not_found_errors() {
     let (server, _fake) = FakeGitHub::start().await;
     let t = tracker(&server);
-    for e in [t.reopen(77).await.unwrap_err(), t.comment(77, "x").await.unwrap_err()] {
+    for e in [
+        t.reopen(77).await.unwrap_err(),
+        t.comment(77, "x").await.unwrap_err(),
+    ] {
         assert!(!e.is_retryable());
         assert!(matches!(
             github_error(&e),
@@ -127,5 +154,11 @@ async fn reopen_opens_a_closed_issue() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].issue.state, IssueState::Closed);
     t.reopen(r.number).await.unwrap();
-    assert!(fake.issues().iter().find(|i| i.number == r.number).unwrap().open);
+    assert!(
+        fake.issues()
+            .iter()
+            .find(|i| i.number == r.number)
+            .unwrap()
+            .open
+    );
 }

@@ -64,7 +64,9 @@ async fn a_missing_label_is_created_once_then_used() {
         .await;
     Mock::given(method("POST"))
         .and(path("/repos/acme/server/labels"))
-        .and(body_json(json!({"name": "client-misuse", "color": "ededed", "description": "Filed by selfmon"})))
+        .and(body_json(
+            json!({"name": "client-misuse", "color": "ededed", "description": "Filed by selfmon"}),
+        ))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"name": "client-misuse"})))
         .expect(1)
         .mount(&server)
@@ -152,12 +154,21 @@ async fn a_create_rejected_for_its_labels_is_sent_again_without_them() {
         .await;
     Mock::given(method("POST"))
         .and(path(ISSUES_PATH))
-        .and(body_json(json!({"title": "[BUG] Crash in sync", "body": draft("03").body, "labels": []})))
+        .and(body_json(
+            json!({"title": "[BUG] Crash in sync", "body": draft("03").body, "labels": []}),
+        ))
         .respond_with(created(5))
         .expect(1)
         .mount(&server)
         .await;
-    assert_eq!(tracker(&server).create_issue(&draft("03")).await.unwrap().number, 5);
+    assert_eq!(
+        tracker(&server)
+            .create_issue(&draft("03"))
+            .await
+            .unwrap()
+            .number,
+        5
+    );
 }
 
 #[tokio::test]
@@ -219,7 +230,9 @@ async fn enterprise_base_url_with_a_path_prefix_is_used_for_every_call() {
         .await;
     Mock::given(method("GET"))
         .and(path("/api/v3/search/issues"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "items": []})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"total_count": 0, "items": []})),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -240,7 +253,10 @@ async fn create_error(status: u16, body: serde_json::Value) -> (selfmon_core::Er
         .expect(1)
         .mount(&server)
         .await;
-    let e = tracker(&server).create_issue(&draft("06")).await.unwrap_err();
+    let e = tracker(&server)
+        .create_issue(&draft("06"))
+        .await
+        .unwrap_err();
     (e, server)
 }
 
@@ -248,14 +264,19 @@ async fn create_error(status: u16, body: serde_json::Value) -> (selfmon_core::Er
 async fn a_500_on_create_is_returned_retryable_and_never_resent() {
     let (e, _server) = create_error(500, json!({"message": "Internal error"})).await;
     assert!(e.is_retryable());
-    assert!(matches!(github_error(&e), Error::Server { status: 500, .. }));
+    assert!(matches!(
+        github_error(&e),
+        Error::Server { status: 500, .. }
+    ));
 }
 
 #[tokio::test]
 async fn a_401_names_the_token_variable() {
     let (e, _s) = create_error(401, json!({"message": "Bad credentials"})).await;
     assert!(!e.is_retryable());
-    assert!(matches!(github_error(&e), Error::Unauthorized { env_var } if env_var == "SELFMON_TEST_GITHUB_TOKEN"));
+    assert!(
+        matches!(github_error(&e), Error::Unauthorized { env_var } if env_var == "SELFMON_TEST_GITHUB_TOKEN")
+    );
     assert!(e.to_string().contains("SELFMON_TEST_GITHUB_TOKEN"));
     assert!(!e.to_string().contains(TOKEN));
 }
@@ -270,14 +291,25 @@ async fn a_403_without_rate_limit_headers_names_the_permission_needed() {
             ResponseTemplate::new(403)
                 .insert_header("x-ratelimit-remaining", "4999")
                 .insert_header("x-accepted-github-permissions", "issues=write")
-                .set_body_json(json!({"message": "Resource not accessible by personal access token"})),
+                .set_body_json(
+                    json!({"message": "Resource not accessible by personal access token"}),
+                ),
         )
         .expect(1)
         .mount(&server)
         .await;
-    let e = tracker(&server).create_issue(&draft("07")).await.unwrap_err();
+    let e = tracker(&server)
+        .create_issue(&draft("07"))
+        .await
+        .unwrap_err();
     assert!(!e.is_retryable());
-    assert!(matches!(github_error(&e), Error::Forbidden { action: "creating an issue", .. }));
+    assert!(matches!(
+        github_error(&e),
+        Error::Forbidden {
+            action: "creating an issue",
+            ..
+        }
+    ));
     let text = e.to_string();
     assert!(text.contains("Issues: write"), "{text}");
     assert!(text.contains("issues=write"), "{text}");
@@ -287,8 +319,12 @@ async fn a_403_without_rate_limit_headers_names_the_permission_needed() {
 async fn a_404_says_repository_not_found_or_no_access() {
     let (e, _s) = create_error(404, json!({"message": "Not Found"})).await;
     assert!(!e.is_retryable());
-    assert!(matches!(github_error(&e), Error::NotFound { repository, .. } if repository == "acme/server"));
-    assert!(e.to_string().contains("not found or the token has no access"));
+    assert!(
+        matches!(github_error(&e), Error::NotFound { repository, .. } if repository == "acme/server")
+    );
+    assert!(e
+        .to_string()
+        .contains("not found or the token has no access"));
 }
 
 #[tokio::test]
@@ -307,7 +343,9 @@ async fn a_422_carries_githubs_validation_message() {
     )
     .await;
     assert!(!e.is_retryable());
-    assert!(matches!(github_error(&e), Error::Validation { message } if message == "Validation Failed: title: missing_field"));
+    assert!(
+        matches!(github_error(&e), Error::Validation { message } if message == "Validation Failed: title: missing_field")
+    );
 }
 
 #[tokio::test]

@@ -46,14 +46,20 @@ async fn primary_limit_resetting_in_two_seconds_is_waited_out() {
     let at = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("GET"))
         .and(path(ISSUES_PATH))
-        .respond_with(Stamped { at: at.clone(), template: primary_limited(2) })
+        .respond_with(Stamped {
+            at: at.clone(),
+            template: primary_limited(2),
+        })
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path(ISSUES_PATH))
-        .respond_with(Stamped { at: at.clone(), template: ok_list() })
+        .respond_with(Stamped {
+            at: at.clone(),
+            template: ok_list(),
+        })
         .expect(1)
         .mount(&server)
         .await;
@@ -61,7 +67,11 @@ async fn primary_limit_resetting_in_two_seconds_is_waited_out() {
     assert_eq!(issues.len(), 1);
     let at = at.lock().unwrap();
     // The reset is in whole seconds, so "2 s ahead" is at least 1 s away: a generous lower bound.
-    assert!(at[1] - at[0] >= Duration::from_millis(900), "{:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(900),
+        "{:?}",
+        at[1] - at[0]
+    );
 }
 
 #[tokio::test]
@@ -76,10 +86,15 @@ async fn primary_limit_resetting_in_two_hours_is_a_typed_error_without_waiting()
     let e = tracker(&server).list_issues(None).await.unwrap_err();
     assert!(e.is_retryable());
     match github_error(&e) {
-        Error::RateLimited { reset_at, max_wait_secs } => {
+        Error::RateLimited {
+            reset_at,
+            max_wait_secs,
+        } => {
             assert_eq!(*max_wait_secs, 300);
             let ahead = *reset_at - before;
-            assert!(ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::minutes(121));
+            assert!(
+                ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::minutes(121)
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -133,9 +148,20 @@ async fn secondary_limit_with_retry_after_is_waited_out_even_for_a_create() {
         .mount(&server)
         .await;
     // The rejected create was not processed by GitHub, so sending it again cannot file twice.
-    assert_eq!(tracker(&server).create_issue(&draft("0a")).await.unwrap().number, 9);
+    assert_eq!(
+        tracker(&server)
+            .create_issue(&draft("0a"))
+            .await
+            .unwrap()
+            .number,
+        9
+    );
     let at = at.lock().unwrap();
-    assert!(at[1] - at[0] >= Duration::from_millis(950), "{:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(950),
+        "{:?}",
+        at[1] - at[0]
+    );
 }
 
 #[tokio::test]
@@ -154,7 +180,10 @@ async fn secondary_limit_without_retry_after_asks_for_a_minute_and_fails_past_th
     assert!(e.is_retryable());
     assert!(matches!(
         github_error(&e),
-        Error::SecondaryRateLimited { retry_after_secs: 60, max_wait_secs: 10 }
+        Error::SecondaryRateLimited {
+            retry_after_secs: 60,
+            max_wait_secs: 10
+        }
     ));
 }
 
@@ -187,7 +216,10 @@ async fn a_list_that_keeps_failing_gives_up_after_the_configured_attempts() {
         .await;
     let e = tracker(&server).list_issues(None).await.unwrap_err();
     assert!(e.is_retryable());
-    assert!(matches!(github_error(&e), Error::Server { status: 503, .. }));
+    assert!(matches!(
+        github_error(&e),
+        Error::Server { status: 503, .. }
+    ));
 }
 
 #[tokio::test]
@@ -217,13 +249,20 @@ async fn a_timed_out_create_is_not_resent() {
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(issue_json(1, "open", "")).set_delay(Duration::from_secs(3)))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(issue_json(1, "open", ""))
+                .set_delay(Duration::from_secs(3)),
+        )
         .expect(1)
         .mount(&server)
         .await;
     let mut cfg = config(&server);
     cfg.request_timeout_secs = 1;
-    let e = tracker_with(cfg).create_issue(&draft("0b")).await.unwrap_err();
+    let e = tracker_with(cfg)
+        .create_issue(&draft("0b"))
+        .await
+        .unwrap_err();
     assert!(e.is_retryable());
     assert!(matches!(github_error(&e), Error::Timeout { .. }));
 }
@@ -240,7 +279,9 @@ async fn reopen_is_idempotent_so_a_5xx_on_it_is_retried() {
         .await;
     Mock::given(method("PATCH"))
         .and(path("/repos/acme/server/issues/12"))
-        .and(wiremock::matchers::body_json(json!({"state": "open", "state_reason": "reopened"})))
+        .and(wiremock::matchers::body_json(
+            json!({"state": "open", "state_reason": "reopened"}),
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(issue_json(12, "open", "")))
         .expect(1)
         .mount(&server)
@@ -257,7 +298,10 @@ async fn a_5xx_on_comment_is_not_resent() {
         .expect(1)
         .mount(&server)
         .await;
-    let e = tracker(&server).comment(12, "seen again").await.unwrap_err();
+    let e = tracker(&server)
+        .comment(12, "seen again")
+        .await
+        .unwrap_err();
     assert!(e.is_retryable());
 }
 
@@ -274,7 +318,9 @@ async fn comment_gaps(spacing_ms: Option<u64>, comments: usize) -> Vec<Duration>
     let mut cfg = config(&server);
     match spacing_ms {
         Some(ms) => cfg.mutation_spacing_ms = ms,
-        None => cfg.mutation_spacing_ms = selfmon_github::GitHubConfig::default().mutation_spacing_ms,
+        None => {
+            cfg.mutation_spacing_ms = selfmon_github::GitHubConfig::default().mutation_spacing_ms
+        }
     }
     let t = Arc::new(tracker_with(cfg));
     // Sent concurrently: the tracker must still put them one at a time, spaced.

@@ -39,7 +39,11 @@ async fn listing_follows_three_pages_and_leaves_out_pull_requests() {
         .respond_with(page(
             &server,
             1,
-            json!([issue_json(1, "open", "<!-- selfmon:fingerprint=aa -->"), pull_json(2), issue_json(3, "open", "")]),
+            json!([
+                issue_json(1, "open", "<!-- selfmon:fingerprint=aa -->"),
+                pull_json(2),
+                issue_json(3, "open", "")
+            ]),
             false,
         ))
         .expect(1)
@@ -48,14 +52,24 @@ async fn listing_follows_three_pages_and_leaves_out_pull_requests() {
     Mock::given(method("GET"))
         .and(path("/repositories/42/issues"))
         .and(query_param("page", "2"))
-        .respond_with(page(&server, 2, json!([pull_json(4), issue_json(5, "open", "")]), false))
+        .respond_with(page(
+            &server,
+            2,
+            json!([pull_json(4), issue_json(5, "open", "")]),
+            false,
+        ))
         .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/repositories/42/issues"))
         .and(query_param("page", "3"))
-        .respond_with(page(&server, 3, json!([issue_json(6, "open", ""), pull_json(7)]), true))
+        .respond_with(page(
+            &server,
+            3,
+            json!([issue_json(6, "open", ""), pull_json(7)]),
+            true,
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -66,7 +80,10 @@ async fn listing_follows_three_pages_and_leaves_out_pull_requests() {
     assert_eq!(issues[0].marker, Some(marker("aa")));
     assert_eq!(issues[0].labels, vec!["selfmon", "bug"]);
     assert_eq!(issues[0].issue.state, IssueState::Open);
-    assert_eq!(issues[0].issue.url, "https://github.com/acme/server/issues/1");
+    assert_eq!(
+        issues[0].issue.url,
+        "https://github.com/acme/server/issues/1"
+    );
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 3);
@@ -97,10 +114,11 @@ async fn recently_closed_issues_are_listed_with_their_closing_time() {
         .and(query_param("state", "closed"))
         .and(query_param("labels", "selfmon"))
         .and(query_param("since", "2026-11-01T00:00:00Z"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(json!([issue_json(7, "closed", ""), closed_old, pull_json(9)])),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            issue_json(7, "closed", ""),
+            closed_old,
+            pull_json(9)
+        ])))
         .expect(1)
         .mount(&server)
         .await;
@@ -187,4 +205,27 @@ async fn malformed_json_is_an_invalid_response_error() {
         github_error(&e),
         selfmon_github::Error::InvalidResponse { .. }
     ));
+}
+
+#[tokio::test]
+async fn the_token_is_read_from_the_named_environment_variable_and_never_shown() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(header("authorization", "Bearer from-the-env-1234"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cfg = config(&server);
+    cfg.token_env = "SELFMON_GITHUB_LISTING_TEST_TOKEN".into();
+    // A name no other test uses, so setting it cannot race with another test's read.
+    std::env::set_var("SELFMON_GITHUB_LISTING_TEST_TOKEN", "from-the-env-1234");
+    let t = selfmon_github::GitHubTracker::new(cfg).unwrap();
+    t.list_issues(None).await.unwrap();
+    let shown = format!("{t:?} {t}");
+    assert!(!shown.contains("from-the-env-1234"), "{shown}");
+    assert!(
+        shown.contains("SELFMON_GITHUB_LISTING_TEST_TOKEN"),
+        "{shown}"
+    );
 }

@@ -31,6 +31,8 @@ pub struct State {
     pub page_cap: usize,
     /// Every request as `METHOD path?query`.
     pub log: Vec<String>,
+    /// The next issue create is applied, but its response is held back this long (a lost response).
+    pub delay_next_create: Option<std::time::Duration>,
 }
 
 #[derive(Clone)]
@@ -192,7 +194,12 @@ impl Respond for FakeGitHub {
                         .clear()
                         .extend_pairs(pairs)
                         .append_pair("page", &(page + 1).to_string());
-                    let next = format!("{}{}?{}", self.base_uri, next.path(), next.query().unwrap_or(""));
+                    let next = format!(
+                        "{}{}?{}",
+                        self.base_uri,
+                        next.path(),
+                        next.query().unwrap_or("")
+                    );
                     t = t.insert_header("link", format!("<{next}>; rel=\"next\"").as_str());
                 }
                 t
@@ -204,7 +211,11 @@ impl Respond for FakeGitHub {
                 }
                 let labels: Vec<String> = body["labels"]
                     .as_array()
-                    .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|l| l.as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 if let Some(missing) = labels.iter().find(|l| !s.labels.contains(*l)) {
                     return ResponseTemplate::new(422).set_body_json(json!({
@@ -227,7 +238,11 @@ impl Respond for FakeGitHub {
                 };
                 let json = self.issue_json(&issue);
                 s.issues.push(issue);
-                ResponseTemplate::new(201).set_body_json(json)
+                let t = ResponseTemplate::new(201).set_body_json(json);
+                match s.delay_next_create.take() {
+                    Some(d) => t.set_delay(d),
+                    None => t,
+                }
             }
             ("PATCH", ["repos", "acme", "server", "issues", n]) => {
                 let Some(issue) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
@@ -255,7 +270,9 @@ impl Respond for FakeGitHub {
                 let Some(issue) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
                     return error(404, "Not Found");
                 };
-                issue.comments.push(body["body"].as_str().unwrap_or("").to_string());
+                issue
+                    .comments
+                    .push(body["body"].as_str().unwrap_or("").to_string());
                 issue.updated_at = now;
                 ResponseTemplate::new(201).set_body_json(json!({"id": issue.comments.len()}))
             }

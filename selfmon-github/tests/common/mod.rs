@@ -50,7 +50,8 @@ pub fn issue_json(number: u64, state: &str, body: &str) -> Value {
 /// A pull request as the issues endpoint returns it.
 pub fn pull_json(number: u64) -> Value {
     let mut v = issue_json(number, "open", "a PR");
-    v["pull_request"] = json!({"url": format!("https://api.github.com/repos/{REPO}/pulls/{number}")});
+    v["pull_request"] =
+        json!({"url": format!("https://api.github.com/repos/{REPO}/pulls/{number}")});
     v
 }
 
