@@ -282,11 +282,18 @@ impl GitHubConfig {
     }
 
     /// `[selfmon_label] + per-classification labels + draft labels`, without duplicates, in order.
+    /// The engine's built-in labels in a draft (`selfmon` and the classification's default label)
+    /// stand for the configured ones and are replaced by them, so a host that renames the labels
+    /// gets only its own.
     pub(crate) fn labels_for(&self, c: Classification, draft_labels: &[String]) -> Vec<String> {
+        let builtin = |l: &&String| {
+            l.trim().eq_ignore_ascii_case("selfmon")
+                || l.trim().eq_ignore_ascii_case(c.default_label())
+        };
         let mut out: Vec<String> = Vec::new();
         let all = std::iter::once(&self.selfmon_label)
             .chain(self.labels.for_classification(c))
-            .chain(draft_labels);
+            .chain(draft_labels.iter().filter(|l| !builtin(l)));
         for l in all {
             let l = l.trim();
             if !l.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(l)) {
@@ -463,6 +470,20 @@ mod tests {
                 &["Bug".into(), "extra".into(), "selfmon".into()]
             ),
             vec!["selfmon", "bug", "extra"]
+        );
+    }
+
+    #[test]
+    fn configured_labels_replace_the_engines_built_in_ones() {
+        let mut c = cfg();
+        c.selfmon_label = "auto-triage".into();
+        c.labels.server_bug = vec!["defect".into(), "p2".into()];
+        assert_eq!(
+            c.labels_for(
+                Classification::ServerBug,
+                &["selfmon".into(), "bug".into(), "extra".into()]
+            ),
+            vec!["auto-triage", "defect", "p2", "extra"]
         );
     }
 

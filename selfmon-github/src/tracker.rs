@@ -20,6 +20,9 @@ const READ: &str =
 const WRITE: &str =
     "Issues: write (fine-grained token) or the repo / public_repo scope (classic token)";
 
+/// How far back `find_by_marker` lists closed issues before falling back to search, in hours.
+const RECENTLY_CLOSED_HOURS: i64 = 24;
+
 /// Colour given to labels selfmon creates.
 const LABEL_COLOR: &str = "ededed";
 
@@ -334,17 +337,29 @@ impl GitHubTracker {
     }
 
     async fn find(&self, marker: &Marker) -> Result<Option<IssueRef>, Error> {
-        // The label listing sees an issue the moment it exists; search results lag behind.
+        // The label listings see an issue the moment it exists; search results lag behind. An
+        // issue closed right after it was filed is caught by the recently-updated closed listing;
+        // older closed ones have long been indexed for search.
         let open = self.list_labelled("open", None).await?;
-        if let Some(hit) = open
-            .iter()
-            .filter(|i| i.carries(marker))
-            .min_by_key(|i| i.number)
-        {
-            return Ok(Some(hit.issue_ref()));
+        if let Some(hit) = first_carrying(&open, marker) {
+            return Ok(Some(hit));
+        }
+        let recent = Utc::now() - chrono::Duration::hours(RECENTLY_CLOSED_HOURS);
+        let closed = self.list_labelled("closed", Some(recent)).await?;
+        if let Some(hit) = first_carrying(&closed, marker) {
+            return Ok(Some(hit));
         }
         self.search_marker(marker).await
     }
+}
+
+/// The lowest-numbered issue carrying `marker` (the first filing, should there be several).
+fn first_carrying(issues: &[WireIssue], marker: &Marker) -> Option<IssueRef> {
+    issues
+        .iter()
+        .filter(|i| i.carries(marker))
+        .min_by_key(|i| i.number)
+        .map(WireIssue::issue_ref)
 }
 
 fn check_body(what: &'static str, body: &str) -> Result<(), Error> {

@@ -90,7 +90,31 @@ async fn an_unknown_marker_is_none_after_listing_and_search() {
     );
     let log = fake.log();
     assert!(log[0].starts_with("GET /repos/acme/server/issues?labels=selfmon&state=open"));
-    assert!(log[1].starts_with("GET /search/issues"));
+    assert!(log[1].starts_with(
+        "GET /repos/acme/server/issues?labels=selfmon&state=closed&per_page=100&since="
+    ));
+    assert!(log[2].starts_with("GET /search/issues"));
+    assert_eq!(log.len(), 3);
+}
+
+#[tokio::test]
+async fn an_issue_closed_right_after_filing_is_found_before_search_catches_up() {
+    let (server, fake) = FakeGitHub::start().await;
+    let t = tracker(&server);
+    let r = t.create_issue(&draft("d00d")).await.unwrap();
+    t.list_issues(None).await.unwrap();
+    {
+        let mut s = fake.state.lock().unwrap();
+        let i = s.issues.iter_mut().find(|i| i.number == r.number).unwrap();
+        i.open = false;
+        i.closed_at = Some(chrono::Utc::now());
+        i.updated_at = chrono::Utc::now();
+        assert!(!i.indexed, "not searchable yet");
+    }
+    let found = t.find_by_marker(&marker("d00d")).await.unwrap().unwrap();
+    assert_eq!(found.number, r.number);
+    assert_eq!(found.state, IssueState::Closed);
+    assert!(!fake.log().iter().any(|l| l.starts_with("GET /search")));
 }
 
 #[tokio::test]

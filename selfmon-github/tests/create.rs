@@ -225,7 +225,7 @@ async fn enterprise_base_url_with_a_path_prefix_is_used_for_every_call() {
     Mock::given(method("GET"))
         .and(path("/api/v3/repos/acme/server/issues"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     Mock::given(method("GET"))
