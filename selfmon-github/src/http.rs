@@ -192,11 +192,12 @@ impl Http {
         let mut attempt: u32 = 1;
         let mut rate_limit_waits: u32 = 0;
         loop {
-            if let Some(turn) = turn.as_mut() {
-                turn.mark_sent();
-            }
             tracing::debug!(%method, %path, attempt, "GitHub request");
-            let transient = match self.attempt(&call).await {
+            let outcome = self.attempt(&call).await;
+            if let Some(turn) = turn.as_mut() {
+                turn.mark_done();
+            }
+            let transient = match outcome {
                 Ok((status, headers, bytes)) if status.is_success() => {
                     return Ok(Reply {
                         headers,

@@ -71,21 +71,22 @@ impl RateLimit {
     }
 }
 
-/// Lets requests through one at a time, at least `spacing` apart (measured between sends).
+/// Lets requests through one at a time, the next one starting at least `spacing` after the
+/// previous one finished (stricter than measuring between sends, and what GitHub asks for).
 ///
 /// Holding the returned guard keeps other requests of the same kind waiting, so "one at a time"
 /// covers the whole request, including any rate-limit wait inside it.
 #[derive(Debug)]
 pub(crate) struct Spacer {
     spacing: Duration,
-    last_send: Mutex<Option<Instant>>,
+    last_done: Mutex<Option<Instant>>,
 }
 
 pub(crate) struct SpacerTurn<'a>(MutexGuard<'a, Option<Instant>>);
 
 impl SpacerTurn<'_> {
-    /// Records that a request is being sent now.
-    pub fn mark_sent(&mut self) {
+    /// Records that a request has just finished.
+    pub fn mark_done(&mut self) {
         *self.0 = Some(Instant::now());
     }
 }
@@ -94,14 +95,14 @@ impl Spacer {
     pub fn new(spacing: Duration) -> Self {
         Spacer {
             spacing,
-            last_send: Mutex::new(None),
+            last_done: Mutex::new(None),
         }
     }
 
     /// Waits for this request's turn: until no other request of this kind is in flight and
-    /// `spacing` has passed since the previous one was sent.
+    /// `spacing` has passed since the previous one finished.
     pub async fn turn(&self) -> SpacerTurn<'_> {
-        let guard = self.last_send.lock().await;
+        let guard = self.last_done.lock().await;
         if let Some(last) = *guard {
             tokio::time::sleep_until(last + self.spacing).await;
         }
@@ -203,7 +204,7 @@ mod tests {
         let mut sends = Vec::new();
         for _ in 0..3 {
             let mut turn = spacer.turn().await;
-            turn.mark_sent();
+            turn.mark_done();
             sends.push(Instant::now() - start);
         }
         assert_eq!(sends[0], Duration::ZERO);

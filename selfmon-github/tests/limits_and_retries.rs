@@ -343,14 +343,14 @@ async fn mutating_requests_are_spaced_by_the_configured_interval() {
     let gaps = comment_gaps(Some(200), 4).await;
     assert_eq!(gaps.len(), 3);
     for g in gaps {
-        // The spacing is measured between sends, so arrivals may be a little closer; 150 ms is a
-        // lower bound with slack, and no upper bound is asserted.
-        assert!(g >= Duration::from_millis(150), "{g:?}");
+        // The spacing runs from the end of one request to the start of the next, so arrivals
+        // are at least that far apart whatever the load; no upper bound is asserted.
+        assert!(g >= Duration::from_millis(200), "{g:?}");
     }
 }
 
 #[tokio::test]
 async fn by_default_mutating_requests_are_at_least_a_second_apart() {
     let gaps = comment_gaps(None, 2).await;
-    assert!(gaps[0] >= Duration::from_millis(900), "{:?}", gaps[0]);
+    assert!(gaps[0] >= Duration::from_secs(1), "{:?}", gaps[0]);
 }
