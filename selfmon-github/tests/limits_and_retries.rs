@@ -265,6 +265,11 @@ async fn a_timed_out_create_is_not_resent() {
         .unwrap_err();
     assert!(e.is_retryable());
     assert!(matches!(github_error(&e), Error::Timeout { .. }));
+    let shown = format!("{e} {e:?}");
+    assert!(
+        !shown.contains(TOKEN),
+        "the token never appears in an error: {shown}"
+    );
 }
 
 #[tokio::test]
