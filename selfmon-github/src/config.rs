@@ -49,7 +49,8 @@ pub struct GitHubConfig {
     /// Minimum spacing between search requests, in milliseconds (the search API allows 30 per
     /// minute, so the default is 2000).
     pub search_spacing_ms: u64,
-    /// How many times a GET is attempted when it meets a 5xx, a timeout or a connection error.
+    /// How many times a GET (or a reopen, which is idempotent) is attempted when it meets a 5xx,
+    /// a timeout or a connection error. Creates and comments are always sent once.
     pub max_get_attempts: u32,
     /// Delay before the first GET retry, in milliseconds; doubled after each further failure.
     pub retry_backoff_ms: u64,
