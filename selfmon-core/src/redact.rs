@@ -72,8 +72,8 @@ struct Rule {
 /// Finds and replaces secrets. Cheap to clone via `Arc`; build once and reuse.
 pub struct Redactor {
     rules: Vec<Rule>,
-    /// For each trigger pattern id, the rules it arms.
-    trigger_rules: Vec<Vec<usize>>,
+    /// For each trigger pattern id, the bit set of rules it arms.
+    trigger_masks: Vec<u128>,
     prefilter: AhoCorasick,
     always: Vec<usize>,
 }
@@ -189,9 +189,19 @@ impl Redactor {
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .map_err(|e| Error::config("redaction", e.to_string()))?;
+        if rules.len() - always.len() > 128 {
+            return Err(Error::config(
+                "redaction",
+                "too many built-in rules for the trigger bit set",
+            ));
+        }
+        let trigger_masks = trigger_rules
+            .iter()
+            .map(|rs| rs.iter().fold(0u128, |m, &r| m | (1u128 << r)))
+            .collect();
         Ok(Redactor {
             rules,
-            trigger_rules,
+            trigger_masks,
             prefilter,
             always,
         })
@@ -199,28 +209,25 @@ impl Redactor {
 
     /// `text` with every detected secret replaced; borrowed when nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut armed = vec![false; self.rules.len()];
-        let mut any = false;
+        // Which rules the triggers arm, as a bit set (rules are few; extra patterns always run).
+        let mut armed: u128 = 0;
         for m in self.prefilter.find_overlapping_iter(text) {
-            for &r in &self.trigger_rules[m.pattern().as_usize()] {
-                armed[r] = true;
-                any = true;
-            }
+            armed |= self.trigger_masks[m.pattern().as_usize()];
         }
-        for &r in &self.always {
-            armed[r] = true;
-            any = true;
-        }
-        if !any {
+        if armed == 0 && self.always.is_empty() {
             return Cow::Borrowed(text);
         }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
         for (i, rule) in self.rules.iter().enumerate() {
-            if !armed[i] {
+            let on = if i < 128 {
+                armed & (1u128 << i) != 0
+            } else {
+                false
+            } || self.always.contains(&i);
+            if !on {
                 continue;
             }
-            let replaced = apply(rule, &out);
-            if let Cow::Owned(s) = replaced {
+            if let Cow::Owned(s) = apply(rule, &out) {
                 out = Cow::Owned(s);
             }
         }
