@@ -23,11 +23,18 @@ pub fn issue_title(classification: Classification, title: &str) -> String {
         .filter(|c| !is_bidi_control(*c))
         .collect();
     let folded = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!(
-        "{} {}",
-        classification.title_prefix(),
-        truncate_chars(&folded, MAX_TITLE_CHARS)
-    )
+    // Titles are not Markdown, but trackers still turn `@name` into mentions and `#12` into links.
+    let defused = truncate_chars(&folded, MAX_TITLE_CHARS)
+        .replace('@', "@\u{2060}")
+        .replace('#', "#\u{2060}")
+        // Titles are shown raw in notifications and chat integrations that do render links and
+        // HTML: break those too, readably.
+        .replace("](", "]\u{2060}(")
+        .replace("://", ":\u{2060}//")
+        .replace("www.", "www\u{2060}.")
+        .replace('<', "\u{2039}")
+        .replace('>', "\u{203A}");
+    format!("{} {}", classification.title_prefix(), defused)
 }
 
 fn is_bidi_control(c: char) -> bool {

@@ -58,6 +58,8 @@ enum Rewrite {
     UrlPassword,
     /// `Basic <b64>` only when the value looks like base64, not like a word.
     BasicAuth,
+    /// An email address, except the `git@host:org/repo` form of a git remote.
+    Email,
 }
 
 struct Rule {
@@ -70,8 +72,8 @@ struct Rule {
 /// Finds and replaces secrets. Cheap to clone via `Arc`; build once and reuse.
 pub struct Redactor {
     rules: Vec<Rule>,
-    /// For each trigger pattern id, the rules it arms.
-    trigger_rules: Vec<Vec<usize>>,
+    /// For each trigger pattern id, the bit set of rules it arms.
+    trigger_masks: Vec<u128>,
     prefilter: AhoCorasick,
     always: Vec<usize>,
 }
@@ -106,7 +108,7 @@ fn builtin() -> Vec<(&'static str, &'static [&'static str], String, Rewrite)> {
         ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
         ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key"],
             format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
-        ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Whole),
+        ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
 }
 
@@ -187,9 +189,19 @@ impl Redactor {
             .match_kind(MatchKind::Standard)
             .build(&patterns)
             .map_err(|e| Error::config("redaction", e.to_string()))?;
+        if rules.len() - always.len() > 128 {
+            return Err(Error::config(
+                "redaction",
+                "too many built-in rules for the trigger bit set",
+            ));
+        }
+        let trigger_masks = trigger_rules
+            .iter()
+            .map(|rs| rs.iter().fold(0u128, |m, &r| m | (1u128 << r)))
+            .collect();
         Ok(Redactor {
             rules,
-            trigger_rules,
+            trigger_masks,
             prefilter,
             always,
         })
@@ -197,28 +209,25 @@ impl Redactor {
 
     /// `text` with every detected secret replaced; borrowed when nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut armed = vec![false; self.rules.len()];
-        let mut any = false;
+        // Which rules the triggers arm, as a bit set (rules are few; extra patterns always run).
+        let mut armed: u128 = 0;
         for m in self.prefilter.find_overlapping_iter(text) {
-            for &r in &self.trigger_rules[m.pattern().as_usize()] {
-                armed[r] = true;
-                any = true;
-            }
+            armed |= self.trigger_masks[m.pattern().as_usize()];
         }
-        for &r in &self.always {
-            armed[r] = true;
-            any = true;
-        }
-        if !any {
+        if armed == 0 && self.always.is_empty() {
             return Cow::Borrowed(text);
         }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
         for (i, rule) in self.rules.iter().enumerate() {
-            if !armed[i] {
+            let on = if i < 128 {
+                armed & (1u128 << i) != 0
+            } else {
+                false
+            } || self.always.contains(&i);
+            if !on {
                 continue;
             }
-            let replaced = apply(rule, &out);
-            if let Cow::Owned(s) = replaced {
+            if let Cow::Owned(s) = apply(rule, &out) {
                 out = Cow::Owned(s);
             }
         }
@@ -272,6 +281,16 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
                 c.get(2).map_or("", |m| m.as_str()),
                 placeholder
             )
+        }),
+        Rewrite::Email => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let m = c.get(0);
+            let whole = m.map_or("", |m| m.as_str());
+            let next = m.and_then(|m| text[m.end()..].chars().next());
+            if whole.starts_with("git@") && next == Some(':') {
+                whole.to_string()
+            } else {
+                placeholder.clone()
+            }
         }),
         Rewrite::BasicAuth => rule.regex.replace_all(text, |c: &Captures<'_>| {
             let value = c.get(2).map_or("", |m| m.as_str());
@@ -380,6 +399,15 @@ mod tests {
             r(text)
         );
         assert_eq!(r(text), text);
+    }
+
+    #[test]
+    fn git_remotes_are_not_emails() {
+        assert_eq!(
+            r("clone git@github.com:org/repo.git failed"),
+            "clone git@github.com:org/repo.git failed"
+        );
+        assert_eq!(r("mail git@example.com now"), "mail [REDACTED:email] now");
     }
 
     #[test]
