@@ -6,7 +6,7 @@
 //!   writes), a [`selfmon_core::LogSource`].
 //! - [`SqliteStateStore`]: scan history, filed issues, the single-flight lease and the filing outbox
 //!   in one SQLite file, a [`selfmon_core::StateStore`]; tables compatible with the CIDX dashboard.
-//! - [`inventory`]: the error-code inventory of a `logs.db` (coded vs uncoded records, top uncoded
+//! - [`inventory()`]: the error-code inventory of a `logs.db` (coded vs uncoded records, top uncoded
 //!   templates, malformed and uncatalogued codes).
 //! - `SqliteLogLayer` (feature `tracing-layer`): a `tracing-subscriber` layer that writes events
 //!   into a `logs.db`, so any Rust service can be monitored.

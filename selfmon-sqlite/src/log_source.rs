@@ -163,7 +163,7 @@ impl SqliteLogSource {
 
     /// Calls `visit` for every record after `after` (in id order, page by page, memory bounded by
     /// the page size) and returns the highest id examined. Blocks the calling thread; used by
-    /// [`crate::inventory`].
+    /// [`crate::inventory()`].
     pub fn for_each_blocking(&self, after: i64, mut visit: impl FnMut(&LogRecord)) -> Result<i64> {
         let reader = self.connect()?;
         let mut cursor = after;

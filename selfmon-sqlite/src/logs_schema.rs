@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-/// The `logs` table as the CIDX server (and [`crate::SqliteLogLayer`]) creates it.
+/// The `logs` table as the CIDX server (and the `tracing-layer` feature's `SqliteLogLayer`) creates it.
 pub const LOGS_TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS logs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     timestamp TEXT NOT NULL,
