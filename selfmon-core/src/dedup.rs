@@ -106,7 +106,9 @@ impl KnownIssues {
 
     /// The issue that already covers a digest signature id.
     pub fn with_signature(&self, signature_id: &str) -> Option<&KnownIssue> {
-        self.by_signature.get(signature_id).map(|&i| &self.issues[i])
+        self.by_signature
+            .get(signature_id)
+            .map(|&i| &self.issues[i])
     }
 
     /// Issues whose normalised title (prefix removed, case and whitespace folded) equals `title`'s.
@@ -123,7 +125,10 @@ impl KnownIssues {
     /// The known issue that already accounts for a digest signature, before any analysis: used by
     /// the engine to drop known problems from the prompt and count them as new occurrences.
     /// Returns the issue and the tier that matched.
-    pub fn match_signature(&self, signature: &crate::digest::Signature) -> Option<(&KnownIssue, DedupTier)> {
+    pub fn match_signature(
+        &self,
+        signature: &crate::digest::Signature,
+    ) -> Option<(&KnownIssue, DedupTier)> {
         self.with_signature(&signature.id)
             .map(|k| (k, DedupTier::Fingerprint))
     }
@@ -221,7 +226,11 @@ mod tests {
 
     fn known(number: u64, title: &str, class: Classification, state: IssueState) -> KnownIssue {
         KnownIssue {
-            issue: IssueRef { number, url: format!("u/{number}"), state },
+            issue: IssueRef {
+                number,
+                url: format!("u/{number}"),
+                state,
+            },
             title: title.into(),
             classification: class,
             error_codes: vec![],
@@ -235,19 +244,35 @@ mod tests {
 
     #[tokio::test]
     async fn exact_title_dedup_ignores_prefix_case_and_classification_mismatch() {
-        let k = KnownIssues::new([known(1, "[BUG] Sync  crashes", Classification::ServerBug, IssueState::Open)]);
+        let k = KnownIssues::new([known(
+            1,
+            "[BUG] Sync  crashes",
+            Classification::ServerBug,
+            IssueState::Open,
+        )]);
         let d = ExactTitleDeduplicator;
         let f = Finding::new(Classification::ServerBug, "sync crashes", "s");
-        assert!(matches!(d.decide(&f, &k).await.unwrap(), DedupDecision::Duplicate { issue: 1, .. }));
+        assert!(matches!(
+            d.decide(&f, &k).await.unwrap(),
+            DedupDecision::Duplicate { issue: 1, .. }
+        ));
         let f = Finding::new(Classification::ClientMisuse, "sync crashes", "s");
         assert_eq!(d.decide(&f, &k).await.unwrap(), DedupDecision::New);
     }
 
     #[tokio::test]
     async fn a_closed_match_is_a_regression() {
-        let k = KnownIssues::new([known(2, "[BUG] x", Classification::ServerBug, IssueState::Closed)]);
+        let k = KnownIssues::new([known(
+            2,
+            "[BUG] x",
+            Classification::ServerBug,
+            IssueState::Closed,
+        )]);
         let f = Finding::new(Classification::ServerBug, "x", "s");
-        assert!(matches!(ExactTitleDeduplicator.decide(&f, &k).await.unwrap(), DedupDecision::Regression { issue: 2, .. }));
+        assert!(matches!(
+            ExactTitleDeduplicator.decide(&f, &k).await.unwrap(),
+            DedupDecision::Regression { issue: 2, .. }
+        ));
     }
 
     #[test]
@@ -265,7 +290,11 @@ mod tests {
         let mut i = known(3, "t", Classification::ServerBug, IssueState::Open);
         i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
         let mut k = KnownIssues::new([i]);
-        assert_eq!(k.with_code(&ErrorCode::parse("GIT-SYNC-001").unwrap()).count(), 1);
+        assert_eq!(
+            k.with_code(&ErrorCode::parse("GIT-SYNC-001").unwrap())
+                .count(),
+            1
+        );
         assert_eq!(k.with_fingerprint("fp3").count(), 1);
         assert_eq!(k.with_signature("sig3").unwrap().issue.number, 3);
         k.set_state(3, IssueState::Closed);

@@ -107,12 +107,16 @@ impl CompiledIgnore {
     }
 
     fn matches(&self, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> bool {
-        codes.iter().any(|c| self.codes.iter().any(|i| i == c.as_str()))
+        codes
+            .iter()
+            .any(|c| self.codes.iter().any(|i| i == c.as_str()))
             || source.is_some_and(|s| {
-                self.sources.iter().any(|rule| match rule.strip_suffix('*') {
-                    Some(prefix) => s.starts_with(prefix),
-                    None => s == rule,
-                })
+                self.sources
+                    .iter()
+                    .any(|rule| match rule.strip_suffix('*') {
+                        Some(prefix) => s.starts_with(prefix),
+                        None => s == rule,
+                    })
             })
             || self.templates.iter().any(|re| re.is_match(template))
     }
@@ -155,7 +159,10 @@ impl DigestBuilder {
             self.digest.ignored_records += 1;
             return;
         }
-        if self.ignore.matches(record.source.as_deref(), &template, &codes) {
+        if self
+            .ignore
+            .matches(record.source.as_deref(), &template, &codes)
+        {
             self.digest.ignored_signatures += 1;
             self.digest.ignored_records += 1;
             self.ignored_keys.insert(key);
@@ -377,7 +384,9 @@ mod tests {
 
     #[test]
     fn repeating_signatures_are_flagged() {
-        let recs: Vec<_> = (1..=5).map(|i| rec(i, Level::Warning, "queue full")).collect();
+        let recs: Vec<_> = (1..=5)
+            .map(|i| rec(i, Level::Warning, "queue full"))
+            .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
         assert!(d.signatures[0].repeated);
         assert_eq!(d.signatures[0].sample_ids.len(), MAX_SAMPLE_IDS);
@@ -403,7 +412,17 @@ mod tests {
     #[test]
     fn rendering_respects_the_byte_budget_and_says_what_was_cut() {
         let recs: Vec<_> = (0..500)
-            .map(|i| rec(i, Level::Error, &format!("distinct message kind{} {}", char::from(b'a' + (i % 26) as u8), "x".repeat(i as usize % 7 + 1))))
+            .map(|i| {
+                rec(
+                    i,
+                    Level::Error,
+                    &format!(
+                        "distinct message kind{} {}",
+                        char::from(b'a' + (i % 26) as u8),
+                        "x".repeat(i as usize % 7 + 1)
+                    ),
+                )
+            })
             .collect();
         let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
         let text = d.render(2048);

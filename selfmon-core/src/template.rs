@@ -76,7 +76,9 @@ fn mask_token(token: &str, out: &mut String) {
         .unwrap_or(token.len());
     let core_and_tail = &token[lead..];
     let core_end = core_and_tail
-        .trim_end_matches([')', ']', '}', '"', '\'', ',', ';', '.', ':', '>', '`', '!', '?'])
+        .trim_end_matches([
+            ')', ']', '}', '"', '\'', ',', ';', '.', ':', '>', '`', '!', '?',
+        ])
         .len();
     let (core, tail) = core_and_tail.split_at(core_end);
     out.push_str(&token[..lead]);
@@ -125,16 +127,27 @@ fn classify(t: &str) -> Option<&'static str> {
             return Some("<EMAIL>");
         }
     }
-    if b[0] == b'/' || t.starts_with("./") || t.starts_with("~/") || (b.len() > 2 && b[1] == b':' && b[2] == b'\\') {
+    if b[0] == b'/'
+        || t.starts_with("./")
+        || t.starts_with("~/")
+        || (b.len() > 2 && b[1] == b':' && b[2] == b'\\')
+    {
         return Some("<PATH>");
     }
     if is_uuid(b) {
         return Some("<UUID>");
     }
-    if (t.starts_with("0x") || t.starts_with("0X")) && b.len() > 2 && b[2..].iter().all(u8::is_ascii_hexdigit) {
+    if (t.starts_with("0x") || t.starts_with("0X"))
+        && b.len() > 2
+        && b[2..].iter().all(u8::is_ascii_hexdigit)
+    {
         return Some("<HEX>");
     }
-    if b.len() >= 7 && b.iter().all(u8::is_ascii_hexdigit) && b.iter().any(u8::is_ascii_digit) && b.iter().any(|c| c.is_ascii_alphabetic()) {
+    if b.len() >= 7
+        && b.iter().all(u8::is_ascii_hexdigit)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(|c| c.is_ascii_alphabetic())
+    {
         return Some(if b.len() >= 32 { "<HASH>" } else { "<HEX>" });
     }
     if is_ip(t) {
@@ -167,7 +180,8 @@ fn is_number(t: &str) -> bool {
     let t = t.strip_prefix(['-', '+']).unwrap_or(t);
     !t.is_empty()
         && t.bytes().any(|b| b.is_ascii_digit())
-        && t.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'_' || b == b',')
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b'_' || b == b',')
 }
 
 fn number_with_unit(t: &str) -> Option<&'static str> {
@@ -176,7 +190,8 @@ fn number_with_unit(t: &str) -> Option<&'static str> {
         return None;
     }
     match &t[split..].to_ascii_lowercase()[..] {
-        "ns" | "us" | "µs" | "ms" | "s" | "sec" | "secs" | "m" | "min" | "mins" | "h" | "hr" | "d" => Some("<DURATION>"),
+        "ns" | "us" | "µs" | "ms" | "s" | "sec" | "secs" | "m" | "min" | "mins" | "h" | "hr"
+        | "d" => Some("<DURATION>"),
         "b" | "kb" | "mb" | "gb" | "tb" | "kib" | "mib" | "gib" | "k" | "%" => Some("<SIZE>"),
         _ => None,
     }
@@ -184,18 +199,28 @@ fn number_with_unit(t: &str) -> Option<&'static str> {
 
 fn is_ip(t: &str) -> bool {
     let host = match t.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        Some((h, p))
+            if !h.contains(':') && !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            h
+        }
         _ => t,
     };
     let parts: Vec<&str> = host.split('.').collect();
-    if parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() == 4
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()))
+    {
         return true;
     }
     // IPv6: at least two colons, only hex digits, colons and dots, optional [..]:port.
     let v6 = t.trim_start_matches('[');
     let v6 = v6.split(']').next().unwrap_or(v6);
     v6.matches(':').count() >= 2
-        && v6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && v6
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         && v6.bytes().any(|b| b.is_ascii_hexdigit())
 }
 
@@ -203,7 +228,8 @@ fn is_time(b: &[u8]) -> bool {
     // 2024-01-02, 12:30:45, 2024-01-02T12:30:45.123Z and similar: digits with - : . T Z + separators.
     let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
     digits >= 4
-        && b.iter().all(|c| c.is_ascii_digit() || matches!(c, b'-' | b':' | b'.' | b'T' | b'Z' | b'+'))
+        && b.iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'-' | b':' | b'.' | b'T' | b'Z' | b'+'))
         && b.iter().any(|c| matches!(c, b'-' | b':'))
 }
 
@@ -234,10 +260,15 @@ mod tests {
     fn messages_differing_only_in_values_share_a_fingerprint() {
         let t = Templater::new();
         assert_eq!(
-            t.template("[GIT-SYNC-001] clone of /repos/a failed after 3 attempts").fingerprint,
-            t.template("[GIT-SYNC-001] clone of /repos/b failed after 17 attempts").fingerprint
+            t.template("[GIT-SYNC-001] clone of /repos/a failed after 3 attempts")
+                .fingerprint,
+            t.template("[GIT-SYNC-001] clone of /repos/b failed after 17 attempts")
+                .fingerprint
         );
-        assert_ne!(t.template("clone failed").fingerprint, t.template("push failed").fingerprint);
+        assert_ne!(
+            t.template("clone failed").fingerprint,
+            t.template("push failed").fingerprint
+        );
     }
 
     #[test]
