@@ -153,6 +153,8 @@ pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Resul
         guard.0 = None;
     } else {
         guard.kill();
+        // The leader is in the group, but make sure of it: `wait` below must not block.
+        let _ = child.start_kill();
         if let Err(e) = child.wait().await {
             tracing::warn!(error = %e, "could not reap the claude cli after killing it");
         }
