@@ -227,8 +227,10 @@ mod tests {
             "gh_enterprise_token",
             "MY_GITHUB_PAT",
         ] {
-            let mut c = ClaudeRunnerConfig::default();
-            c.pass_env = vec![name.into()];
+            let c = ClaudeRunnerConfig {
+                pass_env: vec![name.into()],
+                ..Default::default()
+            };
             let msg = c.validate().unwrap_err().to_string();
             assert!(msg.contains("GitHub credential"), "{name}: {msg}");
             let mut c = ClaudeRunnerConfig::default();

@@ -39,6 +39,8 @@
 //! println!("{} (cost {:?} USD)", out.structured_output["summary"], out.usage.cost_usd);
 //! # Ok(()) }
 //! ```
+#![warn(missing_docs)]
+
 pub mod cli_result;
 pub mod config;
 pub mod error;
