@@ -1,6 +1,7 @@
 //! The response type the model must produce, its JSON schema, and the lenient parse and
 //! validation that turn it into [`Finding`]s and [`RejectedFinding`]s.
 
+use selfmon_core::digest::Digest;
 use selfmon_core::error::truncate_chars;
 use selfmon_core::{Classification, EvidenceScope, Finding, FindingLimits, RejectedFinding};
 use serde::{Deserialize, Serialize};
@@ -87,12 +88,15 @@ pub fn response_schema(max_findings: Option<usize>) -> Value {
 /// Parses and validates each raw finding on its own.
 ///
 /// A finding is rejected, with every reason, when it does not match [`RawFinding`], when its
-/// classification or an error code is malformed, or when [`Finding::validate`] refuses it.
-/// Findings beyond `max_findings` are rejected too.
+/// classification or an error code is malformed, when [`Finding::validate`] refuses it, or when
+/// `digest` has signatures and an evidence record id lies in none of their `first_id..=last_id`
+/// ranges (the model cites a record the digest never showed it). Findings beyond `max_findings`
+/// are rejected too.
 pub fn validate_findings(
     raw: &RawResponse,
     limits: &FindingLimits,
     scope: &EvidenceScope<'_>,
+    digest: &Digest,
     max_findings: usize,
 ) -> (Vec<Finding>, Vec<RejectedFinding>) {
     let mut accepted = Vec::new();
@@ -122,15 +126,38 @@ pub fn validate_findings(
             });
             continue;
         }
-        match to_finding(parsed) {
-            Ok(finding) => match finding.validate(limits, scope) {
-                Ok(()) => accepted.push(finding),
-                Err(reasons) => rejected.push(RejectedFinding { title, reasons }),
-            },
+        let finding = to_finding(parsed).and_then(|finding| {
+            let mut reasons = finding.validate(limits, scope).err().unwrap_or_default();
+            reasons.extend(uncovered_evidence(&finding, digest));
+            if reasons.is_empty() {
+                Ok(finding)
+            } else {
+                Err(reasons)
+            }
+        });
+        match finding {
+            Ok(finding) => accepted.push(finding),
             Err(reasons) => rejected.push(RejectedFinding { title, reasons }),
         }
     }
     (accepted, rejected)
+}
+
+fn uncovered_evidence(finding: &Finding, digest: &Digest) -> Vec<String> {
+    if digest.signatures.is_empty() {
+        return Vec::new();
+    }
+    finding
+        .evidence_record_ids
+        .iter()
+        .filter(|&&id| {
+            !digest
+                .signatures
+                .iter()
+                .any(|s| (s.first_id..=s.last_id).contains(&id))
+        })
+        .map(|id| format!("evidence record id {id} is not covered by any signature in the digest"))
+        .collect()
 }
 
 fn to_finding(raw: RawFinding) -> Result<Finding, Vec<String>> {
@@ -271,7 +298,13 @@ mod tests {
                 wrong_types,
             ],
         };
-        let (ok, rejected) = validate_findings(&raw, &FindingLimits::default(), &scope(&sigs), 10);
+        let (ok, rejected) = validate_findings(
+            &raw,
+            &FindingLimits::default(),
+            &scope(&sigs),
+            &Digest::default(),
+            10,
+        );
         assert_eq!(ok.len(), 1);
         assert_eq!(ok[0].error_codes[0].as_str(), "GIT-SYNC-001");
         assert_eq!(rejected.len(), 7, "{rejected:#?}");
@@ -293,7 +326,13 @@ mod tests {
         let raw = RawResponse {
             findings: vec![good(), good(), good()],
         };
-        let (ok, rejected) = validate_findings(&raw, &FindingLimits::default(), &scope(&[]), 2);
+        let (ok, rejected) = validate_findings(
+            &raw,
+            &FindingLimits::default(),
+            &scope(&[]),
+            &Digest::default(),
+            2,
+        );
         assert_eq!((ok.len(), rejected.len()), (2, 1));
         assert!(rejected[0].reasons[0].contains("more than the 2"));
     }

@@ -198,8 +198,13 @@ impl AnalysisRunner for ClaudeRunner {
             last_id: request.last_record_id,
             signature_ids: &signature_ids,
         };
-        let (findings, rejected) =
-            validate_findings(&raw, &self.limits, &scope, request.max_findings);
+        let (findings, rejected) = validate_findings(
+            &raw,
+            &self.limits,
+            &scope,
+            &request.digest,
+            request.max_findings,
+        );
         if !rejected.is_empty() {
             tracing::warn!(
                 rejected = rejected.len(),

@@ -531,29 +531,29 @@ async fn bad_findings_are_rejected_one_by_one_with_reasons() {
     escaping["source_files"] = serde_json::json!(["/etc/shadow"]);
     let mut unknown_sig = good_finding("Unknown signature");
     unknown_sig["signature_ids"] = serde_json::json!(["ffffffffffffffff"]);
-    let records = [LogRecord::new(
-        5,
-        Level::Error,
-        "[API-PARAM-004] unknown option `fast`",
-    )];
+    let mut uncovered = good_finding("Record the digest never showed");
+    uncovered["evidence_record_ids"] = serde_json::json!([50]);
+    let records = [
+        LogRecord::new(5, Level::Error, "[API-PARAM-004] unknown option `fast`"),
+        LogRecord::new(6, Level::Error, "[API-PARAM-004] unknown option `slow`"),
+    ];
     let digest = Digest::build(records.iter(), &SelfMonitoringConfig::default()).unwrap();
     let sig = digest.signature_ids()[0].clone();
     let mut good = good_finding("Removed option still sent");
     good["signature_ids"] = serde_json::json!([sig]);
-    let fake = Fake::with_findings(
-        "success",
-        Some(serde_json::json!([
-            bad_code,
-            good,
-            out_of_range,
-            escaping,
-            unknown_sig
-        ])),
-    );
+    let findings = serde_json::json!([
+        bad_code,
+        good,
+        out_of_range,
+        escaping,
+        unknown_sig,
+        uncovered
+    ]);
+    let fake = Fake::with_findings("success", Some(findings));
     let mut req = request("d".into());
     req.digest = digest;
     let analysis = fake.runner().analyze(&req).await.unwrap();
-    assert_eq!(analysis.findings.len(), 1);
+    assert_eq!(analysis.findings.len(), 1, "{:#?}", analysis.rejected);
     assert_eq!(analysis.findings[0].title, "Removed option still sent");
     let titles: Vec<&str> = analysis.rejected.iter().map(|r| r.title.as_str()).collect();
     assert_eq!(
@@ -562,9 +562,13 @@ async fn bad_findings_are_rejected_one_by_one_with_reasons() {
             "Bad code",
             "Out of range",
             "Escaping path",
-            "Unknown signature"
+            "Unknown signature",
+            "Record the digest never showed"
         ]
     );
+    let last = &analysis.rejected[4].reasons;
+    assert_eq!(last.len(), 1, "{last:?}");
+    assert!(last[0].contains("not covered by any signature"), "{last:?}");
     assert!(analysis.rejected.iter().all(|r| !r.reasons.is_empty()));
 }
 
