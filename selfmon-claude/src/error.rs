@@ -149,9 +149,10 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether repeating the run later may succeed: timeouts, signals, transient API failures and
-    /// runs that stopped early are retryable; a missing binary, bad configuration, oversized input
-    /// and bad credentials are not.
+    /// Whether repeating the run later may succeed: timeouts, signals, transient API failures
+    /// (408, 409, 429, 5xx) and runs that stopped early are retryable; a missing binary, bad
+    /// configuration, oversized input, bad credentials and other client errors (400, 401, 403, 404)
+    /// are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Config { .. }
@@ -163,8 +164,7 @@ impl Error {
                 message,
                 ..
             } => match api_error_status {
-                Some(401 | 403) => false,
-                Some(_) => true,
+                Some(s) => matches!(s, 408 | 409 | 429) || *s >= 500,
                 None => !looks_like_auth_failure(message),
             },
             Error::Io { .. }

@@ -4,10 +4,11 @@
 use serde::de::DeserializeOwned;
 
 /// Unbalanced `{` tolerated before giving up, so hostile output cannot make extraction quadratic.
-const MAX_UNBALANCED_STARTS: usize = 64;
+const MAX_UNBALANCED_STARTS: usize = 16;
 
-/// Removes ANSI escape sequences (CSI `ESC [ ... final`, OSC `ESC ] ... BEL|ESC \`, and two-byte
-/// escapes).
+/// Removes ANSI escape sequences: CSI (`ESC [` parameters, intermediates, final byte), OSC
+/// (`ESC ]` up to BEL, `ESC \\` or the end of the line) and two-character escapes. A malformed
+/// sequence never swallows more than its own line.
 pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -16,24 +17,31 @@ pub fn strip_ansi(text: &str) -> String {
             out.push(c);
             continue;
         }
-        match chars.next() {
+        match chars.peek() {
             Some('[') => {
-                for c in chars.by_ref() {
-                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                chars.next();
+                while chars
+                    .next_if(|c| ('\u{20}'..='\u{3f}').contains(c))
+                    .is_some()
+                {}
+                // Braces are never final bytes in practice; keeping them protects the JSON after a
+                // truncated sequence.
+                chars.next_if(|c| ('\u{40}'..='\u{7e}').contains(c) && !matches!(c, '{' | '}'));
+            }
+            Some(']') => {
+                chars.next();
+                while let Some(c) = chars.next_if(|&c| c != '\n') {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' {
+                        chars.next_if_eq(&'\\');
                         break;
                     }
                 }
             }
-            Some(']') => {
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
+            Some(c) if ('\u{40}'..='\u{5f}').contains(c) => {
+                chars.next();
             }
             _ => {}
         }
@@ -100,36 +108,73 @@ fn matching_brace(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
+/// Candidates parsed at most, so hostile output cannot make extraction expensive.
+const MAX_CANDIDATES: usize = 256;
+/// How deep extraction looks inside objects that are not of the expected shape.
+const MAX_NESTING: usize = 4;
+
 /// The last JSON object in `text` that deserialises as `T` and passes `accept`, after stripping
-/// ANSI escapes. Objects that parse but are not a `T` (telemetry, examples) are skipped.
+/// ANSI escapes. Objects that parse but are not a `T` (telemetry, examples) are skipped; a balanced
+/// span that is not a `T` (a stray `{` closed by a later stray `}`, or a wrapper object) is searched
+/// inside as well.
 pub fn extract_object<T: DeserializeOwned>(
     text: &str,
     accept: impl Fn(&T) -> bool,
 ) -> Result<T, String> {
     let clean = strip_ansi(text);
-    let spans = object_spans(&clean);
-    if spans.is_empty() {
-        return Err("no JSON object found".into());
+    let mut search = Search {
+        accept: &accept,
+        budget: MAX_CANDIDATES,
+        seen: 0,
+        first_error: None,
+    };
+    if let Some(v) = search.within(&clean, 0) {
+        return Ok(v);
     }
-    let mut last_error = None;
-    for &(a, b) in spans.iter().rev() {
-        match serde_json::from_str::<T>(&clean[a..b]) {
-            Ok(v) if accept(&v) => return Ok(v),
-            Ok(_) => {}
-            Err(e) => {
-                if last_error.is_none() {
-                    last_error = Some(e.to_string());
-                }
-            }
-        }
+    if search.seen == 0 {
+        return Err("no JSON object found".into());
     }
     Err(format!(
         "{} JSON object candidate(s), none of the expected shape{}",
-        spans.len(),
-        last_error
-            .map(|e| format!(" (last error: {e})"))
+        search.seen,
+        search
+            .first_error
+            .map(|e| format!(" (error: {e})"))
             .unwrap_or_default()
     ))
+}
+
+struct Search<'a, T> {
+    accept: &'a dyn Fn(&T) -> bool,
+    budget: usize,
+    seen: usize,
+    first_error: Option<String>,
+}
+
+impl<T: DeserializeOwned> Search<'_, T> {
+    fn within(&mut self, text: &str, depth: usize) -> Option<T> {
+        for (a, b) in object_spans(text).into_iter().rev() {
+            if self.budget == 0 {
+                return None;
+            }
+            self.budget -= 1;
+            self.seen += 1;
+            match serde_json::from_str::<T>(&text[a..b]) {
+                Ok(v) if (self.accept)(&v) => return Some(v),
+                Ok(_) => {}
+                Err(e) => {
+                    self.first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            // Braces are ASCII, so `a + 1` and `b - 1` are character boundaries.
+            if depth < MAX_NESTING && b - a > 2 {
+                if let Some(v) = self.within(&text[a + 1..b - 1], depth + 1) {
+                    return Some(v);
+                }
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +217,13 @@ mod tests {
     }
 
     #[test]
+    fn a_stray_brace_closed_later_does_not_hide_the_object() {
+        let text = "{ progress\n{\"type\":\"result\",\"n\":1}\n} done";
+        let v: Value = extract_object(text, result_like).unwrap();
+        assert_eq!(v["n"], 1);
+    }
+
+    #[test]
     fn the_candidate_of_the_expected_shape_wins_over_later_ones() {
         let text = "{\"type\":\"result\",\"n\":1}\n{\"type\":\"telemetry\"}\n";
         let v: Value = extract_object(text, result_like).unwrap();
@@ -185,5 +237,30 @@ mod tests {
         assert!(extract_object::<Value>("{\"x\":1}", result_like).is_err());
         let hostile = "{".repeat(10_000);
         assert!(extract_object::<Value>(&hostile, result_like).is_err());
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    proptest! {
+        #[test]
+        fn extraction_never_panics_on_arbitrary_text(text in ".{0,400}") {
+            let _ = extract_object::<Value>(&text, |_| true);
+        }
+
+        #[test]
+        fn a_result_object_is_found_inside_noise_without_braces_quotes_or_escapes(
+            before in "[^{}\"\u{1b}]{0,200}",
+            after in "[^{}\"\u{1b}]{0,200}",
+            n in 0u32..1000,
+        ) {
+            let text = format!("{before}{{\"type\":\"result\",\"n\":{n}}}{after}");
+            let v: Value = extract_object(&text, |v: &Value| v["type"] == "result").unwrap();
+            prop_assert_eq!(v["n"].as_u64(), Some(u64::from(n)));
+        }
     }
 }
