@@ -147,6 +147,7 @@ pub fn interpret(status: ExitStatus, stdout: &[u8], stderr: &[u8]) -> Result<Cli
             subtype,
             num_turns: result.num_turns,
             exit_code,
+            stderr_tail,
         });
     }
     if result.is_error != Some(false) {

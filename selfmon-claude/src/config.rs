@@ -21,7 +21,9 @@ pub enum ToolPolicy {
     #[default]
     None,
     /// Read-only access to a source tree (`Read`, `Grep`, `Glob` with `--add-dir root`), so the model
-    /// can check whether a logged exception is handled. Still no shell, write, web or MCP.
+    /// can check whether a logged exception is handled. Reads outside `root` (and the empty working
+    /// directory) are denied by the CLI's `dontAsk` permission mode. Still no shell, write, web or
+    /// MCP.
     ReadOnlyCode {
         /// The repository root the model may read.
         root: PathBuf,

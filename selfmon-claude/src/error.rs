@@ -113,7 +113,7 @@ pub enum Error {
 
     /// The run stopped before it produced an answer (`error_max_turns`, `error_max_budget_usd`,
     /// `error_during_execution`, `error_max_structured_output_retries`, or an unknown subtype).
-    #[error("Claude CLI stopped without an answer: subtype {subtype:?} after {num_turns:?} turn(s) (exit status {exit_code:?}); {hint}")]
+    #[error("Claude CLI stopped without an answer: subtype {subtype:?} after {num_turns:?} turn(s) (exit status {exit_code:?}); {hint}; stderr tail: {stderr_tail:?}")]
     Unfinished {
         /// The result subtype.
         subtype: String,
@@ -123,6 +123,8 @@ pub enum Error {
         exit_code: Option<i32>,
         /// What to do about it.
         hint: &'static str,
+        /// The last bytes of stderr.
+        stderr_tail: String,
     },
 
     /// The output held no result object that could be parsed.

@@ -68,9 +68,10 @@ pub fn build_args(
             push("");
         }
         ToolPolicy::ReadOnlyCode { root } => {
+            // No `--allowedTools`: a bare `Read` allow rule would permit reading any file on the
+            // machine. In `dontAsk` mode the working directories (here: the empty cwd and `root`)
+            // are readable and everything else is denied; the contract test pins this.
             push("--tools");
-            push(READ_ONLY_TOOLS);
-            push("--allowedTools");
             push(READ_ONLY_TOOLS);
             args.push(OsString::from("--add-dir"));
             args.push(root.as_os_str().to_owned());
@@ -197,6 +198,7 @@ mod tests {
             "WebFetch",
             "WebSearch",
             "--dangerously-skip-permissions",
+            "--allowedTools",
         ] {
             assert!(!args.iter().any(|a| a.contains(forbidden)), "{forbidden}");
         }

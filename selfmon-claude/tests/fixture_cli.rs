@@ -333,6 +333,7 @@ async fn max_turns_is_reported_with_its_subtype() {
             num_turns,
             exit_code,
             hint,
+            ..
         } => {
             assert_eq!(subtype, "error_max_turns");
             assert_eq!(num_turns, Some(10));

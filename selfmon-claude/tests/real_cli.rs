@@ -64,12 +64,15 @@ macro_rules! binary_or_skip {
     };
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Script {
     /// Answer the StructuredOutput tool call with the scripted findings.
     Findings,
     /// Refuse the API key.
     Unauthorized,
+    /// First ask for these tool calls (name, input); once their results come back, answer with the
+    /// scripted findings.
+    ToolsFirst(Vec<(&'static str, Value)>),
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +116,7 @@ fn scripted_findings() -> Value {
 }
 
 async fn start_fake_api(script: Script) -> FakeApi {
+    let script = Arc::new(script);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let recorder = Arc::new(Recorder::default());
@@ -120,8 +124,9 @@ async fn start_fake_api(script: Script) -> FakeApi {
     let task = tokio::spawn(async move {
         while let Ok((sock, _)) = listener.accept().await {
             let rec = rec.clone();
+            let script = script.clone();
             tokio::spawn(async move {
-                let _ = serve(sock, rec, script).await;
+                let _ = serve(sock, rec, &script).await;
             });
         }
     });
@@ -155,7 +160,7 @@ fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// One HTTP/1.1 exchange per connection (`Connection: close`).
-async fn serve(mut sock: TcpStream, rec: Arc<Recorder>, script: Script) -> std::io::Result<()> {
+async fn serve(mut sock: TcpStream, rec: Arc<Recorder>, script: &Script) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(p) = find(&buf, b"\r\n\r\n") {
@@ -227,7 +232,7 @@ async fn serve(mut sock: TcpStream, rec: Arc<Recorder>, script: Script) -> std::
         )
         .await;
     }
-    if let Script::Unauthorized = script {
+    if let Script::Unauthorized = *script {
         return respond(
             &mut sock,
             401,
@@ -237,67 +242,76 @@ async fn serve(mut sock: TcpStream, rec: Arc<Recorder>, script: Script) -> std::
         .await;
     }
     let model = body["model"].as_str().unwrap_or("claude-test").to_string();
-    let wants_structured = body["tools"]
-        .as_array()
-        .is_some_and(|tools| tools.iter().any(|t| t["name"] == "StructuredOutput"));
-    let (block, stop_reason) = if wants_structured {
-        (
-            json!({"type": "tool_use", "id": "toolu_01", "name": "StructuredOutput", "input": {}}),
-            "tool_use",
-        )
-    } else {
-        (json!({"type": "text", "text": ""}), "end_turn")
+    let has_tool_results = body["messages"].to_string().contains("\"tool_result\"");
+    let offers_structured = tool_names(&body).iter().any(|t| t == "StructuredOutput");
+    // (name, input) of each tool_use block to answer with; none means a plain text answer.
+    let calls: Vec<(&str, Value)> = match script {
+        Script::ToolsFirst(calls) if !has_tool_results => calls.clone(),
+        _ if offers_structured => vec![("StructuredOutput", scripted_findings())],
+        _ => Vec::new(),
     };
-    let delta = if wants_structured {
-        json!({"type": "input_json_delta", "partial_json": scripted_findings().to_string()})
+    let (blocks, stop_reason): (Vec<Value>, &str) = if calls.is_empty() {
+        (vec![json!({"type": "text", "text": "ok"})], "end_turn")
     } else {
-        json!({"type": "text_delta", "text": "ok"})
-    };
-    let events = [
-        (
-            "message_start",
-            json!({"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 321, "output_tokens": 1}}}),
-        ),
-        (
-            "content_block_start",
-            json!({"type": "content_block_start", "index": 0, "content_block": block}),
-        ),
-        (
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-        ),
-        (
-            "content_block_stop",
-            json!({"type": "content_block_stop", "index": 0}),
-        ),
-        (
-            "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": 87}}),
-        ),
-        ("message_stop", json!({"type": "message_stop"})),
-    ];
-    if body["stream"] == true {
-        let sse: String = events
+        let blocks = calls
             .iter()
-            .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
+            .enumerate()
+            .map(|(i, (name, input))| json!({"type": "tool_use", "id": format!("toolu_{i:02}"), "name": name, "input": input}))
             .collect();
-        respond(&mut sock, 200, "text/event-stream", sse.as_bytes()).await
-    } else {
-        let mut content = events[1].1["content_block"].clone();
-        if wants_structured {
-            content["input"] = scripted_findings();
-        } else {
-            content["text"] = json!("ok");
-        }
-        let message = json!({"id": "msg_01", "type": "message", "role": "assistant", "model": model, "content": [content], "stop_reason": stop_reason, "stop_sequence": null, "usage": {"input_tokens": 321, "output_tokens": 87}});
-        respond(
+        (blocks, "tool_use")
+    };
+    let usage = json!({"input_tokens": 321, "output_tokens": 87});
+    if body["stream"] != true {
+        let message = json!({"id": "msg_01", "type": "message", "role": "assistant", "model": model, "content": blocks, "stop_reason": stop_reason, "stop_sequence": null, "usage": usage});
+        return respond(
             &mut sock,
             200,
             "application/json",
             message.to_string().as_bytes(),
         )
-        .await
+        .await;
     }
+    let mut events = vec![(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_01", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 321, "output_tokens": 1}}}),
+    )];
+    for (index, block) in blocks.iter().enumerate() {
+        let (start, delta) = if block["type"] == "tool_use" {
+            let mut start = block.clone();
+            start["input"] = json!({});
+            (
+                start,
+                json!({"type": "input_json_delta", "partial_json": block["input"].to_string()}),
+            )
+        } else {
+            (
+                json!({"type": "text", "text": ""}),
+                json!({"type": "text_delta", "text": block["text"]}),
+            )
+        };
+        events.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": index, "content_block": start}),
+        ));
+        events.push((
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        ));
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    events.push((
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": 87}}),
+    ));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    let sse: String = events
+        .iter()
+        .map(|(e, d)| format!("event: {e}\ndata: {d}\n\n"))
+        .collect();
+    respond(&mut sock, 200, "text/event-stream", sse.as_bytes()).await
 }
 
 async fn respond(
@@ -545,5 +559,108 @@ async fn the_real_cli_reports_a_refused_api_key_as_a_non_retryable_error() {
         e => panic!("{e:?}"),
     }
     assert!(!err.is_retryable(), "{err}");
+    assert_no_escapes(&api);
+}
+
+/// The tool results the CLI sent back in its follow-up request, as text.
+fn tool_results(api: &FakeApi) -> String {
+    let requests = api.recorder.requests.lock().unwrap().clone();
+    requests
+        .iter()
+        .filter_map(|r| r.body["messages"].as_array())
+        .flat_map(|m| m.iter())
+        .filter_map(|m| m["content"].as_array())
+        .flat_map(|c| c.iter())
+        .filter(|block| block["type"] == "tool_result")
+        .map(Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_cli_runs_no_tool_the_model_asks_for_under_the_default_policy() {
+    let binary = binary_or_skip!();
+    let scratch = tempfile::tempdir().unwrap();
+    let marker = scratch.path().join("pwned");
+    let secret = scratch.path().join("secret.txt");
+    std::fs::write(&secret, "DEFAULT-POLICY-SECRET").unwrap();
+    let api = start_fake_api(Script::ToolsFirst(vec![
+        (
+            "Bash",
+            json!({"command": format!("touch {}", marker.display()), "description": "probe"}),
+        ),
+        ("Read", json!({"file_path": secret})),
+        (
+            "WebFetch",
+            json!({"url": "http://example.com/", "prompt": "probe"}),
+        ),
+    ]))
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let runner = ClaudeRunner::new(config_for(binary, &api, home.path())).unwrap();
+    let analysis = runner
+        .analyze(&request())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(analysis.findings.len(), 1);
+    assert!(!marker.exists(), "the model ran a shell command");
+    let results = tool_results(&api);
+    assert!(!results.is_empty(), "the CLI answered the tool calls");
+    assert!(
+        !results.contains("DEFAULT-POLICY-SECRET"),
+        "the model read a file: {results}"
+    );
+    assert_no_escapes(&api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_cli_reads_only_inside_the_root_under_the_read_only_policy() {
+    let binary = binary_or_skip!();
+    let root = tempfile::tempdir().unwrap();
+    let inside = root.path().join("handler.py");
+    std::fs::write(&inside, "INSIDE-ROOT-SOURCE\n").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("secret.txt");
+    std::fs::write(&outside, "OUTSIDE-ROOT-SECRET\n").unwrap();
+    let marker = elsewhere.path().join("pwned");
+    let api = start_fake_api(Script::ToolsFirst(vec![
+        ("Read", json!({"file_path": inside})),
+        ("Read", json!({"file_path": outside})),
+        ("Bash", json!({"command": format!("touch {}", marker.display()), "description": "probe"})),
+        ("Write", json!({"file_path": root.path().join("new.txt"), "content": "x"})),
+        ("Grep", json!({"pattern": "OUTSIDE-ROOT-SECRET", "path": elsewhere.path(), "output_mode": "content"})),
+        ("Glob", json!({"pattern": "**/*.txt", "path": elsewhere.path()})),
+        ("Grep", json!({"pattern": "INSIDE-ROOT-SOURCE", "path": root.path(), "output_mode": "content"})),
+    ]))
+    .await;
+    let home = tempfile::tempdir().unwrap();
+    let mut config = config_for(binary, &api, home.path());
+    config.tool_policy = ToolPolicy::ReadOnlyCode {
+        root: root.path().to_path_buf(),
+    };
+    let runner = ClaudeRunner::new(config).unwrap();
+    let analysis = runner
+        .analyze(&request())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(analysis.findings.len(), 1);
+    let results = tool_results(&api);
+    assert!(
+        results.contains("INSIDE-ROOT-SOURCE"),
+        "reading inside the root failed: {results}"
+    );
+    assert!(
+        results.matches("has been denied").count() >= 3,
+        "Read, Grep and Glob outside the root must be denied: {results}"
+    );
+    assert!(
+        !results.contains("OUTSIDE-ROOT-SECRET"),
+        "read outside the root: {results}"
+    );
+    assert!(!marker.exists(), "the model ran a shell command");
+    assert!(
+        !root.path().join("new.txt").exists(),
+        "the model wrote a file"
+    );
     assert_no_escapes(&api);
 }
