@@ -673,14 +673,26 @@ async fn user_settings_hooks_do_not_run_unless_user_settings_are_loaded() {
         let home = tempfile::tempdir().unwrap();
         let marker = home.path().join("hook-ran");
         let hook = json!([{"hooks": [{"type": "command", "command": format!("touch {}", marker.display())}]}]);
-        let settings = json!({"hooks": {"SessionStart": hook, "UserPromptSubmit": hook, "Stop": hook}});
+        let settings =
+            json!({"hooks": {"SessionStart": hook, "UserPromptSubmit": hook, "Stop": hook}});
         std::fs::create_dir_all(home.path().join(".claude")).unwrap();
-        std::fs::write(home.path().join(".claude/settings.json"), settings.to_string()).unwrap();
+        std::fs::write(
+            home.path().join(".claude/settings.json"),
+            settings.to_string(),
+        )
+        .unwrap();
         let mut config = config_for(binary.clone(), &api, home.path());
         config.load_user_settings = load_user_settings;
         let runner = ClaudeRunner::new(config).unwrap();
-        runner.analyze(&request()).await.unwrap_or_else(|e| panic!("{e}"));
+        runner
+            .analyze(&request())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         // With user settings loaded the hook runs: this proves the hook itself is well formed.
-        assert_eq!(marker.exists(), load_user_settings, "load_user_settings={load_user_settings}");
+        assert_eq!(
+            marker.exists(),
+            load_user_settings,
+            "load_user_settings={load_user_settings}"
+        );
     }
 }
