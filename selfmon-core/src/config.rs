@@ -45,8 +45,12 @@ pub struct SelfMonitoringConfig {
     pub ignore: IgnoreRules,
     /// Record what would be filed without filing anything.
     pub dry_run: bool,
-    /// Include server identity (host name, addresses) in issue bodies. Off: trackers may be public.
+    /// Include server identity in issue bodies. Off: trackers may be public.
     pub include_server_identity: bool,
+    /// The identity shown when `include_server_identity` is on (a host name or deployment label).
+    pub server_identity: Option<String>,
+    /// What is redacted from everything that leaves the process, beyond secrets and emails.
+    pub redaction: crate::redact::RedactionConfig,
     /// How long a scan's single-flight lease lasts before another process may take it over.
     pub lease_ttl_secs: u64,
     /// Fields this version does not know, kept verbatim.
@@ -119,6 +123,8 @@ impl Default for SelfMonitoringConfig {
             ignore: IgnoreRules::default(),
             dry_run: false,
             include_server_identity: false,
+            server_identity: None,
+            redaction: crate::redact::RedactionConfig::default(),
             lease_ttl_secs: 2 * 60 * 60,
             extra: BTreeMap::new(),
         }
@@ -236,6 +242,9 @@ impl SelfMonitoringConfig {
                     format!("not a valid regular expression: {e}"),
                 );
             }
+        }
+        for (field, reason) in self.redaction.problems() {
+            bad(&format!("redaction.{field}"), reason);
         }
         if self.lease_ttl_secs < 60 {
             bad("lease_ttl_secs", "must be at least 60 seconds".into());

@@ -23,11 +23,18 @@ pub fn issue_title(classification: Classification, title: &str) -> String {
         .filter(|c| !is_bidi_control(*c))
         .collect();
     let folded = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
-    format!(
-        "{} {}",
-        classification.title_prefix(),
-        truncate_chars(&folded, MAX_TITLE_CHARS)
-    )
+    // Titles are not Markdown, but trackers still turn `@name` into mentions and `#12` into links.
+    let defused = truncate_chars(&folded, MAX_TITLE_CHARS)
+        .replace('@', "@\u{2060}")
+        .replace('#', "#\u{2060}")
+        // Titles are shown raw in notifications and chat integrations that do render links and
+        // HTML: break those too, readably.
+        .replace("](", "]\u{2060}(")
+        .replace("://", ":\u{2060}//")
+        .replace("www.", "www\u{2060}.")
+        .replace('<', "\u{2039}")
+        .replace('>', "\u{203A}");
+    format!("{} {}", classification.title_prefix(), defused)
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -38,6 +45,7 @@ fn is_bidi_control(c: char) -> bool {
 /// mentions (`@name`), references (`#123`) or task lists survive.
 pub fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut line_start = true;
     for c in text.chars() {
         if c.is_control() && c != '\n' {
             continue;
@@ -45,23 +53,32 @@ pub fn escape_markdown(text: &str) -> String {
         if is_bidi_control(c) {
             continue;
         }
+        let at_line_start = line_start;
+        line_start = c == '\n' || (line_start && c == ' ');
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '|' | '!' | '~' | '{' | '}'
-            | '+' | '-' | '=' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '|' | '!' | '~' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // List markers, rules and setext underlines only matter at the start of a line.
+            '+' | '-' | '=' if at_line_start => {
                 out.push('\\');
                 out.push(c);
             }
             // A zero-width joiner after @ stops GitHub from treating the word as a mention; the
             // entity form of `&` stops HTML entities.
             '@' => out.push_str("@\u{2060}"),
+            // `#` followed by a word joiner is neither a heading nor an issue reference.
+            '#' => out.push_str("#\u{2060}"),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            ':' => out.push_str("\\:"),
             _ => out.push(c),
         }
     }
-    out
+    // Bare URLs and `www.` are autolinked by GitHub: break them with a word joiner.
+    out.replace("://", ":\u{2060}//")
+        .replace("www.", "www\u{2060}.")
 }
 
 /// A fenced code block that `content` cannot break out of.
@@ -90,9 +107,13 @@ pub fn issue_body(
     signatures: &[&Signature],
     scan_id: &ScanId,
     marker: &Marker,
+    server: Option<&str>,
 ) -> String {
     let mut b = String::new();
     let _ = writeln!(b, "## Summary\n\n{}\n", escape_markdown(&finding.summary));
+    if let Some(server) = server {
+        let _ = writeln!(b, "**Server:** {}", escape_markdown(server));
+    }
     let _ = writeln!(b, "**Classification:** `{}`", finding.classification);
     if !finding.error_codes.is_empty() {
         let codes: Vec<String> = finding
@@ -238,7 +259,7 @@ mod tests {
         let mut f = Finding::new(Classification::ServerBug, "t", "x".repeat(100_000));
         f.suggested_fix = Some("y".repeat(10));
         let m = Marker::for_fingerprint("abcd");
-        let body = issue_body(&f, &[], &ScanId("s".into()), &m);
+        let body = issue_body(&f, &[], &ScanId("s".into()), &m, None);
         assert!(body.chars().count() <= MAX_BODY_CHARS);
         assert!(body.contains(m.as_str()));
     }

@@ -39,6 +39,7 @@ pub mod issue_body;
 pub mod model;
 pub mod offline;
 pub mod prompt;
+pub mod redact;
 pub mod schedule;
 pub mod template;
 pub mod testing;

@@ -80,10 +80,26 @@ impl OfflineRunner {
         } else {
             return None;
         };
-        let first_line = signature.template.lines().next().unwrap_or_default();
+        let error_type = signature
+            .sample_messages
+            .iter()
+            .find_map(|m| error_type_of(m));
+        // The title comes from the first line of a sample, masked: tracebacks span many lines.
+        let first_line = signature
+            .sample_messages
+            .first()
+            .and_then(|m| m.lines().next())
+            .map(|l| crate::template::Templater::new().mask(l))
+            .unwrap_or_else(|| signature.template.clone());
+        let title = match &error_type {
+            Some(t) if signature.has_traceback && !first_line.contains(t.as_str()) => {
+                format!("{t}: {first_line}")
+            }
+            _ => first_line,
+        };
         let mut f = Finding::new(
             class,
-            truncate_chars(first_line.trim(), 150),
+            truncate_chars(title.trim(), 150),
             format!(
                 "{why} Seen {} time(s) at level {} from `{}` (records {}..{}).",
                 signature.count,
@@ -96,10 +112,7 @@ impl OfflineRunner {
         f.evidence_record_ids = signature.sample_ids.clone();
         f.error_codes = signature.error_codes.clone();
         f.signature_ids = vec![signature.id.clone()];
-        f.error_type = signature
-            .sample_messages
-            .iter()
-            .find_map(|m| error_type_of(m));
+        f.error_type = error_type;
         Some(f)
     }
 }

@@ -476,3 +476,49 @@ fn building_without_a_required_part_names_it() {
     let err = SelfMonitor::builder().config(bad).build().unwrap_err();
     assert!(err.to_string().contains("cadence_minutes"));
 }
+
+/// A runner that waits until released, so a scan can be held mid-flight.
+struct HeldRunner(tokio::sync::Semaphore, tokio::sync::Notify);
+
+#[async_trait::async_trait]
+impl selfmon_core::AnalysisRunner for HeldRunner {
+    async fn analyze(&self, _r: &selfmon_core::AnalysisRequest) -> selfmon_core::Result<Analysis> {
+        self.1.notify_one();
+        let _p = self
+            .0
+            .acquire()
+            .await
+            .map_err(|e| Error::adapter(selfmon_core::Component::AnalysisRunner, false, e))?;
+        Ok(Analysis::default())
+    }
+    fn name(&self) -> &str {
+        "held"
+    }
+}
+
+#[tokio::test]
+async fn a_scan_started_while_another_is_in_flight_is_refused() {
+    let runner = Arc::new(HeldRunner(
+        tokio::sync::Semaphore::new(0),
+        tokio::sync::Notify::new(),
+    ));
+    let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
+    three_bugs(&r.logs);
+    let monitor = Arc::new(r.monitor);
+    let first = tokio::spawn({
+        let m = monitor.clone();
+        async move { m.scan(ScanTrigger::Scheduled).await }
+    });
+    runner.1.notified().await; // the first scan is inside analysis now
+    let err = monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert!(matches!(err, Error::LeaseHeld { .. }), "{err}");
+    assert_eq!(
+        r.store.scans().len(),
+        1,
+        "the refused scan recorded nothing"
+    );
+    runner.0.add_permits(1);
+    let done = first.await.unwrap().unwrap();
+    assert_eq!(done.record.status, ScanStatus::Success);
+    monitor.scan(ScanTrigger::Manual).await.unwrap();
+}

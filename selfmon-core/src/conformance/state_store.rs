@@ -14,22 +14,32 @@ fn t(secs: i64) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
-fn issue(number: u64, class: Classification, at: i64) -> FiledIssue {
-    let f = Finding::new(class, format!("finding {number}"), "summary");
-    FiledIssue::from_finding(
-        ScanId(format!("scan-{number}")),
-        IssueRef {
-            number,
-            url: format!("https://example.invalid/{number}"),
-            state: IssueState::Open,
+fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent {
+    let fingerprint = format!("{number:064x}");
+    FilingIntent {
+        intent_id: id.to_string(),
+        scan_id: ScanId(format!("scan-{number}")),
+        draft: IssueDraft {
+            title: format!("{} finding {number}", class.title_prefix()),
+            body: "body".into(),
+            labels: vec!["selfmon".into()],
+            classification: class,
+            fingerprint: fingerprint.clone(),
+            marker: Marker::for_fingerprint(&fingerprint),
         },
-        format!("{} finding {number}", class.title_prefix()),
-        format!("{number:064x}"),
-        &f,
-        vec![format!("template {number}")],
-        1,
-        t(at),
-    )
+        finding: Finding::new(class, format!("finding {number}"), "summary"),
+        templates: vec![format!("template {number}")],
+        occurrences: 1,
+        created_at: t(at),
+    }
+}
+
+fn issue_ref(number: u64) -> IssueRef {
+    IssueRef {
+        number,
+        url: format!("https://example.invalid/{number}"),
+        state: IssueState::Open,
+    }
 }
 
 /// Checks a fresh, empty [`StateStore`] against the trait contract.
@@ -170,26 +180,11 @@ pub async fn state_store(store: &dyn StateStore) {
     );
 
     // Outbox.
-    let row = issue(5, Classification::ServerBug, 60);
-    let intent = FilingIntent {
-        intent_id: "intent-1".into(),
-        scan_id: ScanId("s5".into()),
-        draft: IssueDraft {
-            title: row.title.clone(),
-            body: "body".into(),
-            labels: vec!["selfmon".into()],
-            classification: row.classification,
-            fingerprint: row.fingerprint.clone(),
-            marker: Marker::for_fingerprint(&row.fingerprint),
-        },
-        finding: Finding::new(Classification::ServerBug, "finding 5", "summary"),
-        templates: vec!["template 5".into()],
-        occurrences: 3,
-        created_at: t(60),
-    };
-    store.record_intent(&intent).await.expect("record intent");
+    let first = intent("intent-1", 5, Classification::ServerBug, 60);
+    store.record_intent(&first).await.expect("record intent");
     let open = store.open_intents().await.expect("open intents");
-    assert_eq!(open, vec![intent.clone()], "an intent round-trips intact");
+    assert_eq!(open, vec![first.clone()], "an intent round-trips intact");
+    let row = FiledIssue::from_intent(&first, issue_ref(5), t(60));
     store
         .complete_intent("intent-1", &row)
         .await
@@ -200,9 +195,7 @@ pub async fn state_store(store: &dyn StateStore) {
     );
     let filed = store.filed_issues().await.expect("filed");
     assert_eq!(filed.len(), 1);
-    assert_eq!(filed[0].issue.number, 5);
-    assert_eq!(filed[0].fingerprint, row.fingerprint);
-    assert_eq!(filed[0].templates, row.templates);
+    assert_eq!(filed[0], row, "a filed issue round-trips intact");
 
     // Occurrences, state, filters.
     store
@@ -217,14 +210,13 @@ pub async fn state_store(store: &dyn StateStore) {
     assert_eq!(filed[0].occurrences, 5, "occurrences accumulate");
     assert_eq!(filed[0].last_seen_at, t(70));
     assert_eq!(filed[0].issue.state, IssueState::Closed);
-    let second = issue(6, Classification::DocumentationGap, 80);
-    let intent2 = FilingIntent {
-        intent_id: "intent-2".into(),
-        ..intent
-    };
-    store.record_intent(&intent2).await.expect("intent 2");
+    let second = intent("intent-2", 6, Classification::DocumentationGap, 80);
+    store.record_intent(&second).await.expect("intent 2");
     store
-        .complete_intent("intent-2", &second)
+        .complete_intent(
+            "intent-2",
+            &FiledIssue::from_intent(&second, issue_ref(6), t(80)),
+        )
         .await
         .expect("complete 2");
     let docs = store

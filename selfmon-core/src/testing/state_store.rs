@@ -233,7 +233,7 @@ impl StateStore for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
-        all.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+        all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
         Ok(Page {
             total: all.len() as u64,
             items: all
