@@ -108,8 +108,9 @@ fn matching_brace(bytes: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// Candidates parsed at most, so hostile output cannot make extraction expensive.
-const MAX_CANDIDATES: usize = 256;
+/// Candidates parsed at most. Work is already linear in the text per nesting level (top-level
+/// spans do not overlap); this only caps pathological outputs made of tiny objects.
+const MAX_CANDIDATES: usize = 65_536;
 /// How deep extraction looks inside objects that are not of the expected shape.
 const MAX_NESTING: usize = 4;
 
@@ -228,6 +229,16 @@ mod tests {
         let text = "{\"type\":\"result\",\"n\":1}\n{\"type\":\"telemetry\"}\n";
         let v: Value = extract_object(text, result_like).unwrap();
         assert_eq!(v["n"], 1);
+    }
+
+    #[test]
+    fn a_result_followed_by_many_telemetry_objects_is_found() {
+        let text = format!(
+            "{{\"type\":\"result\",\"n\":7}}\n{}",
+            "{\"event\":\"tick\"}\n".repeat(5_000)
+        );
+        let v: Value = extract_object(&text, result_like).unwrap();
+        assert_eq!(v["n"], 7);
     }
 
     #[test]

@@ -46,16 +46,18 @@ pub struct Output {
     pub stderr: Vec<u8>,
 }
 
-/// Finds `binary` the way a shell would: a path containing `/` is used as is, a bare name is looked
-/// up on `path_var`. The result must be an executable regular file.
+/// Finds `binary` the way a shell would: a path containing `/` is used as is (made absolute), a
+/// bare name is looked up on `path_var`. The result must be an executable regular file.
 pub fn resolve_binary(binary: &Path, path_var: Option<&std::ffi::OsStr>) -> Result<PathBuf, Error> {
     let not_found = |source| Error::CliNotFound {
         path: binary.to_path_buf(),
         source,
     };
     if binary.components().count() > 1 || binary.is_absolute() {
-        return if is_executable(binary) {
-            Ok(binary.to_path_buf())
+        // Made absolute because the child runs in another working directory.
+        let absolute = std::path::absolute(binary).map_err(|e| not_found(Some(e)))?;
+        return if is_executable(&absolute) {
+            Ok(absolute)
         } else {
             Err(not_found(None))
         };
@@ -233,6 +235,12 @@ mod tests {
             ),
             Err(Error::CliNotFound { .. })
         ));
+        let relative = Path::new("tests/fixtures/fake-claude.sh");
+        let resolved = resolve_binary(relative, None).unwrap();
+        assert!(
+            resolved.is_absolute() && resolved.ends_with(relative),
+            "{resolved:?}"
+        );
         let not_exec = dir.path().join("plain");
         std::fs::write(&not_exec, "").unwrap();
         assert!(resolve_binary(&not_exec, None).is_err());
