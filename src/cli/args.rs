@@ -38,10 +38,16 @@ pub enum Command {
     )]
     History(HistoryArgs),
     /// Write or check a configuration file.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  selfmon config init --output selfmon.json\n  selfmon config validate --config selfmon.json"
+    )]
     Config(ConfigCommand),
     /// Show the shipped analysis prompt, or compare a configured prompt with it.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  selfmon prompt show\n  selfmon prompt diff --config selfmon.json"
+    )]
     Prompt(PromptCommand),
     /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGTERM stops after the scan in flight).
     #[command(

@@ -264,17 +264,17 @@ impl CliConfig {
         );
         let runner: Arc<dyn AnalysisRunner> = match &self.runner {
             RunnerSection::Offline => Arc::new(OfflineRunner),
-            RunnerSection::Claude(c) => {
-                Arc::new(ClaudeRunner::new((**c).clone()).map_err(|e| Failure::usage("runner", &e))?)
-            }
+            RunnerSection::Claude(c) => Arc::new(
+                ClaudeRunner::new((**c).clone()).map_err(|e| Failure::usage("runner", &e))?,
+            ),
         };
         let tracker: Arc<dyn IssueTracker> = match &self.tracker {
             TrackerSection::DryRun { dir } => {
                 Arc::new(DryRunTracker::new(dir).map_err(|e| Failure::usage("tracker", &e))?)
             }
-            TrackerSection::Github(g) => {
-                Arc::new(GitHubTracker::new((**g).clone()).map_err(|e| Failure::usage("tracker", &e))?)
-            }
+            TrackerSection::Github(g) => Arc::new(
+                GitHubTracker::new((**g).clone()).map_err(|e| Failure::usage("tracker", &e))?,
+            ),
         };
         let mut monitoring = self.monitoring.clone();
         monitoring.dry_run |= dry_run;
