@@ -1,0 +1,225 @@
+//! Everything the host holds: the selfmon engine, the scheduler service, the job queue shared
+//! with the host's other job kind, the log feed, and the host's own settings.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use selfmon::engine::SelfMonitor;
+use selfmon::offline::OfflineRunner;
+use selfmon::testing::{JobHandler, MemoryIssueTracker, MemoryJobQueue, MemoryStateStore};
+use selfmon::{
+    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueTracker, JobId, JobKind,
+    JobQueue, JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
+};
+
+use crate::logs::LogFeed;
+
+/// How the host is set up.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// Where the host keeps its files (the generated log, the state, dry-run issues).
+    pub data_dir: PathBuf,
+    /// Simulated latency of one analysis (a real model takes tens of seconds).
+    pub analysis_delay: Duration,
+    /// How long one simulated golden-repo job runs.
+    pub golden_job_duration: Duration,
+    /// How often the scheduler ticks; `None` runs no scheduler (tests press Run Now instead).
+    pub tick_period: Option<Duration>,
+    /// How often new log records are appended; `None` appends none after the seed batch.
+    pub feed_period: Option<Duration>,
+    /// Whether the test-only endpoints (break the log) exist.
+    pub test_hooks: bool,
+    /// Rows per page of the history tables.
+    pub page_size: u64,
+    /// The initial self-monitoring configuration.
+    pub config: SelfMonitoringConfig,
+}
+
+impl HostOptions {
+    /// Options for a demo in `data_dir`: a scheduler, a live log, a visible analysis delay.
+    pub fn demo(data_dir: PathBuf) -> Self {
+        HostOptions {
+            data_dir,
+            analysis_delay: Duration::from_millis(1500),
+            golden_job_duration: Duration::from_secs(3),
+            tick_period: Some(Duration::from_secs(5)),
+            feed_period: Some(Duration::from_secs(4)),
+            test_hooks: false,
+            page_size: 10,
+            config: SelfMonitoringConfig {
+                max_new_issues_per_scan: 10,
+                ..SelfMonitoringConfig::default()
+            },
+        }
+    }
+}
+
+/// The model setting of the host's other job kind: the same [`ClaudeModel`] type selfmon uses.
+#[derive(Debug, Default)]
+pub struct GoldenRepoJobs {
+    /// Model golden-repo jobs run on.
+    pub model: RwLock<ClaudeModel>,
+    /// The model the last golden-repo job actually ran on.
+    pub last_ran_on: Mutex<Option<ClaudeModel>>,
+}
+
+/// The shared state of the host.
+pub struct HostState {
+    /// The engine.
+    pub monitor: Arc<SelfMonitor>,
+    /// Scheduling and Run Now.
+    pub service: Arc<SelfMonitoringService>,
+    /// The job queue (one worker), shared by self-monitoring and golden-repo jobs.
+    pub queue: Arc<MemoryJobQueue>,
+    /// Scan history and filed issues.
+    pub store: Arc<dyn StateStore>,
+    /// The host's log.
+    pub feed: Arc<LogFeed>,
+    /// Where issues go (shown on the page).
+    pub tracker_description: String,
+    /// The other job kind's settings.
+    pub golden: Arc<GoldenRepoJobs>,
+    /// The self-monitoring job the page follows (the last one Run Now queued).
+    pub followed_job: Mutex<Option<JobId>>,
+    /// The last golden-repo job.
+    pub golden_job: Mutex<Option<JobId>>,
+    /// The options the host was started with.
+    pub options: HostOptions,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+impl HostState {
+    /// Builds the host: engine, queue, scheduler, log feed. Must run inside a tokio runtime.
+    pub fn start(options: HostOptions) -> Result<Arc<Self>, String> {
+        std::fs::create_dir_all(&options.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", options.data_dir.display()))?;
+        let feed = Arc::new(LogFeed::new());
+        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
+        let tracker: Arc<dyn IssueTracker> = Arc::new(MemoryIssueTracker::new());
+        let runner = Arc::new(DelayedRunner {
+            inner: Arc::new(OfflineRunner),
+            delay: options.analysis_delay,
+        });
+        let monitor = Arc::new(
+            SelfMonitor::builder()
+                .config(options.config.clone())
+                .log_source(feed.source())
+                .runner(runner)
+                .tracker(tracker)
+                .store(store.clone())
+                .owner("web_host")
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+        let golden = Arc::new(GoldenRepoJobs::default());
+        let queue = MemoryJobQueue::start(Arc::new(HostJobs {
+            monitor: monitor.clone(),
+            golden: golden.clone(),
+            golden_job_duration: options.golden_job_duration,
+        }));
+        let service = Arc::new(SelfMonitoringService::new(
+            monitor.config_handle(),
+            queue.clone() as Arc<dyn JobQueue>,
+            store.clone(),
+        ));
+        let mut background = Vec::new();
+        if let Some(period) = options.tick_period {
+            background.push(service.clone().spawn_ticker(period));
+        }
+        if let Some(period) = options.feed_period {
+            background.push(feed.clone().spawn_appender(period));
+        }
+        Ok(Arc::new(HostState {
+            monitor,
+            service,
+            queue,
+            store,
+            feed,
+            tracker_description: "in-memory tracker".to_string(),
+            golden,
+            followed_job: Mutex::new(None),
+            golden_job: Mutex::new(None),
+            options,
+            background,
+        }))
+    }
+
+    /// Queues a golden-repo job on the shared queue, on the golden-repo model.
+    pub async fn submit_golden_job(&self) -> Result<JobId, String> {
+        let model = self
+            .golden
+            .model
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let id = self
+            .queue
+            .submit(JobSpec {
+                kind: JobKind::GoldenRepo,
+                model,
+                trigger: selfmon::ScanTrigger::Manual,
+                payload: serde_json::json!({"repo": "alpha"}),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        *self.golden_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        Ok(id)
+    }
+
+    /// The status of a job, `None` when the queue does not know it.
+    pub async fn job_status(&self, id: &JobId) -> Option<JobStatus> {
+        self.queue.status(id).await.ok().flatten()
+    }
+}
+
+/// The host's job handler: self-monitoring jobs go to selfmon, golden-repo jobs are simulated.
+struct HostJobs {
+    monitor: Arc<SelfMonitor>,
+    golden: Arc<GoldenRepoJobs>,
+    golden_job_duration: Duration,
+}
+
+#[async_trait]
+impl JobHandler for HostJobs {
+    async fn run(&self, job: &JobSpec) -> Result<(), String> {
+        match job.kind {
+            JobKind::SelfMonitoring => self.monitor.run(job).await,
+            JobKind::GoldenRepo => {
+                *self.golden.last_ran_on.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(job.model.clone());
+                tokio::time::sleep(self.golden_job_duration).await;
+                Ok(())
+            }
+            ref other => Err(format!("this host does not run {other} jobs")),
+        }
+    }
+}
+
+/// Wraps a runner with a fixed delay, standing in for a real model's latency so the page can
+/// show a scan running.
+struct DelayedRunner {
+    inner: Arc<dyn AnalysisRunner>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl AnalysisRunner for DelayedRunner {
+    async fn analyze(&self, request: &AnalysisRequest) -> selfmon::Result<Analysis> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.analyze(request).await
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+}
