@@ -243,13 +243,26 @@ async fn log_text_is_escaped_in_the_page() {
     host.state.feed.append_raw(
         selfmon::Level::Critical,
         "cidx.api",
-        "[API-XSS-001] <script>alert(1)</script> crashed the handler",
+        "[API-XSS-001] handler crashed on input <script>alert \"x\" & more",
     );
     host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
     let s = Session::open(&host.base).await;
     let (_, page) = s.get("/self-monitoring").await;
-    assert!(!page.contains("<script>alert(1)"), "raw script tag reached the page");
-    assert!(page.contains("&lt;script&gt;alert("), "the title is shown, escaped");
+    assert!(!page.contains("<script>alert"), "raw script tag reached the page");
+    let start = page.find("API-XSS-001]").expect("issue shown");
+    assert!(
+        page[start..].contains("alert &quot;x&quot; &amp; more"),
+        "{}",
+        &page[start..start + 200]
+    );
+}
+
+#[test]
+fn html_escaping_covers_markup_and_quotes() {
+    assert_eq!(
+        crate::pages::esc(r#"<script>"a" & 'b'</script>"#),
+        "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +279,7 @@ async fn a_broken_log_fails_the_scan_and_shows_its_message() {
     assert_eq!(end["last_scan"]["status"], "FAILURE");
     assert!(end["last_scan"]["error_message"].as_str().unwrap().contains("not a database"));
     let (_, page) = s.get("/self-monitoring").await;
-    assert!(page.contains(r#"class="scan-row status-failure""#));
+    assert!(page.contains(r#"class="scan-row row-failure""#));
 }
 
 #[tokio::test]

@@ -220,6 +220,7 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
 <button type="submit" id="run-now">Run Now</button>
 </form>
 <p id="run-now-result" aria-live="polite"></p>
+<ul id="run-now-log"></ul>
 <div class="follow"><span>Followed scan:</span> <ol id="job-timeline"></ol></div>
 <p id="job-error" class="error-text"></p>
 <h3>Golden-repo jobs (same queue)</h3>
@@ -249,7 +250,7 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
     let _ = write!(
         h,
         r#"<label for="{name}">{label}</label>
-<select name="{name}" id="{name}">"#
+<span><select name="{name}" id="{name}">"#
     );
     for (value, text) in [
         ("opus", "Opus (most capable)"),
@@ -269,7 +270,7 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
     let _ = write!(
         h,
         r#"</select>
-<input type="text" name="{name}_custom" id="{name}_custom" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id">
+<input type="text" name="{name}_custom" id="{name}_custom" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id"></span>
 "#,
         esc(custom)
     );
@@ -433,7 +434,7 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
         let d = &s.duplicates;
         let _ = write!(
             h,
-            r#"<tr class="scan-row status-{cls}"><td>{}</td><td>{}</td><td class="scan-status">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
+            r#"<tr class="scan-row row-{cls}"><td>{}</td><td>{}</td><td class="scan-status status-{cls}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
             when(&s.started_at),
             s.trigger.as_str(),
             s.status.as_str(),
@@ -528,6 +529,7 @@ textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .8rem; 
 .follow ol { display: inline; padding: 0; }
 .follow li { display: inline; margin-right: .3rem; }
 .follow li + li::before { content: "→ "; color: #5b6475; }
+.row-failure { background: #fdf0ef; }
 .hooks { border-color: #e8c46a; }
 button { padding: .35rem .8rem; }
 "#;
@@ -609,6 +611,10 @@ pub const APP_JS: &str = r#"'use strict';
       const el = document.getElementById('run-now-result');
       el.textContent = r.message;
       el.className = r.result === 'submitted' ? 'notice' : 'warning';
+      const li = document.createElement('li');
+      li.className = 'run-now-' + r.result;
+      li.textContent = r.message;
+      document.getElementById('run-now-log').appendChild(li);
       wasActive = true;
     });
   });
