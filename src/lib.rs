@@ -36,6 +36,8 @@ pub struct ReadmeDoctests;
 
 pub use selfmon_core::*;
 
+pub mod dry_run;
+
 #[cfg(feature = "claude")]
 pub use selfmon_claude as claude;
 #[cfg(feature = "github")]

@@ -1,31 +1,58 @@
-//! The host's own log: a generator of realistic server records that keeps appending while the
-//! host runs, and a test hook that breaks the log so a scan fails.
+//! The host's own log: a CIDX-style `logs.db` that keeps receiving realistic records while the
+//! host runs, and a test hook that breaks the file so a scan fails.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use selfmon::testing::MemoryLogSource;
+use rusqlite::Connection;
+use selfmon::sqlite::{create_logs_table, LogSourceOptions, SqliteLogSource};
 use selfmon::{Level, LogRecord, LogSource};
 
-/// Where the host's log records live.
+/// The host's `logs.db`: written by the host (as the CIDX server writes it), read by selfmon.
 pub struct LogFeed {
-    source: Arc<MemoryLogSource>,
+    path: PathBuf,
+    source: Arc<SqliteLogSource>,
     round: AtomicU64,
 }
 
+fn writer(path: &Path) -> Result<Connection, String> {
+    let conn =
+        Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
 impl LogFeed {
-    /// A fresh log, seeded with one batch so the first scan has something to triage.
-    pub fn new() -> Self {
+    /// Opens (or creates) `path` and seeds it with one batch so the first scan has something to
+    /// triage. A file that is not a usable log (a test broke it) is moved aside and recreated.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let init = |path: &Path| -> Result<(), String> {
+            let conn = writer(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            create_logs_table(&conn).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        if let Err(e) = init(path) {
+            let aside = path.with_extension("db.broken");
+            tracing::warn!(error = %e, aside = %aside.display(), "log file unusable; moving it aside");
+            std::fs::rename(path, &aside)
+                .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
+            remove_sidecars(path);
+            init(path)?;
+        }
+        let source = SqliteLogSource::open(path, LogSourceOptions::default())
+            .map_err(|e| e.to_string())?;
         let feed = LogFeed {
-            source: Arc::new(MemoryLogSource::new()),
+            path: path.to_path_buf(),
+            source: Arc::new(source),
             round: AtomicU64::new(0),
         };
-        if let Err(error) = feed.append_batch() {
-            tracing::warn!(%error, "could not seed the log");
-        }
-        feed
+        feed.append_batch()?;
+        Ok(feed)
     }
 
     /// The log source selfmon reads.
@@ -33,33 +60,66 @@ impl LogFeed {
         self.source.clone()
     }
 
-    /// A short description for the page (where the log lives).
+    /// Where the log lives, for the page.
     pub fn location(&self) -> String {
-        "in-memory log".to_string()
+        format!("SQLite {}", self.path.display())
     }
 
-    /// Appends one batch of records as the server would have written them; returns how many.
+    /// Appends records in one transaction, as the server's log handler would.
+    fn append(&self, records: &[LogRecord]) -> Result<usize, String> {
+        let mut conn = writer(&self.path)?;
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO logs (timestamp, level, source, message, correlation_id, user_id, request_path, extra_data, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
+                )
+                .map_err(|e| e.to_string())?;
+            for r in records {
+                let extra = (!r.extra_data.is_null()).then(|| r.extra_data.to_string());
+                stmt.execute(rusqlite::params![
+                    r.timestamp,
+                    r.level.as_str(),
+                    r.source,
+                    r.message,
+                    r.correlation_id,
+                    r.user_id,
+                    r.request_path,
+                    extra,
+                ])
+                .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+        Ok(records.len())
+    }
+
+    /// Appends one batch of realistic records; returns how many.
     pub fn append_batch(&self) -> Result<usize, String> {
         let round = self.round.fetch_add(1, Ordering::Relaxed);
-        let records = batch(round);
-        let n = records.len();
-        for r in records {
-            self.source.append(r);
-        }
-        Ok(n)
+        self.append(&batch(round))
     }
 
     /// Appends one record now (tests use it for hostile text).
     #[cfg(test)]
     pub fn append_raw(&self, level: Level, source: &str, message: &str) {
-        self.source.log(level, source, message);
+        let record = LogRecord::new(0, level, message)
+            .with_source(source)
+            .with_timestamp(Utc::now().to_rfc3339());
+        self.append(&[record]).expect("append a record");
     }
 
-    /// Breaks the log so the next scan cannot read it; returns what was done.
+    /// Replaces `logs.db` with garbage, as a disk fault or a bad restore would; the next scan
+    /// cannot read it. Returns what was done.
     pub fn break_log(&self) -> Result<String, String> {
-        self.source
-            .fail_next_read("logs.db is not a database (file is corrupt)");
-        Ok("the next read of the log fails".to_string())
+        let tmp = self.path.with_extension("db.garbage");
+        std::fs::write(&tmp, b"this is not an SQLite database\n".repeat(200))
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path)
+            .map_err(|e| format!("cannot replace {}: {e}", self.path.display()))?;
+        remove_sidecars(&self.path);
+        Ok(format!("{} replaced with garbage", self.path.display()))
     }
 
     /// Spawns a task appending a batch every `period` until aborted.
@@ -70,11 +130,20 @@ impl LogFeed {
             interval.tick().await;
             loop {
                 interval.tick().await;
-                if let Err(error) = self.append_batch() {
-                    tracing::warn!(%error, "could not append log records");
+                let feed = self.clone();
+                match tokio::task::spawn_blocking(move || feed.append_batch()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "could not append log records"),
+                    Err(error) => tracing::warn!(%error, "log appender task failed"),
                 }
             }
         })
+    }
+}
+
+fn remove_sidecars(path: &Path) {
+    for ext in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(ext));
     }
 }
 

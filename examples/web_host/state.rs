@@ -8,7 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use selfmon::engine::SelfMonitor;
 use selfmon::offline::OfflineRunner;
-use selfmon::testing::{JobHandler, MemoryIssueTracker, MemoryJobQueue, MemoryStateStore};
+use selfmon::dry_run::DryRunTracker;
+use selfmon::github::{GitHubConfig, GitHubTracker};
+use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
+use selfmon::testing::{JobHandler, MemoryJobQueue};
 use selfmon::{
     Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueTracker, JobId, JobKind,
     JobQueue, JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
@@ -33,8 +36,11 @@ pub struct HostOptions {
     pub test_hooks: bool,
     /// Rows per page of the history tables.
     pub page_size: u64,
-    /// The initial self-monitoring configuration.
+    /// The initial self-monitoring configuration (a saved one in the data dir wins).
     pub config: SelfMonitoringConfig,
+    /// File issues in this GitHub repository (`owner/name`, token in `GITHUB_TOKEN`) instead of
+    /// the dry-run folder.
+    pub github_repository: Option<String>,
 }
 
 impl HostOptions {
@@ -52,6 +58,7 @@ impl HostOptions {
                 max_new_issues_per_scan: 10,
                 ..SelfMonitoringConfig::default()
             },
+            github_repository: None,
         }
     }
 }
@@ -79,6 +86,8 @@ pub struct HostState {
     pub feed: Arc<LogFeed>,
     /// Where issues go (shown on the page).
     pub tracker_description: String,
+    /// The dry-run tracker, when issues go to a folder (the page serves its files).
+    pub dry_run: Option<Arc<DryRunTracker>>,
     /// The other job kind's settings.
     pub golden: Arc<GoldenRepoJobs>,
     /// The self-monitoring job the page follows (the last one Run Now queued).
@@ -103,9 +112,29 @@ impl HostState {
     pub fn start(options: HostOptions) -> Result<Arc<Self>, String> {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", options.data_dir.display()))?;
-        let feed = Arc::new(LogFeed::new());
-        let store: Arc<dyn StateStore> = Arc::new(MemoryStateStore::new());
-        let tracker: Arc<dyn IssueTracker> = Arc::new(MemoryIssueTracker::new());
+        let dir = &options.data_dir;
+        let feed = Arc::new(LogFeed::open(&dir.join("logs.db"))?);
+        let store: Arc<dyn StateStore> = Arc::new(
+            SqliteStateStore::open(dir.join("selfmon.db"), StateStoreOptions::default())
+                .map_err(|e| e.to_string())?,
+        );
+        let (tracker, dry_run, tracker_description): (Arc<dyn IssueTracker>, _, _) =
+            match &options.github_repository {
+                Some(repo) => {
+                    let config = GitHubConfig {
+                        repository: repo.clone(),
+                        ..GitHubConfig::default()
+                    };
+                    let t = GitHubTracker::new(config).map_err(|e| e.to_string())?;
+                    (Arc::new(t), None, format!("GitHub {repo}"))
+                }
+                None => {
+                    let folder = dir.join("dry-run-issues");
+                    let t = Arc::new(DryRunTracker::new(&folder).map_err(|e| e.to_string())?);
+                    let text = format!("dry run: Markdown files in {}", folder.display());
+                    (t.clone(), Some(t), text)
+                }
+            };
         let runner = Arc::new(DelayedRunner {
             inner: Arc::new(OfflineRunner),
             delay: options.analysis_delay,
@@ -145,7 +174,8 @@ impl HostState {
             queue,
             store,
             feed,
-            tracker_description: "in-memory tracker".to_string(),
+            tracker_description,
+            dry_run,
             golden,
             followed_job: Mutex::new(None),
             golden_job: Mutex::new(None),
