@@ -12,17 +12,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use axum::extract::{Path, Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, SET_COOKIE,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use selfmon::prompt;
-use selfmon::{
-    ClaudeModel, IssueFilter, JobStatus, PageRequest, SelfMonitoringConfig, Submission,
-};
+use selfmon::{ClaudeModel, IssueFilter, JobStatus, PageRequest, SelfMonitoringConfig, Submission};
 use serde_json::json;
 
 use crate::pages::{self, Notice, PageData, Paging};
@@ -43,6 +43,7 @@ pub fn router(state: Shared) -> Router {
         .route("/self-monitoring/status", get(status))
         .route("/self-monitoring/fragments/scans", get(scans_fragment))
         .route("/self-monitoring/fragments/issues", get(issues_fragment))
+        .route("/self-monitoring/issues/{number}", get(dry_run_issue))
         .route("/self-monitoring/config", post(save_config))
         .route("/self-monitoring/prompt", post(save_prompt))
         .route("/self-monitoring/run-now", post(run_now))
@@ -102,23 +103,39 @@ fn session_token(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     }
 }
 
+/// Why a POST was refused before doing anything.
+enum Refused {
+    /// The body is not a urlencoded form.
+    Malformed(String),
+    /// The CSRF cookie or field is missing, or they differ.
+    Csrf,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Malformed(e) => {
+                (StatusCode::BAD_REQUEST, format!("malformed form body: {e}")).into_response()
+            }
+            Refused::Csrf => (
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "result": "rejected",
+                    "message": "Missing or invalid CSRF token; reload the page and try again.",
+                })),
+            )
+                .into_response(),
+        }
+    }
+}
+
 /// Parses a urlencoded body and checks its CSRF field against the cookie.
-fn checked_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, Response> {
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(body).map_err(|e| {
-        (StatusCode::BAD_REQUEST, format!("malformed form body: {e}")).into_response()
-    })?;
-    let cookie = cookie_token(headers);
-    let field = form.get(CSRF_FIELD);
-    match (cookie, field) {
+fn checked_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, Refused> {
+    let form: HashMap<String, String> =
+        serde_urlencoded::from_bytes(body).map_err(|e| Refused::Malformed(e.to_string()))?;
+    match (cookie_token(headers), form.get(CSRF_FIELD)) {
         (Some(c), Some(f)) if constant_time_eq(c.as_bytes(), f.as_bytes()) => Ok(form),
-        _ => Err((
-            StatusCode::FORBIDDEN,
-            Json(json!({
-                "result": "rejected",
-                "message": "Missing or invalid CSRF token; reload the page and try again.",
-            })),
-        )
-            .into_response()),
+        _ => Err(Refused::Csrf),
     }
 }
 
@@ -130,7 +147,10 @@ fn with_security_headers(mut resp: Response) -> Response {
             "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'",
         ),
     );
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
@@ -187,7 +207,10 @@ async fn render_page(
             .await?;
         let issues = s
             .store
-            .list_issues(&IssueFilter::default(), page_request(paging.issues_page, size))
+            .list_issues(
+                &IssueFilter::default(),
+                page_request(paging.issues_page, size),
+            )
             .await?;
         let last = s.store.list_scans(page_request(1, 1)).await?;
         Ok::<_, selfmon::Error>((state, next, scans, issues, last))
@@ -401,21 +424,19 @@ fn cadence_field(form: &HashMap<String, String>) -> Result<u32, String> {
         .map(String::as_str)
         .unwrap_or("60");
     let raw = if preset == "custom" {
-        form.get("cadence_custom")
-            .map(String::as_str)
-            .unwrap_or("")
+        form.get("cadence_custom").map(String::as_str).unwrap_or("")
     } else {
         preset
     };
-    raw.trim().parse::<u32>().map_err(|_| {
-        format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080")
-    })
+    raw.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080"))
 }
 
 async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let form = match checked_form(&headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut config = s.monitor.config();
     config.enabled = form.get("enabled").is_some_and(|v| v == "on");
@@ -426,9 +447,12 @@ async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     });
     let result = parsed.and_then(|golden| {
         config.validate().map_err(|e| e.to_string())?;
-        s.monitor.set_config(config.clone()).map_err(|e| e.to_string())?;
+        s.monitor
+            .set_config(config.clone())
+            .map_err(|e| e.to_string())?;
         *s.golden.model.write().unwrap_or_else(|p| p.into_inner()) = golden;
-        Ok(())
+        s.persist()
+            .map_err(|e| format!("applied, but not kept across a restart: {e}"))
     });
     match result {
         Ok(()) => Redirect::to("/self-monitoring?saved=config").into_response(),
@@ -442,7 +466,7 @@ async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
 async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let form = match checked_form(&headers, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let mut config = s.monitor.config();
     let notice = if form.get("action").map(String::as_str) == Some("reset") {
@@ -470,10 +494,16 @@ async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
         }
         Notice::PromptSaved
     };
-    match s.monitor.set_config(config.clone()) {
-        Ok(()) => {
-            Redirect::to(&format!("/self-monitoring?saved={}", notice.key())).into_response()
-        }
+    let result = s
+        .monitor
+        .set_config(config.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            s.persist()
+                .map_err(|e| format!("applied, but not kept across a restart: {e}"))
+        });
+    match result {
+        Ok(()) => Redirect::to(&format!("/self-monitoring?saved={}", notice.key())).into_response(),
         Err(e) => {
             let msg = format!("Prompt not saved: {e}");
             render_page(&s, &headers, first_pages(&s), None, Some((&msg, &config))).await
@@ -483,7 +513,7 @@ async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
 
 async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked_form(&headers, &body) {
-        return r;
+        return r.into_response();
     }
     match s.service.run_now().await {
         Ok(Submission::Submitted { job_id }) => {
@@ -515,7 +545,7 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
 
 async fn golden_run(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked_form(&headers, &body) {
-        return r;
+        return r.into_response();
     }
     match s.submit_golden_job().await {
         Ok(id) => Json(json!({
@@ -534,7 +564,7 @@ async fn golden_run(State(s): State<Shared>, headers: HeaderMap, body: Bytes) ->
 
 async fn break_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked_form(&headers, &body) {
-        return r;
+        return r.into_response();
     }
     match s.feed.break_log() {
         Ok(what) => Json(json!({"result": "broken", "message": format!("Log broken: {what}.")}))
@@ -547,8 +577,50 @@ async fn break_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) ->
     }
 }
 
+/// Shows a dry-run issue's Markdown file, looked up by number in the tracker's index (never by a
+/// path from the request).
+async fn dry_run_issue(State(s): State<Shared>, Path(number): Path<u64>) -> Response {
+    let Some(tracker) = &s.dry_run else {
+        return (
+            StatusCode::NOT_FOUND,
+            "issues are not filed to a dry-run folder",
+        )
+            .into_response();
+    };
+    let issues = match tracker.issues() {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    let Some(issue) = issues.into_iter().find(|i| i.number == number) else {
+        return (StatusCode::NOT_FOUND, format!("no dry-run issue #{number}")).into_response();
+    };
+    let file = std::path::Path::new(&issue.file);
+    let plain = file.components().count() == 1
+        && matches!(
+            file.components().next(),
+            Some(std::path::Component::Normal(_))
+        );
+    if !plain {
+        return (
+            StatusCode::NOT_FOUND,
+            "issue file outside the dry-run folder",
+        )
+            .into_response();
+    }
+    match std::fs::read_to_string(tracker.dir().join(file)) {
+        Ok(text) => with_security_headers(
+            ([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
 async fn app_js() -> Response {
-    ([(CONTENT_TYPE, "text/javascript; charset=utf-8")], pages::APP_JS).into_response()
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        pages::APP_JS,
+    )
+        .into_response()
 }
 
 async fn app_css() -> Response {

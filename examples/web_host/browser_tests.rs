@@ -173,6 +173,13 @@ async fn scenario(b: &Browser, base: &str) -> Result<(), String> {
         log.iter().any(|l| l.contains("already queued")),
         "the refusal says why: {log:?}"
     );
+    b.wait_for(
+        "the status to show the scan queued",
+        "return document.getElementById('scheduler-state').textContent;",
+        LIMIT,
+        |v| v == "queued",
+    )
+    .await?;
     b.screenshot(&shot("3-second-run-refused")).await?;
     b.wait_for(
         "that scan to finish",

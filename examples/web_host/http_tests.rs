@@ -1,7 +1,7 @@
 //! HTTP-level tests of the routes: CSRF, configuration, Run Now refusal, pagination, prompt,
 //! escaping, failed scans.
 
-use crate::testkit::{start_host, Session};
+use crate::testkit::{start_host, start_host_in, Session};
 use selfmon::{ClaudeModel, ScanTrigger};
 
 #[tokio::test]
@@ -37,7 +37,11 @@ async fn post_without_a_matching_csrf_token_is_rejected() {
     let r = s
         .http
         .post(format!("{}/self-monitoring/config", host.base))
-        .form(&[("enabled", "on"), ("cadence_preset", "15"), ("model", "opus")])
+        .form(&[
+            ("enabled", "on"),
+            ("cadence_preset", "15"),
+            ("model", "opus"),
+        ])
         .send()
         .await
         .unwrap();
@@ -66,7 +70,10 @@ async fn page_sets_a_strict_http_only_csrf_cookie_and_a_csp() {
         .await
         .unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let body = r.text().await.unwrap();
@@ -108,7 +115,12 @@ async fn configuration_saves_and_applies_to_the_next_scan() {
     assert_eq!(code, 200);
     let end = s.wait_for_job_end().await;
     assert_eq!(end["job"]["state"], "succeeded", "{end}");
-    let scans = host.state.store.list_scans(Default::default()).await.unwrap();
+    let scans = host
+        .state
+        .store
+        .list_scans(Default::default())
+        .await
+        .unwrap();
     assert_eq!(scans.items[0].model.as_deref(), Some("claude-test-model-1"));
 
     let (_, page) = s.get("/self-monitoring?saved=config").await;
@@ -123,15 +135,27 @@ async fn invalid_cadence_and_model_are_refused_with_a_reason() {
     let s = Session::open(&host.base).await;
     for (fields, expect) in [
         (
-            vec![("cadence_preset", "custom"), ("cadence_custom", "0"), ("model", "sonnet")],
+            vec![
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "0"),
+                ("model", "sonnet"),
+            ],
             "1 to 10080",
         ),
         (
-            vec![("cadence_preset", "custom"), ("cadence_custom", "soon"), ("model", "sonnet")],
+            vec![
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "soon"),
+                ("model", "sonnet"),
+            ],
             "not a whole number",
         ),
         (
-            vec![("cadence_preset", "60"), ("model", "custom"), ("model_custom", "rm -rf /")],
+            vec![
+                ("cadence_preset", "60"),
+                ("model", "custom"),
+                ("model_custom", "rm -rf /"),
+            ],
             "full model id",
         ),
     ] {
@@ -139,7 +163,10 @@ async fn invalid_cadence_and_model_are_refused_with_a_reason() {
         f.push(("enabled", "on"));
         let (code, body, _) = s.post("/self-monitoring/config", &f).await;
         assert_eq!(code, 400, "{fields:?}");
-        assert!(body.contains("Not saved") && body.contains(expect), "{fields:?}: {body}");
+        assert!(
+            body.contains("Not saved") && body.contains(expect),
+            "{fields:?}: {body}"
+        );
     }
     let c = host.state.monitor.config();
     assert!(!c.enabled && c.cadence_minutes == 60, "nothing was saved");
@@ -177,23 +204,50 @@ async fn history_and_issues_are_paginated_server_side_with_totals() {
         .await
         .unwrap()
         .total;
-    assert!(issues_total > 3, "enough issues to need two pages: {issues_total}");
+    assert!(
+        issues_total > 3,
+        "enough issues to need two pages: {issues_total}"
+    );
     let s = Session::open(&host.base).await;
     let (_, p1) = s.get("/self-monitoring").await;
     assert_eq!(p1.matches(r#"class="scan-row"#).count(), 3);
     assert!(p1.contains("1–3 of 5 scans"), "{p1}");
-    assert!(p1.contains(r#"id="scans-next" href="/self-monitoring?scans_page=2&amp;issues_page=1""#));
+    assert!(
+        p1.contains(r#"id="scans-next" href="/self-monitoring?scans_page=2&amp;issues_page=1""#)
+    );
     let (_, p2) = s.get("/self-monitoring?scans_page=2&issues_page=2").await;
     assert_eq!(p2.matches(r#"class="scan-row"#).count(), 2);
     assert!(p2.contains("4–5 of 5 scans"));
     assert!(!p2.contains(r#"id="scans-next""#));
-    assert!(p2.contains(&format!("4–{} of {issues_total} issues", issues_total.min(6))));
+    assert!(p2.contains(&format!(
+        "4–{} of {issues_total} issues",
+        issues_total.min(6)
+    )));
     let (_, frag) = s.get("/self-monitoring/fragments/issues?page=1").await;
     assert_eq!(frag.matches(r#"class="issue-row""#).count(), 3);
-    for col in ["Trigger", "Duration", "Records read", "Novel signatures", "Issues filed", "Duplicates skipped", "Comments", "Cost", "Error"] {
+    for col in [
+        "Trigger",
+        "Duration",
+        "Records read",
+        "Novel signatures",
+        "Issues filed",
+        "Duplicates skipped",
+        "Comments",
+        "Cost",
+        "Error",
+    ] {
         assert!(p1.contains(&format!("<th>{col}")), "{col}");
     }
-    for col in ["Issue", "Title", "Classification", "State", "Error codes", "Occurrences", "First seen", "Last seen"] {
+    for col in [
+        "Issue",
+        "Title",
+        "Classification",
+        "State",
+        "Error codes",
+        "Occurrences",
+        "First seen",
+        "Last seen",
+    ] {
         assert!(p1.contains(&format!("<th>{col}</th>")), "{col}");
     }
 }
@@ -218,18 +272,30 @@ async fn prompt_override_reset_and_newer_shipped_notice() {
     assert_eq!(loc.as_deref(), Some("/self-monitoring?saved=prompt"));
     let (_, page) = s.get("/self-monitoring").await;
     assert!(page.contains("Using your override"));
-    assert!(page.contains(r#"id="prompt-newer""#), "older base shows the notice");
+    assert!(
+        page.contains(r#"id="prompt-newer""#),
+        "older base shows the notice"
+    );
 
     let (code, body, _) = s
         .post(
             "/self-monitoring/prompt",
-            &[("action", "save"), ("prompt_template", "bad {nope}"), ("base_version", &older)],
+            &[
+                ("action", "save"),
+                ("prompt_template", "bad {nope}"),
+                ("base_version", &older),
+            ],
         )
         .await;
     assert_eq!(code, 400);
-    assert!(body.contains("Prompt not saved") && body.contains("nope"), "{body}");
+    assert!(
+        body.contains("Prompt not saved") && body.contains("nope"),
+        "{body}"
+    );
 
-    let (code, _, _) = s.post("/self-monitoring/prompt", &[("action", "reset")]).await;
+    let (code, _, _) = s
+        .post("/self-monitoring/prompt", &[("action", "reset")])
+        .await;
     assert_eq!(code, 303);
     let (_, page) = s.get("/self-monitoring").await;
     assert!(page.contains(&format!("Using the shipped prompt (version {shipped})")));
@@ -248,7 +314,10 @@ async fn log_text_is_escaped_in_the_page() {
     host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
     let s = Session::open(&host.base).await;
     let (_, page) = s.get("/self-monitoring").await;
-    assert!(!page.contains("<script>alert"), "raw script tag reached the page");
+    assert!(
+        !page.contains("<script>alert"),
+        "raw script tag reached the page"
+    );
     let start = page.find("API-XSS-001]").expect("issue shown");
     assert!(
         page[start..].contains("alert &quot;x&quot; &amp; more"),
@@ -275,9 +344,18 @@ async fn a_broken_log_fails_the_scan_and_shows_its_message() {
     assert_eq!(code, 200);
     let end = s.wait_for_job_end().await;
     assert_eq!(end["job"]["state"], "failed");
-    assert!(end["job"]["error"].as_str().unwrap().contains("not a database"), "{end}");
+    assert!(
+        end["job"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a database"),
+        "{end}"
+    );
     assert_eq!(end["last_scan"]["status"], "FAILURE");
-    assert!(end["last_scan"]["error_message"].as_str().unwrap().contains("not a database"));
+    assert!(end["last_scan"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("not a database"));
     let (_, page) = s.get("/self-monitoring").await;
     assert!(page.contains(r#"class="scan-row row-failure""#));
 }
@@ -288,4 +366,69 @@ async fn test_hooks_do_not_exist_unless_enabled() {
     let s = Session::open(&host.base).await;
     let (code, _, _) = s.post("/test-hooks/break-logs", &[]).await;
     assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn settings_survive_a_restart() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("enabled", "on"),
+                ("cadence_preset", "360"),
+                ("model", "haiku"),
+                ("golden_model", "custom"),
+                ("golden_model_custom", "claude-opus-4-1-20250805"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 303, "{body}");
+    let dir = host.stop().await;
+    let again = start_host_in(dir, |_| {}).await;
+    let c = again.state.monitor.config();
+    assert!(c.enabled);
+    assert_eq!(c.cadence_minutes, 360);
+    assert_eq!(c.model, ClaudeModel::Haiku);
+    assert_eq!(
+        *again.state.golden.model.read().unwrap(),
+        ClaudeModel::Custom("claude-opus-4-1-20250805".into())
+    );
+    assert!(
+        again
+            .state
+            .store
+            .list_scans(Default::default())
+            .await
+            .unwrap()
+            .total
+            == 0,
+        "state store reopened"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_issues_are_linked_and_served_by_number() {
+    let host = start_host(|_| {}).await;
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let s = Session::open(&host.base).await;
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(page.contains(r#"<a href="/self-monitoring/issues/1""#));
+    let (code, text) = s.get("/self-monitoring/issues/1").await;
+    assert_eq!(code, 200);
+    assert!(text.contains("selfmon:fingerprint="), "{text}");
+    let (code, _) = s.get("/self-monitoring/issues/999").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn the_log_is_a_sqlite_file_that_keeps_growing() {
+    let host = start_host(|_| {}).await;
+    let source = host.state.feed.source();
+    let before = source.max_id().await.unwrap().unwrap();
+    host.state.feed.append_batch().unwrap();
+    let after = source.max_id().await.unwrap().unwrap();
+    assert!(after > before, "{before} -> {after}");
+    assert!(host.state.feed.location().ends_with("logs.db"));
 }

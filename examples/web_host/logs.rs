@@ -44,8 +44,8 @@ impl LogFeed {
             remove_sidecars(path);
             init(path)?;
         }
-        let source = SqliteLogSource::open(path, LogSourceOptions::default())
-            .map_err(|e| e.to_string())?;
+        let source =
+            SqliteLogSource::open(path, LogSourceOptions::default()).map_err(|e| e.to_string())?;
         let feed = LogFeed {
             path: path.to_path_buf(),
             source: Arc::new(source),
@@ -175,7 +175,9 @@ pub fn batch(round: u64) -> Vec<LogRecord> {
     push(
         Level::Error,
         "cidx.git",
-        format!("[GIT-SYNC-001] git fetch failed for golden repo /srv/golden/{repo}: exit status 128"),
+        format!(
+            "[GIT-SYNC-001] git fetch failed for golden repo /srv/golden/{repo}: exit status 128"
+        ),
         serde_json::json!({"error_code": "GIT-SYNC-001", "repo": repo}),
     );
     if round % 2 == 0 {
@@ -190,7 +192,10 @@ pub fn batch(round: u64) -> Vec<LogRecord> {
         push(
             Level::Warning,
             "cidx.jobs",
-            format!("job queue full: {} jobs pending, dropping refresh request", 60 + n),
+            format!(
+                "job queue full: {} jobs pending, dropping refresh request",
+                60 + n
+            ),
             serde_json::Value::Null,
         );
     }
@@ -198,7 +203,10 @@ pub fn batch(round: u64) -> Vec<LogRecord> {
         push(
             Level::Warning,
             "cidx.api",
-            format!("request validation failed for user {user}: field 'limit' must be <= 100, got {}", 500 + round),
+            format!(
+                "request validation failed for user {user}: field 'limit' must be <= 100, got {}",
+                500 + round
+            ),
             serde_json::Value::Null,
         );
     }

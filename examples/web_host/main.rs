@@ -7,6 +7,8 @@
 //!
 //! - `--port N` (or `WEB_HOST_PORT`; default 8088): the port on 127.0.0.1;
 //! - `--data-dir DIR` (default `target/web_host`): where the host keeps its files;
+//! - `--github OWNER/NAME`: file real issues in that repository (token in `GITHUB_TOKEN`) instead
+//!   of writing them as Markdown files into `DIR/dry-run-issues`;
 //! - `--test-hooks`: adds the test-only "Break the log file" control.
 //!
 //! `cargo test --example web_host` runs the HTTP tests and the headless-Chromium tests (which
@@ -35,6 +37,7 @@ struct Args {
     port: u16,
     data_dir: PathBuf,
     test_hooks: bool,
+    github: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +50,7 @@ fn parse_args() -> Result<Args, String> {
         },
         data_dir: PathBuf::from("target/web_host"),
         test_hooks: false,
+        github: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -61,11 +65,11 @@ fn parse_args() -> Result<Args, String> {
                 args.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a value")?);
             }
             "--test-hooks" => args.test_hooks = true,
-            "-h" | "--help" => {
-                return Err(
-                    "usage: web_host [--port N] [--data-dir DIR] [--test-hooks]".to_string(),
-                )
-            }
+            "--github" => args.github = Some(it.next().ok_or("--github needs OWNER/NAME")?),
+            "-h" | "--help" => return Err(
+                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--test-hooks]"
+                    .to_string(),
+            ),
             other => return Err(format!("unknown argument {other:?}; try --help")),
         }
     }
@@ -77,13 +81,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let mut options = HostOptions::demo(args.data_dir);
     options.test_hooks = args.test_hooks;
+    options.github_repository = args.github;
     let state = HostState::start(options)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", args.port))?;
     let addr = listener.local_addr()?;
     println!("Self-Monitoring host listening on http://{addr}/self-monitoring");
-    println!("(logs: {}; press Ctrl-C to stop)", state.feed.location());
+    println!(
+        "(logs: {}; issues: {}; press Ctrl-C to stop)",
+        state.feed.location(),
+        state.tracker_description
+    );
     axum::serve(listener, app::router(state)).await?;
     Ok(())
 }

@@ -339,10 +339,9 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
         }
     );
     if p.newer_shipped_available {
-        let _ = write!(
+        let _ = writeln!(
             h,
-            r#"<p class="warning" id="prompt-newer">A newer shipped prompt (version {}) is available than the one your override is based on. Review it below, then reset or update your override.</p>
-"#,
+            r#"<p class="warning" id="prompt-newer">A newer shipped prompt (version {}) is available than the one your override is based on. Review it below, then reset or update your override.</p>"#,
             p.shipped_version
         );
     }
@@ -471,7 +470,7 @@ pub fn issues_table(issues: &Page<FiledIssue>, paging: Paging) -> String {
         let _ = write!(
             h,
             r#"<tr class="issue-row"><td><a href="{url}" rel="noopener noreferrer">#{num}</a></td><td class="issue-title">{title}</td><td>{class}</td><td>{state}</td><td>{codes}</td><td>{occ}</td><td>{first}</td><td>{last}</td></tr>"#,
-            url = esc(&safe_link(&i.issue.url)),
+            url = esc(&issue_link(i)),
             num = i.issue.number,
             title = esc(&i.title),
             class = esc(&i.classification.to_string()),
@@ -489,16 +488,15 @@ pub fn issues_table(issues: &Page<FiledIssue>, paging: Paging) -> String {
     h
 }
 
-/// Only http(s) and file links are rendered as links; anything else (`javascript:`) becomes `#`.
-fn safe_link(url: &str) -> String {
-    let lower = url.trim().to_ascii_lowercase();
-    if ["https://", "http://", "file://", "memory://"]
-        .iter()
-        .any(|p| lower.starts_with(p))
-    {
-        url.trim().to_string()
+/// A tracker's web link when it has one; otherwise (dry-run files) the host's own view of the
+/// issue. Nothing else (`javascript:`) ever becomes a link.
+fn issue_link(i: &FiledIssue) -> String {
+    let url = i.issue.url.trim();
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        url.to_string()
     } else {
-        "#".to_string()
+        format!("/self-monitoring/issues/{}", i.issue.number)
     }
 }
 
@@ -597,12 +595,24 @@ pub const APP_JS: &str = r#"'use strict';
     wasActive = active;
   }
 
+  // One pending timer; answers older than the last one shown are dropped, so a slow response
+  // can never move the timeline backwards.
+  let timer = null;
+  let sent = 0;
+  let shown = 0;
+  function schedule(ms) {
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms);
+  }
   function poll() {
+    const mine = ++sent;
     fetch('/self-monitoring/status', { headers: { 'Accept': 'application/json' } })
       .then(function (r) { return r.json(); })
-      .then(render)
+      .then(function (s) {
+        if (mine > shown) { shown = mine; render(s); }
+      })
       .catch(function () {})
-      .finally(function () { setTimeout(poll, wasActive ? 150 : 1000); });
+      .finally(function () { if (mine === sent) { schedule(wasActive ? 150 : 1000); } });
   }
 
   document.getElementById('run-now-form').addEventListener('submit', function (e) {
@@ -616,6 +626,7 @@ pub const APP_JS: &str = r#"'use strict';
       li.textContent = r.message;
       document.getElementById('run-now-log').appendChild(li);
       wasActive = true;
+      schedule(0);
     });
   });
   document.getElementById('golden-run-form').addEventListener('submit', function (e) {
@@ -623,6 +634,7 @@ pub const APP_JS: &str = r#"'use strict';
     post('/golden-repo/run').then(function (r) {
       document.getElementById('golden-status').textContent = r.message;
       wasActive = true;
+      schedule(0);
     });
   });
   const brk = document.getElementById('break-logs');
@@ -630,6 +642,7 @@ pub const APP_JS: &str = r#"'use strict';
     brk.addEventListener('click', function () {
       post(brk.dataset.url).then(function (r) {
         document.getElementById('break-result').textContent = r.message;
+        schedule(0);
       });
     });
   }

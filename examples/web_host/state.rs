@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use selfmon::engine::SelfMonitor;
-use selfmon::offline::OfflineRunner;
 use selfmon::dry_run::DryRunTracker;
+use selfmon::engine::SelfMonitor;
 use selfmon::github::{GitHubConfig, GitHubTracker};
+use selfmon::offline::OfflineRunner;
 use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
 use selfmon::testing::{JobHandler, MemoryJobQueue};
 use selfmon::{
-    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueTracker, JobId, JobKind,
-    JobQueue, JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
+    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueTracker, JobId, JobKind, JobQueue,
+    JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
 };
 
 use crate::logs::LogFeed;
@@ -113,6 +113,7 @@ impl HostState {
         std::fs::create_dir_all(&options.data_dir)
             .map_err(|e| format!("cannot create {}: {e}", options.data_dir.display()))?;
         let dir = &options.data_dir;
+        let (config, golden_model) = load_settings(dir, &options.config)?;
         let feed = Arc::new(LogFeed::open(&dir.join("logs.db"))?);
         let store: Arc<dyn StateStore> = Arc::new(
             SqliteStateStore::open(dir.join("selfmon.db"), StateStoreOptions::default())
@@ -141,7 +142,7 @@ impl HostState {
         });
         let monitor = Arc::new(
             SelfMonitor::builder()
-                .config(options.config.clone())
+                .config(config)
                 .log_source(feed.source())
                 .runner(runner)
                 .tracker(tracker)
@@ -150,7 +151,10 @@ impl HostState {
                 .build()
                 .map_err(|e| e.to_string())?,
         );
-        let golden = Arc::new(GoldenRepoJobs::default());
+        let golden = Arc::new(GoldenRepoJobs {
+            model: RwLock::new(golden_model),
+            last_ran_on: Mutex::new(None),
+        });
         let queue = MemoryJobQueue::start(Arc::new(HostJobs {
             monitor: monitor.clone(),
             golden: golden.clone(),
@@ -184,6 +188,20 @@ impl HostState {
         }))
     }
 
+    /// Writes the current settings to the data dir, so a restart keeps them.
+    pub fn persist(&self) -> Result<(), String> {
+        let dir = &self.options.data_dir;
+        let golden = self
+            .golden
+            .model
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let host = serde_json::json!({ "golden_model": golden });
+        write_atomically(&dir.join(CONFIG_FILE), &self.monitor.config().to_json())?;
+        write_atomically(&dir.join(HOST_FILE), &host.to_string())
+    }
+
     /// Queues a golden-repo job on the shared queue, on the golden-repo model.
     pub async fn submit_golden_job(&self) -> Result<JobId, String> {
         let model = self
@@ -212,6 +230,47 @@ impl HostState {
     }
 }
 
+const CONFIG_FILE: &str = "selfmon-config.json";
+const HOST_FILE: &str = "host-settings.json";
+
+/// The saved settings, or `default` and the default golden-repo model when none were saved.
+fn load_settings(
+    dir: &std::path::Path,
+    default: &SelfMonitoringConfig,
+) -> Result<(SelfMonitoringConfig, ClaudeModel), String> {
+    let read = |name: &str| match std::fs::read_to_string(dir.join(name)) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", dir.join(name).display())),
+    };
+    let config = match read(CONFIG_FILE)? {
+        Some(text) => SelfMonitoringConfig::from_json(&text)
+            .and_then(|c| c.validate().map(|()| c))
+            .map_err(|e| format!("{}: {e}", dir.join(CONFIG_FILE).display()))?,
+        None => default.clone(),
+    };
+    let golden = match read(HOST_FILE)? {
+        Some(text) => {
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: {e}", dir.join(HOST_FILE).display()))?;
+            match v.get("golden_model").and_then(|m| m.as_str()) {
+                Some(m) => ClaudeModel::parse(m)
+                    .map_err(|e| format!("{}: {e}", dir.join(HOST_FILE).display()))?,
+                None => ClaudeModel::default(),
+            }
+        }
+        None => ClaudeModel::default(),
+    };
+    Ok((config, golden))
+}
+
+fn write_atomically(path: &std::path::Path, text: &str) -> Result<(), String> {
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 /// The host's job handler: self-monitoring jobs go to selfmon, golden-repo jobs are simulated.
 struct HostJobs {
     monitor: Arc<SelfMonitor>,
@@ -225,8 +284,11 @@ impl JobHandler for HostJobs {
         match job.kind {
             JobKind::SelfMonitoring => self.monitor.run(job).await,
             JobKind::GoldenRepo => {
-                *self.golden.last_ran_on.lock().unwrap_or_else(|p| p.into_inner()) =
-                    Some(job.model.clone());
+                *self
+                    .golden
+                    .last_ran_on
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(job.model.clone());
                 tokio::time::sleep(self.golden_job_duration).await;
                 Ok(())
             }

@@ -19,6 +19,16 @@ pub struct TestHost {
     _dir: tempfile::TempDir,
 }
 
+impl TestHost {
+    /// Stops the server and hands back the data dir (to start another host on it).
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self._dir, dir)
+    }
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
         self.server.abort();
@@ -36,9 +46,16 @@ pub fn test_options(dir: &std::path::Path) -> HostOptions {
     o
 }
 
-/// Starts a host with options adjusted by `adjust`.
+/// Starts a host in a fresh data dir with options adjusted by `adjust`.
 pub async fn start_host(adjust: impl FnOnce(&mut HostOptions)) -> TestHost {
-    let dir = tempfile::tempdir().expect("tempdir");
+    start_host_in(tempfile::tempdir().expect("tempdir"), adjust).await
+}
+
+/// Starts a host in `dir` (kept until the host is dropped).
+pub async fn start_host_in(
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut HostOptions),
+) -> TestHost {
     let mut options = test_options(dir.path());
     adjust(&mut options);
     let state = HostState::start(options).expect("host starts");

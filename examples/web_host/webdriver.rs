@@ -183,7 +183,9 @@ impl Browser {
     /// The visible text of the element matching `css`.
     pub async fn text(&self, css: &str) -> Result<String, String> {
         let id = self.element(css).await?;
-        let v = self.cmd("GET", &format!("/element/{id}/text"), None).await?;
+        let v = self
+            .cmd("GET", &format!("/element/{id}/text"), None)
+            .await?;
         Ok(v.as_str().unwrap_or_default().to_string())
     }
 
@@ -233,6 +235,8 @@ impl Browser {
 
     /// Ends the session (closing Chromium); the driver stops on drop.
     pub async fn quit(&self) -> Result<(), String> {
-        self.raw("DELETE", &self.session_url, None).await.map(|_| ())
+        self.raw("DELETE", &self.session_url, None)
+            .await
+            .map(|_| ())
     }
 }
