@@ -432,3 +432,12 @@ async fn the_log_is_a_sqlite_file_that_keeps_growing() {
     assert!(after > before, "{before} -> {after}");
     assert!(host.state.feed.location().ends_with("logs.db"));
 }
+
+#[test]
+fn constant_time_eq_compares_whole_strings() {
+    use crate::app::constant_time_eq;
+    assert!(constant_time_eq(b"abc", b"abc"));
+    assert!(!constant_time_eq(b"abc", b"abd"));
+    assert!(!constant_time_eq(b"abc", b"abcd"));
+    assert!(!constant_time_eq(b"", b"a"));
+}

@@ -528,6 +528,8 @@ textarea { width: 100%; font-family: ui-monospace, monospace; font-size: .8rem; 
 .follow li { display: inline; margin-right: .3rem; }
 .follow li + li::before { content: "→ "; color: #5b6475; }
 .row-failure { background: #fdf0ef; }
+#prompt-form label { display: block; margin: .6rem 0 .2rem; }
+details { margin: .4rem 0; }
 .hooks { border-color: #e8c46a; }
 button { padding: .35rem .8rem; }
 "#;
