@@ -1,14 +1,10 @@
-//! The `selfmon` command line.
+//! The `selfmon` command line: the whole pipeline for hosts in any language.
+//!
+//! Exit codes: 0 success, 1 scan failed (recorded as failed), 2 usage or configuration error,
+//! 3 another scan holds the lease.
 
-fn main() {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version") | Some("-V") => println!("selfmon {}", env!("CARGO_PKG_VERSION")),
-        _ => {
-            println!(
-                "selfmon {}: self-triage for servers\n\nUSAGE:\n    selfmon [--version | --help]\n\nThe full command line is not built yet; see README.md.",
-                env!("CARGO_PKG_VERSION")
-            );
-        }
-    }
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::run::main()
 }

@@ -258,3 +258,24 @@ async fn the_prompt_data_is_fenced_redacted_and_bounded() {
         assert!(s.sample_messages.iter().all(|m| m.chars().count() <= 501));
     }
 }
+
+#[tokio::test]
+async fn redaction_never_changes_fingerprints() {
+    let mut fingerprints = Vec::new();
+    for extra in [vec![], vec!["locked".to_string(), "alpha".to_string()]] {
+        let mut config = SelfMonitoringConfig::default();
+        config.redaction.extra_patterns = extra;
+        config.redaction.ip_addresses = true;
+        let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+        r.logs.log(
+            Level::Critical,
+            "db",
+            "[DB-LOCK-003] database is locked on 10.0.0.7 for repo alpha password=hunter2",
+        );
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        fingerprints.push(r.store.issues()[0].fingerprint.clone());
+        let body = &r.tracker.issues()[0].body;
+        assert!(!body.contains("hunter2"));
+    }
+    assert_eq!(fingerprints[0], fingerprints[1]);
+}
