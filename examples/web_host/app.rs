@@ -235,6 +235,7 @@ async fn render_page(
         error: error.map(|(e, _)| e),
         log_location: &s.feed.location(),
         tracker_description: &s.tracker_description,
+        runner_description: &s.runner_description,
         test_hooks: s.options.test_hooks,
     });
     let status = if error.is_some() {

@@ -9,6 +9,8 @@
 //! - `--data-dir DIR` (default `target/web_host`): where the host keeps its files;
 //! - `--github OWNER/NAME`: file real issues in that repository (token in `GITHUB_TOKEN`) instead
 //!   of writing them as Markdown files into `DIR/dry-run-issues`;
+//! - `--claude BINARY`: analyse with the Claude Code CLI at BINARY (`claude` on the PATH works)
+//!   instead of the offline rules;
 //! - `--test-hooks`: adds the test-only "Break the log file" control.
 //!
 //! `cargo test --example web_host` runs the HTTP tests and the headless-Chromium tests (which
@@ -38,6 +40,7 @@ struct Args {
     data_dir: PathBuf,
     test_hooks: bool,
     github: Option<String>,
+    claude: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         data_dir: PathBuf::from("target/web_host"),
         test_hooks: false,
         github: None,
+        claude: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -65,9 +69,12 @@ fn parse_args() -> Result<Args, String> {
                 args.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a value")?);
             }
             "--test-hooks" => args.test_hooks = true,
+            "--claude" => {
+                args.claude = Some(PathBuf::from(it.next().ok_or("--claude needs a binary")?))
+            }
             "--github" => args.github = Some(it.next().ok_or("--github needs OWNER/NAME")?),
             "-h" | "--help" => return Err(
-                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--test-hooks]"
+                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--test-hooks]"
                     .to_string(),
             ),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -82,6 +89,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = HostOptions::demo(args.data_dir);
     options.test_hooks = args.test_hooks;
     options.github_repository = args.github;
+    options.claude_binary = args.claude;
     let state = HostState::start(options)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -89,8 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = listener.local_addr()?;
     println!("Self-Monitoring host listening on http://{addr}/self-monitoring");
     println!(
-        "(logs: {}; issues: {}; press Ctrl-C to stop)",
+        "(logs: {}; analysis: {}; issues: {}; press Ctrl-C to stop)",
         state.feed.location(),
+        state.runner_description,
         state.tracker_description
     );
     axum::serve(listener, app::router(state)).await?;

@@ -127,6 +127,8 @@ pub struct PageData<'a> {
     pub log_location: &'a str,
     /// Where issues go.
     pub tracker_description: &'a str,
+    /// What analyses the logs.
+    pub runner_description: &'a str,
     /// Whether to show the test-only controls.
     pub test_hooks: bool,
 }
@@ -213,6 +215,7 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
 <dt>Next scan</dt><dd id="next-scan">{next}</dd>
 <dt>Model</dt><dd id="current-model">{model}</dd>
 <dt>Logs</dt><dd>{logs}</dd>
+<dt>Analysis</dt><dd>{runner}</dd>
 <dt>Issues go to</dt><dd>{tracker}</dd>
 </dl>
 <form id="run-now-form" method="post" action="/self-monitoring/run-now">
@@ -239,6 +242,7 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
         model = esc(d.config.model.as_cli_arg()),
         logs = esc(d.log_location),
         tracker = esc(d.tracker_description),
+        runner = esc(d.runner_description),
     );
 }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use selfmon::claude::{ClaudeRunner, ClaudeRunnerConfig};
 use selfmon::dry_run::DryRunTracker;
 use selfmon::engine::SelfMonitor;
 use selfmon::github::{GitHubConfig, GitHubTracker};
@@ -41,6 +42,8 @@ pub struct HostOptions {
     /// File issues in this GitHub repository (`owner/name`, token in `GITHUB_TOKEN`) instead of
     /// the dry-run folder.
     pub github_repository: Option<String>,
+    /// Analyse with this Claude Code CLI binary instead of the offline rules.
+    pub claude_binary: Option<PathBuf>,
 }
 
 impl HostOptions {
@@ -59,6 +62,7 @@ impl HostOptions {
                 ..SelfMonitoringConfig::default()
             },
             github_repository: None,
+            claude_binary: None,
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct HostState {
     pub feed: Arc<LogFeed>,
     /// Where issues go (shown on the page).
     pub tracker_description: String,
+    /// What analyses the logs (shown on the page).
+    pub runner_description: String,
     /// The dry-run tracker, when issues go to a folder (the page serves its files).
     pub dry_run: Option<Arc<DryRunTracker>>,
     /// The other job kind's settings.
@@ -136,10 +142,27 @@ impl HostState {
                     (t.clone(), Some(t), text)
                 }
             };
-        let runner = Arc::new(DelayedRunner {
-            inner: Arc::new(OfflineRunner),
-            delay: options.analysis_delay,
-        });
+        let (runner, runner_description): (Arc<dyn AnalysisRunner>, String) =
+            match &options.claude_binary {
+                Some(binary) => {
+                    let config = ClaudeRunnerConfig {
+                        binary: binary.clone(),
+                        ..ClaudeRunnerConfig::default()
+                    };
+                    let runner = ClaudeRunner::new(config).map_err(|e| e.to_string())?;
+                    (
+                        Arc::new(runner),
+                        format!("Claude Code CLI ({})", binary.display()),
+                    )
+                }
+                None => (
+                    Arc::new(DelayedRunner {
+                        inner: Arc::new(OfflineRunner),
+                        delay: options.analysis_delay,
+                    }),
+                    "offline rules (no model)".to_string(),
+                ),
+            };
         let monitor = Arc::new(
             SelfMonitor::builder()
                 .config(config)
@@ -179,6 +202,7 @@ impl HostState {
             store,
             feed,
             tracker_description,
+            runner_description,
             dry_run,
             golden,
             followed_job: Mutex::new(None),
