@@ -22,7 +22,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use selfmon::prompt;
-use selfmon::{ClaudeModel, IssueFilter, JobStatus, PageRequest, SelfMonitoringConfig, Submission};
+use selfmon::{
+    ClaudeModel, FiledIssue, IssueFilter, JobStatus, Page, PageRequest, ScanRecord,
+    SelfMonitoringConfig, Submission,
+};
 use serde_json::json;
 
 use crate::pages::{self, Notice, PageData, Paging};
@@ -103,6 +106,25 @@ fn session_token(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     }
 }
 
+/// Defence in depth: when the browser says where a POST comes from (`Origin`), it must be this
+/// host. Requests without `Origin` (non-browser clients) rely on the token alone.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match (origin.to_str().ok(), host) {
+        (Some(o), Some(h)) => {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(h)
+        }
+        _ => false,
+    }
+}
+
 /// Why a POST was refused before doing anything.
 enum Refused {
     /// The body is not a urlencoded form.
@@ -133,6 +155,9 @@ impl IntoResponse for Refused {
 fn checked_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, Refused> {
     let form: HashMap<String, String> =
         serde_urlencoded::from_bytes(body).map_err(|e| Refused::Malformed(e.to_string()))?;
+    if !same_origin(headers) {
+        return Err(Refused::Csrf);
+    }
     match (cookie_token(headers), form.get(CSRF_FIELD)) {
         (Some(c), Some(f)) if constant_time_eq(c.as_bytes(), f.as_bytes()) => Ok(form),
         _ => Err(Refused::Csrf),
@@ -172,6 +197,43 @@ fn page_request(page: u64, size: u64) -> PageRequest {
     }
 }
 
+/// The last page that has rows (1 when there are none).
+fn last_page(total: u64, size: u64) -> u64 {
+    total.div_ceil(size).max(1)
+}
+
+/// A page of scans; a page past the end shows the last one instead.
+async fn scans_page(
+    s: &HostState,
+    page: u64,
+    size: u64,
+) -> selfmon::Result<(Page<ScanRecord>, u64)> {
+    let p = s.store.list_scans(page_request(page, size)).await?;
+    let last = last_page(p.total, size);
+    if page > last {
+        return Ok((s.store.list_scans(page_request(last, size)).await?, last));
+    }
+    Ok((p, page))
+}
+
+/// A page of filed issues; a page past the end shows the last one instead.
+async fn issues_page(
+    s: &HostState,
+    page: u64,
+    size: u64,
+) -> selfmon::Result<(Page<FiledIssue>, u64)> {
+    let all = IssueFilter::default();
+    let p = s.store.list_issues(&all, page_request(page, size)).await?;
+    let last = last_page(p.total, size);
+    if page > last {
+        return Ok((
+            s.store.list_issues(&all, page_request(last, size)).await?,
+            last,
+        ));
+    }
+    Ok((p, page))
+}
+
 fn internal(e: impl std::fmt::Display) -> Response {
     (
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -197,27 +259,22 @@ async fn render_page(
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let size = paging.page_size;
+    let mut paging = paging;
     let result = async {
         let state = s.service.state().await?;
         let next = s.service.next_scan_at(Utc::now()).await?;
-        let scans = s
-            .store
-            .list_scans(page_request(paging.scans_page, size))
-            .await?;
-        let issues = s
-            .store
-            .list_issues(
-                &IssueFilter::default(),
-                page_request(paging.issues_page, size),
-            )
-            .await?;
+        let (scans, scans_page) = scans_page(s, paging.scans_page, paging.page_size).await?;
+        let (issues, issues_page) = issues_page(s, paging.issues_page, paging.page_size).await?;
         let last = s.store.list_scans(page_request(1, 1)).await?;
-        Ok::<_, selfmon::Error>((state, next, scans, issues, last))
+        Ok::<_, selfmon::Error>((state, next, scans, scans_page, issues, issues_page, last))
     }
     .await;
     let (state, next, scans, issues, last) = match result {
-        Ok(v) => v,
+        Ok((state, next, scans, sp, issues, ip, last)) => {
+            paging.scans_page = sp;
+            paging.issues_page = ip;
+            (state, next, scans, issues, last)
+        }
         Err(e) => return internal(e),
     };
     let html = pages::page(&PageData {
@@ -276,18 +333,14 @@ async fn scans_fragment(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let paging = Paging {
-        scans_page: page_number(&q, "page"),
-        ..first_pages(&s)
-    };
-    match s
-        .store
-        .list_scans(page_request(paging.scans_page, paging.page_size))
-        .await
-    {
-        Ok(p) => with_security_headers(
-            axum::response::Html(pages::scans_table(&p, paging)).into_response(),
-        ),
+    let mut paging = first_pages(&s);
+    match scans_page(&s, page_number(&q, "page"), paging.page_size).await {
+        Ok((p, page)) => {
+            paging.scans_page = page;
+            with_security_headers(
+                axum::response::Html(pages::scans_table(&p, paging)).into_response(),
+            )
+        }
         Err(e) => internal(e),
     }
 }
@@ -296,21 +349,14 @@ async fn issues_fragment(
     State(s): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let paging = Paging {
-        issues_page: page_number(&q, "page"),
-        ..first_pages(&s)
-    };
-    match s
-        .store
-        .list_issues(
-            &IssueFilter::default(),
-            page_request(paging.issues_page, paging.page_size),
-        )
-        .await
-    {
-        Ok(p) => with_security_headers(
-            axum::response::Html(pages::issues_table(&p, paging)).into_response(),
-        ),
+    let mut paging = first_pages(&s);
+    match issues_page(&s, page_number(&q, "page"), paging.page_size).await {
+        Ok((p, page)) => {
+            paging.issues_page = page;
+            with_security_headers(
+                axum::response::Html(pages::issues_table(&p, paging)).into_response(),
+            )
+        }
         Err(e) => internal(e),
     }
 }

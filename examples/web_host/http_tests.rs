@@ -58,6 +58,18 @@ async fn post_without_a_matching_csrf_token_is_rejected() {
         "no scan was queued by the rejected POSTs"
     );
 
+    // A token from another site's page (right cookie and field, foreign Origin).
+    let r = s
+        .http
+        .post(&url)
+        .header("cookie", format!("selfmon_csrf={}", s.token))
+        .header("origin", "http://evil.example")
+        .form(&[("csrf_token", s.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
     // With both, it is accepted.
     let (code, body, _) = s.post("/self-monitoring/run-now", &[]).await;
     assert_eq!(code, 200, "{body}");
@@ -223,6 +235,11 @@ async fn history_and_issues_are_paginated_server_side_with_totals() {
         "4–{} of {issues_total} issues",
         issues_total.min(6)
     )));
+    let (_, past_end) = s.get("/self-monitoring?scans_page=99").await;
+    assert!(
+        past_end.contains("4–5 of 5 scans"),
+        "a page past the end shows the last"
+    );
     let (_, frag) = s.get("/self-monitoring/fragments/issues?page=1").await;
     assert_eq!(frag.matches(r#"class="issue-row""#).count(), 3);
     for col in [
