@@ -75,7 +75,7 @@ pub enum RunnerSection {
     #[default]
     Offline,
     /// The Claude Code CLI.
-    Claude(ClaudeRunnerConfig),
+    Claude(Box<ClaudeRunnerConfig>),
 }
 
 /// `"tracker"`.
@@ -88,7 +88,7 @@ pub enum TrackerSection {
         dir: PathBuf,
     },
     /// GitHub or GitHub Enterprise.
-    Github(GitHubConfig),
+    Github(Box<GitHubConfig>),
 }
 
 impl Default for TrackerSection {
@@ -265,7 +265,7 @@ impl CliConfig {
         let runner: Arc<dyn AnalysisRunner> = match &self.runner {
             RunnerSection::Offline => Arc::new(OfflineRunner),
             RunnerSection::Claude(c) => {
-                Arc::new(ClaudeRunner::new(c.clone()).map_err(|e| Failure::usage("runner", &e))?)
+                Arc::new(ClaudeRunner::new((**c).clone()).map_err(|e| Failure::usage("runner", &e))?)
             }
         };
         let tracker: Arc<dyn IssueTracker> = match &self.tracker {
@@ -273,7 +273,7 @@ impl CliConfig {
                 Arc::new(DryRunTracker::new(dir).map_err(|e| Failure::usage("tracker", &e))?)
             }
             TrackerSection::Github(g) => {
-                Arc::new(GitHubTracker::new(g.clone()).map_err(|e| Failure::usage("tracker", &e))?)
+                Arc::new(GitHubTracker::new((**g).clone()).map_err(|e| Failure::usage("tracker", &e))?)
             }
         };
         let mut monitoring = self.monitoring.clone();
