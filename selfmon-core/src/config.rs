@@ -45,8 +45,12 @@ pub struct SelfMonitoringConfig {
     pub ignore: IgnoreRules,
     /// Record what would be filed without filing anything.
     pub dry_run: bool,
-    /// Include server identity (host name, addresses) in issue bodies. Off: trackers may be public.
+    /// Include server identity in issue bodies. Off: trackers may be public.
     pub include_server_identity: bool,
+    /// The identity shown when `include_server_identity` is on (a host name or deployment label).
+    pub server_identity: Option<String>,
+    /// What is redacted from everything that leaves the process, beyond secrets and emails.
+    pub redaction: crate::redact::RedactionConfig,
     /// How long a scan's single-flight lease lasts before another process may take it over.
     pub lease_ttl_secs: u64,
     /// Fields this version does not know, kept verbatim.
@@ -119,6 +123,8 @@ impl Default for SelfMonitoringConfig {
             ignore: IgnoreRules::default(),
             dry_run: false,
             include_server_identity: false,
+            server_identity: None,
+            redaction: crate::redact::RedactionConfig::default(),
             lease_ttl_secs: 2 * 60 * 60,
             extra: BTreeMap::new(),
         }
@@ -132,7 +138,11 @@ impl SelfMonitoringConfig {
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             Error::config(
-                if path == "." { "<root>".to_string() } else { path },
+                if path == "." {
+                    "<root>".to_string()
+                } else {
+                    path
+                },
                 e.into_inner().to_string(),
             )
         })
@@ -155,7 +165,10 @@ impl SelfMonitoringConfig {
         if !(1..=10_080).contains(&self.cadence_minutes) {
             bad(
                 "cadence_minutes",
-                format!("{} is out of range; use 1 to 10080 minutes (one week)", self.cadence_minutes),
+                format!(
+                    "{} is out of range; use 1 to 10080 minutes (one week)",
+                    self.cadence_minutes
+                ),
             );
         }
         if let ClaudeModel::Custom(id) = &self.model {
@@ -175,21 +188,33 @@ impl SelfMonitoringConfig {
             }
         }
         if self.max_new_issues_per_scan > 100 {
-            bad("max_new_issues_per_scan", format!("{} is more than 100", self.max_new_issues_per_scan));
+            bad(
+                "max_new_issues_per_scan",
+                format!("{} is more than 100", self.max_new_issues_per_scan),
+            );
         }
         if self.max_comments_per_scan > 500 {
-            bad("max_comments_per_scan", format!("{} is more than 500", self.max_comments_per_scan));
+            bad(
+                "max_comments_per_scan",
+                format!("{} is more than 500", self.max_comments_per_scan),
+            );
         }
         if self.max_records_per_scan == 0 {
             bad("max_records_per_scan", "must be at least 1".into());
         }
         if !(1..=1_000_000).contains(&self.page_size) {
-            bad("page_size", format!("{} is out of range; use 1 to 1000000", self.page_size));
+            bad(
+                "page_size",
+                format!("{} is out of range; use 1 to 1000000", self.page_size),
+            );
         }
         if !(1024..=4 * 1024 * 1024).contains(&self.max_digest_bytes) {
             bad(
                 "max_digest_bytes",
-                format!("{} is out of range; use 1024 to 4194304 bytes", self.max_digest_bytes),
+                format!(
+                    "{} is out of range; use 1024 to 4194304 bytes",
+                    self.max_digest_bytes
+                ),
             );
         }
         if self.repeat_threshold < 2 {
@@ -212,8 +237,14 @@ impl SelfMonitoringConfig {
         }
         for (i, re) in self.ignore.templates.iter().enumerate() {
             if let Err(e) = regex::Regex::new(re) {
-                bad(&format!("ignore.templates[{i}]"), format!("not a valid regular expression: {e}"));
+                bad(
+                    &format!("ignore.templates[{i}]"),
+                    format!("not a valid regular expression: {e}"),
+                );
             }
+        }
+        for (field, reason) in self.redaction.problems() {
+            bad(&format!("redaction.{field}"), reason);
         }
         if self.lease_ttl_secs < 60 {
             bad("lease_ttl_secs", "must be at least 60 seconds".into());
@@ -248,7 +279,10 @@ mod tests {
 
     #[test]
     fn cadence_zero_is_rejected_naming_the_field() {
-        let c = SelfMonitoringConfig { cadence_minutes: 0, ..Default::default() };
+        let c = SelfMonitoringConfig {
+            cadence_minutes: 0,
+            ..Default::default()
+        };
         match c.validate() {
             Err(Error::Config { field, .. }) => assert_eq!(field, "cadence_minutes"),
             other => panic!("{other:?}"),
@@ -266,11 +300,23 @@ mod tests {
 
     #[test]
     fn every_problem_is_reported() {
-        let mut c = SelfMonitoringConfig { cadence_minutes: 0, page_size: 0, ..Default::default() };
+        let mut c = SelfMonitoringConfig {
+            cadence_minutes: 0,
+            page_size: 0,
+            ..Default::default()
+        };
         c.ignore.codes.push("nope".into());
         c.ignore.templates.push("(".into());
         let fields: Vec<_> = c.problems().into_iter().map(|p| p.field).collect();
-        assert_eq!(fields, ["cadence_minutes", "page_size", "ignore.codes[0]", "ignore.templates[0]"]);
+        assert_eq!(
+            fields,
+            [
+                "cadence_minutes",
+                "page_size",
+                "ignore.codes[0]",
+                "ignore.templates[0]"
+            ]
+        );
     }
 
     #[test]
@@ -287,8 +333,12 @@ mod tests {
 
     #[test]
     fn type_errors_name_nested_fields() {
-        let err = SelfMonitoringConfig::from_json(r#"{"dedup": {"related_threshold": "high"}}"#).unwrap_err();
-        assert!(matches!(err, Error::Config { ref field, .. } if field == "dedup.related_threshold"), "{err}");
+        let err = SelfMonitoringConfig::from_json(r#"{"dedup": {"related_threshold": "high"}}"#)
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Config { ref field, .. } if field == "dedup.related_threshold"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub enum Error {
     },
 
     /// Another scan holds the single-flight lease; try again after `expires_at`.
-    #[error("another scan is running (lease held by {owner} until {expires_at}); wait for it to finish")]
+    #[error(
+        "another scan is running (lease held by {owner} until {expires_at}); wait for it to finish"
+    )]
     LeaseHeld {
         /// Owner of the lease.
         owner: String,
@@ -127,11 +129,7 @@ pub enum Error {
 
 impl Error {
     /// Wraps an adapter error, keeping it as the source.
-    pub fn adapter(
-        component: Component,
-        retryable: bool,
-        source: impl Into<BoxError>,
-    ) -> Self {
+    pub fn adapter(component: Component, retryable: bool, source: impl Into<BoxError>) -> Self {
         Error::Adapter {
             component,
             retryable,

@@ -162,10 +162,13 @@ mod tests {
     #[test]
     fn shipped_prompt_has_a_version_and_renders() {
         assert!(shipped_version() >= 1);
-        let out = render(SHIPPED_PROMPT, &PromptVars {
-            digest: "DIGEST-HERE".into(),
-            ..Default::default()
-        })
+        let out = render(
+            SHIPPED_PROMPT,
+            &PromptVars {
+                digest: "DIGEST-HERE".into(),
+                ..Default::default()
+            },
+        )
         .unwrap();
         assert!(out.contains("DIGEST-HERE"));
         assert!(out.contains(r#"{"findings": [...]}"#));
@@ -174,31 +177,59 @@ mod tests {
     #[test]
     fn unknown_placeholder_is_an_error_naming_it() {
         let err = render("hello {nmae}", &PromptVars::default()).unwrap_err();
-        assert!(matches!(err, Error::UnknownPlaceholder { ref name, .. } if name == "nmae"), "{err}");
+        assert!(
+            matches!(err, Error::UnknownPlaceholder { ref name, .. } if name == "nmae"),
+            "{err}"
+        );
         assert!(err.to_string().contains("{digest}"));
     }
 
     #[test]
     fn literal_braces_and_malformed_templates() {
-        assert_eq!(render("{{x}} {last_scan_log_id}", &PromptVars { last_scan_log_id: 7, ..Default::default() }).unwrap(), "{x} 7");
-        assert!(matches!(render("a { b", &PromptVars::default()), Err(Error::Template { offset: 2, .. })));
-        assert!(matches!(render("a } b", &PromptVars::default()), Err(Error::Template { .. })));
+        assert_eq!(
+            render(
+                "{{x}} {last_scan_log_id}",
+                &PromptVars {
+                    last_scan_log_id: 7,
+                    ..Default::default()
+                }
+            )
+            .unwrap(),
+            "{x} 7"
+        );
+        assert!(matches!(
+            render("a { b", &PromptVars::default()),
+            Err(Error::Template { offset: 2, .. })
+        ));
+        assert!(matches!(
+            render("a } b", &PromptVars::default()),
+            Err(Error::Template { .. })
+        ));
     }
 
     #[test]
     fn substituted_values_are_not_re_expanded() {
-        let vars = PromptVars { digest: "{log_db_path} }{".into(), ..Default::default() };
+        let vars = PromptVars {
+            digest: "{log_db_path} }{".into(),
+            ..Default::default()
+        };
         assert_eq!(render("[{digest}]", &vars).unwrap(), "[{log_db_path} }{]");
     }
 
     #[test]
     fn shipped_prompt_is_used_until_the_user_modifies_it() {
-        let mut c = SelfMonitoringConfig { prompt_template: "old {digest}".into(), ..Default::default() };
+        let mut c = SelfMonitoringConfig {
+            prompt_template: "old {digest}".into(),
+            ..Default::default()
+        };
         assert!(effective(&c).using_shipped);
         c.prompt_user_modified = true;
         let s = effective(&c);
         assert!(!s.using_shipped && s.template == "old {digest}");
-        assert!(s.newer_shipped_available, "no base version means we should tell the user");
+        assert!(
+            s.newer_shipped_available,
+            "no base version means we should tell the user"
+        );
         c.prompt_base_version = Some(shipped_version());
         assert!(!effective(&c).newer_shipped_available);
     }

@@ -1,1 +1,45 @@
-//! placeholder
+//! # selfmon-github
+//!
+//! selfmon's [`IssueTracker`](selfmon_core::IssueTracker) over the GitHub REST API (github.com or
+//! GitHub Enterprise Server), built on `reqwest` with rustls.
+//!
+//! - It never files an issue twice on its own: a create is sent once, and the engine's outbox
+//!   uses [`find_by_marker`](selfmon_core::IssueTracker::find_by_marker) (label listing first,
+//!   then the search API) to learn whether an interrupted create landed.
+//! - It waits out primary and secondary rate limits up to a configured maximum and otherwise
+//!   fails with a typed, retryable [`Error::RateLimited`] / [`Error::SecondaryRateLimited`].
+//! - Each HTTP condition is its own [`Error`] variant; all convert into
+//!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`.
+//! - The token comes from an environment variable named in [`GitHubConfig::token_env`] and is
+//!   never shown by `Debug` or `Display`.
+//!
+//! ```no_run
+//! use selfmon_core::IssueTracker;
+//! use selfmon_github::{GitHubConfig, GitHubTracker};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = GitHubConfig::for_repository("acme/server");
+//! config.base_url = "https://ghe.example.com/api/v3".into(); // Enterprise; omit for github.com
+//! config.token_env = "SELFMON_GITHUB_TOKEN".into();
+//! let tracker = GitHubTracker::new(config)?;
+//! let open = tracker.list_issues(None).await?;
+//! println!("{} open selfmon issues", open.len());
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
+
+mod config;
+mod error;
+mod http;
+mod rate_limit;
+mod tracker;
+mod wire;
+
+pub use config::{
+    ClassificationLabels, GitHubConfig, TitlePrefixes, DEFAULT_BASE_URL, MAX_BODY_CHARS,
+};
+pub use error::Error;
+pub use http::API_VERSION;
+pub use tracker::GitHubTracker;

@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(Classification::ServerBug.title_prefix(), "[BUG]");
         assert_eq!(Classification::ClientMisuse.title_prefix(), "[CLIENT]");
         assert_eq!(Classification::DocumentationGap.title_prefix(), "[DOCS]");
-        assert_eq!(Classification::DocumentationGap.default_label(), "documentation");
+        assert_eq!(
+            Classification::DocumentationGap.default_label(),
+            "documentation"
+        );
     }
 
     #[test]

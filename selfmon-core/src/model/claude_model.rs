@@ -103,14 +103,23 @@ mod tests {
 
     #[test]
     fn nonsense_models_are_rejected() {
-        for bad in ["", "  ", "rm -rf /", "--dangerously-skip-permissions", "9model"] {
+        for bad in [
+            "",
+            "  ",
+            "rm -rf /",
+            "--dangerously-skip-permissions",
+            "9model",
+        ] {
             assert!(ClaudeModel::parse(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn serialises_as_a_plain_string() {
-        assert_eq!(serde_json::to_string(&ClaudeModel::Sonnet).unwrap(), "\"sonnet\"");
+        assert_eq!(
+            serde_json::to_string(&ClaudeModel::Sonnet).unwrap(),
+            "\"sonnet\""
+        );
         let m: ClaudeModel = serde_json::from_str("\"claude-x-1\"").unwrap();
         assert_eq!(m, ClaudeModel::Custom("claude-x-1".into()));
     }

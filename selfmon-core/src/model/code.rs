@@ -114,7 +114,10 @@ fn check(s: &str) -> Result<(), String> {
         }
     }
     if parts[2].len() != 3 || !parts[2].bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("number {:?} must be exactly three digits", parts[2]));
+        return Err(format!(
+            "number {:?} must be exactly three digits",
+            parts[2]
+        ));
     }
     Ok(())
 }

@@ -95,14 +95,21 @@ impl Finding {
     /// Rejects: empty or over-long title/summary, over-long lists, evidence ids outside
     /// `scope.first_id..=scope.last_id`, signature ids not in the digest, source paths that are
     /// absolute, contain `..`, a NUL or a backslash-drive (`C:\`), and control characters in the title.
-    pub fn validate(&self, limits: &FindingLimits, scope: &EvidenceScope<'_>) -> Result<(), Vec<String>> {
+    pub fn validate(
+        &self,
+        limits: &FindingLimits,
+        scope: &EvidenceScope<'_>,
+    ) -> Result<(), Vec<String>> {
         let mut why = Vec::new();
         let title = self.title.trim();
         if title.is_empty() {
             why.push("title is empty".to_string());
         }
         if title.chars().count() > limits.max_title_chars {
-            why.push(format!("title is longer than {} characters", limits.max_title_chars));
+            why.push(format!(
+                "title is longer than {} characters",
+                limits.max_title_chars
+            ));
         }
         if title.chars().any(char::is_control) {
             why.push("title contains control characters".to_string());
@@ -116,7 +123,10 @@ impl Finding {
             ("suggested_fix", self.suggested_fix.as_ref()),
         ] {
             if text.is_some_and(|t| t.chars().count() > limits.max_text_chars) {
-                why.push(format!("{name} is longer than {} characters", limits.max_text_chars));
+                why.push(format!(
+                    "{name} is longer than {} characters",
+                    limits.max_text_chars
+                ));
             }
         }
         for (name, len) in [
@@ -126,7 +136,10 @@ impl Finding {
             ("signature_ids", self.signature_ids.len()),
         ] {
             if len > limits.max_list_len {
-                why.push(format!("{name} has {len} entries, more than {}", limits.max_list_len));
+                why.push(format!(
+                    "{name} has {len} entries, more than {}",
+                    limits.max_list_len
+                ));
             }
         }
         for id in &self.evidence_record_ids {
@@ -222,14 +235,22 @@ mod tests {
         for p in ["/etc/passwd", "../x.rs", "a/../../b", "C:\\win", "~/x", ""] {
             let mut f = Finding::new(Classification::ServerBug, "t", "s");
             f.source_files = vec![p.into()];
-            assert!(f.validate(&FindingLimits::default(), &scope()).is_err(), "{p}");
+            assert!(
+                f.validate(&FindingLimits::default(), &scope()).is_err(),
+                "{p}"
+            );
         }
     }
 
     #[test]
     fn empty_and_oversized_text_is_rejected() {
         let f = Finding::new(Classification::ServerBug, " ", "");
-        assert_eq!(f.validate(&FindingLimits::default(), &scope()).unwrap_err().len(), 2);
+        assert_eq!(
+            f.validate(&FindingLimits::default(), &scope())
+                .unwrap_err()
+                .len(),
+            2
+        );
         let f = Finding::new(Classification::ServerBug, "x".repeat(201), "s");
         assert!(f.validate(&FindingLimits::default(), &scope()).is_err());
     }
@@ -237,7 +258,11 @@ mod tests {
     #[test]
     fn unknown_signature_ids_are_rejected_when_the_digest_is_known() {
         let sigs = vec!["abc".to_string()];
-        let scope = EvidenceScope { first_id: 0, last_id: 1, signature_ids: &sigs };
+        let scope = EvidenceScope {
+            first_id: 0,
+            last_id: 1,
+            signature_ids: &sigs,
+        };
         let mut f = Finding::new(Classification::ServerBug, "t", "s");
         f.signature_ids = vec!["abc".into()];
         assert!(f.validate(&FindingLimits::default(), &scope).is_ok());

@@ -165,31 +165,23 @@ pub struct FiledIssue {
 }
 
 impl FiledIssue {
-    /// Builds the row for a finding the engine just filed.
-    pub fn from_finding(
-        scan_id: ScanId,
-        issue: IssueRef,
-        title: String,
-        fingerprint: String,
-        finding: &Finding,
-        templates: Vec<String>,
-        occurrences: u64,
-        now: DateTime<Utc>,
-    ) -> Self {
+    /// The row for the issue a filing intent produced.
+    pub fn from_intent(intent: &FilingIntent, issue: IssueRef, now: DateTime<Utc>) -> Self {
+        let finding = &intent.finding;
         FiledIssue {
-            scan_id,
+            scan_id: intent.scan_id.clone(),
             issue,
-            title,
+            title: intent.draft.title.clone(),
             classification: finding.classification,
             error_codes: finding.error_codes.clone(),
-            fingerprint,
+            fingerprint: intent.draft.fingerprint.clone(),
             source_log_ids: finding.evidence_record_ids.clone(),
             source_files: finding.source_files.clone(),
             error_type: finding.error_type.clone(),
-            templates,
+            templates: intent.templates.clone(),
             signature_ids: finding.signature_ids.clone(),
             created_at: now,
-            occurrences,
+            occurrences: intent.occurrences,
             last_seen_at: now,
         }
     }

@@ -38,7 +38,10 @@ pub struct PageRequest {
 
 impl Default for PageRequest {
     fn default() -> Self {
-        PageRequest { offset: 0, limit: 50 }
+        PageRequest {
+            offset: 0,
+            limit: 50,
+        }
     }
 }
 
@@ -75,7 +78,12 @@ pub struct IssueFilter {
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// Takes the single-flight lease for `ttl` unless another owner holds an unexpired one.
-    async fn try_acquire_lease(&self, owner: &str, ttl: Duration, now: DateTime<Utc>) -> Result<LeaseOutcome>;
+    async fn try_acquire_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome>;
 
     /// Releases a lease the caller holds.
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
@@ -97,7 +105,12 @@ pub trait StateStore: Send + Sync {
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
 
     /// Records `count` new occurrences of a filed issue seen at `now`, and its latest known state.
-    async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
+    async fn record_occurrences(
+        &self,
+        issue_number: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     /// Updates the state of a filed issue (closed, reopened) as the tracker reports it.
     async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
@@ -115,7 +128,11 @@ pub trait StateStore: Send + Sync {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
 
     /// Filed issues, newest first.
-    async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+    async fn list_issues(
+        &self,
+        filter: &IssueFilter,
+        page: PageRequest,
+    ) -> Result<Page<FiledIssue>>;
 
     /// The templater's learned state (an opaque JSON document written by
     /// [`save_template_state`](StateStore::save_template_state)), so the same message maps to the

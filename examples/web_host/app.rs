@@ -1,0 +1,675 @@
+//! The routes of the Self-Monitoring tab and their CSRF protection.
+//!
+//! Reads are plain GETs. Every state-changing request is a POST carrying the session's CSRF token
+//! twice: in the `selfmon_csrf` cookie (set by the page, `SameSite=Strict`, `HttpOnly`) and in a
+//! `csrf_token` form field; the two must match (compared in constant time). A cross-site form can
+//! send the cookie but cannot read it, so it cannot supply the field.
+//!
+//! Authentication is the embedding host's business (CIDX puts its admin session check in front);
+//! this example has none.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, SET_COOKIE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use selfmon::prompt;
+use selfmon::{
+    ClaudeModel, FiledIssue, IssueFilter, JobStatus, Page, PageRequest, ScanRecord,
+    SelfMonitoringConfig, Submission,
+};
+use serde_json::json;
+
+use crate::pages::{self, Notice, PageData, Paging};
+use crate::state::HostState;
+
+/// Name of the CSRF cookie.
+pub const CSRF_COOKIE: &str = "selfmon_csrf";
+/// Name of the CSRF form field.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+type Shared = Arc<HostState>;
+
+/// The host's router.
+pub fn router(state: Shared) -> Router {
+    let mut r = Router::new()
+        .route("/", get(|| async { Redirect::to("/self-monitoring") }))
+        .route("/self-monitoring", get(page))
+        .route("/self-monitoring/status", get(status))
+        .route("/self-monitoring/fragments/scans", get(scans_fragment))
+        .route("/self-monitoring/fragments/issues", get(issues_fragment))
+        .route("/self-monitoring/issues/{number}", get(dry_run_issue))
+        .route("/self-monitoring/config", post(save_config))
+        .route("/self-monitoring/prompt", post(save_prompt))
+        .route("/self-monitoring/run-now", post(run_now))
+        .route("/golden-repo/run", post(golden_run))
+        .route("/static/app.js", get(app_js))
+        .route("/static/app.css", get(app_css));
+    if state.options.test_hooks {
+        r = r.route("/test-hooks/break-logs", post(break_logs));
+    }
+    r.with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSRF
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == CSRF_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|t| well_formed(t))
+}
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn new_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The session's token, and a `Set-Cookie` value when a new one had to be issued.
+fn session_token(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    match cookie_token(headers) {
+        Some(t) => (t, None),
+        None => {
+            let t = new_token();
+            let cookie = format!("{CSRF_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict");
+            (t, HeaderValue::from_str(&cookie).ok())
+        }
+    }
+}
+
+/// Defence in depth: when the browser says where a POST comes from (`Origin`), it must be this
+/// host. Requests without `Origin` (non-browser clients) rely on the token alone.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        return true;
+    };
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    match (origin.to_str().ok(), host) {
+        (Some(o), Some(h)) => {
+            o.strip_prefix("http://")
+                .or_else(|| o.strip_prefix("https://"))
+                == Some(h)
+        }
+        _ => false,
+    }
+}
+
+/// Why a POST was refused before doing anything.
+enum Refused {
+    /// The body is not a urlencoded form.
+    Malformed(String),
+    /// The CSRF cookie or field is missing, or they differ.
+    Csrf,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        match self {
+            Refused::Malformed(e) => {
+                (StatusCode::BAD_REQUEST, format!("malformed form body: {e}")).into_response()
+            }
+            Refused::Csrf => (
+                StatusCode::FORBIDDEN,
+                Json(json!({
+                    "result": "rejected",
+                    "message": "Missing or invalid CSRF token; reload the page and try again.",
+                })),
+            )
+                .into_response(),
+        }
+    }
+}
+
+/// Parses a urlencoded body and checks its CSRF field against the cookie.
+fn checked_form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, Refused> {
+    let form: HashMap<String, String> =
+        serde_urlencoded::from_bytes(body).map_err(|e| Refused::Malformed(e.to_string()))?;
+    if !same_origin(headers) {
+        return Err(Refused::Csrf);
+    }
+    match (cookie_token(headers), form.get(CSRF_FIELD)) {
+        (Some(c), Some(f)) if constant_time_eq(c.as_bytes(), f.as_bytes()) => Ok(form),
+        _ => Err(Refused::Csrf),
+    }
+}
+
+fn with_security_headers(mut resp: Response) -> Response {
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pages
+
+fn page_number(q: &HashMap<String, String>, key: &str) -> u64 {
+    q.get(key)
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n >= 1 && *n <= 1_000_000)
+        .unwrap_or(1)
+}
+
+fn page_request(page: u64, size: u64) -> PageRequest {
+    PageRequest {
+        offset: (page - 1) * size,
+        limit: size,
+    }
+}
+
+/// The last page that has rows (1 when there are none).
+fn last_page(total: u64, size: u64) -> u64 {
+    total.div_ceil(size).max(1)
+}
+
+/// A page of scans; a page past the end shows the last one instead.
+async fn scans_page(
+    s: &HostState,
+    page: u64,
+    size: u64,
+) -> selfmon::Result<(Page<ScanRecord>, u64)> {
+    let p = s.store.list_scans(page_request(page, size)).await?;
+    let last = last_page(p.total, size);
+    if page > last {
+        return Ok((s.store.list_scans(page_request(last, size)).await?, last));
+    }
+    Ok((p, page))
+}
+
+/// A page of filed issues; a page past the end shows the last one instead.
+async fn issues_page(
+    s: &HostState,
+    page: u64,
+    size: u64,
+) -> selfmon::Result<(Page<FiledIssue>, u64)> {
+    let all = IssueFilter::default();
+    let p = s.store.list_issues(&all, page_request(page, size)).await?;
+    let last = last_page(p.total, size);
+    if page > last {
+        return Ok((
+            s.store.list_issues(&all, page_request(last, size)).await?,
+            last,
+        ));
+    }
+    Ok((p, page))
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("the host could not read selfmon's state: {e}"),
+    )
+        .into_response()
+}
+
+async fn render_page(
+    s: &HostState,
+    headers: &HeaderMap,
+    paging: Paging,
+    notice: Option<Notice>,
+    error: Option<(&str, &SelfMonitoringConfig)>,
+) -> Response {
+    let (token, set_cookie) = session_token(headers);
+    let current = s.monitor.config();
+    let config = error.map(|(_, c)| c).unwrap_or(&current);
+    let prompt_status = prompt::effective(config);
+    let golden_model = s
+        .golden
+        .model
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let mut paging = paging;
+    let result = async {
+        let state = s.service.state().await?;
+        let next = s.service.next_scan_at(Utc::now()).await?;
+        let (scans, scans_page) = scans_page(s, paging.scans_page, paging.page_size).await?;
+        let (issues, issues_page) = issues_page(s, paging.issues_page, paging.page_size).await?;
+        let last = s.store.list_scans(page_request(1, 1)).await?;
+        Ok::<_, selfmon::Error>((state, next, scans, scans_page, issues, issues_page, last))
+    }
+    .await;
+    let (state, next, scans, issues, last) = match result {
+        Ok((state, next, scans, sp, issues, ip, last)) => {
+            paging.scans_page = sp;
+            paging.issues_page = ip;
+            (state, next, scans, issues, last)
+        }
+        Err(e) => return internal(e),
+    };
+    let html = pages::page(&PageData {
+        config,
+        prompt: &prompt_status,
+        golden_model: &golden_model,
+        state: &state,
+        last_scan: last.items.first(),
+        next_scan_at: next,
+        scans: &scans,
+        issues: &issues,
+        paging,
+        csrf_token: &token,
+        notice,
+        error: error.map(|(e, _)| e),
+        log_location: &s.feed.location(),
+        tracker_description: &s.tracker_description,
+        runner_description: &s.runner_description,
+        test_hooks: s.options.test_hooks,
+    });
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let mut resp = (status, axum::response::Html(html)).into_response();
+    if let Some(c) = set_cookie {
+        resp.headers_mut().insert(SET_COOKIE, c);
+    }
+    with_security_headers(resp)
+}
+
+async fn page(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let paging = Paging {
+        scans_page: page_number(&q, "scans_page"),
+        issues_page: page_number(&q, "issues_page"),
+        page_size: s.options.page_size,
+    };
+    let notice = q.get("saved").and_then(|k| Notice::from_key(k));
+    render_page(&s, &headers, paging, notice, None).await
+}
+
+fn first_pages(s: &HostState) -> Paging {
+    Paging {
+        scans_page: 1,
+        issues_page: 1,
+        page_size: s.options.page_size,
+    }
+}
+
+async fn scans_fragment(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut paging = first_pages(&s);
+    match scans_page(&s, page_number(&q, "page"), paging.page_size).await {
+        Ok((p, page)) => {
+            paging.scans_page = page;
+            with_security_headers(
+                axum::response::Html(pages::scans_table(&p, paging)).into_response(),
+            )
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn issues_fragment(
+    State(s): State<Shared>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let mut paging = first_pages(&s);
+    match issues_page(&s, page_number(&q, "page"), paging.page_size).await {
+        Ok((p, page)) => {
+            paging.issues_page = page;
+            with_security_headers(
+                axum::response::Html(pages::issues_table(&p, paging)).into_response(),
+            )
+        }
+        Err(e) => internal(e),
+    }
+}
+
+async fn status(State(s): State<Shared>) -> Response {
+    let config = s.monitor.config();
+    let result = async {
+        let state = s.service.state().await?;
+        let next = s.service.next_scan_at(Utc::now()).await?;
+        let last = s.store.list_scans(page_request(1, 1)).await?;
+        Ok::<_, selfmon::Error>((state, next, last))
+    }
+    .await;
+    let (state, next, last) = match result {
+        Ok(v) => v,
+        Err(e) => return internal(e),
+    };
+    let followed = s
+        .followed_job
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let job = match followed {
+        Some(id) => s.job_status(&id).await.map(|st| {
+            json!({
+                "id": id.0,
+                "state": st.as_str(),
+                "error": match &st { JobStatus::Failed { error } => Some(error.clone()), _ => None },
+            })
+        }),
+        None => None,
+    };
+    let golden = s
+        .golden_job
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let golden_job = match golden {
+        Some(id) => s.job_status(&id).await.map(|st| {
+            let model = s
+                .golden
+                .last_ran_on
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_else(|| "(not started)".into());
+            json!({"id": id.0, "state": st.as_str(), "model": model})
+        }),
+        None => None,
+    };
+    let last_scan = last.items.first();
+    let last_scan_html = match last_scan {
+        None => "never".to_string(),
+        Some(r) => {
+            let mut t = format!(
+                r#"<span class="status-{}">{}</span> ({}, started {})"#,
+                r.status.as_str().to_lowercase(),
+                r.status.as_str(),
+                r.trigger.as_str(),
+                pages::when(&r.started_at)
+            );
+            if let Some(e) = &r.error_message {
+                t.push_str(&format!(
+                    r#" — <span class="error-text">{}</span>"#,
+                    pages::esc(e)
+                ));
+            }
+            t
+        }
+    };
+    let body = json!({
+        "enabled": config.enabled,
+        "cadence_minutes": config.cadence_minutes,
+        "model": config.model.to_string(),
+        "scheduler_state": pages::state_word(&state),
+        "next_scan_at": next.map(|t| t.to_rfc3339()),
+        "next_scan_text": next.map(|t| pages::when(&t)).unwrap_or_else(|| "not scheduled (monitoring is disabled)".into()),
+        "last_scan": last_scan.map(|r| json!({
+            "scan_id": r.scan_id.0,
+            "status": r.status.as_str(),
+            "trigger": r.trigger.as_str(),
+            "started_at": r.started_at.to_rfc3339(),
+            "error_message": r.error_message,
+        })),
+        "last_scan_html": last_scan_html,
+        "job": job,
+        "golden_job": golden_job,
+    });
+    with_security_headers(Json(body).into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin POSTs
+
+/// Parses the select + custom-id pair of a model field.
+fn model_field(form: &HashMap<String, String>, name: &str) -> Result<ClaudeModel, String> {
+    let choice = form.get(name).map(String::as_str).unwrap_or("sonnet");
+    let raw = if choice == "custom" {
+        form.get(&format!("{name}_custom"))
+            .map(String::as_str)
+            .unwrap_or("")
+    } else {
+        choice
+    };
+    ClaudeModel::parse(raw).map_err(|e| format!("{name}: {e}"))
+}
+
+fn cadence_field(form: &HashMap<String, String>) -> Result<u32, String> {
+    let preset = form
+        .get("cadence_preset")
+        .map(String::as_str)
+        .unwrap_or("60");
+    let raw = if preset == "custom" {
+        form.get("cadence_custom").map(String::as_str).unwrap_or("")
+    } else {
+        preset
+    };
+    raw.trim()
+        .parse::<u32>()
+        .map_err(|_| format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080"))
+}
+
+async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match checked_form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let mut config = s.monitor.config();
+    config.enabled = form.get("enabled").is_some_and(|v| v == "on");
+    let parsed = cadence_field(&form).and_then(|cadence| {
+        config.cadence_minutes = cadence;
+        config.model = model_field(&form, "model")?;
+        model_field(&form, "golden_model")
+    });
+    let result = parsed.and_then(|golden| {
+        config.validate().map_err(|e| e.to_string())?;
+        s.monitor
+            .set_config(config.clone())
+            .map_err(|e| e.to_string())?;
+        *s.golden.model.write().unwrap_or_else(|p| p.into_inner()) = golden;
+        s.persist()
+            .map_err(|e| format!("applied, but not kept across a restart: {e}"))
+    });
+    match result {
+        Ok(()) => Redirect::to("/self-monitoring?saved=config").into_response(),
+        Err(e) => {
+            let msg = format!("Not saved: {e}");
+            render_page(&s, &headers, first_pages(&s), None, Some((&msg, &config))).await
+        }
+    }
+}
+
+async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match checked_form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let mut config = s.monitor.config();
+    let notice = if form.get("action").map(String::as_str) == Some("reset") {
+        config.prompt_template = String::new();
+        config.prompt_user_modified = false;
+        config.prompt_base_version = None;
+        Notice::PromptReset
+    } else {
+        let text = form
+            .get("prompt_template")
+            .cloned()
+            .unwrap_or_default()
+            .replace("\r\n", "\n");
+        if text.trim() == prompt::SHIPPED_PROMPT.trim() {
+            // Saving the shipped text unchanged is not an override: keep following upgrades.
+            config.prompt_template = String::new();
+            config.prompt_user_modified = false;
+            config.prompt_base_version = None;
+        } else {
+            config.prompt_template = text;
+            config.prompt_user_modified = true;
+            config.prompt_base_version = form
+                .get("base_version")
+                .and_then(|v| v.trim().parse::<u32>().ok());
+        }
+        Notice::PromptSaved
+    };
+    let result = s
+        .monitor
+        .set_config(config.clone())
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            s.persist()
+                .map_err(|e| format!("applied, but not kept across a restart: {e}"))
+        });
+    match result {
+        Ok(()) => Redirect::to(&format!("/self-monitoring?saved={}", notice.key())).into_response(),
+        Err(e) => {
+            let msg = format!("Prompt not saved: {e}");
+            render_page(&s, &headers, first_pages(&s), None, Some((&msg, &config))).await
+        }
+    }
+}
+
+async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = checked_form(&headers, &body) {
+        return r.into_response();
+    }
+    match s.service.run_now().await {
+        Ok(Submission::Submitted { job_id }) => {
+            *s.followed_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job_id.clone());
+            Json(json!({
+                "result": "submitted",
+                "job_id": job_id.0,
+                "message": format!("Scan queued (job {job_id})."),
+            }))
+            .into_response()
+        }
+        Ok(Submission::AlreadyActive { job_id, status }) => (
+            StatusCode::CONFLICT,
+            Json(json!({
+                "result": "already_active",
+                "job_id": job_id.0,
+                "status": status.as_str(),
+                "message": format!("A scan is already {} (job {job_id}); not queuing another.", status.as_str()),
+            })),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"result": "error", "message": format!("Could not queue a scan: {e}")})),
+        )
+            .into_response(),
+    }
+}
+
+async fn golden_run(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = checked_form(&headers, &body) {
+        return r.into_response();
+    }
+    match s.submit_golden_job().await {
+        Ok(id) => Json(json!({
+            "result": "submitted",
+            "job_id": id.0,
+            "message": format!("Golden-repo job {id} queued."),
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"result": "error", "message": e})),
+        )
+            .into_response(),
+    }
+}
+
+async fn break_logs(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = checked_form(&headers, &body) {
+        return r.into_response();
+    }
+    match s.feed.break_log() {
+        Ok(what) => Json(json!({"result": "broken", "message": format!("Log broken: {what}.")}))
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"result": "error", "message": e})),
+        )
+            .into_response(),
+    }
+}
+
+/// Shows a dry-run issue's Markdown file, looked up by number in the tracker's index (never by a
+/// path from the request).
+async fn dry_run_issue(State(s): State<Shared>, Path(number): Path<u64>) -> Response {
+    let Some(tracker) = &s.dry_run else {
+        return (
+            StatusCode::NOT_FOUND,
+            "issues are not filed to a dry-run folder",
+        )
+            .into_response();
+    };
+    let issues = match tracker.issues() {
+        Ok(i) => i,
+        Err(e) => return internal(e),
+    };
+    let Some(issue) = issues.into_iter().find(|i| i.number == number) else {
+        return (StatusCode::NOT_FOUND, format!("no dry-run issue #{number}")).into_response();
+    };
+    let file = std::path::Path::new(&issue.file);
+    let plain = file.components().count() == 1
+        && matches!(
+            file.components().next(),
+            Some(std::path::Component::Normal(_))
+        );
+    if !plain {
+        return (
+            StatusCode::NOT_FOUND,
+            "issue file outside the dry-run folder",
+        )
+            .into_response();
+    }
+    match std::fs::read_to_string(tracker.dir().join(file)) {
+        Ok(text) => with_security_headers(
+            ([(CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+async fn app_js() -> Response {
+    (
+        [(CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        pages::APP_JS,
+    )
+        .into_response()
+}
+
+async fn app_css() -> Response {
+    ([(CONTENT_TYPE, "text/css; charset=utf-8")], pages::APP_CSS).into_response()
+}

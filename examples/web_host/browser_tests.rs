@@ -1,0 +1,242 @@
+//! The Self-Monitoring tab in a real headless Chromium, driven through chromedriver.
+//!
+//! Skips with a printed reason when `chromium` or `chromedriver` is missing. Screenshots of each
+//! key state go to `target/web_host_screenshots/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::testkit::start_host;
+use crate::webdriver::{missing_browser, Browser};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn shot(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/web_host_screenshots")
+        .join(format!("{name}.png"))
+}
+
+fn timeline_js() -> &'static str {
+    "return Array.from(document.querySelectorAll('#job-timeline li')).map(li => li.textContent);"
+}
+
+async fn wait_golden_running(b: &Browser) -> Result<(), String> {
+    b.wait_for(
+        "the golden-repo job to run",
+        "return document.getElementById('golden-status').textContent;",
+        LIMIT,
+        |v| v.as_str().unwrap_or("").contains(": running"),
+    )
+    .await
+    .map(|_| ())
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_monitoring_tab_works_end_to_end_in_headless_chromium() {
+    if let Some(reason) = missing_browser() {
+        eprintln!("skipping the browser test: {reason}");
+        return;
+    }
+    let host = start_host(|o| {
+        // Long enough for the page (polling every 150 ms) to see each state.
+        o.analysis_delay = Duration::from_secs(2);
+        o.golden_job_duration = Duration::from_millis(2500);
+    })
+    .await;
+    let b = Browser::start().await.expect("chromium starts");
+    let result = scenario(&b, &host.base).await;
+    if result.is_err() {
+        let _ = b.screenshot(&shot("failure")).await;
+    }
+    let _ = b.quit().await;
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    // The page's actions reached the real engine.
+    let c = host.state.monitor.config();
+    assert!(c.enabled);
+    assert_eq!(c.cadence_minutes, 30);
+    assert_eq!(c.model, selfmon::ClaudeModel::Opus);
+}
+
+async fn scenario(b: &Browser, base: &str) -> Result<(), String> {
+    b.goto(&format!("{base}/self-monitoring")).await?;
+    let title = b.script("return document.title;").await?;
+    assert_eq!(title, "Self-Monitoring");
+    assert_eq!(b.text("#enabled-state").await?, "disabled");
+    assert_eq!(b.text("#scheduler-state").await?, "idle");
+
+    // Enable monitoring, set cadence and models.
+    b.click("#enabled").await?;
+    b.select("#cadence_preset", "30").await?;
+    b.select("#model", "opus").await?;
+    b.select("#golden_model", "custom").await?;
+    b.fill("#golden_model_custom", "claude-haiku-4-5-20251001")
+        .await?;
+    b.click("#save-config").await?;
+    b.wait_for(
+        "the saved notice",
+        "const n = document.getElementById('notice'); return n ? n.textContent : '';",
+        LIMIT,
+        |v| v.as_str().unwrap_or("").contains("Configuration saved"),
+    )
+    .await?;
+    assert_eq!(b.text("#enabled-state").await?, "enabled");
+    assert_eq!(b.text("#current-model").await?, "opus");
+    let selected = b
+        .script("return [document.getElementById('cadence_preset').value, document.getElementById('golden_model').value, document.getElementById('golden_model_custom').value];")
+        .await?;
+    assert_eq!(
+        strings(&selected),
+        ["30", "custom", "claude-haiku-4-5-20251001"]
+    );
+    b.screenshot(&shot("1-configured")).await?;
+
+    // A golden-repo job holds the single worker, so Run Now shows the scan queued first.
+    b.click("#golden-run").await?;
+    wait_golden_running(b).await?;
+    b.click("#run-now").await?;
+    let tl = b
+        .wait_for("the scan to finish", timeline_js(), LIMIT, |v| {
+            strings(v)
+                .last()
+                .is_some_and(|s| s == "success" || s == "failure")
+        })
+        .await?;
+    assert_eq!(
+        strings(&tl),
+        ["queued", "running", "success"],
+        "the page followed the scan"
+    );
+    let golden = b.text("#golden-status").await?;
+    assert!(
+        golden.contains("claude-haiku-4-5-20251001"),
+        "golden job ran on its own model: {golden}"
+    );
+    // The history and issue tables refresh when the scan ends.
+    let rows = b
+        .wait_for(
+            "filed issues in the table",
+            "return document.querySelectorAll('#issues-table .issue-row').length;",
+            LIMIT,
+            |v| v.as_u64().unwrap_or(0) > 0,
+        )
+        .await?;
+    assert!(rows.as_u64().unwrap_or(0) >= 3, "issues listed: {rows}");
+    let status = b.text("#scans-table .scan-status").await?;
+    assert_eq!(status, "SUCCESS");
+    assert!(b.text("#last-scan").await?.starts_with("SUCCESS"));
+    let issue_link = b
+        .script("return document.querySelector('#issues-table .issue-row a').textContent;")
+        .await?;
+    assert!(issue_link.as_str().unwrap_or("").starts_with('#'));
+    b.screenshot(&shot("2-scan-succeeded")).await?;
+
+    // Run Now twice quickly (behind another golden-repo job): the second is refused.
+    let first_job = b
+        .script("return document.getElementById('job-timeline').dataset.job;")
+        .await?;
+    b.click("#golden-run").await?;
+    wait_golden_running(b).await?;
+    b.click("#run-now").await?;
+    b.click("#run-now").await?;
+    let log = b
+        .wait_for(
+            "both Run Now answers",
+            "return Array.from(document.querySelectorAll('#run-now-log li')).map(li => li.className + ': ' + li.textContent);",
+            LIMIT,
+            |v| strings(v).len() >= 3,
+        )
+        .await?;
+    let log = strings(&log);
+    assert_eq!(
+        log.iter()
+            .filter(|l| l.starts_with("run-now-already_active"))
+            .count(),
+        1,
+        "{log:?}"
+    );
+    assert!(
+        log.iter().any(|l| l.contains("already queued")),
+        "the refusal says why: {log:?}"
+    );
+    b.wait_for(
+        "the status to show the scan queued",
+        "return document.getElementById('scheduler-state').textContent;",
+        LIMIT,
+        |v| v == "queued",
+    )
+    .await?;
+    b.screenshot(&shot("3-second-run-refused")).await?;
+    b.wait_for(
+        "that scan to finish",
+        "const t = document.getElementById('job-timeline'); return [t.dataset.job].concat(Array.from(t.querySelectorAll('li')).map(li => li.textContent));",
+        LIMIT,
+        |v| {
+            let s = strings(v);
+            s.first().map(String::as_str) != first_job.as_str()
+                && s.last().is_some_and(|l| l == "success")
+        },
+    )
+    .await?;
+    b.wait_for(
+        "the scheduler to be idle",
+        "return document.getElementById('scheduler-state').textContent;",
+        LIMIT,
+        |v| v == "idle",
+    )
+    .await?;
+
+    // Break the log file: the next scan fails and the page shows why.
+    b.click("#break-logs").await?;
+    b.wait_for(
+        "the log to break",
+        "return document.getElementById('break-result').textContent;",
+        LIMIT,
+        |v| v.as_str().unwrap_or("").contains("broken"),
+    )
+    .await?;
+    b.click("#run-now").await?;
+    b.wait_for("the scan to fail", timeline_js(), LIMIT, |v| {
+        strings(v).last().is_some_and(|s| s == "failure")
+    })
+    .await?;
+    let err = b.text("#job-error").await?;
+    assert!(err.contains("not a database"), "job error shown: {err}");
+    let last = b
+        .wait_for(
+            "the failed scan in the status",
+            "return document.getElementById('last-scan').textContent;",
+            LIMIT,
+            |v| v.as_str().unwrap_or("").starts_with("FAILURE"),
+        )
+        .await?;
+    assert!(
+        last.as_str().unwrap_or("").contains("not a database"),
+        "{last}"
+    );
+    let row_error = b
+        .wait_for(
+            "the failed scan in the history",
+            "const r = document.querySelector('#scans-table .scan-row'); return r ? r.querySelector('.scan-error').textContent : '';",
+            LIMIT,
+            |v| !v.as_str().unwrap_or("").is_empty(),
+        )
+        .await?;
+    assert!(row_error.as_str().unwrap_or("").contains("not a database"));
+    b.screenshot(&shot("4-scan-failed")).await?;
+    Ok(())
+}

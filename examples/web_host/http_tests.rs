@@ -1,0 +1,460 @@
+//! HTTP-level tests of the routes: CSRF, configuration, Run Now refusal, pagination, prompt,
+//! escaping, failed scans.
+
+use crate::testkit::{start_host, start_host_in, Session};
+use selfmon::{ClaudeModel, ScanTrigger};
+
+#[tokio::test]
+async fn post_without_a_matching_csrf_token_is_rejected() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let url = format!("{}/self-monitoring/run-now", host.base);
+
+    // No cookie, no field.
+    let r = s.http.post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    // The field without the cookie (what a cross-site form could send, guessing a token).
+    let r = s
+        .http
+        .post(&url)
+        .form(&[("csrf_token", s.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // The cookie with a wrong field.
+    let wrong = "0".repeat(64);
+    let r = s
+        .http
+        .post(&url)
+        .header("cookie", format!("selfmon_csrf={}", s.token))
+        .form(&[("csrf_token", wrong.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Config POST without a token changes nothing.
+    let r = s
+        .http
+        .post(format!("{}/self-monitoring/config", host.base))
+        .form(&[
+            ("enabled", "on"),
+            ("cadence_preset", "15"),
+            ("model", "opus"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!host.state.monitor.config().enabled);
+    assert_eq!(
+        host.state
+            .followed_job
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|j| j.0.clone()),
+        None,
+        "no scan was queued by the rejected POSTs"
+    );
+
+    // A token from another site's page (right cookie and field, foreign Origin).
+    let r = s
+        .http
+        .post(&url)
+        .header("cookie", format!("selfmon_csrf={}", s.token))
+        .header("origin", "http://evil.example")
+        .form(&[("csrf_token", s.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // With both, it is accepted.
+    let (code, body, _) = s.post("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 200, "{body}");
+}
+
+#[tokio::test]
+async fn page_sets_a_strict_http_only_csrf_cookie_and_a_csp() {
+    let host = start_host(|_| {}).await;
+    let r = reqwest::get(format!("{}/self-monitoring", host.base))
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let body = r.text().await.unwrap();
+    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    assert!(body.contains(&format!(r#"name="csrf_token" value="{token}""#)));
+}
+
+#[tokio::test]
+async fn configuration_saves_and_applies_to_the_next_scan() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, body, location) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("enabled", "on"),
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "45"),
+                ("model", "custom"),
+                ("model_custom", "claude-test-model-1"),
+                ("golden_model", "haiku"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 303, "{body}");
+    assert_eq!(location.as_deref(), Some("/self-monitoring?saved=config"));
+    let c = host.state.monitor.config();
+    assert!(c.enabled);
+    assert_eq!(c.cadence_minutes, 45);
+    assert_eq!(c.model, ClaudeModel::Custom("claude-test-model-1".into()));
+    assert_eq!(*host.state.golden.model.read().unwrap(), ClaudeModel::Haiku);
+
+    let status = s.status().await;
+    assert_eq!(status["enabled"], true);
+    assert!(status["next_scan_at"].is_string());
+
+    // The next scan runs on the new model, without a restart.
+    let (code, _, _) = s.post("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 200);
+    let end = s.wait_for_job_end().await;
+    assert_eq!(end["job"]["state"], "succeeded", "{end}");
+    let scans = host
+        .state
+        .store
+        .list_scans(Default::default())
+        .await
+        .unwrap();
+    assert_eq!(scans.items[0].model.as_deref(), Some("claude-test-model-1"));
+
+    let (_, page) = s.get("/self-monitoring?saved=config").await;
+    assert!(page.contains("Configuration saved"));
+    assert!(page.contains(r#"<option value="custom" selected>custom…</option>"#));
+    assert!(page.contains(r#"value="45""#));
+}
+
+#[tokio::test]
+async fn invalid_cadence_and_model_are_refused_with_a_reason() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    for (fields, expect) in [
+        (
+            vec![
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "0"),
+                ("model", "sonnet"),
+            ],
+            "1 to 10080",
+        ),
+        (
+            vec![
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "soon"),
+                ("model", "sonnet"),
+            ],
+            "not a whole number",
+        ),
+        (
+            vec![
+                ("cadence_preset", "60"),
+                ("model", "custom"),
+                ("model_custom", "rm -rf /"),
+            ],
+            "full model id",
+        ),
+    ] {
+        let mut f = fields.clone();
+        f.push(("enabled", "on"));
+        let (code, body, _) = s.post("/self-monitoring/config", &f).await;
+        assert_eq!(code, 400, "{fields:?}");
+        assert!(
+            body.contains("Not saved") && body.contains(expect),
+            "{fields:?}: {body}"
+        );
+    }
+    let c = host.state.monitor.config();
+    assert!(!c.enabled && c.cadence_minutes == 60, "nothing was saved");
+}
+
+#[tokio::test]
+async fn second_run_now_is_refused_while_the_first_is_queued() {
+    // A golden-repo job occupies the single worker, so the scan stays queued.
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, _, _) = s.post("/golden-repo/run", &[]).await;
+    assert_eq!(code, 200);
+    let (code, first, _) = s.post("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 200, "{first}");
+    let (code, second, _) = s.post("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 409, "{second}");
+    let v: serde_json::Value = serde_json::from_str(&second).unwrap();
+    assert_eq!(v["result"], "already_active");
+    assert_eq!(v["status"], "queued");
+    assert!(v["message"].as_str().unwrap().contains("already queued"));
+    assert_eq!(s.status().await["scheduler_state"], "queued");
+}
+
+#[tokio::test]
+async fn history_and_issues_are_paginated_server_side_with_totals() {
+    let host = start_host(|o| o.page_size = 3).await;
+    for _ in 0..5 {
+        host.state.feed.append_batch().unwrap();
+        host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    }
+    let issues_total = host
+        .state
+        .store
+        .list_issues(&Default::default(), Default::default())
+        .await
+        .unwrap()
+        .total;
+    assert!(
+        issues_total > 3,
+        "enough issues to need two pages: {issues_total}"
+    );
+    let s = Session::open(&host.base).await;
+    let (_, p1) = s.get("/self-monitoring").await;
+    assert_eq!(p1.matches(r#"class="scan-row"#).count(), 3);
+    assert!(p1.contains("1–3 of 5 scans"), "{p1}");
+    assert!(
+        p1.contains(r#"id="scans-next" href="/self-monitoring?scans_page=2&amp;issues_page=1""#)
+    );
+    let (_, p2) = s.get("/self-monitoring?scans_page=2&issues_page=2").await;
+    assert_eq!(p2.matches(r#"class="scan-row"#).count(), 2);
+    assert!(p2.contains("4–5 of 5 scans"));
+    assert!(!p2.contains(r#"id="scans-next""#));
+    assert!(p2.contains(&format!(
+        "4–{} of {issues_total} issues",
+        issues_total.min(6)
+    )));
+    let (_, past_end) = s.get("/self-monitoring?scans_page=99").await;
+    assert!(
+        past_end.contains("4–5 of 5 scans"),
+        "a page past the end shows the last"
+    );
+    let (_, frag) = s.get("/self-monitoring/fragments/issues?page=1").await;
+    assert_eq!(frag.matches(r#"class="issue-row""#).count(), 3);
+    for col in [
+        "Trigger",
+        "Duration",
+        "Records read",
+        "Novel signatures",
+        "Issues filed",
+        "Duplicates skipped",
+        "Comments",
+        "Cost",
+        "Error",
+    ] {
+        assert!(p1.contains(&format!("<th>{col}")), "{col}");
+    }
+    for col in [
+        "Issue",
+        "Title",
+        "Classification",
+        "State",
+        "Error codes",
+        "Occurrences",
+        "First seen",
+        "Last seen",
+    ] {
+        assert!(p1.contains(&format!("<th>{col}</th>")), "{col}");
+    }
+}
+
+#[tokio::test]
+async fn prompt_override_reset_and_newer_shipped_notice() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let shipped = selfmon::prompt::shipped_version();
+    let older = shipped.saturating_sub(1).to_string();
+    let (code, _, loc) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[
+                ("action", "save"),
+                ("prompt_template", "My prompt.\n{digest}"),
+                ("base_version", &older),
+            ],
+        )
+        .await;
+    assert_eq!(code, 303);
+    assert_eq!(loc.as_deref(), Some("/self-monitoring?saved=prompt"));
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(page.contains("Using your override"));
+    assert!(
+        page.contains(r#"id="prompt-newer""#),
+        "older base shows the notice"
+    );
+
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[
+                ("action", "save"),
+                ("prompt_template", "bad {nope}"),
+                ("base_version", &older),
+            ],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body.contains("Prompt not saved") && body.contains("nope"),
+        "{body}"
+    );
+
+    let (code, _, _) = s
+        .post("/self-monitoring/prompt", &[("action", "reset")])
+        .await;
+    assert_eq!(code, 303);
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(page.contains(&format!("Using the shipped prompt (version {shipped})")));
+    assert!(!page.contains(r#"id="prompt-newer""#));
+    assert!(!host.state.monitor.config().prompt_user_modified);
+}
+
+#[tokio::test]
+async fn log_text_is_escaped_in_the_page() {
+    let host = start_host(|_| {}).await;
+    host.state.feed.append_raw(
+        selfmon::Level::Critical,
+        "cidx.api",
+        "[API-XSS-001] handler crashed on input <script>alert \"x\" & more",
+    );
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let s = Session::open(&host.base).await;
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(
+        !page.contains("<script>alert"),
+        "raw script tag reached the page"
+    );
+    let start = page.find("API-XSS-001]").expect("issue shown");
+    assert!(
+        page[start..].contains("alert &quot;x&quot; &amp; more"),
+        "{}",
+        &page[start..start + 200]
+    );
+}
+
+#[test]
+fn html_escaping_covers_markup_and_quotes() {
+    assert_eq!(
+        crate::pages::esc(r#"<script>"a" & 'b'</script>"#),
+        "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_log_fails_the_scan_and_shows_its_message() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, _, _) = s.post("/test-hooks/break-logs", &[]).await;
+    assert_eq!(code, 200);
+    let (code, _, _) = s.post("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 200);
+    let end = s.wait_for_job_end().await;
+    assert_eq!(end["job"]["state"], "failed");
+    assert!(
+        end["job"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a database"),
+        "{end}"
+    );
+    assert_eq!(end["last_scan"]["status"], "FAILURE");
+    assert!(end["last_scan"]["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("not a database"));
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(page.contains(r#"class="scan-row row-failure""#));
+}
+
+#[tokio::test]
+async fn test_hooks_do_not_exist_unless_enabled() {
+    let host = start_host(|o| o.test_hooks = false).await;
+    let s = Session::open(&host.base).await;
+    let (code, _, _) = s.post("/test-hooks/break-logs", &[]).await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn settings_survive_a_restart() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("enabled", "on"),
+                ("cadence_preset", "360"),
+                ("model", "haiku"),
+                ("golden_model", "custom"),
+                ("golden_model_custom", "claude-opus-4-1-20250805"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 303, "{body}");
+    let dir = host.stop().await;
+    let again = start_host_in(dir, |_| {}).await;
+    let c = again.state.monitor.config();
+    assert!(c.enabled);
+    assert_eq!(c.cadence_minutes, 360);
+    assert_eq!(c.model, ClaudeModel::Haiku);
+    assert_eq!(
+        *again.state.golden.model.read().unwrap(),
+        ClaudeModel::Custom("claude-opus-4-1-20250805".into())
+    );
+    assert!(
+        again
+            .state
+            .store
+            .list_scans(Default::default())
+            .await
+            .unwrap()
+            .total
+            == 0,
+        "state store reopened"
+    );
+}
+
+#[tokio::test]
+async fn dry_run_issues_are_linked_and_served_by_number() {
+    let host = start_host(|_| {}).await;
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let s = Session::open(&host.base).await;
+    let (_, page) = s.get("/self-monitoring").await;
+    assert!(page.contains(r#"<a href="/self-monitoring/issues/1""#));
+    let (code, text) = s.get("/self-monitoring/issues/1").await;
+    assert_eq!(code, 200);
+    assert!(text.contains("selfmon:fingerprint="), "{text}");
+    let (code, _) = s.get("/self-monitoring/issues/999").await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn the_log_is_a_sqlite_file_that_keeps_growing() {
+    let host = start_host(|_| {}).await;
+    let source = host.state.feed.source();
+    let before = source.max_id().await.unwrap().unwrap();
+    host.state.feed.append_batch().unwrap();
+    let after = source.max_id().await.unwrap().unwrap();
+    assert!(after > before, "{before} -> {after}");
+    assert!(host.state.feed.location().ends_with("logs.db"));
+}
+
+#[test]
+fn constant_time_eq_compares_whole_strings() {
+    use crate::app::constant_time_eq;
+    assert!(constant_time_eq(b"abc", b"abc"));
+    assert!(!constant_time_eq(b"abc", b"abd"));
+    assert!(!constant_time_eq(b"abc", b"abcd"));
+    assert!(!constant_time_eq(b"", b"a"));
+}

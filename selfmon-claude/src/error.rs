@@ -1,0 +1,251 @@
+//! The crate's error type: one variant per way a Claude run can fail.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use selfmon_core::Component;
+
+/// Everything that can go wrong when running the Claude Code CLI.
+///
+/// Converts into [`selfmon_core::Error::Adapter`] with `component: AnalysisRunner`; see
+/// [`Error::is_retryable`] for which variants may succeed when repeated.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The runner configuration is invalid; fix the named field.
+    #[error("claude runner configuration field `{field}`: {reason}")]
+    Config {
+        /// The field name (`max_stdin_bytes`).
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// The CLI binary was not found or is not executable.
+    #[error("Claude Code CLI not found at {path:?}: install it with `npm install -g @anthropic-ai/claude-code` (or the native installer) and put `claude` on PATH, or set `binary` in the claude runner configuration to its full path")]
+    CliNotFound {
+        /// The configured path or name.
+        path: PathBuf,
+        /// The lookup or spawn error, when there was one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+
+    /// The data to send on stdin is larger than the configured bound.
+    #[error("analysis data is {bytes} bytes, more than the limit of {limit} bytes sent to the Claude CLI on stdin; lower `max_digest_bytes` in the self-monitoring configuration or raise `max_stdin_bytes` (the CLI itself refuses 10 MB)")]
+    InputTooLarge {
+        /// Size of the data.
+        bytes: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+
+    /// A text that would go into an argument is too long for the operating system.
+    #[error("argument `{what}` is {bytes} bytes; Linux refuses single arguments over 128 KiB, so it must go in a file or on stdin")]
+    ArgumentTooLong {
+        /// Which argument.
+        what: &'static str,
+        /// Its size.
+        bytes: usize,
+    },
+
+    /// Preparing or talking to the subprocess failed (temp dir, spawn, pipes, wait).
+    #[error("could not {action} for the Claude CLI")]
+    Io {
+        /// What was being done (`create the temporary directory`).
+        action: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The run took longer than the timeout; the whole process group was killed and reaped.
+    #[error("Claude CLI did not finish within {}s; its process group was killed. Raise `timeout_secs` or shrink the digest", .timeout.as_secs())]
+    Timeout {
+        /// The limit that expired.
+        timeout: Duration,
+    },
+
+    /// The CLI wrote more to stdout or stderr than the cap allows; it was killed.
+    #[error("Claude CLI wrote more than {limit} bytes to {stream}; it was killed. Raise `max_{stream}_bytes` if this is legitimate")]
+    OutputTooLarge {
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The cap.
+        limit: usize,
+    },
+
+    /// The CLI was killed by a signal.
+    #[error("Claude CLI was killed by signal {signal}; stderr tail: {stderr_tail:?}")]
+    KilledBySignal {
+        /// The signal number.
+        signal: i32,
+        /// The last bytes of stderr.
+        stderr_tail: String,
+    },
+
+    /// The CLI exited with a non-zero status and no usable result object.
+    #[error("Claude CLI exited with status {code}; stderr tail: {stderr_tail:?}; stdout head: {stdout_head:?}")]
+    Exit {
+        /// The exit code.
+        code: i32,
+        /// The last bytes of stderr.
+        stderr_tail: String,
+        /// The first bytes of stdout.
+        stdout_head: String,
+    },
+
+    /// The CLI reported an error in its result object (`is_error: true`): bad credentials, API
+    /// failures, overload. Log in or check the API key when `retryable` is false.
+    #[error("Claude CLI reported an error (exit status {exit_code:?}, subtype {subtype:?}{}): {message}; stderr tail: {stderr_tail:?}", .api_error_status.map(|s| format!(", API status {s}")).unwrap_or_default())]
+    CliReportedError {
+        /// The process exit code.
+        exit_code: Option<i32>,
+        /// The result subtype.
+        subtype: String,
+        /// HTTP status of the failed API call, if the CLI reported one.
+        api_error_status: Option<u16>,
+        /// The CLI's `result` text.
+        message: String,
+        /// The last bytes of stderr.
+        stderr_tail: String,
+    },
+
+    /// The run stopped before it produced an answer (`error_max_turns`, `error_max_budget_usd`,
+    /// `error_during_execution`, `error_max_structured_output_retries`, or an unknown subtype).
+    #[error("Claude CLI stopped without an answer: subtype {subtype:?} after {num_turns:?} turn(s) (exit status {exit_code:?}); {hint}; stderr tail: {stderr_tail:?}")]
+    Unfinished {
+        /// The result subtype.
+        subtype: String,
+        /// Turns used.
+        num_turns: Option<u32>,
+        /// The process exit code.
+        exit_code: Option<i32>,
+        /// What to do about it.
+        hint: &'static str,
+        /// The last bytes of stderr.
+        stderr_tail: String,
+    },
+
+    /// The output held no result object that could be parsed.
+    #[error("Claude CLI output is not a result object ({reason}); exit status {exit_code:?}; stdout head: {stdout_head:?}; stderr tail: {stderr_tail:?}")]
+    UnparseableOutput {
+        /// What was wrong.
+        reason: String,
+        /// The process exit code.
+        exit_code: Option<i32>,
+        /// The first bytes of stdout.
+        stdout_head: String,
+        /// The last bytes of stderr.
+        stderr_tail: String,
+    },
+
+    /// The run succeeded but the structured output is missing or does not match the response type.
+    #[error("Claude CLI answered without a valid structured output: {reason}; output head: {output_head:?}")]
+    InvalidStructuredOutput {
+        /// What was wrong.
+        reason: String,
+        /// The first bytes of what was found.
+        output_head: String,
+    },
+}
+
+impl Error {
+    /// Whether repeating the run later may succeed: timeouts, signals, transient API failures
+    /// (408, 409, 429, 5xx) and runs that stopped early are retryable; a missing binary, bad
+    /// configuration, oversized input, bad credentials and other client errors (400, 401, 403, 404)
+    /// are not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Config { .. }
+            | Error::CliNotFound { .. }
+            | Error::InputTooLarge { .. }
+            | Error::ArgumentTooLong { .. } => false,
+            Error::CliReportedError {
+                api_error_status,
+                message,
+                ..
+            } => match api_error_status {
+                Some(s) => matches!(s, 408 | 409 | 429) || *s >= 500,
+                None => !looks_like_auth_failure(message),
+            },
+            Error::Io { .. }
+            | Error::Timeout { .. }
+            | Error::OutputTooLarge { .. }
+            | Error::KilledBySignal { .. }
+            | Error::Exit { .. }
+            | Error::Unfinished { .. }
+            | Error::UnparseableOutput { .. }
+            | Error::InvalidStructuredOutput { .. } => true,
+        }
+    }
+}
+
+fn looks_like_auth_failure(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "invalid api key",
+        "not logged in",
+        "please run /login",
+        "authentication",
+        "unauthorized",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+impl From<Error> for selfmon_core::Error {
+    fn from(e: Error) -> Self {
+        let retryable = e.is_retryable();
+        selfmon_core::Error::adapter(Component::AnalysisRunner, retryable, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_binary_is_not_retryable_and_says_how_to_install() {
+        let e = Error::CliNotFound {
+            path: "claude".into(),
+            source: None,
+        };
+        assert!(!e.is_retryable());
+        assert!(e
+            .to_string()
+            .contains("npm install -g @anthropic-ai/claude-code"));
+        let core: selfmon_core::Error = e.into();
+        assert!(!core.is_retryable());
+    }
+
+    #[test]
+    fn bad_credentials_are_not_retryable_but_overload_is() {
+        let auth = Error::CliReportedError {
+            exit_code: Some(1),
+            subtype: "success".into(),
+            api_error_status: None,
+            message: "Invalid API key · Please run /login".into(),
+            stderr_tail: String::new(),
+        };
+        assert!(!auth.is_retryable());
+        let overloaded = Error::CliReportedError {
+            exit_code: Some(1),
+            subtype: "success".into(),
+            api_error_status: Some(529),
+            message: "Overloaded".into(),
+            stderr_tail: String::new(),
+        };
+        assert!(overloaded.is_retryable());
+    }
+
+    #[test]
+    fn timeout_converts_to_a_retryable_core_error() {
+        let core: selfmon_core::Error = Error::Timeout {
+            timeout: Duration::from_secs(3),
+        }
+        .into();
+        assert!(core.is_retryable());
+        assert!(core.to_string().contains("within 3s"));
+    }
+}

@@ -1,0 +1,225 @@
+//! [`ClaudeRunner`]: the [`AnalysisRunner`] that runs the Claude Code CLI headless, and the generic
+//! structured job the host's other Claude jobs use.
+
+use std::sync::RwLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use selfmon_core::error::truncate_chars;
+use selfmon_core::{
+    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, EvidenceScope, FindingLimits, Usage,
+};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::cli_result::interpret;
+use crate::config::ClaudeRunnerConfig;
+use crate::error::Error;
+use crate::extract::extract_object;
+use crate::invocation::{build_args, build_env};
+use crate::process::{self, resolve_binary, Invocation, Limits};
+use crate::response::{response_schema, validate_findings, RawResponse};
+
+/// One structured Claude job: a model, instructions, untrusted data and the JSON schema the answer
+/// must match. Self-monitoring scans and the host's other jobs (golden-repo analysis) both use it;
+/// the model travels with the job, so a model changed in the host's configuration applies to the
+/// next job.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaudeJob<'a> {
+    /// The model for this job.
+    pub model: &'a ClaudeModel,
+    /// What to do; becomes the system prompt (via a file, never an argument).
+    pub instructions: &'a str,
+    /// The untrusted input; sent on stdin.
+    pub data: &'a str,
+    /// JSON schema of the answer (`--json-schema`).
+    pub schema: &'a Value,
+    /// A time limit for this job; the configured timeout applies if it is shorter.
+    pub timeout: Option<Duration>,
+}
+
+/// What a successful job returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobOutput {
+    /// The schema-validated answer as the CLI reported it.
+    pub structured_output: Value,
+    /// Tokens, cost, turns and time.
+    pub usage: Usage,
+    /// The CLI's session id (not persisted to disk).
+    pub session_id: Option<String>,
+}
+
+/// Runs the Claude Code CLI as a least-privilege, bounded subprocess.
+///
+/// Each run gets a fresh private temporary directory (working directory plus the instructions
+/// file), an environment built from scratch, its own process group and a deadline. See the crate
+/// documentation for the exact command line.
+#[derive(Debug)]
+pub struct ClaudeRunner {
+    config: RwLock<ClaudeRunnerConfig>,
+    limits: FindingLimits,
+}
+
+impl ClaudeRunner {
+    /// A runner with the given configuration, after [`ClaudeRunnerConfig::validate`].
+    pub fn new(config: ClaudeRunnerConfig) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(ClaudeRunner {
+            config: RwLock::new(config),
+            limits: FindingLimits::default(),
+        })
+    }
+
+    /// Uses `limits` when validating findings instead of the defaults.
+    pub fn with_finding_limits(mut self, limits: FindingLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> ClaudeRunnerConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration after validating it. Runs already started keep the old one; the
+    /// next run uses the new one, without a restart.
+    pub fn set_config(&self, config: ClaudeRunnerConfig) -> Result<(), Error> {
+        config.validate()?;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
+    }
+
+    /// Runs one structured job and returns the CLI's validated structured output.
+    ///
+    /// Errors: [`Error::InputTooLarge`] before spawning when `data` exceeds `max_stdin_bytes`;
+    /// [`Error::CliNotFound`]; [`Error::Timeout`] after killing the process group; and one variant
+    /// per way the CLI can fail (see [`crate::cli_result::interpret`]).
+    pub async fn run_job(&self, job: &ClaudeJob<'_>) -> Result<JobOutput, Error> {
+        let config = self.config();
+        let span =
+            tracing::info_span!("claude_job", model = %job.model, data_bytes = job.data.len());
+        async move {
+            if job.data.len() > config.max_stdin_bytes {
+                return Err(Error::InputTooLarge {
+                    bytes: job.data.len(),
+                    limit: config.max_stdin_bytes,
+                });
+            }
+            let program = resolve_binary(&config.binary, std::env::var_os("PATH").as_deref())?;
+            let temp = tempfile::Builder::new()
+                .prefix("selfmon-claude-")
+                .tempdir()
+                .map_err(|e| Error::Io {
+                    action: "create the temporary directory",
+                    source: e,
+                })?;
+            let cwd = temp.path().join("work");
+            std::fs::create_dir(&cwd).map_err(|e| Error::Io {
+                action: "create the working directory",
+                source: e,
+            })?;
+            let instructions = temp.path().join("instructions.md");
+            std::fs::write(&instructions, job.instructions).map_err(|e| Error::Io {
+                action: "write the instructions file",
+                source: e,
+            })?;
+            let schema = job.schema.to_string();
+            let invocation = Invocation {
+                program,
+                args: build_args(&config, job.model, &schema, &instructions)?,
+                env: build_env(&config, std::env::vars_os()),
+                cwd,
+            };
+            let timeout = job
+                .timeout
+                .map_or(config.timeout(), |t| t.min(config.timeout()));
+            let limits = Limits {
+                timeout,
+                max_stdout_bytes: config.max_stdout_bytes,
+                max_stderr_bytes: config.max_stderr_bytes,
+            };
+            let output = process::run(&invocation, job.data.as_bytes(), limits).await?;
+            let result = interpret(output.status, &output.stdout, &output.stderr)?;
+            let usage = result.usage();
+            tracing::info!(
+                turns = usage.turns,
+                cost_usd = usage.cost_usd,
+                input_tokens = usage.input_tokens,
+                output_tokens = usage.output_tokens,
+                "claude job finished"
+            );
+            Ok(JobOutput {
+                structured_output: result.structured_output.unwrap_or(Value::Null),
+                usage,
+                session_id: result.session_id,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Reads the findings response out of a structured output: an object, or a string holding one
+/// (possibly wrapped in noise).
+fn parse_response(output: &Value) -> Result<RawResponse, Error> {
+    let invalid = |reason: String| Error::InvalidStructuredOutput {
+        reason,
+        output_head: truncate_chars(&output.to_string(), 500),
+    };
+    match output {
+        Value::String(text) => extract_object::<RawResponse>(text, |_| true).map_err(invalid),
+        other => serde_json::from_value::<RawResponse>(other.clone())
+            .map_err(|e| invalid(format!("does not match the findings response: {e}"))),
+    }
+}
+
+#[async_trait]
+impl AnalysisRunner for ClaudeRunner {
+    async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
+        let schema = response_schema(Some(request.max_findings));
+        let job = ClaudeJob {
+            model: &request.model,
+            instructions: &request.instructions,
+            data: &request.data,
+            schema: &schema,
+            timeout: Some(request.timeout),
+        };
+        let output = self
+            .run_job(&job)
+            .instrument(tracing::info_span!("claude_analysis", scan_id = %request.scan_id))
+            .await?;
+        let raw = parse_response(&output.structured_output)?;
+        let signature_ids = request.digest.signature_ids();
+        let scope = EvidenceScope {
+            first_id: request.first_record_id,
+            last_id: request.last_record_id,
+            signature_ids: &signature_ids,
+        };
+        let (findings, rejected) = validate_findings(
+            &raw,
+            &self.limits,
+            &scope,
+            &request.digest,
+            request.max_findings,
+        );
+        if !rejected.is_empty() {
+            tracing::warn!(
+                rejected = rejected.len(),
+                accepted = findings.len(),
+                "claude findings rejected"
+            );
+        }
+        Ok(Analysis {
+            findings,
+            rejected,
+            usage: output.usage,
+        })
+    }
+
+    fn name(&self) -> &str {
+        "claude"
+    }
+}

@@ -1,0 +1,89 @@
+use chrono::{Duration, Utc};
+
+use crate::model::{Classification, IssueDraft, IssueState, Marker};
+use crate::traits::IssueTracker;
+
+fn draft(fp: &str, title: &str) -> IssueDraft {
+    let marker = Marker::for_fingerprint(fp);
+    IssueDraft {
+        title: title.to_string(),
+        body: format!("## Summary\n\nconformance\n\n{}\n", marker.as_str()),
+        labels: vec!["selfmon".into(), "bug".into()],
+        classification: Classification::ServerBug,
+        fingerprint: fp.to_string(),
+        marker,
+    }
+}
+
+/// Checks an [`IssueTracker`] that starts with no selfmon issues. It files two issues.
+pub async fn issue_tracker(tracker: &dyn IssueTracker) {
+    assert!(
+        tracker.list_issues(None).await.expect("list").is_empty(),
+        "a fresh tracker lists no selfmon issues"
+    );
+    let a = tracker
+        .create_issue(&draft("aa01", "[BUG] conformance one"))
+        .await
+        .expect("create a");
+    let b = tracker
+        .create_issue(&draft("bb02", "[BUG] conformance two"))
+        .await
+        .expect("create b");
+    assert_ne!(a.number, b.number, "issue numbers are unique");
+    assert_eq!(a.state, IssueState::Open);
+    assert!(!a.url.is_empty(), "an issue has a link");
+
+    let listed = tracker.list_issues(None).await.expect("list");
+    assert_eq!(listed.len(), 2, "both issues are listed");
+    let la = listed
+        .iter()
+        .find(|t| t.issue.number == a.number)
+        .expect("a listed");
+    assert_eq!(la.title, "[BUG] conformance one");
+    assert_eq!(
+        la.marker.as_ref().map(Marker::fingerprint),
+        Some("aa01"),
+        "the marker is found in the listed body"
+    );
+
+    let found = tracker
+        .find_by_marker(&Marker::for_fingerprint("bb02"))
+        .await
+        .expect("find");
+    assert_eq!(
+        found.map(|r| r.number),
+        Some(b.number),
+        "find_by_marker sees an issue created moments ago"
+    );
+    assert!(tracker
+        .find_by_marker(&Marker::for_fingerprint("cc03"))
+        .await
+        .expect("find none")
+        .is_none());
+
+    tracker
+        .comment(a.number, "a comment")
+        .await
+        .expect("comment");
+    assert!(
+        tracker.comment(999_999, "x").await.is_err(),
+        "commenting on a missing issue is an error"
+    );
+    assert!(
+        tracker.reopen(999_999).await.is_err(),
+        "reopening a missing issue is an error"
+    );
+    tracker
+        .reopen(a.number)
+        .await
+        .expect("reopening an open issue is harmless");
+    let since = Utc::now() - Duration::days(1);
+    assert_eq!(
+        tracker
+            .list_issues(Some(since))
+            .await
+            .expect("list since")
+            .len(),
+        2
+    );
+}

@@ -1,0 +1,12 @@
+//! Conformance suites: one per trait, run by the in-memory adapters and every real adapter against
+//! themselves, so "implements the contract" is checked the same way everywhere. A host's own
+//! adapter can call them from its tests too. They panic (assert) on a violation, naming the rule.
+//! Enabled by the `mock` feature.
+
+mod issue_tracker;
+mod log_source;
+mod state_store;
+
+pub use issue_tracker::issue_tracker;
+pub use log_source::{log_source, sample_records};
+pub use state_store::state_store;

@@ -1,0 +1,266 @@
+//! Issue titles, bodies and comments, built by selfmon from validated fields with a fixed template.
+//!
+//! Model-written prose is data: it is escaped so it cannot add links, images, HTML, headings,
+//! mentions or cross-references, and log excerpts sit in code fences longer than any backtick run
+//! inside them. Bodies are capped below the tracker's 65,536-character limit.
+
+use std::fmt::Write as _;
+
+use crate::digest::Signature;
+use crate::error::truncate_chars;
+use crate::model::{Classification, Finding, Marker, ScanId};
+
+/// Largest body selfmon produces, in characters (GitHub's limit is 65,536).
+pub const MAX_BODY_CHARS: usize = 60_000;
+/// Longest title, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
+/// `[BUG] title`, with the title cleaned (no control characters, whitespace folded, capped).
+pub fn issue_title(classification: Classification, title: &str) -> String {
+    let cleaned: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .filter(|c| !is_bidi_control(*c))
+        .collect();
+    let folded = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Titles are not Markdown, but trackers still turn `@name` into mentions and `#12` into links.
+    let defused = truncate_chars(&folded, MAX_TITLE_CHARS)
+        .replace('@', "@\u{2060}")
+        .replace('#', "#\u{2060}")
+        // Titles are shown raw in notifications and chat integrations that do render links and
+        // HTML: break those too, readably.
+        .replace("](", "]\u{2060}(")
+        .replace("://", ":\u{2060}//")
+        .replace("www.", "www\u{2060}.")
+        .replace('<', "\u{2039}")
+        .replace('>', "\u{203A}");
+    format!("{} {}", classification.title_prefix(), defused)
+}
+
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Escapes untrusted text for inline Markdown: no links, images, HTML, emphasis, headings,
+/// mentions (`@name`), references (`#123`) or task lists survive.
+pub fn escape_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    let mut line_start = true;
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            continue;
+        }
+        if is_bidi_control(c) {
+            continue;
+        }
+        let at_line_start = line_start;
+        line_start = c == '\n' || (line_start && c == ' ');
+        match c {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '|' | '!' | '~' | '{' | '}' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // List markers, rules and setext underlines only matter at the start of a line.
+            '+' | '-' | '=' if at_line_start => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A zero-width joiner after @ stops GitHub from treating the word as a mention; the
+            // entity form of `&` stops HTML entities.
+            '@' => out.push_str("@\u{2060}"),
+            // `#` followed by a word joiner is neither a heading nor an issue reference.
+            '#' => out.push_str("#\u{2060}"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            _ => out.push(c),
+        }
+    }
+    // Bare URLs and `www.` are autolinked by GitHub: break them with a word joiner.
+    out.replace("://", ":\u{2060}//")
+        .replace("www.", "www\u{2060}.")
+}
+
+/// A fenced code block that `content` cannot break out of.
+pub fn code_block(content: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in content.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    let fence = "`".repeat((longest + 1).max(3));
+    let cleaned: String = content
+        .chars()
+        .filter(|&c| (c == '\n' || c == '\t' || !c.is_control()) && !is_bidi_control(c))
+        .collect();
+    format!("{fence}text\n{cleaned}\n{fence}\n")
+}
+
+/// The body of a new issue.
+pub fn issue_body(
+    finding: &Finding,
+    signatures: &[&Signature],
+    scan_id: &ScanId,
+    marker: &Marker,
+    server: Option<&str>,
+) -> String {
+    let mut b = String::new();
+    let _ = writeln!(b, "## Summary\n\n{}\n", escape_markdown(&finding.summary));
+    if let Some(server) = server {
+        let _ = writeln!(b, "**Server:** {}", escape_markdown(server));
+    }
+    let _ = writeln!(b, "**Classification:** `{}`", finding.classification);
+    if !finding.error_codes.is_empty() {
+        let codes: Vec<String> = finding
+            .error_codes
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect();
+        let _ = writeln!(b, "**Error codes:** {}", codes.join(", "));
+    }
+    if let Some(t) = &finding.error_type {
+        let _ = writeln!(b, "**Error type:** {}", escape_markdown(t));
+    }
+    if !finding.source_files.is_empty() {
+        let files: Vec<String> = finding
+            .source_files
+            .iter()
+            .map(|f| escape_markdown(f))
+            .collect();
+        let _ = writeln!(b, "**Suspected files:** {}", files.join(", "));
+    }
+    b.push('\n');
+    evidence(&mut b, signatures, &finding.evidence_record_ids);
+    if let Some(c) = &finding.suspected_cause {
+        let _ = writeln!(b, "## Suspected cause\n\n{}\n", escape_markdown(c));
+    }
+    if let Some(f) = &finding.suggested_fix {
+        let _ = writeln!(b, "## Suggested fix\n\n{}\n", escape_markdown(f));
+    }
+    finish(b, scan_id, Some(marker))
+}
+
+/// The comment added to an existing issue when a related finding or a regression appears.
+pub fn occurrence_comment(
+    heading: &str,
+    finding: &Finding,
+    signatures: &[&Signature],
+    scan_id: &ScanId,
+) -> String {
+    let mut b = String::new();
+    let _ = writeln!(
+        b,
+        "### {heading}\n\n{}\n",
+        escape_markdown(&finding.summary)
+    );
+    evidence(&mut b, signatures, &finding.evidence_record_ids);
+    finish(b, scan_id, None)
+}
+
+fn evidence(b: &mut String, signatures: &[&Signature], evidence_ids: &[i64]) {
+    if !signatures.is_empty() {
+        let _ = writeln!(b, "## Evidence\n");
+        let _ = writeln!(
+            b,
+            "| Level | Count | First seen | Last seen | Record ids | Error codes |"
+        );
+        let _ = writeln!(b, "|---|---:|---|---|---|---|");
+        for s in signatures {
+            let codes: Vec<&str> = s.error_codes.iter().map(|c| c.as_str()).collect();
+            let _ = writeln!(
+                b,
+                "| {} | {} | {} | {} | {}..{} | {} |",
+                s.level,
+                s.count,
+                escape_markdown(&s.first_timestamp),
+                escape_markdown(&s.last_timestamp),
+                s.first_id,
+                s.last_id,
+                codes.join(", ")
+            );
+        }
+        b.push('\n');
+        for s in signatures.iter().take(3) {
+            let mut excerpt = format!("template: {}\n", s.template);
+            for m in s.sample_messages.iter().take(2) {
+                let _ = writeln!(excerpt, "sample: {m}");
+            }
+            b.push_str(&code_block(&excerpt));
+        }
+        b.push('\n');
+    }
+    if !evidence_ids.is_empty() {
+        let ids: Vec<String> = evidence_ids.iter().take(50).map(i64::to_string).collect();
+        let _ = writeln!(b, "**Log record ids:** {}\n", ids.join(", "));
+    }
+}
+
+fn finish(mut b: String, scan_id: &ScanId, marker: Option<&Marker>) -> String {
+    let footer = format!(
+        "\n---\n_Filed by selfmon, scan `{}`._\n{}",
+        scan_id,
+        marker
+            .map(|m| format!("{}\n", m.as_str()))
+            .unwrap_or_default()
+    );
+    let budget = MAX_BODY_CHARS.saturating_sub(footer.chars().count() + 64);
+    if b.chars().count() > budget {
+        b = truncate_chars(&b, budget);
+        // Close any code fence the cut left open.
+        if b.matches("\n```").count() % 2 == 1 || b.starts_with("```") {
+            b.push_str("\n````````````````\n");
+        }
+        b.push_str("\n\n_(truncated)_\n");
+    }
+    b.push_str(&footer);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_get_the_prefix_and_lose_control_characters() {
+        assert_eq!(
+            issue_title(Classification::ServerBug, "a\n\tb\u{202E}c"),
+            "[BUG] a bc"
+        );
+        assert!(
+            issue_title(Classification::DocumentationGap, &"x".repeat(500))
+                .chars()
+                .count()
+                <= 207
+        );
+    }
+
+    #[test]
+    fn escaping_defuses_markdown() {
+        let e = escape_markdown("![x](https://a.example) <img> @admin #12 - [ ] task");
+        assert!(!e.contains("]("));
+        assert!(!e.contains("<img"));
+        assert!(!e.contains("@admin"));
+        assert!(!e.contains(" #12"));
+    }
+
+    #[test]
+    fn code_blocks_outgrow_backtick_runs() {
+        let b = code_block("a ```` b");
+        assert!(b.starts_with("`````text"));
+    }
+
+    #[test]
+    fn bodies_are_capped_and_keep_the_marker() {
+        let mut f = Finding::new(Classification::ServerBug, "t", "x".repeat(100_000));
+        f.suggested_fix = Some("y".repeat(10));
+        let m = Marker::for_fingerprint("abcd");
+        let body = issue_body(&f, &[], &ScanId("s".into()), &m, None);
+        assert!(body.chars().count() <= MAX_BODY_CHARS);
+        assert!(body.contains(m.as_str()));
+    }
+}

@@ -1,0 +1,97 @@
+//! `mockall` mocks of every trait, for interaction tests ("was comment called once").
+//! Enabled by the `mock` feature.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mockall::mock;
+
+use crate::dedup::KnownIssues;
+use crate::error::Result;
+use crate::model::{
+    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanRecord,
+    TrackedIssue,
+};
+use crate::traits::{
+    Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
+    IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, Lease, LeaseOutcome, LogPage,
+    LogSource, LogSourceDescription, Page, PageRequest, StateStore, Submission,
+};
+
+mock! {
+    /// Mock [`LogSource`].
+    pub LogSource {}
+    #[async_trait]
+    impl LogSource for LogSource {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage>;
+        async fn max_id(&self) -> Result<Option<i64>>;
+        fn describe(&self) -> LogSourceDescription;
+    }
+}
+
+mock! {
+    /// Mock [`JobQueue`].
+    pub JobQueue {}
+    #[async_trait]
+    impl JobQueue for JobQueue {
+        async fn submit(&self, job: JobSpec) -> Result<JobId>;
+        async fn active_job(&self, kind: &JobKind) -> Result<Option<(JobId, JobStatus)>>;
+        async fn status(&self, id: &JobId) -> Result<Option<JobStatus>>;
+        async fn submit_if_idle(&self, job: JobSpec) -> Result<Submission>;
+    }
+}
+
+mock! {
+    /// Mock [`AnalysisRunner`].
+    pub AnalysisRunner {}
+    #[async_trait]
+    impl AnalysisRunner for AnalysisRunner {
+        async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis>;
+        fn name(&self) -> &str;
+    }
+}
+
+mock! {
+    /// Mock [`IssueTracker`].
+    pub IssueTracker {}
+    #[async_trait]
+    impl IssueTracker for IssueTracker {
+        async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
+        async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
+        async fn comment(&self, number: u64, body: &str) -> Result<()>;
+        async fn reopen(&self, number: u64) -> Result<()>;
+        async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+    }
+}
+
+mock! {
+    /// Mock [`Deduplicator`].
+    pub Deduplicator {}
+    #[async_trait]
+    impl Deduplicator for Deduplicator {
+        async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+    }
+}
+
+mock! {
+    /// Mock [`StateStore`].
+    pub StateStore {}
+    #[async_trait]
+    impl StateStore for StateStore {
+        async fn try_acquire_lease(&self, owner: &str, ttl: std::time::Duration, now: DateTime<Utc>) -> Result<LeaseOutcome>;
+        async fn release_lease(&self, lease: &Lease) -> Result<()>;
+        async fn last_successful_cursor(&self) -> Result<i64>;
+        async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
+        async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
+        async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
+        async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
+        async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
+        async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
+        async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
+        async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
+        async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+        async fn load_template_state(&self) -> Result<Option<String>>;
+        async fn save_template_state(&self, state: &str) -> Result<()>;
+    }
+}

@@ -1,0 +1,225 @@
+//! A rule-based [`AnalysisRunner`] so the whole pipeline runs with no model at all.
+//!
+//! Rules, applied to each digest signature in order:
+//! 1. deprecation or unknown-parameter messages → `documentation_gap`;
+//! 2. validation and authentication failures that repeat → `client_misuse`;
+//! 3. tracebacks and panics, errors carrying an error code, CRITICAL records, and warnings that
+//!    repeat (a possible stuck state) → `server_bug`.
+//!
+//! Everything else (one-off warnings, informational records) is not actionable.
+
+use async_trait::async_trait;
+
+use crate::digest::Signature;
+use crate::error::{truncate_chars, Result};
+use crate::model::{Classification, Finding, Level};
+use crate::traits::{Analysis, AnalysisRequest, AnalysisRunner, Usage};
+
+/// The offline, rule-based runner. Deterministic; costs nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfflineRunner;
+
+const DOC_WORDS: [&str; 7] = [
+    "deprecated",
+    "deprecation",
+    "unknown parameter",
+    "unknown field",
+    "unrecognized",
+    "unrecognised",
+    "unsupported parameter",
+];
+const CLIENT_WORDS: [&str; 10] = [
+    "validation",
+    "invalid request",
+    "invalid parameter",
+    "invalid argument",
+    "missing required",
+    "unauthorized",
+    "authentication failed",
+    "forbidden",
+    "bad request",
+    "not authorized",
+];
+
+impl OfflineRunner {
+    /// The finding for one signature, if any rule applies.
+    pub fn classify(signature: &Signature) -> Option<Finding> {
+        let lower = signature.template.to_lowercase();
+        let (class, why) = if DOC_WORDS.iter().any(|w| lower.contains(w)) {
+            (
+                Classification::DocumentationGap,
+                "Clients keep sending something the server treats as deprecated or unknown; the documentation likely still describes it or does not explain the replacement.",
+            )
+        } else if CLIENT_WORDS.iter().any(|w| lower.contains(w)) {
+            if signature.count < 3 && !signature.repeated {
+                return None;
+            }
+            (
+                Classification::ClientMisuse,
+                "Clients repeatedly send requests the server rejects; the API should reject them earlier or explain the expected input better.",
+            )
+        } else if signature.has_traceback {
+            (
+                Classification::ServerBug,
+                "The server raised an unhandled exception (a traceback or panic was logged).",
+            )
+        } else if signature.level >= Level::Critical
+            || (signature.level >= Level::Error && !signature.error_codes.is_empty())
+        {
+            (
+                Classification::ServerBug,
+                "The server logged an error for its own operation.",
+            )
+        } else if signature.level >= Level::Error && signature.repeated {
+            (Classification::ServerBug, "The same error keeps recurring.")
+        } else if signature.level == Level::Warning && signature.repeated {
+            (
+                Classification::ServerBug,
+                "The same warning repeats many times in one window: a possible stuck state.",
+            )
+        } else {
+            return None;
+        };
+        let error_type = signature
+            .sample_messages
+            .iter()
+            .find_map(|m| error_type_of(m));
+        // The title comes from the first line of a sample, masked: tracebacks span many lines.
+        let first_line = signature
+            .sample_messages
+            .first()
+            .and_then(|m| m.lines().next())
+            .map(|l| crate::template::Templater::new().mask(l))
+            .unwrap_or_else(|| signature.template.clone());
+        let title = match &error_type {
+            Some(t) if signature.has_traceback && !first_line.contains(t.as_str()) => {
+                format!("{t}: {first_line}")
+            }
+            _ => first_line,
+        };
+        let mut f = Finding::new(
+            class,
+            truncate_chars(title.trim(), 150),
+            format!(
+                "{why} Seen {} time(s) at level {} from `{}` (records {}..{}).",
+                signature.count,
+                signature.level,
+                signature.source.as_deref().unwrap_or("unknown source"),
+                signature.first_id,
+                signature.last_id
+            ),
+        );
+        f.evidence_record_ids = signature.sample_ids.clone();
+        f.error_codes = signature.error_codes.clone();
+        f.signature_ids = vec![signature.id.clone()];
+        f.error_type = error_type;
+        Some(f)
+    }
+}
+
+/// The exception or error type named in a message (`ValueError`, `ConnectionRefusedError`, `panic`).
+pub fn error_type_of(message: &str) -> Option<String> {
+    if message.contains("panicked at") {
+        return Some("panic".to_string());
+    }
+    for line in message.lines().rev() {
+        let word = line
+            .trim()
+            .split([':', ' ', '('])
+            .next()
+            .unwrap_or_default();
+        let last = word.rsplit('.').next().unwrap_or(word);
+        if (last.ends_with("Error") || last.ends_with("Exception"))
+            && last.len() > 5
+            && last.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Some(last.to_string());
+        }
+    }
+    None
+}
+
+#[async_trait]
+impl AnalysisRunner for OfflineRunner {
+    async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis> {
+        let findings: Vec<Finding> = request
+            .digest
+            .signatures
+            .iter()
+            .filter_map(Self::classify)
+            .take(request.max_findings)
+            .collect();
+        Ok(Analysis {
+            findings,
+            rejected: Vec::new(),
+            usage: Usage {
+                cost_usd: Some(0.0),
+                ..Usage::default()
+            },
+        })
+    }
+
+    fn name(&self) -> &str {
+        "offline"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SelfMonitoringConfig;
+    use crate::digest::Digest;
+    use crate::model::LogRecord;
+
+    fn classify(records: Vec<LogRecord>) -> Vec<Option<Classification>> {
+        let d = Digest::build(&records, &SelfMonitoringConfig::default()).unwrap();
+        d.signatures
+            .iter()
+            .map(|s| OfflineRunner::classify(s).map(|f| f.classification))
+            .collect()
+    }
+
+    #[test]
+    fn rules_classify_each_kind() {
+        let mut recs = vec![LogRecord::new(
+            1,
+            Level::Error,
+            "Traceback (most recent call last):\n  File \"x.py\"\nValueError: bad",
+        )];
+        recs.push(LogRecord::new(
+            2,
+            Level::Warning,
+            "parameter 'limit' is deprecated, use 'page_size'",
+        ));
+        for i in 3..6 {
+            recs.push(LogRecord::new(
+                i,
+                Level::Warning,
+                "request validation failed: field 'name' missing",
+            ));
+        }
+        recs.push(LogRecord::new(7, Level::Warning, "cache miss"));
+        assert_eq!(
+            classify(recs),
+            [
+                Some(Classification::ServerBug),
+                Some(Classification::DocumentationGap),
+                Some(Classification::ClientMisuse),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn error_types_are_found_in_tracebacks_and_panics() {
+        assert_eq!(
+            error_type_of("Traceback\n  x\nsqlite3.OperationalError: locked").as_deref(),
+            Some("OperationalError")
+        );
+        assert_eq!(
+            error_type_of("thread 'main' panicked at src/x.rs:1").as_deref(),
+            Some("panic")
+        );
+        assert_eq!(error_type_of("all good"), None);
+    }
+}

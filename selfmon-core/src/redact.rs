@@ -1,0 +1,456 @@
+//! Redaction of secrets and personal data from everything that leaves the process.
+//!
+//! The [`Redactor`] replaces each detected value with `[REDACTED:<kind>]`. It is applied by the
+//! engine (never by individual adapters) to the digest and prompt given to the runner and to every
+//! issue title, body and comment given to the tracker. Templating and fingerprints are computed on
+//! the original messages, so redaction never changes a fingerprint.
+//!
+//! Speed: one Aho-Corasick pass over literal triggers (`ghp_`, `AKIA`, `://`, `password`, `@`, ...)
+//! decides which rules can apply; text with no trigger is returned untouched without running any
+//! regular expression.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::{Captures, Regex};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// What to redact beyond secrets and emails.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedactionConfig {
+    /// Also redact IPv4 and IPv6 addresses.
+    pub ip_addresses: bool,
+    /// Also redact user ids in `user=...`, `user_id: ...`, `username=...` pairs.
+    pub user_ids: bool,
+    /// Extra regular expressions; every match becomes `[REDACTED:custom]`.
+    pub extra_patterns: Vec<String>,
+}
+
+impl RedactionConfig {
+    /// Problems with the configuration, as `(field, reason)` pairs relative to this struct.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        self.extra_patterns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                Regex::new(p).err().map(|e| {
+                    (
+                        format!("extra_patterns[{i}]"),
+                        format!("not a valid regular expression: {e}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+/// How a rule rewrites a match.
+#[derive(Debug, Clone, Copy)]
+enum Rewrite {
+    /// Replace the whole match.
+    Whole,
+    /// Keep capture group 1 (a key and separator), replace the rest.
+    KeepPrefix,
+    /// Keep groups 1 and 2 (scheme and user of a URL), replace the password, keep the `@`.
+    UrlPassword,
+    /// `Basic <b64>` only when the value looks like base64, not like a word.
+    BasicAuth,
+    /// An email address, except the `git@host:org/repo` form of a git remote.
+    Email,
+}
+
+struct Rule {
+    kind: &'static str,
+    triggers: &'static [&'static str],
+    regex: Regex,
+    rewrite: Rewrite,
+}
+
+/// Finds and replaces secrets. Cheap to clone via `Arc`; build once and reuse.
+pub struct Redactor {
+    rules: Vec<Rule>,
+    /// For each trigger pattern id, the bit set of rules it arms.
+    trigger_masks: Vec<u128>,
+    prefilter: AhoCorasick,
+    always: Vec<usize>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session[_-]?id|cookie)";
+
+fn builtin() -> Vec<(&'static str, &'static [&'static str], String, Rewrite)> {
+    vec![
+        ("private_key", &["-----BEGIN"], r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)".into(), Rewrite::Whole),
+        ("github_token", &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"\bgh[pousr]_[A-Za-z0-9]{20,255}".into(), Rewrite::Whole),
+        ("github_token", &["github_pat_"], r"\bgithub_pat_[A-Za-z0-9_]{20,255}".into(), Rewrite::Whole),
+        ("aws_access_key", &["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"], r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b".into(), Rewrite::Whole),
+        ("aws_secret_key", &["aws_secret", "secret_access_key", "aws secret"], r#"(?i)((?:aws_?)?secret_?access_?key|aws_?secret(?:_?key)?|aws secret(?: access)? key)(["']?\s*[=:]\s*["']?|\s+)[A-Za-z0-9/+=]{40}"#.into(), Rewrite::KeepPrefix),
+        ("slack_webhook", &["hooks.slack.com"], r"https?://hooks\.slack\.com/[A-Za-z0-9/_-]+".into(), Rewrite::Whole),
+        ("slack_token", &["xox"], r"\bxox[abposr]-[A-Za-z0-9-]{10,}".into(), Rewrite::Whole),
+        ("stripe_key", &["sk_live", "sk_test", "rk_live", "rk_test", "pk_live", "pk_test"], r"\b[spr]k_(?:live|test)_[A-Za-z0-9]{10,}".into(), Rewrite::Whole),
+        ("google_api_key", &["AIza"], r"\bAIza[0-9A-Za-z_-]{35}".into(), Rewrite::Whole),
+        ("anthropic_key", &["sk-ant-"], r"\bsk-ant-[A-Za-z0-9_-]{16,}".into(), Rewrite::Whole),
+        ("openai_key", &["sk-"], r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}".into(), Rewrite::Whole),
+        ("jwt", &["eyJ"], r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*".into(), Rewrite::Whole),
+        ("authorization", &["authorization", "Authorization", "AUTHORIZATION"], r#"(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+"#.into(), Rewrite::KeepPrefix),
+        ("authorization", &["bearer", "Bearer", "BEARER"], r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*".into(), Rewrite::KeepPrefix),
+        ("authorization", &["Basic "], r"(\bBasic\s+)([A-Za-z0-9+/]{8,}={0,2})".into(), Rewrite::BasicAuth),
+        ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
+        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key"],
+            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
+        ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
+    ]
+}
+
+impl Redactor {
+    /// The default redactor: secrets and emails.
+    pub fn new() -> Self {
+        Self::build(&RedactionConfig::default()).unwrap_or_else(|e| {
+            // The built-in patterns are constants compiled by every test run; this cannot fail.
+            unreachable!("built-in redaction patterns are invalid: {e}")
+        })
+    }
+
+    /// A redactor with the optional kinds and extra patterns of `config`.
+    pub fn with_config(config: &RedactionConfig) -> Result<Self> {
+        Self::build(config)
+    }
+
+    fn build(config: &RedactionConfig) -> Result<Self> {
+        let mut specs = builtin();
+        if config.ip_addresses {
+            specs.push((
+                "ip_address",
+                &["."],
+                r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b".into(),
+                Rewrite::Whole,
+            ));
+            specs.push((
+                "ip_address",
+                &["::"],
+                r"(?i)\b(?:[0-9a-f]{1,4}:){1,7}:?(?::?[0-9a-f]{1,4}){1,7}\b".into(),
+                Rewrite::Whole,
+            ));
+        }
+        if config.user_ids {
+            specs.push(("user_id", &["user", "User", "USER"], r#"(?i)(\b(?:user(?:_?id|_?name)?|uid|login)["']?\s*[=:]\s*["']?)[A-Za-z0-9_.@+-]+"#.into(), Rewrite::KeepPrefix));
+        }
+        let mut rules = Vec::new();
+        let mut patterns: Vec<String> = Vec::new();
+        let mut trigger_rules: Vec<Vec<usize>> = Vec::new();
+        for (kind, triggers, re, rewrite) in specs {
+            let regex = Regex::new(&re)
+                .map_err(|e| Error::config(format!("redaction rule {kind}"), e.to_string()))?;
+            let idx = rules.len();
+            for t in triggers {
+                match patterns.iter().position(|p| p == t) {
+                    Some(p) => trigger_rules[p].push(idx),
+                    None => {
+                        patterns.push((*t).to_string());
+                        trigger_rules.push(vec![idx]);
+                    }
+                }
+            }
+            rules.push(Rule {
+                kind,
+                triggers,
+                regex,
+                rewrite,
+            });
+        }
+        let mut always = Vec::new();
+        for (i, p) in config.extra_patterns.iter().enumerate() {
+            let regex = Regex::new(p).map_err(|e| {
+                Error::config(
+                    format!("redaction.extra_patterns[{i}]"),
+                    format!("not a valid regular expression: {e}"),
+                )
+            })?;
+            always.push(rules.len());
+            rules.push(Rule {
+                kind: "custom",
+                triggers: &[],
+                regex,
+                rewrite: Rewrite::Whole,
+            });
+        }
+        let prefilter = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(false)
+            .match_kind(MatchKind::Standard)
+            .build(&patterns)
+            .map_err(|e| Error::config("redaction", e.to_string()))?;
+        if rules.len() - always.len() > 128 {
+            return Err(Error::config(
+                "redaction",
+                "too many built-in rules for the trigger bit set",
+            ));
+        }
+        let trigger_masks = trigger_rules
+            .iter()
+            .map(|rs| rs.iter().fold(0u128, |m, &r| m | (1u128 << r)))
+            .collect();
+        Ok(Redactor {
+            rules,
+            trigger_masks,
+            prefilter,
+            always,
+        })
+    }
+
+    /// `text` with every detected secret replaced; borrowed when nothing was found.
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        // Which rules the triggers arm, as a bit set (rules are few; extra patterns always run).
+        let mut armed: u128 = 0;
+        for m in self.prefilter.find_overlapping_iter(text) {
+            armed |= self.trigger_masks[m.pattern().as_usize()];
+        }
+        if armed == 0 && self.always.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        let mut out: Cow<'a, str> = Cow::Borrowed(text);
+        for (i, rule) in self.rules.iter().enumerate() {
+            let on = if i < 128 {
+                armed & (1u128 << i) != 0
+            } else {
+                false
+            } || self.always.contains(&i);
+            if !on {
+                continue;
+            }
+            if let Cow::Owned(s) = apply(rule, &out) {
+                out = Cow::Owned(s);
+            }
+        }
+        out
+    }
+
+    /// Convenience: the redacted text as an owned string.
+    pub fn redact_string(&self, text: &str) -> String {
+        self.redact(text).into_owned()
+    }
+
+    /// The kinds this redactor detects (for documentation and reports).
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut k: Vec<&'static str> = self.rules.iter().map(|r| r.kind).collect();
+        k.dedup();
+        k
+    }
+
+    /// Trigger literals of every rule (for documentation and reports).
+    pub fn triggers(&self) -> usize {
+        self.rules.iter().map(|r| r.triggers.len()).sum()
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
+    let placeholder = format!("[REDACTED:{}]", rule.kind);
+    match rule.rewrite {
+        Rewrite::Whole => rule.regex.replace_all(text, placeholder.as_str()),
+        Rewrite::KeepPrefix => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let whole = c.get(0).map_or("", |m| m.as_str());
+            let prefix = c.get(1).map_or("", |m| m.as_str());
+            let value = &whole[prefix.len()..];
+            if value.trim_matches(['"', '\'']).starts_with("[REDACTED")
+                || value.trim_matches(['"', '\'']).is_empty()
+            {
+                whole.to_string()
+            } else {
+                format!("{prefix}{placeholder}")
+            }
+        }),
+        Rewrite::UrlPassword => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            format!(
+                "{}{}:{}@",
+                c.get(1).map_or("", |m| m.as_str()),
+                c.get(2).map_or("", |m| m.as_str()),
+                placeholder
+            )
+        }),
+        Rewrite::Email => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let m = c.get(0);
+            let whole = m.map_or("", |m| m.as_str());
+            let next = m.and_then(|m| text[m.end()..].chars().next());
+            if whole.starts_with("git@") && next == Some(':') {
+                whole.to_string()
+            } else {
+                placeholder.clone()
+            }
+        }),
+        Rewrite::BasicAuth => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let value = c.get(2).map_or("", |m| m.as_str());
+            let looks_encoded = value.ends_with('=')
+                || value
+                    .bytes()
+                    .any(|b| b.is_ascii_digit() || b == b'+' || b == b'/')
+                || (value.bytes().any(|b| b.is_ascii_uppercase())
+                    && value.bytes().skip(1).any(|b| b.is_ascii_uppercase())
+                    && value.len() >= 12);
+            if looks_encoded {
+                format!("{}{}", c.get(1).map_or("", |m| m.as_str()), placeholder)
+            } else {
+                c.get(0).map_or("", |m| m.as_str()).to_string()
+            }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> String {
+        Redactor::new().redact_string(s)
+    }
+
+    #[test]
+    fn each_builtin_kind_is_redacted() {
+        let cases = [
+            (
+                "token ghp_abcdefghijklmnopqrstuvwxyz0123456789 used",
+                "github_token",
+            ),
+            (
+                "pat github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+                "github_token",
+            ),
+            ("key AKIAIOSFODNN7EXAMPLE here", "aws_access_key"),
+            (
+                "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "aws_secret_key",
+            ),
+            (
+                "hook https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+                "slack_webhook",
+            ),
+            ("slack xoxb-123456789012-abcdefghijkl", "slack_token"),
+            ("stripe sk_live_abcdefghij0123456789", "stripe_key"),
+            (
+                "google AIzaSyA-abcdefghijklmnopqrstuvwxyz012345",
+                "google_api_key",
+            ),
+            (
+                "anthropic sk-ant-api03-abcdefghijklmnopqrstuv",
+                "anthropic_key",
+            ),
+            ("openai sk-proj-abcdefghijklmnopqrstuvwxyz", "openai_key"),
+            (
+                "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+                "jwt",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+                "private_key",
+            ),
+            ("Authorization: Bearer abc.def.ghi123", "authorization"),
+            ("header Basic dXNlcjpwYXNzd29yZA==", "authorization"),
+            (
+                "postgres://admin:hunter2@db.internal:5432/app",
+                "url_password",
+            ),
+            ("login password=hunter2 ok", "secret"),
+            ("{\"api_key\": \"abcd1234\"}", "secret"),
+            ("Server=db;Uid=sa;Pwd=Sup3r;", "secret"),
+            ("mail bob.smith@example.org now", "email"),
+        ];
+        for (input, kind) in cases {
+            let out = r(input);
+            assert!(
+                out.contains(&format!("[REDACTED:{kind}]")),
+                "{input:?} -> {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_gone_from_the_output() {
+        let out = r("postgres://admin:hunter2@db/app password=s3cr3t ghp_abcdefghijklmnopqrstuvwxyz0123456789");
+        for secret in ["hunter2", "s3cr3t", "ghp_abc"] {
+            assert!(!out.contains(secret), "{out}");
+        }
+        assert!(
+            out.contains("postgres://admin:[REDACTED:url_password]@db/app"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn ordinary_text_is_borrowed_untouched() {
+        let text =
+            "GET /api/repos/12 200 in 3ms; basic authentication is disabled; input_tokens: 1234";
+        assert!(
+            matches!(Redactor::new().redact(text), Cow::Borrowed(_)) || r(text) == text,
+            "{}",
+            r(text)
+        );
+        assert_eq!(r(text), text);
+    }
+
+    #[test]
+    fn git_remotes_are_not_emails() {
+        assert_eq!(
+            r("clone git@github.com:org/repo.git failed"),
+            "clone git@github.com:org/repo.git failed"
+        );
+        assert_eq!(r("mail git@example.com now"), "mail [REDACTED:email] now");
+    }
+
+    #[test]
+    fn redaction_is_idempotent() {
+        let once = r("password=hunter2 and Authorization: Bearer abcdefgh123 and bob@example.com");
+        assert_eq!(r(&once), once);
+    }
+
+    #[test]
+    fn optional_kinds_and_extra_patterns() {
+        let cfg = RedactionConfig {
+            ip_addresses: true,
+            user_ids: true,
+            extra_patterns: vec!["ACME-[0-9]{4}".into()],
+        };
+        let red = Redactor::with_config(&cfg).unwrap();
+        let out = red.redact_string("from 10.1.2.3 user_id=alice ticket ACME-1234");
+        assert_eq!(
+            out,
+            "from [REDACTED:ip_address] user_id=[REDACTED:user_id] ticket [REDACTED:custom]"
+        );
+        assert_eq!(
+            r("from 10.1.2.3"),
+            "from 10.1.2.3",
+            "IPs stay unless configured"
+        );
+    }
+
+    #[test]
+    fn a_bad_extra_pattern_is_a_config_error() {
+        let cfg = RedactionConfig {
+            extra_patterns: vec!["(".into()],
+            ..Default::default()
+        };
+        assert!(
+            matches!(Redactor::with_config(&cfg), Err(Error::Config { ref field, .. }) if field == "redaction.extra_patterns[0]")
+        );
+        assert_eq!(cfg.problems().len(), 1);
+    }
+
+    #[test]
+    fn an_unterminated_private_key_is_redacted_to_the_end() {
+        let out = r("-----BEGIN PRIVATE KEY-----\nMIIE\nabc");
+        assert_eq!(out, "[REDACTED:private_key]");
+    }
+}

@@ -1,0 +1,186 @@
+//! Scheduling for hosts: when a scan is due, and submitting it to the host's job queue.
+
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::SelfMonitoringConfig;
+use crate::error::Result;
+use crate::model::{ScanStatus, ScanTrigger};
+use crate::traits::{JobKind, JobQueue, JobSpec, JobStatus, PageRequest, StateStore, Submission};
+
+/// What [`SelfMonitoringService::tick`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "tick", rename_all = "snake_case")]
+pub enum TickOutcome {
+    /// Self-monitoring is disabled.
+    Disabled,
+    /// Not due yet.
+    NotDue {
+        /// When it will be.
+        next_at: DateTime<Utc>,
+    },
+    /// Due, and a job was submitted (or one was already active).
+    Due(Submission),
+}
+
+/// The scheduler state a UI shows, read from the job queue and the store, never guessed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SchedulerState {
+    /// No scan queued or running.
+    Idle,
+    /// A scan job is waiting.
+    Queued,
+    /// A scan is running.
+    Running,
+}
+
+/// What a host needs to schedule scans: due-ness per cadence, and single submission to its queue.
+/// Holds no thread of its own; the host calls [`tick`](Self::tick) from its timer (or uses
+/// [`spawn_ticker`](Self::spawn_ticker)).
+pub struct SelfMonitoringService {
+    config: Arc<RwLock<SelfMonitoringConfig>>,
+    queue: Arc<dyn JobQueue>,
+    store: Arc<dyn StateStore>,
+    last_submitted: Mutex<Option<DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for SelfMonitoringService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfMonitoringService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SelfMonitoringService {
+    /// A service reading the shared configuration (see [`crate::engine::SelfMonitor::config_handle`]).
+    pub fn new(
+        config: Arc<RwLock<SelfMonitoringConfig>>,
+        queue: Arc<dyn JobQueue>,
+        store: Arc<dyn StateStore>,
+    ) -> Self {
+        SelfMonitoringService {
+            config,
+            queue,
+            store,
+            last_submitted: Mutex::new(None),
+        }
+    }
+
+    fn config(&self) -> SelfMonitoringConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn job(&self, trigger: ScanTrigger) -> JobSpec {
+        JobSpec {
+            kind: JobKind::SelfMonitoring,
+            model: self.config().model,
+            trigger,
+            payload: serde_json::Value::Null,
+        }
+    }
+
+    /// When the next scheduled scan is due: the later of the last scan's start and the last
+    /// submission, plus the cadence; `now` when nothing ever ran. `None` when disabled.
+    pub async fn next_scan_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let config = self.config();
+        if !config.enabled {
+            return Ok(None);
+        }
+        let last_scan = self
+            .store
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
+            .await?
+            .items
+            .into_iter()
+            .next()
+            .map(|s| s.started_at);
+        let last_submit = *self
+            .last_submitted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let last = last_scan.max(last_submit);
+        Ok(Some(match last {
+            None => now,
+            Some(t) => t + chrono::Duration::minutes(i64::from(config.cadence_minutes)),
+        }))
+    }
+
+    /// Submits a scheduled scan when enabled, due, and none is queued or running.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickOutcome> {
+        let Some(next_at) = self.next_scan_at(now).await? else {
+            return Ok(TickOutcome::Disabled);
+        };
+        if now < next_at {
+            return Ok(TickOutcome::NotDue { next_at });
+        }
+        let sub = self
+            .queue
+            .submit_if_idle(self.job(ScanTrigger::Scheduled))
+            .await?;
+        if matches!(sub, Submission::Submitted { .. }) {
+            *self
+                .last_submitted
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
+        }
+        Ok(TickOutcome::Due(sub))
+    }
+
+    /// Submits a manual scan now (even when disabled), unless one is queued or running.
+    pub async fn run_now(&self) -> Result<Submission> {
+        self.queue
+            .submit_if_idle(self.job(ScanTrigger::Manual))
+            .await
+    }
+
+    /// Idle, queued or running, from the job queue (and the store for scans run outside it).
+    pub async fn state(&self) -> Result<SchedulerState> {
+        if let Some((_, status)) = self.queue.active_job(&JobKind::SelfMonitoring).await? {
+            return Ok(match status {
+                JobStatus::Queued => SchedulerState::Queued,
+                _ => SchedulerState::Running,
+            });
+        }
+        let latest = self
+            .store
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
+            .await?
+            .items
+            .into_iter()
+            .next();
+        Ok(match latest {
+            Some(s) if s.status == ScanStatus::Running => SchedulerState::Running,
+            _ => SchedulerState::Idle,
+        })
+    }
+
+    /// Spawns a tokio task that calls [`tick`](Self::tick) every `period` until the handle is
+    /// aborted. Errors are logged and the loop goes on.
+    pub fn spawn_ticker(
+        self: Arc<Self>,
+        period: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(e) = self.tick(Utc::now()).await {
+                    tracing::warn!(error = %e, "self-monitoring tick failed");
+                }
+            }
+        })
+    }
+}

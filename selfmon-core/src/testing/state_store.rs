@@ -1,0 +1,284 @@
+//! An in-memory state store with failure injection.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::{Error, Result};
+use crate::model::{FiledIssue, FilingIntent, IssueState, ScanRecord, ScanStatus};
+use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+
+/// Operations of [`MemoryStateStore`] that can be made to fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOp {
+    /// `begin_scan`.
+    BeginScan,
+    /// `finish_scan`.
+    FinishScan,
+    /// `filed_issues`.
+    FiledIssues,
+    /// `record_intent`.
+    RecordIntent,
+    /// `complete_intent`.
+    CompleteIntent,
+    /// `record_occurrences`.
+    RecordOccurrences,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    lease: Option<Lease>,
+    scans: Vec<ScanRecord>,
+    issues: Vec<FiledIssue>,
+    intents: Vec<FilingIntent>,
+    templates: Option<String>,
+    failing: HashSet<StoreOp>,
+}
+
+/// State in memory: good for tests and for hosts that keep no history.
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStateStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes `op` fail until [`heal`](Self::heal) is called.
+    pub fn fail(&self, op: StoreOp) {
+        self.lock().failing.insert(op);
+    }
+
+    /// Stops every injected failure.
+    pub fn heal(&self) {
+        self.lock().failing.clear();
+    }
+
+    fn check(&self, op: StoreOp) -> Result<()> {
+        if self.lock().failing.contains(&op) {
+            return Err(Error::adapter(
+                crate::Component::StateStore,
+                true,
+                format!("injected fault: {op:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every scan record, oldest first.
+    pub fn scans(&self) -> Vec<ScanRecord> {
+        self.lock().scans.clone()
+    }
+
+    /// Every filed issue.
+    pub fn issues(&self) -> Vec<FiledIssue> {
+        self.lock().issues.clone()
+    }
+
+    /// Open intents.
+    pub fn intents(&self) -> Vec<FilingIntent> {
+        self.lock().intents.clone()
+    }
+
+    /// The current lease holder, if any (expired or not).
+    pub fn lease(&self) -> Option<Lease> {
+        self.lock().lease.clone()
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStateStore {
+    async fn try_acquire_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
+        let mut i = self.lock();
+        if let Some(l) = &i.lease {
+            if l.expires_at > now && l.owner != owner {
+                return Ok(LeaseOutcome::Held(l.clone()));
+            }
+        }
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(2));
+        let lease = Lease {
+            owner: owner.to_string(),
+            expires_at: now + ttl,
+        };
+        i.lease = Some(lease.clone());
+        Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let mut i = self.lock();
+        if i.lease.as_ref().is_some_and(|l| l.owner == lease.owner) {
+            i.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn last_successful_cursor(&self) -> Result<i64> {
+        Ok(self
+            .lock()
+            .scans
+            .iter()
+            .filter(|s| s.status == ScanStatus::Success)
+            .max_by_key(|s| (s.completed_at, s.started_at))
+            .map(|s| s.log_id_end)
+            .unwrap_or(0))
+    }
+
+    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64> {
+        let mut n = 0;
+        for s in self
+            .lock()
+            .scans
+            .iter_mut()
+            .filter(|s| s.status == ScanStatus::Running)
+        {
+            s.status = ScanStatus::Failure;
+            s.completed_at = Some(now);
+            s.error_message = Some(reason.to_string());
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    async fn begin_scan(&self, record: &ScanRecord) -> Result<()> {
+        self.check(StoreOp::BeginScan)?;
+        self.lock().scans.push(record.clone());
+        Ok(())
+    }
+
+    async fn finish_scan(&self, record: &ScanRecord) -> Result<()> {
+        self.check(StoreOp::FinishScan)?;
+        let mut i = self.lock();
+        match i.scans.iter_mut().find(|s| s.scan_id == record.scan_id) {
+            Some(s) => *s = record.clone(),
+            None => i.scans.push(record.clone()),
+        }
+        Ok(())
+    }
+
+    async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
+        self.check(StoreOp::FiledIssues)?;
+        Ok(self.lock().issues.clone())
+    }
+
+    async fn record_occurrences(
+        &self,
+        issue_number: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.check(StoreOp::RecordOccurrences)?;
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.occurrences += count;
+            i.last_seen_at = now;
+        }
+        Ok(())
+    }
+
+    async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.issue.state = state;
+        }
+        Ok(())
+    }
+
+    async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {
+        self.check(StoreOp::RecordIntent)?;
+        self.lock().intents.push(intent.clone());
+        Ok(())
+    }
+
+    async fn open_intents(&self) -> Result<Vec<FilingIntent>> {
+        Ok(self.lock().intents.clone())
+    }
+
+    async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()> {
+        self.check(StoreOp::CompleteIntent)?;
+        let mut i = self.lock();
+        i.intents.retain(|x| x.intent_id != intent_id);
+        if !i
+            .issues
+            .iter()
+            .any(|x| x.issue.number == issue.issue.number)
+        {
+            i.issues.push(issue.clone());
+        }
+        Ok(())
+    }
+
+    async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
+        let i = self.lock();
+        let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        Ok(Page {
+            total: all.len() as u64,
+            items: all
+                .into_iter()
+                .skip(page.offset as usize)
+                .take(page.limit.min(500) as usize)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn list_issues(
+        &self,
+        filter: &IssueFilter,
+        page: PageRequest,
+    ) -> Result<Page<FiledIssue>> {
+        let i = self.lock();
+        let mut all: Vec<&FiledIssue> = i
+            .issues
+            .iter()
+            .filter(|x| filter.classification.is_none_or(|c| c == x.classification))
+            .filter(|x| filter.state.is_none_or(|s| s == x.issue.state))
+            .collect();
+        all.sort_by(|a, b| {
+            b.created_at
+                .cmp(&a.created_at)
+                .then(b.issue.number.cmp(&a.issue.number))
+        });
+        Ok(Page {
+            total: all.len() as u64,
+            items: all
+                .into_iter()
+                .skip(page.offset as usize)
+                .take(page.limit.min(500) as usize)
+                .cloned()
+                .collect(),
+        })
+    }
+
+    async fn load_template_state(&self) -> Result<Option<String>> {
+        Ok(self.lock().templates.clone())
+    }
+
+    async fn save_template_state(&self, state: &str) -> Result<()> {
+        self.lock().templates = Some(state.to_string());
+        Ok(())
+    }
+}

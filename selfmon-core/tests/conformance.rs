@@ -1,0 +1,30 @@
+//! The in-memory adapters pass the shared conformance suites.
+
+use selfmon_core::conformance;
+use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
+use selfmon_core::Level;
+
+#[tokio::test]
+async fn memory_log_source_conforms() {
+    let source = MemoryLogSource::new();
+    let records = conformance::sample_records();
+    for r in &records {
+        source.append(r.clone());
+    }
+    conformance::log_source(&source, &records, Level::Warning).await;
+    let all = MemoryLogSource::with_min_level(Level::Debug);
+    for r in &records {
+        all.append(r.clone());
+    }
+    conformance::log_source(&all, &records, Level::Debug).await;
+}
+
+#[tokio::test]
+async fn memory_state_store_conforms() {
+    conformance::state_store(&MemoryStateStore::new()).await;
+}
+
+#[tokio::test]
+async fn memory_issue_tracker_conforms() {
+    conformance::issue_tracker(&MemoryIssueTracker::new()).await;
+}

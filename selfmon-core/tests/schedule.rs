@@ -1,0 +1,228 @@
+//! `SelfMonitoringService`: tick and run-now semantics with a fake clock.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{Duration, TimeZone, Utc};
+use selfmon_core::mock::MockJobQueue;
+use selfmon_core::testing::{JobHandler, MemoryJobQueue, MemoryStateStore};
+use selfmon_core::{
+    JobId, JobKind, JobSpec, JobStatus, ScanId, ScanRecord, ScanTrigger, SchedulerState,
+    SelfMonitoringConfig, SelfMonitoringService, StateStore, Submission, TickOutcome,
+};
+
+struct Gate(tokio::sync::Semaphore);
+
+#[async_trait::async_trait]
+impl JobHandler for Gate {
+    async fn run(&self, _job: &JobSpec) -> Result<(), String> {
+        let _p = self.0.acquire().await.map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+fn enabled(cadence: u32) -> Arc<RwLock<SelfMonitoringConfig>> {
+    Arc::new(RwLock::new(SelfMonitoringConfig {
+        enabled: true,
+        cadence_minutes: cadence,
+        ..Default::default()
+    }))
+}
+
+#[tokio::test]
+async fn tick_does_nothing_while_disabled() {
+    let mut q = MockJobQueue::new();
+    q.expect_submit_if_idle().never();
+    let svc = SelfMonitoringService::new(
+        Arc::new(RwLock::new(SelfMonitoringConfig::default())),
+        Arc::new(q),
+        Arc::new(MemoryStateStore::new()),
+    );
+    assert_eq!(svc.tick(Utc::now()).await.unwrap(), TickOutcome::Disabled);
+}
+
+#[tokio::test]
+async fn tick_submits_when_due_and_not_again_until_the_cadence_passes() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let mut q = MockJobQueue::new();
+    q.expect_submit_if_idle().times(2).returning(|job| {
+        assert_eq!(job.kind, JobKind::SelfMonitoring);
+        assert_eq!(job.trigger, ScanTrigger::Scheduled);
+        Ok(Submission::Submitted {
+            job_id: JobId("j".into()),
+        })
+    });
+    let svc =
+        SelfMonitoringService::new(enabled(30), Arc::new(q), Arc::new(MemoryStateStore::new()));
+    assert!(
+        matches!(
+            svc.tick(t0).await.unwrap(),
+            TickOutcome::Due(Submission::Submitted { .. })
+        ),
+        "never ran: due at once"
+    );
+    assert_eq!(
+        svc.tick(t0 + Duration::minutes(29)).await.unwrap(),
+        TickOutcome::NotDue {
+            next_at: t0 + Duration::minutes(30)
+        }
+    );
+    assert!(matches!(
+        svc.tick(t0 + Duration::minutes(30)).await.unwrap(),
+        TickOutcome::Due(_)
+    ));
+}
+
+#[tokio::test]
+async fn due_time_follows_the_last_scan_in_the_store() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let store = Arc::new(MemoryStateStore::new());
+    store
+        .begin_scan(&ScanRecord::started(
+            ScanId::new(),
+            ScanTrigger::Manual,
+            0,
+            t0,
+        ))
+        .await
+        .unwrap();
+    let svc = SelfMonitoringService::new(enabled(60), Arc::new(MockJobQueue::new()), store);
+    assert_eq!(
+        svc.next_scan_at(t0).await.unwrap(),
+        Some(t0 + Duration::minutes(60))
+    );
+    assert!(matches!(
+        svc.tick(t0 + Duration::minutes(10)).await.unwrap(),
+        TickOutcome::NotDue { .. }
+    ));
+}
+
+#[tokio::test]
+async fn run_now_is_refused_while_a_scan_is_queued_or_running() {
+    let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));
+    let queue = MemoryJobQueue::start(gate.clone());
+    let store = Arc::new(MemoryStateStore::new());
+    let svc = SelfMonitoringService::new(enabled(60), queue.clone(), store);
+    assert_eq!(svc.state().await.unwrap(), SchedulerState::Idle);
+    let first = svc.run_now().await.unwrap();
+    let Submission::Submitted { job_id } = first else {
+        panic!("{first:?}")
+    };
+    let second = svc.run_now().await.unwrap();
+    assert!(
+        matches!(second, Submission::AlreadyActive { job_id: ref j, .. } if *j == job_id),
+        "{second:?}"
+    );
+    assert_ne!(svc.state().await.unwrap(), SchedulerState::Idle);
+    gate.0.add_permits(1);
+    assert_eq!(queue.wait(&job_id).await, Some(JobStatus::Succeeded));
+    assert_eq!(svc.state().await.unwrap(), SchedulerState::Idle);
+    assert!(matches!(
+        svc.run_now().await.unwrap(),
+        Submission::Submitted { .. }
+    ));
+}
+
+#[tokio::test]
+async fn the_job_carries_the_model_configured_at_submit_time() {
+    let config = enabled(60);
+    let mut q = MockJobQueue::new();
+    q.expect_submit_if_idle().times(1).returning(|job| {
+        assert_eq!(job.model, selfmon_core::ClaudeModel::Opus);
+        Ok(Submission::Submitted {
+            job_id: JobId("j".into()),
+        })
+    });
+    let svc = SelfMonitoringService::new(
+        config.clone(),
+        Arc::new(q),
+        Arc::new(MemoryStateStore::new()),
+    );
+    config.write().unwrap().model = selfmon_core::ClaudeModel::Opus;
+    svc.run_now().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_memory_queue_runs_jobs_one_at_a_time_in_order() {
+    struct Recorder(
+        std::sync::Mutex<Vec<String>>,
+        std::sync::atomic::AtomicUsize,
+    );
+    #[async_trait::async_trait]
+    impl JobHandler for Recorder {
+        async fn run(&self, job: &JobSpec) -> Result<(), String> {
+            let running = self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            assert_eq!(running, 0, "two jobs ran at once");
+            tokio::task::yield_now().await;
+            self.0.lock().unwrap().push(job.payload.to_string());
+            self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            if job.payload == 2 {
+                Err("boom".into())
+            } else {
+                Ok(())
+            }
+        }
+    }
+    let rec = Arc::new(Recorder(Default::default(), Default::default()));
+    let q = MemoryJobQueue::start(rec.clone());
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let job = JobSpec {
+            kind: JobKind::GoldenRepo,
+            model: Default::default(),
+            trigger: ScanTrigger::Manual,
+            payload: i.into(),
+        };
+        ids.push(
+            selfmon_core::JobQueue::submit(q.as_ref(), job)
+                .await
+                .unwrap(),
+        );
+    }
+    for id in &ids {
+        q.wait(id).await;
+    }
+    assert_eq!(*rec.0.lock().unwrap(), ["0", "1", "2", "3"]);
+    assert_eq!(
+        q.wait(&ids[2]).await,
+        Some(JobStatus::Failed {
+            error: "boom".into()
+        })
+    );
+    assert_eq!(
+        selfmon_core::JobQueue::status(q.as_ref(), &JobId("nope".into()))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_self_monitor_runs_as_a_queued_job_end_to_end() {
+    let r = {
+        let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+        logs.log(
+            selfmon_core::Level::Critical,
+            "db",
+            "[DB-LOCK-003] database is locked",
+        );
+        logs
+    };
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = Arc::new(
+        selfmon_core::SelfMonitor::builder()
+            .log_source(r)
+            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+            .tracker(Arc::new(selfmon_core::testing::MemoryIssueTracker::new()))
+            .store(store.clone())
+            .build()
+            .unwrap(),
+    );
+    let queue = MemoryJobQueue::start(monitor.clone());
+    let svc = SelfMonitoringService::new(monitor.config_handle(), queue.clone(), store.clone());
+    let Submission::Submitted { job_id } = svc.run_now().await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(queue.wait(&job_id).await, Some(JobStatus::Succeeded));
+    assert_eq!(store.scans()[0].issues_created, 1);
+    assert_eq!(store.scans()[0].trigger, ScanTrigger::Manual);
+}

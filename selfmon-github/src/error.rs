@@ -1,0 +1,266 @@
+//! The crate's error type: one variant per condition a caller can act on.
+
+use chrono::{DateTime, Utc};
+use selfmon_core::Component;
+
+/// Everything that can go wrong talking to GitHub.
+///
+/// Converts into [`selfmon_core::Error::Adapter`] with `component = IssueTracker`; see
+/// [`Error::is_retryable`] for which variants may succeed later.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration field is malformed; fix the named field.
+    #[error("GitHub configuration field `{field}`: {reason}")]
+    Config {
+        /// The field (`repository`, `base_url`, ...).
+        field: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// The environment variable that should hold the token is unset or empty.
+    #[error("no GitHub token: environment variable `{env_var}` is unset or empty; set it to a token with Issues read/write access")]
+    TokenMissing {
+        /// The variable's name.
+        env_var: String,
+    },
+
+    /// GitHub answered 401: the token is invalid, expired or revoked.
+    #[error("GitHub rejected the token from `{env_var}` (401): it is invalid, expired or revoked; replace it")]
+    Unauthorized {
+        /// The environment variable the token came from.
+        env_var: String,
+    },
+
+    /// GitHub answered 403 without rate-limit signs: the token lacks a permission.
+    #[error("GitHub refused {action} on {repository} (403): the token needs {needed}{}; GitHub said: {message}",
+        accepted.as_deref().map(|a| format!(" (GitHub accepts: {a})")).unwrap_or_default())]
+    Forbidden {
+        /// What was attempted (`"creating an issue"`).
+        action: &'static str,
+        /// `owner/name`.
+        repository: String,
+        /// The permission needed (`"Issues: write (fine-grained) or the repo scope (classic)"`).
+        needed: &'static str,
+        /// `x-accepted-github-permissions` / `x-accepted-oauth-scopes`, when GitHub sent them.
+        accepted: Option<String>,
+        /// GitHub's message.
+        message: String,
+    },
+
+    /// GitHub answered 404 for the repository (or one of its issues).
+    #[error("GitHub returned 404 for {what}: the repository {repository} was not found or the token has no access to it; check `repository` and the token's repository access")]
+    NotFound {
+        /// `owner/name`.
+        repository: String,
+        /// What was looked up (`"the issue list"`, `"issue #12"`).
+        what: String,
+    },
+
+    /// GitHub answered 410: issues are disabled on the repository.
+    #[error("issues are disabled on {repository} (410); enable them in the repository settings or file elsewhere")]
+    IssuesDisabled {
+        /// `owner/name`.
+        repository: String,
+    },
+
+    /// GitHub answered 410 for an issue that was deleted.
+    #[error("GitHub says {what} is gone (410): {message}")]
+    Gone {
+        /// What was addressed (`"issue #12"`).
+        what: String,
+        /// GitHub's message.
+        message: String,
+    },
+
+    /// GitHub answered 422: it rejected the request's content.
+    #[error("GitHub rejected the request (422): {message}")]
+    Validation {
+        /// GitHub's message, with the per-field errors.
+        message: String,
+    },
+
+    /// The primary rate limit is exhausted until `reset_at`, later than the configured maximum wait.
+    #[error("GitHub rate limit exhausted until {reset_at}, longer than the configured maximum wait of {max_wait_secs} s; retry after the reset")]
+    RateLimited {
+        /// When the limit resets.
+        reset_at: DateTime<Utc>,
+        /// The configured maximum wait.
+        max_wait_secs: u64,
+    },
+
+    /// A secondary (abuse) rate limit asks for a wait longer than the configured maximum.
+    #[error("GitHub secondary rate limit: asked to wait {retry_after_secs} s, longer than the configured maximum of {max_wait_secs} s; retry later")]
+    SecondaryRateLimited {
+        /// How long GitHub asked to wait (60 s when it did not say).
+        retry_after_secs: u64,
+        /// The configured maximum wait.
+        max_wait_secs: u64,
+    },
+
+    /// The request timed out. For a create, the issue may exist anyway: reconcile by marker.
+    #[error("GitHub request {method} {path} timed out")]
+    Timeout {
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// The connection failed or broke. For a create, the issue may exist anyway: reconcile by marker.
+    #[error("GitHub request {method} {path} failed to connect or lost its connection")]
+    Connection {
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+
+    /// GitHub answered 5xx.
+    #[error("GitHub server error {status} on {method} {path}: {message}")]
+    Server {
+        /// The status code.
+        status: u16,
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// GitHub's message, if any.
+        message: String,
+    },
+
+    /// Any other unexpected status.
+    #[error("GitHub answered {status} to {method} {path}: {message}")]
+    UnexpectedStatus {
+        /// The status code.
+        status: u16,
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// GitHub's message, if any.
+        message: String,
+    },
+
+    /// A response body was not the JSON GitHub documents.
+    #[error("GitHub's response to {path} could not be read: {source}")]
+    InvalidResponse {
+        /// Path of the request.
+        path: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A pagination `Link` pointed outside the configured API, so it was not followed (the token
+    /// would have been sent there).
+    #[error("GitHub pagination link {url:?} is outside the configured API base {base}; not following it")]
+    ForeignLink {
+        /// The link.
+        url: String,
+        /// The configured base.
+        base: String,
+    },
+
+    /// A listing had more pages than `max_list_pages`.
+    #[error(
+        "listing {what} exceeded {max_pages} pages; raise `max_list_pages` or close old issues"
+    )]
+    TooManyPages {
+        /// What was listed.
+        what: &'static str,
+        /// The configured maximum.
+        max_pages: u32,
+    },
+
+    /// A body is longer than GitHub accepts; nothing was sent.
+    #[error("{what} body is {chars} characters, more than GitHub's {max}; nothing was sent")]
+    BodyTooLong {
+        /// `"issue"` or `"comment"`.
+        what: &'static str,
+        /// Its length in characters.
+        chars: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The HTTP client could not be built or a request could not be formed.
+    #[error("could not prepare the GitHub HTTP client or request: {source}")]
+    Client {
+        /// The client error.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the same call may succeed later: rate limits, timeouts, connection failures and
+    /// 5xx. Authentication, permission, validation and configuration errors are not.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited { .. }
+                | Error::SecondaryRateLimited { .. }
+                | Error::Timeout { .. }
+                | Error::Connection { .. }
+                | Error::Server { .. }
+        )
+    }
+}
+
+impl From<Error> for selfmon_core::Error {
+    fn from(e: Error) -> Self {
+        let retryable = e.is_retryable();
+        selfmon_core::Error::adapter(Component::IssueTracker, retryable, e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_and_server_errors_are_retryable_auth_is_not() {
+        let rl = Error::RateLimited {
+            reset_at: Utc::now(),
+            max_wait_secs: 1,
+        };
+        assert!(rl.is_retryable());
+        let core: selfmon_core::Error = rl.into();
+        assert!(core.is_retryable());
+        let core: selfmon_core::Error = Error::Unauthorized {
+            env_var: "GH".into(),
+        }
+        .into();
+        assert!(!core.is_retryable());
+        assert!(core.to_string().contains("issue tracker failed"));
+        assert!(core.to_string().contains("`GH`"));
+    }
+
+    #[test]
+    fn the_github_error_stays_reachable_as_the_source() {
+        let core: selfmon_core::Error = Error::IssuesDisabled {
+            repository: "acme/server".into(),
+        }
+        .into();
+        let source = std::error::Error::source(&core).unwrap();
+        assert!(matches!(
+            source.downcast_ref::<Error>(),
+            Some(Error::IssuesDisabled { .. })
+        ));
+    }
+}

@@ -1,0 +1,337 @@
+//! One place where requests are sent: headers, spacing, rate-limit waits, GET retries, and the
+//! mapping of statuses to [`Error`] variants.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+
+use crate::config::GitHubConfig;
+use crate::error::Error;
+use crate::rate_limit::{classify, RateLimit, Spacer};
+use crate::wire::{next_link, ErrorBody};
+
+/// The REST API version selfmon is written against.
+pub const API_VERSION: &str = "2022-11-28";
+
+/// How many rate-limit waits one call may sit through before giving up (each is bounded by
+/// `max_rate_limit_wait_secs`); guards against a server that keeps answering "wait".
+const MAX_RATE_LIMIT_WAITS: u32 = 3;
+
+/// What kind of request, which decides spacing and whether a failed send may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A GET of the REST API: retried on 5xx, timeouts and connection errors.
+    Read,
+    /// A GET of the search API: retried like `Read`, and spaced by `search_spacing_ms`.
+    Search,
+    /// A mutating request, spaced by `mutation_spacing_ms`. `retry_safe` only for requests whose
+    /// repetition cannot change the outcome (setting an issue's state); never for a create.
+    Mutation { retry_safe: bool },
+}
+
+/// One request to send.
+pub(crate) struct Call<'a> {
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<&'a serde_json::Value>,
+    pub kind: Kind,
+    /// What is being done, for a 403 message (`"creating an issue"`).
+    pub action: &'static str,
+    /// The permission the request needs, for a 403 message.
+    pub needed: &'static str,
+    /// What was addressed, for a 404 message (`"issue #12"`).
+    pub what: String,
+}
+
+/// A successful response, read in full.
+pub(crate) struct Reply {
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+    pub path: String,
+}
+
+impl Reply {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        serde_json::from_slice(&self.bytes).map_err(|source| Error::InvalidResponse {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    pub fn next_link(&self) -> Option<String> {
+        self.headers
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link)
+            .map(str::to_string)
+    }
+}
+
+/// The HTTP side of the tracker.
+pub(crate) struct Http {
+    client: reqwest::Client,
+    base: Url,
+    repository: String,
+    token_env: String,
+    max_wait: Duration,
+    max_get_attempts: u32,
+    backoff: Duration,
+    mutations: Spacer,
+    searches: Spacer,
+}
+
+impl Http {
+    pub fn new(config: &GitHubConfig, token: &str) -> Result<Self, Error> {
+        let base = config.api_base()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        );
+        headers.insert(
+            "x-github-api-version",
+            HeaderValue::from_static(API_VERSION),
+        );
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim())).map_err(|_| {
+            Error::config(
+                "token_env",
+                format!(
+                    "the value of `{}` has characters an HTTP header cannot carry; it is not a GitHub token",
+                    config.token_env
+                ),
+            )
+        })?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        let timeout = config.request_timeout();
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("selfmon/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            // All repetition is decided here, per method; reqwest must not resend anything itself.
+            .retry(reqwest::retry::never())
+            .build()
+            .map_err(|source| Error::Client { source })?;
+        Ok(Http {
+            client,
+            base,
+            repository: config.repository.clone(),
+            token_env: config.token_env.clone(),
+            max_wait: config.max_rate_limit_wait(),
+            max_get_attempts: config.max_get_attempts,
+            backoff: Duration::from_millis(config.retry_backoff_ms),
+            mutations: Spacer::new(Duration::from_millis(config.mutation_spacing_ms)),
+            searches: Spacer::new(Duration::from_millis(config.search_spacing_ms)),
+        })
+    }
+
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// `base/segment/segment...`, each segment percent-encoded (label names may hold anything).
+    pub fn endpoint(&self, segments: &[&str]) -> Result<Url, Error> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|_| Error::config("base_url", "cannot carry a path"))?;
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        Ok(url)
+    }
+
+    /// `base/repos/OWNER/NAME/segment...`.
+    pub fn repo_endpoint(&self, segments: &[&str]) -> Result<Url, Error> {
+        let (owner, name) = self
+            .repository
+            .split_once('/')
+            .ok_or_else(|| Error::config("repository", "expected `owner/name`"))?;
+        let mut all = vec!["repos", owner, name];
+        all.extend_from_slice(segments);
+        self.endpoint(&all)
+    }
+
+    /// Parses a pagination link, refusing one outside the configured API (the token would go there).
+    pub fn checked_link(&self, link: &str) -> Result<Url, Error> {
+        let foreign = || Error::ForeignLink {
+            url: link.to_string(),
+            base: self.base.to_string(),
+        };
+        let url = Url::parse(link).map_err(|_| foreign())?;
+        let base_path = self.base.path().trim_end_matches('/');
+        let same_origin = url.scheme() == self.base.scheme()
+            && url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        let under_base = base_path.is_empty()
+            || url.path() == base_path
+            || url.path().starts_with(&format!("{base_path}/"));
+        if same_origin && under_base {
+            Ok(url)
+        } else {
+            Err(foreign())
+        }
+    }
+
+    /// Sends `call`, waiting out rate limits within the configured maximum and retrying transient
+    /// failures when the call's [`Kind`] allows. Returns only successful (2xx) replies.
+    pub async fn send(&self, call: Call<'_>) -> Result<Reply, Error> {
+        let mut turn = match call.kind {
+            Kind::Read => None,
+            Kind::Search => Some(self.searches.turn().await),
+            Kind::Mutation { .. } => Some(self.mutations.turn().await),
+        };
+        let retry_safe = !matches!(call.kind, Kind::Mutation { retry_safe: false });
+        let method = call.method.as_str().to_string();
+        let path = call.url.path().to_string();
+        let mut attempt: u32 = 1;
+        let mut rate_limit_waits: u32 = 0;
+        loop {
+            tracing::debug!(%method, %path, attempt, "GitHub request");
+            let outcome = self.attempt(&call).await;
+            if let Some(turn) = turn.as_mut() {
+                turn.mark_done();
+            }
+            let transient = match outcome {
+                Ok((status, headers, bytes)) if status.is_success() => {
+                    return Ok(Reply {
+                        headers,
+                        bytes,
+                        path,
+                    })
+                }
+                Ok((status, headers, bytes)) => {
+                    let body = ErrorBody::parse(&bytes);
+                    if let Some(limit) =
+                        classify(status.as_u16(), &headers, &body.message, Utc::now())
+                    {
+                        let wait = limit.wait_from(Utc::now());
+                        if wait <= self.max_wait && rate_limit_waits < MAX_RATE_LIMIT_WAITS {
+                            rate_limit_waits += 1;
+                            tracing::warn!(%method, %path, wait_secs = wait.as_secs_f64(), limit = ?limit, "GitHub rate limit; waiting");
+                            // A rate-limited request was rejected, not processed: sending the same
+                            // request again, even a create, cannot file anything twice.
+                            tokio::time::sleep(wait).await;
+                            continue;
+                        }
+                        return Err(self.rate_limit_error(limit, wait));
+                    }
+                    if status.is_server_error() {
+                        Error::Server {
+                            status: status.as_u16(),
+                            method: method.clone(),
+                            path: path.clone(),
+                            message: body.describe(),
+                        }
+                    } else {
+                        return Err(
+                            self.status_error(status, &headers, body, &call, &method, &path)
+                        );
+                    }
+                }
+                Err(source) if source.is_builder() => return Err(Error::Client { source }),
+                Err(source) if source.is_timeout() => Error::Timeout {
+                    method: method.clone(),
+                    path: path.clone(),
+                    source,
+                },
+                Err(source) => Error::Connection {
+                    method: method.clone(),
+                    path: path.clone(),
+                    source,
+                },
+            };
+            if !retry_safe || attempt >= self.max_get_attempts {
+                return Err(transient);
+            }
+            let delay = self.backoff.saturating_mul(1 << (attempt - 1).min(10));
+            tracing::warn!(%method, %path, attempt, delay_ms = delay.as_millis() as u64, error = %transient, "GitHub request failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
+        let mut request = self.client.request(call.method.clone(), call.url.clone());
+        if let Some(body) = call.body {
+            request = request.json(body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await?;
+        Ok((status, headers, bytes.to_vec()))
+    }
+
+    fn rate_limit_error(&self, limit: RateLimit, wait: Duration) -> Error {
+        let max_wait_secs = self.max_wait.as_secs();
+        match limit {
+            RateLimit::Primary { reset_at } => Error::RateLimited {
+                reset_at,
+                max_wait_secs,
+            },
+            RateLimit::Secondary { .. } => Error::SecondaryRateLimited {
+                retry_after_secs: wait.as_secs(),
+                max_wait_secs,
+            },
+        }
+    }
+
+    fn status_error(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: ErrorBody,
+        call: &Call<'_>,
+        method: &str,
+        path: &str,
+    ) -> Error {
+        let repository = self.repository.clone();
+        match status.as_u16() {
+            401 => Error::Unauthorized {
+                env_var: self.token_env.clone(),
+            },
+            403 => {
+                let accepted = ["x-accepted-github-permissions", "x-accepted-oauth-scopes"]
+                    .iter()
+                    .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+                    .map(str::trim)
+                    .find(|v| !v.is_empty())
+                    .map(str::to_string);
+                Error::Forbidden {
+                    action: call.action,
+                    repository,
+                    needed: call.needed,
+                    accepted,
+                    message: body.describe(),
+                }
+            }
+            404 => Error::NotFound {
+                repository,
+                what: call.what.clone(),
+            },
+            410 if body.message.to_ascii_lowercase().contains("deleted") => Error::Gone {
+                what: call.what.clone(),
+                message: body.describe(),
+            },
+            410 => Error::IssuesDisabled { repository },
+            422 => Error::Validation {
+                message: body.describe(),
+            },
+            other => Error::UnexpectedStatus {
+                status: other,
+                method: method.to_string(),
+                path: path.to_string(),
+                message: body.describe(),
+            },
+        }
+    }
+}

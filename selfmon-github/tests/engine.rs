@@ -1,0 +1,186 @@
+//! The whole engine with the GitHub tracker against a fake GitHub on 127.0.0.1, including a crash
+//! between filing an issue and recording it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use common::fake_github::FakeGitHub;
+use common::*;
+use selfmon_core::offline::OfflineRunner;
+use selfmon_core::testing::{MemoryLogSource, MemoryStateStore, StoreOp};
+use selfmon_core::{Level, Marker, ScanStatus, ScanTrigger, SelfMonitor};
+use wiremock::MockServer;
+
+fn monitor(
+    server: &MockServer,
+    logs: &Arc<MemoryLogSource>,
+    store: &Arc<MemoryStateStore>,
+) -> SelfMonitor {
+    monitor_with(tracker(server), logs, store)
+}
+
+fn monitor_with(
+    tracker: selfmon_github::GitHubTracker,
+    logs: &Arc<MemoryLogSource>,
+    store: &Arc<MemoryStateStore>,
+) -> SelfMonitor {
+    SelfMonitor::builder()
+        .log_source(logs.clone())
+        .runner(Arc::new(OfflineRunner))
+        .tracker(Arc::new(tracker))
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
+fn three_bugs(logs: &MemoryLogSource) {
+    logs.log(
+        Level::Error,
+        "app.api",
+        "Traceback (most recent call last):\n  File \"api.py\"\nValueError: bad ref",
+    );
+    logs.log(
+        Level::Error,
+        "app.git",
+        "[GIT-SYNC-001] clone of repo alpha failed: exit 128",
+    );
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+}
+
+#[tokio::test]
+async fn a_crash_between_create_and_record_is_reconciled_without_filing_twice() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    three_bugs(&logs);
+
+    // The first process files an issue on GitHub, then cannot record it: as if it died there.
+    store.fail(StoreOp::CompleteIntent);
+    {
+        let first = monitor(&server, &logs, &store);
+        let err = first.scan(ScanTrigger::Manual).await.unwrap_err();
+        assert!(err.to_string().contains("state store"), "{err}");
+    }
+    assert_eq!(
+        fake.issues().len(),
+        1,
+        "GitHub has the issue the store never recorded"
+    );
+    assert_eq!(store.intents().len(), 1, "the filing waits in the outbox");
+    assert_eq!(store.scans()[0].status, ScanStatus::Failure);
+
+    // A new process (new tracker, new engine) over the same store reconciles first.
+    store.heal();
+    let second = monitor(&server, &logs, &store);
+    let report = second.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+    assert_eq!(report.reconciled.len(), 1);
+    assert_eq!(report.reconciled[0].number, fake.issues()[0].number);
+    assert!(store.intents().is_empty());
+
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 3, "every problem filed exactly once");
+    let markers: HashSet<Marker> = issues
+        .iter()
+        .map(|i| Marker::find_in(&i.body).expect("every body carries the marker"))
+        .collect();
+    assert_eq!(markers.len(), 3, "no marker twice");
+    let titles: HashSet<&str> = issues.iter().map(|i| i.title.as_str()).collect();
+    assert_eq!(titles.len(), 3);
+    for i in &issues {
+        assert!(i.labels.contains(&"selfmon".to_string()), "{:?}", i.labels);
+    }
+    let mut recorded: Vec<u64> = store.issues().iter().map(|r| r.issue.number).collect();
+    recorded.sort();
+    let mut on_github: Vec<u64> = issues.iter().map(|i| i.number).collect();
+    on_github.sort();
+    assert_eq!(recorded, on_github, "the store and GitHub agree");
+    assert!(
+        !fake.log().iter().any(|l| l.starts_with("GET /search")),
+        "the fresh issue was found by listing, not the lagging search"
+    );
+
+    // Nothing new: nothing filed.
+    let quiet = second.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(quiet.record.issues_created, 0);
+    // The same problems again: counted, not filed.
+    three_bugs(&logs);
+    let again = second.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(again.record.issues_created, 0);
+    assert_eq!(fake.issues().len(), 3);
+}
+
+#[tokio::test]
+async fn a_fixed_problem_that_recurs_reopens_its_issue_on_github() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let engine = monitor(&server, &logs, &store);
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    engine.scan(ScanTrigger::Manual).await.unwrap();
+    let number = fake.issues()[0].number;
+    {
+        let mut s = fake.state.lock().unwrap();
+        let i = s.issues.iter_mut().find(|i| i.number == number).unwrap();
+        i.open = false;
+        i.closed_at = Some(chrono::Utc::now());
+        i.updated_at = chrono::Utc::now();
+    }
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let report = engine.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.issues_created, 0);
+    let issue = fake
+        .issues()
+        .into_iter()
+        .find(|i| i.number == number)
+        .unwrap();
+    assert!(issue.open, "reopened as a regression");
+    assert_eq!(fake.issues().len(), 1);
+    assert!(
+        !issue.comments.is_empty(),
+        "the regression is explained in a comment"
+    );
+}
+
+#[tokio::test]
+async fn a_create_whose_response_times_out_is_found_by_marker_not_filed_again() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    three_bugs(&logs);
+    fake.state.lock().unwrap().delay_next_create = Some(std::time::Duration::from_secs(3));
+    let mut cfg = config(&server);
+    cfg.request_timeout_secs = 1;
+    let engine = monitor_with(tracker_with(cfg), &logs, &store);
+    let err = engine.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(
+        fake.issues().len(),
+        1,
+        "GitHub filed it although the response was lost"
+    );
+    let creates = fake
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("POST /repos/acme/server/issues"))
+        .count();
+    assert_eq!(creates, 1, "the timed-out create was not resent");
+
+    let report = engine.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.reconciled.len(), 1);
+    assert_eq!(fake.issues().len(), 3, "every problem filed exactly once");
+}

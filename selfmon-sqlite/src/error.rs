@@ -1,0 +1,215 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+use selfmon_core::Component;
+
+/// Convenience alias used throughout selfmon-sqlite.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in selfmon-sqlite, with variants a caller can act on.
+///
+/// Convert into the core error with [`Error::into_core`] (the trait implementations do this), which
+/// keeps this error as the source and sets `retryable` from [`Error::is_retryable`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The SQLite file could not be opened.
+    #[error(
+        "cannot open SQLite file {path}: {source}; check that the path exists and is readable"
+    )]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The file has no table of the required name.
+    #[error("{path} has no `{table}` table; point selfmon at the CIDX server's logs.db (schema: `{table}(id, timestamp, level, source, message, ...)`)")]
+    MissingTable {
+        /// The file.
+        path: PathBuf,
+        /// The missing table.
+        table: String,
+    },
+
+    /// The table exists but lacks columns selfmon cannot do without.
+    #[error("table `{table}` in {path} lacks required column(s) {}; selfmon needs at least id, level and message", .missing.join(", "))]
+    MissingColumns {
+        /// The file.
+        path: PathBuf,
+        /// The table.
+        table: String,
+        /// The missing columns.
+        missing: Vec<String>,
+    },
+
+    /// The cursor is beyond the highest id in the log file: the file was recreated or rotated.
+    /// Restart reading from 0 (the engine does so and records `cursor_reset` on the scan).
+    #[error("cursor {cursor} is ahead of the log file (highest id {max_id}); the file was recreated or rotated: restart from 0")]
+    CursorAhead {
+        /// The cursor the caller asked to read after.
+        cursor: i64,
+        /// The highest id present (0 when the table is empty).
+        max_id: i64,
+    },
+
+    /// A SQLite call failed. Busy/locked databases are retryable (see [`Error::is_retryable`]).
+    #[error("SQLite error while {context}: {source}")]
+    Sqlite {
+        /// What was being done.
+        context: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The state store was written by a newer selfmon; this version will not touch it.
+    #[error("state store {path} has schema version {found}, newer than this library supports ({supported}); upgrade selfmon or point it at another file")]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// Version found in the file.
+        found: i64,
+        /// Newest version this library knows.
+        supported: i64,
+    },
+
+    /// A value could not be encoded to, or decoded from, its JSON column.
+    #[error("cannot {action} {what} as JSON: {source}")]
+    Json {
+        /// `"encode"` or `"decode"`.
+        action: &'static str,
+        /// What the value is (`"issue draft"`).
+        what: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A stored value is not what this library wrote (a hand-edited or corrupt row).
+    #[error("stored {column} value {value:?} is invalid: {reason}")]
+    InvalidStoredValue {
+        /// The column.
+        column: &'static str,
+        /// The value, truncated.
+        value: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// An option is out of range; fix the named field.
+    #[error("invalid option `{field}`: {reason}")]
+    InvalidOption {
+        /// The field.
+        field: &'static str,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+
+    /// The error-code catalog file could not be read or parsed.
+    #[error("cannot use error-code catalog {path}: {reason}; expected a JSON array of codes, a JSON object keyed by code, or one code per line")]
+    Catalog {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A filed issue the caller referred to is not recorded.
+    #[error("issue #{number} is not recorded in the state store")]
+    IssueNotFound {
+        /// The issue number.
+        number: u64,
+    },
+
+    /// The background task running a SQLite call panicked, was cancelled (runtime shutting down)
+    /// or could not be started. Retryable unless it panicked.
+    #[error("background SQLite task failed: {reason}")]
+    Task {
+        /// What happened.
+        reason: String,
+        /// Whether the task panicked (a bug: retrying will not help).
+        panicked: bool,
+    },
+}
+
+impl Error {
+    /// Wraps a SQLite error with what was being done.
+    pub(crate) fn sqlite(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| Error::Sqlite { context, source }
+    }
+
+    /// Whether repeating the failed operation later may succeed: true for a busy or locked
+    /// database and for a background task that was cancelled (not one that panicked).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Sqlite { source, .. } | Error::Open { source, .. } => is_busy(source),
+            Error::Task { panicked, .. } => !panicked,
+            _ => false,
+        }
+    }
+
+    /// Converts into the core error for `component`, keeping `self` as the source.
+    pub fn into_core(self, component: Component) -> selfmon_core::Error {
+        let retryable = self.is_retryable();
+        selfmon_core::Error::adapter(component, retryable, self)
+    }
+}
+
+/// Whether a SQLite error means "try again later".
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs a blocking SQLite closure on tokio's blocking pool so async callers are never blocked.
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task {
+            reason: e.to_string(),
+            panicked: e.is_panic(),
+        })?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_sqlite_errors_are_retryable_and_keep_their_source() {
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let e = Error::sqlite("reading logs")(busy);
+        assert!(e.is_retryable());
+        let core = e.into_core(Component::LogSource);
+        assert!(core.is_retryable());
+        assert!(std::error::Error::source(&core).is_some());
+    }
+
+    #[test]
+    fn missing_columns_message_names_them() {
+        let e = Error::MissingColumns {
+            path: "/x/logs.db".into(),
+            table: "logs".into(),
+            missing: vec!["level".into(), "message".into()],
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("level, message") && msg.contains("/x/logs.db"),
+            "{msg}"
+        );
+        assert!(!e.into_core(Component::LogSource).is_retryable());
+    }
+}

@@ -1,0 +1,61 @@
+//! The CIDX `logs.db` schema: what a current file looks like, and what an older one may lack.
+
+use rusqlite::Connection;
+
+/// The `logs` table as the CIDX server (and the `tracing-layer` feature's `SqliteLogLayer`) creates it.
+pub const LOGS_TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    timestamp TEXT NOT NULL,
+    level TEXT NOT NULL,
+    source TEXT,
+    message TEXT,
+    correlation_id TEXT,
+    user_id TEXT,
+    request_path TEXT,
+    extra_data TEXT,
+    alias TEXT,
+    node_id TEXT,
+    created_at TEXT
+)";
+
+/// Columns without which a `logs` table is unusable.
+pub const REQUIRED_COLUMNS: [&str; 3] = ["id", "level", "message"];
+
+/// Columns read into a [`selfmon_core::LogRecord`], in select order. Missing ones read as NULL.
+pub(crate) const RECORD_COLUMNS: [&str; 9] = [
+    "id",
+    "timestamp",
+    "level",
+    "source",
+    "message",
+    "correlation_id",
+    "user_id",
+    "request_path",
+    "extra_data",
+];
+
+/// Creates the `logs` table (and nothing else) if it does not exist.
+pub fn create_logs_table(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(LOGS_TABLE_DDL)
+}
+
+/// The column names of `table`, in declaration order; empty when the table does not exist.
+pub(crate) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(names)
+}
+
+/// The `CREATE TABLE` statement stored for `table`, if any.
+pub(crate) fn table_sql(conn: &Connection, table: &str) -> rusqlite::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, Option<String>>(0),
+    )
+    .optional()
+    .map(Option::flatten)
+}

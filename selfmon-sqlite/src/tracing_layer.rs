@@ -1,0 +1,577 @@
+//! [`SqliteLogLayer`]: a `tracing-subscriber` layer writing events into a CIDX-schema `logs.db`.
+//!
+//! Events are converted on the emitting thread and handed to a background writer thread through a
+//! bounded queue; the writer inserts them in batches, one transaction per batch.
+//!
+//! **When the queue is full**: events below ERROR are dropped at once and counted
+//! ([`LayerStats::dropped`]); ERROR and above wait up to [`LayerOptions::error_wait_ms`] for room
+//! and are only then dropped, counted separately ([`LayerStats::dropped_errors`]). Nothing is lost
+//! silently: besides the counters, the writer adds a record `[SELFMON-QUEUE-001]` (at ERROR when
+//! errors were lost, WARNING otherwise) to the log itself as soon as it can.
+//!
+//! **When a write fails** (locked past the busy timeout, disk full, table gone): the batch is
+//! retried [`LayerOptions::write_attempts`] times, then counted as lost
+//! ([`LayerStats::lost_after_write_failure`], [`LayerStats::write_failures`],
+//! [`LayerStats::last_error`]), and a `[SELFMON-WRITE-001]` ERROR record is written once writing
+//! works again.
+//!
+//! **Fields**: the message, the target (as `source`), `correlation_id`, `user_id` and
+//! `request_path` go to their columns; every other field goes to `extra_data`. The error code comes
+//! from an `error_code` field, or else from a well-formed `[CODE]` prefix of the message, and is
+//! stored as `extra_data.error_code`. Events emitted on the writer thread itself are ignored.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use selfmon_core::{ErrorCode, Level};
+use serde::{Deserialize, Serialize};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+use crate::error::{Error, Result};
+use crate::logs_schema::create_logs_table;
+
+/// Source (`logs.source`) of the records the layer writes about itself.
+pub const LAYER_SOURCE: &str = "selfmon.tracing_layer";
+
+/// How the layer queues and writes. Plain data with working defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LayerOptions {
+    /// Events waiting to be written, at most (bounds memory).
+    pub queue_capacity: usize,
+    /// Events per transaction, at most.
+    pub batch_size: usize,
+    /// How long the writer waits to fill a batch before writing what it has.
+    pub flush_interval_ms: u64,
+    /// Events below this level are ignored.
+    pub min_level: Level,
+    /// How long an ERROR or CRITICAL event waits for room in a full queue before it is dropped
+    /// (and counted).
+    pub error_wait_ms: u64,
+    /// How often a batch is tried before it is counted as lost.
+    pub write_attempts: u32,
+    /// SQLite busy timeout of the writer's connection.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            queue_capacity: 10_000,
+            batch_size: 500,
+            flush_interval_ms: 200,
+            min_level: Level::Info,
+            error_wait_ms: 1_000,
+            write_attempts: 3,
+            busy_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl LayerOptions {
+    /// Checks ranges; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field, reason: &str| {
+            Err(Error::InvalidOption {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if self.queue_capacity == 0 {
+            return bad("queue_capacity", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.write_attempts == 0 {
+            return bad("write_attempts", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Counters of what the layer did, for a host's health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LayerStats {
+    /// Events accepted into the queue.
+    pub enqueued: u64,
+    /// Events written to the file.
+    pub written: u64,
+    /// Events below ERROR dropped because the queue was full.
+    pub dropped: u64,
+    /// ERROR and CRITICAL events dropped after waiting for room.
+    pub dropped_errors: u64,
+    /// Batches that could not be written after every attempt.
+    pub write_failures: u64,
+    /// Events in those batches.
+    pub lost_after_write_failure: u64,
+    /// The last write error, if any.
+    pub last_error: Option<String>,
+    /// Events waiting in the queue right now.
+    pub queued: u64,
+}
+
+/// The `tracing-subscriber` layer. Cheap to clone; all clones feed the same writer.
+#[derive(Debug, Clone)]
+pub struct SqliteLogLayer {
+    shared: Arc<Shared>,
+    min_level: Level,
+}
+
+/// Owns the writer thread: [`flush`](LayerHandle::flush) it in tests and before exit, and
+/// [`shutdown`](LayerHandle::shutdown) it (or drop it) to write what is queued and stop.
+#[derive(Debug)]
+pub struct LayerHandle {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Row {
+    timestamp: String,
+    level: Level,
+    source: String,
+    message: String,
+    correlation_id: Option<String>,
+    user_id: Option<String>,
+    request_path: Option<String>,
+    extra_data: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    items: VecDeque<Row>,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    enqueued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    dropped_errors: AtomicU64,
+    write_failures: AtomicU64,
+    lost: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    options: LayerOptions,
+    queue: Mutex<Queue>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    /// Events taken off the queue and written or given up on.
+    processed: Mutex<u64>,
+    progress: Condvar,
+    counters: Counters,
+    last_error: Mutex<Option<String>>,
+}
+
+thread_local! {
+    static ON_WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SqliteLogLayer {
+    /// Opens (creating if needed) the `logs.db` at `path`, creates the `logs` table if it is
+    /// missing, and starts the writer thread.
+    ///
+    /// Errors: [`Error::Open`], [`Error::Sqlite`], [`Error::InvalidOption`].
+    pub fn open(path: impl AsRef<Path>, options: LayerOptions) -> Result<(Self, LayerHandle)> {
+        options.validate()?;
+        let path = path.as_ref();
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_millis(options.busy_timeout_ms))
+            .map_err(open_err)?;
+        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+            .map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_err)?;
+        create_logs_table(&conn).map_err(Error::sqlite("creating the logs table"))?;
+        let shared = Arc::new(Shared {
+            options: options.clone(),
+            queue: Mutex::new(Queue::default()),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            processed: Mutex::new(0),
+            progress: Condvar::new(),
+            counters: Counters::default(),
+            last_error: Mutex::new(None),
+        });
+        let writer_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("selfmon-log-writer".into())
+            .spawn(move || writer_loop(&writer_shared, conn))
+            .map_err(|e| Error::Task {
+                reason: format!("cannot start the log writer thread: {e}"),
+                panicked: false,
+            })?;
+        Ok((
+            SqliteLogLayer {
+                shared: Arc::clone(&shared),
+                min_level: options.min_level,
+            },
+            LayerHandle {
+                shared,
+                thread: Some(thread),
+            },
+        ))
+    }
+}
+
+impl LayerHandle {
+    /// The counters so far.
+    pub fn stats(&self) -> LayerStats {
+        self.shared.stats()
+    }
+
+    /// Waits until every event accepted before this call has been written or given up on, or
+    /// until `timeout`; returns whether it got there.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let target = self.shared.counters.enqueued.load(Ordering::SeqCst);
+        self.shared.not_empty.notify_all();
+        let deadline = Instant::now() + timeout;
+        let mut processed = lock(&self.shared.processed);
+        while *processed < target {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            processed = match self.shared.progress.wait_timeout(processed, deadline - now) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        true
+    }
+
+    /// Stops accepting events, writes what is queued and stops the writer; returns the final
+    /// counters.
+    pub fn shutdown(mut self) -> LayerStats {
+        self.stop();
+        self.shared.stats()
+    }
+
+    fn stop(&mut self) {
+        lock(&self.shared.queue).closed = true;
+        self.shared.not_empty.notify_all();
+        self.shared.not_full.notify_all();
+        if let Some(t) = self.thread.take() {
+            // A panicked writer has nothing left to flush; its counters already say what was lost.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for LayerHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Shared {
+    fn stats(&self) -> LayerStats {
+        let c = &self.counters;
+        LayerStats {
+            enqueued: c.enqueued.load(Ordering::SeqCst),
+            written: c.written.load(Ordering::SeqCst),
+            dropped: c.dropped.load(Ordering::SeqCst),
+            dropped_errors: c.dropped_errors.load(Ordering::SeqCst),
+            write_failures: c.write_failures.load(Ordering::SeqCst),
+            lost_after_write_failure: c.lost.load(Ordering::SeqCst),
+            last_error: lock(&self.last_error).clone(),
+            queued: lock(&self.queue).items.len() as u64,
+        }
+    }
+
+    fn push(&self, row: Row) {
+        let important = row.level >= Level::Error;
+        let capacity = self.options.queue_capacity;
+        let mut q = lock(&self.queue);
+        if important && q.items.len() >= capacity && !q.closed {
+            let deadline = Instant::now() + Duration::from_millis(self.options.error_wait_ms);
+            while q.items.len() >= capacity && !q.closed {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                q = match self.not_full.wait_timeout(q, deadline - now) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+        }
+        if q.closed || q.items.len() >= capacity {
+            let counter = if important {
+                &self.counters.dropped_errors
+            } else {
+                &self.counters.dropped
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+        q.items.push_back(row);
+        self.counters.enqueued.fetch_add(1, Ordering::SeqCst);
+        drop(q);
+        self.not_empty.notify_one();
+    }
+
+    fn mark_processed(&self, n: u64) {
+        *lock(&self.processed) += n;
+        self.progress.notify_all();
+    }
+}
+
+fn writer_loop(shared: &Shared, mut conn: Connection) {
+    ON_WRITER_THREAD.with(|f| f.set(true));
+    let interval = Duration::from_millis(shared.options.flush_interval_ms.max(1));
+    let mut reported_drops = (0u64, 0u64);
+    let mut unreported_loss: Option<(u64, String)> = None;
+    loop {
+        let (mut batch, closed) = {
+            let mut q = lock(&shared.queue);
+            if q.items.is_empty() && !q.closed {
+                q = match shared.not_empty.wait_timeout(q, interval) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+            }
+            let n = q.items.len().min(shared.options.batch_size);
+            let batch: Vec<Row> = q.items.drain(..n).collect();
+            (batch, q.closed && q.items.is_empty())
+        };
+        shared.not_full.notify_all();
+        let from_queue = batch.len() as u64;
+
+        // Say in the log itself what was lost, as soon as there is a chance to write it.
+        let drops = (
+            shared.counters.dropped.load(Ordering::SeqCst),
+            shared.counters.dropped_errors.load(Ordering::SeqCst),
+        );
+        if drops != reported_drops {
+            let (d, e) = (drops.0 - reported_drops.0, drops.1 - reported_drops.1);
+            batch.push(self_record(
+                if e > 0 { Level::Error } else { Level::Warning },
+                format!(
+                    "[SELFMON-QUEUE-001] tracing layer queue full: dropped {} event(s), {e} of them ERROR or above",
+                    d + e
+                ),
+            ));
+        }
+        if let Some((lost, err)) = &unreported_loss {
+            batch.push(self_record(
+                Level::Error,
+                format!("[SELFMON-WRITE-001] tracing layer lost {lost} event(s) after write failures: {err}"),
+            ));
+        }
+
+        if !batch.is_empty() {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match write_batch(&mut conn, &batch) {
+                    Ok(()) => {
+                        shared
+                            .counters
+                            .written
+                            .fetch_add(from_queue, Ordering::SeqCst);
+                        reported_drops = drops;
+                        unreported_loss = None;
+                        break;
+                    }
+                    Err(e) if attempt < shared.options.write_attempts => {
+                        *lock(&shared.last_error) = Some(e.to_string());
+                        std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        shared
+                            .counters
+                            .write_failures
+                            .fetch_add(1, Ordering::SeqCst);
+                        shared.counters.lost.fetch_add(from_queue, Ordering::SeqCst);
+                        let total = unreported_loss.as_ref().map_or(0, |(n, _)| *n) + from_queue;
+                        unreported_loss = Some((total, msg.clone()));
+                        *lock(&shared.last_error) = Some(msg);
+                        break;
+                    }
+                }
+            }
+        }
+        if from_queue > 0 {
+            shared.mark_processed(from_queue);
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+fn self_record(level: Level, message: String) -> Row {
+    let code = ErrorCode::extract_all(&message).into_iter().next();
+    Row {
+        timestamp: now_text(),
+        level,
+        source: LAYER_SOURCE.to_string(),
+        message,
+        correlation_id: None,
+        user_id: None,
+        request_path: None,
+        extra_data: code.map(|c| serde_json::json!({ "error_code": c.as_str() }).to_string()),
+    }
+}
+
+fn write_batch(conn: &mut Connection, batch: &[Row]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO logs (timestamp, level, source, message, correlation_id, user_id,
+             request_path, extra_data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
+        )?;
+        for r in batch {
+            stmt.execute(rusqlite::params![
+                r.timestamp,
+                r.level.as_str(),
+                r.source,
+                r.message,
+                r.correlation_id,
+                r.user_id,
+                r.request_path,
+                r.extra_data,
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn level_of(l: &tracing::Level) -> Level {
+    match *l {
+        tracing::Level::ERROR => Level::Error,
+        tracing::Level::WARN => Level::Warning,
+        tracing::Level::INFO => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    message: Option<String>,
+    correlation_id: Option<String>,
+    user_id: Option<String>,
+    request_path: Option<String>,
+    extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Fields {
+    fn put(&mut self, field: &Field, value: serde_json::Value) {
+        let text = || match &value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        match field.name() {
+            "message" => self.message = Some(text()),
+            "correlation_id" => self.correlation_id = Some(text()),
+            "user_id" => self.user_id = Some(text()),
+            "request_path" => self.request_path = Some(text()),
+            name => {
+                self.extra.insert(name.to_string(), value);
+            }
+        }
+    }
+}
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, value.to_string().into());
+    }
+}
+
+impl<S: Subscriber> Layer<S> for SqliteLogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let level = level_of(event.metadata().level());
+        if level < self.min_level || ON_WRITER_THREAD.with(Cell::get) {
+            return;
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let message = f.message.take().unwrap_or_default();
+        if !f.extra.contains_key("error_code") {
+            if let Some(code) = leading_code(&message) {
+                f.extra
+                    .insert("error_code".into(), code.as_str().to_string().into());
+            }
+        }
+        let extra_data =
+            (!f.extra.is_empty()).then(|| serde_json::Value::Object(f.extra).to_string());
+        self.shared.push(Row {
+            timestamp: now_text(),
+            level,
+            source: event.metadata().target().to_string(),
+            message,
+            correlation_id: f.correlation_id,
+            user_id: f.user_id,
+            request_path: f.request_path,
+            extra_data,
+        });
+    }
+}
+
+/// The code of a message that starts with `[CODE]`.
+fn leading_code(message: &str) -> Option<ErrorCode> {
+    let rest = message.trim_start().strip_prefix('[')?;
+    let end = rest.find(']')?;
+    ErrorCode::parse(&rest[..end]).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_well_formed_leading_code_is_taken() {
+        assert_eq!(
+            leading_code("[GIT-SYNC-001] x").unwrap().as_str(),
+            "GIT-SYNC-001"
+        );
+        assert!(leading_code("x [GIT-SYNC-001]").is_none());
+        assert!(leading_code("[GIT-SYNC-01] x").is_none());
+        assert!(leading_code("[unclosed").is_none());
+    }
+}

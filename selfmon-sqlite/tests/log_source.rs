@@ -1,0 +1,444 @@
+//! SqliteLogSource against real logs.db files in temp directories.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+use selfmon_core::{Level, LogSource};
+use selfmon_sqlite::log_source::{ORIGINAL_LEVEL_KEY, RAW_EXTRA_KEY};
+use selfmon_sqlite::{create_logs_table, Error, LogSourceOptions, SqliteLogSource};
+
+fn new_logs_db(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    create_logs_table(&conn).unwrap();
+    conn
+}
+
+fn insert(conn: &Connection, level: &str, message: &str) -> i64 {
+    conn.execute(
+        "INSERT INTO logs (timestamp, level, source, message, extra_data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params!["2025-01-01T00:00:00Z", level, "svc.module", message, None::<String>],
+    )
+    .unwrap();
+    conn.last_insert_rowid()
+}
+
+fn open(path: &Path) -> SqliteLogSource {
+    SqliteLogSource::open(path, LogSourceOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn reads_warning_and_above_after_the_cursor_in_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    for (level, msg) in [
+        ("INFO", "a"),
+        ("WARNING", "b"),
+        ("ERROR", "c"),
+        ("debug", "d"),
+        ("critical", "e"),
+        ("Warn", "f"),
+    ] {
+        insert(&conn, level, msg);
+    }
+    let src = open(&path);
+    let page = src.read_after(0, 100).await.unwrap();
+    let got: Vec<(i64, Level, &str)> = page
+        .records
+        .iter()
+        .map(|r| (r.id, r.level, r.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (2, Level::Warning, "b"),
+            (3, Level::Error, "c"),
+            (5, Level::Critical, "e"),
+            (6, Level::Warning, "f")
+        ]
+    );
+    assert_eq!(page.scanned_through, 6);
+    assert_eq!(page.missing_before_first, 0);
+    let after = src.read_after(3, 100).await.unwrap();
+    assert_eq!(
+        after.records.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [5, 6]
+    );
+}
+
+#[tokio::test]
+async fn scanned_through_counts_rows_the_level_filter_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    insert(&conn, "ERROR", "x");
+    for _ in 0..10 {
+        insert(&conn, "INFO", "noise");
+    }
+    let page = open(&path).read_after(0, 100).await.unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(page.scanned_through, 11);
+    let next = open(&path).read_after(11, 100).await.unwrap();
+    assert!(next.records.is_empty());
+    assert_eq!(
+        next.scanned_through, 11,
+        "nothing new: scanned_through equals the cursor"
+    );
+}
+
+#[tokio::test]
+async fn a_full_page_stops_at_its_last_record_and_limits_are_capped_by_page_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    for i in 0..25 {
+        insert(&conn, if i % 2 == 0 { "ERROR" } else { "INFO" }, "m");
+    }
+    let src = SqliteLogSource::open(
+        &path,
+        LogSourceOptions {
+            page_size: 5,
+            ..LogSourceOptions::default()
+        },
+    )
+    .unwrap();
+    let mut cursor = 0;
+    let mut ids = Vec::new();
+    loop {
+        let page = src.read_after(cursor, 1_000).await.unwrap();
+        assert!(page.records.len() <= 5, "page size bounds every page");
+        ids.extend(page.records.iter().map(|r| r.id));
+        if page.scanned_through == cursor {
+            break;
+        }
+        cursor = page.scanned_through;
+    }
+    assert_eq!(ids, (1..=25).step_by(2).collect::<Vec<i64>>());
+    assert_eq!(cursor, 25);
+}
+
+#[tokio::test]
+async fn older_files_without_optional_columns_and_with_nulls_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL,
+         level TEXT NOT NULL, source TEXT, message TEXT, something_new BLOB);
+         INSERT INTO logs (timestamp, level, source, message) VALUES ('t1', 'ERROR', NULL, NULL);
+         INSERT INTO logs (timestamp, level, source, message) VALUES ('t2', 'ERROR', 'svc', 'boom');",
+    )
+    .unwrap();
+    let page = open(&path).read_after(0, 10).await.unwrap();
+    assert_eq!(page.records.len(), 2);
+    let first = &page.records[0];
+    assert_eq!(first.source, None);
+    assert_eq!(first.message, "");
+    assert_eq!(first.correlation_id, None);
+    assert_eq!(first.extra_data, serde_json::Value::Null);
+    assert_eq!(page.records[1].source.as_deref(), Some("svc"));
+    assert_eq!(page.records[1].timestamp, "t2");
+}
+
+#[test]
+fn a_missing_table_or_required_column_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_table = dir.path().join("empty.db");
+    Connection::open(&no_table)
+        .unwrap()
+        .execute_batch("CREATE TABLE other (x)")
+        .unwrap();
+    let err = SqliteLogSource::open(&no_table, LogSourceOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingTable { table, .. } if table == "logs"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("`logs`"));
+
+    let no_level = dir.path().join("nolevel.db");
+    Connection::open(&no_level)
+        .unwrap()
+        .execute_batch("CREATE TABLE logs (id INTEGER PRIMARY KEY, timestamp TEXT)")
+        .unwrap();
+    let err = SqliteLogSource::open(&no_level, LogSourceOptions::default()).unwrap_err();
+    match &err {
+        Error::MissingColumns { missing, .. } => assert_eq!(missing, &["level", "message"]),
+        other => panic!("unexpected {other}"),
+    }
+    let core = err.into_core(selfmon_core::Component::LogSource);
+    assert!(!core.is_retryable());
+
+    let err = SqliteLogSource::open(dir.path().join("absent.db"), LogSourceOptions::default())
+        .unwrap_err();
+    assert!(matches!(err, Error::Open { .. }), "{err}");
+
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(
+        &garbage,
+        b"this is not a database, not at all, not even close......",
+    )
+    .unwrap();
+    assert!(SqliteLogSource::open(&garbage, LogSourceOptions::default()).is_err());
+}
+
+#[tokio::test]
+async fn unknown_levels_are_read_as_error_keeping_the_original_and_bad_json_is_kept_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    conn.execute_batch(
+        r#"INSERT INTO logs (timestamp, level, message, extra_data) VALUES ('t', 'LOUD', 'a', '{"k": 1}');
+        INSERT INTO logs (timestamp, level, message, extra_data) VALUES ('t', 'ERROR', 'b', '{not json');
+        INSERT INTO logs (timestamp, level, message, extra_data) VALUES ('t', 'WARNING', 'c', '');
+        INSERT INTO logs (timestamp, level, message, extra_data) VALUES ('t', 'INFO', 'd', '{oops');"#,
+    )
+    .unwrap();
+    let page = open(&path).read_after(0, 10).await.unwrap();
+    assert_eq!(
+        page.records.len(),
+        3,
+        "the INFO row is filtered, nothing else is lost"
+    );
+    let loud = &page.records[0];
+    assert_eq!(loud.level, Level::Error);
+    assert_eq!(
+        loud.extra_data,
+        serde_json::json!({"k": 1, ORIGINAL_LEVEL_KEY: "LOUD"})
+    );
+    assert_eq!(
+        page.records[1].extra_data,
+        serde_json::json!({ RAW_EXTRA_KEY: "{not json" })
+    );
+    assert_eq!(page.records[2].extra_data, serde_json::Value::Null);
+    assert_eq!(page.scanned_through, 4);
+}
+
+#[tokio::test]
+async fn ids_deleted_by_retention_before_the_scan_are_reported_as_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    for _ in 0..10 {
+        insert(&conn, "ERROR", "m");
+    }
+    conn.execute("DELETE FROM logs WHERE id <= 6", []).unwrap();
+    let page = open(&path).read_after(2, 100).await.unwrap();
+    assert_eq!(page.missing_before_first, 4, "ids 3..=6 are gone");
+    assert_eq!(page.records.first().map(|r| r.id), Some(7));
+    let none = open(&path).read_after(6, 100).await.unwrap();
+    assert_eq!(none.missing_before_first, 0);
+}
+
+#[tokio::test]
+async fn a_cursor_ahead_of_a_recreated_file_is_a_typed_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    {
+        let conn = new_logs_db(&path);
+        for _ in 0..50 {
+            insert(&conn, "ERROR", "old");
+        }
+    }
+    let src = open(&path);
+    assert!(src.check_cursor(50).await.is_ok());
+    // The server recreates its log file.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let conn = new_logs_db(&path);
+    for _ in 0..3 {
+        insert(&conn, "ERROR", "new");
+    }
+    assert_eq!(src.max_id().await.unwrap(), Some(3));
+    let err = src.check_cursor(50).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::CursorAhead {
+                cursor: 50,
+                max_id: 3
+            }
+        ),
+        "{err}"
+    );
+    let err = src.read_after_checked(50, 10).await.unwrap_err();
+    assert!(err.to_string().contains("restart from 0"), "{err}");
+    let page = src.read_after(50, 10).await.unwrap();
+    assert!(page.records.is_empty());
+    assert_eq!(page.scanned_through, 50);
+    let restarted = src.read_after(0, 10).await.unwrap();
+    assert_eq!(restarted.records.len(), 3);
+}
+
+#[tokio::test]
+async fn every_record_is_read_exactly_once_while_a_writer_inserts_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    drop(new_logs_db(&path));
+    const TOTAL: i64 = 20_000;
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let path = path.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .unwrap();
+            let mut written = 0;
+            while written < TOTAL {
+                let tx = conn.transaction().unwrap();
+                for _ in 0..50 {
+                    written += 1;
+                    let level = if written % 3 == 0 { "INFO" } else { "ERROR" };
+                    tx.execute(
+                        "INSERT INTO logs (timestamp, level, message) VALUES ('t', ?1, ?2)",
+                        params![level, format!("m{written}")],
+                    )
+                    .unwrap();
+                }
+                tx.commit().unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let src = SqliteLogSource::open(
+        &path,
+        LogSourceOptions {
+            page_size: 700,
+            ..LogSourceOptions::default()
+        },
+    )
+    .unwrap();
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    let mut scans = 0;
+    loop {
+        let writer_done = done.load(Ordering::SeqCst);
+        // One "scan": read pages until nothing is left right now.
+        loop {
+            let page = src.read_after(cursor, 700).await.unwrap();
+            seen.extend(page.records.iter().map(|r| r.id));
+            assert_eq!(page.missing_before_first, 0);
+            if page.scanned_through == cursor {
+                break;
+            }
+            cursor = page.scanned_through;
+        }
+        scans += 1;
+        if writer_done {
+            break;
+        }
+    }
+    writer.join().unwrap();
+    let unique: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "no record read twice");
+    let expected: BTreeSet<i64> = (1..=TOTAL).filter(|i| i % 3 != 0).collect();
+    assert_eq!(unique, expected, "no record lost");
+    assert_eq!(cursor, TOTAL);
+    assert!(scans >= 1);
+}
+
+#[tokio::test]
+async fn reading_never_modifies_the_hosts_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        create_logs_table(&conn).unwrap();
+        for _ in 0..100 {
+            insert(&conn, "ERROR", "m");
+        }
+    }
+    let before = std::fs::read(&path).unwrap();
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let src = open(&path);
+    src.read_after(0, 1000).await.unwrap();
+    src.max_id().await.unwrap();
+    drop(src);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    assert!(!dir.path().join("logs.db-journal").exists());
+}
+
+#[test]
+fn describe_names_the_file_and_the_schema_actually_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    drop(new_logs_db(&path));
+    let d = open(&path).describe();
+    assert_eq!(d.location, path.display().to_string());
+    assert!(
+        d.schema.contains("CREATE TABLE logs") && d.schema.contains("correlation_id"),
+        "{}",
+        d.schema
+    );
+}
+
+#[test]
+fn invalid_options_are_rejected_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    drop(new_logs_db(&path));
+    let err = SqliteLogSource::open(
+        &path,
+        LogSourceOptions {
+            page_size: 0,
+            ..LogSourceOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("page_size"));
+}
+
+fn write_records(path: &Path, records: &[selfmon_core::LogRecord]) {
+    let conn = new_logs_db(path);
+    for r in records {
+        conn.execute(
+            "INSERT INTO logs (id, timestamp, level, source, message, correlation_id, user_id,
+             request_path, extra_data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                r.id,
+                r.timestamp,
+                r.level.as_str(),
+                r.source,
+                r.message,
+                r.correlation_id,
+                r.user_id,
+                r.request_path,
+                (!r.extra_data.is_null()).then(|| r.extra_data.to_string()),
+            ],
+        )
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn passes_the_core_log_source_conformance_suite_at_every_level() {
+    let records = selfmon_core::conformance::sample_records();
+    for min_level in Level::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        write_records(&path, &records);
+        let src = SqliteLogSource::open(
+            &path,
+            LogSourceOptions {
+                min_level,
+                ..LogSourceOptions::default()
+            },
+        )
+        .unwrap();
+        selfmon_core::conformance::log_source(&src, &records, min_level).await;
+        // Every field survives the trip through the file.
+        let page = src.read_after(0, 100).await.unwrap();
+        let want: Vec<_> = records
+            .iter()
+            .filter(|r| r.level >= min_level)
+            .cloned()
+            .collect();
+        assert_eq!(page.records, want);
+    }
+}

@@ -1,0 +1,170 @@
+//! Command-line arguments (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// selfmon: self-triage for servers. Reads the log records your server wrote, works out what is
+/// wrong, and files actionable, non-duplicate issues.
+#[derive(Debug, Parser)]
+#[command(name = "selfmon", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 scan failed, 2 usage or configuration error, 3 another scan holds the lease.\n\nStart with:\n  selfmon config init --output selfmon.json\n  selfmon scan --config selfmon.json --dry-run")]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one scan with the adapters the configuration names.
+    #[command(
+        after_help = "Examples:\n  selfmon scan --config selfmon.json\n  selfmon scan --config selfmon.json --dry-run --json > report.json"
+    )]
+    Scan(ScanArgs),
+    /// Print the template and fingerprint of each message read from stdin (one per line).
+    #[command(
+        after_help = "Examples:\n  tail -n 1000 server.log | selfmon templates\n  echo 'clone of /a failed after 3s' | selfmon templates --json"
+    )]
+    Templates(TemplatesArgs),
+    /// Error-code coverage of a logs.db: coded vs uncoded warnings and errors, top uncoded templates.
+    #[command(
+        after_help = "Examples:\n  selfmon inventory --logs /var/lib/cidx/logs.db\n  selfmon inventory --logs logs.db --catalog error-codes.json --json"
+    )]
+    Inventory(InventoryArgs),
+    /// Scan history and filed issues from the state store (the dashboard on the command line).
+    #[command(
+        after_help = "Examples:\n  selfmon history --state selfmon-state.db\n  selfmon history --state selfmon-state.db --scans 50 --issues 0 --json"
+    )]
+    History(HistoryArgs),
+    /// Write or check a configuration file.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  selfmon config init --output selfmon.json\n  selfmon config validate --config selfmon.json"
+    )]
+    Config(ConfigCommand),
+    /// Show the shipped analysis prompt, or compare a configured prompt with it.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  selfmon prompt show\n  selfmon prompt diff --config selfmon.json"
+    )]
+    Prompt(PromptCommand),
+    /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGTERM stops after the scan in flight).
+    #[command(
+        name = "serve-scheduler",
+        after_help = "Examples:\n  selfmon serve-scheduler --config selfmon.json\n  selfmon serve-scheduler --config selfmon.json --trigger-file /run/selfmon/run-now\n  kill -USR1 <pid>   # run a scan now"
+    )]
+    ServeScheduler(SchedulerArgs),
+}
+
+/// `selfmon scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// The configuration file (JSON; `//` comment lines allowed).
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Record what would be filed without filing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the full scan report as JSON instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `selfmon templates`.
+#[derive(Debug, Args)]
+pub struct TemplatesArgs {
+    /// One JSON object per line instead of `FINGERPRINT<TAB>TEMPLATE`.
+    #[arg(long)]
+    pub json: bool,
+    /// Only mask values; do not cluster lines that differ in names into shared templates.
+    #[arg(long)]
+    pub no_cluster: bool,
+    /// Learned templater state to start from; updated at the end (created if missing).
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+}
+
+/// `selfmon inventory`.
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The logs.db to read.
+    #[arg(long)]
+    pub logs: PathBuf,
+    /// An error-code catalog (JSON array or object, or one code per line).
+    #[arg(long)]
+    pub catalog: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `selfmon history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The state store file.
+    #[arg(long)]
+    pub state: PathBuf,
+    /// How many scans to show (newest first).
+    #[arg(long, default_value_t = 20)]
+    pub scans: u64,
+    /// How many filed issues to show (newest first).
+    #[arg(long, default_value_t = 20)]
+    pub issues: u64,
+    /// Print JSON (`{"scans": {...}, "issues": {...}}` with totals).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `selfmon config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Write a commented default configuration.
+    #[command(
+        after_help = "Examples:\n  selfmon config init > selfmon.json\n  selfmon config init --output selfmon.json"
+    )]
+    Init {
+        /// Write here instead of stdout (refuses to overwrite without --force).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check a configuration file and print every problem with its field path.
+    #[command(after_help = "Example:\n  selfmon config validate --config selfmon.json")]
+    Validate {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// `selfmon prompt ...`.
+#[derive(Debug, Subcommand)]
+pub enum PromptCommand {
+    /// Print the prompt shipped with this version.
+    #[command(after_help = "Example:\n  selfmon prompt show")]
+    Show,
+    /// Show how the configured prompt differs from the shipped one.
+    #[command(after_help = "Example:\n  selfmon prompt diff --config selfmon.json")]
+    Diff {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+/// `selfmon serve-scheduler`.
+#[derive(Debug, Args)]
+pub struct SchedulerArgs {
+    /// The configuration file; re-read before every tick, so edits apply without a restart.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Touching this file (changing its modification time) runs a scan now.
+    #[arg(long)]
+    pub trigger_file: Option<PathBuf>,
+    /// Seconds between checks of the cadence.
+    #[arg(long, default_value_t = 30)]
+    pub tick_secs: u64,
+}

@@ -1,0 +1,414 @@
+//! The configuration file: `SelfMonitoringConfig` plus one section per adapter.
+//!
+//! JSON, with whole-line `//` comments allowed (so `selfmon config init` can explain each field).
+//! Relative paths are relative to the file's folder. Secrets never live here: the GitHub token and
+//! the model's API key are read from environment variables whose *names* the file gives.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use selfmon::claude::{ClaudeRunner, ClaudeRunnerConfig};
+use selfmon::dry_run::DryRunTracker;
+use selfmon::engine::SelfMonitor;
+use selfmon::github::{GitHubConfig, GitHubTracker};
+use selfmon::offline::OfflineRunner;
+use selfmon::sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
+use selfmon::{AnalysisRunner, IssueTracker, Level, SelfMonitoringConfig};
+
+use super::failure::Failure;
+
+/// The whole file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CliConfig {
+    /// The self-monitoring settings, at the top level of the file.
+    #[serde(flatten)]
+    pub monitoring: SelfMonitoringConfig,
+    /// Where the server's logs are.
+    pub logs: LogsSection,
+    /// Where selfmon keeps its state.
+    pub state: StateSection,
+    /// Who analyses the digest.
+    #[serde(default)]
+    pub runner: RunnerSection,
+    /// Where issues go.
+    #[serde(default)]
+    pub tracker: TrackerSection,
+}
+
+/// `"logs"`: the server's logs.db.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsSection {
+    /// Path of the logs.db.
+    pub path: PathBuf,
+    /// Records below this level are skipped.
+    #[serde(default = "default_level")]
+    pub min_level: Level,
+    /// How long a read waits for the server's writer.
+    #[serde(default = "default_busy")]
+    pub busy_timeout_ms: u64,
+}
+
+fn default_level() -> Level {
+    Level::Warning
+}
+
+fn default_busy() -> u64 {
+    5_000
+}
+
+/// `"state"`: selfmon's own SQLite file (may be the host's database).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Path of the state file (created if missing).
+    pub path: PathBuf,
+}
+
+/// `"runner"`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum RunnerSection {
+    /// The rule-based runner: no model, no network.
+    #[default]
+    Offline,
+    /// The Claude Code CLI.
+    Claude(Box<ClaudeRunnerConfig>),
+}
+
+/// `"tracker"`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum TrackerSection {
+    /// Write would-be issues as Markdown files into a folder.
+    DryRun {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// GitHub or GitHub Enterprise.
+    Github(Box<GitHubConfig>),
+}
+
+impl Default for TrackerSection {
+    fn default() -> Self {
+        TrackerSection::DryRun {
+            dir: PathBuf::from("selfmon-issues"),
+        }
+    }
+}
+
+/// One problem, with its field path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// Dotted field path.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Removes whole-line `//` comments, keeping line numbers for error messages.
+pub fn strip_comments(text: &str) -> String {
+    text.lines()
+        .map(|l| {
+            if l.trim_start().starts_with("//") {
+                ""
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl CliConfig {
+    /// Reads and parses a file; a missing file or a type error is a usage failure naming it.
+    pub fn load(path: &Path) -> Result<CliConfig, Failure> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Failure::Usage(format!(
+                "cannot read configuration file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let stripped = strip_comments(&text);
+        let de = &mut serde_json::Deserializer::from_str(&stripped);
+        let mut config: CliConfig = serde_path_to_error_free(de).map_err(|(field, e)| {
+            let (field, e) = locate_error(&stripped).unwrap_or((field, e));
+            Failure::Usage(format!(
+                "configuration file {}: field `{field}`: {e}",
+                path.display()
+            ))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.logs.path);
+        fix(&mut self.state.path);
+        if let TrackerSection::DryRun { dir } = &mut self.tracker {
+            fix(dir);
+        }
+    }
+
+    /// Every problem, each with its field path.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out: Vec<Problem> = self
+            .monitoring
+            .problems()
+            .into_iter()
+            .map(|p| Problem {
+                field: p.field,
+                reason: p.reason,
+            })
+            .collect();
+        for unknown in self.monitoring.unknown_fields() {
+            out.push(Problem {
+                field: unknown.to_string(),
+                reason: "unknown field (misspelt? it is kept but has no effect)".into(),
+            });
+        }
+        if let Err(e) = self.log_options().validate() {
+            out.push(Problem {
+                field: "logs".into(),
+                reason: e.to_string(),
+            });
+        }
+        match &self.runner {
+            RunnerSection::Offline => {}
+            RunnerSection::Claude(c) => {
+                if let Err(e) = c.validate() {
+                    out.push(Problem {
+                        field: "runner".into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        match &self.tracker {
+            TrackerSection::DryRun { dir } => {
+                if dir.as_os_str().is_empty() {
+                    out.push(Problem {
+                        field: "tracker.dir".into(),
+                        reason: "must not be empty".into(),
+                    });
+                }
+            }
+            TrackerSection::Github(g) => {
+                if let Err(e) = g.validate() {
+                    out.push(Problem {
+                        field: "tracker".into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Fails with every problem when there is any.
+    pub fn check(&self) -> Result<(), Failure> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|p| format!("  {}: {}", p.field, p.reason))
+            .collect();
+        Err(Failure::Usage(format!(
+            "invalid configuration:\n{}",
+            lines.join("\n")
+        )))
+    }
+
+    fn log_options(&self) -> LogSourceOptions {
+        LogSourceOptions {
+            page_size: self.monitoring.page_size,
+            min_level: self.logs.min_level,
+            busy_timeout_ms: self.logs.busy_timeout_ms,
+        }
+    }
+
+    /// Builds the engine and its adapters. A missing logs.db is a usage failure naming the path.
+    pub fn build(&self, dry_run: bool) -> Result<Built, Failure> {
+        self.check()?;
+        if !self.logs.path.is_file() {
+            return Err(Failure::Usage(format!(
+                "log file {} does not exist (set \"logs.path\" to the server's logs.db)",
+                self.logs.path.display()
+            )));
+        }
+        let logs = SqliteLogSource::open(&self.logs.path, self.log_options()).map_err(|e| {
+            Failure::usage(
+                &format!("cannot open log file {}", self.logs.path.display()),
+                &e,
+            )
+        })?;
+        let store = Arc::new(
+            SqliteStateStore::open(&self.state.path, StateStoreOptions::default()).map_err(
+                |e| {
+                    Failure::usage(
+                        &format!("cannot open state file {}", self.state.path.display()),
+                        &e,
+                    )
+                },
+            )?,
+        );
+        let runner: Arc<dyn AnalysisRunner> = match &self.runner {
+            RunnerSection::Offline => Arc::new(OfflineRunner),
+            RunnerSection::Claude(c) => Arc::new(
+                ClaudeRunner::new((**c).clone()).map_err(|e| Failure::usage("runner", &e))?,
+            ),
+        };
+        let tracker: Arc<dyn IssueTracker> = match &self.tracker {
+            TrackerSection::DryRun { dir } => {
+                Arc::new(DryRunTracker::new(dir).map_err(|e| Failure::usage("tracker", &e))?)
+            }
+            TrackerSection::Github(g) => Arc::new(
+                GitHubTracker::new((**g).clone()).map_err(|e| Failure::usage("tracker", &e))?,
+            ),
+        };
+        let mut monitoring = self.monitoring.clone();
+        monitoring.dry_run |= dry_run;
+        let monitor = SelfMonitor::builder()
+            .config(monitoring)
+            .log_source(Arc::new(logs))
+            .runner(runner)
+            .tracker(tracker)
+            .store(store.clone())
+            .build()
+            .map_err(|e| Failure::usage("configuration", &e))?;
+        Ok(Built {
+            monitor: Arc::new(monitor),
+            store,
+        })
+    }
+}
+
+/// The engine and the store it writes.
+pub struct Built {
+    /// The engine.
+    pub monitor: Arc<SelfMonitor>,
+    /// The state store.
+    pub store: Arc<SqliteStateStore>,
+}
+
+/// Flattening hides field paths from serde: parse each part on its own to name the field.
+fn locate_error(text: &str) -> Option<(String, String)> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if let Err(selfmon::Error::Config { field, reason }) = SelfMonitoringConfig::from_json(text) {
+        return Some((field, reason));
+    }
+    fn section<T: serde::de::DeserializeOwned>(
+        value: &serde_json::Value,
+        name: &str,
+    ) -> Option<(String, String)> {
+        let Some(v) = value.get(name) else {
+            return Some((name.to_string(), "missing section".to_string()));
+        };
+        let json = v.to_string();
+        let de = &mut serde_json::Deserializer::from_str(&json);
+        let r: Result<T, _> = serde_path_to_error::deserialize(de);
+        r.err().map(|e| {
+            let p = e.path().to_string();
+            let field = if p == "." {
+                name.to_string()
+            } else {
+                format!("{name}.{p}")
+            };
+            (field, e.into_inner().to_string())
+        })
+    }
+    section::<LogsSection>(&value, "logs")
+        .or_else(|| section::<StateSection>(&value, "state"))
+        .or_else(|| {
+            value
+                .get("runner")
+                .and_then(|_| section::<RunnerSection>(&value, "runner"))
+        })
+        .or_else(|| {
+            value
+                .get("tracker")
+                .and_then(|_| section::<TrackerSection>(&value, "tracker"))
+        })
+}
+
+fn serde_path_to_error_free(
+    de: &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
+) -> Result<CliConfig, (String, String)> {
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        (
+            if path == "." { "<root>".into() } else { path },
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+/// The commented default configuration written by `selfmon config init`.
+pub fn default_config_text() -> String {
+    let m = SelfMonitoringConfig::default();
+    format!(
+        r#"// selfmon configuration. JSON; whole-line `//` comments are allowed.
+// Relative paths are relative to this file's folder. Secrets are never written here:
+// the GitHub token and the model's API key come from environment variables.
+{{
+  // Scheduled scans run only when enabled (manual scans always may).
+  "enabled": false,
+  // Minutes between scheduled scans (1 to 10080).
+  "cadence_minutes": {cadence},
+  // opus, sonnet, haiku, or a full model id.
+  "model": "sonnet",
+  // Leave empty to use the prompt shipped with selfmon (upgrades bring the new one).
+  "prompt_template": "",
+  "prompt_user_modified": false,
+  // Per-scan budgets: the rest waits for the next scan.
+  "max_new_issues_per_scan": {issues},
+  "max_comments_per_scan": {comments},
+  // Bytes of log digest given to the model.
+  "max_digest_bytes": {digest},
+  // Record what would be filed without filing anything.
+  "dry_run": false,
+  "dedup": {{ "related_threshold": 0.85, "min_related_attributes": 3, "reopen_on_regression": true, "closed_window_days": 30 }},
+  // Signatures dropped before analysis: error codes, sources (a trailing * matches a prefix), template regexes.
+  "ignore": {{ "codes": [], "sources": [], "templates": [] }},
+  // Redacted beyond secrets and emails.
+  "redaction": {{ "ip_addresses": false, "user_ids": false, "extra_patterns": [] }},
+  // The server's log database (CIDX: logs.db).
+  "logs": {{ "path": "logs.db", "min_level": "WARNING" }},
+  // selfmon's own history (created if missing).
+  "state": {{ "path": "selfmon-state.db" }},
+  // "offline" (rules, no model) or {{"kind": "claude", "binary": "claude", "timeout_secs": 1800}}.
+  "runner": {{ "kind": "offline" }},
+  // "dry-run" writes Markdown files; or {{"kind": "github", "repository": "owner/name", "token_env": "SELFMON_GITHUB_TOKEN"}}
+  // (add "base_url": "https://HOST/api/v3" for GitHub Enterprise).
+  "tracker": {{ "kind": "dry-run", "dir": "selfmon-issues" }}
+}}
+"#,
+        cadence = m.cadence_minutes,
+        issues = m.max_new_issues_per_scan,
+        comments = m.max_comments_per_scan,
+        digest = m.max_digest_bytes,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_parses_and_is_valid() {
+        let text = strip_comments(&default_config_text());
+        let c: CliConfig = serde_json::from_str(&text).unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        assert!(matches!(c.runner, RunnerSection::Offline));
+    }
+}

@@ -1,0 +1,56 @@
+//! What went wrong, as one line plus the cause chain, and the exit code it means.
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// A command's failure.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad usage or configuration: exit 2.
+    Usage(String),
+    /// The scan ran and failed (it is recorded as failed): exit 1.
+    ScanFailed(String),
+    /// Another scan holds the lease: exit 3.
+    LeaseHeld(String),
+}
+
+impl Failure {
+    /// The process exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Failure::ScanFailed(_) => 1,
+            Failure::Usage(_) => 2,
+            Failure::LeaseHeld(_) => 3,
+        })
+    }
+
+    /// A usage failure from any error, with its cause chain.
+    pub fn usage(context: &str, e: &(dyn std::error::Error + 'static)) -> Self {
+        Failure::Usage(format!("{context}: {}", chain(e)))
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Usage(m) | Failure::ScanFailed(m) | Failure::LeaseHeld(m) => f.write_str(m),
+        }
+    }
+}
+
+/// An error and its sources on one line.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    selfmon::engine::error_chain(e)
+}
+
+/// Maps an engine error to a failure: the lease to 3, configuration to 2, the rest to 1.
+pub fn from_scan_error(e: &selfmon::Error) -> Failure {
+    let line = chain(e);
+    match e {
+        selfmon::Error::LeaseHeld { .. } => Failure::LeaseHeld(line),
+        selfmon::Error::Config { .. }
+        | selfmon::Error::UnknownPlaceholder { .. }
+        | selfmon::Error::Template { .. } => Failure::Usage(line),
+        _ => Failure::ScanFailed(format!("scan failed: {line}")),
+    }
+}

@@ -1,0 +1,150 @@
+//! `selfmon scan`.
+
+use std::io::{IsTerminal, Write};
+
+use selfmon::{FindingOutcome, ScanEvent, ScanReport, ScanTrigger};
+
+use super::args::ScanArgs;
+use super::config_file::CliConfig;
+use super::failure::{from_scan_error, Failure};
+
+/// Runs one scan; prints a summary or the JSON report.
+pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
+    let config = CliConfig::load(&args.config)?;
+    let built = config.build(args.dry_run)?;
+    let progress = std::io::stderr().is_terminal() && !args.json;
+    let mut events = built.monitor.subscribe();
+    let printer = tokio::spawn(async move {
+        while let Ok(e) = events.recv().await {
+            if let (true, ScanEvent::RecordsRead { records, .. }) = (progress, &e) {
+                eprint!("\rrecords read: {records}");
+                let _ = std::io::stderr().flush();
+            }
+            if matches!(e, ScanEvent::Finished { .. }) {
+                if progress {
+                    eprintln!();
+                }
+                break;
+            }
+        }
+    });
+    let result = built.monitor.scan(ScanTrigger::Manual).await;
+    printer.abort();
+    let report = result.map_err(|e| from_scan_error(&e))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::ScanFailed(format!("cannot serialise the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", summary(&report));
+    }
+    Ok(())
+}
+
+/// The human summary of a scan.
+pub fn summary(report: &ScanReport) -> String {
+    let r = &report.record;
+    let mut s = String::new();
+    let dur = r
+        .duration_ms()
+        .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into());
+    s.push_str(&format!(
+        "scan {} {} in {dur}{}\n",
+        r.scan_id,
+        r.status.as_str(),
+        if r.dry_run {
+            " (dry run: nothing filed)"
+        } else {
+            ""
+        }
+    ));
+    s.push_str(&format!(
+        "  records read {} (cursor {} -> {}){}{}\n",
+        r.records_read,
+        r.log_id_start,
+        r.log_id_end,
+        if r.gap_records > 0 {
+            format!(", {} deleted before they were read", r.gap_records)
+        } else {
+            String::new()
+        },
+        if r.cursor_reset {
+            ", log was recreated: restarted from 0"
+        } else {
+            ""
+        }
+    ));
+    s.push_str(&format!(
+        "  signatures {} ({} known, {} novel, {} ignored); analysis {}\n",
+        r.signatures,
+        r.known_signatures,
+        r.novel_signatures,
+        r.ignored_signatures,
+        if r.analysis_ran {
+            "ran"
+        } else {
+            "skipped (nothing novel)"
+        }
+    ));
+    s.push_str(&format!(
+        "  findings {} ({} rejected); filed {}; duplicates {} (code {}, fingerprint {}, similarity {}); comments {}; regressions {}; deferred {}\n",
+        r.findings,
+        r.rejected_findings,
+        r.issues_created,
+        r.duplicates.total(),
+        r.duplicates.by_error_code,
+        r.duplicates.by_fingerprint,
+        r.duplicates.by_similarity,
+        r.comments_added,
+        r.regressions,
+        r.deferred
+    ));
+    if let Some(cost) = r.cost_usd {
+        s.push_str(&format!(
+            "  cost ${cost:.4} ({} input / {} output tokens)\n",
+            r.input_tokens.map_or("-".into(), |t| t.to_string()),
+            r.output_tokens.map_or("-".into(), |t| t.to_string())
+        ));
+    }
+    for i in &report.reconciled {
+        s.push_str(&format!(
+            "  completed an interrupted filing: #{} {}\n",
+            i.number, i.url
+        ));
+    }
+    for o in &report.outcomes {
+        let line = match o {
+            FindingOutcome::Filed { title, issue } => {
+                format!("filed #{} {title} ({})", issue.number, issue.url)
+            }
+            FindingOutcome::WouldFile { title, .. } => format!("would file: {title}"),
+            FindingOutcome::Duplicate {
+                title,
+                issue,
+                reason,
+            } => format!("duplicate of #{issue} ({reason}): {title}"),
+            FindingOutcome::Commented { title, issue, .. } => {
+                format!("commented on #{issue}: {title}")
+            }
+            FindingOutcome::Regression {
+                title,
+                issue,
+                reopened,
+            } => format!(
+                "regression of #{issue}{}: {title}",
+                if *reopened { " (reopened)" } else { "" }
+            ),
+            FindingOutcome::Deferred { title } => format!("deferred (budget spent): {title}"),
+        };
+        s.push_str(&format!("  - {line}\n"));
+    }
+    for r in &report.rejected {
+        s.push_str(&format!(
+            "  - rejected {:?}: {}\n",
+            r.title,
+            r.reasons.join("; ")
+        ));
+    }
+    s
+}

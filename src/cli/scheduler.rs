@@ -1,0 +1,131 @@
+//! `selfmon serve-scheduler`: the cadence loop in the foreground.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use chrono::Utc;
+use tokio::signal::unix::{signal, SignalKind};
+
+use selfmon::testing::MemoryJobQueue;
+use selfmon::{
+    JobId, JobKind, JobQueue, JobStatus, SelfMonitoringService, Submission, TickOutcome,
+};
+
+use super::args::SchedulerArgs;
+use super::config_file::CliConfig;
+use super::failure::Failure;
+
+fn mtime(path: Option<&Path>) -> Option<SystemTime> {
+    path.and_then(|p| std::fs::metadata(p).ok())
+        .and_then(|m| m.modified().ok())
+}
+
+fn log(line: &str) {
+    eprintln!(
+        "{} selfmon: {line}",
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+}
+
+/// Runs until SIGTERM or SIGINT, then waits for the scan in flight.
+pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
+    let config = CliConfig::load(&args.config)?;
+    let built = config.build(false)?;
+    let queue = MemoryJobQueue::start(built.monitor.clone());
+    let service = SelfMonitoringService::new(
+        built.monitor.config_handle(),
+        queue.clone(),
+        built.store.clone(),
+    );
+    let sig = |k: SignalKind| {
+        signal(k).map_err(|e| Failure::Usage(format!("cannot install signal handler: {e}")))
+    };
+    let mut term = sig(SignalKind::terminate())?;
+    let mut int = sig(SignalKind::interrupt())?;
+    let mut usr1 = sig(SignalKind::user_defined1())?;
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    let tick_every = args.tick_secs.max(1);
+    let mut seconds = 0u64;
+    let mut trigger_seen = mtime(args.trigger_file.as_deref());
+    let mut config_seen = mtime(Some(&args.config));
+    let mut watched: Vec<JobId> = Vec::new();
+    log(&format!(
+        "scheduler started (enabled: {}, cadence {} min); SIGUSR1{} runs a scan now",
+        config.monitoring.enabled,
+        config.monitoring.cadence_minutes,
+        args.trigger_file
+            .as_ref()
+            .map_or(String::new(), |p| format!(" or touching {}", p.display()))
+    ));
+    let mut run_now = false;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = usr1.recv() => run_now = true,
+            _ = second.tick() => {
+                seconds += 1;
+                let t = mtime(args.trigger_file.as_deref());
+                if t.is_some() && t != trigger_seen {
+                    trigger_seen = t;
+                    run_now = true;
+                }
+                let c = mtime(Some(&args.config));
+                if c != config_seen {
+                    config_seen = c;
+                    match CliConfig::load(&args.config).and_then(|c| c.check().map(|_| c)) {
+                        Ok(c) => match built.monitor.set_config(c.monitoring.clone()) {
+                            Ok(()) => log(&format!("configuration reloaded (enabled: {}, cadence {} min)", c.monitoring.enabled, c.monitoring.cadence_minutes)),
+                            Err(e) => log(&format!("configuration change ignored: {e}")),
+                        },
+                        Err(e) => log(&format!("configuration change ignored: {e}")),
+                    }
+                }
+                if seconds % tick_every == 1 || tick_every == 1 {
+                    match service.tick(Utc::now()).await {
+                        Ok(TickOutcome::Due(Submission::Submitted { job_id })) => {
+                            log(&format!("scheduled scan queued ({job_id})"));
+                            watched.push(job_id);
+                        }
+                        Ok(_) => {}
+                        Err(e) => log(&format!("tick failed: {e}")),
+                    }
+                }
+                report_finished(queue.as_ref(), &mut watched).await;
+            }
+        }
+        if run_now {
+            run_now = false;
+            match service.run_now().await {
+                Ok(Submission::Submitted { job_id }) => {
+                    log(&format!("manual scan queued ({job_id})"));
+                    watched.push(job_id);
+                }
+                Ok(Submission::AlreadyActive { job_id, status }) => log(&format!(
+                    "a scan is already {} ({job_id}); not queuing another",
+                    status.as_str()
+                )),
+                Err(e) => log(&format!("run-now failed: {e}")),
+            }
+        }
+    }
+    log("stopping: waiting for the scan in flight to finish");
+    while let Ok(Some((id, _))) = queue.active_job(&JobKind::SelfMonitoring).await {
+        queue.wait(&id).await;
+    }
+    report_finished(queue.as_ref(), &mut watched).await;
+    log("stopped");
+    Ok(())
+}
+
+async fn report_finished(queue: &MemoryJobQueue, watched: &mut Vec<JobId>) {
+    let mut still = Vec::new();
+    for id in watched.drain(..) {
+        match queue.status(&id).await {
+            Ok(Some(JobStatus::Succeeded)) => log(&format!("scan {id} succeeded")),
+            Ok(Some(JobStatus::Failed { error })) => log(&format!("scan {id} failed: {error}")),
+            _ => still.push(id),
+        }
+    }
+    *watched = still;
+}

@@ -1,0 +1,251 @@
+//! A tracker that files nothing: it writes each issue it would file as a Markdown file into a
+//! folder, so a host can see what selfmon would do before giving it a real tracker.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use selfmon_core::{
+    Component, Error, IssueDraft, IssueRef, IssueState, IssueTracker, Marker, Result, TrackedIssue,
+};
+
+/// One entry of the folder's `index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunIssue {
+    /// Number, starting at 1.
+    pub number: u64,
+    /// Title.
+    pub title: String,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Open or closed.
+    pub state: IssueState,
+    /// The Markdown file holding the body and comments, relative to the folder.
+    pub file: String,
+    /// selfmon's marker fingerprint, when the body had one.
+    pub fingerprint: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// Comments added.
+    pub comments: u32,
+}
+
+/// Writes would-be issues as `NNNN-title.md` files plus an `index.json` into a folder.
+///
+/// Each file starts with the title and labels, then the body exactly as it would have been sent;
+/// comments are appended below a rule. Numbers continue across runs (read from the index).
+#[derive(Debug)]
+pub struct DryRunTracker {
+    dir: PathBuf,
+    lock: Mutex<()>,
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::adapter(
+        Component::IssueTracker,
+        false,
+        format!("dry-run tracker could not {what} {}: {e}", path.display()),
+    )
+}
+
+impl DryRunTracker {
+    /// A tracker writing into `dir` (created if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("create the folder", &dir, e))?;
+        Ok(DryRunTracker {
+            dir,
+            lock: Mutex::new(()),
+        })
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.dir.join("index.json")
+    }
+
+    /// Every issue written so far.
+    pub fn issues(&self) -> Result<Vec<DryRunIssue>> {
+        let path = self.index_path();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| {
+                Error::adapter(
+                    Component::IssueTracker,
+                    false,
+                    format!(
+                        "dry-run index {} is not valid JSON ({e}); move it away to start over",
+                        path.display()
+                    ),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io_err("read", &path, e)),
+        }
+    }
+
+    fn save(&self, issues: &[DryRunIssue]) -> Result<()> {
+        let path = self.index_path();
+        let tmp = self.dir.join("index.json.tmp");
+        let text = serde_json::to_string_pretty(issues)
+            .map_err(|e| Error::adapter(Component::IssueTracker, false, e))?;
+        std::fs::write(&tmp, text).map_err(|e| io_err("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_err("replace", &path, e))
+    }
+
+    fn with_index<T>(&self, f: impl FnOnce(&mut Vec<DryRunIssue>) -> Result<T>) -> Result<T> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut issues = self.issues()?;
+        let out = f(&mut issues)?;
+        self.save(&issues)?;
+        Ok(out)
+    }
+
+    fn to_ref(&self, i: &DryRunIssue) -> IssueRef {
+        IssueRef {
+            number: i.number,
+            url: self.dir.join(&i.file).display().to_string(),
+            state: i.state,
+        }
+    }
+
+    fn find(issues: &mut [DryRunIssue], number: u64) -> Result<&mut DryRunIssue> {
+        issues
+            .iter_mut()
+            .find(|i| i.number == number)
+            .ok_or_else(|| {
+                Error::adapter(
+                    Component::IssueTracker,
+                    false,
+                    format!("dry-run issue #{number} does not exist"),
+                )
+            })
+    }
+}
+
+fn slug(title: &str) -> String {
+    let mut s: String = title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').chars().take(60).collect()
+}
+
+#[async_trait]
+impl IssueTracker for DryRunTracker {
+    async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
+        let _ = closed_since;
+        Ok(self
+            .issues()?
+            .iter()
+            .map(|i| TrackedIssue {
+                issue: self.to_ref(i),
+                title: i.title.clone(),
+                labels: i.labels.clone(),
+                marker: i.fingerprint.as_deref().map(Marker::for_fingerprint),
+                closed_at: None,
+            })
+            .collect())
+    }
+
+    async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef> {
+        self.with_index(|issues| {
+            let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
+            let file = format!("{number:04}-{}.md", slug(&draft.title));
+            let path = self.dir.join(&file);
+            let text = format!(
+                "# {}\n\nLabels: {}\n\n{}\n",
+                draft.title,
+                draft.labels.join(", "),
+                draft.body
+            );
+            std::fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
+            let issue = DryRunIssue {
+                number,
+                title: draft.title.clone(),
+                labels: draft.labels.clone(),
+                state: IssueState::Open,
+                file,
+                fingerprint: Marker::find_in(&draft.body).map(|m| m.fingerprint().to_string()),
+                created_at: Utc::now(),
+                comments: 0,
+            };
+            let r = self.to_ref(&issue);
+            issues.push(issue);
+            Ok(r)
+        })
+    }
+
+    async fn comment(&self, number: u64, body: &str) -> Result<()> {
+        self.with_index(|issues| {
+            let issue = Self::find(issues, number)?;
+            issue.comments += 1;
+            let path = self.dir.join(&issue.file);
+            let mut text = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
+            text.push_str(&format!(
+                "\n---\n\n**Comment {}**\n\n{body}\n",
+                issue.comments
+            ));
+            std::fs::write(&path, text).map_err(|e| io_err("write", &path, e))
+        })
+    }
+
+    async fn reopen(&self, number: u64) -> Result<()> {
+        self.with_index(|issues| {
+            Self::find(issues, number)?.state = IssueState::Open;
+            Ok(())
+        })
+    }
+
+    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>> {
+        Ok(self
+            .issues()?
+            .iter()
+            .find(|i| i.fingerprint.as_deref() == Some(marker.fingerprint()))
+            .map(|i| self.to_ref(i)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn dry_run_tracker_conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DryRunTracker::new(dir.path().join("issues")).unwrap();
+        selfmon_core::conformance::issue_tracker(&t).await;
+        let files: Vec<_> = std::fs::read_dir(t.dir()).unwrap().collect();
+        assert_eq!(files.len(), 3, "two issue files and the index");
+        // Numbers continue across instances.
+        let again = DryRunTracker::new(t.dir()).unwrap();
+        assert_eq!(again.issues().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_index_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.json"), "{not json").unwrap();
+        let t = DryRunTracker::new(dir.path()).unwrap();
+        let err = t.list_issues(None).await.unwrap_err().to_string();
+        assert!(
+            err.contains("not valid JSON") && err.contains("move it away"),
+            "{err}"
+        );
+    }
+}

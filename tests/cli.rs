@@ -1,0 +1,426 @@
+//! End-to-end tests of the `selfmon` binary against a generated logs.db, the offline runner and
+//! the dry-run tracker.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use selfmon::sqlite::{create_logs_table, SqliteStateStore, StateStoreOptions};
+use selfmon::StateStore;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_selfmon"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().expect("run selfmon")
+}
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let conn = rusqlite::Connection::open(env.logs()).unwrap();
+        create_logs_table(&conn).unwrap();
+        env.write_config("");
+        env
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn logs(&self) -> PathBuf {
+        self.path("logs.db")
+    }
+    fn config(&self) -> String {
+        self.path("selfmon.json").display().to_string()
+    }
+    fn write_config(&self, extra: &str) {
+        let cfg = format!(
+            r#"// test configuration
+{{
+  "enabled": true,
+  "max_new_issues_per_scan": 20,
+  {extra}
+  "logs": {{ "path": "logs.db" }},
+  "state": {{ "path": "state.db" }},
+  "runner": {{ "kind": "offline" }},
+  "tracker": {{ "kind": "dry-run", "dir": "issues" }}
+}}"#
+        );
+        std::fs::write(self.path("selfmon.json"), cfg).unwrap();
+    }
+    fn log(&self, level: &str, source: &str, message: &str) {
+        let conn = rusqlite::Connection::open(self.logs()).unwrap();
+        conn.execute(
+            "INSERT INTO logs (timestamp, level, source, message) VALUES (datetime('now'), ?1, ?2, ?3)",
+            (level, source, message),
+        )
+        .unwrap();
+    }
+    fn issue_files(&self) -> usize {
+        std::fs::read_dir(self.path("issues"))
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .path()
+                        .extension()
+                        .is_some_and(|x| x == "md")
+                })
+                .count()
+            })
+            .unwrap_or(0)
+    }
+    fn scan(&self, extra: &[&str]) -> Output {
+        let mut args = vec!["scan", "--config"];
+        let c = self.config();
+        args.push(&c);
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+}
+
+fn seed(env: &Env) {
+    env.log(
+        "ERROR",
+        "cidx.git",
+        "[GIT-SYNC-001] git fetch failed for /srv/golden/alpha: exit status 128",
+    );
+    env.log(
+        "ERROR",
+        "cidx.api",
+        "Traceback (most recent call last):\n  File \"api.py\", line 3\nValueError: bad ref",
+    );
+    env.log(
+        "CRITICAL",
+        "cidx.db",
+        "[DB-LOCK-003] database is locked after 5 retries",
+    );
+    env.log("INFO", "cidx.http", "GET /health 200 in 3ms");
+}
+
+#[test]
+fn first_scan_files_second_files_none_then_only_new_ones() {
+    let env = Env::new();
+    seed(&env);
+    let first = env.scan(&[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let out = text(&first.stdout);
+    assert!(out.contains("filed 3"), "{out}");
+    assert_eq!(env.issue_files(), 3);
+
+    let second = env.scan(&[]);
+    assert!(second.status.success());
+    assert!(text(&second.stdout).contains("filed 0"));
+    assert_eq!(env.issue_files(), 3);
+
+    seed(&env);
+    env.log(
+        "CRITICAL",
+        "cidx.index",
+        "[INDEX-WRITE-002] index writer crashed: disk full",
+    );
+    let third = env.scan(&[]);
+    assert!(third.status.success());
+    let out = text(&third.stdout);
+    assert!(out.contains("filed 1"), "{out}");
+    assert_eq!(env.issue_files(), 4);
+}
+
+#[test]
+fn json_output_parses_as_the_scan_report() {
+    let env = Env::new();
+    seed(&env);
+    let o = env.scan(&["--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    assert_eq!(report["record"]["status"], "SUCCESS");
+    assert_eq!(report["record"]["records_read"], 3);
+    assert_eq!(report["record"]["issues_created"], 3);
+}
+
+#[test]
+fn dry_run_flag_files_nothing() {
+    let env = Env::new();
+    seed(&env);
+    let o = env.scan(&["--dry-run"]);
+    assert!(o.status.success());
+    assert!(
+        text(&o.stdout).contains("would file"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(env.issue_files(), 0);
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_the_field() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 0, "dedup": {"related_threshold": 2.0},"#);
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("cadence_minutes") && err.contains("dedup.related_threshold"),
+        "{err}"
+    );
+    let o = run(&["config", "validate", "--config", &env.config()]);
+    assert_eq!(o.status.code(), Some(2));
+
+    env.write_config(r#""model": 42,"#);
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("model"), "{}", text(&o.stderr));
+    assert!(!text(&o.stderr).contains("panicked"));
+}
+
+#[test]
+fn a_missing_log_file_exits_2_naming_the_path() {
+    let env = Env::new();
+    std::fs::remove_file(env.logs()).unwrap();
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains(&env.logs().display().to_string()), "{err}");
+}
+
+#[test]
+fn a_missing_config_file_exits_2() {
+    let o = run(&["scan", "--config", "/nonexistent/selfmon.json"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("/nonexistent/selfmon.json"));
+    let o = run(&["scan"]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+}
+
+#[test]
+fn a_scan_while_another_holds_the_lease_exits_3() {
+    let env = Env::new();
+    seed(&env);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = SqliteStateStore::open(env.path("state.db"), StateStoreOptions::default()).unwrap();
+    let outcome = rt
+        .block_on(store.try_acquire_lease(
+            "other-process/scan",
+            std::time::Duration::from_secs(600),
+            chrono::Utc::now(),
+        ))
+        .unwrap();
+    assert!(matches!(outcome, selfmon::LeaseOutcome::Acquired(_)));
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("other-process"));
+    assert_eq!(env.issue_files(), 0);
+}
+
+#[test]
+fn two_concurrent_scans_one_runs_the_other_exits_3() {
+    let env = Env::new();
+    let slow = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-slow.sh");
+    std::fs::write(
+        env.path("selfmon.json"),
+        format!(
+            r#"{{ "logs": {{ "path": "logs.db" }}, "state": {{ "path": "state.db" }},
+                 "runner": {{ "kind": "claude", "binary": "{}", "timeout_secs": 60 }},
+                 "tracker": {{ "kind": "dry-run", "dir": "issues" }} }}"#,
+            slow.display()
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let c = env.config();
+    let spawn = || {
+        bin()
+            .args(["scan", "--config", &c])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let a = spawn();
+    // The first scan is inside its (slow) analysis for seconds; the second meets its lease.
+    wait_for(
+        || scans_in(&env.path("state.db")) >= 1,
+        "the first scan to start",
+    );
+    let b = spawn();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert_eq!(a.status.code(), Some(0), "{}", text(&a.stderr));
+    assert_eq!(b.status.code(), Some(3), "{}", text(&b.stderr));
+    assert!(
+        text(&b.stderr).contains("another scan is running"),
+        "{}",
+        text(&b.stderr)
+    );
+}
+
+#[test]
+fn history_shows_scans_and_issues() {
+    let env = Env::new();
+    seed(&env);
+    assert!(env.scan(&[]).status.success());
+    assert!(env.scan(&[]).status.success());
+    let state = env.path("state.db").display().to_string();
+    let o = run(&["history", "--state", &state, "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(h["scans"]["total"], 2);
+    assert_eq!(h["issues"]["total"], 3);
+    let o = run(&["history", "--state", &state]);
+    assert!(text(&o.stdout).contains("SUCCESS"));
+    let o = run(&["history", "--state", "/nonexistent/state.db"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn templates_writes_one_line_per_input_line() {
+    use std::io::Write;
+    let mut child = bin()
+        .arg("templates")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"clone of /a failed after 3s\n\nclone of /b failed after 4s\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = text(&o.stdout);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[0], lines[2], "same template, same fingerprint");
+    assert!(lines[0].split('\t').next().unwrap().len() == 64);
+}
+
+#[test]
+fn config_init_validate_and_prompt_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    let cfg_s = cfg.display().to_string();
+    assert!(run(&["config", "init", "--output", &cfg_s])
+        .status
+        .success());
+    assert_eq!(
+        run(&["config", "init", "--output", &cfg_s]).status.code(),
+        Some(2),
+        "no overwrite"
+    );
+    let o = run(&["config", "validate", "--config", &cfg_s]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = run(&["prompt", "show"]);
+    assert!(text(&o.stdout).starts_with("[Prompt version:"));
+    let o = run(&["prompt", "diff", "--config", &cfg_s]);
+    assert!(text(&o.stdout).contains("uses the shipped prompt"));
+    let modified = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "\"prompt_user_modified\": false",
+            "\"prompt_user_modified\": true, \"prompt_template\": \"Analyse {digest}\"",
+        )
+        .replace("\"prompt_template\": \"\",", "");
+    std::fs::write(&cfg, modified).unwrap();
+    let o = run(&["prompt", "diff", "--config", &cfg_s]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("+Analyse {digest}"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+#[test]
+fn inventory_reports_coverage() {
+    let env = Env::new();
+    seed(&env);
+    let o = run(&[
+        "inventory",
+        "--logs",
+        &env.logs().display().to_string(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = run(&["inventory", "--logs", "/nonexistent/logs.db"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    for _ in 0..600 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn scans_in(state: &Path) -> u64 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Ok(store) = SqliteStateStore::open(state, StateStoreOptions::default()) else {
+        return 0;
+    };
+    rt.block_on(store.list_scans(Default::default()))
+        .map(|p| p.total)
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 10080,"#);
+    seed(&env);
+    let trigger = env.path("run-now");
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--trigger-file",
+            &trigger.display().to_string(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Enabled and never ran: the first tick is due at once.
+    wait_for(
+        || scans_in(&env.path("state.db")) >= 1,
+        "the first scheduled scan",
+    );
+    wait_for(|| env.issue_files() == 3, "the issues of the first scan");
+    env.log(
+        "CRITICAL",
+        "cidx.index",
+        "[INDEX-WRITE-002] index writer crashed: disk full",
+    );
+    std::fs::write(&trigger, "now").unwrap();
+    wait_for(|| env.issue_files() == 4, "the triggered scan");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("manual scan queued") && err.contains("stopped"),
+        "{err}"
+    );
+}
