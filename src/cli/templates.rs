@@ -25,14 +25,23 @@ pub fn run(args: &TemplatesArgs) -> Result<(), Failure> {
 
 /// `Err(None)` is a broken pipe on stdout.
 fn write_failure(e: std::io::Error) -> Option<Failure> {
-    (e.kind() != std::io::ErrorKind::BrokenPipe).then(|| Failure::Usage(format!("cannot write stdout: {e}")))
+    (e.kind() != std::io::ErrorKind::BrokenPipe)
+        .then(|| Failure::Usage(format!("cannot write stdout: {e}")))
 }
 
-fn run_on(args: &TemplatesArgs, mut input: impl BufRead, output: impl Write) -> Result<(), Option<Failure>> {
+fn run_on(
+    args: &TemplatesArgs,
+    mut input: impl BufRead,
+    output: impl Write,
+) -> Result<(), Option<Failure>> {
     let mut templater = match &args.state {
         Some(path) if path.exists() => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Failure::Usage(format!("cannot read templater state {}: {e}", path.display())))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Failure::Usage(format!(
+                    "cannot read templater state {}: {e}",
+                    path.display()
+                ))
+            })?;
             Templater::from_state_json(&text)
                 .map_err(|e| Failure::usage(&format!("templater state {}", path.display()), &e))?
         }
@@ -58,7 +67,9 @@ fn run_on(args: &TemplatesArgs, mut input: impl BufRead, output: impl Write) -> 
     let mut out = std::io::BufWriter::new(output);
     for (i, (line, cluster)) in lines.iter().zip(&clusters).enumerate() {
         let t = match cluster {
-            Some(id) => templater.cluster_template(*id).unwrap_or_else(|| templater.template(line)),
+            Some(id) => templater
+                .cluster_template(*id)
+                .unwrap_or_else(|| templater.template(line)),
             None => Template::from_text(templater.mask(line)),
         };
         if args.json {
@@ -71,8 +82,12 @@ fn run_on(args: &TemplatesArgs, mut input: impl BufRead, output: impl Write) -> 
     }
     out.flush().map_err(write_failure)?;
     if let Some(path) = &args.state {
-        std::fs::write(path, templater.to_state_json())
-            .map_err(|e| Failure::Usage(format!("cannot write templater state {}: {e}", path.display())))?;
+        std::fs::write(path, templater.to_state_json()).map_err(|e| {
+            Failure::Usage(format!(
+                "cannot write templater state {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     Ok(())
 }
