@@ -24,6 +24,11 @@
 //! text. It is stable across releases; golden tests pin known values, and changing the masks or the
 //! formula is a breaking change.
 //!
+//! Quality: `tests/template_grouping.rs` measures grouping accuracy (a message counts when its
+//! group holds exactly the messages of its true template) on a labelled corpus generated in the
+//! style of the public Loghub-2k sets (20 kinds of system, 2,000 messages each, one default
+//! configuration); it asserts an average of at least 0.90. It is not the public benchmark.
+//!
 //! Clustering is deterministic: the same configuration, starting state and messages in the same
 //! order give the same templates. Nothing depends on hash-map iteration order.
 
