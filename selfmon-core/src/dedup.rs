@@ -61,7 +61,9 @@ impl KnownIssues {
             // Replace: rebuild is simplest and rare.
             let mut all = std::mem::take(&mut self.issues);
             all[idx] = issue;
+            let noted = std::mem::take(&mut self.signature_templates);
             *self = KnownIssues::new(all);
+            self.signature_templates = noted;
             return;
         }
         let idx = self.issues.len();
@@ -1200,6 +1202,27 @@ mod tests {
             "{d:?} {why:?}"
         );
         assert!(why.candidates < 50, "scored {} candidates", why.candidates);
+    }
+
+    #[test]
+    fn replacing_an_issue_keeps_the_noted_signature_templates() {
+        let mut k = KnownIssues::new([known(
+            1,
+            "[BUG] a",
+            Classification::ServerBug,
+            IssueState::Open,
+        )]);
+        k.note_signatures([&sig("s1", "sync of <PATH> failed", &[])]);
+        k.insert(known(
+            1,
+            "[BUG] a, retitled",
+            Classification::ServerBug,
+            IssueState::Closed,
+        ));
+        let mut f = Finding::new(Classification::ServerBug, "t", "s");
+        f.signature_ids = vec!["s1".into()];
+        assert_eq!(k.templates_of(&f), ["sync of <PATH> failed"]);
+        assert_eq!(k.get(1).unwrap().issue.state, IssueState::Closed);
     }
 
     #[test]
