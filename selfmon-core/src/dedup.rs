@@ -10,7 +10,8 @@
 //!    the template masks, case folded), compared as token sets (Jaccard), and the finding is
 //!    *related* to the best issue of the same classification on which at least
 //!    [`DedupConfig::min_related_attributes`] attributes agree (an attribute agrees at or above
-//!    [`DedupConfig::related_threshold`]; the shared classification counts as one). Related
+//!    [`DedupConfig::related_threshold`]; the shared classification counts as one), unless both
+//!    sides have message templates and those disagree (the logs show different things). Related
 //!    findings become comments, never silent skips.
 //!
 //! Only the exact tiers (1 and 2) skip silently. Any match against a closed issue is a regression.
@@ -231,7 +232,17 @@ impl KnownIssues {
 
 /// Title without a `[BUG]`-style prefix, lower-cased, whitespace folded.
 pub fn normalise_title(title: &str) -> String {
-    let t = title.trim();
+    // Undo the defusing applied to filed titles (word joiners, angle quotes for `<` `>`).
+    let undone: String = title
+        .chars()
+        .filter(|&c| c != '\u{2060}')
+        .map(|c| match c {
+            '\u{2039}' => '<',
+            '\u{203A}' => '>',
+            c => c,
+        })
+        .collect();
+    let t = undone.trim();
     let t = match t.strip_prefix('[').and_then(|r| r.split_once(']')) {
         Some((_, rest)) => rest,
         None => t,
@@ -700,7 +711,14 @@ impl ThreeTierDeduplicator {
                     agreed,
                 });
             }
-            if agreeing < need {
+            // The message templates say what the logs actually show: when both sides have them and
+            // they disagree, similar titles or files do not make the problems the same.
+            let template_veto = scores
+                .iter()
+                .any(|s| s.attribute == Attribute::Template && !s.agreed)
+                && !query[Attribute::Template.index()].is_empty()
+                && !sets[Attribute::Template.index()].is_empty();
+            if agreeing < need || template_veto {
                 continue;
             }
             let mean = if agreeing == 0 {

@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::SelfMonitoringConfig;
-use crate::dedup::{finding_fingerprint, ExactTitleDeduplicator, KnownIssues};
+use crate::dedup::{finding_fingerprint, KnownIssues, ThreeTierDeduplicator};
 use crate::digest::{Digest, DigestBuilder, Signature};
 use crate::error::{Error, Result};
 use crate::issue_body::{issue_body, issue_title, occurrence_comment};
@@ -27,6 +27,7 @@ use crate::model::{
 };
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
+use crate::template::Templater;
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker,
     LeaseOutcome, LogSource, StateStore,
@@ -135,7 +136,8 @@ impl SelfMonitorBuilder {
         self.tracker = Some(t);
         self
     }
-    /// The deduplicator (default: [`ExactTitleDeduplicator`]).
+    /// The deduplicator (default: [`ThreeTierDeduplicator`] with the configuration's `dedup`
+    /// settings, rebuilt each scan so configuration changes apply).
     pub fn deduplicator(mut self, d: Arc<dyn Deduplicator>) -> Self {
         self.dedup = Some(d);
         self
@@ -177,9 +179,7 @@ impl SelfMonitorBuilder {
             log_source: self.log_source.ok_or_else(|| missing("log_source"))?,
             runner: self.runner.ok_or_else(|| missing("runner"))?,
             tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
-            dedup: self
-                .dedup
-                .unwrap_or_else(|| Arc::new(ExactTitleDeduplicator)),
+            dedup: self.dedup,
             store: self.store.ok_or_else(|| missing("store"))?,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             owner: self
@@ -200,7 +200,8 @@ pub struct SelfMonitor {
     log_source: Arc<dyn LogSource>,
     runner: Arc<dyn AnalysisRunner>,
     tracker: Arc<dyn IssueTracker>,
-    dedup: Arc<dyn Deduplicator>,
+    /// `None`: a [`ThreeTierDeduplicator`] built from each scan's configuration.
+    dedup: Option<Arc<dyn Deduplicator>>,
     store: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
     owner: String,
@@ -416,8 +417,16 @@ impl SelfMonitor {
             report.record.log_id_start = 0;
         }
 
-        // 3. Read everything new, page by page, into the digest.
-        let mut builder = DigestBuilder::new(config)?;
+        // 3. Read everything new, page by page, into the digest. The templater starts from what
+        // earlier scans learned, so the same message keeps its template (and fingerprint).
+        let templater = match self.store.load_template_state().await? {
+            Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
+                Templater::new()
+            }),
+            None => Templater::new(),
+        };
+        let mut builder = DigestBuilder::with_templater(config, templater)?;
         let mut after = cursor;
         let mut first_id: Option<i64> = None;
         let mut last_id = cursor;
@@ -455,7 +464,11 @@ impl SelfMonitor {
         }
         let new_cursor = after;
         report.record.records_read = read;
-        let digest = builder.finish();
+        let (digest, templater) = builder.finish_with_templater();
+        self.store
+            .save_template_state(&templater.to_state_json())
+            .await?;
+        drop(templater);
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 
@@ -613,6 +626,11 @@ impl SelfMonitor {
         });
 
         // 8. Deduplicate and file.
+        known.note_signatures(&novel);
+        let dedup: Arc<dyn Deduplicator> = match &self.dedup {
+            Some(d) => d.clone(),
+            None => Arc::new(ThreeTierDeduplicator::new(config.dedup.clone())),
+        };
         let original_by_id: HashMap<&str, &Signature> =
             novel.iter().map(|s| (s.id.as_str(), s)).collect();
         let shown_by_id: HashMap<&str, &Signature> = novel_digest
@@ -628,7 +646,7 @@ impl SelfMonitor {
                 shown: pick(&shown_by_id, &finding.signature_ids),
             };
             let count = evidence.count;
-            let decision = self.dedup.decide(&finding, &known).await?;
+            let decision = dedup.decide(&finding, &known).await?;
             match decision {
                 DedupDecision::Duplicate {
                     issue,
