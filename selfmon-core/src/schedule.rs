@@ -85,6 +85,17 @@ impl SelfMonitoringService {
         }
     }
 
+    async fn latest_scan(&self) -> Result<Option<crate::model::ScanRecord>> {
+        let page = self
+            .store
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
+            .await?;
+        Ok(page.items.into_iter().next())
+    }
+
     /// When the next scheduled scan is due: the later of the last scan's start and the last
     /// submission, plus the cadence; `now` when nothing ever ran. `None` when disabled.
     pub async fn next_scan_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
@@ -92,17 +103,7 @@ impl SelfMonitoringService {
         if !config.enabled {
             return Ok(None);
         }
-        let last_scan = self
-            .store
-            .list_scans(PageRequest {
-                offset: 0,
-                limit: 1,
-            })
-            .await?
-            .items
-            .into_iter()
-            .next()
-            .map(|s| s.started_at);
+        let last_scan = self.latest_scan().await?.map(|s| s.started_at);
         let last_submit = *self
             .last_submitted
             .lock()
@@ -150,17 +151,7 @@ impl SelfMonitoringService {
                 _ => SchedulerState::Running,
             });
         }
-        let latest = self
-            .store
-            .list_scans(PageRequest {
-                offset: 0,
-                limit: 1,
-            })
-            .await?
-            .items
-            .into_iter()
-            .next();
-        Ok(match latest {
+        Ok(match self.latest_scan().await? {
             Some(s) if s.status == ScanStatus::Running => SchedulerState::Running,
             _ => SchedulerState::Idle,
         })

@@ -38,6 +38,19 @@ struct Inner {
     failing: HashSet<StoreOp>,
 }
 
+/// One page of `all` (already filtered and ordered), with the total; pages hold at most 500.
+fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
+    Page {
+        total: all.len() as u64,
+        items: all
+            .into_iter()
+            .skip(page.offset as usize)
+            .take(page.limit.min(500) as usize)
+            .cloned()
+            .collect(),
+    }
+}
+
 /// State in memory: good for tests and for hosts that keep no history.
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
@@ -234,15 +247,7 @@ impl StateStore for MemoryStateStore {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
-        Ok(Page {
-            total: all.len() as u64,
-            items: all
-                .into_iter()
-                .skip(page.offset as usize)
-                .take(page.limit.min(500) as usize)
-                .cloned()
-                .collect(),
-        })
+        Ok(paginate(all, page))
     }
 
     async fn list_issues(
@@ -262,15 +267,7 @@ impl StateStore for MemoryStateStore {
                 .cmp(&a.created_at)
                 .then(b.issue.number.cmp(&a.issue.number))
         });
-        Ok(Page {
-            total: all.len() as u64,
-            items: all
-                .into_iter()
-                .skip(page.offset as usize)
-                .take(page.limit.min(500) as usize)
-                .cloned()
-                .collect(),
-        })
+        Ok(paginate(all, page))
     }
 
     async fn load_template_state(&self) -> Result<Option<String>> {
