@@ -279,3 +279,24 @@ async fn redaction_never_changes_fingerprints() {
     }
     assert_eq!(fingerprints[0], fingerprints[1]);
 }
+
+#[tokio::test]
+async fn server_identity_appears_only_when_the_host_opts_in() {
+    for opt_in in [false, true] {
+        let config = SelfMonitoringConfig {
+            include_server_identity: opt_in,
+            server_identity: Some("cidx-prod-7".into()),
+            ..Default::default()
+        };
+        let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+        r.logs
+            .log(Level::Critical, "db", "[DB-LOCK-003] database is locked");
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        let body = &r.tracker.issues()[0].body;
+        assert_eq!(
+            body.contains("cidx\\-prod\\-7") || body.contains("cidx-prod-7"),
+            opt_in,
+            "{body}"
+        );
+    }
+}
