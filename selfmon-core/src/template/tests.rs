@@ -335,6 +335,89 @@ fn clustering_merges_names_but_keeps_constant_words_apart() {
 }
 
 #[test]
+fn messages_agreeing_only_on_bare_values_stay_apart() {
+    let mut t = Templater::new();
+    let a = t
+        .learn_and_template("ARPT: 620701.011328: AirPort_Brcm43xx::syncPowerState: WWEN[enabled]");
+    let b = t.learn_and_template(
+        "ARPT: 620702.879952: AirPort_Brcm43xx::platformWoWEnable: WWEN[disable]",
+    );
+    assert_ne!(a.fingerprint, b.fingerprint, "{} / {}", a.text, b.text);
+    assert_eq!(
+        t.learn_and_template(
+            "ARPT: 621490.890645: AirPort_Brcm43xx::syncPowerState: WWEN[enabled]"
+        ),
+        a
+    );
+    // Messages made only of values still share a template.
+    t.learn("REPORT : 7007 5002 150089 240");
+    assert_eq!(
+        t.learn_and_template("REPORT : 7008 5003 150111 240").text,
+        "REPORT : <NUM> <NUM> <NUM> <NUM>"
+    );
+    // A key=value token is evidence of sameness even though its value is masked.
+    t.learn("release lock=1, flg=0x0, tag=\"View\", name=com.android.systemui, ws=null, uid=10037");
+    assert_eq!(
+        t.learn_and_template(
+            "release lock=2, flg=0x0, tag=\"SCREEN\", name=android, ws=WorkSource{10113}, uid=1000"
+        )
+        .text,
+        "release lock=<NUM>, flg=<HEX>, tag=<STR>, <*> <*> uid=<NUM>"
+    );
+}
+
+#[test]
+fn a_leading_word_takes_twice_the_evidence_to_become_a_variable() {
+    let mut t = Templater::new();
+    let verbs = [
+        "boot",
+        "wait",
+        "halt",
+        "risBoot",
+        "bootGenvmunix",
+        "clusterAddMember",
+    ];
+    let fps: std::collections::BTreeSet<String> = verbs
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            t.learn_and_template(&format!("{v}  (command {i})"))
+                .fingerprint
+        })
+        .collect();
+    assert_eq!(fps.len(), verbs.len(), "six leading words stay six events");
+    // Ten distinct leading words are a name after all.
+    let users = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy",
+    ];
+    let ids: Vec<ClusterId> = users
+        .iter()
+        .map(|u| t.learn(&format!("{u}'s login window is ready")))
+        .collect();
+    assert_eq!(
+        t.cluster_template(ids[0]).unwrap().text,
+        "<*> login window is ready"
+    );
+    // A leading identifier that is not a plain word needs only the usual evidence.
+    let procs = [
+        "chrome.exe",
+        "Skype.exe",
+        "outlook.exe",
+        "svchost.exe",
+        "Dropbox.exe",
+    ];
+    let ids: Vec<ClusterId> = procs
+        .iter()
+        .map(|p| t.learn(&format!("{p} - proxy.example.org:5070 open through proxy")))
+        .collect();
+    assert!(t
+        .cluster_template(ids[0])
+        .unwrap()
+        .text
+        .starts_with("<*> - "));
+}
+
+#[test]
 fn learned_state_round_trips_and_behaves_the_same() {
     let msgs: Vec<String> = (0..200)
         .map(|i| match i % 4 {
