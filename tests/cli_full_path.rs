@@ -37,6 +37,14 @@ fn scan(config: &std::path::Path) -> std::process::Output {
         .unwrap()
 }
 
+/// Runs a scan off the async runtime (the fake GitHub server lives on it) and parses its report.
+async fn scan_report(config: &std::path::Path) -> serde_json::Value {
+    let c = config.to_path_buf();
+    let o = tokio::task::spawn_blocking(move || scan(&c)).await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_to_claude_subprocess_to_github_http_files_each_problem_once() {
     let (server, github) = fake_github::FakeGitHub::start().await;
@@ -60,14 +68,7 @@ async fn sqlite_to_claude_subprocess_to_github_http_files_each_problem_once() {
     );
     let config = write_config(dir.path(), &server.uri());
 
-    let o = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || scan(&c)
-    })
-    .await
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = scan_report(&config).await;
     assert_eq!(report["record"]["issues_created"], 2, "{report:#}");
     assert_eq!(report["record"]["cost_usd"], 0.0123);
     let issues = github.issues();
@@ -88,14 +89,7 @@ async fn sqlite_to_claude_subprocess_to_github_http_files_each_problem_once() {
         "CRITICAL",
         "[DB-LOCK-003] database is locked after 7 retries",
     );
-    let o = tokio::task::spawn_blocking({
-        let c = config.clone();
-        move || scan(&c)
-    })
-    .await
-    .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report = scan_report(&config).await;
     assert_eq!(report["record"]["issues_created"], 0, "{report:#}");
     assert_eq!(github.issues().len(), 2);
     let creates = github

@@ -109,6 +109,19 @@ impl MemoryIssueTracker {
     }
 }
 
+fn find_mut(issues: &mut [MemoryIssue], number: u64) -> Result<&mut MemoryIssue> {
+    issues
+        .iter_mut()
+        .find(|i| i.number == number)
+        .ok_or_else(|| {
+            Error::adapter(
+                crate::Component::IssueTracker,
+                false,
+                format!("issue #{number} does not exist"),
+            )
+        })
+}
+
 fn to_ref(i: &MemoryIssue) -> IssueRef {
     IssueRef {
         number: i.number,
@@ -174,34 +187,14 @@ impl IssueTracker for MemoryIssueTracker {
             return Err(Self::fault("comment"));
         }
         let mut i = self.lock();
-        let issue = i
-            .issues
-            .iter_mut()
-            .find(|i| i.number == number)
-            .ok_or_else(|| {
-                Error::adapter(
-                    crate::Component::IssueTracker,
-                    false,
-                    format!("issue #{number} does not exist"),
-                )
-            })?;
+        let issue = find_mut(&mut i.issues, number)?;
         issue.comments.push(body.to_string());
         Ok(())
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
         let mut i = self.lock();
-        let issue = i
-            .issues
-            .iter_mut()
-            .find(|i| i.number == number)
-            .ok_or_else(|| {
-                Error::adapter(
-                    crate::Component::IssueTracker,
-                    false,
-                    format!("issue #{number} does not exist"),
-                )
-            })?;
+        let issue = find_mut(&mut i.issues, number)?;
         issue.state = IssueState::Open;
         issue.closed_at = None;
         Ok(())
