@@ -2,7 +2,7 @@
 //! folder, so a host can see what selfmon would do before giving it a real tracker.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -39,6 +39,13 @@ pub struct DryRunIssue {
 /// comments are appended below a rule. Numbers continue across runs (read from the index).
 #[derive(Debug)]
 pub struct DryRunTracker {
+    folder: Arc<Folder>,
+}
+
+/// The folder itself; every method does blocking file I/O, so the tracker runs them on tokio's
+/// blocking pool.
+#[derive(Debug)]
+struct Folder {
     dir: PathBuf,
     lock: Mutex<()>,
 }
@@ -57,22 +64,40 @@ impl DryRunTracker {
         let dir = dir.into();
         std::fs::create_dir_all(&dir).map_err(|e| io_err("create the folder", &dir, e))?;
         Ok(DryRunTracker {
-            dir,
-            lock: Mutex::new(()),
+            folder: Arc::new(Folder {
+                dir,
+                lock: Mutex::new(()),
+            }),
         })
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.folder.dir
     }
 
+    /// Every issue written so far (reads `index.json`; blocking).
+    pub fn issues(&self) -> Result<Vec<DryRunIssue>> {
+        self.folder.issues()
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Folder) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let folder = self.folder.clone();
+        tokio::task::spawn_blocking(move || op(&folder))
+            .await
+            .map_err(|e| Error::adapter(Component::IssueTracker, true, e))?
+    }
+}
+
+impl Folder {
     fn index_path(&self) -> PathBuf {
         self.dir.join("index.json")
     }
 
-    /// Every issue written so far.
-    pub fn issues(&self) -> Result<Vec<DryRunIssue>> {
+    fn issues(&self) -> Result<Vec<DryRunIssue>> {
         let path = self.index_path();
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| {
@@ -146,10 +171,8 @@ fn slug(title: &str) -> String {
     s.trim_matches('-').chars().take(60).collect()
 }
 
-#[async_trait]
-impl IssueTracker for DryRunTracker {
-    async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
-        let _ = closed_since;
+impl Folder {
+    fn list(&self) -> Result<Vec<TrackedIssue>> {
         Ok(self
             .issues()?
             .iter()
@@ -163,7 +186,7 @@ impl IssueTracker for DryRunTracker {
             .collect())
     }
 
-    async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef> {
+    fn create(&self, draft: &IssueDraft) -> Result<IssueRef> {
         self.with_index(|issues| {
             let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
             let file = format!("{number:04}-{}.md", slug(&draft.title));
@@ -191,7 +214,7 @@ impl IssueTracker for DryRunTracker {
         })
     }
 
-    async fn comment(&self, number: u64, body: &str) -> Result<()> {
+    fn comment(&self, number: u64, body: &str) -> Result<()> {
         self.with_index(|issues| {
             let issue = Self::find(issues, number)?;
             issue.comments += 1;
@@ -205,19 +228,46 @@ impl IssueTracker for DryRunTracker {
         })
     }
 
-    async fn reopen(&self, number: u64) -> Result<()> {
+    fn reopen(&self, number: u64) -> Result<()> {
         self.with_index(|issues| {
             Self::find(issues, number)?.state = IssueState::Open;
             Ok(())
         })
     }
 
-    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>> {
+    fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>> {
         Ok(self
             .issues()?
             .iter()
             .find(|i| i.fingerprint.as_deref() == Some(marker.fingerprint()))
             .map(|i| self.to_ref(i)))
+    }
+}
+
+#[async_trait]
+impl IssueTracker for DryRunTracker {
+    /// Every issue in the folder (it keeps no closing dates, so `closed_since` has no effect).
+    async fn list_issues(&self, _closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
+        self.blocking(Folder::list).await
+    }
+
+    async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef> {
+        let draft = draft.clone();
+        self.blocking(move |f| f.create(&draft)).await
+    }
+
+    async fn comment(&self, number: u64, body: &str) -> Result<()> {
+        let body = body.to_string();
+        self.blocking(move |f| f.comment(number, &body)).await
+    }
+
+    async fn reopen(&self, number: u64) -> Result<()> {
+        self.blocking(move |f| f.reopen(number)).await
+    }
+
+    async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>> {
+        let marker = marker.clone();
+        self.blocking(move |f| f.find_by_marker(&marker)).await
     }
 }
 

@@ -468,7 +468,6 @@ impl SelfMonitor {
         self.store
             .save_template_state(&templater.to_state_json())
             .await?;
-        drop(templater);
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 

@@ -200,6 +200,23 @@ fn evidence(b: &mut String, signatures: &[&Signature], evidence_ids: &[i64]) {
     }
 }
 
+/// The fence of a code block still open at the end of `text`, if any.
+fn open_fence(text: &str) -> Option<String> {
+    let mut open: Option<&str> = None;
+    for line in text.lines() {
+        let ticks = line.len() - line.trim_start_matches('`').len();
+        if ticks < 3 {
+            continue;
+        }
+        match open {
+            None => open = Some(&line[..ticks]),
+            Some(f) if ticks >= f.len() && line[ticks..].trim().is_empty() => open = None,
+            Some(_) => {}
+        }
+    }
+    open.map(str::to_string)
+}
+
 fn finish(mut b: String, scan_id: &ScanId, marker: Option<&Marker>) -> String {
     let footer = format!(
         "\n---\n_Filed by selfmon, scan `{}`._\n{}",
@@ -208,12 +225,14 @@ fn finish(mut b: String, scan_id: &ScanId, marker: Option<&Marker>) -> String {
             .map(|m| format!("{}\n", m.as_str()))
             .unwrap_or_default()
     );
-    let budget = MAX_BODY_CHARS.saturating_sub(footer.chars().count() + 64);
+    // Room for the footer, the truncation notice and a closing fence (fences are at most one
+    // longer than the longest backtick run in a capped excerpt).
+    let budget = MAX_BODY_CHARS.saturating_sub(footer.chars().count() + 64 + 1_100);
     if b.chars().count() > budget {
         b = truncate_chars(&b, budget);
-        // Close any code fence the cut left open.
-        if b.matches("\n```").count() % 2 == 1 || b.starts_with("```") {
-            b.push_str("\n````````````````\n");
+        if let Some(fence) = open_fence(&b) {
+            b.push('\n');
+            b.push_str(&fence);
         }
         b.push_str("\n\n_(truncated)_\n");
     }
@@ -252,6 +271,17 @@ mod tests {
     fn code_blocks_outgrow_backtick_runs() {
         let b = code_block("a ```` b");
         assert!(b.starts_with("`````text"));
+    }
+
+    #[test]
+    fn a_cut_inside_a_code_block_closes_it_with_the_same_fence() {
+        let open = format!(
+            "intro\n{}",
+            code_block(&format!("a ````` b\n{}", "x".repeat(100)))
+        );
+        let cut = &open[..open.len() - 20];
+        assert_eq!(open_fence(cut).as_deref(), Some("``````"));
+        assert_eq!(open_fence(&open), None);
     }
 
     #[test]

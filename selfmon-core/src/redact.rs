@@ -393,11 +393,8 @@ mod tests {
     fn ordinary_text_is_borrowed_untouched() {
         let text =
             "GET /api/repos/12 200 in 3ms; basic authentication is disabled; input_tokens: 1234";
-        assert!(
-            matches!(Redactor::new().redact(text), Cow::Borrowed(_)) || r(text) == text,
-            "{}",
-            r(text)
-        );
+        // Triggers fire (`token`, `basic`), the regexes run, nothing matches: no copy is made.
+        assert!(matches!(Redactor::new().redact(text), Cow::Borrowed(_)));
         assert_eq!(r(text), text);
     }
 
