@@ -47,7 +47,7 @@ fn strings(v: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_monitoring_tab_works_end_to_end_in_headless_chromium() {
     if let Some(reason) = missing_browser() {
-        eprintln!("skipping the browser test: {reason}");
+        selfmon::testing::tool::skip_missing_tool("chromium", &reason);
         return;
     }
     let host = start_host(|o| {

@@ -57,7 +57,7 @@ macro_rules! binary_or_skip {
         match claude_binary() {
             Ok(p) => p,
             Err(reason) => {
-                eprintln!("SKIPPED: {reason}");
+                selfmon_core::testing::tool::skip_missing_tool("claude", &reason);
                 return;
             }
         }

@@ -6,6 +6,7 @@ mod job_queue;
 mod log_source;
 mod runner;
 mod state_store;
+pub mod tool;
 
 pub use crate::clock::FakeClock;
 pub use issue_tracker::{MemoryIssue, MemoryIssueTracker, TrackerFault};

@@ -1,0 +1,53 @@
+//! Tests that need an optional external tool (the Claude CLI, Chromium, PostgreSQL, Python).
+//!
+//! A test whose tool is missing skips *visibly*: [`skip_missing_tool`] writes a line
+//! `SKIPPED <tool> <test>: <reason>` straight to the process's standard error, which `cargo test`
+//! shows without `--nocapture` (only the `print!`/`eprint!` macros are captured). Where the
+//! environment variable `SELFMON_REQUIRE_TOOLS` names the tool (a comma-separated list, as CI sets it
+//! for every tool it installed), a missing tool is a failure instead of a skip, so CI cannot pass
+//! with a tool it installed left unused.
+
+use std::io::Write;
+
+/// The environment variable listing the tools that must not be skipped (comma-separated).
+pub const REQUIRE_TOOLS_ENV: &str = "SELFMON_REQUIRE_TOOLS";
+
+/// Whether `SELFMON_REQUIRE_TOOLS` names `tool` (case-insensitive).
+pub fn tool_required(tool: &str) -> bool {
+    std::env::var(REQUIRE_TOOLS_ENV)
+        .map(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(tool)))
+        .unwrap_or(false)
+}
+
+/// Reports that the calling test cannot run because `tool` is missing.
+///
+/// Prints `SKIPPED <tool> <test>: <reason>` to standard error (visible in the normal `cargo test`
+/// output); the caller then returns early. Panics instead when [`tool_required`] says the tool must
+/// be there.
+pub fn skip_missing_tool(tool: &str, reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("<unnamed test>")
+        .to_string();
+    if tool_required(tool) {
+        panic!("{tool} is required here ({REQUIRE_TOOLS_ENV} names it) but missing: {reason}");
+    }
+    let line = format!("SKIPPED {tool} {test}: {reason}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tool_named_in_the_list_is_required_whatever_its_case() {
+        // The variable is read, not set, here: other tests may run in parallel.
+        let listed = std::env::var(REQUIRE_TOOLS_ENV).unwrap_or_default();
+        let expected = listed
+            .split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case("no-such-tool-xyz"));
+        assert_eq!(tool_required("no-such-tool-xyz"), expected);
+        assert_eq!(tool_required("NO-SUCH-TOOL-XYZ"), expected);
+    }
+}
