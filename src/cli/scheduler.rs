@@ -115,11 +115,13 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     built.monitor.shutdown();
     let mut interrupted = false;
     while let Ok(Some((id, status))) = queue.active_job(&JobKind::SelfMonitoring).await {
-        if status == JobStatus::Running {
-            interrupted = true;
+        let running = status == JobStatus::Running;
+        if running {
             log("stopping: interrupting the scan in flight");
         }
-        queue.wait(&id).await;
+        // A scan that finished on its own just before the signal is no interruption.
+        let ended = queue.wait(&id).await;
+        interrupted |= running && matches!(ended, Some(JobStatus::Failed { .. }));
     }
     report_finished(queue.as_ref(), &mut watched).await;
     log("stopped");
