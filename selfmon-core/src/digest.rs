@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
+use crate::hash::{sha256_hex, FxMap};
 use crate::model::{ErrorCode, Level, LogRecord};
-use crate::template::{sha256_hex, ClusterId, FxMap, Templater};
+use crate::template::{ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
