@@ -67,7 +67,7 @@ fn judge_run(text: &str, start: usize, end: usize, out: &mut Vec<Range<usize>>) 
     }
     for sep in [b'/', b'-'] {
         let run = &text.as_bytes()[start..end];
-        if !run.contains(&sep) && !(sep == b'-' && run.contains(&b'_')) {
+        if !(run.contains(&sep) || (sep == b'-' && run.contains(&b'_'))) {
             continue;
         }
         let mut found = false;
