@@ -46,7 +46,10 @@ async fn findings_over_the_budget_are_filed_by_later_scans_most_severe_first() {
     let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
     assert_eq!(occurrences, 3, "each record counted once");
     let fourth = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
-    assert_eq!(fourth.record.issues_created, 0, "and nothing is filed twice");
+    assert_eq!(
+        fourth.record.issues_created, 0,
+        "and nothing is filed twice"
+    );
 }
 
 #[tokio::test]
@@ -73,7 +76,10 @@ async fn a_backlog_entry_an_issue_now_covers_is_closed_with_the_reason() {
         .iter()
         .all(|c| c.closure.issue.is_some() && !c.closure.reason.is_empty()));
     let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
-    assert_eq!(occurrences, 6, "deferred and recurring records both count, once");
+    assert_eq!(
+        occurrences, 6,
+        "deferred and recurring records both count, once"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +89,10 @@ async fn a_failed_scan_defers_nothing_so_re_reading_counts_once() {
     r.store.fail(StoreOp::CommitScan);
     assert!(r.monitor.scan(ScanTrigger::Manual).await.is_err());
     r.store.heal();
-    assert!(r.store.backlog().is_empty(), "a failed scan commits no deferral");
+    assert!(
+        r.store.backlog().is_empty(),
+        "a failed scan commits no deferral"
+    );
     for _ in 0..4 {
         r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     }
@@ -124,7 +133,10 @@ async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
     assert!(dry.record.dry_run);
     assert_eq!(r.store.last_successful_cursor().await.unwrap(), cursor);
     assert_eq!(r.store.issues(), issues_before, "no occurrences recorded");
-    assert_eq!(r.store.load_template_state().await.unwrap(), templates_before);
+    assert_eq!(
+        r.store.load_template_state().await.unwrap(),
+        templates_before
+    );
     assert_eq!(r.store.backlog(), backlog_before);
     let previewed: Vec<String> = dry
         .outcomes
@@ -134,7 +146,12 @@ async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
             _ => None,
         })
         .collect();
-    assert_eq!(previewed.len(), 1, "the preview shows the new problem");
+    assert_eq!(
+        previewed.len(),
+        2,
+        "the preview shows the waiting backlog entry and the new problem: {:?}",
+        dry.outcomes
+    );
     let issues_in_tracker = r.tracker.issues().len();
 
     let real = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
@@ -145,5 +162,8 @@ async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
     assert_eq!(filed, previewed, "the real scan files exactly the preview");
     assert_eq!(real.record.records_read, dry.record.records_read);
     let history = r.store.scans();
-    assert!(history.iter().any(|s| s.dry_run), "the dry run is in history");
+    assert!(
+        history.iter().any(|s| s.dry_run),
+        "the dry run is in history"
+    );
 }
