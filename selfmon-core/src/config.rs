@@ -43,7 +43,9 @@ pub struct SelfMonitoringConfig {
     pub dedup: DedupConfig,
     /// Signatures dropped before analysis.
     pub ignore: IgnoreRules,
-    /// Record what would be filed without filing anything.
+    /// Every scan is a preview: it reports what it would file, comment and defer, and changes
+    /// nothing (no issue, no comment, no cursor move, no occurrences, no learned templates, no
+    /// backlog change). Scans are marked as dry runs in history.
     pub dry_run: bool,
     /// Include server identity in issue bodies. Off: trackers may be public.
     pub include_server_identity: bool,

@@ -63,7 +63,11 @@ pub struct ScanArgs {
     /// The configuration file (JSON; `//` comment lines allowed).
     #[arg(long, short)]
     pub config: PathBuf,
-    /// Record what would be filed without filing anything.
+    /// Preview: show what this scan would file, comment and defer, and change nothing. A dry run
+    /// files no issue, posts no comment, never moves the cursor (the next real scan reads the same
+    /// records and files exactly what the preview showed), records no occurrences, and changes
+    /// neither the learned templates nor the backlog. It is marked "dry-run" in `selfmon history`.
+    /// Same as `"dry_run": true` in the configuration.
     #[arg(long)]
     pub dry_run: bool,
     /// Print the full scan report as JSON instead of a summary.
