@@ -922,6 +922,7 @@ mod tests {
             distinct_correlation_ids: 0,
             repeated: false,
             has_traceback: false,
+            nodes: vec![],
         }
     }
 
