@@ -203,3 +203,16 @@ mod tests {
         assert!(!core.is_retryable());
     }
 }
+
+/// Typed column access that fails with an error instead of panicking on an unexpected type.
+pub(crate) trait RowExt {
+    /// Column `i` as `T`.
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T>;
+}
+
+impl RowExt for tokio_postgres::Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T> {
+        self.try_get(i)
+            .map_err(Error::query("reading a column of an unexpected type"))
+    }
+}
