@@ -187,6 +187,19 @@ pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
     false
 }
 
+/// Typed column access that fails with an error instead of panicking on an unexpected type.
+pub(crate) trait RowExt {
+    /// Column `i` as `T`.
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T>;
+}
+
+impl RowExt for tokio_postgres::Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T> {
+        self.try_get(i)
+            .map_err(Error::query("reading a column of an unexpected type"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,18 +214,5 @@ mod tests {
         assert!(e.to_string().contains("node-a"));
         let core = e.into_core(Component::StateStore);
         assert!(!core.is_retryable());
-    }
-}
-
-/// Typed column access that fails with an error instead of panicking on an unexpected type.
-pub(crate) trait RowExt {
-    /// Column `i` as `T`.
-    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T>;
-}
-
-impl RowExt for tokio_postgres::Row {
-    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T> {
-        self.try_get(i)
-            .map_err(Error::query("reading a column of an unexpected type"))
     }
 }

@@ -130,12 +130,12 @@ pub async fn migrate_to(client: &mut Client, schema: &str, target: i64) -> Resul
 /// The version recorded in `schema` (0 when none).
 pub async fn current_version(client: &Client, schema: &str) -> Result<i64> {
     let s = quote_ident(schema);
-    Ok(client
+    client
         .query_one(
             &format!("SELECT coalesce(max(version), 0) FROM {s}.selfmon_schema_version"),
             &[],
         )
         .await
         .map_err(Error::query("reading the schema version"))?
-        .col(0)?)
+        .col(0)
 }

@@ -11,7 +11,7 @@ use super::failure::{from_scan_error, Failure};
 /// Runs one scan; prints a summary or the JSON report.
 pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
     let config = CliConfig::load(&args.config)?;
-    let built = config.build(args.dry_run)?;
+    let built = config.build(args.dry_run).await?;
     let progress = std::io::stderr().is_terminal() && !args.json;
     let mut events = built.monitor.subscribe();
     let printer = tokio::spawn(async move {

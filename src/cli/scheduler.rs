@@ -30,7 +30,7 @@ fn log(line: &str) {
 /// Runs until SIGTERM or SIGINT, then waits for the scan in flight.
 pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     let config = CliConfig::load(&args.config)?;
-    let built = config.build(false)?;
+    let built = config.build(false).await?;
     let queue = MemoryJobQueue::start(built.monitor.clone());
     let service = SelfMonitoringService::new(
         built.monitor.config_handle(),
