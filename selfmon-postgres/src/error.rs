@@ -177,6 +177,13 @@ pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
+    // The server ended the session (admin shutdown, pg_terminate_backend) or the link broke.
+    if let Some(code) = e.code() {
+        let c = code.code();
+        if c.starts_with("57P") || c.starts_with("08") {
+            return true;
+        }
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<std::io::Error>() {

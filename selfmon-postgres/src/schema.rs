@@ -7,6 +7,7 @@
 //! - v1: scans, filed issues, the outbox (intents), the lease row, learned templates.
 //! - v2: the lease's fencing epoch (every outbox and issue write checks it) and the occurrence
 //!   history of each issue.
+//! - v3: the backlog of deferred findings.
 
 use tokio_postgres::Client;
 
@@ -14,13 +15,13 @@ use crate::connect::quote_ident;
 use crate::error::{Error, Result, RowExt};
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Advisory lock key serialising migrations across nodes ("selfmon" in ASCII, as a number).
 const MIGRATION_LOCK_KEY: i64 = 0x73656c666d6f6e;
 
 /// The DDL of each version, `{s}` standing for the quoted schema name.
-pub const MIGRATIONS: [&str; 2] = [
+pub const MIGRATIONS: [&str; 3] = [
     // v1
     "CREATE TABLE IF NOT EXISTS {s}.selfmon_scans (
         seq BIGSERIAL PRIMARY KEY,
@@ -66,6 +67,20 @@ pub const MIGRATIONS: [&str; 2] = [
     );
     CREATE INDEX IF NOT EXISTS selfmon_occurrences_issue
         ON {s}.selfmon_occurrences (issue_number, seen_at DESC);",
+    // v3
+    "CREATE TABLE IF NOT EXISTS {s}.selfmon_backlog (
+        seq BIGSERIAL PRIMARY KEY,
+        entry_id TEXT NOT NULL UNIQUE,
+        fingerprint TEXT NOT NULL,
+        severity_rank INT NOT NULL,
+        occurrences BIGINT NOT NULL,
+        deferred_at TIMESTAMPTZ NOT NULL,
+        closed_at TIMESTAMPTZ,
+        closure JSONB,
+        entry JSONB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS selfmon_backlog_open
+        ON {s}.selfmon_backlog (fingerprint) WHERE closed_at IS NULL;",
 ];
 
 /// Brings the schema `schema` to version `target` (at most [`SCHEMA_VERSION`]), creating it if

@@ -7,8 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use selfmon_core::{
-    Component, FiledIssue, FilingIntent, IssueFilter, IssueState, Lease, LeaseOutcome, Page,
-    PageRequest, ScanRecord, ScanStatus, StateStore,
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, Component, FiledIssue, FilingIntent,
+    IssueFilter, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanEffects, ScanRecord,
+    ScanStatus, StateStore,
 };
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Transaction};
@@ -406,29 +407,179 @@ impl PgStateStore {
         let s = self.inner.s.clone();
         let doc = to_json("scan record", &r)?;
         fenced!(self, "writing a scan", |tx| {
+            write_scan_in(tx, &s, &r, doc).await
+        })
+    }
+}
+
+async fn write_scan_in(
+    tx: &Transaction<'_>,
+    s: &str,
+    r: &ScanRecord,
+    doc: serde_json::Value,
+) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.selfmon_scans
+             (scan_id, status, started_at, completed_at, log_id_end, record)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scan_id) DO UPDATE SET status = EXCLUDED.status,
+             started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
+             log_id_end = EXCLUDED.log_id_end, record = EXCLUDED.record"
+        ),
+        &[
+            &r.scan_id.as_str(),
+            &r.status.as_str(),
+            &r.started_at,
+            &r.completed_at,
+            &r.log_id_end,
+            &doc,
+        ],
+    )
+    .await
+    .map_err(Error::query("writing a scan"))?;
+    Ok(())
+}
+
+/// Adds occurrences to a filed issue and its history; an issue this store never recorded is
+/// ignored.
+async fn add_occurrences(
+    tx: &Transaction<'_>,
+    s: &str,
+    issue_number: u64,
+    count: u64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let number = to_i64(issue_number);
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"),
+            &[&number],
+        )
+        .await
+        .map_err(Error::query("recording occurrences"))?
+    else {
+        tracing::debug!(
+            issue_number,
+            "occurrences for an issue this store did not file"
+        );
+        return Ok(());
+    };
+    let mut issue: FiledIssue = from_json("filed issue", row.col(0)?)?;
+    issue.occurrences = issue.occurrences.saturating_add(count);
+    if now > issue.last_seen_at {
+        issue.last_seen_at = now;
+    }
+    let doc = to_json("filed issue", &issue)?;
+    tx.execute(
+        &format!("UPDATE {s}.selfmon_issues SET issue = $2 WHERE number = $1"),
+        &[&number, &doc],
+    )
+    .await
+    .map_err(Error::query("recording occurrences"))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.selfmon_occurrences (issue_number, seen_at, count) VALUES ($1, $2, $3)"
+        ),
+        &[&number, &now, &to_i64(count)],
+    )
+    .await
+    .map_err(Error::query("recording occurrences"))?;
+    Ok(())
+}
+
+fn severity_rank(level: selfmon_core::Level) -> i32 {
+    selfmon_core::Level::ALL
+        .iter()
+        .position(|l| *l == level)
+        .map_or(0, |p| p as i32)
+}
+
+/// Adds a deferred finding to the backlog; an open entry with the same fingerprint absorbs its
+/// occurrences instead.
+async fn defer_backlog_entry(tx: &Transaction<'_>, s: &str, entry: &BacklogEntry) -> Result<()> {
+    let open = tx
+        .query_opt(
+            &format!(
+                "SELECT entry FROM {s}.selfmon_backlog
+                 WHERE fingerprint = $1 AND closed_at IS NULL ORDER BY seq LIMIT 1 FOR UPDATE"
+            ),
+            &[&entry.fingerprint],
+        )
+        .await
+        .map_err(Error::query("deferring a finding"))?;
+    match open {
+        Some(row) => {
+            let mut old: BacklogEntry = from_json("backlog entry", row.col(0)?)?;
+            old.occurrences = old.occurrences.saturating_add(entry.occurrences);
+            let doc = to_json("backlog entry", &old)?;
             tx.execute(
                 &format!(
-                    "INSERT INTO {s}.selfmon_scans
-                         (scan_id, status, started_at, completed_at, log_id_end, record)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (scan_id) DO UPDATE SET status = EXCLUDED.status,
-                         started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
-                         log_id_end = EXCLUDED.log_id_end, record = EXCLUDED.record"
+                    "UPDATE {s}.selfmon_backlog SET occurrences = $2, entry = $3 WHERE entry_id = $1"
+                ),
+                &[&old.entry_id, &to_i64(old.occurrences), &doc],
+            )
+            .await
+            .map_err(Error::query("deferring a finding"))?;
+        }
+        None => {
+            let doc = to_json("backlog entry", entry)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.selfmon_backlog
+                     (entry_id, fingerprint, severity_rank, occurrences, deferred_at, entry)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (entry_id) DO NOTHING"
                 ),
                 &[
-                    &r.scan_id.as_str(),
-                    &r.status.as_str(),
-                    &r.started_at,
-                    &r.completed_at,
-                    &r.log_id_end,
+                    &entry.entry_id,
+                    &entry.fingerprint,
+                    &severity_rank(entry.severity),
+                    &to_i64(entry.occurrences),
+                    &entry.deferred_at,
                     &doc,
                 ],
             )
             .await
-            .map_err(Error::query("writing a scan"))?;
-            Ok(())
-        })
+            .map_err(Error::query("deferring a finding"))?;
+        }
     }
+    Ok(())
+}
+
+/// Closes an open backlog entry (giving its occurrences to the covering issue when
+/// `give_occurrences`); nothing when it is not open.
+async fn close_backlog_entry(
+    tx: &Transaction<'_>,
+    s: &str,
+    closure: &BacklogClosure,
+    give_occurrences: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(row) = tx
+        .query_opt(
+            &format!(
+                "SELECT entry FROM {s}.selfmon_backlog
+                 WHERE entry_id = $1 AND closed_at IS NULL FOR UPDATE"
+            ),
+            &[&closure.entry_id],
+        )
+        .await
+        .map_err(Error::query("closing a backlog entry"))?
+    else {
+        return Ok(());
+    };
+    let entry: BacklogEntry = from_json("backlog entry", row.col(0)?)?;
+    if let Some(issue) = closure.issue.filter(|_| give_occurrences) {
+        add_occurrences(tx, s, issue, entry.occurrences, now).await?;
+    }
+    let doc = to_json("backlog closure", closure)?;
+    tx.execute(
+        &format!("UPDATE {s}.selfmon_backlog SET closed_at = $2, closure = $3 WHERE entry_id = $1"),
+        &[&closure.entry_id, &now, &doc],
+    )
+    .await
+    .map_err(Error::query("closing a backlog entry"))?;
+    Ok(())
 }
 
 /// Drops a connection that failed on the connection itself, so the next call reconnects.
@@ -467,6 +618,7 @@ async fn latest_success(
         .query_opt(
             &format!(
                 "SELECT scan_id, log_id_end FROM {s}.selfmon_scans WHERE status = 'SUCCESS'
+                 AND NOT coalesce((record->>'dry_run')::boolean, false)
                  ORDER BY completed_at DESC NULLS LAST, seq DESC LIMIT 1"
             ),
             &[],
@@ -551,6 +703,118 @@ impl StateStore for PgStateStore {
         core(self.write_scan(record).await)
     }
 
+    async fn commit_scan(
+        &self,
+        record: &ScanRecord,
+        effects: &ScanEffects,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let r = record.clone();
+        let effects = effects.clone();
+        let doc = core(to_json("scan record", &r))?;
+        core(
+            async {
+                fenced!(self, "committing a scan", |tx| {
+                    let now = r.completed_at.unwrap_or(r.started_at);
+                    for o in &effects.occurrences {
+                        add_occurrences(tx, &s, o.issue, o.count, now).await?;
+                    }
+                    for entry in &effects.deferred {
+                        defer_backlog_entry(tx, &s, entry).await?;
+                    }
+                    for closure in &effects.closed {
+                        close_backlog_entry(tx, &s, closure, true, now).await?;
+                    }
+                    if let Some(state) = &effects.template_state {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO {s}.selfmon_template_state (id, state) VALUES (1, $1)
+                                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
+                            ),
+                            &[state],
+                        )
+                        .await
+                        .map_err(Error::query("saving learned templates"))?;
+                    }
+                    write_scan_in(tx, &s, &r, doc).await
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
+        let sql = format!(
+            "SELECT entry FROM {}.selfmon_backlog WHERE closed_at IS NULL
+             ORDER BY severity_rank DESC, occurrences DESC, deferred_at, seq",
+            self.inner.s
+        );
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let rows = c
+                        .query(&sql, &[])
+                        .await
+                        .map_err(Error::query("reading the backlog"))?;
+                    rows.iter()
+                        .map(|r| from_json("backlog entry", r.col(0)?))
+                        .collect()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn closed_backlog(
+        &self,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        let s = self.inner.s.clone();
+        let (limit, offset) = limits(page);
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let total: i64 = c
+                        .query_one(
+                            &format!(
+                                "SELECT count(*) FROM {s}.selfmon_backlog WHERE closed_at IS NOT NULL"
+                            ),
+                            &[],
+                        )
+                        .await
+                        .map_err(Error::query("counting the closed backlog"))?
+                        .col(0)?;
+                    let rows = c
+                        .query(
+                            &format!(
+                                "SELECT entry, closure, closed_at FROM {s}.selfmon_backlog
+                                 WHERE closed_at IS NOT NULL
+                                 ORDER BY closed_at DESC, seq DESC LIMIT $1 OFFSET $2"
+                            ),
+                            &[&limit, &offset],
+                        )
+                        .await
+                        .map_err(Error::query("reading the closed backlog"))?;
+                    let items = rows
+                        .iter()
+                        .map(|r| {
+                            Ok(ClosedBacklogEntry {
+                                entry: from_json("backlog entry", r.col(0)?)?,
+                                closure: from_json("backlog closure", r.col(1)?)?,
+                                closed_at: r.col(2)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: to_u64(total),
+                    })
+                })
+            }
+            .await,
+        )
+    }
+
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         let sql = format!(
             "SELECT issue FROM {}.selfmon_issues ORDER BY seq",
@@ -579,48 +843,10 @@ impl StateStore for PgStateStore {
         now: DateTime<Utc>,
     ) -> selfmon_core::Result<()> {
         let s = self.inner.s.clone();
-        let number = to_i64(issue_number);
         core(
             async {
                 fenced!(self, "recording occurrences", |tx| {
-                    let Some(row) = tx
-                        .query_opt(
-                            &format!(
-                                "SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"
-                            ),
-                            &[&number],
-                        )
-                        .await
-                        .map_err(Error::query("recording occurrences"))?
-                    else {
-                        tracing::debug!(
-                            issue_number,
-                            "occurrences for an issue this store did not file"
-                        );
-                        return Ok(());
-                    };
-                    let mut issue: FiledIssue = from_json("filed issue", row.col(0)?)?;
-                    issue.occurrences = issue.occurrences.saturating_add(count);
-                    if now > issue.last_seen_at {
-                        issue.last_seen_at = now;
-                    }
-                    let doc = to_json("filed issue", &issue)?;
-                    tx.execute(
-                        &format!("UPDATE {s}.selfmon_issues SET issue = $2 WHERE number = $1"),
-                        &[&number, &doc],
-                    )
-                    .await
-                    .map_err(Error::query("recording occurrences"))?;
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO {s}.selfmon_occurrences (issue_number, seen_at, count)
-                         VALUES ($1, $2, $3)"
-                        ),
-                        &[&number, &now, &to_i64(count)],
-                    )
-                    .await
-                    .map_err(Error::query("recording occurrences"))?;
-                    Ok(())
+                    add_occurrences(tx, &s, issue_number, count, now).await
                 })
             }
             .await,
@@ -747,6 +973,26 @@ impl StateStore for PgStateStore {
                 )
                 .await
                 .map_err(Error::query("recording a filed issue"))?;
+                let backlog_entry = tx
+                    .query_opt(
+                        &format!("SELECT intent FROM {s}.selfmon_intents WHERE intent_id = $1"),
+                        &[&intent_id],
+                    )
+                    .await
+                    .map_err(Error::query("completing a filing intent"))?
+                    .map(|r| from_json::<FilingIntent>("filing intent", r.col(0)?))
+                    .transpose()?
+                    .and_then(|i| i.backlog_entry_id);
+                if let Some(entry_id) = backlog_entry {
+                    // The entry's occurrences are already in the issue row (the intent carried
+                    // them).
+                    let closure = BacklogClosure {
+                        entry_id,
+                        reason: format!("filed as #{}", issue.issue.number),
+                        issue: Some(issue.issue.number),
+                    };
+                    close_backlog_entry(tx, &s, &closure, false, issue.created_at).await?;
+                }
                 tx.execute(
                     &format!("DELETE FROM {s}.selfmon_intents WHERE intent_id = $1"),
                     &[&intent_id],

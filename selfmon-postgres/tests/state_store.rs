@@ -33,6 +33,7 @@ fn intent(id: &str, number: u64) -> FilingIntent {
         templates: vec![],
         occurrences: 1,
         created_at: t(0),
+        backlog_entry_id: None,
     }
 }
 
