@@ -446,3 +446,39 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
         "{err}"
     );
 }
+
+#[test]
+fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        r#"{
+  "logs": { "path": "logs.db" },
+  "state": { "path": "state.db" },
+  "runner": { "kind": "claude", "pass_env": ["TRACKER_PAT"] },
+  "tracker": { "kind": "github", "repository": "org/repo", "token_env": "TRACKER_PAT" }
+}"#,
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    // A token whose shape says nothing: only its value gives it away.
+    let validate = |value: &str| {
+        bin()
+            .args(["config", "validate", "--config", &cfg_s])
+            .env("TRACKER_PAT", value)
+            .output()
+            .unwrap()
+    };
+    let o = validate("v1.0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("`TRACKER_PAT`") && err.contains("tracker's token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("v1.0123456789abcdef"),
+        "the token is never printed: {err}"
+    );
+}

@@ -23,9 +23,9 @@ use crate::digest::{Digest, DigestBuilder, Signature};
 use crate::error::{Error, Result};
 use crate::issue_body::{issue_body, issue_title, occurrence_comment};
 use crate::model::{
-    ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding, FindingLimits, FindingOutcome,
-    IssueDraft, IssueRef, IssueState, KnownIssue, Marker, RejectedFinding, ScanId, ScanRecord,
-    ScanReport, ScanStatus, ScanTrigger,
+    BacklogClosure, BacklogEntry, ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding,
+    FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, Marker,
+    RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
 };
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
@@ -386,10 +386,12 @@ impl SelfMonitor {
             rejected: Vec::new(),
             reconciled: Vec::new(),
         };
+        // What the scan makes durable with its cursor; a dry run or a failure commits none of it.
+        let mut effects = ScanEffects::default();
         let outcome = tokio::select! {
             biased;
             () = self.interrupted(cancel) => Err(Error::Cancelled),
-            r = self.execute(&mut report, &config, &model, &prompt_status.template) => r,
+            r = self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects) => r,
         };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
@@ -397,7 +399,11 @@ impl SelfMonitor {
             Ok(new_cursor) => {
                 report.record.status = ScanStatus::Success;
                 report.record.log_id_end = new_cursor;
-                self.store.finish_scan(&report.record).await?;
+                if report.record.dry_run {
+                    self.store.finish_scan(&report.record).await?;
+                } else {
+                    self.store.commit_scan(&report.record, &effects).await?;
+                }
                 tracing::info!(
                     records = report.record.records_read,
                     filed = report.record.issues_created,
@@ -447,6 +453,7 @@ impl SelfMonitor {
         config: &SelfMonitoringConfig,
         model: &ClaudeModel,
         template: &str,
+        effects: &mut ScanEffects,
     ) -> Result<i64> {
         let scan_id = report.record.scan_id.clone();
         let dry_run = report.record.dry_run;
@@ -531,9 +538,7 @@ impl SelfMonitor {
         let new_cursor = after;
         report.record.records_read = read;
         let (digest, templater) = builder.finish_with_templater();
-        self.store
-            .save_template_state(&templater.to_state_json())
-            .await?;
+        effects.template_state = Some(templater.to_state_json());
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 
@@ -560,9 +565,8 @@ impl SelfMonitor {
             signatures: report.record.signatures,
             novel: report.record.novel_signatures,
         });
-        let now = self.clock.now();
         for (&number, &count) in &occurrences {
-            self.store.record_occurrences(number, count, now).await?;
+            effects.add_occurrences(number, count);
         }
         let mut budget = Budget::new(config);
         for (number, sig) in regressed {
@@ -577,7 +581,6 @@ impl SelfMonitor {
             };
             let shown = shown_signature(&sig, &redactor);
             let evidence = Evidence {
-                original: vec![&sig],
                 shown: vec![&shown],
                 count: sig.count,
             };
@@ -590,6 +593,7 @@ impl SelfMonitor {
                 number,
                 &finding,
                 &evidence,
+                effects,
             )
             .await?;
         }
@@ -606,17 +610,18 @@ impl SelfMonitor {
             ignored_signatures: digest.ignored_signatures,
             ignored_records: digest.ignored_records,
         };
-        if novel_digest.signatures.is_empty() {
-            return Ok(new_cursor);
-        }
-        let first_id = first_id.unwrap_or(cursor + 1);
-        let boundary = format!("SELFMON-DATA-{}", uuid::Uuid::new_v4().simple());
-        let data = fence(
-            &redactor.redact(&novel_digest.render(config.max_digest_bytes)),
-            &boundary,
-        );
-        let description = self.log_source.describe();
-        let instructions = prompt::render(
+        let findings: Vec<Finding> = 'analysis: {
+            if novel_digest.signatures.is_empty() {
+                break 'analysis Vec::new();
+            }
+            let first_id = first_id.unwrap_or(cursor + 1);
+            let boundary = format!("SELFMON-DATA-{}", uuid::Uuid::new_v4().simple());
+            let data = fence(
+                &redactor.redact(&novel_digest.render(config.max_digest_bytes)),
+                &boundary,
+            );
+            let description = self.log_source.describe();
+            let instructions = prompt::render(
             template,
             &PromptVars {
                 log_db_path: description.location,
@@ -628,67 +633,69 @@ impl SelfMonitor {
                 log_schema: description.schema,
             },
         )?;
-        let request = AnalysisRequest {
-            scan_id: scan_id.clone(),
-            instructions,
-            data,
-            boundary,
-            digest: novel_digest.clone(),
-            model: model.clone(),
-            max_findings: 20,
-            first_record_id: first_id,
-            last_record_id: last_id,
-            timeout: self.analysis_timeout,
-        };
-        report.record.analysis_ran = true;
-        let analysis = match tokio::time::timeout(
-            self.analysis_timeout + Duration::from_secs(30),
-            self.runner.analyze(&request),
-        )
-        .await
-        {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Error::adapter(
-                    crate::Component::AnalysisRunner,
-                    true,
-                    format!(
-                        "analysis did not finish within {} s",
-                        self.analysis_timeout.as_secs()
-                    ),
-                ))
-            }
-        };
-        report.record.cost_usd = analysis.usage.cost_usd;
-        report.record.input_tokens = analysis.usage.input_tokens;
-        report.record.output_tokens = analysis.usage.output_tokens;
-        report.rejected.extend(analysis.rejected);
+            let request = AnalysisRequest {
+                scan_id: scan_id.clone(),
+                instructions,
+                data,
+                boundary,
+                digest: novel_digest.clone(),
+                model: model.clone(),
+                max_findings: 20,
+                first_record_id: first_id,
+                last_record_id: last_id,
+                timeout: self.analysis_timeout,
+            };
+            report.record.analysis_ran = true;
+            let analysis = match tokio::time::timeout(
+                self.analysis_timeout + Duration::from_secs(30),
+                self.runner.analyze(&request),
+            )
+            .await
+            {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Error::adapter(
+                        crate::Component::AnalysisRunner,
+                        true,
+                        format!(
+                            "analysis did not finish within {} s",
+                            self.analysis_timeout.as_secs()
+                        ),
+                    ))
+                }
+            };
+            report.record.cost_usd = analysis.usage.cost_usd;
+            report.record.input_tokens = analysis.usage.input_tokens;
+            report.record.output_tokens = analysis.usage.output_tokens;
+            report.rejected.extend(analysis.rejected);
 
-        // 7. Validate again: the runner's answer is untrusted.
-        let sig_ids = novel_digest.signature_ids();
-        let scope = EvidenceScope {
-            first_id,
-            last_id,
-            signature_ids: &sig_ids,
-        };
-        let limits = FindingLimits::default();
-        let mut findings = Vec::new();
-        for f in analysis.findings {
-            match f.validate(&limits, &scope) {
-                Ok(()) => findings.push(f),
-                Err(reasons) => report.rejected.push(RejectedFinding {
-                    title: crate::error::truncate_chars(&f.title, 200),
-                    reasons,
-                }),
+            // 7. Validate again: the runner's answer is untrusted.
+            let sig_ids = novel_digest.signature_ids();
+            let scope = EvidenceScope {
+                first_id,
+                last_id,
+                signature_ids: &sig_ids,
+            };
+            let limits = FindingLimits::default();
+            let mut findings = Vec::new();
+            for f in analysis.findings {
+                match f.validate(&limits, &scope) {
+                    Ok(()) => findings.push(f),
+                    Err(reasons) => report.rejected.push(RejectedFinding {
+                        title: crate::error::truncate_chars(&f.title, 200),
+                        reasons,
+                    }),
+                }
             }
-        }
-        report.record.findings = findings.len() as u64;
-        report.record.rejected_findings = report.rejected.len() as u64;
-        self.emit(ScanEvent::Analysed {
-            scan_id: scan_id.clone(),
-            findings: report.record.findings,
-            rejected: report.record.rejected_findings,
-        });
+            report.record.findings = findings.len() as u64;
+            report.record.rejected_findings = report.rejected.len() as u64;
+            self.emit(ScanEvent::Analysed {
+                scan_id: scan_id.clone(),
+                findings: report.record.findings,
+                rejected: report.record.rejected_findings,
+            });
+            findings
+        };
 
         // 8. Deduplicate and file.
         known.note_signatures(&novel);
@@ -703,15 +710,70 @@ impl SelfMonitor {
             .iter()
             .map(|s| (s.id.as_str(), s))
             .collect();
+        // The budget goes to the most severe problems first, then the most frequent; at equal
+        // severity the backlog (older, already consumed records) goes before this scan's findings.
+        let backlog = self.store.open_backlog().await?;
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(findings.len() + backlog.len());
+        for entry in backlog {
+            candidates.push(Candidate {
+                severity: entry.severity,
+                count: entry.occurrences,
+                templates: entry.templates.clone(),
+                shown: entry.evidence.clone(),
+                finding: entry.finding.clone(),
+                backlog: Some(entry),
+            });
+        }
         for finding in findings {
             let original = pick(&original_by_id, &finding.signature_ids);
-            let evidence = Evidence {
+            candidates.push(Candidate {
+                severity: original
+                    .iter()
+                    .map(|s| s.level)
+                    .max()
+                    .unwrap_or(crate::Level::Warning),
                 count: original.iter().map(|s| s.count).sum(),
-                original,
-                shown: pick(&shown_by_id, &finding.signature_ids),
+                // Fingerprints come from the original templates, never from redacted text.
+                templates: original.iter().map(|s| s.template.clone()).collect(),
+                shown: pick(&shown_by_id, &finding.signature_ids)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+                finding,
+                backlog: None,
+            });
+        }
+        candidates.sort_by_key(|c| {
+            (
+                std::cmp::Reverse(c.severity),
+                c.backlog.is_none(),
+                std::cmp::Reverse(c.count),
+            )
+        });
+        let mut still_deferred: HashSet<String> = HashSet::new();
+        for candidate in candidates {
+            let finding = &candidate.finding;
+            let evidence = Evidence {
+                shown: candidate.shown.iter().collect(),
+                count: candidate.count,
             };
-            let count = evidence.count;
-            let decision = dedup.decide(&finding, &known).await?;
+            // A backlog entry's occurrences were counted when it was deferred: closing it hands
+            // them to the covering issue, so they are never added twice.
+            let fresh_count = if candidate.backlog.is_some() {
+                0
+            } else {
+                candidate.count.max(1)
+            };
+            let close = |effects: &mut ScanEffects, issue: u64, reason: String| {
+                if let Some(entry) = &candidate.backlog {
+                    effects.closed.push(BacklogClosure {
+                        entry_id: entry.entry_id.clone(),
+                        reason,
+                        issue: Some(issue),
+                    });
+                }
+            };
+            let decision = dedup.decide(finding, &known).await?;
             match decision {
                 DedupDecision::Duplicate {
                     issue,
@@ -726,11 +788,8 @@ impl SelfMonitor {
                             report.record.duplicates.by_fingerprint += 1
                         }
                     }
-                    if !dry_run {
-                        self.store
-                            .record_occurrences(issue, count.max(1), now)
-                            .await?;
-                    }
+                    effects.add_occurrences(issue, fresh_count);
+                    close(effects, issue, format!("covered by #{issue}: {reason}"));
                     report.outcomes.push(FindingOutcome::Duplicate {
                         title: finding.title.clone(),
                         issue,
@@ -738,18 +797,18 @@ impl SelfMonitor {
                     });
                 }
                 DedupDecision::Related { issue, reason, .. } => {
+                    // Over the comment budget the occurrences still count: nothing is dropped.
+                    effects.add_occurrences(issue, fresh_count);
+                    close(effects, issue, format!("related to #{issue}: {reason}"));
                     if budget.may_comment(issue) {
                         if !dry_run {
                             let body = redactor.redact_string(&occurrence_comment(
                                 "Related occurrence",
-                                &finding,
+                                finding,
                                 &evidence.shown,
                                 &scan_id,
                             ));
                             self.tracker.comment(issue, &body).await?;
-                            self.store
-                                .record_occurrences(issue, count.max(1), now)
-                                .await?;
                         }
                         budget.commented(issue);
                         report.record.comments_added += 1;
@@ -764,12 +823,17 @@ impl SelfMonitor {
                             title: finding.title.clone(),
                             issue,
                             reason: format!(
-                                "{reason} (comment budget spent or already commented this scan)"
+                                "{reason} (occurrences recorded; no comment: comment budget spent or already commented this scan)"
                             ),
                         });
                     }
                 }
                 DedupDecision::Regression { issue, .. } => {
+                    close(effects, issue, format!("regression of #{issue}"));
+                    let evidence = Evidence {
+                        count: fresh_count,
+                        ..evidence
+                    };
                     self.regression(
                         report,
                         &mut known,
@@ -777,25 +841,57 @@ impl SelfMonitor {
                         config,
                         &ctx,
                         issue,
-                        &finding,
+                        finding,
                         &evidence,
+                        effects,
                     )
                     .await?;
                 }
                 DedupDecision::New => {
                     if !budget.may_file() {
-                        report.record.deferred += 1;
+                        match &candidate.backlog {
+                            Some(entry) => {
+                                still_deferred.insert(entry.fingerprint.clone());
+                            }
+                            None => {
+                                let fingerprint =
+                                    finding_fingerprint(finding, &candidate.templates);
+                                still_deferred.insert(fingerprint.clone());
+                                effects.deferred.push(BacklogEntry {
+                                    entry_id: uuid::Uuid::new_v4().to_string(),
+                                    fingerprint,
+                                    severity: candidate.severity,
+                                    finding: finding.clone(),
+                                    evidence: candidate.shown.clone(),
+                                    templates: candidate.templates.clone(),
+                                    occurrences: candidate.count,
+                                    deferred_by: scan_id.clone(),
+                                    deferred_at: self.clock.now(),
+                                });
+                                report.record.deferred += 1;
+                            }
+                        }
                         report.outcomes.push(FindingOutcome::Deferred {
                             title: finding.title.clone(),
                         });
                         continue;
                     }
                     budget.filed();
-                    self.file(report, &mut known, &ctx, &finding, &evidence)
-                        .await?;
+                    self.file(
+                        report,
+                        &mut known,
+                        &ctx,
+                        finding,
+                        &evidence,
+                        &candidate.templates,
+                        candidate.backlog.as_ref(),
+                        effects,
+                    )
+                    .await?;
                 }
             }
         }
+        report.record.backlog = still_deferred.len() as u64;
         Ok(new_cursor)
     }
 
@@ -810,16 +906,12 @@ impl SelfMonitor {
         issue: u64,
         finding: &Finding,
         evidence: &Evidence<'_>,
+        effects: &mut ScanEffects,
     ) -> Result<()> {
         let count = evidence.count;
-        let now = self.clock.now();
+        effects.add_occurrences(issue, count);
         if !budget.may_comment(issue) {
-            // Already handled this scan (or budget spent): still count the occurrences.
-            if !report.record.dry_run {
-                self.store
-                    .record_occurrences(issue, count.max(1), now)
-                    .await?;
-            }
+            // Already handled this scan (or budget spent): the occurrences still count.
             report.record.duplicates.by_fingerprint += 1;
             report.outcomes.push(FindingOutcome::Duplicate {
                 title: finding.title.clone(),
@@ -841,9 +933,6 @@ impl SelfMonitor {
                 self.tracker.reopen(issue).await?;
                 self.store.set_issue_state(issue, IssueState::Open).await?;
             }
-            self.store
-                .record_occurrences(issue, count.max(1), now)
-                .await?;
         }
         if reopen {
             known.set_state(issue, IssueState::Open);
@@ -859,6 +948,7 @@ impl SelfMonitor {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn file(
         &self,
         report: &mut ScanReport,
@@ -866,15 +956,13 @@ impl SelfMonitor {
         ctx: &FilingContext<'_>,
         finding: &Finding,
         evidence: &Evidence<'_>,
+        templates: &[String],
+        backlog: Option<&BacklogEntry>,
+        effects: &mut ScanEffects,
     ) -> Result<()> {
         let count = evidence.count;
         let scan_id = report.record.scan_id.clone();
-        // Fingerprints come from the original templates, never from redacted text.
-        let templates: Vec<String> = evidence
-            .original
-            .iter()
-            .map(|s| s.template.clone())
-            .collect();
+        let templates = templates.to_vec();
         let fingerprint = finding_fingerprint(finding, &templates);
         let marker = Marker::for_fingerprint(&fingerprint);
         let title = ctx
@@ -929,14 +1017,19 @@ impl SelfMonitor {
             draft: draft.clone(),
             finding: finding.clone(),
             templates: templates.clone(),
-            occurrences: count,
+            // A backlog entry brings the occurrences counted when it was deferred, atomically
+            // with closing it; this scan's own occurrences are committed with its cursor.
+            occurrences: backlog.map_or(0, |e| e.occurrences),
             created_at: now,
-            backlog_entry_id: None,
+            backlog_entry_id: backlog.map(|e| e.entry_id.clone()),
         };
         self.store.record_intent(&intent).await?;
         let issue = self.tracker.create_issue(&draft).await?;
         let row = FiledIssue::from_intent(&intent, issue.clone(), now);
         self.store.complete_intent(&intent.intent_id, &row).await?;
+        if backlog.is_none() {
+            effects.add_occurrences(issue.number, count.max(1));
+        }
         known.insert(row.to_known());
         report.record.issues_created += 1;
         self.emit(ScanEvent::IssueFiled {
@@ -1060,16 +1153,28 @@ fn classification_from_title(title: &str) -> crate::Classification {
         .unwrap_or(crate::Classification::ServerBug)
 }
 
+/// A finding competing for the per-scan budget: fresh from this scan's analysis, or waiting in
+/// the backlog.
+struct Candidate {
+    finding: Finding,
+    severity: crate::Level,
+    count: u64,
+    /// Original templates (fingerprints never come from redacted text).
+    templates: Vec<String>,
+    /// The evidence as it may leave the process.
+    shown: Vec<Signature>,
+    backlog: Option<BacklogEntry>,
+}
+
 /// What filing needs besides the finding: the redactor and the opt-in server identity.
 struct FilingContext<'a> {
     redactor: &'a Redactor,
     server: Option<&'a str>,
 }
 
-/// The signatures a finding covers: originals (for fingerprints and the store) and the redacted,
-/// capped copies that may leave the process.
+/// The signatures a finding covers as they may leave the process (redacted, capped) and how many
+/// records they hold.
 struct Evidence<'a> {
-    original: Vec<&'a Signature>,
     shown: Vec<&'a Signature>,
     count: u64,
 }

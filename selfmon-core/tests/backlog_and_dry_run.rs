@@ -1,0 +1,169 @@
+//! The budget defers into a durable backlog (nothing lost, most severe first), and dry runs are
+//! previews that change nothing.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{rig_with, three_bugs};
+use selfmon_core::offline::OfflineRunner;
+use selfmon_core::testing::StoreOp;
+use selfmon_core::{FindingOutcome, ScanOptions, ScanTrigger, SelfMonitoringConfig, StateStore};
+
+fn budget(issues: u32) -> SelfMonitoringConfig {
+    SelfMonitoringConfig {
+        max_new_issues_per_scan: issues,
+        ..SelfMonitoringConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn findings_over_the_budget_are_filed_by_later_scans_most_severe_first() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(1));
+    three_bugs(&r.logs);
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    assert_eq!(first.record.deferred, 2);
+    assert_eq!(first.record.backlog, 2, "the scan record shows what waits");
+    let filed = r.tracker.issues();
+    assert!(
+        filed[0].body.contains("DB-LOCK-003"),
+        "the CRITICAL problem is filed first, whatever its record id: {}",
+        filed[0].title
+    );
+    assert_eq!(r.store.backlog().len(), 2);
+
+    // No new records: the backlog alone is filed, one per scan.
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.records_read, 0);
+    assert_eq!(second.record.issues_created, 1);
+    assert_eq!(second.record.backlog, 1);
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.issues_created, 1);
+    assert_eq!(third.record.backlog, 0);
+    assert_eq!(r.tracker.issues().len(), 3, "nothing deferred is lost");
+    assert!(r.store.backlog().is_empty());
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 3, "each record counted once");
+    let fourth = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        fourth.record.issues_created, 0,
+        "and nothing is filed twice"
+    );
+}
+
+#[tokio::test]
+async fn a_backlog_entry_an_issue_now_covers_is_closed_with_the_reason() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.store.backlog().len(), 3);
+    // Meanwhile the budget returns; the same problem recurs as well.
+    r.monitor.set_config(budget(5)).unwrap();
+    three_bugs(&r.logs);
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 3, "one issue per problem");
+    assert!(r.store.backlog().is_empty());
+    assert_eq!(report.record.backlog, 0);
+    let closed = r
+        .store
+        .closed_backlog(selfmon_core::PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(closed.total, 3);
+    assert!(closed
+        .items
+        .iter()
+        .all(|c| c.closure.issue.is_some() && !c.closure.reason.is_empty()));
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(
+        occurrences, 6,
+        "deferred and recurring records both count, once"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_scan_defers_nothing_so_re_reading_counts_once() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(1));
+    three_bugs(&r.logs);
+    r.store.fail(StoreOp::CommitScan);
+    assert!(r.monitor.scan(ScanTrigger::Manual).await.is_err());
+    r.store.heal();
+    assert!(
+        r.store.backlog().is_empty(),
+        "a failed scan commits no deferral"
+    );
+    for _ in 0..4 {
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    }
+    assert_eq!(r.tracker.issues().len(), 3);
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 3);
+}
+
+#[tokio::test]
+async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(2));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    // One known problem recurs, one new problem appears.
+    r.logs.log(
+        selfmon_core::Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    r.logs.log(
+        selfmon_core::Level::Error,
+        "app.cache",
+        "[CACHE-EVICT-009] eviction loop stuck",
+    );
+    let cursor = r.store.last_successful_cursor().await.unwrap();
+    let issues_before = r.store.issues();
+    let templates_before = r.store.load_template_state().await.unwrap();
+    let backlog_before = r.store.backlog();
+    let dry = r
+        .monitor
+        .scan_with(ScanOptions {
+            trigger: ScanTrigger::Manual,
+            dry_run: true,
+            ..ScanOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(dry.record.dry_run);
+    assert_eq!(r.store.last_successful_cursor().await.unwrap(), cursor);
+    assert_eq!(r.store.issues(), issues_before, "no occurrences recorded");
+    assert_eq!(
+        r.store.load_template_state().await.unwrap(),
+        templates_before
+    );
+    assert_eq!(r.store.backlog(), backlog_before);
+    let previewed: Vec<String> = dry
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            FindingOutcome::WouldFile { title, .. } => Some(title.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        previewed.len(),
+        2,
+        "the preview shows the waiting backlog entry and the new problem: {:?}",
+        dry.outcomes
+    );
+    let issues_in_tracker = r.tracker.issues().len();
+
+    let real = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let filed: Vec<String> = r.tracker.issues()[issues_in_tracker..]
+        .iter()
+        .map(|i| i.title.clone())
+        .collect();
+    assert_eq!(filed, previewed, "the real scan files exactly the preview");
+    assert_eq!(real.record.records_read, dry.record.records_read);
+    let history = r.store.scans();
+    assert!(
+        history.iter().any(|s| s.dry_run),
+        "the dry run is in history"
+    );
+}
