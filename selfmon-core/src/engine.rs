@@ -1190,10 +1190,22 @@ const MAX_SHOWN_TEMPLATE_CHARS: usize = 1_000;
 
 /// A copy of `sig` fit to leave the process: template capped and stripped of control and bidi
 /// characters, every text field redacted.
+///
+/// Redaction comes before masking: a template is masked text (digits become `<NUM>`), on which a
+/// detector no longer recognises the secret it came from (`sk-ant-api<NUM>-...`). So when the
+/// redactor finds anything in the raw samples or the raw template, the template shown is rebuilt
+/// by masking the *redacted* sample instead; the original template (and the fingerprint computed
+/// from it) never leaves.
 fn shown_signature(sig: &Signature, redactor: &Redactor) -> Signature {
     let mut s = sig.clone();
+    let changes = |t: &str| matches!(redactor.redact(t), std::borrow::Cow::Owned(_));
+    let holds_secret = sig.sample_messages.iter().any(|m| changes(m)) || changes(&sig.template);
+    let source_text = match sig.sample_messages.first() {
+        Some(first) if holds_secret => crate::template::mask(&redactor.redact(first)),
+        _ => sig.template.clone(),
+    };
     let template = crate::digest::sanitize_sample(&crate::error::truncate_chars(
-        &sig.template,
+        &source_text,
         MAX_SHOWN_TEMPLATE_CHARS,
     ));
     s.template = redactor.redact_string(&template);

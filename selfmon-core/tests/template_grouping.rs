@@ -183,6 +183,12 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "pkg" => rng.pick(PKGS).to_string(),
             "table" => rng.pick(TABLES).to_string(),
             "func" => rng.pick(FUNCS).to_string(),
+            "coll" => rng
+                .pick(&["auth-service_v3", "payments-api_v1", "search_v2"])
+                .to_string(),
+            "thread" => rng
+                .pick(&["main", "tokio-runtime-worker", "reaper"])
+                .to_string(),
             "dow" => rng.pick(WEEKDAYS).to_string(),
             "mon" => rng.pick(MONTHS).to_string(),
             "time" => format!(
@@ -203,6 +209,14 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "url" => format!("https://github.com/org/{}.git", rng.pick(REPOS)),
             "email" => format!("{}@example.com", rng.pick(USERS)),
             "size" => format!("{}.{}", rng.below(900), rng.below(10)),
+            "bytes" => {
+                let n = rng.below(10_000_000);
+                if rng.below(2) == 0 {
+                    format!("{n} bytes")
+                } else {
+                    format!("{n} bytes ({}.{} KB)", n / 1024, rng.below(10))
+                }
+            }
             "lifetime" => {
                 if rng.below(3) == 0 {
                     "<1 sec".to_string()
@@ -350,8 +364,8 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
         ]),
         ("Proxifier", vec![
             (25, "{proc} - {webhost}:{port} open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"),
-            (25, "{proc} - {webhost}:{port} close, {num} bytes sent, {num} bytes received, lifetime {lifetime}"),
-            (15, "{proc} - {webhost}:{port} close, {num} bytes ({size} KB) sent, {num} bytes ({size} KB) received, lifetime {lifetime}"),
+            // One event whose sizes are sometimes restated in KB: a variable-length parameter.
+            (40, "{proc} - {webhost}:{port} close, {bytes} sent, {bytes} received, lifetime {lifetime}"),
             (5, "{proc} - {webhost}:{port} error : Could not connect through proxy proxy.cse.cuhk.edu.hk:5070 - Proxy server cannot establish a connection with the target, status code {n}"),
             (5, "{proc} - {ip}:{port} open through proxy socks.cse.cuhk.edu.hk:5070 SOCKS5"),
         ]),
@@ -447,6 +461,29 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
             (5, "Lock wait timeout exceeded; try restarting transaction"),
             (5, "Duplicate entry '{num}' for key 'PRIMARY'"),
         ]),
+        // One-word status messages (an HPC-style event stream): each word is its own event, and
+        // none of them may collapse into a template of nothing but `<*>`.
+        ("OneWord", vec![
+            (20, "normal"),
+            (15, "warning"),
+            (15, "running"),
+            (15, "ambient={n}"),
+            (5, "starting"),
+            (5, "closing"),
+            (5, "blocked"),
+            (5, "critical"),
+            (5, "active"),
+            (5, "panic"),
+            (5, "OOM"),
+            (5, "corrupted"),
+            (5, "initEnviroument"),
+            (5, "sendSyncFailedBroadcast"),
+            (5, "AppleCamIn::wakeEventHandlerThread"),
+            (5, "CCFile::captureLog"),
+            (5, "boot (command {num})"),
+            (5, "halt (command {num})"),
+            (5, "wait (command {num})"),
+        ]),
         ("CIDX", vec![
             (20, "[GIT-SYNC-001] Failed to sync repository {repo}: remote rejected"),
             (10, "[GIT-SYNC-002] Repository {repo} sync succeeded in {secs}"),
@@ -457,6 +494,15 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
             (10, "[MONITOR-GENERAL-001] Health check took {ms} on {nodehost}"),
             (5, "Index for {repo} is {size}% stale, scheduling refresh"),
             (5, "[AUTH-TOKEN-003] Token for {email} expired at {date}T{time}Z"),
+            // A name after a word that introduces one is a value, even with only a few of them.
+            (10, "Failed to index collection {coll}: embedding provider timed out"),
+        ]),
+        ("Panics", vec![
+            (10, "thread '{thread}' panicked at src/{func}.rs:{n}:{n}:\ncalled `Option::unwrap()` on a `None` value"),
+            (10, "thread '{thread}' panicked at src/{func}.rs:{n}:{n}:\nindex out of bounds: the len is {n} but the index is {n}"),
+            (10, "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.example.{func}.run(Worker.java:{n})"),
+            (10, "Exception in thread \"main\" java.lang.IllegalStateException: pool closed\n\tat com.example.{func}.run(Worker.java:{n})"),
+            (10, "Caused by: java.net.SocketTimeoutException: Read timed out after {ms}"),
         ]),
     ]
 }
@@ -481,10 +527,15 @@ fn corpus(templates: &[(u32, &str)], n: usize, rng: &mut Rng) -> (Vec<String>, V
     (msgs, labels)
 }
 
+/// Per-corpus grouping accuracy, pinned: every corpus is grouped exactly. A lower figure is a
+/// regression (or, for a deliberate change of mechanism, a pin to update with its reason).
+const PINNED_GA: f64 = 1.0;
+
 #[test]
-fn grouping_accuracy_on_the_labelled_corpus_is_at_least_0_90_on_average() {
+fn grouping_accuracy_on_every_labelled_corpus_is_pinned() {
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let mut total = 0.0;
+    let mut below = Vec::new();
     let systems = systems();
     for (name, templates) in &systems {
         let (msgs, labels) = corpus(templates, 2000, &mut rng);
@@ -513,12 +564,15 @@ fn grouping_accuracy_on_the_labelled_corpus_is_at_least_0_90_on_average() {
                 }
             }
         }
+        if ga < PINNED_GA {
+            below.push(format!("{name} {ga:.3}"));
+        }
         total += ga;
     }
     let avg = total / systems.len() as f64;
     println!("average GA {avg:.3} over {} systems", systems.len());
     assert!(
-        avg >= 0.90,
-        "average grouping accuracy {avg:.3} is below 0.90"
+        below.is_empty(),
+        "corpora below the pinned accuracy {PINNED_GA}: {below:?} (SELFMON_GA_DEBUG=1 shows the groups)"
     );
 }

@@ -1,9 +1,11 @@
 //! `selfmon templates`: one `FINGERPRINT<TAB>TEMPLATE` line (or JSON object) per input line.
 //!
-//! All lines are learned first, so messages that differ only in names (users, hosts, repositories)
-//! share one template; then one line is written per input line, in order, blank lines included.
-//! Input that is not UTF-8 is read lossily; a trailing `\r` is dropped. The whole input is held in
-//! memory. `--state FILE` starts from (and saves) the learned templates, as scans do.
+//! Input is read in windows of [`WINDOW_LINES`] lines: a window's lines are all learned first, so
+//! messages of the window that differ only in names (users, hosts, repositories) share one template;
+//! then one line is written per input line, in order, blank lines included. Memory stays flat in the
+//! length of the input (one window, plus the learned clusters, which are capped). Input that is not
+//! UTF-8 is read lossily; a trailing `\r` is dropped. `--state FILE` starts from (and saves) the
+//! learned templates, as scans do.
 
 use std::io::{BufRead, Write};
 
@@ -11,6 +13,60 @@ use selfmon::template::{ClusterId, Template, Templater};
 
 use super::args::TemplatesArgs;
 use super::failure::Failure;
+
+/// Lines learned before their templates are written (the window over which names merge).
+const WINDOW_LINES: usize = 65_536;
+
+/// The lines of one window, in one buffer, with the cluster each joined.
+#[derive(Default)]
+struct Window {
+    text: String,
+    lines: Vec<(usize, usize, Option<ClusterId>)>,
+}
+
+impl Window {
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn push(&mut self, line: &str, cluster: Option<ClusterId>) {
+        let start = self.text.len();
+        self.text.push_str(line);
+        self.lines.push((start, self.text.len(), cluster));
+    }
+
+    /// Writes the window's lines (numbered from `first + 1`) and empties it; returns the number
+    /// of the last line written.
+    fn write(
+        &mut self,
+        args: &TemplatesArgs,
+        templater: &Templater,
+        first: usize,
+        out: &mut impl Write,
+    ) -> Result<usize, Option<Failure>> {
+        let mut line_no = first;
+        for &(start, end, cluster) in &self.lines {
+            line_no += 1;
+            let line = &self.text[start..end];
+            let t = match cluster {
+                Some(id) => templater
+                    .cluster_template(id)
+                    .unwrap_or_else(|| templater.template(line)),
+                None => Template::from_text(templater.mask(line)),
+            };
+            if args.json {
+                let obj = serde_json::json!({"line": line_no, "fingerprint": t.fingerprint, "template": t.text});
+                writeln!(out, "{obj}")
+            } else {
+                writeln!(out, "{}\t{}", t.fingerprint, t.text)
+            }
+            .map_err(write_failure)?;
+        }
+        self.text.clear();
+        self.lines.clear();
+        Ok(line_no)
+    }
+}
 
 /// Reads stdin to its end, writing one line out per line in (blank lines included).
 pub fn run(args: &TemplatesArgs) -> Result<(), Failure> {
@@ -47,38 +103,28 @@ fn run_on(
         }
         _ => Templater::new(),
     };
-    let mut lines: Vec<String> = Vec::new();
+    let mut out = std::io::BufWriter::new(output);
+    let mut window = Window::default();
     let mut buf = Vec::new();
+    let mut line_no = 0usize;
     loop {
         buf.clear();
         let n = input
             .read_until(b'\n', &mut buf)
             .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
+        if n > 0 {
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.trim_end_matches(['\n', '\r']);
+            let cluster =
+                (!args.no_cluster && !line.trim().is_empty()).then(|| templater.learn(line));
+            window.push(line, cluster);
+        }
+        if n == 0 || window.len() >= WINDOW_LINES {
+            line_no = window.write(args, &templater, line_no, &mut out)?;
+        }
         if n == 0 {
             break;
         }
-        let text = String::from_utf8_lossy(&buf);
-        lines.push(text.trim_end_matches(['\n', '\r']).to_string());
-    }
-    let clusters: Vec<Option<ClusterId>> = lines
-        .iter()
-        .map(|l| (!args.no_cluster && !l.trim().is_empty()).then(|| templater.learn(l)))
-        .collect();
-    let mut out = std::io::BufWriter::new(output);
-    for (i, (line, cluster)) in lines.iter().zip(&clusters).enumerate() {
-        let t = match cluster {
-            Some(id) => templater
-                .cluster_template(*id)
-                .unwrap_or_else(|| templater.template(line)),
-            None => Template::from_text(templater.mask(line)),
-        };
-        if args.json {
-            let obj = serde_json::json!({"line": i + 1, "fingerprint": t.fingerprint, "template": t.text});
-            writeln!(out, "{obj}")
-        } else {
-            writeln!(out, "{}\t{}", t.fingerprint, t.text)
-        }
-        .map_err(write_failure)?;
     }
     out.flush().map_err(write_failure)?;
     if let Some(path) = &args.state {

@@ -54,7 +54,38 @@ pub(super) struct Cluster {
     pub(super) last_seen: u64,
     pub(super) text: String,
     pub(super) fingerprint: String,
+    /// [`token_flags`] of each token of the template.
+    pub(super) flags: Vec<u8>,
     pub(super) sibling_keys: Vec<u64>,
+}
+
+impl Cluster {
+    pub(super) fn new(
+        tokens: Vec<Box<str>>,
+        paths: Vec<Vec<Box<str>>>,
+        size: u64,
+        last_seen: u64,
+    ) -> Self {
+        let mut c = Cluster {
+            tokens,
+            paths,
+            size,
+            last_seen,
+            text: String::new(),
+            fingerprint: String::new(),
+            flags: Vec::new(),
+            sibling_keys: Vec::new(),
+        };
+        c.refresh();
+        c
+    }
+
+    /// Recomputes what is derived from the tokens after they changed.
+    fn refresh(&mut self) {
+        self.text = self.tokens.join(" ");
+        self.fingerprint = sha256_hex(self.text.as_bytes());
+        self.flags = self.tokens.iter().map(|t| token_flags(t)).collect();
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,7 +156,8 @@ impl Templater {
     pub fn template(&self, message: &str) -> Template {
         let masked = self.mask(message);
         let tokens = self.tokens_of(&masked);
-        match self.best_match(&tokens) {
+        let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
+        match self.best_match(&tokens, &flags) {
             Some(id) => self
                 .cluster_template(id)
                 .unwrap_or_else(|| Template::from_text(tokens.join(" "))),
@@ -152,7 +184,8 @@ impl Templater {
         mask_into(message, &mut masked);
         let id = {
             let tokens = self.tokens_of(&masked);
-            self.learn_tokens(&tokens)
+            let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
+            self.learn_tokens(&tokens, &flags)
         };
         self.scratch = masked;
         id
@@ -207,13 +240,12 @@ impl Templater {
 
     /// The leaf for `tokens`, following existing branches only: each token's own branch when there
     /// is one (unless `prefer_wildcard`), else the `<*>` branch.
-    fn find_leaf(&self, tokens: &[&str], prefer_wildcard: bool) -> Option<usize> {
+    fn find_leaf(&self, tokens: &[&str], flags: &[u8], prefer_wildcard: bool) -> Option<usize> {
         let mut buf = [0u8; 20];
         let mut node = *self.nodes[0]
             .children
             .get(len_key_in(tokens.len(), &mut buf))? as usize;
-        for tok in tokens.iter().take(self.config.depth) {
-            let key = route_key(tok);
+        for key in route_keys(tokens, flags).take(self.config.depth) {
             let n = &self.nodes[node];
             let own = n.children.get(key);
             let wild = n.children.get(WILDCARD);
@@ -226,19 +258,19 @@ impl Templater {
         Some(node)
     }
 
-    fn best_match(&self, tokens: &[&str]) -> Option<ClusterId> {
-        let own = self.find_leaf(tokens, false);
-        let found = own.and_then(|leaf| self.best_in_leaf(leaf, tokens));
+    fn best_match(&self, tokens: &[&str], flags: &[u8]) -> Option<ClusterId> {
+        let own = self.find_leaf(tokens, flags, false);
+        let found = own.and_then(|leaf| self.best_in_leaf(leaf, tokens, flags));
         if found.is_some() {
             return found;
         }
-        match self.find_leaf(tokens, true) {
-            Some(leaf) if Some(leaf) != own => self.best_in_leaf(leaf, tokens),
+        match self.find_leaf(tokens, flags, true) {
+            Some(leaf) if Some(leaf) != own => self.best_in_leaf(leaf, tokens, flags),
             _ => None,
         }
     }
 
-    fn best_in_leaf(&self, leaf: usize, tokens: &[&str]) -> Option<ClusterId> {
+    fn best_in_leaf(&self, leaf: usize, tokens: &[&str], flags: &[u8]) -> Option<ClusterId> {
         let mut best: Option<(f64, ClusterId)> = None;
         // Bounded work per message: only the most recently filed clusters of a crowded leaf are
         // compared (older ones age out through eviction).
@@ -246,7 +278,7 @@ impl Templater {
             let Some(c) = self.clusters.get(&id) else {
                 continue;
             };
-            let Some(sim) = similarity(&c.tokens, tokens) else {
+            let Some(sim) = similarity(c, tokens, flags) else {
                 continue;
             };
             if sim >= self.config.similarity_threshold
@@ -258,10 +290,10 @@ impl Templater {
         best.map(|(_, id)| id)
     }
 
-    fn learn_tokens(&mut self, tokens: &[&str]) -> ClusterId {
+    fn learn_tokens(&mut self, tokens: &[&str], flags: &[u8]) -> ClusterId {
         self.clock += 1;
         let clock = self.clock;
-        if let Some(id) = self.best_match(tokens) {
+        if let Some(id) = self.best_match(tokens, flags) {
             let mut changed = false;
             if let Some(c) = self.clusters.get_mut(&id) {
                 c.size += 1;
@@ -273,8 +305,7 @@ impl Templater {
                     }
                 }
                 if changed {
-                    c.text = c.tokens.join(" ");
-                    c.fingerprint = sha256_hex(c.text.as_bytes());
+                    c.refresh();
                 }
             }
             if changed {
@@ -284,24 +315,12 @@ impl Templater {
         }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let path = self.insertion_path(tokens);
+        let path = self.insertion_path(tokens, flags);
         let tokens: Vec<Box<str>> = tokens.iter().map(|t| Box::from(*t)).collect();
-        let text = tokens.join(" ");
-        let fingerprint = sha256_hex(text.as_bytes());
         let leaf = self.ensure_path(&path);
         self.nodes[leaf].clusters.push(id);
-        self.clusters.insert(
-            id,
-            Cluster {
-                tokens,
-                paths: vec![path],
-                size: 1,
-                last_seen: clock,
-                text,
-                fingerprint,
-                sibling_keys: Vec::new(),
-            },
-        );
+        self.clusters
+            .insert(id, Cluster::new(tokens, vec![path], 1, clock));
         let id = self.index_siblings_and_merge(id, false);
         if self.clusters.len() > self.config.max_clusters {
             self.evict(id);
@@ -310,13 +329,12 @@ impl Templater {
     }
 
     /// The tree keys a new cluster for `tokens` is filed under: the token count, then for each of
-    /// the leading tokens its own key while the node has room, else `<*>`.
-    fn insertion_path(&self, tokens: &[&str]) -> Vec<Box<str>> {
+    /// the leading routing tokens ([`route_keys`]) its own key while the node has room, else `<*>`.
+    fn insertion_path(&self, tokens: &[&str], flags: &[u8]) -> Vec<Box<str>> {
         let mut path: Vec<Box<str>> = Vec::with_capacity(self.config.depth + 1);
         path.push(len_key(tokens.len()).into_boxed_str());
         let mut node = self.nodes[0].children.get(&*path[0]).map(|&n| n as usize);
-        for tok in tokens.iter().take(self.config.depth) {
-            let key = route_key(tok);
+        for key in route_keys(tokens, flags).take(self.config.depth) {
             let chosen: &str = match node.map(|n| &self.nodes[n]) {
                 Some(n) if n.children.contains_key(key) => key,
                 Some(n) if key != WILDCARD && n.children.len() + 1 >= self.config.max_children => {
@@ -369,8 +387,16 @@ impl Templater {
             for &(pos, key) in &keys {
                 let group = self.siblings.entry(key).or_default();
                 group.push(current);
-                if merge.is_none() && group.len() >= self.config.min_variable_values {
-                    let members = group.clone();
+                let members = if merge.is_none() && group.len() > 1 {
+                    group.clone()
+                } else {
+                    Vec::new()
+                };
+                if members.len() > 1 {
+                    // A straggler filed before its group became `<*>` at `pos` joins it.
+                    merge = self.wildcard_sibling(current, pos, &members);
+                }
+                if merge.is_none() && members.len() >= self.config.min_variable_values {
                     if let Some(m) = self.verified_group(current, pos, &members) {
                         merge = Some((pos, m));
                     }
@@ -389,6 +415,35 @@ impl Templater {
                 }
             }
         }
+    }
+
+    /// The first member of a sibling group that equals `anchor` outside `pos` where one of the two
+    /// holds `<*>` at `pos`: (pos, [the one with `<*>`, the other]).
+    fn wildcard_sibling(
+        &self,
+        anchor: ClusterId,
+        pos: usize,
+        members: &[ClusterId],
+    ) -> Option<(usize, Vec<ClusterId>)> {
+        let a = self.clusters.get(&anchor)?;
+        let a_wild = &*a.tokens[pos] == WILDCARD;
+        members.iter().copied().find_map(|m| {
+            let c = self.clusters.get(&m).filter(|_| m != anchor)?;
+            let c_wild = &*c.tokens[pos] == WILDCARD;
+            let equal_elsewhere = c.tokens.len() == a.tokens.len()
+                && c.tokens
+                    .iter()
+                    .zip(&a.tokens)
+                    .enumerate()
+                    .all(|(i, (x, y))| i == pos || x == y);
+            (equal_elsewhere && a_wild != c_wild).then(|| {
+                if a_wild {
+                    (pos, vec![anchor, m])
+                } else {
+                    (pos, vec![m, anchor])
+                }
+            })
+        })
     }
 
     /// Merges into `id` every other cluster of its leaves that its (just generalised) template now
@@ -465,6 +520,16 @@ impl Templater {
         members: &[ClusterId],
     ) -> Option<Vec<ClusterId>> {
         let a = self.clusters.get(&anchor)?;
+        // A template keeps at least one constant token: `normal`, `warning` and `running` never
+        // become `<*>`.
+        let constant_elsewhere = a
+            .flags
+            .iter()
+            .enumerate()
+            .any(|(i, &f)| i != pos && f & CONSTANT != 0);
+        if !constant_elsewhere {
+            return None;
+        }
         let mut same: Vec<ClusterId> = members
             .iter()
             .copied()
@@ -525,19 +590,19 @@ impl Templater {
                 }
             }
             s.tokens[pos] = WILDCARD.into();
-            if pos < self.config.depth {
-                if let Some(first) = s.paths.first() {
-                    let mut wild = first.clone();
-                    if pos + 1 < wild.len() {
-                        wild[pos + 1] = WILDCARD.into();
-                    }
-                    if !s.paths.contains(&wild) {
-                        s.paths.push(wild);
-                    }
+            s.refresh();
+        }
+        // Filed also where messages with any word at `pos` are routed.
+        let wild_path = self.clusters.get(&survivor).map(|s| {
+            let tokens: Vec<&str> = s.tokens.iter().map(|t| &**t).collect();
+            self.insertion_path(&tokens, &s.flags)
+        });
+        if let Some(s) = self.clusters.get_mut(&survivor) {
+            if let Some(wild) = wild_path {
+                if !s.paths.contains(&wild) {
+                    s.paths.push(wild);
                 }
             }
-            s.text = s.tokens.join(" ");
-            s.fingerprint = sha256_hex(s.text.as_bytes());
             new_paths = s.paths.clone();
         }
         for p in &new_paths {
@@ -645,7 +710,7 @@ impl Templater {
 fn sibling_keys(tokens: &[Box<str>]) -> Vec<(usize, u64)> {
     let mut keys = Vec::new();
     for pos in 0..tokens.len().min(MAX_SIBLING_POSITIONS) {
-        if &*tokens[pos] == WILDCARD || has_placeholder(&tokens[pos]) {
+        if &*tokens[pos] != WILDCARD && has_placeholder(&tokens[pos]) {
             continue;
         }
         let mut h = FxHasher::default();
@@ -680,55 +745,138 @@ fn len_key_in(mut n: usize, buf: &mut [u8; 20]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
-/// The tree key of a token: itself, or `<*>` when it holds a placeholder (a value).
-fn route_key(tok: &str) -> &str {
-    if has_placeholder(tok) {
-        WILDCARD
-    } else {
-        tok
-    }
+/// The tree keys of a message: its tokens in order after any leading values (raw lines open with
+/// timestamps, and routing on them would put every message in one crowded branch), a token that
+/// holds a placeholder, or follows a word that introduces a name, routing as the `<*>` branch.
+fn route_keys<'a>(tokens: &'a [&'a str], flags: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
+    let lead = flags
+        .iter()
+        .take_while(|&&f| f & PLACEHOLDER != 0 && f & WILD == 0)
+        .count();
+    let introduced = std::iter::once(false).chain(flags.iter().map(|&f| f & INTRO != 0));
+    tokens[lead..]
+        .iter()
+        .zip(&flags[lead..])
+        .zip(introduced.skip(lead))
+        .map(|((t, &f), after_intro)| {
+            // A word after `user`/`host`/... is a name: it must not pick the branch.
+            if f & PLACEHOLDER != 0 || after_intro {
+                WILDCARD
+            } else {
+                *t
+            }
+        })
 }
 
-/// Share of positions where `template` agrees with `tokens` (a `<*>` agrees with anything); `None`
-/// when the lengths differ.
-fn similarity(template: &[Box<str>], tokens: &[&str]) -> Option<f64> {
-    if template.len() != tokens.len() {
+/// How well a message agrees with a cluster's template: the share of its telling positions that
+/// agree, or `None` when it must not join. Positions where the template holds `<*>`, and equal bare
+/// values (`<NUM>`, `(<IP>)`), say nothing. Two different words in one position are two different
+/// messages — unless the word before them names what follows (`user alice` / `user bob`), or
+/// enough distinct words turn up there for it to be a name (the sibling merge). A message joins only
+/// on at least one agreeing constant token, so a template never loses its last constant.
+fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
+    if c.tokens.len() != tokens.len() {
         return None;
-    }
-    if tokens.is_empty() {
-        return Some(1.0);
     }
     let mut agree = 0usize;
     let mut counted = 0usize;
-    for (t, m) in template.iter().zip(tokens) {
-        if &**t == WILDCARD {
+    let mut all_equal = true;
+    for i in 0..tokens.len() {
+        let tf = c.flags[i];
+        if tf & WILD != 0 {
+            all_equal = false;
             continue;
         }
-        if &**t == *m {
-            if !is_bare_value(m) {
+        let (t, m) = (&*c.tokens[i], tokens[i]);
+        if t == m {
+            if tf & CONSTANT != 0 {
                 agree += 1;
                 counted += 1;
             }
-        } else if is_plain_word(t) && is_plain_word(m) {
-            // Two different words: different messages, unless enough distinct words turn up in
-            // this position for it to be a name (see `min_variable_values`).
-            return Some(0.0);
-        } else {
-            counted += 1;
+            continue;
         }
+        all_equal = false;
+        if tf & WORD != 0 && flags[i] & WORD != 0 {
+            let introduced =
+                i > 0 && c.flags[i - 1] & INTRO != 0 && *c.tokens[i - 1] == *tokens[i - 1];
+            if !introduced {
+                return None;
+            }
+        }
+        counted += 1;
     }
-    if counted == 0 {
-        return Some(1.0);
+    if agree == 0 {
+        return all_equal.then_some(1.0);
     }
     Some(agree as f64 / counted as f64)
 }
 
-/// A token that is only placeholders and punctuation (`<NUM>`, `<HEX>:`, `(<IP>)`): it says
-/// nothing about which message it is part of, so agreeing on it is no evidence of sameness.
-fn is_bare_value(tok: &str) -> bool {
+/// The token is the clustering's `<*>`.
+pub(super) const WILD: u8 = 1;
+/// The token holds a placeholder (`<NUM>`, `blk_<NUM>`, `<*>`).
+pub(super) const PLACEHOLDER: u8 = 2;
+/// Only placeholders and punctuation (`<NUM>`, `<HEX>:`, `(<IP>)`): agreeing on it is no evidence
+/// of sameness.
+pub(super) const BARE: u8 = 4;
+/// A word or identifier (`running`, `HTTPS`, `SOCKS5`, `sqlite3.OperationalError`), possibly
+/// wrapped in punctuation: the kind of token whose difference usually means a different message.
+pub(super) const WORD: u8 = 8;
+/// A word that names the value after it (`user`, `host`, `repository`).
+pub(super) const INTRO: u8 = 16;
+/// Holds a letter or digit outside placeholders: a constant a template must keep one of.
+pub(super) const CONSTANT: u8 = 32;
+
+/// Words that name the value that follows them in a message, so that the next word is a name
+/// (`for user alice`, `from host db1`, `collection auth-service_v3`), not a different event.
+const INTRODUCERS: &[&str] = &[
+    "user",
+    "username",
+    "login",
+    "account",
+    "owner",
+    "group",
+    "host",
+    "hostname",
+    "node",
+    "server",
+    "client",
+    "from",
+    "collection",
+    "repository",
+    "repo",
+    "table",
+    "database",
+    "bucket",
+    "queue",
+    "topic",
+    "tenant",
+    "container",
+    "pod",
+    "instance",
+    "project",
+    "package",
+    "domain",
+    "job",
+    "thread",
+];
+
+/// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe).
+fn is_plain_word(tok: &str) -> bool {
+    let core = tok
+        .trim_start_matches(LEAD_PUNCT)
+        .trim_end_matches(TAIL_PUNCT);
+    !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
+}
+
+/// The [`WILD`] .. [`CONSTANT`] flags of a token.
+pub(super) fn token_flags(tok: &str) -> u8 {
+    if tok == WILDCARD {
+        return WILD | PLACEHOLDER | BARE;
+    }
     let b = tok.as_bytes();
     let mut i = 0;
-    let mut seen = false;
+    let mut placeholder = false;
+    let mut alnum = false;
     while i < b.len() {
         if b[i] == b'<' {
             let mut j = i + 1;
@@ -736,24 +884,40 @@ fn is_bare_value(tok: &str) -> bool {
                 j += 1;
             }
             if j > i + 1 && j < b.len() && b[j] == b'>' {
-                seen = true;
+                placeholder = true;
                 i = j + 1;
                 continue;
             }
         }
         if b[i].is_ascii_alphanumeric() || b[i] >= 0x80 {
-            return false;
+            alnum = true;
         }
         i += 1;
     }
-    seen
-}
-
-/// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe): the kind of
-/// token whose difference usually means a different message.
-fn is_plain_word(tok: &str) -> bool {
-    let core = tok
-        .trim_start_matches(LEAD_PUNCT)
-        .trim_end_matches(TAIL_PUNCT);
-    !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
+    let mut flags = 0;
+    if placeholder {
+        flags |= PLACEHOLDER;
+        if !alnum {
+            flags |= BARE;
+        }
+    }
+    if alnum {
+        flags |= CONSTANT;
+    }
+    if !placeholder {
+        let core = tok
+            .trim_start_matches(LEAD_PUNCT)
+            .trim_end_matches(TAIL_PUNCT);
+        if core.chars().any(char::is_alphabetic)
+            && core
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '\'' | '_' | '-' | '.' | ':'))
+        {
+            flags |= WORD;
+            if INTRODUCERS.iter().any(|w| w.eq_ignore_ascii_case(core)) {
+                flags |= INTRO;
+            }
+        }
+    }
+    flags
 }

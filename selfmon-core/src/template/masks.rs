@@ -35,6 +35,8 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
     let mut glued = false;
+    // Where the last three tokens start in `out`, newest last (for folding `Wed Jun 15 <TIME>`).
+    let mut recent: [Option<usize>; 3] = [None; 3];
     while pos < s.len() {
         let Some(start) = next_non_space(s, pos) else {
             break;
@@ -56,16 +58,169 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
                     mask_token(key, out);
                 }
                 out.push_str(mask_quoted(&s[open + 1..close]));
+                recent = [None; 3];
                 prev_ends_colon = false;
                 pos = close + 1;
                 glued = true;
                 continue;
             }
         }
+        let token_start = out.len();
+        if let Some(prev) = recent[2] {
+            if fold_unit_into_value(out, prev, tok) {
+                if recent[1].is_some_and(|before| drops_restated_value(out, before, prev)) {
+                    out.truncate(prev.saturating_sub(1).max(start_len));
+                    recent = [None, recent[0], recent[1]];
+                }
+                prev_ends_colon = tok.ends_with(':');
+                pos = end;
+                continue;
+            }
+        }
         mask_token(tok, out);
+        if recent[2].is_some_and(|prev| drops_restated_value(out, prev, token_start)) {
+            // `512 bytes (0.5 KB) sent` is `512 bytes sent` said twice: one value.
+            out.truncate(token_start.saturating_sub(1).max(start_len));
+            pos = end;
+            continue;
+        }
+        let token_start = fold_date_into_time(out, &recent, token_start);
+        recent = [recent[1], recent[2], Some(token_start)];
         prev_ends_colon = tok.ends_with(':');
         pos = end;
     }
+}
+
+/// A unit word after a number is part of the value (`403 bytes`, `0.5 KB`, `3 sec`): when `tok`
+/// is a unit and the token masked just before it (from `prev` in `out`) ends in `<NUM>`, that
+/// placeholder becomes `<SIZE>` or `<DURATION>` and the unit is not a token of its own. Returns
+/// whether it folded `tok`.
+fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
+    let unit = tok.trim_end_matches(TAIL_PUNCT);
+    let end = out.len() - usize::from(out.ends_with(' '));
+    if unit.len() < 2 || end < prev || !out[prev..end].ends_with("<NUM>") {
+        return false;
+    }
+    let kind = if unit != "us" && DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        "<DURATION>"
+    } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        "<SIZE>"
+    } else {
+        return false;
+    };
+    // Only a value token: `(<NUM>`, `<<NUM>`, `<NUM>`, not `count=<NUM>` or `blk_<NUM>`.
+    let before = &out[prev..end - "<NUM>".len()];
+    if before
+        .bytes()
+        .any(|b| !matches!(b, b'(' | b'[' | b'<' | b'~'))
+    {
+        return false;
+    }
+    out.truncate(end - "<NUM>".len());
+    out.push_str(kind);
+    out.push_str(&tok[unit.len()..]);
+    true
+}
+
+/// Whether the token masked from `start` is a value restated in parentheses (`(<SIZE>)`,
+/// `(<NUM>),`) right after a value token (from `prev`: `<SIZE>`, `(<NUM>`, `<<DURATION>`).
+fn drops_restated_value(out: &str, prev: usize, start: usize) -> bool {
+    if start <= prev {
+        return false;
+    }
+    let this = out[start..].trim_end_matches([',', ';', '.']);
+    let restated = this
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .is_some_and(is_placeholder);
+    let previous = out[prev..start]
+        .trim_end()
+        .trim_start_matches(['(', '[', '~']);
+    let previous = if previous.starts_with("<<") {
+        &previous[1..]
+    } else {
+        previous
+    };
+    restated && is_placeholder(previous)
+}
+
+const WEEKDAYS: &[&str] = &[
+    "Mon",
+    "Tue",
+    "Wed",
+    "Thu",
+    "Fri",
+    "Sat",
+    "Sun",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const MONTH_NAMES: &[&str] = &[
+    "Jan",
+    "Feb",
+    "Mar",
+    "Apr",
+    "May",
+    "Jun",
+    "Jul",
+    "Aug",
+    "Sep",
+    "Oct",
+    "Nov",
+    "Dec",
+    "January",
+    "February",
+    "March",
+    "April",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+    "Sept",
+];
+
+/// A weekday or month name is part of the timestamp it opens: when the token just masked (from
+/// `start` in `out`) is a `<TIME>` preceded by `<month> <day>` (and optionally a weekday before
+/// that), the whole run becomes one `<TIME>`, so `at Wed Jun 15 12:00:00` and `at Sat Jun 18
+/// 09:30:00` are one template. Returns where the (possibly folded) token now starts.
+fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usize) -> usize {
+    let lead = |t: &str| t.len() - t.trim_start_matches(LEAD_PUNCT).len();
+    let this = &out[start..];
+    if !this[lead(this)..].starts_with("<TIME>") {
+        return start;
+    }
+    let token = |from: usize, to: usize| out[from..to].trim_end_matches(' ');
+    let (Some(day), Some(month)) = (recent[2], recent[1]) else {
+        return start;
+    };
+    let day_text = token(day, start);
+    let month_text = token(month, day);
+    let is_name = |t: &str, names: &[&str]| {
+        let core = &t[lead(t)..];
+        names.iter().any(|n| n.eq_ignore_ascii_case(core))
+    };
+    if day_text != "<NUM>" || !is_name(month_text, MONTH_NAMES) {
+        return start;
+    }
+    let first = match recent[0] {
+        Some(w) if is_name(token(w, month), WEEKDAYS) => w,
+        _ => month,
+    };
+    let first_lead = lead(&out[first..]);
+    let folded_lead = out[first..first + first_lead].to_string();
+    let time = out[start + lead(&out[start..])..].to_string();
+    out.truncate(first);
+    out.push_str(&folded_lead);
+    out.push_str(&time);
+    first
 }
 
 fn next_non_space(s: &str, from: usize) -> Option<usize> {
@@ -306,16 +461,25 @@ fn mask_segment(seg: &str, out: &mut String) {
             letters_after_digit = true;
         }
     }
-    let mut in_digits = false;
-    for c in seg.chars() {
-        if c.is_ascii_digit() {
-            if !in_digits {
+    // A short digit run glued to a word (`sqlite3`, `en0`, `ssh2`, `log4j`) is part of the name;
+    // longer runs, or runs after a single letter (`t12`, `u0`), are counters and numbers.
+    let mut i = 0;
+    let mut letters_before = 0usize;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let run = digits_run(b, i);
+            if run <= 2 && letters_before >= 2 {
+                out.push_str(&seg[i..i + run]);
+            } else {
                 out.push_str("<NUM>");
-                in_digits = true;
             }
+            i += run;
+            letters_before = 0;
         } else {
-            in_digits = false;
-            out.push(c);
+            let len = seg[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&seg[i..i + len]);
+            letters_before += 1;
+            i += len;
         }
     }
 }

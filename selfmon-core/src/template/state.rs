@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::hash::sha256_hex;
 
 use super::cluster::{len_key, Cluster, ClusterId, Templater};
 use super::config::TemplaterConfig;
@@ -90,20 +89,8 @@ impl Templater {
             if paths.is_empty() {
                 paths.push(vec![len_key(tokens.len()).into_boxed_str()]);
             }
-            let text = tokens.join(" ");
-            let fingerprint = sha256_hex(text.as_bytes());
-            t.clusters.insert(
-                c.id,
-                Cluster {
-                    tokens,
-                    paths,
-                    size: c.size,
-                    last_seen: c.last_seen,
-                    text,
-                    fingerprint,
-                    sibling_keys: Vec::new(),
-                },
-            );
+            t.clusters
+                .insert(c.id, Cluster::new(tokens, paths, c.size, c.last_seen));
         }
         t.rebuild_indexes();
         Ok(t)
