@@ -49,6 +49,17 @@ impl PgUrl {
         }
     }
 
+    /// The same server with `application_name` set (shown in `pg_stat_activity`), so an operator
+    /// can tell which node a connection belongs to.
+    pub fn with_application_name(&self, name: &str) -> PgUrl {
+        let mut config = self.config.clone();
+        config.application_name(name);
+        PgUrl {
+            config,
+            target: self.target.clone(),
+        }
+    }
+
     /// `user@host:port/db`, without the password: safe to log and show.
     pub fn target(&self) -> &str {
         &self.target

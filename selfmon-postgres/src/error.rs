@@ -177,6 +177,13 @@ pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
     }
+    // The server ended the session (admin shutdown, pg_terminate_backend) or the link broke.
+    if let Some(code) = e.code() {
+        let c = code.code();
+        if c.starts_with("57P") || c.starts_with("08") {
+            return true;
+        }
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<std::io::Error>() {
@@ -185,6 +192,19 @@ pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
         source = s.source();
     }
     false
+}
+
+/// Typed column access that fails with an error instead of panicking on an unexpected type.
+pub(crate) trait RowExt {
+    /// Column `i` as `T`.
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T>;
+}
+
+impl RowExt for tokio_postgres::Row {
+    fn col<'a, T: tokio_postgres::types::FromSql<'a>>(&'a self, i: usize) -> Result<T> {
+        self.try_get(i)
+            .map_err(Error::query("reading a column of an unexpected type"))
+    }
 }
 
 #[cfg(test)]

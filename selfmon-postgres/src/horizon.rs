@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RowExt};
 
 /// Observations waiting for their writers to end, at most this many (older ones are dropped:
 /// that only delays progress, it never makes the horizon unsafe).
@@ -106,7 +106,7 @@ impl HorizonQueries {
                     .map_err(Error::query(
                         "reading the log id sequence (grant SELECT on the sequence to selfmon's role)",
                     ))?;
-                Ok(row.get(0))
+                Ok(row.col(0)?)
             }
             None => {
                 let sql = format!("SELECT coalesce(max(id), 0)::bigint FROM {}", self.table);
@@ -114,7 +114,7 @@ impl HorizonQueries {
                     .query_one(&sql, &[])
                     .await
                     .map_err(Error::query("reading the highest log id"))?;
-                Ok(row.get(0))
+                Ok(row.col(0)?)
             }
         }
     }
@@ -136,7 +136,7 @@ impl HorizonQueries {
             )
             .await
             .map_err(Error::query("listing transactions writing the log table"))?;
-        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        rows.iter().map(|r| r.col::<String>(0)).collect()
     }
 
     /// How many of `writers` are still running.
@@ -152,7 +152,7 @@ impl HorizonQueries {
             )
             .await
             .map_err(Error::query("checking whether log writers have finished"))?;
-        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX))
+        Ok(usize::try_from(row.col::<i64>(0)?).unwrap_or(usize::MAX))
     }
 
     /// Takes an observation, waits up to `wait` for its writers, and returns the safe horizon

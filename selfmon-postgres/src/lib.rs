@@ -7,6 +7,9 @@
 //! - [`PgLogSource`]: reads the shared `logs` table up to the *commit horizon*, so a row whose id
 //!   was handed out before a later id became visible is still read, exactly once (see
 //!   [`horizon`] for why and how).
+//! - [`PgStateStore`]: scan history, filed issues, the outbox and learned templates in versioned,
+//!   migrated tables ([`schema`]), with a single-flight lease row whose epoch fences every write,
+//!   so a node that lost the lease cannot land a filing.
 //!
 //! Connection strings come from the environment ([`PgUrl::from_env`]) and are never logged:
 //! `Debug` and every error show only `user@host:port/db`.
@@ -44,7 +47,11 @@ pub mod connect;
 pub mod error;
 pub mod horizon;
 pub mod log_source;
+pub mod schema;
+pub mod state_store;
 
 pub use connect::PgUrl;
 pub use error::{Error, Result};
 pub use log_source::{PgLogSource, PgLogSourceOptions, LOGS_TABLE_DDL};
+pub use schema::SCHEMA_VERSION;
+pub use state_store::{PgStateStore, PgStateStoreOptions, PruneReport};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, IsolationLevel, Row};
 
 use crate::connect::{check_ident, quote_ident, PgUrl};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, RowExt};
 use crate::horizon::{Horizon, HorizonQueries};
 
 /// Key under which a record's unparseable level is kept in `extra_data` (the record itself is read
@@ -313,8 +313,8 @@ async fn reader_schema(reader: &Reader, options: &PgLogSourceOptions) -> Result<
         .map_err(Error::query("describing the log table"))?;
     let cols: Vec<String> = rows
         .iter()
-        .map(|r| format!("{} {}", r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect();
+        .map(|r| Ok(format!("{} {}", r.col::<String>(0)?, r.col::<String>(1)?)))
+        .collect::<Result<_>>()?;
     Ok(format!(
         "TABLE {} ({}) -- PostgreSQL, shared by every node; node_id names the writer",
         options.qualified_table(),
@@ -343,7 +343,7 @@ impl Reader {
             )
             .await
             .map_err(Error::query("reading the log table's columns"))?;
-        let columns: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        let columns: Vec<String> = rows.iter().map(|r| r.col(0)).collect::<Result<_>>()?;
         if columns.is_empty() {
             return Err(Error::MissingTable { table });
         }
@@ -381,7 +381,7 @@ impl Reader {
             .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&table])
             .await
             .map_err(Error::query("finding the log id sequence"))?
-            .get(0);
+            .col(0)?;
         if sequence.is_none() {
             tracing::warn!(
                 table = %table,
@@ -426,7 +426,7 @@ impl Reader {
             .query_one(&format!("SELECT min(id)::bigint FROM {table}"), &[])
             .await
             .map_err(Error::query("reading the lowest log id"))?
-            .get(0);
+            .col(0)?;
         let missing_before_first = match lowest {
             Some(low) if low > after.saturating_add(1) => {
                 u64::try_from(low.min(horizon.saturating_add(1)) - after.max(0) - 1).unwrap_or(0)

@@ -200,17 +200,21 @@ async fn a_terminated_connection_is_replaced_on_the_next_read() {
     let Some(db) = test_db().await else { return };
     db.create_logs().await;
     insert(&db.client, &[LogRecord::new(0, Level::Error, "x")], "a").await;
-    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+    let name = format!("reader-{}", db.schema);
+    let source = PgLogSource::connect(db.url.with_application_name(&name), db.log_options())
         .await
         .expect("connect");
-    db.client
-        .batch_execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = 'selfmon-log-source' AND pid <> pg_backend_pid()
-               AND query ILIKE '%' || current_schema() || '%'",
+    let cut: i64 = db
+        .client
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+             WHERE application_name = $1",
+            &[&name],
         )
         .await
-        .ok();
+        .expect("terminate")
+        .get(0);
+    assert_eq!(cut, 1);
     // Whatever the first call after the cut does, a retry succeeds.
     let first = source.read_after(0, 10).await;
     let page = match first {

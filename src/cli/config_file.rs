@@ -15,7 +15,7 @@ use selfmon::engine::SelfMonitor;
 use selfmon::github::{GitHubConfig, GitHubTracker};
 use selfmon::offline::OfflineRunner;
 use selfmon::sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
-use selfmon::{AnalysisRunner, IssueTracker, Level, SelfMonitoringConfig};
+use selfmon::{AnalysisRunner, IssueTracker, Level, LogSource, SelfMonitoringConfig, StateStore};
 
 use super::failure::Failure;
 
@@ -37,12 +37,37 @@ pub struct CliConfig {
     pub tracker: TrackerSection,
 }
 
-/// `"logs"`: the server's logs.db.
+/// Which backend a `logs` or `state` section names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// A SQLite file (`"path"`); the default when `"kind"` is absent.
+    #[default]
+    Sqlite,
+    /// PostgreSQL, its connection string in the environment variable `"url_env"` names
+    /// (needs a binary built with `--features postgres`).
+    Postgres,
+}
+
+/// `"logs"`: the server's logs.db, or (kind `postgres`) a cluster's shared logs table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogsSection {
-    /// Path of the logs.db.
+    /// `"sqlite"` (default) or `"postgres"`.
+    #[serde(default)]
+    pub kind: BackendKind,
+    /// Path of the logs.db (kind `sqlite`).
+    #[serde(default)]
     pub path: PathBuf,
+    /// Environment variable holding the connection string (kind `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// Schema of the log table (kind `postgres`; default `public`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The log table (kind `postgres`; default `logs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// Records below this level are skipped.
     #[serde(default = "default_level")]
     pub min_level: Level,
@@ -59,12 +84,23 @@ fn default_busy() -> u64 {
     5_000
 }
 
-/// `"state"`: selfmon's own SQLite file (may be the host's database).
+/// `"state"`: selfmon's own SQLite file (may be the host's database), or (kind `postgres`) tables
+/// in a PostgreSQL database shared by every node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
-    /// Path of the state file (created if missing).
+    /// `"sqlite"` (default) or `"postgres"`.
+    #[serde(default)]
+    pub kind: BackendKind,
+    /// Path of the state file (kind `sqlite`; created if missing).
+    #[serde(default)]
     pub path: PathBuf,
+    /// Environment variable holding the connection string (kind `postgres`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// Schema for selfmon's tables (kind `postgres`; default `public`, created if missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
 }
 
 /// `"runner"`.
@@ -151,8 +187,12 @@ impl CliConfig {
                 *p = base.join(&*p);
             }
         };
-        fix(&mut self.logs.path);
-        fix(&mut self.state.path);
+        if self.logs.kind == BackendKind::Sqlite {
+            fix(&mut self.logs.path);
+        }
+        if self.state.kind == BackendKind::Sqlite {
+            fix(&mut self.state.path);
+        }
         if let TrackerSection::DryRun { dir } = &mut self.tracker {
             fix(dir);
         }
@@ -187,11 +227,51 @@ impl CliConfig {
                 reason: "unknown field (misspelt? it is kept but has no effect)".into(),
             });
         }
-        if let Err(e) = self.log_options().validate() {
-            out.push(Problem {
-                field: "logs".into(),
-                reason: e.to_string(),
-            });
+        match self.logs.kind {
+            BackendKind::Sqlite => {
+                if let Err(e) = self.log_options().validate() {
+                    out.push(Problem {
+                        field: "logs".into(),
+                        reason: e.to_string(),
+                    });
+                }
+                if self.logs.path.as_os_str().is_empty() {
+                    out.push(Problem {
+                        field: "logs.path".into(),
+                        reason: "missing: set it to the server's logs.db".into(),
+                    });
+                }
+            }
+            BackendKind::Postgres => {
+                out.extend(postgres_problems("logs", self.logs.url_env.as_deref()));
+                #[cfg(feature = "postgres")]
+                if let Err(e) = self.pg_log_options().validate() {
+                    out.push(Problem {
+                        field: "logs".into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        match self.state.kind {
+            BackendKind::Sqlite => {
+                if self.state.path.as_os_str().is_empty() {
+                    out.push(Problem {
+                        field: "state.path".into(),
+                        reason: "missing: set it to selfmon's state file".into(),
+                    });
+                }
+            }
+            BackendKind::Postgres => {
+                out.extend(postgres_problems("state", self.state.url_env.as_deref()));
+                #[cfg(feature = "postgres")]
+                if let Err(e) = self.pg_state_options().validate() {
+                    out.push(Problem {
+                        field: "state".into(),
+                        reason: e.to_string(),
+                    });
+                }
+            }
         }
         match &self.runner {
             RunnerSection::Offline => {}
@@ -261,31 +341,89 @@ impl CliConfig {
         }
     }
 
-    /// Builds the engine and its adapters. A missing logs.db is a usage failure naming the path.
-    pub fn build(&self, dry_run: bool) -> Result<Built, Failure> {
-        self.check()?;
-        if !self.logs.path.is_file() {
-            return Err(Failure::Usage(format!(
-                "log file {} does not exist (set \"logs.path\" to the server's logs.db)",
-                self.logs.path.display()
-            )));
+    #[cfg(feature = "postgres")]
+    fn pg_log_options(&self) -> selfmon::postgres::PgLogSourceOptions {
+        let d = selfmon::postgres::PgLogSourceOptions::default();
+        selfmon::postgres::PgLogSourceOptions {
+            schema: self.logs.schema.clone().unwrap_or(d.schema),
+            table: self.logs.table.clone().unwrap_or(d.table),
+            page_size: self.monitoring.page_size,
+            min_level: self.logs.min_level,
+            ..d
         }
-        let logs = SqliteLogSource::open(&self.logs.path, self.log_options()).map_err(|e| {
-            Failure::usage(
-                &format!("cannot open log file {}", self.logs.path.display()),
-                &e,
-            )
-        })?;
-        let store = Arc::new(
-            SqliteStateStore::open(&self.state.path, StateStoreOptions::default()).map_err(
-                |e| {
-                    Failure::usage(
-                        &format!("cannot open state file {}", self.state.path.display()),
-                        &e,
-                    )
-                },
-            )?,
-        );
+    }
+
+    #[cfg(feature = "postgres")]
+    fn pg_state_options(&self) -> selfmon::postgres::PgStateStoreOptions {
+        let d = selfmon::postgres::PgStateStoreOptions::default();
+        selfmon::postgres::PgStateStoreOptions {
+            schema: self.state.schema.clone().unwrap_or(d.schema),
+            ..d
+        }
+    }
+
+    async fn build_logs(&self) -> Result<Arc<dyn LogSource>, Failure> {
+        match self.logs.kind {
+            BackendKind::Sqlite => {
+                if !self.logs.path.is_file() {
+                    return Err(Failure::Usage(format!(
+                        "log file {} does not exist (set \"logs.path\" to the server's logs.db)",
+                        self.logs.path.display()
+                    )));
+                }
+                let logs =
+                    SqliteLogSource::open(&self.logs.path, self.log_options()).map_err(|e| {
+                        Failure::usage(
+                            &format!("cannot open log file {}", self.logs.path.display()),
+                            &e,
+                        )
+                    })?;
+                Ok(Arc::new(logs))
+            }
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => {
+                let url = pg_url("logs", self.logs.url_env.as_deref())?;
+                let logs = selfmon::postgres::PgLogSource::connect(url, self.pg_log_options())
+                    .await
+                    .map_err(|e| Failure::usage("cannot read the PostgreSQL logs table", &e))?;
+                Ok(Arc::new(logs))
+            }
+            #[cfg(not(feature = "postgres"))]
+            BackendKind::Postgres => Err(Failure::Usage(NO_POSTGRES.into())),
+        }
+    }
+
+    async fn build_store(&self) -> Result<Arc<dyn StateStore>, Failure> {
+        match self.state.kind {
+            BackendKind::Sqlite => Ok(Arc::new(
+                SqliteStateStore::open(&self.state.path, StateStoreOptions::default()).map_err(
+                    |e| {
+                        Failure::usage(
+                            &format!("cannot open state file {}", self.state.path.display()),
+                            &e,
+                        )
+                    },
+                )?,
+            )),
+            #[cfg(feature = "postgres")]
+            BackendKind::Postgres => {
+                let url = pg_url("state", self.state.url_env.as_deref())?;
+                let store = selfmon::postgres::PgStateStore::connect(url, self.pg_state_options())
+                    .await
+                    .map_err(|e| Failure::usage("cannot open the PostgreSQL state store", &e))?;
+                Ok(Arc::new(store))
+            }
+            #[cfg(not(feature = "postgres"))]
+            BackendKind::Postgres => Err(Failure::Usage(NO_POSTGRES.into())),
+        }
+    }
+
+    /// Builds the engine and its adapters. A missing logs.db is a usage failure naming the path;
+    /// an unreachable PostgreSQL server names the server (never the password).
+    pub async fn build(&self, dry_run: bool) -> Result<Built, Failure> {
+        self.check()?;
+        let logs = self.build_logs().await?;
+        let store = self.build_store().await?;
         let runner: Arc<dyn AnalysisRunner> = match &self.runner {
             RunnerSection::Offline => Arc::new(OfflineRunner),
             RunnerSection::Claude(c) => Arc::new(
@@ -306,7 +444,7 @@ impl CliConfig {
         monitoring.dry_run |= dry_run;
         let monitor = SelfMonitor::builder()
             .config(monitoring)
-            .log_source(Arc::new(logs))
+            .log_source(logs)
             .runner(runner)
             .tracker(tracker)
             .store(store.clone())
@@ -324,7 +462,47 @@ pub struct Built {
     /// The engine.
     pub monitor: Arc<SelfMonitor>,
     /// The state store.
-    pub store: Arc<SqliteStateStore>,
+    pub store: Arc<dyn StateStore>,
+}
+
+#[cfg(not(feature = "postgres"))]
+const NO_POSTGRES: &str =
+    "this selfmon was built without PostgreSQL support; rebuild it with `--features postgres`";
+
+/// Problems of a `"kind": "postgres"` section: the variable must be named, set, and parse.
+fn postgres_problems(section: &str, url_env: Option<&str>) -> Vec<Problem> {
+    let field = format!("{section}.url_env");
+    let Some(env) = url_env.filter(|e| !e.trim().is_empty()) else {
+        return vec![Problem {
+            field,
+            reason: "missing: name the environment variable holding the PostgreSQL connection string (e.g. \"SELFMON_PG_URL\")".into(),
+        }];
+    };
+    #[cfg(feature = "postgres")]
+    {
+        match selfmon::postgres::PgUrl::from_env(env) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![Problem {
+                field,
+                reason: e.to_string(),
+            }],
+        }
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = env;
+        vec![Problem {
+            field: format!("{section}.kind"),
+            reason: NO_POSTGRES.into(),
+        }]
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn pg_url(section: &str, url_env: Option<&str>) -> Result<selfmon::postgres::PgUrl, Failure> {
+    let env = url_env.unwrap_or_default();
+    selfmon::postgres::PgUrl::from_env(env)
+        .map_err(|e| Failure::usage(&format!("{section}.url_env"), &e))
 }
 
 /// Flattening hides field paths from serde: parse each part on its own to name the field.
@@ -410,7 +588,9 @@ pub fn default_config_text() -> String {
   "redaction": {{ "ip_addresses": false, "user_ids": false, "extra_patterns": [] }},
   // The server's log database (CIDX: logs.db).
   "logs": {{ "path": "logs.db", "min_level": "WARNING" }},
-  // selfmon's own history (created if missing).
+  // Cluster mode (binary built with --features postgres): the nodes' shared table instead, e.g.
+  // {{"kind": "postgres", "url_env": "SELFMON_PG_URL", "table": "logs", "min_level": "WARNING"}}.
+  // selfmon's own history (created if missing); or {{"kind": "postgres", "url_env": "SELFMON_PG_URL"}}.
   "state": {{ "path": "selfmon-state.db" }},
   // "offline" (rules, no model) or {{"kind": "claude", "binary": "claude", "timeout_secs": 1800}}.
   "runner": {{ "kind": "offline" }},

@@ -15,7 +15,7 @@ use super::signals::Interrupts;
 pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
     let interrupts = Interrupts::install()?;
     let config = CliConfig::load(&args.config)?;
-    let built = config.build(args.dry_run)?;
+    let built = config.build(args.dry_run).await?;
     let progress = std::io::stderr().is_terminal() && !args.json;
     let mut events = built.monitor.subscribe();
     let printer = tokio::spawn(async move {

@@ -32,7 +32,7 @@ fn log(line: &str) {
 /// Exits 0 when no scan was in flight, 130 / 143 when one was interrupted.
 pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     let config = CliConfig::load(&args.config)?;
-    let built = config.build(false)?;
+    let built = config.build(false).await?;
     let queue = MemoryJobQueue::start(built.monitor.clone());
     let service = SelfMonitoringService::new(
         built.monitor.config_handle(),

@@ -108,3 +108,13 @@ pub async fn insert(client: &impl GenericClient, records: &[LogRecord], node: &s
     }
     ids
 }
+
+impl TestDb {
+    /// State-store options pointing at this schema.
+    pub fn state_options(&self) -> selfmon_postgres::PgStateStoreOptions {
+        selfmon_postgres::PgStateStoreOptions {
+            schema: self.schema.clone(),
+            ..Default::default()
+        }
+    }
+}

@@ -1,0 +1,1159 @@
+//! [`PgStateStore`]: scan history, filed issues, the outbox and the fenced single-flight lease,
+//! shared by every node of a cluster.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use selfmon_core::{
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, Component, FiledIssue, FilingIntent,
+    IssueFilter, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanEffects, ScanRecord,
+    ScanStatus, StateStore,
+};
+use serde::{Deserialize, Serialize};
+use tokio_postgres::{Client, Transaction};
+
+use crate::connect::{check_ident, quote_ident, PgUrl};
+use crate::error::{Error, Result, RowExt};
+use crate::schema;
+
+/// Runs `$body` (a block returning `Result`) with the connection as `$c`; a connection that failed
+/// is dropped so the next call reconnects.
+macro_rules! with_conn {
+    ($self:ident, |$c:ident| $body:block) => {{
+        let mut guard = $self.conn().await?;
+        let res: Result<_> = async {
+            let $c = guard.as_mut().ok_or_else(|| $self.lost())?;
+            $body
+        }
+        .await;
+        settle(&mut guard, res)
+    }};
+}
+
+/// Like `with_conn!`, inside a fenced transaction `$tx` that commits when `$body` succeeds.
+macro_rules! fenced {
+    ($self:ident, $action:expr, |$tx:ident| $body:block) => {{
+        let mut guard = $self.conn().await?;
+        let res: Result<_> = async {
+            let c = guard.as_mut().ok_or_else(|| $self.lost())?;
+            let transaction = $self.fenced(c, $action).await?;
+            let $tx = &transaction;
+            let out = async { $body }.await?;
+            transaction.commit().await.map_err(Error::query($action))?;
+            Ok(out)
+        }
+        .await;
+        settle(&mut guard, res)
+    }};
+}
+
+/// Largest page the history queries return, whatever the request asks for.
+pub const MAX_PAGE_SIZE: u64 = 500;
+
+const LEASE_NAME: &str = "scan";
+
+/// How [`PgStateStore`] keeps its tables. Plain data with working defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PgStateStoreOptions {
+    /// Schema holding selfmon's tables (`public`); created when missing.
+    pub schema: String,
+    /// Scans and occurrence history older than this many days are removed by
+    /// [`PgStateStore::prune`]. Issue rows are never removed.
+    pub retention_days: u32,
+    /// Server-side `statement_timeout` (0 = none; at most 600,000 ms).
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for PgStateStoreOptions {
+    fn default() -> Self {
+        PgStateStoreOptions {
+            schema: "public".into(),
+            retention_days: 90,
+            statement_timeout_ms: 30_000,
+        }
+    }
+}
+
+impl PgStateStoreOptions {
+    /// Checks names and ranges; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        check_ident("schema", &self.schema)?;
+        if self.retention_days == 0 {
+            return Err(Error::InvalidOption {
+                field: "retention_days",
+                reason: "must be at least 1 day".into(),
+            });
+        }
+        if self.statement_timeout_ms > 600_000 {
+            return Err(Error::InvalidOption {
+                field: "statement_timeout_ms",
+                reason: format!(
+                    "{} is more than 600000 (ten minutes)",
+                    self.statement_timeout_ms
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What [`PgStateStore::prune`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PruneReport {
+    /// Scan rows removed.
+    pub scans_deleted: u64,
+    /// Occurrence-history rows removed.
+    pub occurrences_deleted: u64,
+}
+
+/// The lease as this store took it: the fencing token its writes carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeldLease {
+    owner: String,
+    epoch: i64,
+}
+
+/// A [`StateStore`] in PostgreSQL, shared by every node of a cluster.
+///
+/// - Tables `selfmon_scans`, `selfmon_issues`, `selfmon_intents` (the outbox), `selfmon_lease`,
+///   `selfmon_occurrences`, `selfmon_template_state` and `selfmon_schema_version` in the configured
+///   schema, created and migrated by [`connect`](Self::connect) (see [`crate::schema`]). Records are
+///   kept whole as JSONB beside the columns the queries filter and sort on.
+/// - **The lease** is one row taken with `SELECT … FOR UPDATE`: exclusive across every node; an
+///   expired lease (its holder died or stalled past its TTL) is taken over, so a dead node's lease
+///   frees within one TTL. Every takeover increments the row's **epoch**.
+/// - **Fencing**: once this store holds the lease, every write (scans, outbox, issues,
+///   occurrences, templates) runs in a transaction that first locks the lease row `FOR SHARE` and
+///   checks that owner and epoch are still this store's. A node that lost the lease (it stalled,
+///   or was partitioned and another node took over) gets [`Error::LeaseLost`] and lands nothing;
+///   the new holder reconciles the outbox. A store that never took the lease (a dashboard) writes
+///   unfenced.
+/// - Lease expiry compares the callers' clocks (the `now` passed in): keep the nodes' clocks in
+///   sync (NTP) and the TTL well above the skew.
+/// - Durability: every method commits before it returns. Transient failures (lost connection,
+///   serialization failure) are retryable; the next call reconnects.
+/// - `record_occurrences` and `set_issue_state` for an issue this store never recorded do
+///   nothing.
+#[derive(Debug, Clone)]
+pub struct PgStateStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    url: PgUrl,
+    options: PgStateStoreOptions,
+    /// Quoted schema name, for building statements.
+    s: String,
+    conn: tokio::sync::Mutex<Option<Client>>,
+    held: Mutex<Option<HeldLease>>,
+}
+
+impl PgStateStore {
+    /// Connects, creates and migrates the tables.
+    ///
+    /// Errors: [`Error::Connect`], [`Error::SchemaTooNew`], [`Error::InvalidOption`],
+    /// [`Error::Query`].
+    pub async fn connect(url: PgUrl, options: PgStateStoreOptions) -> Result<Self> {
+        options.validate()?;
+        let mut client = open(&url, &options).await?;
+        schema::migrate_to(&mut client, &options.schema, schema::SCHEMA_VERSION).await?;
+        Ok(PgStateStore {
+            inner: Arc::new(Inner {
+                s: quote_ident(&options.schema),
+                url,
+                options,
+                conn: tokio::sync::Mutex::new(Some(client)),
+                held: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &PgStateStoreOptions {
+        &self.inner.options
+    }
+
+    /// The schema version in the database (always [`crate::SCHEMA_VERSION`] after `connect`).
+    pub async fn schema_version(&self) -> Result<i64> {
+        let s = self.inner.options.schema.clone();
+        with_conn!(self, |c| { schema::current_version(c, &s).await })
+    }
+
+    /// The lease row, if any (expired or not), with its fencing epoch, for diagnostics.
+    pub async fn current_lease(&self) -> Result<Option<(Lease, i64)>> {
+        let sql = format!(
+            "SELECT owner, expires_at, epoch FROM {}.selfmon_lease WHERE name = $1",
+            self.inner.s
+        );
+        with_conn!(self, |c| {
+            let row = c
+                .query_opt(&sql, &[&LEASE_NAME])
+                .await
+                .map_err(Error::query("reading the lease"))?;
+            row.map(|r| -> Result<_> {
+                Ok((
+                    Lease {
+                        owner: r.col(0)?,
+                        expires_at: r.col(1)?,
+                    },
+                    r.col(2)?,
+                ))
+            })
+            .transpose()
+        })
+    }
+
+    /// Removes scans and occurrence history older than [`PgStateStoreOptions::retention_days`]
+    /// before `now`; never issue rows, never a RUNNING scan, never the latest successful scan.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport> {
+        let cutoff = now - chrono::Duration::days(i64::from(self.inner.options.retention_days));
+        let s = self.inner.s.clone();
+        fenced!(self, "pruning history", |tx| {
+            let keep = latest_success(tx, &s).await?.map(|(id, _)| id);
+            let scans_deleted = tx
+                .execute(
+                    &format!(
+                        "DELETE FROM {s}.selfmon_scans WHERE status <> 'RUNNING'
+                             AND started_at < $1 AND scan_id IS DISTINCT FROM $2"
+                    ),
+                    &[&cutoff, &keep],
+                )
+                .await
+                .map_err(Error::query("pruning scans"))?;
+            let occurrences_deleted = tx
+                .execute(
+                    &format!("DELETE FROM {s}.selfmon_occurrences WHERE seen_at < $1"),
+                    &[&cutoff],
+                )
+                .await
+                .map_err(Error::query("pruning occurrences"))?;
+            Ok(PruneReport {
+                scans_deleted,
+                occurrences_deleted,
+            })
+        })
+    }
+
+    /// The connection, reopened first when it dropped.
+    async fn conn(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>> {
+        let mut guard = self.inner.conn.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = None;
+            *guard = Some(open(&self.inner.url, &self.inner.options).await?);
+        }
+        Ok(guard)
+    }
+
+    fn lost(&self) -> Error {
+        Error::ConnectionLost {
+            target: self.inner.url.target().to_string(),
+        }
+    }
+
+    /// Starts a transaction that first checks, under a share lock on the lease row, that this
+    /// store still holds the lease it took (when it took one). The share lock keeps a takeover
+    /// waiting until this transaction ends, so a write either lands before the takeover or not
+    /// at all.
+    async fn fenced<'c>(&self, c: &'c mut Client, action: &'static str) -> Result<Transaction<'c>> {
+        let tx = c.transaction().await.map_err(Error::query(action))?;
+        if let Some(held) = self.held() {
+            let still = tx
+                .query_opt(
+                    &format!(
+                        "SELECT 1 FROM {}.selfmon_lease
+                         WHERE name = $1 AND owner = $2 AND epoch = $3 FOR SHARE",
+                        self.inner.s
+                    ),
+                    &[&LEASE_NAME, &held.owner, &held.epoch],
+                )
+                .await
+                .map_err(Error::query("checking the lease before a write"))?;
+            if still.is_none() {
+                tracing::warn!(
+                    owner = %held.owner,
+                    epoch = held.epoch,
+                    action,
+                    "write refused: the lease was taken over"
+                );
+                return Err(Error::LeaseLost {
+                    owner: held.owner,
+                    epoch: held.epoch,
+                });
+            }
+        }
+        Ok(tx)
+    }
+
+    fn held(&self) -> Option<HeldLease> {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_held(&self, held: Option<HeldLease>) {
+        *self.inner.held.lock().unwrap_or_else(|p| p.into_inner()) = held;
+    }
+
+    /// Takes the lease (see [`StateStore::try_acquire_lease`]) and returns it with its epoch.
+    pub async fn acquire_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(LeaseOutcome, i64)> {
+        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
+        let expires_at = now
+            .checked_add_signed(ttl)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let owner = owner.to_string();
+        let s = self.inner.s.clone();
+        let (outcome, epoch) = with_conn!(self, |c| {
+            let tx = c
+                .transaction()
+                .await
+                .map_err(Error::query("taking the lease"))?;
+            // The row exists from the first acquisition on; create it without a race.
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.selfmon_lease (name, owner, expires_at, acquired_at, epoch)
+                             VALUES ($1, '', '1970-01-01T00:00:00Z', $2, 0) ON CONFLICT (name) DO NOTHING"
+                ),
+                &[&LEASE_NAME, &now],
+            )
+            .await
+            .map_err(Error::query("taking the lease"))?;
+            let row = tx
+                .query_one(
+                    &format!(
+                        "SELECT owner, expires_at, epoch FROM {s}.selfmon_lease
+                                 WHERE name = $1 FOR UPDATE"
+                    ),
+                    &[&LEASE_NAME],
+                )
+                .await
+                .map_err(Error::query("taking the lease"))?;
+            let (held_by, held_until, epoch): (String, DateTime<Utc>, i64) =
+                (row.col(0)?, row.col(1)?, row.col(2)?);
+            if held_by != owner && held_until > now {
+                return Ok((
+                    LeaseOutcome::Held(Lease {
+                        owner: held_by,
+                        expires_at: held_until,
+                    }),
+                    epoch,
+                ));
+            }
+            // A renewal by the holder keeps the epoch; any change of hands bumps it.
+            let epoch = if held_by == owner { epoch } else { epoch + 1 };
+            tx.execute(
+                &format!(
+                    "UPDATE {s}.selfmon_lease SET owner = $2, expires_at = $3,
+                             acquired_at = $4, epoch = $5 WHERE name = $1"
+                ),
+                &[&LEASE_NAME, &owner, &expires_at, &now, &epoch],
+            )
+            .await
+            .map_err(Error::query("taking the lease"))?;
+            tx.commit()
+                .await
+                .map_err(Error::query("committing the lease"))?;
+            Ok((
+                LeaseOutcome::Acquired(Lease {
+                    owner: owner.clone(),
+                    expires_at,
+                }),
+                epoch,
+            ))
+        })?;
+        if let LeaseOutcome::Acquired(lease) = &outcome {
+            self.set_held(Some(HeldLease {
+                owner: lease.owner.clone(),
+                epoch,
+            }));
+        }
+        Ok((outcome, epoch))
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<()> {
+        let owner = lease.owner.clone();
+        let s = self.inner.s.clone();
+        // Released by expiring it: the row (and its epoch) stays, so epochs only ever grow.
+        with_conn!(self, |c| {
+            c.execute(
+                &format!(
+                    "UPDATE {s}.selfmon_lease SET expires_at = '1970-01-01T00:00:00Z'
+                         WHERE name = $1 AND owner = $2"
+                ),
+                &[&LEASE_NAME, &owner],
+            )
+            .await
+            .map_err(Error::query("releasing the lease"))?;
+            Ok(())
+        })?;
+        if self.held().is_some_and(|h| h.owner == lease.owner) {
+            self.set_held(None);
+        }
+        Ok(())
+    }
+
+    async fn write_scan(&self, record: &ScanRecord) -> Result<()> {
+        let r = record.clone();
+        let s = self.inner.s.clone();
+        let doc = to_json("scan record", &r)?;
+        fenced!(self, "writing a scan", |tx| {
+            write_scan_in(tx, &s, &r, doc).await
+        })
+    }
+}
+
+async fn write_scan_in(
+    tx: &Transaction<'_>,
+    s: &str,
+    r: &ScanRecord,
+    doc: serde_json::Value,
+) -> Result<()> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.selfmon_scans
+             (scan_id, status, started_at, completed_at, log_id_end, record)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scan_id) DO UPDATE SET status = EXCLUDED.status,
+             started_at = EXCLUDED.started_at, completed_at = EXCLUDED.completed_at,
+             log_id_end = EXCLUDED.log_id_end, record = EXCLUDED.record"
+        ),
+        &[
+            &r.scan_id.as_str(),
+            &r.status.as_str(),
+            &r.started_at,
+            &r.completed_at,
+            &r.log_id_end,
+            &doc,
+        ],
+    )
+    .await
+    .map_err(Error::query("writing a scan"))?;
+    Ok(())
+}
+
+/// Adds occurrences to a filed issue and its history; an issue this store never recorded is
+/// ignored.
+async fn add_occurrences(
+    tx: &Transaction<'_>,
+    s: &str,
+    issue_number: u64,
+    count: u64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let number = to_i64(issue_number);
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"),
+            &[&number],
+        )
+        .await
+        .map_err(Error::query("recording occurrences"))?
+    else {
+        tracing::debug!(
+            issue_number,
+            "occurrences for an issue this store did not file"
+        );
+        return Ok(());
+    };
+    let mut issue: FiledIssue = from_json("filed issue", row.col(0)?)?;
+    issue.occurrences = issue.occurrences.saturating_add(count);
+    if now > issue.last_seen_at {
+        issue.last_seen_at = now;
+    }
+    let doc = to_json("filed issue", &issue)?;
+    tx.execute(
+        &format!("UPDATE {s}.selfmon_issues SET issue = $2 WHERE number = $1"),
+        &[&number, &doc],
+    )
+    .await
+    .map_err(Error::query("recording occurrences"))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {s}.selfmon_occurrences (issue_number, seen_at, count) VALUES ($1, $2, $3)"
+        ),
+        &[&number, &now, &to_i64(count)],
+    )
+    .await
+    .map_err(Error::query("recording occurrences"))?;
+    Ok(())
+}
+
+fn severity_rank(level: selfmon_core::Level) -> i32 {
+    selfmon_core::Level::ALL
+        .iter()
+        .position(|l| *l == level)
+        .map_or(0, |p| p as i32)
+}
+
+/// Adds a deferred finding to the backlog; an open entry with the same fingerprint absorbs its
+/// occurrences instead.
+async fn defer_backlog_entry(tx: &Transaction<'_>, s: &str, entry: &BacklogEntry) -> Result<()> {
+    let open = tx
+        .query_opt(
+            &format!(
+                "SELECT entry FROM {s}.selfmon_backlog
+                 WHERE fingerprint = $1 AND closed_at IS NULL ORDER BY seq LIMIT 1 FOR UPDATE"
+            ),
+            &[&entry.fingerprint],
+        )
+        .await
+        .map_err(Error::query("deferring a finding"))?;
+    match open {
+        Some(row) => {
+            let mut old: BacklogEntry = from_json("backlog entry", row.col(0)?)?;
+            old.occurrences = old.occurrences.saturating_add(entry.occurrences);
+            let doc = to_json("backlog entry", &old)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {s}.selfmon_backlog SET occurrences = $2, entry = $3 WHERE entry_id = $1"
+                ),
+                &[&old.entry_id, &to_i64(old.occurrences), &doc],
+            )
+            .await
+            .map_err(Error::query("deferring a finding"))?;
+        }
+        None => {
+            let doc = to_json("backlog entry", entry)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.selfmon_backlog
+                     (entry_id, fingerprint, severity_rank, occurrences, deferred_at, entry)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (entry_id) DO NOTHING"
+                ),
+                &[
+                    &entry.entry_id,
+                    &entry.fingerprint,
+                    &severity_rank(entry.severity),
+                    &to_i64(entry.occurrences),
+                    &entry.deferred_at,
+                    &doc,
+                ],
+            )
+            .await
+            .map_err(Error::query("deferring a finding"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Closes an open backlog entry (giving its occurrences to the covering issue when
+/// `give_occurrences`); nothing when it is not open.
+async fn close_backlog_entry(
+    tx: &Transaction<'_>,
+    s: &str,
+    closure: &BacklogClosure,
+    give_occurrences: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(row) = tx
+        .query_opt(
+            &format!(
+                "SELECT entry FROM {s}.selfmon_backlog
+                 WHERE entry_id = $1 AND closed_at IS NULL FOR UPDATE"
+            ),
+            &[&closure.entry_id],
+        )
+        .await
+        .map_err(Error::query("closing a backlog entry"))?
+    else {
+        return Ok(());
+    };
+    let entry: BacklogEntry = from_json("backlog entry", row.col(0)?)?;
+    if let Some(issue) = closure.issue.filter(|_| give_occurrences) {
+        add_occurrences(tx, s, issue, entry.occurrences, now).await?;
+    }
+    let doc = to_json("backlog closure", closure)?;
+    tx.execute(
+        &format!("UPDATE {s}.selfmon_backlog SET closed_at = $2, closure = $3 WHERE entry_id = $1"),
+        &[&closure.entry_id, &now, &doc],
+    )
+    .await
+    .map_err(Error::query("closing a backlog entry"))?;
+    Ok(())
+}
+
+/// Drops a connection that failed on the connection itself, so the next call reconnects.
+fn settle<T>(guard: &mut Option<Client>, res: Result<T>) -> Result<T> {
+    if let Err(Error::Query { source, .. }) = &res {
+        if crate::error::is_connection_failure(source) {
+            *guard = None;
+        }
+    }
+    res
+}
+
+fn core<T>(res: Result<T>) -> selfmon_core::Result<T> {
+    res.map_err(|e| e.into_core(Component::StateStore))
+}
+
+async fn open(url: &PgUrl, options: &PgStateStoreOptions) -> Result<Client> {
+    let client = url.connect("selfmon-state").await?;
+    if options.statement_timeout_ms > 0 {
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}",
+                options.statement_timeout_ms
+            ))
+            .await
+            .map_err(Error::query("setting the statement timeout"))?;
+    }
+    Ok(client)
+}
+
+async fn latest_success(
+    c: &impl tokio_postgres::GenericClient,
+    s: &str,
+) -> Result<Option<(String, i64)>> {
+    let row = c
+        .query_opt(
+            &format!(
+                "SELECT scan_id, log_id_end FROM {s}.selfmon_scans WHERE status = 'SUCCESS'
+                 AND NOT coalesce((record->>'dry_run')::boolean, false)
+                 ORDER BY completed_at DESC NULLS LAST, seq DESC LIMIT 1"
+            ),
+            &[],
+        )
+        .await
+        .map_err(Error::query("reading the cursor"))?;
+    row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
+}
+
+#[async_trait]
+impl StateStore for PgStateStore {
+    async fn try_acquire_lease(
+        &self,
+        owner: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        core(self.acquire_lease(owner, ttl, now).await.map(|(o, _)| o))
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> selfmon_core::Result<()> {
+        core(self.release(lease).await)
+    }
+
+    async fn last_successful_cursor(&self) -> selfmon_core::Result<i64> {
+        let s = self.inner.s.clone();
+        core(
+            async {
+                with_conn!(self, |c| {
+                    Ok(latest_success(c, &s).await?.map_or(0, |(_, end)| end))
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn close_abandoned_scans(
+        &self,
+        now: DateTime<Utc>,
+        reason: &str,
+    ) -> selfmon_core::Result<u64> {
+        let reason = reason.to_string();
+        let s = self.inner.s.clone();
+        core(async { fenced!(self, "closing abandoned scans", |tx| {
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT record FROM {s}.selfmon_scans WHERE status = 'RUNNING' FOR UPDATE"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .map_err(Error::query("closing abandoned scans"))?;
+                let mut closed = 0;
+                for row in rows {
+                    let mut r: ScanRecord = from_json("scan record", row.col(0)?)?;
+                    r.status = ScanStatus::Failure;
+                    r.completed_at = Some(now);
+                    r.error_message = Some(reason.clone());
+                    let doc = to_json("scan record", &r)?;
+                    tx.execute(
+                        &format!(
+                            "UPDATE {s}.selfmon_scans SET status = $2, completed_at = $3, record = $4
+                             WHERE scan_id = $1"
+                        ),
+                        &[&r.scan_id.as_str(), &r.status.as_str(), &now, &doc],
+                    )
+                    .await
+                    .map_err(Error::query("closing abandoned scans"))?;
+                    closed += 1;
+                }
+                Ok(closed)
+            })
+        }.await)
+    }
+
+    async fn begin_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
+        core(self.write_scan(record).await)
+    }
+
+    async fn finish_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
+        core(self.write_scan(record).await)
+    }
+
+    async fn commit_scan(
+        &self,
+        record: &ScanRecord,
+        effects: &ScanEffects,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let r = record.clone();
+        let effects = effects.clone();
+        let doc = core(to_json("scan record", &r))?;
+        core(
+            async {
+                fenced!(self, "committing a scan", |tx| {
+                    let now = r.completed_at.unwrap_or(r.started_at);
+                    for o in &effects.occurrences {
+                        add_occurrences(tx, &s, o.issue, o.count, now).await?;
+                    }
+                    for entry in &effects.deferred {
+                        defer_backlog_entry(tx, &s, entry).await?;
+                    }
+                    for closure in &effects.closed {
+                        close_backlog_entry(tx, &s, closure, true, now).await?;
+                    }
+                    if let Some(state) = &effects.template_state {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO {s}.selfmon_template_state (id, state) VALUES (1, $1)
+                                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
+                            ),
+                            &[state],
+                        )
+                        .await
+                        .map_err(Error::query("saving learned templates"))?;
+                    }
+                    write_scan_in(tx, &s, &r, doc).await
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
+        let sql = format!(
+            "SELECT entry FROM {}.selfmon_backlog WHERE closed_at IS NULL
+             ORDER BY severity_rank DESC, occurrences DESC, deferred_at, seq",
+            self.inner.s
+        );
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let rows = c
+                        .query(&sql, &[])
+                        .await
+                        .map_err(Error::query("reading the backlog"))?;
+                    rows.iter()
+                        .map(|r| from_json("backlog entry", r.col(0)?))
+                        .collect()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn closed_backlog(
+        &self,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        let s = self.inner.s.clone();
+        let (limit, offset) = limits(page);
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let total: i64 = c
+                        .query_one(
+                            &format!(
+                                "SELECT count(*) FROM {s}.selfmon_backlog WHERE closed_at IS NOT NULL"
+                            ),
+                            &[],
+                        )
+                        .await
+                        .map_err(Error::query("counting the closed backlog"))?
+                        .col(0)?;
+                    let rows = c
+                        .query(
+                            &format!(
+                                "SELECT entry, closure, closed_at FROM {s}.selfmon_backlog
+                                 WHERE closed_at IS NOT NULL
+                                 ORDER BY closed_at DESC, seq DESC LIMIT $1 OFFSET $2"
+                            ),
+                            &[&limit, &offset],
+                        )
+                        .await
+                        .map_err(Error::query("reading the closed backlog"))?;
+                    let items = rows
+                        .iter()
+                        .map(|r| {
+                            Ok(ClosedBacklogEntry {
+                                entry: from_json("backlog entry", r.col(0)?)?,
+                                closure: from_json("backlog closure", r.col(1)?)?,
+                                closed_at: r.col(2)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: to_u64(total),
+                    })
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
+        let sql = format!(
+            "SELECT issue FROM {}.selfmon_issues ORDER BY seq",
+            self.inner.s
+        );
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let rows = c
+                        .query(&sql, &[])
+                        .await
+                        .map_err(Error::query("reading filed issues"))?;
+                    rows.iter()
+                        .map(|r| from_json("filed issue", r.col(0)?))
+                        .collect()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn record_occurrences(
+        &self,
+        issue_number: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        core(
+            async {
+                fenced!(self, "recording occurrences", |tx| {
+                    add_occurrences(tx, &s, issue_number, count, now).await
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn set_issue_state(
+        &self,
+        issue_number: u64,
+        state: IssueState,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let number = to_i64(issue_number);
+        let state_json = core(to_json("issue state", &state))?;
+        core(
+            async {
+                fenced!(self, "updating an issue state", |tx| {
+                    tx.execute(
+                        &format!(
+                            "UPDATE {s}.selfmon_issues SET state = $2,
+                         issue = jsonb_set(issue, '{{issue,state}}', $3) WHERE number = $1"
+                        ),
+                        &[&number, &state.as_str(), &state_json],
+                    )
+                    .await
+                    .map_err(Error::query("updating an issue state"))?;
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn record_intent(&self, intent: &FilingIntent) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let id = intent.intent_id.clone();
+        let created_at = intent.created_at;
+        let doc = core(to_json("filing intent", intent))?;
+        core(
+            async {
+                fenced!(self, "recording a filing intent", |tx| {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {s}.selfmon_intents (intent_id, created_at, intent)
+                         VALUES ($1, $2, $3)
+                         ON CONFLICT (intent_id) DO UPDATE SET created_at = EXCLUDED.created_at,
+                         intent = EXCLUDED.intent"
+                        ),
+                        &[&id, &created_at, &doc],
+                    )
+                    .await
+                    .map_err(Error::query("recording a filing intent"))?;
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn open_intents(&self) -> selfmon_core::Result<Vec<FilingIntent>> {
+        let sql = format!(
+            "SELECT intent FROM {}.selfmon_intents ORDER BY created_at, seq",
+            self.inner.s
+        );
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let rows = c
+                        .query(&sql, &[])
+                        .await
+                        .map_err(Error::query("reading filing intents"))?;
+                    rows.iter()
+                        .map(|r| from_json("filing intent", r.col(0)?))
+                        .collect()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn complete_intent(
+        &self,
+        intent_id: &str,
+        issue: &FiledIssue,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let intent_id = intent_id.to_string();
+        let issue = issue.clone();
+        core(async { fenced!(self, "completing a filing intent", |tx| {
+                let number = to_i64(issue.issue.number);
+                // Idempotent: completing twice (a retry after an unknown outcome) keeps one row
+                // and the occurrences counted since.
+                let existing = tx
+                    .query_opt(
+                        &format!(
+                            "SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"
+                        ),
+                        &[&number],
+                    )
+                    .await
+                    .map_err(Error::query("completing a filing intent"))?;
+                let mut row = issue.clone();
+                if let Some(existing) = existing {
+                    let old: FiledIssue = from_json("filed issue", existing.col(0)?)?;
+                    row.occurrences = old.occurrences;
+                    row.created_at = old.created_at;
+                    row.last_seen_at = old.last_seen_at;
+                }
+                let doc = to_json("filed issue", &row)?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {s}.selfmon_issues (number, classification, state, created_at, issue)
+                         VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (number) DO UPDATE SET classification = EXCLUDED.classification,
+                         state = EXCLUDED.state, issue = EXCLUDED.issue"
+                    ),
+                    &[
+                        &number,
+                        &row.classification.as_str(),
+                        &row.issue.state.as_str(),
+                        &row.created_at,
+                        &doc,
+                    ],
+                )
+                .await
+                .map_err(Error::query("recording a filed issue"))?;
+                let backlog_entry = tx
+                    .query_opt(
+                        &format!("SELECT intent FROM {s}.selfmon_intents WHERE intent_id = $1"),
+                        &[&intent_id],
+                    )
+                    .await
+                    .map_err(Error::query("completing a filing intent"))?
+                    .map(|r| from_json::<FilingIntent>("filing intent", r.col(0)?))
+                    .transpose()?
+                    .and_then(|i| i.backlog_entry_id);
+                if let Some(entry_id) = backlog_entry {
+                    // The entry's occurrences are already in the issue row (the intent carried
+                    // them).
+                    let closure = BacklogClosure {
+                        entry_id,
+                        reason: format!("filed as #{}", issue.issue.number),
+                        issue: Some(issue.issue.number),
+                    };
+                    close_backlog_entry(tx, &s, &closure, false, issue.created_at).await?;
+                }
+                tx.execute(
+                    &format!("DELETE FROM {s}.selfmon_intents WHERE intent_id = $1"),
+                    &[&intent_id],
+                )
+                .await
+                .map_err(Error::query("closing a filing intent"))?;
+                Ok(())
+            })
+        }.await)
+    }
+
+    async fn list_scans(&self, page: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
+        let s = self.inner.s.clone();
+        let (limit, offset) = limits(page);
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let total: i64 = c
+                        .query_one(&format!("SELECT count(*) FROM {s}.selfmon_scans"), &[])
+                        .await
+                        .map_err(Error::query("counting scans"))?
+                        .col(0)?;
+                    let rows = c
+                        .query(
+                            &format!(
+                                "SELECT record FROM {s}.selfmon_scans
+                             ORDER BY started_at DESC, seq DESC LIMIT $1 OFFSET $2"
+                            ),
+                            &[&limit, &offset],
+                        )
+                        .await
+                        .map_err(Error::query("listing scans"))?;
+                    let items = rows
+                        .iter()
+                        .map(|r| from_json("scan record", r.col(0)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: to_u64(total),
+                    })
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_issues(
+        &self,
+        filter: &IssueFilter,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<FiledIssue>> {
+        let s = self.inner.s.clone();
+        let (limit, offset) = limits(page);
+        let class = filter.classification.map(|c| c.as_str().to_string());
+        let state = filter.state.map(|st| st.as_str().to_string());
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let cond = "($1::text IS NULL OR classification = $1)
+                            AND ($2::text IS NULL OR state = $2)";
+                    let total: i64 = c
+                        .query_one(
+                            &format!("SELECT count(*) FROM {s}.selfmon_issues WHERE {cond}"),
+                            &[&class, &state],
+                        )
+                        .await
+                        .map_err(Error::query("counting issues"))?
+                        .col(0)?;
+                    let rows = c
+                        .query(
+                            &format!(
+                                "SELECT issue FROM {s}.selfmon_issues WHERE {cond}
+                             ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4"
+                            ),
+                            &[&class, &state, &limit, &offset],
+                        )
+                        .await
+                        .map_err(Error::query("listing issues"))?;
+                    let items = rows
+                        .iter()
+                        .map(|r| from_json("filed issue", r.col(0)?))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: to_u64(total),
+                    })
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
+        let sql = format!(
+            "SELECT state FROM {}.selfmon_template_state WHERE id = 1",
+            self.inner.s
+        );
+        core(
+            async {
+                with_conn!(self, |c| {
+                    c.query_opt(&sql, &[])
+                        .await
+                        .map_err(Error::query("loading learned templates"))?
+                        .map(|r| r.col(0))
+                        .transpose()
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn save_template_state(&self, state: &str) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let state = state.to_string();
+        core(
+            async {
+                fenced!(self, "saving learned templates", |tx| {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {s}.selfmon_template_state (id, state) VALUES (1, $1)
+                         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
+                        ),
+                        &[&state],
+                    )
+                    .await
+                    .map_err(Error::query("saving learned templates"))?;
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+}
+
+fn to_json<T: Serialize + ?Sized>(what: &'static str, v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|source| Error::Json {
+        action: "encode",
+        what,
+        source,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    v: serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(v).map_err(|source| Error::Json {
+        action: "decode",
+        what,
+        source,
+    })
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn limits(page: PageRequest) -> (i64, i64) {
+    (to_i64(page.limit.min(MAX_PAGE_SIZE)), to_i64(page.offset))
+}

@@ -1,0 +1,141 @@
+//! The `selfmon` binary in cluster mode: logs and state in a real PostgreSQL server (the one
+//! `.ci/install-postgres.sh` starts, named by `SELFMON_TEST_PG_URL`), the offline runner and the
+//! dry-run tracker.
+#![cfg(feature = "postgres")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use selfmon::postgres::PgUrl;
+
+const URL_ENV: &str = "SELFMON_TEST_PG_URL";
+
+fn text(o: &[u8]) -> String {
+    String::from_utf8_lossy(o).into_owned()
+}
+
+/// A fresh schema with a cluster `logs` table holding records written by two nodes.
+async fn cluster() -> Option<(String, String)> {
+    let Ok(url_text) = std::env::var(URL_ENV) else {
+        selfmon::testing::tool::skip_missing_tool(
+            "postgres",
+            &format!("{URL_ENV} is unset (run .ci/install-postgres.sh)"),
+        );
+        return None;
+    };
+    let url = PgUrl::parse(&url_text, URL_ENV).expect("test URL");
+    let client = url.connect("selfmon-cli-test").await.expect("connect");
+    let schema = format!("cli_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema}; {ddl};
+             INSERT INTO logs (timestamp, level, source, message, node_id) VALUES
+             ('2026-01-01T00:00:01Z', 'ERROR', 'app.git', '[GIT-SYNC-001] clone of repo alpha failed: exit 128', 'node-a'),
+             ('2026-01-01T00:00:02Z', 'ERROR', 'app.git', '[GIT-SYNC-001] clone of repo beta failed: exit 128', 'node-b'),
+             ('2026-01-01T00:00:03Z', 'INFO', 'app.http', 'GET /health 200', 'node-a'),
+             ('2026-01-01T00:00:04Z', 'CRITICAL', 'app.db', '[DB-LOCK-003] database is locked', 'node-c');",
+            ddl = selfmon::postgres::LOGS_TABLE_DDL
+        ))
+        .await
+        .expect("seed");
+    Some((url_text, schema))
+}
+
+fn write_config(dir: &Path, schema: &str, state: &str) -> String {
+    let cfg = format!(
+        r#"{{
+  "enabled": true,
+  "logs": {{ "kind": "postgres", "url_env": "{URL_ENV}", "schema": "{schema}", "table": "logs", "min_level": "WARNING" }},
+  "state": {state},
+  "runner": {{ "kind": "offline" }},
+  "tracker": {{ "kind": "dry-run", "dir": "issues" }}
+}}"#
+    );
+    let path = dir.join("selfmon.json");
+    std::fs::write(&path, cfg).unwrap();
+    path.display().to_string()
+}
+
+fn selfmon(args: &[&str], url: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_selfmon"))
+        .args(args)
+        .env(URL_ENV, url)
+        .output()
+        .expect("run selfmon")
+}
+
+fn scan_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "scan failed: {}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json report")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_reads_the_cluster_table_into_postgres_state_and_names_the_nodes() {
+    let Some((url, schema)) = cluster().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state =
+        format!(r#"{{ "kind": "postgres", "url_env": "{URL_ENV}", "schema": "{schema}" }}"#);
+    let cfg = write_config(dir.path(), &schema, &state);
+
+    let o = selfmon(&["config", "validate", "--config", &cfg], &url);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+
+    let report = scan_json(&selfmon(&["scan", "--json", "--config", &cfg], &url));
+    assert_eq!(report["record"]["records_read"], 3, "{report}");
+    assert_eq!(report["record"]["log_id_end"], 4);
+    let filed: Vec<_> = std::fs::read_dir(dir.path().join("issues"))
+        .map(|d| d.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    assert!(!filed.is_empty(), "the dry-run tracker got issues");
+    let bodies: String = filed
+        .iter()
+        .map(|f| std::fs::read_to_string(f.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        bodies.contains("nodes: node-a") && bodies.contains("nodes: node-c"),
+        "the issue evidence names the nodes: {bodies}"
+    );
+
+    // A second scan reads nothing new and files nothing twice.
+    let again = scan_json(&selfmon(&["scan", "--json", "--config", &cfg], &url));
+    assert_eq!(again["record"]["records_read"], 0, "{again}");
+    assert_eq!(again["record"]["issues_created"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_logs_and_sqlite_state_mix() {
+    let Some((url, schema)) = cluster().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), &schema, r#"{ "path": "state.db" }"#);
+    let report = scan_json(&selfmon(&["scan", "--json", "--config", &cfg], &url));
+    assert_eq!(report["record"]["records_read"], 3, "{report}");
+    assert!(dir.path().join("state.db").is_file());
+}
+
+#[test]
+fn validate_names_a_missing_or_unset_connection_variable_without_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "public",
+        r#"{ "kind": "postgres", "url_env": "SELFMON_TEST_SURELY_UNSET_PG_URL" }"#,
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_selfmon"))
+        .args(["config", "validate", "--config", &cfg])
+        .env(URL_ENV, "postgres://u:hunter2-secret@127.0.0.1:1/db")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(err.contains("SELFMON_TEST_SURELY_UNSET_PG_URL"), "{err}");
+    assert!(!err.contains("hunter2-secret"), "{err}");
+}
