@@ -29,7 +29,7 @@ use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
 use crate::error::Result;
 use crate::hash::{sha256_hex, FxMap};
 use crate::model::{Classification, ErrorCode, Finding, IssueState, KnownIssue};
-use crate::template::{is_specific_template, mask};
+use crate::template::{is_specific_template, mask, template_fingerprint, template_text};
 use crate::traits::{DedupDecision, DedupTier, Deduplicator};
 
 /// The known issues of one scan, indexed for the dedup tiers. Built once per scan from the state
@@ -85,10 +85,11 @@ impl KnownIssues {
             .or_default()
             .push(idx);
         for t in &issue.templates {
-            if is_specific_template(t) {
+            // Persisted templates may be sealed: their fingerprint is the clear template's.
+            if is_specific_template(template_text(t)) {
                 let list = self
                     .by_template_fingerprint
-                    .entry(sha256_hex(t.as_bytes()))
+                    .entry(template_fingerprint(t))
                     .or_default();
                 if !list.contains(&idx) {
                     list.push(idx);

@@ -51,6 +51,7 @@ use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::Finding;
 
 mod entropy;
 
@@ -206,6 +207,13 @@ impl Redactor {
         })
     }
 
+    /// The default redactor, built once per process (for paths without a configuration, such as
+    /// error construction).
+    pub fn shared() -> &'static Redactor {
+        static SHARED: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Redactor::new)
+    }
+
     /// A redactor with the optional kinds and extra patterns of `config`.
     pub fn with_config(config: &RedactionConfig) -> Result<Self> {
         Self::build(config)
@@ -350,6 +358,29 @@ impl Default for Redactor {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `finding` with every free-text field redacted: a model's answer is untrusted and may copy
+/// anything it was shown (or that was injected into the logs it read). Ids, codes and the
+/// classification are kept; they are validated, not free text.
+pub fn redact_finding(redactor: &Redactor, mut finding: Finding) -> Finding {
+    let red = |s: &mut String| {
+        if let Cow::Owned(r) = redactor.redact(s) {
+            *s = r;
+        }
+    };
+    red(&mut finding.title);
+    red(&mut finding.summary);
+    for s in finding
+        .source_files
+        .iter_mut()
+        .chain(finding.error_type.iter_mut())
+        .chain(finding.suspected_cause.iter_mut())
+        .chain(finding.suggested_fix.iter_mut())
+    {
+        red(s);
+    }
+    finding
 }
 
 fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
