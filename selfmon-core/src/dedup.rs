@@ -1138,6 +1138,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_template_still_matches_the_clear_one_it_stands_for() {
+        let clear = "push rejected for ghp_abcdefghijklmnopqrstuvwxyz0123456789 on origin";
+        let sealed = crate::template::seal_template(clear, &crate::redact::Redactor::new());
+        assert!(!sealed.contains("ghp_"), "{sealed}");
+        let mut i = known(5, "[BUG] t", Classification::ServerBug, IssueState::Open);
+        i.templates = vec![sealed];
+        let k = KnownIssues::new([i]);
+        assert_eq!(
+            k.match_signature(&sig("y", clear, &[]))
+                .map(|(k, t)| (k.issue.number, t)),
+            Some((5, DedupTier::Fingerprint))
+        );
+    }
+
+    #[test]
     fn signatures_match_known_issues_by_code_signature_id_and_template() {
         let mut i = known(4, "[BUG] t", Classification::ServerBug, IssueState::Open);
         i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];

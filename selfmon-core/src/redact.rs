@@ -6,6 +6,14 @@
 //! every issue title, body and comment given to the tracker). Fingerprints are computed from the
 //! original templates, so the redaction configuration never changes a fingerprint.
 //!
+//! Nothing selfmon *persists* holds a secret in clear either: the model's findings are redacted
+//! before they are deduplicated, filed or stored (a model may copy anything it is shown), samples
+//! are redacted before they are capped (a cut through a secret would hide it from the redactor),
+//! scan error text is redacted, and templates — kept in clear in memory, since fingerprints come
+//! from them — are *sealed* wherever they are stored: every token the redactor flags is replaced
+//! by a hashed stand-in that the templater and deduplication still match (see
+//! `template/seal.rs` and [`crate::template::seal_template`]).
+//!
 //! # What is detected
 //!
 //! Modelled on the rule set and allowlists of gitleaks and the entropy plugins of Yelp's

@@ -187,10 +187,6 @@ async fn two_scans(echo: bool, seed: u64) {
         assert_eq!(a.fingerprint, b.fingerprint, "{:?}", p.line);
         sealed_clusters += usize::from(a.text != b.text);
     }
-    assert!(
-        sealed_clusters > 0,
-        "some templates held secrets and were sealed"
-    );
 
     // Close some issues so the second scan comments on regressions too.
     for issue in rig.tracker.issues().iter().take(5) {
@@ -230,6 +226,10 @@ async fn two_scans(echo: bool, seed: u64) {
     );
     assert!(!issues.is_empty());
     assert!(leaked.is_empty(), "{}", leaked.join("\n"));
+    assert!(
+        sealed_clusters > 0,
+        "some templates held secrets and were sealed"
+    );
 }
 
 #[tokio::test]
