@@ -30,7 +30,7 @@ use crate::redact::Redactor;
 use crate::template::Templater;
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker,
-    LeaseOutcome, LogSource, StateStore,
+    LeaseOutcome, LogSource, StateStore, TemplateMemory,
 };
 
 /// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
@@ -110,6 +110,7 @@ pub struct SelfMonitorBuilder {
     tracker: Option<Arc<dyn IssueTracker>>,
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Option<Arc<dyn StateStore>>,
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Option<Arc<dyn Clock>>,
     owner: Option<String>,
     analysis_timeout: Option<Duration>,
@@ -147,6 +148,13 @@ impl SelfMonitorBuilder {
         self.store = Some(s);
         self
     }
+    /// Where learned templates are kept between scans (default: nowhere; every scan starts from an
+    /// empty templater). Persistent stores implement [`TemplateMemory`] too: pass the same store
+    /// here so the same message keeps its template, and so its fingerprint, across restarts.
+    pub fn template_memory(mut self, m: Arc<dyn TemplateMemory>) -> Self {
+        self.template_memory = Some(m);
+        self
+    }
     /// The clock (default: the system clock).
     pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
         self.clock = Some(c);
@@ -181,6 +189,7 @@ impl SelfMonitorBuilder {
             tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
             dedup: self.dedup,
             store: self.store.ok_or_else(|| missing("store"))?,
+            template_memory: self.template_memory,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             owner: self
                 .owner
@@ -203,6 +212,8 @@ pub struct SelfMonitor {
     /// `None`: a [`ThreeTierDeduplicator`] built from each scan's configuration.
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Arc<dyn StateStore>,
+    /// `None`: learned templates are not kept between scans.
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Arc<dyn Clock>,
     owner: String,
     analysis_timeout: Duration,
@@ -419,7 +430,11 @@ impl SelfMonitor {
 
         // 3. Read everything new, page by page, into the digest. The templater starts from what
         // earlier scans learned, so the same message keeps its template (and fingerprint).
-        let templater = match self.store.load_template_state().await? {
+        let learned = match &self.template_memory {
+            Some(memory) => memory.load_template_state().await?,
+            None => None,
+        };
+        let templater = match learned {
             Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
                 Templater::new()
@@ -465,9 +480,11 @@ impl SelfMonitor {
         let new_cursor = after;
         report.record.records_read = read;
         let (digest, templater) = builder.finish_with_templater();
-        self.store
-            .save_template_state(&templater.to_state_json())
-            .await?;
+        if let Some(memory) = &self.template_memory {
+            memory
+                .save_template_state(&templater.to_state_json())
+                .await?;
+        }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 

@@ -13,9 +13,9 @@ use selfmon_core::engine::SelfMonitor;
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
-    Component, Error, FiledIssue, FilingIntent, IssueDraft, IssueFilter, IssueRef, IssueState,
-    IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanRecord, ScanStatus,
-    ScanTrigger, StateStore, TrackedIssue,
+    Component, Error, FiledIssue, FilingIntent, IssueDraft, IssueFilter, IssueLedger, IssueRef,
+    IssueState, IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanHistory,
+    ScanLedger, ScanRecord, ScanStatus, ScanTrigger, StateStore, TemplateMemory, TrackedIssue,
 };
 use selfmon_sqlite::{
     create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
@@ -69,7 +69,7 @@ struct CrashingStore {
 }
 
 #[async_trait]
-impl StateStore for CrashingStore {
+impl ScanLedger for CrashingStore {
     async fn try_acquire_lease(
         &self,
         o: &str,
@@ -97,6 +97,10 @@ impl StateStore for CrashingStore {
     async fn finish_scan(&self, r: &ScanRecord) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.finish_scan(r))
     }
+}
+
+#[async_trait]
+impl IssueLedger for CrashingStore {
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         guarded!(self, self.inner.filed_issues())
     }
@@ -120,6 +124,10 @@ impl StateStore for CrashingStore {
     async fn complete_intent(&self, id: &str, i: &FiledIssue) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.complete_intent(id, i))
     }
+}
+
+#[async_trait]
+impl ScanHistory for CrashingStore {
     async fn list_scans(&self, p: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
         guarded!(self, self.inner.list_scans(p))
     }
@@ -130,6 +138,10 @@ impl StateStore for CrashingStore {
     ) -> selfmon_core::Result<Page<FiledIssue>> {
         guarded!(self, self.inner.list_issues(f, p))
     }
+}
+
+#[async_trait]
+impl TemplateMemory for CrashingStore {
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
         guarded!(self, self.inner.load_template_state())
     }
@@ -190,9 +202,9 @@ fn three_bugs(path: &Path) {
     }
 }
 
-fn monitor(
+fn monitor<S: StateStore + TemplateMemory + 'static>(
     logs: &Path,
-    store: Arc<dyn StateStore>,
+    store: Arc<S>,
     tracker: Arc<dyn IssueTracker>,
     clock: Arc<FakeClock>,
 ) -> SelfMonitor {
@@ -202,7 +214,8 @@ fn monitor(
         ))
         .runner(Arc::new(OfflineRunner))
         .tracker(tracker)
-        .store(store)
+        .store(store.clone())
+        .template_memory(store)
         .clock(clock)
         .build()
         .unwrap()

@@ -284,6 +284,7 @@ impl CliConfig {
             .runner(runner)
             .tracker(tracker)
             .store(store.clone())
+            .template_memory(store.clone())
             .build()
             .map_err(|e| Failure::usage("configuration", &e))?;
         Ok(Built {

@@ -9,7 +9,10 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{FiledIssue, FilingIntent, IssueState, ScanRecord, ScanStatus};
-use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+use crate::traits::{
+    IssueFilter, IssueLedger, Lease, LeaseOutcome, Page, PageRequest, ScanHistory, ScanLedger,
+    TemplateMemory,
+};
 
 /// Operations of [`MemoryStateStore`] that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,7 +54,8 @@ fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
     }
 }
 
-/// State in memory: good for tests and for hosts that keep no history.
+/// State in memory: good for tests and for hosts that keep no history. A
+/// [`StateStore`](crate::StateStore) and a [`TemplateMemory`].
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     inner: Mutex<Inner>,
@@ -110,7 +114,7 @@ impl MemoryStateStore {
 }
 
 #[async_trait]
-impl StateStore for MemoryStateStore {
+impl ScanLedger for MemoryStateStore {
     async fn try_acquire_lease(
         &self,
         owner: &str,
@@ -182,7 +186,10 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl IssueLedger for MemoryStateStore {
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
         self.check(StoreOp::FiledIssues)?;
         Ok(self.lock().issues.clone())
@@ -242,7 +249,10 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ScanHistory for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
@@ -269,7 +279,10 @@ impl StateStore for MemoryStateStore {
         });
         Ok(paginate(all, page))
     }
+}
 
+#[async_trait]
+impl TemplateMemory for MemoryStateStore {
     async fn load_template_state(&self) -> Result<Option<String>> {
         Ok(self.lock().templates.clone())
     }

@@ -80,3 +80,10 @@ pub trait AnalysisRunner: Send + Sync {
     /// A short name for reports (`"claude"`, `"offline"`).
     fn name(&self) -> &str;
 }
+
+crate::traits::forward::forward! {
+    AnalysisRunner {
+        async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis>;
+        fn name(&self) -> &str;
+    }
+}

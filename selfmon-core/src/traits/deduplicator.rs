@@ -71,3 +71,9 @@ pub trait Deduplicator: Send + Sync {
     /// Decides for one finding.
     async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
 }
+
+crate::traits::forward::forward! {
+    Deduplicator {
+        async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+    }
+}

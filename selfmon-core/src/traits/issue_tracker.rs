@@ -36,3 +36,13 @@ pub trait IssueTracker: Send + Sync {
     /// The issue carrying `marker`, if any.
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
 }
+
+crate::traits::forward::forward! {
+    IssueTracker {
+        async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
+        async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
+        async fn comment(&self, number: u64, body: &str) -> Result<()>;
+        async fn reopen(&self, number: u64) -> Result<()>;
+        async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+    }
+}

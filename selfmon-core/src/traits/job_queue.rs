@@ -139,3 +139,12 @@ pub trait JobQueue: Send + Sync {
         Ok(Submission::Submitted { job_id })
     }
 }
+
+crate::traits::forward::forward! {
+    JobQueue {
+        async fn submit(&self, job: JobSpec) -> Result<JobId>;
+        async fn active_job(&self, kind: &JobKind) -> Result<Option<(JobId, JobStatus)>>;
+        async fn status(&self, id: &JobId) -> Result<Option<JobStatus>>;
+        async fn submit_if_idle(&self, job: JobSpec) -> Result<Submission>;
+    }
+}

@@ -52,3 +52,11 @@ pub trait LogSource: Send + Sync {
     /// Location and schema, for the prompt.
     fn describe(&self) -> LogSourceDescription;
 }
+
+crate::traits::forward::forward! {
+    LogSource {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage>;
+        async fn max_id(&self) -> Result<Option<i64>>;
+        fn describe(&self) -> LogSourceDescription;
+    }
+}

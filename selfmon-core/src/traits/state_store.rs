@@ -1,148 +1,17 @@
-//! Scan history, filed issues, the cursor and the outbox.
+//! The umbrella over the durable-state traits.
 
-use std::time::Duration;
+use super::{IssueLedger, ScanHistory, ScanLedger};
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-use crate::error::Result;
-use crate::model::{FiledIssue, FilingIntent, IssueState, ScanRecord};
-
-/// A single-flight lease held by one scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// Who holds it (a process and scan id).
-    pub owner: String,
-    /// When it lapses.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// The answer to [`StateStore::try_acquire_lease`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum LeaseOutcome {
-    /// The caller holds the lease.
-    Acquired(Lease),
-    /// Someone else holds an unexpired lease.
-    Held(Lease),
-}
-
-/// A page request for history queries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageRequest {
-    /// Zero-based offset.
-    pub offset: u64,
-    /// Page size (implementations cap it at 500).
-    pub limit: u64,
-}
-
-impl Default for PageRequest {
-    fn default() -> Self {
-        PageRequest {
-            offset: 0,
-            limit: 50,
-        }
-    }
-}
-
-/// A page of results with the total.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Page<T> {
-    /// The items.
-    pub items: Vec<T>,
-    /// How many exist in all.
-    pub total: u64,
-}
-
-/// A filter for filed-issue queries.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IssueFilter {
-    /// Only this classification.
-    pub classification: Option<crate::model::Classification>,
-    /// Only this state.
-    pub state: Option<IssueState>,
-}
-
-/// Durable state of self-monitoring.
+/// Durable state of self-monitoring: the [`ScanLedger`] (lease, scans, cursor), the [`IssueLedger`]
+/// (filed issues, occurrences, outbox) and the read-only [`ScanHistory`].
 ///
-/// Contract:
-/// - Every method is durable on return: after `Ok`, a crash does not lose the write.
-/// - The lease is exclusive across every process sharing the store; an expired lease may be taken
-///   over. `release_lease` of a lease the caller no longer holds is a no-op.
-/// - `last_successful_cursor` is the `log_id_end` of the most recently completed successful scan, or
-///   0 before any.
-/// - `complete_intent` records the issue row and removes the intent atomically; after a crash either
-///   both happened or neither did.
-/// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
-///   a corrupt one is not.
-#[async_trait]
-pub trait StateStore: Send + Sync {
-    /// Takes the single-flight lease for `ttl` unless another owner holds an unexpired one.
-    async fn try_acquire_lease(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        now: DateTime<Utc>,
-    ) -> Result<LeaseOutcome>;
+/// Never implement it directly: implement the three parts, and the blanket impl makes the type a
+/// `StateStore` (so `Arc<dyn StateStore>` works as a single handle). Learned-template memory is a
+/// separate, optional [`TemplateMemory`](crate::TemplateMemory) given to the engine's builder.
+///
+/// A caller holding a concrete store calls these methods with the part's trait in scope
+/// (`use selfmon_core::{ScanLedger, IssueLedger, ScanHistory};`); through `dyn StateStore` or a
+/// `S: StateStore` bound every part's methods are available with only `StateStore` imported.
+pub trait StateStore: ScanLedger + IssueLedger + ScanHistory {}
 
-    /// Releases a lease the caller holds.
-    async fn release_lease(&self, lease: &Lease) -> Result<()>;
-
-    /// The cursor: `log_id_end` of the latest successful scan, 0 before the first.
-    async fn last_successful_cursor(&self) -> Result<i64>;
-
-    /// Closes scans left RUNNING (by a crashed process) as FAILURE with `reason`; returns how many.
-    /// Only call while holding the lease.
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
-
-    /// Inserts a scan record (status RUNNING).
-    async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
-
-    /// Updates a scan record to its final state (SUCCESS or FAILURE).
-    async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
-
-    /// Every issue selfmon filed, for dedup.
-    async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
-
-    /// Records `count` new occurrences of a filed issue seen at `now`, and its latest known state.
-    async fn record_occurrences(
-        &self,
-        issue_number: u64,
-        count: u64,
-        now: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// Updates the state of a filed issue (closed, reopened) as the tracker reports it.
-    async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
-
-    /// Commits a filing intent before the tracker is called (the outbox).
-    async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
-
-    /// Intents not yet completed, oldest first.
-    async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
-
-    /// Records the filed issue and removes the intent, atomically.
-    async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
-
-    /// Scans, newest first.
-    async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
-
-    /// Filed issues, newest first.
-    async fn list_issues(
-        &self,
-        filter: &IssueFilter,
-        page: PageRequest,
-    ) -> Result<Page<FiledIssue>>;
-
-    /// The templater's learned state (an opaque JSON document written by
-    /// [`save_template_state`](StateStore::save_template_state)), so the same message maps to the
-    /// same template across scans. `None` before the first save. The default keeps nothing.
-    async fn load_template_state(&self) -> Result<Option<String>> {
-        Ok(None)
-    }
-
-    /// Replaces the templater's learned state. The default discards it.
-    async fn save_template_state(&self, _state: &str) -> Result<()> {
-        Ok(())
-    }
-}
+impl<T: ScanLedger + IssueLedger + ScanHistory + ?Sized> StateStore for T {}
