@@ -368,6 +368,20 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     panic!("timed out waiting for {what}");
 }
 
+/// The statuses of the scans recorded in `state`, newest first.
+fn scan_statuses(state: &Path) -> Vec<selfmon::ScanStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Ok(store) = SqliteStateStore::open(state, StateStoreOptions::default()) else {
+        return Vec::new();
+    };
+    rt.block_on(store.list_scans(Default::default()))
+        .map(|p| p.items.into_iter().map(|s| s.status).collect())
+        .unwrap_or_default()
+}
+
 fn scans_in(state: &Path) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -413,6 +427,14 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
     );
     std::fs::write(&trigger, "now").unwrap();
     wait_for(|| env.issue_files() == 4, "the triggered scan");
+    wait_for(
+        || {
+            let s = scan_statuses(&env.path("state.db"));
+            s.len() == 2 && !s.contains(&selfmon::ScanStatus::Running)
+        },
+        "the triggered scan to finish",
+    );
+    // Idle: SIGTERM stops the scheduler cleanly (exit 0).
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();

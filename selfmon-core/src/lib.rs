@@ -31,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cancel;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -38,6 +39,7 @@ pub mod dedup;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod hash;
 pub mod issue_body;
 pub mod model;
 pub mod offline;
@@ -53,6 +55,7 @@ pub mod conformance;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
 
+pub use cancel::CancelToken;
 pub use config::SelfMonitoringConfig;
 pub use engine::{ScanEvent, ScanOptions, SelfMonitor};
 pub use error::{Component, Error, Result};
