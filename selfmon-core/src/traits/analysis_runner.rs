@@ -72,6 +72,7 @@ pub struct Analysis {
 /// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
 /// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
 ///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait AnalysisRunner: Send + Sync {
     /// Runs one analysis.
@@ -93,6 +94,7 @@ pub trait AnalysisRunner: Send + Sync {
 crate::traits::forward::forward! {
     AnalysisRunner {
         async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis>;
+        async fn wait_for_cleanup(&self);
         fn name(&self) -> &str;
     }
 }

@@ -18,6 +18,7 @@ use crate::model::{FiledIssue, FilingIntent, IssueState};
 ///   tracker may hold issues filed elsewhere) do nothing and succeed.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait IssueLedger: Send + Sync {
     /// Every issue selfmon filed, for dedup.

@@ -51,6 +51,7 @@ pub struct IssueFilter {
 /// - Pages are newest first; `total` counts every matching row, not only the page; a page holds at
 ///   most 500 items whatever `limit` asks; an `offset` past the end gives an empty page.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait ScanHistory: Send + Sync {
     /// Scans, newest first (by start time).

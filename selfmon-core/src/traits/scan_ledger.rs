@@ -39,6 +39,7 @@ pub enum LeaseOutcome {
 ///   scan with a lower end (a recreated log) does.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not. Every method may be retried after a retryable error.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait ScanLedger: Send + Sync {
     /// Takes the single-flight lease for `ttl` unless another owner holds an unexpired one. The
