@@ -948,6 +948,7 @@ impl SelfMonitor {
             templates: templates.clone(),
             occurrences: count,
             created_at: now,
+            backlog_entry_id: None,
         };
         self.store.record_intent(&intent).await?;
         let issue = self.tracker.create_issue(&draft).await?;

@@ -8,8 +8,8 @@ use mockall::mock;
 use crate::dedup::KnownIssues;
 use crate::error::Result;
 use crate::model::{
-    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanRecord,
-    TrackedIssue,
+    BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef,
+    IssueState, Marker, ScanEffects, ScanRecord, TrackedIssue,
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
@@ -85,9 +85,11 @@ mock! {
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
     }
     #[async_trait]
     impl IssueLedger for StateStore {
+        async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
         async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
@@ -99,6 +101,7 @@ mock! {
     impl ScanHistory for StateStore {
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+        async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
     }
 }
 

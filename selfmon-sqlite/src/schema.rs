@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -34,7 +34,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -50,6 +50,11 @@ const MIGRATIONS: [Migration; 3] = [
         version: 3,
         description: "per-issue occurrence history",
         apply: v3,
+    },
+    Migration {
+        version: 4,
+        description: "backlog of deferred findings",
+        apply: v4,
     },
 ];
 
@@ -269,6 +274,33 @@ fn v3(conn: &Connection) -> rusqlite::Result<()> {
         );
         CREATE INDEX IF NOT EXISTS idx_smocc_issue ON self_monitoring_occurrences(issue_number, seen_at);
         CREATE INDEX IF NOT EXISTS idx_smocc_seen ON self_monitoring_occurrences(seen_at);",
+    )
+}
+
+fn v4(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_scans",
+        &[("backlog", "INTEGER NOT NULL DEFAULT 0")],
+    )?;
+    add_columns(conn, "selfmon_intents", &[("backlog_entry_id", "TEXT")])?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS selfmon_backlog (
+            entry_id TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            severity_rank INTEGER NOT NULL,
+            finding TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            templates TEXT NOT NULL,
+            occurrences INTEGER NOT NULL DEFAULT 0,
+            deferred_by TEXT NOT NULL,
+            deferred_at TEXT NOT NULL,
+            closed_at TEXT,
+            close_reason TEXT,
+            closed_issue INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS idx_smbacklog_open ON selfmon_backlog(closed_at, fingerprint);",
     )
 }
 

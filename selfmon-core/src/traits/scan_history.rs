@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{FiledIssue, IssueState, ScanRecord};
+use crate::model::{ClosedBacklogEntry, FiledIssue, IssueState, ScanRecord};
 
 /// A page request for history queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +63,15 @@ pub trait ScanHistory: Send + Sync {
         filter: &IssueFilter,
         page: PageRequest,
     ) -> Result<Page<FiledIssue>>;
+
+    /// Closed backlog entries with why they were closed, most recently closed first.
+    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
 }
 
 crate::traits::forward::forward! {
     ScanHistory {
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+        async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
     }
 }

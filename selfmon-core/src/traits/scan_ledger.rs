@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::ScanRecord;
+use crate::model::{ScanEffects, ScanRecord};
 
 /// A single-flight lease held by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +35,9 @@ pub enum LeaseOutcome {
 /// - The lease is exclusive across every process sharing the store; an expired lease may be taken
 ///   over. `release_lease` of a lease the caller no longer holds is a no-op.
 /// - `last_successful_cursor` is the `log_id_end` of the most recently completed successful scan
-///   (by completion time), or 0 before any; a failed scan never moves it, and a later successful
-///   scan with a lower end (a recreated log) does.
+///   that was not a dry run (by completion time), or 0 before any; a failed scan or a dry run never
+///   moves it, and a later successful scan with a lower end (a recreated log) does.
+/// - `commit_scan` makes a successful scan's record and all its effects durable atomically.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not. Every method may be retried after a retryable error.
 // Adding a method? List it in the `forward!` at the end of this file too.
@@ -64,8 +65,18 @@ pub trait ScanLedger: Send + Sync {
     /// Inserts a scan record (status RUNNING).
     async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
 
-    /// Updates a scan record (matched by `scan_id`) to its final state (SUCCESS or FAILURE).
+    /// Updates a scan record (matched by `scan_id`) to its final state (SUCCESS or FAILURE)
+    /// without other effects (a failed scan, a dry run).
     async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+
+    /// Finishes a successful scan in one atomic step: stores `record` (status SUCCESS, its
+    /// `log_id_end` becoming the cursor unless it is a dry run), adds `effects.occurrences` to the
+    /// filed issues (numbers this store never recorded are ignored), adds `effects.deferred` to
+    /// the backlog (an open entry with the same fingerprint absorbs the new entry's occurrences
+    /// instead), closes `effects.closed` (each closure's issue receives the entry's occurrences;
+    /// closing an entry that is no longer open does nothing) and saves `effects.template_state`.
+    /// After a crash either all of it happened or none did.
+    async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
 }
 
 crate::traits::forward::forward! {
@@ -76,5 +87,6 @@ crate::traits::forward::forward! {
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
     }
 }

@@ -1,8 +1,13 @@
-//! [`ScanHistory`] for [`SqliteStateStore`]: pages of scans and issues for dashboards.
+//! [`ScanHistory`] for [`SqliteStateStore`]: pages of scans, issues and closed backlog entries
+//! for dashboards.
 
 use async_trait::async_trait;
-use selfmon_core::{FiledIssue, IssueFilter, Page, PageRequest, ScanHistory, ScanRecord};
+use selfmon_core::{
+    BacklogClosure, ClosedBacklogEntry, FiledIssue, IssueFilter, Page, PageRequest, ScanHistory,
+    ScanRecord,
+};
 
+use super::backlog::*;
 use super::rows::*;
 use super::values::*;
 use super::SqliteStateStore;
@@ -76,6 +81,58 @@ impl ScanHistory for SqliteStateStore {
             let mut items = Vec::new();
             while let Some(row) = rows.next().map_err(Error::sqlite("listing issues"))? {
                 items.push(issue_from_row(row)?);
+            }
+            Ok(Page {
+                items,
+                total: to_u64(Some(total)),
+            })
+        })
+        .await
+    }
+
+    async fn closed_backlog(
+        &self,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        self.run_core(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM selfmon_backlog WHERE closed_at IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sqlite("counting the closed backlog"))?;
+            let (limit, offset) = limits(page);
+            let sql = format!(
+                "SELECT {BACKLOG_COLUMNS}, close_reason, closed_issue, closed_at
+                 FROM selfmon_backlog WHERE closed_at IS NOT NULL
+                 ORDER BY closed_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
+            );
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("reading the closed backlog"))?;
+            let mut rows = stmt
+                .query([limit, offset])
+                .map_err(Error::sqlite("reading the closed backlog"))?;
+            let mut items = Vec::new();
+            while let Some(row) = rows
+                .next()
+                .map_err(Error::sqlite("reading the closed backlog"))?
+            {
+                let entry = backlog_from_row(row)?;
+                let e = || Error::sqlite("reading the closed backlog");
+                let reason: Option<String> = row.get(BACKLOG_COLUMN_COUNT).map_err(e())?;
+                let issue: Option<i64> = row.get(BACKLOG_COLUMN_COUNT + 1).map_err(e())?;
+                let closed_at: Option<String> = row.get(BACKLOG_COLUMN_COUNT + 2).map_err(e())?;
+                items.push(ClosedBacklogEntry {
+                    closure: BacklogClosure {
+                        entry_id: entry.entry_id.clone(),
+                        reason: reason.unwrap_or_default(),
+                        issue: issue.map(|n| to_u64(Some(n))),
+                    },
+                    entry,
+                    closed_at: parse_time(&closed_at.unwrap_or_default()),
+                });
             }
             Ok(Page {
                 items,

@@ -1,10 +1,14 @@
-//! [`IssueLedger`] for [`SqliteStateStore`]: issue rows, occurrences and the intents outbox.
+//! [`IssueLedger`] for [`SqliteStateStore`]: issue rows, occurrences, the backlog and the intents
+//! outbox.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::TransactionBehavior;
-use selfmon_core::{FiledIssue, FilingIntent, IssueLedger, IssueState, ScanId};
+use rusqlite::{OptionalExtension, TransactionBehavior};
+use selfmon_core::{
+    BacklogClosure, BacklogEntry, FiledIssue, FilingIntent, IssueLedger, IssueState, ScanId,
+};
 
+use super::backlog::*;
 use super::rows::*;
 use super::values::*;
 use super::SqliteStateStore;
@@ -12,6 +16,27 @@ use crate::error::Error;
 
 #[async_trait]
 impl IssueLedger for SqliteStateStore {
+    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
+        self.run_core(|conn| {
+            let sql = format!(
+                "SELECT {BACKLOG_COLUMNS} FROM selfmon_backlog WHERE closed_at IS NULL
+                 ORDER BY severity_rank DESC, occurrences DESC, deferred_at, rowid"
+            );
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("reading the backlog"))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(Error::sqlite("reading the backlog"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(Error::sqlite("reading the backlog"))? {
+                out.push(backlog_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         self.run_core(|conn| {
             let sql = format!(
@@ -43,27 +68,7 @@ impl IssueLedger for SqliteStateStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::sqlite("recording occurrences"))?;
-            let Some(issue_id) = issue_row_id(&tx, issue_number)? else {
-                tracing::debug!(
-                    issue_number,
-                    "occurrences for an issue this store did not file"
-                );
-                return Ok(());
-            };
-            let now_text = time_text(now);
-            tx.execute(
-                "UPDATE self_monitoring_issues SET occurrences = COALESCE(occurrences, 0) + ?1,
-                 last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ?2 THEN ?2
-                 ELSE last_seen_at END WHERE id = ?3",
-                rusqlite::params![to_i64(count), now_text, issue_id],
-            )
-            .map_err(Error::sqlite("recording occurrences"))?;
-            tx.execute(
-                "INSERT INTO self_monitoring_occurrences (issue_id, issue_number, seen_at, count)
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![issue_id, to_i64(issue_number), now_text, to_i64(count)],
-            )
-            .map_err(Error::sqlite("recording occurrences"))?;
+            add_occurrences(&tx, issue_number, count, now)?;
             tx.commit()
                 .map_err(Error::sqlite("committing occurrences"))?;
             Ok(())
@@ -92,8 +97,8 @@ impl IssueLedger for SqliteStateStore {
         self.run_core(move |conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO selfmon_intents (intent_id, scan_id, fingerprint, marker,
-                 title, draft, finding, templates, occurrences, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 title, draft, finding, templates, occurrences, created_at, backlog_entry_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 rusqlite::params![
                     intent.intent_id,
                     intent.scan_id.as_str(),
@@ -105,6 +110,7 @@ impl IssueLedger for SqliteStateStore {
                     to_json("templates", &intent.templates)?,
                     to_i64(intent.occurrences),
                     time_text(intent.created_at),
+                    intent.backlog_entry_id,
                 ],
             )
             .map_err(Error::sqlite("recording a filing intent"))?;
@@ -117,8 +123,8 @@ impl IssueLedger for SqliteStateStore {
         self.run_core(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT intent_id, scan_id, draft, finding, templates, occurrences, created_at
-                     FROM selfmon_intents ORDER BY created_at, rowid",
+                    "SELECT intent_id, scan_id, draft, finding, templates, occurrences, created_at,
+                     backlog_entry_id FROM selfmon_intents ORDER BY created_at, rowid",
                 )
                 .map_err(Error::sqlite("reading filing intents"))?;
             let mut rows = stmt
@@ -144,6 +150,9 @@ impl IssueLedger for SqliteStateStore {
                             .map_err(Error::sqlite("reading filing intents"))?,
                     ),
                     created_at: parse_time(&get(6)?),
+                    backlog_entry_id: r
+                        .get::<_, Option<String>>(7)
+                        .map_err(Error::sqlite("reading filing intents"))?,
                 });
             }
             Ok(out)
@@ -166,6 +175,24 @@ impl IssueLedger for SqliteStateStore {
             match issue_row_id(&tx, issue.issue.number)? {
                 Some(id) => update_issue(&tx, id, &issue)?,
                 None => insert_issue(&tx, &issue)?,
+            }
+            let backlog_entry: Option<String> = tx
+                .query_row(
+                    "SELECT backlog_entry_id FROM selfmon_intents WHERE intent_id = ?1",
+                    [&intent_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(Error::sqlite("reading a filing intent"))?
+                .flatten();
+            if let Some(entry_id) = backlog_entry {
+                // The intent carried the entry's occurrences into the issue row already.
+                let closure = BacklogClosure {
+                    entry_id,
+                    reason: format!("filed as #{}", issue.issue.number),
+                    issue: Some(issue.issue.number),
+                };
+                close_backlog_entry(&tx, &closure, false, issue.created_at)?;
             }
             tx.execute(
                 "DELETE FROM selfmon_intents WHERE intent_id = ?1",

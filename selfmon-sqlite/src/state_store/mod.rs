@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{blocking, Error, Result};
 use crate::schema;
 
+mod backlog;
 mod history;
 mod issue_ledger;
 mod rows;

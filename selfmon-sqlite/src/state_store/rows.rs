@@ -18,7 +18,7 @@ pub(super) const SCAN_COLUMNS: &str =
     findings, rejected_findings, issues_created, duplicates_by_error_code,
     duplicates_by_fingerprint, duplicates_by_similarity, comments_added, regressions, deferred,
     analysis_ran, model, prompt_version, cost_usd, input_tokens, output_tokens, gap_records,
-    cursor_reset, dry_run, error_message";
+    cursor_reset, dry_run, error_message, backlog";
 
 pub(super) const ISSUE_COLUMNS: &str =
     "id, scan_id, github_issue_number, github_issue_url, classification,
@@ -26,6 +26,16 @@ pub(super) const ISSUE_COLUMNS: &str =
     templates, signature_ids, state, occurrences, last_seen_at";
 
 pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::sqlite("writing a scan"))?;
+    write_scan_in(&tx, r)?;
+    tx.commit().map_err(Error::sqlite("committing a scan"))?;
+    Ok(())
+}
+
+/// Inserts or updates a scan row inside the caller's transaction.
+pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
     let params = named_params! {
         ":scan_id": r.scan_id.as_str(),
         ":trigger": r.trigger.as_str(),
@@ -58,10 +68,8 @@ pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
         ":cursor_reset": r.cursor_reset,
         ":dry_run": r.dry_run,
         ":error_message": r.error_message,
+        ":backlog": to_i64(r.backlog),
     };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Error::sqlite("writing a scan"))?;
     let updated = tx
         .execute(
             "UPDATE self_monitoring_scans SET trigger = :trigger, status = :status,
@@ -76,7 +84,7 @@ pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
              model = :model, prompt_version = :prompt_version, cost_usd = :cost_usd,
              input_tokens = :input_tokens, output_tokens = :output_tokens,
              gap_records = :gap_records, cursor_reset = :cursor_reset, dry_run = :dry_run,
-             error_message = :error_message WHERE scan_id = :scan_id",
+             error_message = :error_message, backlog = :backlog WHERE scan_id = :scan_id",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -87,18 +95,18 @@ pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
              known_signatures, ignored_signatures, findings, rejected_findings, issues_created,
              duplicates_by_error_code, duplicates_by_fingerprint, duplicates_by_similarity,
              comments_added, regressions, deferred, analysis_ran, model, prompt_version, cost_usd,
-             input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message)
+             input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message,
+             backlog)
              VALUES (:scan_id, :trigger, :status, :started_at, :completed_at, :log_id_start,
              :log_id_end, :records_read, :signatures, :novel_signatures, :known_signatures,
              :ignored_signatures, :findings, :rejected_findings, :issues_created, :dup_code,
              :dup_fp, :dup_sim, :comments_added, :regressions, :deferred, :analysis_ran, :model,
              :prompt_version, :cost_usd, :input_tokens, :output_tokens, :gap_records,
-             :cursor_reset, :dry_run, :error_message)",
+             :cursor_reset, :dry_run, :error_message, :backlog)",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
     }
-    tx.commit().map_err(Error::sqlite("committing a scan"))?;
     Ok(())
 }
 
@@ -159,6 +167,7 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             cursor_reset: b(28)?,
             dry_run: b(29)?,
             error_message: r.get(30)?,
+            backlog: u(31)?,
         })
     })();
     res.map_err(e)
@@ -327,7 +336,7 @@ pub(super) fn read_lease(conn: &Connection) -> Result<Option<Lease>> {
 pub(super) fn latest_success(conn: &Connection) -> Result<Option<(String, i64)>> {
     conn.query_row(
         "SELECT scan_id, log_id_end FROM self_monitoring_scans
-         WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL
+         WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL AND COALESCE(dry_run, 0) = 0
          ORDER BY completed_at DESC, rowid DESC LIMIT 1",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),

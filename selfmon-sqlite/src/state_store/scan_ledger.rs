@@ -1,12 +1,14 @@
-//! [`ScanLedger`] for [`SqliteStateStore`]: the lease row, scan rows and the cursor.
+//! [`ScanLedger`] for [`SqliteStateStore`]: the lease row, scan rows, the cursor and the atomic
+//! scan commit.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
-use selfmon_core::{Lease, LeaseOutcome, ScanLedger, ScanRecord};
+use selfmon_core::{Lease, LeaseOutcome, ScanEffects, ScanLedger, ScanRecord};
 
+use super::backlog::*;
 use super::rows::*;
 use super::values::*;
 use super::{SqliteStateStore, LEASE_NAME};
@@ -91,5 +93,41 @@ impl ScanLedger for SqliteStateStore {
     async fn finish_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
         let record = record.clone();
         self.run_core(move |conn| write_scan(conn, &record)).await
+    }
+
+    async fn commit_scan(
+        &self,
+        record: &ScanRecord,
+        effects: &ScanEffects,
+    ) -> selfmon_core::Result<()> {
+        let record = record.clone();
+        let effects = effects.clone();
+        self.run_core(move |conn| {
+            let now = record.completed_at.unwrap_or(record.started_at);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("committing a scan"))?;
+            for o in &effects.occurrences {
+                add_occurrences(&tx, o.issue, o.count, now)?;
+            }
+            for entry in &effects.deferred {
+                defer_backlog_entry(&tx, entry)?;
+            }
+            for closure in &effects.closed {
+                close_backlog_entry(&tx, closure, true, now)?;
+            }
+            if let Some(state) = &effects.template_state {
+                tx.execute(
+                    "INSERT OR REPLACE INTO selfmon_template_state (id, state, updated_at)
+                     VALUES (1, ?1, ?2)",
+                    rusqlite::params![state, now_text()],
+                )
+                .map_err(Error::sqlite("saving the template state"))?;
+            }
+            write_scan_in(&tx, &record)?;
+            tx.commit().map_err(Error::sqlite("committing a scan"))?;
+            Ok(())
+        })
+        .await
     }
 }
