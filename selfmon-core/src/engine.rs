@@ -32,7 +32,7 @@ use crate::redact::Redactor;
 use crate::template::Templater;
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker,
-    LeaseOutcome, LogSource, StateStore,
+    LeaseOutcome, LogSource, StateStore, TemplateMemory,
 };
 
 /// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
@@ -112,6 +112,7 @@ pub struct SelfMonitorBuilder {
     tracker: Option<Arc<dyn IssueTracker>>,
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Option<Arc<dyn StateStore>>,
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Option<Arc<dyn Clock>>,
     owner: Option<String>,
     analysis_timeout: Option<Duration>,
@@ -149,6 +150,13 @@ impl SelfMonitorBuilder {
         self.store = Some(s);
         self
     }
+    /// Where learned templates are kept between scans (default: nowhere; every scan starts from an
+    /// empty templater). Persistent stores implement [`TemplateMemory`] too: pass the same store
+    /// here so the same message keeps its template, and so its fingerprint, across restarts.
+    pub fn template_memory(mut self, m: Arc<dyn TemplateMemory>) -> Self {
+        self.template_memory = Some(m);
+        self
+    }
     /// The clock (default: the system clock).
     pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
         self.clock = Some(c);
@@ -183,6 +191,7 @@ impl SelfMonitorBuilder {
             tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
             dedup: self.dedup,
             store: self.store.ok_or_else(|| missing("store"))?,
+            template_memory: self.template_memory,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             owner: self
                 .owner
@@ -206,6 +215,8 @@ pub struct SelfMonitor {
     /// `None`: a [`ThreeTierDeduplicator`] built from each scan's configuration.
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Arc<dyn StateStore>,
+    /// `None`: learned templates are not kept between scans.
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Arc<dyn Clock>,
     owner: String,
     analysis_timeout: Duration,
@@ -492,7 +503,11 @@ impl SelfMonitor {
 
         // 3. Read everything new, page by page, into the digest. The templater starts from what
         // earlier scans learned, so the same message keeps its template (and fingerprint).
-        let templater = match self.store.load_template_state().await? {
+        let learned = match &self.template_memory {
+            Some(memory) => memory.load_template_state().await?,
+            None => None,
+        };
+        let templater = match learned {
             Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
                 Templater::new()
@@ -538,7 +553,11 @@ impl SelfMonitor {
         let new_cursor = after;
         report.record.records_read = read;
         let (digest, templater) = builder.finish_with_templater();
-        effects.template_state = Some(templater.to_state_json());
+        // Learned templates are kept only for a host that gave the engine a template memory; the
+        // ledger saves them in the same transaction as the cursor (`ScanLedger::commit_scan`).
+        if self.template_memory.is_some() {
+            effects.template_state = Some(templater.to_state_json());
+        }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 

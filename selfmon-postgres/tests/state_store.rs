@@ -48,6 +48,7 @@ async fn pg_state_store_passes_the_core_conformance_suite() {
         .await
         .expect("connect");
     selfmon_core::conformance::state_store(&store).await;
+    selfmon_core::conformance::template_memory(&store).await;
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
 }
 

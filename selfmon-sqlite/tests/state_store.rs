@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use selfmon_core::{
-    Classification, FilingIntent, IssueFilter, IssueRef, IssueState, LeaseOutcome, PageRequest,
-    ScanId, ScanRecord, ScanStatus, ScanTrigger, StateStore,
+    Classification, FilingIntent, IssueFilter, IssueLedger, IssueRef, IssueState, LeaseOutcome,
+    PageRequest, ScanHistory, ScanId, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
+    TemplateMemory,
 };
 use selfmon_sqlite::{schema, SqliteStateStore, StateStoreOptions, SCHEMA_VERSION};
 use support::{intent, open_store, t, FakeTracker};
@@ -18,6 +19,7 @@ async fn passes_the_core_state_store_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("state.db"));
     selfmon_core::conformance::state_store(&store).await;
+    selfmon_core::conformance::template_memory(&store).await;
 }
 
 #[tokio::test]
@@ -27,6 +29,7 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
     {
         let store = open_store(&path);
         selfmon_core::conformance::state_store(&store).await;
+        selfmon_core::conformance::template_memory(&store).await;
     }
     let store = open_store(&path);
     assert_eq!(
@@ -52,7 +55,7 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
     );
     assert_eq!(
         store.load_template_state().await.unwrap().as_deref(),
-        Some("{\"v\":1}")
+        Some("{\"v\":2,\"t\":[\"é ✓\"]}")
     );
     let mode: String = Connection::open(&path)
         .unwrap()

@@ -12,7 +12,10 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueState,
     ScanEffects, ScanRecord, ScanStatus,
 };
-use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+use crate::traits::{
+    IssueFilter, IssueLedger, Lease, LeaseOutcome, Page, PageRequest, ScanHistory, ScanLedger,
+    TemplateMemory,
+};
 
 /// Operations of [`MemoryStateStore`] that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,7 +106,8 @@ fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
     }
 }
 
-/// State in memory: good for tests and for hosts that keep no history.
+/// State in memory: good for tests and for hosts that keep no history. A
+/// [`StateStore`](crate::StateStore) and a [`TemplateMemory`].
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     inner: Mutex<Inner>,
@@ -167,7 +171,7 @@ impl MemoryStateStore {
 }
 
 #[async_trait]
-impl StateStore for MemoryStateStore {
+impl ScanLedger for MemoryStateStore {
     async fn try_acquire_lease(
         &self,
         owner: &str,
@@ -269,18 +273,15 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl IssueLedger for MemoryStateStore {
     async fn open_backlog(&self) -> Result<Vec<BacklogEntry>> {
         self.check(StoreOp::OpenBacklog)?;
         let mut all = self.lock().backlog.clone();
         all.sort_by_key(BacklogEntry::priority);
         Ok(all)
-    }
-
-    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>> {
-        let i = self.lock();
-        let all: Vec<&ClosedBacklogEntry> = i.closed_backlog.iter().rev().collect();
-        Ok(paginate(all, page))
     }
 
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
@@ -352,7 +353,10 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ScanHistory for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
@@ -380,6 +384,15 @@ impl StateStore for MemoryStateStore {
         Ok(paginate(all, page))
     }
 
+    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>> {
+        let i = self.lock();
+        let all: Vec<&ClosedBacklogEntry> = i.closed_backlog.iter().rev().collect();
+        Ok(paginate(all, page))
+    }
+}
+
+#[async_trait]
+impl TemplateMemory for MemoryStateStore {
     async fn load_template_state(&self) -> Result<Option<String>> {
         Ok(self.lock().templates.clone())
     }
