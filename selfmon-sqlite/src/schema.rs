@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -34,7 +34,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -50,6 +50,11 @@ const MIGRATIONS: [Migration; 3] = [
         version: 3,
         description: "per-issue occurrence history",
         apply: v3,
+    },
+    Migration {
+        version: 4,
+        description: "lease holder identity: host, pid, process start",
+        apply: v4,
     },
 ];
 
@@ -269,6 +274,18 @@ fn v3(conn: &Connection) -> rusqlite::Result<()> {
         );
         CREATE INDEX IF NOT EXISTS idx_smocc_issue ON self_monitoring_occurrences(issue_number, seen_at);
         CREATE INDEX IF NOT EXISTS idx_smocc_seen ON self_monitoring_occurrences(seen_at);",
+    )
+}
+
+fn v4(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "selfmon_lease",
+        &[
+            ("host", "TEXT NOT NULL DEFAULT ''"),
+            ("pid", "INTEGER"),
+            ("process_start", "TEXT"),
+        ],
     )
 }
 

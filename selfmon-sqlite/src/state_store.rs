@@ -10,7 +10,7 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
     Classification, Component, DuplicateCounts, ErrorCode, FiledIssue, FilingIntent, IssueFilter,
-    IssueRef, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanId, ScanRecord, ScanStatus,
+    IssueRef, IssueState, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest, ScanId, ScanRecord, ScanStatus,
     ScanTrigger, StateStore,
 };
 use serde::{Deserialize, Serialize};
@@ -295,28 +295,84 @@ impl StateStore for SqliteStateStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> selfmon_core::Result<LeaseOutcome> {
-        let owner = owner.to_string();
+        self.try_acquire_lease_for(&LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        let holder = holder.clone();
         self.run_core(move |conn| {
-            let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
-            let expires_at = now
-                .checked_add_signed(ttl)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::sqlite("taking the lease"))?;
             if let Some(held) = read_lease(&tx)? {
-                if held.owner != owner && held.expires_at > now {
+                if held.owner != holder.owner && held.expires_at > now {
                     return Ok(LeaseOutcome::Held(held));
                 }
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO selfmon_lease (name, owner, expires_at, acquired_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![LEASE_NAME, owner, time_text(expires_at), time_text(now)],
-            )
-            .map_err(Error::sqlite("taking the lease"))?;
+            let lease = write_lease(&tx, &holder, ttl, now)?;
             tx.commit().map_err(Error::sqlite("committing the lease"))?;
-            Ok(LeaseOutcome::Acquired(Lease { owner, expires_at }))
+            Ok(LeaseOutcome::Acquired(lease))
+        })
+        .await
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        let (stale_owner, holder) = (stale.owner.clone(), holder.clone());
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("taking over the lease"))?;
+            if let Some(held) = read_lease(&tx)? {
+                if held.owner != stale_owner && held.owner != holder.owner && held.expires_at > now
+                {
+                    return Ok(LeaseOutcome::Held(held));
+                }
+            }
+            let lease = write_lease(&tx, &holder, ttl, now)?;
+            tx.commit()
+                .map_err(Error::sqlite("committing the lease takeover"))?;
+            Ok(LeaseOutcome::Acquired(lease))
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseRenewal> {
+        let owner = lease.owner.clone();
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("renewing the lease"))?;
+            match read_lease(&tx)? {
+                Some(mut held) if held.owner == owner => {
+                    held.expires_at = lease_expiry(ttl, now);
+                    tx.execute(
+                        "UPDATE selfmon_lease SET expires_at = ?1 WHERE name = ?2 AND owner = ?3",
+                        rusqlite::params![time_text(held.expires_at), LEASE_NAME, owner],
+                    )
+                    .map_err(Error::sqlite("renewing the lease"))?;
+                    tx.commit()
+                        .map_err(Error::sqlite("committing the lease renewal"))?;
+                    Ok(LeaseRenewal::Renewed(held))
+                }
+                other => Ok(LeaseRenewal::Lost(other)),
+            }
         })
         .await
     }
@@ -936,17 +992,64 @@ fn issue_row_id(conn: &Connection, number: u64) -> Result<Option<i64>> {
 
 fn read_lease(conn: &Connection) -> Result<Option<Lease>> {
     conn.query_row(
-        "SELECT owner, expires_at FROM selfmon_lease WHERE name = ?1",
+        "SELECT owner, expires_at, acquired_at, host, pid, process_start
+         FROM selfmon_lease WHERE name = ?1",
         [LEASE_NAME],
         |r| {
             Ok(Lease {
                 owner: r.get(0)?,
                 expires_at: parse_time(&r.get::<_, String>(1)?),
+                acquired_at: parse_time(&r.get::<_, String>(2)?),
+                host: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                pid: r
+                    .get::<_, Option<i64>>(4)?
+                    .and_then(|p| u32::try_from(p).ok()),
+                process_start: r.get(5)?,
             })
         },
     )
     .optional()
     .map_err(Error::sqlite("reading the lease"))
+}
+
+fn lease_expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Writes a lease for `holder` (replacing any) inside the caller's transaction.
+fn write_lease(
+    tx: &Connection,
+    holder: &LeaseHolder,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Lease> {
+    let lease = Lease {
+        owner: holder.owner.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        process_start: holder.process_start.clone(),
+        acquired_at: now,
+        expires_at: lease_expiry(ttl, now),
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO selfmon_lease
+             (name, owner, expires_at, acquired_at, host, pid, process_start)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            LEASE_NAME,
+            lease.owner,
+            time_text(lease.expires_at),
+            time_text(lease.acquired_at),
+            lease.host,
+            lease.pid.map(i64::from),
+            lease.process_start,
+        ],
+    )
+    .map_err(Error::sqlite("taking the lease"))?;
+    Ok(lease)
 }
 
 /// The latest successful scan (by completion time, then insertion order) and its `log_id_end`.

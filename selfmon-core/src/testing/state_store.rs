@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{FiledIssue, FilingIntent, IssueState, ScanRecord, ScanStatus};
-use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+use crate::traits::{
+    IssueFilter, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest, StateStore,
+};
 
 /// Operations of [`MemoryStateStore`] that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +50,24 @@ fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
             .take(page.limit.min(500) as usize)
             .cloned()
             .collect(),
+    }
+}
+
+fn expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn grant(holder: &LeaseHolder, ttl: Duration, now: DateTime<Utc>) -> Lease {
+    Lease {
+        owner: holder.owner.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        process_start: holder.process_start.clone(),
+        acquired_at: now,
+        expires_at: expiry(ttl, now),
     }
 }
 
@@ -117,19 +137,59 @@ impl StateStore for MemoryStateStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<LeaseOutcome> {
+        self.try_acquire_lease_for(&LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
         let mut i = self.lock();
         if let Some(l) = &i.lease {
-            if l.expires_at > now && l.owner != owner {
+            if l.expires_at > now && l.owner != holder.owner {
                 return Ok(LeaseOutcome::Held(l.clone()));
             }
         }
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(2));
-        let lease = Lease {
-            owner: owner.to_string(),
-            expires_at: now + ttl,
-        };
+        let lease = grant(holder, ttl, now);
         i.lease = Some(lease.clone());
         Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
+        let mut i = self.lock();
+        if let Some(l) = &i.lease {
+            if l.owner != stale.owner && l.owner != holder.owner && l.expires_at > now {
+                return Ok(LeaseOutcome::Held(l.clone()));
+            }
+        }
+        let lease = grant(holder, ttl, now);
+        i.lease = Some(lease.clone());
+        Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseRenewal> {
+        let mut i = self.lock();
+        match &mut i.lease {
+            Some(l) if l.owner == lease.owner => {
+                l.expires_at = expiry(ttl, now);
+                Ok(LeaseRenewal::Renewed(l.clone()))
+            }
+            other => Ok(LeaseRenewal::Lost(other.clone())),
+        }
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {

@@ -12,4 +12,6 @@ pub use deduplicator::{DedupDecision, DedupTier, Deduplicator};
 pub use issue_tracker::IssueTracker;
 pub use job_queue::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};
 pub use log_source::{LogPage, LogSource, LogSourceDescription};
-pub use state_store::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+pub use state_store::{
+    IssueFilter, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest, StateStore,
+};
