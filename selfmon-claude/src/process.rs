@@ -402,7 +402,10 @@ impl Stop {
                 );
                 signal_group(self.pgid, libc::SIGKILL);
                 if !wait_gone(self.pgid, KILL_WAIT) {
-                    tracing::warn!(pgid = self.pgid, "claude cli's process group survived SIGKILL");
+                    tracing::warn!(
+                        pgid = self.pgid,
+                        "claude cli's process group survived SIGKILL"
+                    );
                 }
             }
         }
@@ -430,8 +433,12 @@ fn remove_leftover(path: &Path, gone_at: SystemTime) {
         return;
     }
     match std::fs::remove_file(path) {
-        Ok(()) => tracing::debug!(path = %path.display(), "removed a file the claude cli left behind"),
-        Err(e) => tracing::warn!(error = %e, path = %path.display(), "could not remove a file the claude cli left behind"),
+        Ok(()) => {
+            tracing::debug!(path = %path.display(), "removed a file the claude cli left behind")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "could not remove a file the claude cli left behind")
+        }
     }
 }
 
@@ -547,7 +554,10 @@ mod tests {
         let new = dir.path().join("2.json");
         std::fs::write(&new, "{}").unwrap();
         remove_leftover(&new, SystemTime::now() - Duration::from_secs(60));
-        assert!(new.exists(), "a file newer than the group's end belongs to someone else");
+        assert!(
+            new.exists(),
+            "a file newer than the group's end belongs to someone else"
+        );
         let sub = dir.path().join("3.json");
         std::fs::create_dir(&sub).unwrap();
         remove_leftover(&sub, SystemTime::now() + Duration::from_secs(1));

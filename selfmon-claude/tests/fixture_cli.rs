@@ -683,22 +683,32 @@ async fn a_cancelled_run_gets_sigterm_first_and_its_leftovers_and_private_dir_ar
         "the CLI was given SIGTERM to exit on its own"
     );
     assert!(gone_eventually(cli).await, "CLI {cli} survived");
-    assert!(gone_eventually(grandchild).await, "grandchild {grandchild} survived");
-    assert!(!sessions.join(format!("{cli}.json")).exists(), "the busy session file is left");
+    assert!(
+        gone_eventually(grandchild).await,
+        "grandchild {grandchild} survived"
+    );
+    assert!(
+        !sessions.join(format!("{cli}.json")).exists(),
+        "the busy session file is left"
+    );
     assert!(
         !Path::new(&format!("/tmp/cc-socks/{cli}.sock")).exists(),
         "the socket is left"
     );
-    assert!(foreign.exists(), "another process's session file was removed");
-    assert!(!private_dir(&fake).exists(), "the private directory is left");
+    assert!(
+        foreign.exists(),
+        "another process's session file was removed"
+    );
+    assert!(
+        !private_dir(&fake).exists(),
+        "the private directory is left"
+    );
 }
 
 #[tokio::test]
 async fn a_cli_ignoring_sigterm_is_killed_after_the_grace_with_its_whole_group() {
     let fake = Fake::new("hang_ignoring_term");
-    let runner = fake
-        .runner()
-        .with_termination_grace(Duration::from_secs(1));
+    let runner = fake.runner().with_termination_grace(Duration::from_secs(1));
     let req = request("d".into());
     let started = async {
         while fake.pid_file("grandchild.pid").is_none() {
@@ -734,12 +744,16 @@ async fn the_private_dir_is_0700_its_instructions_0600_and_it_is_removed_after_a
         let runner = fake.runner();
         let _ = runner.run_job(&job("d")).await;
         assert_eq!(
-            String::from_utf8(fake.recorded("private_dir_mode")).unwrap().trim(),
+            String::from_utf8(fake.recorded("private_dir_mode"))
+                .unwrap()
+                .trim(),
             "700",
             "{scenario}"
         );
         assert_eq!(
-            String::from_utf8(fake.recorded("system_prompt_mode")).unwrap().trim(),
+            String::from_utf8(fake.recorded("system_prompt_mode"))
+                .unwrap()
+                .trim(),
             "600",
             "{scenario}"
         );

@@ -22,6 +22,7 @@ use crate::dedup::{finding_fingerprint, KnownIssues, ThreeTierDeduplicator};
 use crate::digest::{Digest, DigestBuilder, Signature};
 use crate::error::{Error, Result};
 use crate::issue_body::{issue_body, issue_title, occurrence_comment};
+use crate::lease::HolderState;
 use crate::model::{
     ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding, FindingLimits, FindingOutcome,
     IssueDraft, IssueRef, IssueState, KnownIssue, Marker, RejectedFinding, ScanId, ScanRecord,
@@ -30,7 +31,6 @@ use crate::model::{
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
 use crate::template::Templater;
-use crate::lease::HolderState;
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker, Lease,
     LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, StateStore,
@@ -307,8 +307,14 @@ impl SelfMonitor {
         let mut took_over = None;
         let lease = match self.store.try_acquire_lease_for(&holder, ttl, now).await? {
             LeaseOutcome::Acquired(lease) => lease,
-            LeaseOutcome::Held(other) if crate::lease::holder_state(&other) == HolderState::Gone => {
-                match self.store.take_over_lease(&other, &holder, ttl, now).await? {
+            LeaseOutcome::Held(other)
+                if crate::lease::holder_state(&other) == HolderState::Gone =>
+            {
+                match self
+                    .store
+                    .take_over_lease(&other, &holder, ttl, now)
+                    .await?
+                {
                     LeaseOutcome::Acquired(lease) => {
                         tracing::warn!(
                             previous_owner = %other.owner,

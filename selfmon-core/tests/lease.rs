@@ -110,7 +110,10 @@ async fn a_running_scan_renews_its_lease_and_stops_when_it_loses_it() {
     tokio::time::sleep(Duration::from_secs(25)).await;
     let renewed = r.store.lease().expect("still held");
     assert_eq!(renewed.owner, first.owner);
-    assert_eq!(renewed.expires_at, r.clock.now() + chrono::Duration::seconds(60));
+    assert_eq!(
+        renewed.expires_at,
+        r.clock.now() + chrono::Duration::seconds(60)
+    );
     // Another scan takes the lease over (as if this one had been paused past its TTL).
     let thief = LeaseHolder::named("thief");
     let outcome = r
@@ -120,7 +123,10 @@ async fn a_running_scan_renews_its_lease_and_stops_when_it_loses_it() {
         .unwrap();
     assert!(matches!(outcome, LeaseOutcome::Acquired(_)));
     let err = scan.await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::LeaseLost { ref owner } if owner == "thief"), "{err}");
+    assert!(
+        matches!(err, Error::LeaseLost { ref owner } if owner == "thief"),
+        "{err}"
+    );
     let scans = r.store.scans();
     assert_eq!(scans[0].status, ScanStatus::Failure);
     assert_eq!(r.store.last_successful_cursor().await.unwrap(), 0);

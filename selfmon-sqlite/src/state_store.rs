@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
     Classification, Component, DuplicateCounts, ErrorCode, FiledIssue, FilingIntent, IssueFilter,
-    IssueRef, IssueState, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest, ScanId, ScanRecord, ScanStatus,
-    ScanTrigger, StateStore,
+    IssueRef, IssueState, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
+    ScanId, ScanRecord, ScanStatus, ScanTrigger, StateStore,
 };
 use serde::{Deserialize, Serialize};
 
