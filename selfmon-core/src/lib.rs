@@ -41,6 +41,7 @@ pub mod engine;
 pub mod error;
 pub mod hash;
 pub mod issue_body;
+pub mod lease;
 pub mod model;
 pub mod offline;
 pub mod prompt;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use selfmon_core::{
-    Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState,
-    LeaseOutcome, Marker, ScanId, StateStore,
+    Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueLedger, IssueRef,
+    IssueState, LeaseOutcome, Marker, ScanId, ScanLedger,
 };
 use selfmon_postgres::{schema, Error, PgStateStore, SCHEMA_VERSION};
 use support::test_db;

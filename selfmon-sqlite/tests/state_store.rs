@@ -539,7 +539,7 @@ self_monitoring_occurrences: id issue_id issue_number seen_at count
 self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog
 selfmon_backlog: entry_id fingerprint severity severity_rank finding evidence templates occurrences deferred_by deferred_at closed_at close_reason closed_issue
 selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at backlog_entry_id
-selfmon_lease: name owner expires_at acquired_at
+selfmon_lease: name owner expires_at acquired_at host pid process_start
 selfmon_schema_version: version applied_at description
 selfmon_template_state: id state updated_at
 ";

@@ -7,13 +7,104 @@ use crate::model::{
     IssueRef, IssueState, Level, Marker, ScanEffects, ScanId, ScanRecord, ScanStatus, ScanTrigger,
 };
 use crate::traits::{
-    IssueFilter, IssueLedger, LeaseOutcome, PageRequest, ScanLedger, StateStore, TemplateMemory,
+    IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, PageRequest,
+    ScanLedger, StateStore, TemplateMemory,
 };
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0)
         .single()
         .unwrap_or_default()
+}
+
+fn holder(owner: &str, pid: u32) -> LeaseHolder {
+    LeaseHolder {
+        owner: owner.to_string(),
+        host: "host-a".to_string(),
+        pid: Some(pid),
+        process_start: Some(format!("boot=b;pidns=n;start={pid}")),
+    }
+}
+
+fn acquired(outcome: LeaseOutcome, what: &str) -> Lease {
+    match outcome {
+        LeaseOutcome::Acquired(l) => l,
+        LeaseOutcome::Held(l) => panic!("{what}: expected the lease, held by {}", l.owner),
+    }
+}
+
+/// The identity a lease records, takeover as a compare-and-swap, renewal, and a holder learning
+/// it lost the lease. Runs on a store whose earlier leases all expired before `t(1000)`.
+async fn lease_identity_takeover_and_renewal<S: ScanLedger + ?Sized>(store: &S) {
+    let ttl = Duration::from_secs(60);
+    let d = acquired(
+        store
+            .try_acquire_lease_for(&holder("d", 11), ttl, t(1000))
+            .await
+            .expect("lease d"),
+        "an expired lease is grantable",
+    );
+    assert_eq!(
+        (d.host.as_str(), d.pid, d.process_start.as_deref()),
+        ("host-a", Some(11), Some("boot=b;pidns=n;start=11")),
+        "the lease records the holder's identity"
+    );
+    assert_eq!((d.acquired_at, d.expires_at), (t(1000), t(1060)));
+    match store
+        .try_acquire_lease_for(&holder("e", 12), ttl, t(1001))
+        .await
+        .expect("lease e")
+    {
+        LeaseOutcome::Held(held) => assert_eq!(
+            held, d,
+            "a refusal returns the current lease with its identity"
+        ),
+        other => panic!("a held lease must be refused, got {other:?}"),
+    }
+    // Renewal extends the holder's lease, even once it expired if nobody took it.
+    match store.renew_lease(&d, ttl, t(1070)).await.expect("renew d") {
+        LeaseRenewal::Renewed(l) => {
+            assert_eq!((l.owner.as_str(), l.expires_at), ("d", t(1130)));
+            assert_eq!(l.acquired_at, t(1000), "renewal keeps the acquisition time");
+        }
+        other => panic!("the holder must be able to renew, got {other:?}"),
+    }
+    // Takeover of an unexpired lease by a caller that proved its holder dead.
+    let e = acquired(
+        store
+            .take_over_lease(&d, &holder("e", 12), ttl, t(1080))
+            .await
+            .expect("take over d"),
+        "taking over the current lease",
+    );
+    assert_eq!((e.owner.as_str(), e.pid), ("e", Some(12)));
+    // A second taker that saw the same stale lease loses the race.
+    match store
+        .take_over_lease(&d, &holder("f", 13), ttl, t(1081))
+        .await
+        .expect("take over d again")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.owner, "e", "takeover is a compare-and-swap"),
+        other => panic!("a stale takeover must fail, got {other:?}"),
+    }
+    // The old holder learns it lost the lease, and its release does not free e's.
+    match store.renew_lease(&d, ttl, t(1082)).await.expect("renew d") {
+        LeaseRenewal::Lost(Some(l)) => assert_eq!(l.owner, "e"),
+        other => panic!("a holder that was taken over must learn it, got {other:?}"),
+    }
+    store.release_lease(&d).await.expect("stale release");
+    assert!(matches!(
+        store
+            .try_acquire_lease_for(&holder("g", 14), ttl, t(1083))
+            .await
+            .expect("g"),
+        LeaseOutcome::Held(ref l) if l.owner == "e"
+    ));
+    store.release_lease(&e).await.expect("release e");
+    match store.renew_lease(&e, ttl, t(1084)).await.expect("renew e") {
+        LeaseRenewal::Lost(None) => {}
+        other => panic!("a released lease cannot be renewed, got {other:?}"),
+    }
 }
 
 fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent {
@@ -139,6 +230,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
         .release_lease(&b)
         .await
         .expect("releasing a lease no longer held is a no-op");
+    lease_identity_takeover_and_renewal(store).await;
 
     // Scans and the cursor.
     let mut s1 = ScanRecord::started(ScanId("s1".into()), ScanTrigger::Scheduled, 0, t(10));

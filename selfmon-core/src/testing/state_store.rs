@@ -13,8 +13,8 @@ use crate::model::{
     ScanEffects, ScanRecord, ScanStatus,
 };
 use crate::traits::{
-    IssueFilter, IssueLedger, Lease, LeaseOutcome, Page, PageRequest, ScanHistory, ScanLedger,
-    TemplateMemory,
+    IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
+    ScanHistory, ScanLedger, TemplateMemory,
 };
 
 /// Operations of [`MemoryStateStore`] that can be made to fail.
@@ -106,6 +106,24 @@ fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
     }
 }
 
+fn expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn grant(holder: &LeaseHolder, ttl: Duration, now: DateTime<Utc>) -> Lease {
+    Lease {
+        owner: holder.owner.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        process_start: holder.process_start.clone(),
+        acquired_at: now,
+        expires_at: expiry(ttl, now),
+    }
+}
+
 /// State in memory: good for tests and for hosts that keep no history. A
 /// [`StateStore`](crate::StateStore) and a [`TemplateMemory`].
 #[derive(Debug, Default)]
@@ -178,19 +196,59 @@ impl ScanLedger for MemoryStateStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<LeaseOutcome> {
+        self.try_acquire_lease_for(&LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
         let mut i = self.lock();
         if let Some(l) = &i.lease {
-            if l.expires_at > now && l.owner != owner {
+            if l.expires_at > now && l.owner != holder.owner {
                 return Ok(LeaseOutcome::Held(l.clone()));
             }
         }
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(2));
-        let lease = Lease {
-            owner: owner.to_string(),
-            expires_at: now + ttl,
-        };
+        let lease = grant(holder, ttl, now);
         i.lease = Some(lease.clone());
         Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
+        let mut i = self.lock();
+        if let Some(l) = &i.lease {
+            if l.owner != stale.owner && l.owner != holder.owner && l.expires_at > now {
+                return Ok(LeaseOutcome::Held(l.clone()));
+            }
+        }
+        let lease = grant(holder, ttl, now);
+        i.lease = Some(lease.clone());
+        Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseRenewal> {
+        let mut i = self.lock();
+        match &mut i.lease {
+            Some(l) if l.owner == lease.owner => {
+                l.expires_at = expiry(ttl, now);
+                Ok(LeaseRenewal::Renewed(l.clone()))
+            }
+            other => Ok(LeaseRenewal::Lost(other.clone())),
+        }
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {

@@ -24,6 +24,6 @@ pub use issue_tracker::IssueTracker;
 pub use job_queue::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};
 pub use log_source::{LogPage, LogSource, LogSourceDescription};
 pub use scan_history::{IssueFilter, Page, PageRequest, ScanHistory};
-pub use scan_ledger::{Lease, LeaseOutcome, ScanLedger};
+pub use scan_ledger::{Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanLedger};
 pub use state_store::StateStore;
 pub use template_memory::TemplateMemory;

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use selfmon_core::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, Component, FiledIssue, FilingIntent,
-    IssueFilter, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanEffects, ScanRecord,
-    ScanStatus,
+    IssueFilter, IssueState, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
+    ScanEffects, ScanRecord, ScanStatus,
 };
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Transaction};
@@ -186,7 +186,7 @@ impl PgStateStore {
     /// The lease row, if any (expired or not), with its fencing epoch, for diagnostics.
     pub async fn current_lease(&self) -> Result<Option<(Lease, i64)>> {
         let sql = format!(
-            "SELECT owner, expires_at, epoch FROM {}.selfmon_lease WHERE name = $1",
+            "SELECT {LEASE_COLUMNS}, epoch FROM {}.selfmon_lease WHERE name = $1 AND owner <> ''",
             self.inner.s
         );
         with_conn!(self, |c| {
@@ -194,16 +194,8 @@ impl PgStateStore {
                 .query_opt(&sql, &[&LEASE_NAME])
                 .await
                 .map_err(Error::query("reading the lease"))?;
-            row.map(|r| -> Result<_> {
-                Ok((
-                    Lease {
-                        owner: r.col(0)?,
-                        expires_at: r.col(1)?,
-                    },
-                    r.col(2)?,
-                ))
-            })
-            .transpose()
+            row.map(|r| -> Result<_> { Ok((lease_of_row(&r)?, r.col(6)?)) })
+                .transpose()
         })
     }
 
@@ -300,18 +292,32 @@ impl PgStateStore {
         *self.inner.held.lock().unwrap_or_else(|p| p.into_inner()) = held;
     }
 
-    /// Takes the lease (see [`StateStore::try_acquire_lease`]) and returns it with its epoch.
+    /// Takes the lease (see [`ScanLedger::try_acquire_lease`](selfmon_core::ScanLedger)) for a
+    /// holder known only by name, and returns it with its epoch.
     pub async fn acquire_lease(
         &self,
         owner: &str,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<(LeaseOutcome, i64)> {
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
-        let expires_at = now
-            .checked_add_signed(ttl)
+        self.change_lease(LeaseChange::Acquire, &LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    /// Acquires, takes over or renews the lease row under `FOR UPDATE`, and returns the outcome
+    /// with the epoch in force after it. Any change of hands bumps the epoch (fencing every write
+    /// of the previous holder); a renewal by the holder keeps it.
+    async fn change_lease(
+        &self,
+        change: LeaseChange<'_>,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(LeaseOutcome, i64)> {
+        let expires_at = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|t| now.checked_add_signed(t))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let owner = owner.to_string();
         let s = self.inner.s.clone();
         let (outcome, epoch) = with_conn!(self, |c| {
             let tx = c
@@ -331,51 +337,78 @@ impl PgStateStore {
             let row = tx
                 .query_one(
                     &format!(
-                        "SELECT owner, expires_at, epoch FROM {s}.selfmon_lease
+                        "SELECT {LEASE_COLUMNS}, epoch FROM {s}.selfmon_lease
                                  WHERE name = $1 FOR UPDATE"
                     ),
                     &[&LEASE_NAME],
                 )
                 .await
                 .map_err(Error::query("taking the lease"))?;
-            let (held_by, held_until, epoch): (String, DateTime<Utc>, i64) =
-                (row.col(0)?, row.col(1)?, row.col(2)?);
-            if held_by != owner && held_until > now {
+            let current = lease_of_row(&row)?;
+            let epoch: i64 = row.col(6)?;
+            let live = !current.owner.is_empty() && current.expires_at > now;
+            let ours = current.owner == holder.owner;
+            let grant = match change {
+                LeaseChange::Acquire => ours || !live,
+                LeaseChange::TakeOver(stale) => ours || !live || current.owner == stale.owner,
+                LeaseChange::Renew => ours,
+            };
+            if !grant {
+                let shown = (!current.owner.is_empty()).then_some(current);
                 return Ok((
-                    LeaseOutcome::Held(Lease {
-                        owner: held_by,
-                        expires_at: held_until,
-                    }),
+                    LeaseOutcome::Held(shown.unwrap_or_else(|| unheld(now))),
                     epoch,
                 ));
             }
-            // A renewal by the holder keeps the epoch; any change of hands bumps it.
-            let epoch = if held_by == owner { epoch } else { epoch + 1 };
+            let epoch = if ours { epoch } else { epoch + 1 };
+            let lease = if ours && matches!(change, LeaseChange::Renew) {
+                Lease {
+                    expires_at,
+                    ..current
+                }
+            } else {
+                Lease {
+                    owner: holder.owner.clone(),
+                    host: holder.host.clone(),
+                    pid: holder.pid,
+                    process_start: holder.process_start.clone(),
+                    acquired_at: if ours { current.acquired_at } else { now },
+                    expires_at,
+                }
+            };
             tx.execute(
                 &format!(
-                    "UPDATE {s}.selfmon_lease SET owner = $2, expires_at = $3,
-                             acquired_at = $4, epoch = $5 WHERE name = $1"
+                    "UPDATE {s}.selfmon_lease SET owner = $2, expires_at = $3, acquired_at = $4,
+                             epoch = $5, host = $6, pid = $7, process_start = $8 WHERE name = $1"
                 ),
-                &[&LEASE_NAME, &owner, &expires_at, &now, &epoch],
+                &[
+                    &LEASE_NAME,
+                    &lease.owner,
+                    &lease.expires_at,
+                    &lease.acquired_at,
+                    &epoch,
+                    &lease.host,
+                    &lease.pid.map(i64::from),
+                    &lease.process_start,
+                ],
             )
             .await
             .map_err(Error::query("taking the lease"))?;
             tx.commit()
                 .await
                 .map_err(Error::query("committing the lease"))?;
-            Ok((
-                LeaseOutcome::Acquired(Lease {
-                    owner: owner.clone(),
-                    expires_at,
-                }),
-                epoch,
-            ))
+            Ok((LeaseOutcome::Acquired(lease), epoch))
         })?;
-        if let LeaseOutcome::Acquired(lease) = &outcome {
-            self.set_held(Some(HeldLease {
+        match &outcome {
+            LeaseOutcome::Acquired(lease) => self.set_held(Some(HeldLease {
                 owner: lease.owner.clone(),
                 epoch,
-            }));
+            })),
+            LeaseOutcome::Held(_) => {
+                if self.held().is_some_and(|h| h.owner == holder.owner) {
+                    self.set_held(None);
+                }
+            }
         }
         Ok((outcome, epoch))
     }
@@ -626,6 +659,45 @@ async fn latest_success(
         .await
         .map_err(Error::query("reading the cursor"))?;
     row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
+}
+
+/// The lease columns [`lease_of_row`] reads, in order.
+const LEASE_COLUMNS: &str = "owner, expires_at, acquired_at, host, pid, process_start";
+
+/// What [`PgStateStore::change_lease`] is asked to do.
+#[derive(Clone, Copy)]
+enum LeaseChange<'a> {
+    /// Take it if free or expired (or renew it if ours).
+    Acquire,
+    /// Take it if free, expired, ours, or still held by this proven-dead acquisition.
+    TakeOver(&'a Lease),
+    /// Extend it only if still ours.
+    Renew,
+}
+
+/// A lease read with [`LEASE_COLUMNS`] first.
+fn lease_of_row(r: &tokio_postgres::Row) -> Result<Lease> {
+    let pid: Option<i64> = r.col(4)?;
+    Ok(Lease {
+        owner: r.col(0)?,
+        expires_at: r.col(1)?,
+        acquired_at: r.col(2)?,
+        host: r.col(3)?,
+        pid: pid.and_then(|p| u32::try_from(p).ok()),
+        process_start: r.col(5)?,
+    })
+}
+
+/// The stand-in "holder" reported when a renewal finds nobody holding the lease.
+fn unheld(now: DateTime<Utc>) -> Lease {
+    Lease {
+        owner: String::new(),
+        host: String::new(),
+        pid: None,
+        process_start: None,
+        acquired_at: now,
+        expires_at: now,
+    }
 }
 
 fn to_json<T: Serialize + ?Sized>(what: &'static str, v: &T) -> Result<serde_json::Value> {

@@ -14,6 +14,56 @@ impl ScanLedger for PgStateStore {
         core(self.acquire_lease(owner, ttl, now).await.map(|(o, _)| o))
     }
 
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        core(
+            self.change_lease(LeaseChange::Acquire, holder, ttl, now)
+                .await
+                .map(|(o, _)| o),
+        )
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        core(
+            self.change_lease(LeaseChange::TakeOver(stale), holder, ttl, now)
+                .await
+                .map(|(o, _)| o),
+        )
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseRenewal> {
+        let holder = LeaseHolder {
+            owner: lease.owner.clone(),
+            host: lease.host.clone(),
+            pid: lease.pid,
+            process_start: lease.process_start.clone(),
+        };
+        core(
+            self.change_lease(LeaseChange::Renew, &holder, ttl, now)
+                .await
+                .map(|(o, _)| match o {
+                    LeaseOutcome::Acquired(l) => LeaseRenewal::Renewed(l),
+                    LeaseOutcome::Held(l) if l.owner.is_empty() => LeaseRenewal::Lost(None),
+                    LeaseOutcome::Held(l) => LeaseRenewal::Lost(Some(l)),
+                }),
+        )
+    }
+
     async fn release_lease(&self, lease: &Lease) -> selfmon_core::Result<()> {
         core(self.release(lease).await)
     }

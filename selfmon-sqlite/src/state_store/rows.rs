@@ -1,11 +1,13 @@
 //! Scan and issue rows: how records are written and read back.
 
 use std::str::FromStr;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
-    Classification, DuplicateCounts, ErrorCode, FiledIssue, IssueRef, IssueState, Lease, ScanId,
-    ScanRecord, ScanStatus, ScanTrigger,
+    Classification, DuplicateCounts, ErrorCode, FiledIssue, IssueRef, IssueState, Lease,
+    LeaseHolder, ScanId, ScanRecord, ScanStatus, ScanTrigger,
 };
 
 use super::values::*;
@@ -319,17 +321,64 @@ pub(super) fn issue_row_id(conn: &Connection, number: u64) -> Result<Option<i64>
 
 pub(super) fn read_lease(conn: &Connection) -> Result<Option<Lease>> {
     conn.query_row(
-        "SELECT owner, expires_at FROM selfmon_lease WHERE name = ?1",
+        "SELECT owner, expires_at, acquired_at, host, pid, process_start
+         FROM selfmon_lease WHERE name = ?1",
         [LEASE_NAME],
         |r| {
             Ok(Lease {
                 owner: r.get(0)?,
                 expires_at: parse_time(&r.get::<_, String>(1)?),
+                acquired_at: parse_time(&r.get::<_, String>(2)?),
+                host: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                pid: r
+                    .get::<_, Option<i64>>(4)?
+                    .and_then(|p| u32::try_from(p).ok()),
+                process_start: r.get(5)?,
             })
         },
     )
     .optional()
     .map_err(Error::sqlite("reading the lease"))
+}
+
+pub(super) fn lease_expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Writes a lease for `holder` (replacing any) inside the caller's transaction.
+pub(super) fn write_lease(
+    tx: &Connection,
+    holder: &LeaseHolder,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<Lease> {
+    let lease = Lease {
+        owner: holder.owner.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        process_start: holder.process_start.clone(),
+        acquired_at: now,
+        expires_at: lease_expiry(ttl, now),
+    };
+    tx.execute(
+        "INSERT OR REPLACE INTO selfmon_lease
+             (name, owner, expires_at, acquired_at, host, pid, process_start)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        rusqlite::params![
+            LEASE_NAME,
+            lease.owner,
+            time_text(lease.expires_at),
+            time_text(lease.acquired_at),
+            lease.host,
+            lease.pid.map(i64::from),
+            lease.process_start,
+        ],
+    )
+    .map_err(Error::sqlite("taking the lease"))?;
+    Ok(lease)
 }
 
 /// The latest successful scan (by completion time, then insertion order) and its `log_id_end`.

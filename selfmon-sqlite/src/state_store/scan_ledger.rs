@@ -6,7 +6,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
-use selfmon_core::{Lease, LeaseOutcome, ScanEffects, ScanLedger, ScanRecord};
+use selfmon_core::{
+    Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanEffects, ScanLedger, ScanRecord,
+};
 
 use super::backlog::*;
 use super::rows::*;
@@ -22,28 +24,84 @@ impl ScanLedger for SqliteStateStore {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> selfmon_core::Result<LeaseOutcome> {
-        let owner = owner.to_string();
+        self.try_acquire_lease_for(&LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        let holder = holder.clone();
         self.run_core(move |conn| {
-            let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
-            let expires_at = now
-                .checked_add_signed(ttl)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::sqlite("taking the lease"))?;
             if let Some(held) = read_lease(&tx)? {
-                if held.owner != owner && held.expires_at > now {
+                if held.owner != holder.owner && held.expires_at > now {
                     return Ok(LeaseOutcome::Held(held));
                 }
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO selfmon_lease (name, owner, expires_at, acquired_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![LEASE_NAME, owner, time_text(expires_at), time_text(now)],
-            )
-            .map_err(Error::sqlite("taking the lease"))?;
+            let lease = write_lease(&tx, &holder, ttl, now)?;
             tx.commit().map_err(Error::sqlite("committing the lease"))?;
-            Ok(LeaseOutcome::Acquired(Lease { owner, expires_at }))
+            Ok(LeaseOutcome::Acquired(lease))
+        })
+        .await
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseOutcome> {
+        let (stale_owner, holder) = (stale.owner.clone(), holder.clone());
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("taking over the lease"))?;
+            if let Some(held) = read_lease(&tx)? {
+                if held.owner != stale_owner && held.owner != holder.owner && held.expires_at > now
+                {
+                    return Ok(LeaseOutcome::Held(held));
+                }
+            }
+            let lease = write_lease(&tx, &holder, ttl, now)?;
+            tx.commit()
+                .map_err(Error::sqlite("committing the lease takeover"))?;
+            Ok(LeaseOutcome::Acquired(lease))
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> selfmon_core::Result<LeaseRenewal> {
+        let owner = lease.owner.clone();
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("renewing the lease"))?;
+            match read_lease(&tx)? {
+                Some(mut held) if held.owner == owner => {
+                    held.expires_at = lease_expiry(ttl, now);
+                    tx.execute(
+                        "UPDATE selfmon_lease SET expires_at = ?1 WHERE name = ?2 AND owner = ?3",
+                        rusqlite::params![time_text(held.expires_at), LEASE_NAME, owner],
+                    )
+                    .map_err(Error::sqlite("renewing the lease"))?;
+                    tx.commit()
+                        .map_err(Error::sqlite("committing the lease renewal"))?;
+                    Ok(LeaseRenewal::Renewed(held))
+                }
+                other => Ok(LeaseRenewal::Lost(other)),
+            }
         })
         .await
     }
