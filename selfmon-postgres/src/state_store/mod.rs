@@ -416,11 +416,12 @@ impl PgStateStore {
     async fn release(&self, lease: &Lease) -> Result<()> {
         let owner = lease.owner.clone();
         let s = self.inner.s.clone();
-        // Released by expiring it: the row (and its epoch) stays, so epochs only ever grow.
+        // Released by emptying it: the row (and its epoch) stays, so epochs only ever grow, and
+        // the released owner can no longer renew it.
         with_conn!(self, |c| {
             c.execute(
                 &format!(
-                    "UPDATE {s}.selfmon_lease SET expires_at = '1970-01-01T00:00:00Z'
+                    "UPDATE {s}.selfmon_lease SET owner = '', expires_at = '1970-01-01T00:00:00Z'
                          WHERE name = $1 AND owner = $2"
                 ),
                 &[&LEASE_NAME, &owner],
