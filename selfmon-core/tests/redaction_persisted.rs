@@ -17,7 +17,7 @@ use selfmon_core::offline::OfflineRunner;
 use selfmon_core::template::Templater;
 use selfmon_core::{
     Analysis, AnalysisRequest, AnalysisRunner, Classification, Finding, Level,
-    SelfMonitoringConfig, StateStore,
+    SelfMonitoringConfig, TemplateMemory,
 };
 
 /// What the runner was given, and the template fingerprints of the signatures it was shown.
