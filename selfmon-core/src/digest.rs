@@ -12,8 +12,8 @@ use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap};
 use crate::model::{ErrorCode, Level, LogRecord};
-use crate::template::{ClusterId, Templater};
 use crate::redact::Redactor;
+use crate::template::{ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;

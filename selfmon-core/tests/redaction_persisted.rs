@@ -84,7 +84,10 @@ impl AnalysisRunner for Echo {
                 let pick = |k: usize| texts[(i + k) % texts.len()].as_str();
                 Finding {
                     classification: Classification::ServerBug,
-                    title: cap(&format!("{} {}", sig.template, sample).replace('\n', " "), 190),
+                    title: cap(
+                        &format!("{} {}", sig.template, sample).replace('\n', " "),
+                        190,
+                    ),
                     summary: cap(&format!("{}\n{}", pick(0), pick(1)), 7_900),
                     evidence_record_ids: sig.sample_ids.clone(),
                     error_codes: sig.error_codes.clone(),
@@ -131,7 +134,11 @@ fn leaks_in(planted: &[corpus::Planted], texts: &[(&str, String)]) -> Vec<String
             if leaked.insert(i) {
                 let from = text.floor_char_boundary(m.start().saturating_sub(60));
                 let to = text.ceil_char_boundary((m.end() + 60).min(text.len()));
-                report.push(format!("{} in {place}: {:?}", planted[i].kind, &text[from..to]));
+                report.push(format!(
+                    "{} in {place}: {:?}",
+                    planted[i].kind,
+                    &text[from..to]
+                ));
             }
         }
     }
@@ -190,7 +197,8 @@ async fn two_scans(echo: bool, seed: u64) {
 
     // Close some issues so the second scan comments on regressions too.
     for issue in rig.tracker.issues().iter().take(5) {
-        rig.tracker.close(issue.number, selfmon_core::clock::Clock::now(&*rig.clock));
+        rig.tracker
+            .close(issue.number, selfmon_core::clock::Clock::now(&*rig.clock));
     }
     rig.clock.advance(chrono::Duration::hours(2));
     for p in &planted {

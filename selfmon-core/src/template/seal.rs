@@ -122,7 +122,11 @@ fn representative(token: &str) -> Cow<'_, str> {
 /// For each of `tokens`, whether it holds (part of) something the redactor flags.
 pub(crate) fn secret_tokens(tokens: &[&str], redactor: &Redactor) -> Vec<bool> {
     let reps: Vec<Cow<'_, str>> = tokens.iter().map(|t| representative(t)).collect();
-    let text = reps.iter().map(|t| t.as_ref()).collect::<Vec<_>>().join(" ");
+    let text = reps
+        .iter()
+        .map(|t| t.as_ref())
+        .collect::<Vec<_>>()
+        .join(" ");
     let redacted = redactor.redact(&text);
     let mut flags = vec![false; tokens.len()];
     if matches!(redacted, Cow::Borrowed(_)) {
@@ -225,7 +229,10 @@ mod tests {
         assert_eq!(template_fingerprint(&sealed), sha256_hex(clear.as_bytes()));
         assert_eq!(seal_template(&sealed, &red), sealed);
         let stand_in = template_text(&sealed).rsplit(' ').next().unwrap();
-        assert!(stand_in_matches(stand_in, clear.rsplit(' ').next().unwrap()));
+        assert!(stand_in_matches(
+            stand_in,
+            clear.rsplit(' ').next().unwrap()
+        ));
     }
 
     #[test]
@@ -262,7 +269,10 @@ mod tests {
     fn stand_ins_keep_the_flags_and_match_only_their_token() {
         let s = seal_token("AKIAIOSFODNN7EXAMPLE");
         assert!(is_stand_in(&s));
-        assert_eq!(stand_in_flags(&s), Some(token_flags("AKIAIOSFODNN7EXAMPLE")));
+        assert_eq!(
+            stand_in_flags(&s),
+            Some(token_flags("AKIAIOSFODNN7EXAMPLE"))
+        );
         assert!(stand_in_matches(&s, "AKIAIOSFODNN7EXAMPLE"));
         assert!(!stand_in_matches(&s, "AKIAIOSFODNN8EXAMPLE"));
         assert_eq!(seal_token(&s), s);
