@@ -132,8 +132,14 @@ fn leaks_in(planted: &[corpus::Planted], texts: &[(&str, String)]) -> Vec<String
         for m in ac.find_overlapping_iter(text.as_str()) {
             let i = owner[m.pattern().as_usize()];
             if leaked.insert(i) {
-                let from = text.floor_char_boundary(m.start().saturating_sub(60));
-                let to = text.ceil_char_boundary((m.end() + 60).min(text.len()));
+                let mut from = m.start().saturating_sub(60);
+                while !text.is_char_boundary(from) {
+                    from -= 1;
+                }
+                let mut to = (m.end() + 60).min(text.len());
+                while !text.is_char_boundary(to) {
+                    to += 1;
+                }
                 report.push(format!(
                     "{} in {place}: {:?}",
                     planted[i].kind,

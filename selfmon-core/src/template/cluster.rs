@@ -746,8 +746,8 @@ impl Templater {
 /// hash of (token count, position, every other token).
 fn sibling_keys(tokens: &[Box<str>], flags: &[u8]) -> Vec<(usize, u64)> {
     let mut keys = Vec::new();
-    for pos in 0..tokens.len().min(MAX_SIBLING_POSITIONS) {
-        if flags[pos] & WILD == 0 && flags[pos] & PLACEHOLDER != 0 {
+    for (pos, &f) in flags.iter().enumerate().take(MAX_SIBLING_POSITIONS) {
+        if f & WILD == 0 && f & PLACEHOLDER != 0 {
             continue;
         }
         let mut h = FxHasher::default();
