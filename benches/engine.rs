@@ -45,11 +45,13 @@ fn scan_10k_records(c: &mut Criterion) {
                         &msg,
                     );
                 }
+                let store = Arc::new(MemoryStateStore::new());
                 SelfMonitor::builder()
                     .log_source(logs)
                     .runner(Arc::new(OfflineRunner))
                     .tracker(Arc::new(MemoryIssueTracker::new()))
-                    .store(Arc::new(MemoryStateStore::new()))
+                    .store(store.clone())
+                    .template_memory(store)
                     .build()
                     .expect("monitor")
             },

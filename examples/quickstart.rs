@@ -141,6 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .runner(Arc::new(OfflineRunner))
         .tracker(tracker.clone())
         .store(store.clone())
+        .template_memory(store.clone())
         .build()?;
 
     generate_logs(&logs, 1);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use selfmon::sqlite::{create_logs_table, SqliteStateStore, StateStoreOptions};
-use selfmon::StateStore;
+use selfmon::{ScanHistory, ScanLedger};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_selfmon"))

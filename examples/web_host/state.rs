@@ -121,10 +121,11 @@ impl HostState {
         let dir = &options.data_dir;
         let (config, golden_model) = load_settings(dir, &options.config)?;
         let feed = Arc::new(LogFeed::open(&dir.join("logs.db"))?);
-        let store: Arc<dyn StateStore> = Arc::new(
+        let sqlite = Arc::new(
             SqliteStateStore::open(dir.join("selfmon.db"), StateStoreOptions::default())
                 .map_err(|e| e.to_string())?,
         );
+        let store: Arc<dyn StateStore> = sqlite.clone();
         let (tracker, dry_run, tracker_description): (Arc<dyn IssueTracker>, _, _) =
             match &options.github_repository {
                 Some(repo) => {
@@ -170,6 +171,7 @@ impl HostState {
                 .runner(runner)
                 .tracker(tracker)
                 .store(store.clone())
+                .template_memory(sqlite)
                 .owner("web_host")
                 .build()
                 .map_err(|e| e.to_string())?,

@@ -1,10 +1,19 @@
 //! Running one subprocess in its own process group with bounded input, bounded output and a
-//! deadline. On timeout or overflow the whole group is killed and the child reaped.
+//! deadline, in a private temporary directory.
+//!
+//! However a run ends (exit, timeout, an output cap exceeded, the caller dropping the future),
+//! the whole process group is stopped the same way: `SIGTERM`, a short grace to let the CLI exit
+//! on its own, then `SIGKILL`; then what the CLI leaves behind for its own pid
+//! (`~/.claude/sessions/<pid>.json`, `/tmp/cc-socks/<pid>.sock`) and the private directory are
+//! removed. A dropped future cannot wait, so that sequence runs on a thread of its own;
+//! [`Terminations::wait_idle`] waits for every such thread.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
@@ -33,7 +42,18 @@ pub struct Limits {
     pub max_stdout_bytes: usize,
     /// Most bytes of stderr kept.
     pub max_stderr_bytes: usize,
+    /// How long the group has to exit after `SIGTERM` before it gets `SIGKILL`.
+    pub termination_grace: Duration,
 }
+
+/// The default [`Limits::termination_grace`].
+pub const DEFAULT_TERMINATION_GRACE: Duration = Duration::from_secs(2);
+
+/// Longest wait for the group to vanish after `SIGKILL` before the cleanup goes ahead anyway.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How often the group is checked while it is being stopped.
+const POLL: Duration = Duration::from_millis(20);
 
 /// What a finished child left behind.
 #[derive(Debug)]
@@ -76,12 +96,112 @@ fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs the child to completion, feeding it `stdin` and collecting its output.
+/// A private temporary directory (mode 0700) for one run: the child's working directory and the
+/// files handed to it (mode 0600). Removed when the run's process group is gone, on every path.
+#[derive(Debug)]
+pub struct PrivateDir {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateDir {
+    /// Creates the directory and its `work` subdirectory (both 0700).
+    pub fn new() -> Result<Self, Error> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let dir = tempfile::Builder::new()
+            .prefix("selfmon-claude-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .map_err(|e| Error::Io {
+                action: "create the temporary directory",
+                source: e,
+            })?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(dir.path().join("work"))
+            .map_err(|e| Error::Io {
+                action: "create the working directory",
+                source: e,
+            })?;
+        Ok(PrivateDir { dir })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The child's working directory inside it.
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Writes `contents` to a new file `name` (mode 0600, never following a planted link).
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<PathBuf, Error> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.path().join(name);
+        let io = |source| Error::Io {
+            action: "write a file into the temporary directory",
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        file.write_all(contents).map_err(io)?;
+        Ok(path)
+    }
+}
+
+/// Counts the process groups still being stopped in the background, so a caller can wait until
+/// none remains ([`wait_idle`](Self::wait_idle)). Cheap to share.
+#[derive(Debug, Default)]
+pub struct Terminations {
+    active: AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Terminations {
+    /// A tracker with nothing in flight.
+    pub fn new() -> Arc<Self> {
+        Arc::default()
+    }
+
+    /// How many groups are being stopped right now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Completes when no group is being stopped (at once if none is).
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.done.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Runs the child to completion in `dir`, feeding it `stdin` and collecting its output.
 ///
 /// The child leads a new process group. Whatever happens (normal exit, timeout, an output cap
-/// exceeded, the caller dropping this future) the whole group is sent `SIGKILL` and the child is
-/// reaped, so no member of the group outlives the call.
-pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Result<Output, Error> {
+/// exceeded, the caller dropping this future) the whole group is stopped (`SIGTERM`, then
+/// `SIGKILL` after `limits.termination_grace`), the CLI's leftovers for its pid and `dir` are
+/// removed, and the child is reaped; when the future is dropped that happens on a background
+/// thread that `terminations` counts.
+pub async fn run(
+    invocation: &Invocation,
+    stdin: &[u8],
+    limits: Limits,
+    dir: PrivateDir,
+    terminations: &Arc<Terminations>,
+) -> Result<Output, Error> {
     let mut command = Command::new(&invocation.program);
     command
         .args(&invocation.args)
@@ -92,7 +212,8 @@ pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Resul
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true);
+        // The guard stops the group gracefully; tokio reaps a dropped child in the background.
+        .kill_on_drop(false);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::CliNotFound {
             path: invocation.program.clone(),
@@ -104,12 +225,22 @@ pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Resul
         },
     })?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
-    let mut guard = GroupGuard(pgid);
+    let mut guard = GroupGuard {
+        stop: pgid.map(|pgid| Stop {
+            pgid,
+            grace: limits.termination_grace,
+            leftovers: leftovers(pgid, &invocation.env),
+            dir: Some(dir),
+            terminations: terminations.clone(),
+        }),
+    };
     tracing::debug!(pid = ?pgid, program = %invocation.program.display(), "claude cli started");
 
     let (Some(mut child_in), Some(child_out), Some(child_err)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
+        guard.stop_now().await;
+        let _ = child.wait().await;
         return Err(Error::Io {
             action: "open the pipes",
             source: std::io::Error::other("a standard stream was not piped"),
@@ -133,7 +264,7 @@ pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Resul
             source: e,
         })?;
         // Members of the group left behind (helpers holding our pipes open) go with the leader.
-        guard.kill();
+        guard.stop_now().await;
         Ok::<ExitStatus, Error>(status)
     };
     let all = async { tokio::try_join!(wait, read_stdout, read_stderr, write_stdin) };
@@ -150,15 +281,11 @@ pub async fn run(invocation: &Invocation, stdin: &[u8], limits: Limits) -> Resul
             timeout: limits.timeout,
         }),
     };
-    if result.is_ok() {
-        // Already killed right after the leader exited; don't signal a group id that may be gone.
-        guard.0 = None;
-    } else {
-        guard.kill();
-        // The leader is in the group, but make sure of it: `wait` below must not block.
-        let _ = child.start_kill();
+    // On success the group is stopped already; on failure stop it now, then reap the leader.
+    guard.stop_now().await;
+    if result.is_err() {
         if let Err(e) = child.wait().await {
-            tracing::warn!(error = %e, "could not reap the claude cli after killing it");
+            tracing::warn!(error = %e, "could not reap the claude cli after stopping it");
         }
     }
     result
@@ -189,18 +316,43 @@ async fn read_capped(
     }
 }
 
-/// Kills the child's process group when told to and when dropped (e.g. the caller's future is
-/// cancelled), so a cancelled analysis leaves nothing behind.
-struct GroupGuard(Option<i32>);
+/// What the Claude CLI leaves behind when it is killed, for the pid `pid`: its session file and
+/// its socket. Only these exact paths of our own child, never another process's.
+fn leftovers(pid: i32, env: &[(std::ffi::OsString, std::ffi::OsString)]) -> Vec<PathBuf> {
+    let get = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k.as_os_str() == std::ffi::OsStr::new(name))
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    let mut paths = Vec::new();
+    let session = format!("{pid}.json");
+    if let Some(home) = get("HOME") {
+        paths.push(home.join(".claude").join("sessions").join(&session));
+    }
+    if let Some(config_dir) = get("CLAUDE_CONFIG_DIR") {
+        paths.push(config_dir.join("sessions").join(&session));
+    }
+    let tmp = get("TMPDIR").unwrap_or_else(|| PathBuf::from("/tmp"));
+    paths.push(tmp.join("cc-socks").join(format!("{pid}.sock")));
+    paths
+}
+
+/// Stops the child's process group exactly once: awaited on the normal paths, in the background
+/// when the future is dropped.
+struct GroupGuard {
+    stop: Option<Stop>,
+}
 
 impl GroupGuard {
-    fn kill(&self) {
-        if let Some(pgid) = self.0.filter(|&p| p > 1) {
-            // SAFETY: kill(2) has no memory-safety preconditions. The group id is our child's pid,
-            // which cannot be reused while the child is unreaped or the group still has members.
-            let rc = unsafe { libc::kill(-pgid, libc::SIGKILL) };
-            if rc != 0 {
-                tracing::trace!(pgid, "process group already gone");
+    /// Stops the group and cleans up, waiting for it (on a blocking thread).
+    async fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.terminations.active.fetch_add(1, Ordering::SeqCst);
+            let terminations = stop.terminations.clone();
+            let joined = tokio::task::spawn_blocking(move || stop.run()).await;
+            if let Err(e) = joined {
+                tracing::warn!(error = %e, "stopping the claude cli's process group failed");
+                finished(&terminations);
             }
         }
     }
@@ -208,13 +360,209 @@ impl GroupGuard {
 
 impl Drop for GroupGuard {
     fn drop(&mut self) {
-        self.kill();
+        if let Some(stop) = self.stop.take() {
+            stop.terminations.active.fetch_add(1, Ordering::SeqCst);
+            let terminations = stop.terminations.clone();
+            let spawned = std::thread::Builder::new()
+                .name("selfmon-claude-stop".into())
+                .spawn(move || stop.run());
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a thread to stop the claude cli; killing it at once");
+                finished(&terminations);
+            }
+        }
     }
+}
+
+fn finished(terminations: &Terminations) {
+    terminations.active.fetch_sub(1, Ordering::SeqCst);
+    terminations.done.notify_waiters();
+}
+
+/// Everything needed to stop one process group and clean up after it.
+struct Stop {
+    pgid: i32,
+    grace: Duration,
+    leftovers: Vec<PathBuf>,
+    dir: Option<PrivateDir>,
+    terminations: Arc<Terminations>,
+}
+
+impl Stop {
+    /// SIGTERM, grace, SIGKILL, wait for the group to vanish, remove the leftovers and the
+    /// private directory. Blocking; counted in `terminations` (the caller incremented it).
+    fn run(mut self) {
+        if group_alive(self.pgid) {
+            signal_group(self.pgid, libc::SIGTERM);
+            if !wait_gone(self.pgid, self.grace) {
+                tracing::info!(
+                    pgid = self.pgid,
+                    grace_ms = self.grace.as_millis() as u64,
+                    "claude cli did not exit after SIGTERM; killing its process group"
+                );
+                signal_group(self.pgid, libc::SIGKILL);
+                if !wait_gone(self.pgid, KILL_WAIT) {
+                    tracing::warn!(
+                        pgid = self.pgid,
+                        "claude cli's process group survived SIGKILL"
+                    );
+                }
+            }
+        }
+        // Anything written after this moment belongs to a new process that reused the pid.
+        let gone_at = SystemTime::now();
+        for path in &self.leftovers {
+            remove_leftover(path, gone_at);
+        }
+        if let Some(dir) = self.dir.take() {
+            let path = dir.path().to_path_buf();
+            if let Err(e) = dir.dir.close() {
+                tracing::warn!(error = %e, dir = %path.display(), "could not remove the claude cli's temporary directory");
+            }
+        }
+        finished(&self.terminations);
+    }
+}
+
+/// Removes a leftover file of our child unless it is a directory or was written after `gone_at`.
+fn remove_leftover(path: &Path, gone_at: SystemTime) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() || meta.modified().is_ok_and(|m| m > gone_at) {
+        return;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            tracing::debug!(path = %path.display(), "removed a file the claude cli left behind")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, path = %path.display(), "could not remove a file the claude cli left behind")
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) has no memory-safety preconditions. The group id is our child's pid; it is
+    // only signalled while the group has live members, so it cannot have been reused.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    if rc != 0 {
+        tracing::trace!(pgid, signal, "process group already gone");
+    }
+}
+
+/// Waits up to `limit` for the group to have no live member; whether it has none.
+fn wait_gone(pgid: i32, limit: Duration) -> bool {
+    let until = Instant::now() + limit;
+    loop {
+        if !group_alive(pgid) {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Whether any process of group `pgid` still runs. Zombies (exited, awaiting their parent) do not
+/// count: they hold no resources and cannot be signalled away.
+fn group_alive(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        // No procfs: ask the kernel; a zombie member makes this answer yes until it is reaped.
+        // SAFETY: signal 0 only checks for existence.
+        return unsafe { libc::kill(-pgid, 0) } == 0;
+    };
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| parse_state_and_pgrp(&stat))
+            .is_some_and(|(state, pgrp)| pgrp == pgid && !matches!(state, 'Z' | 'X'))
+    })
+}
+
+/// The state and process group fields of a `/proc/<pid>/stat` line (after the `(comm)` field,
+/// which may itself contain spaces and parentheses).
+fn parse_state_and_pgrp(stat: &str) -> Option<(char, i32)> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let _ppid = fields.next()?;
+    let pgrp = fields.next()?.parse().ok()?;
+    Some((state, pgrp))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stat_line_is_parsed_past_a_command_name_with_parentheses() {
+        let stat = "4242 (my (odd) cmd) S 1 4240 4240 0 -1 4194560 100";
+        assert_eq!(parse_state_and_pgrp(stat), Some(('S', 4240)));
+        assert_eq!(parse_state_and_pgrp("garbage"), None);
+    }
+
+    #[test]
+    fn the_private_dir_is_0700_and_its_files_0600_and_a_planted_file_is_not_overwritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = PrivateDir::new().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.work_dir()), 0o700);
+        let file = dir.write_file("instructions.md", b"x").unwrap();
+        assert_eq!(mode(&file), 0o600);
+        assert!(dir.write_file("instructions.md", b"y").is_err());
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn only_the_leftovers_of_our_own_pid_are_named() {
+        let env = vec![
+            ("HOME".into(), "/home/u".into()),
+            ("TMPDIR".into(), "/var/tmp".into()),
+        ];
+        assert_eq!(
+            leftovers(321, &env),
+            vec![
+                PathBuf::from("/home/u/.claude/sessions/321.json"),
+                PathBuf::from("/var/tmp/cc-socks/321.sock"),
+            ]
+        );
+        assert_eq!(
+            leftovers(7, &[]),
+            vec![PathBuf::from("/tmp/cc-socks/7.sock")]
+        );
+    }
+
+    #[test]
+    fn a_leftover_written_after_the_group_was_gone_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("1.json");
+        std::fs::write(&old, "{}").unwrap();
+        remove_leftover(&old, SystemTime::now() + Duration::from_secs(1));
+        assert!(!old.exists());
+        let new = dir.path().join("2.json");
+        std::fs::write(&new, "{}").unwrap();
+        remove_leftover(&new, SystemTime::now() - Duration::from_secs(60));
+        assert!(
+            new.exists(),
+            "a file newer than the group's end belongs to someone else"
+        );
+        let sub = dir.path().join("3.json");
+        std::fs::create_dir(&sub).unwrap();
+        remove_leftover(&sub, SystemTime::now() + Duration::from_secs(1));
+        assert!(sub.exists());
+    }
 
     #[test]
     fn a_bare_name_is_found_on_the_given_path_only() {

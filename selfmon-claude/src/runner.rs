@@ -1,7 +1,7 @@
 //! [`ClaudeRunner`]: the [`AnalysisRunner`] that runs the Claude Code CLI headless, and the generic
 //! structured job the host's other Claude jobs use.
 
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use crate::config::ClaudeRunnerConfig;
 use crate::error::Error;
 use crate::extract::extract_object;
 use crate::invocation::{build_args, build_env, check_env_values};
-use crate::process::{self, resolve_binary, Invocation, Limits};
+use crate::process::{self, resolve_binary, Invocation, Limits, PrivateDir, Terminations};
 use crate::response::{response_schema, validate_findings, RawResponse};
 
 /// One structured Claude job: a model, instructions, untrusted data and the JSON schema the answer
@@ -59,6 +59,8 @@ pub struct ClaudeRunner {
     config: RwLock<ClaudeRunnerConfig>,
     limits: FindingLimits,
     tracker_tokens: Vec<String>,
+    terminations: Arc<Terminations>,
+    termination_grace: Duration,
 }
 
 impl ClaudeRunner {
@@ -69,6 +71,8 @@ impl ClaudeRunner {
             config: RwLock::new(config),
             limits: FindingLimits::default(),
             tracker_tokens: Vec::new(),
+            terminations: Terminations::new(),
+            termination_grace: process::DEFAULT_TERMINATION_GRACE,
         })
     }
 
@@ -84,6 +88,19 @@ impl ClaudeRunner {
     pub fn with_finding_limits(mut self, limits: FindingLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// How long the CLI has to exit after `SIGTERM` (on timeout, cancellation, or leftover
+    /// helpers after it exited) before its process group gets `SIGKILL` (default 2 s).
+    pub fn with_termination_grace(mut self, grace: Duration) -> Self {
+        self.termination_grace = grace;
+        self
+    }
+
+    /// Completes when no process group of a finished or dropped run is still being stopped and
+    /// cleaned up (see [`crate::process`]).
+    pub async fn wait_for_cleanup(&self) {
+        self.terminations.wait_idle().await;
     }
 
     /// A copy of the current configuration.
@@ -121,23 +138,9 @@ impl ClaudeRunner {
             let env = build_env(&config, std::env::vars_os());
             check_env_values(&env, &self.tracker_tokens)?;
             let program = resolve_binary(&config.binary, std::env::var_os("PATH").as_deref())?;
-            let temp = tempfile::Builder::new()
-                .prefix("selfmon-claude-")
-                .tempdir()
-                .map_err(|e| Error::Io {
-                    action: "create the temporary directory",
-                    source: e,
-                })?;
-            let cwd = temp.path().join("work");
-            std::fs::create_dir(&cwd).map_err(|e| Error::Io {
-                action: "create the working directory",
-                source: e,
-            })?;
-            let instructions = temp.path().join("instructions.md");
-            std::fs::write(&instructions, job.instructions).map_err(|e| Error::Io {
-                action: "write the instructions file",
-                source: e,
-            })?;
+            let dir = PrivateDir::new()?;
+            let cwd = dir.work_dir();
+            let instructions = dir.write_file("instructions.md", job.instructions.as_bytes())?;
             let schema = job.schema.to_string();
             let invocation = Invocation {
                 program,
@@ -152,8 +155,16 @@ impl ClaudeRunner {
                 timeout,
                 max_stdout_bytes: config.max_stdout_bytes,
                 max_stderr_bytes: config.max_stderr_bytes,
+                termination_grace: self.termination_grace,
             };
-            let output = process::run(&invocation, job.data.as_bytes(), limits).await?;
+            let output = process::run(
+                &invocation,
+                job.data.as_bytes(),
+                limits,
+                dir,
+                &self.terminations,
+            )
+            .await?;
             let result = interpret(output.status, &output.stdout, &output.stderr)?;
             let usage = result.usage();
             tracing::info!(
@@ -233,5 +244,9 @@ impl AnalysisRunner for ClaudeRunner {
 
     fn name(&self) -> &str {
         "claude"
+    }
+
+    async fn wait_for_cleanup(&self) {
+        self.terminations.wait_idle().await;
     }
 }

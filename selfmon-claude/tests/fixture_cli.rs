@@ -630,3 +630,133 @@ async fn the_runner_works_behind_the_core_trait_object() {
         1
     );
 }
+
+/// Waits (bounded) for the runner's background stopping and cleanup to finish.
+async fn cleaned_up(runner: &ClaudeRunner) {
+    tokio::time::timeout(Duration::from_secs(30), runner.wait_for_cleanup())
+        .await
+        .expect("the runner finished its cleanup");
+}
+
+/// The private directory of the run: the parent of the working directory the fake recorded.
+fn private_dir(fake: &Fake) -> PathBuf {
+    let cwd = String::from_utf8(fake.recorded("cwd")).unwrap();
+    Path::new(cwd.trim())
+        .parent()
+        .expect("the working directory has a parent")
+        .to_path_buf()
+}
+
+#[tokio::test]
+async fn a_cancelled_run_gets_sigterm_first_and_its_leftovers_and_private_dir_are_removed() {
+    let fake = Fake::new("hang_leaving_files");
+    let home = fake.dir.path().join("home");
+    let sessions = home.join(".claude/sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    // Another process's session file: never touched.
+    let foreign = sessions.join("4000000.json");
+    std::fs::write(&foreign, r#"{"pid":4000000,"status":"busy"}"#).unwrap();
+    let config = ClaudeRunnerConfig {
+        home_dir: Some(home.clone()),
+        ..fake.config()
+    };
+    let runner = ClaudeRunner::new(config)
+        .unwrap()
+        .with_termination_grace(Duration::from_secs(10));
+    let req = request("d".into());
+    let started = async {
+        while fake.pid_file("grandchild.pid").is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // Dropping the analysis future (as a cancelled scan does) once the CLI is up.
+    tokio::select! {
+        _ = runner.analyze(&req) => panic!("the hanging CLI cannot answer"),
+        () = started => {}
+    }
+    cleaned_up(&runner).await;
+    let cli = fake.pid_file("pid").unwrap();
+    let grandchild = fake.pid_file("grandchild.pid").unwrap();
+    assert_eq!(
+        String::from_utf8(fake.recorded("term")).unwrap().trim(),
+        "TERM",
+        "the CLI was given SIGTERM to exit on its own"
+    );
+    assert!(gone_eventually(cli).await, "CLI {cli} survived");
+    assert!(
+        gone_eventually(grandchild).await,
+        "grandchild {grandchild} survived"
+    );
+    assert!(
+        !sessions.join(format!("{cli}.json")).exists(),
+        "the busy session file is left"
+    );
+    assert!(
+        !Path::new(&format!("/tmp/cc-socks/{cli}.sock")).exists(),
+        "the socket is left"
+    );
+    assert!(
+        foreign.exists(),
+        "another process's session file was removed"
+    );
+    assert!(
+        !private_dir(&fake).exists(),
+        "the private directory is left"
+    );
+}
+
+#[tokio::test]
+async fn a_cli_ignoring_sigterm_is_killed_after_the_grace_with_its_whole_group() {
+    let fake = Fake::new("hang_ignoring_term");
+    let runner = fake.runner().with_termination_grace(Duration::from_secs(1));
+    let req = request("d".into());
+    let started = async {
+        while fake.pid_file("grandchild.pid").is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The trap is set before the grandchild starts; give the loop a moment to run.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::select! {
+        _ = runner.analyze(&req) => panic!("the hanging CLI cannot answer"),
+        () = started => {}
+    }
+    cleaned_up(&runner).await;
+    assert_eq!(
+        String::from_utf8(fake.recorded("term")).unwrap().trim(),
+        "TERM",
+        "SIGTERM came first"
+    );
+    let cli = fake.pid_file("pid").unwrap();
+    let grandchild = fake.pid_file("grandchild.pid").unwrap();
+    assert!(gone_eventually(cli).await, "CLI {cli} survived SIGKILL");
+    assert!(
+        gone_eventually(grandchild).await,
+        "grandchild {grandchild} ignoring SIGTERM survived"
+    );
+    assert!(!private_dir(&fake).exists());
+}
+
+#[tokio::test]
+async fn the_private_dir_is_0700_its_instructions_0600_and_it_is_removed_after_a_run() {
+    for scenario in ["success", "exit_2"] {
+        let fake = Fake::new(scenario);
+        let runner = fake.runner();
+        let _ = runner.run_job(&job("d")).await;
+        assert_eq!(
+            String::from_utf8(fake.recorded("private_dir_mode"))
+                .unwrap()
+                .trim(),
+            "700",
+            "{scenario}"
+        );
+        assert_eq!(
+            String::from_utf8(fake.recorded("system_prompt_mode"))
+                .unwrap()
+                .trim(),
+            "600",
+            "{scenario}"
+        );
+        assert!(!private_dir(&fake).exists(), "{scenario}: private dir left");
+    }
+}

@@ -53,7 +53,10 @@ pub struct SelfMonitoringConfig {
     pub server_identity: Option<String>,
     /// What is redacted from everything that leaves the process, beyond secrets and emails.
     pub redaction: crate::redact::RedactionConfig,
-    /// How long a scan's single-flight lease lasts before another process may take it over.
+    /// How long a scan's single-flight lease lasts unless renewed (default 300 s, at least 60).
+    /// A running scan renews it every third of this, so it only bounds how long a scan on
+    /// another host that died silently blocks the others; a dead holder on the same host is
+    /// taken over at once.
     pub lease_ttl_secs: u64,
     /// Fields this version does not know, kept verbatim.
     #[serde(flatten)]
@@ -127,7 +130,7 @@ impl Default for SelfMonitoringConfig {
             include_server_identity: false,
             server_identity: None,
             redaction: crate::redact::RedactionConfig::default(),
-            lease_ttl_secs: 2 * 60 * 60,
+            lease_ttl_secs: 5 * 60,
             extra: BTreeMap::new(),
         }
     }

@@ -22,6 +22,7 @@ use crate::dedup::{finding_fingerprint, KnownIssues, ThreeTierDeduplicator};
 use crate::digest::{Digest, DigestBuilder, Signature};
 use crate::error::{Error, Result};
 use crate::issue_body::{issue_body, issue_title, occurrence_comment};
+use crate::lease::HolderState;
 use crate::model::{
     BacklogClosure, BacklogEntry, ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding,
     FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, Marker,
@@ -31,8 +32,8 @@ use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
 use crate::template::Templater;
 use crate::traits::{
-    AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker,
-    LeaseOutcome, LogSource, StateStore,
+    AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker, Lease,
+    LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, StateStore, TemplateMemory,
 };
 
 /// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
@@ -112,6 +113,7 @@ pub struct SelfMonitorBuilder {
     tracker: Option<Arc<dyn IssueTracker>>,
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Option<Arc<dyn StateStore>>,
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Option<Arc<dyn Clock>>,
     owner: Option<String>,
     analysis_timeout: Option<Duration>,
@@ -149,6 +151,13 @@ impl SelfMonitorBuilder {
         self.store = Some(s);
         self
     }
+    /// Where learned templates are kept between scans (default: nowhere; every scan starts from an
+    /// empty templater). Persistent stores implement [`TemplateMemory`] too: pass the same store
+    /// here so the same message keeps its template, and so its fingerprint, across restarts.
+    pub fn template_memory(mut self, m: Arc<dyn TemplateMemory>) -> Self {
+        self.template_memory = Some(m);
+        self
+    }
     /// The clock (default: the system clock).
     pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
         self.clock = Some(c);
@@ -183,6 +192,7 @@ impl SelfMonitorBuilder {
             tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
             dedup: self.dedup,
             store: self.store.ok_or_else(|| missing("store"))?,
+            template_memory: self.template_memory,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             owner: self
                 .owner
@@ -206,6 +216,8 @@ pub struct SelfMonitor {
     /// `None`: a [`ThreeTierDeduplicator`] built from each scan's configuration.
     dedup: Option<Arc<dyn Deduplicator>>,
     store: Arc<dyn StateStore>,
+    /// `None`: learned templates are not kept between scans.
+    template_memory: Option<Arc<dyn TemplateMemory>>,
     clock: Arc<dyn Clock>,
     owner: String,
     analysis_timeout: Duration,
@@ -301,19 +313,33 @@ impl SelfMonitor {
         config.validate()?;
         let scan_id = ScanId::new();
         let now = self.clock.now();
-        let owner = format!("{}/{}", self.owner, scan_id);
-        let lease = match self
-            .store
-            .try_acquire_lease(&owner, Duration::from_secs(config.lease_ttl_secs), now)
-            .await?
-        {
+        let ttl = Duration::from_secs(config.lease_ttl_secs);
+        let holder = LeaseHolder::current(format!("{}/{}", self.owner, scan_id));
+        let mut took_over = None;
+        let lease = match self.store.try_acquire_lease_for(&holder, ttl, now).await? {
             LeaseOutcome::Acquired(lease) => lease,
-            LeaseOutcome::Held(other) => {
-                return Err(Error::LeaseHeld {
-                    owner: other.owner,
-                    expires_at: other.expires_at,
-                })
+            LeaseOutcome::Held(other)
+                if crate::lease::holder_state(&other) == HolderState::Gone =>
+            {
+                match self
+                    .store
+                    .take_over_lease(&other, &holder, ttl, now)
+                    .await?
+                {
+                    LeaseOutcome::Acquired(lease) => {
+                        tracing::warn!(
+                            previous_owner = %other.owner,
+                            previous_holder = %other.holder_description(),
+                            since = %other.acquired_at,
+                            "took over the lease of a scan whose process is gone"
+                        );
+                        took_over = Some(other);
+                        lease
+                    }
+                    LeaseOutcome::Held(current) => return Err(lease_held(current)),
+                }
             }
+            LeaseOutcome::Held(other) => return Err(lease_held(other)),
         };
         // Released on every path below; if this future is dropped, by the guard.
         let mut guard = LeaseGuard {
@@ -323,7 +349,7 @@ impl SelfMonitor {
         };
         let span = tracing::info_span!("selfmon_scan", scan_id = %scan_id, trigger = options.trigger.as_str());
         let result = self
-            .scan_locked(scan_id, options, config, cancel)
+            .scan_locked(scan_id, options, config, cancel, &lease, took_over)
             .instrument(span)
             .await;
         guard.lease = None;
@@ -337,6 +363,27 @@ impl SelfMonitor {
     /// [`Error::Cancelled`] at once): for a host that is stopping.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Renews `lease` every third of `ttl` for as long as the scan runs; returns only when the
+    /// lease is lost (then the scan must stop). A failed renewal is retried at the next beat: the
+    /// lease only lapses after a whole TTL without one.
+    async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Error {
+        let beat = (ttl / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(beat).await;
+            match self.store.renew_lease(lease, ttl, self.clock.now()).await {
+                Ok(LeaseRenewal::Renewed(_)) => tracing::debug!("scan lease renewed"),
+                Ok(LeaseRenewal::Lost(current)) => {
+                    let owner = current.map(|l| l.owner).unwrap_or_default();
+                    tracing::error!(now_held_by = %owner, "the scan lost its lease; stopping");
+                    return Error::LeaseLost { owner };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the scan lease; retrying at the next beat")
+                }
+            }
+        }
     }
 
     /// Completes when `cancel` or the monitor's shutdown token is cancelled.
@@ -353,6 +400,8 @@ impl SelfMonitor {
         options: ScanOptions,
         config: SelfMonitoringConfig,
         cancel: &CancelToken,
+        lease: &Lease,
+        took_over: Option<Lease>,
     ) -> Result<ScanReport> {
         let now = self.clock.now();
         let closed = self
@@ -385,12 +434,14 @@ impl SelfMonitor {
             outcomes: Vec::new(),
             rejected: Vec::new(),
             reconciled: Vec::new(),
+            took_over_lease: took_over,
         };
         // What the scan makes durable with its cursor; a dry run or a failure commits none of it.
         let mut effects = ScanEffects::default();
         let outcome = tokio::select! {
             biased;
             () = self.interrupted(cancel) => Err(Error::Cancelled),
+            e = self.heartbeat(lease, Duration::from_secs(config.lease_ttl_secs)) => Err(e),
             r = self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects) => r,
         };
         let finished_at = self.clock.now();
@@ -492,7 +543,11 @@ impl SelfMonitor {
 
         // 3. Read everything new, page by page, into the digest. The templater starts from what
         // earlier scans learned, so the same message keeps its template (and fingerprint).
-        let templater = match self.store.load_template_state().await? {
+        let learned = match &self.template_memory {
+            Some(memory) => memory.load_template_state().await?,
+            None => None,
+        };
+        let templater = match learned {
             Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
                 Templater::new()
@@ -538,7 +593,11 @@ impl SelfMonitor {
         let new_cursor = after;
         report.record.records_read = read;
         let (digest, templater) = builder.finish_with_templater();
-        effects.template_state = Some(templater.to_state_json());
+        // Learned templates are kept only for a host that gave the engine a template memory; the
+        // ledger saves them in the same transaction as the cursor (`ScanLedger::commit_scan`).
+        if self.template_memory.is_some() {
+            effects.template_state = Some(templater.to_state_json());
+        }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
 
@@ -1109,6 +1168,16 @@ impl SelfMonitor {
     }
 }
 
+/// [`Error::LeaseHeld`] describing `lease`'s holder.
+fn lease_held(lease: Lease) -> Error {
+    Error::LeaseHeld {
+        holder: lease.holder_description(),
+        owner: lease.owner,
+        since: lease.acquired_at,
+        expires_at: lease.expires_at,
+    }
+}
+
 /// Longest wait for the runner's cleanup after a cancelled analysis.
 const RUNNER_CLEANUP_WAIT: Duration = Duration::from_secs(30);
 
@@ -1117,7 +1186,7 @@ const RUNNER_CLEANUP_WAIT: Duration = Duration::from_secs(30);
 struct LeaseGuard {
     store: Arc<dyn StateStore>,
     clock: Arc<dyn Clock>,
-    lease: Option<crate::traits::Lease>,
+    lease: Option<Lease>,
 }
 
 impl Drop for LeaseGuard {

@@ -83,13 +83,25 @@ pub enum Error {
 
     /// Another scan holds the single-flight lease; try again after `expires_at`.
     #[error(
-        "another scan is running (lease held by {owner} until {expires_at}); wait for it to finish"
+        "another scan is running: the lease is held by {owner} ({holder}) since {since}, until {expires_at} unless that scan renews it; wait for it to finish"
     )]
     LeaseHeld {
         /// Owner of the lease.
         owner: String,
+        /// Who that is, for people ("pid 42 on host-a").
+        holder: String,
+        /// When the holder took the lease.
+        since: chrono::DateTime<chrono::Utc>,
         /// When the lease expires unless renewed or released.
         expires_at: chrono::DateTime<chrono::Utc>,
+    },
+
+    /// The scan lost its lease (it could not renew it in time and another scan took it over), so
+    /// it stopped before doing anything more; it is recorded as failed and the next scan repeats it.
+    #[error("the scan lost its lease to {owner}: it was not renewed in time (a paused process or an unreachable state store); stopped")]
+    LeaseLost {
+        /// The owner that holds the lease now (empty when nobody does).
+        owner: String,
     },
 
     /// A job of this kind is already queued or running, so none was submitted.
@@ -143,7 +155,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Adapter { retryable, .. } => *retryable,
-            Error::LeaseHeld { .. } | Error::AlreadyActive { .. } => true,
+            Error::LeaseHeld { .. } | Error::LeaseLost { .. } | Error::AlreadyActive { .. } => true,
             _ => false,
         }
     }

@@ -15,11 +15,13 @@
 //! let logs = Arc::new(MemoryLogSource::new());
 //! logs.log(Level::Error, "app.sync", "Traceback (most recent call last):\n  File \"sync.py\"\nValueError: bad ref");
 //! let tracker = Arc::new(MemoryIssueTracker::new());
+//! let store = Arc::new(MemoryStateStore::new());
 //! let monitor = SelfMonitor::builder()
 //!     .log_source(logs.clone())
 //!     .runner(Arc::new(OfflineRunner))
 //!     .tracker(tracker.clone())
-//!     .store(Arc::new(MemoryStateStore::new()))
+//!     .store(store.clone())
+//!     .template_memory(store)
 //!     .build()?;
 //! let report = monitor.scan(ScanTrigger::Manual).await?;
 //! assert_eq!(report.record.issues_created, 1);
@@ -39,6 +41,7 @@ pub mod engine;
 pub mod error;
 pub mod hash;
 pub mod issue_body;
+pub mod lease;
 pub mod model;
 pub mod offline;
 pub mod prompt;

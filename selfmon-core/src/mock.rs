@@ -13,8 +13,9 @@ use crate::model::{
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
-    IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, Lease, LeaseOutcome, LogPage,
-    LogSource, LogSourceDescription, Page, PageRequest, StateStore, Submission,
+    IssueLedger, IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, Lease, LeaseOutcome,
+    LogPage, LogSource, LogSourceDescription, Page, PageRequest, ScanHistory, ScanLedger,
+    Submission, TemplateMemory,
 };
 
 mock! {
@@ -73,10 +74,11 @@ mock! {
 }
 
 mock! {
-    /// Mock [`StateStore`].
+    /// Mock [`StateStore`]: every part ([`ScanLedger`], [`IssueLedger`], [`ScanHistory`]) on one
+    /// object.
     pub StateStore {}
     #[async_trait]
-    impl StateStore for StateStore {
+    impl ScanLedger for StateStore {
         async fn try_acquire_lease(&self, owner: &str, ttl: std::time::Duration, now: DateTime<Utc>) -> Result<LeaseOutcome>;
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
@@ -84,16 +86,30 @@ mock! {
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
+    }
+    #[async_trait]
+    impl IssueLedger for StateStore {
         async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
-        async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
         async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
         async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
         async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
         async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
+    }
+    #[async_trait]
+    impl ScanHistory for StateStore {
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+        async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
+    }
+}
+
+mock! {
+    /// Mock [`TemplateMemory`].
+    pub TemplateMemory {}
+    #[async_trait]
+    impl TemplateMemory for TemplateMemory {
         async fn load_template_state(&self) -> Result<Option<String>>;
         async fn save_template_state(&self, state: &str) -> Result<()>;
     }

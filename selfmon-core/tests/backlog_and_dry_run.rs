@@ -8,7 +8,10 @@ use std::sync::Arc;
 use common::{rig_with, three_bugs};
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::StoreOp;
-use selfmon_core::{FindingOutcome, ScanOptions, ScanTrigger, SelfMonitoringConfig, StateStore};
+use selfmon_core::{
+    FindingOutcome, ScanHistory, ScanLedger, ScanOptions, ScanTrigger, SelfMonitoringConfig,
+    TemplateMemory,
+};
 
 fn budget(issues: u32) -> SelfMonitoringConfig {
     SelfMonitoringConfig {

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{rig_with, three_bugs};
 use selfmon_core::cancel::CancelToken;
 use selfmon_core::{
-    Analysis, AnalysisRequest, AnalysisRunner, Error, ScanOptions, ScanStatus, ScanTrigger,
-    SelfMonitoringConfig, StateStore,
+    Analysis, AnalysisRequest, AnalysisRunner, Error, ScanLedger, ScanOptions, ScanStatus,
+    ScanTrigger, SelfMonitoringConfig,
 };
 
 /// A runner whose analysis never ends; it notes when it starts, when its future is dropped, and

@@ -30,6 +30,7 @@ pub fn rig_with(runner: Arc<dyn AnalysisRunner>, config: SelfMonitoringConfig) -
         .runner(runner)
         .tracker(tracker.clone())
         .store(store.clone())
+        .template_memory(store.clone())
         .clock(clock.clone())
         .build()
         .unwrap();

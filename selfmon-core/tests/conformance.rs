@@ -28,3 +28,8 @@ async fn memory_state_store_conforms() {
 async fn memory_issue_tracker_conforms() {
     conformance::issue_tracker(&MemoryIssueTracker::new()).await;
 }
+
+#[tokio::test]
+async fn memory_template_memory_conforms() {
+    conformance::template_memory(&MemoryStateStore::new()).await;
+}

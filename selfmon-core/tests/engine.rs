@@ -9,7 +9,7 @@ use selfmon_core::mock::{MockAnalysisRunner, MockIssueTracker, MockLogSource};
 use selfmon_core::testing::{MemoryStateStore, ScriptedRunner, StoreOp, TrackerFault};
 use selfmon_core::{
     Analysis, Classification, Error, Finding, FindingOutcome, Level, LogPage, LogRecord,
-    LogSourceDescription, ScanStatus, ScanTrigger, SelfMonitor, SelfMonitoringConfig, StateStore,
+    LogSourceDescription, ScanLedger, ScanStatus, ScanTrigger, SelfMonitor, SelfMonitoringConfig,
 };
 
 #[tokio::test]
@@ -212,6 +212,7 @@ async fn a_second_concurrent_scan_is_refused_not_run() {
             .runner(Arc::new(selfmon_core::offline::OfflineRunner))
             .tracker(Arc::new(selfmon_core::testing::MemoryIssueTracker::new()))
             .store(store.clone())
+            .template_memory(store.clone())
             .build()
             .unwrap()
     };

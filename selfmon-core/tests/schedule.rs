@@ -6,8 +6,8 @@ use chrono::{Duration, TimeZone, Utc};
 use selfmon_core::mock::MockJobQueue;
 use selfmon_core::testing::{JobHandler, MemoryJobQueue, MemoryStateStore};
 use selfmon_core::{
-    JobId, JobKind, JobSpec, JobStatus, ScanId, ScanRecord, ScanTrigger, SchedulerState,
-    SelfMonitoringConfig, SelfMonitoringService, StateStore, Submission, TickOutcome,
+    JobId, JobKind, JobSpec, JobStatus, ScanId, ScanLedger, ScanRecord, ScanTrigger,
+    SchedulerState, SelfMonitoringConfig, SelfMonitoringService, Submission, TickOutcome,
 };
 
 struct Gate(tokio::sync::Semaphore);
@@ -214,6 +214,7 @@ async fn a_self_monitor_runs_as_a_queued_job_end_to_end() {
             .runner(Arc::new(selfmon_core::offline::OfflineRunner))
             .tracker(Arc::new(selfmon_core::testing::MemoryIssueTracker::new()))
             .store(store.clone())
+            .template_memory(store.clone())
             .build()
             .unwrap(),
     );

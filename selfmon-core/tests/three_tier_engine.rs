@@ -14,11 +14,13 @@ use selfmon_core::{Level, ScanStatus, ScanTrigger};
 async fn recurring_problems_with_new_values_are_not_refiled_and_new_ones_are() {
     let logs = Arc::new(MemoryLogSource::new());
     let tracker = Arc::new(MemoryIssueTracker::new());
+    let store = Arc::new(MemoryStateStore::new());
     let monitor = SelfMonitor::builder()
         .log_source(logs.clone())
         .runner(Arc::new(OfflineRunner))
         .tracker(tracker.clone())
-        .store(Arc::new(MemoryStateStore::new()))
+        .store(store.clone())
+        .template_memory(store)
         .deduplicator(Arc::new(ThreeTierDeduplicator::new(DedupConfig::default())))
         .build()
         .unwrap();

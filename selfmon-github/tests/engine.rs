@@ -31,6 +31,7 @@ fn monitor_with(
         .runner(Arc::new(OfflineRunner))
         .tracker(Arc::new(tracker))
         .store(store.clone())
+        .template_memory(store.clone())
         .build()
         .unwrap()
 }

@@ -15,13 +15,13 @@ use crate::connect::quote_ident;
 use crate::error::{Error, Result, RowExt};
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Advisory lock key serialising migrations across nodes ("selfmon" in ASCII, as a number).
 const MIGRATION_LOCK_KEY: i64 = 0x73656c666d6f6e;
 
 /// The DDL of each version, `{s}` standing for the quoted schema name.
-pub const MIGRATIONS: [&str; 3] = [
+pub const MIGRATIONS: [&str; 4] = [
     // v1
     "CREATE TABLE IF NOT EXISTS {s}.selfmon_scans (
         seq BIGSERIAL PRIMARY KEY,
@@ -81,6 +81,10 @@ pub const MIGRATIONS: [&str; 3] = [
     );
     CREATE INDEX IF NOT EXISTS selfmon_backlog_open
         ON {s}.selfmon_backlog (fingerprint) WHERE closed_at IS NULL;",
+    // v4: who holds the lease, so a scan can tell a dead holder from a live one
+    "ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS host TEXT NOT NULL DEFAULT '';
+    ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS pid BIGINT;
+    ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS process_start TEXT;",
 ];
 
 /// Brings the schema `schema` to version `target` (at most [`SCHEMA_VERSION`]), creating it if

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use selfmon_core::{
-    Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState,
-    LeaseOutcome, Marker, ScanId, StateStore,
+    Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueLedger, IssueRef,
+    IssueState, LeaseOutcome, Marker, ScanId, ScanLedger,
 };
 use selfmon_postgres::{schema, Error, PgStateStore, SCHEMA_VERSION};
 use support::test_db;
@@ -48,6 +48,7 @@ async fn pg_state_store_passes_the_core_conformance_suite() {
         .await
         .expect("connect");
     selfmon_core::conformance::state_store(&store).await;
+    selfmon_core::conformance::template_memory(&store).await;
     assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
 }
 

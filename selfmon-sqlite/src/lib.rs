@@ -5,14 +5,14 @@
 //! - [`SqliteLogSource`]: reads the CIDX server's `logs.db` (read-only, paged, while the server
 //!   writes), a [`selfmon_core::LogSource`].
 //! - [`SqliteStateStore`]: scan history, filed issues, the single-flight lease and the filing outbox
-//!   in one SQLite file, a [`selfmon_core::StateStore`]; tables compatible with the CIDX dashboard.
+//!   in one SQLite file, a [`selfmon_core::StateStore`] and [`selfmon_core::TemplateMemory`]; tables compatible with the CIDX dashboard.
 //! - [`inventory()`]: the error-code inventory of a `logs.db` (coded vs uncoded records, top uncoded
 //!   templates, malformed and uncatalogued codes).
 //! - `SqliteLogLayer` (feature `tracing-layer`): a `tracing-subscriber` layer that writes events
 //!   into a `logs.db`, so any Rust service can be monitored.
 //!
 //! ```
-//! use selfmon_core::{Level, LogSource, StateStore};
+//! use selfmon_core::{Level, LogSource, ScanLedger};
 //! use selfmon_sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -34,7 +34,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -55,6 +55,11 @@ const MIGRATIONS: [Migration; 4] = [
         version: 4,
         description: "backlog of deferred findings",
         apply: v4,
+    },
+    Migration {
+        version: 5,
+        description: "lease holder identity: host, pid, process start",
+        apply: v5,
     },
 ];
 
@@ -301,6 +306,20 @@ fn v4(conn: &Connection) -> rusqlite::Result<()> {
             closed_issue INTEGER
         );
         CREATE INDEX IF NOT EXISTS idx_smbacklog_open ON selfmon_backlog(closed_at, fingerprint);",
+    )
+}
+
+/// v5: the lease row records who holds it (host, pid, process start identity), so a scan can tell
+/// a dead holder from a live one.
+fn v5(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "selfmon_lease",
+        &[
+            ("host", "TEXT NOT NULL DEFAULT ''"),
+            ("pid", "INTEGER"),
+            ("process_start", "TEXT"),
+        ],
     )
 }
 

@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use selfmon_core::{LeaseOutcome, ScanId, ScanRecord, ScanStatus, ScanTrigger, StateStore};
+use selfmon_core::{
+    IssueLedger, LeaseOutcome, ScanHistory, ScanId, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
+};
 use support::{intent, open_store, row_for, t, FakeTracker};
 
 const DB_VAR: &str = "SELFMON_CRASH_CHILD_DB";

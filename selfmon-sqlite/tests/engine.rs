@@ -14,8 +14,9 @@ use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
     BacklogEntry, ClosedBacklogEntry, Component, Error, FiledIssue, FilingIntent, IssueDraft,
-    IssueFilter, IssueRef, IssueState, IssueTracker, Lease, LeaseOutcome, Marker, Page,
-    PageRequest, ScanEffects, ScanRecord, ScanStatus, ScanTrigger, StateStore, TrackedIssue,
+    IssueFilter, IssueLedger, IssueRef, IssueState, IssueTracker, Lease, LeaseOutcome, Marker,
+    Page, PageRequest, ScanEffects, ScanHistory, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
+    StateStore, TemplateMemory, TrackedIssue,
 };
 use selfmon_sqlite::{
     create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
@@ -69,7 +70,7 @@ struct CrashingStore {
 }
 
 #[async_trait]
-impl StateStore for CrashingStore {
+impl ScanLedger for CrashingStore {
     async fn try_acquire_lease(
         &self,
         o: &str,
@@ -100,14 +101,12 @@ impl StateStore for CrashingStore {
     async fn commit_scan(&self, r: &ScanRecord, e: &ScanEffects) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.commit_scan(r, e))
     }
+}
+
+#[async_trait]
+impl IssueLedger for CrashingStore {
     async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
         guarded!(self, self.inner.open_backlog())
-    }
-    async fn closed_backlog(
-        &self,
-        p: PageRequest,
-    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
-        guarded!(self, self.inner.closed_backlog(p))
     }
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         guarded!(self, self.inner.filed_issues())
@@ -132,6 +131,10 @@ impl StateStore for CrashingStore {
     async fn complete_intent(&self, id: &str, i: &FiledIssue) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.complete_intent(id, i))
     }
+}
+
+#[async_trait]
+impl ScanHistory for CrashingStore {
     async fn list_scans(&self, p: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
         guarded!(self, self.inner.list_scans(p))
     }
@@ -142,6 +145,16 @@ impl StateStore for CrashingStore {
     ) -> selfmon_core::Result<Page<FiledIssue>> {
         guarded!(self, self.inner.list_issues(f, p))
     }
+    async fn closed_backlog(
+        &self,
+        p: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        guarded!(self, self.inner.closed_backlog(p))
+    }
+}
+
+#[async_trait]
+impl TemplateMemory for CrashingStore {
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
         guarded!(self, self.inner.load_template_state())
     }
@@ -202,9 +215,9 @@ fn three_bugs(path: &Path) {
     }
 }
 
-fn monitor(
+fn monitor<S: StateStore + TemplateMemory + 'static>(
     logs: &Path,
-    store: Arc<dyn StateStore>,
+    store: Arc<S>,
     tracker: Arc<dyn IssueTracker>,
     clock: Arc<FakeClock>,
 ) -> SelfMonitor {
@@ -214,7 +227,8 @@ fn monitor(
         ))
         .runner(Arc::new(OfflineRunner))
         .tracker(tracker)
-        .store(store)
+        .store(store.clone())
+        .template_memory(store)
         .clock(clock)
         .build()
         .unwrap()

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 use selfmon_core::{
-    Classification, FilingIntent, IssueFilter, IssueRef, IssueState, LeaseOutcome, PageRequest,
-    ScanId, ScanRecord, ScanStatus, ScanTrigger, StateStore,
+    Classification, FilingIntent, IssueFilter, IssueLedger, IssueRef, IssueState, LeaseOutcome,
+    PageRequest, ScanHistory, ScanId, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
+    TemplateMemory,
 };
 use selfmon_sqlite::{schema, SqliteStateStore, StateStoreOptions, SCHEMA_VERSION};
 use support::{intent, open_store, t, FakeTracker};
@@ -18,6 +19,7 @@ async fn passes_the_core_state_store_conformance_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&dir.path().join("state.db"));
     selfmon_core::conformance::state_store(&store).await;
+    selfmon_core::conformance::template_memory(&store).await;
 }
 
 #[tokio::test]
@@ -27,6 +29,7 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
     {
         let store = open_store(&path);
         selfmon_core::conformance::state_store(&store).await;
+        selfmon_core::conformance::template_memory(&store).await;
     }
     let store = open_store(&path);
     assert_eq!(
@@ -52,7 +55,7 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
     );
     assert_eq!(
         store.load_template_state().await.unwrap().as_deref(),
-        Some("{\"v\":1}")
+        Some("{\"v\":2,\"t\":[\"é ✓\"]}")
     );
     let mode: String = Connection::open(&path)
         .unwrap()
@@ -536,7 +539,7 @@ self_monitoring_occurrences: id issue_id issue_number seen_at count
 self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog
 selfmon_backlog: entry_id fingerprint severity severity_rank finding evidence templates occurrences deferred_by deferred_at closed_at close_reason closed_issue
 selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at backlog_entry_id
-selfmon_lease: name owner expires_at acquired_at
+selfmon_lease: name owner expires_at acquired_at host pid process_start
 selfmon_schema_version: version applied_at description
 selfmon_template_state: id state updated_at
 ";

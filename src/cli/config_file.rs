@@ -15,7 +15,10 @@ use selfmon::engine::SelfMonitor;
 use selfmon::github::{GitHubConfig, GitHubTracker};
 use selfmon::offline::OfflineRunner;
 use selfmon::sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
-use selfmon::{AnalysisRunner, IssueTracker, Level, LogSource, SelfMonitoringConfig, StateStore};
+use selfmon::{
+    AnalysisRunner, IssueTracker, Level, LogSource, SelfMonitoringConfig, StateStore,
+    TemplateMemory,
+};
 
 use super::failure::Failure;
 
@@ -393,25 +396,29 @@ impl CliConfig {
         }
     }
 
-    async fn build_store(&self) -> Result<Arc<dyn StateStore>, Failure> {
+    /// The state store, and the same store as the engine's learned-template memory.
+    async fn build_store(&self) -> Result<(Arc<dyn StateStore>, Arc<dyn TemplateMemory>), Failure> {
         match self.state.kind {
-            BackendKind::Sqlite => Ok(Arc::new(
-                SqliteStateStore::open(&self.state.path, StateStoreOptions::default()).map_err(
-                    |e| {
-                        Failure::usage(
-                            &format!("cannot open state file {}", self.state.path.display()),
-                            &e,
-                        )
-                    },
-                )?,
-            )),
+            BackendKind::Sqlite => {
+                let store = Arc::new(
+                    SqliteStateStore::open(&self.state.path, StateStoreOptions::default())
+                        .map_err(|e| {
+                            Failure::usage(
+                                &format!("cannot open state file {}", self.state.path.display()),
+                                &e,
+                            )
+                        })?,
+                );
+                Ok((store.clone(), store))
+            }
             #[cfg(feature = "postgres")]
             BackendKind::Postgres => {
                 let url = pg_url("state", self.state.url_env.as_deref())?;
                 let store = selfmon::postgres::PgStateStore::connect(url, self.pg_state_options())
                     .await
                     .map_err(|e| Failure::usage("cannot open the PostgreSQL state store", &e))?;
-                Ok(Arc::new(store))
+                let store = Arc::new(store);
+                Ok((store.clone(), store))
             }
             #[cfg(not(feature = "postgres"))]
             BackendKind::Postgres => Err(Failure::Usage(NO_POSTGRES.into())),
@@ -423,7 +430,7 @@ impl CliConfig {
     pub async fn build(&self, dry_run: bool) -> Result<Built, Failure> {
         self.check()?;
         let logs = self.build_logs().await?;
-        let store = self.build_store().await?;
+        let (store, template_memory) = self.build_store().await?;
         let runner: Arc<dyn AnalysisRunner> = match &self.runner {
             RunnerSection::Offline => Arc::new(OfflineRunner),
             RunnerSection::Claude(c) => Arc::new(
@@ -448,6 +455,7 @@ impl CliConfig {
             .runner(runner)
             .tracker(tracker)
             .store(store.clone())
+            .template_memory(template_memory)
             .build()
             .map_err(|e| Failure::usage("configuration", &e))?;
         Ok(Built {

@@ -1,7 +1,7 @@
 //! `selfmon history`.
 
 use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
-use selfmon::{IssueFilter, PageRequest, StateStore};
+use selfmon::{IssueFilter, IssueLedger, PageRequest, ScanHistory};
 
 use super::args::HistoryArgs;
 use super::failure::Failure;

@@ -126,6 +126,14 @@ pub fn summary(report: &ScanReport) -> String {
             r.output_tokens.map_or("-".into(), |t| t.to_string())
         ));
     }
+    if let Some(previous) = &report.took_over_lease {
+        s.push_str(&format!(
+            "  took over the lease of {} ({}, held since {}): its process is gone\n",
+            previous.owner,
+            previous.holder_description(),
+            previous.acquired_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
     for i in &report.reconciled {
         s.push_str(&format!(
             "  completed an interrupted filing: #{} {}\n",

@@ -9,4 +9,4 @@ mod state_store;
 
 pub use issue_tracker::issue_tracker;
 pub use log_source::{log_source, sample_records};
-pub use state_store::state_store;
+pub use state_store::{issue_ledger, scan_ledger, state_store, template_memory};

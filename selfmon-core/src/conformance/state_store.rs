@@ -6,12 +6,105 @@ use crate::model::{
     BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding, IssueDraft,
     IssueRef, IssueState, Level, Marker, ScanEffects, ScanId, ScanRecord, ScanStatus, ScanTrigger,
 };
-use crate::traits::{IssueFilter, LeaseOutcome, PageRequest, StateStore};
+use crate::traits::{
+    IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, PageRequest,
+    ScanLedger, StateStore, TemplateMemory,
+};
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0)
         .single()
         .unwrap_or_default()
+}
+
+fn holder(owner: &str, pid: u32) -> LeaseHolder {
+    LeaseHolder {
+        owner: owner.to_string(),
+        host: "host-a".to_string(),
+        pid: Some(pid),
+        process_start: Some(format!("boot=b;pidns=n;start={pid}")),
+    }
+}
+
+fn acquired(outcome: LeaseOutcome, what: &str) -> Lease {
+    match outcome {
+        LeaseOutcome::Acquired(l) => l,
+        LeaseOutcome::Held(l) => panic!("{what}: expected the lease, held by {}", l.owner),
+    }
+}
+
+/// The identity a lease records, takeover as a compare-and-swap, renewal, and a holder learning
+/// it lost the lease. Runs on a store whose earlier leases all expired before `t(1000)`.
+async fn lease_identity_takeover_and_renewal<S: ScanLedger + ?Sized>(store: &S) {
+    let ttl = Duration::from_secs(60);
+    let d = acquired(
+        store
+            .try_acquire_lease_for(&holder("d", 11), ttl, t(1000))
+            .await
+            .expect("lease d"),
+        "an expired lease is grantable",
+    );
+    assert_eq!(
+        (d.host.as_str(), d.pid, d.process_start.as_deref()),
+        ("host-a", Some(11), Some("boot=b;pidns=n;start=11")),
+        "the lease records the holder's identity"
+    );
+    assert_eq!((d.acquired_at, d.expires_at), (t(1000), t(1060)));
+    match store
+        .try_acquire_lease_for(&holder("e", 12), ttl, t(1001))
+        .await
+        .expect("lease e")
+    {
+        LeaseOutcome::Held(held) => assert_eq!(
+            held, d,
+            "a refusal returns the current lease with its identity"
+        ),
+        other => panic!("a held lease must be refused, got {other:?}"),
+    }
+    // Renewal extends the holder's lease, even once it expired if nobody took it.
+    match store.renew_lease(&d, ttl, t(1070)).await.expect("renew d") {
+        LeaseRenewal::Renewed(l) => {
+            assert_eq!((l.owner.as_str(), l.expires_at), ("d", t(1130)));
+            assert_eq!(l.acquired_at, t(1000), "renewal keeps the acquisition time");
+        }
+        other => panic!("the holder must be able to renew, got {other:?}"),
+    }
+    // Takeover of an unexpired lease by a caller that proved its holder dead.
+    let e = acquired(
+        store
+            .take_over_lease(&d, &holder("e", 12), ttl, t(1080))
+            .await
+            .expect("take over d"),
+        "taking over the current lease",
+    );
+    assert_eq!((e.owner.as_str(), e.pid), ("e", Some(12)));
+    // A second taker that saw the same stale lease loses the race.
+    match store
+        .take_over_lease(&d, &holder("f", 13), ttl, t(1081))
+        .await
+        .expect("take over d again")
+    {
+        LeaseOutcome::Held(l) => assert_eq!(l.owner, "e", "takeover is a compare-and-swap"),
+        other => panic!("a stale takeover must fail, got {other:?}"),
+    }
+    // The old holder learns it lost the lease, and its release does not free e's.
+    match store.renew_lease(&d, ttl, t(1082)).await.expect("renew d") {
+        LeaseRenewal::Lost(Some(l)) => assert_eq!(l.owner, "e"),
+        other => panic!("a holder that was taken over must learn it, got {other:?}"),
+    }
+    store.release_lease(&d).await.expect("stale release");
+    assert!(matches!(
+        store
+            .try_acquire_lease_for(&holder("g", 14), ttl, t(1083))
+            .await
+            .expect("g"),
+        LeaseOutcome::Held(ref l) if l.owner == "e"
+    ));
+    store.release_lease(&e).await.expect("release e");
+    match store.renew_lease(&e, ttl, t(1084)).await.expect("renew e") {
+        LeaseRenewal::Lost(None) => {}
+        other => panic!("a released lease cannot be renewed, got {other:?}"),
+    }
 }
 
 fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent {
@@ -61,16 +154,18 @@ fn issue_ref(number: u64) -> IssueRef {
     }
 }
 
-/// Checks a fresh, empty [`StateStore`] against the trait contract.
-pub async fn state_store(store: &dyn StateStore) {
-    // Fresh.
+/// Checks a fresh, empty [`StateStore`] against the contract of all its parts: the
+/// [`scan_ledger`] and [`issue_ledger`] suites, then [`ScanHistory`](crate::ScanHistory) over what they wrote.
+pub async fn state_store<S: StateStore + ?Sized>(store: &S) {
     assert_eq!(
-        store.last_successful_cursor().await.expect("cursor"),
+        store
+            .list_issues(&IssueFilter::default(), PageRequest::default())
+            .await
+            .expect("issues")
+            .total,
         0,
-        "cursor is 0 before any scan"
+        "a fresh store lists no issues"
     );
-    assert!(store.filed_issues().await.expect("filed").is_empty());
-    assert!(store.open_intents().await.expect("intents").is_empty());
     assert_eq!(
         store
             .list_scans(PageRequest::default())
@@ -78,6 +173,20 @@ pub async fn state_store(store: &dyn StateStore) {
             .expect("scans")
             .total,
         0
+    );
+    scan_ledger(store).await;
+    issue_ledger(store).await;
+    history_after_ledgers(store).await;
+    backlog_and_commits(store).await;
+}
+
+/// Checks a fresh, empty [`ScanLedger`]: the lease is exclusive, renewable, released and taken over
+/// when expired; the cursor follows the latest successful scan only; abandoned scans are closed.
+pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
+    assert_eq!(
+        store.last_successful_cursor().await.expect("cursor"),
+        0,
+        "cursor is 0 before any scan"
     );
 
     // Lease: exclusive, renewable by its owner, released, taken over when expired.
@@ -121,6 +230,7 @@ pub async fn state_store(store: &dyn StateStore) {
         .release_lease(&b)
         .await
         .expect("releasing a lease no longer held is a no-op");
+    lease_identity_takeover_and_renewal(store).await;
 
     // Scans and the cursor.
     let mut s1 = ScanRecord::started(ScanId("s1".into()), ScanTrigger::Scheduled, 0, t(10));
@@ -166,37 +276,13 @@ pub async fn state_store(store: &dyn StateStore) {
             .expect("close"),
         1
     );
-    let page = store
-        .list_scans(PageRequest {
-            offset: 0,
-            limit: 2,
-        })
-        .await
-        .expect("list");
-    assert_eq!(page.total, 4, "total counts every scan");
-    assert_eq!(page.items.len(), 2);
-    assert_eq!(page.items[0].scan_id.as_str(), "s4", "newest first");
-    assert_eq!(
-        page.items[0].status,
-        ScanStatus::Failure,
-        "abandoned scans are closed as FAILURE"
-    );
-    assert_eq!(page.items[0].completed_at, Some(t(50)));
-    assert_eq!(page.items[0].error_message.as_deref(), Some("process died"));
-    let rest = store
-        .list_scans(PageRequest {
-            offset: 2,
-            limit: 10,
-        })
-        .await
-        .expect("list 2");
-    assert_eq!(rest.items.len(), 2);
-    assert_eq!(rest.items[1].scan_id.as_str(), "s1");
-    assert_eq!(rest.items[1].records_read, 42, "scan fields round-trip");
-    assert_eq!(
-        rest.items[0].error_message.as_deref(),
-        Some("runner failed")
-    );
+}
+
+/// Checks a fresh, empty [`IssueLedger`]: intents round-trip and complete atomically, filed issues
+/// round-trip, occurrences accumulate and states follow the tracker.
+pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
+    assert!(store.filed_issues().await.expect("filed").is_empty());
+    assert!(store.open_intents().await.expect("intents").is_empty());
 
     // Outbox.
     let first = intent("intent-1", 5, Classification::ServerBug, 60);
@@ -238,6 +324,43 @@ pub async fn state_store(store: &dyn StateStore) {
         )
         .await
         .expect("complete 2");
+}
+
+/// [`ScanHistory`](crate::ScanHistory) after [`scan_ledger`] and [`issue_ledger`] ran on the same store: four scans
+/// (s1..s4), issues 5 (server bug, closed) and 6 (documentation gap).
+async fn history_after_ledgers<S: StateStore + ?Sized>(store: &S) {
+    let page = store
+        .list_scans(PageRequest {
+            offset: 0,
+            limit: 2,
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.total, 4, "total counts every scan");
+    assert_eq!(page.items.len(), 2);
+    assert_eq!(page.items[0].scan_id.as_str(), "s4", "newest first");
+    assert_eq!(
+        page.items[0].status,
+        ScanStatus::Failure,
+        "abandoned scans are closed as FAILURE"
+    );
+    assert_eq!(page.items[0].completed_at, Some(t(50)));
+    assert_eq!(page.items[0].error_message.as_deref(), Some("process died"));
+    let rest = store
+        .list_scans(PageRequest {
+            offset: 2,
+            limit: 10,
+        })
+        .await
+        .expect("list 2");
+    assert_eq!(rest.items.len(), 2);
+    assert_eq!(rest.items[1].scan_id.as_str(), "s1");
+    assert_eq!(rest.items[1].records_read, 42, "scan fields round-trip");
+    assert_eq!(
+        rest.items[0].error_message.as_deref(),
+        Some("runner failed")
+    );
+
     let docs = store
         .list_issues(
             &IssueFilter {
@@ -275,21 +398,39 @@ pub async fn state_store(store: &dyn StateStore) {
         (2, 1, 6),
         "newest issue first"
     );
+}
 
-    // Template state: either kept exactly or not kept at all.
-    store
+/// Checks a fresh, empty [`TemplateMemory`]: nothing before the first save, then exactly the latest
+/// document saved.
+pub async fn template_memory<M: TemplateMemory + ?Sized>(memory: &M) {
+    assert_eq!(
+        memory.load_template_state().await.expect("load"),
+        None,
+        "nothing is learned before the first save"
+    );
+    memory
         .save_template_state("{\"v\":1}")
         .await
         .expect("save templates");
-    let loaded = store.load_template_state().await.expect("load templates");
-    assert!(loaded.is_none() || loaded.as_deref() == Some("{\"v\":1}"));
-
-    backlog_and_commits(store).await;
+    assert_eq!(
+        memory.load_template_state().await.expect("load").as_deref(),
+        Some("{\"v\":1}"),
+        "the saved document comes back exactly"
+    );
+    memory
+        .save_template_state("{\"v\":2,\"t\":[\"é ✓\"]}")
+        .await
+        .expect("replace templates");
+    assert_eq!(
+        memory.load_template_state().await.expect("load").as_deref(),
+        Some("{\"v\":2,\"t\":[\"é ✓\"]}"),
+        "a save replaces the whole document"
+    );
 }
 
 /// The backlog, atomic scan commits and dry runs. Runs after the sections above: issues #5
 /// (5 occurrences) and #6 (1) exist and the cursor is 7.
-async fn backlog_and_commits(store: &dyn StateStore) {
+async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     assert!(store.open_backlog().await.expect("backlog").is_empty());
 
     // A dry run, even a successful one, never moves the cursor.

@@ -272,6 +272,9 @@ pub struct ScanReport {
     pub rejected: Vec<RejectedFinding>,
     /// Filings from earlier scans that this scan completed (outbox reconciliation).
     pub reconciled: Vec<IssueRef>,
+    /// The lease of a scan whose process was gone, which this scan took over at its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub took_over_lease: Option<crate::traits::Lease>,
 }
 
 impl ScanReport {

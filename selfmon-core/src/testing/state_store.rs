@@ -12,7 +12,10 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueState,
     ScanEffects, ScanRecord, ScanStatus,
 };
-use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
+use crate::traits::{
+    IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
+    ScanHistory, ScanLedger, TemplateMemory,
+};
 
 /// Operations of [`MemoryStateStore`] that can be made to fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,7 +106,26 @@ fn paginate<T: Clone>(all: Vec<&T>, page: PageRequest) -> Page<T> {
     }
 }
 
-/// State in memory: good for tests and for hosts that keep no history.
+fn expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|t| now.checked_add_signed(t))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn grant(holder: &LeaseHolder, ttl: Duration, now: DateTime<Utc>) -> Lease {
+    Lease {
+        owner: holder.owner.clone(),
+        host: holder.host.clone(),
+        pid: holder.pid,
+        process_start: holder.process_start.clone(),
+        acquired_at: now,
+        expires_at: expiry(ttl, now),
+    }
+}
+
+/// State in memory: good for tests and for hosts that keep no history. A
+/// [`StateStore`](crate::StateStore) and a [`TemplateMemory`].
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     inner: Mutex<Inner>,
@@ -167,26 +189,66 @@ impl MemoryStateStore {
 }
 
 #[async_trait]
-impl StateStore for MemoryStateStore {
+impl ScanLedger for MemoryStateStore {
     async fn try_acquire_lease(
         &self,
         owner: &str,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<LeaseOutcome> {
+        self.try_acquire_lease_for(&LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    async fn try_acquire_lease_for(
+        &self,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
         let mut i = self.lock();
         if let Some(l) = &i.lease {
-            if l.expires_at > now && l.owner != owner {
+            if l.expires_at > now && l.owner != holder.owner {
                 return Ok(LeaseOutcome::Held(l.clone()));
             }
         }
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(2));
-        let lease = Lease {
-            owner: owner.to_string(),
-            expires_at: now + ttl,
-        };
+        let lease = grant(holder, ttl, now);
         i.lease = Some(lease.clone());
         Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn take_over_lease(
+        &self,
+        stale: &Lease,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseOutcome> {
+        let mut i = self.lock();
+        if let Some(l) = &i.lease {
+            if l.owner != stale.owner && l.owner != holder.owner && l.expires_at > now {
+                return Ok(LeaseOutcome::Held(l.clone()));
+            }
+        }
+        let lease = grant(holder, ttl, now);
+        i.lease = Some(lease.clone());
+        Ok(LeaseOutcome::Acquired(lease))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<LeaseRenewal> {
+        let mut i = self.lock();
+        match &mut i.lease {
+            Some(l) if l.owner == lease.owner => {
+                l.expires_at = expiry(ttl, now);
+                Ok(LeaseRenewal::Renewed(l.clone()))
+            }
+            other => Ok(LeaseRenewal::Lost(other.clone())),
+        }
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
@@ -269,18 +331,15 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl IssueLedger for MemoryStateStore {
     async fn open_backlog(&self) -> Result<Vec<BacklogEntry>> {
         self.check(StoreOp::OpenBacklog)?;
         let mut all = self.lock().backlog.clone();
         all.sort_by_key(BacklogEntry::priority);
         Ok(all)
-    }
-
-    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>> {
-        let i = self.lock();
-        let all: Vec<&ClosedBacklogEntry> = i.closed_backlog.iter().rev().collect();
-        Ok(paginate(all, page))
     }
 
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
@@ -352,7 +411,10 @@ impl StateStore for MemoryStateStore {
         }
         Ok(())
     }
+}
 
+#[async_trait]
+impl ScanHistory for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
@@ -380,6 +442,15 @@ impl StateStore for MemoryStateStore {
         Ok(paginate(all, page))
     }
 
+    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>> {
+        let i = self.lock();
+        let all: Vec<&ClosedBacklogEntry> = i.closed_backlog.iter().rev().collect();
+        Ok(paginate(all, page))
+    }
+}
+
+#[async_trait]
+impl TemplateMemory for MemoryStateStore {
     async fn load_template_state(&self) -> Result<Option<String>> {
         Ok(self.lock().templates.clone())
     }

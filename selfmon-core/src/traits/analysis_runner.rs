@@ -72,6 +72,7 @@ pub struct Analysis {
 /// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
 /// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
 ///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait AnalysisRunner: Send + Sync {
     /// Runs one analysis.
@@ -88,4 +89,12 @@ pub trait AnalysisRunner: Send + Sync {
     /// cancelled scan returns only once nothing of it remains. Runners that start nothing need not
     /// implement it (the default returns at once). Must not wait for analyses still running.
     async fn wait_for_cleanup(&self) {}
+}
+
+crate::traits::forward::forward! {
+    AnalysisRunner {
+        async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis>;
+        async fn wait_for_cleanup(&self);
+        fn name(&self) -> &str;
+    }
 }

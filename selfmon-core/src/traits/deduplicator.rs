@@ -66,8 +66,15 @@ pub enum DedupDecision {
 /// - A match against a closed issue is `Regression`, never `Duplicate`.
 /// - Errors (`Error::Adapter { component: Deduplicator, .. }`) fail the scan; use them only for
 ///   backends that can fail (a remote index), not for "no match".
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait Deduplicator: Send + Sync {
     /// Decides for one finding.
     async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+}
+
+crate::traits::forward::forward! {
+    Deduplicator {
+        async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+    }
 }

@@ -19,6 +19,7 @@ use crate::model::{IssueDraft, IssueRef, Marker, TrackedIssue};
 /// - `comment` and `reopen` on a number that does not exist are errors, not silent successes.
 /// - Errors: `Error::Adapter { component: IssueTracker, retryable }`; rate limits and 5xx are
 ///   retryable, authentication, permission and validation errors are not.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait IssueTracker: Send + Sync {
     /// Open issues selfmon filed, plus those closed since `closed_since`.
@@ -35,4 +36,14 @@ pub trait IssueTracker: Send + Sync {
 
     /// The issue carrying `marker`, if any.
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+}
+
+crate::traits::forward::forward! {
+    IssueTracker {
+        async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
+        async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
+        async fn comment(&self, number: u64, body: &str) -> Result<()>;
+        async fn reopen(&self, number: u64) -> Result<()>;
+        async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+    }
 }

@@ -119,6 +119,7 @@ pub enum Submission {
 ///   forgotten after retention).
 /// - Errors are `Error::Adapter { component: JobQueue, .. }`; submit is not idempotent, so a failed
 ///   submit should be followed by [`active_job`](JobQueue::active_job) before retrying.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues a job and returns its id.
@@ -137,5 +138,14 @@ pub trait JobQueue: Send + Sync {
         }
         let job_id = self.submit(job).await?;
         Ok(Submission::Submitted { job_id })
+    }
+}
+
+crate::traits::forward::forward! {
+    JobQueue {
+        async fn submit(&self, job: JobSpec) -> Result<JobId>;
+        async fn active_job(&self, kind: &JobKind) -> Result<Option<(JobId, JobStatus)>>;
+        async fn status(&self, id: &JobId) -> Result<Option<JobStatus>>;
+        async fn submit_if_idle(&self, job: JobSpec) -> Result<Submission>;
     }
 }

@@ -40,6 +40,7 @@ pub struct LogSourceDescription {
 ///   by a later call.
 /// - Errors: `Error::Adapter { component: LogSource, retryable }`; retryable for busy/locked stores,
 ///   not retryable for a missing file or a schema that lacks required columns.
+// Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait LogSource: Send + Sync {
     /// Reads the next page after `after` (see the trait docs).
@@ -51,4 +52,12 @@ pub trait LogSource: Send + Sync {
 
     /// Location and schema, for the prompt.
     fn describe(&self) -> LogSourceDescription;
+}
+
+crate::traits::forward::forward! {
+    LogSource {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage>;
+        async fn max_id(&self) -> Result<Option<i64>>;
+        fn describe(&self) -> LogSourceDescription;
+    }
 }

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use selfmon_core::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, Component, FiledIssue, FilingIntent,
-    IssueFilter, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanEffects, ScanRecord,
-    ScanStatus, StateStore,
+    IssueFilter, IssueState, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
+    ScanEffects, ScanRecord, ScanStatus,
 };
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, Transaction};
@@ -186,7 +186,7 @@ impl PgStateStore {
     /// The lease row, if any (expired or not), with its fencing epoch, for diagnostics.
     pub async fn current_lease(&self) -> Result<Option<(Lease, i64)>> {
         let sql = format!(
-            "SELECT owner, expires_at, epoch FROM {}.selfmon_lease WHERE name = $1",
+            "SELECT {LEASE_COLUMNS}, epoch FROM {}.selfmon_lease WHERE name = $1 AND owner <> ''",
             self.inner.s
         );
         with_conn!(self, |c| {
@@ -194,16 +194,8 @@ impl PgStateStore {
                 .query_opt(&sql, &[&LEASE_NAME])
                 .await
                 .map_err(Error::query("reading the lease"))?;
-            row.map(|r| -> Result<_> {
-                Ok((
-                    Lease {
-                        owner: r.col(0)?,
-                        expires_at: r.col(1)?,
-                    },
-                    r.col(2)?,
-                ))
-            })
-            .transpose()
+            row.map(|r| -> Result<_> { Ok((lease_of_row(&r)?, r.col(6)?)) })
+                .transpose()
         })
     }
 
@@ -300,18 +292,32 @@ impl PgStateStore {
         *self.inner.held.lock().unwrap_or_else(|p| p.into_inner()) = held;
     }
 
-    /// Takes the lease (see [`StateStore::try_acquire_lease`]) and returns it with its epoch.
+    /// Takes the lease (see [`ScanLedger::try_acquire_lease`](selfmon_core::ScanLedger)) for a
+    /// holder known only by name, and returns it with its epoch.
     pub async fn acquire_lease(
         &self,
         owner: &str,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<(LeaseOutcome, i64)> {
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365));
-        let expires_at = now
-            .checked_add_signed(ttl)
+        self.change_lease(LeaseChange::Acquire, &LeaseHolder::named(owner), ttl, now)
+            .await
+    }
+
+    /// Acquires, takes over or renews the lease row under `FOR UPDATE`, and returns the outcome
+    /// with the epoch in force after it. Any change of hands bumps the epoch (fencing every write
+    /// of the previous holder); a renewal by the holder keeps it.
+    async fn change_lease(
+        &self,
+        change: LeaseChange<'_>,
+        holder: &LeaseHolder,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(LeaseOutcome, i64)> {
+        let expires_at = chrono::Duration::from_std(ttl)
+            .ok()
+            .and_then(|t| now.checked_add_signed(t))
             .unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let owner = owner.to_string();
         let s = self.inner.s.clone();
         let (outcome, epoch) = with_conn!(self, |c| {
             let tx = c
@@ -331,51 +337,78 @@ impl PgStateStore {
             let row = tx
                 .query_one(
                     &format!(
-                        "SELECT owner, expires_at, epoch FROM {s}.selfmon_lease
+                        "SELECT {LEASE_COLUMNS}, epoch FROM {s}.selfmon_lease
                                  WHERE name = $1 FOR UPDATE"
                     ),
                     &[&LEASE_NAME],
                 )
                 .await
                 .map_err(Error::query("taking the lease"))?;
-            let (held_by, held_until, epoch): (String, DateTime<Utc>, i64) =
-                (row.col(0)?, row.col(1)?, row.col(2)?);
-            if held_by != owner && held_until > now {
+            let current = lease_of_row(&row)?;
+            let epoch: i64 = row.col(6)?;
+            let live = !current.owner.is_empty() && current.expires_at > now;
+            let ours = current.owner == holder.owner;
+            let grant = match change {
+                LeaseChange::Acquire => ours || !live,
+                LeaseChange::TakeOver(stale) => ours || !live || current.owner == stale.owner,
+                LeaseChange::Renew => ours,
+            };
+            if !grant {
+                let shown = (!current.owner.is_empty()).then_some(current);
                 return Ok((
-                    LeaseOutcome::Held(Lease {
-                        owner: held_by,
-                        expires_at: held_until,
-                    }),
+                    LeaseOutcome::Held(shown.unwrap_or_else(|| unheld(now))),
                     epoch,
                 ));
             }
-            // A renewal by the holder keeps the epoch; any change of hands bumps it.
-            let epoch = if held_by == owner { epoch } else { epoch + 1 };
+            let epoch = if ours { epoch } else { epoch + 1 };
+            let lease = if ours && matches!(change, LeaseChange::Renew) {
+                Lease {
+                    expires_at,
+                    ..current
+                }
+            } else {
+                Lease {
+                    owner: holder.owner.clone(),
+                    host: holder.host.clone(),
+                    pid: holder.pid,
+                    process_start: holder.process_start.clone(),
+                    acquired_at: if ours { current.acquired_at } else { now },
+                    expires_at,
+                }
+            };
             tx.execute(
                 &format!(
-                    "UPDATE {s}.selfmon_lease SET owner = $2, expires_at = $3,
-                             acquired_at = $4, epoch = $5 WHERE name = $1"
+                    "UPDATE {s}.selfmon_lease SET owner = $2, expires_at = $3, acquired_at = $4,
+                             epoch = $5, host = $6, pid = $7, process_start = $8 WHERE name = $1"
                 ),
-                &[&LEASE_NAME, &owner, &expires_at, &now, &epoch],
+                &[
+                    &LEASE_NAME,
+                    &lease.owner,
+                    &lease.expires_at,
+                    &lease.acquired_at,
+                    &epoch,
+                    &lease.host,
+                    &lease.pid.map(i64::from),
+                    &lease.process_start,
+                ],
             )
             .await
             .map_err(Error::query("taking the lease"))?;
             tx.commit()
                 .await
                 .map_err(Error::query("committing the lease"))?;
-            Ok((
-                LeaseOutcome::Acquired(Lease {
-                    owner: owner.clone(),
-                    expires_at,
-                }),
-                epoch,
-            ))
+            Ok((LeaseOutcome::Acquired(lease), epoch))
         })?;
-        if let LeaseOutcome::Acquired(lease) = &outcome {
-            self.set_held(Some(HeldLease {
+        match &outcome {
+            LeaseOutcome::Acquired(lease) => self.set_held(Some(HeldLease {
                 owner: lease.owner.clone(),
                 epoch,
-            }));
+            })),
+            LeaseOutcome::Held(_) => {
+                if self.held().is_some_and(|h| h.owner == holder.owner) {
+                    self.set_held(None);
+                }
+            }
         }
         Ok((outcome, epoch))
     }
@@ -383,11 +416,12 @@ impl PgStateStore {
     async fn release(&self, lease: &Lease) -> Result<()> {
         let owner = lease.owner.clone();
         let s = self.inner.s.clone();
-        // Released by expiring it: the row (and its epoch) stays, so epochs only ever grow.
+        // Released by emptying it: the row (and its epoch) stays, so epochs only ever grow, and
+        // the released owner can no longer renew it.
         with_conn!(self, |c| {
             c.execute(
                 &format!(
-                    "UPDATE {s}.selfmon_lease SET expires_at = '1970-01-01T00:00:00Z'
+                    "UPDATE {s}.selfmon_lease SET owner = '', expires_at = '1970-01-01T00:00:00Z'
                          WHERE name = $1 AND owner = $2"
                 ),
                 &[&LEASE_NAME, &owner],
@@ -628,502 +662,42 @@ async fn latest_success(
     row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
 }
 
-#[async_trait]
-impl StateStore for PgStateStore {
-    async fn try_acquire_lease(
-        &self,
-        owner: &str,
-        ttl: Duration,
-        now: DateTime<Utc>,
-    ) -> selfmon_core::Result<LeaseOutcome> {
-        core(self.acquire_lease(owner, ttl, now).await.map(|(o, _)| o))
-    }
+/// The lease columns [`lease_of_row`] reads, in order.
+const LEASE_COLUMNS: &str = "owner, expires_at, acquired_at, host, pid, process_start";
 
-    async fn release_lease(&self, lease: &Lease) -> selfmon_core::Result<()> {
-        core(self.release(lease).await)
-    }
+/// What [`PgStateStore::change_lease`] is asked to do.
+#[derive(Clone, Copy)]
+enum LeaseChange<'a> {
+    /// Take it if free or expired (or renew it if ours).
+    Acquire,
+    /// Take it if free, expired, ours, or still held by this proven-dead acquisition.
+    TakeOver(&'a Lease),
+    /// Extend it only if still ours.
+    Renew,
+}
 
-    async fn last_successful_cursor(&self) -> selfmon_core::Result<i64> {
-        let s = self.inner.s.clone();
-        core(
-            async {
-                with_conn!(self, |c| {
-                    Ok(latest_success(c, &s).await?.map_or(0, |(_, end)| end))
-                })
-            }
-            .await,
-        )
-    }
+/// A lease read with [`LEASE_COLUMNS`] first.
+fn lease_of_row(r: &tokio_postgres::Row) -> Result<Lease> {
+    let pid: Option<i64> = r.col(4)?;
+    Ok(Lease {
+        owner: r.col(0)?,
+        expires_at: r.col(1)?,
+        acquired_at: r.col(2)?,
+        host: r.col(3)?,
+        pid: pid.and_then(|p| u32::try_from(p).ok()),
+        process_start: r.col(5)?,
+    })
+}
 
-    async fn close_abandoned_scans(
-        &self,
-        now: DateTime<Utc>,
-        reason: &str,
-    ) -> selfmon_core::Result<u64> {
-        let reason = reason.to_string();
-        let s = self.inner.s.clone();
-        core(async { fenced!(self, "closing abandoned scans", |tx| {
-                let rows = tx
-                    .query(
-                        &format!(
-                            "SELECT record FROM {s}.selfmon_scans WHERE status = 'RUNNING' FOR UPDATE"
-                        ),
-                        &[],
-                    )
-                    .await
-                    .map_err(Error::query("closing abandoned scans"))?;
-                let mut closed = 0;
-                for row in rows {
-                    let mut r: ScanRecord = from_json("scan record", row.col(0)?)?;
-                    r.status = ScanStatus::Failure;
-                    r.completed_at = Some(now);
-                    r.error_message = Some(reason.clone());
-                    let doc = to_json("scan record", &r)?;
-                    tx.execute(
-                        &format!(
-                            "UPDATE {s}.selfmon_scans SET status = $2, completed_at = $3, record = $4
-                             WHERE scan_id = $1"
-                        ),
-                        &[&r.scan_id.as_str(), &r.status.as_str(), &now, &doc],
-                    )
-                    .await
-                    .map_err(Error::query("closing abandoned scans"))?;
-                    closed += 1;
-                }
-                Ok(closed)
-            })
-        }.await)
-    }
-
-    async fn begin_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
-        core(self.write_scan(record).await)
-    }
-
-    async fn finish_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
-        core(self.write_scan(record).await)
-    }
-
-    async fn commit_scan(
-        &self,
-        record: &ScanRecord,
-        effects: &ScanEffects,
-    ) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        let r = record.clone();
-        let effects = effects.clone();
-        let doc = core(to_json("scan record", &r))?;
-        core(
-            async {
-                fenced!(self, "committing a scan", |tx| {
-                    let now = r.completed_at.unwrap_or(r.started_at);
-                    for o in &effects.occurrences {
-                        add_occurrences(tx, &s, o.issue, o.count, now).await?;
-                    }
-                    for entry in &effects.deferred {
-                        defer_backlog_entry(tx, &s, entry).await?;
-                    }
-                    for closure in &effects.closed {
-                        close_backlog_entry(tx, &s, closure, true, now).await?;
-                    }
-                    if let Some(state) = &effects.template_state {
-                        tx.execute(
-                            &format!(
-                                "INSERT INTO {s}.selfmon_template_state (id, state) VALUES (1, $1)
-                                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
-                            ),
-                            &[state],
-                        )
-                        .await
-                        .map_err(Error::query("saving learned templates"))?;
-                    }
-                    write_scan_in(tx, &s, &r, doc).await
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
-        let sql = format!(
-            "SELECT entry FROM {}.selfmon_backlog WHERE closed_at IS NULL
-             ORDER BY severity_rank DESC, occurrences DESC, deferred_at, seq",
-            self.inner.s
-        );
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let rows = c
-                        .query(&sql, &[])
-                        .await
-                        .map_err(Error::query("reading the backlog"))?;
-                    rows.iter()
-                        .map(|r| from_json("backlog entry", r.col(0)?))
-                        .collect()
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn closed_backlog(
-        &self,
-        page: PageRequest,
-    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
-        let s = self.inner.s.clone();
-        let (limit, offset) = limits(page);
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let total: i64 = c
-                        .query_one(
-                            &format!(
-                                "SELECT count(*) FROM {s}.selfmon_backlog WHERE closed_at IS NOT NULL"
-                            ),
-                            &[],
-                        )
-                        .await
-                        .map_err(Error::query("counting the closed backlog"))?
-                        .col(0)?;
-                    let rows = c
-                        .query(
-                            &format!(
-                                "SELECT entry, closure, closed_at FROM {s}.selfmon_backlog
-                                 WHERE closed_at IS NOT NULL
-                                 ORDER BY closed_at DESC, seq DESC LIMIT $1 OFFSET $2"
-                            ),
-                            &[&limit, &offset],
-                        )
-                        .await
-                        .map_err(Error::query("reading the closed backlog"))?;
-                    let items = rows
-                        .iter()
-                        .map(|r| {
-                            Ok(ClosedBacklogEntry {
-                                entry: from_json("backlog entry", r.col(0)?)?,
-                                closure: from_json("backlog closure", r.col(1)?)?,
-                                closed_at: r.col(2)?,
-                            })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Page {
-                        items,
-                        total: to_u64(total),
-                    })
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
-        let sql = format!(
-            "SELECT issue FROM {}.selfmon_issues ORDER BY seq",
-            self.inner.s
-        );
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let rows = c
-                        .query(&sql, &[])
-                        .await
-                        .map_err(Error::query("reading filed issues"))?;
-                    rows.iter()
-                        .map(|r| from_json("filed issue", r.col(0)?))
-                        .collect()
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn record_occurrences(
-        &self,
-        issue_number: u64,
-        count: u64,
-        now: DateTime<Utc>,
-    ) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        core(
-            async {
-                fenced!(self, "recording occurrences", |tx| {
-                    add_occurrences(tx, &s, issue_number, count, now).await
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn set_issue_state(
-        &self,
-        issue_number: u64,
-        state: IssueState,
-    ) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        let number = to_i64(issue_number);
-        let state_json = core(to_json("issue state", &state))?;
-        core(
-            async {
-                fenced!(self, "updating an issue state", |tx| {
-                    tx.execute(
-                        &format!(
-                            "UPDATE {s}.selfmon_issues SET state = $2,
-                         issue = jsonb_set(issue, '{{issue,state}}', $3) WHERE number = $1"
-                        ),
-                        &[&number, &state.as_str(), &state_json],
-                    )
-                    .await
-                    .map_err(Error::query("updating an issue state"))?;
-                    Ok(())
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn record_intent(&self, intent: &FilingIntent) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        let id = intent.intent_id.clone();
-        let created_at = intent.created_at;
-        let doc = core(to_json("filing intent", intent))?;
-        core(
-            async {
-                fenced!(self, "recording a filing intent", |tx| {
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO {s}.selfmon_intents (intent_id, created_at, intent)
-                         VALUES ($1, $2, $3)
-                         ON CONFLICT (intent_id) DO UPDATE SET created_at = EXCLUDED.created_at,
-                         intent = EXCLUDED.intent"
-                        ),
-                        &[&id, &created_at, &doc],
-                    )
-                    .await
-                    .map_err(Error::query("recording a filing intent"))?;
-                    Ok(())
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn open_intents(&self) -> selfmon_core::Result<Vec<FilingIntent>> {
-        let sql = format!(
-            "SELECT intent FROM {}.selfmon_intents ORDER BY created_at, seq",
-            self.inner.s
-        );
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let rows = c
-                        .query(&sql, &[])
-                        .await
-                        .map_err(Error::query("reading filing intents"))?;
-                    rows.iter()
-                        .map(|r| from_json("filing intent", r.col(0)?))
-                        .collect()
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn complete_intent(
-        &self,
-        intent_id: &str,
-        issue: &FiledIssue,
-    ) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        let intent_id = intent_id.to_string();
-        let issue = issue.clone();
-        core(async { fenced!(self, "completing a filing intent", |tx| {
-                let number = to_i64(issue.issue.number);
-                // Idempotent: completing twice (a retry after an unknown outcome) keeps one row
-                // and the occurrences counted since.
-                let existing = tx
-                    .query_opt(
-                        &format!(
-                            "SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"
-                        ),
-                        &[&number],
-                    )
-                    .await
-                    .map_err(Error::query("completing a filing intent"))?;
-                let mut row = issue.clone();
-                if let Some(existing) = existing {
-                    let old: FiledIssue = from_json("filed issue", existing.col(0)?)?;
-                    row.occurrences = old.occurrences;
-                    row.created_at = old.created_at;
-                    row.last_seen_at = old.last_seen_at;
-                }
-                let doc = to_json("filed issue", &row)?;
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {s}.selfmon_issues (number, classification, state, created_at, issue)
-                         VALUES ($1, $2, $3, $4, $5)
-                         ON CONFLICT (number) DO UPDATE SET classification = EXCLUDED.classification,
-                         state = EXCLUDED.state, issue = EXCLUDED.issue"
-                    ),
-                    &[
-                        &number,
-                        &row.classification.as_str(),
-                        &row.issue.state.as_str(),
-                        &row.created_at,
-                        &doc,
-                    ],
-                )
-                .await
-                .map_err(Error::query("recording a filed issue"))?;
-                let backlog_entry = tx
-                    .query_opt(
-                        &format!("SELECT intent FROM {s}.selfmon_intents WHERE intent_id = $1"),
-                        &[&intent_id],
-                    )
-                    .await
-                    .map_err(Error::query("completing a filing intent"))?
-                    .map(|r| from_json::<FilingIntent>("filing intent", r.col(0)?))
-                    .transpose()?
-                    .and_then(|i| i.backlog_entry_id);
-                if let Some(entry_id) = backlog_entry {
-                    // The entry's occurrences are already in the issue row (the intent carried
-                    // them).
-                    let closure = BacklogClosure {
-                        entry_id,
-                        reason: format!("filed as #{}", issue.issue.number),
-                        issue: Some(issue.issue.number),
-                    };
-                    close_backlog_entry(tx, &s, &closure, false, issue.created_at).await?;
-                }
-                tx.execute(
-                    &format!("DELETE FROM {s}.selfmon_intents WHERE intent_id = $1"),
-                    &[&intent_id],
-                )
-                .await
-                .map_err(Error::query("closing a filing intent"))?;
-                Ok(())
-            })
-        }.await)
-    }
-
-    async fn list_scans(&self, page: PageRequest) -> selfmon_core::Result<Page<ScanRecord>> {
-        let s = self.inner.s.clone();
-        let (limit, offset) = limits(page);
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let total: i64 = c
-                        .query_one(&format!("SELECT count(*) FROM {s}.selfmon_scans"), &[])
-                        .await
-                        .map_err(Error::query("counting scans"))?
-                        .col(0)?;
-                    let rows = c
-                        .query(
-                            &format!(
-                                "SELECT record FROM {s}.selfmon_scans
-                             ORDER BY started_at DESC, seq DESC LIMIT $1 OFFSET $2"
-                            ),
-                            &[&limit, &offset],
-                        )
-                        .await
-                        .map_err(Error::query("listing scans"))?;
-                    let items = rows
-                        .iter()
-                        .map(|r| from_json("scan record", r.col(0)?))
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Page {
-                        items,
-                        total: to_u64(total),
-                    })
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn list_issues(
-        &self,
-        filter: &IssueFilter,
-        page: PageRequest,
-    ) -> selfmon_core::Result<Page<FiledIssue>> {
-        let s = self.inner.s.clone();
-        let (limit, offset) = limits(page);
-        let class = filter.classification.map(|c| c.as_str().to_string());
-        let state = filter.state.map(|st| st.as_str().to_string());
-        core(
-            async {
-                with_conn!(self, |c| {
-                    let cond = "($1::text IS NULL OR classification = $1)
-                            AND ($2::text IS NULL OR state = $2)";
-                    let total: i64 = c
-                        .query_one(
-                            &format!("SELECT count(*) FROM {s}.selfmon_issues WHERE {cond}"),
-                            &[&class, &state],
-                        )
-                        .await
-                        .map_err(Error::query("counting issues"))?
-                        .col(0)?;
-                    let rows = c
-                        .query(
-                            &format!(
-                                "SELECT issue FROM {s}.selfmon_issues WHERE {cond}
-                             ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4"
-                            ),
-                            &[&class, &state, &limit, &offset],
-                        )
-                        .await
-                        .map_err(Error::query("listing issues"))?;
-                    let items = rows
-                        .iter()
-                        .map(|r| from_json("filed issue", r.col(0)?))
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Page {
-                        items,
-                        total: to_u64(total),
-                    })
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
-        let sql = format!(
-            "SELECT state FROM {}.selfmon_template_state WHERE id = 1",
-            self.inner.s
-        );
-        core(
-            async {
-                with_conn!(self, |c| {
-                    c.query_opt(&sql, &[])
-                        .await
-                        .map_err(Error::query("loading learned templates"))?
-                        .map(|r| r.col(0))
-                        .transpose()
-                })
-            }
-            .await,
-        )
-    }
-
-    async fn save_template_state(&self, state: &str) -> selfmon_core::Result<()> {
-        let s = self.inner.s.clone();
-        let state = state.to_string();
-        core(
-            async {
-                fenced!(self, "saving learned templates", |tx| {
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO {s}.selfmon_template_state (id, state) VALUES (1, $1)
-                         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state"
-                        ),
-                        &[&state],
-                    )
-                    .await
-                    .map_err(Error::query("saving learned templates"))?;
-                    Ok(())
-                })
-            }
-            .await,
-        )
+/// The stand-in "holder" reported when a renewal finds nobody holding the lease.
+fn unheld(now: DateTime<Utc>) -> Lease {
+    Lease {
+        owner: String::new(),
+        host: String::new(),
+        pid: None,
+        process_start: None,
+        acquired_at: now,
+        expires_at: now,
     }
 }
 
@@ -1157,3 +731,8 @@ fn to_u64(v: i64) -> u64 {
 fn limits(page: PageRequest) -> (i64, i64) {
     (to_i64(page.limit.min(MAX_PAGE_SIZE)), to_i64(page.offset))
 }
+
+mod history;
+mod issue_ledger;
+mod scan_ledger;
+mod template_memory;

@@ -1,0 +1,66 @@
+//! The issue ledger: issues selfmon filed, their occurrences and states, and the filing outbox.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::error::Result;
+use crate::model::{BacklogEntry, FiledIssue, FilingIntent, IssueState};
+
+/// What selfmon filed and is about to file: the deduplicator's memory, the backlog of findings a
+/// budget deferred, and the outbox that makes filing exactly-once across crashes. Kept in one trait
+/// because one transaction spans them ([`complete_intent`](IssueLedger::complete_intent) writes an
+/// issue row, removes an intent and closes its backlog entry).
+///
+/// Contract:
+/// - Every method is durable on return: after `Ok`, a crash does not lose the write.
+/// - `complete_intent` records the issue row and removes the intent atomically (closing the
+///   intent's backlog entry, if it has one, in the same step); after a crash either all happened
+///   or none did.
+/// - `record_occurrences` and `set_issue_state` for an issue number the ledger never recorded (the
+///   tracker may hold issues filed elsewhere) do nothing and succeed.
+/// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
+///   a corrupt one is not.
+// Adding a method? List it in the `forward!` at the end of this file too.
+#[async_trait]
+pub trait IssueLedger: Send + Sync {
+    /// Every issue selfmon filed, for dedup.
+    async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
+
+    /// Records `count` new occurrences of a filed issue seen at `now` (its `last_seen_at`).
+    async fn record_occurrences(
+        &self,
+        issue_number: u64,
+        count: u64,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Updates the state of a filed issue (closed, reopened) as the tracker reports it.
+    async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
+
+    /// Commits a filing intent before the tracker is called (the outbox).
+    async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
+
+    /// Intents not yet completed, oldest first.
+    async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
+
+    /// Records the filed issue and removes the intent, atomically; an intent with a
+    /// `backlog_entry_id` also closes that entry (reason `filed as #N`) in the same step.
+    /// Completing an intent twice keeps one issue row.
+    async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
+
+    /// Backlog entries not yet closed, in filing priority ([`BacklogEntry::priority`]: most severe
+    /// first, then most occurrences, then oldest).
+    async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
+}
+
+crate::traits::forward::forward! {
+    IssueLedger {
+        async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
+        async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
+        async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
+        async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
+        async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
+        async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
+        async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
+    }
+}
