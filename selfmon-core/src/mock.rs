@@ -8,8 +8,8 @@ use mockall::mock;
 use crate::dedup::KnownIssues;
 use crate::error::Result;
 use crate::model::{
-    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanRecord,
-    TrackedIssue,
+    FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent, IssueRef, IssueState, Marker,
+    ScanId, ScanRecord, ScanReport, TrackedIssue,
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
@@ -91,6 +91,9 @@ mock! {
         async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
+        async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;
+        async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>>;
+        async fn issue_history(&self, issue_number: u64, page: PageRequest) -> Result<Page<IssueEvent>>;
         async fn load_template_state(&self) -> Result<Option<String>>;
         async fn save_template_state(&self, state: &str) -> Result<()>;
     }

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
-    Classification, Component, DuplicateCounts, ErrorCode, FiledIssue, FilingIntent, IssueFilter,
-    IssueRef, IssueState, Lease, LeaseOutcome, Page, PageRequest, ScanId, ScanRecord, ScanStatus,
-    ScanTrigger, StateStore,
+    Classification, Component, DuplicateCounts, ErrorCode, FiledIssue, FilingIntent, IssueEvent,
+    IssueEventKind, IssueFilter, IssueRef, IssueState, Lease, LeaseOutcome, Page, PageRequest,
+    ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger, StateStore,
 };
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +84,9 @@ pub struct PruneReport {
     pub scans_deleted: u64,
     /// Occurrence-history rows removed.
     pub occurrences_deleted: u64,
+    /// Scan reports removed (with their scans).
+    #[serde(default)]
+    pub reports_deleted: u64,
 }
 
 /// A [`StateStore`] in one SQLite file (which may be the host's own database).
@@ -248,10 +251,24 @@ impl SqliteStateStore {
                     [&cutoff],
                 )
                 .map_err(Error::sqlite("pruning occurrences"))?;
+            let reports_deleted = tx
+                .execute(
+                    "DELETE FROM selfmon_scan_reports
+                     WHERE scan_id NOT IN (SELECT scan_id FROM self_monitoring_scans)",
+                    [],
+                )
+                .map_err(Error::sqlite("pruning scan reports"))?;
+            tx.execute(
+                "DELETE FROM selfmon_issue_events
+                 WHERE scan_id NOT IN (SELECT scan_id FROM self_monitoring_scans)",
+                [],
+            )
+            .map_err(Error::sqlite("pruning issue events"))?;
             tx.commit().map_err(Error::sqlite("committing retention"))?;
             Ok(PruneReport {
                 scans_deleted: scans_deleted as u64,
                 occurrences_deleted: occurrences_deleted as u64,
+                reports_deleted: reports_deleted as u64,
             })
         })
         .await
@@ -610,6 +627,129 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
+    async fn save_scan_report(&self, report: &ScanReport) -> selfmon_core::Result<()> {
+        let mut report = report.clone();
+        report.bound();
+        self.run_core(move |conn| {
+            let json = to_json("scan report", &report)?;
+            let events = report.issue_events();
+            let scan_id = report.record.scan_id.as_str();
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("saving a scan report"))?;
+            tx.execute(
+                "INSERT OR REPLACE INTO selfmon_scan_reports (scan_id, report, saved_at)
+                 VALUES (?1, ?2, ?3)",
+                rusqlite::params![scan_id, json, now_text()],
+            )
+            .map_err(Error::sqlite("saving a scan report"))?;
+            tx.execute(
+                "DELETE FROM selfmon_issue_events WHERE scan_id = ?1",
+                [scan_id],
+            )
+            .map_err(Error::sqlite("saving a scan report"))?;
+            for e in &events {
+                tx.execute(
+                    "INSERT INTO selfmon_issue_events (scan_id, issue_number, at, kind, records,
+                     detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    rusqlite::params![
+                        scan_id,
+                        to_i64(e.issue_number),
+                        time_text(e.at),
+                        e.kind.as_str(),
+                        to_i64(e.records),
+                        e.detail
+                    ],
+                )
+                .map_err(Error::sqlite("saving a scan report's issue events"))?;
+            }
+            tx.commit()
+                .map_err(Error::sqlite("committing a scan report"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn scan_report(&self, scan_id: &ScanId) -> selfmon_core::Result<Option<ScanReport>> {
+        let scan_id = scan_id.clone();
+        self.run_core(move |conn| {
+            let record = conn
+                .query_row(
+                    &format!("SELECT {SCAN_COLUMNS} FROM self_monitoring_scans WHERE scan_id = ?1"),
+                    [scan_id.as_str()],
+                    |r| Ok(scan_from_row(r)),
+                )
+                .optional()
+                .map_err(Error::sqlite("reading a scan"))?
+                .transpose()?;
+            let Some(record) = record else {
+                return Ok(None);
+            };
+            let text: Option<String> = conn
+                .query_row(
+                    "SELECT report FROM selfmon_scan_reports WHERE scan_id = ?1",
+                    [scan_id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(Error::sqlite("reading a scan report"))?;
+            Ok(Some(match text {
+                Some(t) => ScanReport {
+                    record,
+                    ..from_json::<ScanReport>("scan report", &t)?
+                },
+                None => ScanReport {
+                    details_recorded: false,
+                    ..ScanReport::new(record)
+                },
+            }))
+        })
+        .await
+    }
+
+    async fn issue_history(
+        &self,
+        issue_number: u64,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<IssueEvent>> {
+        self.run_core(move |conn| {
+            let number = to_i64(issue_number);
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM selfmon_issue_events WHERE issue_number = ?1",
+                    [number],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sqlite("counting issue events"))?;
+            let (limit, offset) = limits(page);
+            let mut stmt = conn
+                .prepare(
+                    "SELECT scan_id, at, kind, records, detail FROM selfmon_issue_events
+                     WHERE issue_number = ?1 ORDER BY at DESC, id ASC LIMIT ?2 OFFSET ?3",
+                )
+                .map_err(Error::sqlite("listing issue events"))?;
+            let items = stmt
+                .query_map(rusqlite::params![number, limit, offset], |r| {
+                    let kind: String = r.get(2)?;
+                    Ok(IssueEvent {
+                        issue_number,
+                        scan_id: ScanId(r.get(0)?),
+                        at: parse_time(&r.get::<_, String>(1)?),
+                        kind: parse_event_kind(&kind),
+                        records: to_u64(r.get::<_, Option<i64>>(3)?),
+                        detail: r.get(4)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(Error::sqlite("listing issue events"))?;
+            Ok(Page {
+                items,
+                total: to_u64(Some(total)),
+            })
+        })
+        .await
+    }
+
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
         self.run_core(|conn| {
             conn.query_row(
@@ -788,6 +928,19 @@ fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
         })
     })();
     res.map_err(e)
+}
+
+fn parse_event_kind(s: &str) -> IssueEventKind {
+    [
+        IssueEventKind::Filed,
+        IssueEventKind::KnownSignature,
+        IssueEventKind::Duplicate,
+        IssueEventKind::Commented,
+        IssueEventKind::Regression,
+    ]
+    .into_iter()
+    .find(|k| k.as_str() == s)
+    .unwrap_or(IssueEventKind::Duplicate)
 }
 
 fn parse_status(s: &str) -> Option<ScanStatus> {

@@ -13,9 +13,9 @@ use selfmon_core::engine::SelfMonitor;
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
-    Component, Error, FiledIssue, FilingIntent, IssueDraft, IssueFilter, IssueRef, IssueState,
-    IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanRecord, ScanStatus,
-    ScanTrigger, StateStore, TrackedIssue,
+    Component, Error, FiledIssue, FilingIntent, IssueDraft, IssueEvent, IssueFilter, IssueRef,
+    IssueState, IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanId, ScanRecord,
+    ScanReport, ScanStatus, ScanTrigger, StateStore, TrackedIssue,
 };
 use selfmon_sqlite::{
     create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
@@ -129,6 +129,19 @@ impl StateStore for CrashingStore {
         p: PageRequest,
     ) -> selfmon_core::Result<Page<FiledIssue>> {
         guarded!(self, self.inner.list_issues(f, p))
+    }
+    async fn save_scan_report(&self, r: &ScanReport) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.save_scan_report(r))
+    }
+    async fn scan_report(&self, id: &ScanId) -> selfmon_core::Result<Option<ScanReport>> {
+        guarded!(self, self.inner.scan_report(id))
+    }
+    async fn issue_history(
+        &self,
+        n: u64,
+        p: PageRequest,
+    ) -> selfmon_core::Result<Page<IssueEvent>> {
+        guarded!(self, self.inner.issue_history(n, p))
     }
     async fn load_template_state(&self) -> selfmon_core::Result<Option<String>> {
         guarded!(self, self.inner.load_template_state())

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{FiledIssue, FilingIntent, IssueState, ScanRecord};
+use crate::model::{
+    FiledIssue, FilingIntent, IssueEvent, IssueState, ScanId, ScanRecord, ScanReport,
+};
 
 /// A single-flight lease held by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,6 +135,25 @@ pub trait StateStore: Send + Sync {
         filter: &IssueFilter,
         page: PageRequest,
     ) -> Result<Page<FiledIssue>>;
+
+    /// Stores the report of a scan, bounded by [`ScanReport::bound`] (implementations apply it,
+    /// so every store cuts an oversized report the same way), replacing an earlier report of the
+    /// same scan id, and indexes its
+    /// [`ScanReport::issue_events`] for [`issue_history`](StateStore::issue_history). Called
+    /// before [`finish_scan`](StateStore::finish_scan) of a successful scan and after that of a
+    /// failed one; the report's `record` is informative only (the scan row stays authoritative).
+    /// Retention removes a scan's report and its events together with the scan.
+    async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;
+
+    /// The report of one scan; `None` when the store has no scan with this id. Its `record` is
+    /// the scan's stored record (so a scan later closed as abandoned shows as failed); a scan with
+    /// no saved report gives empty lists and `details_recorded: false`.
+    async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>>;
+
+    /// What scans did about one issue (filed it, matched its signatures, duplicated, commented,
+    /// regressed), newest first, from the stored reports of non-dry-run scans.
+    async fn issue_history(&self, issue_number: u64, page: PageRequest)
+        -> Result<Page<IssueEvent>>;
 
     /// The templater's learned state (an opaque JSON document written by
     /// [`save_template_state`](StateStore::save_template_state)), so the same message maps to the
