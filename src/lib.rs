@@ -6,7 +6,8 @@
 //!
 //! This crate is a thin facade: it re-exports [`selfmon_core`] (model, configuration, traits, the
 //! scan engine, deterministic triage, in-memory adapters) and, behind the features `sqlite`,
-//! `claude` and `github` (all on by default), the adapter crates.
+//! `claude` and `github` (all on by default), the adapter crates; `postgres` (off by default) adds
+//! [`selfmon_postgres`] for clusters whose nodes share logs and state in PostgreSQL.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -42,5 +43,7 @@ pub mod dry_run;
 pub use selfmon_claude as claude;
 #[cfg(feature = "github")]
 pub use selfmon_github as github;
+#[cfg(feature = "postgres")]
+pub use selfmon_postgres as postgres;
 #[cfg(feature = "sqlite")]
 pub use selfmon_sqlite as sqlite;

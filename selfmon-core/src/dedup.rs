@@ -27,8 +27,9 @@ use async_trait::async_trait;
 use crate::config::DedupConfig;
 use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
 use crate::error::Result;
+use crate::hash::{sha256_hex, FxMap};
 use crate::model::{Classification, ErrorCode, Finding, IssueState, KnownIssue};
-use crate::template::{is_specific_template, mask, sha256_hex, FxMap};
+use crate::template::{is_specific_template, mask};
 use crate::traits::{DedupDecision, DedupTier, Deduplicator};
 
 /// The known issues of one scan, indexed for the dedup tiers. Built once per scan from the state
@@ -921,6 +922,7 @@ mod tests {
             distinct_correlation_ids: 0,
             repeated: false,
             has_traceback: false,
+            nodes: vec![],
         }
     }
 

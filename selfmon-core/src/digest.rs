@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
+use crate::hash::{sha256_hex, FxMap};
 use crate::model::{ErrorCode, Level, LogRecord};
-use crate::template::{sha256_hex, ClusterId, FxMap, Templater};
+use crate::template::{ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
@@ -21,6 +22,9 @@ pub const MAX_SAMPLE_MESSAGES: usize = 3;
 pub const MAX_SAMPLE_CHARS: usize = 500;
 /// Sample messages are taken from the first this many records of a signature.
 pub const SAMPLE_WINDOW: u64 = 64;
+/// Distinct node ids kept per signature.
+pub const MAX_NODES: usize = 16;
+
 /// Distinct correlation ids counted exactly per signature; beyond this the count saturates.
 pub const MAX_DISTINCT_CORRELATION_IDS: usize = 1_000;
 
@@ -59,6 +63,10 @@ pub struct Signature {
     pub repeated: bool,
     /// Whether a sample looks like a traceback or panic.
     pub has_traceback: bool,
+    /// The cluster nodes that wrote this signature's records (at most [`MAX_NODES`], first seen
+    /// first); empty for a single server. Untrusted text.
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 /// All signatures of one scan.
@@ -437,6 +445,7 @@ fn new_signature(
         distinct_correlation_ids: 0,
         repeated: false,
         has_traceback: false,
+        nodes: Vec::new(),
     }
 }
 
@@ -472,6 +481,11 @@ fn update_signature(
     }
     if sig.count >= repeat_threshold {
         sig.repeated = true;
+    }
+    if let Some(node) = &record.node_id {
+        if sig.nodes.len() < MAX_NODES && !sig.nodes.contains(node) {
+            sig.nodes.push(node.clone());
+        }
     }
     if let Some(cid) = &record.correlation_id {
         if cids.len() < MAX_DISTINCT_CORRELATION_IDS && !cids.contains(cid) {
@@ -517,6 +531,11 @@ fn merge_signature(
     }
     into.distinct_correlation_ids = into_cids.len() as u64;
     into.has_traceback |= from.has_traceback;
+    for n in from.nodes {
+        if into.nodes.len() < MAX_NODES && !into.nodes.contains(&n) {
+            into.nodes.push(n);
+        }
+    }
     into.repeated = into.count >= repeat_threshold;
 }
 
@@ -599,6 +618,9 @@ fn render_signature(sig: &Signature) -> String {
         if sig.repeated { " REPEATING" } else { "" },
         if sig.has_traceback { " TRACEBACK" } else { "" },
     );
+    if !sig.nodes.is_empty() {
+        let _ = writeln!(s, "  nodes: {}", sig.nodes.join(", "));
+    }
     let _ = writeln!(s, "  template: {}", sig.template);
     for m in &sig.sample_messages {
         let _ = writeln!(s, "  sample: {}", m.replace('\n', "\n          "));
@@ -645,6 +667,19 @@ mod tests {
 
     fn rec(id: i64, level: Level, msg: &str) -> LogRecord {
         LogRecord::new(id, level, msg).with_source("svc")
+    }
+
+    #[test]
+    fn a_signature_names_the_nodes_that_wrote_it_without_splitting_by_node() {
+        let recs = vec![
+            rec(1, Level::Error, "clone of /a failed after 3 tries").with_node_id("node-a"),
+            rec(2, Level::Error, "clone of /b failed after 4 tries").with_node_id("node-b"),
+            rec(3, Level::Error, "clone of /c failed after 5 tries").with_node_id("node-a"),
+        ];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        assert_eq!(d.signatures.len(), 1, "the node is evidence, not identity");
+        assert_eq!(d.signatures[0].nodes, ["node-a", "node-b"]);
+        assert!(d.render(100_000).contains("nodes: node-a, node-b"));
     }
 
     #[test]

@@ -1096,6 +1096,11 @@ fn shown_signature(sig: &Signature, redactor: &Redactor) -> Signature {
         .source
         .as_ref()
         .map(|x| redactor.redact_string(&crate::digest::sanitize_sample(x)));
+    s.nodes = sig
+        .nodes
+        .iter()
+        .map(|n| redactor.redact_string(&crate::digest::sanitize_sample(n)))
+        .collect();
     s.first_timestamp = crate::digest::sanitize_sample(&sig.first_timestamp);
     s.last_timestamp = crate::digest::sanitize_sample(&sig.last_timestamp);
     s

@@ -186,7 +186,11 @@ fn evidence(b: &mut String, signatures: &[&Signature], evidence_ids: &[i64]) {
         }
         b.push('\n');
         for s in signatures.iter().take(3) {
-            let mut excerpt = format!("template: {}\n", s.template);
+            let mut excerpt = String::new();
+            if !s.nodes.is_empty() {
+                let _ = writeln!(excerpt, "nodes: {}", s.nodes.join(", "));
+            }
+            let _ = writeln!(excerpt, "template: {}", s.template);
             for m in s.sample_messages.iter().take(2) {
                 let _ = writeln!(excerpt, "sample: {m}");
             }

@@ -36,6 +36,7 @@ pub mod dedup;
 pub mod digest;
 pub mod engine;
 pub mod error;
+pub mod hash;
 pub mod issue_body;
 pub mod model;
 pub mod offline;

@@ -1,13 +1,48 @@
 //! Redaction of secrets and personal data from everything that leaves the process.
 //!
 //! The [`Redactor`] replaces each detected value with `[REDACTED:<kind>]`. It is applied by the
-//! engine (never by individual adapters) to the digest and prompt given to the runner and to every
-//! issue title, body and comment given to the tracker. Templating and fingerprints are computed on
-//! the original messages, so redaction never changes a fingerprint.
+//! engine (never by individual adapters) to raw log text *before* any masking, templating or
+//! truncation, and again to every text that leaves (the digest and prompt given to the runner,
+//! every issue title, body and comment given to the tracker). Fingerprints are computed from the
+//! original templates, so the redaction configuration never changes a fingerprint.
+//!
+//! # What is detected
+//!
+//! Modelled on the rule set and allowlists of gitleaks and the entropy plugins of Yelp's
+//! detect-secrets; our own rules:
+//!
+//! - **Key material**: PEM/OpenSSH/PGP private-key blocks (to the end of the text when unterminated),
+//!   age secret keys.
+//! - **Cloud providers**: AWS access key ids (`AKIA`, `ASIA`, ...) *and the unkeyed 40-character
+//!   secret half that follows one on the same line*, keyed AWS secrets, Google API keys (`AIza`) and
+//!   OAuth tokens (`ya29.`, `GOCSPX-`), Azure storage account keys (`AccountKey=`, bare 88-character
+//!   keys) and SAS signatures, DigitalOcean (`dop_v1_`), Databricks (`dapi`).
+//! - **SaaS APIs**: GitHub (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`), GitLab (`glpat-`
+//!   and its siblings), PyPI (`pypi-AgE`), npm (`npm_`), Hugging Face (`hf_`), Atlassian (`ATATT3`),
+//!   Linear, Postman, Shopify, Doppler, Grafana, New Relic, Slack tokens and webhooks, Discord
+//!   webhooks, Telegram bot tokens, Stripe (incl. `whsec_`), SendGrid (`SG.`), Twilio (`SK`/`AC` +
+//!   32 hex), Mailgun, Mailchimp, Anthropic (`sk-ant-`), OpenAI (`sk-`, `sk-proj-`, `sk-svcacct-`,
+//!   `sk-admin-`), HashiCorp Vault (`hvs.`, `hvb.`, `hvr.`).
+//! - **Generic shapes**: JWTs, `Authorization:` headers (any scheme, opaque tokens included),
+//!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`), `key=value` and
+//!   `"key": "value"` pairs whose key names a secret (password, token, api key, client secret,
+//!   account key, cookie, session id, ...), which covers connection strings (`Pwd=...;`).
+//! - **High entropy** (see `entropy.rs`): unkeyed base64 runs of 20+ characters and hex runs of 32+
+//!   that look random (Shannon entropy and frequent character-class switches), unless they are a
+//!   known harmless shape: UUIDs, 40/64/128-digit hex (git SHAs and content hashes, which the
+//!   templater masks as `<HASH>`), base64 that decodes to text or starts with a file magic, runs
+//!   longer than 256 characters (data), and values keyed as ids or hashes (`request_id=`, `sha256:`,
+//!   `commit `, `etag`, ...).
+//! - **Personal data**: email addresses (not `git@host:` remotes); optionally IP addresses and user
+//!   ids ([`RedactionConfig`]), plus the operator's own patterns.
+//!
+//! Not covered: secrets split across lines other than private-key blocks, low-entropy passwords
+//! without a keyword, and secrets shaped like a harmless value (a 40-digit hex token reads as a git
+//! SHA).
 //!
 //! Speed: one Aho-Corasick pass over literal triggers (`ghp_`, `AKIA`, `://`, `password`, `@`, ...)
-//! decides which rules can apply; text with no trigger is returned untouched without running any
-//! regular expression.
+//! decides which rules can apply, so text with no trigger runs no regular expression; the entropy
+//! detector is one byte scan that only judges runs of 20 or more word characters.
 
 use std::borrow::Cow;
 
@@ -16,6 +51,8 @@ use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+mod entropy;
 
 /// What to redact beyond secrets and emails.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,6 +97,10 @@ enum Rewrite {
     BasicAuth,
     /// An email address, except the `git@host:org/repo` form of a git remote.
     Email,
+    /// Keep groups 1 and 3 (the context around a secret), replace group 2.
+    Middle,
+    /// Replace group 1, keep what the match holds around it (a boundary character).
+    Group1,
 }
 
 struct Rule {
@@ -86,27 +127,71 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session[_-]?id|cookie)";
+const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret)";
 
-fn builtin() -> Vec<(&'static str, &'static [&'static str], String, Rewrite)> {
+/// AWS access key id prefixes (gitleaks `aws-access-token`).
+const AWS_PREFIXES: &[&str] = &[
+    "AKIA", "ASIA", "ABIA", "ACCA", "A3T", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
+];
+
+type Spec = (&'static str, &'static [&'static str], String, Rewrite);
+
+/// The built-in rules, in the order they run. A rule whose match contains another rule's trigger
+/// runs first (the AWS pair before the bare access key, `sk-ant-` before `sk-`), so the more
+/// specific kind names the placeholder.
+fn builtin() -> Vec<Spec> {
     vec![
-        ("private_key", &["-----BEGIN"], r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\z)".into(), Rewrite::Whole),
+        // Key material.
+        ("private_key", &["-----BEGIN"], r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.*?)(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)".into(), Rewrite::Whole),
+        ("private_key", &["AGE-SECRET-KEY-1"], r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}".into(), Rewrite::Whole),
+        // Cloud providers. The AWS secret half is an unkeyed 40-character base64 run that follows
+        // an access key id on the same line; it goes first, while the id still marks it.
+        ("aws_secret_key", AWS_PREFIXES, r"(\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9]|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b[^\n]{0,120}?[^A-Za-z0-9/+\n])([A-Za-z0-9/+]{40})([^A-Za-z0-9/+=]|\z)".into(), Rewrite::Middle),
+        ("aws_access_key", AWS_PREFIXES, r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9]|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b".into(), Rewrite::Whole),
+        ("aws_secret_key", &["aws_secret", "secret_access_key", "aws secret", "AWS_SECRET", "SECRET_ACCESS_KEY", "SecretAccessKey"], r#"(?i)((?:aws_?)?secret_?access_?key|aws_?secret(?:_?key)?|aws secret(?: access)? key)(["']?\s*[=:]\s*["']?|\s+)[A-Za-z0-9/+=]{40}"#.into(), Rewrite::KeepPrefix),
+        ("google_api_key", &["AIza"], r"\bAIza[0-9A-Za-z_-]{35}".into(), Rewrite::Whole),
+        ("google_oauth", &["ya29.", "GOCSPX-", "1//0"], r"\b(?:ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{28}|1//0[0-9A-Za-z_-]{40,})".into(), Rewrite::Whole),
+        ("azure_storage_key", &["AccountKey=", "accountkey=", "SharedAccessKey=", "sharedaccesskey="], r"(?i)(\b(?:AccountKey|SharedAccessKey)\s*=\s*)[A-Za-z0-9+/]{20,}={0,2}".into(), Rewrite::KeepPrefix),
+        ("azure_sas", &["sig="], r"([?&]sig=)[A-Za-z0-9%+/=]{20,}".into(), Rewrite::KeepPrefix),
+        ("azure_storage_key", &["=="], r"(?:^|[^A-Za-z0-9+/])([A-Za-z0-9+/]{86}==)(?:[^A-Za-z0-9+/=]|\z)".into(), Rewrite::Group1),
+        ("digitalocean_token", &["dop_v1_", "doo_v1_", "dor_v1_"], r"\bdo[opr]_v1_[a-f0-9]{64}".into(), Rewrite::Whole),
+        ("databricks_token", &["dapi"], r"\bdapi[a-f0-9]{32}(?:-\d)?\b".into(), Rewrite::Whole),
+        // Source hosting and package registries.
         ("github_token", &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"\bgh[pousr]_[A-Za-z0-9]{20,255}".into(), Rewrite::Whole),
         ("github_token", &["github_pat_"], r"\bgithub_pat_[A-Za-z0-9_]{20,255}".into(), Rewrite::Whole),
-        ("aws_access_key", &["AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA"], r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b".into(), Rewrite::Whole),
-        ("aws_secret_key", &["aws_secret", "secret_access_key", "aws secret"], r#"(?i)((?:aws_?)?secret_?access_?key|aws_?secret(?:_?key)?|aws secret(?: access)? key)(["']?\s*[=:]\s*["']?|\s+)[A-Za-z0-9/+=]{40}"#.into(), Rewrite::KeepPrefix),
+        ("gitlab_token", &["glpat-", "gldt-", "glrt-", "glptt-", "glsoat-", "glcbt-", "gloas-", "glimt-", "glagent-", "GR1348941"], r"\b(?:gl(?:pat|dt|rt|ptt|soat|cbt|oas|imt|agent)-[0-9A-Za-z_-]{20,}|GR1348941[0-9A-Za-z_-]{20,})".into(), Rewrite::Whole),
+        ("pypi_token", &["pypi-"], r"\bpypi-AgE[A-Za-z0-9_-]{50,}".into(), Rewrite::Whole),
+        ("npm_token", &["npm_"], r"\bnpm_[A-Za-z0-9]{36}\b".into(), Rewrite::Whole),
+        ("huggingface_token", &["hf_"], r"\bhf_[A-Za-z0-9]{34,}\b".into(), Rewrite::Whole),
+        ("atlassian_token", &["ATATT3", "ATCTT3"], r"\bAT[AC]TT3[A-Za-z0-9_=-]{40,}".into(), Rewrite::Whole),
+        ("linear_key", &["lin_api_"], r"\blin_api_[A-Za-z0-9]{40}\b".into(), Rewrite::Whole),
+        ("postman_key", &["PMAK-"], r"\bPMAK-[a-fA-F0-9]{24}-[a-fA-F0-9]{34}\b".into(), Rewrite::Whole),
+        ("shopify_token", &["shpat_", "shpca_", "shppa_", "shpss_"], r"\bshp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}\b".into(), Rewrite::Whole),
+        ("doppler_token", &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct."], r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}".into(), Rewrite::Whole),
+        ("grafana_token", &["glc_", "glsa_"], r"\b(?:glc_[A-Za-z0-9+/]{32,}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})".into(), Rewrite::Whole),
+        ("newrelic_key", &["NRAK-", "NRII-", "NRJS-"], r"\bNR(?:AK|II|JS)-[A-Za-z0-9]{19,32}\b".into(), Rewrite::Whole),
+        // Messaging, payments, mail.
         ("slack_webhook", &["hooks.slack.com"], r"https?://hooks\.slack\.com/[A-Za-z0-9/_-]+".into(), Rewrite::Whole),
-        ("slack_token", &["xox"], r"\bxox[abposr]-[A-Za-z0-9-]{10,}".into(), Rewrite::Whole),
-        ("stripe_key", &["sk_live", "sk_test", "rk_live", "rk_test", "pk_live", "pk_test"], r"\b[spr]k_(?:live|test)_[A-Za-z0-9]{10,}".into(), Rewrite::Whole),
-        ("google_api_key", &["AIza"], r"\bAIza[0-9A-Za-z_-]{35}".into(), Rewrite::Whole),
+        ("slack_token", &["xox", "xapp-"], r"\b(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})".into(), Rewrite::Whole),
+        ("discord_webhook", &["/api/webhooks/"], r"https?://(?:[a-z]+\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]+".into(), Rewrite::Whole),
+        ("telegram_token", &[":AA"], r"\b\d{8,10}:AA[0-9A-Za-z_-]{33}\b".into(), Rewrite::Whole),
+        ("stripe_key", &["sk_live", "sk_test", "rk_live", "rk_test", "pk_live", "pk_test", "whsec_"], r"\b(?:[spr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})".into(), Rewrite::Whole),
+        ("sendgrid_key", &["SG."], r"\bSG\.[A-Za-z0-9_-]{16,32}\.[A-Za-z0-9_-]{16,64}".into(), Rewrite::Whole),
+        ("twilio_key", &["SK", "AC"], r"\b(?:SK|AC)[0-9a-f]{32}\b".into(), Rewrite::Whole),
+        ("mailgun_key", &["key-"], r"\bkey-[0-9a-f]{32}\b".into(), Rewrite::Whole),
+        ("mailchimp_key", &["-us"], r"\b[0-9a-f]{32}-us\d{1,2}\b".into(), Rewrite::Whole),
+        // Model APIs. Anthropic first: its keys also start with `sk-`.
         ("anthropic_key", &["sk-ant-"], r"\bsk-ant-[A-Za-z0-9_-]{16,}".into(), Rewrite::Whole),
-        ("openai_key", &["sk-"], r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{20,}".into(), Rewrite::Whole),
+        ("openai_key", &["sk-"], r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}".into(), Rewrite::Whole),
+        // Secret stores.
+        ("vault_token", &["hvs.", "hvb.", "hvr."], r"\bhv[sbr]\.[A-Za-z0-9_-]{24,}".into(), Rewrite::Whole),
+        // Generic shapes.
         ("jwt", &["eyJ"], r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*".into(), Rewrite::Whole),
-        ("authorization", &["authorization", "Authorization", "AUTHORIZATION"], r#"(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest|negotiate)\s+)?[^\s"',;]+"#.into(), Rewrite::KeepPrefix),
+        ("authorization", &["authorization", "Authorization", "AUTHORIZATION"], r#"(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest|negotiate|apikey|sso-key)\s+)?[^\s"',;]+"#.into(), Rewrite::KeepPrefix),
         ("authorization", &["bearer", "Bearer", "BEARER"], r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*".into(), Rewrite::KeepPrefix),
         ("authorization", &["Basic "], r"(\bBasic\s+)([A-Za-z0-9+/]{8,}={0,2})".into(), Rewrite::BasicAuth),
         ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
-        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key"],
+        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret"],
             format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
         ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
@@ -214,9 +299,6 @@ impl Redactor {
         for m in self.prefilter.find_overlapping_iter(text) {
             armed |= self.trigger_masks[m.pattern().as_usize()];
         }
-        if armed == 0 && self.always.is_empty() {
-            return Cow::Borrowed(text);
-        }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
         for (i, rule) in self.rules.iter().enumerate() {
             let on = if i < 128 {
@@ -231,7 +313,19 @@ impl Redactor {
                 out = Cow::Owned(s);
             }
         }
-        out
+        let spans = entropy::spans(&out);
+        if spans.is_empty() {
+            return out;
+        }
+        let mut redacted = String::with_capacity(out.len());
+        let mut at = 0;
+        for r in spans {
+            redacted.push_str(&out[at..r.start]);
+            redacted.push_str("[REDACTED:high_entropy]");
+            at = r.end;
+        }
+        redacted.push_str(&out[at..]);
+        Cow::Owned(redacted)
     }
 
     /// Convenience: the redacted text as an owned string.
@@ -272,6 +366,24 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
                 whole.to_string()
             } else {
                 format!("{prefix}{placeholder}")
+            }
+        }),
+        Rewrite::Middle => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            format!(
+                "{}{placeholder}{}",
+                c.get(1).map_or("", |m| m.as_str()),
+                c.get(3).map_or("", |m| m.as_str()),
+            )
+        }),
+        Rewrite::Group1 => rule.regex.replace_all(text, |c: &Captures<'_>| {
+            let whole = c.get(0).map_or("", |m| m.as_str());
+            match (c.get(0), c.get(1)) {
+                (Some(w), Some(g)) => format!(
+                    "{}{placeholder}{}",
+                    &whole[..g.start() - w.start()],
+                    &whole[g.end() - w.start()..]
+                ),
+                _ => whole.to_string(),
             }
         }),
         Rewrite::UrlPassword => rule.regex.replace_all(text, |c: &Captures<'_>| {
@@ -367,6 +479,32 @@ mod tests {
             ("{\"api_key\": \"abcd1234\"}", "secret"),
             ("Server=db;Uid=sa;Pwd=Sup3r;", "secret"),
             ("mail bob.smith@example.org now", "email"),
+            (
+                "AWS creds in env: AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "aws_secret_key",
+            ),
+            ("gitlab glpat-Ab3dE5gH7jK9mN1pQ3sT now", "gitlab_token"),
+            (
+                "pypi-AgEIcHlwaS5vcmcCJDU3OTM5NjZkLTk5ZjktNGQ3Yi1hNGQ4LTI0ZjYxZjQxYzU5",
+                "pypi_token",
+            ),
+            ("npm npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_token"),
+            (
+                "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ",
+                "sendgrid_key",
+            ),
+            ("twilio SK0123456789abcdef0123456789abcdef", "twilio_key"),
+            (
+                "do dop_v1_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                "digitalocean_token",
+            ),
+            ("vault hvs.CAESIJ8tE3aZ7kL9mN1pQ3sT5vW7", "vault_token"),
+            (
+                "AccountName=x;AccountKey=Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYg==;",
+                "azure_storage_key",
+            ),
+            ("unkeyed Zx8Qm3Lp0Rt7Vb2Nc5Kd9Wf1 here", "high_entropy"),
+            ("hex 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822c", "high_entropy"),
         ];
         for (input, kind) in cases {
             let out = r(input);

@@ -458,6 +458,7 @@ pub(crate) fn convert_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogRecord
         user_id: text(row.get_ref(6)?),
         request_path: text(row.get_ref(7)?),
         extra_data,
+        node_id: None,
     })
 }
 

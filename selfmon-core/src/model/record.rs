@@ -113,6 +113,10 @@ pub struct LogRecord {
     /// Structured extra data (`{"error_code": "GIT-SYNC-001", ...}`), `Null` when absent.
     #[serde(default)]
     pub extra_data: serde_json::Value,
+    /// The server node that wrote the record, in a cluster whose nodes share one log table
+    /// (`None` for a single server). Untrusted text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
 }
 
 impl LogRecord {
@@ -128,7 +132,14 @@ impl LogRecord {
             user_id: None,
             request_path: None,
             extra_data: serde_json::Value::Null,
+            node_id: None,
         }
+    }
+
+    /// Builder-style setter for `node_id`.
+    pub fn with_node_id(mut self, node: impl Into<String>) -> Self {
+        self.node_id = Some(node.into());
+        self
     }
 
     /// Builder-style setter for `source`.

@@ -1,4 +1,7 @@
+use super::cluster::*;
 use super::*;
+use crate::hash::sha256_hex;
+use crate::Error;
 use proptest::prelude::*;
 
 fn m(s: &str) -> String {
@@ -495,15 +498,6 @@ fn clustering_is_deterministic_for_an_input_order() {
             .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
-}
-
-#[test]
-fn grouping_accuracy_counts_exact_groups_only() {
-    let pred = ["a", "a", "b", "c"];
-    let truth = [1, 1, 2, 2];
-    assert_eq!(grouping_accuracy(&pred, &truth), 0.5);
-    assert_eq!(grouping_accuracy(&["x", "x"], &[1, 2]), 0.0);
-    assert_eq!(grouping_accuracy::<&str, i32>(&[], &[]), 1.0);
 }
 
 #[test]

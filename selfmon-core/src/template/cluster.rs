@@ -1,0 +1,759 @@
+//! Online clustering of masked messages into templates.
+
+use std::hash::Hasher as _;
+
+use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
+
+use super::config::TemplaterConfig;
+use super::masks::{has_placeholder, mask_into, LEAD_PUNCT, TAIL_PUNCT};
+
+/// The placeholder clustering puts where the messages of a cluster differ.
+pub const WILDCARD: &str = "<*>";
+/// A message template and its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Template {
+    /// The template text: masked, and with `<*>` where clustered messages differ.
+    pub text: String,
+    /// Lower-case hex SHA-256 of `text`.
+    pub fingerprint: String,
+}
+
+impl Template {
+    /// The template of an already final text.
+    pub fn from_text(text: String) -> Self {
+        let fingerprint = sha256_hex(text.as_bytes());
+        Template { text, fingerprint }
+    }
+}
+
+/// Identifies a learned cluster within one [`Templater`] (stable across
+/// [`to_state_json`](Templater::to_state_json) round trips, reused never).
+pub type ClusterId = u32;
+
+/// Turns messages into templates; see the [module docs](self).
+#[derive(Debug, Clone, Default)]
+pub struct Templater {
+    pub(super) config: TemplaterConfig,
+    pub(super) clusters: FxMap<ClusterId, Cluster>,
+    pub(super) nodes: Vec<Node>,
+    /// Sibling index: hash of (token count, position, every other token) → clusters.
+    pub(super) siblings: FxMap<u64, Vec<ClusterId>>,
+    /// Clusters merged away → the cluster that absorbed them (recent ones only).
+    pub(super) redirects: FxMap<ClusterId, ClusterId>,
+    pub(super) redirect_order: std::collections::VecDeque<ClusterId>,
+    pub(super) next_id: ClusterId,
+    pub(super) clock: u64,
+    pub(super) scratch: String,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Cluster {
+    pub(super) tokens: Vec<Box<str>>,
+    pub(super) paths: Vec<Vec<Box<str>>>,
+    pub(super) size: u64,
+    pub(super) last_seen: u64,
+    pub(super) text: String,
+    pub(super) fingerprint: String,
+    pub(super) sibling_keys: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(super) struct Node {
+    children: FxMap<Box<str>, u32>,
+    clusters: Vec<ClusterId>,
+}
+
+/// Clusters of one leaf compared with a message, newest first.
+const MAX_LEAF_SCAN: usize = 64;
+
+/// Clusters of one leaf checked for being covered by a just generalised template, newest first.
+const MAX_ABSORB_SCAN: usize = 1024;
+
+/// Sibling positions indexed per cluster (the first this many tokens).
+const MAX_SIBLING_POSITIONS: usize = 32;
+
+impl Templater {
+    /// A templater with the default configuration and nothing learned.
+    pub fn new() -> Self {
+        Self::with_config(TemplaterConfig::default())
+    }
+
+    /// A templater with `config` and nothing learned. Call [`TemplaterConfig::validate`] first for
+    /// configuration from outside; out-of-range values are clamped here.
+    pub fn with_config(mut config: TemplaterConfig) -> Self {
+        config.max_children = config.max_children.max(1);
+        config.max_clusters = config.max_clusters.max(1);
+        config.max_tokens = config.max_tokens.max(1);
+        config.min_variable_values = config.min_variable_values.max(2);
+        config.depth = config.depth.min(16);
+        if config.similarity_threshold.is_nan() {
+            config.similarity_threshold = TemplaterConfig::default().similarity_threshold;
+        }
+        config.similarity_threshold = config.similarity_threshold.clamp(0.0, 1.0);
+        Templater {
+            config,
+            clusters: FxMap::default(),
+            nodes: vec![Node::default()],
+            siblings: FxMap::default(),
+            redirects: FxMap::default(),
+            redirect_order: std::collections::VecDeque::new(),
+            next_id: 0,
+            clock: 0,
+            scratch: String::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TemplaterConfig {
+        &self.config
+    }
+
+    /// Number of learned clusters.
+    pub fn cluster_count(&self) -> usize {
+        self.clusters.len()
+    }
+
+    /// Only the masked text (step 1), without clustering. Pure.
+    pub fn mask(&self, message: &str) -> String {
+        let mut out = String::with_capacity(message.len());
+        mask_into(message, &mut out);
+        out
+    }
+
+    /// The template of `message` given what has been learned so far, without learning from it: the
+    /// template of the best matching cluster, or the masked text when none matches. Pure.
+    pub fn template(&self, message: &str) -> Template {
+        let masked = self.mask(message);
+        let tokens = self.tokens_of(&masked);
+        match self.best_match(&tokens) {
+            Some(id) => self
+                .cluster_template(id)
+                .unwrap_or_else(|| Template::from_text(tokens.join(" "))),
+            None => Template::from_text(tokens.join(" ")),
+        }
+    }
+
+    /// Learns from `message` (joining or creating a cluster) and returns its template as it stands
+    /// after this message. A cluster's template only ever generalises, so earlier messages of the
+    /// cluster keep matching it.
+    pub fn learn_and_template(&mut self, message: &str) -> Template {
+        let id = self.learn(message);
+        self.cluster_template(id)
+            .unwrap_or_else(|| Template::from_text(self.mask(message)))
+    }
+
+    /// Learns from `message` and returns the id of its cluster; the cheap form of
+    /// [`learn_and_template`](Self::learn_and_template) for callers that read the template later
+    /// with [`cluster_template`](Self::cluster_template). Clusters can later be merged into others;
+    /// [`resolve`](Self::resolve) follows such merges.
+    pub fn learn(&mut self, message: &str) -> ClusterId {
+        let mut masked = std::mem::take(&mut self.scratch);
+        masked.clear();
+        mask_into(message, &mut masked);
+        let id = {
+            let tokens = self.tokens_of(&masked);
+            self.learn_tokens(&tokens)
+        };
+        self.scratch = masked;
+        id
+    }
+
+    /// The live cluster that `id` is now part of: `id` itself, or the cluster it was merged into.
+    /// `None` when it (or what absorbed it) was evicted, or the merge is too old to be remembered.
+    pub fn resolve(&self, mut id: ClusterId) -> Option<ClusterId> {
+        for _ in 0..64 {
+            if self.clusters.contains_key(&id) {
+                return Some(id);
+            }
+            id = *self.redirects.get(&id)?;
+        }
+        None
+    }
+
+    /// The current template of a learned cluster (following merges); `None` once evicted.
+    pub fn cluster_template(&self, id: ClusterId) -> Option<Template> {
+        self.cluster_text(id).map(|(text, fingerprint)| Template {
+            text: text.to_string(),
+            fingerprint: fingerprint.to_string(),
+        })
+    }
+
+    /// The current template text and fingerprint of a learned cluster (following merges), borrowed.
+    pub fn cluster_text(&self, id: ClusterId) -> Option<(&str, &str)> {
+        let id = self.resolve(id)?;
+        self.clusters
+            .get(&id)
+            .map(|c| (c.text.as_str(), c.fingerprint.as_str()))
+    }
+
+    pub(super) fn sorted_ids(&self) -> Vec<ClusterId> {
+        let mut ids: Vec<ClusterId> = self.clusters.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn tokens_of<'a>(&self, masked: &'a str) -> Vec<&'a str> {
+        let mut tokens: Vec<&str> = Vec::with_capacity(16);
+        let max = self.config.max_tokens;
+        for (i, tok) in masked.split(' ').filter(|t| !t.is_empty()).enumerate() {
+            if i == max {
+                tokens.push("<...>");
+                break;
+            }
+            tokens.push(tok);
+        }
+        tokens
+    }
+
+    /// The leaf for `tokens`, following existing branches only: each token's own branch when there
+    /// is one (unless `prefer_wildcard`), else the `<*>` branch.
+    fn find_leaf(&self, tokens: &[&str], prefer_wildcard: bool) -> Option<usize> {
+        let mut buf = [0u8; 20];
+        let mut node = *self.nodes[0]
+            .children
+            .get(len_key_in(tokens.len(), &mut buf))? as usize;
+        for tok in tokens.iter().take(self.config.depth) {
+            let key = route_key(tok);
+            let n = &self.nodes[node];
+            let own = n.children.get(key);
+            let wild = n.children.get(WILDCARD);
+            node = *if prefer_wildcard {
+                wild.or(own)
+            } else {
+                own.or(wild)
+            }? as usize;
+        }
+        Some(node)
+    }
+
+    fn best_match(&self, tokens: &[&str]) -> Option<ClusterId> {
+        let own = self.find_leaf(tokens, false);
+        let found = own.and_then(|leaf| self.best_in_leaf(leaf, tokens));
+        if found.is_some() {
+            return found;
+        }
+        match self.find_leaf(tokens, true) {
+            Some(leaf) if Some(leaf) != own => self.best_in_leaf(leaf, tokens),
+            _ => None,
+        }
+    }
+
+    fn best_in_leaf(&self, leaf: usize, tokens: &[&str]) -> Option<ClusterId> {
+        let mut best: Option<(f64, ClusterId)> = None;
+        // Bounded work per message: only the most recently filed clusters of a crowded leaf are
+        // compared (older ones age out through eviction).
+        for &id in self.nodes[leaf].clusters.iter().rev().take(MAX_LEAF_SCAN) {
+            let Some(c) = self.clusters.get(&id) else {
+                continue;
+            };
+            let Some(sim) = similarity(&c.tokens, tokens) else {
+                continue;
+            };
+            if sim >= self.config.similarity_threshold
+                && best.is_none_or(|(b, bid)| sim > b || (sim == b && id < bid))
+            {
+                best = Some((sim, id));
+            }
+        }
+        best.map(|(_, id)| id)
+    }
+
+    fn learn_tokens(&mut self, tokens: &[&str]) -> ClusterId {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(id) = self.best_match(tokens) {
+            let mut changed = false;
+            if let Some(c) = self.clusters.get_mut(&id) {
+                c.size += 1;
+                c.last_seen = clock;
+                for (t, m) in c.tokens.iter_mut().zip(tokens) {
+                    if &**t != WILDCARD && &**t != *m {
+                        *t = WILDCARD.into();
+                        changed = true;
+                    }
+                }
+                if changed {
+                    c.text = c.tokens.join(" ");
+                    c.fingerprint = sha256_hex(c.text.as_bytes());
+                }
+            }
+            if changed {
+                return self.index_siblings_and_merge(id, true);
+            }
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        let path = self.insertion_path(tokens);
+        let tokens: Vec<Box<str>> = tokens.iter().map(|t| Box::from(*t)).collect();
+        let text = tokens.join(" ");
+        let fingerprint = sha256_hex(text.as_bytes());
+        let leaf = self.ensure_path(&path);
+        self.nodes[leaf].clusters.push(id);
+        self.clusters.insert(
+            id,
+            Cluster {
+                tokens,
+                paths: vec![path],
+                size: 1,
+                last_seen: clock,
+                text,
+                fingerprint,
+                sibling_keys: Vec::new(),
+            },
+        );
+        let id = self.index_siblings_and_merge(id, false);
+        if self.clusters.len() > self.config.max_clusters {
+            self.evict(id);
+        }
+        id
+    }
+
+    /// The tree keys a new cluster for `tokens` is filed under: the token count, then for each of
+    /// the leading tokens its own key while the node has room, else `<*>`.
+    fn insertion_path(&self, tokens: &[&str]) -> Vec<Box<str>> {
+        let mut path: Vec<Box<str>> = Vec::with_capacity(self.config.depth + 1);
+        path.push(len_key(tokens.len()).into_boxed_str());
+        let mut node = self.nodes[0].children.get(&*path[0]).map(|&n| n as usize);
+        for tok in tokens.iter().take(self.config.depth) {
+            let key = route_key(tok);
+            let chosen: &str = match node.map(|n| &self.nodes[n]) {
+                Some(n) if n.children.contains_key(key) => key,
+                Some(n) if key != WILDCARD && n.children.len() + 1 >= self.config.max_children => {
+                    WILDCARD
+                }
+                _ => key,
+            };
+            node = node.and_then(|n| self.nodes[n].children.get(chosen).map(|&c| c as usize));
+            path.push(chosen.into());
+        }
+        path
+    }
+
+    fn ensure_path(&mut self, path: &[Box<str>]) -> usize {
+        let mut node = 0usize;
+        for key in path {
+            node = match self.nodes[node].children.get(&**key) {
+                Some(&c) => c as usize,
+                None => {
+                    let new = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[node].children.insert(key.clone(), new as u32);
+                    new
+                }
+            };
+        }
+        node
+    }
+
+    fn leaf_of(&self, path: &[Box<str>]) -> Option<usize> {
+        let mut node = 0usize;
+        for key in path {
+            node = *self.nodes[node].children.get(&**key)? as usize;
+        }
+        Some(node)
+    }
+
+    /// (Re-)indexes cluster `id` under its sibling keys, then merges any sibling group that now
+    /// shows enough distinct words in one position. Returns the cluster `id` now belongs to.
+    fn index_siblings_and_merge(&mut self, id: ClusterId, generalised: bool) -> ClusterId {
+        let mut current = id;
+        let mut generalised = generalised;
+        loop {
+            self.unindex_siblings(current);
+            let keys = match self.clusters.get(&current) {
+                Some(c) => sibling_keys(&c.tokens),
+                None => return current,
+            };
+            let mut merge: Option<(usize, Vec<ClusterId>)> = None;
+            for &(pos, key) in &keys {
+                let group = self.siblings.entry(key).or_default();
+                group.push(current);
+                if merge.is_none() && group.len() >= self.config.min_variable_values {
+                    let members = group.clone();
+                    if let Some(m) = self.verified_group(current, pos, &members) {
+                        merge = Some((pos, m));
+                    }
+                }
+            }
+            if let Some(c) = self.clusters.get_mut(&current) {
+                c.sibling_keys = keys.iter().map(|&(_, k)| k).collect();
+            }
+            match merge {
+                // A brand-new cluster has no `<*>`: it covers nothing it would not have matched.
+                None if generalised => return self.absorb_covered(current),
+                None => return current,
+                Some((pos, members)) => {
+                    current = self.merge_group(pos, members);
+                    generalised = true;
+                }
+            }
+        }
+    }
+
+    /// Merges into `id` every other cluster of its leaves that its (just generalised) template now
+    /// covers, so stragglers created before the generalisation do not keep a group split.
+    fn absorb_covered(&mut self, id: ClusterId) -> ClusterId {
+        let Some(c) = self.clusters.get(&id) else {
+            return id;
+        };
+        let mut covered: Vec<ClusterId> = Vec::new();
+        for path in &c.paths {
+            let Some(leaf) = self.leaf_of(path) else {
+                continue;
+            };
+            for &other in self.nodes[leaf].clusters.iter().rev().take(MAX_ABSORB_SCAN) {
+                if other == id || covered.contains(&other) {
+                    continue;
+                }
+                let Some(o) = self.clusters.get(&other) else {
+                    continue;
+                };
+                if o.tokens.len() == c.tokens.len()
+                    && c.tokens
+                        .iter()
+                        .zip(&o.tokens)
+                        .all(|(a, b)| &**a == WILDCARD || a == b)
+                {
+                    covered.push(other);
+                }
+            }
+        }
+        if covered.is_empty() {
+            return id;
+        }
+        covered.sort_unstable();
+        for m in covered {
+            self.unindex_siblings(m);
+            if let Some(o) = self.clusters.remove(&m) {
+                for path in &o.paths {
+                    if let Some(leaf) = self.leaf_of(path) {
+                        self.nodes[leaf].clusters.retain(|&x| x != m);
+                    }
+                }
+                let mut add_paths = Vec::new();
+                if let Some(s) = self.clusters.get_mut(&id) {
+                    s.size += o.size;
+                    s.last_seen = s.last_seen.max(o.last_seen);
+                    for p in o.paths {
+                        if !s.paths.contains(&p) {
+                            s.paths.push(p.clone());
+                            add_paths.push(p);
+                        }
+                    }
+                }
+                for p in add_paths {
+                    let leaf = self.ensure_path(&p);
+                    if !self.nodes[leaf].clusters.contains(&id) {
+                        self.nodes[leaf].clusters.push(id);
+                    }
+                }
+            }
+            self.remember_redirect(m, id);
+        }
+        id
+    }
+
+    /// The members of a sibling group that really equal `anchor` outside `pos` (hashes can collide),
+    /// when they show at least `min_variable_values` distinct words at `pos`. When those are plain
+    /// words in the first position it takes twice as many: a leading word usually names the event
+    /// (`boot`, `wait`, `halt` in `boot (command 12)`), and the prefix tree routes on it first.
+    fn verified_group(
+        &self,
+        anchor: ClusterId,
+        pos: usize,
+        members: &[ClusterId],
+    ) -> Option<Vec<ClusterId>> {
+        let a = self.clusters.get(&anchor)?;
+        let mut same: Vec<ClusterId> = members
+            .iter()
+            .copied()
+            .filter(|m| {
+                self.clusters.get(m).is_some_and(|c| {
+                    c.tokens.len() == a.tokens.len()
+                        && c.tokens
+                            .iter()
+                            .zip(&a.tokens)
+                            .enumerate()
+                            .all(|(i, (x, y))| i == pos || x == y)
+                })
+            })
+            .collect();
+        same.sort_unstable();
+        same.dedup();
+        let mut values: Vec<&str> = same
+            .iter()
+            .filter_map(|m| self.clusters.get(m))
+            .map(|c| &*c.tokens[pos])
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        let first_words = pos == 0 && values.iter().all(|v| is_plain_word(v));
+        let needed = if first_words {
+            self.config.min_variable_values.saturating_mul(2)
+        } else {
+            self.config.min_variable_values
+        };
+        (values.len() >= needed).then_some(same)
+    }
+
+    /// Merges `members` (equal outside `pos`) into the lowest id, with `<*>` at `pos`.
+    fn merge_group(&mut self, pos: usize, members: Vec<ClusterId>) -> ClusterId {
+        let survivor = members[0];
+        let mut absorbed: Vec<Cluster> = Vec::new();
+        for &m in &members[1..] {
+            self.unindex_siblings(m);
+            if let Some(c) = self.clusters.remove(&m) {
+                for path in &c.paths {
+                    if let Some(leaf) = self.leaf_of(path) {
+                        self.nodes[leaf].clusters.retain(|&x| x != m);
+                    }
+                }
+                absorbed.push(c);
+            }
+            self.remember_redirect(m, survivor);
+        }
+        let mut new_paths: Vec<Vec<Box<str>>> = Vec::new();
+        if let Some(s) = self.clusters.get_mut(&survivor) {
+            for c in &absorbed {
+                s.size += c.size;
+                s.last_seen = s.last_seen.max(c.last_seen);
+                for p in &c.paths {
+                    if !s.paths.contains(p) {
+                        s.paths.push(p.clone());
+                    }
+                }
+            }
+            s.tokens[pos] = WILDCARD.into();
+            if pos < self.config.depth {
+                if let Some(first) = s.paths.first() {
+                    let mut wild = first.clone();
+                    if pos + 1 < wild.len() {
+                        wild[pos + 1] = WILDCARD.into();
+                    }
+                    if !s.paths.contains(&wild) {
+                        s.paths.push(wild);
+                    }
+                }
+            }
+            s.text = s.tokens.join(" ");
+            s.fingerprint = sha256_hex(s.text.as_bytes());
+            new_paths = s.paths.clone();
+        }
+        for p in &new_paths {
+            let leaf = self.ensure_path(p);
+            if !self.nodes[leaf].clusters.contains(&survivor) {
+                self.nodes[leaf].clusters.push(survivor);
+            }
+        }
+        tracing::trace!(
+            survivor,
+            merged = members.len(),
+            position = pos,
+            "templater merged sibling clusters"
+        );
+        survivor
+    }
+
+    fn unindex_siblings(&mut self, id: ClusterId) {
+        let keys = match self.clusters.get_mut(&id) {
+            Some(c) => std::mem::take(&mut c.sibling_keys),
+            None => return,
+        };
+        for k in keys {
+            if let Some(group) = self.siblings.get_mut(&k) {
+                group.retain(|&x| x != id);
+                if group.is_empty() {
+                    self.siblings.remove(&k);
+                }
+            }
+        }
+    }
+
+    fn remember_redirect(&mut self, from: ClusterId, to: ClusterId) {
+        self.redirects.insert(from, to);
+        self.redirect_order.push_back(from);
+        while self.redirect_order.len() > 4 * self.config.max_clusters {
+            if let Some(old) = self.redirect_order.pop_front() {
+                self.redirects.remove(&old);
+            }
+        }
+    }
+
+    /// Evicts the least recently used tenth of the clusters (never `keep`), then rebuilds the
+    /// indexes so their size stays proportional to the clusters kept.
+    fn evict(&mut self, keep: ClusterId) {
+        let excess = self.clusters.len().saturating_sub(self.config.max_clusters);
+        let batch = (self.config.max_clusters / 10).max(1) + excess;
+        let mut order: Vec<(u64, ClusterId)> = self
+            .clusters
+            .iter()
+            .filter(|(&id, _)| id != keep)
+            .map(|(&id, c)| (c.last_seen, id))
+            .collect();
+        order.sort_unstable();
+        let victims: FxSet<ClusterId> = order.into_iter().take(batch).map(|(_, id)| id).collect();
+        let mut leaves: Vec<usize> = Vec::new();
+        let mut sorted: Vec<ClusterId> = victims.iter().copied().collect();
+        sorted.sort_unstable();
+        for &id in &sorted {
+            self.unindex_siblings(id);
+            if let Some(c) = self.clusters.remove(&id) {
+                leaves.extend(c.paths.iter().filter_map(|p| self.leaf_of(p)));
+            }
+        }
+        leaves.sort_unstable();
+        leaves.dedup();
+        for leaf in leaves {
+            self.nodes[leaf].clusters.retain(|id| !victims.contains(id));
+        }
+        tracing::debug!(
+            evicted = batch,
+            kept = self.clusters.len(),
+            "templater evicted clusters"
+        );
+        // Tree nodes of evicted clusters linger until the tree is rebuilt; keep them bounded.
+        if self.nodes.len() > 8 * self.clusters.len() + 1024 {
+            self.rebuild_indexes();
+        }
+    }
+
+    pub(super) fn rebuild_indexes(&mut self) {
+        self.nodes = vec![Node::default()];
+        self.siblings = FxMap::default();
+        for id in self.sorted_ids() {
+            let (paths, keys) = match self.clusters.get(&id) {
+                Some(c) => (c.paths.clone(), sibling_keys(&c.tokens)),
+                None => continue,
+            };
+            for p in &paths {
+                let leaf = self.ensure_path(p);
+                self.nodes[leaf].clusters.push(id);
+            }
+            for &(_, k) in &keys {
+                self.siblings.entry(k).or_default().push(id);
+            }
+            if let Some(c) = self.clusters.get_mut(&id) {
+                c.sibling_keys = keys.into_iter().map(|(_, k)| k).collect();
+            }
+        }
+    }
+}
+
+/// The sibling keys of a template: for each of its first positions holding a constant token, a
+/// hash of (token count, position, every other token).
+fn sibling_keys(tokens: &[Box<str>]) -> Vec<(usize, u64)> {
+    let mut keys = Vec::new();
+    for pos in 0..tokens.len().min(MAX_SIBLING_POSITIONS) {
+        if &*tokens[pos] == WILDCARD || has_placeholder(&tokens[pos]) {
+            continue;
+        }
+        let mut h = FxHasher::default();
+        h.write_usize(tokens.len());
+        h.write_usize(pos);
+        for (i, t) in tokens.iter().enumerate() {
+            if i != pos {
+                h.write(t.as_bytes());
+                h.write_u8(0xff);
+            }
+        }
+        keys.push((pos, h.finish()));
+    }
+    keys
+}
+
+pub(super) fn len_key(n: usize) -> String {
+    n.to_string()
+}
+
+/// `len_key` without allocating.
+fn len_key_in(mut n: usize, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
+}
+
+/// The tree key of a token: itself, or `<*>` when it holds a placeholder (a value).
+fn route_key(tok: &str) -> &str {
+    if has_placeholder(tok) {
+        WILDCARD
+    } else {
+        tok
+    }
+}
+
+/// Share of positions where `template` agrees with `tokens` (a `<*>` agrees with anything); `None`
+/// when the lengths differ.
+fn similarity(template: &[Box<str>], tokens: &[&str]) -> Option<f64> {
+    if template.len() != tokens.len() {
+        return None;
+    }
+    if tokens.is_empty() {
+        return Some(1.0);
+    }
+    let mut agree = 0usize;
+    let mut counted = 0usize;
+    for (t, m) in template.iter().zip(tokens) {
+        if &**t == WILDCARD {
+            continue;
+        }
+        if &**t == *m {
+            if !is_bare_value(m) {
+                agree += 1;
+                counted += 1;
+            }
+        } else if is_plain_word(t) && is_plain_word(m) {
+            // Two different words: different messages, unless enough distinct words turn up in
+            // this position for it to be a name (see `min_variable_values`).
+            return Some(0.0);
+        } else {
+            counted += 1;
+        }
+    }
+    if counted == 0 {
+        return Some(1.0);
+    }
+    Some(agree as f64 / counted as f64)
+}
+
+/// A token that is only placeholders and punctuation (`<NUM>`, `<HEX>:`, `(<IP>)`): it says
+/// nothing about which message it is part of, so agreeing on it is no evidence of sameness.
+fn is_bare_value(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    let mut i = 0;
+    let mut seen = false;
+    while i < b.len() {
+        if b[i] == b'<' {
+            let mut j = i + 1;
+            while j < b.len() && (b[j].is_ascii_uppercase() || b[j] == b'*' || b[j] == b'.') {
+                j += 1;
+            }
+            if j > i + 1 && j < b.len() && b[j] == b'>' {
+                seen = true;
+                i = j + 1;
+                continue;
+            }
+        }
+        if b[i].is_ascii_alphanumeric() || b[i] >= 0x80 {
+            return false;
+        }
+        i += 1;
+    }
+    seen
+}
+
+/// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe): the kind of
+/// token whose difference usually means a different message.
+fn is_plain_word(tok: &str) -> bool {
+    let core = tok
+        .trim_start_matches(LEAD_PUNCT)
+        .trim_end_matches(TAIL_PUNCT);
+    !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
+}

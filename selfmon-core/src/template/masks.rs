@@ -1,0 +1,679 @@
+//! Masking: values in a message replaced by typed placeholders.
+
+use std::borrow::Cow;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// The masked text of `message` (step 1 only), as [`Templater::mask`] without a templater.
+pub fn mask(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    mask_into(message, &mut out);
+    out
+}
+
+/// Whether a template says enough to identify a problem on its own: at least two tokens that are
+/// neither placeholders nor `<*>`. Exact template matches against known issues use only such
+/// templates, so `<*> <*>` never swallows everything.
+pub fn is_specific_template(template: &str) -> bool {
+    template
+        .split(' ')
+        .filter(|t| !t.is_empty() && !has_placeholder(t))
+        .take(2)
+        .count()
+        >= 2
+}
+
+/// Masks `message` into `out` (appending).
+pub(super) fn mask_into(message: &str, out: &mut String) {
+    let normalised: Cow<'_, str> = if message.is_ascii() {
+        Cow::Borrowed(message)
+    } else {
+        Cow::Owned(message.nfkc().collect())
+    };
+    let s: &str = &normalised;
+    let start_len = out.len();
+    let mut pos = 0usize;
+    let mut prev_ends_colon = false;
+    let mut glued = false;
+    while pos < s.len() {
+        let Some(start) = next_non_space(s, pos) else {
+            break;
+        };
+        let end = next_space(s, start);
+        let tok = &s[start..end];
+        if out.len() > start_len && !(glued && start == pos) {
+            out.push(' ');
+        }
+        glued = false;
+        if let Some(q) = quoted_value_start(tok, prev_ends_colon) {
+            let open = start + q;
+            let quote = s.as_bytes()[open];
+            if let Some(close) = find_closing_quote(s, open + 1, quote) {
+                // The key part (`name=`, `"user":`) is kept, the value masked; what follows the
+                // closing quote is scanned on as part of the same token.
+                let key = &s[start..open];
+                if !key.is_empty() {
+                    mask_token(key, out);
+                }
+                out.push_str(mask_quoted(&s[open + 1..close]));
+                prev_ends_colon = false;
+                pos = close + 1;
+                glued = true;
+                continue;
+            }
+        }
+        mask_token(tok, out);
+        prev_ends_colon = tok.ends_with(':');
+        pos = end;
+    }
+}
+
+fn next_non_space(s: &str, from: usize) -> Option<usize> {
+    s[from..]
+        .char_indices()
+        .find(|(_, c)| !c.is_whitespace())
+        .map(|(i, _)| from + i)
+}
+
+fn next_space(s: &str, from: usize) -> usize {
+    s[from..]
+        .char_indices()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(s.len(), |(i, _)| from + i)
+}
+
+/// Byte offset (within `tok`) of the opening quote of a quoted value: after `=` or `:` inside the
+/// token (`name="x`, `"user":"x`), or at the start of the token when the previous token ended with
+/// `:` (`"user": "x"`, `KeyError: 'x'`).
+fn quoted_value_start(tok: &str, prev_ends_colon: bool) -> Option<usize> {
+    let b = tok.as_bytes();
+    if prev_ends_colon && matches!(b.first(), Some(b'"' | b'\'')) {
+        return Some(0);
+    }
+    (1..b.len()).find(|&i| matches!(b[i], b'"' | b'\'') && matches!(b[i - 1], b'=' | b':'))
+}
+
+fn find_closing_quote(s: &str, from: usize, quote: u8) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            c if c == quote => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn mask_quoted(value: &str) -> &'static str {
+    let v = value.trim();
+    if !v.is_empty() && !v.contains(char::is_whitespace) {
+        if let Some(m) = classify(v) {
+            return m;
+        }
+    }
+    "<STR>"
+}
+
+/// Whether `tok` contains a placeholder such as `<NUM>` or `<*>`.
+pub(super) fn has_placeholder(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'<' {
+            let mut j = i + 1;
+            while j < b.len() && (b[j].is_ascii_uppercase() || b[j] == b'*' || b[j] == b'.') {
+                j += 1;
+            }
+            if j > i + 1 && j < b.len() && b[j] == b'>' {
+                return true;
+            }
+            i = j;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+fn is_placeholder(tok: &str) -> bool {
+    let b = tok.as_bytes();
+    b.len() >= 3
+        && b[0] == b'<'
+        && b[b.len() - 1] == b'>'
+        && b[1..b.len() - 1]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || *c == b'*' || *c == b'.')
+}
+
+pub(super) const LEAD_PUNCT: &[char] = &['(', '[', '{', '"', '\'', '`'];
+pub(super) const TAIL_PUNCT: &[char] =
+    &[')', ']', '}', '"', '\'', ',', ';', '.', ':', '`', '!', '?'];
+
+fn mask_token(token: &str, out: &mut String) {
+    if is_placeholder(token) {
+        out.push_str(token);
+        return;
+    }
+    if token.starts_with('[') {
+        let trimmed = token.trim_end_matches(TAIL_PUNCT);
+        if is_ipv6(trimmed) && trimmed.contains("]:") {
+            out.push_str("<IP>");
+            out.push_str(&token[trimmed.len()..]);
+            return;
+        }
+    }
+    let core_and_tail = token.trim_start_matches(LEAD_PUNCT);
+    let lead = &token[..token.len() - core_and_tail.len()];
+    let core = core_and_tail.trim_end_matches(TAIL_PUNCT);
+    let tail = &core_and_tail[core.len()..];
+    out.push_str(lead);
+    if core.is_empty() {
+        out.push_str(tail);
+        return;
+    }
+    mask_core(core, out, 0);
+    out.push_str(tail);
+}
+
+fn mask_core(core: &str, out: &mut String, depth: u8) {
+    // Most tokens are words: nothing to classify.
+    if core
+        .bytes()
+        .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')')
+    {
+        out.push_str(core);
+        return;
+    }
+    // Already masked (partly): leave as is, so masking is idempotent.
+    if has_placeholder(core) {
+        out.push_str(core);
+        return;
+    }
+    if let Some(m) = classify(core) {
+        out.push_str(m);
+        return;
+    }
+    if is_error_code(core) {
+        out.push_str(core);
+        return;
+    }
+    if depth < 4 {
+        if let Some((key, sep, value)) = split_key_value(core) {
+            out.push_str(key);
+            out.push(sep);
+            if !value.is_empty() {
+                let v = value.trim_start_matches(LEAD_PUNCT);
+                out.push_str(&value[..value.len() - v.len()]);
+                if !v.is_empty() {
+                    mask_core(v, out, depth + 1);
+                }
+            }
+            return;
+        }
+    }
+    if core.bytes().any(|b| b.is_ascii_digit()) {
+        mask_digits(core, out);
+    } else {
+        out.push_str(core);
+    }
+}
+
+/// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without
+/// allocating).
+fn is_error_code(t: &str) -> bool {
+    let mut parts = t.split('-');
+    let (Some(a), Some(b), Some(n), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let word = |p: &str| (2..=8).contains(&p.len()) && p.bytes().all(|c| c.is_ascii_uppercase());
+    word(a) && word(b) && n.len() == 3 && n.bytes().all(|c| c.is_ascii_digit())
+}
+
+/// `key=value` (any non-empty key) or `key:value` (an identifier key).
+fn split_key_value(core: &str) -> Option<(&str, char, &str)> {
+    if let Some(i) = core.find('=').filter(|&i| i > 0) {
+        return Some((&core[..i], '=', &core[i + 1..]));
+    }
+    let i = core.find(':').filter(|&i| i > 0)?;
+    let key = &core[..i];
+    let b = key.as_bytes();
+    let ident = (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    if ident && i + 1 < core.len() {
+        Some((key, ':', &core[i + 1..]))
+    } else {
+        None
+    }
+}
+
+/// Masks the alphanumeric segments of `s` that hold digits: a hex-looking segment (7+ hex digits
+/// with a letter) becomes `<HEX>`, a segment where letters sit between digits (`x7Fg9`) `<ID>`, and
+/// otherwise each digit run `<NUM>` (`ssh2` → `ssh<NUM>`). A `-` directly before a digit run and
+/// after a non-alphanumeric is a sign and is absorbed (`blk_-42` → `blk_<NUM>`).
+fn mask_digits(s: &str, out: &mut String) {
+    let mut rest = s;
+    let mut prev_alnum = false;
+    while !rest.is_empty() {
+        let seg_len = rest
+            .char_indices()
+            .find(|(_, c)| !c.is_alphanumeric())
+            .map_or(rest.len(), |(i, _)| i);
+        if seg_len == 0 {
+            let c = rest.chars().next().unwrap_or(' ');
+            let next_is_digit = rest[c.len_utf8()..].starts_with(|d: char| d.is_ascii_digit());
+            if !(c == '-' && next_is_digit && !prev_alnum) {
+                out.push(c);
+            }
+            prev_alnum = false;
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        mask_segment(&rest[..seg_len], out);
+        prev_alnum = true;
+        rest = &rest[seg_len..];
+    }
+}
+
+fn mask_segment(seg: &str, out: &mut String) {
+    let b = seg.as_bytes();
+    if !b.iter().any(u8::is_ascii_digit) {
+        out.push_str(seg);
+        return;
+    }
+    if b.len() >= 7
+        && b.iter().all(u8::is_ascii_hexdigit)
+        && b.iter().any(|c| c.is_ascii_alphabetic())
+    {
+        out.push_str(if b.len() >= 32 { "<HASH>" } else { "<HEX>" });
+        return;
+    }
+    // Letters between two digit runs: a random identifier.
+    let mut seen_digit = false;
+    let mut letters_after_digit = false;
+    for c in seg.chars() {
+        if c.is_ascii_digit() {
+            if letters_after_digit {
+                out.push_str("<ID>");
+                return;
+            }
+            seen_digit = true;
+        } else if seen_digit {
+            letters_after_digit = true;
+        }
+    }
+    let mut in_digits = false;
+    for c in seg.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push_str("<NUM>");
+                in_digits = true;
+            }
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+}
+
+/// The placeholder for a whole value token, if it is one.
+fn classify(t: &str) -> Option<&'static str> {
+    let b = t.as_bytes();
+    if b.is_empty() {
+        return None;
+    }
+    if t.contains("://") {
+        return Some("<URL>");
+    }
+    if is_uuid(b) {
+        return Some("<UUID>");
+    }
+    if is_email(t) {
+        return Some("<EMAIL>");
+    }
+    if is_ipv4(t) {
+        return Some("<IP>");
+    }
+    if is_time(b) {
+        return Some("<TIME>");
+    }
+    if is_ipv6(t) {
+        return Some("<IP>");
+    }
+    if is_path(t) {
+        return Some("<PATH>");
+    }
+    if (t.starts_with("0x") || t.starts_with("0X"))
+        && b.len() > 2
+        && b[2..].iter().all(u8::is_ascii_hexdigit)
+    {
+        return Some("<HEX>");
+    }
+    if b.len() >= 7
+        && b.iter().all(u8::is_ascii_hexdigit)
+        && b.iter().any(u8::is_ascii_digit)
+        && b.iter().any(|c| c.is_ascii_alphabetic())
+    {
+        return Some(if b.len() >= 32 { "<HASH>" } else { "<HEX>" });
+    }
+    if is_number(t) {
+        return Some("<NUM>");
+    }
+    if let Some(kind) = number_with_unit(t) {
+        return Some(kind);
+    }
+    if is_host(t) {
+        return Some("<HOST>");
+    }
+    None
+}
+
+fn is_uuid(b: &[u8]) -> bool {
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+fn is_email(t: &str) -> bool {
+    let Some((local, domain)) = t.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !t.contains('/')
+        && local
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        && domain
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+}
+
+fn is_number(t: &str) -> bool {
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let (mantissa, exp) = match t.find(['e', 'E']) {
+        Some(i) if i > 0 => (&t[..i], Some(&t[i + 1..])),
+        _ => (t, None),
+    };
+    let ok_mantissa = mantissa.as_bytes().first().is_some_and(u8::is_ascii_digit)
+        && mantissa
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b','))
+        && mantissa.as_bytes().last().is_some_and(u8::is_ascii_digit);
+    let ok_exp = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    ok_mantissa && ok_exp
+}
+
+const DURATION_UNITS: &[&str] = &[
+    "ns", "us", "µs", "μs", "ms", "s", "sec", "secs", "second", "seconds", "m", "min", "mins", "h",
+    "hr", "hrs", "d", "day", "days",
+];
+const SIZE_UNITS: &[&str] = &[
+    "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "k", "g", "bytes",
+];
+
+/// `12ms`, `3.5s`, `1h30m` (durations), `10MB`, `1.5GiB` (sizes).
+fn number_with_unit(t: &str) -> Option<&'static str> {
+    let mut rest = t;
+    let mut kind: Option<&'static str> = None;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 || !rest.as_bytes()[0].is_ascii_digit() {
+            return None;
+        }
+        let after = &rest[num_len..];
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(after.len());
+        let unit = &after[..unit_len];
+        let this = if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+            "<DURATION>"
+        } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+            "<SIZE>"
+        } else {
+            return None;
+        };
+        if kind.is_some_and(|k| k != this) {
+            return None;
+        }
+        kind = Some(this);
+        rest = &after[unit_len..];
+    }
+    kind
+}
+
+fn digits_run(b: &[u8], i: usize) -> usize {
+    b[i..].iter().take_while(|c| c.is_ascii_digit()).count()
+}
+
+/// Dates and times: `2024-01-02`, `2024/01/02`, `02/01/2024`, `17/06/09`, `12:30`, `12:30:45.123`,
+/// `2024-01-02T12:30:45.123+02:00`, `20240102T123045Z`-free forms; optional `Z` or offset.
+fn is_time(b: &[u8]) -> bool {
+    if !b.first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut i = 0;
+    let mut matched = false;
+    if let Some(n) = parse_date(b) {
+        i = n;
+        matched = true;
+        if i < b.len() && matches!(b[i], b'T' | b'_' | b':' | b'-') {
+            match parse_clock(&b[i + 1..]) {
+                Some(n) => i += 1 + n,
+                None => return false,
+            }
+        }
+    } else if let Some(n) = parse_clock(b) {
+        i = n;
+        matched = true;
+    }
+    if !matched {
+        return false;
+    }
+    // Zone: Z, +hh:mm, +hhmm, -hh.
+    if i < b.len() && b[i] == b'Z' {
+        i += 1;
+    } else if i < b.len() && matches!(b[i], b'+' | b'-') {
+        let rest = &b[i + 1..];
+        let ok = rest.len() == 2 && rest.iter().all(u8::is_ascii_digit)
+            || rest.len() == 4 && rest.iter().all(u8::is_ascii_digit)
+            || rest.len() == 5
+                && rest[2] == b':'
+                && rest
+                    .iter()
+                    .enumerate()
+                    .all(|(k, c)| k == 2 || c.is_ascii_digit());
+        if ok {
+            i = b.len();
+        }
+    }
+    i == b.len()
+}
+
+const MONTHS: &[&[u8]] = &[
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn parse_date(b: &[u8]) -> Option<usize> {
+    let a = digits_run(b, 0);
+    // Common log format: 10/Oct/2000
+    if (1..=2).contains(&a) && b.get(a) == Some(&b'/') && b.len() >= a + 9 {
+        let mon = &b[a + 1..a + 4];
+        if MONTHS.contains(&mon) && b[a + 4] == b'/' && digits_run(b, a + 5) == 4 {
+            return Some(a + 9);
+        }
+    }
+    let sep = *b.get(a)?;
+    if !matches!(sep, b'-' | b'/' | b'.') {
+        return None;
+    }
+    let m = digits_run(b, a + 1);
+    if b.get(a + 1 + m) != Some(&sep) {
+        return None;
+    }
+    let d = digits_run(b, a + 2 + m);
+    let ok = (a == 4 && (1..=2).contains(&m) && (1..=2).contains(&d))
+        || ((1..=2).contains(&a) && (1..=2).contains(&m) && (d == 2 || d == 4));
+    // Dotted forms (`1.2.3`) are versions unless they look like dd.mm.yyyy.
+    if sep == b'.' && !(a <= 2 && d == 4) {
+        return None;
+    }
+    ok.then_some(a + 2 + m + d)
+}
+
+fn parse_clock(b: &[u8]) -> Option<usize> {
+    let h = digits_run(b, 0);
+    if !(1..=2).contains(&h) || b.get(h) != Some(&b':') {
+        return None;
+    }
+    let m = digits_run(b, h + 1);
+    if m != 2 {
+        return None;
+    }
+    let mut i = h + 1 + m;
+    if b.get(i) == Some(&b':') {
+        let s = digits_run(b, i + 1);
+        if s != 2 {
+            return None;
+        }
+        i += 1 + s;
+        if matches!(b.get(i), Some(b'.' | b',')) {
+            let f = digits_run(b, i + 1);
+            if f == 0 {
+                return None;
+            }
+            i += 1 + f;
+        }
+    }
+    Some(i)
+}
+
+/// IPv4 with an optional `:port` and an optional leading `/` (`/10.0.0.1:50010`).
+fn is_ipv4(t: &str) -> bool {
+    let t = t.strip_prefix('/').unwrap_or(t);
+    let host = match t.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => t,
+    };
+    let mut parts = 0;
+    for p in host.split('.') {
+        parts += 1;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    parts == 4
+}
+
+/// IPv6 (`fe80::1`, `[::1]:8080`, `2001:db8::1%eth0`) and colon-separated hardware addresses.
+fn is_ipv6(t: &str) -> bool {
+    let v6 = t.strip_prefix('[').unwrap_or(t);
+    let v6 = v6.split(']').next().unwrap_or(v6);
+    let v6 = v6.split('%').next().unwrap_or(v6);
+    v6.matches(':').count() >= 2
+        && v6
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        && v6.bytes().any(|b| b.is_ascii_hexdigit())
+        && v6.split(':').all(|g| g.len() <= 4 || g.contains('.'))
+}
+
+fn is_path(t: &str) -> bool {
+    let b = t.as_bytes();
+    if b.len() < 2 {
+        return false;
+    }
+    if b[0] == b'/'
+        || t.starts_with("./")
+        || t.starts_with("../")
+        || t.starts_with("~/")
+        || t.starts_with("\\\\")
+    {
+        return b[0] != b'/' || b[1] != b'/' || b.len() > 2;
+    }
+    if b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/')
+    {
+        return true;
+    }
+    let slashes = b.iter().filter(|&&c| c == b'/').count();
+    let backslashes = b.iter().filter(|&&c| c == b'\\').count();
+    if slashes >= 2 || backslashes >= 2 {
+        return t.split(['/', '\\']).filter(|s| !s.is_empty()).count() >= 2;
+    }
+    if slashes == 1 || backslashes == 1 {
+        // `src/main.rs`, `app\models.py`: one separator and a file name with an extension.
+        let last = t.rsplit(['/', '\\']).next().unwrap_or("");
+        let first = t.split(['/', '\\']).next().unwrap_or("");
+        return !first.is_empty()
+            && last.split_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty() && ext.starts_with(|c: char| c.is_ascii_alphabetic())
+            });
+    }
+    false
+}
+
+const HOST_SUFFIXES: &[&str] = &[
+    "com",
+    "org",
+    "net",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "io",
+    "local",
+    "localdomain",
+    "internal",
+    "lan",
+    "corp",
+    "home",
+    "arpa",
+    "cloud",
+    "dev",
+    "app",
+    "info",
+    "biz",
+    "co",
+    "uk",
+    "de",
+    "fr",
+    "jp",
+    "cn",
+    "ru",
+    "nl",
+    "eu",
+    "us",
+    "ca",
+    "au",
+    "in",
+    "br",
+];
+
+/// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).
+fn is_host(t: &str) -> bool {
+    if !t.contains('.') {
+        return false;
+    }
+    let host = match t.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => t,
+    };
+    let ok_labels = host.split('.').all(|l| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    });
+    let last = host.rsplit('.').next().unwrap_or("");
+    ok_labels && HOST_SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(last))
+}

@@ -1,0 +1,49 @@
+//! Message templates and their fingerprints.
+//!
+//! Templating runs in two steps:
+//!
+//! 1. **Masking** ([`Templater::mask`], pure and cheap): the message is NFKC-normalised, whitespace
+//!    is folded to single spaces, and every token that is a value is replaced by a typed placeholder:
+//!    `<NUM>`, `<HEX>`, `<HASH>`, `<UUID>`, `<IP>`, `<HOST>`, `<PATH>`, `<URL>`, `<EMAIL>`, `<TIME>`,
+//!    `<DURATION>`, `<SIZE>`, `<ID>` (random-looking identifiers) and `<STR>` (a quoted value after
+//!    `=` or `:`, as in `key="..."` and JSON). Digit runs inside identifiers are masked in place
+//!    (`job-123` becomes `job-<NUM>`). Error codes such as `GIT-SYNC-001` are kept: they name the
+//!    problem. Nothing is lower-cased: case can be the only difference between two distinct
+//!    messages, and every placeholder test is case-insensitive where the value's syntax is.
+//! 2. **Clustering** ([`Templater::learn_and_template`], online, in the spirit of Drain): masked
+//!    messages are routed through a fixed-depth prefix tree (token count, then the first
+//!    [`TemplaterConfig::depth`] constant tokens) to a leaf of clusters; a message joins the cluster
+//!    whose template it matches on at least [`TemplaterConfig::similarity_threshold`] of its
+//!    telling positions (positions holding `<*>` or only placeholders, such as `<NUM>:`, say
+//!    nothing either way and are not counted), and positions that differ become `<*>`. This merges messages that differ only in
+//!    unmasked names (users, hosts, repositories, jobs) while messages whose constant words differ
+//!    stay apart. The learned clusters are capped ([`TemplaterConfig::max_clusters`]; the least
+//!    recently used are evicted) and serialisable ([`Templater::to_state_json`]) so the same message
+//!    maps to the same template in the next scan.
+//!
+//! The fingerprint of a template is `sha256_hex(template text)`: lower-case hex SHA-256 of the UTF-8
+//! text. It is stable across releases; golden tests pin known values, and changing the masks or the
+//! formula is a breaking change.
+//!
+//! Quality: `tests/template_grouping.rs` measures grouping accuracy (a message counts when its
+//! group holds exactly the messages of its true template) on a labelled corpus generated in the
+//! style of the public Loghub-2k sets (20 kinds of system, 2,000 messages each, one default
+//! configuration); it asserts an average of at least 0.90. It is not the public benchmark. On
+//! samples of the public Loghub-2k sets (the first 28 to 70 labelled lines of each of the 16,
+//! measured out of tree) the default configuration averages 0.905.
+//!
+//! Clustering is deterministic: the same configuration, starting state and messages in the same
+//! order give the same templates. Nothing depends on hash-map iteration order.
+
+mod cluster;
+mod config;
+mod masks;
+mod state;
+
+pub use cluster::{ClusterId, Template, Templater, WILDCARD};
+pub use config::TemplaterConfig;
+pub use masks::{is_specific_template, mask};
+pub use state::STATE_VERSION;
+
+#[cfg(test)]
+mod tests;

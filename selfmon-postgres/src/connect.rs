@@ -1,0 +1,180 @@
+//! Connection strings (kept secret) and connecting.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tokio_postgres::config::Host;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::{Error, Result};
+
+/// A PostgreSQL connection string, read from the environment or given by the host.
+///
+/// It may hold a password, so it is never printed: `Debug` and [`PgUrl::target`] show only user,
+/// hosts, ports and database.
+#[derive(Clone)]
+pub struct PgUrl {
+    config: Config,
+    target: String,
+}
+
+impl PgUrl {
+    /// Parses a connection string (`postgres://user:password@host:port/db` or `host=... user=...`).
+    /// `origin` names where it came from, for the error message (the string is never repeated).
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config = Config::from_str(text.trim()).map_err(|e| Error::InvalidUrl {
+            origin: origin.to_string(),
+            reason: e.to_string(),
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err(Error::InvalidUrl {
+                origin: origin.to_string(),
+                reason: "no host given".into(),
+            });
+        }
+        let target = describe_target(&config);
+        Ok(PgUrl { config, target })
+    }
+
+    /// Reads the connection string from the environment variable `env`.
+    ///
+    /// Errors: [`Error::MissingUrl`] when unset or empty, [`Error::InvalidUrl`] when it does not
+    /// parse.
+    pub fn from_env(env: &str) -> Result<Self> {
+        match std::env::var(env) {
+            Ok(v) if !v.trim().is_empty() => PgUrl::parse(&v, &format!("${env}")),
+            _ => Err(Error::MissingUrl {
+                env: env.to_string(),
+            }),
+        }
+    }
+
+    /// `user@host:port/db`, without the password: safe to log and show.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The parsed client configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Opens a connection (without TLS) and drives it on the current tokio runtime. The connection
+    /// task ends when the returned client is dropped.
+    pub async fn connect(&self, application_name: &str) -> Result<Client> {
+        let mut config = self.config.clone();
+        if config.get_application_name().is_none() {
+            config.application_name(application_name);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        let (client, connection) =
+            config
+                .connect(NoTls)
+                .await
+                .map_err(|source| Error::Connect {
+                    target: self.target.clone(),
+                    source,
+                })?;
+        let target = self.target.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(target = %target, %error, "PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+}
+
+impl fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgUrl")
+            .field("target", &self.target)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+fn describe_target(config: &Config) -> String {
+    let user = config.get_user().unwrap_or("");
+    let ports = config.get_ports();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let host = match h {
+                Host::Tcp(name) => name.clone(),
+                #[cfg(unix)]
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            }
+        })
+        .collect();
+    let db = config.get_dbname().unwrap_or(user);
+    if user.is_empty() {
+        format!("postgres://{}/{db}", hosts.join(","))
+    } else {
+        format!("postgres://{user}@{}/{db}", hosts.join(","))
+    }
+}
+
+/// Quotes an SQL identifier (`my"table` → `"my""table"`).
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Checks a schema or table name from configuration: 1 to 63 bytes, no NUL.
+pub(crate) fn check_ident(field: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(Error::InvalidOption {
+            field,
+            reason: format!("{name:?} is not a PostgreSQL identifier (1 to 63 bytes, no NUL)"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_target_never_show_the_password() {
+        let url = PgUrl::parse("postgres://alice:s3cr3t-pw@db.local:5433/logs", "test").unwrap();
+        let shown = format!("{url:?} {}", url.target());
+        assert!(!shown.contains("s3cr3t-pw"), "{shown}");
+        assert_eq!(url.target(), "postgres://alice@db.local:5433/logs");
+    }
+
+    #[test]
+    fn a_bad_string_is_refused_without_repeating_it() {
+        let err = PgUrl::parse("postgres://alice:s3cr3t-pw@db.local:notaport/x", "$PG")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("$PG") && !err.contains("s3cr3t-pw"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = PgUrl::from_env("SELFMON_TEST_SURELY_UNSET_VARIABLE_1234")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SELFMON_TEST_SURELY_UNSET_VARIABLE_1234"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted_and_checked() {
+        assert_eq!(quote_ident("my\"t"), "\"my\"\"t\"");
+        assert!(check_ident("table", "").is_err());
+        assert!(check_ident("table", &"x".repeat(64)).is_err());
+        assert!(check_ident("table", "logs").is_ok());
+    }
+}

@@ -1,0 +1,205 @@
+//! The crate's error type.
+
+use selfmon_core::Component;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong talking to PostgreSQL. Messages never contain the connection string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The environment variable that should hold the connection string is unset or empty.
+    #[error("environment variable {env} is unset or empty; set it to a PostgreSQL connection string (postgres://user:password@host:port/db)")]
+    MissingUrl {
+        /// The variable's name.
+        env: String,
+    },
+
+    /// The connection string does not parse. The string itself is not repeated (it may hold a
+    /// password).
+    #[error("the PostgreSQL connection string from {origin} does not parse: {reason}; use postgres://user:password@host:port/db or key=value form")]
+    InvalidUrl {
+        /// Where it came from (an environment variable's name, or "the caller").
+        origin: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+
+    /// The server could not be reached or refused the login. Retryable.
+    #[error("cannot connect to PostgreSQL at {target}: {source}; check that the server runs and the credentials are right")]
+    Connect {
+        /// Host, port and database (never the password).
+        target: String,
+        /// The client's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The connection dropped between two calls and could not be replaced. Retryable.
+    #[error("the PostgreSQL connection to {target} was lost; the next call reconnects")]
+    ConnectionLost {
+        /// Host, port and database.
+        target: String,
+    },
+
+    /// A statement failed.
+    #[error("PostgreSQL error while {action}: {}", describe_db_error(.source))]
+    Query {
+        /// What was being done.
+        action: &'static str,
+        /// The client's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+
+    /// The log table does not exist.
+    #[error("PostgreSQL has no table {table}; point selfmon at the cluster's logs table (columns id, level, message, ... and node_id) or set `schema`/`table`")]
+    MissingTable {
+        /// Schema-qualified name.
+        table: String,
+    },
+
+    /// The log table lacks columns selfmon cannot do without.
+    #[error("table {table} lacks required column(s) {}; selfmon needs at least id, level and message", .missing.join(", "))]
+    MissingColumns {
+        /// Schema-qualified name.
+        table: String,
+        /// What is missing.
+        missing: Vec<String>,
+    },
+
+    /// An option is out of range.
+    #[error("invalid option `{field}`: {reason}")]
+    InvalidOption {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// The state schema in the database is newer than this library.
+    #[error("the selfmon state schema in PostgreSQL has version {found}, newer than this library supports ({supported}); upgrade selfmon on every node")]
+    SchemaTooNew {
+        /// Found in the database.
+        found: i64,
+        /// Known here.
+        supported: i64,
+    },
+
+    /// A fenced write was refused: the lease this store took is no longer the current one (it
+    /// expired and another node took it over). Not retryable: the scan must stop.
+    #[error("the scan lease held by {owner} (epoch {epoch}) was lost to another node; this node stops writing (the new holder reconciles)")]
+    LeaseLost {
+        /// The owner this store held the lease as.
+        owner: String,
+        /// The fencing epoch it held.
+        epoch: i64,
+    },
+
+    /// A value could not be encoded or decoded as JSON.
+    #[error("cannot {action} {what} as JSON: {source}")]
+    Json {
+        /// "encode" or "decode".
+        action: &'static str,
+        /// What.
+        what: &'static str,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A stored value is not what selfmon wrote.
+    #[error("stored {column} value {value:?} is invalid: {reason}")]
+    InvalidStoredValue {
+        /// The column.
+        column: &'static str,
+        /// The value.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn describe_db_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl Error {
+    pub(crate) fn query(action: &'static str) -> impl FnOnce(tokio_postgres::Error) -> Error {
+        move |source| Error::Query { action, source }
+    }
+
+    /// Whether repeating the operation later may succeed: a lost connection, a server shutting
+    /// down, a serialization failure or deadlock, too many connections.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::ConnectionLost { .. } => true,
+            Error::Query { source, .. } => is_transient(source),
+            _ => false,
+        }
+    }
+
+    /// Converts into the core error, keeping this one as the source.
+    pub fn into_core(self, component: Component) -> selfmon_core::Error {
+        let retryable = self.is_retryable();
+        selfmon_core::Error::adapter(component, retryable, self)
+    }
+}
+
+/// Connection-level or concurrency failures that a retry may get past.
+pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    if e.is_closed() {
+        return true;
+    }
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            *code == SqlState::T_R_SERIALIZATION_FAILURE
+                || *code == SqlState::T_R_DEADLOCK_DETECTED
+                || *code == SqlState::LOCK_NOT_AVAILABLE
+                || *code == SqlState::QUERY_CANCELED
+                || *code == SqlState::TOO_MANY_CONNECTIONS
+                || c.starts_with("08")
+                || c.starts_with("57P")
+        }
+        None => is_connection_failure(e),
+    }
+}
+
+/// The connection itself failed (closed, or an I/O error on the socket), as opposed to a
+/// statement error or a conversion error.
+pub(crate) fn is_connection_failure(e: &tokio_postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_lost_is_not_retryable_and_names_the_owner() {
+        let e = Error::LeaseLost {
+            owner: "node-a".into(),
+            epoch: 7,
+        };
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("node-a"));
+        let core = e.into_core(Component::StateStore);
+        assert!(!core.is_retryable());
+    }
+}

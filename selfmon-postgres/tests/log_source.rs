@@ -1,0 +1,303 @@
+//! PgLogSource against a real PostgreSQL server.
+
+mod support;
+
+use selfmon_core::{Level, LogRecord, LogSource};
+use selfmon_postgres::{Error, PgLogSource, PgLogSourceOptions};
+use support::{insert, test_db};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_log_source_passes_the_core_conformance_suite() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let records = selfmon_core::conformance::sample_records();
+    let ids = insert(&db.client, &records, "node-a").await;
+    assert_eq!(ids, (1..=12).collect::<Vec<i64>>());
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    selfmon_core::conformance::log_source(&source, &records, Level::Warning).await;
+    let all = PgLogSource::connect(
+        db.url.clone(),
+        PgLogSourceOptions {
+            min_level: Level::Debug,
+            ..db.log_options()
+        },
+    )
+    .await
+    .expect("connect");
+    selfmon_core::conformance::log_source(&all, &records, Level::Debug).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_committed_after_a_later_id_is_read_once_not_skipped() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "first")], "a").await;
+    // The scheduler's source has looked at the table before (every read and connect observes).
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+
+    // Node b takes id 2 in a transaction it keeps open; node c commits id 3.
+    let mut slow = db.connect().await;
+    let tx = slow.transaction().await.expect("begin");
+    let held = insert(&tx, &[LogRecord::new(0, Level::Error, "late")], "b").await;
+    let fast = db.connect().await;
+    let committed = insert(&fast, &[LogRecord::new(0, Level::Error, "early")], "c").await;
+    assert_eq!((held[0], committed[0]), (2, 3));
+
+    // A scan while id 2 is in flight must not move the cursor past it.
+    let page = source.read_after(0, 100).await.expect("read during");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1], "only what is below the in-flight id is read");
+    assert_eq!(
+        page.scanned_through, 1,
+        "the cursor stops below the in-flight id"
+    );
+    let cursor = page.scanned_through;
+
+    tx.commit().await.expect("commit late");
+    let page = source.read_after(cursor, 100).await.expect("read after");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [2, 3], "the late record is read, once, with the rest");
+    assert_eq!(page.records[0].node_id.as_deref(), Some("b"));
+    assert_eq!(page.scanned_through, 3);
+    let again = source.read_after(3, 100).await.expect("read past");
+    assert!(again.records.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_source_reads_nothing_past_an_open_writer_until_it_commits() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let mut slow = db.connect().await;
+    let tx = slow.transaction().await.expect("begin");
+    insert(&tx, &[LogRecord::new(0, Level::Error, "late")], "b").await;
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "early")], "c").await;
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    let page = source.read_after(0, 100).await.expect("read during");
+    assert!(page.records.is_empty(), "nothing is proven final yet");
+    assert_eq!(page.scanned_through, 0, "the cursor does not move");
+    tx.commit().await.expect("commit");
+    let page = source.read_after(0, 100).await.expect("read after");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_insert_leaves_a_gap_the_cursor_passes() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "kept")], "a").await;
+    let mut c = db.connect().await;
+    let tx = c.transaction().await.expect("begin");
+    insert(&tx, &[LogRecord::new(0, Level::Error, "gone")], "a").await;
+    tx.rollback().await.expect("rollback");
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "kept")], "a").await;
+    let page = source.read_after(0, 100).await.expect("read");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 3]);
+    assert_eq!(page.scanned_through, 3);
+    assert_eq!(
+        page.missing_before_first, 0,
+        "a rollback gap is not retention"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trailing_rolled_back_ids_never_put_the_cursor_past_max_id() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "kept")], "a").await;
+    let mut c = db.connect().await;
+    let tx = c.transaction().await.expect("begin");
+    insert(&tx, &[LogRecord::new(0, Level::Error, "gone")], "a").await;
+    tx.rollback().await.expect("rollback");
+    let page = source.read_after(0, 100).await.expect("read");
+    assert_eq!(page.scanned_through, 1);
+    assert_eq!(source.max_id().await.expect("max"), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_deleted_by_retention_are_reported_as_a_gap() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let recs: Vec<LogRecord> = (0..5)
+        .map(|_| LogRecord::new(0, Level::Error, "x"))
+        .collect();
+    insert(&db.client, &recs, "a").await;
+    db.client
+        .batch_execute("DELETE FROM logs WHERE id <= 3")
+        .await
+        .expect("retention");
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    let page = source.read_after(1, 100).await.expect("read");
+    assert_eq!(page.missing_before_first, 2);
+    assert_eq!(page.records.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_without_optional_columns_and_with_odd_values_is_read() {
+    let Some(db) = test_db().await else { return };
+    db.client
+        .batch_execute(
+            "CREATE TABLE logs (id BIGSERIAL PRIMARY KEY, level TEXT, message TEXT, extra_data JSONB);
+             INSERT INTO logs (level, message, extra_data) VALUES
+               ('LOUD', 'odd level', '{\"k\": 1}'), (NULL, 'no level', NULL), ('warn', 'alias', '[1]');",
+        )
+        .await
+        .expect("seed");
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    let page = source.read_after(0, 100).await.expect("read");
+    assert_eq!(page.records.len(), 3);
+    assert_eq!(page.records[0].level, Level::Error);
+    assert_eq!(
+        page.records[0].extra_data,
+        serde_json::json!({"k": 1, "_original_level": "LOUD"})
+    );
+    assert_eq!(page.records[1].level, Level::Error);
+    assert_eq!(page.records[2].level, Level::Warning);
+    assert_eq!(page.records[2].node_id, None);
+    assert!(source.describe().location.contains("logs"));
+    assert!(!source.describe().location.contains("password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_table_or_column_is_named_at_connect() {
+    let Some(db) = test_db().await else { return };
+    let err = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MissingTable { .. }), "{err}");
+    db.client
+        .batch_execute("CREATE TABLE logs (id SERIAL PRIMARY KEY, msg TEXT)")
+        .await
+        .expect("create");
+    let err = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .unwrap_err();
+    match err {
+        Error::MissingColumns { missing, .. } => assert_eq!(missing, ["level", "message"]),
+        other => panic!("expected MissingColumns, got {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_connection_is_replaced_on_the_next_read() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    insert(&db.client, &[LogRecord::new(0, Level::Error, "x")], "a").await;
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    db.client
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE application_name = 'selfmon-log-source' AND pid <> pg_backend_pid()
+               AND query ILIKE '%' || current_schema() || '%'",
+        )
+        .await
+        .ok();
+    // Whatever the first call after the cut does, a retry succeeds.
+    let first = source.read_after(0, 10).await;
+    let page = match first {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(e.is_retryable(), "a cut connection is retryable: {e}");
+            source
+                .read_after(0, 10)
+                .await
+                .expect("second read reconnects")
+        }
+    };
+    assert_eq!(page.records.len(), 1);
+}
+
+/// Writers on four connections commit and roll back small batches with pauses inside their
+/// transactions while a reader pages through with a cursor: every committed record is read
+/// exactly once, none that rolled back is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_a_paging_reader_see_every_committed_record_exactly_once() {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let source = PgLogSource::connect(
+        db.url.clone(),
+        PgLogSourceOptions {
+            horizon_wait_ms: 5,
+            ..db.log_options()
+        },
+    )
+    .await
+    .expect("connect");
+    let mut writers = Vec::new();
+    for w in 0..4u64 {
+        let mut client = db.connect().await;
+        writers.push(tokio::spawn(async move {
+            let mut committed = Vec::new();
+            let mut seed = w * 7919 + 13;
+            for _ in 0..40 {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let rows = 1 + (seed >> 60) as usize % 3;
+                let tx = client.transaction().await.expect("begin");
+                let recs: Vec<LogRecord> = (0..rows)
+                    .map(|_| LogRecord::new(0, Level::Error, "w"))
+                    .collect();
+                let ids = insert(&tx, &recs, &format!("node-{w}")).await;
+                tokio::time::sleep(std::time::Duration::from_millis((seed >> 56) % 15)).await;
+                if (seed >> 40) % 5 == 0 {
+                    tx.rollback().await.expect("rollback");
+                } else {
+                    tx.commit().await.expect("commit");
+                    committed.extend(ids);
+                }
+            }
+            committed
+        }));
+    }
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    let mut done = false;
+    loop {
+        let page = source.read_after(cursor, 7).await.expect("read");
+        for r in &page.records {
+            assert!(r.id > cursor);
+            seen.push(r.id);
+        }
+        cursor = page.scanned_through.max(cursor);
+        if done && page.records.is_empty() {
+            break;
+        }
+        if writers.iter().all(|w| w.is_finished()) {
+            done = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    let mut committed = Vec::new();
+    for w in writers {
+        committed.extend(w.await.expect("writer"));
+    }
+    committed.sort_unstable();
+    let mut sorted = seen.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), seen.len(), "a record was read twice");
+    assert_eq!(
+        sorted, committed,
+        "every committed record is read, nothing else"
+    );
+}
