@@ -15,8 +15,10 @@ use selfmon_core::{
 
 #[tokio::test]
 async fn stored_report_explains_ignored_deferred_and_runner_skipped_signatures() {
-    let mut config = SelfMonitoringConfig::default();
-    config.max_new_issues_per_scan = 1;
+    let mut config = SelfMonitoringConfig {
+        max_new_issues_per_scan: 1,
+        ..Default::default()
+    };
     config.ignore.codes.push("NOISE-XY-001".into());
     let r = rig_with(Arc::new(OfflineRunner), config);
     for (code, what) in [
