@@ -9,4 +9,5 @@ pub mod prompt_cmd;
 pub mod run;
 pub mod scan;
 pub mod scheduler;
+pub mod schema;
 pub mod templates;
