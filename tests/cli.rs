@@ -368,6 +368,20 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     panic!("timed out waiting for {what}");
 }
 
+/// The statuses of the scans recorded in `state`, newest first.
+fn scan_statuses(state: &Path) -> Vec<selfmon::ScanStatus> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Ok(store) = SqliteStateStore::open(state, StateStoreOptions::default()) else {
+        return Vec::new();
+    };
+    rt.block_on(store.list_scans(Default::default()))
+        .map(|p| p.items.into_iter().map(|s| s.status).collect())
+        .unwrap_or_default()
+}
+
 fn scans_in(state: &Path) -> u64 {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -413,6 +427,14 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
     );
     std::fs::write(&trigger, "now").unwrap();
     wait_for(|| env.issue_files() == 4, "the triggered scan");
+    wait_for(
+        || {
+            let s = scan_statuses(&env.path("state.db"));
+            s.len() == 2 && !s.contains(&selfmon::ScanStatus::Running)
+        },
+        "the triggered scan to finish",
+    );
+    // Idle: SIGTERM stops the scheduler cleanly (exit 0).
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -504,4 +526,40 @@ fn schema_prints_the_logs_table_a_new_logs_db_can_be_created_from() {
     .unwrap();
     let full = text(&run(&["schema"]).stdout);
     assert!(full.contains("correlation_id") && full.contains("selfmon_scan_reports"));
+}
+
+#[test]
+fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.json");
+    std::fs::write(
+        &cfg,
+        r#"{
+  "logs": { "path": "logs.db" },
+  "state": { "path": "state.db" },
+  "runner": { "kind": "claude", "pass_env": ["TRACKER_PAT"] },
+  "tracker": { "kind": "github", "repository": "org/repo", "token_env": "TRACKER_PAT" }
+}"#,
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    // A token whose shape says nothing: only its value gives it away.
+    let validate = |value: &str| {
+        bin()
+            .args(["config", "validate", "--config", &cfg_s])
+            .env("TRACKER_PAT", value)
+            .output()
+            .unwrap()
+    };
+    let o = validate("v1.0123456789abcdef0123456789abcdef01234567");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("`TRACKER_PAT`") && err.contains("tracker's token"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("v1.0123456789abcdef"),
+        "the token is never printed: {err}"
+    );
 }

@@ -164,11 +164,14 @@ impl ClaudeRunnerConfig {
             if !root.is_absolute() {
                 return bad(
                     "tool_policy.root",
-                    format!("must be an absolute path, got {root:?}"),
+                    format!("must be an absolute path, got `{}`", root.display()),
                 );
             }
             if !root.is_dir() {
-                return bad("tool_policy.root", format!("{root:?} is not a directory"));
+                return bad(
+                    "tool_policy.root",
+                    format!("`{}` is not a directory", root.display()),
+                );
             }
         }
         let names = self
@@ -181,7 +184,7 @@ impl ClaudeRunnerConfig {
             if !is_env_name(name) {
                 return bad(
                     field,
-                    format!("{name:?} is not an environment variable name"),
+                    format!("`{name}` is not an environment variable name"),
                 );
             }
             if is_github_credential(name) {

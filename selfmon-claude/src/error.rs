@@ -22,13 +22,24 @@ pub enum Error {
     },
 
     /// The CLI binary was not found or is not executable.
-    #[error("Claude Code CLI not found at {path:?}: install it with `npm install -g @anthropic-ai/claude-code` (or the native installer) and put `claude` on PATH, or set `binary` in the claude runner configuration to its full path")]
+    #[error("Claude Code CLI not found at `{}`: install it with `npm install -g @anthropic-ai/claude-code` (or the native installer) and put `claude` on PATH, or set `binary` in the claude runner configuration to its full path", .path.display())]
     CliNotFound {
         /// The configured path or name.
         path: PathBuf,
         /// The lookup or spawn error, when there was one.
         #[source]
         source: Option<std::io::Error>,
+    },
+
+    /// An environment variable the child would receive holds a tracker credential: its value is
+    /// the tracker's token or has the shape of a GitHub token. The model's process must never see
+    /// one, whatever the variable is called.
+    #[error("refusing to pass environment variable `{name}` to the Claude CLI: {reason}. The model's process must never see a tracker credential; remove `{name}` from the runner's `pass_env`, `api_key_env` or `set_env`, or give it another value")]
+    ForbiddenEnvValue {
+        /// The variable's name.
+        name: String,
+        /// Why its value is refused.
+        reason: &'static str,
     },
 
     /// The data to send on stdin is larger than the configured bound.
@@ -76,7 +87,7 @@ pub enum Error {
     },
 
     /// The CLI was killed by a signal.
-    #[error("Claude CLI was killed by signal {signal}; stderr tail: {stderr_tail:?}")]
+    #[error("Claude CLI was killed by signal {signal}; stderr ends with: {}", shown(.stderr_tail))]
     KilledBySignal {
         /// The signal number.
         signal: i32,
@@ -85,7 +96,7 @@ pub enum Error {
     },
 
     /// The CLI exited with a non-zero status and no usable result object.
-    #[error("Claude CLI exited with status {code}; stderr tail: {stderr_tail:?}; stdout head: {stdout_head:?}")]
+    #[error("Claude CLI exited with status {code}; stderr ends with: {}; stdout starts with: {}", shown(.stderr_tail), shown(.stdout_head))]
     Exit {
         /// The exit code.
         code: i32,
@@ -97,7 +108,7 @@ pub enum Error {
 
     /// The CLI reported an error in its result object (`is_error: true`): bad credentials, API
     /// failures, overload. Log in or check the API key when `retryable` is false.
-    #[error("Claude CLI reported an error (exit status {exit_code:?}, subtype {subtype:?}{}): {message}; stderr tail: {stderr_tail:?}", .api_error_status.map(|s| format!(", API status {s}")).unwrap_or_default())]
+    #[error("Claude CLI reported an error ({}, result `{subtype}`{}): {message}; stderr ends with: {}", exit_status(*.exit_code), .api_error_status.map(|s| format!(", API status {s}")).unwrap_or_default(), shown(.stderr_tail))]
     CliReportedError {
         /// The process exit code.
         exit_code: Option<i32>,
@@ -113,7 +124,7 @@ pub enum Error {
 
     /// The run stopped before it produced an answer (`error_max_turns`, `error_max_budget_usd`,
     /// `error_during_execution`, `error_max_structured_output_retries`, or an unknown subtype).
-    #[error("Claude CLI stopped without an answer: subtype {subtype:?} after {num_turns:?} turn(s) (exit status {exit_code:?}); {hint}; stderr tail: {stderr_tail:?}")]
+    #[error("Claude CLI stopped without an answer (result `{subtype}`) after {} ({}); {hint}; stderr ends with: {}", turns(*.num_turns), exit_status(*.exit_code), shown(.stderr_tail))]
     Unfinished {
         /// The result subtype.
         subtype: String,
@@ -128,7 +139,7 @@ pub enum Error {
     },
 
     /// The output held no result object that could be parsed.
-    #[error("Claude CLI output is not a result object ({reason}); exit status {exit_code:?}; stdout head: {stdout_head:?}; stderr tail: {stderr_tail:?}")]
+    #[error("Claude CLI output is not a result object ({reason}); {}; stdout starts with: {}; stderr ends with: {}", exit_status(*.exit_code), shown(.stdout_head), shown(.stderr_tail))]
     UnparseableOutput {
         /// What was wrong.
         reason: String,
@@ -141,13 +152,44 @@ pub enum Error {
     },
 
     /// The run succeeded but the structured output is missing or does not match the response type.
-    #[error("Claude CLI answered without a valid structured output: {reason}; output head: {output_head:?}")]
+    #[error("Claude CLI answered without a valid structured output: {reason}; the output starts with: {}", shown(.output_head))]
     InvalidStructuredOutput {
         /// What was wrong.
         reason: String,
         /// The first bytes of what was found.
         output_head: String,
     },
+}
+
+/// `exit status 1`, or what is known when there is no status.
+fn exit_status(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exit status {c}"),
+        None => "no exit status (killed by a signal)".to_string(),
+    }
+}
+
+/// `6 turns`, `1 turn`, or an unknown number.
+fn turns(n: Option<u32>) -> String {
+    match n {
+        Some(1) => "1 turn".to_string(),
+        Some(n) => format!("{n} turns"),
+        None => "an unknown number of turns".to_string(),
+    }
+}
+
+/// Captured output on one line for a person to read: `(nothing)` when empty, control characters
+/// (line breaks included) shown as spaces, quoted with backticks.
+fn shown(text: &str) -> String {
+    let t = text.trim();
+    if t.is_empty() {
+        return "(nothing)".to_string();
+    }
+    let one_line: String = t
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("`{one_line}`")
 }
 
 impl Error {
@@ -158,6 +200,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Config { .. }
+            | Error::ForbiddenEnvValue { .. }
             | Error::CliNotFound { .. }
             | Error::InputTooLarge { .. }
             | Error::ArgumentTooLong { .. } => false,
@@ -203,6 +246,55 @@ impl From<Error> for selfmon_core::Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn messages_a_person_reads_hold_no_debug_formatting() {
+        let errors = [
+            Error::Unfinished {
+                subtype: "error_max_turns".into(),
+                num_turns: Some(6),
+                exit_code: Some(1),
+                hint: "raise `max_turns`",
+                stderr_tail: "line one\nline two".into(),
+            },
+            Error::Unfinished {
+                subtype: "error_during_execution".into(),
+                num_turns: None,
+                exit_code: None,
+                hint: "see stderr",
+                stderr_tail: String::new(),
+            },
+            Error::CliReportedError {
+                exit_code: Some(1),
+                subtype: "success".into(),
+                api_error_status: Some(401),
+                message: "Invalid API key".into(),
+                stderr_tail: String::new(),
+            },
+            Error::UnparseableOutput {
+                reason: "no JSON".into(),
+                exit_code: None,
+                stdout_head: "hello".into(),
+                stderr_tail: String::new(),
+            },
+            Error::CliNotFound {
+                path: "/opt/claude".into(),
+                source: None,
+            },
+        ];
+        for e in &errors {
+            let m = e.to_string();
+            for debug in ["Some(", "None", "\\n", "\"\""] {
+                assert!(!m.contains(debug), "{debug} in {m}");
+            }
+        }
+        let m = errors[0].to_string();
+        assert!(
+            m.contains("after 6 turns (exit status 1)") && m.contains("`line one line two`"),
+            "{m}"
+        );
+        assert!(errors[1].to_string().contains("an unknown number of turns"));
+    }
+
     use super::*;
 
     #[test]

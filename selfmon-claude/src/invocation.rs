@@ -131,6 +131,67 @@ pub fn build_env(
     env
 }
 
+/// Checks the environment a child would get ([`build_env`]) by *value*: refuses any variable whose
+/// value holds one of `tracker_tokens` (the issue tracker's credentials) or has the shape of a
+/// GitHub token, whatever the variable is called. Names alone are not enough: a tracker token in
+/// `TRACKER_PAT` listed in `pass_env` would otherwise reach the model's process.
+///
+/// Errors: [`Error::ForbiddenEnvValue`] naming the first such variable and why.
+pub fn check_env_values(
+    env: &[(OsString, OsString)],
+    tracker_tokens: &[String],
+) -> Result<(), Error> {
+    for (name, value) in env {
+        let value = value.to_string_lossy();
+        let reason = if tracker_tokens
+            .iter()
+            .any(|t| !t.trim().is_empty() && value.contains(t.trim()))
+        {
+            Some("its value is the issue tracker's token")
+        } else if holds_github_token(&value) {
+            Some("its value has the shape of a GitHub token (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` or `github_pat_` followed by a key)")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::ForbiddenEnvValue {
+                name: name.to_string_lossy().into_owned(),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The environment a child of `config` would get from `parent`, checked with
+/// [`check_env_values`]. `selfmon config validate` calls this with the process environment, so a
+/// misconfiguration is reported before any scan runs.
+pub fn check_child_env(
+    config: &ClaudeRunnerConfig,
+    parent: impl IntoIterator<Item = (OsString, OsString)>,
+    tracker_tokens: &[String],
+) -> Result<(), Error> {
+    check_env_values(&build_env(config, parent), tracker_tokens)
+}
+
+/// Whether `text` holds a GitHub token: a known prefix followed by at least 20 key characters.
+pub fn holds_github_token(text: &str) -> bool {
+    const PREFIXES: &[&str] = &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+    PREFIXES.iter().any(|p| {
+        text.match_indices(p).any(|(at, _)| {
+            let starts_word = text[..at]
+                .bytes()
+                .next_back()
+                .is_none_or(|b| !b.is_ascii_alphanumeric());
+            let key = text[at + p.len()..]
+                .bytes()
+                .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                .count();
+            starts_word && key >= 20
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +276,49 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(e, Error::ArgumentTooLong { .. }));
+    }
+
+    #[test]
+    fn a_variable_holding_the_tracker_token_is_refused_whatever_its_name() {
+        let config = ClaudeRunnerConfig {
+            pass_env: vec!["TRACKER_PAT".into(), "DEPLOY_NOTE".into()],
+            ..Default::default()
+        };
+        let token = "glpat-notagithubshapeatall0".to_string();
+        let parent = vec![
+            (
+                OsString::from("TRACKER_PAT"),
+                OsString::from(token.as_str()),
+            ),
+            (OsString::from("PATH"), OsString::from("/usr/bin")),
+        ];
+        let e = check_child_env(&config, parent.clone(), std::slice::from_ref(&token))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`TRACKER_PAT`") && e.contains("tracker's token"),
+            "{e}"
+        );
+        // Without the tracker token the same value is an ordinary variable.
+        check_child_env(&config, parent, &[]).unwrap();
+    }
+
+    #[test]
+    fn a_variable_shaped_like_a_github_token_is_refused_whatever_its_name() {
+        let mut config = ClaudeRunnerConfig::default();
+        config.set_env.insert(
+            "MIRROR_URL".into(),
+            "https://x:ghp_abcdefghijklmnopqrstuvwxyz0123456789@example.invalid".into(),
+        );
+        let e = check_child_env(&config, Vec::new(), &[]).unwrap_err();
+        assert!(matches!(e, Error::ForbiddenEnvValue { ref name, .. } if name == "MIRROR_URL"));
+        assert!(e.to_string().contains("shape of a GitHub token"), "{e}");
+        assert!(!holds_github_token(
+            "ghp_short and xghp_abcdefghijklmnopqrstuvwxyz"
+        ));
+        assert!(holds_github_token(
+            "github_pat_11ABCDEFG0123456789_abcdefghijkl"
+        ));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::cli_result::interpret;
 use crate::config::ClaudeRunnerConfig;
 use crate::error::Error;
 use crate::extract::extract_object;
-use crate::invocation::{build_args, build_env};
+use crate::invocation::{build_args, build_env, check_env_values};
 use crate::process::{self, resolve_binary, Invocation, Limits};
 use crate::response::{response_schema, validate_findings, RawResponse};
 
@@ -58,6 +58,7 @@ pub struct JobOutput {
 pub struct ClaudeRunner {
     config: RwLock<ClaudeRunnerConfig>,
     limits: FindingLimits,
+    tracker_tokens: Vec<String>,
 }
 
 impl ClaudeRunner {
@@ -67,7 +68,16 @@ impl ClaudeRunner {
         Ok(ClaudeRunner {
             config: RwLock::new(config),
             limits: FindingLimits::default(),
+            tracker_tokens: Vec::new(),
         })
+    }
+
+    /// The issue tracker's credentials: no run passes a variable holding one to the CLI (see
+    /// [`check_env_values`](crate::invocation::check_env_values)); such a run fails with
+    /// [`Error::ForbiddenEnvValue`] before spawning.
+    pub fn with_tracker_tokens(mut self, tokens: Vec<String>) -> Self {
+        self.tracker_tokens = tokens;
+        self
     }
 
     /// Uses `limits` when validating findings instead of the defaults.
@@ -108,6 +118,8 @@ impl ClaudeRunner {
                     limit: config.max_stdin_bytes,
                 });
             }
+            let env = build_env(&config, std::env::vars_os());
+            check_env_values(&env, &self.tracker_tokens)?;
             let program = resolve_binary(&config.binary, std::env::var_os("PATH").as_deref())?;
             let temp = tempfile::Builder::new()
                 .prefix("selfmon-claude-")
@@ -130,7 +142,7 @@ impl ClaudeRunner {
             let invocation = Invocation {
                 program,
                 args: build_args(&config, job.model, &schema, &instructions)?,
-                env: build_env(&config, std::env::vars_os()),
+                env,
                 cwd,
             };
             let timeout = job

@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
+use crate::cancel::CancelToken;
 use crate::clock::{Clock, SystemClock};
 use crate::config::SelfMonitoringConfig;
 use crate::dedup::{finding_fingerprint, KnownIssues, ThreeTierDeduplicator};
@@ -189,6 +191,7 @@ impl SelfMonitorBuilder {
                 .analysis_timeout
                 .unwrap_or(Duration::from_secs(30 * 60)),
             events,
+            shutdown: CancelToken::new(),
         })
     }
 }
@@ -207,6 +210,8 @@ pub struct SelfMonitor {
     owner: String,
     analysis_timeout: Duration,
     events: broadcast::Sender<ScanEvent>,
+    /// Cancels every scan of this monitor, present and future (see [`SelfMonitor::shutdown`]).
+    shutdown: CancelToken,
 }
 
 impl std::fmt::Debug for SelfMonitor {
@@ -269,6 +274,29 @@ impl SelfMonitor {
 
     /// Runs one scan. Returns [`Error::LeaseHeld`] without doing anything when another scan runs.
     pub async fn scan_with(&self, options: ScanOptions) -> Result<ScanReport> {
+        self.scan_with_cancel(options, &CancelToken::new()).await
+    }
+
+    /// Runs one scan that `cancel` (or [`shutdown`](Self::shutdown)) can interrupt.
+    ///
+    /// On cancellation the scan's work in flight (the analysis, a tracker call) is dropped, which
+    /// makes the runner stop its subprocess; the scan is recorded as FAILURE with the reason
+    /// "interrupted", the cursor does not move, the lease is released, the engine waits (boundedly)
+    /// for the runner to finish its cleanup ([`AnalysisRunner::wait_for_cleanup`]), and the call
+    /// returns [`Error::Cancelled`]. A cancellation during filing is as safe as a crash there: the
+    /// outbox completes an interrupted filing on the next scan. A token cancelled before the call
+    /// returns [`Error::Cancelled`] without taking the lease or recording anything.
+    ///
+    /// Dropping the returned future instead also stops the runner's subprocess; the lease release
+    /// and the FAILURE record then happen on a background task of the current tokio runtime.
+    pub async fn scan_with_cancel(
+        &self,
+        options: ScanOptions,
+        cancel: &CancelToken,
+    ) -> Result<ScanReport> {
+        if cancel.is_cancelled() || self.shutdown.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let config = self.config();
         config.validate()?;
         let scan_id = ScanId::new();
@@ -287,13 +315,36 @@ impl SelfMonitor {
                 })
             }
         };
+        // Released on every path below; if this future is dropped, by the guard.
+        let mut guard = LeaseGuard {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            lease: Some(lease.clone()),
+        };
         let span = tracing::info_span!("selfmon_scan", scan_id = %scan_id, trigger = options.trigger.as_str());
-        let _enter = span.enter();
-        let result = self.scan_locked(scan_id, options, config).await;
+        let result = self
+            .scan_locked(scan_id, options, config, cancel)
+            .instrument(span)
+            .await;
+        guard.lease = None;
         if let Err(e) = self.store.release_lease(&lease).await {
             tracing::warn!(error = %e, "could not release the scan lease; it expires on its own");
         }
         result
+    }
+
+    /// Cancels the scan in flight and every later scan of this monitor (they return
+    /// [`Error::Cancelled`] at once): for a host that is stopping.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Completes when `cancel` or the monitor's shutdown token is cancelled.
+    async fn interrupted(&self, cancel: &CancelToken) {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = self.shutdown.cancelled() => {}
+        }
     }
 
     async fn scan_locked(
@@ -301,6 +352,7 @@ impl SelfMonitor {
         scan_id: ScanId,
         options: ScanOptions,
         config: SelfMonitoringConfig,
+        cancel: &CancelToken,
     ) -> Result<ScanReport> {
         let now = self.clock.now();
         let closed = self
@@ -329,9 +381,11 @@ impl SelfMonitor {
             cursor,
         });
         let mut report = ScanReport::new(record.clone());
-        let outcome = self
-            .execute(&mut report, &config, &model, &prompt_status.template)
-            .await;
+        let outcome = tokio::select! {
+            biased;
+            () = self.interrupted(cancel) => Err(Error::Cancelled),
+            r = self.execute(&mut report, &config, &model, &prompt_status.template) => r,
+        };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
         // The report is stored before the scan is marked successful: a scan whose explanation
@@ -382,6 +436,18 @@ impl SelfMonitor {
                     tracing::warn!(error = %store_err, "could not store the failed scan's report");
                 }
                 tracing::warn!(error = %e, "scan failed");
+                if matches!(e, Error::Cancelled) {
+                    // The analysis future is gone; wait for its subprocess to be gone too.
+                    if tokio::time::timeout(RUNNER_CLEANUP_WAIT, self.runner.wait_for_cleanup())
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(
+                            wait_secs = RUNNER_CLEANUP_WAIT.as_secs(),
+                            "the runner did not finish cleaning up after cancellation"
+                        );
+                    }
+                }
                 self.emit(ScanEvent::Finished {
                     record: Box::new(report.record.clone()),
                 });
@@ -935,6 +1001,7 @@ impl SelfMonitor {
             templates: templates.clone(),
             occurrences: count,
             created_at: now,
+            backlog_entry_id: None,
         };
         self.store.record_intent(&intent).await?;
         let issue = self.tracker.create_issue(&draft).await?;
@@ -1016,6 +1083,43 @@ impl SelfMonitor {
             }
         }
         Ok(KnownIssues::new(known))
+    }
+}
+
+/// Longest wait for the runner's cleanup after a cancelled analysis.
+const RUNNER_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Releases the lease (and closes the scan it ran as FAILURE) when a scan future is dropped
+/// before it finished; disarmed (`lease = None`) on every normal path.
+struct LeaseGuard {
+    store: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    lease: Option<crate::traits::Lease>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(owner = %lease.owner, "scan dropped outside a runtime; its lease expires on its own");
+            return;
+        };
+        let store = self.store.clone();
+        let now = self.clock.now();
+        runtime.spawn(async move {
+            // Still the holder: the only RUNNING scan is the dropped one.
+            if let Err(e) = store
+                .close_abandoned_scans(now, "interrupted: the scan was dropped before it finished")
+                .await
+            {
+                tracing::warn!(error = %e, "could not close the dropped scan; the next scan closes it");
+            }
+            if let Err(e) = store.release_lease(&lease).await {
+                tracing::warn!(error = %e, "could not release a dropped scan's lease; it expires on its own");
+            }
+        });
     }
 }
 

@@ -122,8 +122,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// The scan was cancelled by the host.
-    #[error("scan cancelled")]
+    /// The scan was cancelled (a [`crate::cancel::CancelToken`], [`crate::SelfMonitor::shutdown`],
+    /// or a signal in the CLI) before it finished. It is recorded as failed, the cursor did not
+    /// move and the lease was released: the next scan reads the same records again.
+    #[error("interrupted: the scan was cancelled before it finished; the next scan reads the same records again")]
     Cancelled,
 }
 

@@ -29,6 +29,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod cancel;
 pub mod catalog;
 pub mod clock;
 pub mod config;
@@ -52,6 +53,7 @@ pub mod conformance;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
 
+pub use cancel::CancelToken;
 pub use config::SelfMonitoringConfig;
 pub use engine::{ScanEvent, ScanOptions, SelfMonitor};
 pub use error::{Component, Error, Result};

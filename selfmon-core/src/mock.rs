@@ -8,8 +8,8 @@ use mockall::mock;
 use crate::dedup::KnownIssues;
 use crate::error::Result;
 use crate::model::{
-    FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent, IssueRef, IssueState, Marker,
-    ScanId, ScanRecord, ScanReport, TrackedIssue,
+    BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent,
+    IssueRef, IssueState, Marker, ScanEffects, ScanId, ScanRecord, ScanReport, TrackedIssue,
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
@@ -83,6 +83,9 @@ mock! {
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
+        async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
+        async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
         async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;

@@ -9,7 +9,8 @@
 //!    occurrences, last seen, templates and signature ids; the lease, the filing outbox
 //!    (`selfmon_intents`) and the templater's learned state.
 //! 3. Per-issue occurrence history (`self_monitoring_occurrences`) for the dashboard.
-//! 4. Per-scan reports (`selfmon_scan_reports`: the bounded JSON report of each scan) and the
+//! 4. The backlog of deferred findings (`selfmon_backlog`).
+//! 5. Per-scan reports (`selfmon_scan_reports`: the bounded JSON report of each scan) and the
 //!    issue events derived from them (`selfmon_issue_events`: each issue's dedup history).
 //!
 //! Every migration runs in its own `BEGIN IMMEDIATE` transaction that also records its version, so
@@ -25,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -36,7 +37,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 4] = [
+const MIGRATIONS: [Migration; 5] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -55,8 +56,13 @@ const MIGRATIONS: [Migration; 4] = [
     },
     Migration {
         version: 4,
-        description: "per-scan reports and issue events",
+        description: "backlog of deferred findings",
         apply: v4,
+    },
+    Migration {
+        version: 5,
+        description: "per-scan reports and issue events",
+        apply: v5,
     },
 ];
 
@@ -279,9 +285,36 @@ fn v3(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+fn v4(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_scans",
+        &[("backlog", "INTEGER NOT NULL DEFAULT 0")],
+    )?;
+    add_columns(conn, "selfmon_intents", &[("backlog_entry_id", "TEXT")])?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS selfmon_backlog (
+            entry_id TEXT PRIMARY KEY,
+            fingerprint TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            severity_rank INTEGER NOT NULL,
+            finding TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            templates TEXT NOT NULL,
+            occurrences INTEGER NOT NULL DEFAULT 0,
+            deferred_by TEXT NOT NULL,
+            deferred_at TEXT NOT NULL,
+            closed_at TEXT,
+            close_reason TEXT,
+            closed_issue INTEGER
+        );
+        CREATE INDEX IF NOT EXISTS idx_smbacklog_open ON selfmon_backlog(closed_at, fingerprint);",
+    )
+}
+
 // No foreign keys to the scans table: a CIDX-created table need not declare scan_id unique.
 // Retention deletes reports and events whose scan is gone.
-fn v4(conn: &Connection) -> rusqlite::Result<()> {
+fn v5(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS selfmon_scan_reports (
             scan_id TEXT PRIMARY KEY,

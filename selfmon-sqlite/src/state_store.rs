@@ -9,9 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
-    Classification, Component, DuplicateCounts, ErrorCode, FiledIssue, FilingIntent, IssueEvent,
-    IssueEventKind, IssueFilter, IssueRef, IssueState, Lease, LeaseOutcome, Page, PageRequest,
-    ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger, StateStore,
+    BacklogClosure, BacklogEntry, Classification, ClosedBacklogEntry, Component, DuplicateCounts,
+    ErrorCode, FiledIssue, FilingIntent, IssueEvent, IssueEventKind, IssueFilter, IssueRef,
+    IssueState, Lease, LeaseOutcome, Level, Page, PageRequest, ScanEffects, ScanId, ScanRecord,
+    ScanReport, ScanStatus, ScanTrigger, StateStore,
 };
 use serde::{Deserialize, Serialize};
 
@@ -385,6 +386,115 @@ impl StateStore for SqliteStateStore {
         self.run_core(move |conn| write_scan(conn, &record)).await
     }
 
+    async fn commit_scan(
+        &self,
+        record: &ScanRecord,
+        effects: &ScanEffects,
+    ) -> selfmon_core::Result<()> {
+        let record = record.clone();
+        let effects = effects.clone();
+        self.run_core(move |conn| {
+            let now = record.completed_at.unwrap_or(record.started_at);
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("committing a scan"))?;
+            for o in &effects.occurrences {
+                add_occurrences(&tx, o.issue, o.count, now)?;
+            }
+            for entry in &effects.deferred {
+                defer_backlog_entry(&tx, entry)?;
+            }
+            for closure in &effects.closed {
+                close_backlog_entry(&tx, closure, true, now)?;
+            }
+            if let Some(state) = &effects.template_state {
+                tx.execute(
+                    "INSERT OR REPLACE INTO selfmon_template_state (id, state, updated_at)
+                     VALUES (1, ?1, ?2)",
+                    rusqlite::params![state, now_text()],
+                )
+                .map_err(Error::sqlite("saving the template state"))?;
+            }
+            write_scan_in(&tx, &record)?;
+            tx.commit().map_err(Error::sqlite("committing a scan"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
+        self.run_core(|conn| {
+            let sql = format!(
+                "SELECT {BACKLOG_COLUMNS} FROM selfmon_backlog WHERE closed_at IS NULL
+                 ORDER BY severity_rank DESC, occurrences DESC, deferred_at, rowid"
+            );
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("reading the backlog"))?;
+            let mut rows = stmt
+                .query([])
+                .map_err(Error::sqlite("reading the backlog"))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(Error::sqlite("reading the backlog"))? {
+                out.push(backlog_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn closed_backlog(
+        &self,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        self.run_core(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM selfmon_backlog WHERE closed_at IS NOT NULL",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(Error::sqlite("counting the closed backlog"))?;
+            let (limit, offset) = limits(page);
+            let sql = format!(
+                "SELECT {BACKLOG_COLUMNS}, close_reason, closed_issue, closed_at
+                 FROM selfmon_backlog WHERE closed_at IS NOT NULL
+                 ORDER BY closed_at DESC, rowid DESC LIMIT ?1 OFFSET ?2"
+            );
+            let mut stmt = conn
+                .prepare(&sql)
+                .map_err(Error::sqlite("reading the closed backlog"))?;
+            let mut rows = stmt
+                .query([limit, offset])
+                .map_err(Error::sqlite("reading the closed backlog"))?;
+            let mut items = Vec::new();
+            while let Some(row) = rows
+                .next()
+                .map_err(Error::sqlite("reading the closed backlog"))?
+            {
+                let entry = backlog_from_row(row)?;
+                let e = || Error::sqlite("reading the closed backlog");
+                let reason: Option<String> = row.get(BACKLOG_COLUMN_COUNT).map_err(e())?;
+                let issue: Option<i64> = row.get(BACKLOG_COLUMN_COUNT + 1).map_err(e())?;
+                let closed_at: Option<String> = row.get(BACKLOG_COLUMN_COUNT + 2).map_err(e())?;
+                items.push(ClosedBacklogEntry {
+                    closure: BacklogClosure {
+                        entry_id: entry.entry_id.clone(),
+                        reason: reason.unwrap_or_default(),
+                        issue: issue.map(|n| to_u64(Some(n))),
+                    },
+                    entry,
+                    closed_at: parse_time(&closed_at.unwrap_or_default()),
+                });
+            }
+            Ok(Page {
+                items,
+                total: to_u64(Some(total)),
+            })
+        })
+        .await
+    }
+
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         self.run_core(|conn| {
             let sql = format!(
@@ -416,27 +526,7 @@ impl StateStore for SqliteStateStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::sqlite("recording occurrences"))?;
-            let Some(issue_id) = issue_row_id(&tx, issue_number)? else {
-                tracing::debug!(
-                    issue_number,
-                    "occurrences for an issue this store did not file"
-                );
-                return Ok(());
-            };
-            let now_text = time_text(now);
-            tx.execute(
-                "UPDATE self_monitoring_issues SET occurrences = COALESCE(occurrences, 0) + ?1,
-                 last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ?2 THEN ?2
-                 ELSE last_seen_at END WHERE id = ?3",
-                rusqlite::params![to_i64(count), now_text, issue_id],
-            )
-            .map_err(Error::sqlite("recording occurrences"))?;
-            tx.execute(
-                "INSERT INTO self_monitoring_occurrences (issue_id, issue_number, seen_at, count)
-                 VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![issue_id, to_i64(issue_number), now_text, to_i64(count)],
-            )
-            .map_err(Error::sqlite("recording occurrences"))?;
+            add_occurrences(&tx, issue_number, count, now)?;
             tx.commit()
                 .map_err(Error::sqlite("committing occurrences"))?;
             Ok(())
@@ -465,8 +555,8 @@ impl StateStore for SqliteStateStore {
         self.run_core(move |conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO selfmon_intents (intent_id, scan_id, fingerprint, marker,
-                 title, draft, finding, templates, occurrences, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 title, draft, finding, templates, occurrences, created_at, backlog_entry_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 rusqlite::params![
                     intent.intent_id,
                     intent.scan_id.as_str(),
@@ -478,6 +568,7 @@ impl StateStore for SqliteStateStore {
                     to_json("templates", &intent.templates)?,
                     to_i64(intent.occurrences),
                     time_text(intent.created_at),
+                    intent.backlog_entry_id,
                 ],
             )
             .map_err(Error::sqlite("recording a filing intent"))?;
@@ -490,8 +581,8 @@ impl StateStore for SqliteStateStore {
         self.run_core(|conn| {
             let mut stmt = conn
                 .prepare(
-                    "SELECT intent_id, scan_id, draft, finding, templates, occurrences, created_at
-                     FROM selfmon_intents ORDER BY created_at, rowid",
+                    "SELECT intent_id, scan_id, draft, finding, templates, occurrences, created_at,
+                     backlog_entry_id FROM selfmon_intents ORDER BY created_at, rowid",
                 )
                 .map_err(Error::sqlite("reading filing intents"))?;
             let mut rows = stmt
@@ -517,6 +608,9 @@ impl StateStore for SqliteStateStore {
                             .map_err(Error::sqlite("reading filing intents"))?,
                     ),
                     created_at: parse_time(&get(6)?),
+                    backlog_entry_id: r
+                        .get::<_, Option<String>>(7)
+                        .map_err(Error::sqlite("reading filing intents"))?,
                 });
             }
             Ok(out)
@@ -539,6 +633,24 @@ impl StateStore for SqliteStateStore {
             match issue_row_id(&tx, issue.issue.number)? {
                 Some(id) => update_issue(&tx, id, &issue)?,
                 None => insert_issue(&tx, &issue)?,
+            }
+            let backlog_entry: Option<String> = tx
+                .query_row(
+                    "SELECT backlog_entry_id FROM selfmon_intents WHERE intent_id = ?1",
+                    [&intent_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(Error::sqlite("reading a filing intent"))?
+                .flatten();
+            if let Some(entry_id) = backlog_entry {
+                // The intent carried the entry's occurrences into the issue row already.
+                let closure = BacklogClosure {
+                    entry_id,
+                    reason: format!("filed as #{}", issue.issue.number),
+                    issue: Some(issue.issue.number),
+                };
+                close_backlog_entry(&tx, &closure, false, issue.created_at)?;
             }
             tx.execute(
                 "DELETE FROM selfmon_intents WHERE intent_id = ?1",
@@ -778,6 +890,131 @@ impl StateStore for SqliteStateStore {
     }
 }
 
+/// Adds occurrences to a filed issue and its history; an issue this store never filed is ignored.
+fn add_occurrences(
+    tx: &Connection,
+    issue_number: u64,
+    count: u64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(issue_id) = issue_row_id(tx, issue_number)? else {
+        tracing::debug!(
+            issue_number,
+            "occurrences for an issue this store did not file"
+        );
+        return Ok(());
+    };
+    let now_text = time_text(now);
+    tx.execute(
+        "UPDATE self_monitoring_issues SET occurrences = COALESCE(occurrences, 0) + ?1,
+                 last_seen_at = CASE WHEN last_seen_at IS NULL OR last_seen_at < ?2 THEN ?2
+                 ELSE last_seen_at END WHERE id = ?3",
+        rusqlite::params![to_i64(count), now_text, issue_id],
+    )
+    .map_err(Error::sqlite("recording occurrences"))?;
+    tx.execute(
+        "INSERT INTO self_monitoring_occurrences (issue_id, issue_number, seen_at, count)
+                 VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![issue_id, to_i64(issue_number), now_text, to_i64(count)],
+    )
+    .map_err(Error::sqlite("recording occurrences"))?;
+    Ok(())
+}
+
+const BACKLOG_COLUMNS: &str = "entry_id, fingerprint, severity, finding, evidence, templates,
+    occurrences, deferred_by, deferred_at";
+const BACKLOG_COLUMN_COUNT: usize = 9;
+
+/// Adds a deferred finding to the backlog; an open entry with the same fingerprint absorbs it.
+fn defer_backlog_entry(tx: &Connection, e: &BacklogEntry) -> Result<()> {
+    let merged = tx
+        .execute(
+            "UPDATE selfmon_backlog SET occurrences = occurrences + ?1
+             WHERE fingerprint = ?2 AND closed_at IS NULL",
+            rusqlite::params![to_i64(e.occurrences), e.fingerprint],
+        )
+        .map_err(Error::sqlite("deferring a finding"))?;
+    if merged > 0 {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT OR IGNORE INTO selfmon_backlog (entry_id, fingerprint, severity, severity_rank,
+         finding, evidence, templates, occurrences, deferred_by, deferred_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        rusqlite::params![
+            e.entry_id,
+            e.fingerprint,
+            e.severity.as_str(),
+            severity_rank(e.severity),
+            to_json("finding", &e.finding)?,
+            to_json("evidence", &e.evidence)?,
+            to_json("templates", &e.templates)?,
+            to_i64(e.occurrences),
+            e.deferred_by.as_str(),
+            time_text(e.deferred_at),
+        ],
+    )
+    .map_err(Error::sqlite("deferring a finding"))?;
+    Ok(())
+}
+
+/// Closes an open backlog entry, giving its occurrences to the covering issue when asked; an
+/// entry that is not open is left alone.
+fn close_backlog_entry(
+    tx: &Connection,
+    c: &BacklogClosure,
+    give_occurrences: bool,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let occurrences: Option<i64> = tx
+        .query_row(
+            "SELECT occurrences FROM selfmon_backlog WHERE entry_id = ?1 AND closed_at IS NULL",
+            [&c.entry_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(Error::sqlite("closing a backlog entry"))?;
+    let Some(occurrences) = occurrences else {
+        return Ok(());
+    };
+    tx.execute(
+        "UPDATE selfmon_backlog SET closed_at = ?1, close_reason = ?2, closed_issue = ?3
+         WHERE entry_id = ?4",
+        rusqlite::params![time_text(now), c.reason, c.issue.map(to_i64), c.entry_id],
+    )
+    .map_err(Error::sqlite("closing a backlog entry"))?;
+    if let Some(issue) = c.issue.filter(|_| give_occurrences) {
+        add_occurrences(tx, issue, to_u64(Some(occurrences)), now)?;
+    }
+    Ok(())
+}
+
+fn severity_rank(l: Level) -> i64 {
+    Level::ALL.iter().position(|x| *x == l).unwrap_or(0) as i64
+}
+
+fn backlog_from_row(r: &Row<'_>) -> Result<BacklogEntry> {
+    let e = || Error::sqlite("reading the backlog");
+    let s = |i: usize| r.get::<_, String>(i).map_err(e());
+    let severity_text = s(2)?;
+    let severity = Level::from_str(&severity_text).map_err(|err| Error::InvalidStoredValue {
+        column: "selfmon_backlog.severity",
+        value: severity_text.clone(),
+        reason: err.to_string(),
+    })?;
+    Ok(BacklogEntry {
+        entry_id: s(0)?,
+        fingerprint: s(1)?,
+        severity,
+        finding: from_json("finding", &s(3)?)?,
+        evidence: from_json("evidence", &s(4)?)?,
+        templates: from_json("templates", &s(5)?)?,
+        occurrences: to_u64(r.get::<_, Option<i64>>(6).map_err(e())?),
+        deferred_by: ScanId(s(7)?),
+        deferred_at: parse_time(&s(8)?),
+    })
+}
+
 // ---- rows ----------------------------------------------------------------------------------
 
 const SCAN_COLUMNS: &str = "scan_id, trigger, status, started_at, completed_at, log_id_start,
@@ -785,13 +1022,23 @@ const SCAN_COLUMNS: &str = "scan_id, trigger, status, started_at, completed_at, 
     findings, rejected_findings, issues_created, duplicates_by_error_code,
     duplicates_by_fingerprint, duplicates_by_similarity, comments_added, regressions, deferred,
     analysis_ran, model, prompt_version, cost_usd, input_tokens, output_tokens, gap_records,
-    cursor_reset, dry_run, error_message";
+    cursor_reset, dry_run, error_message, backlog";
 
 const ISSUE_COLUMNS: &str = "id, scan_id, github_issue_number, github_issue_url, classification,
     title, error_codes, fingerprint, source_log_ids, source_files, created_at, error_type,
     templates, signature_ids, state, occurrences, last_seen_at";
 
 fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(Error::sqlite("writing a scan"))?;
+    write_scan_in(&tx, r)?;
+    tx.commit().map_err(Error::sqlite("committing a scan"))?;
+    Ok(())
+}
+
+/// Inserts or updates a scan row inside the caller's transaction.
+fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
     let params = named_params! {
         ":scan_id": r.scan_id.as_str(),
         ":trigger": r.trigger.as_str(),
@@ -824,10 +1071,8 @@ fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
         ":cursor_reset": r.cursor_reset,
         ":dry_run": r.dry_run,
         ":error_message": r.error_message,
+        ":backlog": to_i64(r.backlog),
     };
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(Error::sqlite("writing a scan"))?;
     let updated = tx
         .execute(
             "UPDATE self_monitoring_scans SET trigger = :trigger, status = :status,
@@ -842,7 +1087,7 @@ fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
              model = :model, prompt_version = :prompt_version, cost_usd = :cost_usd,
              input_tokens = :input_tokens, output_tokens = :output_tokens,
              gap_records = :gap_records, cursor_reset = :cursor_reset, dry_run = :dry_run,
-             error_message = :error_message WHERE scan_id = :scan_id",
+             error_message = :error_message, backlog = :backlog WHERE scan_id = :scan_id",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -853,18 +1098,18 @@ fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
              known_signatures, ignored_signatures, findings, rejected_findings, issues_created,
              duplicates_by_error_code, duplicates_by_fingerprint, duplicates_by_similarity,
              comments_added, regressions, deferred, analysis_ran, model, prompt_version, cost_usd,
-             input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message)
+             input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message,
+             backlog)
              VALUES (:scan_id, :trigger, :status, :started_at, :completed_at, :log_id_start,
              :log_id_end, :records_read, :signatures, :novel_signatures, :known_signatures,
              :ignored_signatures, :findings, :rejected_findings, :issues_created, :dup_code,
              :dup_fp, :dup_sim, :comments_added, :regressions, :deferred, :analysis_ran, :model,
              :prompt_version, :cost_usd, :input_tokens, :output_tokens, :gap_records,
-             :cursor_reset, :dry_run, :error_message)",
+             :cursor_reset, :dry_run, :error_message, :backlog)",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
     }
-    tx.commit().map_err(Error::sqlite("committing a scan"))?;
     Ok(())
 }
 
@@ -925,6 +1170,7 @@ fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             cursor_reset: b(28)?,
             dry_run: b(29)?,
             error_message: r.get(30)?,
+            backlog: u(31)?,
         })
     })();
     res.map_err(e)
@@ -1106,7 +1352,7 @@ fn read_lease(conn: &Connection) -> Result<Option<Lease>> {
 fn latest_success(conn: &Connection) -> Result<Option<(String, i64)>> {
     conn.query_row(
         "SELECT scan_id, log_id_end FROM self_monitoring_scans
-         WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL
+         WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL AND COALESCE(dry_run, 0) = 0
          ORDER BY completed_at DESC, rowid DESC LIMIT 1",
         [],
         |r| Ok((r.get(0)?, r.get(1)?)),

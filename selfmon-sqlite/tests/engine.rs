@@ -13,9 +13,10 @@ use selfmon_core::engine::SelfMonitor;
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
-    Component, Error, FiledIssue, FilingIntent, IssueDraft, IssueEvent, IssueFilter, IssueRef,
-    IssueState, IssueTracker, Lease, LeaseOutcome, Marker, Page, PageRequest, ScanId, ScanRecord,
-    ScanReport, ScanStatus, ScanTrigger, StateStore, TrackedIssue,
+    BacklogEntry, ClosedBacklogEntry, Component, Error, FiledIssue, FilingIntent, IssueDraft,
+    IssueEvent, IssueFilter, IssueRef, IssueState, IssueTracker, Lease, LeaseOutcome, Marker, Page,
+    PageRequest, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger, StateStore,
+    TrackedIssue,
 };
 use selfmon_sqlite::{
     create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
@@ -96,6 +97,18 @@ impl StateStore for CrashingStore {
     }
     async fn finish_scan(&self, r: &ScanRecord) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.finish_scan(r))
+    }
+    async fn commit_scan(&self, r: &ScanRecord, e: &ScanEffects) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.commit_scan(r, e))
+    }
+    async fn open_backlog(&self) -> selfmon_core::Result<Vec<BacklogEntry>> {
+        guarded!(self, self.inner.open_backlog())
+    }
+    async fn closed_backlog(
+        &self,
+        p: PageRequest,
+    ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
+        guarded!(self, self.inner.closed_backlog(p))
     }
     async fn filed_issues(&self) -> selfmon_core::Result<Vec<FiledIssue>> {
         guarded!(self, self.inner.filed_issues())

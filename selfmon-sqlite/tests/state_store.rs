@@ -43,8 +43,19 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
         .unwrap()
         .expect("reports survive reopening");
     assert!(report.details_recorded && !report.outcomes.is_empty());
-    assert_eq!(store.filed_issues().await.unwrap().len(), 2);
-    assert_eq!(store.last_successful_cursor().await.unwrap(), 7);
+    assert_eq!(store.filed_issues().await.unwrap().len(), 3);
+    assert_eq!(store.last_successful_cursor().await.unwrap(), 30);
+    assert_eq!(
+        store
+            .open_backlog()
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.entry_id.as_str(), e.occurrences))
+            .collect::<Vec<_>>(),
+        [("warn", 55)],
+        "the backlog survives reopening"
+    );
     assert_eq!(
         store.load_template_state().await.unwrap().as_deref(),
         Some("{\"v\":1}")
@@ -552,8 +563,9 @@ fn invalid_options_are_rejected_naming_the_field() {
 const GOLDEN_SCHEMA: &str = "\
 self_monitoring_issues: id scan_id github_issue_number github_issue_url classification title error_codes fingerprint source_log_ids source_files created_at error_type templates signature_ids state occurrences last_seen_at
 self_monitoring_occurrences: id issue_id issue_number seen_at count
-self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run
-selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at
+self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog
+selfmon_backlog: entry_id fingerprint severity severity_rank finding evidence templates occurrences deferred_by deferred_at closed_at close_reason closed_issue
+selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at backlog_entry_id
 selfmon_issue_events: id scan_id issue_number at kind records detail
 selfmon_lease: name owner expires_at acquired_at
 selfmon_scan_reports: scan_id report saved_at

@@ -158,6 +158,18 @@ impl CliConfig {
         }
     }
 
+    /// The tracker's credentials as this process sees them (empty for trackers without one).
+    fn tracker_tokens(&self) -> Vec<String> {
+        match &self.tracker {
+            TrackerSection::DryRun { .. } => Vec::new(),
+            TrackerSection::Github(g) => std::env::var(&g.token_env)
+                .ok()
+                .filter(|t| !t.trim().is_empty())
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// Every problem, each with its field path.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out: Vec<Problem> = self
@@ -185,6 +197,18 @@ impl CliConfig {
             RunnerSection::Offline => {}
             RunnerSection::Claude(c) => {
                 if let Err(e) = c.validate() {
+                    out.push(Problem {
+                        field: "runner".into(),
+                        reason: e.to_string(),
+                    });
+                }
+                // By value too: whatever a variable is called, the tracker's token never reaches
+                // the model's process.
+                if let Err(e) = selfmon::claude::invocation::check_child_env(
+                    c,
+                    std::env::vars_os(),
+                    &self.tracker_tokens(),
+                ) {
                     out.push(Problem {
                         field: "runner".into(),
                         reason: e.to_string(),
@@ -265,7 +289,9 @@ impl CliConfig {
         let runner: Arc<dyn AnalysisRunner> = match &self.runner {
             RunnerSection::Offline => Arc::new(OfflineRunner),
             RunnerSection::Claude(c) => Arc::new(
-                ClaudeRunner::new((**c).clone()).map_err(|e| Failure::usage("runner", &e))?,
+                ClaudeRunner::new((**c).clone())
+                    .map_err(|e| Failure::usage("runner", &e))?
+                    .with_tracker_tokens(self.tracker_tokens()),
             ),
         };
         let tracker: Arc<dyn IssueTracker> = match &self.tracker {

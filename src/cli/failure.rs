@@ -12,6 +12,13 @@ pub enum Failure {
     ScanFailed(String),
     /// Another scan holds the lease: exit 3.
     LeaseHeld(String),
+    /// SIGINT or SIGTERM stopped the command: exit 128 + the signal number (130, 143).
+    Interrupted {
+        /// The signal number.
+        signal: i32,
+        /// What was stopped and what state it was left in.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -21,6 +28,9 @@ impl Failure {
             Failure::ScanFailed(_) => 1,
             Failure::Usage(_) => 2,
             Failure::LeaseHeld(_) => 3,
+            Failure::Interrupted { signal, .. } => {
+                u8::try_from(128 + signal.clamp(&0, &127)).unwrap_or(1)
+            }
         })
     }
 
@@ -33,7 +43,10 @@ impl Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Usage(m) | Failure::ScanFailed(m) | Failure::LeaseHeld(m) => f.write_str(m),
+            Failure::Usage(m)
+            | Failure::ScanFailed(m)
+            | Failure::LeaseHeld(m)
+            | Failure::Interrupted { message: m, .. } => f.write_str(m),
         }
     }
 }

@@ -57,29 +57,34 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
         )
         .await
         .map_err(|e| Failure::usage("cannot read issues", &e))?;
+    let backlog = store
+        .open_backlog()
+        .await
+        .map_err(|e| Failure::usage("cannot read the backlog", &e))?;
     if args.json {
-        let doc = serde_json::json!({ "scans": scans, "issues": issues });
+        let doc = serde_json::json!({ "scans": scans, "issues": issues, "backlog": backlog });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
     println!("scans ({} of {}):", scans.items.len(), scans.total);
     println!(
-        "  {:<8} {:<20} {:<9} {:<8} {:<3} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5}  error",
+        "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  error",
         "scan",
         "started",
         "trigger",
         "status",
-        "dry",
+        "mode",
         "secs",
         "records",
         "novel",
         "filed",
         "dups",
-        "cmts"
+        "cmts",
+        "backlog"
     );
     for s in &scans.items {
         println!(
-            "  {:<8} {:<20} {:<9} {:<8} {:<3} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5}  {}",
+            "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  {}",
             s.scan_id
                 .as_str()
                 .chars()
@@ -88,7 +93,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             s.started_at.format("%Y-%m-%d %H:%M:%S"),
             s.trigger.as_str(),
             s.status.as_str(),
-            if s.dry_run { "yes" } else { "no" },
+            if s.dry_run { "dry-run" } else { "real" },
             s.duration_ms()
                 .map_or("-".into(), |ms| format!("{:.1}", ms as f64 / 1000.0)),
             s.records_read,
@@ -96,6 +101,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             s.issues_created,
             s.duplicates.total(),
             s.comments_added,
+            s.backlog,
             s.error_message.as_deref().unwrap_or("")
         );
     }
@@ -111,6 +117,19 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             i.last_seen_at.format("%Y-%m-%d %H:%M"),
             i.title,
             codes.join(",")
+        );
+    }
+    println!(
+        "backlog ({} waiting; filed first by the next scans, most severe first):",
+        backlog.len()
+    );
+    for e in &backlog {
+        println!(
+            "  {:<8} x{:<5} since {}  {}",
+            e.severity.as_str(),
+            e.occurrences,
+            e.deferred_at.format("%Y-%m-%d %H:%M"),
+            e.finding.title
         );
     }
     Ok(())

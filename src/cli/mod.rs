@@ -10,4 +10,5 @@ pub mod run;
 pub mod scan;
 pub mod scheduler;
 pub mod schema;
+pub mod signals;
 pub mod templates;

@@ -2,14 +2,18 @@
 
 use std::io::{IsTerminal, Write};
 
-use selfmon::{FindingOutcome, ScanEvent, ScanReport, ScanTrigger};
+use selfmon::{FindingOutcome, ScanEvent, ScanOptions, ScanReport, ScanTrigger};
 
 use super::args::ScanArgs;
 use super::config_file::CliConfig;
 use super::failure::{from_scan_error, Failure};
+use super::signals::Interrupts;
 
-/// Runs one scan; prints a summary or the JSON report.
+/// Runs one scan; prints a summary or the JSON report. SIGINT or SIGTERM cancels the scan (it is
+/// recorded as failed, "interrupted"; the cursor stays; the lease is released; the runner's
+/// process group is stopped) and exits 130 or 143.
 pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
+    let interrupts = Interrupts::install()?;
     let config = CliConfig::load(&args.config)?;
     let built = config.build(args.dry_run)?;
     let progress = std::io::stderr().is_terminal() && !args.json;
@@ -28,9 +32,24 @@ pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
             }
         }
     });
-    let result = built.monitor.scan(ScanTrigger::Manual).await;
+    let options = ScanOptions {
+        trigger: ScanTrigger::Manual,
+        ..Default::default()
+    };
+    let result = built
+        .monitor
+        .scan_with_cancel(options, interrupts.token())
+        .await;
     printer.abort();
-    let report = result.map_err(|e| from_scan_error(&e))?;
+    let report = match (result, interrupts.received()) {
+        (Err(selfmon::Error::Cancelled), Some(signal)) => {
+            return Err(Interrupts::failure(
+                signal,
+                "scan recorded as failed; the cursor did not move, the next scan reads the same records",
+            ))
+        }
+        (result, _) => result.map_err(|e| from_scan_error(&e))?,
+    };
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::ScanFailed(format!("cannot serialise the report: {e}")))?;

@@ -27,7 +27,9 @@ fn log(line: &str) {
     );
 }
 
-/// Runs until SIGTERM or SIGINT, then waits for the scan in flight.
+/// Runs until SIGTERM or SIGINT, then cancels the scan in flight (recorded as failed,
+/// "interrupted"; cursor kept; lease released; runner process group stopped) and waits for it.
+/// Exits 0 when no scan was in flight, 130 / 143 when one was interrupted.
 pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     let config = CliConfig::load(&args.config)?;
     let built = config.build(false)?;
@@ -58,10 +60,10 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
             .map_or(String::new(), |p| format!(" or touching {}", p.display()))
     ));
     let mut run_now = false;
-    loop {
+    let stopped_by = loop {
         tokio::select! {
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = term.recv() => break super::signals::SIGTERM,
+            _ = int.recv() => break super::signals::SIGINT,
             _ = usr1.recv() => run_now = true,
             _ = second.tick() => {
                 seconds += 1;
@@ -108,13 +110,27 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                 Err(e) => log(&format!("run-now failed: {e}")),
             }
         }
-    }
-    log("stopping: waiting for the scan in flight to finish");
-    while let Ok(Some((id, _))) = queue.active_job(&JobKind::SelfMonitoring).await {
-        queue.wait(&id).await;
+    };
+    // Queued scans are cancelled at once; the running one stops its runner and records itself.
+    built.monitor.shutdown();
+    let mut interrupted = false;
+    while let Ok(Some((id, status))) = queue.active_job(&JobKind::SelfMonitoring).await {
+        let running = status == JobStatus::Running;
+        if running {
+            log("stopping: interrupting the scan in flight");
+        }
+        // A scan that finished on its own just before the signal is no interruption.
+        let ended = queue.wait(&id).await;
+        interrupted |= running && matches!(ended, Some(JobStatus::Failed { .. }));
     }
     report_finished(queue.as_ref(), &mut watched).await;
     log("stopped");
+    if interrupted {
+        return Err(super::signals::Interrupts::failure(
+            stopped_by,
+            "the scan in flight was recorded as failed; the next scan reads the same records",
+        ));
+    }
     Ok(())
 }
 

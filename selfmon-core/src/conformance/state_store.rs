@@ -3,10 +3,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::model::{
-    Classification, FiledIssue, FilingIntent, Finding, FindingOutcome, IssueDraft, IssueEventKind,
-    IssueRef, IssueState, Level, Marker, RejectedFinding, ScanId, ScanRecord, ScanReport,
-    ScanStatus, ScanTrigger, SignatureFate, SignatureReport, SkippedSignature,
-    MAX_REPORT_SIGNATURES,
+    BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding,
+    FindingOutcome, IssueDraft, IssueEventKind, IssueRef, IssueState, Level, Marker,
+    RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate, SignatureReport, SkippedSignature, MAX_REPORT_SIGNATURES,
 };
 use crate::traits::{DedupTier, IssueFilter, LeaseOutcome, PageRequest, StateStore};
 
@@ -33,6 +33,25 @@ fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent
         templates: vec![format!("template {number}")],
         occurrences: 1,
         created_at: t(at),
+        backlog_entry_id: None,
+    }
+}
+
+fn entry(id: &str, fingerprint: &str, severity: Level, occurrences: u64, at: i64) -> BacklogEntry {
+    BacklogEntry {
+        entry_id: id.to_string(),
+        fingerprint: fingerprint.to_string(),
+        severity,
+        finding: Finding::new(
+            Classification::ServerBug,
+            format!("deferred {id}"),
+            "summary",
+        ),
+        evidence: Vec::new(),
+        templates: vec![format!("template {id}")],
+        occurrences,
+        deferred_by: ScanId("deferring".into()),
+        deferred_at: t(at),
     }
 }
 
@@ -268,6 +287,178 @@ pub async fn state_store(store: &dyn StateStore) {
         .expect("save templates");
     let loaded = store.load_template_state().await.expect("load templates");
     assert!(loaded.is_none() || loaded.as_deref() == Some("{\"v\":1}"));
+
+    backlog_and_commits(store).await;
+}
+
+/// The backlog, atomic scan commits and dry runs. Runs after the sections above: issues #5
+/// (5 occurrences) and #6 (1) exist and the cursor is 7.
+async fn backlog_and_commits(store: &dyn StateStore) {
+    assert!(store.open_backlog().await.expect("backlog").is_empty());
+
+    // A dry run, even a successful one, never moves the cursor.
+    let mut dry = ScanRecord::started(ScanId("dry".into()), ScanTrigger::Manual, 7, t(100));
+    dry.dry_run = true;
+    store.begin_scan(&dry).await.expect("begin dry");
+    dry.status = ScanStatus::Success;
+    dry.completed_at = Some(t(101));
+    dry.log_id_end = 90;
+    store.finish_scan(&dry).await.expect("finish dry");
+    assert_eq!(
+        store.last_successful_cursor().await.expect("cursor"),
+        7,
+        "a dry run never moves the cursor"
+    );
+    let listed = store
+        .list_scans(PageRequest::default())
+        .await
+        .expect("list");
+    assert!(
+        listed
+            .items
+            .iter()
+            .any(|s| s.scan_id.as_str() == "dry" && s.dry_run),
+        "a dry run is marked in history"
+    );
+
+    // A commit: cursor, occurrences, deferrals and the backlog count, together.
+    let mut s5 = ScanRecord::started(ScanId("s5".into()), ScanTrigger::Scheduled, 7, t(110));
+    store.begin_scan(&s5).await.expect("begin s5");
+    s5.status = ScanStatus::Success;
+    s5.completed_at = Some(t(111));
+    s5.log_id_end = 20;
+    s5.backlog = 3;
+    let mut effects = ScanEffects::default();
+    effects.add_occurrences(5, 2);
+    effects.add_occurrences(5, 1);
+    effects.add_occurrences(999, 1);
+    effects.deferred = vec![
+        entry("warn", "f1", Level::Warning, 50, 110),
+        entry("crit", "f2", Level::Critical, 1, 110),
+        entry("err-many", "f3", Level::Error, 9, 110),
+    ];
+    store.commit_scan(&s5, &effects).await.expect("commit s5");
+    assert_eq!(store.last_successful_cursor().await.expect("cursor"), 20);
+    let five = store.filed_issues().await.expect("filed");
+    assert_eq!(
+        five.iter()
+            .find(|i| i.issue.number == 5)
+            .map(|i| i.occurrences),
+        Some(8),
+        "committed occurrences add up; unknown issue numbers are ignored"
+    );
+    let open = store.open_backlog().await.expect("backlog");
+    let order: Vec<&str> = open.iter().map(|e| e.entry_id.as_str()).collect();
+    assert_eq!(
+        order,
+        ["crit", "err-many", "warn"],
+        "the backlog comes most severe first"
+    );
+    assert_eq!(open[0], effects.deferred[1], "an entry round-trips intact");
+    let s5_listed = store
+        .list_scans(PageRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        s5_listed
+            .items
+            .iter()
+            .find(|s| s.scan_id.as_str() == "s5")
+            .map(|s| s.backlog),
+        Some(3),
+        "the backlog size is on the scan record"
+    );
+
+    // Deferring the same fingerprint again merges; closing gives the covering issue the
+    // occurrences; closing twice does nothing.
+    let mut s6 = ScanRecord::started(ScanId("s6".into()), ScanTrigger::Scheduled, 20, t(120));
+    store.begin_scan(&s6).await.expect("begin s6");
+    s6.status = ScanStatus::Success;
+    s6.completed_at = Some(t(121));
+    s6.log_id_end = 30;
+    let closure = BacklogClosure {
+        entry_id: "err-many".into(),
+        reason: "covered by #6".into(),
+        issue: Some(6),
+    };
+    let effects = ScanEffects {
+        deferred: vec![
+            entry("warn-again", "f1", Level::Warning, 5, 120),
+            entry("same-fp-too", "f2", Level::Critical, 2, 120),
+        ],
+        closed: vec![closure.clone(), closure.clone()],
+        ..ScanEffects::default()
+    };
+    store.commit_scan(&s6, &effects).await.expect("commit s6");
+    let open = store.open_backlog().await.expect("backlog");
+    let summary: Vec<(&str, u64)> = open
+        .iter()
+        .map(|e| (e.entry_id.as_str(), e.occurrences))
+        .collect();
+    assert_eq!(
+        summary,
+        [("crit", 3), ("warn", 55)],
+        "an open entry with the same fingerprint absorbs a new deferral"
+    );
+    let six = store.filed_issues().await.expect("filed");
+    assert_eq!(
+        six.iter()
+            .find(|i| i.issue.number == 6)
+            .map(|i| i.occurrences),
+        Some(10),
+        "a closed entry's occurrences go to the covering issue, once"
+    );
+    let closed = store
+        .closed_backlog(PageRequest::default())
+        .await
+        .expect("closed backlog");
+    assert_eq!(closed.total, 1);
+    assert_eq!(closed.items[0].closure, closure, "the reason is kept");
+    assert_eq!(closed.items[0].entry.entry_id, "err-many");
+
+    // Filing from the backlog closes the entry together with the intent.
+    let mut from_backlog = intent("intent-b", 7, Classification::ServerBug, 130);
+    from_backlog.backlog_entry_id = Some("crit".into());
+    from_backlog.occurrences = 3;
+    store
+        .record_intent(&from_backlog)
+        .await
+        .expect("record backlog intent");
+    assert_eq!(
+        store.open_intents().await.expect("intents"),
+        vec![from_backlog.clone()],
+        "the backlog link round-trips"
+    );
+    let row = FiledIssue::from_intent(&from_backlog, issue_ref(7), t(131));
+    store
+        .complete_intent("intent-b", &row)
+        .await
+        .expect("complete backlog intent");
+    let open = store.open_backlog().await.expect("backlog");
+    assert_eq!(
+        open.iter().map(|e| e.entry_id.as_str()).collect::<Vec<_>>(),
+        ["warn"],
+        "completing the intent closes its backlog entry"
+    );
+    let seven = store.filed_issues().await.expect("filed");
+    assert_eq!(
+        seven
+            .iter()
+            .find(|i| i.issue.number == 7)
+            .map(|i| i.occurrences),
+        Some(3),
+        "the entry's occurrences come with the filing, not twice"
+    );
+    let closed = store
+        .closed_backlog(PageRequest::default())
+        .await
+        .expect("closed backlog");
+    assert_eq!(closed.total, 2);
+    assert_eq!(
+        closed.items[0].entry.entry_id, "crit",
+        "most recently closed first"
+    );
+    assert_eq!(closed.items[0].closure.issue, Some(7));
 }
 
 fn signature(id: &str, fate: SignatureFate) -> SignatureReport {

@@ -220,6 +220,10 @@ pub struct FilingIntent {
     pub occurrences: u64,
     /// When the intent was recorded.
     pub created_at: DateTime<Utc>,
+    /// The backlog entry this filing comes from; completing the intent closes it in the same
+    /// atomic step.
+    #[serde(default)]
+    pub backlog_entry_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The domain model shared by the engine, every adapter and the host.
 
+mod backlog;
 mod classification;
 mod claude_model;
 mod code;
@@ -9,6 +10,9 @@ mod record;
 mod report;
 mod scan;
 
+pub use backlog::{
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, IssueOccurrences, ScanEffects,
+};
 pub use classification::Classification;
 pub use claude_model::ClaudeModel;
 pub use code::ErrorCode;

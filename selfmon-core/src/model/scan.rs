@@ -142,8 +142,11 @@ pub struct ScanRecord {
     pub comments_added: u64,
     /// Closed issues that recurred.
     pub regressions: u64,
-    /// Findings not filed because the per-scan budget was spent.
+    /// Findings not filed because the per-scan budget was spent (kept in the backlog).
     pub deferred: u64,
+    /// Findings waiting in the backlog when the scan finished.
+    #[serde(default)]
+    pub backlog: u64,
     /// Whether analysis ran (false when nothing novel remained).
     pub analysis_ran: bool,
     /// Model used.
@@ -160,7 +163,8 @@ pub struct ScanRecord {
     pub gap_records: u64,
     /// Whether the cursor was reset because the log was recreated (its max id was below the cursor).
     pub cursor_reset: bool,
-    /// Whether this was a dry run (nothing filed).
+    /// Whether this was a dry run: a preview that filed nothing and changed no state (cursor,
+    /// occurrences, learned templates, backlog).
     pub dry_run: bool,
     /// Why the scan failed.
     pub error_message: Option<String>,
@@ -189,6 +193,7 @@ impl ScanRecord {
             comments_added: 0,
             regressions: 0,
             deferred: 0,
+            backlog: 0,
             analysis_ran: false,
             model: None,
             prompt_version: None,

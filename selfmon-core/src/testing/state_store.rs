@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    FiledIssue, FilingIntent, IssueEvent, IssueState, ScanId, ScanRecord, ScanReport, ScanStatus,
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
+    IssueState, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
 };
 use crate::traits::{IssueFilter, Lease, LeaseOutcome, Page, PageRequest, StateStore};
 
@@ -30,6 +31,14 @@ pub enum StoreOp {
     RecordOccurrences,
     /// `save_scan_report`.
     SaveScanReport,
+    /// `commit_scan`.
+    CommitScan,
+    /// `open_backlog`.
+    OpenBacklog,
+    /// `open_intents`.
+    OpenIntents,
+    /// `save_template_state`.
+    SaveTemplateState,
 }
 
 #[derive(Debug, Default)]
@@ -40,7 +49,48 @@ struct Inner {
     intents: Vec<FilingIntent>,
     templates: Option<String>,
     reports: HashMap<ScanId, ScanReport>,
+    backlog: Vec<BacklogEntry>,
+    closed_backlog: Vec<ClosedBacklogEntry>,
     failing: HashSet<StoreOp>,
+}
+
+impl Inner {
+    fn add_occurrences(&mut self, issue_number: u64, count: u64, now: DateTime<Utc>) {
+        if let Some(i) = self
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.occurrences += count;
+            i.last_seen_at = i.last_seen_at.max(now);
+        }
+    }
+
+    /// Closes an open entry (giving its occurrences to the covering issue when `give_occurrences`);
+    /// no-op when the entry is not open.
+    fn close_entry(
+        &mut self,
+        closure: &BacklogClosure,
+        give_occurrences: bool,
+        now: DateTime<Utc>,
+    ) {
+        let Some(pos) = self
+            .backlog
+            .iter()
+            .position(|e| e.entry_id == closure.entry_id)
+        else {
+            return;
+        };
+        let entry = self.backlog.remove(pos);
+        if let Some(issue) = closure.issue.filter(|_| give_occurrences) {
+            self.add_occurrences(issue, entry.occurrences, now);
+        }
+        self.closed_backlog.push(ClosedBacklogEntry {
+            entry,
+            closure: closure.clone(),
+            closed_at: now,
+        });
+    }
 }
 
 /// One page of `all` (already filtered and ordered), with the total; pages hold at most 500.
@@ -108,6 +158,11 @@ impl MemoryStateStore {
         self.lock().intents.clone()
     }
 
+    /// Open backlog entries, in insertion order.
+    pub fn backlog(&self) -> Vec<BacklogEntry> {
+        self.lock().backlog.clone()
+    }
+
     /// The current lease holder, if any (expired or not).
     pub fn lease(&self) -> Option<Lease> {
         self.lock().lease.clone()
@@ -150,7 +205,7 @@ impl StateStore for MemoryStateStore {
             .lock()
             .scans
             .iter()
-            .filter(|s| s.status == ScanStatus::Success)
+            .filter(|s| s.status == ScanStatus::Success && !s.dry_run)
             .max_by_key(|s| (s.completed_at, s.started_at))
             .map(|s| s.log_id_end)
             .unwrap_or(0))
@@ -188,6 +243,49 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
+    async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()> {
+        self.check(StoreOp::CommitScan)?;
+        let now = record.completed_at.unwrap_or(record.started_at);
+        let mut i = self.lock();
+        for o in &effects.occurrences {
+            i.add_occurrences(o.issue, o.count, now);
+        }
+        for entry in &effects.deferred {
+            match i
+                .backlog
+                .iter_mut()
+                .find(|e| e.fingerprint == entry.fingerprint)
+            {
+                Some(open) => open.occurrences += entry.occurrences,
+                None => i.backlog.push(entry.clone()),
+            }
+        }
+        for closure in &effects.closed {
+            i.close_entry(closure, true, now);
+        }
+        if let Some(state) = &effects.template_state {
+            i.templates = Some(state.clone());
+        }
+        match i.scans.iter_mut().find(|s| s.scan_id == record.scan_id) {
+            Some(s) => *s = record.clone(),
+            None => i.scans.push(record.clone()),
+        }
+        Ok(())
+    }
+
+    async fn open_backlog(&self) -> Result<Vec<BacklogEntry>> {
+        self.check(StoreOp::OpenBacklog)?;
+        let mut all = self.lock().backlog.clone();
+        all.sort_by_key(BacklogEntry::priority);
+        Ok(all)
+    }
+
+    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>> {
+        let i = self.lock();
+        let all: Vec<&ClosedBacklogEntry> = i.closed_backlog.iter().rev().collect();
+        Ok(paginate(all, page))
+    }
+
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
         self.check(StoreOp::FiledIssues)?;
         Ok(self.lock().issues.clone())
@@ -200,15 +298,7 @@ impl StateStore for MemoryStateStore {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.check(StoreOp::RecordOccurrences)?;
-        if let Some(i) = self
-            .lock()
-            .issues
-            .iter_mut()
-            .find(|i| i.issue.number == issue_number)
-        {
-            i.occurrences += count;
-            i.last_seen_at = now;
-        }
+        self.lock().add_occurrences(issue_number, count, now);
         Ok(())
     }
 
@@ -231,13 +321,31 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn open_intents(&self) -> Result<Vec<FilingIntent>> {
+        self.check(StoreOp::OpenIntents)?;
         Ok(self.lock().intents.clone())
     }
 
     async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()> {
         self.check(StoreOp::CompleteIntent)?;
         let mut i = self.lock();
+        let backlog_entry = i
+            .intents
+            .iter()
+            .find(|x| x.intent_id == intent_id)
+            .and_then(|x| x.backlog_entry_id.clone());
         i.intents.retain(|x| x.intent_id != intent_id);
+        if let Some(entry_id) = backlog_entry {
+            // The entry's occurrences are already in the issue row (the intent carried them).
+            i.close_entry(
+                &BacklogClosure {
+                    entry_id,
+                    reason: format!("filed as #{}", issue.issue.number),
+                    issue: Some(issue.issue.number),
+                },
+                false,
+                issue.created_at,
+            );
+        }
         if !i
             .issues
             .iter()
@@ -327,6 +435,7 @@ impl StateStore for MemoryStateStore {
     }
 
     async fn save_template_state(&self, state: &str) -> Result<()> {
+        self.check(StoreOp::SaveTemplateState)?;
         self.lock().templates = Some(state.to_string());
         Ok(())
     }

@@ -83,4 +83,13 @@ pub trait AnalysisRunner: Send + Sync {
 
     /// A short name for reports (`"claude"`, `"offline"`).
     fn name(&self) -> &str;
+
+    /// Completes when everything started by analyses whose futures were dropped (cancelled or
+    /// timed out) has ended and been cleaned up: subprocesses reaped, temporary files removed.
+    ///
+    /// A dropped `analyze` future cannot wait, so a runner that owns processes stops them in the
+    /// background; the engine awaits this (with a bound) after cancelling a scan, so that a
+    /// cancelled scan returns only once nothing of it remains. Runners that start nothing need not
+    /// implement it (the default returns at once). Must not wait for analyses still running.
+    async fn wait_for_cleanup(&self) {}
 }

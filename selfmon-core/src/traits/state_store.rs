@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{
-    FiledIssue, FilingIntent, IssueEvent, IssueState, ScanId, ScanRecord, ScanReport,
+    BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent, IssueState,
+    ScanEffects, ScanId, ScanRecord, ScanReport,
 };
 
 /// A single-flight lease held by one scan.
@@ -71,10 +72,12 @@ pub struct IssueFilter {
 /// - Every method is durable on return: after `Ok`, a crash does not lose the write.
 /// - The lease is exclusive across every process sharing the store; an expired lease may be taken
 ///   over. `release_lease` of a lease the caller no longer holds is a no-op.
-/// - `last_successful_cursor` is the `log_id_end` of the most recently completed successful scan, or
-///   0 before any.
-/// - `complete_intent` records the issue row and removes the intent atomically; after a crash either
-///   both happened or neither did.
+/// - `last_successful_cursor` is the `log_id_end` of the most recently completed successful scan
+///   that was not a dry run, or 0 before any: a dry run never moves the cursor.
+/// - `complete_intent` records the issue row and removes the intent atomically (closing the
+///   intent's backlog entry, if it has one, in the same step); after a crash either all happened
+///   or none did.
+/// - `commit_scan` makes a successful scan's record and all its effects durable atomically.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not.
 #[async_trait]
@@ -100,8 +103,25 @@ pub trait StateStore: Send + Sync {
     /// Inserts a scan record (status RUNNING).
     async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
 
-    /// Updates a scan record to its final state (SUCCESS or FAILURE).
+    /// Updates a scan record to its final state (SUCCESS or FAILURE) without other effects (a
+    /// failed scan, a dry run).
     async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+
+    /// Finishes a successful scan in one atomic step: stores `record` (status SUCCESS, its
+    /// `log_id_end` becoming the cursor unless it is a dry run), adds `effects.occurrences` to the
+    /// filed issues (numbers this store never recorded are ignored), adds `effects.deferred` to
+    /// the backlog (an open entry with the same fingerprint absorbs the new entry's occurrences
+    /// instead), closes `effects.closed` (each closure's issue receives the entry's occurrences;
+    /// closing an entry that is no longer open does nothing) and saves `effects.template_state`.
+    /// After a crash either all of it happened or none did.
+    async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
+
+    /// Backlog entries not yet closed, in filing priority ([`BacklogEntry::priority`]: most severe
+    /// first, then most occurrences, then oldest).
+    async fn open_backlog(&self) -> Result<Vec<BacklogEntry>>;
+
+    /// Closed backlog entries with why they were closed, most recently closed first.
+    async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
 
     /// Every issue selfmon filed, for dedup.
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
@@ -123,7 +143,9 @@ pub trait StateStore: Send + Sync {
     /// Intents not yet completed, oldest first.
     async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
 
-    /// Records the filed issue and removes the intent, atomically.
+    /// Records the filed issue and removes the intent, atomically; an intent with a
+    /// `backlog_entry_id` also closes that entry (reason `filed as #N`) in the same step.
+    /// Completing an intent twice keeps one issue row.
     async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;
 
     /// Scans, newest first.

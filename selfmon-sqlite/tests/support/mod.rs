@@ -42,6 +42,7 @@ pub fn intent(id: &str, seed: u64) -> FilingIntent {
         templates: vec![format!("template {seed}")],
         occurrences: 1,
         created_at: t(seed as i64),
+        backlog_entry_id: None,
     }
 }
 
