@@ -470,7 +470,10 @@ fn history_show_explains_every_signature_and_finding_of_a_scan() {
 
     let h = run(&["history", "--state", &state]);
     let table = text(&h.stdout);
-    assert!(table.contains(" dry "), "a dry-run column: {table}");
+    assert!(
+        table.contains(" mode ") && table.contains(" real "),
+        "a mode (real / dry run) column: {table}"
+    );
     assert!(table.contains(&scan_id[..8]), "a scan-id column: {table}");
 
     let o = run(&["history", "show", &scan_id[..8], "--state", &state]);

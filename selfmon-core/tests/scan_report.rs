@@ -10,7 +10,7 @@ use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::ScriptedRunner;
 use selfmon_core::{
     Analysis, Classification, Finding, FindingOutcome, IssueEventKind, Level, PageRequest,
-    ScanTrigger, SelfMonitoringConfig, SignatureFate, ScanHistory,
+    ScanHistory, ScanTrigger, SelfMonitoringConfig, SignatureFate,
 };
 
 #[tokio::test]

@@ -38,7 +38,8 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
             .await
             .unwrap()
             .total,
-        7
+        10,
+        "the conformance suite's scans, those of its scan reports included"
     );
     let report = store
         .scan_report(&ScanId("r1".into()))
