@@ -663,6 +663,13 @@ pub fn looks_like_traceback(message: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    /// A word of letters only, distinct for each `k` (a word with digits is masked as a value, and
+    /// a run of those is one list).
+    fn letters_word(k: i64) -> String {
+        let letter = |n: i64| char::from(b'a' + n.rem_euclid(26) as u8);
+        format!("w{}{}", letter(k / 26), letter(k))
+    }
     use super::*;
 
     fn rec(id: i64, level: Level, msg: &str) -> LogRecord {
@@ -727,7 +734,7 @@ mod tests {
     fn rendering_respects_the_byte_budget_and_says_what_was_cut() {
         let recs: Vec<_> = (0..500)
             .map(|i| {
-                let words: Vec<String> = (0..(i % 60)).map(|k| format!("w{k}")).collect();
+                let words: Vec<String> = (0..(i % 60)).map(letters_word).collect();
                 rec(
                     i,
                     Level::Error,
@@ -799,7 +806,7 @@ mod tests {
         let config = SelfMonitoringConfig::default();
         let mut b = DigestBuilder::new(&config).unwrap().with_max_signatures(3);
         for i in 0..10 {
-            let words: Vec<String> = (0..i).map(|k| format!("w{k}")).collect();
+            let words: Vec<String> = (0..i).map(letters_word).collect();
             b.push(&rec(i, Level::Error, &format!("kind {}", words.join(" "))));
             b.push(&rec(
                 100 + i,

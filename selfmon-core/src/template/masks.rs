@@ -89,6 +89,7 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
         prev_ends_colon = tok.ends_with(':');
         pos = end;
     }
+    collapse_value_lists(out, start_len);
 }
 
 /// A unit word after a number is part of the value (`403 bytes`, `0.5 KB`, `3 sec`): when `tok`
@@ -120,6 +121,55 @@ fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
     out.push_str(kind);
     out.push_str(&tok[unit.len()..]);
     true
+}
+
+/// Tokens a run of one repeated value token needs to be taken for a list.
+const MIN_LIST_RUN: usize = 3;
+
+/// Folds every run of at least [`MIN_LIST_RUN`] equal value tokens in `out[start_len..]` into one
+/// token: `delete blk_1 blk_2 blk_3` and `delete blk_4` are one event with a list of values of
+/// varying length. Pairs stay (`<TIME> <TIME>` is a date and a time, `<NUM> <NUM>` a status and a
+/// size).
+fn collapse_value_lists(out: &mut String, start_len: usize) {
+    let masked = &out[start_len..];
+    let mut prev = "";
+    let mut run = 0usize;
+    let mut found = false;
+    for tok in masked.split(' ') {
+        run = if tok == prev { run + 1 } else { 1 };
+        if run >= MIN_LIST_RUN && has_placeholder(tok) {
+            found = true;
+            break;
+        }
+        prev = tok;
+    }
+    if !found {
+        return;
+    }
+    let tokens: Vec<&str> = masked.split(' ').collect();
+    let mut folded = String::with_capacity(masked.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let tok = tokens[i];
+        let mut j = i + 1;
+        while j < tokens.len() && tokens[j] == tok {
+            j += 1;
+        }
+        let keep = if j - i >= MIN_LIST_RUN && has_placeholder(tok) {
+            1
+        } else {
+            j - i
+        };
+        for _ in 0..keep {
+            if !folded.is_empty() {
+                folded.push(' ');
+            }
+            folded.push_str(tok);
+        }
+        i = j;
+    }
+    out.truncate(start_len);
+    out.push_str(&folded);
 }
 
 /// Whether the token masked from `start` is a value restated in parentheses (`(<SIZE>)`,

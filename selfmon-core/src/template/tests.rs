@@ -397,11 +397,11 @@ fn messages_agreeing_only_on_bare_values_stay_apart() {
         ),
         a
     );
-    // Messages made only of values still share a template.
+    // Messages made only of values still share a template (a run of values is one list).
     t.learn("REPORT : 7007 5002 150089 240");
     assert_eq!(
         t.learn_and_template("REPORT : 7008 5003 150111 240").text,
-        "REPORT : <NUM> <NUM> <NUM> <NUM>"
+        "REPORT : <NUM>"
     );
     // A key=value token is evidence of sameness even though its value is masked.
     t.learn("release lock=1, flg=0x0, tag=\"View\", name=com.android.systemui, ws=null, uid=10037");
@@ -805,4 +805,30 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_run_of_three_or_more_equal_values_is_one_list() {
+    table(&[
+        (
+            "BLOCK* ask 10.251.126.5:50010 to delete blk_-9016 blk_-8695 blk_-7168 blk_2654",
+            "BLOCK* ask <IP> to delete blk_<NUM>",
+        ),
+        (
+            "BLOCK* ask 10.251.122.79:50010 to delete blk_8048",
+            "BLOCK* ask <IP> to delete blk_<NUM>",
+        ),
+        (
+            "Supported channels 1 2 3 4 5 36 40",
+            "Supported channels <NUM>",
+        ),
+        (
+            "Fan speeds ( 3552 3534 3375 **** 3515 3479 )",
+            "Fan speeds ( <NUM> **** <NUM> <NUM> )",
+        ),
+        // A pair is two values of different meaning, not a list.
+        ("status 200 2326", "status <NUM> <NUM>"),
+        // Constant words never fold, however often they repeat.
+        ("ok ok ok ok", "ok ok ok ok"),
+    ]);
 }
