@@ -81,6 +81,10 @@ pub struct Digest {
     pub ignored_signatures: u64,
     /// Records in dropped signatures.
     pub ignored_records: u64,
+    /// The dropped signatures with the rule that dropped each (at most
+    /// [`crate::model::MAX_REPORT_SIGNATURES`]; templates unredacted). Never sent to a runner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<crate::model::SignatureReport>,
 }
 
 /// Most signatures a digest keeps by default; records of further signatures go to the overflow
@@ -138,19 +142,37 @@ impl CompiledIgnore {
         })
     }
 
-    fn matches(&self, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> bool {
-        codes
+    /// The first rule that drops a signature, named as configured (`ignore.codes: X`).
+    fn matching_rule(
+        &self,
+        source: Option<&str>,
+        template: &str,
+        codes: &[ErrorCode],
+    ) -> Option<String> {
+        if let Some(code) = self
+            .codes
             .iter()
-            .any(|c| self.codes.iter().any(|i| i == c.as_str()))
-            || source.is_some_and(|s| {
-                self.sources
-                    .iter()
-                    .any(|rule| match rule.strip_suffix('*') {
-                        Some(prefix) => s.starts_with(prefix),
-                        None => s == rule,
-                    })
-            })
-            || self.templates.iter().any(|re| re.is_match(template))
+            .find(|i| codes.iter().any(|c| *i == c.as_str()))
+        {
+            return Some(format!("ignore.codes: {code}"));
+        }
+        if let Some(s) = source {
+            if let Some(rule) = self
+                .sources
+                .iter()
+                .find(|rule| match rule.strip_suffix('*') {
+                    Some(prefix) => s.starts_with(prefix),
+                    None => s == rule.as_str(),
+                })
+            {
+                return Some(format!("ignore.sources: {rule}"));
+            }
+        }
+        self.templates
+            .iter()
+            .enumerate()
+            .find(|(_, re)| re.is_match(template))
+            .map(|(i, re)| format!("ignore.templates[{i}]: {}", re.as_str()))
     }
 }
 
@@ -354,9 +376,20 @@ impl DigestBuilder {
         }
         let mut kept = Vec::with_capacity(out.signatures.len());
         for sig in out.signatures {
-            if ignore.matches(sig.source.as_deref(), &sig.template, &sig.error_codes) {
+            if let Some(rule) =
+                ignore.matching_rule(sig.source.as_deref(), &sig.template, &sig.error_codes)
+            {
                 out.ignored_signatures += 1;
                 out.ignored_records += sig.count;
+                if out.ignored.len() < crate::model::MAX_REPORT_SIGNATURES {
+                    out.ignored.push(crate::model::SignatureReport {
+                        id: sig.id.clone(),
+                        template: sig.template.clone(),
+                        level: sig.level,
+                        count: sig.count,
+                        fate: crate::model::SignatureFate::Ignored { rule },
+                    });
+                }
             } else {
                 kept.push(sig);
             }

@@ -27,6 +27,7 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding,
     FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, Marker,
     RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate, SignatureReport, MAX_REPORT_TEMPLATE_CHARS,
 };
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
@@ -429,13 +430,8 @@ impl SelfMonitor {
             scan_id: scan_id.clone(),
             cursor,
         });
-        let mut report = ScanReport {
-            record: record.clone(),
-            outcomes: Vec::new(),
-            rejected: Vec::new(),
-            reconciled: Vec::new(),
-            took_over_lease: took_over,
-        };
+        let mut report = ScanReport::new(record.clone());
+        report.took_over_lease = took_over;
         // What the scan makes durable with its cursor; a dry run or a failure commits none of it.
         let mut effects = ScanEffects::default();
         let outcome = tokio::select! {
@@ -446,6 +442,21 @@ impl SelfMonitor {
         };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
+        // The report is stored before the scan is marked successful: a scan whose explanation
+        // could not be kept fails (and its records are read again) rather than succeeding
+        // unexplained.
+        let outcome = match outcome {
+            Ok(new_cursor) => {
+                let mut done = stored_report(&report, &config);
+                done.record.status = ScanStatus::Success;
+                done.record.log_id_end = new_cursor;
+                self.store
+                    .save_scan_report(&done)
+                    .await
+                    .map(|()| new_cursor)
+            }
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(new_cursor) => {
                 report.record.status = ScanStatus::Success;
@@ -477,6 +488,12 @@ impl SelfMonitor {
                 report.record.error_message = Some(redactor.redact_string(&error_chain(&e)));
                 if let Err(store_err) = self.store.finish_scan(&report.record).await {
                     tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
+                } else if let Err(store_err) = self
+                    .store
+                    .save_scan_report(&stored_report(&report, &config))
+                    .await
+                {
+                    tracing::warn!(error = %store_err, "could not store the failed scan's report");
                 }
                 tracing::warn!(error = %e, "scan failed");
                 if matches!(e, Error::Cancelled) {
@@ -535,6 +552,7 @@ impl SelfMonitor {
                 "log store is behind the cursor; restarting from 0"
             );
             report.record.cursor_reset = true;
+            report.previous_cursor = Some(cursor);
             self.emit(ScanEvent::CursorReset {
                 scan_id: scan_id.clone(),
                 previous_cursor: cursor,
@@ -603,6 +621,11 @@ impl SelfMonitor {
         }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
+        report.signatures.extend(digest.ignored.iter().map(|s| {
+            let mut s = s.clone();
+            s.template = report_template(&s.template, &redactor);
+            s
+        }));
 
         // 4. What is known already.
         let mut known = self.known_issues(config).await?;
@@ -610,15 +633,33 @@ impl SelfMonitor {
         // 5. Remove signatures known issues explain; count them as occurrences (or regressions).
         let mut novel: Vec<Signature> = Vec::new();
         let mut occurrences: HashMap<u64, u64> = HashMap::new();
-        let mut regressed: Vec<(u64, Signature)> = Vec::new();
+        let mut regressed: Vec<(u64, DedupTier, Signature)> = Vec::new();
         for sig in &digest.signatures {
-            match known.match_signature(sig) {
-                Some((k, _tier)) if k.issue.state == IssueState::Closed => {
-                    regressed.push((k.issue.number, sig.clone()));
+            let fate = match known.match_signature(sig) {
+                Some((k, tier)) if k.issue.state == IssueState::Closed => {
+                    regressed.push((k.issue.number, tier, sig.clone()));
+                    SignatureFate::Known {
+                        issue: k.issue.number,
+                        tier,
+                        closed: true,
+                    }
                 }
-                Some((k, _tier)) => *occurrences.entry(k.issue.number).or_default() += sig.count,
-                None => novel.push(sig.clone()),
-            }
+                Some((k, tier)) => {
+                    *occurrences.entry(k.issue.number).or_default() += sig.count;
+                    SignatureFate::Known {
+                        issue: k.issue.number,
+                        tier,
+                        closed: false,
+                    }
+                }
+                None => {
+                    novel.push(sig.clone());
+                    SignatureFate::Analysed
+                }
+            };
+            report
+                .signatures
+                .push(report_signature(sig, fate, &redactor));
         }
         report.record.known_signatures = (digest.signatures.len() - novel.len()) as u64;
         report.record.novel_signatures = novel.len() as u64;
@@ -631,7 +672,7 @@ impl SelfMonitor {
             effects.add_occurrences(number, count);
         }
         let mut budget = Budget::new(config);
-        for (number, sig) in regressed {
+        for (number, tier, sig) in regressed {
             let shown = shown_signature(&sig, &redactor);
             let finding = Finding {
                 signature_ids: vec![sig.id.clone()],
@@ -652,7 +693,11 @@ impl SelfMonitor {
                 &mut budget,
                 config,
                 &ctx,
-                number,
+                (
+                    number,
+                    tier,
+                    "a known signature of this closed issue recurred".to_string(),
+                ),
                 &finding,
                 &evidence,
                 effects,
@@ -671,6 +716,7 @@ impl SelfMonitor {
             records: digest.records,
             ignored_signatures: digest.ignored_signatures,
             ignored_records: digest.ignored_records,
+            ignored: Vec::new(),
         };
         let findings: Vec<Finding> = 'analysis: {
             if novel_digest.signatures.is_empty() {
@@ -708,6 +754,8 @@ impl SelfMonitor {
                 timeout: self.analysis_timeout,
             };
             report.record.analysis_ran = true;
+            report.runner = Some(self.runner.name().to_string());
+            report.digest_sent = Some(request.data.clone());
             let analysis = match tokio::time::timeout(
                 self.analysis_timeout + Duration::from_secs(30),
                 self.runner.analyze(&request),
@@ -730,6 +778,7 @@ impl SelfMonitor {
             report.record.input_tokens = analysis.usage.input_tokens;
             report.record.output_tokens = analysis.usage.output_tokens;
             report.rejected.extend(analysis.rejected);
+            report.skipped.extend(analysis.skipped);
 
             // 7. Validate again: the runner's answer is untrusted.
             let sig_ids = novel_digest.signature_ids();
@@ -854,8 +903,8 @@ impl SelfMonitor {
                 DedupDecision::Duplicate {
                     issue,
                     tier,
+                    score,
                     reason,
-                    ..
                 } => {
                     match tier {
                         DedupTier::ErrorCode => report.record.duplicates.by_error_code += 1,
@@ -870,9 +919,15 @@ impl SelfMonitor {
                         title: finding.title.clone(),
                         issue,
                         reason,
+                        tier: Some(tier),
+                        score: Some(score),
                     });
                 }
-                DedupDecision::Related { issue, reason, .. } => {
+                DedupDecision::Related {
+                    issue,
+                    score,
+                    reason,
+                } => {
                     // Over the comment budget the occurrences still count: nothing is dropped.
                     effects.add_occurrences(issue, fresh_count);
                     close(effects, issue, format!("related to #{issue}: {reason}"));
@@ -892,6 +947,7 @@ impl SelfMonitor {
                             title: finding.title.clone(),
                             issue,
                             reason,
+                            score: Some(score),
                         });
                     } else {
                         report.record.duplicates.by_similarity += 1;
@@ -901,10 +957,16 @@ impl SelfMonitor {
                             reason: format!(
                                 "{reason} (occurrences recorded; no comment: comment budget spent or already commented this scan)"
                             ),
+                            tier: Some(DedupTier::Similarity),
+                            score: Some(score),
                         });
                     }
                 }
-                DedupDecision::Regression { issue, .. } => {
+                DedupDecision::Regression {
+                    issue,
+                    tier,
+                    reason,
+                } => {
                     close(effects, issue, format!("regression of #{issue}"));
                     let evidence = Evidence {
                         count: fresh_count,
@@ -916,7 +978,7 @@ impl SelfMonitor {
                         &mut budget,
                         config,
                         &ctx,
-                        issue,
+                        (issue, tier, reason),
                         finding,
                         &evidence,
                         effects,
@@ -948,6 +1010,11 @@ impl SelfMonitor {
                         }
                         report.outcomes.push(FindingOutcome::Deferred {
                             title: finding.title.clone(),
+                            reason: format!(
+                                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
+                                config.max_new_issues_per_scan
+                            ),
+                            backlog_position: Some(report.record.deferred),
                         });
                         continue;
                     }
@@ -979,7 +1046,7 @@ impl SelfMonitor {
         budget: &mut Budget,
         config: &SelfMonitoringConfig,
         ctx: &FilingContext<'_>,
-        issue: u64,
+        (issue, tier, why): (u64, DedupTier, String),
         finding: &Finding,
         evidence: &Evidence<'_>,
         effects: &mut ScanEffects,
@@ -992,7 +1059,9 @@ impl SelfMonitor {
             report.outcomes.push(FindingOutcome::Duplicate {
                 title: finding.title.clone(),
                 issue,
-                reason: "regression of a closed issue; comment budget spent or already commented this scan".into(),
+                reason: format!("regression of a closed issue ({why}); comment budget spent or already commented this scan"),
+                tier: Some(tier),
+                score: None,
             });
             return Ok(());
         }
@@ -1020,6 +1089,8 @@ impl SelfMonitor {
             title: finding.title.clone(),
             issue,
             reopened: reopen,
+            tier: Some(tier),
+            reason: Some(why),
         });
         Ok(())
     }
@@ -1272,6 +1343,35 @@ fn pick<'a>(by_id: &HashMap<&str, &'a Signature>, ids: &[String]) -> Vec<&'a Sig
     ids.iter()
         .filter_map(|id| by_id.get(id.as_str()).copied())
         .collect()
+}
+
+/// The report's copy of a signature: template sanitized, capped and redacted.
+fn report_signature(sig: &Signature, fate: SignatureFate, redactor: &Redactor) -> SignatureReport {
+    SignatureReport {
+        id: sig.id.clone(),
+        template: report_template(&sig.template, redactor),
+        level: sig.level,
+        count: sig.count,
+        fate,
+    }
+}
+
+fn report_template(template: &str, redactor: &Redactor) -> String {
+    redactor.redact_string(&crate::digest::sanitize_sample(
+        &crate::error::truncate_chars(template, MAX_REPORT_TEMPLATE_CHARS),
+    ))
+}
+
+/// The report as stored: free texts redacted (titles and reasons may quote log lines), bounded.
+fn stored_report(report: &ScanReport, config: &SelfMonitoringConfig) -> ScanReport {
+    let mut stored = report.clone();
+    match Redactor::with_config(&config.redaction) {
+        Ok(r) => stored.map_texts(|t| r.redact_string(t)),
+        // Unreachable in practice (the scan fails on the same configuration first); keep no text.
+        Err(_) => stored.map_texts(|_| "[not kept: redaction unavailable]".to_string()),
+    }
+    stored.bound();
+    stored
 }
 
 /// Longest template shown outside the process, in characters.
