@@ -103,6 +103,7 @@ impl AnalysisRunner for Echo {
             findings,
             rejected: Vec::new(),
             usage: Default::default(),
+            skipped: Vec::new(),
         })
     }
 }
