@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use selfmon_core::{
-    Component, Error, IssueDraft, IssueRef, IssueState, IssueTracker, Marker, Result, TrackedIssue,
+    classification_in, Classification, Component, Error, IssueDraft, IssueRef, IssueState,
+    IssueTracker, Marker, Result, TrackedIssue,
 };
 
 /// One entry of the folder's `index.json`.
@@ -27,6 +28,9 @@ pub struct DryRunIssue {
     pub file: String,
     /// selfmon's marker fingerprint, when the body had one.
     pub fingerprint: Option<String>,
+    /// The classification recorded in the body, when it had one.
+    #[serde(default)]
+    pub classification: Option<Classification>,
     /// When it was written.
     pub created_at: DateTime<Utc>,
     /// Comments added.
@@ -181,6 +185,7 @@ impl Folder {
                 title: i.title.clone(),
                 labels: i.labels.clone(),
                 marker: i.fingerprint.as_deref().map(Marker::for_fingerprint),
+                classification: i.classification,
                 closed_at: None,
             })
             .collect())
@@ -205,6 +210,7 @@ impl Folder {
                 state: IssueState::Open,
                 file,
                 fingerprint: Marker::find_in(&draft.body).map(|m| m.fingerprint().to_string()),
+                classification: classification_in(&draft.body),
                 created_at: Utc::now(),
                 comments: 0,
             };

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use selfmon_core::Component;
+use selfmon_core::{Component, Usage};
 
 /// Everything that can go wrong when running the Claude Code CLI.
 ///
@@ -159,6 +159,17 @@ pub enum Error {
         /// The first bytes of what was found.
         output_head: String,
     },
+
+    /// The run failed after the model had run, so it cost money: `usage` says how much (a scan
+    /// records it even though it failed); `source` says what went wrong.
+    #[error("{source}")]
+    Costly {
+        /// What the run used.
+        usage: Usage,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// `exit status 1`, or what is known when there is no status.
@@ -220,6 +231,15 @@ impl Error {
             | Error::Unfinished { .. }
             | Error::UnparseableOutput { .. }
             | Error::InvalidStructuredOutput { .. } => true,
+            Error::Costly { source, .. } => source.is_retryable(),
+        }
+    }
+
+    /// What the run used, when it failed after the model had run ([`Error::Costly`]).
+    pub fn usage(&self) -> Option<&Usage> {
+        match self {
+            Error::Costly { usage, .. } => Some(usage),
+            _ => None,
         }
     }
 }
@@ -239,8 +259,16 @@ fn looks_like_auth_failure(message: &str) -> bool {
 
 impl From<Error> for selfmon_core::Error {
     fn from(e: Error) -> Self {
-        let retryable = e.is_retryable();
-        selfmon_core::Error::adapter(Component::AnalysisRunner, retryable, e)
+        match e {
+            Error::Costly { usage, source } => selfmon_core::Error::AnalysisFailed {
+                usage,
+                source: Box::new(selfmon_core::Error::from(*source)),
+            },
+            e => {
+                let retryable = e.is_retryable();
+                selfmon_core::Error::adapter(Component::AnalysisRunner, retryable, e)
+            }
+        }
     }
 }
 

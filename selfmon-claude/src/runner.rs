@@ -165,7 +165,8 @@ impl ClaudeRunner {
                 &self.terminations,
             )
             .await?;
-            let result = interpret(output.status, &output.stdout, &output.stderr)?;
+            let result = interpret(output.status, &output.stdout, &output.stderr)
+                .map_err(|e| with_usage_of(&output.stdout, e))?;
             let usage = result.usage();
             tracing::info!(
                 turns = usage.turns,
@@ -182,6 +183,26 @@ impl ClaudeRunner {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// `e` as [`Error::Costly`] when `stdout` holds a result object reporting what the run used (the
+/// model ran, so the failure cost money), else `e` unchanged.
+fn with_usage_of(stdout: &[u8], e: Error) -> Error {
+    let text = String::from_utf8_lossy(stdout);
+    match extract_object::<crate::cli_result::CliResult>(&text, |r| r.kind == "result") {
+        Ok(result) => {
+            let usage = result.usage();
+            if usage == Usage::default() {
+                e
+            } else {
+                Error::Costly {
+                    usage,
+                    source: Box::new(e),
+                }
+            }
+        }
+        Err(_) => e,
     }
 }
 
@@ -214,7 +235,10 @@ impl AnalysisRunner for ClaudeRunner {
             .run_job(&job)
             .instrument(tracing::info_span!("claude_analysis", scan_id = %request.scan_id))
             .await?;
-        let raw = parse_response(&output.structured_output)?;
+        let raw = parse_response(&output.structured_output).map_err(|e| Error::Costly {
+            usage: output.usage.clone(),
+            source: Box::new(e),
+        })?;
         let signature_ids = request.digest.signature_ids();
         let scope = EvidenceScope {
             first_id: request.first_record_id,

@@ -324,10 +324,26 @@ async fn login_failure_with_is_error_is_a_non_retryable_error() {
 }
 
 #[tokio::test]
-async fn max_turns_is_reported_with_its_subtype() {
+async fn max_turns_is_reported_with_its_subtype_and_what_the_run_cost() {
     let fake = Fake::new("max_turns");
     let err = fake.runner().run_job(&job("d")).await.unwrap_err();
-    match err {
+    assert_eq!(
+        err.usage().and_then(|u| u.cost_usd),
+        Some(0.5),
+        "the model ran: the failure cost money"
+    );
+    assert!(err.is_retryable());
+    let core = selfmon_core::Error::from(err);
+    assert_eq!(core.analysis_usage().and_then(|u| u.turns), Some(10));
+    assert!(core.is_retryable(), "as retryable as the failure itself");
+    let selfmon_core::Error::AnalysisFailed { source, .. } = core else {
+        panic!("{core:?}")
+    };
+    let selfmon_core::Error::Adapter { source, .. } = *source else {
+        panic!("{source:?}")
+    };
+    let err = source.downcast::<Error>().expect("the runner's own error");
+    match *err {
         Error::Unfinished {
             subtype,
             num_turns,

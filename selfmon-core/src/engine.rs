@@ -479,6 +479,12 @@ impl SelfMonitor {
             Err(e) => {
                 report.record.status = ScanStatus::Failure;
                 report.record.log_id_end = report.record.log_id_start;
+                if let Some(usage) = e.analysis_usage() {
+                    // A failed analysis still cost money: the history shows how much.
+                    report.record.cost_usd = usage.cost_usd;
+                    report.record.input_tokens = usage.input_tokens;
+                    report.record.output_tokens = usage.output_tokens;
+                }
                 if report.record.cursor_reset {
                     // The reset is only kept when the scan succeeds.
                     report.record.log_id_end = cursor;
@@ -1243,7 +1249,10 @@ impl SelfMonitor {
                 known.push(KnownIssue {
                     issue: t.issue.clone(),
                     title: t.title.clone(),
-                    classification: classification_from_title(&t.title),
+                    // From what selfmon recorded in the body: title prefixes are configurable.
+                    classification: t
+                        .classification
+                        .unwrap_or_else(|| classification_from_title(&t.title)),
                     error_codes: crate::model::ErrorCode::extract_all(&t.title),
                     fingerprint: m.fingerprint().to_string(),
                     source_files: Vec::new(),
@@ -1304,6 +1313,8 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// The classification of an issue whose body recorded none (one a person filed with selfmon's
+/// marker): by its title's default prefix, else a server bug.
 fn classification_from_title(title: &str) -> crate::Classification {
     crate::Classification::ALL
         .into_iter()

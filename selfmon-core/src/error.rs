@@ -134,6 +134,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The analysis failed after the model had already run, so it cost money: `usage` says how
+    /// much (the scan records it even though it failed). What went wrong is `source`; retry as it
+    /// says.
+    #[error("{source} (the failed analysis still used{})", describe_usage(.usage))]
+    AnalysisFailed {
+        /// What the failed analysis used.
+        usage: crate::traits::Usage,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The scan was cancelled (a [`crate::cancel::CancelToken`], [`crate::SelfMonitor::shutdown`],
     /// or a signal in the CLI) before it finished. It is recorded as failed, the cursor did not
     /// move and the lease was released: the next scan reads the same records again.
@@ -141,7 +153,34 @@ pub enum Error {
     Cancelled,
 }
 
+/// ` $0.0123, 1200 input and 300 output tokens`, or ` an unknown amount`.
+fn describe_usage(u: &crate::traits::Usage) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = u.cost_usd {
+        parts.push(format!("${c:.4}"));
+    }
+    if let Some(i) = u.input_tokens {
+        parts.push(format!("{i} input tokens"));
+    }
+    if let Some(o) = u.output_tokens {
+        parts.push(format!("{o} output tokens"));
+    }
+    if parts.is_empty() {
+        " an unknown amount".to_string()
+    } else {
+        format!(" {}", parts.join(", "))
+    }
+}
+
 impl Error {
+    /// What a failed analysis used, when the runner could tell ([`Error::AnalysisFailed`]).
+    pub fn analysis_usage(&self) -> Option<&crate::traits::Usage> {
+        match self {
+            Error::AnalysisFailed { usage, .. } => Some(usage),
+            _ => None,
+        }
+    }
+
     /// Wraps an adapter error, keeping it as the source.
     pub fn adapter(component: Component, retryable: bool, source: impl Into<BoxError>) -> Self {
         Error::Adapter {
@@ -155,6 +194,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Adapter { retryable, .. } => *retryable,
+            Error::AnalysisFailed { source, .. } => source.is_retryable(),
             Error::LeaseHeld { .. } | Error::LeaseLost { .. } | Error::AlreadyActive { .. } => true,
             _ => false,
         }

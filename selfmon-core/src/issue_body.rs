@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::digest::Signature;
 use crate::error::truncate_chars;
-use crate::model::{Classification, Finding, Marker, ScanId};
+use crate::model::{classification_marker, Classification, Finding, Marker, ScanId};
 
 /// Largest body selfmon produces, in characters (GitHub's limit is 65,536).
 pub const MAX_BODY_CHARS: usize = 60_000;
@@ -142,7 +142,7 @@ pub fn issue_body(
     if let Some(f) = &finding.suggested_fix {
         let _ = writeln!(b, "## Suggested fix\n\n{}\n", escape_markdown(f));
     }
-    finish(b, scan_id, Some(marker))
+    finish(b, scan_id, Some((marker, finding.classification)))
 }
 
 /// The comment added to an existing issue when a related finding or a regression appears.
@@ -221,12 +221,14 @@ fn open_fence(text: &str) -> Option<String> {
     open.map(str::to_string)
 }
 
-fn finish(mut b: String, scan_id: &ScanId, marker: Option<&Marker>) -> String {
+/// Ends a body with the footer: who filed it and, for an issue, the hidden marker and
+/// classification lines (never truncated away).
+fn finish(mut b: String, scan_id: &ScanId, marker: Option<(&Marker, Classification)>) -> String {
     let footer = format!(
         "\n---\n_Filed by selfmon, scan `{}`._\n{}",
         scan_id,
         marker
-            .map(|m| format!("{}\n", m.as_str()))
+            .map(|(m, c)| format!("{}\n{}\n", m.as_str(), classification_marker(c)))
             .unwrap_or_default()
     );
     // Room for the footer, the truncation notice and a closing fence (fences are at most one

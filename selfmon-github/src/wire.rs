@@ -1,7 +1,7 @@
 //! The parts of GitHub's JSON that selfmon reads, and the `Link` header.
 
 use chrono::{DateTime, Utc};
-use selfmon_core::{IssueRef, IssueState, Marker, TrackedIssue};
+use selfmon_core::{classification_in, IssueRef, IssueState, Marker, TrackedIssue};
 use serde::Deserialize;
 
 /// An issue (or pull request) as the REST API returns it.
@@ -136,6 +136,7 @@ impl WireIssue {
         TrackedIssue {
             issue: self.issue_ref(),
             marker: self.body.as_deref().and_then(Marker::find_in),
+            classification: self.body.as_deref().and_then(classification_in),
             labels: self.labels.iter().map(|l| l.name().to_string()).collect(),
             title: self.title,
             closed_at: self.closed_at,

@@ -82,6 +82,34 @@ pub struct IssueDraft {
     pub marker: Marker,
 }
 
+/// The hidden classification line selfmon writes under its marker:
+/// `<!-- selfmon:classification=server_bug -->`.
+const CLASSIFICATION_MARKER: &str = "<!-- selfmon:classification=";
+
+/// The hidden line recording `classification` in an issue body, so the classification survives
+/// a renamed title prefix.
+pub fn classification_marker(classification: Classification) -> String {
+    format!("{CLASSIFICATION_MARKER}{} -->", classification.as_str())
+}
+
+/// The classification selfmon recorded in an issue body: its hidden classification line, else the
+/// visible `**Classification:** `server_bug`` line of bodies written before that line existed;
+/// `None` when the body has neither (an issue a person filed). Titles are never consulted: their
+/// prefixes are configurable.
+pub fn classification_in(body: &str) -> Option<Classification> {
+    let word = |rest: &str, end: &str| -> Option<Classification> {
+        rest.split_once(end)
+            .and_then(|(w, _)| w.trim().parse::<Classification>().ok())
+    };
+    if let Some((_, rest)) = body.split_once(CLASSIFICATION_MARKER) {
+        if let Some(c) = word(rest, "-->") {
+            return Some(c);
+        }
+    }
+    body.split_once("**Classification:** `")
+        .and_then(|(_, rest)| word(rest, "`"))
+}
+
 /// A reference to an issue in the tracker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssueRef {
@@ -104,6 +132,9 @@ pub struct TrackedIssue {
     pub labels: Vec<String>,
     /// selfmon's marker, when the body has one.
     pub marker: Option<Marker>,
+    /// The classification selfmon recorded in the body ([`classification_in`]), when it did.
+    #[serde(default)]
+    pub classification: Option<Classification>,
     /// When it was closed, if it is.
     pub closed_at: Option<DateTime<Utc>>,
 }

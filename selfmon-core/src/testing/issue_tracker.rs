@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{IssueDraft, IssueRef, IssueState, Marker, TrackedIssue};
+use crate::model::{classification_in, IssueDraft, IssueRef, IssueState, Marker, TrackedIssue};
 use crate::traits::IssueTracker;
 
 /// One issue held by [`MemoryIssueTracker`].
@@ -151,6 +151,7 @@ impl IssueTracker for MemoryIssueTracker {
                 title: i.title.clone(),
                 labels: i.labels.clone(),
                 marker: Marker::find_in(&i.body),
+                classification: classification_in(&i.body),
                 closed_at: i.closed_at,
             })
             .collect())
