@@ -1,5 +1,5 @@
 //! End-to-end tests of the `selfmon` binary against a generated logs.db, the offline runner and
-//! the dry-run tracker.
+//! the folder tracker.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -52,7 +52,7 @@ impl Env {
   "logs": {{ "path": "logs.db" }},
   "state": {{ "path": "state.db" }},
   "runner": {{ "kind": "offline" }},
-  "tracker": {{ "kind": "dry-run", "dir": "issues" }}
+  "tracker": {{ "kind": "folder", "dir": "issues" }}
 }}"#
         );
         std::fs::write(self.path("selfmon.json"), cfg).unwrap();
@@ -159,6 +159,67 @@ fn dry_run_flag_files_nothing() {
         text(&o.stdout)
     );
     assert_eq!(env.issue_files(), 0);
+}
+
+/// The titles a scan report filed (real) or would have filed (dry run), sorted.
+fn titles(report: &serde_json::Value, outcome: &str) -> Vec<String> {
+    let mut t: Vec<String> = report["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["outcome"] == outcome)
+        .map(|o| o["title"].as_str().unwrap().to_string())
+        .collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn a_dry_run_then_a_real_scan_files_exactly_what_the_dry_run_showed() {
+    let env = Env::new();
+    // A budget below the problems: the preview must show the deferrals the real scan makes too.
+    env.write_config("");
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            "\"max_new_issues_per_scan\": 20",
+            "\"max_new_issues_per_scan\": 2",
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let mut previews = Vec::new();
+    for _ in 0..2 {
+        let o = env.scan(&["--dry-run", "--json"]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        previews.push(serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap());
+    }
+    assert_eq!(env.issue_files(), 0, "a preview files nothing");
+    let would = titles(&previews[0], "would_file");
+    assert_eq!(would.len(), 2, "{}", previews[0]);
+    assert_eq!(
+        would,
+        titles(&previews[1], "would_file"),
+        "a second preview shows the same: the first consumed nothing"
+    );
+    assert_eq!(previews[0]["record"]["dry_run"], true);
+    assert_eq!(previews[0]["record"]["deferred"], 1, "{}", previews[0]);
+
+    let o = env.scan(&["--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let real: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        titles(&real, "filed"),
+        would,
+        "filed exactly what the preview showed"
+    );
+    assert_eq!(
+        real["record"]["records_read"],
+        previews[0]["record"]["records_read"]
+    );
+    assert_eq!(real["record"]["deferred"], 1);
+    assert_eq!(env.issue_files(), 2);
 }
 
 #[test]

@@ -720,7 +720,13 @@ impl ThreeTierDeduplicator {
                 .any(|s| s.attribute == Attribute::Template && !s.agreed)
                 && !query[Attribute::Template.index()].is_empty()
                 && !sets[Attribute::Template.index()].is_empty();
-            if agreeing < need || template_veto {
+            // Error codes name problems: when both sides carry codes and share none, they are
+            // different problems however alike their text (`[DB-LOCK-001]` vs `[DB-LOCK-002]`).
+            let codes = &known.issues[i].error_codes;
+            let code_veto = !finding.error_codes.is_empty()
+                && !codes.is_empty()
+                && !finding.error_codes.iter().any(|c| codes.contains(c));
+            if agreeing < need || template_veto || code_veto {
                 continue;
             }
             let mean = if agreeing == 0 {

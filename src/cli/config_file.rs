@@ -121,7 +121,12 @@ pub enum RunnerSection {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TrackerSection {
-    /// Write would-be issues as Markdown files into a folder.
+    /// A tracker in a local folder: every issue a Markdown file plus an `index.json`, for trying
+    /// selfmon without GitHub or for a host that routes issues itself. Not a dry run: issues
+    /// filed here are real to selfmon (the cursor moves, occurrences count); for a preview that
+    /// changes nothing, use `selfmon scan --dry-run` (or `"dry_run": true`) with any tracker.
+    /// `"kind": "dry-run"` is the old name of this kind and still accepted.
+    #[serde(rename = "folder", alias = "dry-run")]
     DryRun {
         /// The folder.
         dir: PathBuf,
@@ -602,9 +607,9 @@ pub fn default_config_text() -> String {
   "state": {{ "path": "selfmon-state.db" }},
   // "offline" (rules, no model) or {{"kind": "claude", "binary": "claude", "timeout_secs": 1800}}.
   "runner": {{ "kind": "offline" }},
-  // "dry-run" writes Markdown files; or {{"kind": "github", "repository": "owner/name", "token_env": "SELFMON_GITHUB_TOKEN"}}
+  // "folder" files issues as Markdown files in a local folder (not a preview: use --dry-run for that); or {{"kind": "github", "repository": "owner/name", "token_env": "SELFMON_GITHUB_TOKEN"}}
   // (add "base_url": "https://HOST/api/v3" for GitHub Enterprise).
-  "tracker": {{ "kind": "dry-run", "dir": "selfmon-issues" }}
+  "tracker": {{ "kind": "folder", "dir": "selfmon-issues" }}
 }}
 "#,
         cadence = m.cadence_minutes,

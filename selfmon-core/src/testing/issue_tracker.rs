@@ -72,6 +72,11 @@ impl MemoryIssueTracker {
         self.lock().faults.push_back((skip, fault));
     }
 
+    /// Drops every injected fault that has not fired yet.
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     fn take_fault(&self, kinds: &[TrackerFault]) -> Option<TrackerFault> {
         let mut i = self.lock();
         let pos = i.faults.iter().position(|(_, f)| kinds.contains(f))?;

@@ -1,0 +1,605 @@
+//! The engine's whole-system promises, as a model-based (state-machine) property test against an
+//! oracle: **no log record is skipped, no problem is filed twice, no problem is silently dropped.**
+//!
+//! proptest generates sequences of operations on the in-memory adapters — log writes where every
+//! ERROR+ record belongs to a ground-truth problem, scans with random budgets, dry runs, a store or
+//! tracker failure injected at any step, a dead process holding the lease, a live holder on another
+//! host, cancellation in the middle of analysis, log retention and log recreation — and an oracle
+//! follows what must be true. After the sequence the harness heals every fault and scans until
+//! quiet; then every ground-truth problem that was read has exactly one issue, its occurrences equal
+//! the records read, every record was read by exactly one successful real scan (or was pruned
+//! before any scan could read it, and then counted as a gap), no scan is left RUNNING, the lease is
+//! free and the backlog and outbox are empty.
+//!
+//! 256 cases run in the normal suite (seeded by proptest's deterministic runner); set
+//! `SELFMON_STATE_MACHINE_CASES` for a longer run. A failure shrinks to a minimal sequence, printed
+//! as the list of operations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{TimeZone, Utc};
+use proptest::prelude::*;
+use selfmon_core::cancel::CancelToken;
+use selfmon_core::clock::Clock;
+use selfmon_core::engine::{ScanOptions, SelfMonitor};
+use selfmon_core::lease::{host_name, process_start};
+use selfmon_core::offline::OfflineRunner;
+use selfmon_core::testing::{
+    FakeClock, MemoryIssueTracker, MemoryLogSource, MemoryStateStore, StoreOp, TrackerFault,
+};
+use selfmon_core::{
+    Analysis, AnalysisRequest, AnalysisRunner, IssueState, LeaseHolder, Level, ScanLedger,
+    ScanStatus, ScanTrigger, SelfMonitoringConfig,
+};
+
+/// How many ground-truth problems the logs can hold.
+const PROBLEMS: usize = 5;
+
+/// One step of a generated sequence.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `count` records of problem `problem` (each problem has one message, so one template).
+    Write { problem: usize, count: u8 },
+    /// An INFO record, which no problem owns (read, never analysed).
+    Info,
+    /// A real scan with `max_new_issues_per_scan = budget`.
+    Scan { budget: u8 },
+    /// A dry run (`ScanOptions::dry_run`).
+    DryRun,
+    /// A real scan during which store operation `op` fails.
+    ScanWithStoreFault { op: StoreFaultKind, budget: u8 },
+    /// A real scan during which the tracker's `skip`-th matching call fails as `fault`.
+    ScanWithTrackerFault { fault: TrackerFaultKind, skip: u8 },
+    /// A process on this host took the lease and died (kill -9); then a real scan.
+    DeadHolderThenScan,
+    /// A live holder on another host takes the lease; scans fail until it expires.
+    HeldElsewhere,
+    /// A real scan cancelled while the model runs.
+    CancelledScan,
+    /// Retention deletes every record with an id below the newest `keep` records.
+    Prune { keep: u8 },
+    /// The log is recreated (ids restart at 1), then a healthy real scan runs.
+    RecreateThenScan,
+    /// Time passes.
+    Wait { minutes: u16 },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StoreFaultKind {
+    BeginScan,
+    FinishScan,
+    FiledIssues,
+    RecordIntent,
+    CompleteIntent,
+    SaveScanReport,
+    CommitScan,
+    OpenBacklog,
+    OpenIntents,
+}
+
+impl StoreFaultKind {
+    fn op(self) -> StoreOp {
+        match self {
+            StoreFaultKind::BeginScan => StoreOp::BeginScan,
+            StoreFaultKind::FinishScan => StoreOp::FinishScan,
+            StoreFaultKind::FiledIssues => StoreOp::FiledIssues,
+            StoreFaultKind::RecordIntent => StoreOp::RecordIntent,
+            StoreFaultKind::CompleteIntent => StoreOp::CompleteIntent,
+            StoreFaultKind::SaveScanReport => StoreOp::SaveScanReport,
+            StoreFaultKind::CommitScan => StoreOp::CommitScan,
+            StoreFaultKind::OpenBacklog => StoreOp::OpenBacklog,
+            StoreFaultKind::OpenIntents => StoreOp::OpenIntents,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TrackerFaultKind {
+    CreateFails,
+    CreateLosesResponse,
+    CommentFails,
+    ListFails,
+    FindFails,
+}
+
+impl TrackerFaultKind {
+    fn fault(self) -> TrackerFault {
+        match self {
+            TrackerFaultKind::CreateFails => TrackerFault::CreateFails,
+            TrackerFaultKind::CreateLosesResponse => TrackerFault::CreateLosesResponse,
+            TrackerFaultKind::CommentFails => TrackerFault::CommentFails,
+            TrackerFaultKind::ListFails => TrackerFault::ListFails,
+            TrackerFaultKind::FindFails => TrackerFault::FindFails,
+        }
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let store_fault = prop_oneof![
+        Just(StoreFaultKind::BeginScan),
+        Just(StoreFaultKind::FinishScan),
+        Just(StoreFaultKind::FiledIssues),
+        Just(StoreFaultKind::RecordIntent),
+        Just(StoreFaultKind::CompleteIntent),
+        Just(StoreFaultKind::SaveScanReport),
+        Just(StoreFaultKind::CommitScan),
+        Just(StoreFaultKind::OpenBacklog),
+        Just(StoreFaultKind::OpenIntents),
+    ];
+    let tracker_fault = prop_oneof![
+        Just(TrackerFaultKind::CreateFails),
+        Just(TrackerFaultKind::CreateLosesResponse),
+        Just(TrackerFaultKind::CommentFails),
+        Just(TrackerFaultKind::ListFails),
+        Just(TrackerFaultKind::FindFails),
+    ];
+    prop_oneof![
+        6 => (0..PROBLEMS, 1u8..4).prop_map(|(problem, count)| Op::Write { problem, count }),
+        1 => Just(Op::Info),
+        4 => (1u8..4).prop_map(|budget| Op::Scan { budget }),
+        1 => Just(Op::DryRun),
+        2 => (store_fault, 1u8..3).prop_map(|(op, budget)| Op::ScanWithStoreFault { op, budget }),
+        2 => (tracker_fault, 0u8..3).prop_map(|(fault, skip)| Op::ScanWithTrackerFault { fault, skip }),
+        1 => Just(Op::DeadHolderThenScan),
+        1 => Just(Op::HeldElsewhere),
+        1 => Just(Op::CancelledScan),
+        1 => (0u8..4).prop_map(|keep| Op::Prune { keep }),
+        1 => Just(Op::RecreateThenScan),
+        1 => (1u16..200).prop_map(|minutes| Op::Wait { minutes }),
+    ]
+}
+
+/// The offline runner, which can be told to cancel the scan the next time it is asked to analyse
+/// (and then waits for the engine to give up on it).
+#[derive(Default)]
+struct Runner {
+    cancel_next: Mutex<Option<CancelToken>>,
+}
+
+#[async_trait]
+impl AnalysisRunner for Runner {
+    async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
+        let token = self
+            .cancel_next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(token) = token {
+            token.cancel();
+            std::future::pending::<()>().await;
+        }
+        OfflineRunner.analyze(request).await
+    }
+
+    fn name(&self) -> &str {
+        "offline"
+    }
+}
+
+/// A record id in one generation of the log (recreation restarts ids).
+type RecordKey = (u32, i64);
+
+struct Harness {
+    logs: Arc<MemoryLogSource>,
+    tracker: Arc<MemoryIssueTracker>,
+    store: Arc<MemoryStateStore>,
+    clock: Arc<FakeClock>,
+    runner: Arc<Runner>,
+    monitor: SelfMonitor,
+    /// The log's generation (bumped by recreation).
+    generation: u32,
+    /// Records present now, with their problem (`None` for INFO).
+    present: BTreeMap<RecordKey, Option<usize>>,
+    /// Every record ever written.
+    written: BTreeMap<RecordKey, Option<usize>>,
+    /// Records read by a successful real scan, with the scan that read them.
+    read: BTreeMap<RecordKey, String>,
+    /// Records deleted by retention before any successful real scan read them.
+    lost: BTreeSet<RecordKey>,
+    /// Records of a recreated log that no scan read before the log was replaced.
+    discarded: BTreeSet<RecordKey>,
+    /// The scans already checked against the oracle.
+    checked_scans: usize,
+}
+
+fn message(problem: usize) -> String {
+    format!("[PRB-STATE-00{problem}] subsystem {problem} failed to commit its journal")
+}
+
+fn level(problem: usize) -> Level {
+    if problem % 2 == 0 {
+        Level::Error
+    } else {
+        Level::Critical
+    }
+}
+
+impl Harness {
+    fn new() -> Self {
+        let logs = Arc::new(MemoryLogSource::new());
+        let tracker = Arc::new(MemoryIssueTracker::new());
+        let store = Arc::new(MemoryStateStore::new());
+        let clock = Arc::new(FakeClock::new(
+            Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        ));
+        let runner = Arc::new(Runner::default());
+        let monitor = SelfMonitor::builder()
+            .config(config(3))
+            .log_source(logs.clone())
+            .runner(runner.clone())
+            .tracker(tracker.clone())
+            .store(store.clone())
+            .template_memory(store.clone())
+            .clock(clock.clone())
+            .analysis_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        Harness {
+            logs,
+            tracker,
+            store,
+            clock,
+            runner,
+            monitor,
+            generation: 0,
+            present: BTreeMap::new(),
+            written: BTreeMap::new(),
+            read: BTreeMap::new(),
+            lost: BTreeSet::new(),
+            discarded: BTreeSet::new(),
+            checked_scans: 0,
+        }
+    }
+
+    fn write(&mut self, problem: Option<usize>) {
+        let id = match problem {
+            Some(p) => self.logs.log(level(p), "app.journal", &message(p)),
+            None => self
+                .logs
+                .log(Level::Info, "app.http", "GET /health answered 200"),
+        };
+        let key = (self.generation, id);
+        self.present.insert(key, problem);
+        self.written.insert(key, problem);
+    }
+
+    async fn scan(&mut self, budget: u8, dry_run: bool) {
+        self.monitor.set_config(config(budget)).unwrap();
+        let before_issues = self.tracker.issues();
+        let before_store = self.store.issues();
+        let before_cursor = self.store.last_successful_cursor().await.unwrap_or(0);
+        let result = self
+            .monitor
+            .scan_with(ScanOptions {
+                trigger: ScanTrigger::Manual,
+                dry_run,
+                ..Default::default()
+            })
+            .await;
+        self.clock.advance(chrono::Duration::seconds(30));
+        if dry_run && result.is_ok() {
+            assert_eq!(
+                self.tracker.issues(),
+                before_issues,
+                "a dry run files, comments and reopens nothing"
+            );
+            assert_eq!(
+                self.store.issues(),
+                before_store,
+                "a dry run records no occurrence"
+            );
+            assert_eq!(
+                self.store.last_successful_cursor().await.unwrap(),
+                before_cursor,
+                "a dry run never moves the cursor"
+            );
+        }
+        self.observe_scans();
+    }
+
+    /// Follows the scans recorded since the last call: a successful real scan read exactly the
+    /// records present in its range, none of them read before.
+    fn observe_scans(&mut self) {
+        let scans = self.store.scans();
+        for s in &scans[self.checked_scans..] {
+            if s.status == ScanStatus::Success && !s.dry_run {
+                let generation = self.generation;
+                let start = if s.cursor_reset { 0 } else { s.log_id_start };
+                assert!(
+                    s.log_id_end >= start,
+                    "scan {} ends ({}) before it starts ({start})",
+                    s.scan_id,
+                    s.log_id_end
+                );
+                let range: Vec<RecordKey> = self
+                    .present
+                    .range((generation, start + 1)..(generation, s.log_id_end + 1))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in range {
+                    if let Some(first) = self.read.insert(key, s.scan_id.to_string()) {
+                        panic!(
+                            "record {key:?} was read by scan {first} and again by scan {}",
+                            s.scan_id
+                        );
+                    }
+                }
+            }
+        }
+        self.checked_scans = scans.len();
+    }
+
+    fn prune(&mut self, keep: u8) {
+        let ids: Vec<i64> = self
+            .present
+            .keys()
+            .filter(|(g, _)| *g == self.generation)
+            .map(|(_, id)| *id)
+            .collect();
+        let Some(cut) = ids
+            .len()
+            .checked_sub(usize::from(keep))
+            .and_then(|n| ids.get(n).copied())
+        else {
+            return;
+        };
+        self.logs.prune_before(cut);
+        let gone: Vec<RecordKey> = self
+            .present
+            .range(..(self.generation, cut))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in gone {
+            self.present.remove(&key);
+            if !self.read.contains_key(&key) {
+                self.lost.insert(key);
+            }
+        }
+    }
+
+    async fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Write { problem, count } => {
+                for _ in 0..count {
+                    self.write(Some(problem));
+                }
+            }
+            Op::Info => self.write(None),
+            Op::Scan { budget } => self.scan(budget, false).await,
+            Op::DryRun => self.scan(3, true).await,
+            Op::ScanWithStoreFault { op, budget } => {
+                self.store.fail(op.op());
+                self.scan(budget, false).await;
+                self.store.heal();
+            }
+            Op::ScanWithTrackerFault { fault, skip } => {
+                self.tracker.inject(usize::from(skip), fault.fault());
+                self.scan(3, false).await;
+                self.tracker.clear_faults();
+            }
+            Op::DeadHolderThenScan => {
+                let dead = LeaseHolder {
+                    owner: format!("dead-{}", self.checked_scans),
+                    host: host_name(),
+                    // Above any pid_max: no such process (on this boot, in this namespace).
+                    pid: Some(u32::MAX - 7),
+                    process_start: process_start(std::process::id()).and_then(|me| {
+                        me.rsplit_once(";start=")
+                            .map(|(m, _)| format!("{m};start=1"))
+                    }),
+                };
+                // Whoever holds the lease now (a live holder elsewhere) keeps it.
+                let _ = self
+                    .store
+                    .try_acquire_lease_for(&dead, Duration::from_secs(7_200), self.clock.now())
+                    .await
+                    .unwrap();
+                self.scan(3, false).await;
+            }
+            Op::HeldElsewhere => {
+                let other = LeaseHolder {
+                    owner: format!("elsewhere-{}", self.checked_scans),
+                    host: "another-node.invalid".into(),
+                    pid: Some(4242),
+                    process_start: Some("boot=y;start=2".into()),
+                };
+                let _ = self
+                    .store
+                    .try_acquire_lease_for(&other, Duration::from_secs(600), self.clock.now())
+                    .await
+                    .unwrap();
+            }
+            Op::CancelledScan => {
+                let token = CancelToken::new();
+                *self
+                    .runner
+                    .cancel_next
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                let _ = self
+                    .monitor
+                    .scan_with_cancel(ScanOptions::default(), &token)
+                    .await;
+                // A scan that never reached analysis did not use the token.
+                self.runner
+                    .cancel_next
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take();
+                self.clock.advance(chrono::Duration::seconds(30));
+                self.observe_scans();
+            }
+            Op::Prune { keep } => self.prune(keep),
+            Op::RecreateThenScan => {
+                // Detecting a recreated log needs the log to be behind the cursor: scan before
+                // the new log grows past it (a limitation the engine documents).
+                self.logs.recreate();
+                self.generation += 1;
+                // What no scan read before the file was replaced is gone with it (and no gap the
+                // engine could count: the new file does not know the old one).
+                for key in std::mem::take(&mut self.present).into_keys() {
+                    if !self.read.contains_key(&key) {
+                        self.discarded.insert(key);
+                    }
+                }
+                self.scan(3, false).await;
+            }
+            Op::Wait { minutes } => self
+                .clock
+                .advance(chrono::Duration::minutes(i64::from(minutes))),
+        }
+    }
+
+    /// Heals everything, lets any foreign lease expire, and scans until nothing changes.
+    async fn quiesce(&mut self) {
+        self.store.heal();
+        self.tracker.clear_faults();
+        self.clock.advance(chrono::Duration::hours(3));
+        for _ in 0..30 {
+            let issues = self.tracker.issues().len();
+            self.scan(3, false).await;
+            let last = self.store.scans().last().cloned().expect("a scan");
+            let quiet = last.status == ScanStatus::Success
+                && self.tracker.issues().len() == issues
+                && self.store.backlog().is_empty()
+                && self.store.intents().is_empty();
+            if quiet {
+                return;
+            }
+        }
+        panic!("never quiet after 30 healthy scans:\n{}", self.store.dump());
+    }
+
+    fn check_oracle(&self) {
+        let scans = self.store.scans();
+        assert!(
+            scans.iter().all(|s| s.status != ScanStatus::Running),
+            "no scan left RUNNING"
+        );
+        assert!(
+            self.store
+                .lease()
+                .is_none_or(|l| l.expires_at <= self.clock.now()),
+            "the lease is free: {:?}",
+            self.store.lease()
+        );
+        assert!(self.store.backlog().is_empty(), "the backlog is empty");
+        assert!(self.store.intents().is_empty(), "the outbox is empty");
+
+        // Every record was read once, or pruned before any scan could read it.
+        for key in self.written.keys() {
+            assert!(
+                self.read.contains_key(key)
+                    || self.lost.contains(key)
+                    || self.discarded.contains(key),
+                "record {key:?} was never read, pruned or replaced: skipped"
+            );
+        }
+        let gaps: u64 = scans
+            .iter()
+            .filter(|s| s.status == ScanStatus::Success && !s.dry_run)
+            .map(|s| s.gap_records)
+            .sum();
+        // A gap can be counted by a scan that reads past it in the same log; one in a log
+        // recreated before any scan read past it is gone with that log.
+        let countable = self
+            .lost
+            .iter()
+            .filter(|(g, id)| self.read.keys().any(|(rg, rid)| rg == g && rid > id))
+            .count() as u64;
+        assert!(
+            gaps >= countable,
+            "{countable} records were pruned unread below records a scan read, but the scans \
+             counted {gaps} gap records"
+        );
+
+        // Exactly one issue per problem that was read, with its occurrences.
+        let mut read_per_problem = [0u64; PROBLEMS];
+        for key in self.read.keys() {
+            if let Some(Some(p)) = self.written.get(key) {
+                read_per_problem[*p] += 1;
+            }
+        }
+        let tracker_issues = self.tracker.issues();
+        let stored = self.store.issues();
+        for (p, &count) in read_per_problem.iter().enumerate() {
+            let code = format!("PRB-STATE-00{p}");
+            let filed: Vec<_> = tracker_issues
+                .iter()
+                .filter(|i| i.title.contains(&code))
+                .collect();
+            if count == 0 {
+                // Only a scan that filed and then failed can file a problem no successful scan
+                // read (its records then vanished with a recreated log): once, never twice.
+                assert!(filed.len() <= 1, "problem {p} filed {} times", filed.len());
+                continue;
+            }
+            assert_eq!(
+                filed.len(),
+                1,
+                "problem {p} ({count} records read) must have exactly one issue: {:?}",
+                tracker_issues.iter().map(|i| &i.title).collect::<Vec<_>>()
+            );
+            assert_eq!(filed[0].state, IssueState::Open);
+            let row = stored
+                .iter()
+                .find(|s| s.issue.number == filed[0].number)
+                .unwrap_or_else(|| panic!("issue #{} is not in the store", filed[0].number));
+            assert_eq!(
+                row.occurrences, count,
+                "problem {p}: occurrences recorded vs records read"
+            );
+        }
+        assert_eq!(
+            tracker_issues.len(),
+            stored.len(),
+            "every filed issue is recorded, nothing else"
+        );
+    }
+}
+
+fn config(budget: u8) -> SelfMonitoringConfig {
+    let mut c = SelfMonitoringConfig {
+        max_new_issues_per_scan: u32::from(budget),
+        ..SelfMonitoringConfig::default()
+    };
+    c.lease_ttl_secs = 300;
+    c
+}
+
+fn cases() -> u32 {
+    std::env::var("SELFMON_STATE_MACHINE_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        .. ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_problem_is_filed_exactly_once_and_no_record_is_skipped(
+        ops in proptest::collection::vec(op(), 1..24)
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut h = Harness::new();
+            for op in &ops {
+                h.apply(op).await;
+            }
+            h.quiesce().await;
+            h.check_oracle();
+        });
+    }
+}
