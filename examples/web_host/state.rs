@@ -19,6 +19,7 @@ use selfmon::{
 };
 
 use crate::logs::LogFeed;
+use crate::security::SessionKey;
 
 /// How the host is set up.
 #[derive(Debug, Clone)]
@@ -44,6 +45,12 @@ pub struct HostOptions {
     pub github_repository: Option<String>,
     /// Analyse with this Claude Code CLI binary instead of the offline rules.
     pub claude_binary: Option<PathBuf>,
+    /// Analyse with this runner (wrapped in `analysis_delay`) instead of the offline rules or
+    /// Claude; tests use it to make findings the engine rejects.
+    pub runner_override: Option<RunnerOverride>,
+    /// Host names (besides the bind address, and `localhost` on loopback) the server answers to,
+    /// e.g. the name a reverse proxy forwards; every other `Host` is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl HostOptions {
@@ -63,7 +70,19 @@ impl HostOptions {
             },
             github_repository: None,
             claude_binary: None,
+            allowed_hosts: Vec::new(),
+            runner_override: None,
         }
+    }
+}
+
+/// A runner chosen by the embedding code (see [`HostOptions::runner_override`]).
+#[derive(Clone)]
+pub struct RunnerOverride(pub Arc<dyn AnalysisRunner>);
+
+impl std::fmt::Debug for RunnerOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunnerOverride({})", self.0.name())
     }
 }
 
@@ -102,6 +121,8 @@ pub struct HostState {
     pub golden_job: Mutex<Option<JobId>>,
     /// The options the host was started with.
     pub options: HostOptions,
+    /// The key CSRF tokens are computed under (drawn at start).
+    pub session_key: SessionKey,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -144,8 +165,15 @@ impl HostState {
                 }
             };
         let (runner, runner_description): (Arc<dyn AnalysisRunner>, String) =
-            match &options.claude_binary {
-                Some(binary) => {
+            match (&options.runner_override, &options.claude_binary) {
+                (Some(RunnerOverride(runner)), _) => (
+                    Arc::new(DelayedRunner {
+                        inner: runner.clone(),
+                        delay: options.analysis_delay,
+                    }),
+                    format!("{} (chosen by the host)", runner.name()),
+                ),
+                (None, Some(binary)) => {
                     let config = ClaudeRunnerConfig {
                         binary: binary.clone(),
                         ..ClaudeRunnerConfig::default()
@@ -156,7 +184,7 @@ impl HostState {
                         format!("Claude Code CLI ({})", binary.display()),
                     )
                 }
-                None => (
+                (None, None) => (
                     Arc::new(DelayedRunner {
                         inner: Arc::new(OfflineRunner),
                         delay: options.analysis_delay,
@@ -210,6 +238,7 @@ impl HostState {
             followed_job: Mutex::new(None),
             golden_job: Mutex::new(None),
             options,
+            session_key: SessionKey::random(),
             background,
         }))
     }
