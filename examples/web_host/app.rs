@@ -8,6 +8,7 @@
 //! this example has none.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -16,6 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{ACCEPT, CONTENT_TYPE, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,7 +28,9 @@ use selfmon::{
     SelfMonitoringConfig, Submission,
 };
 use serde_json::json;
+use tokio::sync::broadcast;
 
+use crate::events::HostEvent;
 use crate::pages::{self, Notice, PageData, Paging};
 use crate::report_pages;
 use crate::security::{self, HostGuard, OriginCheck, CSRF_FIELD};
@@ -40,6 +44,7 @@ pub fn router(state: Shared, guard: HostGuard) -> Router {
         .route("/", get(|| async { Redirect::to("/self-monitoring") }))
         .route("/self-monitoring", get(page))
         .route("/self-monitoring/status", get(status))
+        .route("/self-monitoring/events", get(events))
         .route("/self-monitoring/fragments/scans", get(scans_fragment))
         .route("/self-monitoring/fragments/issues", get(issues_fragment))
         .route("/self-monitoring/scans/{scan_id}", get(scan_page))
@@ -370,18 +375,18 @@ async fn issues_fragment(
 }
 
 async fn status(State(s): State<Shared>) -> Response {
-    let config = s.monitor.config();
-    let result = async {
-        let state = s.service.state().await?;
-        let next = s.service.next_scan_at(Utc::now()).await?;
-        let last = s.store.list_scans(page_request(1, 1)).await?;
-        Ok::<_, selfmon::Error>((state, next, last))
+    match status_json(&s).await {
+        Ok(body) => Json(body).into_response(),
+        Err(e) => internal(e),
     }
-    .await;
-    let (state, next, last) = match result {
-        Ok(v) => v,
-        Err(e) => return internal(e),
-    };
+}
+
+/// What the status area shows, as JSON (the endpoint's body and every live update's data).
+async fn status_json(s: &HostState) -> selfmon::Result<serde_json::Value> {
+    let config = s.monitor.config();
+    let state = s.service.state().await?;
+    let next = s.service.next_scan_at(Utc::now()).await?;
+    let last = s.store.list_scans(page_request(1, 1)).await?;
     let followed = s
         .followed_job
         .lock()
@@ -427,6 +432,11 @@ async fn status(State(s): State<Shared>) -> Response {
                 r.trigger.as_str(),
                 pages::when(&r.started_at)
             );
+            let _ = write!(
+                t,
+                r#" · <a class="scan-link" href="{}">details</a>"#,
+                report_pages::scan_href(&r.scan_id)
+            );
             if let Some(e) = &r.error_message {
                 t.push_str(&format!(
                     r#" — <span class="error-text">{}</span>"#,
@@ -454,7 +464,56 @@ async fn status(State(s): State<Shared>) -> Response {
         "job": job,
         "golden_job": golden_job,
     });
-    Json(body).into_response()
+    Ok(body)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live updates
+
+/// Server-sent events: a `status` event now and after every burst of changes (see
+/// [`crate::events`]).
+async fn events(
+    State(s): State<Shared>,
+) -> Sse<impl futures_util::Stream<Item = Result<Event, std::convert::Infallible>>> {
+    let rx = s.events.subscribe();
+    let stream = futures_util::stream::unfold((s, rx, true), |(s, mut rx, first)| async move {
+        let mut history_changed = first;
+        let mut scan_event = None;
+        if !first {
+            let mut take = |e: HostEvent| {
+                history_changed |= e.changes_history();
+                if let HostEvent::Scan(e) = e {
+                    scan_event = Some(e);
+                }
+            };
+            match rx.recv().await {
+                Ok(e) => take(e),
+                Err(broadcast::error::RecvError::Lagged(_)) => take(HostEvent::Missed),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+            // A scan emits several events within milliseconds: send one status for all.
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => take(e),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => take(HostEvent::Missed),
+                    Err(_) => break,
+                }
+            }
+        }
+        let event = match status_json(&s).await {
+            Ok(mut v) => {
+                v["history_changed"] = json!(history_changed);
+                v["scan_event"] = json!(scan_event);
+                Event::default().event("status").data(v.to_string())
+            }
+            Err(e) => Event::default()
+                .event("problem")
+                .data(format!("the host could not read selfmon's state: {e}")),
+        };
+        Some((Ok(event), (s, rx, false)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 // ---------------------------------------------------------------------------------------------

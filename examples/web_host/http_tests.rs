@@ -692,3 +692,77 @@ async fn the_scan_page_explains_every_signature_and_finding() {
     let (code, _) = s.get("/self-monitoring/scans/..%2F..%2Fetc").await;
     assert_eq!(code, 404);
 }
+
+/// Reads server-sent events from `resp` until `done` accepts a `status` event's data, or 30 s.
+async fn read_status_events(
+    resp: &mut reqwest::Response,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no matching event within 30 s; saw {seen:#?}"))
+            .expect("stream readable")
+            .expect("stream still open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let is_status = block.lines().any(|l| l == "event: status");
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if is_status {
+                let v: serde_json::Value = serde_json::from_str(&data).expect("status is JSON");
+                let stop = done(&v);
+                seen.push(v);
+                if stop {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_scan_is_pushed_to_open_pages_as_server_sent_events() {
+    let host = start_host(|o| o.tick_period = Some(std::time::Duration::from_millis(100))).await;
+    let s = Session::open(&host.base).await;
+    let mut resp = s
+        .http
+        .get(format!("{}/self-monitoring/events", host.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(resp.headers().contains_key("content-security-policy"));
+    let first = read_status_events(&mut resp, |_| true).await;
+    assert_eq!(first[0]["last_scan"], serde_json::Value::Null);
+
+    // Enabling monitoring lets the real scheduler queue a scan; nobody asks for a status.
+    let mut config = host.state.monitor.config();
+    config.enabled = true;
+    host.state.monitor.set_config(config).unwrap();
+    let seen = read_status_events(&mut resp, |v| {
+        v["history_changed"] == true
+            && v["last_scan"]["trigger"] == "scheduled"
+            && v["last_scan"]["status"] == "SUCCESS"
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|v| v["scheduler_state"] == "running" || v["last_scan"]["status"] == "RUNNING"),
+        "the scan's start was pushed too: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|v| v["scan_event"]["event"] == "finished"),
+        "{seen:#?}"
+    );
+}

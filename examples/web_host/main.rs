@@ -19,6 +19,7 @@
 //! skip with a reason when `chromium` or `chromedriver` is missing).
 
 mod app;
+mod events;
 mod logs;
 mod pages;
 mod report_pages;

@@ -237,8 +237,8 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
     };
     let _ = write!(
         h,
-        r#"<section class="status"><h2>Status</h2>
-<dl>
+        r#"<section class="status"><h2>Status <span id="live-state" class="live">connecting…</span></h2>
+<dl aria-live="polite">
 <dt>Monitoring</dt><dd id="enabled-state">{enabled}</dd>
 <dt>Scheduler</dt><dd><span id="scheduler-state" class="badge">{state}</span></dd>
 <dt>Last scan</dt><dd id="last-scan">{last}</dd>
@@ -606,21 +606,26 @@ button:disabled { opacity: .55; cursor: not-allowed; }
 }
 "#;
 
-/// The page's script: Run Now through fetch, following the scan by polling the status endpoint.
+/// The page's script: Run Now through fetch; the status, the followed scan and the tables kept
+/// current by the server's events (`/self-monitoring/events`), without polling.
 pub const APP_JS: &str = r#"'use strict';
 (function () {
-  const token = document.querySelector('meta[name="csrf-token"]').content;
+  const token = document.querySelector('meta[name="csrf-token"]');
+  if (!token) { return; }
   let followed = null;
   let lastState = null;
-  let wasActive = false;
 
   function post(url) {
     return fetch(url, {
       method: 'POST',
       headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Accept': 'application/json' },
-      body: 'csrf_token=' + encodeURIComponent(token),
+      body: 'csrf_token=' + encodeURIComponent(token.content),
       credentials: 'same-origin',
-    }).then(function (r) { return r.json(); });
+    }).then(function (r) {
+      return r.json().catch(function () {
+        return { result: 'error', message: 'The server answered ' + r.status + '; reload the page.' };
+      });
+    });
   }
 
   function word(job) {
@@ -633,8 +638,9 @@ pub const APP_JS: &str = r#"'use strict';
     ['scans', 'issues'].forEach(function (which) {
       const el = document.getElementById(which + '-fragment');
       fetch('/self-monitoring/fragments/' + which + '?page=' + el.dataset.page)
-        .then(function (r) { return r.text(); })
-        .then(function (html) { el.innerHTML = html; });
+        .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+        .then(function (html) { el.innerHTML = html; })
+        .catch(function () {});
     });
   }
 
@@ -665,28 +671,24 @@ pub const APP_JS: &str = r#"'use strict';
       document.getElementById('job-error').textContent = job.error ? ('Scan failed: ' + job.error) : '';
     }
     const active = s.scheduler_state !== 'idle';
-    if (wasActive && !active) { refreshFragments(); }
-    wasActive = active;
+    if (!active) {
+      const r = document.getElementById('run-now-result');
+      if (r.dataset.stale === 'yes') { r.textContent = ''; r.className = ''; r.dataset.stale = ''; }
+    }
   }
 
-  // One pending timer; answers older than the last one shown are dropped, so a slow response
-  // can never move the timeline backwards.
-  let timer = null;
-  let sent = 0;
-  let shown = 0;
-  function schedule(ms) {
-    clearTimeout(timer);
-    timer = setTimeout(poll, ms);
-  }
-  function poll() {
-    const mine = ++sent;
-    fetch('/self-monitoring/status', { headers: { 'Accept': 'application/json' } })
-      .then(function (r) { return r.json(); })
-      .then(function (s) {
-        if (mine > shown) { shown = mine; render(s); }
-      })
-      .catch(function () {})
-      .finally(function () { if (mine === sent) { schedule(wasActive ? 150 : 1000); } });
+  // Live updates: the server pushes a status after every change (EventSource reconnects by itself).
+  const live = document.getElementById('live-state');
+  function connect() {
+    const es = new EventSource('/self-monitoring/events');
+    es.addEventListener('status', function (m) {
+      let s;
+      try { s = JSON.parse(m.data); } catch (e) { return; }
+      render(s);
+      if (s.history_changed) { refreshFragments(); }
+    });
+    es.onopen = function () { live.textContent = 'live'; live.className = 'live on'; };
+    es.onerror = function () { live.textContent = 'reconnecting…'; live.className = 'live'; };
   }
 
   document.getElementById('run-now-form').addEventListener('submit', function (e) {
@@ -695,20 +697,17 @@ pub const APP_JS: &str = r#"'use strict';
       const el = document.getElementById('run-now-result');
       el.textContent = r.message;
       el.className = r.result === 'submitted' ? 'notice' : 'warning';
+      el.dataset.stale = 'yes';
       const li = document.createElement('li');
       li.className = 'run-now-' + r.result;
       li.textContent = r.message;
       document.getElementById('run-now-log').appendChild(li);
-      wasActive = true;
-      schedule(0);
     });
   });
   document.getElementById('golden-run-form').addEventListener('submit', function (e) {
     e.preventDefault();
     post('/golden-repo/run').then(function (r) {
       document.getElementById('golden-status').textContent = r.message;
-      wasActive = true;
-      schedule(0);
     });
   });
   const brk = document.getElementById('break-logs');
@@ -716,10 +715,39 @@ pub const APP_JS: &str = r#"'use strict';
     brk.addEventListener('click', function () {
       post(brk.dataset.url).then(function (r) {
         document.getElementById('break-result').textContent = r.message;
-        schedule(0);
       });
     });
   }
-  poll();
+
+  // Forms: custom inputs only when "custom" is chosen; confirm a prompt reset.
+  function toggleCustom(selectId, inputId) {
+    const sel = document.getElementById(selectId);
+    const wrap = document.getElementById(inputId + '-wrap');
+    if (!sel || !wrap) { return; }
+    const sync = function () {
+      const custom = sel.value === 'custom';
+      wrap.hidden = !custom;
+      document.getElementById(inputId).disabled = !custom;
+    };
+    sel.addEventListener('change', sync);
+    sync();
+  }
+  toggleCustom('cadence_preset', 'cadence_custom');
+  toggleCustom('model', 'model_custom');
+  toggleCustom('golden_model', 'golden_model_custom');
+  const reset = document.getElementById('reset-prompt');
+  if (reset) {
+    reset.addEventListener('click', function (e) {
+      if (!window.confirm('Reset the prompt to the shipped version? Your override will be discarded.')) {
+        e.preventDefault();
+      }
+    });
+  }
+  const notice = document.getElementById('notice');
+  if (notice && window.history.replaceState) {
+    // The notice belongs to this one save; a reload should not show it again.
+    window.history.replaceState(null, '', '/self-monitoring' + window.location.search.replace(/[?&]saved=[^&]*/, '').replace(/^&/, '?'));
+  }
+  connect();
 })();
 "#;

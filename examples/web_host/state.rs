@@ -18,6 +18,7 @@ use selfmon::{
     JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
 };
 
+use crate::events::{self, Events, HostEvent, NotifyingQueue};
 use crate::logs::LogFeed;
 use crate::security::SessionKey;
 
@@ -101,8 +102,11 @@ pub struct HostState {
     pub monitor: Arc<SelfMonitor>,
     /// Scheduling and Run Now.
     pub service: Arc<SelfMonitoringService>,
-    /// The job queue (one worker), shared by self-monitoring and golden-repo jobs.
-    pub queue: Arc<MemoryJobQueue>,
+    /// The job queue (one worker), shared by self-monitoring and golden-repo jobs; announces
+    /// every job's submission and end on `events`.
+    pub queue: Arc<NotifyingQueue>,
+    /// What changed, for the pages' live updates (see [`crate::events`]).
+    pub events: Events,
     /// Scan history and filed issues.
     pub store: Arc<dyn StateStore>,
     /// The host's log.
@@ -208,17 +212,22 @@ impl HostState {
             model: RwLock::new(golden_model),
             last_ran_on: Mutex::new(None),
         });
-        let queue = MemoryJobQueue::start(Arc::new(HostJobs {
-            monitor: monitor.clone(),
-            golden: golden.clone(),
-            golden_job_duration: options.golden_job_duration,
-        }));
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let queue = NotifyingQueue::new(
+            MemoryJobQueue::start(Arc::new(HostJobs {
+                monitor: monitor.clone(),
+                golden: golden.clone(),
+                golden_job_duration: options.golden_job_duration,
+                events: events.clone(),
+            })),
+            events.clone(),
+        );
         let service = Arc::new(SelfMonitoringService::new(
             monitor.config_handle(),
             queue.clone() as Arc<dyn JobQueue>,
             store.clone(),
         ));
-        let mut background = Vec::new();
+        let mut background = vec![events::forward_scan_events(&monitor, events.clone())];
         if let Some(period) = options.tick_period {
             background.push(service.clone().spawn_ticker(period));
         }
@@ -229,6 +238,7 @@ impl HostState {
             monitor,
             service,
             queue,
+            events,
             store,
             feed,
             tracker_description,
@@ -331,11 +341,14 @@ struct HostJobs {
     monitor: Arc<SelfMonitor>,
     golden: Arc<GoldenRepoJobs>,
     golden_job_duration: Duration,
+    events: Events,
 }
 
 #[async_trait]
 impl JobHandler for HostJobs {
     async fn run(&self, job: &JobSpec) -> Result<(), String> {
+        // The queue marked the job running before calling here.
+        let _ = self.events.send(HostEvent::Jobs);
         match job.kind {
             JobKind::SelfMonitoring => self.monitor.run(job).await,
             JobKind::GoldenRepo => {
