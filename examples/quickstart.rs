@@ -111,6 +111,7 @@ fn print_report(title: &str, report: &ScanReport) {
                 title,
                 issue,
                 reason,
+                ..
             } => println!("  duplicate of #{issue} ({reason}): {title}"),
             FindingOutcome::Commented { title, issue, .. } => {
                 println!("  commented on #{issue}: {title}")
@@ -119,7 +120,7 @@ fn print_report(title: &str, report: &ScanReport) {
                 println!("  regression of #{issue}: {title}")
             }
             FindingOutcome::WouldFile { title, .. } => println!("  would file: {title}"),
-            FindingOutcome::Deferred { title } => println!("  deferred (budget): {title}"),
+            FindingOutcome::Deferred { title, .. } => println!("  deferred (budget): {title}"),
         }
     }
     println!();

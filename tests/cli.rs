@@ -448,6 +448,90 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn history_show_explains_every_signature_and_finding_of_a_scan() {
+    let env = Env::new();
+    env.write_config("");
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            "\"max_new_issues_per_scan\": 20",
+            "\"max_new_issues_per_scan\": 1",
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    env.log("ERROR", "cidx.web", "upstream answered slowly once");
+    let o = env.scan(&["--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let scan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let scan_id = scan["record"]["scan_id"].as_str().unwrap().to_string();
+    let state = env.path("state.db").display().to_string();
+
+    let h = run(&["history", "--state", &state]);
+    let table = text(&h.stdout);
+    assert!(
+        table.contains(" mode ") && table.contains(" real "),
+        "a mode (real / dry run) column: {table}"
+    );
+    assert!(table.contains(&scan_id[..8]), "a scan-id column: {table}");
+
+    let o = run(&["history", "show", &scan_id[..8], "--state", &state]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains(&format!("scan {scan_id}")), "{out}");
+    assert!(
+        out.contains("max_new_issues_per_scan = 1"),
+        "deferred with its reason: {out}"
+    );
+    assert!(out.contains("backlog position 2"), "{out}");
+    assert!(
+        out.contains("runner made no finding: a one-off ERROR"),
+        "the offline runner says why it filed nothing: {out}"
+    );
+    assert!(out.contains("digest sent:"), "{out}");
+
+    let o = run(&[
+        "history", "show", &scan_id, "--state", &state, "--json", "--digest",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["record"]["scan_id"], scan_id.as_str());
+    assert_eq!(report["record"]["deferred"], 2);
+    assert_eq!(report["signatures"].as_array().unwrap().len(), 4);
+    assert!(report["skipped"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("one-off"));
+    assert!(report["digest_sent"]
+        .as_str()
+        .unwrap()
+        .contains("SELFMON-DATA-"));
+
+    let o = run(&["history", "show", "nope", "--state", &state]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("`selfmon history` lists scan ids"));
+    let o = run(&["history", "show", &scan_id]);
+    assert_eq!(o.status.code(), Some(2), "--state is required");
+}
+
+#[test]
+fn schema_prints_the_logs_table_a_new_logs_db_can_be_created_from() {
+    let o = run(&["schema", "--ddl"]);
+    assert!(o.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("logs.db")).unwrap();
+    conn.execute_batch(&text(&o.stdout)).unwrap();
+    conn.execute(
+        "INSERT INTO logs (timestamp, level, message) VALUES ('t', 'ERROR', 'x')",
+        [],
+    )
+    .unwrap();
+    let full = text(&run(&["schema"]).stdout);
+    assert!(full.contains("correlation_id") && full.contains("selfmon_scan_reports"));
+}
+
+#[test]
 fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_its_name() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.json");

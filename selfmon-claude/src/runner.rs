@@ -239,6 +239,7 @@ impl AnalysisRunner for ClaudeRunner {
             findings,
             rejected,
             usage: output.usage,
+            skipped: Vec::new(),
         })
     }
 

@@ -12,6 +12,7 @@ use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap};
 use crate::model::{ErrorCode, Level, LogRecord};
+use crate::redact::Redactor;
 use crate::template::{ClusterId, Templater};
 
 /// Sample record ids kept per signature.
@@ -80,6 +81,10 @@ pub struct Digest {
     pub ignored_signatures: u64,
     /// Records in dropped signatures.
     pub ignored_records: u64,
+    /// The dropped signatures with the rule that dropped each (at most
+    /// [`crate::model::MAX_REPORT_SIGNATURES`]; templates unredacted). Never sent to a runner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<crate::model::SignatureReport>,
 }
 
 /// Most signatures a digest keeps by default; records of further signatures go to the overflow
@@ -101,6 +106,8 @@ pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature
 #[derive(Debug)]
 pub struct DigestBuilder {
     templater: Templater,
+    /// Samples are redacted when they are taken, before they are capped (see [`redacted_sample`]).
+    redactor: Redactor,
     repeat_threshold: u64,
     ignore: CompiledIgnore,
     max_signatures: usize,
@@ -135,19 +142,37 @@ impl CompiledIgnore {
         })
     }
 
-    fn matches(&self, source: Option<&str>, template: &str, codes: &[ErrorCode]) -> bool {
-        codes
+    /// The first rule that drops a signature, named as configured (`ignore.codes: X`).
+    fn matching_rule(
+        &self,
+        source: Option<&str>,
+        template: &str,
+        codes: &[ErrorCode],
+    ) -> Option<String> {
+        if let Some(code) = self
+            .codes
             .iter()
-            .any(|c| self.codes.iter().any(|i| i == c.as_str()))
-            || source.is_some_and(|s| {
-                self.sources
-                    .iter()
-                    .any(|rule| match rule.strip_suffix('*') {
-                        Some(prefix) => s.starts_with(prefix),
-                        None => s == rule,
-                    })
-            })
-            || self.templates.iter().any(|re| re.is_match(template))
+            .find(|i| codes.iter().any(|c| *i == c.as_str()))
+        {
+            return Some(format!("ignore.codes: {code}"));
+        }
+        if let Some(s) = source {
+            if let Some(rule) = self
+                .sources
+                .iter()
+                .find(|rule| match rule.strip_suffix('*') {
+                    Some(prefix) => s.starts_with(prefix),
+                    None => s == rule.as_str(),
+                })
+            {
+                return Some(format!("ignore.sources: {rule}"));
+            }
+        }
+        self.templates
+            .iter()
+            .enumerate()
+            .find(|(_, re)| re.is_match(template))
+            .map(|(i, re)| format!("ignore.templates[{i}]: {}", re.as_str()))
     }
 }
 
@@ -171,6 +196,7 @@ impl DigestBuilder {
     pub fn with_templater(config: &SelfMonitoringConfig, templater: Templater) -> Result<Self> {
         Ok(DigestBuilder {
             templater,
+            redactor: Redactor::with_config(&config.redaction)?,
             repeat_threshold: config.repeat_threshold,
             ignore: CompiledIgnore::new(&config.ignore)?,
             max_signatures: DEFAULT_MAX_SIGNATURES,
@@ -266,7 +292,7 @@ impl DigestBuilder {
                 HashSet::new(),
             )
         });
-        update_signature(sig, cids, record, threshold);
+        update_signature(sig, cids, record, threshold, &self.redactor);
     }
 
     fn update(&mut self, i: usize, record: &LogRecord) {
@@ -275,6 +301,7 @@ impl DigestBuilder {
             &mut self.correlation[i],
             record,
             self.repeat_threshold,
+            &self.redactor,
         );
     }
 
@@ -349,9 +376,20 @@ impl DigestBuilder {
         }
         let mut kept = Vec::with_capacity(out.signatures.len());
         for sig in out.signatures {
-            if ignore.matches(sig.source.as_deref(), &sig.template, &sig.error_codes) {
+            if let Some(rule) =
+                ignore.matching_rule(sig.source.as_deref(), &sig.template, &sig.error_codes)
+            {
                 out.ignored_signatures += 1;
                 out.ignored_records += sig.count;
+                if out.ignored.len() < crate::model::MAX_REPORT_SIGNATURES {
+                    out.ignored.push(crate::model::SignatureReport {
+                        id: sig.id.clone(),
+                        template: sig.template.clone(),
+                        level: sig.level,
+                        count: sig.count,
+                        fate: crate::model::SignatureFate::Ignored { rule },
+                    });
+                }
             } else {
                 kept.push(sig);
             }
@@ -421,6 +459,7 @@ fn update_signature(
     cids: &mut HashSet<String>,
     record: &LogRecord,
     repeat_threshold: u64,
+    redactor: &Redactor,
 ) {
     sig.count += 1;
     sig.level = sig.level.max(record.level);
@@ -441,7 +480,7 @@ fn update_signature(
     }
     // Samples come from the first records of a signature: bounded work per record.
     if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES && sig.count <= SAMPLE_WINDOW {
-        let sample = sanitize_sample(&record.message);
+        let sample = redacted_sample(&record.message, redactor);
         if !sig.sample_messages.contains(&sample) {
             sig.sample_messages.push(sample);
         }
@@ -606,13 +645,31 @@ fn truncate_bytes(s: &str, max: usize) -> String {
 /// Caps a sample's length and strips control characters (other than newline and tab) and Unicode
 /// bidirectional overrides, which could disguise text.
 pub fn sanitize_sample(message: &str) -> String {
-    let cleaned: String = message
+    cap_sample(strip_controls(message))
+}
+
+/// A sample fit to keep: control characters and bidi overrides stripped (they could split a
+/// secret so that no detector sees it), *then* redacted, *then* capped — a cap applied first could
+/// cut through a secret and leave a head no detector recognises.
+pub fn redacted_sample(message: &str, redactor: &Redactor) -> String {
+    let stripped = strip_controls(message);
+    match redactor.redact(&stripped) {
+        std::borrow::Cow::Owned(r) => cap_sample(r),
+        std::borrow::Cow::Borrowed(_) => cap_sample(stripped),
+    }
+}
+
+fn strip_controls(message: &str) -> String {
+    message
         .chars()
         .filter(|&c| {
             (c == '\n' || c == '\t' || !c.is_control())
                 && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
         })
-        .collect();
+        .collect()
+}
+
+fn cap_sample(cleaned: String) -> String {
     if cleaned.chars().count() > MAX_SAMPLE_CHARS {
         format!("{}…", truncate_chars(&cleaned, MAX_SAMPLE_CHARS))
     } else {

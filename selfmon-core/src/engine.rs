@@ -27,10 +27,11 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding,
     FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, Marker,
     RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate, SignatureReport, MAX_REPORT_TEMPLATE_CHARS,
 };
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
-use crate::template::Templater;
+use crate::template::{seal_template, Templater};
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker, Lease,
     LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, StateStore, TemplateMemory,
@@ -429,13 +430,8 @@ impl SelfMonitor {
             scan_id: scan_id.clone(),
             cursor,
         });
-        let mut report = ScanReport {
-            record: record.clone(),
-            outcomes: Vec::new(),
-            rejected: Vec::new(),
-            reconciled: Vec::new(),
-            took_over_lease: took_over,
-        };
+        let mut report = ScanReport::new(record.clone());
+        report.took_over_lease = took_over;
         // What the scan makes durable with its cursor; a dry run or a failure commits none of it.
         let mut effects = ScanEffects::default();
         let outcome = tokio::select! {
@@ -446,6 +442,21 @@ impl SelfMonitor {
         };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
+        // The report is stored before the scan is marked successful: a scan whose explanation
+        // could not be kept fails (and its records are read again) rather than succeeding
+        // unexplained.
+        let outcome = match outcome {
+            Ok(new_cursor) => {
+                let mut done = stored_report(&report, &config);
+                done.record.status = ScanStatus::Success;
+                done.record.log_id_end = new_cursor;
+                self.store
+                    .save_scan_report(&done)
+                    .await
+                    .map(|()| new_cursor)
+            }
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok(new_cursor) => {
                 report.record.status = ScanStatus::Success;
@@ -472,9 +483,17 @@ impl SelfMonitor {
                     // The reset is only kept when the scan succeeds.
                     report.record.log_id_end = cursor;
                 }
-                report.record.error_message = Some(error_chain(&e));
+                // Error text can quote log content; what is persisted is redacted like the rest.
+                let redactor = Redactor::with_config(&config.redaction).unwrap_or_default();
+                report.record.error_message = Some(redactor.redact_string(&error_chain(&e)));
                 if let Err(store_err) = self.store.finish_scan(&report.record).await {
                     tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
+                } else if let Err(store_err) = self
+                    .store
+                    .save_scan_report(&stored_report(&report, &config))
+                    .await
+                {
+                    tracing::warn!(error = %store_err, "could not store the failed scan's report");
                 }
                 tracing::warn!(error = %e, "scan failed");
                 if matches!(e, Error::Cancelled) {
@@ -533,6 +552,7 @@ impl SelfMonitor {
                 "log store is behind the cursor; restarting from 0"
             );
             report.record.cursor_reset = true;
+            report.previous_cursor = Some(cursor);
             self.emit(ScanEvent::CursorReset {
                 scan_id: scan_id.clone(),
                 previous_cursor: cursor,
@@ -595,11 +615,17 @@ impl SelfMonitor {
         let (digest, templater) = builder.finish_with_templater();
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them in the same transaction as the cursor (`ScanLedger::commit_scan`).
+        // They are persisted sealed: no template token the redactor flags is stored in clear.
         if self.template_memory.is_some() {
-            effects.template_state = Some(templater.to_state_json());
+            effects.template_state = Some(templater.to_sealed_state_json(&redactor));
         }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
+        report.signatures.extend(digest.ignored.iter().map(|s| {
+            let mut s = s.clone();
+            s.template = report_template(&s.template, &redactor);
+            s
+        }));
 
         // 4. What is known already.
         let mut known = self.known_issues(config).await?;
@@ -607,15 +633,33 @@ impl SelfMonitor {
         // 5. Remove signatures known issues explain; count them as occurrences (or regressions).
         let mut novel: Vec<Signature> = Vec::new();
         let mut occurrences: HashMap<u64, u64> = HashMap::new();
-        let mut regressed: Vec<(u64, Signature)> = Vec::new();
+        let mut regressed: Vec<(u64, DedupTier, Signature)> = Vec::new();
         for sig in &digest.signatures {
-            match known.match_signature(sig) {
-                Some((k, _tier)) if k.issue.state == IssueState::Closed => {
-                    regressed.push((k.issue.number, sig.clone()));
+            let fate = match known.match_signature(sig) {
+                Some((k, tier)) if k.issue.state == IssueState::Closed => {
+                    regressed.push((k.issue.number, tier, sig.clone()));
+                    SignatureFate::Known {
+                        issue: k.issue.number,
+                        tier,
+                        closed: true,
+                    }
                 }
-                Some((k, _tier)) => *occurrences.entry(k.issue.number).or_default() += sig.count,
-                None => novel.push(sig.clone()),
-            }
+                Some((k, tier)) => {
+                    *occurrences.entry(k.issue.number).or_default() += sig.count;
+                    SignatureFate::Known {
+                        issue: k.issue.number,
+                        tier,
+                        closed: false,
+                    }
+                }
+                None => {
+                    novel.push(sig.clone());
+                    SignatureFate::Analysed
+                }
+            };
+            report
+                .signatures
+                .push(report_signature(sig, fate, &redactor));
         }
         report.record.known_signatures = (digest.signatures.len() - novel.len()) as u64;
         report.record.novel_signatures = novel.len() as u64;
@@ -628,17 +672,17 @@ impl SelfMonitor {
             effects.add_occurrences(number, count);
         }
         let mut budget = Budget::new(config);
-        for (number, sig) in regressed {
+        for (number, tier, sig) in regressed {
+            let shown = shown_signature(&sig, &redactor);
             let finding = Finding {
                 signature_ids: vec![sig.id.clone()],
                 error_codes: sig.error_codes.clone(),
                 ..Finding::new(
                     known.get(number).map(|k| k.classification).unwrap_or(crate::Classification::ServerBug),
-                    sig.template.clone(),
+                    shown.template.clone(),
                     format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
                 )
             };
-            let shown = shown_signature(&sig, &redactor);
             let evidence = Evidence {
                 shown: vec![&shown],
                 count: sig.count,
@@ -649,7 +693,11 @@ impl SelfMonitor {
                 &mut budget,
                 config,
                 &ctx,
-                number,
+                (
+                    number,
+                    tier,
+                    "a known signature of this closed issue recurred".to_string(),
+                ),
                 &finding,
                 &evidence,
                 effects,
@@ -668,6 +716,7 @@ impl SelfMonitor {
             records: digest.records,
             ignored_signatures: digest.ignored_signatures,
             ignored_records: digest.ignored_records,
+            ignored: Vec::new(),
         };
         let findings: Vec<Finding> = 'analysis: {
             if novel_digest.signatures.is_empty() {
@@ -705,6 +754,8 @@ impl SelfMonitor {
                 timeout: self.analysis_timeout,
             };
             report.record.analysis_ran = true;
+            report.runner = Some(self.runner.name().to_string());
+            report.digest_sent = Some(request.data.clone());
             let analysis = match tokio::time::timeout(
                 self.analysis_timeout + Duration::from_secs(30),
                 self.runner.analyze(&request),
@@ -727,6 +778,7 @@ impl SelfMonitor {
             report.record.input_tokens = analysis.usage.input_tokens;
             report.record.output_tokens = analysis.usage.output_tokens;
             report.rejected.extend(analysis.rejected);
+            report.skipped.extend(analysis.skipped);
 
             // 7. Validate again: the runner's answer is untrusted.
             let sig_ids = novel_digest.signature_ids();
@@ -738,10 +790,13 @@ impl SelfMonitor {
             let limits = FindingLimits::default();
             let mut findings = Vec::new();
             for f in analysis.findings {
+                // The model may echo anything it was shown (or was injected into the logs):
+                // its answer is redacted before it is deduplicated, filed or persisted.
                 match f.validate(&limits, &scope) {
-                    Ok(()) => findings.push(f),
+                    Ok(()) => findings.push(crate::redact::redact_finding(&redactor, f)),
                     Err(reasons) => report.rejected.push(RejectedFinding {
-                        title: crate::error::truncate_chars(&f.title, 200),
+                        // Redacted first: a cut through a secret would hide it from the redactor.
+                        title: crate::error::truncate_chars(&redactor.redact(&f.title), 200),
                         reasons,
                     }),
                 }
@@ -777,7 +832,12 @@ impl SelfMonitor {
             candidates.push(Candidate {
                 severity: entry.severity,
                 count: entry.occurrences,
-                templates: entry.templates.clone(),
+                fingerprint: entry.fingerprint.clone(),
+                templates: entry
+                    .templates
+                    .iter()
+                    .map(|t| seal_template(t, &redactor))
+                    .collect(),
                 shown: entry.evidence.clone(),
                 finding: entry.finding.clone(),
                 backlog: Some(entry),
@@ -785,6 +845,7 @@ impl SelfMonitor {
         }
         for finding in findings {
             let original = pick(&original_by_id, &finding.signature_ids);
+            let templates: Vec<String> = original.iter().map(|s| s.template.clone()).collect();
             candidates.push(Candidate {
                 severity: original
                     .iter()
@@ -792,8 +853,13 @@ impl SelfMonitor {
                     .max()
                     .unwrap_or(crate::Level::Warning),
                 count: original.iter().map(|s| s.count).sum(),
-                // Fingerprints come from the original templates, never from redacted text.
-                templates: original.iter().map(|s| s.template.clone()).collect(),
+                // Fingerprints come from the original templates, never from redacted text; what
+                // is kept of the templates is sealed.
+                fingerprint: finding_fingerprint(&finding, &templates),
+                templates: templates
+                    .iter()
+                    .map(|t| seal_template(t, &redactor))
+                    .collect(),
                 shown: pick(&shown_by_id, &finding.signature_ids)
                     .into_iter()
                     .cloned()
@@ -837,8 +903,8 @@ impl SelfMonitor {
                 DedupDecision::Duplicate {
                     issue,
                     tier,
+                    score,
                     reason,
-                    ..
                 } => {
                     match tier {
                         DedupTier::ErrorCode => report.record.duplicates.by_error_code += 1,
@@ -853,9 +919,15 @@ impl SelfMonitor {
                         title: finding.title.clone(),
                         issue,
                         reason,
+                        tier: Some(tier),
+                        score: Some(score),
                     });
                 }
-                DedupDecision::Related { issue, reason, .. } => {
+                DedupDecision::Related {
+                    issue,
+                    score,
+                    reason,
+                } => {
                     // Over the comment budget the occurrences still count: nothing is dropped.
                     effects.add_occurrences(issue, fresh_count);
                     close(effects, issue, format!("related to #{issue}: {reason}"));
@@ -875,6 +947,7 @@ impl SelfMonitor {
                             title: finding.title.clone(),
                             issue,
                             reason,
+                            score: Some(score),
                         });
                     } else {
                         report.record.duplicates.by_similarity += 1;
@@ -884,10 +957,16 @@ impl SelfMonitor {
                             reason: format!(
                                 "{reason} (occurrences recorded; no comment: comment budget spent or already commented this scan)"
                             ),
+                            tier: Some(DedupTier::Similarity),
+                            score: Some(score),
                         });
                     }
                 }
-                DedupDecision::Regression { issue, .. } => {
+                DedupDecision::Regression {
+                    issue,
+                    tier,
+                    reason,
+                } => {
                     close(effects, issue, format!("regression of #{issue}"));
                     let evidence = Evidence {
                         count: fresh_count,
@@ -899,7 +978,7 @@ impl SelfMonitor {
                         &mut budget,
                         config,
                         &ctx,
-                        issue,
+                        (issue, tier, reason),
                         finding,
                         &evidence,
                         effects,
@@ -913,8 +992,7 @@ impl SelfMonitor {
                                 still_deferred.insert(entry.fingerprint.clone());
                             }
                             None => {
-                                let fingerprint =
-                                    finding_fingerprint(finding, &candidate.templates);
+                                let fingerprint = candidate.fingerprint.clone();
                                 still_deferred.insert(fingerprint.clone());
                                 effects.deferred.push(BacklogEntry {
                                     entry_id: uuid::Uuid::new_v4().to_string(),
@@ -932,6 +1010,11 @@ impl SelfMonitor {
                         }
                         report.outcomes.push(FindingOutcome::Deferred {
                             title: finding.title.clone(),
+                            reason: format!(
+                                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
+                                config.max_new_issues_per_scan
+                            ),
+                            backlog_position: Some(report.record.deferred),
                         });
                         continue;
                     }
@@ -942,6 +1025,7 @@ impl SelfMonitor {
                         &ctx,
                         finding,
                         &evidence,
+                        &candidate.fingerprint,
                         &candidate.templates,
                         candidate.backlog.as_ref(),
                         effects,
@@ -962,7 +1046,7 @@ impl SelfMonitor {
         budget: &mut Budget,
         config: &SelfMonitoringConfig,
         ctx: &FilingContext<'_>,
-        issue: u64,
+        (issue, tier, why): (u64, DedupTier, String),
         finding: &Finding,
         evidence: &Evidence<'_>,
         effects: &mut ScanEffects,
@@ -975,7 +1059,9 @@ impl SelfMonitor {
             report.outcomes.push(FindingOutcome::Duplicate {
                 title: finding.title.clone(),
                 issue,
-                reason: "regression of a closed issue; comment budget spent or already commented this scan".into(),
+                reason: format!("regression of a closed issue ({why}); comment budget spent or already commented this scan"),
+                tier: Some(tier),
+                score: None,
             });
             return Ok(());
         }
@@ -1003,6 +1089,8 @@ impl SelfMonitor {
             title: finding.title.clone(),
             issue,
             reopened: reopen,
+            tier: Some(tier),
+            reason: Some(why),
         });
         Ok(())
     }
@@ -1015,6 +1103,7 @@ impl SelfMonitor {
         ctx: &FilingContext<'_>,
         finding: &Finding,
         evidence: &Evidence<'_>,
+        fingerprint: &str,
         templates: &[String],
         backlog: Option<&BacklogEntry>,
         effects: &mut ScanEffects,
@@ -1022,7 +1111,7 @@ impl SelfMonitor {
         let count = evidence.count;
         let scan_id = report.record.scan_id.clone();
         let templates = templates.to_vec();
-        let fingerprint = finding_fingerprint(finding, &templates);
+        let fingerprint = fingerprint.to_string();
         let marker = Marker::for_fingerprint(&fingerprint);
         let title = ctx
             .redactor
@@ -1228,7 +1317,9 @@ struct Candidate {
     finding: Finding,
     severity: crate::Level,
     count: u64,
-    /// Original templates (fingerprints never come from redacted text).
+    /// The finding's fingerprint, from the original templates (never from redacted text).
+    fingerprint: String,
+    /// The templates as they may be persisted ([`seal_template`]).
     templates: Vec<String>,
     /// The evidence as it may leave the process.
     shown: Vec<Signature>,
@@ -1254,6 +1345,35 @@ fn pick<'a>(by_id: &HashMap<&str, &'a Signature>, ids: &[String]) -> Vec<&'a Sig
         .collect()
 }
 
+/// The report's copy of a signature: template sanitized, capped and redacted.
+fn report_signature(sig: &Signature, fate: SignatureFate, redactor: &Redactor) -> SignatureReport {
+    SignatureReport {
+        id: sig.id.clone(),
+        template: report_template(&sig.template, redactor),
+        level: sig.level,
+        count: sig.count,
+        fate,
+    }
+}
+
+fn report_template(template: &str, redactor: &Redactor) -> String {
+    redactor.redact_string(&crate::digest::sanitize_sample(
+        &crate::error::truncate_chars(template, MAX_REPORT_TEMPLATE_CHARS),
+    ))
+}
+
+/// The report as stored: free texts redacted (titles and reasons may quote log lines), bounded.
+fn stored_report(report: &ScanReport, config: &SelfMonitoringConfig) -> ScanReport {
+    let mut stored = report.clone();
+    match Redactor::with_config(&config.redaction) {
+        Ok(r) => stored.map_texts(|t| r.redact_string(t)),
+        // Unreachable in practice (the scan fails on the same configuration first); keep no text.
+        Err(_) => stored.map_texts(|_| "[not kept: redaction unavailable]".to_string()),
+    }
+    stored.bound();
+    stored
+}
+
 /// Longest template shown outside the process, in characters.
 const MAX_SHOWN_TEMPLATE_CHARS: usize = 1_000;
 
@@ -1268,13 +1388,19 @@ const MAX_SHOWN_TEMPLATE_CHARS: usize = 1_000;
 fn shown_signature(sig: &Signature, redactor: &Redactor) -> Signature {
     let mut s = sig.clone();
     let changes = |t: &str| matches!(redactor.redact(t), std::borrow::Cow::Owned(_));
-    let holds_secret = sig.sample_messages.iter().any(|m| changes(m)) || changes(&sig.template);
+    // Samples are redacted when the digest takes them (before they are capped).
+    let holds_secret = sig
+        .sample_messages
+        .iter()
+        .any(|m| m.contains("[REDACTED:") || changes(m))
+        || changes(&sig.template);
     let source_text = match sig.sample_messages.first() {
         Some(first) if holds_secret => crate::template::mask(&redactor.redact(first)),
         _ => sig.template.clone(),
     };
+    // Redacted before it is capped: a cut through a secret would hide it from the redactor.
     let template = crate::digest::sanitize_sample(&crate::error::truncate_chars(
-        &source_text,
+        &redactor.redact(&source_text),
         MAX_SHOWN_TEMPLATE_CHARS,
     ));
     s.template = redactor.redact_string(&template);

@@ -8,8 +8,8 @@ use mockall::mock;
 use crate::dedup::KnownIssues;
 use crate::error::Result;
 use crate::model::{
-    BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef,
-    IssueState, Marker, ScanEffects, ScanRecord, TrackedIssue,
+    BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent,
+    IssueRef, IssueState, Marker, ScanEffects, ScanId, ScanRecord, ScanReport, TrackedIssue,
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
@@ -85,6 +85,7 @@ mock! {
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;
         async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
     }
     #[async_trait]
@@ -102,6 +103,8 @@ mock! {
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
         async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
+        async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>>;
+        async fn issue_history(&self, issue_number: u64, page: PageRequest) -> Result<Page<IssueEvent>>;
     }
 }
 

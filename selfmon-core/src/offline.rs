@@ -12,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::digest::Signature;
 use crate::error::{truncate_chars, Result};
-use crate::model::{Classification, Finding, Level};
+use crate::model::{Classification, Finding, Level, SkippedSignature};
 use crate::traits::{Analysis, AnalysisRequest, AnalysisRunner, Usage};
 
 /// The offline, rule-based runner. Deterministic; costs nothing.
@@ -44,6 +44,11 @@ const CLIENT_WORDS: [&str; 10] = [
 impl OfflineRunner {
     /// The finding for one signature, if any rule applies.
     pub fn classify(signature: &Signature) -> Option<Finding> {
+        Self::decide(signature).ok()
+    }
+
+    /// The finding for one signature, or why no rule applies.
+    pub fn decide(signature: &Signature) -> std::result::Result<Finding, String> {
         let lower = signature.template.to_lowercase();
         let (class, why) = if DOC_WORDS.iter().any(|w| lower.contains(w)) {
             (
@@ -52,7 +57,10 @@ impl OfflineRunner {
             )
         } else if CLIENT_WORDS.iter().any(|w| lower.contains(w)) {
             if signature.count < 3 && !signature.repeated {
-                return None;
+                return Err(format!(
+                    "looks like a rejected client request but was seen only {} time(s); the client-misuse rule needs 3 or a repeat",
+                    signature.count
+                ));
             }
             (
                 Classification::ClientMisuse,
@@ -78,7 +86,7 @@ impl OfflineRunner {
                 "The same warning repeats many times in one window: a possible stuck state.",
             )
         } else {
-            return None;
+            return Err(skip_reason(signature));
         };
         let error_type = signature
             .sample_messages
@@ -113,7 +121,25 @@ impl OfflineRunner {
         f.error_codes = signature.error_codes.clone();
         f.signature_ids = vec![signature.id.clone()];
         f.error_type = error_type;
-        Some(f)
+        Ok(f)
+    }
+}
+
+/// Why no rule applies to a signature no rule matched.
+fn skip_reason(signature: &Signature) -> String {
+    let level = signature.level;
+    if level >= Level::Error {
+        format!(
+            "a one-off {level} ({} record(s)) with no error code, traceback or repeat: the offline rules file only coded, crashing, critical or recurring errors",
+            signature.count
+        )
+    } else if level == Level::Warning {
+        format!(
+            "a warning seen {} time(s) without repeating: the offline rules file warnings only when they repeat",
+            signature.count
+        )
+    } else {
+        format!("informational ({level}): not actionable")
     }
 }
 
@@ -142,13 +168,25 @@ pub fn error_type_of(message: &str) -> Option<String> {
 #[async_trait]
 impl AnalysisRunner for OfflineRunner {
     async fn analyze(&self, request: &AnalysisRequest) -> Result<Analysis> {
-        let findings: Vec<Finding> = request
-            .digest
-            .signatures
-            .iter()
-            .filter_map(Self::classify)
-            .take(request.max_findings)
-            .collect();
+        let mut findings = Vec::new();
+        let mut skipped = Vec::new();
+        for signature in &request.digest.signatures {
+            let reason = match Self::decide(signature) {
+                Ok(f) if findings.len() < request.max_findings => {
+                    findings.push(f);
+                    continue;
+                }
+                Ok(_) => format!(
+                    "a rule applies, but this scan already has the most findings asked for ({})",
+                    request.max_findings
+                ),
+                Err(reason) => reason,
+            };
+            skipped.push(SkippedSignature {
+                signature_id: signature.id.clone(),
+                reason,
+            });
+        }
         Ok(Analysis {
             findings,
             rejected: Vec::new(),
@@ -156,6 +194,7 @@ impl AnalysisRunner for OfflineRunner {
                 cost_usd: Some(0.0),
                 ..Usage::default()
             },
+            skipped,
         })
     }
 

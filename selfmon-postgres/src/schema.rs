@@ -15,13 +15,13 @@ use crate::connect::quote_ident;
 use crate::error::{Error, Result, RowExt};
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// Advisory lock key serialising migrations across nodes ("selfmon" in ASCII, as a number).
 const MIGRATION_LOCK_KEY: i64 = 0x73656c666d6f6e;
 
 /// The DDL of each version, `{s}` standing for the quoted schema name.
-pub const MIGRATIONS: [&str; 4] = [
+pub const MIGRATIONS: [&str; 5] = [
     // v1
     "CREATE TABLE IF NOT EXISTS {s}.selfmon_scans (
         seq BIGSERIAL PRIMARY KEY,
@@ -85,6 +85,22 @@ pub const MIGRATIONS: [&str; 4] = [
     "ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS host TEXT NOT NULL DEFAULT '';
     ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS pid BIGINT;
     ALTER TABLE {s}.selfmon_lease ADD COLUMN IF NOT EXISTS process_start TEXT;",
+    // v5: per-scan reports and the issue events indexed from them
+    "CREATE TABLE IF NOT EXISTS {s}.selfmon_scan_reports (
+        scan_id TEXT PRIMARY KEY,
+        report JSONB NOT NULL,
+        saved_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE TABLE IF NOT EXISTS {s}.selfmon_issue_events (
+        seq BIGSERIAL PRIMARY KEY,
+        scan_id TEXT NOT NULL,
+        issue_number BIGINT NOT NULL,
+        at TIMESTAMPTZ NOT NULL,
+        event JSONB NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS selfmon_issue_events_issue
+        ON {s}.selfmon_issue_events (issue_number, at DESC);
+    CREATE INDEX IF NOT EXISTS selfmon_issue_events_scan ON {s}.selfmon_issue_events (scan_id);",
 ];
 
 /// Brings the schema `schema` to version `target` (at most [`SCHEMA_VERSION`]), creating it if

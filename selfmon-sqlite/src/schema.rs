@@ -9,6 +9,9 @@
 //!    occurrences, last seen, templates and signature ids; the lease, the filing outbox
 //!    (`selfmon_intents`) and the templater's learned state.
 //! 3. Per-issue occurrence history (`self_monitoring_occurrences`) for the dashboard.
+//! 4. The backlog of deferred findings (`selfmon_backlog`).
+//! 5. Per-scan reports (`selfmon_scan_reports`: the bounded JSON report of each scan) and the
+//!    issue events derived from them (`selfmon_issue_events`: each issue's dedup history).
 //!
 //! Every migration runs in its own `BEGIN IMMEDIATE` transaction that also records its version, so
 //! two processes opening the same file migrate it once, and a crash leaves it at a whole version.
@@ -23,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -34,7 +37,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 5] = [
+const MIGRATIONS: [Migration; 6] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -60,6 +63,11 @@ const MIGRATIONS: [Migration; 5] = [
         version: 5,
         description: "lease holder identity: host, pid, process start",
         apply: v5,
+    },
+    Migration {
+        version: 6,
+        description: "per-scan reports and issue events",
+        apply: v6,
     },
 ];
 
@@ -320,6 +328,30 @@ fn v5(conn: &Connection) -> rusqlite::Result<()> {
             ("pid", "INTEGER"),
             ("process_start", "TEXT"),
         ],
+    )
+}
+
+// No foreign keys to the scans table: a CIDX-created table need not declare scan_id unique.
+// Retention deletes reports and events whose scan is gone.
+/// v6: per-scan reports and the issue events indexed from them.
+fn v6(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS selfmon_scan_reports (
+            scan_id TEXT PRIMARY KEY,
+            report TEXT NOT NULL,
+            saved_at TEXT NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS selfmon_issue_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scan_id TEXT NOT NULL,
+            issue_number INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            records INTEGER NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS idx_smevents_issue ON selfmon_issue_events(issue_number, at);
+        CREATE INDEX IF NOT EXISTS idx_smevents_scan ON selfmon_issue_events(scan_id);",
     )
 }
 

@@ -14,9 +14,9 @@ use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
     BacklogEntry, ClosedBacklogEntry, Component, Error, FiledIssue, FilingIntent, IssueDraft,
-    IssueFilter, IssueLedger, IssueRef, IssueState, IssueTracker, Lease, LeaseOutcome, Marker,
-    Page, PageRequest, ScanEffects, ScanHistory, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
-    StateStore, TemplateMemory, TrackedIssue,
+    IssueEvent, IssueFilter, IssueLedger, IssueRef, IssueState, IssueTracker, Lease, LeaseOutcome,
+    Marker, Page, PageRequest, ScanEffects, ScanHistory, ScanId, ScanLedger, ScanRecord,
+    ScanReport, ScanStatus, ScanTrigger, StateStore, TemplateMemory, TrackedIssue,
 };
 use selfmon_sqlite::{
     create_logs_table, LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions,
@@ -98,6 +98,9 @@ impl ScanLedger for CrashingStore {
     async fn finish_scan(&self, r: &ScanRecord) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.finish_scan(r))
     }
+    async fn save_scan_report(&self, r: &ScanReport) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.save_scan_report(r))
+    }
     async fn commit_scan(&self, r: &ScanRecord, e: &ScanEffects) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.commit_scan(r, e))
     }
@@ -150,6 +153,16 @@ impl ScanHistory for CrashingStore {
         p: PageRequest,
     ) -> selfmon_core::Result<Page<ClosedBacklogEntry>> {
         guarded!(self, self.inner.closed_backlog(p))
+    }
+    async fn scan_report(&self, id: &ScanId) -> selfmon_core::Result<Option<ScanReport>> {
+        guarded!(self, self.inner.scan_report(id))
+    }
+    async fn issue_history(
+        &self,
+        n: u64,
+        p: PageRequest,
+    ) -> selfmon_core::Result<Page<IssueEvent>> {
+        guarded!(self, self.inner.issue_history(n, p))
     }
 }
 

@@ -38,8 +38,15 @@ async fn everything_written_survives_closing_and_reopening_the_file() {
             .await
             .unwrap()
             .total,
-        7
+        10,
+        "the conformance suite's scans, those of its scan reports included"
     );
+    let report = store
+        .scan_report(&ScanId("r1".into()))
+        .await
+        .unwrap()
+        .expect("reports survive reopening");
+    assert!(report.details_recorded && !report.outcomes.is_empty());
     assert_eq!(store.filed_issues().await.unwrap().len(), 3);
     assert_eq!(store.last_successful_cursor().await.unwrap(), 30);
     assert_eq!(
@@ -366,6 +373,16 @@ async fn retention_prunes_old_scans_but_never_issues_running_scans_or_the_cursor
         finish("recent-failure", ScanStatus::Failure, 99 * day, 20),
     ] {
         store.begin_scan(&s).await.unwrap();
+        let mut report = selfmon_core::ScanReport::new(s.clone());
+        report
+            .outcomes
+            .push(selfmon_core::FindingOutcome::Commented {
+                title: "related".into(),
+                issue: 1,
+                reason: "similar".into(),
+                score: Some(0.9),
+            });
+        store.save_scan_report(&report).await.unwrap();
         store.finish_scan(&s).await.unwrap();
     }
     let i = intent("a", 1);
@@ -381,6 +398,20 @@ async fn retention_prunes_old_scans_but_never_issues_running_scans_or_the_cursor
     let report = store.prune_older_than(30, t(100 * day)).await.unwrap();
     assert_eq!(report.scans_deleted, 2);
     assert_eq!(report.occurrences_deleted, 1);
+    assert_eq!(report.reports_deleted, 2, "reports go with their scans");
+    assert!(store
+        .scan_report(&ScanId("old-success".into()))
+        .await
+        .unwrap()
+        .is_none());
+    let history = store
+        .issue_history(1, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        history.total, 3,
+        "the issue events of pruned scans are pruned too"
+    );
     let left: Vec<String> = store
         .list_scans(PageRequest::default())
         .await
@@ -539,7 +570,9 @@ self_monitoring_occurrences: id issue_id issue_number seen_at count
 self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog
 selfmon_backlog: entry_id fingerprint severity severity_rank finding evidence templates occurrences deferred_by deferred_at closed_at close_reason closed_issue
 selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at backlog_entry_id
+selfmon_issue_events: id scan_id issue_number at kind records detail
 selfmon_lease: name owner expires_at acquired_at host pid process_start
+selfmon_scan_reports: scan_id report saved_at
 selfmon_schema_version: version applied_at description
 selfmon_template_state: id state updated_at
 ";

@@ -34,9 +34,18 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Scan history and filed issues from the state store (the dashboard on the command line).
     #[command(
-        after_help = "Examples:\n  selfmon history --state selfmon-state.db\n  selfmon history --state selfmon-state.db --scans 50 --issues 0 --json"
+        after_help = "Examples:\n  selfmon history --state selfmon-state.db\n  selfmon history --state selfmon-state.db --scans 50 --issues 0 --json\n  selfmon history show 3f2a... --state selfmon-state.db   # what happened to every signature and finding"
     )]
     History(HistoryArgs),
+    /// Print the logs.db schema selfmon reads (and the tables it keeps its own state in).
+    #[command(
+        after_help = "Examples:\n  selfmon schema\n  selfmon schema | sqlite3 logs.db   # create an empty logs table"
+    )]
+    Schema {
+        /// Print only the `CREATE TABLE` statement of the logs table.
+        #[arg(long)]
+        ddl: bool,
+    },
     /// Write or check a configuration file.
     #[command(
         subcommand,
@@ -106,9 +115,12 @@ pub struct InventoryArgs {
 /// `selfmon history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// The state store file.
-    #[arg(long)]
-    pub state: PathBuf,
+    /// `show SCAN_ID`: one scan's full report.
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// The state store file (required).
+    #[arg(long, global = true)]
+    pub state: Option<PathBuf>,
     /// How many scans to show (newest first).
     #[arg(long, default_value_t = 20)]
     pub scans: u64,
@@ -118,6 +130,27 @@ pub struct HistoryArgs {
     /// Print JSON (`{"scans": {...}, "issues": {...}}` with totals).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `selfmon history ...`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// One scan's report: the fate of every signature (known, ignored, analysed) and every finding
+    /// (filed, duplicate, related, regression, rejected, deferred, skipped by the runner), the
+    /// model, tokens and cost, the digest as sent, the cursor range, gaps and resets.
+    #[command(
+        after_help = "Examples:\n  selfmon history show 3f2a6c1e-... --state selfmon-state.db\n  selfmon history show 3f2a6c1e-... --state selfmon-state.db --json --digest"
+    )]
+    Show {
+        /// The scan id (the first column of `selfmon history`).
+        scan_id: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also print the digest exactly as it was sent to the runner.
+        #[arg(long)]
+        digest: bool,
+    },
 }
 
 /// `selfmon config ...`.

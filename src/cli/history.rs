@@ -1,25 +1,46 @@
 //! `selfmon history`.
 
-use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
-use selfmon::{IssueFilter, IssueLedger, PageRequest, ScanHistory};
+use std::path::Path;
 
-use super::args::HistoryArgs;
+use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
+use selfmon::{
+    FindingOutcome, IssueFilter, IssueLedger, PageRequest, ScanHistory, ScanId, ScanReport,
+    SignatureFate,
+};
+
+use super::args::{HistoryArgs, HistoryCommand};
 use super::failure::Failure;
 
-/// Prints scans and filed issues, newest first.
-pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
-    if !args.state.is_file() {
+/// Characters of a scan id shown in the history table; `history show` accepts any unique prefix.
+const SHORT_ID: usize = 8;
+
+fn open(state: Option<&Path>) -> Result<SqliteStateStore, Failure> {
+    let Some(state) = state else {
+        return Err(Failure::Usage(
+            "--state FILE is required (the state store, e.g. selfmon-state.db)".into(),
+        ));
+    };
+    if !state.is_file() {
         return Err(Failure::Usage(format!(
             "state file {} does not exist",
-            args.state.display()
+            state.display()
         )));
     }
-    let store = SqliteStateStore::open(&args.state, StateStoreOptions::default()).map_err(|e| {
-        Failure::usage(
-            &format!("cannot open state file {}", args.state.display()),
-            &e,
-        )
-    })?;
+    SqliteStateStore::open(state, StateStoreOptions::default())
+        .map_err(|e| Failure::usage(&format!("cannot open state file {}", state.display()), &e))
+}
+
+/// Prints scans and filed issues, newest first, or one scan's report.
+pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
+    let store = open(args.state.as_deref())?;
+    if let Some(HistoryCommand::Show {
+        scan_id,
+        json,
+        digest,
+    }) = &args.command
+    {
+        return show(&store, scan_id, *json, *digest).await;
+    }
     let scans = store
         .list_scans(PageRequest {
             offset: 0,
@@ -48,7 +69,8 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
     }
     println!("scans ({} of {}):", scans.items.len(), scans.total);
     println!(
-        "  {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  error",
+        "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  error",
+        "scan",
         "started",
         "trigger",
         "status",
@@ -63,7 +85,12 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
     );
     for s in &scans.items {
         println!(
-            "  {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  {}",
+            "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  {}",
+            s.scan_id
+                .as_str()
+                .chars()
+                .take(SHORT_ID)
+                .collect::<String>(),
             s.started_at.format("%Y-%m-%d %H:%M:%S"),
             s.trigger.as_str(),
             s.status.as_str(),
@@ -107,4 +134,168 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The scan whose id is `wanted` or starts with it (unique prefixes only).
+async fn find_scan(store: &SqliteStateStore, wanted: &str) -> Result<ScanReport, Failure> {
+    let read = |e: selfmon::Error| Failure::usage("cannot read the scan report", &e);
+    if let Some(r) = store
+        .scan_report(&ScanId(wanted.to_string()))
+        .await
+        .map_err(read)?
+    {
+        return Ok(r);
+    }
+    let mut matches = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .list_scans(PageRequest { offset, limit: 500 })
+            .await
+            .map_err(read)?;
+        matches.extend(
+            page.items
+                .iter()
+                .filter(|s| !wanted.is_empty() && s.scan_id.as_str().starts_with(wanted))
+                .map(|s| s.scan_id.clone()),
+        );
+        offset += page.items.len() as u64;
+        if page.items.is_empty() || offset >= page.total {
+            break;
+        }
+    }
+    match matches.as_slice() {
+        [one] => store
+            .scan_report(one)
+            .await
+            .map_err(read)?
+            .ok_or_else(|| Failure::Usage(format!("scan {one} disappeared while reading"))),
+        [] => Err(Failure::Usage(format!(
+            "no scan with id {wanted:?} in the state file; `selfmon history` lists scan ids"
+        ))),
+        many => Err(Failure::Usage(format!(
+            "{wanted:?} matches {} scans; give more of the id",
+            many.len()
+        ))),
+    }
+}
+
+async fn show(
+    store: &SqliteStateStore,
+    scan_id: &str,
+    json: bool,
+    digest: bool,
+) -> Result<(), Failure> {
+    let mut report = find_scan(store, scan_id).await?;
+    if json {
+        if !digest {
+            report.digest_sent = report
+                .digest_sent
+                .map(|d| format!("({} bytes; pass --digest to include)", d.len()));
+        }
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Usage(format!("cannot serialise the report: {e}")))?;
+        println!("{text}");
+        return Ok(());
+    }
+    print!("{}", report_text(&report, digest));
+    Ok(())
+}
+
+/// The human form of a stored scan report.
+pub fn report_text(report: &ScanReport, with_digest: bool) -> String {
+    let mut s = format!("scan {}\n", report.record.scan_id);
+    s.push_str(&super::scan::summary(report));
+    if let Some(previous) = report.previous_cursor {
+        s.push_str(&format!(
+            "  cursor reset: the log's highest id was below the cursor {previous}; reading restarted from 0\n"
+        ));
+    }
+    if let Some(runner) = &report.runner {
+        s.push_str(&format!("  runner {runner}\n"));
+    }
+    if !report.details_recorded {
+        s.push_str("  (no details were recorded for this scan: it stopped before saving them, or predates scan reports)\n");
+    }
+    if !report.signatures.is_empty() {
+        s.push_str("signatures:\n");
+        for sig in &report.signatures {
+            let fate = match &sig.fate {
+                SignatureFate::Known {
+                    issue,
+                    tier,
+                    closed,
+                } => format!(
+                    "known: #{issue} by {}{}",
+                    tier.as_str(),
+                    if *closed { " (closed: regression)" } else { "" }
+                ),
+                SignatureFate::Ignored { rule } => format!("ignored by {rule}"),
+                SignatureFate::Analysed => {
+                    match report.skipped.iter().find(|k| k.signature_id == sig.id) {
+                        Some(k) => format!("analysed; runner made no finding: {}", k.reason),
+                        None => "analysed".to_string(),
+                    }
+                }
+            };
+            s.push_str(&format!(
+                "  - {} {} x{} {:?}: {fate}\n",
+                sig.id, sig.level, sig.count, sig.template
+            ));
+        }
+    }
+    let orphan_skips: Vec<_> = report
+        .skipped
+        .iter()
+        .filter(|k| !report.signatures.iter().any(|s| s.id == k.signature_id))
+        .collect();
+    for k in orphan_skips {
+        s.push_str(&format!(
+            "  - {}: runner made no finding: {}\n",
+            k.signature_id, k.reason
+        ));
+    }
+    for o in &report.outcomes {
+        let extra = match o {
+            FindingOutcome::Duplicate {
+                tier: Some(t),
+                score,
+                ..
+            } => Some(format!(
+                "tier {}{}",
+                t.as_str(),
+                score.map_or(String::new(), |x| format!(", score {x:.2}"))
+            )),
+            FindingOutcome::Commented { score: Some(x), .. } => Some(format!("score {x:.2}")),
+            FindingOutcome::Deferred {
+                backlog_position: Some(p),
+                ..
+            } => Some(format!("backlog position {p}")),
+            _ => None,
+        };
+        if let Some(extra) = extra {
+            s.push_str(&format!("  ({}: {extra})\n", o.title()));
+        }
+    }
+    if report.omitted.any() {
+        s.push_str(&format!(
+            "  (report bounded: {} signature entries, {} skip entries and {} digest bytes left out)\n",
+            report.omitted.signatures, report.omitted.skipped, report.omitted.digest_bytes
+        ));
+    }
+    match (&report.digest_sent, with_digest) {
+        (Some(d), true) => {
+            s.push_str("digest as sent:\n");
+            s.push_str(d);
+            if !d.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        (Some(d), false) => s.push_str(&format!(
+            "  digest sent: {} bytes (--digest prints it)\n",
+            d.len()
+        )),
+        (None, _) => {}
+    }
+    s
 }

@@ -9,5 +9,6 @@ pub mod prompt_cmd;
 pub mod run;
 pub mod scan;
 pub mod scheduler;
+pub mod schema;
 pub mod signals;
 pub mod templates;

@@ -44,6 +44,10 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Templates(a) => super::templates::run(&a),
         Command::Inventory(a) => super::inventory::run(&a).await,
         Command::History(a) => super::history::run(&a).await,
+        Command::Schema { ddl } => {
+            print!("{}", super::schema::text(ddl));
+            Ok(())
+        }
         Command::Config(ConfigCommand::Init { output, force }) => {
             let text = default_config_text();
             match output {

@@ -150,6 +150,7 @@ pub fn summary(report: &ScanReport) -> String {
                 title,
                 issue,
                 reason,
+                ..
             } => format!("duplicate of #{issue} ({reason}): {title}"),
             FindingOutcome::Commented { title, issue, .. } => {
                 format!("commented on #{issue}: {title}")
@@ -158,11 +159,14 @@ pub fn summary(report: &ScanReport) -> String {
                 title,
                 issue,
                 reopened,
+                ..
             } => format!(
                 "regression of #{issue}{}: {title}",
                 if *reopened { " (reopened)" } else { "" }
             ),
-            FindingOutcome::Deferred { title } => format!("deferred (budget spent): {title}"),
+            FindingOutcome::Deferred { title, reason, .. } => {
+                format!("deferred ({reason}): {title}")
+            }
         };
         s.push_str(&format!("  - {line}\n"));
     }

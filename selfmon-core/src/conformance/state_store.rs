@@ -3,12 +3,14 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::model::{
-    BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding, IssueDraft,
-    IssueRef, IssueState, Level, Marker, ScanEffects, ScanId, ScanRecord, ScanStatus, ScanTrigger,
+    BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding,
+    FindingOutcome, IssueDraft, IssueEventKind, IssueRef, IssueState, Level, Marker,
+    RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate, SignatureReport, SkippedSignature, MAX_REPORT_SIGNATURES,
 };
 use crate::traits::{
-    IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, PageRequest,
-    ScanLedger, StateStore, TemplateMemory,
+    DedupTier, IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal,
+    PageRequest, ScanLedger, StateStore, TemplateMemory,
 };
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -178,6 +180,7 @@ pub async fn state_store<S: StateStore + ?Sized>(store: &S) {
     issue_ledger(store).await;
     history_after_ledgers(store).await;
     backlog_and_commits(store).await;
+    scan_reports(store).await;
 }
 
 /// Checks a fresh, empty [`ScanLedger`]: the lease is exclusive, renewable, released and taken over
@@ -596,4 +599,210 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
         "most recently closed first"
     );
     assert_eq!(closed.items[0].closure.issue, Some(7));
+}
+
+fn signature(id: &str, fate: SignatureFate) -> SignatureReport {
+    SignatureReport {
+        id: id.to_string(),
+        template: format!("template of {id}"),
+        level: Level::Error,
+        count: 3,
+        fate,
+    }
+}
+
+/// A report exercising every kind of entry.
+fn full_report(record: ScanRecord) -> ScanReport {
+    let mut r = ScanReport::new(record);
+    r.signatures = vec![
+        signature(
+            "known",
+            SignatureFate::Known {
+                issue: 5,
+                tier: DedupTier::ErrorCode,
+                closed: false,
+            },
+        ),
+        signature(
+            "ignored",
+            SignatureFate::Ignored {
+                rule: "ignore.codes: GIT-SYNC-001".into(),
+            },
+        ),
+        signature("novel", SignatureFate::Analysed),
+    ];
+    r.outcomes = vec![
+        FindingOutcome::Filed {
+            title: "[BUG] filed".into(),
+            issue: issue_ref(7),
+        },
+        FindingOutcome::Duplicate {
+            title: "dup".into(),
+            issue: 5,
+            reason: "same error code".into(),
+            tier: Some(DedupTier::ErrorCode),
+            score: Some(1.0),
+        },
+        FindingOutcome::Deferred {
+            title: "later".into(),
+            reason: "budget spent".into(),
+            backlog_position: Some(1),
+        },
+    ];
+    r.rejected = vec![RejectedFinding {
+        title: "bad".into(),
+        reasons: vec!["evidence outside the scanned range".into()],
+    }];
+    r.skipped = vec![SkippedSignature {
+        signature_id: "novel".into(),
+        reason: "a one-off ERROR".into(),
+    }];
+    r.runner = Some("offline".into());
+    r.digest_sent = Some("<<<B\ndigest\nB>>>\n".into());
+    r.previous_cursor = Some(99);
+    r
+}
+
+/// Checks the scan-report part of the contract: round trip, replacement, the stored record is
+/// authoritative, scans without a report, bounds, and issue histories.
+async fn scan_reports<S: StateStore + ?Sized>(store: &S) {
+    assert_eq!(
+        store
+            .scan_report(&ScanId("no-such-scan".into()))
+            .await
+            .expect("report of an unknown scan"),
+        None,
+        "an unknown scan id has no report"
+    );
+    let no_report = store
+        .scan_report(&ScanId("s2".into()))
+        .await
+        .expect("report of s2")
+        .expect("s2 exists");
+    assert!(
+        !no_report.details_recorded,
+        "a scan without a saved report says so"
+    );
+    assert_eq!(no_report.record.scan_id.as_str(), "s2");
+    assert!(no_report.outcomes.is_empty() && no_report.signatures.is_empty());
+
+    let cursor = store.last_successful_cursor().await.expect("cursor");
+    let mut r1 = ScanRecord::started(ScanId("r1".into()), ScanTrigger::Manual, 7, t(100));
+    store.begin_scan(&r1).await.expect("begin r1");
+    r1.status = ScanStatus::Success;
+    r1.completed_at = Some(t(101));
+    r1.log_id_end = 9;
+    let mut first = full_report(r1.clone());
+    first.runner = Some("first save".into());
+    store.save_scan_report(&first).await.expect("save r1");
+    let report = full_report(r1.clone());
+    store
+        .save_scan_report(&report)
+        .await
+        .expect("save r1 again");
+    r1.status = ScanStatus::Failure;
+    r1.error_message = Some("failed after the report".into());
+    store.finish_scan(&r1).await.expect("finish r1");
+    let loaded = store
+        .scan_report(&ScanId("r1".into()))
+        .await
+        .expect("load r1")
+        .expect("r1 exists");
+    assert_eq!(
+        loaded.record, r1,
+        "the stored scan record is authoritative over the report's copy"
+    );
+    assert_eq!(
+        ScanReport {
+            record: r1.clone(),
+            ..loaded.clone()
+        },
+        ScanReport {
+            record: r1.clone(),
+            ..report.clone()
+        },
+        "a report round-trips intact, the later save replacing the earlier"
+    );
+
+    // Bounds: an oversized report is cut as ScanReport::bound cuts it.
+    let mut r2 = ScanRecord::started(ScanId("r2".into()), ScanTrigger::Scheduled, 9, t(200));
+    store.begin_scan(&r2).await.expect("begin r2");
+    // Failed scans here, so the cursor stays where the scans above left it.
+    r2.status = ScanStatus::Failure;
+    r2.completed_at = Some(t(201));
+    let mut big = ScanReport::new(r2.clone());
+    big.signatures = (0..MAX_REPORT_SIGNATURES + 20)
+        .map(|i| signature(&format!("s{i}"), SignatureFate::Analysed))
+        .collect();
+    big.outcomes = vec![FindingOutcome::Commented {
+        title: "related".into(),
+        issue: 5,
+        reason: "similar".into(),
+        score: Some(0.8),
+    }];
+    store.save_scan_report(&big).await.expect("save r2");
+    store.finish_scan(&r2).await.expect("finish r2");
+    let loaded = store
+        .scan_report(&ScanId("r2".into()))
+        .await
+        .expect("load r2")
+        .expect("r2 exists");
+    let mut bounded = big.clone();
+    bounded.bound();
+    assert_eq!(loaded.signatures.len(), MAX_REPORT_SIGNATURES);
+    assert_eq!(loaded.omitted.signatures, 20, "what was cut is counted");
+    assert_eq!(loaded.signatures, bounded.signatures);
+
+    // A dry run touches no issue's history.
+    let mut dry = ScanRecord::started(ScanId("r3".into()), ScanTrigger::Manual, 9, t(300));
+    dry.dry_run = true;
+    store.begin_scan(&dry).await.expect("begin r3");
+    dry.status = ScanStatus::Failure;
+    dry.completed_at = Some(t(301));
+    store
+        .save_scan_report(&full_report(dry.clone()))
+        .await
+        .expect("save r3");
+    store.finish_scan(&dry).await.expect("finish r3");
+
+    let history = store
+        .issue_history(5, PageRequest::default())
+        .await
+        .expect("history of #5");
+    let kinds: Vec<(String, IssueEventKind)> = history
+        .items
+        .iter()
+        .map(|e| (e.scan_id.to_string(), e.kind))
+        .collect();
+    assert_eq!(history.total, 3);
+    assert_eq!(
+        kinds[0],
+        ("r2".to_string(), IssueEventKind::Commented),
+        "newest first"
+    );
+    assert!(kinds[1..].contains(&("r1".to_string(), IssueEventKind::KnownSignature)));
+    assert!(kinds[1..].contains(&("r1".to_string(), IssueEventKind::Duplicate)));
+    assert_eq!(history.items[0].at, t(201));
+    let filed = store
+        .issue_history(7, PageRequest::default())
+        .await
+        .expect("history of #7");
+    assert_eq!(
+        (filed.total, filed.items[0].kind),
+        (1, IssueEventKind::Filed),
+        "the filing scan is in the history; the dry run is not"
+    );
+    assert_eq!(
+        store.last_successful_cursor().await.expect("cursor"),
+        cursor,
+        "saving reports never moves the cursor"
+    );
+    assert_eq!(
+        store
+            .issue_history(404, PageRequest::default())
+            .await
+            .expect("history of an unknown issue")
+            .total,
+        0
+    );
 }

@@ -7,6 +7,7 @@ mod code;
 mod finding;
 mod issue;
 mod record;
+mod report;
 mod scan;
 
 pub use backlog::{
@@ -20,6 +21,11 @@ pub use issue::{
     FiledIssue, FilingIntent, IssueDraft, IssueRef, IssueState, KnownIssue, Marker, TrackedIssue,
 };
 pub use record::{Level, LogRecord};
+pub use report::{
+    IssueEvent, IssueEventKind, ReportOmissions, SignatureFate, SignatureReport, SkippedSignature,
+    MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES, MAX_REPORT_TEMPLATE_CHARS,
+    MAX_REPORT_TEXT_CHARS,
+};
 pub use scan::{
     DuplicateCounts, FindingOutcome, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
 };

@@ -5,7 +5,12 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{IssueRef, RejectedFinding};
+use crate::model::{
+    IssueEvent, IssueEventKind, IssueRef, RejectedFinding, ReportOmissions, SignatureFate,
+    SignatureReport, SkippedSignature, MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES,
+    MAX_REPORT_TEXT_CHARS,
+};
+use crate::traits::DedupTier;
 
 /// Unique id of a scan (a UUID v4 in text form).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -233,8 +238,14 @@ pub enum FindingOutcome {
         title: String,
         /// The issue it duplicates.
         issue: u64,
-        /// Why (tier and attributes).
+        /// Why (tier and the attributes that agreed).
         reason: String,
+        /// The dedup tier that matched (absent in reports written before it was recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<DedupTier>,
+        /// The match score in 0..=1 (1 for exact tiers).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<f64>,
     },
     /// Related to a known issue: commented there instead.
     Commented {
@@ -242,8 +253,11 @@ pub enum FindingOutcome {
         title: String,
         /// The issue commented on.
         issue: u64,
-        /// Why.
+        /// Why (the attributes that agreed).
         reason: String,
+        /// The similarity score in 0..=1.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        score: Option<f64>,
     },
     /// A closed issue recurred: commented (and reopened, if configured).
     Regression {
@@ -253,12 +267,53 @@ pub enum FindingOutcome {
         issue: u64,
         /// Whether it was reopened.
         reopened: bool,
+        /// The dedup tier that matched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tier: Option<DedupTier>,
+        /// Why (the attributes that agreed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
-    /// Not filed: the per-scan budget was spent. Kept in the outbox for the next scan.
+    /// Not filed: the per-scan issue budget was spent.
     Deferred {
         /// Title.
         title: String,
+        /// Why it was deferred.
+        #[serde(default)]
+        reason: String,
+        /// Its position (1-based) among the deferred findings waiting to be filed, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backlog_position: Option<u64>,
     },
+}
+
+impl FindingOutcome {
+    /// The finding's title.
+    pub fn title(&self) -> &str {
+        match self {
+            FindingOutcome::Filed { title, .. }
+            | FindingOutcome::WouldFile { title, .. }
+            | FindingOutcome::Duplicate { title, .. }
+            | FindingOutcome::Commented { title, .. }
+            | FindingOutcome::Regression { title, .. }
+            | FindingOutcome::Deferred { title, .. } => title,
+        }
+    }
+
+    fn texts_mut(&mut self) -> Vec<&mut String> {
+        match self {
+            FindingOutcome::Filed { title, .. } => vec![title],
+            FindingOutcome::WouldFile { title, body } => vec![title, body],
+            FindingOutcome::Duplicate { title, reason, .. }
+            | FindingOutcome::Commented { title, reason, .. }
+            | FindingOutcome::Deferred { title, reason, .. } => vec![title, reason],
+            FindingOutcome::Regression { title, reason, .. } => {
+                let mut v = vec![title];
+                v.extend(reason.as_mut());
+                v
+            }
+        }
+    }
 }
 
 /// What one scan did, returned to the host.
@@ -275,9 +330,197 @@ pub struct ScanReport {
     /// The lease of a scan whose process was gone, which this scan took over at its start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub took_over_lease: Option<crate::traits::Lease>,
+    /// What happened to each signature of the digest (known, ignored, analysed), at most
+    /// [`MAX_REPORT_SIGNATURES`].
+    #[serde(default)]
+    pub signatures: Vec<SignatureReport>,
+    /// Signatures the runner looked at and made no finding for, with its reasons.
+    #[serde(default)]
+    pub skipped: Vec<SkippedSignature>,
+    /// The runner's name (`claude`, `offline`), when analysis ran.
+    #[serde(default)]
+    pub runner: Option<String>,
+    /// The digest exactly as sent to the runner (redacted and fenced), at most
+    /// [`MAX_REPORT_DIGEST_BYTES`].
+    #[serde(default)]
+    pub digest_sent: Option<String>,
+    /// The stale cursor, when the scan reset it because the log was recreated.
+    #[serde(default)]
+    pub previous_cursor: Option<i64>,
+    /// What was left out to keep the report bounded.
+    #[serde(default)]
+    pub omitted: ReportOmissions,
+    /// Whether the explanations (everything but `record`) were stored. False for a scan whose
+    /// process stopped before it saved them, or one recorded before reports were kept.
+    #[serde(default = "yes")]
+    pub details_recorded: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ScanReport {
+    /// An empty report of `record`.
+    pub fn new(record: ScanRecord) -> Self {
+        ScanReport {
+            record,
+            outcomes: Vec::new(),
+            rejected: Vec::new(),
+            reconciled: Vec::new(),
+            took_over_lease: None,
+            signatures: Vec::new(),
+            skipped: Vec::new(),
+            runner: None,
+            digest_sent: None,
+            previous_cursor: None,
+            omitted: ReportOmissions::default(),
+            details_recorded: true,
+        }
+    }
+
+    /// Caps the report for storage: at most [`MAX_REPORT_SIGNATURES`] signature and skip entries,
+    /// [`MAX_REPORT_DIGEST_BYTES`] of digest and [`MAX_REPORT_TEXT_CHARS`] per title or reason;
+    /// what is dropped is counted in `omitted`. Findings are bounded by the runner's
+    /// `max_findings`, so every outcome is kept. Idempotent.
+    pub fn bound(&mut self) {
+        if self.signatures.len() > MAX_REPORT_SIGNATURES {
+            self.omitted.signatures += (self.signatures.len() - MAX_REPORT_SIGNATURES) as u64;
+            self.signatures.truncate(MAX_REPORT_SIGNATURES);
+        }
+        if self.skipped.len() > MAX_REPORT_SIGNATURES {
+            self.omitted.skipped += (self.skipped.len() - MAX_REPORT_SIGNATURES) as u64;
+            self.skipped.truncate(MAX_REPORT_SIGNATURES);
+        }
+        if let Some(d) = &mut self.digest_sent {
+            if d.len() > MAX_REPORT_DIGEST_BYTES {
+                let mut cut = MAX_REPORT_DIGEST_BYTES;
+                while !d.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                self.omitted.digest_bytes += (d.len() - cut) as u64;
+                d.truncate(cut);
+            }
+        }
+        let cap = |t: &mut String| {
+            if t.chars().count() > MAX_REPORT_TEXT_CHARS {
+                *t = crate::error::truncate_chars(t, MAX_REPORT_TEXT_CHARS);
+            }
+        };
+        for o in &mut self.outcomes {
+            for t in o.texts_mut() {
+                cap(t);
+            }
+        }
+        for r in &mut self.rejected {
+            cap(&mut r.title);
+            r.reasons.iter_mut().for_each(cap);
+        }
+        for s in &mut self.skipped {
+            cap(&mut s.reason);
+        }
+    }
+
+    /// What this scan did about each issue, for the issues' dedup histories (see
+    /// [`IssueEvent`]). Dry runs did nothing to any issue and give none.
+    pub fn issue_events(&self) -> Vec<IssueEvent> {
+        if self.record.dry_run || !self.details_recorded {
+            return Vec::new();
+        }
+        let at = self.record.completed_at.unwrap_or(self.record.started_at);
+        let event = |issue_number, kind, records, detail: String| IssueEvent {
+            issue_number,
+            scan_id: self.record.scan_id.clone(),
+            at,
+            kind,
+            records,
+            detail,
+        };
+        let mut out = Vec::new();
+        for s in &self.signatures {
+            if let SignatureFate::Known {
+                issue,
+                closed: false,
+                tier,
+            } = &s.fate
+            {
+                out.push(event(
+                    *issue,
+                    IssueEventKind::KnownSignature,
+                    s.count,
+                    format!("{} (matched by {})", s.template, tier.as_str()),
+                ));
+            }
+        }
+        for o in &self.outcomes {
+            let (issue, kind, detail) = match o {
+                FindingOutcome::Filed { title, issue } => {
+                    (issue.number, IssueEventKind::Filed, title.clone())
+                }
+                FindingOutcome::Duplicate {
+                    title,
+                    issue,
+                    reason,
+                    ..
+                } => (
+                    *issue,
+                    IssueEventKind::Duplicate,
+                    format!("{title}: {reason}"),
+                ),
+                FindingOutcome::Commented {
+                    title,
+                    issue,
+                    reason,
+                    ..
+                } => (
+                    *issue,
+                    IssueEventKind::Commented,
+                    format!("{title}: {reason}"),
+                ),
+                FindingOutcome::Regression {
+                    title,
+                    issue,
+                    reopened,
+                    ..
+                } => (
+                    *issue,
+                    IssueEventKind::Regression,
+                    format!("{title}{}", if *reopened { " (reopened)" } else { "" }),
+                ),
+                FindingOutcome::WouldFile { .. } | FindingOutcome::Deferred { .. } => continue,
+            };
+            out.push(event(issue, kind, 0, detail));
+        }
+        for r in &self.reconciled {
+            out.push(event(
+                r.number,
+                IssueEventKind::Filed,
+                0,
+                "completed a filing an interrupted scan left in the outbox".to_string(),
+            ));
+        }
+        out
+    }
+
+    /// Applies `f` to every free text of the report that may hold log content (finding titles,
+    /// reasons and bodies, rejected titles), e.g. a redactor before storing it.
+    pub fn map_texts(&mut self, f: impl Fn(&str) -> String) {
+        for o in &mut self.outcomes {
+            for t in o.texts_mut() {
+                *t = f(t);
+            }
+        }
+        for r in &mut self.rejected {
+            r.title = f(&r.title);
+            for reason in &mut r.reasons {
+                *reason = f(reason);
+            }
+        }
+        for s in &mut self.skipped {
+            s.reason = f(&s.reason);
+        }
+    }
+
     /// Issues filed by this scan.
     pub fn filed(&self) -> impl Iterator<Item = &IssueRef> {
         self.outcomes.iter().filter_map(|o| match o {

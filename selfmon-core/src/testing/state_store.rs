@@ -1,6 +1,6 @@
 //! An in-memory state store with failure injection.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{
-    BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueState,
-    ScanEffects, ScanRecord, ScanStatus,
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
+    IssueState, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
 };
 use crate::traits::{
     IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
@@ -32,6 +32,8 @@ pub enum StoreOp {
     CompleteIntent,
     /// `record_occurrences`.
     RecordOccurrences,
+    /// `save_scan_report`.
+    SaveScanReport,
     /// `commit_scan`.
     CommitScan,
     /// `open_backlog`.
@@ -49,6 +51,7 @@ struct Inner {
     issues: Vec<FiledIssue>,
     intents: Vec<FilingIntent>,
     templates: Option<String>,
+    reports: HashMap<ScanId, ScanReport>,
     backlog: Vec<BacklogEntry>,
     closed_backlog: Vec<ClosedBacklogEntry>,
     failing: HashSet<StoreOp>,
@@ -186,6 +189,38 @@ impl MemoryStateStore {
     pub fn lease(&self) -> Option<Lease> {
         self.lock().lease.clone()
     }
+
+    /// Everything the store holds (scan records, filed issues, intents, backlog, closed backlog,
+    /// the learned template state), as text for tests that search all of it: each record's JSON,
+    /// then its debug form, then the raw template state.
+    pub fn dump(&self) -> String {
+        let i = self.lock();
+        let mut out = String::new();
+        for s in &i.scans {
+            out.push_str(&json(s));
+        }
+        for x in &i.issues {
+            out.push_str(&json(x));
+        }
+        for x in &i.intents {
+            out.push_str(&json(x));
+        }
+        for x in &i.backlog {
+            out.push_str(&json(x));
+        }
+        for x in &i.closed_backlog {
+            out.push_str(&json(x));
+        }
+        out.push_str(&format!("{:?}", *i));
+        if let Some(t) = &i.templates {
+            out.push_str(t);
+        }
+        out
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[async_trait]
@@ -299,6 +334,16 @@ impl ScanLedger for MemoryStateStore {
             Some(s) => *s = record.clone(),
             None => i.scans.push(record.clone()),
         }
+        Ok(())
+    }
+
+    async fn save_scan_report(&self, report: &ScanReport) -> Result<()> {
+        self.check(StoreOp::SaveScanReport)?;
+        let mut report = report.clone();
+        report.bound();
+        self.lock()
+            .reports
+            .insert(report.record.scan_id.clone(), report);
         Ok(())
     }
 
@@ -419,6 +464,43 @@ impl ScanHistory for MemoryStateStore {
         let i = self.lock();
         let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
+        Ok(paginate(all, page))
+    }
+
+    async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>> {
+        let i = self.lock();
+        let Some(record) = i.scans.iter().find(|s| &s.scan_id == scan_id) else {
+            return Ok(None);
+        };
+        Ok(Some(match i.reports.get(scan_id) {
+            Some(r) => ScanReport {
+                record: record.clone(),
+                ..r.clone()
+            },
+            None => ScanReport {
+                details_recorded: false,
+                ..ScanReport::new(record.clone())
+            },
+        }))
+    }
+
+    async fn issue_history(
+        &self,
+        issue_number: u64,
+        page: PageRequest,
+    ) -> Result<Page<IssueEvent>> {
+        let i = self.lock();
+        let events: Vec<IssueEvent> = i
+            .scans
+            .iter()
+            .filter_map(|s| i.reports.get(&s.scan_id))
+            .flat_map(|r| r.issue_events())
+            .filter(|e| e.issue_number == issue_number)
+            .collect();
+        let mut all: Vec<&IssueEvent> = events.iter().collect();
+        // Newest first; within a scan, in the order the scan did them.
+        all.reverse();
+        all.sort_by_key(|e| std::cmp::Reverse(e.at));
         Ok(paginate(all, page))
     }
 

@@ -59,6 +59,10 @@ pub struct Analysis {
     pub rejected: Vec<RejectedFinding>,
     /// Usage, if known.
     pub usage: Usage,
+    /// Signatures the runner considered and made no finding for, with why. A rule-based runner
+    /// should list every one; a model runner may leave it empty.
+    #[serde(default)]
+    pub skipped: Vec<crate::model::SkippedSignature>,
 }
 
 /// Turns a digest into findings.

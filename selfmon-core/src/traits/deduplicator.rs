@@ -21,6 +21,18 @@ pub enum DedupTier {
     ExactTitle,
 }
 
+impl DedupTier {
+    /// `"error_code"`, `"fingerprint"`, `"similarity"` or `"exact_title"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DedupTier::ErrorCode => "error_code",
+            DedupTier::Fingerprint => "fingerprint",
+            DedupTier::Similarity => "similarity",
+            DedupTier::ExactTitle => "exact_title",
+        }
+    }
+}
+
 /// A dedup decision, with its explanation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]

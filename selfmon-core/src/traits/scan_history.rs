@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ClosedBacklogEntry, FiledIssue, IssueState, ScanRecord};
+use crate::model::{
+    ClosedBacklogEntry, FiledIssue, IssueEvent, IssueState, ScanId, ScanRecord, ScanReport,
+};
 
 /// A page request for history queries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,16 @@ pub trait ScanHistory: Send + Sync {
 
     /// Closed backlog entries with why they were closed, most recently closed first.
     async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
+
+    /// The report of one scan; `None` when the store has no scan with this id. Its `record` is
+    /// the scan's stored record (so a scan later closed as abandoned shows as failed); a scan with
+    /// no saved report gives empty lists and `details_recorded: false`.
+    async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>>;
+
+    /// What scans did about one issue (filed it, matched its signatures, duplicated, commented,
+    /// regressed), newest first, from the stored reports of non-dry-run scans.
+    async fn issue_history(&self, issue_number: u64, page: PageRequest)
+        -> Result<Page<IssueEvent>>;
 }
 
 crate::traits::forward::forward! {
@@ -73,5 +85,7 @@ crate::traits::forward::forward! {
         async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
         async fn list_issues(&self, filter: &IssueFilter, page: PageRequest) -> Result<Page<FiledIssue>>;
         async fn closed_backlog(&self, page: PageRequest) -> Result<Page<ClosedBacklogEntry>>;
+        async fn scan_report(&self, scan_id: &ScanId) -> Result<Option<ScanReport>>;
+        async fn issue_history(&self, issue_number: u64, page: PageRequest) -> Result<Page<IssueEvent>>;
     }
 }

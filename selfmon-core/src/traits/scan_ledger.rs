@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ScanEffects, ScanRecord};
+use crate::model::{ScanEffects, ScanRecord, ScanReport};
 
 /// A single-flight lease held by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +185,15 @@ pub trait ScanLedger: Send + Sync {
     /// without other effects (a failed scan, a dry run).
     async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
 
+    /// Stores the report of a scan, bounded by [`ScanReport::bound`] (implementations apply it,
+    /// so every store cuts an oversized report the same way), replacing an earlier report of the
+    /// same scan id, and indexes its [`ScanReport::issue_events`] for
+    /// [`ScanHistory::issue_history`](crate::ScanHistory::issue_history). Called before
+    /// [`finish_scan`](ScanLedger::finish_scan) or [`commit_scan`](ScanLedger::commit_scan); the
+    /// report's `record` is informative only (the scan row stays authoritative). Retention removes
+    /// a scan's report and its events together with the scan.
+    async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;
+
     /// Finishes a successful scan in one atomic step: stores `record` (status SUCCESS, its
     /// `log_id_end` becoming the cursor unless it is a dry run), adds `effects.occurrences` to the
     /// filed issues (numbers this store never recorded are ignored), adds `effects.deferred` to
@@ -206,6 +215,7 @@ crate::traits::forward::forward! {
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
+        async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;
         async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()>;
     }
 }

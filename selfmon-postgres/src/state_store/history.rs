@@ -1,7 +1,7 @@
 //! [`ScanHistory`] for [`PgStateStore`]: paged, read-only scan and issue history.
 
 use super::*;
-use selfmon_core::ScanHistory;
+use selfmon_core::{IssueEvent, ScanHistory, ScanId, ScanReport};
 
 #[async_trait]
 impl ScanHistory for PgStateStore {
@@ -125,6 +125,90 @@ impl ScanHistory for PgStateStore {
                                 closed_at: r.col(2)?,
                             })
                         })
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Page {
+                        items,
+                        total: to_u64(total),
+                    })
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn scan_report(&self, scan_id: &ScanId) -> selfmon_core::Result<Option<ScanReport>> {
+        let s = self.inner.s.clone();
+        let id = scan_id.as_str().to_string();
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let Some(row) = c
+                        .query_opt(
+                            &format!(
+                                "SELECT c.record, r.report FROM {s}.selfmon_scans c
+                                 LEFT JOIN {s}.selfmon_scan_reports r ON r.scan_id = c.scan_id
+                                 WHERE c.scan_id = $1"
+                            ),
+                            &[&id],
+                        )
+                        .await
+                        .map_err(Error::query("reading a scan report"))?
+                    else {
+                        return Ok(None);
+                    };
+                    let record: ScanRecord = from_json("scan record", row.col(0)?)?;
+                    let report: Option<serde_json::Value> = row.col(1)?;
+                    Ok(Some(match report {
+                        Some(doc) => ScanReport {
+                            record,
+                            ..from_json::<ScanReport>("scan report", doc)?
+                        },
+                        None => ScanReport {
+                            details_recorded: false,
+                            ..ScanReport::new(record)
+                        },
+                    }))
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn issue_history(
+        &self,
+        issue_number: u64,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<IssueEvent>> {
+        let s = self.inner.s.clone();
+        let (limit, offset) = limits(page);
+        let number = to_i64(issue_number);
+        core(
+            async {
+                with_conn!(self, |c| {
+                    let total: i64 = c
+                        .query_one(
+                            &format!(
+                                "SELECT count(*) FROM {s}.selfmon_issue_events
+                                 WHERE issue_number = $1"
+                            ),
+                            &[&number],
+                        )
+                        .await
+                        .map_err(Error::query("counting issue events"))?
+                        .col(0)?;
+                    let rows = c
+                        .query(
+                            &format!(
+                                "SELECT event FROM {s}.selfmon_issue_events WHERE issue_number = $1
+                                 ORDER BY at DESC, seq ASC LIMIT $2 OFFSET $3"
+                            ),
+                            &[&number, &limit, &offset],
+                        )
+                        .await
+                        .map_err(Error::query("listing issue events"))?;
+                    let items = rows
+                        .iter()
+                        .map(|r| from_json("issue event", r.col(0)?))
                         .collect::<Result<Vec<_>>>()?;
                     Ok(Page {
                         items,

@@ -107,6 +107,9 @@ pub struct PruneReport {
     pub scans_deleted: u64,
     /// Occurrence-history rows removed.
     pub occurrences_deleted: u64,
+    /// Scan reports removed (with their scans).
+    #[serde(default)]
+    pub reports_deleted: u64,
 }
 
 /// The lease as this store took it: the fencing token its writes carry.
@@ -199,7 +202,7 @@ impl PgStateStore {
         })
     }
 
-    /// Removes scans and occurrence history older than [`PgStateStoreOptions::retention_days`]
+    /// Removes scans (with their reports) and occurrence history older than [`PgStateStoreOptions::retention_days`]
     /// before `now`; never issue rows, never a RUNNING scan, never the latest successful scan.
     pub async fn prune(&self, now: DateTime<Utc>) -> Result<PruneReport> {
         let cutoff = now - chrono::Duration::days(i64::from(self.inner.options.retention_days));
@@ -223,9 +226,29 @@ impl PgStateStore {
                 )
                 .await
                 .map_err(Error::query("pruning occurrences"))?;
+            let reports_deleted = tx
+                .execute(
+                    &format!(
+                        "DELETE FROM {s}.selfmon_scan_reports r WHERE NOT EXISTS
+                             (SELECT 1 FROM {s}.selfmon_scans c WHERE c.scan_id = r.scan_id)"
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(Error::query("pruning scan reports"))?;
+            tx.execute(
+                &format!(
+                    "DELETE FROM {s}.selfmon_issue_events e WHERE NOT EXISTS
+                         (SELECT 1 FROM {s}.selfmon_scans c WHERE c.scan_id = e.scan_id)"
+                ),
+                &[],
+            )
+            .await
+            .map_err(Error::query("pruning issue events"))?;
             Ok(PruneReport {
                 scans_deleted,
                 occurrences_deleted,
+                reports_deleted,
             })
         })
     }

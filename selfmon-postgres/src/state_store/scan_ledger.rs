@@ -1,7 +1,7 @@
 //! [`ScanLedger`] for [`PgStateStore`]: the lease, scan rows, the cursor and the atomic scan commit.
 
 use super::*;
-use selfmon_core::ScanLedger;
+use selfmon_core::{ScanLedger, ScanReport};
 
 #[async_trait]
 impl ScanLedger for PgStateStore {
@@ -126,6 +126,55 @@ impl ScanLedger for PgStateStore {
 
     async fn finish_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
         core(self.write_scan(record).await)
+    }
+
+    async fn save_scan_report(&self, report: &ScanReport) -> selfmon_core::Result<()> {
+        let mut report = report.clone();
+        report.bound();
+        let s = self.inner.s.clone();
+        core(
+            async {
+                let doc = to_json("scan report", &report)?;
+                let events = report
+                    .issue_events()
+                    .iter()
+                    .map(|e| Ok((to_i64(e.issue_number), e.at, to_json("issue event", e)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                let scan_id = report.record.scan_id.as_str();
+                fenced!(self, "saving a scan report", |tx| {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO {s}.selfmon_scan_reports (scan_id, report, saved_at)
+                             VALUES ($1, $2, now())
+                             ON CONFLICT (scan_id) DO UPDATE SET report = EXCLUDED.report,
+                             saved_at = EXCLUDED.saved_at"
+                        ),
+                        &[&scan_id, &doc],
+                    )
+                    .await
+                    .map_err(Error::query("saving a scan report"))?;
+                    tx.execute(
+                        &format!("DELETE FROM {s}.selfmon_issue_events WHERE scan_id = $1"),
+                        &[&scan_id],
+                    )
+                    .await
+                    .map_err(Error::query("saving a scan report"))?;
+                    for (number, at, event) in &events {
+                        tx.execute(
+                            &format!(
+                                "INSERT INTO {s}.selfmon_issue_events
+                                 (scan_id, issue_number, at, event) VALUES ($1, $2, $3, $4)"
+                            ),
+                            &[&scan_id, number, at, event],
+                        )
+                        .await
+                        .map_err(Error::query("saving a scan report's issue events"))?;
+                    }
+                    Ok(())
+                })
+            }
+            .await,
+        )
     }
 
     async fn commit_scan(

@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use selfmon_core::{
-    BacklogClosure, ClosedBacklogEntry, FiledIssue, IssueFilter, Page, PageRequest, ScanHistory,
-    ScanRecord,
+    BacklogClosure, ClosedBacklogEntry, FiledIssue, IssueEvent, IssueFilter, Page, PageRequest,
+    ScanHistory, ScanId, ScanRecord, ScanReport,
 };
 
 use super::backlog::*;
@@ -140,5 +140,20 @@ impl ScanHistory for SqliteStateStore {
             })
         })
         .await
+    }
+
+    async fn scan_report(&self, scan_id: &ScanId) -> selfmon_core::Result<Option<ScanReport>> {
+        let scan_id = scan_id.clone();
+        self.run_core(move |conn| super::reports::read_report(conn, &scan_id))
+            .await
+    }
+
+    async fn issue_history(
+        &self,
+        issue_number: u64,
+        page: PageRequest,
+    ) -> selfmon_core::Result<Page<IssueEvent>> {
+        self.run_core(move |conn| super::reports::read_issue_events(conn, issue_number, page))
+            .await
     }
 }

@@ -15,6 +15,7 @@ use crate::schema;
 mod backlog;
 mod history;
 mod issue_ledger;
+mod reports;
 mod rows;
 mod scan_ledger;
 mod template_memory;
@@ -90,6 +91,9 @@ pub struct PruneReport {
     pub scans_deleted: u64,
     /// Occurrence-history rows removed.
     pub occurrences_deleted: u64,
+    /// Scan reports removed (with their scans).
+    #[serde(default)]
+    pub reports_deleted: u64,
 }
 
 /// A [`StateStore`](selfmon_core::StateStore) and a [`TemplateMemory`](selfmon_core::TemplateMemory) in one
@@ -255,10 +259,12 @@ impl SqliteStateStore {
                     [&cutoff],
                 )
                 .map_err(Error::sqlite("pruning occurrences"))?;
+            let reports_deleted = reports::prune_orphans(&tx)?;
             tx.commit().map_err(Error::sqlite("committing retention"))?;
             Ok(PruneReport {
                 scans_deleted: scans_deleted as u64,
                 occurrences_deleted: occurrences_deleted as u64,
+                reports_deleted,
             })
         })
         .await

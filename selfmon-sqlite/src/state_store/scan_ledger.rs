@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use selfmon_core::{
-    Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanEffects, ScanLedger, ScanRecord,
+    Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanEffects, ScanLedger, ScanRecord, ScanReport,
 };
 
 use super::backlog::*;
@@ -151,6 +151,12 @@ impl ScanLedger for SqliteStateStore {
     async fn finish_scan(&self, record: &ScanRecord) -> selfmon_core::Result<()> {
         let record = record.clone();
         self.run_core(move |conn| write_scan(conn, &record)).await
+    }
+
+    async fn save_scan_report(&self, report: &ScanReport) -> selfmon_core::Result<()> {
+        let report = report.clone();
+        self.run_core(move |conn| super::reports::save_report(conn, &report))
+            .await
     }
 
     async fn commit_scan(

@@ -1,0 +1,179 @@
+//! The persisted per-scan report: every signature's and every finding's fate is explained and
+//! stored, and issues get a dedup history.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{rig, rig_with};
+use selfmon_core::offline::OfflineRunner;
+use selfmon_core::testing::ScriptedRunner;
+use selfmon_core::{
+    Analysis, Classification, Finding, FindingOutcome, IssueEventKind, Level, PageRequest,
+    ScanHistory, ScanTrigger, SelfMonitoringConfig, SignatureFate,
+};
+
+#[tokio::test]
+async fn stored_report_explains_ignored_deferred_and_runner_skipped_signatures() {
+    let mut config = SelfMonitoringConfig {
+        max_new_issues_per_scan: 1,
+        ..Default::default()
+    };
+    config.ignore.codes.push("NOISE-XY-001".into());
+    let r = rig_with(Arc::new(OfflineRunner), config);
+    for (code, what) in [
+        ("SUB-CAT-001", "alpha"),
+        ("SUB-CAT-002", "beta"),
+        ("SUB-CAT-003", "gamma"),
+    ] {
+        r.logs.log(
+            Level::Critical,
+            "app",
+            &format!("[{code}] distinct failure {what}"),
+        );
+    }
+    r.logs.log(
+        Level::Error,
+        "app.web",
+        "request to upstream timed out once",
+    );
+    r.logs
+        .log(Level::Error, "app", "[NOISE-XY-001] known noise");
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let stored = r
+        .store
+        .scan_report(&report.record.scan_id)
+        .await
+        .unwrap()
+        .expect("the scan's report is stored");
+    assert!(stored.details_recorded);
+    assert_eq!(stored.record, report.record);
+    assert_eq!(stored.record.issues_created, 1);
+
+    let ignored: Vec<&str> = stored
+        .signatures
+        .iter()
+        .filter_map(|s| match &s.fate {
+            SignatureFate::Ignored { rule } => Some(rule.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ignored, ["ignore.codes: NOISE-XY-001"], "the rule is named");
+    let analysed = stored
+        .signatures
+        .iter()
+        .filter(|s| s.fate == SignatureFate::Analysed)
+        .count();
+    assert_eq!(analysed, 4);
+
+    let deferred: Vec<(&str, Option<u64>)> = stored
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            FindingOutcome::Deferred {
+                reason,
+                backlog_position,
+                ..
+            } => Some((reason.as_str(), *backlog_position)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deferred.len(), 2);
+    assert!(deferred[0].0.contains("max_new_issues_per_scan = 1"));
+    assert_eq!(
+        deferred.iter().map(|d| d.1).collect::<Vec<_>>(),
+        [Some(1), Some(2)]
+    );
+
+    let uncoded = stored
+        .signatures
+        .iter()
+        .find(|s| s.template.contains("upstream timed out"))
+        .expect("the uncoded error is listed");
+    let skip = stored
+        .skipped
+        .iter()
+        .find(|s| s.signature_id == uncoded.id)
+        .expect("the offline runner says why it filed nothing for the one-off error");
+    assert!(skip.reason.contains("one-off ERROR"), "{}", skip.reason);
+    assert_eq!(stored.runner.as_deref(), Some("offline"));
+    let digest = stored.digest_sent.as_deref().expect("the digest as sent");
+    assert!(digest.contains("distinct failure"));
+    assert!(
+        !digest.contains("known noise"),
+        "ignored signatures never reach the runner"
+    );
+}
+
+#[tokio::test]
+async fn rejected_findings_are_stored_with_their_reasons_and_titles_redacted() {
+    let mut f = Finding::new(
+        Classification::ServerBug,
+        "leaks password=hunter2hunter2",
+        "The model claims record 1000 exists.",
+    );
+    f.evidence_record_ids = vec![1000];
+    let runner = Arc::new(ScriptedRunner::always(Analysis {
+        findings: vec![f],
+        ..Default::default()
+    }));
+    let r = rig_with(runner, SelfMonitoringConfig::default());
+    r.logs.log(Level::Error, "app", "[A-B-001] boom");
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let stored = r
+        .store
+        .scan_report(&report.record.scan_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.rejected.len(), 1);
+    assert!(stored.rejected[0].reasons[0].contains("outside the scanned range"));
+    assert!(
+        !stored.rejected[0].title.contains("hunter2hunter2"),
+        "stored titles are redacted: {}",
+        stored.rejected[0].title
+    );
+}
+
+#[tokio::test]
+async fn an_issue_history_lists_its_filing_and_later_known_signature_matches() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let issue = first.filed().next().expect("filed").number;
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let second = r.monitor.scan(ScanTrigger::Scheduled).await.unwrap();
+    let stored = r
+        .store
+        .scan_report(&second.record.scan_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(stored.signatures[0].fate, SignatureFate::Known { issue: n, closed: false, .. } if n == issue),
+        "known before analysis is recorded with the issue"
+    );
+    let history = r
+        .store
+        .issue_history(issue, PageRequest::default())
+        .await
+        .unwrap();
+    let kinds: Vec<(IssueEventKind, String)> = history
+        .items
+        .iter()
+        .map(|e| (e.kind, e.scan_id.to_string()))
+        .collect();
+    assert!(kinds.contains(&(IssueEventKind::Filed, first.record.scan_id.to_string())));
+    assert!(kinds.contains(&(
+        IssueEventKind::KnownSignature,
+        second.record.scan_id.to_string()
+    )));
+}
