@@ -70,6 +70,8 @@ pub enum Notice {
     PromptSaved,
     /// Prompt reset to the shipped one.
     PromptReset,
+    /// A scan was queued (Run Now without JavaScript).
+    ScanQueued,
 }
 
 impl Notice {
@@ -79,6 +81,7 @@ impl Notice {
             Notice::ConfigSaved => "config",
             Notice::PromptSaved => "prompt",
             Notice::PromptReset => "prompt_reset",
+            Notice::ScanQueued => "run_now",
         }
     }
     /// Parses [`key`](Self::key).
@@ -87,6 +90,7 @@ impl Notice {
             "config" => Notice::ConfigSaved,
             "prompt" => Notice::PromptSaved,
             "prompt_reset" => Notice::PromptReset,
+            "run_now" => Notice::ScanQueued,
             _ => return None,
         })
     }
@@ -95,8 +99,54 @@ impl Notice {
             Notice::ConfigSaved => "Configuration saved; the next scan uses it.",
             Notice::PromptSaved => "Prompt override saved; the next scan uses it.",
             Notice::PromptReset => "Prompt reset to the shipped version.",
+            Notice::ScanQueued => "Scan queued; this page updates when it starts and ends.",
         }
     }
+}
+
+/// A form that was not saved: the message, the field at fault, and the submitted values (so the
+/// page shows what was typed, not what is stored).
+#[derive(Debug, Clone, Default)]
+pub struct FormProblem {
+    /// `"config"` or `"prompt"`.
+    pub form: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// The `name` of the field at fault, when one is.
+    pub field: Option<String>,
+    /// The submitted fields.
+    pub values: std::collections::HashMap<String, String>,
+}
+
+impl FormProblem {
+    /// The submitted value of `name`, when this problem is about `form`.
+    fn value(&self, form: &str, name: &str) -> Option<&str> {
+        (self.form == form)
+            .then(|| self.values.get(name).map(String::as_str))
+            .flatten()
+    }
+
+    /// `aria-invalid`/`aria-describedby` for the field at fault, and its message element.
+    fn marks(&self, name: &str) -> (String, String) {
+        if self.field.as_deref() != Some(name) {
+            return (String::new(), String::new());
+        }
+        (
+            format!(r#" aria-invalid="true" aria-describedby="{name}-error""#),
+            format!(
+                r#"<span id="{name}-error" class="field-error">{}</span>"#,
+                esc(&self.message)
+            ),
+        )
+    }
+}
+
+fn marks(d: &PageData<'_>, name: &str) -> (String, String) {
+    d.problem.map(|p| p.marks(name)).unwrap_or_default()
+}
+
+fn submitted<'a>(d: &'a PageData<'_>, form: &str, name: &str) -> Option<&'a str> {
+    d.problem.and_then(|p| p.value(form, name))
 }
 
 /// Everything the page shows.
@@ -123,8 +173,8 @@ pub struct PageData<'a> {
     pub csrf_token: &'a str,
     /// A success notice.
     pub notice: Option<Notice>,
-    /// A validation error to show (the form was not saved).
-    pub error: Option<&'a str>,
+    /// Why the last form was not saved, with what was submitted (shown again, field marked).
+    pub problem: Option<&'a FormProblem>,
     /// Where logs come from.
     pub log_location: &'a str,
     /// Where issues go.
@@ -185,8 +235,12 @@ pub fn page(d: &PageData<'_>) -> String {
     if let Some(n) = d.notice {
         let _ = write!(h, r#"<p class="notice" id="notice">{}</p>"#, esc(n.text()));
     }
-    if let Some(e) = d.error {
-        let _ = write!(h, r#"<p class="error" id="form-error">{}</p>"#, esc(e));
+    if let Some(p) = d.problem {
+        let _ = write!(
+            h,
+            r#"<p class="error" id="form-error" role="alert">{}</p>"#,
+            esc(&p.message)
+        );
     }
     status_section(&mut h, d, &token);
     config_section(&mut h, d, &token);
@@ -250,11 +304,11 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
 </dl>
 <form id="run-now-form" method="post" action="/self-monitoring/run-now">
 <input type="hidden" name="csrf_token" value="{token}">
-<button type="submit" id="run-now">Run Now</button>
+<button type="submit" id="run-now"{run_disabled}>Run Now</button>
 </form>
 <p id="run-now-result" aria-live="polite"></p>
 <ul id="run-now-log"></ul>
-<div class="follow"><span>Followed scan:</span> <ol id="job-timeline"></ol></div>
+<div class="follow"><span>Followed scan:</span> <ol id="job-timeline" aria-live="polite" aria-label="Followed scan's states"></ol></div>
 <p id="job-error" class="error-text"></p>
 <h3>Golden-repo jobs (same queue)</h3>
 <form id="golden-run-form" method="post" action="/golden-repo/run">
@@ -269,6 +323,11 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
             "disabled"
         },
         state = state_word(d.state),
+        run_disabled = if matches!(d.state, SchedulerState::Idle) {
+            ""
+        } else {
+            r#" disabled title="A scan is already queued or running.""#
+        },
         model = esc(d.config.model.as_cli_arg()),
         logs = esc(d.log_location),
         tracker = esc(d.tracker_description),
@@ -276,15 +335,26 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
     );
 }
 
-fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
-    let custom = match model {
-        ClaudeModel::Custom(id) => id.as_str(),
+fn model_select(h: &mut String, d: &PageData<'_>, name: &str, label: &str, model: &ClaudeModel) {
+    let stored_choice = match model {
+        ClaudeModel::Opus => "opus",
+        ClaudeModel::Sonnet => "sonnet",
+        ClaudeModel::Haiku => "haiku",
+        ClaudeModel::Custom(_) => "custom",
+    };
+    let choice = submitted(d, "config", name).unwrap_or(stored_choice);
+    let custom_name = format!("{name}_custom");
+    let custom = match (submitted(d, "config", &custom_name), model) {
+        (Some(v), _) => v,
+        (None, ClaudeModel::Custom(id)) => id.as_str(),
         _ => "",
     };
+    let (select_marks, select_msg) = marks(d, name);
+    let (custom_marks, custom_msg) = marks(d, &custom_name);
     let _ = write!(
         h,
         r#"<label for="{name}">{label}</label>
-<span><select name="{name}" id="{name}">"#
+<span><select name="{name}" id="{name}"{select_marks}>"#
     );
     for (value, text) in [
         ("opus", "Opus (most capable)"),
@@ -292,20 +362,13 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
         ("haiku", "Haiku (fastest)"),
         ("custom", "Custom model id…"),
     ] {
-        let selected = match (value, model) {
-            ("opus", ClaudeModel::Opus)
-            | ("sonnet", ClaudeModel::Sonnet)
-            | ("haiku", ClaudeModel::Haiku)
-            | ("custom", ClaudeModel::Custom(_)) => " selected",
-            _ => "",
-        };
+        let selected = if value == choice { " selected" } else { "" };
         let _ = write!(h, r#"<option value="{value}"{selected}>{text}</option>"#);
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"</select>
-<input type="text" name="{name}_custom" id="{name}_custom" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id"></span>
-"#,
+        r#"</select>{select_msg}
+<span id="{custom_name}-wrap" class="custom-wrap"><input type="text" name="{custom_name}" id="{custom_name}" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id"{custom_marks}>{custom_msg}</span></span>"#,
         esc(custom)
     );
 }
@@ -313,6 +376,25 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
 fn config_section(h: &mut String, d: &PageData<'_>, token: &str) {
     let c = d.config;
     let is_preset = CADENCE_PRESETS.iter().any(|(m, _)| *m == c.cadence_minutes);
+    let stored_preset = if is_preset {
+        c.cadence_minutes.to_string()
+    } else {
+        "custom".to_string()
+    };
+    let preset = submitted(d, "config", "cadence_preset")
+        .map(str::to_string)
+        .unwrap_or(stored_preset);
+    let custom = match submitted(d, "config", "cadence_custom") {
+        Some(v) => v.to_string(),
+        None if is_preset => String::new(),
+        None => c.cadence_minutes.to_string(),
+    };
+    let enabled = match d.problem.filter(|p| p.form == "config") {
+        Some(p) => p.values.get("enabled").is_some_and(|v| v == "on"),
+        None => c.enabled,
+    };
+    let (preset_marks, preset_msg) = marks(d, "cadence_preset");
+    let (custom_marks, custom_msg) = marks(d, "cadence_custom");
     let _ = write!(
         h,
         r#"<section><h2>Configuration</h2>
@@ -321,31 +403,32 @@ fn config_section(h: &mut String, d: &PageData<'_>, token: &str) {
 <label for="enabled">Enabled</label>
 <span><input type="checkbox" name="enabled" id="enabled" value="on"{checked}> run scans on the cadence below</span>
 <label for="cadence_preset">Cadence</label>
-<span><select name="cadence_preset" id="cadence_preset">"#,
-        checked = if c.enabled { " checked" } else { "" },
+<span><select name="cadence_preset" id="cadence_preset"{preset_marks}>"#,
+        checked = if enabled { " checked" } else { "" },
     );
     for (minutes, label) in CADENCE_PRESETS {
-        let sel = if minutes == c.cadence_minutes {
+        let sel = if minutes.to_string() == preset {
             " selected"
         } else {
             ""
         };
         let _ = write!(h, r#"<option value="{minutes}"{sel}>{label}</option>"#);
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"<option value="custom"{sel}>custom…</option></select>
-<input type="number" name="cadence_custom" id="cadence_custom" min="1" max="10080" value="{custom}" aria-label="custom cadence in minutes"> minutes (1–10080)</span>
-"#,
-        sel = if is_preset { "" } else { " selected" },
-        custom = if is_preset {
-            String::new()
-        } else {
-            c.cadence_minutes.to_string()
-        },
+        r#"<option value="custom"{sel}>custom…</option></select>{preset_msg}
+<span id="cadence_custom-wrap" class="custom-wrap"><input type="number" name="cadence_custom" id="cadence_custom" min="1" max="10080" value="{custom}" aria-label="custom cadence in minutes"{custom_marks}> minutes (1–10080){custom_msg}</span></span>"#,
+        sel = if preset == "custom" { " selected" } else { "" },
+        custom = esc(&custom),
     );
-    model_select(h, "model", "Self-monitoring model", &c.model);
-    model_select(h, "golden_model", "Golden-repo job model", d.golden_model);
+    model_select(h, d, "model", "Self-monitoring model", &c.model);
+    model_select(
+        h,
+        d,
+        "golden_model",
+        "Golden-repo job model",
+        d.golden_model,
+    );
     h.push_str(
         r#"<span></span><button type="submit" id="save-config">Save configuration</button>
 </form></section>
@@ -379,11 +462,25 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
             p.shipped_version
         );
     }
-    let override_text = if p.using_shipped {
+    let stored_text = if p.using_shipped {
         shipped
     } else {
         p.template.as_str()
     };
+    let override_text = submitted(d, "prompt", "prompt_template").unwrap_or(stored_text);
+    let (prompt_marks, prompt_msg) = marks(d, "prompt_template");
+    if !p.using_shipped {
+        let diff = similar::TextDiff::from_lines(shipped, stored_text)
+            .unified_diff()
+            .context_radius(2)
+            .header("shipped", "your override")
+            .to_string();
+        let _ = writeln!(
+            h,
+            r#"<details id="prompt-diff-details"><summary>What your override changes in the shipped prompt</summary><pre id="prompt-diff" class="scroll">{}</pre></details>"#,
+            esc(&diff)
+        );
+    }
     let base = if p.using_shipped {
         p.shipped_version.to_string()
     } else {
@@ -395,14 +492,14 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
     let _ = write!(
         h,
         r#"<details><summary>Shipped prompt, version {version} (read-only)</summary>
-<textarea id="shipped-prompt" readonly rows="12">{shipped}</textarea></details>
+<textarea id="shipped-prompt" readonly rows="12" aria-label="Shipped prompt (read-only)">{shipped}</textarea></details>
 <form id="prompt-form" method="post" action="/self-monitoring/prompt">
 <input type="hidden" name="csrf_token" value="{token}">
 <input type="hidden" name="base_version" value="{base}">
-<label for="prompt_template">Your override (placeholders: {placeholders})</label>
-<textarea name="prompt_template" id="prompt_template" rows="12">{override_text}</textarea>
+<label for="prompt_template">Your override (placeholders: {placeholders}; at most {max} bytes)</label>
+<textarea name="prompt_template" id="prompt_template" rows="12" maxlength="{max}"{prompt_marks}>{override_text}</textarea>{prompt_msg}
 <button type="submit" name="action" value="save" id="save-prompt">Save override</button>
-<button type="submit" name="action" value="reset" id="reset-prompt">Reset to shipped</button>
+<button type="submit" name="action" value="reset" id="reset-prompt" formnovalidate>Reset to shipped</button>
 </form></section>
 "#,
         version = p.shipped_version,
@@ -411,8 +508,12 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
             .map(|p| format!("{{{p}}}"))
             .join(", ")),
         override_text = esc(override_text),
+        max = MAX_PROMPT_BYTES,
     );
 }
+
+/// The largest prompt override the page accepts (the shipped prompt is a few KiB).
+pub const MAX_PROMPT_BYTES: usize = 32 * 1024;
 
 fn pager(h: &mut String, which: &str, total: u64, paging: Paging) {
     let (page, other_key, other) = if which == "scans" {
@@ -671,6 +772,9 @@ pub const APP_JS: &str = r#"'use strict';
       document.getElementById('job-error').textContent = job.error ? ('Scan failed: ' + job.error) : '';
     }
     const active = s.scheduler_state !== 'idle';
+    const run = document.getElementById('run-now');
+    run.disabled = active;
+    run.title = active ? 'A scan is ' + s.scheduler_state + '; Run Now is available when it ends.' : '';
     if (!active) {
       const r = document.getElementById('run-now-result');
       if (r.dataset.stale === 'yes') { r.textContent = ''; r.className = ''; r.dataset.stale = ''; }
