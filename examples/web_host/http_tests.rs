@@ -905,3 +905,23 @@ async fn every_control_is_labelled_and_every_table_captioned() {
     assert!(page.contains(r#"<link rel="icon" href="/static/favicon.svg""#));
     assert!(page.contains(r#"<dl aria-live="polite">"#));
 }
+
+#[tokio::test]
+async fn a_broken_log_recovers_on_the_next_scan_and_the_scan_page_shows_the_reset() {
+    let host = start_host(|_| {}).await;
+    let first = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(first.record.log_id_end > 0);
+    host.state.feed.break_log().unwrap();
+    assert!(host.state.monitor.scan(ScanTrigger::Manual).await.is_err());
+    // The server writes its next records: the log is recreated, no restart.
+    host.state.feed.append_batch().unwrap();
+    let report = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, selfmon::ScanStatus::Success);
+    assert!(report.record.cursor_reset, "{:?}", report.record);
+    let s = Session::open(&host.base).await;
+    let (_, page) = s
+        .get(&format!("/self-monitoring/scans/{}", report.record.scan_id))
+        .await;
+    assert!(page.contains(r#"id="cursor-reset""#), "{page}");
+    assert!(page.contains("reading restarted from the beginning"));
+}
