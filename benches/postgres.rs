@@ -12,9 +12,11 @@ use std::time::Duration;
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use selfmon::postgres::tokio_postgres::Client;
-use selfmon::postgres::{PgLogSource, PgLogSourceOptions, PgStateStore, PgStateStoreOptions, PgUrl};
+use selfmon::postgres::{
+    PgLogSource, PgLogSourceOptions, PgStateStore, PgStateStoreOptions, PgUrl,
+};
 use selfmon_core::{
-    Level, LeaseOutcome, LeaseRenewal, LogSource, ScanEffects, ScanId, ScanLedger, ScanRecord,
+    LeaseOutcome, LeaseRenewal, Level, LogSource, ScanEffects, ScanId, ScanLedger, ScanRecord,
     ScanStatus, ScanTrigger,
 };
 
@@ -181,7 +183,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("lease_renew", |b| {
         b.iter(|| {
             let renewed = rt.block_on(store.renew_lease(&lease, ttl, Utc::now()));
-            assert!(matches!(renewed, Ok(LeaseRenewal::Renewed(_))), "{renewed:?}");
+            assert!(
+                matches!(renewed, Ok(LeaseRenewal::Renewed(_))),
+                "{renewed:?}"
+            );
         })
     });
     let mut end = 0i64;

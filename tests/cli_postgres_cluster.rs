@@ -18,8 +18,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use selfmon::postgres::PgUrl;
 use selfmon::postgres::tokio_postgres::Client;
+use selfmon::postgres::PgUrl;
 
 const URL_ENV: &str = "SELFMON_TEST_PG_URL";
 
@@ -45,7 +45,10 @@ async fn cluster() -> Option<Cluster> {
         return None;
     };
     let parsed = PgUrl::parse(&url, URL_ENV).expect("test URL");
-    let admin = parsed.connect("selfmon-cluster-test").await.expect("connect");
+    let admin = parsed
+        .connect("selfmon-cluster-test")
+        .await
+        .expect("connect");
     let schema = format!("cl_{}", uuid::Uuid::new_v4().simple());
     admin
         .batch_execute(&format!(
@@ -180,7 +183,10 @@ impl Cluster {
     async fn max_log_id(&self) -> i64 {
         self.admin
             .query_one(
-                &format!("SELECT coalesce(max(id), 0)::bigint FROM {}.logs", self.schema),
+                &format!(
+                    "SELECT coalesce(max(id), 0)::bigint FROM {}.logs",
+                    self.schema
+                ),
                 &[],
             )
             .await
@@ -255,7 +261,9 @@ impl Cluster {
         let scans = self.scans().await;
         for pair in scans.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
-            let a_end = a.completed_at.unwrap_or_else(|| panic!("{a:?} never completed"));
+            let a_end = a
+                .completed_at
+                .unwrap_or_else(|| panic!("{a:?} never completed"));
             assert!(
                 b.started_at >= a_end,
                 "two scans overlapped: {a:#?} and {b:#?}"
@@ -274,7 +282,11 @@ impl Cluster {
             );
             cursor = s.log_id_end;
         }
-        assert_eq!(cursor, self.max_log_id().await, "the cursor reached the end");
+        assert_eq!(
+            cursor,
+            self.max_log_id().await,
+            "the cursor reached the end"
+        );
         let read: u64 = successes.iter().map(|s| s.records_read).sum();
         assert_eq!(
             read as i64,
@@ -425,10 +437,14 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
         })
         .collect();
     let started = Instant::now();
-    while !nodes.iter().all(|(_, log)| {
-        std::fs::read_to_string(log).is_ok_and(|t| t.contains("scheduler started"))
-    }) {
-        assert!(started.elapsed() < Duration::from_secs(30), "a scheduler never started");
+    while !nodes
+        .iter()
+        .all(|(_, log)| std::fs::read_to_string(log).is_ok_and(|t| t.contains("scheduler started")))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a scheduler never started"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -466,7 +482,10 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
     for (child, log) in &mut nodes {
         let status = wait_with_timeout(child, Duration::from_secs(30));
         let log = std::fs::read_to_string(log).unwrap();
-        assert!(status.success(), "a scheduler stopped badly ({status}): {log}");
+        assert!(
+            status.success(),
+            "a scheduler stopped badly ({status}): {log}"
+        );
         assert!(!log.contains("panicked"), "{log}");
         succeeded_per_node.push(log.matches("succeeded").count());
         lease_refusals += log.matches("lease").count();
@@ -515,7 +534,10 @@ async fn kill_9_at_any_point_of_a_scan_then_another_node_takes_over_and_files_no
             text(&out.stdout),
             text(&out.stderr)
         );
-        assert!(took < Duration::from_secs(60), "within one lease TTL ({took:?})");
+        assert!(
+            took < Duration::from_secs(60),
+            "within one lease TTL ({took:?})"
+        );
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         outcomes.push((
             *delay,
@@ -552,7 +574,10 @@ async fn a_scan_whose_connections_are_terminated_mid_scan_fails_cleanly_or_recon
         // Wait until the scan is inside its analysis (it holds the lease, has read its records).
         let start = Instant::now();
         while std::fs::read_dir(&pids).unwrap().next().is_none() {
-            assert!(start.elapsed() < Duration::from_secs(30), "the analysis never started");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the analysis never started"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let cut: i64 = cl
@@ -623,7 +648,10 @@ async fn a_stalled_scanner_loses_the_lease_after_one_ttl_and_lands_nothing_when_
     let stalled = cl.scan("selfmon-stalled");
     let start = Instant::now();
     while std::fs::read_dir(&pids).unwrap().next().is_none() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the analysis never started");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the analysis never started"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     signal(stalled.id(), "STOP");
@@ -664,7 +692,10 @@ async fn a_stalled_scanner_loses_the_lease_after_one_ttl_and_lands_nothing_when_
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let filed_by_b = report["record"]["issues_created"].as_u64().unwrap();
     assert!(filed_by_b >= 1, "{report:#}");
-    assert!(took < Duration::from_secs(75), "taken over within one TTL ({took:?})");
+    assert!(
+        took < Duration::from_secs(75),
+        "taken over within one TTL ({took:?})"
+    );
     let before_wake = cl.dry_run_issues().len();
 
     // Node a wakes up: its analysis answers, but it lost the lease: it must land nothing.
@@ -675,8 +706,15 @@ async fn a_stalled_scanner_loses_the_lease_after_one_ttl_and_lands_nothing_when_
         .unwrap();
     kill_orphaned_claudes(&pids);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "the stalled scan fails: {stderr}");
-    assert!(stderr.contains("lease"), "it says it lost the lease: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the stalled scan fails: {stderr}"
+    );
+    assert!(
+        stderr.contains("lease"),
+        "it says it lost the lease: {stderr}"
+    );
     assert_eq!(
         cl.dry_run_issues().len(),
         before_wake,

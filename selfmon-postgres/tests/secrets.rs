@@ -64,10 +64,8 @@ async fn a_password_in_the_url_never_appears_in_errors_or_debug_output() {
     shown.push(("a refused log-source connection", everything_shown(&e)));
 
     // Nobody listens on the port.
-    let closed = with_secret(&db.url, "x").replace(
-        &format!(":{}/", db.url.config().get_ports()[0]),
-        ":1/",
-    );
+    let closed =
+        with_secret(&db.url, "x").replace(&format!(":{}/", db.url.config().get_ports()[0]), ":1/");
     let e = PgStateStore::connect(
         PgUrl::parse(&closed, "$TEST").unwrap(),
         PgStateStoreOptions::default(),
@@ -87,7 +85,12 @@ async fn a_password_in_the_url_never_appears_in_errors_or_debug_output() {
 
     // Connected (the password accepted): the stores' Debug, and errors of a live connection.
     let app = format!("selfmon-secret-{}", db.schema);
-    let dbname = db.url.config().get_dbname().unwrap_or("postgres").to_string();
+    let dbname = db
+        .url
+        .config()
+        .get_dbname()
+        .unwrap_or("postgres")
+        .to_string();
     let url = PgUrl::parse(&with_secret(&db.url, &dbname), "$TEST")
         .unwrap()
         .with_application_name(&app);

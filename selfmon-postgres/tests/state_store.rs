@@ -305,7 +305,13 @@ async fn prune_removes_old_scans_with_their_reports_and_events_but_never_running
     for s in [
         scan("old-success", ScanStatus::Success, 0, 10, false),
         scan("old-failure", ScanStatus::Failure, day, 10, false),
-        scan("latest-success-but-old", ScanStatus::Success, 2 * day, 20, false),
+        scan(
+            "latest-success-but-old",
+            ScanStatus::Success,
+            2 * day,
+            20,
+            false,
+        ),
         // A later dry run is no cursor: it must not shield itself and expose the real one.
         scan("old-dry-run", ScanStatus::Success, 2 * day + 100, 30, true),
         scan("old-running", ScanStatus::Running, 3 * day, 20, false),
@@ -351,7 +357,11 @@ async fn prune_removes_old_scans_with_their_reports_and_events_but_never_running
     assert_eq!(report.reports_deleted, 3, "reports go with their scans");
     for gone in ["old-success", "old-failure", "old-dry-run"] {
         assert!(
-            store.scan_report(&ScanId(gone.into())).await.unwrap().is_none(),
+            store
+                .scan_report(&ScanId(gone.into()))
+                .await
+                .unwrap()
+                .is_none(),
             "{gone}'s report"
         );
     }
@@ -385,7 +395,11 @@ async fn prune_removes_old_scans_with_their_reports_and_events_but_never_running
     assert_eq!(store.last_successful_cursor().await.unwrap(), 20);
     let issues = store.filed_issues().await.unwrap();
     assert_eq!(issues.len(), 1, "issue rows are never pruned");
-    assert_eq!(issues[0].occurrences, 1 + 2 + 3, "the running total is kept");
+    assert_eq!(
+        issues[0].occurrences,
+        1 + 2 + 3,
+        "the running total is kept"
+    );
     let occurrences: i64 = db
         .client
         .query_one(
@@ -415,7 +429,8 @@ async fn a_schema_at_every_older_version_migrates_forward_keeping_scans_and_the_
         done.status = ScanStatus::Success;
         done.log_id_end = 42;
         done.completed_at = Some(t(10));
-        let running = ScanRecord::started(ScanId("v-running".into()), ScanTrigger::Manual, 42, t(20));
+        let running =
+            ScanRecord::started(ScanId("v-running".into()), ScanTrigger::Manual, 42, t(20));
         for r in [&done, &running] {
             client
                 .execute(
@@ -467,7 +482,10 @@ async fn a_schema_at_every_older_version_migrates_forward_keeping_scans_and_the_
             "v{version}: the outbox survives"
         );
         assert_eq!(
-            store.close_abandoned_scans(t(30), "upgraded").await.unwrap(),
+            store
+                .close_abandoned_scans(t(30), "upgraded")
+                .await
+                .unwrap(),
             1,
             "v{version}: a scan left running before the upgrade is closed after it"
         );
@@ -538,7 +556,12 @@ async fn a_scan_whose_renewal_found_the_lease_gone_stays_fenced_until_it_release
             "{e}"
         );
     }
-    assert!(b.list_scans(PageRequest::default()).await.unwrap().items.is_empty());
+    assert!(b
+        .list_scans(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     assert!(b.open_intents().await.unwrap().is_empty());
     // Once the scan has released (ended), the store writes unfenced again, as one that never
     // took the lease (a dashboard) does.
