@@ -11,14 +11,19 @@
 //!   of writing them as Markdown files into `DIR/dry-run-issues`;
 //! - `--claude BINARY`: analyse with the Claude Code CLI at BINARY (`claude` on the PATH works)
 //!   instead of the offline rules;
+//! - `--allow-host NAME` (repeatable): also answer to `Host: NAME` (a reverse proxy's name);
+//!   requests naming any other host are refused, against DNS rebinding;
 //! - `--test-hooks`: adds the test-only "Break the log file" control.
 //!
 //! `cargo test --example web_host` runs the HTTP tests and the headless-Chromium tests (which
 //! skip with a reason when `chromium` or `chromedriver` is missing).
 
 mod app;
+mod events;
 mod logs;
 mod pages;
+mod report_pages;
+mod security;
 mod state;
 
 #[cfg(test)]
@@ -41,6 +46,7 @@ struct Args {
     test_hooks: bool,
     github: Option<String>,
     claude: Option<PathBuf>,
+    allowed_hosts: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         test_hooks: false,
         github: None,
         claude: None,
+        allowed_hosts: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -69,12 +76,15 @@ fn parse_args() -> Result<Args, String> {
                 args.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a value")?);
             }
             "--test-hooks" => args.test_hooks = true,
+            "--allow-host" => args
+                .allowed_hosts
+                .push(it.next().ok_or("--allow-host needs a host name")?),
             "--claude" => {
                 args.claude = Some(PathBuf::from(it.next().ok_or("--claude needs a binary")?))
             }
             "--github" => args.github = Some(it.next().ok_or("--github needs OWNER/NAME")?),
             "-h" | "--help" => return Err(
-                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--test-hooks]"
+                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--allow-host NAME]... [--test-hooks]"
                     .to_string(),
             ),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -90,6 +100,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.test_hooks = args.test_hooks;
     options.github_repository = args.github;
     options.claude_binary = args.claude;
+    options.allowed_hosts = args.allowed_hosts;
     let state = HostState::start(options)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -102,6 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         state.runner_description,
         state.tracker_description
     );
-    axum::serve(listener, app::router(state)).await?;
+    let guard = security::HostGuard::new(addr, &state.options.allowed_hosts);
+    axum::serve(listener, app::router(state, guard)).await?;
     Ok(())
 }
