@@ -805,7 +805,7 @@ async fn issue_page(
         let filed = find_filed(&s, number).await?;
         let history = s
             .store
-            .issue_history(number, page_request(page, 100))
+            .issue_history(number, page_request(page, report_pages::ISSUE_HISTORY_PAGE))
             .await?;
         Ok::<_, selfmon::Error>((filed, history))
     }
@@ -821,6 +821,7 @@ async fn issue_page(
                 filed.as_ref(),
                 link.as_deref(),
                 &history,
+                page,
             ))
             .into_response()
         }

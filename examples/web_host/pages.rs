@@ -670,6 +670,7 @@ code { overflow-wrap: anywhere; }
 .badge { padding: .1rem .5rem; border-radius: 1rem; background: #e4e8ef; font-weight: 600; font-size: .9rem; }
 .grid { display: grid; grid-template-columns: 12rem minmax(0, 1fr); gap: .5rem .8rem; align-items: center; }
 .grid input[type=text] { max-width: 100%; }
+.grid > button { justify-self: start; }
 .table-scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 caption { text-align: left; color: #5b6475; font-size: .8rem; padding: .2rem 0 .4rem; }

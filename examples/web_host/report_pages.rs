@@ -425,6 +425,7 @@ pub fn issue_page(
     filed: Option<&FiledIssue>,
     tracker_link: Option<&str>,
     history: &Page<IssueEvent>,
+    page: u64,
 ) -> String {
     let mut h = String::with_capacity(8 * 1024);
     head(&mut h, &format!("Issue #{number}"), None);
@@ -497,6 +498,34 @@ pub fn issue_page(
     if history.items.is_empty() {
         h.push_str(r#"<tr><td colspan="5" class="empty">No scan has recorded anything about this issue.</td></tr>"#);
     }
-    h.push_str("</tbody></table></div></section>\n</main></body></html>\n");
+    h.push_str("</tbody></table></div>");
+    let pages = history.total.div_ceil(ISSUE_HISTORY_PAGE).max(1);
+    if pages > 1 {
+        let _ = write!(
+            h,
+            r#"<p class="pager" id="history-pager">page {page} of {pages}"#
+        );
+        if page > 1 {
+            let _ = write!(
+                h,
+                r#" · <a id="history-prev" href="{}?page={}">newer</a>"#,
+                issue_href(number),
+                page - 1
+            );
+        }
+        if page < pages {
+            let _ = write!(
+                h,
+                r#" · <a id="history-next" href="{}?page={}">older</a>"#,
+                issue_href(number),
+                page + 1
+            );
+        }
+        h.push_str("</p>");
+    }
+    h.push_str("</section>\n</main></body></html>\n");
     h
 }
+
+/// Events per page of an issue's dedup history.
+pub const ISSUE_HISTORY_PAGE: u64 = 100;
