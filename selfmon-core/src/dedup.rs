@@ -29,7 +29,7 @@ use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
 use crate::error::Result;
 use crate::hash::{sha256_hex, FxMap};
 use crate::model::{Classification, ErrorCode, Finding, IssueState, KnownIssue};
-use crate::template::{is_specific_template, mask};
+use crate::template::{is_specific_template, mask, template_fingerprint, template_text};
 use crate::traits::{DedupDecision, DedupTier, Deduplicator};
 
 /// The known issues of one scan, indexed for the dedup tiers. Built once per scan from the state
@@ -85,10 +85,11 @@ impl KnownIssues {
             .or_default()
             .push(idx);
         for t in &issue.templates {
-            if is_specific_template(t) {
+            // Persisted templates may be sealed: their fingerprint is the clear template's.
+            if is_specific_template(template_text(t)) {
                 let list = self
                     .by_template_fingerprint
-                    .entry(sha256_hex(t.as_bytes()))
+                    .entry(template_fingerprint(t))
                     .or_default();
                 if !list.contains(&idx) {
                     list.push(idx);
@@ -1134,6 +1135,21 @@ mod tests {
             decide(&f, &k),
             DedupDecision::Duplicate { issue: 2, .. }
         ));
+    }
+
+    #[test]
+    fn a_sealed_template_still_matches_the_clear_one_it_stands_for() {
+        let clear = "push rejected for ghp_abcdefghijklmnopqrstuvwxyz0123456789 on origin";
+        let sealed = crate::template::seal_template(clear, &crate::redact::Redactor::new());
+        assert!(!sealed.contains("ghp_"), "{sealed}");
+        let mut i = known(5, "[BUG] t", Classification::ServerBug, IssueState::Open);
+        i.templates = vec![sealed];
+        let k = KnownIssues::new([i]);
+        assert_eq!(
+            k.match_signature(&sig("y", clear, &[]))
+                .map(|(k, t)| (k.issue.number, t)),
+            Some((5, DedupTier::Fingerprint))
+        );
     }
 
     #[test]

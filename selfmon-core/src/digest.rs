@@ -12,6 +12,7 @@ use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap};
 use crate::model::{ErrorCode, Level, LogRecord};
+use crate::redact::Redactor;
 use crate::template::{ClusterId, Templater};
 
 /// Sample record ids kept per signature.
@@ -105,6 +106,8 @@ pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature
 #[derive(Debug)]
 pub struct DigestBuilder {
     templater: Templater,
+    /// Samples are redacted when they are taken, before they are capped (see [`redacted_sample`]).
+    redactor: Redactor,
     repeat_threshold: u64,
     ignore: CompiledIgnore,
     max_signatures: usize,
@@ -193,6 +196,7 @@ impl DigestBuilder {
     pub fn with_templater(config: &SelfMonitoringConfig, templater: Templater) -> Result<Self> {
         Ok(DigestBuilder {
             templater,
+            redactor: Redactor::with_config(&config.redaction)?,
             repeat_threshold: config.repeat_threshold,
             ignore: CompiledIgnore::new(&config.ignore)?,
             max_signatures: DEFAULT_MAX_SIGNATURES,
@@ -288,7 +292,7 @@ impl DigestBuilder {
                 HashSet::new(),
             )
         });
-        update_signature(sig, cids, record, threshold);
+        update_signature(sig, cids, record, threshold, &self.redactor);
     }
 
     fn update(&mut self, i: usize, record: &LogRecord) {
@@ -297,6 +301,7 @@ impl DigestBuilder {
             &mut self.correlation[i],
             record,
             self.repeat_threshold,
+            &self.redactor,
         );
     }
 
@@ -454,6 +459,7 @@ fn update_signature(
     cids: &mut HashSet<String>,
     record: &LogRecord,
     repeat_threshold: u64,
+    redactor: &Redactor,
 ) {
     sig.count += 1;
     sig.level = sig.level.max(record.level);
@@ -474,7 +480,7 @@ fn update_signature(
     }
     // Samples come from the first records of a signature: bounded work per record.
     if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES && sig.count <= SAMPLE_WINDOW {
-        let sample = sanitize_sample(&record.message);
+        let sample = redacted_sample(&record.message, redactor);
         if !sig.sample_messages.contains(&sample) {
             sig.sample_messages.push(sample);
         }
@@ -639,13 +645,31 @@ fn truncate_bytes(s: &str, max: usize) -> String {
 /// Caps a sample's length and strips control characters (other than newline and tab) and Unicode
 /// bidirectional overrides, which could disguise text.
 pub fn sanitize_sample(message: &str) -> String {
-    let cleaned: String = message
+    cap_sample(strip_controls(message))
+}
+
+/// A sample fit to keep: control characters and bidi overrides stripped (they could split a
+/// secret so that no detector sees it), *then* redacted, *then* capped — a cap applied first could
+/// cut through a secret and leave a head no detector recognises.
+pub fn redacted_sample(message: &str, redactor: &Redactor) -> String {
+    let stripped = strip_controls(message);
+    match redactor.redact(&stripped) {
+        std::borrow::Cow::Owned(r) => cap_sample(r),
+        std::borrow::Cow::Borrowed(_) => cap_sample(stripped),
+    }
+}
+
+fn strip_controls(message: &str) -> String {
+    message
         .chars()
         .filter(|&c| {
             (c == '\n' || c == '\t' || !c.is_control())
                 && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
         })
-        .collect();
+        .collect()
+}
+
+fn cap_sample(cleaned: String) -> String {
     if cleaned.chars().count() > MAX_SAMPLE_CHARS {
         format!("{}…", truncate_chars(&cleaned, MAX_SAMPLE_CHARS))
     } else {

@@ -31,7 +31,7 @@ use crate::model::{
 };
 use crate::prompt::{self, PromptVars};
 use crate::redact::Redactor;
-use crate::template::Templater;
+use crate::template::{seal_template, Templater};
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker, Lease,
     LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, StateStore, TemplateMemory,
@@ -483,7 +483,9 @@ impl SelfMonitor {
                     // The reset is only kept when the scan succeeds.
                     report.record.log_id_end = cursor;
                 }
-                report.record.error_message = Some(error_chain(&e));
+                // Error text can quote log content; what is persisted is redacted like the rest.
+                let redactor = Redactor::with_config(&config.redaction).unwrap_or_default();
+                report.record.error_message = Some(redactor.redact_string(&error_chain(&e)));
                 if let Err(store_err) = self.store.finish_scan(&report.record).await {
                     tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
                 } else if let Err(store_err) = self
@@ -613,8 +615,9 @@ impl SelfMonitor {
         let (digest, templater) = builder.finish_with_templater();
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them in the same transaction as the cursor (`ScanLedger::commit_scan`).
+        // They are persisted sealed: no template token the redactor flags is stored in clear.
         if self.template_memory.is_some() {
-            effects.template_state = Some(templater.to_state_json());
+            effects.template_state = Some(templater.to_sealed_state_json(&redactor));
         }
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
@@ -670,16 +673,16 @@ impl SelfMonitor {
         }
         let mut budget = Budget::new(config);
         for (number, tier, sig) in regressed {
+            let shown = shown_signature(&sig, &redactor);
             let finding = Finding {
                 signature_ids: vec![sig.id.clone()],
                 error_codes: sig.error_codes.clone(),
                 ..Finding::new(
                     known.get(number).map(|k| k.classification).unwrap_or(crate::Classification::ServerBug),
-                    sig.template.clone(),
+                    shown.template.clone(),
                     format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
                 )
             };
-            let shown = shown_signature(&sig, &redactor);
             let evidence = Evidence {
                 shown: vec![&shown],
                 count: sig.count,
@@ -787,10 +790,13 @@ impl SelfMonitor {
             let limits = FindingLimits::default();
             let mut findings = Vec::new();
             for f in analysis.findings {
+                // The model may echo anything it was shown (or was injected into the logs):
+                // its answer is redacted before it is deduplicated, filed or persisted.
                 match f.validate(&limits, &scope) {
-                    Ok(()) => findings.push(f),
+                    Ok(()) => findings.push(crate::redact::redact_finding(&redactor, f)),
                     Err(reasons) => report.rejected.push(RejectedFinding {
-                        title: crate::error::truncate_chars(&f.title, 200),
+                        // Redacted first: a cut through a secret would hide it from the redactor.
+                        title: crate::error::truncate_chars(&redactor.redact(&f.title), 200),
                         reasons,
                     }),
                 }
@@ -826,7 +832,12 @@ impl SelfMonitor {
             candidates.push(Candidate {
                 severity: entry.severity,
                 count: entry.occurrences,
-                templates: entry.templates.clone(),
+                fingerprint: entry.fingerprint.clone(),
+                templates: entry
+                    .templates
+                    .iter()
+                    .map(|t| seal_template(t, &redactor))
+                    .collect(),
                 shown: entry.evidence.clone(),
                 finding: entry.finding.clone(),
                 backlog: Some(entry),
@@ -834,6 +845,7 @@ impl SelfMonitor {
         }
         for finding in findings {
             let original = pick(&original_by_id, &finding.signature_ids);
+            let templates: Vec<String> = original.iter().map(|s| s.template.clone()).collect();
             candidates.push(Candidate {
                 severity: original
                     .iter()
@@ -841,8 +853,13 @@ impl SelfMonitor {
                     .max()
                     .unwrap_or(crate::Level::Warning),
                 count: original.iter().map(|s| s.count).sum(),
-                // Fingerprints come from the original templates, never from redacted text.
-                templates: original.iter().map(|s| s.template.clone()).collect(),
+                // Fingerprints come from the original templates, never from redacted text; what
+                // is kept of the templates is sealed.
+                fingerprint: finding_fingerprint(&finding, &templates),
+                templates: templates
+                    .iter()
+                    .map(|t| seal_template(t, &redactor))
+                    .collect(),
                 shown: pick(&shown_by_id, &finding.signature_ids)
                     .into_iter()
                     .cloned()
@@ -975,8 +992,7 @@ impl SelfMonitor {
                                 still_deferred.insert(entry.fingerprint.clone());
                             }
                             None => {
-                                let fingerprint =
-                                    finding_fingerprint(finding, &candidate.templates);
+                                let fingerprint = candidate.fingerprint.clone();
                                 still_deferred.insert(fingerprint.clone());
                                 effects.deferred.push(BacklogEntry {
                                     entry_id: uuid::Uuid::new_v4().to_string(),
@@ -1009,6 +1025,7 @@ impl SelfMonitor {
                         &ctx,
                         finding,
                         &evidence,
+                        &candidate.fingerprint,
                         &candidate.templates,
                         candidate.backlog.as_ref(),
                         effects,
@@ -1086,6 +1103,7 @@ impl SelfMonitor {
         ctx: &FilingContext<'_>,
         finding: &Finding,
         evidence: &Evidence<'_>,
+        fingerprint: &str,
         templates: &[String],
         backlog: Option<&BacklogEntry>,
         effects: &mut ScanEffects,
@@ -1093,7 +1111,7 @@ impl SelfMonitor {
         let count = evidence.count;
         let scan_id = report.record.scan_id.clone();
         let templates = templates.to_vec();
-        let fingerprint = finding_fingerprint(finding, &templates);
+        let fingerprint = fingerprint.to_string();
         let marker = Marker::for_fingerprint(&fingerprint);
         let title = ctx
             .redactor
@@ -1299,7 +1317,9 @@ struct Candidate {
     finding: Finding,
     severity: crate::Level,
     count: u64,
-    /// Original templates (fingerprints never come from redacted text).
+    /// The finding's fingerprint, from the original templates (never from redacted text).
+    fingerprint: String,
+    /// The templates as they may be persisted ([`seal_template`]).
     templates: Vec<String>,
     /// The evidence as it may leave the process.
     shown: Vec<Signature>,
@@ -1368,13 +1388,19 @@ const MAX_SHOWN_TEMPLATE_CHARS: usize = 1_000;
 fn shown_signature(sig: &Signature, redactor: &Redactor) -> Signature {
     let mut s = sig.clone();
     let changes = |t: &str| matches!(redactor.redact(t), std::borrow::Cow::Owned(_));
-    let holds_secret = sig.sample_messages.iter().any(|m| changes(m)) || changes(&sig.template);
+    // Samples are redacted when the digest takes them (before they are capped).
+    let holds_secret = sig
+        .sample_messages
+        .iter()
+        .any(|m| m.contains("[REDACTED:") || changes(m))
+        || changes(&sig.template);
     let source_text = match sig.sample_messages.first() {
         Some(first) if holds_secret => crate::template::mask(&redactor.redact(first)),
         _ => sig.template.clone(),
     };
+    // Redacted before it is capped: a cut through a secret would hide it from the redactor.
     let template = crate::digest::sanitize_sample(&crate::error::truncate_chars(
-        &source_text,
+        &redactor.redact(&source_text),
         MAX_SHOWN_TEMPLATE_CHARS,
     ));
     s.template = redactor.redact_string(&template);

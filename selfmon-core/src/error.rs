@@ -164,7 +164,8 @@ impl Error {
     pub fn parse(what: &'static str, input: &str, reason: impl Into<String>) -> Self {
         Error::Parse {
             what,
-            input: truncate_chars(input, 200),
+            // Redacted before it is cut: a cut through a secret would hide it from the redactor.
+            input: truncate_chars(&crate::redact::Redactor::shared().redact(input), 200),
             reason: reason.into(),
         }
     }

@@ -6,6 +6,14 @@
 //! every issue title, body and comment given to the tracker). Fingerprints are computed from the
 //! original templates, so the redaction configuration never changes a fingerprint.
 //!
+//! Nothing selfmon *persists* holds a secret in clear either: the model's findings are redacted
+//! before they are deduplicated, filed or stored (a model may copy anything it is shown), samples
+//! are redacted before they are capped (a cut through a secret would hide it from the redactor),
+//! scan error text is redacted, and templates — kept in clear in memory, since fingerprints come
+//! from them — are *sealed* wherever they are stored: every token the redactor flags is replaced
+//! by a hashed stand-in that the templater and deduplication still match (see
+//! `template/seal.rs` and [`crate::template::seal_template`]).
+//!
 //! # What is detected
 //!
 //! Modelled on the rule set and allowlists of gitleaks and the entropy plugins of Yelp's
@@ -51,6 +59,7 @@ use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::Finding;
 
 mod entropy;
 
@@ -206,6 +215,13 @@ impl Redactor {
         })
     }
 
+    /// The default redactor, built once per process (for paths without a configuration, such as
+    /// error construction).
+    pub fn shared() -> &'static Redactor {
+        static SHARED: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Redactor::new)
+    }
+
     /// A redactor with the optional kinds and extra patterns of `config`.
     pub fn with_config(config: &RedactionConfig) -> Result<Self> {
         Self::build(config)
@@ -350,6 +366,29 @@ impl Default for Redactor {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `finding` with every free-text field redacted: a model's answer is untrusted and may copy
+/// anything it was shown (or that was injected into the logs it read). Ids, codes and the
+/// classification are kept; they are validated, not free text.
+pub fn redact_finding(redactor: &Redactor, mut finding: Finding) -> Finding {
+    let red = |s: &mut String| {
+        if let Cow::Owned(r) = redactor.redact(s) {
+            *s = r;
+        }
+    };
+    red(&mut finding.title);
+    red(&mut finding.summary);
+    for s in finding
+        .source_files
+        .iter_mut()
+        .chain(finding.error_type.iter_mut())
+        .chain(finding.suspected_cause.iter_mut())
+        .chain(finding.suggested_fix.iter_mut())
+    {
+        red(s);
+    }
+    finding
 }
 
 fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {

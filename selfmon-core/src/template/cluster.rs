@@ -5,7 +5,8 @@ use std::hash::Hasher as _;
 use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
-use super::masks::{has_placeholder, mask_into, LEAD_PUNCT, TAIL_PUNCT};
+use super::masks::{mask_into, LEAD_PUNCT, TAIL_PUNCT};
+use super::seal::{is_stand_in, seal_token, stand_in_flags, stand_in_matches};
 
 /// The placeholder clustering puts where the messages of a cluster differ.
 pub const WILDCARD: &str = "<*>";
@@ -80,10 +81,15 @@ impl Cluster {
         c
     }
 
-    /// Recomputes what is derived from the tokens after they changed.
-    fn refresh(&mut self) {
+    /// Recomputes what is derived from the tokens after they changed. While a token is still a
+    /// stand-in (restored from sealed state, not yet seen again) the fingerprint cannot be
+    /// recomputed and the restored one is kept; every path that changes such a cluster's tokens
+    /// first replaces its stand-ins (by the clear token, or by `<*>`).
+    pub(super) fn refresh(&mut self) {
         self.text = self.tokens.join(" ");
-        self.fingerprint = sha256_hex(self.text.as_bytes());
+        if self.fingerprint.is_empty() || !self.tokens.iter().any(|t| is_stand_in(t)) {
+            self.fingerprint = sha256_hex(self.text.as_bytes());
+        }
         self.flags = self.tokens.iter().map(|t| token_flags(t)).collect();
     }
 }
@@ -92,6 +98,25 @@ impl Cluster {
 pub(super) struct Node {
     children: FxMap<Box<str>, u32>,
     clusters: Vec<ClusterId>,
+    /// Some child key is a stand-in (restored from sealed state): a key that is not found as it
+    /// is is looked up by its stand-in too.
+    sealed_children: bool,
+}
+
+impl Node {
+    /// The child under `key` and the key it is filed under (`key` itself or its stand-in).
+    fn child(&self, key: &str) -> Option<(u32, Option<Box<str>>)> {
+        if let Some(&c) = self.children.get(key) {
+            return Some((c, None));
+        }
+        if !self.sealed_children || key == WILDCARD {
+            return None;
+        }
+        let sealed = seal_token(key);
+        self.children
+            .get(sealed.as_str())
+            .map(|&c| (c, Some(sealed.into_boxed_str())))
+    }
 }
 
 /// Clusters of one leaf compared with a message, newest first.
@@ -247,9 +272,9 @@ impl Templater {
             .get(len_key_in(tokens.len(), &mut buf))? as usize;
         for key in route_keys(tokens, flags).take(self.config.depth) {
             let n = &self.nodes[node];
-            let own = n.children.get(key);
-            let wild = n.children.get(WILDCARD);
-            node = *if prefer_wildcard {
+            let own = n.child(key).map(|(c, _)| c);
+            let wild = n.children.get(WILDCARD).copied();
+            node = if prefer_wildcard {
                 wild.or(own)
             } else {
                 own.or(wild)
@@ -295,21 +320,28 @@ impl Templater {
         let clock = self.clock;
         if let Some(id) = self.best_match(tokens, flags) {
             let mut changed = false;
+            let mut restored = false;
             if let Some(c) = self.clusters.get_mut(&id) {
                 c.size += 1;
                 c.last_seen = clock;
                 for (t, m) in c.tokens.iter_mut().zip(tokens) {
                     if &**t != WILDCARD && &**t != *m {
-                        *t = WILDCARD.into();
-                        changed = true;
+                        if stand_in_matches(t, m) {
+                            // Sealed state seen again: the clear token is back in memory.
+                            *t = Box::from(*m);
+                            restored = true;
+                        } else {
+                            *t = WILDCARD.into();
+                            changed = true;
+                        }
                     }
                 }
-                if changed {
+                if changed || restored {
                     c.refresh();
                 }
             }
-            if changed {
-                return self.index_siblings_and_merge(id, true);
+            if changed || restored {
+                return self.index_siblings_and_merge(id, changed);
             }
             return id;
         }
@@ -335,15 +367,19 @@ impl Templater {
         path.push(len_key(tokens.len()).into_boxed_str());
         let mut node = self.nodes[0].children.get(&*path[0]).map(|&n| n as usize);
         for key in route_keys(tokens, flags).take(self.config.depth) {
-            let chosen: &str = match node.map(|n| &self.nodes[n]) {
-                Some(n) if n.children.contains_key(key) => key,
-                Some(n) if key != WILDCARD && n.children.len() + 1 >= self.config.max_children => {
-                    WILDCARD
+            let existing = node.and_then(|n| self.nodes[n].child(key));
+            let chosen: Box<str> = match (node.map(|n| &self.nodes[n]), existing) {
+                (_, Some((_, Some(sealed)))) => sealed,
+                (_, Some((_, None))) => key.into(),
+                (Some(n), None)
+                    if key != WILDCARD && n.children.len() + 1 >= self.config.max_children =>
+                {
+                    WILDCARD.into()
                 }
-                _ => key,
+                _ => key.into(),
             };
-            node = node.and_then(|n| self.nodes[n].children.get(chosen).map(|&c| c as usize));
-            path.push(chosen.into());
+            node = node.and_then(|n| self.nodes[n].children.get(&*chosen).map(|&c| c as usize));
+            path.push(chosen);
         }
         path
     }
@@ -356,6 +392,7 @@ impl Templater {
                 None => {
                     let new = self.nodes.len();
                     self.nodes.push(Node::default());
+                    self.nodes[node].sealed_children |= is_stand_in(key);
                     self.nodes[node].children.insert(key.clone(), new as u32);
                     new
                 }
@@ -380,7 +417,7 @@ impl Templater {
         loop {
             self.unindex_siblings(current);
             let keys = match self.clusters.get(&current) {
-                Some(c) => sibling_keys(&c.tokens),
+                Some(c) => sibling_keys(&c.tokens, &c.flags),
                 None => return current,
             };
             let mut merge: Option<(usize, Vec<ClusterId>)> = None;
@@ -688,7 +725,7 @@ impl Templater {
         self.siblings = FxMap::default();
         for id in self.sorted_ids() {
             let (paths, keys) = match self.clusters.get(&id) {
-                Some(c) => (c.paths.clone(), sibling_keys(&c.tokens)),
+                Some(c) => (c.paths.clone(), sibling_keys(&c.tokens, &c.flags)),
                 None => continue,
             };
             for p in &paths {
@@ -707,10 +744,10 @@ impl Templater {
 
 /// The sibling keys of a template: for each of its first positions holding a constant token, a
 /// hash of (token count, position, every other token).
-fn sibling_keys(tokens: &[Box<str>]) -> Vec<(usize, u64)> {
+fn sibling_keys(tokens: &[Box<str>], flags: &[u8]) -> Vec<(usize, u64)> {
     let mut keys = Vec::new();
-    for pos in 0..tokens.len().min(MAX_SIBLING_POSITIONS) {
-        if &*tokens[pos] != WILDCARD && has_placeholder(&tokens[pos]) {
+    for (pos, &f) in flags.iter().enumerate().take(MAX_SIBLING_POSITIONS) {
+        if f & WILD == 0 && f & PLACEHOLDER != 0 {
             continue;
         }
         let mut h = FxHasher::default();
@@ -788,7 +825,7 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
             continue;
         }
         let (t, m) = (&*c.tokens[i], tokens[i]);
-        if t == m {
+        if t == m || stand_in_matches(t, m) {
             if tf & CONSTANT != 0 {
                 agree += 1;
                 counted += 1;
@@ -872,6 +909,9 @@ fn is_plain_word(tok: &str) -> bool {
 pub(super) fn token_flags(tok: &str) -> u8 {
     if tok == WILDCARD {
         return WILD | PLACEHOLDER | BARE;
+    }
+    if let Some(flags) = stand_in_flags(tok) {
+        return flags;
     }
     let b = tok.as_bytes();
     let mut i = 0;

@@ -38,11 +38,13 @@
 mod cluster;
 mod config;
 mod masks;
+mod seal;
 mod state;
 
 pub use cluster::{ClusterId, Template, Templater, WILDCARD};
 pub use config::TemplaterConfig;
 pub use masks::{is_specific_template, mask};
+pub use seal::{seal_template, template_fingerprint, template_text};
 pub use state::STATE_VERSION;
 
 #[cfg(test)]

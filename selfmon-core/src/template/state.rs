@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::redact::Redactor;
 
 use super::cluster::{len_key, Cluster, ClusterId, Templater};
 use super::config::TemplaterConfig;
+use super::seal::{is_stand_in, seal_token, secret_tokens};
 
 /// Version of the serialised learned state ([`Templater::to_state_json`]).
 pub const STATE_VERSION: u32 = 1;
@@ -25,24 +27,69 @@ struct ClusterState {
     paths: Vec<Vec<String>>,
     size: u64,
     last_seen: u64,
+    /// The fingerprint of the clear template, present when a token is sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<String>,
 }
 impl Templater {
-    /// Serialises the learned state (configuration and clusters, sorted by id) as JSON.
+    /// Serialises the learned state (configuration and clusters, sorted by id) as JSON, sealed with
+    /// the default [`Redactor`]: see [`to_sealed_state_json`](Self::to_sealed_state_json).
     pub fn to_state_json(&self) -> String {
+        self.to_sealed_state_json(Redactor::shared())
+    }
+
+    /// Serialises the learned state as JSON with every template token and tree key that
+    /// `redactor` flags replaced by a hashed stand-in (see the `seal` module docs): the state holds
+    /// no secret in clear, and [`from_state_json`](Self::from_state_json) restores a templater that
+    /// maps the same messages to the same templates and fingerprints.
+    pub fn to_sealed_state_json(&self, redactor: &Redactor) -> String {
         let clusters = self
             .sorted_ids()
             .into_iter()
             .filter_map(|id| self.clusters.get(&id).map(|c| (id, c)))
-            .map(|(id, c)| ClusterState {
-                id,
-                tokens: c.tokens.iter().map(|t| t.to_string()).collect(),
-                paths: c
+            .map(|(id, c)| {
+                let toks: Vec<&str> = c.tokens.iter().map(|t| &**t).collect();
+                let secret = secret_tokens(&toks, redactor);
+                let sealed: Vec<&str> = toks
+                    .iter()
+                    .zip(&secret)
+                    .filter(|(_, s)| **s)
+                    .map(|(t, _)| *t)
+                    .collect();
+                let tokens: Vec<String> = toks
+                    .iter()
+                    .zip(&secret)
+                    .map(|(t, s)| if *s { seal_token(t) } else { t.to_string() })
+                    .collect();
+                let paths = c
                     .paths
                     .iter()
-                    .map(|p| p.iter().map(|k| k.to_string()).collect())
-                    .collect(),
-                size: c.size,
-                last_seen: c.last_seen,
+                    .map(|p| {
+                        // The first key is the token count; the rest are (former) tokens.
+                        let keys: Vec<&str> = p.iter().skip(1).map(|k| &**k).collect();
+                        let secret_keys = secret_tokens(&keys, redactor);
+                        p.iter()
+                            .take(1)
+                            .map(|k| k.to_string())
+                            .chain(keys.iter().zip(&secret_keys).map(|(k, s)| {
+                                if *s || sealed.contains(k) {
+                                    seal_token(k)
+                                } else {
+                                    k.to_string()
+                                }
+                            }))
+                            .collect()
+                    })
+                    .collect();
+                let any_sealed = tokens.iter().any(|t| is_stand_in(t));
+                ClusterState {
+                    id,
+                    tokens,
+                    paths,
+                    size: c.size,
+                    last_seen: c.last_seen,
+                    fingerprint: any_sealed.then(|| c.fingerprint.clone()),
+                }
             })
             .collect();
         let state = State {
@@ -89,8 +136,11 @@ impl Templater {
             if paths.is_empty() {
                 paths.push(vec![len_key(tokens.len()).into_boxed_str()]);
             }
-            t.clusters
-                .insert(c.id, Cluster::new(tokens, paths, c.size, c.last_seen));
+            let mut cluster = Cluster::new(tokens, paths, c.size, c.last_seen);
+            if let Some(fp) = c.fingerprint {
+                cluster.fingerprint = fp;
+            }
+            t.clusters.insert(c.id, cluster);
         }
         t.rebuild_indexes();
         Ok(t)

@@ -808,6 +808,54 @@ proptest! {
 }
 
 #[test]
+fn persisted_state_holds_no_secret_and_reloads_to_the_same_fingerprints() {
+    let secrets = [
+        "AKIAIOSFODNN7EXAMPLE",
+        "sk-ant-api03-AbCdEfGh1234IjKlMnOp5678QrStUvWx9012-YzAbCdEf_yz",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "glpat-Ab3dE5gH7jK9mN1pQ3sT",
+        "hunter2hunter2",
+        "Zx8Qm3Lp0Rt7Vb2Nc5Kd9Wf1",
+    ];
+    let messages: Vec<String> = [
+        "AWS creds in env: AKIAIOSFODNN7EXAMPLE for upload",
+        "model call failed with token=sk-ant-api03-AbCdEfGh1234IjKlMnOp5678QrStUvWx9012-YzAbCdEf_yz",
+        "model call failed with key sk-ant-api03-AbCdEfGh1234IjKlMnOp5678QrStUvWx9012-YzAbCdEf_yz",
+        "push rejected for ghp_abcdefghijklmnopqrstuvwxyz0123456789 on origin",
+        "gitlab glpat-Ab3dE5gH7jK9mN1pQ3sT expired",
+        "login password=hunter2hunter2 refused",
+        "unkeyed Zx8Qm3Lp0Rt7Vb2Nc5Kd9Wf1 here",
+        "clone of repo alpha failed after 3 attempts",
+    ]
+    .iter()
+    .flat_map(|m| [m.to_string(), m.to_string()])
+    .collect();
+    let mut t = Templater::new();
+    let before: Vec<Template> = messages.iter().map(|m| t.learn_and_template(m)).collect();
+    let state = t.to_state_json();
+    for s in secrets {
+        assert!(!state.contains(s), "{s} persisted in clear: {state}");
+        assert!(!state.contains(&s[..12]), "part of {s} persisted: {state}");
+    }
+    assert!(state.contains("<SEALED:"));
+    // Pure lookups after reload give the fingerprints learned before, without the clear text.
+    let restored = Templater::from_state_json(&state).unwrap();
+    for (m, b) in messages.iter().zip(&before) {
+        assert_eq!(restored.template(m).fingerprint, b.fingerprint, "{m}");
+    }
+    // Learning again restores the clear template in memory.
+    let mut restored = restored;
+    for (m, b) in messages.iter().zip(&before) {
+        assert_eq!(&restored.learn_and_template(m), b, "{m}");
+    }
+    // ... and the reloaded templater learns exactly as the one that never stopped.
+    for m in &messages {
+        t.learn(m);
+    }
+    assert_eq!(restored.to_state_json(), t.to_state_json());
+}
+
+#[test]
 fn a_run_of_three_or_more_equal_values_is_one_list() {
     table(&[
         (

@@ -189,6 +189,38 @@ impl MemoryStateStore {
     pub fn lease(&self) -> Option<Lease> {
         self.lock().lease.clone()
     }
+
+    /// Everything the store holds (scan records, filed issues, intents, backlog, closed backlog,
+    /// the learned template state), as text for tests that search all of it: each record's JSON,
+    /// then its debug form, then the raw template state.
+    pub fn dump(&self) -> String {
+        let i = self.lock();
+        let mut out = String::new();
+        for s in &i.scans {
+            out.push_str(&json(s));
+        }
+        for x in &i.issues {
+            out.push_str(&json(x));
+        }
+        for x in &i.intents {
+            out.push_str(&json(x));
+        }
+        for x in &i.backlog {
+            out.push_str(&json(x));
+        }
+        for x in &i.closed_backlog {
+            out.push_str(&json(x));
+        }
+        out.push_str(&format!("{:?}", *i));
+        if let Some(t) = &i.templates {
+            out.push_str(t);
+        }
+        out
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[async_trait]
