@@ -833,7 +833,11 @@ pub const APP_JS: &str = r#"'use strict';
   document.getElementById('golden-run-form').addEventListener('submit', function (e) {
     e.preventDefault();
     post('/golden-repo/run').then(function (r) {
-      document.getElementById('golden-status').textContent = r.message;
+      // On success the live status already says where the job is (and may be ahead of this
+      // answer); only a refusal is worth showing here.
+      if (r.result !== 'submitted') {
+        document.getElementById('golden-status').textContent = r.message;
+      }
     });
   });
   const brk = document.getElementById('break-logs');
