@@ -25,13 +25,13 @@ use chrono::Utc;
 use selfmon::prompt;
 use selfmon::{
     ClaudeModel, FiledIssue, IssueFilter, JobStatus, Page, PageRequest, ScanId, ScanRecord,
-    SelfMonitoringConfig, Submission,
+    Submission,
 };
 use serde_json::json;
 use tokio::sync::broadcast;
 
 use crate::events::HostEvent;
-use crate::pages::{self, Notice, PageData, Paging};
+use crate::pages::{self, FormProblem, Notice, PageData, Paging};
 use crate::report_pages;
 use crate::security::{self, HostGuard, OriginCheck, CSRF_FIELD};
 use crate::state::HostState;
@@ -263,12 +263,12 @@ async fn render_page(
     headers: &HeaderMap,
     paging: Paging,
     notice: Option<Notice>,
-    error: Option<(&str, &SelfMonitoringConfig)>,
+    problem: Option<FormProblem>,
 ) -> Response {
     let (session, set_cookie) = security::session(headers);
     let token = s.session_key.token(&session);
     let current = s.monitor.config();
-    let config = error.map(|(_, c)| c).unwrap_or(&current);
+    let config = &current;
     let prompt_status = prompt::effective(config);
     let golden_model = s
         .golden
@@ -306,13 +306,13 @@ async fn render_page(
         paging,
         csrf_token: &token,
         notice,
-        error: error.map(|(e, _)| e),
+        problem: problem.as_ref(),
         log_location: &s.feed.location(),
         tracker_description: &s.tracker_description,
         runner_description: &s.runner_description,
         test_hooks: s.options.test_hooks,
     });
-    let status = if error.is_some() {
+    let status = if problem.is_some() {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -519,32 +519,46 @@ async fn events(
 // ---------------------------------------------------------------------------------------------
 // Admin POSTs
 
+/// A field that failed to parse: its `name` and why.
+type FieldError = (String, String);
+
 /// Parses the select + custom-id pair of a model field.
-fn model_field(form: &HashMap<String, String>, name: &str) -> Result<ClaudeModel, String> {
+fn model_field(form: &HashMap<String, String>, name: &str) -> Result<ClaudeModel, FieldError> {
     let choice = form.get(name).map(String::as_str).unwrap_or("sonnet");
-    let raw = if choice == "custom" {
-        form.get(&format!("{name}_custom"))
-            .map(String::as_str)
-            .unwrap_or("")
+    let (field, raw) = if choice == "custom" {
+        let field = format!("{name}_custom");
+        let raw = form.get(&field).map(String::as_str).unwrap_or("");
+        (field, raw)
     } else {
-        choice
+        (name.to_string(), choice)
     };
-    ClaudeModel::parse(raw).map_err(|e| format!("{name}: {e}"))
+    ClaudeModel::parse(raw).map_err(|e| (field, format!("{name}: {e}")))
 }
 
-fn cadence_field(form: &HashMap<String, String>) -> Result<u32, String> {
+fn cadence_field(form: &HashMap<String, String>) -> Result<u32, FieldError> {
     let preset = form
         .get("cadence_preset")
         .map(String::as_str)
         .unwrap_or("60");
-    let raw = if preset == "custom" {
-        form.get("cadence_custom").map(String::as_str).unwrap_or("")
+    let (field, raw) = if preset == "custom" {
+        let raw = form.get("cadence_custom").map(String::as_str).unwrap_or("");
+        ("cadence_custom", raw)
     } else {
-        preset
+        ("cadence_preset", preset)
     };
-    raw.trim()
-        .parse::<u32>()
-        .map_err(|_| format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080"))
+    let minutes = raw.trim().parse::<u32>().map_err(|_| {
+        (
+            field.to_string(),
+            format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080"),
+        )
+    })?;
+    if !(1..=10080).contains(&minutes) {
+        return Err((
+            field.to_string(),
+            format!("cadence: {minutes} minutes is out of range; use 1 to 10080"),
+        ));
+    }
+    Ok(minutes)
 }
 
 async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -560,19 +574,25 @@ async fn save_config(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
         model_field(&form, "golden_model")
     });
     let result = parsed.and_then(|golden| {
-        config.validate().map_err(|e| e.to_string())?;
+        let general = |e: String| (String::new(), e);
+        config.validate().map_err(|e| general(e.to_string()))?;
         s.monitor
             .set_config(config.clone())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| general(e.to_string()))?;
         *s.golden.model.write().unwrap_or_else(|p| p.into_inner()) = golden;
         s.persist()
-            .map_err(|e| format!("applied, but not kept across a restart: {e}"))
+            .map_err(|e| general(format!("applied, but not kept across a restart: {e}")))
     });
     match result {
         Ok(()) => Redirect::to("/self-monitoring?saved=config").into_response(),
-        Err(e) => {
-            let msg = format!("Not saved: {e}");
-            render_page(&s, &headers, first_pages(&s), None, Some((&msg, &config))).await
+        Err((field, e)) => {
+            let problem = FormProblem {
+                form: "config",
+                message: format!("Not saved: {e}"),
+                field: (!field.is_empty()).then_some(field),
+                values: form,
+            };
+            render_page(&s, &headers, first_pages(&s), None, Some(problem)).await
         }
     }
 }
@@ -594,6 +614,19 @@ async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
             .cloned()
             .unwrap_or_default()
             .replace("\r\n", "\n");
+        if text.len() > pages::MAX_PROMPT_BYTES {
+            let problem = FormProblem {
+                form: "prompt",
+                message: format!(
+                    "Prompt not saved: the override is {} bytes; at most {} are accepted.",
+                    text.len(),
+                    pages::MAX_PROMPT_BYTES
+                ),
+                field: Some("prompt_template".to_string()),
+                values: form,
+            };
+            return render_page(&s, &headers, first_pages(&s), None, Some(problem)).await;
+        }
         if text.trim() == prompt::SHIPPED_PROMPT.trim() {
             // Saving the shipped text unchanged is not an override: keep following upgrades.
             config.prompt_template = String::new();
@@ -619,8 +652,13 @@ async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     match result {
         Ok(()) => Redirect::to(&format!("/self-monitoring?saved={}", notice.key())).into_response(),
         Err(e) => {
-            let msg = format!("Prompt not saved: {e}");
-            render_page(&s, &headers, first_pages(&s), None, Some((&msg, &config))).await
+            let problem = FormProblem {
+                form: "prompt",
+                message: format!("Prompt not saved: {e}"),
+                field: Some("prompt_template".to_string()),
+                values: form,
+            };
+            render_page(&s, &headers, first_pages(&s), None, Some(problem)).await
         }
     }
 }
@@ -629,9 +667,17 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.respond(&headers);
     }
+    let json = wants_json(&headers);
     match s.service.run_now().await {
         Ok(Submission::Submitted { job_id }) => {
             *s.followed_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job_id.clone());
+            // The queue announced the job before it became the followed one: announce again so
+            // open pages follow it from its first state.
+            let _ = s.events.send(HostEvent::Jobs);
+            if !json {
+                // A browser without JavaScript posted the form itself: back to the page.
+                return Redirect::to("/self-monitoring?saved=run_now").into_response();
+            }
             Json(json!({
                 "result": "submitted",
                 "job_id": job_id.0,
@@ -639,6 +685,21 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             }))
             .into_response()
         }
+        Ok(Submission::AlreadyActive { job_id, status }) if !json => error_response(
+            &headers,
+            StatusCode::CONFLICT,
+            "A scan is already active",
+            &format!(
+                "A scan is already {} (job {job_id}); not queuing another. The page shows when it ends.",
+                status.as_str()
+            ),
+        ),
+        Err(e) if !json => error_response(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Could not queue a scan",
+            &format!("Could not queue a scan: {e}"),
+        ),
         Ok(Submission::AlreadyActive { job_id, status }) => (
             StatusCode::CONFLICT,
             Json(json!({
@@ -662,6 +723,13 @@ async fn golden_run(State(s): State<Shared>, headers: HeaderMap, body: Bytes) ->
         return r.respond(&headers);
     }
     match s.submit_golden_job().await {
+        Ok(_) if !wants_json(&headers) => Redirect::to("/self-monitoring").into_response(),
+        Err(e) if !wants_json(&headers) => error_response(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Could not queue the job",
+            &e,
+        ),
         Ok(id) => Json(json!({
             "result": "submitted",
             "job_id": id.0,
@@ -740,7 +808,7 @@ async fn issue_page(
         let filed = find_filed(&s, number).await?;
         let history = s
             .store
-            .issue_history(number, page_request(page, 100))
+            .issue_history(number, page_request(page, report_pages::ISSUE_HISTORY_PAGE))
             .await?;
         Ok::<_, selfmon::Error>((filed, history))
     }
@@ -756,6 +824,7 @@ async fn issue_page(
                 filed.as_ref(),
                 link.as_deref(),
                 &history,
+                page,
             ))
             .into_response()
         }

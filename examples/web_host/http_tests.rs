@@ -407,6 +407,7 @@ async fn history_and_issues_are_paginated_server_side_with_totals() {
         "Trigger",
         "Duration",
         "Records read",
+        "Known signatures",
         "Novel signatures",
         "Issues filed",
         "Duplicates skipped",
@@ -765,4 +766,197 @@ async fn a_scheduled_scan_is_pushed_to_open_pages_as_server_sent_events() {
         seen.iter().any(|v| v["scan_event"]["event"] == "finished"),
         "{seen:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_rejected_form_keeps_its_input_and_marks_the_field() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("enabled", "on"),
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "soon"),
+                ("model", "custom"),
+                ("model_custom", "claude-kept-model"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body.contains(r#"value="soon" aria-label="custom cadence in minutes" aria-invalid="true" aria-describedby="cadence_custom-error""#),
+        "the typed value is kept and the field marked: {body}"
+    );
+    assert!(body.contains(r#"<span id="cadence_custom-error" class="field-error">"#));
+    assert!(
+        body.contains(r#"value="claude-kept-model""#),
+        "other input kept"
+    );
+    assert!(body.contains(r#"<option value="custom" selected>custom…</option>"#));
+    assert!(body.contains(r#"id="enabled" value="on" checked"#));
+
+    // The model field is marked when it is the one at fault.
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("cadence_preset", "60"),
+                ("model", "custom"),
+                ("model_custom", "not a model"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body.contains(r#"aria-invalid="true" aria-describedby="model_custom-error""#),
+        "{body}"
+    );
+    assert!(!body.contains(r#"aria-describedby="cadence_custom-error""#));
+
+    // An oversized prompt is refused, kept, and marked.
+    let huge = "x".repeat(crate::pages::MAX_PROMPT_BYTES + 1);
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[("action", "save"), ("prompt_template", &huge)],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("at most 32768 are accepted"), "{body}");
+    assert!(body.contains(r#"aria-describedby="prompt_template-error""#));
+    assert!(!host.state.monitor.config().prompt_user_modified);
+}
+
+#[tokio::test]
+async fn an_override_shows_its_diff_against_the_shipped_prompt() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let text = format!(
+        "{}\nAlso check the disk.\n",
+        selfmon::prompt::SHIPPED_PROMPT.trim_end()
+    );
+    let (code, _, _) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[("action", "save"), ("prompt_template", &text)],
+        )
+        .await;
+    assert_eq!(code, 303);
+    let (_, page) = s.get("/self-monitoring").await;
+    let diff = page
+        .split(r#"<pre id="prompt-diff" class="scroll">"#)
+        .nth(1)
+        .and_then(|d| d.split("</pre>").next())
+        .expect("a diff is shown");
+    assert!(diff.contains("+Also check the disk."), "{diff}");
+}
+
+#[tokio::test]
+async fn run_now_without_javascript_redirects_or_explains_in_html() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    // A golden-repo job holds the worker, so the scan stays queued.
+    let (code, _, _) = s.post_form("/golden-repo/run", &[]).await;
+    assert_eq!(code, 303);
+    let (code, _, location) = s.post_form("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 303);
+    assert_eq!(location.as_deref(), Some("/self-monitoring?saved=run_now"));
+    let (_, page) = s.get("/self-monitoring?saved=run_now").await;
+    assert!(page.contains("Scan queued"));
+    assert!(
+        page.contains(r#"id="run-now" disabled"#),
+        "Run Now is disabled while a scan is queued"
+    );
+    let (code, body, _) = s.post_form("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 409);
+    assert!(
+        body.contains("<!DOCTYPE html>") && body.contains("already queued"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_control_is_labelled_and_every_table_captioned() {
+    let host = start_host(|_| {}).await;
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let s = Session::open(&host.base).await;
+    let (_, page) = s.get("/self-monitoring").await;
+    for tag in ["<select ", "<textarea ", "<input "] {
+        for piece in page.split(tag).skip(1) {
+            let el = &piece[..piece.find('>').unwrap()];
+            if el.contains(r#"type="hidden""#) {
+                continue;
+            }
+            let id = el
+                .split(r#"id=""#)
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
+            let labelled = el.contains("aria-label=")
+                || (!id.is_empty() && page.contains(&format!(r#"<label for="{id}">"#)));
+            assert!(labelled, "unlabelled control: {tag}{el}");
+        }
+    }
+    assert_eq!(
+        page.matches("<table ").count(),
+        page.matches("<caption>").count()
+    );
+    assert!(page.contains(r#"<link rel="icon" href="/static/favicon.svg""#));
+    assert!(page.contains(r#"<dl aria-live="polite">"#));
+}
+
+#[tokio::test]
+async fn a_broken_log_recovers_on_the_next_scan_and_the_scan_page_shows_the_reset() {
+    let host = start_host(|_| {}).await;
+    let first = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(first.record.log_id_end > 0);
+    host.state.feed.break_log().unwrap();
+    assert!(host.state.monitor.scan(ScanTrigger::Manual).await.is_err());
+    // The server writes its next records: the log is recreated, no restart.
+    host.state.feed.append_batch().unwrap();
+    let report = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, selfmon::ScanStatus::Success);
+    assert!(report.record.cursor_reset, "{:?}", report.record);
+    let s = Session::open(&host.base).await;
+    let (_, page) = s
+        .get(&format!("/self-monitoring/scans/{}", report.record.scan_id))
+        .await;
+    assert!(page.contains(r#"id="cursor-reset""#), "{page}");
+    assert!(page.contains("reading restarted from the beginning"));
+}
+
+#[tokio::test]
+async fn a_running_scan_page_says_so_and_follows_the_scan() {
+    let host = start_host(|o| o.analysis_delay = std::time::Duration::from_millis(1500)).await;
+    let monitor = host.state.monitor.clone();
+    let scan = tokio::spawn(async move { monitor.scan(ScanTrigger::Manual).await });
+    let mut running = None;
+    for _ in 0..200 {
+        let page = host
+            .state
+            .store
+            .list_scans(Default::default())
+            .await
+            .unwrap();
+        if let Some(r) = page
+            .items
+            .into_iter()
+            .find(|r| r.status == selfmon::ScanStatus::Running)
+        {
+            running = Some(r.scan_id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let id = running.expect("the scan shows as running");
+    let s = Session::open(&host.base).await;
+    let (code, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!(r#"<body data-running-scan="{id}">"#)));
+    assert!(page.contains(r#"id="scan-running""#));
+    scan.await.unwrap().unwrap();
+    let (_, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert!(!page.contains("data-running-scan"));
 }

@@ -70,6 +70,8 @@ pub enum Notice {
     PromptSaved,
     /// Prompt reset to the shipped one.
     PromptReset,
+    /// A scan was queued (Run Now without JavaScript).
+    ScanQueued,
 }
 
 impl Notice {
@@ -79,6 +81,7 @@ impl Notice {
             Notice::ConfigSaved => "config",
             Notice::PromptSaved => "prompt",
             Notice::PromptReset => "prompt_reset",
+            Notice::ScanQueued => "run_now",
         }
     }
     /// Parses [`key`](Self::key).
@@ -87,6 +90,7 @@ impl Notice {
             "config" => Notice::ConfigSaved,
             "prompt" => Notice::PromptSaved,
             "prompt_reset" => Notice::PromptReset,
+            "run_now" => Notice::ScanQueued,
             _ => return None,
         })
     }
@@ -95,8 +99,54 @@ impl Notice {
             Notice::ConfigSaved => "Configuration saved; the next scan uses it.",
             Notice::PromptSaved => "Prompt override saved; the next scan uses it.",
             Notice::PromptReset => "Prompt reset to the shipped version.",
+            Notice::ScanQueued => "Scan queued; this page updates when it starts and ends.",
         }
     }
+}
+
+/// A form that was not saved: the message, the field at fault, and the submitted values (so the
+/// page shows what was typed, not what is stored).
+#[derive(Debug, Clone, Default)]
+pub struct FormProblem {
+    /// `"config"` or `"prompt"`.
+    pub form: &'static str,
+    /// What went wrong.
+    pub message: String,
+    /// The `name` of the field at fault, when one is.
+    pub field: Option<String>,
+    /// The submitted fields.
+    pub values: std::collections::HashMap<String, String>,
+}
+
+impl FormProblem {
+    /// The submitted value of `name`, when this problem is about `form`.
+    fn value(&self, form: &str, name: &str) -> Option<&str> {
+        (self.form == form)
+            .then(|| self.values.get(name).map(String::as_str))
+            .flatten()
+    }
+
+    /// `aria-invalid`/`aria-describedby` for the field at fault, and its message element.
+    fn marks(&self, name: &str) -> (String, String) {
+        if self.field.as_deref() != Some(name) {
+            return (String::new(), String::new());
+        }
+        (
+            format!(r#" aria-invalid="true" aria-describedby="{name}-error""#),
+            format!(
+                r#"<span id="{name}-error" class="field-error">{}</span>"#,
+                esc(&self.message)
+            ),
+        )
+    }
+}
+
+fn marks(d: &PageData<'_>, name: &str) -> (String, String) {
+    d.problem.map(|p| p.marks(name)).unwrap_or_default()
+}
+
+fn submitted<'a>(d: &'a PageData<'_>, form: &str, name: &str) -> Option<&'a str> {
+    d.problem.and_then(|p| p.value(form, name))
 }
 
 /// Everything the page shows.
@@ -123,8 +173,8 @@ pub struct PageData<'a> {
     pub csrf_token: &'a str,
     /// A success notice.
     pub notice: Option<Notice>,
-    /// A validation error to show (the form was not saved).
-    pub error: Option<&'a str>,
+    /// Why the last form was not saved, with what was submitted (shown again, field marked).
+    pub problem: Option<&'a FormProblem>,
     /// Where logs come from.
     pub log_location: &'a str,
     /// Where issues go.
@@ -137,6 +187,11 @@ pub struct PageData<'a> {
 
 /// The head every page shares (stylesheet, script, icon), up to and including `<main>`.
 pub fn head(h: &mut String, title: &str, csrf_token: Option<&str>) {
+    head_with(h, title, csrf_token, "");
+}
+
+/// [`head`], with extra attributes on `<body>` (already escaped).
+pub fn head_with(h: &mut String, title: &str, csrf_token: Option<&str>, body_attrs: &str) {
     let meta = csrf_token
         .map(|t| format!(r#"<meta name="csrf-token" content="{}">"#, esc(t)))
         .unwrap_or_default();
@@ -150,7 +205,7 @@ pub fn head(h: &mut String, title: &str, csrf_token: Option<&str>) {
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
-</head><body>
+</head><body{body_attrs}>
 <nav><span class="brand">CIDX</span> <a href="/self-monitoring" class="active">Self-Monitoring</a></nav>
 <main>
 "#,
@@ -185,8 +240,12 @@ pub fn page(d: &PageData<'_>) -> String {
     if let Some(n) = d.notice {
         let _ = write!(h, r#"<p class="notice" id="notice">{}</p>"#, esc(n.text()));
     }
-    if let Some(e) = d.error {
-        let _ = write!(h, r#"<p class="error" id="form-error">{}</p>"#, esc(e));
+    if let Some(p) = d.problem {
+        let _ = write!(
+            h,
+            r#"<p class="error" id="form-error" role="alert">{}</p>"#,
+            esc(&p.message)
+        );
     }
     status_section(&mut h, d, &token);
     config_section(&mut h, d, &token);
@@ -250,11 +309,11 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
 </dl>
 <form id="run-now-form" method="post" action="/self-monitoring/run-now">
 <input type="hidden" name="csrf_token" value="{token}">
-<button type="submit" id="run-now">Run Now</button>
+<button type="submit" id="run-now"{run_disabled}>Run Now</button>
 </form>
 <p id="run-now-result" aria-live="polite"></p>
 <ul id="run-now-log"></ul>
-<div class="follow"><span>Followed scan:</span> <ol id="job-timeline"></ol></div>
+<div class="follow"><span>Followed scan:</span> <ol id="job-timeline" aria-live="polite" aria-label="Followed scan's states"></ol></div>
 <p id="job-error" class="error-text"></p>
 <h3>Golden-repo jobs (same queue)</h3>
 <form id="golden-run-form" method="post" action="/golden-repo/run">
@@ -269,6 +328,11 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
             "disabled"
         },
         state = state_word(d.state),
+        run_disabled = if matches!(d.state, SchedulerState::Idle) {
+            ""
+        } else {
+            r#" disabled title="A scan is already queued or running.""#
+        },
         model = esc(d.config.model.as_cli_arg()),
         logs = esc(d.log_location),
         tracker = esc(d.tracker_description),
@@ -276,15 +340,26 @@ fn status_section(h: &mut String, d: &PageData<'_>, token: &str) {
     );
 }
 
-fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
-    let custom = match model {
-        ClaudeModel::Custom(id) => id.as_str(),
+fn model_select(h: &mut String, d: &PageData<'_>, name: &str, label: &str, model: &ClaudeModel) {
+    let stored_choice = match model {
+        ClaudeModel::Opus => "opus",
+        ClaudeModel::Sonnet => "sonnet",
+        ClaudeModel::Haiku => "haiku",
+        ClaudeModel::Custom(_) => "custom",
+    };
+    let choice = submitted(d, "config", name).unwrap_or(stored_choice);
+    let custom_name = format!("{name}_custom");
+    let custom = match (submitted(d, "config", &custom_name), model) {
+        (Some(v), _) => v,
+        (None, ClaudeModel::Custom(id)) => id.as_str(),
         _ => "",
     };
+    let (select_marks, select_msg) = marks(d, name);
+    let (custom_marks, custom_msg) = marks(d, &custom_name);
     let _ = write!(
         h,
         r#"<label for="{name}">{label}</label>
-<span><select name="{name}" id="{name}">"#
+<span><select name="{name}" id="{name}"{select_marks}>"#
     );
     for (value, text) in [
         ("opus", "Opus (most capable)"),
@@ -292,20 +367,13 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
         ("haiku", "Haiku (fastest)"),
         ("custom", "Custom model id…"),
     ] {
-        let selected = match (value, model) {
-            ("opus", ClaudeModel::Opus)
-            | ("sonnet", ClaudeModel::Sonnet)
-            | ("haiku", ClaudeModel::Haiku)
-            | ("custom", ClaudeModel::Custom(_)) => " selected",
-            _ => "",
-        };
+        let selected = if value == choice { " selected" } else { "" };
         let _ = write!(h, r#"<option value="{value}"{selected}>{text}</option>"#);
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"</select>
-<input type="text" name="{name}_custom" id="{name}_custom" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id"></span>
-"#,
+        r#"</select>{select_msg}
+<span id="{custom_name}-wrap" class="custom-wrap"><input type="text" name="{custom_name}" id="{custom_name}" placeholder="claude-sonnet-4-5-20250929" value="{}" aria-label="{label}: custom model id"{custom_marks}>{custom_msg}</span></span>"#,
         esc(custom)
     );
 }
@@ -313,6 +381,25 @@ fn model_select(h: &mut String, name: &str, label: &str, model: &ClaudeModel) {
 fn config_section(h: &mut String, d: &PageData<'_>, token: &str) {
     let c = d.config;
     let is_preset = CADENCE_PRESETS.iter().any(|(m, _)| *m == c.cadence_minutes);
+    let stored_preset = if is_preset {
+        c.cadence_minutes.to_string()
+    } else {
+        "custom".to_string()
+    };
+    let preset = submitted(d, "config", "cadence_preset")
+        .map(str::to_string)
+        .unwrap_or(stored_preset);
+    let custom = match submitted(d, "config", "cadence_custom") {
+        Some(v) => v.to_string(),
+        None if is_preset => String::new(),
+        None => c.cadence_minutes.to_string(),
+    };
+    let enabled = match d.problem.filter(|p| p.form == "config") {
+        Some(p) => p.values.get("enabled").is_some_and(|v| v == "on"),
+        None => c.enabled,
+    };
+    let (preset_marks, preset_msg) = marks(d, "cadence_preset");
+    let (custom_marks, custom_msg) = marks(d, "cadence_custom");
     let _ = write!(
         h,
         r#"<section><h2>Configuration</h2>
@@ -321,31 +408,32 @@ fn config_section(h: &mut String, d: &PageData<'_>, token: &str) {
 <label for="enabled">Enabled</label>
 <span><input type="checkbox" name="enabled" id="enabled" value="on"{checked}> run scans on the cadence below</span>
 <label for="cadence_preset">Cadence</label>
-<span><select name="cadence_preset" id="cadence_preset">"#,
-        checked = if c.enabled { " checked" } else { "" },
+<span><select name="cadence_preset" id="cadence_preset"{preset_marks}>"#,
+        checked = if enabled { " checked" } else { "" },
     );
     for (minutes, label) in CADENCE_PRESETS {
-        let sel = if minutes == c.cadence_minutes {
+        let sel = if minutes.to_string() == preset {
             " selected"
         } else {
             ""
         };
         let _ = write!(h, r#"<option value="{minutes}"{sel}>{label}</option>"#);
     }
-    let _ = write!(
+    let _ = writeln!(
         h,
-        r#"<option value="custom"{sel}>custom…</option></select>
-<input type="number" name="cadence_custom" id="cadence_custom" min="1" max="10080" value="{custom}" aria-label="custom cadence in minutes"> minutes (1–10080)</span>
-"#,
-        sel = if is_preset { "" } else { " selected" },
-        custom = if is_preset {
-            String::new()
-        } else {
-            c.cadence_minutes.to_string()
-        },
+        r#"<option value="custom"{sel}>custom…</option></select>{preset_msg}
+<span id="cadence_custom-wrap" class="custom-wrap"><input type="number" name="cadence_custom" id="cadence_custom" min="1" max="10080" value="{custom}" aria-label="custom cadence in minutes"{custom_marks}> minutes (1–10080){custom_msg}</span></span>"#,
+        sel = if preset == "custom" { " selected" } else { "" },
+        custom = esc(&custom),
     );
-    model_select(h, "model", "Self-monitoring model", &c.model);
-    model_select(h, "golden_model", "Golden-repo job model", d.golden_model);
+    model_select(h, d, "model", "Self-monitoring model", &c.model);
+    model_select(
+        h,
+        d,
+        "golden_model",
+        "Golden-repo job model",
+        d.golden_model,
+    );
     h.push_str(
         r#"<span></span><button type="submit" id="save-config">Save configuration</button>
 </form></section>
@@ -379,11 +467,25 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
             p.shipped_version
         );
     }
-    let override_text = if p.using_shipped {
+    let stored_text = if p.using_shipped {
         shipped
     } else {
         p.template.as_str()
     };
+    let override_text = submitted(d, "prompt", "prompt_template").unwrap_or(stored_text);
+    let (prompt_marks, prompt_msg) = marks(d, "prompt_template");
+    if !p.using_shipped {
+        let diff = similar::TextDiff::from_lines(shipped, stored_text)
+            .unified_diff()
+            .context_radius(2)
+            .header("shipped", "your override")
+            .to_string();
+        let _ = writeln!(
+            h,
+            r#"<details id="prompt-diff-details"><summary>What your override changes in the shipped prompt</summary><pre id="prompt-diff" class="scroll">{}</pre></details>"#,
+            esc(&diff)
+        );
+    }
     let base = if p.using_shipped {
         p.shipped_version.to_string()
     } else {
@@ -395,14 +497,14 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
     let _ = write!(
         h,
         r#"<details><summary>Shipped prompt, version {version} (read-only)</summary>
-<textarea id="shipped-prompt" readonly rows="12">{shipped}</textarea></details>
+<textarea id="shipped-prompt" readonly rows="12" aria-label="Shipped prompt (read-only)">{shipped}</textarea></details>
 <form id="prompt-form" method="post" action="/self-monitoring/prompt">
 <input type="hidden" name="csrf_token" value="{token}">
 <input type="hidden" name="base_version" value="{base}">
-<label for="prompt_template">Your override (placeholders: {placeholders})</label>
-<textarea name="prompt_template" id="prompt_template" rows="12">{override_text}</textarea>
+<label for="prompt_template">Your override (placeholders: {placeholders}; at most {max} bytes)</label>
+<textarea name="prompt_template" id="prompt_template" rows="12" maxlength="{max}"{prompt_marks}>{override_text}</textarea>{prompt_msg}
 <button type="submit" name="action" value="save" id="save-prompt">Save override</button>
-<button type="submit" name="action" value="reset" id="reset-prompt">Reset to shipped</button>
+<button type="submit" name="action" value="reset" id="reset-prompt" formnovalidate>Reset to shipped</button>
 </form></section>
 "#,
         version = p.shipped_version,
@@ -411,8 +513,12 @@ fn prompt_section(h: &mut String, d: &PageData<'_>, token: &str) {
             .map(|p| format!("{{{p}}}"))
             .join(", ")),
         override_text = esc(override_text),
+        max = MAX_PROMPT_BYTES,
     );
 }
+
+/// The largest prompt override the page accepts (the shipped prompt is a few KiB).
+pub const MAX_PROMPT_BYTES: usize = 32 * 1024;
 
 fn pager(h: &mut String, which: &str, total: u64, paging: Paging) {
     let (page, other_key, other) = if which == "scans" {
@@ -453,7 +559,7 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
     let mut h = String::new();
     pager(&mut h, "scans", scans.total, paging);
     h.push_str(
-        r#"<div class="table-scroll"><table id="scans-table"><caption>Scan history, newest first; open a scan for what happened to each signature and finding</caption><thead><tr><th>Scan</th><th>Started</th><th>Trigger</th><th>Mode</th><th>Status</th><th>Duration</th><th>Records read</th><th>Novel signatures</th><th>Issues filed</th><th>Duplicates skipped (code/fingerprint/similar)</th><th>Comments</th><th>Deferred</th><th>Rejected</th><th>Cost</th><th>Error</th></tr></thead><tbody>"#,
+        r#"<div class="table-scroll"><table id="scans-table"><caption>Scan history, newest first; open a scan for what happened to each signature and finding</caption><thead><tr><th>Scan</th><th>Started</th><th>Trigger</th><th>Mode</th><th>Status</th><th>Duration</th><th>Records read</th><th>Known signatures</th><th>Novel signatures</th><th>Issues filed</th><th>Duplicates skipped (code/fingerprint/similar)</th><th>Comments</th><th>Deferred</th><th>Rejected</th><th>Cost</th><th>Error</th></tr></thead><tbody>"#,
     );
     for s in &scans.items {
         let duration = s
@@ -467,7 +573,7 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
         let d = &s.duplicates;
         let _ = write!(
             h,
-            r#"<tr class="scan-row row-{cls}"><td><a class="scan-link" href="{href}">{short}</a></td><td>{}</td><td>{}</td><td>{mode}</td><td class="scan-status status-{cls}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{deferred}</td><td>{rejected}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
+            r#"<tr class="scan-row row-{cls}"><td><a class="scan-link" href="{href}">{short}</a></td><td>{}</td><td>{}</td><td>{mode}</td><td class="scan-status status-{cls}">{}</td><td>{}</td><td>{}</td><td>{known}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{deferred}</td><td>{rejected}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
             when(&s.started_at),
             s.trigger.as_str(),
             s.status.as_str(),
@@ -487,11 +593,12 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
             short = esc(report_pages::short_id(&s.scan_id)),
             mode = report_pages::mode_word(s),
             deferred = s.deferred,
+            known = s.known_signatures,
             rejected = s.rejected_findings,
         );
     }
     if scans.items.is_empty() {
-        h.push_str(r#"<tr><td colspan="15" class="empty">No scans yet.</td></tr>"#);
+        h.push_str(r#"<tr><td colspan="16" class="empty">No scans yet.</td></tr>"#);
     }
     h.push_str("</tbody></table></div>");
     h
@@ -563,6 +670,7 @@ code { overflow-wrap: anywhere; }
 .badge { padding: .1rem .5rem; border-radius: 1rem; background: #e4e8ef; font-weight: 600; font-size: .9rem; }
 .grid { display: grid; grid-template-columns: 12rem minmax(0, 1fr); gap: .5rem .8rem; align-items: center; }
 .grid input[type=text] { max-width: 100%; }
+.grid > button { justify-self: start; }
 .table-scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 caption { text-align: left; color: #5b6475; font-size: .8rem; padding: .2rem 0 .4rem; }
@@ -611,6 +719,21 @@ button:disabled { opacity: .55; cursor: not-allowed; }
 pub const APP_JS: &str = r#"'use strict';
 (function () {
   const token = document.querySelector('meta[name="csrf-token"]');
+  const running = document.body.dataset.runningScan;
+  if (running) {
+    // A scan page opened while its scan runs: reload once it has finished.
+    const es = new EventSource('/self-monitoring/events');
+    es.addEventListener('status', function (m) {
+      let s;
+      try { s = JSON.parse(m.data); } catch (e) { return; }
+      const ev = s.scan_event;
+      if ((ev && ev.event === 'finished' && ev.record && ev.record.scan_id === running) ||
+          (s.last_scan && s.last_scan.scan_id === running && s.last_scan.status !== 'RUNNING')) {
+        es.close();
+        window.location.reload();
+      }
+    });
+  }
   if (!token) { return; }
   let followed = null;
   let lastState = null;
@@ -671,6 +794,9 @@ pub const APP_JS: &str = r#"'use strict';
       document.getElementById('job-error').textContent = job.error ? ('Scan failed: ' + job.error) : '';
     }
     const active = s.scheduler_state !== 'idle';
+    const run = document.getElementById('run-now');
+    run.disabled = active;
+    run.title = active ? 'A scan is ' + s.scheduler_state + '; Run Now is available when it ends.' : '';
     if (!active) {
       const r = document.getElementById('run-now-result');
       if (r.dataset.stale === 'yes') { r.textContent = ''; r.className = ''; r.dataset.stale = ''; }
@@ -707,7 +833,11 @@ pub const APP_JS: &str = r#"'use strict';
   document.getElementById('golden-run-form').addEventListener('submit', function (e) {
     e.preventDefault();
     post('/golden-repo/run').then(function (r) {
-      document.getElementById('golden-status').textContent = r.message;
+      // On success the live status already says where the job is (and may be ahead of this
+      // answer); only a refusal is worth showing here.
+      if (r.result !== 'submitted') {
+        document.getElementById('golden-status').textContent = r.message;
+      }
     });
   });
   const brk = document.getElementById('break-logs');

@@ -149,14 +149,34 @@ impl Session {
         (status, resp.text().await.expect("body"))
     }
 
-    /// POSTs a form with the session cookie and the token field; returns status, body, location.
+    /// POSTs a form as the page's script does (asking for JSON), with the session cookie and the
+    /// token field; returns status, body, location.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        self.post_accepting(path, fields, "application/json").await
+    }
+
+    /// Like [`post`](Self::post), as a browser without JavaScript posts a form (accepting HTML).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, Option<String>) {
+        self.post_accepting(path, fields, "text/html").await
+    }
+
+    async fn post_accepting(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        accept: &str,
+    ) -> (u16, String, Option<String>) {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push((crate::security::CSRF_FIELD, &self.token));
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
             .header(COOKIE, self.cookie())
+            .header(reqwest::header::ACCEPT, accept)
             .form(&form)
             .send()
             .await
