@@ -133,6 +133,10 @@ const MAX_ABSORB_SCAN: usize = 1024;
 /// (twice the cluster cap, at least 1,024, so memory stays proportional to the clusters kept).
 const MAX_SEEN_MASKED: usize = 1 << 16;
 
+/// Constant tokens a template must keep besides a position before distinct words there are taken
+/// for names (see [`Templater::verified_group`]).
+const MIN_CONSTANTS_BESIDE_A_NAME: usize = 2;
+
 /// Sibling positions indexed per cluster (the first this many tokens).
 const MAX_SIBLING_POSITIONS: usize = 32;
 
@@ -608,14 +612,19 @@ impl Templater {
         members: &[ClusterId],
     ) -> Option<Vec<ClusterId>> {
         let a = self.clusters.get(&anchor)?;
-        // A template keeps at least one constant token: `normal`, `warning` and `running` never
-        // become `<*>`.
-        let constant_elsewhere = a
+        // Distinct words in one position are evidence of a name only against enough agreeing
+        // context: two constant tokens besides it. One is not enough: with only a host name
+        // around them (`<TIME> combo sshd[<NUM>]: Link error`, `... Sending DIFF`), five short
+        // messages would become `<TIME> combo <*> <*> <*>` and swallow every message of that
+        // length from that host; and `normal`, `warning` and `running` never become `<*>`.
+        let constants_elsewhere = a
             .flags
             .iter()
             .enumerate()
-            .any(|(i, &f)| i != pos && f & CONSTANT != 0);
-        if !constant_elsewhere {
+            .filter(|&(i, &f)| i != pos && f & CONSTANT != 0)
+            .take(MIN_CONSTANTS_BESIDE_A_NAME)
+            .count();
+        if constants_elsewhere < MIN_CONSTANTS_BESIDE_A_NAME {
             return None;
         }
         let mut same: Vec<ClusterId> = members
@@ -891,7 +900,10 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
                 return None;
             }
         }
-        counted += 1;
+        // A word replaced by a value-like token (`Server` / `reduceResourceRequest:<memory:<NUM>,`)
+        // is stronger evidence of a different message than two differing values: it weighs
+        // twice, so two agreeing header tokens (`combo`, `sshd[<NUM>]:`) cannot outvote it.
+        counted += if (tf | flags[i]) & WORD != 0 { 2 } else { 1 };
     }
     if agree == 0 {
         return all_equal.then_some(1.0);
