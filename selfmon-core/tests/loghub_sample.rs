@@ -252,7 +252,7 @@ fn raw_lines_with_headers_group_as_their_content_does() {
         for (p, members) in groups {
             let mut contents: Vec<&str> = members
                 .iter()
-                .map(|m| m.splitn(2, "]: ").nth(1).unwrap_or(m))
+                .map(|m| m.split_once("]: ").map_or(*m, |(_, c)| c))
                 .collect();
             contents.sort_unstable();
             contents.dedup();
@@ -263,7 +263,7 @@ fn raw_lines_with_headers_group_as_their_content_does() {
         let mut by_content: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for (p, m) in predicted.iter().zip(&messages) {
             by_content
-                .entry(m.splitn(2, "]: ").nth(1).unwrap_or(m))
+                .entry(m.split_once("]: ").map_or(m.as_str(), |(_, c)| c))
                 .or_default()
                 .push(p);
         }
