@@ -101,8 +101,7 @@ impl AnalysisRunner for Echo {
             .collect();
         Ok(Analysis {
             findings,
-            rejected: Vec::new(),
-            usage: Default::default(),
+            ..Default::default()
         })
     }
 }
