@@ -54,7 +54,7 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
@@ -299,9 +299,12 @@ impl Redactor {
                 needs_byte: b"",
             });
         }
+        // A DFA: the trigger scan runs over every text that leaves, and an overlapping search in
+        // the default (contiguous NFA) automaton was a third of the redaction time.
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(false)
             .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| Error::config("redaction", e.to_string()))?;
         if rules.len() - always.len() > 128 {
@@ -330,7 +333,12 @@ impl Redactor {
             armed |= self.trigger_masks[m.pattern().as_usize()];
         }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
-        for (i, rule) in self.rules.iter().enumerate() {
+        let rules = if armed == 0 && self.always.is_empty() {
+            &[][..]
+        } else {
+            &self.rules[..]
+        };
+        for (i, rule) in rules.iter().enumerate() {
             let on = if i < 128 {
                 armed & (1u128 << i) != 0
             } else {
