@@ -480,7 +480,8 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
         Rewrite::Email => replace_changed(&rule.regex, text, |c| {
             let m = c.get(0)?;
             let next = text[m.end()..].chars().next();
-            (!(m.as_str().starts_with("git@") && next == Some(':'))).then(|| placeholder.to_string())
+            (!(m.as_str().starts_with("git@") && next == Some(':')))
+                .then(|| placeholder.to_string())
         }),
         Rewrite::BasicAuth => replace_changed(&rule.regex, text, |c| {
             let value = group(c, 2);
