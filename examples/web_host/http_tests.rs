@@ -1,7 +1,7 @@
 //! HTTP-level tests of the routes: CSRF, configuration, Run Now refusal, pagination, prompt,
 //! escaping, failed scans.
 
-use crate::testkit::{start_host, start_host_in, Session};
+use crate::testkit::{page_token, start_host, start_host_in, Session};
 use selfmon::{ClaudeModel, ScanTrigger};
 
 #[tokio::test]
@@ -27,7 +27,7 @@ async fn post_without_a_matching_csrf_token_is_rejected() {
     let r = s
         .http
         .post(&url)
-        .header("cookie", format!("selfmon_csrf={}", s.token))
+        .header("cookie", s.cookie())
         .form(&[("csrf_token", wrong.as_str())])
         .send()
         .await
@@ -62,7 +62,7 @@ async fn post_without_a_matching_csrf_token_is_rejected() {
     let r = s
         .http
         .post(&url)
-        .header("cookie", format!("selfmon_csrf={}", s.token))
+        .header("cookie", s.cookie())
         .header("origin", "http://evil.example")
         .form(&[("csrf_token", s.token.as_str())])
         .send()
@@ -76,7 +76,7 @@ async fn post_without_a_matching_csrf_token_is_rejected() {
 }
 
 #[tokio::test]
-async fn page_sets_a_strict_http_only_csrf_cookie_and_a_csp() {
+async fn page_sets_a_strict_http_only_session_cookie_and_an_hmac_token() {
     let host = start_host(|_| {}).await;
     let r = reqwest::get(format!("{}/self-monitoring", host.base))
         .await
@@ -86,11 +86,172 @@ async fn page_sets_a_strict_http_only_csrf_cookie_and_a_csp() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let csp = r.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'"), "{csp}");
+    let session = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
     let body = r.text().await.unwrap();
-    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    let token = page_token(&body).unwrap();
+    assert_ne!(token, session, "the token is not the cookie");
+    assert_eq!(token, host.state.session_key.token(session));
     assert!(body.contains(&format!(r#"name="csrf_token" value="{token}""#)));
+}
+
+#[tokio::test]
+async fn a_self_chosen_cookie_with_a_matching_field_is_refused() {
+    let host = start_host(|_| {}).await;
+    let http = reqwest::Client::new();
+    let chosen = "0123456789abcdef0123456789abcdef";
+    for field in [chosen.to_string(), "0".repeat(64)] {
+        let r = http
+            .post(format!("{}/self-monitoring/run-now", host.base))
+            .header("cookie", format!("selfmon_session={chosen}"))
+            .form(&[("csrf_token", field.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "forged token {field}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("<!DOCTYPE html>"), "an HTML page: {body}");
+        assert!(body.contains("invalid CSRF token"), "{body}");
+    }
+    assert!(
+        host.state.followed_job.lock().unwrap().is_none(),
+        "no scan was queued"
+    );
+    // A token from another session does not carry over either.
+    let a = Session::open(&host.base).await;
+    let b = Session::open(&host.base).await;
+    let r = http
+        .post(format!("{}/self-monitoring/run-now", host.base))
+        .header("cookie", b.cookie())
+        .form(&[("csrf_token", a.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn a_foreign_host_header_is_refused_on_every_route() {
+    // What a DNS-rebinding page sends: its own name, pointed at this server's address.
+    let host = start_host(|o| o.allowed_hosts = vec!["cidx.example.org".into()]).await;
+    let s = Session::open(&host.base).await;
+    let http = reqwest::Client::new();
+    for path in [
+        "/self-monitoring",
+        "/self-monitoring/status",
+        "/self-monitoring/events",
+        "/static/app.js",
+    ] {
+        let r = http
+            .get(format!("{}{path}", host.base))
+            .header("host", "evil.example:8088")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 421, "{path}");
+        assert!(r.headers().contains_key("content-security-policy"));
+        let body = r.text().await.unwrap();
+        assert!(!body.contains(&s.token), "the token never leaks: {path}");
+        assert!(body.contains("does not answer to the host name"), "{body}");
+    }
+    let r = http
+        .post(format!("{}/self-monitoring/run-now", host.base))
+        .header("host", "evil.example")
+        .header("cookie", s.cookie())
+        .form(&[("csrf_token", s.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421);
+    assert!(host.state.followed_job.lock().unwrap().is_none());
+    // A configured name is accepted, with any port.
+    let r = http
+        .get(format!("{}/self-monitoring/status", host.base))
+        .header("host", "cidx.example.org")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let port = host.base.rsplit(':').next().unwrap();
+    let r = http
+        .get(format!("{}/self-monitoring/status", host.base))
+        .header("host", format!("localhost:{port}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_foreign_origin_gets_its_own_message() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let r = s
+        .http
+        .post(format!("{}/self-monitoring/run-now", host.base))
+        .header("cookie", s.cookie())
+        .header("origin", "http://evil.example")
+        .form(&[("csrf_token", s.token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("came from another site (http://evil.example)"),
+        "{body}"
+    );
+    assert!(!body.contains("CSRF"), "not the token message: {body}");
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let paths = [
+        "/self-monitoring",
+        "/",
+        "/static/app.js",
+        "/static/app.css",
+        "/static/favicon.svg",
+        "/favicon.ico",
+        "/self-monitoring/status",
+        "/no-such-page",
+        "/self-monitoring/issues/999",
+    ];
+    for path in paths {
+        let r = s
+            .http
+            .get(format!("{}{path}", host.base))
+            .send()
+            .await
+            .unwrap();
+        let h = r.headers();
+        let csp = h
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("{path}: no CSP"))
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
+    }
+    // A POST refused for its token, and a 404, are HTML pages, not JSON.
+    let r = s
+        .http
+        .post(format!("{}/self-monitoring/config", host.base))
+        .form(&[("enabled", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().contains_key("content-security-policy"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let (code, body) = s.get("/no-such-page").await;
+    assert_eq!(code, 404);
+    assert!(body.contains("Back to Self-Monitoring"), "{body}");
 }
 
 #[tokio::test]
@@ -246,6 +407,7 @@ async fn history_and_issues_are_paginated_server_side_with_totals() {
         "Trigger",
         "Duration",
         "Records read",
+        "Known signatures",
         "Novel signatures",
         "Issues filed",
         "Duplicates skipped",
@@ -432,10 +594,18 @@ async fn dry_run_issues_are_linked_and_served_by_number() {
     let s = Session::open(&host.base).await;
     let (_, page) = s.get("/self-monitoring").await;
     assert!(page.contains(r#"<a href="/self-monitoring/issues/1""#));
-    let (code, text) = s.get("/self-monitoring/issues/1").await;
+    let (code, issue) = s.get("/self-monitoring/issues/1").await;
+    assert_eq!(code, 200);
+    assert!(
+        issue.contains(r#"href="/self-monitoring/issues/1/markdown""#),
+        "{issue}"
+    );
+    let (code, text) = s.get("/self-monitoring/issues/1/markdown").await;
     assert_eq!(code, 200);
     assert!(text.contains("selfmon:fingerprint="), "{text}");
     let (code, _) = s.get("/self-monitoring/issues/999").await;
+    assert_eq!(code, 404);
+    let (code, _) = s.get("/self-monitoring/issues/999/markdown").await;
     assert_eq!(code, 404);
 }
 
@@ -450,11 +620,343 @@ async fn the_log_is_a_sqlite_file_that_keeps_growing() {
     assert!(host.state.feed.location().ends_with("logs.db"));
 }
 
-#[test]
-fn constant_time_eq_compares_whole_strings() {
-    use crate::app::constant_time_eq;
-    assert!(constant_time_eq(b"abc", b"abc"));
-    assert!(!constant_time_eq(b"abc", b"abd"));
-    assert!(!constant_time_eq(b"abc", b"abcd"));
-    assert!(!constant_time_eq(b"", b"a"));
+#[tokio::test]
+async fn the_scan_page_explains_every_signature_and_finding() {
+    let host = start_host(crate::testkit::explainable_scan).await;
+    let report = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(report.record.deferred >= 1 && report.record.rejected_findings == 1);
+    let id = report.record.scan_id.clone();
+    let s = Session::open(&host.base).await;
+
+    // The history links to the scan by id.
+    let (_, page) = s.get("/self-monitoring").await;
+    let href = format!(r#"href="/self-monitoring/scans/{id}""#);
+    assert!(page.contains(&href), "history links the scan");
+
+    let (code, scan) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert_eq!(code, 200, "{scan}");
+    assert!(scan.contains(id.as_str()));
+    assert_eq!(
+        scan.matches(r#"<tr class="finding outcome-"#).count(),
+        report.outcomes.len()
+    );
+    assert!(scan.contains(r#"class="finding outcome-deferred""#));
+    let deferred_row = scan
+        .split(r#"<tr class="finding outcome-deferred">"#)
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or("");
+    assert!(
+        deferred_row.contains("max_new_issues_per_scan"),
+        "a deferral says why: {deferred_row}"
+    );
+    assert!(scan.contains("backlog position 1"), "deferral position");
+    assert!(scan.contains(r#"<tr class="rejected">"#));
+    assert!(scan.contains("Invented outage with no evidence in this scan"));
+    assert!(
+        scan.contains("evidence"),
+        "the rejection gives the validation reason"
+    );
+    assert_eq!(
+        scan.matches(r#"<tr class="signature fate-"#).count(),
+        report.signatures.len()
+    );
+    assert!(scan.contains(&format!("{} signatures:", report.record.signatures)));
+    assert!(scan.contains("<caption>"));
+
+    // A filed issue links back to the scan that filed it and lists its history.
+    let filed = report
+        .outcomes
+        .iter()
+        .find_map(|o| match o {
+            selfmon::FindingOutcome::Filed { issue, .. } => Some(issue.number),
+            _ => None,
+        })
+        .expect("one issue filed");
+    assert!(scan.contains(&format!(r#"href="/self-monitoring/issues/{filed}""#)));
+    let (code, issue) = s.get(&format!("/self-monitoring/issues/{filed}")).await;
+    assert_eq!(code, 200);
+    assert!(issue.contains(&href), "the issue links its scan: {issue}");
+    assert!(issue.contains(r#"class="event event-filed""#), "{issue}");
+
+    // A second scan of the same records matches the issue; its history grows.
+    host.state.feed.append_batch().unwrap();
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let (_, issue) = s.get(&format!("/self-monitoring/issues/{filed}")).await;
+    assert!(
+        issue.matches(r#"<tr class="event event-"#).count() >= 2,
+        "{issue}"
+    );
+
+    let (code, _) = s.get("/self-monitoring/scans/no-such-scan").await;
+    assert_eq!(code, 404);
+    let (code, _) = s.get("/self-monitoring/scans/..%2F..%2Fetc").await;
+    assert_eq!(code, 404);
+}
+
+/// Reads server-sent events from `resp` until `done` accepts a `status` event's data, or 30 s.
+async fn read_status_events(
+    resp: &mut reqwest::Response,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no matching event within 30 s; saw {seen:#?}"))
+            .expect("stream readable")
+            .expect("stream still open");
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let is_status = block.lines().any(|l| l == "event: status");
+            let data: String = block
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if is_status {
+                let v: serde_json::Value = serde_json::from_str(&data).expect("status is JSON");
+                let stop = done(&v);
+                seen.push(v);
+                if stop {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_scan_is_pushed_to_open_pages_as_server_sent_events() {
+    let host = start_host(|o| o.tick_period = Some(std::time::Duration::from_millis(100))).await;
+    let s = Session::open(&host.base).await;
+    let mut resp = s
+        .http
+        .get(format!("{}/self-monitoring/events", host.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    assert!(resp.headers().contains_key("content-security-policy"));
+    let first = read_status_events(&mut resp, |_| true).await;
+    assert_eq!(first[0]["last_scan"], serde_json::Value::Null);
+
+    // Enabling monitoring lets the real scheduler queue a scan; nobody asks for a status.
+    let mut config = host.state.monitor.config();
+    config.enabled = true;
+    host.state.monitor.set_config(config).unwrap();
+    let seen = read_status_events(&mut resp, |v| {
+        v["history_changed"] == true
+            && v["last_scan"]["trigger"] == "scheduled"
+            && v["last_scan"]["status"] == "SUCCESS"
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|v| v["scheduler_state"] == "running" || v["last_scan"]["status"] == "RUNNING"),
+        "the scan's start was pushed too: {seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|v| v["scan_event"]["event"] == "finished"),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_form_keeps_its_input_and_marks_the_field() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("enabled", "on"),
+                ("cadence_preset", "custom"),
+                ("cadence_custom", "soon"),
+                ("model", "custom"),
+                ("model_custom", "claude-kept-model"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body.contains(r#"value="soon" aria-label="custom cadence in minutes" aria-invalid="true" aria-describedby="cadence_custom-error""#),
+        "the typed value is kept and the field marked: {body}"
+    );
+    assert!(body.contains(r#"<span id="cadence_custom-error" class="field-error">"#));
+    assert!(
+        body.contains(r#"value="claude-kept-model""#),
+        "other input kept"
+    );
+    assert!(body.contains(r#"<option value="custom" selected>custom…</option>"#));
+    assert!(body.contains(r#"id="enabled" value="on" checked"#));
+
+    // The model field is marked when it is the one at fault.
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/config",
+            &[
+                ("cadence_preset", "60"),
+                ("model", "custom"),
+                ("model_custom", "not a model"),
+            ],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        body.contains(r#"aria-invalid="true" aria-describedby="model_custom-error""#),
+        "{body}"
+    );
+    assert!(!body.contains(r#"aria-describedby="cadence_custom-error""#));
+
+    // An oversized prompt is refused, kept, and marked.
+    let huge = "x".repeat(crate::pages::MAX_PROMPT_BYTES + 1);
+    let (code, body, _) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[("action", "save"), ("prompt_template", &huge)],
+        )
+        .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("at most 32768 are accepted"), "{body}");
+    assert!(body.contains(r#"aria-describedby="prompt_template-error""#));
+    assert!(!host.state.monitor.config().prompt_user_modified);
+}
+
+#[tokio::test]
+async fn an_override_shows_its_diff_against_the_shipped_prompt() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    let text = format!(
+        "{}\nAlso check the disk.\n",
+        selfmon::prompt::SHIPPED_PROMPT.trim_end()
+    );
+    let (code, _, _) = s
+        .post(
+            "/self-monitoring/prompt",
+            &[("action", "save"), ("prompt_template", &text)],
+        )
+        .await;
+    assert_eq!(code, 303);
+    let (_, page) = s.get("/self-monitoring").await;
+    let diff = page
+        .split(r#"<pre id="prompt-diff" class="scroll">"#)
+        .nth(1)
+        .and_then(|d| d.split("</pre>").next())
+        .expect("a diff is shown");
+    assert!(diff.contains("+Also check the disk."), "{diff}");
+}
+
+#[tokio::test]
+async fn run_now_without_javascript_redirects_or_explains_in_html() {
+    let host = start_host(|_| {}).await;
+    let s = Session::open(&host.base).await;
+    // A golden-repo job holds the worker, so the scan stays queued.
+    let (code, _, _) = s.post_form("/golden-repo/run", &[]).await;
+    assert_eq!(code, 303);
+    let (code, _, location) = s.post_form("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 303);
+    assert_eq!(location.as_deref(), Some("/self-monitoring?saved=run_now"));
+    let (_, page) = s.get("/self-monitoring?saved=run_now").await;
+    assert!(page.contains("Scan queued"));
+    assert!(
+        page.contains(r#"id="run-now" disabled"#),
+        "Run Now is disabled while a scan is queued"
+    );
+    let (code, body, _) = s.post_form("/self-monitoring/run-now", &[]).await;
+    assert_eq!(code, 409);
+    assert!(
+        body.contains("<!DOCTYPE html>") && body.contains("already queued"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn every_control_is_labelled_and_every_table_captioned() {
+    let host = start_host(|_| {}).await;
+    host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let s = Session::open(&host.base).await;
+    let (_, page) = s.get("/self-monitoring").await;
+    for tag in ["<select ", "<textarea ", "<input "] {
+        for piece in page.split(tag).skip(1) {
+            let el = &piece[..piece.find('>').unwrap()];
+            if el.contains(r#"type="hidden""#) {
+                continue;
+            }
+            let id = el
+                .split(r#"id=""#)
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
+            let labelled = el.contains("aria-label=")
+                || (!id.is_empty() && page.contains(&format!(r#"<label for="{id}">"#)));
+            assert!(labelled, "unlabelled control: {tag}{el}");
+        }
+    }
+    assert_eq!(
+        page.matches("<table ").count(),
+        page.matches("<caption>").count()
+    );
+    assert!(page.contains(r#"<link rel="icon" href="/static/favicon.svg""#));
+    assert!(page.contains(r#"<dl aria-live="polite">"#));
+}
+
+#[tokio::test]
+async fn a_broken_log_recovers_on_the_next_scan_and_the_scan_page_shows_the_reset() {
+    let host = start_host(|_| {}).await;
+    let first = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(first.record.log_id_end > 0);
+    host.state.feed.break_log().unwrap();
+    assert!(host.state.monitor.scan(ScanTrigger::Manual).await.is_err());
+    // The server writes its next records: the log is recreated, no restart.
+    host.state.feed.append_batch().unwrap();
+    let report = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, selfmon::ScanStatus::Success);
+    assert!(report.record.cursor_reset, "{:?}", report.record);
+    let s = Session::open(&host.base).await;
+    let (_, page) = s
+        .get(&format!("/self-monitoring/scans/{}", report.record.scan_id))
+        .await;
+    assert!(page.contains(r#"id="cursor-reset""#), "{page}");
+    assert!(page.contains("reading restarted from the beginning"));
+}
+
+#[tokio::test]
+async fn a_running_scan_page_says_so_and_follows_the_scan() {
+    let host = start_host(|o| o.analysis_delay = std::time::Duration::from_millis(1500)).await;
+    let monitor = host.state.monitor.clone();
+    let scan = tokio::spawn(async move { monitor.scan(ScanTrigger::Manual).await });
+    let mut running = None;
+    for _ in 0..200 {
+        let page = host
+            .state
+            .store
+            .list_scans(Default::default())
+            .await
+            .unwrap();
+        if let Some(r) = page
+            .items
+            .into_iter()
+            .find(|r| r.status == selfmon::ScanStatus::Running)
+        {
+            running = Some(r.scan_id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let id = running.expect("the scan shows as running");
+    let s = Session::open(&host.base).await;
+    let (code, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!(r#"<body data-running-scan="{id}">"#)));
+    assert!(page.contains(r#"id="scan-running""#));
+    scan.await.unwrap().unwrap();
+    let (_, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert!(!page.contains("data-running-scan"));
 }

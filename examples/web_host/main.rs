@@ -1,5 +1,9 @@
 //! A reference host: a small `axum` server that embeds selfmon the way CIDX would, with a
-//! "Self-Monitoring" page (configuration, status, Run Now, scan history, filed issues).
+//! "Self-Monitoring" page (configuration, status, Run Now, scan history, filed issues), a page per
+//! scan explaining every signature's and finding's fate (`/self-monitoring/scans/ID`), a page per
+//! filed issue with its dedup history, and live updates by server-sent events
+//! (`/self-monitoring/events`). Requests naming another host are refused (DNS rebinding), forms
+//! carry a CSRF token bound to the session by an HMAC, and every response carries a CSP.
 //!
 //! Run with `cargo run --example web_host` and open the printed URL. Offline by default: a log
 //! that keeps receiving new records, the offline rule-based runner, and a tracker that files
@@ -11,14 +15,19 @@
 //!   of writing them as Markdown files into `DIR/dry-run-issues`;
 //! - `--claude BINARY`: analyse with the Claude Code CLI at BINARY (`claude` on the PATH works)
 //!   instead of the offline rules;
+//! - `--allow-host NAME` (repeatable): also answer to `Host: NAME` (a reverse proxy's name);
+//!   requests naming any other host are refused, against DNS rebinding;
 //! - `--test-hooks`: adds the test-only "Break the log file" control.
 //!
 //! `cargo test --example web_host` runs the HTTP tests and the headless-Chromium tests (which
 //! skip with a reason when `chromium` or `chromedriver` is missing).
 
 mod app;
+mod events;
 mod logs;
 mod pages;
+mod report_pages;
+mod security;
 mod state;
 
 #[cfg(test)]
@@ -41,6 +50,7 @@ struct Args {
     test_hooks: bool,
     github: Option<String>,
     claude: Option<PathBuf>,
+    allowed_hosts: Vec<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         test_hooks: false,
         github: None,
         claude: None,
+        allowed_hosts: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -69,12 +80,15 @@ fn parse_args() -> Result<Args, String> {
                 args.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a value")?);
             }
             "--test-hooks" => args.test_hooks = true,
+            "--allow-host" => args
+                .allowed_hosts
+                .push(it.next().ok_or("--allow-host needs a host name")?),
             "--claude" => {
                 args.claude = Some(PathBuf::from(it.next().ok_or("--claude needs a binary")?))
             }
             "--github" => args.github = Some(it.next().ok_or("--github needs OWNER/NAME")?),
             "-h" | "--help" => return Err(
-                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--test-hooks]"
+                "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--allow-host NAME]... [--test-hooks]"
                     .to_string(),
             ),
             other => return Err(format!("unknown argument {other:?}; try --help")),
@@ -90,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.test_hooks = args.test_hooks;
     options.github_repository = args.github;
     options.claude_binary = args.claude;
+    options.allowed_hosts = args.allowed_hosts;
     let state = HostState::start(options)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -102,6 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         state.runner_description,
         state.tracker_description
     );
-    axum::serve(listener, app::router(state)).await?;
+    let guard = security::HostGuard::new(addr, &state.options.allowed_hosts);
+    axum::serve(listener, app::router(state, guard)).await?;
     Ok(())
 }

@@ -18,7 +18,9 @@ use selfmon::{
     JobSpec, JobStatus, SelfMonitoringConfig, SelfMonitoringService, StateStore,
 };
 
+use crate::events::{self, Events, HostEvent, NotifyingQueue};
 use crate::logs::LogFeed;
+use crate::security::SessionKey;
 
 /// How the host is set up.
 #[derive(Debug, Clone)]
@@ -44,6 +46,12 @@ pub struct HostOptions {
     pub github_repository: Option<String>,
     /// Analyse with this Claude Code CLI binary instead of the offline rules.
     pub claude_binary: Option<PathBuf>,
+    /// Analyse with this runner (wrapped in `analysis_delay`) instead of the offline rules or
+    /// Claude; tests use it to make findings the engine rejects.
+    pub runner_override: Option<RunnerOverride>,
+    /// Host names (besides the bind address, and `localhost` on loopback) the server answers to,
+    /// e.g. the name a reverse proxy forwards; every other `Host` is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl HostOptions {
@@ -63,7 +71,19 @@ impl HostOptions {
             },
             github_repository: None,
             claude_binary: None,
+            allowed_hosts: Vec::new(),
+            runner_override: None,
         }
+    }
+}
+
+/// A runner chosen by the embedding code (see [`HostOptions::runner_override`]).
+#[derive(Clone)]
+pub struct RunnerOverride(pub Arc<dyn AnalysisRunner>);
+
+impl std::fmt::Debug for RunnerOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RunnerOverride({})", self.0.name())
     }
 }
 
@@ -82,8 +102,11 @@ pub struct HostState {
     pub monitor: Arc<SelfMonitor>,
     /// Scheduling and Run Now.
     pub service: Arc<SelfMonitoringService>,
-    /// The job queue (one worker), shared by self-monitoring and golden-repo jobs.
-    pub queue: Arc<MemoryJobQueue>,
+    /// The job queue (one worker), shared by self-monitoring and golden-repo jobs; announces
+    /// every job's submission and end on `events`.
+    pub queue: Arc<NotifyingQueue>,
+    /// What changed, for the pages' live updates (see [`crate::events`]).
+    pub events: Events,
     /// Scan history and filed issues.
     pub store: Arc<dyn StateStore>,
     /// The host's log.
@@ -102,6 +125,8 @@ pub struct HostState {
     pub golden_job: Mutex<Option<JobId>>,
     /// The options the host was started with.
     pub options: HostOptions,
+    /// The key CSRF tokens are computed under (drawn at start).
+    pub session_key: SessionKey,
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -144,8 +169,15 @@ impl HostState {
                 }
             };
         let (runner, runner_description): (Arc<dyn AnalysisRunner>, String) =
-            match &options.claude_binary {
-                Some(binary) => {
+            match (&options.runner_override, &options.claude_binary) {
+                (Some(RunnerOverride(runner)), _) => (
+                    Arc::new(DelayedRunner {
+                        inner: runner.clone(),
+                        delay: options.analysis_delay,
+                    }),
+                    format!("{} (chosen by the host)", runner.name()),
+                ),
+                (None, Some(binary)) => {
                     let config = ClaudeRunnerConfig {
                         binary: binary.clone(),
                         ..ClaudeRunnerConfig::default()
@@ -156,7 +188,7 @@ impl HostState {
                         format!("Claude Code CLI ({})", binary.display()),
                     )
                 }
-                None => (
+                (None, None) => (
                     Arc::new(DelayedRunner {
                         inner: Arc::new(OfflineRunner),
                         delay: options.analysis_delay,
@@ -180,17 +212,22 @@ impl HostState {
             model: RwLock::new(golden_model),
             last_ran_on: Mutex::new(None),
         });
-        let queue = MemoryJobQueue::start(Arc::new(HostJobs {
-            monitor: monitor.clone(),
-            golden: golden.clone(),
-            golden_job_duration: options.golden_job_duration,
-        }));
+        let (events, _) = tokio::sync::broadcast::channel(256);
+        let queue = NotifyingQueue::new(
+            MemoryJobQueue::start(Arc::new(HostJobs {
+                monitor: monitor.clone(),
+                golden: golden.clone(),
+                golden_job_duration: options.golden_job_duration,
+                events: events.clone(),
+            })),
+            events.clone(),
+        );
         let service = Arc::new(SelfMonitoringService::new(
             monitor.config_handle(),
             queue.clone() as Arc<dyn JobQueue>,
             store.clone(),
         ));
-        let mut background = Vec::new();
+        let mut background = vec![events::forward_scan_events(&monitor, events.clone())];
         if let Some(period) = options.tick_period {
             background.push(service.clone().spawn_ticker(period));
         }
@@ -201,6 +238,7 @@ impl HostState {
             monitor,
             service,
             queue,
+            events,
             store,
             feed,
             tracker_description,
@@ -210,6 +248,7 @@ impl HostState {
             followed_job: Mutex::new(None),
             golden_job: Mutex::new(None),
             options,
+            session_key: SessionKey::random(),
             background,
         }))
     }
@@ -247,6 +286,7 @@ impl HostState {
             .await
             .map_err(|e| e.to_string())?;
         *self.golden_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        let _ = self.events.send(HostEvent::Jobs);
         Ok(id)
     }
 
@@ -302,11 +342,14 @@ struct HostJobs {
     monitor: Arc<SelfMonitor>,
     golden: Arc<GoldenRepoJobs>,
     golden_job_duration: Duration,
+    events: Events,
 }
 
 #[async_trait]
 impl JobHandler for HostJobs {
     async fn run(&self, job: &JobSpec) -> Result<(), String> {
+        // The queue marked the job running before calling here.
+        let _ = self.events.send(HostEvent::Jobs);
         match job.kind {
             JobKind::SelfMonitoring => self.monitor.run(job).await,
             JobKind::GoldenRepo => {

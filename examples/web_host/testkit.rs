@@ -63,7 +63,8 @@ pub async fn start_host_in(
         .await
         .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
-    let router = app::router(state.clone());
+    let guard = crate::security::HostGuard::new(addr, &state.options.allowed_hosts);
+    let router = app::router(state.clone(), guard);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
@@ -75,18 +76,28 @@ pub async fn start_host_in(
     }
 }
 
-/// An HTTP session: follows no redirects, keeps the CSRF cookie.
+/// An HTTP session: follows no redirects, keeps the session cookie and the page's CSRF token.
 pub struct Session {
     /// The client.
     pub http: reqwest::Client,
     /// Base URL.
     pub base: String,
-    /// The CSRF token from the cookie.
+    /// The session id from the cookie.
+    pub session: String,
+    /// The CSRF token from the page.
     pub token: String,
 }
 
+/// The CSRF token a page carries in its `csrf-token` meta tag.
+pub fn page_token(html: &str) -> Option<String> {
+    const META: &str = r#"<meta name="csrf-token" content=""#;
+    let start = html.find(META)? + META.len();
+    let len = html[start..].find('"')?;
+    Some(html[start..start + len].to_string())
+}
+
 impl Session {
-    /// Opens the page and takes the token from its cookie.
+    /// Opens the page and takes the session from its cookie and the token from the page.
     pub async fn open(base: &str) -> Session {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -104,17 +115,25 @@ impl Session {
             .and_then(|v| v.to_str().ok())
             .expect("the page sets the CSRF cookie")
             .to_string();
-        let token = cookie
+        let session = cookie
             .split(';')
             .next()
             .and_then(|kv| kv.split_once('='))
             .map(|(_, v)| v.to_string())
             .expect("cookie has a value");
+        let html = resp.text().await.expect("page body");
+        let token = page_token(&html).expect("the page carries a CSRF token");
         Session {
             http,
             base: base.to_string(),
+            session,
             token,
         }
+    }
+
+    /// The `Cookie` header value of this session.
+    pub fn cookie(&self) -> String {
+        format!("{}={}", crate::security::SESSION_COOKIE, self.session)
     }
 
     /// GETs a path with the session cookie; returns status and body.
@@ -122,7 +141,7 @@ impl Session {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
-            .header(COOKIE, format!("{}={}", app::CSRF_COOKIE, self.token))
+            .header(COOKIE, self.cookie())
             .send()
             .await
             .expect("GET");
@@ -130,14 +149,34 @@ impl Session {
         (status, resp.text().await.expect("body"))
     }
 
-    /// POSTs a form with the session cookie and the token field; returns status, body, location.
+    /// POSTs a form as the page's script does (asking for JSON), with the session cookie and the
+    /// token field; returns status, body, location.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String, Option<String>) {
+        self.post_accepting(path, fields, "application/json").await
+    }
+
+    /// Like [`post`](Self::post), as a browser without JavaScript posts a form (accepting HTML).
+    pub async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, Option<String>) {
+        self.post_accepting(path, fields, "text/html").await
+    }
+
+    async fn post_accepting(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        accept: &str,
+    ) -> (u16, String, Option<String>) {
         let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push((app::CSRF_FIELD, &self.token));
+        form.push((crate::security::CSRF_FIELD, &self.token));
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(COOKIE, format!("{}={}", app::CSRF_COOKIE, self.token))
+            .header(COOKIE, self.cookie())
+            .header(reqwest::header::ACCEPT, accept)
             .form(&form)
             .send()
             .await
@@ -170,4 +209,41 @@ impl Session {
         }
         panic!("the followed job did not finish within 30 s");
     }
+}
+
+/// The offline rules plus one invented finding whose evidence lies outside the scan, which the
+/// engine's validation rejects: a scan with a rejection to explain.
+pub struct InventingRunner;
+
+#[async_trait::async_trait]
+impl selfmon::AnalysisRunner for InventingRunner {
+    async fn analyze(
+        &self,
+        request: &selfmon::AnalysisRequest,
+    ) -> selfmon::Result<selfmon::Analysis> {
+        let mut analysis = selfmon::offline::OfflineRunner.analyze(request).await?;
+        analysis.findings.push(selfmon::Finding {
+            classification: selfmon::Classification::ServerBug,
+            title: "Invented outage with no evidence in this scan".to_string(),
+            summary: "A finding the model made up.".to_string(),
+            evidence_record_ids: vec![i64::MAX - 7],
+            error_codes: Vec::new(),
+            source_files: Vec::new(),
+            error_type: None,
+            signature_ids: Vec::new(),
+            suspected_cause: None,
+            suggested_fix: None,
+        });
+        Ok(analysis)
+    }
+
+    fn name(&self) -> &str {
+        "inventing-offline"
+    }
+}
+
+/// Options for a scan that files one issue, defers the rest and rejects an invented finding.
+pub fn explainable_scan(o: &mut HostOptions) {
+    o.runner_override = Some(crate::state::RunnerOverride(Arc::new(InventingRunner)));
+    o.config.max_new_issues_per_scan = 1;
 }

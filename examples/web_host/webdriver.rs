@@ -24,6 +24,25 @@ pub fn missing_browser() -> Option<String> {
         })
 }
 
+/// The size of the browser's viewport.
+#[derive(Debug, Clone, Copy)]
+pub enum Viewport {
+    /// A desktop window of this size.
+    Desktop {
+        /// CSS pixels.
+        width: u32,
+        /// CSS pixels.
+        height: u32,
+    },
+    /// A phone (mobile emulation: viewport, touch, device pixel ratio 2).
+    Phone {
+        /// CSS pixels.
+        width: u32,
+        /// CSS pixels.
+        height: u32,
+    },
+}
+
 /// A running chromedriver with one headless Chromium session.
 pub struct Browser {
     driver: Child,
@@ -46,8 +65,17 @@ fn free_port() -> Result<u16, String> {
 
 impl Browser {
     /// Starts chromedriver on a free loopback port and opens a headless Chromium session with a
-    /// fresh profile.
+    /// fresh profile and a 1400 × 2200 window.
     pub async fn start() -> Result<Browser, String> {
+        Self::start_with(Viewport::Desktop {
+            width: 1400,
+            height: 2200,
+        })
+        .await
+    }
+
+    /// Like [`start`](Self::start), with the given viewport.
+    pub async fn start_with(viewport: Viewport) -> Result<Browser, String> {
         let port = free_port()?;
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -82,18 +110,34 @@ impl Browser {
         if !ready {
             return Err("chromedriver did not become ready within 20 s".into());
         }
+        let (window, mobile) = match viewport {
+            Viewport::Desktop { width, height } => {
+                (format!("--window-size={width},{height}"), None)
+            }
+            // Chromium will not make a window narrower than ~500 px; a phone is emulated instead.
+            Viewport::Phone { width, height } => (
+                format!("--window-size={},{}", width.max(500), height),
+                Some(
+                    json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true}}),
+                ),
+            ),
+        };
+        let mut options = json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--disable-quic",
+                "--disable-dev-shm-usage", window,
+                format!("--user-data-dir={}", browser._profile.path().display()),
+            ],
+        });
+        if let Some(m) = mobile {
+            options["mobileEmulation"] = m;
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-quic",
-                    "--disable-dev-shm-usage", "--window-size=1400,2200",
-                    format!("--user-data-dir={}", browser._profile.path().display()),
-                ],
-            },
+            "goog:chromeOptions": options,
         }}});
         let v = browser
             .raw("POST", &format!("{base}/session"), Some(caps))
@@ -187,6 +231,17 @@ impl Browser {
             .cmd("GET", &format!("/element/{id}/text"), None)
             .await?;
         Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// The text of the open alert or confirm dialog.
+    pub async fn alert_text(&self) -> Result<String, String> {
+        let v = self.cmd("GET", "/alert/text", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Dismisses the open dialog (a confirm answers "Cancel").
+    pub async fn dismiss_alert(&self) -> Result<(), String> {
+        self.cmd("POST", "/alert/dismiss", None).await.map(|_| ())
     }
 
     /// Runs a script in the page and returns its result.

@@ -55,3 +55,6 @@ pub use error::{Error, Result};
 pub use log_source::{PgLogSource, PgLogSourceOptions, LOGS_TABLE_DDL};
 pub use schema::SCHEMA_VERSION;
 pub use state_store::{PgStateStore, PgStateStoreOptions, PruneReport};
+/// The client crate, re-exported so hosts (creating the logs table, running their own queries)
+/// and tests use the version this crate was built with.
+pub use tokio_postgres;

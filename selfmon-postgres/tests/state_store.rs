@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use selfmon_core::{
-    Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueLedger, IssueRef,
-    IssueState, LeaseOutcome, Marker, ScanId, ScanLedger,
+    Classification, FiledIssue, FilingIntent, Finding, FindingOutcome, IssueDraft, IssueLedger,
+    IssueRef, IssueState, LeaseOutcome, Marker, PageRequest, ScanHistory, ScanId, ScanLedger,
+    ScanRecord, ScanReport, ScanStatus, ScanTrigger,
 };
-use selfmon_postgres::{schema, Error, PgStateStore, SCHEMA_VERSION};
+use selfmon_postgres::{schema, Error, PgStateStore, PgStateStoreOptions, SCHEMA_VERSION};
 use support::test_db;
 
 fn t(secs: i64) -> chrono::DateTime<Utc> {
@@ -275,4 +276,295 @@ async fn nodes_starting_together_migrate_once() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_old_scans_with_their_reports_and_events_but_never_running_scans_the_cursor_or_issues(
+) {
+    let Some(db) = test_db().await else { return };
+    let store = PgStateStore::connect(
+        db.url.clone(),
+        PgStateStoreOptions {
+            retention_days: 30,
+            ..db.state_options()
+        },
+    )
+    .await
+    .expect("connect");
+    let day = 86_400;
+    let scan = |id: &str, status: ScanStatus, start: i64, end: i64, dry_run: bool| {
+        let mut s = ScanRecord::started(ScanId(id.into()), ScanTrigger::Scheduled, 0, t(start));
+        s.status = status;
+        s.log_id_end = end;
+        s.dry_run = dry_run;
+        if status != ScanStatus::Running {
+            s.completed_at = Some(t(start + 10));
+        }
+        s
+    };
+    for s in [
+        scan("old-success", ScanStatus::Success, 0, 10, false),
+        scan("old-failure", ScanStatus::Failure, day, 10, false),
+        scan(
+            "latest-success-but-old",
+            ScanStatus::Success,
+            2 * day,
+            20,
+            false,
+        ),
+        // A later dry run is no cursor: it must not shield itself and expose the real one.
+        scan("old-dry-run", ScanStatus::Success, 2 * day + 100, 30, true),
+        scan("old-running", ScanStatus::Running, 3 * day, 20, false),
+        scan("recent-failure", ScanStatus::Failure, 99 * day, 20, false),
+    ] {
+        store.begin_scan(&s).await.unwrap();
+        let mut report = ScanReport::new(s.clone());
+        report.outcomes.push(FindingOutcome::Commented {
+            title: "related".into(),
+            issue: 1,
+            reason: "similar".into(),
+            score: Some(0.9),
+        });
+        store.save_scan_report(&report).await.unwrap();
+        if s.status != ScanStatus::Running {
+            store.finish_scan(&s).await.unwrap();
+        }
+    }
+    let i = intent("a", 1);
+    store.record_intent(&i).await.unwrap();
+    let mut row = FiledIssue::from_intent(
+        &i,
+        IssueRef {
+            number: 1,
+            url: "u1".into(),
+            state: IssueState::Open,
+        },
+        t(0),
+    );
+    row.scan_id = ScanId("old-success".into());
+    store.complete_intent(&i.intent_id, &row).await.unwrap();
+    store.record_occurrences(1, 2, t(5)).await.unwrap();
+    store.record_occurrences(1, 3, t(99 * day)).await.unwrap();
+    let history_before = store
+        .issue_history(1, PageRequest::default())
+        .await
+        .unwrap()
+        .total;
+
+    let report = store.prune(t(100 * day)).await.unwrap();
+    assert_eq!(report.scans_deleted, 3, "{report:?}");
+    assert_eq!(report.occurrences_deleted, 1, "{report:?}");
+    assert_eq!(report.reports_deleted, 3, "reports go with their scans");
+    for gone in ["old-success", "old-failure", "old-dry-run"] {
+        assert!(
+            store
+                .scan_report(&ScanId(gone.into()))
+                .await
+                .unwrap()
+                .is_none(),
+            "{gone}'s report"
+        );
+    }
+    assert!(store
+        .scan_report(&ScanId("latest-success-but-old".into()))
+        .await
+        .unwrap()
+        .is_some());
+    let history = store
+        .issue_history(1, PageRequest::default())
+        .await
+        .unwrap();
+    // A dry run records no issue events; the two other pruned scans' events go.
+    assert_eq!(history_before, 5);
+    assert_eq!(
+        history.total, 3,
+        "the issue events of pruned scans are pruned too"
+    );
+    let left: Vec<String> = store
+        .list_scans(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| s.scan_id.0)
+        .collect();
+    assert_eq!(
+        left,
+        ["recent-failure", "old-running", "latest-success-but-old"]
+    );
+    assert_eq!(store.last_successful_cursor().await.unwrap(), 20);
+    let issues = store.filed_issues().await.unwrap();
+    assert_eq!(issues.len(), 1, "issue rows are never pruned");
+    assert_eq!(
+        issues[0].occurrences,
+        1 + 2 + 3,
+        "the running total is kept"
+    );
+    let occurrences: i64 = db
+        .client
+        .query_one(
+            &format!("SELECT count(*) FROM {}.selfmon_occurrences", db.schema),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(occurrences, 1, "only the recent occurrence row is left");
+
+    // Pruning again removes nothing more: what is left is all kept on purpose.
+    let again = store.prune(t(100 * day)).await.unwrap();
+    assert_eq!(again, Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_at_every_older_version_migrates_forward_keeping_scans_and_the_outbox() {
+    for version in 1..SCHEMA_VERSION {
+        let Some(db) = test_db().await else { return };
+        let mut client = db.connect().await;
+        schema::migrate_to(&mut client, &db.schema, version)
+            .await
+            .unwrap();
+        let s = &db.schema;
+        let mut done = ScanRecord::started(ScanId("v-old".into()), ScanTrigger::Scheduled, 0, t(0));
+        done.status = ScanStatus::Success;
+        done.log_id_end = 42;
+        done.completed_at = Some(t(10));
+        let running =
+            ScanRecord::started(ScanId("v-running".into()), ScanTrigger::Manual, 42, t(20));
+        for r in [&done, &running] {
+            client
+                .execute(
+                    &format!(
+                        "INSERT INTO {s}.selfmon_scans
+                         (scan_id, status, started_at, completed_at, log_id_end, record)
+                         VALUES ($1, $2, $3, $4, $5, $6)"
+                    ),
+                    &[
+                        &r.scan_id.as_str(),
+                        &r.status.as_str(),
+                        &r.started_at,
+                        &r.completed_at,
+                        &r.log_id_end,
+                        &serde_json::to_value(r).unwrap(),
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        let pending = intent("pending", 7);
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {s}.selfmon_intents (intent_id, created_at, intent)
+                     VALUES ($1, $2, $3)"
+                ),
+                &[
+                    &pending.intent_id,
+                    &pending.created_at,
+                    &serde_json::to_value(&pending).unwrap(),
+                ],
+            )
+            .await
+            .unwrap();
+
+        let store = PgStateStore::connect(db.url.clone(), db.state_options())
+            .await
+            .unwrap_or_else(|e| panic!("upgrade from v{version}: {e}"));
+        assert_eq!(store.schema_version().await.unwrap(), SCHEMA_VERSION);
+        assert_eq!(
+            store.last_successful_cursor().await.unwrap(),
+            42,
+            "v{version}: the cursor survives"
+        );
+        assert_eq!(
+            store.open_intents().await.unwrap(),
+            vec![pending.clone()],
+            "v{version}: the outbox survives"
+        );
+        assert_eq!(
+            store
+                .close_abandoned_scans(t(30), "upgraded")
+                .await
+                .unwrap(),
+            1,
+            "v{version}: a scan left running before the upgrade is closed after it"
+        );
+        // Everything added since works on the upgraded rows.
+        let issue = FiledIssue::from_intent(
+            &pending,
+            IssueRef {
+                number: 7,
+                url: "u7".into(),
+                state: IssueState::Open,
+            },
+            t(40),
+        );
+        store.complete_intent("pending", &issue).await.unwrap();
+        store.record_occurrences(7, 1, t(41)).await.unwrap();
+        let mut report = ScanReport::new(done.clone());
+        report.outcomes.push(FindingOutcome::Commented {
+            title: "t".into(),
+            issue: 7,
+            reason: "r".into(),
+            score: None,
+        });
+        store.save_scan_report(&report).await.unwrap();
+        assert!(store.scan_report(&done.scan_id).await.unwrap().is_some());
+        let (got, _) = store
+            .acquire_lease("after-upgrade", Duration::from_secs(60), t(50))
+            .await
+            .unwrap();
+        assert!(matches!(got, LeaseOutcome::Acquired(_)), "v{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scan_whose_renewal_found_the_lease_gone_stays_fenced_until_it_releases() {
+    let Some(db) = test_db().await else { return };
+    let a = PgStateStore::connect(db.url.clone(), db.state_options())
+        .await
+        .expect("a");
+    let b = PgStateStore::connect(db.url.clone(), db.state_options())
+        .await
+        .expect("b");
+    let ttl = Duration::from_secs(30);
+    let LeaseOutcome::Acquired(lease_a) = a.try_acquire_lease("node-a", ttl, t(0)).await.unwrap()
+    else {
+        panic!("a takes the free lease")
+    };
+    // Node a stalls; node b takes the expired lease over, scans, and releases it.
+    let LeaseOutcome::Acquired(lease_b) = b.try_acquire_lease("node-b", ttl, t(31)).await.unwrap()
+    else {
+        panic!("b takes the expired lease over")
+    };
+    b.release_lease(&lease_b).await.unwrap();
+    // Node a wakes: its renewal finds the lease gone, and its scan's last writes must not land,
+    // although nobody holds the lease now.
+    assert!(matches!(
+        a.renew_lease(&lease_a, ttl, t(40)).await.unwrap(),
+        selfmon_core::LeaseRenewal::Lost(_)
+    ));
+    let mut late = ScanRecord::started(ScanId("late".into()), ScanTrigger::Scheduled, 0, t(0));
+    late.status = ScanStatus::Failure;
+    late.completed_at = Some(t(41));
+    for e in [
+        a.finish_scan(&late).await.unwrap_err(),
+        a.record_intent(&intent("late", 1)).await.unwrap_err(),
+    ] {
+        assert!(
+            matches!(core_source(&e), Some(Error::LeaseLost { .. })),
+            "{e}"
+        );
+    }
+    assert!(b
+        .list_scans(PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert!(b.open_intents().await.unwrap().is_empty());
+    // Once the scan has released (ended), the store writes unfenced again, as one that never
+    // took the lease (a dashboard) does.
+    a.release_lease(&lease_a).await.unwrap();
+    a.record_intent(&intent("dashboard", 2)).await.unwrap();
 }

@@ -132,8 +132,9 @@ struct HeldLease {
 ///   occurrences, templates) runs in a transaction that first locks the lease row `FOR SHARE` and
 ///   checks that owner and epoch are still this store's. A node that lost the lease (it stalled,
 ///   or was partitioned and another node took over) gets [`Error::LeaseLost`] and lands nothing;
-///   the new holder reconciles the outbox. A store that never took the lease (a dashboard) writes
-///   unfenced.
+///   the new holder reconciles the outbox. A store whose renewal found the lease gone stays
+///   fenced until its scan releases the lease, so the scan's closing writes do not land either.
+///   A store that never took the lease (a dashboard) writes unfenced.
 /// - Lease expiry compares the callers' clocks (the `now` passed in): keep the nodes' clocks in
 ///   sync (NTP) and the TTL well above the skew.
 /// - Durability: every method commits before it returns. Transient failures (lost connection,
@@ -427,11 +428,11 @@ impl PgStateStore {
                 owner: lease.owner.clone(),
                 epoch,
             })),
-            LeaseOutcome::Held(_) => {
-                if self.held().is_some_and(|h| h.owner == holder.owner) {
-                    self.set_held(None);
-                }
-            }
+            // A lease this store held and has now lost (a renewal found another holder, or
+            // nobody) keeps fencing: every write fails with `LeaseLost` until the scan releases
+            // it. Forgetting it here would let the scan's last writes land unfenced after the
+            // takeover (the cluster test `a_stalled_scanner_...` caught exactly that).
+            LeaseOutcome::Held(_) => {}
         }
         Ok((outcome, epoch))
     }
