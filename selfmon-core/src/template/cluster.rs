@@ -5,7 +5,7 @@ use std::hash::Hasher as _;
 use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
-use super::masks::{mask_into, trim_lead_punct, trim_tail_punct};
+use super::masks::{is_error_code, mask_into, trim_lead_punct, trim_tail_punct};
 use super::seal::{is_stand_in, seal_token, stand_in_flags, stand_in_matches};
 
 /// The placeholder clustering puts where the messages of a cluster differ.
@@ -810,6 +810,10 @@ fn sibling_keys(tokens: &[Box<str>], flags: &[u8]) -> Vec<(usize, u64)> {
         if f & WILD == 0 && f & PLACEHOLDER != 0 {
             continue;
         }
+        // Never a variable: messages that differ in their error code are different problems.
+        if is_code_token(&tokens[pos]) {
+            continue;
+        }
         let mut h = FxHasher::default();
         h.write_usize(tokens.len());
         h.write_usize(pos);
@@ -893,6 +897,10 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
             continue;
         }
         all_equal = false;
+        // An error code names the problem: another code is another message, whatever else agrees.
+        if is_code_token(t) || is_code_token(m) {
+            return None;
+        }
         if tf & WORD != 0 && flags[i] & WORD != 0 {
             let introduced =
                 i > 0 && c.flags[i - 1] & INTRO != 0 && *c.tokens[i - 1] == *tokens[i - 1];
@@ -982,6 +990,11 @@ fn is_introducer(core: &str) -> bool {
     INTRODUCERS
         .iter()
         .any(|w| w.len() == core.len() && w.eq_ignore_ascii_case(core))
+}
+
+/// An error code (`[GIT-SYNC-001]`, `DB-LOCK-003:`), possibly wrapped in punctuation.
+fn is_code_token(tok: &str) -> bool {
+    tok.len() >= 7 && is_error_code(trim_tail_punct(trim_lead_punct(tok)))
 }
 
 /// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe).

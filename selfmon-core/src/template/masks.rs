@@ -483,7 +483,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
 
 /// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without
 /// allocating).
-fn is_error_code(t: &str) -> bool {
+pub(super) fn is_error_code(t: &str) -> bool {
     let mut parts = t.split('-');
     let (Some(a), Some(b), Some(n), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

@@ -260,6 +260,35 @@ fn realistic_server_messages_are_masked() {
 }
 
 #[test]
+fn messages_differing_only_in_their_error_code_never_share_a_template() {
+    // Found by the engine's state-machine test: five codes in one position made it a variable,
+    // and five problems became one issue.
+    let mut t = Templater::new();
+    let mut ids = Vec::new();
+    for _round in 0..3 {
+        for n in 0..8 {
+            ids.push((
+                n,
+                t.learn(&format!(
+                    "[PRB-STATE-00{n}] subsystem {n} failed to commit its journal"
+                )),
+            ));
+        }
+    }
+    let mut fingerprints = std::collections::HashSet::new();
+    for (n, id) in ids {
+        let tpl = t.cluster_template(id).unwrap();
+        assert!(
+            tpl.text.contains(&format!("PRB-STATE-00{n}")),
+            "{}",
+            tpl.text
+        );
+        fingerprints.insert(tpl.fingerprint);
+    }
+    assert_eq!(fingerprints.len(), 8);
+}
+
+#[test]
 fn error_codes_are_kept() {
     table(&[
         ("[GIT-SYNC-001] x", "[GIT-SYNC-001] x"),
