@@ -671,6 +671,9 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
     match s.service.run_now().await {
         Ok(Submission::Submitted { job_id }) => {
             *s.followed_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(job_id.clone());
+            // The queue announced the job before it became the followed one: announce again so
+            // open pages follow it from its first state.
+            let _ = s.events.send(HostEvent::Jobs);
             if !json {
                 // A browser without JavaScript posted the form itself: back to the page.
                 return Redirect::to("/self-monitoring?saved=run_now").into_response();
@@ -805,7 +808,7 @@ async fn issue_page(
         let filed = find_filed(&s, number).await?;
         let history = s
             .store
-            .issue_history(number, page_request(page, 100))
+            .issue_history(number, page_request(page, report_pages::ISSUE_HISTORY_PAGE))
             .await?;
         Ok::<_, selfmon::Error>((filed, history))
     }
@@ -821,6 +824,7 @@ async fn issue_page(
                 filed.as_ref(),
                 link.as_deref(),
                 &history,
+                page,
             ))
             .into_response()
         }

@@ -82,6 +82,15 @@ async fn scenario(b: &Browser, base: &str) -> Result<(), String> {
     // Enable monitoring, set cadence and models.
     b.click("#enabled").await?;
     b.select("#cadence_preset", "30").await?;
+    // Resetting the prompt asks first; answering "Cancel" changes nothing.
+    b.click("#reset-prompt").await?;
+    let question = b.alert_text().await?;
+    assert!(question.contains("Reset the prompt"), "{question}");
+    b.dismiss_alert().await?;
+    let url = b
+        .script("return window.location.pathname + window.location.search;")
+        .await?;
+    assert_eq!(url, "/self-monitoring", "no reset was posted");
     b.select("#model", "opus").await?;
     b.select("#golden_model", "custom").await?;
     b.fill("#golden_model_custom", "claude-haiku-4-5-20251001")
@@ -110,6 +119,15 @@ async fn scenario(b: &Browser, base: &str) -> Result<(), String> {
     b.select("#cadence_preset", "custom").await?;
     assert_eq!(b.script(shown).await?, serde_json::json!([false, false]));
     b.select("#cadence_preset", "30").await?;
+    // Resetting the prompt asks first; answering "Cancel" changes nothing.
+    b.click("#reset-prompt").await?;
+    let question = b.alert_text().await?;
+    assert!(question.contains("Reset the prompt"), "{question}");
+    b.dismiss_alert().await?;
+    let url = b
+        .script("return window.location.pathname + window.location.search;")
+        .await?;
+    assert_eq!(url, "/self-monitoring", "no reset was posted");
 
     // A golden-repo job holds the single worker, so Run Now shows the scan queued first.
     b.click("#golden-run").await?;

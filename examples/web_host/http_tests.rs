@@ -407,6 +407,7 @@ async fn history_and_issues_are_paginated_server_side_with_totals() {
         "Trigger",
         "Duration",
         "Records read",
+        "Known signatures",
         "Novel signatures",
         "Issues filed",
         "Duplicates skipped",
@@ -904,4 +905,58 @@ async fn every_control_is_labelled_and_every_table_captioned() {
     );
     assert!(page.contains(r#"<link rel="icon" href="/static/favicon.svg""#));
     assert!(page.contains(r#"<dl aria-live="polite">"#));
+}
+
+#[tokio::test]
+async fn a_broken_log_recovers_on_the_next_scan_and_the_scan_page_shows_the_reset() {
+    let host = start_host(|_| {}).await;
+    let first = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(first.record.log_id_end > 0);
+    host.state.feed.break_log().unwrap();
+    assert!(host.state.monitor.scan(ScanTrigger::Manual).await.is_err());
+    // The server writes its next records: the log is recreated, no restart.
+    host.state.feed.append_batch().unwrap();
+    let report = host.state.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, selfmon::ScanStatus::Success);
+    assert!(report.record.cursor_reset, "{:?}", report.record);
+    let s = Session::open(&host.base).await;
+    let (_, page) = s
+        .get(&format!("/self-monitoring/scans/{}", report.record.scan_id))
+        .await;
+    assert!(page.contains(r#"id="cursor-reset""#), "{page}");
+    assert!(page.contains("reading restarted from the beginning"));
+}
+
+#[tokio::test]
+async fn a_running_scan_page_says_so_and_follows_the_scan() {
+    let host = start_host(|o| o.analysis_delay = std::time::Duration::from_millis(1500)).await;
+    let monitor = host.state.monitor.clone();
+    let scan = tokio::spawn(async move { monitor.scan(ScanTrigger::Manual).await });
+    let mut running = None;
+    for _ in 0..200 {
+        let page = host
+            .state
+            .store
+            .list_scans(Default::default())
+            .await
+            .unwrap();
+        if let Some(r) = page
+            .items
+            .into_iter()
+            .find(|r| r.status == selfmon::ScanStatus::Running)
+        {
+            running = Some(r.scan_id);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let id = running.expect("the scan shows as running");
+    let s = Session::open(&host.base).await;
+    let (code, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains(&format!(r#"<body data-running-scan="{id}">"#)));
+    assert!(page.contains(r#"id="scan-running""#));
+    scan.await.unwrap().unwrap();
+    let (_, page) = s.get(&format!("/self-monitoring/scans/{id}")).await;
+    assert!(!page.contains("data-running-scan"));
 }

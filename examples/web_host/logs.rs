@@ -30,19 +30,8 @@ impl LogFeed {
     /// Opens (or creates) `path` and seeds it with one batch so the first scan has something to
     /// triage. A file that is not a usable log (a test broke it) is moved aside and recreated.
     pub fn open(path: &Path) -> Result<Self, String> {
-        let init = |path: &Path| -> Result<(), String> {
-            let conn = writer(path)?;
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            create_logs_table(&conn).map_err(|e| format!("{}: {e}", path.display()))
-        };
-        if let Err(e) = init(path) {
-            let aside = path.with_extension("db.broken");
-            tracing::warn!(error = %e, aside = %aside.display(), "log file unusable; moving it aside");
-            std::fs::rename(path, &aside)
-                .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
-            remove_sidecars(path);
-            init(path)?;
+        if let Err(e) = init_log(path) {
+            recreate(path, &e)?;
         }
         let source =
             SqliteLogSource::open(path, LogSourceOptions::default()).map_err(|e| e.to_string())?;
@@ -65,8 +54,23 @@ impl LogFeed {
         format!("SQLite {}", self.path.display())
     }
 
-    /// Appends records in one transaction, as the server's log handler would.
+    /// Appends records in one transaction, as the server's log handler would. A file that is no
+    /// longer a usable log (broken, or replaced by something else) is moved aside and recreated
+    /// first, as a server recreates its log: selfmon's next scan then finds ids below its cursor,
+    /// resets it and reads the new file, with no restart.
     fn append(&self, records: &[LogRecord]) -> Result<usize, String> {
+        match self.try_append(records) {
+            Ok(n) => Ok(n),
+            Err(first) if !usable(&self.path) => {
+                recreate(&self.path, &first)?;
+                self.try_append(records)
+                    .map_err(|e| format!("{first}; after recreating the log: {e}"))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn try_append(&self, records: &[LogRecord]) -> Result<usize, String> {
         let mut conn = writer(&self.path)?;
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         {
@@ -139,6 +143,43 @@ impl LogFeed {
             }
         })
     }
+}
+
+/// Creates the `logs` table (and WAL mode) in `path` if missing.
+fn init_log(path: &Path) -> Result<(), String> {
+    let conn = writer(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    create_logs_table(&conn).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether `path` is an SQLite file with a `logs` table (a locked one counts as usable).
+fn usable(path: &Path) -> bool {
+    let Ok(conn) = writer(path) else {
+        return false;
+    };
+    match conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+        [],
+        |r| r.get::<_, i64>(0),
+    ) {
+        Ok(n) => n == 1,
+        Err(rusqlite::Error::SqliteFailure(e, _)) => {
+            e.code == rusqlite::ErrorCode::DatabaseBusy
+                || e.code == rusqlite::ErrorCode::DatabaseLocked
+        }
+        Err(_) => false,
+    }
+}
+
+/// Moves an unusable log aside (`logs.db.broken`) and creates a fresh one.
+fn recreate(path: &Path, why: &str) -> Result<(), String> {
+    let aside = path.with_extension("db.broken");
+    tracing::warn!(error = %why, aside = %aside.display(), "log file unusable; moving it aside");
+    std::fs::rename(path, &aside)
+        .map_err(|e| format!("cannot move {} aside: {e}", path.display()))?;
+    remove_sidecars(path);
+    init_log(path)
 }
 
 fn remove_sidecars(path: &Path) {

@@ -1,5 +1,9 @@
 //! A reference host: a small `axum` server that embeds selfmon the way CIDX would, with a
-//! "Self-Monitoring" page (configuration, status, Run Now, scan history, filed issues).
+//! "Self-Monitoring" page (configuration, status, Run Now, scan history, filed issues), a page per
+//! scan explaining every signature's and finding's fate (`/self-monitoring/scans/ID`), a page per
+//! filed issue with its dedup history, and live updates by server-sent events
+//! (`/self-monitoring/events`). Requests naming another host are refused (DNS rebinding), forms
+//! carry a CSRF token bound to the session by an HMAC, and every response carries a CSP.
 //!
 //! Run with `cargo run --example web_host` and open the printed URL. Offline by default: a log
 //! that keeps receiving new records, the offline rule-based runner, and a tracker that files

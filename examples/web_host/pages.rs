@@ -187,6 +187,11 @@ pub struct PageData<'a> {
 
 /// The head every page shares (stylesheet, script, icon), up to and including `<main>`.
 pub fn head(h: &mut String, title: &str, csrf_token: Option<&str>) {
+    head_with(h, title, csrf_token, "");
+}
+
+/// [`head`], with extra attributes on `<body>` (already escaped).
+pub fn head_with(h: &mut String, title: &str, csrf_token: Option<&str>, body_attrs: &str) {
     let meta = csrf_token
         .map(|t| format!(r#"<meta name="csrf-token" content="{}">"#, esc(t)))
         .unwrap_or_default();
@@ -200,7 +205,7 @@ pub fn head(h: &mut String, title: &str, csrf_token: Option<&str>) {
 <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/static/app.css">
 <script src="/static/app.js" defer></script>
-</head><body>
+</head><body{body_attrs}>
 <nav><span class="brand">CIDX</span> <a href="/self-monitoring" class="active">Self-Monitoring</a></nav>
 <main>
 "#,
@@ -554,7 +559,7 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
     let mut h = String::new();
     pager(&mut h, "scans", scans.total, paging);
     h.push_str(
-        r#"<div class="table-scroll"><table id="scans-table"><caption>Scan history, newest first; open a scan for what happened to each signature and finding</caption><thead><tr><th>Scan</th><th>Started</th><th>Trigger</th><th>Mode</th><th>Status</th><th>Duration</th><th>Records read</th><th>Novel signatures</th><th>Issues filed</th><th>Duplicates skipped (code/fingerprint/similar)</th><th>Comments</th><th>Deferred</th><th>Rejected</th><th>Cost</th><th>Error</th></tr></thead><tbody>"#,
+        r#"<div class="table-scroll"><table id="scans-table"><caption>Scan history, newest first; open a scan for what happened to each signature and finding</caption><thead><tr><th>Scan</th><th>Started</th><th>Trigger</th><th>Mode</th><th>Status</th><th>Duration</th><th>Records read</th><th>Known signatures</th><th>Novel signatures</th><th>Issues filed</th><th>Duplicates skipped (code/fingerprint/similar)</th><th>Comments</th><th>Deferred</th><th>Rejected</th><th>Cost</th><th>Error</th></tr></thead><tbody>"#,
     );
     for s in &scans.items {
         let duration = s
@@ -568,7 +573,7 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
         let d = &s.duplicates;
         let _ = write!(
             h,
-            r#"<tr class="scan-row row-{cls}"><td><a class="scan-link" href="{href}">{short}</a></td><td>{}</td><td>{}</td><td>{mode}</td><td class="scan-status status-{cls}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{deferred}</td><td>{rejected}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
+            r#"<tr class="scan-row row-{cls}"><td><a class="scan-link" href="{href}">{short}</a></td><td>{}</td><td>{}</td><td>{mode}</td><td class="scan-status status-{cls}">{}</td><td>{}</td><td>{}</td><td>{known}</td><td>{}</td><td>{}</td><td>{} ({}/{}/{})</td><td>{}</td><td>{deferred}</td><td>{rejected}</td><td>{}</td><td class="scan-error">{}</td></tr>"#,
             when(&s.started_at),
             s.trigger.as_str(),
             s.status.as_str(),
@@ -588,11 +593,12 @@ pub fn scans_table(scans: &Page<ScanRecord>, paging: Paging) -> String {
             short = esc(report_pages::short_id(&s.scan_id)),
             mode = report_pages::mode_word(s),
             deferred = s.deferred,
+            known = s.known_signatures,
             rejected = s.rejected_findings,
         );
     }
     if scans.items.is_empty() {
-        h.push_str(r#"<tr><td colspan="15" class="empty">No scans yet.</td></tr>"#);
+        h.push_str(r#"<tr><td colspan="16" class="empty">No scans yet.</td></tr>"#);
     }
     h.push_str("</tbody></table></div>");
     h
@@ -664,6 +670,7 @@ code { overflow-wrap: anywhere; }
 .badge { padding: .1rem .5rem; border-radius: 1rem; background: #e4e8ef; font-weight: 600; font-size: .9rem; }
 .grid { display: grid; grid-template-columns: 12rem minmax(0, 1fr); gap: .5rem .8rem; align-items: center; }
 .grid input[type=text] { max-width: 100%; }
+.grid > button { justify-self: start; }
 .table-scroll { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 caption { text-align: left; color: #5b6475; font-size: .8rem; padding: .2rem 0 .4rem; }
@@ -712,6 +719,21 @@ button:disabled { opacity: .55; cursor: not-allowed; }
 pub const APP_JS: &str = r#"'use strict';
 (function () {
   const token = document.querySelector('meta[name="csrf-token"]');
+  const running = document.body.dataset.runningScan;
+  if (running) {
+    // A scan page opened while its scan runs: reload once it has finished.
+    const es = new EventSource('/self-monitoring/events');
+    es.addEventListener('status', function (m) {
+      let s;
+      try { s = JSON.parse(m.data); } catch (e) { return; }
+      const ev = s.scan_event;
+      if ((ev && ev.event === 'finished' && ev.record && ev.record.scan_id === running) ||
+          (s.last_scan && s.last_scan.scan_id === running && s.last_scan.status !== 'RUNNING')) {
+        es.close();
+        window.location.reload();
+      }
+    });
+  }
   if (!token) { return; }
   let followed = null;
   let lastState = null;
@@ -811,7 +833,11 @@ pub const APP_JS: &str = r#"'use strict';
   document.getElementById('golden-run-form').addEventListener('submit', function (e) {
     e.preventDefault();
     post('/golden-repo/run').then(function (r) {
-      document.getElementById('golden-status').textContent = r.message;
+      // On success the live status already says where the job is (and may be ahead of this
+      // answer); only a refusal is worth showing here.
+      if (r.result !== 'submitted') {
+        document.getElementById('golden-status').textContent = r.message;
+      }
     });
   });
   const brk = document.getElementById('break-logs');

@@ -11,7 +11,7 @@ use selfmon::{
     FiledIssue, FindingOutcome, IssueEvent, Page, ScanId, ScanRecord, ScanReport, SignatureFate,
 };
 
-use crate::pages::{esc, head, when};
+use crate::pages::{esc, head, head_with, when};
 
 /// The link to a scan's page.
 pub fn scan_href(id: &ScanId) -> String {
@@ -74,7 +74,17 @@ pub fn accounting(r: &ScanRecord) -> String {
 pub fn scan_page(report: &ScanReport) -> String {
     let r = &report.record;
     let mut h = String::with_capacity(16 * 1024);
-    head(&mut h, &format!("Scan {}", short_id(&r.scan_id)), None);
+    let body_attrs = if r.status == selfmon::ScanStatus::Running {
+        format!(r#" data-running-scan="{}""#, esc(r.scan_id.as_str()))
+    } else {
+        String::new()
+    };
+    head_with(
+        &mut h,
+        &format!("Scan {}", short_id(&r.scan_id)),
+        None,
+        &body_attrs,
+    );
     let cls = r.status.as_str().to_lowercase();
     let _ = writeln!(
         h,
@@ -163,6 +173,12 @@ pub fn scan_page(report: &ScanReport) -> String {
         );
     }
     h.push_str("</dl></section>\n");
+    if r.status == selfmon::ScanStatus::Running {
+        h.push_str(
+            r#"<section><p class="notice" id="scan-running" aria-live="polite">This scan is still running; the page reloads when it ends.</p></section>
+"#,
+        );
+    }
     if !report.details_recorded {
         h.push_str(
             r#"<section><p class="warning" id="no-details">This scan's explanations were not stored: its process stopped before it saved them, or it ran before reports were kept. Only the counters above are known.</p></section>
@@ -409,6 +425,7 @@ pub fn issue_page(
     filed: Option<&FiledIssue>,
     tracker_link: Option<&str>,
     history: &Page<IssueEvent>,
+    page: u64,
 ) -> String {
     let mut h = String::with_capacity(8 * 1024);
     head(&mut h, &format!("Issue #{number}"), None);
@@ -481,6 +498,34 @@ pub fn issue_page(
     if history.items.is_empty() {
         h.push_str(r#"<tr><td colspan="5" class="empty">No scan has recorded anything about this issue.</td></tr>"#);
     }
-    h.push_str("</tbody></table></div></section>\n</main></body></html>\n");
+    h.push_str("</tbody></table></div>");
+    let pages = history.total.div_ceil(ISSUE_HISTORY_PAGE).max(1);
+    if pages > 1 {
+        let _ = write!(
+            h,
+            r#"<p class="pager" id="history-pager">page {page} of {pages}"#
+        );
+        if page > 1 {
+            let _ = write!(
+                h,
+                r#" · <a id="history-prev" href="{}?page={}">newer</a>"#,
+                issue_href(number),
+                page - 1
+            );
+        }
+        if page < pages {
+            let _ = write!(
+                h,
+                r#" · <a id="history-next" href="{}?page={}">older</a>"#,
+                issue_href(number),
+                page + 1
+            );
+        }
+        h.push_str("</p>");
+    }
+    h.push_str("</section>\n</main></body></html>\n");
     h
 }
+
+/// Events per page of an issue's dedup history.
+pub const ISSUE_HISTORY_PAGE: u64 = 100;

@@ -286,6 +286,7 @@ impl HostState {
             .await
             .map_err(|e| e.to_string())?;
         *self.golden_job.lock().unwrap_or_else(|p| p.into_inner()) = Some(id.clone());
+        let _ = self.events.send(HostEvent::Jobs);
         Ok(id)
     }
 

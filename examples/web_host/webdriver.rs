@@ -233,6 +233,17 @@ impl Browser {
         Ok(v.as_str().unwrap_or_default().to_string())
     }
 
+    /// The text of the open alert or confirm dialog.
+    pub async fn alert_text(&self) -> Result<String, String> {
+        let v = self.cmd("GET", "/alert/text", None).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
+    }
+
+    /// Dismisses the open dialog (a confirm answers "Cancel").
+    pub async fn dismiss_alert(&self) -> Result<(), String> {
+        self.cmd("POST", "/alert/dismiss", None).await.map(|_| ())
+    }
+
     /// Runs a script in the page and returns its result.
     pub async fn script(&self, js: &str) -> Result<Value, String> {
         self.cmd(

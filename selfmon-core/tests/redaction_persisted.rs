@@ -101,9 +101,7 @@ impl AnalysisRunner for Echo {
             .collect();
         Ok(Analysis {
             findings,
-            rejected: Vec::new(),
-            usage: Default::default(),
-            skipped: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -59,4 +59,4 @@ pub use logs_schema::{create_logs_table, LOGS_TABLE_DDL};
 pub use schema::SCHEMA_VERSION;
 pub use state_store::{OccurrenceRow, PruneReport, SqliteStateStore, StateStoreOptions};
 #[cfg(feature = "tracing-layer")]
-pub use tracing_layer::{LayerHandle, LayerOptions, LayerStats, SqliteLogLayer};
+pub use tracing_layer::{LayerHandle, LayerOptions, LayerStats, LogEntry, SqliteLogLayer};

@@ -19,6 +19,10 @@
 //! `request_path` go to their columns; every other field goes to `extra_data`. The error code comes
 //! from an `error_code` field, or else from a well-formed `[CODE]` prefix of the message, and is
 //! stored as `extra_data.error_code`. Events emitted on the writer thread itself are ignored.
+//!
+//! **Records from elsewhere**: [`SqliteLogLayer::submit`] queues a [`LogEntry`] built by the host
+//! (the Python `selfmon.LogHandler` does, for `logging` records) through the same queue, policy,
+//! counters and writer; [`SqliteLogLayer::try_submit`] is its never-waiting first attempt.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -134,6 +138,66 @@ pub struct LayerHandle {
     thread: Option<JoinHandle<()>>,
 }
 
+/// A record handed to the writer directly rather than through `tracing`: one `logs` row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// When it happened; `None` means now.
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its level (`logs.level`).
+    pub level: Level,
+    /// Who wrote it (`logs.source`: a logger name, a module path).
+    pub source: String,
+    /// The message (`logs.message`). A leading `[CODE]` becomes `extra_data.error_code`.
+    pub message: String,
+    /// `logs.correlation_id`.
+    pub correlation_id: Option<String>,
+    /// `logs.user_id`.
+    pub user_id: Option<String>,
+    /// `logs.request_path`.
+    pub request_path: Option<String>,
+    /// Everything else, stored as the JSON object `logs.extra_data` (omitted when empty).
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LogEntry {
+    /// An entry at `level` from `source`, now, with no other fields.
+    pub fn new(level: Level, source: impl Into<String>, message: impl Into<String>) -> Self {
+        LogEntry {
+            timestamp: None,
+            level,
+            source: source.into(),
+            message: message.into(),
+            correlation_id: None,
+            user_id: None,
+            request_path: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    fn into_row(mut self) -> Row {
+        if !self.extra.contains_key("error_code") {
+            if let Some(code) = leading_code(&self.message) {
+                self.extra
+                    .insert("error_code".into(), code.as_str().to_string().into());
+            }
+        }
+        let extra_data =
+            (!self.extra.is_empty()).then(|| serde_json::Value::Object(self.extra).to_string());
+        Row {
+            timestamp: self.timestamp.map_or_else(now_text, |t| {
+                t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            }),
+            level: self.level,
+            source: self.source,
+            message: self.message,
+            correlation_id: self.correlation_id,
+            user_id: self.user_id,
+            request_path: self.request_path,
+            extra_data,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Row {
     timestamp: String,
@@ -232,6 +296,36 @@ impl SqliteLogLayer {
             },
         ))
     }
+
+    /// Queues `entry` under the layer's policy, exactly as an event: ignored below
+    /// [`LayerOptions::min_level`]; when the queue is full, dropped at once below ERROR, after up
+    /// to [`LayerOptions::error_wait_ms`] at ERROR and above, counted and reported either way.
+    /// Returns whether it was queued. May block (ERROR and above on a full queue): call it off any
+    /// thread that must not wait.
+    pub fn submit(&self, entry: LogEntry) -> bool {
+        if entry.level < self.min_level {
+            return false;
+        }
+        self.shared.push(entry.into_row())
+    }
+
+    /// Queues `entry` only if there is room right now, never waiting: `Err` gives it back
+    /// (counted nowhere) so the caller can [`submit`](Self::submit) it from where waiting is
+    /// acceptable. Below [`LayerOptions::min_level`] it is ignored (`Ok`).
+    pub fn try_submit(&self, entry: LogEntry) -> std::result::Result<(), Box<LogEntry>> {
+        if entry.level < self.min_level {
+            return Ok(());
+        }
+        let mut q = lock(&self.shared.queue);
+        if q.closed || q.items.len() >= self.shared.options.queue_capacity {
+            return Err(Box::new(entry));
+        }
+        q.items.push_back(entry.into_row());
+        self.shared.counters.enqueued.fetch_add(1, Ordering::SeqCst);
+        drop(q);
+        self.shared.not_empty.notify_one();
+        Ok(())
+    }
 }
 
 impl LayerHandle {
@@ -299,7 +393,7 @@ impl Shared {
         }
     }
 
-    fn push(&self, row: Row) {
+    fn push(&self, row: Row) -> bool {
         let important = row.level >= Level::Error;
         let capacity = self.options.queue_capacity;
         let mut q = lock(&self.queue);
@@ -323,12 +417,13 @@ impl Shared {
                 &self.counters.dropped
             };
             counter.fetch_add(1, Ordering::SeqCst);
-            return;
+            return false;
         }
         q.items.push_back(row);
         self.counters.enqueued.fetch_add(1, Ordering::SeqCst);
         drop(q);
         self.not_empty.notify_one();
+        true
     }
 
     fn mark_processed(&self, n: u64) {
@@ -531,25 +626,19 @@ impl<S: Subscriber> Layer<S> for SqliteLogLayer {
         }
         let mut f = Fields::default();
         event.record(&mut f);
-        let message = f.message.take().unwrap_or_default();
-        if !f.extra.contains_key("error_code") {
-            if let Some(code) = leading_code(&message) {
-                f.extra
-                    .insert("error_code".into(), code.as_str().to_string().into());
+        self.shared.push(
+            LogEntry {
+                timestamp: None,
+                level,
+                source: event.metadata().target().to_string(),
+                message: f.message.take().unwrap_or_default(),
+                correlation_id: f.correlation_id,
+                user_id: f.user_id,
+                request_path: f.request_path,
+                extra: f.extra,
             }
-        }
-        let extra_data =
-            (!f.extra.is_empty()).then(|| serde_json::Value::Object(f.extra).to_string());
-        self.shared.push(Row {
-            timestamp: now_text(),
-            level,
-            source: event.metadata().target().to_string(),
-            message,
-            correlation_id: f.correlation_id,
-            user_id: f.user_id,
-            request_path: f.request_path,
-            extra_data,
-        });
+            .into_row(),
+        );
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use selfmon_core::{Level, LogSource};
 use selfmon_sqlite::tracing_layer::LAYER_SOURCE;
-use selfmon_sqlite::{LayerOptions, LogSourceOptions, SqliteLogLayer, SqliteLogSource};
+use selfmon_sqlite::{LayerOptions, LogEntry, LogSourceOptions, SqliteLogLayer, SqliteLogSource};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn read_all(path: &std::path::Path) -> Vec<selfmon_core::LogRecord> {
@@ -195,4 +195,67 @@ fn write_failures_are_counted_and_reported_once_writing_works_again() {
         report.message
     );
     assert_eq!(report.level, Level::Error);
+}
+
+#[test]
+fn submitted_entries_are_written_like_events_with_their_own_time_and_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let (layer, handle) = SqliteLogLayer::open(&path, LayerOptions::default()).unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.123456Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let mut entry = LogEntry::new(Level::Error, "cidx.git", "[GIT-SYNC-001] fetch failed");
+    entry.timestamp = Some(at);
+    entry.correlation_id = Some("c-9".into());
+    entry.extra.insert("repo".into(), "alpha".into());
+    assert!(layer.submit(entry));
+    let mut coded = LogEntry::new(Level::Warning, "cidx.db", "no code in the text");
+    coded
+        .extra
+        .insert("error_code".into(), "DB-LOCK-003".into());
+    assert!(layer.try_submit(coded).is_ok());
+    // Below the layer's minimum level (INFO): ignored, not counted as dropped.
+    assert!(!layer.submit(LogEntry::new(Level::Debug, "x", "ignored")));
+    assert!(handle.flush(Duration::from_secs(30)));
+    let stats = handle.shutdown();
+    assert_eq!((stats.enqueued, stats.written, stats.dropped), (2, 2, 0));
+
+    let rows = read_all(&path);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].timestamp, "2026-03-04T05:06:07.123456Z");
+    assert_eq!(rows[0].source.as_deref(), Some("cidx.git"));
+    assert_eq!(rows[0].correlation_id.as_deref(), Some("c-9"));
+    assert_eq!(
+        rows[0].extra_data,
+        serde_json::json!({"repo": "alpha", "error_code": "GIT-SYNC-001"})
+    );
+    assert_eq!(
+        rows[1].extra_data,
+        serde_json::json!({"error_code": "DB-LOCK-003"})
+    );
+}
+
+#[test]
+fn try_submit_gives_the_entry_back_when_the_queue_is_full_and_counts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let options = LayerOptions {
+        queue_capacity: 1,
+        batch_size: 1,
+        ..LayerOptions::default()
+    };
+    let (layer, handle) = SqliteLogLayer::open(&path, options).unwrap();
+    // The writer may take the first entry at once; keep offering until one is refused.
+    let mut refused = None;
+    for i in 0..1_000 {
+        if let Err(back) = layer.try_submit(LogEntry::new(Level::Info, "x", format!("entry {i}"))) {
+            refused = Some(back);
+            break;
+        }
+    }
+    let back = refused.expect("a queue of one refused nothing");
+    assert!(back.message.starts_with("entry "));
+    let stats = handle.stats();
+    assert_eq!((stats.dropped, stats.dropped_errors), (0, 0));
 }

@@ -48,17 +48,26 @@ impl Window {
         for &(start, end, cluster) in &self.lines {
             line_no += 1;
             let line = &self.text[start..end];
-            let t = match cluster {
-                Some(id) => templater
-                    .cluster_template(id)
-                    .unwrap_or_else(|| templater.template(line)),
-                None => Template::from_text(templater.mask(line)),
+            // Borrowed from the cluster: most lines cost no allocation here.
+            let owned: Template;
+            let (text, fingerprint) = match cluster.and_then(|id| templater.cluster_text(id)) {
+                Some(found) => found,
+                None => {
+                    owned = match cluster {
+                        Some(_) => templater.template(line),
+                        None => Template::from_text(templater.mask(line)),
+                    };
+                    (owned.text.as_str(), owned.fingerprint.as_str())
+                }
             };
             if args.json {
-                let obj = serde_json::json!({"line": line_no, "fingerprint": t.fingerprint, "template": t.text});
+                let obj = serde_json::json!({"line": line_no, "fingerprint": fingerprint, "template": text});
                 writeln!(out, "{obj}")
             } else {
-                writeln!(out, "{}\t{}", t.fingerprint, t.text)
+                out.write_all(fingerprint.as_bytes())
+                    .and_then(|()| out.write_all(b"\t"))
+                    .and_then(|()| out.write_all(text.as_bytes()))
+                    .and_then(|()| out.write_all(b"\n"))
             }
             .map_err(write_failure)?;
         }

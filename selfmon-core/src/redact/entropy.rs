@@ -29,14 +29,30 @@ pub const MIN_HEX_LEN: usize = 32;
 /// Longest run judged; longer runs are data (images, compressed payloads), not credentials.
 pub const MAX_SECRET_LEN: usize = 256;
 
+/// `[A-Za-z0-9+/_-]`, as a table: the scan tests every byte of every text that leaves.
+const RUN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'_' | b'-');
+        b += 1;
+    }
+    t
+};
+
+#[inline]
 fn is_run_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'_' | b'-')
+    RUN_BYTES[b as usize]
 }
 
 /// Byte ranges of `text` that hold a high-entropy secret.
 pub(crate) fn spans(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
+    if bytes.len() < MIN_BASE64_LEN {
+        return out;
+    }
     let mut i = 0;
     while i < bytes.len() {
         if !is_run_byte(bytes[i]) {

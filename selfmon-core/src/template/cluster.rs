@@ -5,7 +5,7 @@ use std::hash::Hasher as _;
 use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
-use super::masks::{mask_into, LEAD_PUNCT, TAIL_PUNCT};
+use super::masks::{mask_into, trim_lead_punct, trim_tail_punct};
 use super::seal::{is_stand_in, seal_token, stand_in_flags, stand_in_matches};
 
 /// The placeholder clustering puts where the messages of a cluster differ.
@@ -45,6 +45,10 @@ pub struct Templater {
     pub(super) next_id: ClusterId,
     pub(super) clock: u64,
     pub(super) scratch: String,
+    /// Masked texts seen before (by hash) → the cluster they joined: a message whose masked text
+    /// recurs, and whose cluster still covers it, joins that cluster without being compared with
+    /// any other. Derived state, bounded, never serialised.
+    pub(super) seen_masked: FxMap<u64, ClusterId>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,6 +129,14 @@ const MAX_LEAF_SCAN: usize = 64;
 /// Clusters of one leaf checked for being covered by a just generalised template, newest first.
 const MAX_ABSORB_SCAN: usize = 1024;
 
+/// Masked texts remembered for [`Templater::join_seen`] before the memory is cleared, at most
+/// (twice the cluster cap, at least 1,024, so memory stays proportional to the clusters kept).
+const MAX_SEEN_MASKED: usize = 1 << 16;
+
+/// Constant tokens a template must keep besides a position before distinct words there are taken
+/// for names (see [`Templater::verified_group`]).
+const MIN_CONSTANTS_BESIDE_A_NAME: usize = 2;
+
 /// Sibling positions indexed per cluster (the first this many tokens).
 const MAX_SIBLING_POSITIONS: usize = 32;
 
@@ -156,6 +168,7 @@ impl Templater {
             next_id: 0,
             clock: 0,
             scratch: String::new(),
+            seen_masked: FxMap::default(),
         }
     }
 
@@ -207,13 +220,55 @@ impl Templater {
         let mut masked = std::mem::take(&mut self.scratch);
         masked.clear();
         mask_into(message, &mut masked);
-        let id = {
-            let tokens = self.tokens_of(&masked);
-            let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
-            self.learn_tokens(&tokens, &flags)
+        let key = {
+            let mut h = FxHasher::default();
+            h.write(masked.as_bytes());
+            h.finish()
+        };
+        let id = match self.join_seen(key, &masked) {
+            Some(id) => id,
+            None => {
+                let tokens = self.tokens_of(&masked);
+                let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
+                let id = self.learn_tokens(&tokens, &flags);
+                let limit = (2 * self.config.max_clusters).clamp(1024, MAX_SEEN_MASKED);
+                if self.seen_masked.len() >= limit {
+                    self.seen_masked.clear();
+                }
+                self.seen_masked.insert(key, id);
+                id
+            }
         };
         self.scratch = masked;
         id
+    }
+
+    /// The cluster a masked text joined before, when it is still live and still covers the text
+    /// (every position equal or `<*>`): the message joins it again, as comparing it with its leaf
+    /// would (a covering cluster agrees on every position it counts, and clusters filed since are
+    /// younger, so they lose ties).
+    fn join_seen(&mut self, key: u64, masked: &str) -> Option<ClusterId> {
+        let id = self.resolve(*self.seen_masked.get(&key)?)?;
+        let max = self.config.max_tokens;
+        let c = self.clusters.get_mut(&id)?;
+        let mut template = c.tokens.iter();
+        for (i, tok) in masked.split(' ').filter(|t| !t.is_empty()).enumerate() {
+            let tok = if i == max { "<...>" } else { tok };
+            let t = template.next()?;
+            if &**t != WILDCARD && &**t != tok {
+                return None;
+            }
+            if i == max {
+                break;
+            }
+        }
+        if template.next().is_some() {
+            return None;
+        }
+        self.clock += 1;
+        c.size += 1;
+        c.last_seen = self.clock;
+        Some(id)
     }
 
     /// The live cluster that `id` is now part of: `id` itself, or the cluster it was merged into.
@@ -557,14 +612,19 @@ impl Templater {
         members: &[ClusterId],
     ) -> Option<Vec<ClusterId>> {
         let a = self.clusters.get(&anchor)?;
-        // A template keeps at least one constant token: `normal`, `warning` and `running` never
-        // become `<*>`.
-        let constant_elsewhere = a
+        // Distinct words in one position are evidence of a name only against enough agreeing
+        // context: two constant tokens besides it. One is not enough: with only a host name
+        // around them (`<TIME> combo sshd[<NUM>]: Link error`, `... Sending DIFF`), five short
+        // messages would become `<TIME> combo <*> <*> <*>` and swallow every message of that
+        // length from that host; and `normal`, `warning` and `running` never become `<*>`.
+        let constants_elsewhere = a
             .flags
             .iter()
             .enumerate()
-            .any(|(i, &f)| i != pos && f & CONSTANT != 0);
-        if !constant_elsewhere {
+            .filter(|&(i, &f)| i != pos && f & CONSTANT != 0)
+            .take(MIN_CONSTANTS_BESIDE_A_NAME)
+            .count();
+        if constants_elsewhere < MIN_CONSTANTS_BESIDE_A_NAME {
             return None;
         }
         let mut same: Vec<ClusterId> = members
@@ -840,7 +900,10 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
                 return None;
             }
         }
-        counted += 1;
+        // A word replaced by a value-like token (`Server` / `reduceResourceRequest:<memory:<NUM>,`)
+        // is stronger evidence of a different message than two differing values: it weighs
+        // twice, so two agreeing header tokens (`combo`, `sshd[<NUM>]:`) cannot outvote it.
+        counted += if (tf | flags[i]) & WORD != 0 { 2 } else { 1 };
     }
     if agree == 0 {
         return all_equal.then_some(1.0);
@@ -897,11 +960,33 @@ const INTRODUCERS: &[&str] = &[
     "thread",
 ];
 
+const LONGEST_INTRODUCER: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < INTRODUCERS.len() {
+        if INTRODUCERS[i].len() > longest {
+            longest = INTRODUCERS[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
+
+/// Whether `core` is one of [`INTRODUCERS`], in any case.
+fn is_introducer(core: &str) -> bool {
+    // Cheap rejections first: this runs for every word of every message.
+    if !(3..=LONGEST_INTRODUCER).contains(&core.len()) || !core.as_bytes()[0].is_ascii_alphabetic()
+    {
+        return false;
+    }
+    INTRODUCERS
+        .iter()
+        .any(|w| w.len() == core.len() && w.eq_ignore_ascii_case(core))
+}
+
 /// A word of letters (possibly wrapped in punctuation, possibly with an apostrophe).
 fn is_plain_word(tok: &str) -> bool {
-    let core = tok
-        .trim_start_matches(LEAD_PUNCT)
-        .trim_end_matches(TAIL_PUNCT);
+    let core = trim_tail_punct(trim_lead_punct(tok));
     !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
 }
 
@@ -945,16 +1030,14 @@ pub(super) fn token_flags(tok: &str) -> u8 {
         flags |= CONSTANT;
     }
     if !placeholder {
-        let core = tok
-            .trim_start_matches(LEAD_PUNCT)
-            .trim_end_matches(TAIL_PUNCT);
+        let core = trim_tail_punct(trim_lead_punct(tok));
         if core.chars().any(char::is_alphabetic)
             && core
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '\'' | '_' | '-' | '.' | ':'))
         {
             flags |= WORD;
-            if INTRODUCERS.iter().any(|w| w.eq_ignore_ascii_case(core)) {
+            if is_introducer(core) {
                 flags |= INTRO;
             }
         }

@@ -97,7 +97,7 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
 /// placeholder becomes `<SIZE>` or `<DURATION>` and the unit is not a token of its own. Returns
 /// whether it folded `tok`.
 fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
-    let unit = tok.trim_end_matches(TAIL_PUNCT);
+    let unit = trim_tail_punct(tok);
     let end = out.len() - usize::from(out.ends_with(' '));
     if unit.len() < 2 || end < prev || !out[prev..end].ends_with("<NUM>") {
         return false;
@@ -242,7 +242,7 @@ const MONTH_NAMES: &[&str] = &[
 /// that), the whole run becomes one `<TIME>`, so `at Wed Jun 15 12:00:00` and `at Sat Jun 18
 /// 09:30:00` are one template. Returns where the (possibly folded) token now starts.
 fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usize) -> usize {
-    let lead = |t: &str| t.len() - t.trim_start_matches(LEAD_PUNCT).len();
+    let lead = |t: &str| t.len() - trim_lead_punct(t).len();
     let this = &out[start..];
     if !this[lead(this)..].starts_with("<TIME>") {
         return start;
@@ -273,18 +273,49 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
     first
 }
 
+/// Whitespace as `char::is_whitespace` has it, byte-wise for ASCII (`None`: a non-ASCII byte).
+fn ascii_space(b: u8) -> Option<bool> {
+    (b < 0x80).then_some(matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+}
+
 fn next_non_space(s: &str, from: usize) -> Option<usize> {
-    s[from..]
-        .char_indices()
-        .find(|(_, c)| !c.is_whitespace())
-        .map(|(i, _)| from + i)
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        match ascii_space(b[i]) {
+            Some(true) => i += 1,
+            Some(false) => return Some(i),
+            None => {
+                let c = s[i..].chars().next()?;
+                if !c.is_whitespace() {
+                    return Some(i);
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
+    None
 }
 
 fn next_space(s: &str, from: usize) -> usize {
-    s[from..]
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace())
-        .map_or(s.len(), |(i, _)| from + i)
+    let b = s.as_bytes();
+    let mut i = from;
+    while i < b.len() {
+        match ascii_space(b[i]) {
+            Some(true) => return i,
+            Some(false) => i += 1,
+            None => {
+                let Some(c) = s[i..].chars().next() else {
+                    return s.len();
+                };
+                if c.is_whitespace() {
+                    return i;
+                }
+                i += c.len_utf8();
+            }
+        }
+    }
+    s.len()
 }
 
 /// Byte offset (within `tok`) of the opening quote of a quoted value: after `=` or `:` inside the
@@ -352,9 +383,34 @@ fn is_placeholder(tok: &str) -> bool {
             .all(|c| c.is_ascii_uppercase() || *c == b'*' || *c == b'.')
 }
 
-pub(super) const LEAD_PUNCT: &[char] = &['(', '[', '{', '"', '\'', '`'];
-pub(super) const TAIL_PUNCT: &[char] =
-    &[')', ']', '}', '"', '\'', ',', ';', '.', ':', '`', '!', '?'];
+/// Punctuation that can open a token around its core (`(`, `[`, `{`, quotes).
+fn is_lead_punct(b: u8) -> bool {
+    matches!(b, b'(' | b'[' | b'{' | b'"' | b'\'' | b'`')
+}
+
+/// Punctuation that can close a token after its core (brackets, quotes, `,;.:!?`).
+fn is_tail_punct(b: u8) -> bool {
+    matches!(
+        b,
+        b')' | b']' | b'}' | b'"' | b'\'' | b',' | b';' | b'.' | b':' | b'`' | b'!' | b'?'
+    )
+}
+
+/// `s` without its leading punctuation (byte-wise: every such character is ASCII).
+pub(super) fn trim_lead_punct(s: &str) -> &str {
+    let n = s.bytes().take_while(|&b| is_lead_punct(b)).count();
+    &s[n..]
+}
+
+/// `s` without its trailing punctuation.
+pub(super) fn trim_tail_punct(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 && is_tail_punct(b[end - 1]) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 fn mask_token(token: &str, out: &mut String) {
     if is_placeholder(token) {
@@ -362,16 +418,16 @@ fn mask_token(token: &str, out: &mut String) {
         return;
     }
     if token.starts_with('[') {
-        let trimmed = token.trim_end_matches(TAIL_PUNCT);
+        let trimmed = trim_tail_punct(token);
         if is_ipv6(trimmed) && trimmed.contains("]:") {
             out.push_str("<IP>");
             out.push_str(&token[trimmed.len()..]);
             return;
         }
     }
-    let core_and_tail = token.trim_start_matches(LEAD_PUNCT);
+    let core_and_tail = trim_lead_punct(token);
     let lead = &token[..token.len() - core_and_tail.len()];
-    let core = core_and_tail.trim_end_matches(TAIL_PUNCT);
+    let core = trim_tail_punct(core_and_tail);
     let tail = &core_and_tail[core.len()..];
     out.push_str(lead);
     if core.is_empty() {
@@ -409,7 +465,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
             out.push_str(key);
             out.push(sep);
             if !value.is_empty() {
-                let v = value.trim_start_matches(LEAD_PUNCT);
+                let v = trim_lead_punct(value);
                 out.push_str(&value[..value.len() - v.len()]);
                 if !v.is_empty() {
                     mask_core(v, out, depth + 1);

@@ -880,3 +880,45 @@ fn a_run_of_three_or_more_equal_values_is_one_list() {
         ("ok ok ok ok", "ok ok ok ok"),
     ]);
 }
+
+#[test]
+fn short_messages_behind_one_host_header_keep_their_words() {
+    // Raw syslog lines: the host is the only constant of the header, so it must not count as
+    // enough context to take the message's own words for names.
+    let words = [
+        ("Link", "error"),
+        ("Sending", "DIFF"),
+        ("Registered", "BlockManager"),
+        ("Interpreter", "enabled"),
+        ("configured", "out"),
+        ("not", "responding"),
+        ("shutdown", "complete"),
+        ("Starting", "remoting"),
+        ("Server", "environment:os.name=Linux"),
+        ("Server", "environment:java.home=/usr/lib/jvm"),
+        ("isScreenOn", "true"),
+        ("calculateAltitudeWithCache", "totalAltitude=240"),
+    ];
+    let procs = ["sshd", "kernel", "hadoop", "zookeeper", "nova", "cron"];
+    let mut t = Templater::new();
+    let mut last = Vec::new();
+    for round in 0..10u32 {
+        for (i, (a, b)) in words.iter().enumerate() {
+            for (j, p) in procs.iter().enumerate() {
+                let line = format!(
+                    "Jun {} 10:{i:02}:{j:02} combo {p}[{}]: {a} {b}",
+                    1 + round,
+                    100 + round * 7
+                );
+                let id = t.learn(&line);
+                if round == 9 && j == 0 {
+                    last.push((*a, id));
+                }
+            }
+        }
+    }
+    for (word, id) in last {
+        let (text, _) = t.cluster_text(id).expect("live cluster");
+        assert!(text.contains(word), "{word:?} lost: {text}");
+    }
+}
