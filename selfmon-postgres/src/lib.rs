@@ -47,7 +47,8 @@
 //! `tests/cli_postgres_cluster.rs` runs separate `selfmon` processes against one server: three
 //! `serve-scheduler` nodes triggered together (scans never overlap, cursor ranges contiguous,
 //! every record read once, each problem filed once); `kill -9` of the scanner at ten points of a
-//! scan followed by another node (takes over at once: the holder's process is provably gone);
+//! scan followed by another node (takes over at once: the holder's process is provably gone),
+//! and at the moment the outbox holds a filing (the next node reconciles it, files nothing twice);
 //! `pg_terminate_backend` of a scanner's connections mid-scan (it reconnects and finishes);
 //! and a scanner stopped with `SIGSTOP` past its 60 s TTL (taken over after one TTL; when it
 //! wakes, none of its writes lands).
