@@ -60,12 +60,29 @@ data="$base/data"
     exit 1
 }
 
+# TLS: a throwaway CA and a server certificate for 127.0.0.1/localhost, so the TLS test (feature
+# `tls`) verifies a real handshake; plain-text clients are unaffected. Skipped without openssl.
+ssl_opts=""
+if command -v openssl >/dev/null 2>&1 && (
+    cd "$base" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -days 3 -subj "/CN=selfmon test CA" \
+            -keyout ca.key -out ca.crt &&
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr &&
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >server.ext &&
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3 \
+            -extfile server.ext -out server.crt
+) >"$base/openssl.log" 2>&1; then
+    chmod 0600 "$base/server.key"
+    chown "$owner" "$base/server.key" "$base/server.crt"
+    ssl_opts="-c ssl=on -c ssl_cert_file=$base/server.crt -c ssl_key_file=$base/server.key"
+fi
+
 # A free loopback port: ask the kernel, then let the server take it.
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)"
 
 # Tests run in parallel and each opens a few connections; fsync off: a throwaway cluster.
 "${run_as[@]}" "$bindir/pg_ctl" -D "$data" -l "$base/server.log" -w -t 60 start -o \
-    "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$base -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$base -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off $ssl_opts" \
     >/dev/null || {
     cat "$base/server.log" >&2
     exit 1
@@ -77,6 +94,9 @@ for _ in $(seq 1 50); do
         echo "install-postgres: server answers at $url (data in $data)"
         if [[ -n "${CI_ENV_OUT:-}" ]]; then
             echo "SELFMON_TEST_PG_URL=$url" >>"$CI_ENV_OUT"
+            if [[ -n "$ssl_opts" ]]; then
+                echo "SELFMON_TEST_PG_TLS_ROOT_CERT=$base/ca.crt" >>"$CI_ENV_OUT"
+            fi
         fi
         exit 0
     fi

@@ -724,3 +724,68 @@ async fn a_stalled_scanner_loses_the_lease_after_one_ttl_and_lands_nothing_when_
     eprintln!("stalled scanner: taken over after {took:?}; {checked:?}");
     assert_eq!(checked.open_intents, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_a_filing_is_in_flight_then_the_next_node_reconciles_the_outbox() {
+    let Some(cl) = cluster().await else { return };
+    let pids = cl.path("pids");
+    std::fs::create_dir(&pids).unwrap();
+    let claude = gated_claude(&pids, "0.1", None);
+    cl.write_config(&format!(
+        r#"{{ "kind": "claude", "binary": "{}", "timeout_secs": 60 }}"#,
+        claude.display()
+    ));
+    let open_intents = format!("SELECT count(*) FROM {}.selfmon_intents", cl.schema);
+    let (mut caught, mut reconciled) = (0, 0);
+    for round in 0..3 {
+        cl.write_logs(round, &CODES[2 * round..2 * round + 2]).await;
+        let mut victim = cl.scan(&format!("selfmon-filer-{round}"));
+        // Kill the moment the outbox holds a filing: the intent is committed, the tracker call
+        // is in flight or done, the issue row not yet recorded.
+        let start = Instant::now();
+        let mut hit = false;
+        while victim.try_wait().unwrap().is_none() {
+            // The table appears when the victim has migrated the schema.
+            let open: i64 = cl
+                .admin
+                .query_one(&open_intents, &[])
+                .await
+                .map_or(0, |r| r.get(0));
+            if open > 0 {
+                signal(victim.id(), "KILL");
+                hit = true;
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the scan never ended"
+            );
+        }
+        let _ = victim.wait();
+        kill_orphaned_claudes(&pids);
+        let out = cl.scan_to_end(&format!("selfmon-reconciler-{round}"));
+        kill_orphaned_claudes(&pids);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        caught += usize::from(hit);
+        reconciled += report["reconciled"].as_array().map_or(0, Vec::len);
+        let checked = cl.check_exactly_once().await;
+        assert_eq!(
+            checked.open_intents, 0,
+            "round {round}: the outbox is drained"
+        );
+    }
+    let checked = cl.check_exactly_once().await;
+    eprintln!(
+        "kill -9 mid-filing: {caught} of 3 kills landed with a filing in flight; \
+         {reconciled} issue(s) reconciled from the outbox by the next node; {checked:?}"
+    );
+    assert!(caught >= 1, "no kill landed while a filing was in flight");
+    assert!(checked.issues >= CODES.len(), "{checked:?}");
+}

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::{Client, Config, NoTls};
 
 use crate::error::{Error, Result};
@@ -70,8 +70,11 @@ impl PgUrl {
         &self.config
     }
 
-    /// Opens a connection (without TLS) and drives it on the current tokio runtime. The connection
-    /// task ends when the returned client is dropped.
+    /// Opens a connection and drives it on the current tokio runtime. The connection task ends
+    /// when the returned client is dropped.
+    ///
+    /// With `sslmode=require` in the connection string the connection uses TLS (feature `tls`;
+    /// see [`crate::tls`]); without the feature such a string is refused with [`Error::Tls`].
     pub async fn connect(&self, application_name: &str) -> Result<Client> {
         let mut config = self.config.clone();
         if config.get_application_name().is_none() {
@@ -80,22 +83,45 @@ impl PgUrl {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
-        let (client, connection) =
-            config
-                .connect(NoTls)
-                .await
-                .map_err(|source| Error::Connect {
-                    target: self.target.clone(),
-                    source,
-                })?;
-        let target = self.target.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::warn!(target = %target, %error, "PostgreSQL connection ended");
+        let failed = |source| Error::Connect {
+            target: self.target.clone(),
+            source,
+        };
+        if config.get_ssl_mode() == SslMode::Require {
+            #[cfg(feature = "tls")]
+            {
+                let tls = crate::tls::MakeRustls::from_env()?;
+                let (client, connection) = config.connect(tls).await.map_err(failed)?;
+                drive(connection, self.target.clone());
+                return Ok(client);
             }
-        });
+            #[cfg(not(feature = "tls"))]
+            return Err(Error::Tls {
+                reason: "the connection string asks for sslmode=require, but this selfmon was \
+                         built without TLS support (feature `tls` of selfmon-postgres, \
+                         `postgres-tls` of selfmon)"
+                    .into(),
+            });
+        }
+        // `prefer` (the default) and `disable` connect in plain text; see `crate::tls` for why.
+        config.ssl_mode(SslMode::Disable);
+        let (client, connection) = config.connect(NoTls).await.map_err(failed)?;
+        drive(connection, self.target.clone());
         Ok(client)
     }
+}
+
+/// Drives a connection on the current runtime until its client is dropped or it fails.
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>, target: String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(target = %target, %error, "PostgreSQL connection ended");
+        }
+    });
 }
 
 impl fmt::Debug for PgUrl {
@@ -178,6 +204,18 @@ mod tests {
         assert!(
             err.contains("SELFMON_TEST_SURELY_UNSET_VARIABLE_1234"),
             "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn sslmode_require_without_the_tls_feature_is_refused_naming_the_feature() {
+        let url = PgUrl::parse("postgres://u:pw-9@127.0.0.1:1/db?sslmode=require", "t").unwrap();
+        let e = url.connect("selfmon-test").await.unwrap_err();
+        assert!(matches!(e, Error::Tls { .. }), "{e}");
+        assert!(
+            e.to_string().contains("`tls`") && !e.to_string().contains("pw-9"),
+            "{e}"
         );
     }
 

@@ -36,6 +36,14 @@ pub enum Error {
         source: tokio_postgres::Error,
     },
 
+    /// TLS was asked for but cannot be set up (no TLS support built in, or an unusable
+    /// `PGSSLROOTCERT` file). Not retryable: the configuration must change.
+    #[error("cannot use TLS for PostgreSQL: {reason}")]
+    Tls {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// The connection dropped between two calls and could not be replaced. Retryable.
     #[error("the PostgreSQL connection to {target} was lost; the next call reconnects")]
     ConnectionLost {

@@ -12,7 +12,13 @@
 //!   so a node that lost the lease cannot land a filing.
 //!
 //! Connection strings come from the environment ([`PgUrl::from_env`]) and are never logged:
-//! `Debug` and every error show only `user@host:port/db`.
+//! `Debug` and every error show only `user@host:port/db` (`tests/secrets.rs` checks every error a
+//! real server produces, with its source chain).
+//!
+//! **TLS** (feature `tls`, `postgres-tls` on the `selfmon` binary): `sslmode=require` in the
+//! connection string connects with rustls and verifies the server's certificate against the
+//! Mozilla roots plus `PGSSLROOTCERT`; see `tls` for why `prefer` stays plain text. The
+//! feature adds no crate to the workspace's build (rustls is already there for HTTPS).
 //!
 //! ## Choices
 //!
@@ -27,6 +33,25 @@
 //! filter on the rows' `xmin`. See [`horizon`]. The horizon needs `SELECT` on the id sequence
 //! and reads `pg_locks` (open to every role). Ids must come from the `id` column's sequence with the
 //! default `CACHE 1`, as `SERIAL`/`IDENTITY` columns have.
+//!
+//! ## Figures
+//!
+//! `cargo bench --bench postgres --features postgres` (1,000,000 rows, PostgreSQL 15 on the same
+//! two-core machine, loopback, other builds running): a bare keyset `SELECT` loop reads
+//! ~400,000 rows/s; [`PgLogSource`] ~234,000 rows/s converting every row (~59 % of the bare
+//! loop) and ~306,000 rows/s examined with the default WARNING filter. Lease acquire + release
+//! ~2.0 ms, renew ~1.9 ms, a fenced begin + commit of a scan ~1.6 ms.
+//!
+//! ## Tested through the binary
+//!
+//! `tests/cli_postgres_cluster.rs` runs separate `selfmon` processes against one server: three
+//! `serve-scheduler` nodes triggered together (scans never overlap, cursor ranges contiguous,
+//! every record read once, each problem filed once); `kill -9` of the scanner at ten points of a
+//! scan followed by another node (takes over at once: the holder's process is provably gone),
+//! and at the moment the outbox holds a filing (the next node reconciles it, files nothing twice);
+//! `pg_terminate_backend` of a scanner's connections mid-scan (it reconnects and finishes);
+//! and a scanner stopped with `SIGSTOP` past its 60 s TTL (taken over after one TTL; when it
+//! wakes, none of its writes lands).
 //!
 //! ```no_run
 //! use selfmon_core::LogSource;
@@ -49,6 +74,8 @@ pub mod horizon;
 pub mod log_source;
 pub mod schema;
 pub mod state_store;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use connect::PgUrl;
 pub use error::{Error, Result};

@@ -365,7 +365,7 @@ impl Reader {
             })
             .collect();
         let mut select_sql = format!(
-            "SELECT {} FROM {table} WHERE id > $1::bigint AND id <= $2::bigint",
+            "SELECT {} FROM {table} AS t WHERE t.id > $1::bigint AND t.id <= $2::bigint",
             select_list.join(", ")
         );
         let below = level_names_below(options.min_level);
@@ -376,7 +376,9 @@ impl Reader {
                 quoted.join(", ")
             ));
         }
-        select_sql.push_str(" ORDER BY id LIMIT $3::bigint");
+        // `t.id`, not `id`: an unqualified name would sort by the output column `id::bigint`,
+        // which no index provides, so every page would sort the whole rest of the table.
+        select_sql.push_str(" ORDER BY t.id LIMIT $3::bigint");
         let sequence: Option<String> = client
             .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&table])
             .await

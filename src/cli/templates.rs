@@ -122,7 +122,11 @@ fn run_on(
             .read_until(b'\n', &mut buf)
             .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
         if n > 0 {
-            let text = String::from_utf8_lossy(&buf);
+            // Valid UTF-8 (nearly every line) is checked by the fast validator, not decoded.
+            let text = match std::str::from_utf8(&buf) {
+                Ok(valid) => std::borrow::Cow::Borrowed(valid),
+                Err(_) => String::from_utf8_lossy(&buf),
+            };
             let line = text.trim_end_matches(['\n', '\r']);
             let cluster =
                 (!args.no_cluster && !line.trim().is_empty()).then(|| templater.learn(line));

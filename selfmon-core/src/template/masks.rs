@@ -494,12 +494,18 @@ pub(super) fn is_error_code(t: &str) -> bool {
     word(a) && word(b) && n.len() == 3 && n.bytes().all(|c| c.is_ascii_digit())
 }
 
+/// Where the ASCII byte `needle` first occurs in `s` (a plain loop: tokens are short, and a
+/// searcher's setup costs more than the scan).
+fn byte_position(s: &str, needle: u8) -> Option<usize> {
+    s.bytes().position(|b| b == needle)
+}
+
 /// `key=value` (any non-empty key) or `key:value` (an identifier key).
 fn split_key_value(core: &str) -> Option<(&str, char, &str)> {
-    if let Some(i) = core.find('=').filter(|&i| i > 0) {
+    if let Some(i) = byte_position(core, b'=').filter(|&i| i > 0) {
         return Some((&core[..i], '=', &core[i + 1..]));
     }
-    let i = core.find(':').filter(|&i| i > 0)?;
+    let i = byte_position(core, b':').filter(|&i| i > 0)?;
     let key = &core[..i];
     let b = key.as_bytes();
     let ident = (b[0].is_ascii_alphabetic() || b[0] == b'_')
@@ -596,7 +602,7 @@ fn classify(t: &str) -> Option<&'static str> {
     if b.is_empty() {
         return None;
     }
-    if t.contains("://") {
+    if b.windows(3).any(|w| w == b"://") {
         return Some("<URL>");
     }
     if is_uuid(b) {

@@ -28,9 +28,18 @@
 //! Quality: `tests/template_grouping.rs` measures grouping accuracy (a message counts when its
 //! group holds exactly the messages of its true template) on a labelled corpus generated in the
 //! style of the public Loghub-2k sets (20 kinds of system, 2,000 messages each, one default
-//! configuration); it asserts an average of at least 0.90. It is not the public benchmark. On
-//! samples of the public Loghub-2k sets (the first 28 to 70 labelled lines of each of the 16,
-//! measured out of tree) the default configuration averages 0.905.
+//! configuration) and pins every corpus at 1.000. `tests/loghub_sample.rs` measures GA and FGA on
+//! the public Loghub-2.0 labelled samples (32 messages per system, 14 systems, chosen by the
+//! benchmark's authors to cover each system's templates; not the 2,000-line sets): average GA
+//! 0.982, FGA 0.991 (OpenSSH 0.906 and Zookeeper 0.844 the lowest, both over-splits), and the same
+//! lines behind syslog headers group as their content does; the per-system figures are pinned as
+//! floors.
+//!
+//! Speed: a message whose masked text was seen before joins the cluster it joined then (when that
+//! still covers it) without being compared with any other, so on real logs nearly all the work is
+//! masking. `selfmon templates` on 1,000,000 Loghub-shaped lines (`benches/templates.rs` builds
+//! the same shape) spends about 2.4 s of CPU on content lines and 4.5 s on raw lines with syslog
+//! headers on the 2-core development machine (about 3.5 s and 6 s before), memory flat (13-18 MB).
 //!
 //! Clustering is deterministic: the same configuration, starting state and messages in the same
 //! order give the same templates. Nothing depends on hash-map iteration order.
