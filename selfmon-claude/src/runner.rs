@@ -236,7 +236,7 @@ impl AnalysisRunner for ClaudeRunner {
             .instrument(tracing::info_span!("claude_analysis", scan_id = %request.scan_id))
             .await?;
         let raw = parse_response(&output.structured_output).map_err(|e| Error::Costly {
-            usage: output.usage.clone(),
+            usage: output.usage,
             source: Box::new(e),
         })?;
         let signature_ids = request.digest.signature_ids();
