@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 use selfmon::engine::SelfMonitor;
 use selfmon::{
-    CancelToken, IssueFilter, PageRequest, ScanEvent, ScanOptions, ScanRecord, ScanReport,
+    CancelToken, IssueFilter, PageRequest, ScanEvent, ScanId, ScanOptions, ScanRecord, ScanReport,
     ScanStatus, ScanTrigger, StateStore,
 };
 use serde::Serialize;
@@ -317,6 +317,18 @@ impl Monitor {
                 .await?;
             let backlog = store.open_backlog().await?;
             serialise(&serde_json::json!({ "scans": scans, "issues": issues, "backlog": backlog }))
+        })
+    }
+
+    /// The stored report of one scan (the CLI's `selfmon history show --json`), as JSON; `None`
+    /// when the store has no scan with this id.
+    fn scan_report_json(&self, py: Python<'_>, scan_id: String) -> PyResult<Option<String>> {
+        let store = Arc::clone(&self.store);
+        self.block_on(py, async move {
+            match store.scan_report(&ScanId(scan_id)).await? {
+                Some(report) => serialise(&report).map(Some),
+                None => Ok(None),
+            }
         })
     }
 

@@ -80,3 +80,16 @@ def test_a_bad_page_argument_is_refused(env: Env) -> None:
     monitor = selfmon.SelfMonitor.from_config(env.config())
     with pytest.raises(ValueError):
         monitor.history(page=-1)
+
+
+def test_scan_report_explains_a_scan_like_the_cli(env: Env) -> None:
+    env.seed()
+    monitor = selfmon.SelfMonitor.from_config(env.config())
+    report = monitor.scan()
+    stored = monitor.scan_report(report.scan_id)
+    assert stored is not None
+    assert stored.scan_id == report.scan_id
+    assert stored.to_dict()["details_recorded"] is True
+    assert [o.outcome for o in stored.outcomes] == [o.outcome for o in report.outcomes]
+    assert stored.to_dict()["signatures"], "every signature's fate is kept"
+    assert monitor.scan_report("no-such-scan") is None

@@ -145,6 +145,15 @@ class SelfMonitor:
         raw = json.loads(self._native.history_json(scans, issues, page))
         return History(raw, page, scans, issues)
 
+    def scan_report(self, scan_id: str) -> Optional[ScanReport]:
+        """The stored report of one scan: every signature's fate, every finding's outcome with
+        its reason, rejections, deferrals, the digest as sent (``.to_dict()`` is what
+        ``selfmon history show SCAN_ID --json`` prints); ``None`` when there is no such scan."""
+        if not isinstance(scan_id, str) or not scan_id:
+            raise ValueError(f"scan_id must be a non-empty str, not {scan_id!r}")
+        raw = self._native.scan_report_json(scan_id)
+        return None if raw is None else ScanReport(json.loads(raw))
+
     @property
     def config(self) -> Dict[str, Any]:
         """The monitoring settings in effect (a copy)."""
