@@ -186,14 +186,19 @@ impl ClaudeRunner {
     }
 }
 
-/// `e` as [`Error::Costly`] when `stdout` holds a result object reporting what the run used (the
-/// model ran, so the failure cost money), else `e` unchanged.
+/// `e` as [`Error::Costly`] when `stdout` holds a result object reporting that the run used tokens
+/// or money (the model ran, so the failure cost something), else `e` unchanged.
 fn with_usage_of(stdout: &[u8], e: Error) -> Error {
     let text = String::from_utf8_lossy(stdout);
     match extract_object::<crate::cli_result::CliResult>(&text, |r| r.kind == "result") {
         Ok(result) => {
             let usage = result.usage();
-            if usage == Usage::default() {
+            // Only a run that read or wrote tokens or cost money is costly: a refused API key
+            // reports a result with zero usage.
+            let spent = usage.cost_usd.is_some_and(|c| c > 0.0)
+                || usage.input_tokens.is_some_and(|t| t > 0)
+                || usage.output_tokens.is_some_and(|t| t > 0);
+            if !spent {
                 e
             } else {
                 Error::Costly {
