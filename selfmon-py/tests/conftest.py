@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
-import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
@@ -39,6 +41,37 @@ SEED = [
 ]
 
 
+_SQL = r"""
+import json, sqlite3, sys
+path, query, params = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+con = sqlite3.connect(path)
+con.row_factory = sqlite3.Row
+try:
+    rows = [dict(r) for r in con.execute(query, params)]
+    con.commit()
+finally:
+    con.close()
+print(json.dumps(rows))
+"""
+
+
+def sql(path: Path, query: str, params: Sequence[Any] = ()) -> List[Dict[str, Any]]:
+    """Runs one statement on a SQLite file in a separate process; its rows as dicts.
+
+    Never in this process: the selfmon module links its own SQLite, and two SQLite libraries in
+    one process drop each other's POSIX locks (sqlite.org/howtocorrupt.html, section 2.2.1) — CI
+    saw a SIGBUS when the test read the state file with Python's sqlite3 during a scan.
+    """
+    out = subprocess.run(
+        [sys.executable, "-c", _SQL, str(path), query, json.dumps(list(params))],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rows: List[Dict[str, Any]] = json.loads(out.stdout)
+    return rows
+
+
 class Env:
     """A temporary server: logs.db, selfmon's state file, a dry-run issues folder."""
 
@@ -47,15 +80,14 @@ class Env:
         self.logs = root / "logs.db"
         self.state = root / "state.db"
         self.issues = root / "issues"
-        with sqlite3.connect(self.logs) as con:
-            con.execute(LOGS_DDL)
+        sql(self.logs, LOGS_DDL)
 
     def log(self, level: str, source: str, message: str) -> None:
-        with sqlite3.connect(self.logs) as con:
-            con.execute(
-                "INSERT INTO logs (timestamp, level, source, message) VALUES (datetime('now'), ?, ?, ?)",
-                (level, source, message),
-            )
+        sql(
+            self.logs,
+            "INSERT INTO logs (timestamp, level, source, message) VALUES (datetime('now'), ?, ?, ?)",
+            (level, source, message),
+        )
 
     def seed(self) -> None:
         for level, source, message in SEED:
@@ -86,8 +118,7 @@ class Env:
         return sorted(self.issues.glob("*.md")) if self.issues.is_dir() else []
 
     def scan_statuses(self) -> List[str]:
-        with sqlite3.connect(self.state) as con:
-            return [r[0] for r in con.execute("SELECT status FROM self_monitoring_scans")]
+        return [r["status"] for r in sql(self.state, "SELECT status FROM self_monitoring_scans")]
 
 
 @pytest.fixture

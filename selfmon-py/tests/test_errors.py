@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Dict
@@ -12,7 +11,7 @@ from typing import Any, Dict
 import pytest
 
 import selfmon
-from conftest import FIXTURES, Env
+from conftest import FIXTURES, Env, sql
 
 
 def raised(fn: Any, cls: type) -> Any:
@@ -95,8 +94,7 @@ def test_a_held_lease_is_lease_held_and_retryable(env: Env, background) -> None:
 def test_an_unreadable_log_source_is_a_log_source_error(env: Env) -> None:
     env.seed()
     monitor = selfmon.SelfMonitor.from_config(env.config())
-    with sqlite3.connect(env.logs) as con:
-        con.execute("DROP TABLE logs")
+    sql(env.logs, "DROP TABLE logs")
     e = raised(monitor.scan, selfmon.LogSourceError)
     assert e.kind == "adapter"
     assert env.scan_statuses() == ["FAILURE"]
@@ -122,8 +120,7 @@ def test_a_failing_tracker_is_a_tracker_error(env: Env) -> None:
 def test_a_broken_state_store_is_a_state_error(env: Env) -> None:
     env.seed()
     monitor = selfmon.SelfMonitor.from_config(env.config())
-    with sqlite3.connect(env.state) as con:
-        con.execute("DROP TABLE self_monitoring_scans")
+    sql(env.state, "DROP TABLE self_monitoring_scans")
     raised(monitor.scan, selfmon.StateError)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -12,7 +11,7 @@ from typing import Iterator
 import pytest
 
 import selfmon
-from conftest import Env
+from conftest import Env, sql
 
 THREADS = 8
 PER_THREAD = 100_000
@@ -53,10 +52,10 @@ def test_eight_threads_logging_lose_no_record_and_the_log_source_reads_them_all(
     assert stats["written"] == total and stats["lost_after_write_failure"] == 0, stats
     handler.close()
 
-    with sqlite3.connect(env.logs) as con:
-        rows = con.execute("SELECT count(*), count(DISTINCT message) FROM logs").fetchone()
-        assert rows == (total, total)
-        assert con.execute("SELECT DISTINCT level, source FROM logs").fetchall() == [("INFO", logger.name)]
+    counts = sql(env.logs, "SELECT count(*) AS n, count(DISTINCT message) AS d FROM logs")[0]
+    assert (counts["n"], counts["d"]) == (total, total)
+    kinds = sql(env.logs, "SELECT DISTINCT level, source FROM logs")
+    assert [(k["level"], k["source"]) for k in kinds] == [("INFO", logger.name)]
 
     # selfmon's own SQLite log source reads every one of them back.
     cfg = env.config()
@@ -80,9 +79,7 @@ def test_columns_codes_extras_and_tracebacks_land_where_cidx_expects(
         logger.exception("sync crashed")
     logger.debug("debug is kept too")
     handler.close()
-    with sqlite3.connect(env.logs) as con:
-        con.row_factory = sqlite3.Row
-        rows = [dict(r) for r in con.execute("SELECT * FROM logs ORDER BY id")]
+    rows = sql(env.logs, "SELECT * FROM logs ORDER BY id")
     assert [r["level"] for r in rows] == ["WARNING", "ERROR", "ERROR", "DEBUG"]
     first = rows[0]
     assert (first["correlation_id"], first["user_id"], first["request_path"]) == ("c-1", "42", "/api/x")
@@ -113,8 +110,7 @@ def test_a_full_queue_counts_every_drop_and_reports_it_in_the_log(env: Env, logg
     final = handler.stats()
     assert final["enqueued"] + final["dropped"] + final["dropped_errors"] == 51, final
     assert final["dropped"] > 0, final
-    with sqlite3.connect(env.logs) as con:
-        notes = [m for (m,) in con.execute("SELECT message FROM logs WHERE message LIKE '[SELFMON-QUEUE-001]%'")]
+    notes = [r["message"] for r in sql(env.logs, "SELECT message FROM logs WHERE message LIKE '[SELFMON-QUEUE-001]%'")]
     assert notes, "the drop was not reported in the log"
 
 
