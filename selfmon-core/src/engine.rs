@@ -904,7 +904,9 @@ impl SelfMonitor {
                     });
                 }
             };
-            let decision = dedup.decide(finding, &known).await?;
+            let decision = dedup
+                .decide(finding, &candidate.fingerprint, &known)
+                .await?;
             match decision {
                 DedupDecision::Duplicate {
                     issue,
