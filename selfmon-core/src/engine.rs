@@ -545,8 +545,9 @@ impl SelfMonitor {
         };
 
         // 1. Complete filings a crashed scan left in the outbox.
+        let mut rate_limit = None;
         if !dry_run {
-            self.reconcile_outbox(report).await?;
+            rate_limit = self.reconcile_outbox(report).await?;
         }
 
         // 2. A recreated log restarts from 0.
@@ -678,6 +679,7 @@ impl SelfMonitor {
             effects.add_occurrences(number, count);
         }
         let mut budget = Budget::new(config);
+        budget.rate_limit = rate_limit;
         for (number, tier, sig) in regressed {
             let shown = shown_signature(&sig, &redactor);
             let finding = Finding {
@@ -939,16 +941,17 @@ impl SelfMonitor {
                     // Over the comment budget the occurrences still count: nothing is dropped.
                     effects.add_occurrences(issue, fresh_count);
                     close(effects, issue, format!("related to #{issue}: {reason}"));
-                    if budget.may_comment(issue) {
-                        if !dry_run {
+                    let commented = budget.may_comment(issue)
+                        && (dry_run || {
                             let body = redactor.redact_string(&occurrence_comment(
                                 "Related occurrence",
                                 finding,
                                 &evidence.shown,
                                 &scan_id,
                             ));
-                            self.tracker.comment(issue, &body).await?;
-                        }
+                            budget.unless_rate_limited(self.tracker.comment(issue, &body).await)?
+                        });
+                    if commented {
                         budget.commented(issue);
                         report.record.comments_added += 1;
                         report.outcomes.push(FindingOutcome::Commented {
@@ -963,7 +966,8 @@ impl SelfMonitor {
                             title: finding.title.clone(),
                             issue,
                             reason: format!(
-                                "{reason} (occurrences recorded; no comment: comment budget spent or already commented this scan)"
+                                "{reason} (occurrences recorded; no comment: {})",
+                                budget.why_no_comment()
                             ),
                             tier: Some(DedupTier::Similarity),
                             score: Some(score),
@@ -994,7 +998,26 @@ impl SelfMonitor {
                     .await?;
                 }
                 DedupDecision::New => {
-                    if !budget.may_file() {
+                    let filed = budget.may_file()
+                        && budget.unless_rate_limited(
+                            self.file(
+                                report,
+                                &mut known,
+                                &ctx,
+                                finding,
+                                &evidence,
+                                &candidate.fingerprint,
+                                &candidate.templates,
+                                candidate.backlog.as_ref(),
+                                effects,
+                            )
+                            .await,
+                        )?;
+                    if filed {
+                        budget.filed();
+                    } else {
+                        // A create the rate limit refused stays in the outbox too: the next
+                        // scan files it first, and this entry then closes as its duplicate.
                         match &candidate.backlog {
                             Some(entry) => {
                                 still_deferred.insert(entry.fingerprint.clone());
@@ -1018,27 +1041,10 @@ impl SelfMonitor {
                         }
                         report.outcomes.push(FindingOutcome::Deferred {
                             title: finding.title.clone(),
-                            reason: format!(
-                                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
-                                config.max_new_issues_per_scan
-                            ),
+                            reason: budget.why_deferred(config),
                             backlog_position: Some(report.record.deferred),
                         });
-                        continue;
                     }
-                    budget.filed();
-                    self.file(
-                        report,
-                        &mut known,
-                        &ctx,
-                        finding,
-                        &evidence,
-                        &candidate.fingerprint,
-                        &candidate.templates,
-                        candidate.backlog.as_ref(),
-                        effects,
-                    )
-                    .await?;
                 }
             }
         }
@@ -1061,31 +1067,38 @@ impl SelfMonitor {
     ) -> Result<()> {
         let count = evidence.count;
         effects.add_occurrences(issue, count);
-        if !budget.may_comment(issue) {
-            // Already handled this scan (or budget spent): the occurrences still count.
+        let commented = budget.may_comment(issue)
+            && (report.record.dry_run || {
+                let body = ctx.redactor.redact_string(&occurrence_comment(
+                    "Regression: this closed issue occurred again",
+                    finding,
+                    &evidence.shown,
+                    &report.record.scan_id,
+                ));
+                budget.unless_rate_limited(self.tracker.comment(issue, &body).await)?
+            });
+        if !commented {
+            // Already handled this scan, budget spent or rate limited: the occurrences still count.
             report.record.duplicates.by_fingerprint += 1;
             report.outcomes.push(FindingOutcome::Duplicate {
                 title: finding.title.clone(),
                 issue,
-                reason: format!("regression of a closed issue ({why}); comment budget spent or already commented this scan"),
+                reason: format!(
+                    "regression of a closed issue ({why}); {}",
+                    budget.why_no_comment()
+                ),
                 tier: Some(tier),
                 score: None,
             });
             return Ok(());
         }
-        let reopen = config.dedup.reopen_on_regression;
-        if !report.record.dry_run {
-            let body = ctx.redactor.redact_string(&occurrence_comment(
-                "Regression: this closed issue occurred again",
-                finding,
-                &evidence.shown,
-                &report.record.scan_id,
-            ));
-            self.tracker.comment(issue, &body).await?;
-            if reopen {
-                self.tracker.reopen(issue).await?;
-                self.store.set_issue_state(issue, IssueState::Open).await?;
-            }
+        // A reopen the rate limit refuses leaves the issue closed: the next occurrence is a
+        // regression again.
+        let reopen = config.dedup.reopen_on_regression
+            && (report.record.dry_run
+                || budget.unless_rate_limited(self.tracker.reopen(issue).await)?);
+        if reopen && !report.record.dry_run {
+            self.store.set_issue_state(issue, IssueState::Open).await?;
         }
         if reopen {
             known.set_state(issue, IssueState::Open);
@@ -1197,12 +1210,24 @@ impl SelfMonitor {
     }
 
     /// Completes outbox intents: records issues the tracker already has, files the ones it lacks.
-    async fn reconcile_outbox(&self, report: &mut ScanReport) -> Result<()> {
+    /// Stops at a spent tracker rate limit, leaving the rest in the outbox, and returns it.
+    async fn reconcile_outbox(&self, report: &mut ScanReport) -> Result<Option<RateLimit>> {
         for intent in self.store.open_intents().await? {
             let now = self.clock.now();
-            let issue = match self.tracker.find_by_marker(&intent.draft.marker).await? {
-                Some(existing) => existing,
-                None => self.tracker.create_issue(&intent.draft).await?,
+            let found = match self.tracker.find_by_marker(&intent.draft.marker).await {
+                Ok(Some(existing)) => Ok(existing),
+                Ok(None) => self.tracker.create_issue(&intent.draft).await,
+                Err(e) => Err(e),
+            };
+            let issue = match found {
+                Ok(issue) => issue,
+                Err(e) => match RateLimit::of(&e) {
+                    Some(limit) => {
+                        tracing::warn!(error = %e, "rate limited: the outbox waits for the next scan");
+                        return Ok(Some(limit));
+                    }
+                    None => return Err(e),
+                },
             };
             let row = FiledIssue::from_intent(&intent, issue.clone(), now);
             self.store.complete_intent(&intent.intent_id, &row).await?;
@@ -1212,7 +1237,7 @@ impl SelfMonitor {
             );
             report.reconciled.push(issue);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Filed issues from the store, with states from the tracker; tracker issues that carry
@@ -1441,6 +1466,39 @@ struct Budget {
     issues_left: u32,
     comments_left: u32,
     commented: HashSet<u64>,
+    /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
+    /// it would have filed goes to the backlog.
+    rate_limit: Option<RateLimit>,
+}
+
+/// The issue tracker refused a call: its rate limit is spent until `reset_at` (when it said).
+#[derive(Debug, Clone, Copy)]
+struct RateLimit {
+    reset_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RateLimit {
+    fn of(e: &Error) -> Option<RateLimit> {
+        match e {
+            Error::RateLimited {
+                component: crate::Component::IssueTracker,
+                reset_at,
+                ..
+            } => Some(RateLimit {
+                reset_at: *reset_at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reset_at {
+            Some(t) => write!(f, "the issue tracker's rate limit is spent until {t}"),
+            None => f.write_str("the issue tracker's rate limit is spent"),
+        }
+    }
 }
 
 impl Budget {
@@ -1449,16 +1507,47 @@ impl Budget {
             issues_left: c.max_new_issues_per_scan,
             comments_left: c.max_comments_per_scan,
             commented: HashSet::new(),
+            rate_limit: None,
         }
     }
     fn may_file(&self) -> bool {
-        self.issues_left > 0
+        self.issues_left > 0 && self.rate_limit.is_none()
     }
     fn filed(&mut self) {
         self.issues_left = self.issues_left.saturating_sub(1);
     }
     fn may_comment(&self, issue: u64) -> bool {
-        self.comments_left > 0 && !self.commented.contains(&issue)
+        self.comments_left > 0 && !self.commented.contains(&issue) && self.rate_limit.is_none()
+    }
+    /// `Ok(true)` when a tracker call succeeded, `Ok(false)` when the rate limit refused it (then
+    /// noted: no more tracker calls this scan), the error otherwise.
+    fn unless_rate_limited<T>(&mut self, call: Result<T>) -> Result<bool> {
+        match call {
+            Ok(_) => Ok(true),
+            Err(e) => match RateLimit::of(&e) {
+                Some(limit) => {
+                    tracing::warn!(error = %e, "rate limited: no more tracker calls this scan");
+                    self.rate_limit = Some(limit);
+                    Ok(false)
+                }
+                None => Err(e),
+            },
+        }
+    }
+    fn why_deferred(&self, c: &SelfMonitoringConfig) -> String {
+        match self.rate_limit {
+            Some(limit) => format!("new, but {limit}; kept in the backlog for the next scan"),
+            None => format!(
+                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
+                c.max_new_issues_per_scan
+            ),
+        }
+    }
+    fn why_no_comment(&self) -> String {
+        match self.rate_limit {
+            Some(limit) => limit.to_string(),
+            None => "comment budget spent or already commented this scan".to_string(),
+        }
     }
     fn commented(&mut self, issue: u64) {
         self.comments_left = self.comments_left.saturating_sub(1);
