@@ -64,7 +64,7 @@ mock! {
 }
 
 mock! {
-    /// Mock [`Deduplicator`].
+    /// Mock [`Deduplicator`]; `explain_signature` keeps its default.
     pub Deduplicator {}
     #[async_trait]
     #[allow(unused_parens)] // the `'static` view bound needs them; mockall copies them.

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 
 use super::fingerprint::normalise_title;
 use super::similarity::SimilarityIndex;
-use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
+use crate::digest::Signature;
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
 use crate::template::{is_specific_template, template_fingerprint, template_text};
-use crate::traits::{DedupTier, KnownIssuesView};
+use crate::traits::{explain_by_code_or_template, DedupTier, KnownIssuesView};
 
 /// The known issues of one scan, indexed for the dedup tiers. Built once per scan from the state
 /// store and the tracker; issues filed during the scan are added with [`insert`](Self::insert).
@@ -163,42 +163,12 @@ impl KnownIssues {
 }
 
 impl KnownIssues {
-    /// The known issue that already accounts for a digest signature, before any analysis: used by
-    /// the engine to drop known problems from the prompt and count them as new occurrences.
-    /// Returns the issue and the tier that matched:
-    ///
-    /// 1. [`DedupTier::ErrorCode`]: the signature's codes intersect an issue's codes;
-    /// 2. [`DedupTier::Fingerprint`]: an issue covers the signature id, or lists a template equal to
-    ///    the signature's (only templates with at least two constant tokens count).
-    ///
-    /// Among several matching issues an open one wins over a closed one, then the lowest number.
-    /// The overflow signature never matches.
+    /// The known issue that already accounts for a digest signature, before any analysis, by
+    /// [`explain_by_code_or_template`] (the default of
+    /// [`Deduplicator::explain_signature`](crate::traits::Deduplicator::explain_signature)).
     pub fn match_signature(&self, signature: &Signature) -> Option<(&KnownIssue, DedupTier)> {
-        if signature.id == OVERFLOW_SIGNATURE_ID {
-            return None;
-        }
-        let by_code = signature
-            .error_codes
-            .iter()
-            .flat_map(|c| self.by_code.get(c).into_iter().flatten().copied());
-        if let Some(i) = self.preferred(by_code) {
-            return Some((&self.issues[i], DedupTier::ErrorCode));
-        }
-        if let Some(&i) = self.by_signature.get(&signature.id) {
-            return Some((&self.issues[i], DedupTier::Fingerprint));
-        }
-        if is_specific_template(&signature.template) {
-            let by_template = self
-                .by_template_fingerprint
-                .get(&signature.template_fingerprint)
-                .into_iter()
-                .flatten()
-                .copied();
-            if let Some(i) = self.preferred(by_template) {
-                return Some((&self.issues[i], DedupTier::Fingerprint));
-            }
-        }
-        None
+        let m = explain_by_code_or_template(signature, self)?;
+        Some((self.get(m.issue)?, m.tier))
     }
 
     /// The preferred of several matching issues: open before closed, then the lowest number.
@@ -225,6 +195,18 @@ impl KnownIssuesView for KnownIssues {
         fingerprint: &str,
     ) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
         Box::new(self.with_fingerprint(fingerprint))
+    }
+    fn issues_with_template_fingerprint(
+        &self,
+        template_fingerprint: &str,
+    ) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        Box::new(
+            self.by_template_fingerprint
+                .get(template_fingerprint)
+                .into_iter()
+                .flatten()
+                .map(|&i| &self.issues[i]),
+        )
     }
     fn issue_with_signature(&self, signature_id: &str) -> Option<&KnownIssue> {
         self.with_signature(signature_id)
