@@ -310,8 +310,6 @@ mod tests {
             Filing::Filed(_)
         ));
         assert_eq!(tracker.issues().len(), 1);
-        let record =
-            ScanRecord::started(scan_id.clone(), ScanTrigger::Manual, 0, chrono::Utc::now());
         assert!(stored_error(
             &format!("failed with {SECRET}"),
             &SelfMonitoringConfig::default()
