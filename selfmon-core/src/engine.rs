@@ -34,7 +34,7 @@ use crate::redact::Redactor;
 use crate::template::{seal_template, Templater};
 use crate::traits::{
     AnalysisRequest, AnalysisRunner, DedupDecision, DedupTier, Deduplicator, IssueTracker, Lease,
-    LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, StateStore, TemplateMemory,
+    LeaseHolder, LeaseOutcome, LeaseRenewal, LogSource, SignatureMatch, StateStore, TemplateMemory,
 };
 
 /// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
@@ -637,23 +637,34 @@ impl SelfMonitor {
         let mut known = self.known_issues(config).await?;
 
         // 5. Remove signatures known issues explain; count them as occurrences (or regressions).
+        // The deduplicator decides what a known issue explains, so a host's own one controls it.
+        let dedup: Arc<dyn Deduplicator> = match &self.dedup {
+            Some(d) => d.clone(),
+            None => Arc::new(ThreeTierDeduplicator::new(config.dedup.clone())),
+        };
         let mut novel: Vec<Signature> = Vec::new();
         let mut occurrences: HashMap<u64, u64> = HashMap::new();
         let mut regressed: Vec<(u64, DedupTier, Signature)> = Vec::new();
         for sig in &digest.signatures {
-            let fate = match known.match_signature(sig) {
-                Some((k, tier)) if k.issue.state == IssueState::Closed => {
-                    regressed.push((k.issue.number, tier, sig.clone()));
+            let explained = dedup.explain_signature(sig, &known).await?;
+            let closed = |issue: u64| {
+                known
+                    .get(issue)
+                    .is_some_and(|k| k.issue.state == IssueState::Closed)
+            };
+            let fate = match explained {
+                Some(SignatureMatch { issue, tier }) if closed(issue) => {
+                    regressed.push((issue, tier, sig.clone()));
                     SignatureFate::Known {
-                        issue: k.issue.number,
+                        issue,
                         tier,
                         closed: true,
                     }
                 }
-                Some((k, tier)) => {
-                    *occurrences.entry(k.issue.number).or_default() += sig.count;
+                Some(SignatureMatch { issue, tier }) => {
+                    *occurrences.entry(issue).or_default() += sig.count;
                     SignatureFate::Known {
-                        issue: k.issue.number,
+                        issue,
                         tier,
                         closed: false,
                     }
@@ -819,10 +830,6 @@ impl SelfMonitor {
 
         // 8. Deduplicate and file.
         known.note_signatures(&novel);
-        let dedup: Arc<dyn Deduplicator> = match &self.dedup {
-            Some(d) => d.clone(),
-            None => Arc::new(ThreeTierDeduplicator::new(config.dedup.clone())),
-        };
         let original_by_id: HashMap<&str, &Signature> =
             novel.iter().map(|s| (s.id.as_str(), s)).collect();
         let shown_by_id: HashMap<&str, &Signature> = novel_digest
@@ -904,7 +911,9 @@ impl SelfMonitor {
                     });
                 }
             };
-            let decision = dedup.decide(finding, &known).await?;
+            let decision = dedup
+                .decide(finding, &candidate.fingerprint, &known)
+                .await?;
             match decision {
                 DedupDecision::Duplicate {
                     issue,
