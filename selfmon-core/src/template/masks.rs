@@ -82,13 +82,16 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
         let Some(start) = next_non_space(s, pos) else {
             break;
         };
-        let end = next_space(s, start);
+        let (end, quoted) = next_space(s, start);
         let tok = &s[start..end];
         if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
         glued = false;
-        if let Some(q) = quoted_value_start(tok, prev_ends_colon) {
+        if let Some(q) = quoted
+            .then(|| quoted_value_start(tok, prev_ends_colon))
+            .flatten()
+        {
             let open = start + q;
             let quote = s.as_bytes()[open];
             if let Some(close) = find_closing_quote(s, open + 1, quote) {
@@ -347,25 +350,31 @@ fn next_non_space(s: &str, from: usize) -> Option<usize> {
     None
 }
 
-fn next_space(s: &str, from: usize) -> usize {
+/// Where the token starting at `from` ends, and whether it holds a quote (only then can it hold a
+/// quoted value).
+fn next_space(s: &str, from: usize) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = from;
+    let mut quote = false;
     while i < b.len() {
         match ascii_space(b[i]) {
-            Some(true) => return i,
-            Some(false) => i += 1,
+            Some(true) => return (i, quote),
+            Some(false) => {
+                quote |= matches!(b[i], b'"' | b'\'');
+                i += 1;
+            }
             None => {
                 let Some(c) = s[i..].chars().next() else {
-                    return s.len();
+                    return (s.len(), quote);
                 };
                 if c.is_whitespace() {
-                    return i;
+                    return (i, quote);
                 }
                 i += c.len_utf8();
             }
         }
     }
-    s.len()
+    (s.len(), quote)
 }
 
 /// Byte offset (within `tok`) of the opening quote of a quoted value: after `=` or `:` inside the
@@ -489,20 +498,18 @@ fn mask_token(token: &str, out: &mut String) {
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
+    let shape = Shape::of(core.as_bytes());
     // Most tokens are words: nothing to classify.
-    if core
-        .bytes()
-        .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')')
-    {
+    if shape.word {
         out.push_str(core);
         return;
     }
     // Already masked (partly): leave as is, so masking is idempotent.
-    if has_placeholder(core) {
+    if shape.lt && has_placeholder(core) {
         out.push_str(core);
         return;
     }
-    if let Some(m) = classify(core) {
+    if let Some(m) = classify_shaped(core, shape) {
         out.push_str(m);
         return;
     }
@@ -510,7 +517,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
         out.push_str(core);
         return;
     }
-    if depth < 4 {
+    if depth < 4 && (shape.eq || shape.colon) {
         if let Some((key, sep, value)) = split_key_value(core) {
             out.push_str(key);
             out.push(sep);
@@ -524,7 +531,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
             return;
         }
     }
-    if core.bytes().any(|b| b.is_ascii_digit()) {
+    if shape.digit {
         mask_digits(core, out);
     } else {
         out.push_str(core);
@@ -674,6 +681,10 @@ fn mask_segment(seg: &str, out: &mut String) {
 /// reaches [`classify`], and most are not values.
 #[derive(Clone, Copy)]
 struct Shape {
+    /// Only letters, `_`, `-` and parentheses: a word, nothing to mask.
+    word: bool,
+    lt: bool,
+    eq: bool,
     colon: bool,
     slash: bool,
     backslash: bool,
@@ -686,48 +697,89 @@ struct Shape {
 
 impl Shape {
     fn of(b: &[u8]) -> Shape {
-        let mut s = Shape {
-            colon: false,
-            slash: false,
-            backslash: false,
-            dot: false,
-            at: false,
-            all_hex: true,
-            digit: false,
-            alpha: false,
-        };
+        // What some byte is, and what every byte is.
+        let mut any = 0u16;
+        let mut all = u16::MAX;
         for &c in b {
-            match c {
-                b'0'..=b'9' => s.digit = true,
-                b'a'..=b'f' | b'A'..=b'F' => s.alpha = true,
-                b'g'..=b'z' | b'G'..=b'Z' => {
-                    s.alpha = true;
-                    s.all_hex = false;
-                }
-                _ => {
-                    s.all_hex = false;
-                    match c {
-                        b':' => s.colon = true,
-                        b'/' => s.slash = true,
-                        b'\\' => s.backslash = true,
-                        b'.' => s.dot = true,
-                        b'@' => s.at = true,
-                        _ => {}
-                    }
-                }
-            }
+            let k = BYTE_CLASSES[usize::from(c)];
+            any |= k;
+            all &= k;
         }
-        s
+        Shape {
+            word: all & C_WORD != 0,
+            lt: any & C_LT != 0,
+            eq: any & C_EQ != 0,
+            colon: any & C_COLON != 0,
+            slash: any & C_SLASH != 0,
+            backslash: any & C_BACKSLASH != 0,
+            dot: any & C_DOT != 0,
+            at: any & C_AT != 0,
+            all_hex: all & C_HEX != 0,
+            digit: any & C_DIGIT != 0,
+            alpha: any & C_ALPHA != 0,
+        }
     }
+}
+
+const C_DIGIT: u16 = 1;
+const C_ALPHA: u16 = 1 << 1;
+const C_HEX: u16 = 1 << 2;
+/// Letters, `_`, `-`, `(` and `)`.
+const C_WORD: u16 = 1 << 3;
+const C_LT: u16 = 1 << 4;
+const C_EQ: u16 = 1 << 5;
+const C_COLON: u16 = 1 << 6;
+const C_SLASH: u16 = 1 << 7;
+const C_BACKSLASH: u16 = 1 << 8;
+const C_DOT: u16 = 1 << 9;
+const C_AT: u16 = 1 << 10;
+
+/// The `C_*` classes of each byte.
+static BYTE_CLASSES: [u16; 256] = byte_classes();
+
+const fn byte_classes() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut k = 0;
+        if c.is_ascii_digit() {
+            k |= C_DIGIT | C_HEX;
+        }
+        if c.is_ascii_alphabetic() {
+            k |= C_ALPHA | C_WORD;
+        }
+        if c.is_ascii_hexdigit() {
+            k |= C_HEX;
+        }
+        k |= match c {
+            b'_' | b'-' | b'(' | b')' => C_WORD,
+            b'<' => C_LT,
+            b'=' => C_EQ,
+            b':' => C_COLON,
+            b'/' => C_SLASH,
+            b'\\' => C_BACKSLASH,
+            b'.' => C_DOT,
+            b'@' => C_AT,
+            _ => 0,
+        };
+        t[i] = k;
+        i += 1;
+    }
+    t
 }
 
 /// The placeholder for a whole value token, if it is one.
 fn classify(t: &str) -> Option<&'static str> {
+    classify_shaped(t, Shape::of(t.as_bytes()))
+}
+
+/// [`classify`] with the token's [`Shape`] known.
+fn classify_shaped(t: &str, shape: Shape) -> Option<&'static str> {
     let b = t.as_bytes();
     if b.is_empty() {
         return None;
     }
-    let shape = Shape::of(b);
     if shape.colon && shape.slash && b.windows(3).any(|w| w == b"://") {
         return Some("<URL>");
     }
