@@ -75,10 +75,7 @@ impl LogFeed {
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO logs (timestamp, level, source, message, correlation_id, user_id, request_path, extra_data, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
-                )
+                .prepare_cached(selfmon::sqlite::LOGS_INSERT_SQL)
                 .map_err(|e| e.to_string())?;
             for r in records {
                 let extra = (!r.extra_data.is_null()).then(|| r.extra_data.to_string());

@@ -198,6 +198,7 @@ fn shown(text: &str) -> String {
     }
     let one_line: String = t
         .chars()
+        .filter(|&c| !selfmon_core::text::is_bidi_control(c))
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     format!("`{one_line}`")

@@ -660,13 +660,7 @@ pub fn redacted_sample(message: &str, redactor: &Redactor) -> String {
 }
 
 fn strip_controls(message: &str) -> String {
-    message
-        .chars()
-        .filter(|&c| {
-            (c == '\n' || c == '\t' || !c.is_control())
-                && !matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
-        })
-        .collect()
+    crate::text::strip_controls(message)
 }
 
 fn cap_sample(cleaned: String) -> String {

@@ -9,9 +9,15 @@ use std::fmt::Write as _;
 use crate::digest::Signature;
 use crate::error::truncate_chars;
 use crate::model::{classification_marker, Classification, Finding, Marker, ScanId};
+use crate::text::{is_bidi_control, is_kept_in_text};
 
-/// Largest body selfmon produces, in characters (GitHub's limit is 65,536).
-pub const MAX_BODY_CHARS: usize = 60_000;
+/// Largest issue or comment body selfmon produces or sends, in characters: GitHub's limit, which
+/// every tracker selfmon ships enforces (the GitHub adapter refuses a longer body before sending).
+/// The body builder keeps its own margin below it for the footer and markers.
+pub const MAX_BODY_CHARS: usize = 65_536;
+
+/// Characters the body builder leaves free below [`MAX_BODY_CHARS`].
+const BODY_MARGIN_CHARS: usize = 5_536;
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
@@ -35,10 +41,6 @@ pub fn issue_title(classification: Classification, title: &str) -> String {
         .replace('<', "\u{2039}")
         .replace('>', "\u{203A}");
     format!("{} {}", classification.title_prefix(), defused)
-}
-
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// Escapes untrusted text for inline Markdown: no links, images, HTML, emphasis, headings,
@@ -94,10 +96,7 @@ pub fn code_block(content: &str) -> String {
         }
     }
     let fence = "`".repeat((longest + 1).max(3));
-    let cleaned: String = content
-        .chars()
-        .filter(|&c| (c == '\n' || c == '\t' || !c.is_control()) && !is_bidi_control(c))
-        .collect();
+    let cleaned: String = content.chars().filter(|&c| is_kept_in_text(c)).collect();
     format!("{fence}text\n{cleaned}\n{fence}\n")
 }
 
@@ -233,7 +232,8 @@ fn finish(mut b: String, scan_id: &ScanId, marker: Option<(&Marker, Classificati
     );
     // Room for the footer, the truncation notice and a closing fence (fences are at most one
     // longer than the longest backtick run in a capped excerpt).
-    let budget = MAX_BODY_CHARS.saturating_sub(footer.chars().count() + 64 + 1_100);
+    let budget =
+        (MAX_BODY_CHARS - BODY_MARGIN_CHARS).saturating_sub(footer.chars().count() + 64 + 1_100);
     if b.chars().count() > budget {
         b = truncate_chars(&b, budget);
         if let Some(fence) = open_fence(&b) {

@@ -49,6 +49,7 @@ pub mod redact;
 pub mod schedule;
 pub mod template;
 pub mod testing;
+pub mod text;
 pub mod traits;
 
 #[cfg(any(test, feature = "mock"))]

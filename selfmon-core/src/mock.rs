@@ -5,7 +5,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mockall::mock;
 
-use crate::dedup::KnownIssues;
 use crate::error::Result;
 use crate::model::{
     BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent,
@@ -13,9 +12,9 @@ use crate::model::{
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
-    IssueLedger, IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, Lease, LeaseOutcome,
-    LogPage, LogSource, LogSourceDescription, Page, PageRequest, ScanHistory, ScanLedger,
-    Submission, TemplateMemory,
+    IssueLedger, IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, KnownIssuesView,
+    Lease, LeaseOutcome, LogPage, LogSource, LogSourceDescription, Page, PageRequest, ScanHistory,
+    ScanLedger, Submission, TemplateMemory,
 };
 
 mock! {
@@ -65,11 +64,12 @@ mock! {
 }
 
 mock! {
-    /// Mock [`Deduplicator`].
+    /// Mock [`Deduplicator`]; `explain_signature` keeps its default.
     pub Deduplicator {}
     #[async_trait]
+    #[allow(unused_parens)] // the `'static` view bound needs them; mockall copies them.
     impl Deduplicator for Deduplicator {
-        async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+        async fn decide(&self, finding: &Finding, fingerprint: &str, known: &(dyn KnownIssuesView + 'static)) -> Result<DedupDecision>;
     }
 }
 

@@ -53,6 +53,7 @@
 //! detector is one byte scan that only judges runs of 20 or more word characters.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Captures, Regex};
@@ -62,6 +63,9 @@ use crate::error::{Error, Result};
 use crate::model::Finding;
 
 mod entropy;
+mod text;
+
+pub use text::RedactedText;
 
 /// What to redact beyond secrets and emails.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -112,6 +116,7 @@ enum Rewrite {
     Group1,
 }
 
+#[derive(Clone)]
 struct Rule {
     kind: &'static str,
     triggers: &'static [&'static str],
@@ -124,19 +129,28 @@ struct Rule {
     needs_byte: &'static [u8],
 }
 
-/// Finds and replaces secrets. Cheap to clone via `Arc`; build once and reuse.
+/// Finds and replaces secrets. Building one is cheap: the built-in rules are compiled once per
+/// process (per combination of optional kinds) and shared; only the operator's extra patterns are
+/// compiled per redactor.
+#[derive(Clone)]
 pub struct Redactor {
+    builtin: Arc<RuleSet>,
+    /// The operator's patterns; each runs on every text, after the built-in rules.
+    custom: Vec<Rule>,
+}
+
+/// The built-in rules with the optional kinds one configuration enables, and their trigger scan.
+struct RuleSet {
     rules: Vec<Rule>,
     /// For each trigger pattern id, the bit set of rules it arms.
     trigger_masks: Vec<u128>,
     prefilter: AhoCorasick,
-    always: Vec<usize>,
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Redactor")
-            .field("rules", &self.rules.len())
+            .field("rules", &(self.builtin.rules.len() + self.custom.len()))
             .finish()
     }
 }
@@ -211,30 +225,24 @@ fn builtin() -> Vec<Spec> {
     ]
 }
 
-impl Redactor {
-    /// The default redactor: secrets and emails.
-    pub fn new() -> Self {
-        Self::build(&RedactionConfig::default()).unwrap_or_else(|e| {
-            // The built-in patterns are constants compiled by every test run; this cannot fail.
-            unreachable!("built-in redaction patterns are invalid: {e}")
-        })
+impl RuleSet {
+    /// The built-in rules plus the optional kinds asked for, compiled on first use and then shared:
+    /// compiling them is most of a redactor's cost (tens of milliseconds in a debug build), and the
+    /// engine builds a redactor for every scan.
+    fn shared(ip_addresses: bool, user_ids: bool) -> Result<Arc<RuleSet>> {
+        static SETS: [OnceLock<Arc<RuleSet>>; 4] = [const { OnceLock::new() }; 4];
+        let slot = &SETS[usize::from(ip_addresses) | (usize::from(user_ids) << 1)];
+        if let Some(set) = slot.get() {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(RuleSet::compile(ip_addresses, user_ids)?);
+        // A racing thread may have set it first; either copy is the same rules.
+        Ok(slot.get_or_init(|| set).clone())
     }
 
-    /// The default redactor, built once per process (for paths without a configuration, such as
-    /// error construction).
-    pub fn shared() -> &'static Redactor {
-        static SHARED: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
-        SHARED.get_or_init(Redactor::new)
-    }
-
-    /// A redactor with the optional kinds and extra patterns of `config`.
-    pub fn with_config(config: &RedactionConfig) -> Result<Self> {
-        Self::build(config)
-    }
-
-    fn build(config: &RedactionConfig) -> Result<Self> {
+    fn compile(ip_addresses: bool, user_ids: bool) -> Result<RuleSet> {
         let mut specs = builtin();
-        if config.ip_addresses {
+        if ip_addresses {
             specs.push((
                 "ip_address",
                 &["."],
@@ -248,8 +256,14 @@ impl Redactor {
                 Rewrite::Whole,
             ));
         }
-        if config.user_ids {
+        if user_ids {
             specs.push(("user_id", &["user", "User", "USER"], r#"(?i)(\b(?:user(?:_?id|_?name)?|uid|login)["']?\s*[=:]\s*["']?)[A-Za-z0-9_.@+-]+"#.into(), Rewrite::KeepPrefix));
+        }
+        if specs.len() > 128 {
+            return Err(Error::config(
+                "redaction",
+                "too many built-in rules for the trigger bit set",
+            ));
         }
         let mut rules = Vec::new();
         let mut patterns: Vec<String> = Vec::new();
@@ -281,24 +295,6 @@ impl Redactor {
                 needs_byte,
             });
         }
-        let mut always = Vec::new();
-        for (i, p) in config.extra_patterns.iter().enumerate() {
-            let regex = Regex::new(p).map_err(|e| {
-                Error::config(
-                    format!("redaction.extra_patterns[{i}]"),
-                    format!("not a valid regular expression: {e}"),
-                )
-            })?;
-            always.push(rules.len());
-            rules.push(Rule {
-                kind: "custom",
-                triggers: &[],
-                regex,
-                rewrite: Rewrite::Whole,
-                placeholder: "[REDACTED:custom]".to_string(),
-                needs_byte: b"",
-            });
-        }
         // A DFA: the trigger scan runs over every text that leaves, and an overlapping search in
         // the default (contiguous NFA) automaton was a third of the redaction time.
         let prefilter = AhoCorasickBuilder::new()
@@ -307,47 +303,80 @@ impl Redactor {
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| Error::config("redaction", e.to_string()))?;
-        if rules.len() - always.len() > 128 {
-            return Err(Error::config(
-                "redaction",
-                "too many built-in rules for the trigger bit set",
-            ));
-        }
         let trigger_masks = trigger_rules
             .iter()
             .map(|rs| rs.iter().fold(0u128, |m, &r| m | (1u128 << r)))
             .collect();
-        Ok(Redactor {
+        Ok(RuleSet {
             rules,
             trigger_masks,
             prefilter,
-            always,
+        })
+    }
+}
+
+impl Redactor {
+    /// The default redactor: secrets and emails.
+    pub fn new() -> Self {
+        Self::build(&RedactionConfig::default()).unwrap_or_else(|e| {
+            // The built-in patterns are constants compiled by every test run; this cannot fail.
+            unreachable!("built-in redaction patterns are invalid: {e}")
+        })
+    }
+
+    /// The default redactor, built once per process (for paths without a configuration, such as
+    /// error construction).
+    pub fn shared() -> &'static Redactor {
+        static SHARED: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Redactor::new)
+    }
+
+    /// A redactor with the optional kinds and extra patterns of `config`.
+    pub fn with_config(config: &RedactionConfig) -> Result<Self> {
+        Self::build(config)
+    }
+
+    fn build(config: &RedactionConfig) -> Result<Self> {
+        let mut custom = Vec::new();
+        for (i, p) in config.extra_patterns.iter().enumerate() {
+            let regex = Regex::new(p).map_err(|e| {
+                Error::config(
+                    format!("redaction.extra_patterns[{i}]"),
+                    format!("not a valid regular expression: {e}"),
+                )
+            })?;
+            custom.push(Rule {
+                kind: "custom",
+                triggers: &[],
+                regex,
+                rewrite: Rewrite::Whole,
+                placeholder: "[REDACTED:custom]".to_string(),
+                needs_byte: b"",
+            });
+        }
+        Ok(Redactor {
+            builtin: RuleSet::shared(config.ip_addresses, config.user_ids)?,
+            custom,
         })
     }
 
     /// `text` with every detected secret replaced; borrowed when nothing was found.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        // Which rules the triggers arm, as a bit set (rules are few; extra patterns always run).
+        let set = &*self.builtin;
+        // Which rules the triggers arm, as a bit set (at most 128 built-in rules).
         let mut armed: u128 = 0;
-        for m in self.prefilter.find_overlapping_iter(text) {
-            armed |= self.trigger_masks[m.pattern().as_usize()];
+        for m in set.prefilter.find_overlapping_iter(text) {
+            armed |= set.trigger_masks[m.pattern().as_usize()];
         }
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
-        let rules = if armed == 0 && self.always.is_empty() {
-            &[][..]
-        } else {
-            &self.rules[..]
-        };
-        for (i, rule) in rules.iter().enumerate() {
-            let on = if i < 128 {
-                armed & (1u128 << i) != 0
-            } else {
-                false
-            } || self.always.contains(&i);
-            if !on
-                || (!rule.needs_byte.is_empty()
-                    && !out.bytes().any(|b| rule.needs_byte.contains(&b)))
-            {
+        let builtin = set
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| armed & (1u128 << i) != 0)
+            .map(|(_, rule)| rule);
+        for rule in builtin.chain(&self.custom) {
+            if !rule.needs_byte.is_empty() && !out.bytes().any(|b| rule.needs_byte.contains(&b)) {
                 continue;
             }
             if let Cow::Owned(s) = apply(rule, &out) {
@@ -374,16 +403,25 @@ impl Redactor {
         self.redact(text).into_owned()
     }
 
+    /// The redacted text, typed as fit to leave the process.
+    pub fn redacted(&self, text: &str) -> RedactedText {
+        RedactedText::new(self.redact_string(text))
+    }
+
     /// The kinds this redactor detects (for documentation and reports).
     pub fn kinds(&self) -> Vec<&'static str> {
-        let mut k: Vec<&'static str> = self.rules.iter().map(|r| r.kind).collect();
+        let mut k: Vec<&'static str> = self.rules().map(|r| r.kind).collect();
         k.dedup();
         k
     }
 
     /// Trigger literals of every rule (for documentation and reports).
     pub fn triggers(&self) -> usize {
-        self.rules.iter().map(|r| r.triggers.len()).sum()
+        self.rules().map(|r| r.triggers.len()).sum()
+    }
+
+    fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.builtin.rules.iter().chain(&self.custom)
     }
 }
 

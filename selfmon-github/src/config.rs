@@ -12,8 +12,9 @@ use crate::error::Error;
 /// The public GitHub API.
 pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
 
-/// GitHub's limit on an issue or comment body, in characters.
-pub const MAX_BODY_CHARS: usize = 65_536;
+/// GitHub's limit on an issue or comment body, in characters: core's one body cap
+/// ([`selfmon_core::issue_body::MAX_BODY_CHARS`]), which the body builder stays below.
+pub use selfmon_core::issue_body::MAX_BODY_CHARS;
 
 /// Settings of a [`GitHubTracker`](crate::GitHubTracker). Plain data with working defaults except
 /// [`repository`](Self::repository); call [`validate`](Self::validate) after loading.

@@ -1,11 +1,13 @@
 //! One place where requests are sent: headers, spacing, rate-limit waits, GET retries, and the
 //! mapping of statuses to [`Error`] variants.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::{Method, StatusCode, Url};
+use selfmon_core::clock::{Clock, SystemClock};
 use serde::de::DeserializeOwned;
 
 use crate::config::GitHubConfig;
@@ -73,6 +75,8 @@ impl Reply {
 /// The HTTP side of the tracker.
 pub(crate) struct Http {
     client: reqwest::Client,
+    /// What "now" is when a rate limit's reset time is turned into a wait.
+    clock: Arc<dyn Clock>,
     base: Url,
     repository: String,
     token_env: String,
@@ -118,6 +122,7 @@ impl Http {
             .map_err(|source| Error::Client { source })?;
         Ok(Http {
             client,
+            clock: Arc::new(SystemClock),
             base,
             repository: config.repository.clone(),
             token_env: config.token_env.clone(),
@@ -127,6 +132,16 @@ impl Http {
             mutations: Spacer::new(Duration::from_millis(config.mutation_spacing_ms)),
             searches: Spacer::new(Duration::from_millis(config.search_spacing_ms)),
         })
+    }
+
+    /// Uses `clock` for every "now" (rate-limit waits, recently-closed windows).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
+    }
+
+    /// Now, by the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
     }
 
     pub fn repository(&self) -> &str {
@@ -208,9 +223,9 @@ impl Http {
                 Ok((status, headers, bytes)) => {
                     let body = ErrorBody::parse(&bytes);
                     if let Some(limit) =
-                        classify(status.as_u16(), &headers, &body.message, Utc::now())
+                        classify(status.as_u16(), &headers, &body.message, self.now())
                     {
-                        let wait = limit.wait_from(Utc::now());
+                        let wait = limit.wait_from(self.now());
                         if wait <= self.max_wait && rate_limit_waits < MAX_RATE_LIMIT_WAITS {
                             rate_limit_waits += 1;
                             tracing::warn!(%method, %path, wait_secs = wait.as_secs_f64(), limit = ?limit, "GitHub rate limit; waiting");

@@ -2,10 +2,12 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Method, Url};
+use selfmon_core::clock::Clock;
 use selfmon_core::{IssueDraft, IssueRef, IssueTracker, Marker, TrackedIssue};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -95,6 +97,15 @@ impl GitHubTracker {
             http,
             labels: Mutex::new(LabelCache::default()),
         })
+    }
+
+    /// Uses `clock` instead of the system clock for every "now" the tracker needs: how long a
+    /// rate limit's reset is away, and the window of recently closed issues it checks before
+    /// filing. Tests pass a [`FakeClock`](selfmon_core::clock::FakeClock) so their expectations
+    /// do not depend on the wall clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.http.set_clock(clock);
+        self
     }
 
     /// The configuration in use.
@@ -344,7 +355,7 @@ impl GitHubTracker {
         if let Some(hit) = first_carrying(&open, marker) {
             return Ok(Some(hit));
         }
-        let recent = Utc::now() - chrono::Duration::hours(RECENTLY_CLOSED_HOURS);
+        let recent = self.http.now() - chrono::Duration::hours(RECENTLY_CLOSED_HOURS);
         let closed = self.list_labelled("closed", Some(recent)).await?;
         if let Some(hit) = first_carrying(&closed, marker) {
             return Ok(Some(hit));

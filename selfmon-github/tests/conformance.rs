@@ -81,8 +81,11 @@ async fn an_issue_that_lost_its_label_is_found_through_search() {
 #[tokio::test]
 async fn an_unknown_marker_is_none_after_listing_and_search() {
     let (server, fake) = FakeGitHub::start().await;
+    let now = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 2, 0, 0, 0).unwrap();
+    let clock = std::sync::Arc::new(selfmon_core::clock::FakeClock::new(now));
     assert_eq!(
         tracker(&server)
+            .with_clock(clock)
             .find_by_marker(&marker("0ff"))
             .await
             .unwrap(),
@@ -90,9 +93,11 @@ async fn an_unknown_marker_is_none_after_listing_and_search() {
     );
     let log = fake.log();
     assert!(log[0].starts_with("GET /repos/acme/server/issues?labels=selfmon&state=open"));
-    assert!(log[1].starts_with(
-        "GET /repos/acme/server/issues?labels=selfmon&state=closed&per_page=100&since="
-    ));
+    // Closed issues updated in the last 24 hours by the tracker's clock.
+    assert_eq!(
+        log[1],
+        "GET /repos/acme/server/issues?labels=selfmon&state=closed&per_page=100&since=2026-11-01T00%3A00%3A00Z"
+    );
     assert!(log[2].starts_with("GET /search/issues"));
     assert_eq!(log.len(), 3);
 }

@@ -7,14 +7,24 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use common::*;
+use selfmon_core::clock::FakeClock;
 use selfmon_core::IssueTracker;
 use selfmon_github::Error;
 use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+/// The tracker's "now" in these tests: a fake clock, so a reset "in two hours" is exactly that.
+fn fixed_now() -> chrono::DateTime<Utc> {
+    chrono::TimeZone::timestamp_opt(&Utc, 1_790_000_000, 0).unwrap()
+}
+
+fn clocked(server: &MockServer) -> selfmon_github::GitHubTracker {
+    tracker(server).with_clock(Arc::new(FakeClock::new(fixed_now())))
+}
+
 fn primary_limited(reset_in_secs: i64) -> ResponseTemplate {
-    let reset = Utc::now().timestamp() + reset_in_secs;
+    let reset = fixed_now().timestamp() + reset_in_secs;
     ResponseTemplate::new(403)
         .insert_header("x-ratelimit-limit", "5000")
         .insert_header("x-ratelimit-remaining", "0")
@@ -63,12 +73,12 @@ async fn primary_limit_resetting_in_two_seconds_is_waited_out() {
         .expect(1)
         .mount(&server)
         .await;
-    let issues = tracker(&server).list_issues(None).await.unwrap();
+    let issues = clocked(&server).list_issues(None).await.unwrap();
     assert_eq!(issues.len(), 1);
     let at = at.lock().unwrap();
-    // The reset is in whole seconds, so "2 s ahead" is at least 1 s away: a generous lower bound.
+    // By the tracker's clock the reset is exactly 2 s ahead: it waits that long before retrying.
     assert!(
-        at[1] - at[0] >= Duration::from_millis(900),
+        at[1] - at[0] >= Duration::from_secs(2),
         "{:?}",
         at[1] - at[0]
     );
@@ -82,8 +92,7 @@ async fn primary_limit_resetting_in_two_hours_is_a_typed_error_without_waiting()
         .expect(1)
         .mount(&server)
         .await;
-    let before = Utc::now();
-    let e = tracker(&server).list_issues(None).await.unwrap_err();
+    let e = clocked(&server).list_issues(None).await.unwrap_err();
     assert!(e.is_retryable());
     match github_error(&e) {
         Error::RateLimited {
@@ -91,10 +100,7 @@ async fn primary_limit_resetting_in_two_hours_is_a_typed_error_without_waiting()
             max_wait_secs,
         } => {
             assert_eq!(*max_wait_secs, 300);
-            let ahead = *reset_at - before;
-            assert!(
-                ahead > chrono::Duration::minutes(119) && ahead <= chrono::Duration::minutes(121)
-            );
+            assert_eq!(*reset_at - fixed_now(), chrono::Duration::hours(2));
         }
         other => panic!("{other:?}"),
     }

@@ -55,7 +55,7 @@ pub mod tracing_layer;
 pub use error::{Error, Result};
 pub use inventory::{inventory, render_text, Catalog, InventoryOptions, InventoryReport};
 pub use log_source::{LogSourceOptions, SqliteLogSource};
-pub use logs_schema::{create_logs_table, LOGS_TABLE_DDL};
+pub use logs_schema::{create_logs_table, LOGS_INSERT_SQL, LOGS_TABLE_DDL};
 pub use schema::SCHEMA_VERSION;
 pub use state_store::{OccurrenceRow, PruneReport, SqliteStateStore, StateStoreOptions};
 #[cfg(feature = "tracing-layer")]

@@ -18,6 +18,15 @@ pub const LOGS_TABLE_DDL: &str = "CREATE TABLE IF NOT EXISTS logs (
     created_at TEXT
 )";
 
+/// The statement that appends one record to the `logs` table, as the CIDX server writes it:
+/// parameters `?1` timestamp (also stored as `created_at`), `?2` level, `?3` source, `?4` message,
+/// `?5` correlation id, `?6` user id, `?7` request path, `?8` extra data (JSON text). Used by the
+/// `tracing-layer` feature's `SqliteLogLayer`; hosts and tests that write records use it too, so
+/// there is one copy of it.
+pub const LOGS_INSERT_SQL: &str = "INSERT INTO logs (timestamp, level, source, message, \
+     correlation_id, user_id, request_path, extra_data, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)";
+
 /// Columns without which a `logs` table is unusable.
 pub const REQUIRED_COLUMNS: [&str; 3] = ["id", "level", "message"];
 

@@ -131,7 +131,11 @@ pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()>
             &format!(
                 "INSERT INTO {VERSION_TABLE} (version, applied_at, description) VALUES (?1, ?2, ?3)"
             ),
-            rusqlite::params![m.version, crate::state_store::now_text(), m.description],
+            rusqlite::params![
+                m.version,
+                crate::state_store::values::now_text(),
+                m.description
+            ],
         )
         .map_err(Error::sqlite("recording the schema version"))?;
         tx.commit()

@@ -534,10 +534,7 @@ fn self_record(level: Level, message: String) -> Row {
 fn write_batch(conn: &mut Connection, batch: &[Row]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO logs (timestamp, level, source, message, correlation_id, user_id,
-             request_path, extra_data, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1)",
-        )?;
+        let mut stmt = tx.prepare_cached(crate::logs_schema::LOGS_INSERT_SQL)?;
         for r in batch {
             stmt.execute(rusqlite::params![
                 r.timestamp,

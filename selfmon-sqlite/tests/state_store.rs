@@ -626,3 +626,30 @@ fn a_migrated_cidx_file_has_the_same_schema_and_keeps_the_hosts_own_tables() {
         .unwrap();
     assert_eq!(name, "alice");
 }
+
+#[tokio::test]
+async fn the_times_the_store_stamps_itself_come_from_the_injected_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let at = t(50_000_000);
+    let store =
+        open_store(&path).with_clock(std::sync::Arc::new(selfmon_core::clock::FakeClock::new(at)));
+    let s = ScanRecord::started(ScanId("clocked".into()), ScanTrigger::Manual, 0, t(1));
+    store.begin_scan(&s).await.unwrap();
+    store
+        .save_scan_report(&selfmon_core::ScanReport::new(s.clone()))
+        .await
+        .unwrap();
+    store.save_template_state("{}").await.unwrap();
+    let conn = Connection::open(&path).unwrap();
+    let stamped = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+    let expected = at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    assert_eq!(
+        stamped("SELECT saved_at FROM selfmon_scan_reports WHERE scan_id = 'clocked'"),
+        expected
+    );
+    assert_eq!(
+        stamped("SELECT updated_at FROM selfmon_template_state WHERE id = 1"),
+        expected
+    );
+}

@@ -1,11 +1,14 @@
 //! Deciding whether a finding is new.
 
+use std::any::Any;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::dedup::KnownIssues;
+use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
 use crate::error::Result;
-use crate::model::Finding;
+use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
+use crate::template::is_specific_template;
 
 /// Which dedup tier matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -70,10 +73,59 @@ pub enum DedupDecision {
     },
 }
 
+/// The known issues of one scan, as a [`Deduplicator`] sees them: read-only lookups.
+///
+/// The engine builds one per scan from the state store and the tracker (`crate::dedup::KnownIssues`
+/// is its implementation) and adds the issues it files during the scan, so a later finding of the
+/// same scan is decided against them too. Lookups are by exact key; "not found" is an empty
+/// answer, never an error.
+pub trait KnownIssuesView: Send + Sync {
+    /// Every known issue, open and closed (closed ones within the configured window).
+    fn issues(&self) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// The issue with this number.
+    fn issue(&self, number: u64) -> Option<&KnownIssue>;
+    /// Issues that list `code`.
+    fn issues_with_code(&self, code: &ErrorCode) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// Issues whose finding fingerprint equals `fingerprint`.
+    fn issues_with_fingerprint(
+        &self,
+        fingerprint: &str,
+    ) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// Issues that list a message template whose fingerprint
+    /// ([`crate::template::template_fingerprint`]) equals `template_fingerprint`; only templates
+    /// with at least two constant tokens are indexed.
+    fn issues_with_template_fingerprint(
+        &self,
+        template_fingerprint: &str,
+    ) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// The issue that already covers the digest signature `signature_id`.
+    fn issue_with_signature(&self, signature_id: &str) -> Option<&KnownIssue>;
+    /// Issues whose normalised title (prefix removed, case and whitespace folded) equals
+    /// `title`'s.
+    fn issues_with_title(&self, title: &str) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// The (unredacted) message templates of this scan's digest signatures that `finding` cites,
+    /// sorted and deduplicated; empty when it cites none the scan saw.
+    fn templates_of(&self, finding: &Finding) -> Vec<String>;
+    /// The concrete view, so a deduplicator that knows a richer index can use it (the three-tier
+    /// deduplicator uses `KnownIssues`'s similarity index). Implementations return `self`.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// A known issue that already explains a digest signature (see
+/// [`Deduplicator::explain_signature`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureMatch {
+    /// The issue; one of the known issues.
+    pub issue: u64,
+    /// Which tier matched.
+    pub tier: DedupTier,
+}
+
 /// Decides whether a finding duplicates a known issue.
 ///
 /// Contract:
-/// - Pure with respect to its inputs: the same finding and known issues give the same decision.
+/// - Pure with respect to its inputs: the same finding, fingerprint and known issues give the
+///   same decision.
 /// - Never reports `Duplicate`/`Related` for an issue of a different classification.
 /// - A match against a closed issue is `Regression`, never `Duplicate`.
 /// - Errors (`Error::Adapter { component: Deduplicator, .. }`) fail the scan; use them only for
@@ -81,12 +133,77 @@ pub enum DedupDecision {
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[async_trait]
 pub trait Deduplicator: Send + Sync {
-    /// Decides for one finding.
-    async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+    /// Decides for one finding. `fingerprint` is the finding's fingerprint
+    /// (`crate::dedup::finding_fingerprint`), computed once by the engine from the unredacted
+    /// templates of the signatures it cites.
+    async fn decide(
+        &self,
+        finding: &Finding,
+        fingerprint: &str,
+        known: &(dyn KnownIssuesView + 'static),
+    ) -> Result<DedupDecision>;
+
+    /// Before analysis: the known issue that already explains a digest signature, if any. The
+    /// engine leaves an explained signature out of the analysis and counts its records as
+    /// occurrences of that issue (a regression, with a comment, when the issue is closed);
+    /// `None` sends the signature to the analysis.
+    ///
+    /// Must return one of `known`'s issues (a number it does not hold counts as open). The
+    /// default is [`explain_by_code_or_template`]: a host whose deduplicator decides differently
+    /// (or wants every signature analysed) overrides this too.
+    async fn explain_signature(
+        &self,
+        signature: &Signature,
+        known: &(dyn KnownIssuesView + 'static),
+    ) -> Result<Option<SignatureMatch>> {
+        Ok(explain_by_code_or_template(signature, known))
+    }
+}
+
+/// The default pre-analysis match of a digest signature against the known issues:
+///
+/// 1. [`DedupTier::ErrorCode`]: the signature's codes intersect an issue's codes;
+/// 2. [`DedupTier::Fingerprint`]: an issue covers the signature id, or lists a template equal to
+///    the signature's (only templates with at least two constant tokens count).
+///
+/// Among several matching issues an open one wins over a closed one, then the lowest number.
+/// The overflow signature never matches.
+pub fn explain_by_code_or_template(
+    signature: &Signature,
+    known: &(dyn KnownIssuesView + 'static),
+) -> Option<SignatureMatch> {
+    if signature.id == OVERFLOW_SIGNATURE_ID {
+        return None;
+    }
+    let preferred = |candidates: &mut dyn Iterator<Item = &KnownIssue>| {
+        candidates
+            .min_by_key(|k| (k.issue.state == IssueState::Closed, k.issue.number))
+            .map(|k| k.issue.number)
+    };
+    let found = |issue, tier| Some(SignatureMatch { issue, tier });
+    let mut by_code = signature
+        .error_codes
+        .iter()
+        .flat_map(|c| known.issues_with_code(c));
+    if let Some(issue) = preferred(&mut by_code) {
+        return found(issue, DedupTier::ErrorCode);
+    }
+    if let Some(k) = known.issue_with_signature(&signature.id) {
+        return found(k.issue.number, DedupTier::Fingerprint);
+    }
+    if is_specific_template(&signature.template) {
+        let mut by_template =
+            known.issues_with_template_fingerprint(&signature.template_fingerprint);
+        if let Some(issue) = preferred(&mut by_template) {
+            return found(issue, DedupTier::Fingerprint);
+        }
+    }
+    None
 }
 
 crate::traits::forward::forward! {
     Deduplicator {
-        async fn decide(&self, finding: &Finding, known: &KnownIssues) -> Result<DedupDecision>;
+        async fn decide(&self, finding: &Finding, fingerprint: &str, known: &(dyn KnownIssuesView + 'static)) -> Result<DedupDecision>;
+        async fn explain_signature(&self, signature: &Signature, known: &(dyn KnownIssuesView + 'static)) -> Result<Option<SignatureMatch>>;
     }
 }

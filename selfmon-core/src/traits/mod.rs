@@ -18,7 +18,10 @@ mod state_store;
 mod template_memory;
 
 pub use analysis_runner::{Analysis, AnalysisRequest, AnalysisRunner, Usage};
-pub use deduplicator::{DedupDecision, DedupTier, Deduplicator};
+pub use deduplicator::{
+    explain_by_code_or_template, DedupDecision, DedupTier, Deduplicator, KnownIssuesView,
+    SignatureMatch,
+};
 pub use issue_ledger::IssueLedger;
 pub use issue_tracker::IssueTracker;
 pub use job_queue::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, TransactionBehavior};
+use selfmon_core::clock::{Clock, SystemClock};
 use selfmon_core::{Component, Lease, Page, PageRequest};
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +20,9 @@ mod reports;
 mod rows;
 mod scan_ledger;
 mod template_memory;
-mod values;
+pub(crate) mod values;
 
 use rows::{latest_success, read_lease};
-pub(crate) use values::now_text;
 use values::{limits, parse_time, time_text, to_i64, to_u64};
 
 /// Largest page the dashboard queries return, whatever the request asks for.
@@ -115,9 +115,20 @@ pub struct PruneReport {
 ///   the latest successful scan (it holds the cursor).
 /// - Timestamps are stored as RFC 3339 UTC text with microseconds (`2025-01-02T03:04:05.000000Z`),
 ///   which sorts in time order; timestamps CIDX wrote in other ISO 8601 forms are read leniently.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStateStore {
     inner: Arc<Inner>,
+    /// What "now" is for the times the store stamps itself (a report's `saved_at`, the learned
+    /// template state's `updated_at`); every other time comes from the engine.
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqliteStateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStateStore")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -165,7 +176,22 @@ impl SqliteStateStore {
                 options,
                 conn: Mutex::new(conn),
             }),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Uses `clock` instead of the system clock for the times the store stamps itself (when a
+    /// scan report or the learned template state was saved). Tests pass a
+    /// [`FakeClock`](selfmon_core::clock::FakeClock); the engine's own clock (given to
+    /// `SelfMonitor::builder`) decides every other time.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Now by the store's clock, in the stored form.
+    fn now_text(&self) -> String {
+        time_text(self.clock.now())
     }
 
     /// The file.

@@ -10,7 +10,11 @@ use super::values::*;
 use crate::error::{Error, Result};
 
 /// Stores `report` (bounded) in place of an earlier report of the same scan, with its issue events.
-pub(super) fn save_report(conn: &mut Connection, report: &ScanReport) -> Result<()> {
+pub(super) fn save_report(
+    conn: &mut Connection,
+    report: &ScanReport,
+    now_text: &str,
+) -> Result<()> {
     let mut report = report.clone();
     report.bound();
     let json = to_json("scan report", &report)?;
@@ -22,7 +26,7 @@ pub(super) fn save_report(conn: &mut Connection, report: &ScanReport) -> Result<
     tx.execute(
         "INSERT OR REPLACE INTO selfmon_scan_reports (scan_id, report, saved_at)
          VALUES (?1, ?2, ?3)",
-        rusqlite::params![scan_id, json, now_text()],
+        rusqlite::params![scan_id, json, now_text],
     )
     .map_err(Error::sqlite("saving a scan report"))?;
     tx.execute(

@@ -155,7 +155,8 @@ impl ScanLedger for SqliteStateStore {
 
     async fn save_scan_report(&self, report: &ScanReport) -> selfmon_core::Result<()> {
         let report = report.clone();
-        self.run_core(move |conn| super::reports::save_report(conn, &report))
+        let now = self.now_text();
+        self.run_core(move |conn| super::reports::save_report(conn, &report, &now))
             .await
     }
 
@@ -184,7 +185,7 @@ impl ScanLedger for SqliteStateStore {
                 tx.execute(
                     "INSERT OR REPLACE INTO selfmon_template_state (id, state, updated_at)
                      VALUES (1, ?1, ?2)",
-                    rusqlite::params![state, now_text()],
+                    rusqlite::params![state, time_text(now)],
                 )
                 .map_err(Error::sqlite("saving the template state"))?;
             }

@@ -4,7 +4,6 @@ use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use selfmon_core::TemplateMemory;
 
-use super::values::*;
 use super::SqliteStateStore;
 use crate::error::Error;
 
@@ -25,11 +24,12 @@ impl TemplateMemory for SqliteStateStore {
 
     async fn save_template_state(&self, state: &str) -> selfmon_core::Result<()> {
         let state = state.to_string();
+        let saved_at = self.now_text();
         self.run_core(move |conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO selfmon_template_state (id, state, updated_at)
                  VALUES (1, ?1, ?2)",
-                rusqlite::params![state, now_text()],
+                rusqlite::params![state, saved_at],
             )
             .map_err(Error::sqlite("saving the template state"))?;
             Ok(())

@@ -12,7 +12,8 @@ pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Now, in the stored form.
+/// Now by the system clock, in the stored form (schema migrations, which run before any clock
+/// can be injected).
 pub(crate) fn now_text() -> String {
     time_text(Utc::now())
 }

@@ -1,0 +1,35 @@
+//! Known issues, their indexes, the finding fingerprint and the deduplicators.
+//!
+//! [`ThreeTierDeduplicator`] decides, in order:
+//!
+//! 1. **Error code**: the finding shares an error code with a known issue of the same
+//!    classification → duplicate (or regression when that issue is closed).
+//! 2. **Fingerprint**: the finding's [`finding_fingerprint`] equals a known issue's, or the finding
+//!    cites a digest signature a known issue already covers (same classification) → duplicate.
+//! 3. **Similarity**: title, message templates, error type and source files are normalised (NFKC,
+//!    the template masks, case folded), compared as token sets (Jaccard), and the finding is
+//!    *related* to the best issue of the same classification on which at least
+//!    [`DedupConfig::min_related_attributes`] attributes agree (an attribute agrees at or above
+//!    [`DedupConfig::related_threshold`]; the shared classification counts as one), unless both
+//!    sides have message templates and those disagree (the logs show different things). Related
+//!    findings become comments, never silent skips.
+//!
+//! Only the exact tiers (1 and 2) skip silently. Any match against a closed issue is a regression.
+//! Tier 3 is answered by an inverted index with prefix filtering (a candidate must share one of
+//! the rarest tokens of an attribute to reach the threshold), so a decision touches only issues
+//! sharing rare tokens, not all known issues.
+
+mod exact_title;
+mod fingerprint;
+mod known;
+mod similarity;
+mod three_tier;
+
+pub use exact_title::ExactTitleDeduplicator;
+pub use fingerprint::{finding_fingerprint, normalise_title};
+pub use known::KnownIssues;
+pub use similarity::{jaccard, token_set, Attribute};
+pub use three_tier::{AttributeScore, DedupExplanation, ThreeTierDeduplicator};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,478 @@
+use super::known::KnownIssues;
+use super::*;
+use crate::config::DedupConfig;
+use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
+use crate::hash::sha256_hex;
+use crate::model::{Classification, ErrorCode, Finding, IssueRef, IssueState, KnownIssue};
+use crate::traits::{DedupDecision, DedupTier, Deduplicator};
+
+fn known(number: u64, title: &str, class: Classification, state: IssueState) -> KnownIssue {
+    KnownIssue {
+        issue: IssueRef {
+            number,
+            url: format!("u/{number}"),
+            state,
+        },
+        title: title.into(),
+        classification: class,
+        error_codes: vec![],
+        fingerprint: format!("fp{number}"),
+        source_files: vec![],
+        error_type: None,
+        templates: vec![],
+        signature_ids: vec![format!("sig{number}")],
+    }
+}
+
+#[tokio::test]
+async fn exact_title_dedup_ignores_prefix_case_and_classification_mismatch() {
+    let k = KnownIssues::new([known(
+        1,
+        "[BUG] Sync  crashes",
+        Classification::ServerBug,
+        IssueState::Open,
+    )]);
+    let d = ExactTitleDeduplicator;
+    let f = Finding::new(Classification::ServerBug, "sync crashes", "s");
+    assert!(matches!(
+        d.decide(&f, "", &k).await.unwrap(),
+        DedupDecision::Duplicate { issue: 1, .. }
+    ));
+    let f = Finding::new(Classification::ClientMisuse, "sync crashes", "s");
+    assert_eq!(d.decide(&f, "", &k).await.unwrap(), DedupDecision::New);
+}
+
+#[tokio::test]
+async fn a_closed_match_is_a_regression() {
+    let k = KnownIssues::new([known(
+        2,
+        "[BUG] x",
+        Classification::ServerBug,
+        IssueState::Closed,
+    )]);
+    let f = Finding::new(Classification::ServerBug, "x", "s");
+    assert!(matches!(
+        ExactTitleDeduplicator.decide(&f, "", &k).await.unwrap(),
+        DedupDecision::Regression { issue: 2, .. }
+    ));
+}
+
+#[test]
+fn fingerprint_is_pinned() {
+    let mut f = Finding::new(Classification::ServerBug, "Crash", "s");
+    f.error_type = Some(" ValueError ".into());
+    f.source_files = vec!["./b.py".into(), "a.py".into(), "a.py".into()];
+    let fp = finding_fingerprint(&f, &["t2".into(), "t1".into()]);
+    let expected = sha256_hex(b"selfmon-fp-v1\nserver_bug\nvalueerror\na.py,b.py\nt1\nt2");
+    assert_eq!(fp, expected);
+}
+
+fn sig(id: &str, template: &str, codes: &[&str]) -> Signature {
+    Signature {
+        id: id.into(),
+        level: crate::model::Level::Error,
+        source: Some("svc".into()),
+        template: template.into(),
+        template_fingerprint: sha256_hex(template.as_bytes()),
+        error_codes: codes.iter().map(|c| ErrorCode::parse(c).unwrap()).collect(),
+        count: 3,
+        first_id: 1,
+        last_id: 3,
+        first_timestamp: String::new(),
+        last_timestamp: String::new(),
+        sample_ids: vec![1],
+        sample_messages: vec![],
+        distinct_correlation_ids: 0,
+        repeated: false,
+        has_traceback: false,
+        nodes: vec![],
+    }
+}
+
+fn dedup() -> ThreeTierDeduplicator {
+    ThreeTierDeduplicator::new(DedupConfig::default())
+}
+
+fn decide(f: &Finding, k: &KnownIssues) -> DedupDecision {
+    dedup().decide_explained(f, k).0
+}
+
+#[test]
+fn tier1_shared_error_code_of_the_same_classification_is_a_duplicate() {
+    let mut i = known(
+        5,
+        "[BUG] anything",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+    let k = KnownIssues::new([i]);
+    let mut f = Finding::new(Classification::ServerBug, "Clone keeps failing", "s");
+    f.error_codes = vec![
+        ErrorCode::parse("GIT-SYNC-001").unwrap(),
+        ErrorCode::parse("GIT-SYNC-002").unwrap(),
+    ];
+    let (d, why) = dedup().decide_explained(&f, &k);
+    assert!(
+        matches!(
+            d,
+            DedupDecision::Duplicate {
+                issue: 5,
+                tier: DedupTier::ErrorCode,
+                ..
+            }
+        ),
+        "{d:?}"
+    );
+    assert!(why.reason.contains("GIT-SYNC-001"), "{}", why.reason);
+    f.classification = Classification::ClientMisuse;
+    assert_eq!(decide(&f, &k), DedupDecision::New);
+}
+
+#[test]
+fn tier2_equal_fingerprint_or_covered_signature_is_a_duplicate() {
+    let mut f = Finding::new(Classification::ServerBug, "Sync crashes", "s");
+    f.error_type = Some("ValueError".into());
+    f.signature_ids = vec!["s1".into()];
+    let mut k = KnownIssues::default();
+    k.note_signatures([&sig("s1", "sync of <PATH> failed", &[])]);
+    let fp = finding_fingerprint(&f, &["sync of <PATH> failed".to_string()]);
+    let mut i = known(
+        7,
+        "[BUG] something else entirely",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    i.fingerprint = fp;
+    i.signature_ids = vec![];
+    k.insert(i);
+    assert!(matches!(
+        decide(&f, &k),
+        DedupDecision::Duplicate {
+            issue: 7,
+            tier: DedupTier::Fingerprint,
+            ..
+        }
+    ));
+    // Covered signature id.
+    let k2 = KnownIssues::new([known(
+        8,
+        "[BUG] other",
+        Classification::ServerBug,
+        IssueState::Open,
+    )]);
+    let mut g = Finding::new(Classification::ServerBug, "Different title", "s");
+    g.signature_ids = vec!["sig8".into()];
+    assert!(matches!(
+        decide(&g, &k2),
+        DedupDecision::Duplicate {
+            issue: 8,
+            tier: DedupTier::Fingerprint,
+            ..
+        }
+    ));
+}
+
+fn rich(number: u64, title: &str, template: &str, state: IssueState) -> KnownIssue {
+    let mut i = known(number, title, Classification::ServerBug, state);
+    i.templates = vec![template.into()];
+    i.error_type = Some("sqlite3.OperationalError".into());
+    i.source_files = vec!["src/db/pool.py".into()];
+    i.signature_ids = vec![];
+    i
+}
+
+#[test]
+fn tier3_similar_findings_are_related_and_explained() {
+    let k = KnownIssues::new([
+        rich(
+            1,
+            "[BUG] Database is locked during repository sync",
+            "sqlite3.OperationalError: database is locked",
+            IssueState::Open,
+        ),
+        rich(
+            2,
+            "[BUG] Token refresh fails for expired sessions",
+            "token refresh failed for <*>",
+            IssueState::Open,
+        ),
+    ]);
+    let mut f = Finding::new(
+        Classification::ServerBug,
+        "database is locked during repository sync",
+        "s",
+    );
+    f.error_type = Some("sqlite3.OperationalError".into());
+    f.source_files = vec!["./src/db/pool.py".into()];
+    let (d, why) = dedup().decide_explained(&f, &k);
+    assert!(
+        matches!(d, DedupDecision::Related { issue: 1, .. }),
+        "{d:?} {why:?}"
+    );
+    assert!(why.agreeing >= 3);
+    assert!(
+        why.reason.contains("title") && why.reason.contains("error_type"),
+        "{}",
+        why.reason
+    );
+    // Only the title agreeing (plus the classification) is not enough.
+    let g = Finding::new(
+        Classification::ServerBug,
+        "database is locked during repository sync",
+        "s",
+    );
+    assert_eq!(decide(&g, &k), DedupDecision::New);
+}
+
+#[test]
+fn tier3_does_not_link_different_messages_with_similar_characters() {
+    let k = KnownIssues::new([rich(
+        1,
+        "[BUG] Failed to push repository",
+        "failed to push <*>",
+        IssueState::Open,
+    )]);
+    let mut f = Finding::new(
+        Classification::ServerBug,
+        "Failed to pull repository mirror",
+        "s",
+    );
+    f.error_type = Some("sqlite3.OperationalError".into());
+    f.source_files = vec!["src/db/pool.py".into()];
+    let (_, why) = dedup().decide_explained(&f, &k);
+    let title = why
+        .attributes
+        .iter()
+        .find(|a| a.attribute == Attribute::Title);
+    assert!(title.is_none_or(|t| !t.agreed), "{why:?}");
+}
+
+#[test]
+fn matches_against_closed_issues_are_regressions() {
+    let mut closed = rich(
+        3,
+        "[BUG] Database is locked during repository sync",
+        "x y z",
+        IssueState::Closed,
+    );
+    closed.error_codes = vec![ErrorCode::parse("DB-LOCK-001").unwrap()];
+    let k = KnownIssues::new([closed]);
+    let mut f = Finding::new(
+        Classification::ServerBug,
+        "database is locked during repository sync",
+        "s",
+    );
+    f.error_type = Some("sqlite3.OperationalError".into());
+    f.source_files = vec!["src/db/pool.py".into()];
+    assert!(matches!(
+        decide(&f, &k),
+        DedupDecision::Regression {
+            issue: 3,
+            tier: DedupTier::Similarity,
+            ..
+        }
+    ));
+    f.error_codes = vec![ErrorCode::parse("DB-LOCK-001").unwrap()];
+    assert!(matches!(
+        decide(&f, &k),
+        DedupDecision::Regression {
+            issue: 3,
+            tier: DedupTier::ErrorCode,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn open_issues_win_over_closed_ones() {
+    let mut a = known(1, "[BUG] a", Classification::ServerBug, IssueState::Closed);
+    let mut b = known(2, "[BUG] b", Classification::ServerBug, IssueState::Open);
+    a.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+    b.error_codes = a.error_codes.clone();
+    let k = KnownIssues::new([a, b]);
+    let mut f = Finding::new(Classification::ServerBug, "x", "s");
+    f.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+    assert!(matches!(
+        decide(&f, &k),
+        DedupDecision::Duplicate { issue: 2, .. }
+    ));
+}
+
+#[test]
+fn a_sealed_template_still_matches_the_clear_one_it_stands_for() {
+    let clear = "push rejected for ghp_abcdefghijklmnopqrstuvwxyz0123456789 on origin";
+    let sealed = crate::template::seal_template(clear, &crate::redact::Redactor::new());
+    assert!(!sealed.contains("ghp_"), "{sealed}");
+    let mut i = known(5, "[BUG] t", Classification::ServerBug, IssueState::Open);
+    i.templates = vec![sealed];
+    let k = KnownIssues::new([i]);
+    assert_eq!(
+        k.match_signature(&sig("y", clear, &[]))
+            .map(|(k, t)| (k.issue.number, t)),
+        Some((5, DedupTier::Fingerprint))
+    );
+}
+
+#[test]
+fn signatures_match_known_issues_by_code_signature_id_and_template() {
+    let mut i = known(4, "[BUG] t", Classification::ServerBug, IssueState::Open);
+    i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+    i.templates = vec![
+        "clone of <PATH> failed after <NUM> attempts".into(),
+        "<*> <*>".into(),
+    ];
+    let k = KnownIssues::new([i]);
+    let by_code = sig("x", "whatever", &["GIT-SYNC-001"]);
+    assert_eq!(
+        k.match_signature(&by_code)
+            .map(|(k, t)| (k.issue.number, t)),
+        Some((4, DedupTier::ErrorCode))
+    );
+    let by_id = sig("sig4", "whatever", &[]);
+    assert_eq!(
+        k.match_signature(&by_id).map(|(_, t)| t),
+        Some(DedupTier::Fingerprint)
+    );
+    let by_template = sig("y", "clone of <PATH> failed after <NUM> attempts", &[]);
+    assert_eq!(
+        k.match_signature(&by_template).map(|(_, t)| t),
+        Some(DedupTier::Fingerprint)
+    );
+    assert!(
+        k.match_signature(&sig("z", "<*> <*>", &[])).is_none(),
+        "generic templates never match"
+    );
+    assert!(k
+        .match_signature(&sig(
+            OVERFLOW_SIGNATURE_ID,
+            "clone of <PATH> failed after <NUM> attempts",
+            &[]
+        ))
+        .is_none());
+}
+
+#[test]
+fn the_index_scores_only_issues_sharing_rare_tokens() {
+    fn word(mut n: u64) -> String {
+        (0..5)
+            .map(|_| {
+                let c = char::from(b'a' + (n % 26) as u8);
+                n /= 26;
+                c
+            })
+            .collect()
+    }
+    let issues = (0..5_000u64).map(|n| {
+        let title = format!(
+            "[BUG] Worker {} fails with {} in module {}",
+            word(n),
+            word(n * 7 + 1),
+            word(n * 13 + 2)
+        );
+        let mut i = rich(
+            n + 1,
+            &title,
+            &format!("worker <*> failed: {}", word(n + 3)),
+            IssueState::Open,
+        );
+        i.error_type = Some(format!("Err{}", n % 11));
+        i.source_files = vec![format!("src/{}.py", word(n))];
+        i
+    });
+    let k = KnownIssues::new(issues);
+    let n = 4242;
+    let mut f = Finding::new(
+        Classification::ServerBug,
+        format!(
+            "worker {} fails with {} in module {}",
+            word(n),
+            word(n * 7 + 1),
+            word(n * 13 + 2)
+        ),
+        "s",
+    );
+    f.source_files = vec![format!("src/{}.py", word(n))];
+    f.error_type = Some("sqlite3.OperationalError".into());
+    let (d, why) = dedup().decide_explained(&f, &k);
+    assert!(
+        matches!(d, DedupDecision::Related { issue: 4243, .. }),
+        "{d:?} {why:?}"
+    );
+    assert!(why.candidates < 50, "scored {} candidates", why.candidates);
+}
+
+#[test]
+fn replacing_an_issue_keeps_the_noted_signature_templates() {
+    let mut k = KnownIssues::new([known(
+        1,
+        "[BUG] a",
+        Classification::ServerBug,
+        IssueState::Open,
+    )]);
+    k.note_signatures([&sig("s1", "sync of <PATH> failed", &[])]);
+    k.insert(known(
+        1,
+        "[BUG] a, retitled",
+        Classification::ServerBug,
+        IssueState::Closed,
+    ));
+    let mut f = Finding::new(Classification::ServerBug, "t", "s");
+    f.signature_ids = vec!["s1".into()];
+    assert_eq!(k.templates_of(&f), ["sync of <PATH> failed"]);
+    assert_eq!(k.get(1).unwrap().issue.state, IssueState::Closed);
+}
+
+#[test]
+fn token_sets_mask_and_casefold() {
+    assert_eq!(
+        token_set("Clone of /a/b FAILED after 3 tries"),
+        ["<num>", "<path>", "after", "clone", "failed", "of", "tries"]
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn similarity_is_symmetric_and_within_unit_interval(a in "[a-e ]{0,20}", b in "[a-e ]{0,20}") {
+        let (x, y) = (token_set(&a), token_set(&b));
+        let s = jaccard(&x, &y);
+        proptest::prop_assert!((0.0..=1.0).contains(&s));
+        proptest::prop_assert_eq!(s, jaccard(&y, &x));
+    }
+
+    #[test]
+    fn dedup_never_reports_a_duplicate_of_an_issue_with_a_different_classification(
+        class_k in 0usize..3, class_f in 0usize..3, title in "[a-c ]{1,12}", code in proptest::bool::ANY,
+    ) {
+        let mut i = rich(1, &format!("[BUG] {title}"), &title, IssueState::Open);
+        i.classification = Classification::ALL[class_k];
+        i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+        i.signature_ids = vec!["s".into()];
+        let k = KnownIssues::new([i]);
+        let mut f = Finding::new(Classification::ALL[class_f], title.clone(), "s");
+        f.error_type = Some("sqlite3.OperationalError".into());
+        f.source_files = vec!["src/db/pool.py".into()];
+        f.signature_ids = vec!["s".into()];
+        if code { f.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()]; }
+        let d = decide(&f, &k);
+        if class_k != class_f {
+            proptest::prop_assert_eq!(d, DedupDecision::New);
+        }
+    }
+}
+
+#[test]
+fn indexes_answer_by_code_fingerprint_signature_and_number() {
+    let mut i = known(3, "t", Classification::ServerBug, IssueState::Open);
+    i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
+    let mut k = KnownIssues::new([i]);
+    assert_eq!(
+        k.with_code(&ErrorCode::parse("GIT-SYNC-001").unwrap())
+            .count(),
+        1
+    );
+    assert_eq!(k.with_fingerprint("fp3").count(), 1);
+    assert_eq!(k.with_signature("sig3").unwrap().issue.number, 3);
+    k.set_state(3, IssueState::Closed);
+    assert_eq!(k.get(3).unwrap().issue.state, IssueState::Closed);
+}
