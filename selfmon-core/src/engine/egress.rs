@@ -6,6 +6,7 @@
 //! before they are persisted. A dry run is decided here too: the tracker and the store are
 //! written only when it is not one, so the stages never ask.
 
+use super::act::RateLimit;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
 use crate::digest::Signature;
@@ -197,17 +198,32 @@ impl Egress<'_> {
     }
 
     /// Completes outbox intents a crashed scan left: records issues the tracker already has,
-    /// files the ones it lacks (skipped in a dry run).
-    pub async fn reconcile_outbox(&self, clock: &dyn Clock) -> Result<Vec<IssueRef>> {
+    /// files the ones it lacks (skipped in a dry run). Stops at a spent tracker rate limit,
+    /// leaving the rest in the outbox, and returns it with what was completed.
+    pub async fn reconcile_outbox(
+        &self,
+        clock: &dyn Clock,
+    ) -> Result<(Vec<IssueRef>, Option<RateLimit>)> {
         let mut reconciled = Vec::new();
         if self.dry_run {
-            return Ok(reconciled);
+            return Ok((reconciled, None));
         }
         for intent in self.store.open_intents().await? {
             let now = clock.now();
-            let issue = match self.tracker.find_by_marker(&intent.draft.marker).await? {
-                Some(existing) => existing,
-                None => self.tracker.create_issue(&intent.draft).await?,
+            let found = match self.tracker.find_by_marker(&intent.draft.marker).await {
+                Ok(Some(existing)) => Ok(existing),
+                Ok(None) => self.tracker.create_issue(&intent.draft).await,
+                Err(e) => Err(e),
+            };
+            let issue = match found {
+                Ok(issue) => issue,
+                Err(e) => match RateLimit::of(&e) {
+                    Some(limit) => {
+                        tracing::warn!(error = %e, "rate limited: the outbox waits for the next scan");
+                        return Ok((reconciled, Some(limit)));
+                    }
+                    None => return Err(e),
+                },
             };
             let row = FiledIssue::from_intent(&intent, issue.clone(), now);
             self.store.complete_intent(&intent.intent_id, &row).await?;
@@ -217,7 +233,7 @@ impl Egress<'_> {
             );
             reconciled.push(issue);
         }
-        Ok(reconciled)
+        Ok((reconciled, None))
     }
 }
 

@@ -557,7 +557,8 @@ impl SelfMonitor {
         let emit = |e: ScanEvent| self.emit(e);
 
         // Filings a crashed scan left in the outbox are completed first.
-        report.reconciled = egress.reconcile_outbox(self.clock.as_ref()).await?;
+        let (reconciled, rate_limit) = egress.reconcile_outbox(self.clock.as_ref()).await?;
+        report.reconciled = reconciled;
 
         // 1. Read everything new into the digest, starting from what earlier scans learned. A
         // recreated log restarts from 0.
@@ -642,7 +643,7 @@ impl SelfMonitor {
             report,
             known: &mut known,
             effects,
-            budget: Budget::new(config),
+            budget: Budget::new(config).with_rate_limit(rate_limit),
         };
         for recurred in triaged.recurred {
             act.recurred(recurred).await?;
