@@ -258,19 +258,22 @@ impl Templater {
         let id = self.resolve(seen)?;
         let max = self.config.max_tokens;
         let c = self.clusters.get_mut(&id)?;
-        let mut template = c.tokens.iter();
-        for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
-            let tok = if i == max { "<...>" } else { tok };
-            let t = template.next()?;
-            if &**t != WILDCARD && &**t != tok {
+        // The same text as the template's covers it at once (most templates have no `<*>`).
+        if c.text != masked {
+            let mut template = c.tokens.iter();
+            for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
+                let tok = if i == max { "<...>" } else { tok };
+                let t = template.next()?;
+                if &**t != WILDCARD && &**t != tok {
+                    return None;
+                }
+                if i == max {
+                    break;
+                }
+            }
+            if template.next().is_some() {
                 return None;
             }
-            if i == max {
-                break;
-            }
-        }
-        if template.next().is_some() {
-            return None;
         }
         self.clock += 1;
         c.size += 1;
