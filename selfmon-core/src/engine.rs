@@ -25,7 +25,7 @@ use crate::issue_body::{issue_body, issue_title, occurrence_comment};
 use crate::lease::HolderState;
 use crate::model::{
     BacklogClosure, BacklogEntry, ClaudeModel, EvidenceScope, FiledIssue, FilingIntent, Finding,
-    FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, Marker,
+    FindingLimits, FindingOutcome, IssueDraft, IssueRef, IssueState, KnownIssue, LogAnchor, Marker,
     RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
     SignatureFate, SignatureReport, MAX_REPORT_TEMPLATE_CHARS,
 };
@@ -549,14 +549,24 @@ impl SelfMonitor {
             self.reconcile_outbox(report).await?;
         }
 
-        // 2. A recreated log restarts from 0.
+        // 2. A recreated log restarts from 0: its newest id is below the cursor, or the last
+        // record the previous scan read is no longer there as it was (a recreated log that has
+        // already grown past the cursor would otherwise have its first records skipped).
+        let mut anchor = match cursor {
+            0 => None,
+            _ => self.store.last_successful_anchor().await?,
+        };
         let max_id = self.log_source.max_id().await?;
-        if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
-            tracing::warn!(
-                cursor,
-                ?max_id,
-                "log store is behind the cursor; restarting from 0"
-            );
+        let recreated = if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
+            Some("log store is behind the cursor")
+        } else if let Some(a) = anchor.as_ref().filter(|_| cursor > 0) {
+            self.anchor_lost(a).await?
+        } else {
+            None
+        };
+        if let Some(why) = recreated {
+            tracing::warn!(cursor, ?max_id, "{why}; restarting from 0");
+            anchor = None;
             report.record.cursor_reset = true;
             report.previous_cursor = Some(cursor);
             self.emit(ScanEvent::CursorReset {
@@ -606,6 +616,9 @@ impl SelfMonitor {
                 last_id = last_id.max(r.id);
                 read += 1;
             }
+            if let Some(r) = page.records.last() {
+                anchor = Some(LogAnchor::of(r));
+            }
             let through = page.scanned_through.max(last_id);
             self.emit(ScanEvent::RecordsRead {
                 scan_id: scan_id.clone(),
@@ -618,6 +631,7 @@ impl SelfMonitor {
         }
         let new_cursor = after;
         report.record.records_read = read;
+        report.record.log_anchor = anchor;
         let (digest, templater) = builder.finish_with_templater();
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them in the same transaction as the cursor (`ScanLedger::commit_scan`).
@@ -1224,6 +1238,26 @@ impl SelfMonitor {
 
     /// Filed issues from the store, with states from the tracker; tracker issues that carry
     /// selfmon's marker but that the store lacks are added too.
+    /// Whether the record `anchor` names shows the log was recreated, and why: a different
+    /// record under its id, or the anchor gone while older ids are still there (retention removes
+    /// the oldest records first, so a log that only lost records to retention has none below a
+    /// removed anchor). `None` when the log is the one the previous scan read.
+    async fn anchor_lost(&self, anchor: &LogAnchor) -> Result<Option<&'static str>> {
+        let at = self.log_source.read_after(anchor.id - 1, 1).await?;
+        match at.records.first() {
+            Some(r) if r.id == anchor.id => Ok((!anchor.matches(r))
+                .then_some("the last record read has been replaced (log recreated)")),
+            _ => {
+                let first = self.log_source.read_after(0, 1).await?;
+                Ok(first
+                    .records
+                    .first()
+                    .is_some_and(|r| r.id < anchor.id)
+                    .then_some("the last record read is gone but older ids remain (log recreated)"))
+            }
+        }
+    }
+
     async fn known_issues(&self, config: &SelfMonitoringConfig) -> Result<KnownIssues> {
         let filed = self.store.filed_issues().await?;
         let since =

@@ -8,7 +8,8 @@ use mockall::mock;
 use crate::error::Result;
 use crate::model::{
     BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent,
-    IssueRef, IssueState, Marker, ScanEffects, ScanId, ScanRecord, ScanReport, TrackedIssue,
+    IssueRef, IssueState, LogAnchor, Marker, ScanEffects, ScanId, ScanRecord, ScanReport,
+    TrackedIssue,
 };
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
@@ -82,6 +83,7 @@ mock! {
         async fn try_acquire_lease(&self, owner: &str, ttl: std::time::Duration, now: DateTime<Utc>) -> Result<LeaseOutcome>;
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
+        async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>>;
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
