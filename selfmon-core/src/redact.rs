@@ -63,6 +63,9 @@ use crate::error::{Error, Result};
 use crate::model::Finding;
 
 mod entropy;
+mod text;
+
+pub use text::RedactedText;
 
 /// What to redact beyond secrets and emails.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -398,6 +401,11 @@ impl Redactor {
     /// Convenience: the redacted text as an owned string.
     pub fn redact_string(&self, text: &str) -> String {
         self.redact(text).into_owned()
+    }
+
+    /// The redacted text, typed as fit to leave the process.
+    pub fn redacted(&self, text: &str) -> RedactedText {
+        RedactedText::new(self.redact_string(text))
     }
 
     /// The kinds this redactor detects (for documentation and reports).

@@ -1,0 +1,623 @@
+//! Stage 4, act: deduplicate each finding, spend the per-scan budgets (most severe first; what
+//! they cannot cover waits in the backlog), and file, comment or reopen through the egress.
+
+use std::collections::{HashMap, HashSet};
+
+use super::egress::{Egress, Filing};
+use super::triage::Recurred;
+use super::ScanEvent;
+use crate::clock::Clock;
+use crate::config::SelfMonitoringConfig;
+use crate::dedup::{finding_fingerprint, KnownIssues};
+use crate::digest::Signature;
+use crate::error::{Error, Result};
+use crate::model::{
+    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
+    KnownIssue, Level, ScanEffects, ScanReport,
+};
+use crate::traits::{DedupDecision, DedupTier, Deduplicator};
+
+/// A finding competing for the per-scan budget: fresh from this scan's analysis, or waiting in
+/// the backlog.
+pub(crate) struct Candidate {
+    pub finding: Finding,
+    pub severity: Level,
+    pub count: u64,
+    /// The finding's fingerprint, computed once, from the original templates (never from
+    /// redacted text).
+    pub fingerprint: String,
+    /// The templates as they may be persisted (sealed).
+    pub templates: Vec<String>,
+    /// The evidence as it may leave the process.
+    pub shown: Vec<Signature>,
+    pub backlog: Option<BacklogEntry>,
+}
+
+/// The candidates of a scan, in the order the budget goes to them: most severe first, then the
+/// backlog (older, already consumed records) before this scan's findings, then the most frequent.
+///
+/// `original` are the novel signatures (fingerprints come from their templates), `shown` the
+/// same signatures as they may leave the process.
+pub(crate) fn candidates(
+    findings: Vec<Finding>,
+    backlog: Vec<BacklogEntry>,
+    original: &[Signature],
+    shown: &[Signature],
+    egress: &Egress<'_>,
+) -> Vec<Candidate> {
+    let original_by_id: HashMap<&str, &Signature> =
+        original.iter().map(|s| (s.id.as_str(), s)).collect();
+    let shown_by_id: HashMap<&str, &Signature> = shown.iter().map(|s| (s.id.as_str(), s)).collect();
+    let mut out: Vec<Candidate> = Vec::with_capacity(findings.len() + backlog.len());
+    for entry in backlog {
+        out.push(Candidate {
+            severity: entry.severity,
+            count: entry.occurrences,
+            fingerprint: entry.fingerprint.clone(),
+            templates: egress.sealed(&entry.templates),
+            shown: entry.evidence.clone(),
+            finding: entry.finding.clone(),
+            backlog: Some(entry),
+        });
+    }
+    for finding in findings {
+        let original = pick(&original_by_id, &finding.signature_ids);
+        let templates: Vec<String> = original.iter().map(|s| s.template.clone()).collect();
+        out.push(Candidate {
+            severity: original
+                .iter()
+                .map(|s| s.level)
+                .max()
+                .unwrap_or(Level::Warning),
+            count: original.iter().map(|s| s.count).sum(),
+            fingerprint: finding_fingerprint(&finding, &templates),
+            templates: egress.sealed(&templates),
+            shown: pick(&shown_by_id, &finding.signature_ids)
+                .into_iter()
+                .cloned()
+                .collect(),
+            finding,
+            backlog: None,
+        });
+    }
+    out.sort_by_key(|c| {
+        (
+            std::cmp::Reverse(c.severity),
+            c.backlog.is_none(),
+            std::cmp::Reverse(c.count),
+        )
+    });
+    out
+}
+
+fn pick<'a>(by_id: &HashMap<&str, &'a Signature>, ids: &[String]) -> Vec<&'a Signature> {
+    ids.iter()
+        .filter_map(|id| by_id.get(id.as_str()).copied())
+        .collect()
+}
+
+/// The signatures a finding covers as they may leave the process (redacted, capped) and how many
+/// records they hold.
+struct Evidence<'a> {
+    shown: Vec<&'a Signature>,
+    count: u64,
+}
+
+/// The issue tracker refused a call: its rate limit is spent until `reset_at` (when it said).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateLimit {
+    reset_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RateLimit {
+    /// The tracker's rate limit, if that is what `e` is.
+    pub fn of(e: &Error) -> Option<RateLimit> {
+        match e {
+            Error::RateLimited {
+                component: crate::Component::IssueTracker,
+                reset_at,
+                ..
+            } => Some(RateLimit {
+                reset_at: *reset_at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reset_at {
+            Some(t) => write!(f, "the issue tracker's rate limit is spent until {t}"),
+            None => f.write_str("the issue tracker's rate limit is spent"),
+        }
+    }
+}
+
+/// Per-scan filing and comment budgets.
+pub(crate) struct Budget {
+    issues_left: u32,
+    comments_left: u32,
+    commented: HashSet<u64>,
+    /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
+    /// it would have filed waits in the backlog.
+    rate_limit: Option<RateLimit>,
+}
+
+impl Budget {
+    pub fn new(c: &SelfMonitoringConfig) -> Self {
+        Budget {
+            issues_left: c.max_new_issues_per_scan,
+            comments_left: c.max_comments_per_scan,
+            commented: HashSet::new(),
+            rate_limit: None,
+        }
+    }
+    /// The budget of a scan that already met the tracker's rate limit (completing the outbox).
+    pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
+        self.rate_limit = rate_limit;
+        self
+    }
+    fn may_file(&self) -> bool {
+        self.issues_left > 0 && self.rate_limit.is_none()
+    }
+    fn filed(&mut self) {
+        self.issues_left = self.issues_left.saturating_sub(1);
+    }
+    fn may_comment(&self, issue: u64) -> bool {
+        self.comments_left > 0 && !self.commented.contains(&issue) && self.rate_limit.is_none()
+    }
+    /// `Ok(true)` when a tracker call succeeded, `Ok(false)` when the rate limit refused it (then
+    /// noted: no more tracker calls this scan), the error otherwise.
+    fn unless_rate_limited<T>(&mut self, call: Result<T>) -> Result<bool> {
+        match call {
+            Ok(_) => Ok(true),
+            Err(e) => match RateLimit::of(&e) {
+                Some(limit) => {
+                    tracing::warn!(error = %e, "rate limited: no more tracker calls this scan");
+                    self.rate_limit = Some(limit);
+                    Ok(false)
+                }
+                None => Err(e),
+            },
+        }
+    }
+    fn why_deferred(&self, c: &SelfMonitoringConfig) -> String {
+        match self.rate_limit {
+            Some(limit) => format!("new, but {limit}; kept in the backlog for the next scan"),
+            None => format!(
+                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
+                c.max_new_issues_per_scan
+            ),
+        }
+    }
+    fn why_no_comment(&self) -> String {
+        match self.rate_limit {
+            Some(limit) => limit.to_string(),
+            None => "comment budget spent or already commented this scan".to_string(),
+        }
+    }
+    fn commented(&mut self, issue: u64) {
+        self.comments_left = self.comments_left.saturating_sub(1);
+        self.commented.insert(issue);
+    }
+}
+
+/// Acting on a scan's findings: the adapters it goes through, and what it changes.
+pub(crate) struct Act<'a> {
+    pub egress: &'a Egress<'a>,
+    pub dedup: &'a dyn Deduplicator,
+    pub clock: &'a dyn Clock,
+    pub config: &'a SelfMonitoringConfig,
+    pub emit: &'a (dyn Fn(ScanEvent) + Send + Sync),
+    /// Outcomes and counters go here.
+    pub report: &'a mut ScanReport,
+    /// Issues filed (or reopened) are added, so later findings dedup against them.
+    pub known: &'a mut KnownIssues,
+    /// What the scan commits with its cursor: occurrences, deferrals, backlog closures.
+    pub effects: &'a mut ScanEffects,
+    pub budget: Budget,
+}
+
+impl Act<'_> {
+    /// A known signature of a closed issue recurred: a regression, commented within the budget.
+    pub async fn recurred(&mut self, r: Recurred) -> Result<()> {
+        let Recurred {
+            issue,
+            tier,
+            signature: sig,
+        } = r;
+        let shown = self.egress.shown(&sig);
+        let finding = Finding {
+            signature_ids: vec![sig.id.clone()],
+            error_codes: sig.error_codes.clone(),
+            ..Finding::new(
+                self.known
+                    .get(issue)
+                    .map(|k| k.classification)
+                    .unwrap_or(crate::Classification::ServerBug),
+                shown.template.clone(),
+                format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
+            )
+        };
+        let evidence = Evidence {
+            shown: vec![&shown],
+            count: sig.count,
+        };
+        self.regression(
+            (
+                issue,
+                tier,
+                "a known signature of this closed issue recurred".to_string(),
+            ),
+            &finding,
+            &evidence,
+        )
+        .await
+    }
+
+    /// Decides each candidate, in order, and acts on the decision. Returns how many distinct
+    /// problems still wait in the backlog.
+    pub async fn decide_all(&mut self, candidates: Vec<Candidate>) -> Result<u64> {
+        let mut still_deferred: HashSet<String> = HashSet::new();
+        for candidate in candidates {
+            self.decide(candidate, &mut still_deferred).await?;
+        }
+        Ok(still_deferred.len() as u64)
+    }
+
+    async fn decide(
+        &mut self,
+        candidate: Candidate,
+        still_deferred: &mut HashSet<String>,
+    ) -> Result<()> {
+        let finding = &candidate.finding;
+        let evidence = Evidence {
+            shown: candidate.shown.iter().collect(),
+            count: candidate.count,
+        };
+        // A backlog entry's occurrences were counted when it was deferred: closing it hands
+        // them to the covering issue, so they are never added twice.
+        let fresh_count = if candidate.backlog.is_some() {
+            0
+        } else {
+            candidate.count.max(1)
+        };
+        let close = |effects: &mut ScanEffects, issue: u64, reason: String| {
+            if let Some(entry) = &candidate.backlog {
+                effects.closed.push(BacklogClosure {
+                    entry_id: entry.entry_id.clone(),
+                    reason,
+                    issue: Some(issue),
+                });
+            }
+        };
+        let decision = self
+            .dedup
+            .decide(finding, &candidate.fingerprint, &*self.known)
+            .await?;
+        match decision {
+            DedupDecision::Duplicate {
+                issue,
+                tier,
+                score,
+                reason,
+            } => {
+                let duplicates = &mut self.report.record.duplicates;
+                match tier {
+                    DedupTier::ErrorCode => duplicates.by_error_code += 1,
+                    DedupTier::Similarity => duplicates.by_similarity += 1,
+                    DedupTier::Fingerprint | DedupTier::ExactTitle => {
+                        duplicates.by_fingerprint += 1
+                    }
+                }
+                self.effects.add_occurrences(issue, fresh_count);
+                close(
+                    self.effects,
+                    issue,
+                    format!("covered by #{issue}: {reason}"),
+                );
+                self.report.outcomes.push(FindingOutcome::Duplicate {
+                    title: finding.title.clone(),
+                    issue,
+                    reason,
+                    tier: Some(tier),
+                    score: Some(score),
+                });
+            }
+            DedupDecision::Related {
+                issue,
+                score,
+                reason,
+            } => {
+                // Over the comment budget the occurrences still count: nothing is dropped.
+                self.effects.add_occurrences(issue, fresh_count);
+                close(
+                    self.effects,
+                    issue,
+                    format!("related to #{issue}: {reason}"),
+                );
+                let scan_id = self.report.record.scan_id.clone();
+                let commented = self.budget.may_comment(issue)
+                    && self.budget.unless_rate_limited(
+                        self.egress
+                            .comment(
+                                issue,
+                                "Related occurrence",
+                                finding,
+                                &evidence.shown,
+                                &scan_id,
+                            )
+                            .await,
+                    )?;
+                if commented {
+                    self.budget.commented(issue);
+                    self.report.record.comments_added += 1;
+                    self.report.outcomes.push(FindingOutcome::Commented {
+                        title: finding.title.clone(),
+                        issue,
+                        reason,
+                        score: Some(score),
+                    });
+                } else {
+                    self.report.record.duplicates.by_similarity += 1;
+                    self.report.outcomes.push(FindingOutcome::Duplicate {
+                        title: finding.title.clone(),
+                        issue,
+                        reason: format!(
+                            "{reason} (occurrences recorded; no comment: {})",
+                            self.budget.why_no_comment()
+                        ),
+                        tier: Some(DedupTier::Similarity),
+                        score: Some(score),
+                    });
+                }
+            }
+            DedupDecision::Regression {
+                issue,
+                tier,
+                reason,
+            } => {
+                close(self.effects, issue, format!("regression of #{issue}"));
+                let evidence = Evidence {
+                    count: fresh_count,
+                    ..evidence
+                };
+                self.regression((issue, tier, reason), finding, &evidence)
+                    .await?;
+            }
+            DedupDecision::New => {
+                let mut filed = false;
+                if self.budget.may_file() {
+                    let filing = self.file(&candidate, &evidence).await;
+                    filed = self.budget.unless_rate_limited(filing)?;
+                }
+                if filed {
+                    self.budget.filed();
+                    return Ok(());
+                }
+                // A create the rate limit refused stays in the outbox too: the next scan files
+                // it first, and this entry then closes as its duplicate.
+                match &candidate.backlog {
+                    Some(entry) => {
+                        still_deferred.insert(entry.fingerprint.clone());
+                    }
+                    None => {
+                        let fingerprint = candidate.fingerprint.clone();
+                        still_deferred.insert(fingerprint.clone());
+                        self.effects.deferred.push(BacklogEntry {
+                            entry_id: uuid::Uuid::new_v4().to_string(),
+                            fingerprint,
+                            severity: candidate.severity,
+                            finding: finding.clone(),
+                            evidence: candidate.shown.clone(),
+                            templates: candidate.templates.clone(),
+                            occurrences: candidate.count,
+                            deferred_by: self.report.record.scan_id.clone(),
+                            deferred_at: self.clock.now(),
+                        });
+                        self.report.record.deferred += 1;
+                    }
+                }
+                self.report.outcomes.push(FindingOutcome::Deferred {
+                    title: finding.title.clone(),
+                    reason: self.budget.why_deferred(self.config),
+                    backlog_position: Some(self.report.record.deferred),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn regression(
+        &mut self,
+        (issue, tier, why): (u64, DedupTier, String),
+        finding: &Finding,
+        evidence: &Evidence<'_>,
+    ) -> Result<()> {
+        self.effects.add_occurrences(issue, evidence.count);
+        let scan_id = self.report.record.scan_id.clone();
+        let commented = self.budget.may_comment(issue)
+            && self.budget.unless_rate_limited(
+                self.egress
+                    .comment(
+                        issue,
+                        "Regression: this closed issue occurred again",
+                        finding,
+                        &evidence.shown,
+                        &scan_id,
+                    )
+                    .await,
+            )?;
+        if !commented {
+            // Already handled this scan, budget spent or rate limited: the occurrences still count.
+            self.report.record.duplicates.by_fingerprint += 1;
+            self.report.outcomes.push(FindingOutcome::Duplicate {
+                title: finding.title.clone(),
+                issue,
+                reason: format!(
+                    "regression of a closed issue ({why}); {}",
+                    self.budget.why_no_comment()
+                ),
+                tier: Some(tier),
+                score: None,
+            });
+            return Ok(());
+        }
+        // A reopen the rate limit refuses leaves the issue closed: its next occurrence is a
+        // regression again.
+        let reopen = self.config.dedup.reopen_on_regression
+            && self
+                .budget
+                .unless_rate_limited(self.egress.reopen(issue).await)?;
+        if reopen {
+            self.known.set_state(issue, IssueState::Open);
+        }
+        self.budget.commented(issue);
+        self.report.record.comments_added += 1;
+        self.report.record.regressions += 1;
+        self.report.outcomes.push(FindingOutcome::Regression {
+            title: finding.title.clone(),
+            issue,
+            reopened: reopen,
+            tier: Some(tier),
+            reason: Some(why),
+        });
+        Ok(())
+    }
+
+    async fn file(&mut self, candidate: &Candidate, evidence: &Evidence<'_>) -> Result<()> {
+        let finding = &candidate.finding;
+        let backlog = candidate.backlog.as_ref();
+        let scan_id = self.report.record.scan_id.clone();
+        let draft = self
+            .egress
+            .draft(finding, &evidence.shown, &scan_id, &candidate.fingerprint);
+        let title = draft.title.clone();
+        let intent = FilingIntent {
+            intent_id: uuid::Uuid::new_v4().to_string(),
+            scan_id: scan_id.clone(),
+            draft,
+            finding: finding.clone(),
+            templates: candidate.templates.clone(),
+            // A backlog entry brings the occurrences counted when it was deferred, atomically
+            // with closing it; this scan's own occurrences are committed with its cursor.
+            occurrences: backlog.map_or(0, |e| e.occurrences),
+            created_at: self.clock.now(),
+            backlog_entry_id: backlog.map(|e| e.entry_id.clone()),
+        };
+        match self.egress.file(intent, self.clock).await? {
+            Filing::Previewed(draft) => {
+                // Previewed issues get numbers no tracker uses, so later findings in this scan
+                // dedup against them.
+                let number = u64::MAX - self.known.len() as u64;
+                self.known.insert(KnownIssue {
+                    issue: IssueRef {
+                        number,
+                        url: String::new(),
+                        state: IssueState::Open,
+                    },
+                    title: title.clone(),
+                    classification: finding.classification,
+                    error_codes: finding.error_codes.clone(),
+                    fingerprint: candidate.fingerprint.clone(),
+                    source_files: finding.source_files.clone(),
+                    error_type: finding.error_type.clone(),
+                    templates: candidate.templates.clone(),
+                    signature_ids: finding.signature_ids.clone(),
+                });
+                self.report.outcomes.push(FindingOutcome::WouldFile {
+                    title,
+                    body: draft.body,
+                });
+            }
+            Filing::Filed(row) => {
+                let issue = row.issue.clone();
+                if backlog.is_none() {
+                    self.effects
+                        .add_occurrences(issue.number, evidence.count.max(1));
+                }
+                self.known.insert(row.to_known());
+                self.report.record.issues_created += 1;
+                (self.emit)(ScanEvent::IssueFiled {
+                    scan_id,
+                    issue: issue.clone(),
+                });
+                self.report
+                    .outcomes
+                    .push(FindingOutcome::Filed { title, issue });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Classification, ScanId, ScanRecord, ScanTrigger};
+    use crate::redact::Redactor;
+    use crate::testing::{MemoryIssueTracker, MemoryStateStore};
+
+    fn finding(title: &str, code: &str) -> Finding {
+        let mut f = Finding::new(Classification::ServerBug, title, "summary");
+        f.error_codes = vec![crate::model::ErrorCode::parse(code).unwrap()];
+        f
+    }
+
+    #[tokio::test]
+    async fn the_budget_files_the_first_and_defers_the_rest_and_duplicates_are_not_filed() {
+        let tracker = MemoryIssueTracker::new();
+        let store = MemoryStateStore::new();
+        let redactor = Redactor::new();
+        let egress = Egress {
+            tracker: &tracker,
+            store: &store,
+            redactor: &redactor,
+            dry_run: false,
+            server: None,
+        };
+        let config = SelfMonitoringConfig {
+            max_new_issues_per_scan: 1,
+            ..Default::default()
+        };
+        let mut report = ScanReport::new(ScanRecord::started(
+            ScanId::new(),
+            ScanTrigger::Manual,
+            0,
+            chrono::Utc::now(),
+        ));
+        let mut known = KnownIssues::default();
+        let mut effects = ScanEffects::default();
+        let dedup = crate::dedup::ThreeTierDeduplicator::default();
+        let found = candidates(
+            vec![
+                finding("Clone fails", "GIT-SYNC-001"),
+                finding("Clone fails again", "GIT-SYNC-001"),
+                finding("Database locked", "DB-LOCK-001"),
+            ],
+            vec![],
+            &[],
+            &[],
+            &egress,
+        );
+        let mut act = Act {
+            egress: &egress,
+            dedup: &dedup,
+            clock: &crate::clock::SystemClock,
+            config: &config,
+            emit: &|_| {},
+            report: &mut report,
+            known: &mut known,
+            effects: &mut effects,
+            budget: Budget::new(&config),
+        };
+        let waiting = act.decide_all(found).await.unwrap();
+        assert_eq!(waiting, 1);
+        assert_eq!(report.record.issues_created, 1);
+        assert_eq!(report.record.duplicates.by_error_code, 1);
+        assert_eq!(report.record.deferred, 1);
+        assert_eq!(effects.deferred[0].finding.title, "Database locked");
+        assert_eq!(tracker.issues().len(), 1);
+    }
+}

@@ -1,0 +1,809 @@
+//! The scan engine: [`SelfMonitor`] wires the traits and runs one scan.
+//!
+//! A scan takes the single-flight lease, closes scans a crashed process left running, and then
+//! runs four stages, each a function from a plain input to a plain output in its own file:
+//!
+//! 1. [`read`](read): from the cursor, page by page, every new record into a digest;
+//! 2. [`triage`](triage): the known issues, and which signatures they explain (counted, not
+//!    analysed again);
+//! 3. [`analyse`](analyse): the prompt for the rest, the runner, validation of its answer;
+//! 4. [`act`](act): deduplicate, spend the budgets (the rest waits in the backlog), file through
+//!    the outbox, comment, reopen.
+//!
+//! Everything that leaves the process goes through one [`egress`](egress) stage: redaction, and
+//! the dry run (which writes nothing and commits nothing). The cursor advances only on success,
+//! and only to the highest id the engine itself read. Any failure records the scan as failed
+//! with the reason and returns a typed error; the next scan starts from the same cursor.
+
+mod act;
+mod analyse;
+mod egress;
+mod read;
+mod triage;
+
+pub use analyse::fence;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tracing::Instrument;
+
+use self::act::{Act, Budget};
+use self::analyse::PromptInput;
+use self::egress::{stored_error, stored_report, Egress};
+use self::read::ReadInput;
+use self::triage::TriageInput;
+use crate::cancel::CancelToken;
+use crate::clock::{Clock, SystemClock};
+use crate::config::SelfMonitoringConfig;
+use crate::dedup::ThreeTierDeduplicator;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::lease::HolderState;
+use crate::model::{
+    ClaudeModel, IssueRef, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+};
+use crate::prompt;
+use crate::redact::Redactor;
+use crate::traits::{
+    AnalysisRunner, Deduplicator, IssueTracker, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal,
+    LogSource, StateStore, TemplateMemory,
+};
+
+/// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ScanEvent {
+    /// The scan took the lease and recorded itself as running.
+    Started {
+        /// Scan id.
+        scan_id: ScanId,
+        /// The cursor it starts from.
+        cursor: i64,
+    },
+    /// The log was recreated (its highest id is below the cursor): reading restarts from 0.
+    CursorReset {
+        /// Scan id.
+        scan_id: ScanId,
+        /// The stale cursor.
+        previous_cursor: i64,
+    },
+    /// Records read so far.
+    RecordsRead {
+        /// Scan id.
+        scan_id: ScanId,
+        /// Total so far.
+        records: u64,
+    },
+    /// The digest is built.
+    Digested {
+        /// Scan id.
+        scan_id: ScanId,
+        /// Signatures.
+        signatures: u64,
+        /// Signatures no known issue explains.
+        novel: u64,
+    },
+    /// Analysis returned.
+    Analysed {
+        /// Scan id.
+        scan_id: ScanId,
+        /// Valid findings.
+        findings: u64,
+        /// Rejected findings.
+        rejected: u64,
+    },
+    /// An issue was filed.
+    IssueFiled {
+        /// Scan id.
+        scan_id: ScanId,
+        /// The issue.
+        issue: IssueRef,
+    },
+    /// The scan finished.
+    Finished {
+        /// The final record.
+        record: Box<ScanRecord>,
+    },
+}
+
+/// Options of one scan.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScanOptions {
+    /// Why it runs.
+    pub trigger: ScanTrigger,
+    /// A model for this scan only (a job carries its model); `None` uses the configuration's.
+    pub model: Option<ClaudeModel>,
+    /// Force a dry run (nothing filed) regardless of the configuration.
+    pub dry_run: bool,
+}
+
+/// Builds a [`SelfMonitor`].
+#[derive(Default)]
+pub struct SelfMonitorBuilder {
+    config: Option<SelfMonitoringConfig>,
+    log_source: Option<Arc<dyn LogSource>>,
+    runner: Option<Arc<dyn AnalysisRunner>>,
+    tracker: Option<Arc<dyn IssueTracker>>,
+    dedup: Option<Arc<dyn Deduplicator>>,
+    store: Option<Arc<dyn StateStore>>,
+    template_memory: Option<Arc<dyn TemplateMemory>>,
+    clock: Option<Arc<dyn Clock>>,
+    owner: Option<String>,
+    analysis_timeout: Option<Duration>,
+}
+
+impl SelfMonitorBuilder {
+    /// The configuration (default: [`SelfMonitoringConfig::default`]).
+    pub fn config(mut self, config: SelfMonitoringConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+    /// The log source (required).
+    pub fn log_source(mut self, s: Arc<dyn LogSource>) -> Self {
+        self.log_source = Some(s);
+        self
+    }
+    /// The analysis runner (required).
+    pub fn runner(mut self, r: Arc<dyn AnalysisRunner>) -> Self {
+        self.runner = Some(r);
+        self
+    }
+    /// The issue tracker (required).
+    pub fn tracker(mut self, t: Arc<dyn IssueTracker>) -> Self {
+        self.tracker = Some(t);
+        self
+    }
+    /// The deduplicator (default: [`ThreeTierDeduplicator`] with the configuration's `dedup`
+    /// settings, rebuilt each scan so configuration changes apply).
+    pub fn deduplicator(mut self, d: Arc<dyn Deduplicator>) -> Self {
+        self.dedup = Some(d);
+        self
+    }
+    /// The state store (required).
+    pub fn store(mut self, s: Arc<dyn StateStore>) -> Self {
+        self.store = Some(s);
+        self
+    }
+    /// Where learned templates are kept between scans (default: nowhere; every scan starts from an
+    /// empty templater). Persistent stores implement [`TemplateMemory`] too: pass the same store
+    /// here so the same message keeps its template, and so its fingerprint, across restarts.
+    pub fn template_memory(mut self, m: Arc<dyn TemplateMemory>) -> Self {
+        self.template_memory = Some(m);
+        self
+    }
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.clock = Some(c);
+        self
+    }
+    /// The lease owner name (default: `selfmon-<pid>`).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+    /// Time limit of one analysis (default 30 minutes).
+    pub fn analysis_timeout(mut self, t: Duration) -> Self {
+        self.analysis_timeout = Some(t);
+        self
+    }
+
+    /// Builds the monitor; fails with [`Error::Config`] naming a missing part or an invalid config.
+    pub fn build(self) -> Result<SelfMonitor> {
+        let config = self.config.unwrap_or_default();
+        config.validate()?;
+        let missing = |what: &str| {
+            Error::config(
+                what,
+                "is required; call SelfMonitor::builder().".to_string() + what + "(...)",
+            )
+        };
+        let (events, _) = broadcast::channel(256);
+        Ok(SelfMonitor {
+            config: Arc::new(RwLock::new(config)),
+            log_source: self.log_source.ok_or_else(|| missing("log_source"))?,
+            runner: self.runner.ok_or_else(|| missing("runner"))?,
+            tracker: self.tracker.ok_or_else(|| missing("tracker"))?,
+            dedup: self.dedup,
+            store: self.store.ok_or_else(|| missing("store"))?,
+            template_memory: self.template_memory,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            owner: self
+                .owner
+                .unwrap_or_else(|| format!("selfmon-{}", std::process::id())),
+            analysis_timeout: self
+                .analysis_timeout
+                .unwrap_or(Duration::from_secs(30 * 60)),
+            events,
+            shutdown: CancelToken::new(),
+        })
+    }
+}
+
+/// The scan engine. Cheap to share (`Arc<SelfMonitor>`); scans are single-flight through the
+/// state store's lease, across tasks and processes.
+pub struct SelfMonitor {
+    config: Arc<RwLock<SelfMonitoringConfig>>,
+    log_source: Arc<dyn LogSource>,
+    runner: Arc<dyn AnalysisRunner>,
+    tracker: Arc<dyn IssueTracker>,
+    /// `None`: a [`ThreeTierDeduplicator`] built from each scan's configuration.
+    dedup: Option<Arc<dyn Deduplicator>>,
+    store: Arc<dyn StateStore>,
+    /// `None`: learned templates are not kept between scans.
+    template_memory: Option<Arc<dyn TemplateMemory>>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    analysis_timeout: Duration,
+    events: broadcast::Sender<ScanEvent>,
+    /// Cancels every scan of this monitor, present and future (see [`SelfMonitor::shutdown`]).
+    shutdown: CancelToken,
+}
+
+impl std::fmt::Debug for SelfMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfMonitor")
+            .field("owner", &self.owner)
+            .field("runner", &self.runner.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SelfMonitor {
+    /// A builder.
+    pub fn builder() -> SelfMonitorBuilder {
+        SelfMonitorBuilder::default()
+    }
+
+    /// A copy of the current configuration.
+    pub fn config(&self) -> SelfMonitoringConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the configuration; the next scan uses it. Rejects an invalid one.
+    pub fn set_config(&self, config: SelfMonitoringConfig) -> Result<()> {
+        config.validate()?;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
+    }
+
+    /// The shared configuration handle (for a [`crate::schedule::SelfMonitoringService`]).
+    pub fn config_handle(&self) -> Arc<RwLock<SelfMonitoringConfig>> {
+        self.config.clone()
+    }
+
+    /// The state store (for history queries).
+    pub fn store(&self) -> &Arc<dyn StateStore> {
+        &self.store
+    }
+
+    /// Subscribes to progress events of every later scan.
+    pub fn subscribe(&self) -> broadcast::Receiver<ScanEvent> {
+        self.events.subscribe()
+    }
+
+    fn emit(&self, e: ScanEvent) {
+        let _ = self.events.send(e);
+    }
+
+    /// Runs one scan with the given trigger.
+    pub async fn scan(&self, trigger: ScanTrigger) -> Result<ScanReport> {
+        self.scan_with(ScanOptions {
+            trigger,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Runs one scan. Returns [`Error::LeaseHeld`] without doing anything when another scan runs.
+    pub async fn scan_with(&self, options: ScanOptions) -> Result<ScanReport> {
+        self.scan_with_cancel(options, &CancelToken::new()).await
+    }
+
+    /// Runs one scan that `cancel` (or [`shutdown`](Self::shutdown)) can interrupt.
+    ///
+    /// On cancellation the scan's work in flight (the analysis, a tracker call) is dropped, which
+    /// makes the runner stop its subprocess; the scan is recorded as FAILURE with the reason
+    /// "interrupted", the cursor does not move, the lease is released, the engine waits (boundedly)
+    /// for the runner to finish its cleanup ([`AnalysisRunner::wait_for_cleanup`]), and the call
+    /// returns [`Error::Cancelled`]. A cancellation during filing is as safe as a crash there: the
+    /// outbox completes an interrupted filing on the next scan. A token cancelled before the call
+    /// returns [`Error::Cancelled`] without taking the lease or recording anything.
+    ///
+    /// Dropping the returned future instead also stops the runner's subprocess; the lease release
+    /// and the FAILURE record then happen on a background task of the current tokio runtime.
+    pub async fn scan_with_cancel(
+        &self,
+        options: ScanOptions,
+        cancel: &CancelToken,
+    ) -> Result<ScanReport> {
+        if cancel.is_cancelled() || self.shutdown.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let config = self.config();
+        config.validate()?;
+        let scan_id = ScanId::new();
+        let now = self.clock.now();
+        let ttl = Duration::from_secs(config.lease_ttl_secs);
+        let holder = LeaseHolder::current(format!("{}/{}", self.owner, scan_id));
+        let mut took_over = None;
+        let lease = match self.store.try_acquire_lease_for(&holder, ttl, now).await? {
+            LeaseOutcome::Acquired(lease) => lease,
+            LeaseOutcome::Held(other)
+                if crate::lease::holder_state(&other) == HolderState::Gone =>
+            {
+                match self
+                    .store
+                    .take_over_lease(&other, &holder, ttl, now)
+                    .await?
+                {
+                    LeaseOutcome::Acquired(lease) => {
+                        tracing::warn!(
+                            previous_owner = %other.owner,
+                            previous_holder = %other.holder_description(),
+                            since = %other.acquired_at,
+                            "took over the lease of a scan whose process is gone"
+                        );
+                        took_over = Some(other);
+                        lease
+                    }
+                    LeaseOutcome::Held(current) => return Err(lease_held(current)),
+                }
+            }
+            LeaseOutcome::Held(other) => return Err(lease_held(other)),
+        };
+        // Released on every path below; if this future is dropped, by the guard.
+        let mut guard = LeaseGuard {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            lease: Some(lease.clone()),
+        };
+        let span = tracing::info_span!("selfmon_scan", scan_id = %scan_id, trigger = options.trigger.as_str());
+        let result = self
+            .scan_locked(scan_id, options, config, cancel, &lease, took_over)
+            .instrument(span)
+            .await;
+        guard.lease = None;
+        if let Err(e) = self.store.release_lease(&lease).await {
+            tracing::warn!(error = %e, "could not release the scan lease; it expires on its own");
+        }
+        result
+    }
+
+    /// Cancels the scan in flight and every later scan of this monitor (they return
+    /// [`Error::Cancelled`] at once): for a host that is stopping.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Renews `lease` every third of `ttl` for as long as the scan runs; returns only when the
+    /// lease is lost (then the scan must stop). A failed renewal is retried at the next beat: the
+    /// lease only lapses after a whole TTL without one.
+    async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Error {
+        let beat = (ttl / 3).max(Duration::from_millis(10));
+        loop {
+            tokio::time::sleep(beat).await;
+            match self.store.renew_lease(lease, ttl, self.clock.now()).await {
+                Ok(LeaseRenewal::Renewed(_)) => tracing::debug!("scan lease renewed"),
+                Ok(LeaseRenewal::Lost(current)) => {
+                    let owner = current.map(|l| l.owner).unwrap_or_default();
+                    tracing::error!(now_held_by = %owner, "the scan lost its lease; stopping");
+                    return Error::LeaseLost { owner };
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not renew the scan lease; retrying at the next beat")
+                }
+            }
+        }
+    }
+
+    /// Completes when `cancel` or the monitor's shutdown token is cancelled.
+    async fn interrupted(&self, cancel: &CancelToken) {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+
+    async fn scan_locked(
+        &self,
+        scan_id: ScanId,
+        options: ScanOptions,
+        config: SelfMonitoringConfig,
+        cancel: &CancelToken,
+        lease: &Lease,
+        took_over: Option<Lease>,
+    ) -> Result<ScanReport> {
+        let now = self.clock.now();
+        let closed = self
+            .store
+            .close_abandoned_scans(
+                now,
+                "scan interrupted: the process running it stopped before it finished",
+            )
+            .await?;
+        if closed > 0 {
+            tracing::warn!(closed, "closed scans left running by a stopped process");
+        }
+        let cursor = self.store.last_successful_cursor().await?;
+        let mut record = ScanRecord::started(scan_id.clone(), options.trigger, cursor, now);
+        let model = options
+            .model
+            .clone()
+            .unwrap_or_else(|| config.model.clone());
+        let prompt_status = prompt::effective(&config);
+        record.model = Some(model.to_string());
+        record.prompt_version = prompt_status.version;
+        record.dry_run = options.dry_run || config.dry_run;
+        self.store.begin_scan(&record).await?;
+        self.emit(ScanEvent::Started {
+            scan_id: scan_id.clone(),
+            cursor,
+        });
+        let mut report = ScanReport::new(record.clone());
+        report.took_over_lease = took_over;
+        // What the scan makes durable with its cursor; a dry run or a failure commits none of it.
+        let mut effects = ScanEffects::default();
+        let outcome = tokio::select! {
+            biased;
+            () = self.interrupted(cancel) => Err(Error::Cancelled),
+            e = self.heartbeat(lease, Duration::from_secs(config.lease_ttl_secs)) => Err(e),
+            r = self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects) => r,
+        };
+        let finished_at = self.clock.now();
+        report.record.completed_at = Some(finished_at);
+        // The report is stored before the scan is marked successful: a scan whose explanation
+        // could not be kept fails (and its records are read again) rather than succeeding
+        // unexplained.
+        let outcome = match outcome {
+            Ok(new_cursor) => {
+                let mut done = stored_report(&report, &config);
+                done.record.status = ScanStatus::Success;
+                done.record.log_id_end = new_cursor;
+                self.store
+                    .save_scan_report(&done)
+                    .await
+                    .map(|()| new_cursor)
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(new_cursor) => {
+                report.record.status = ScanStatus::Success;
+                report.record.log_id_end = new_cursor;
+                egress::commit(self.store.as_ref(), &report.record, &effects).await?;
+                tracing::info!(
+                    records = report.record.records_read,
+                    filed = report.record.issues_created,
+                    "scan succeeded"
+                );
+                self.emit(ScanEvent::Finished {
+                    record: Box::new(report.record.clone()),
+                });
+                Ok(report)
+            }
+            Err(e) => {
+                report.record.status = ScanStatus::Failure;
+                report.record.log_id_end = report.record.log_id_start;
+                if let Some(usage) = e.analysis_usage() {
+                    // A failed analysis still cost money: the history shows how much.
+                    report.record.cost_usd = usage.cost_usd;
+                    report.record.input_tokens = usage.input_tokens;
+                    report.record.output_tokens = usage.output_tokens;
+                }
+                if report.record.cursor_reset {
+                    // The reset is only kept when the scan succeeds.
+                    report.record.log_id_end = cursor;
+                }
+                // Error text can quote log content; what is persisted is redacted like the rest.
+                report.record.error_message =
+                    Some(stored_error(&error_chain(&e), &config).into_string());
+                if let Err(store_err) = self.store.finish_scan(&report.record).await {
+                    tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
+                } else if let Err(store_err) = self
+                    .store
+                    .save_scan_report(&stored_report(&report, &config))
+                    .await
+                {
+                    tracing::warn!(error = %store_err, "could not store the failed scan's report");
+                }
+                tracing::warn!(error = %e, "scan failed");
+                if matches!(e, Error::Cancelled) {
+                    // The analysis future is gone; wait for its subprocess to be gone too.
+                    if tokio::time::timeout(RUNNER_CLEANUP_WAIT, self.runner.wait_for_cleanup())
+                        .await
+                        .is_err()
+                    {
+                        tracing::warn!(
+                            wait_secs = RUNNER_CLEANUP_WAIT.as_secs(),
+                            "the runner did not finish cleaning up after cancellation"
+                        );
+                    }
+                }
+                self.emit(ScanEvent::Finished {
+                    record: Box::new(report.record.clone()),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// The body of a scan: the stages in order; returns the new cursor.
+    async fn execute(
+        &self,
+        report: &mut ScanReport,
+        config: &SelfMonitoringConfig,
+        model: &ClaudeModel,
+        template: &str,
+        effects: &mut ScanEffects,
+    ) -> Result<i64> {
+        let scan_id = report.record.scan_id.clone();
+        let redactor = Redactor::with_config(&config.redaction)?;
+        let server = config
+            .include_server_identity
+            .then(|| config.server_identity.clone())
+            .flatten();
+        let egress = Egress {
+            tracker: self.tracker.as_ref(),
+            store: self.store.as_ref(),
+            redactor: &redactor,
+            dry_run: report.record.dry_run,
+            server: server.as_deref(),
+        };
+        let emit = |e: ScanEvent| self.emit(e);
+
+        // Filings a crashed scan left in the outbox are completed first.
+        let (reconciled, rate_limit) = egress.reconcile_outbox(self.clock.as_ref()).await?;
+        report.reconciled = reconciled;
+
+        // 1. Read everything new into the digest, starting from what earlier scans learned. A
+        // recreated log restarts from 0.
+        let anchor = match report.record.log_id_start {
+            0 => None,
+            _ => self.store.last_successful_anchor().await?,
+        };
+        let start =
+            read::start(self.log_source.as_ref(), report.record.log_id_start, anchor).await?;
+        if let Some(previous_cursor) = start.reset_from {
+            report.record.cursor_reset = true;
+            report.previous_cursor = Some(previous_cursor);
+            report.record.log_id_start = start.after;
+            emit(ScanEvent::CursorReset {
+                scan_id: scan_id.clone(),
+                previous_cursor,
+            });
+        }
+        let learned_templates = match &self.template_memory {
+            Some(memory) => memory.load_template_state().await?,
+            None => None,
+        };
+        let read = read::read(
+            ReadInput {
+                log_source: self.log_source.as_ref(),
+                config,
+                after: start.after,
+                learned_templates,
+                anchor: start.anchor.clone(),
+            },
+            &|records| {
+                emit(ScanEvent::RecordsRead {
+                    scan_id: scan_id.clone(),
+                    records,
+                })
+            },
+        )
+        .await?;
+        report.record.gap_records = read.gap_records;
+        report.record.records_read = read.records_read;
+        report.record.log_anchor = read.anchor.clone();
+        // Learned templates are kept only for a host that gave the engine a template memory; the
+        // ledger saves them, sealed, in the same transaction as the cursor.
+        if self.template_memory.is_some() {
+            effects.template_state = Some(read.templater.to_sealed_state_json(&redactor));
+        }
+        let digest = read.digest;
+        report.record.signatures = digest.signatures.len() as u64;
+        report.record.ignored_signatures = digest.ignored_signatures;
+        report.signatures.extend(digest.ignored.iter().map(|s| {
+            let mut s = s.clone();
+            s.template = egress.report_template(&s.template);
+            s
+        }));
+
+        // 2. Triage: what known issues explain is counted (or is a regression), not analysed.
+        let closed_since =
+            self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
+        let mut known =
+            triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
+        let dedup = self.deduplicator(config);
+        let triaged = triage::triage(TriageInput {
+            signatures: &digest.signatures,
+            known: &known,
+            dedup: dedup.as_ref(),
+        })
+        .await?;
+        for (sig, fate) in digest.signatures.iter().zip(&triaged.fates) {
+            report
+                .signatures
+                .push(egress.report_signature(sig, fate.clone()));
+        }
+        report.record.known_signatures = (digest.signatures.len() - triaged.novel.len()) as u64;
+        report.record.novel_signatures = triaged.novel.len() as u64;
+        emit(ScanEvent::Digested {
+            scan_id: scan_id.clone(),
+            signatures: report.record.signatures,
+            novel: report.record.novel_signatures,
+        });
+        for (&number, &count) in &triaged.occurrences {
+            effects.add_occurrences(number, count);
+        }
+        let mut act = Act {
+            egress: &egress,
+            dedup: dedup.as_ref(),
+            clock: self.clock.as_ref(),
+            config,
+            emit: &emit,
+            report,
+            known: &mut known,
+            effects,
+            budget: Budget::new(config).with_rate_limit(rate_limit),
+        };
+        for recurred in triaged.recurred {
+            act.recurred(recurred).await?;
+        }
+        let Act {
+            report,
+            known,
+            effects,
+            budget,
+            ..
+        } = act;
+
+        // 3. Analyse what is left, on copies fit to leave the process; the originals (and the
+        // fingerprints computed from them) stay here.
+        let shown = Digest {
+            signatures: triaged.novel.iter().map(|s| egress.shown(s)).collect(),
+            records: digest.records,
+            ignored_signatures: digest.ignored_signatures,
+            ignored_records: digest.ignored_records,
+            ignored: Vec::new(),
+        };
+        let prompt = analyse::prompt(
+            PromptInput {
+                scan_id: &scan_id,
+                template,
+                model,
+                max_digest_bytes: config.max_digest_bytes,
+                shown,
+                known,
+                log: self.log_source.describe(),
+                start: report.record.log_id_start,
+                first_id: read.first_id,
+                last_id: read.last_id,
+                timeout: self.analysis_timeout,
+            },
+            &egress,
+        )?;
+        let mut findings = Vec::new();
+        let mut shown_signatures = Vec::new();
+        if let Some(request) = prompt {
+            report.record.analysis_ran = true;
+            report.runner = Some(self.runner.name().to_string());
+            report.digest_sent = Some(request.data.clone());
+            let answer = analyse::run(self.runner.as_ref(), &request).await?;
+            report.record.cost_usd = answer.usage.cost_usd;
+            report.record.input_tokens = answer.usage.input_tokens;
+            report.record.output_tokens = answer.usage.output_tokens;
+            report.rejected.extend(answer.rejected);
+            report.skipped.extend(answer.skipped);
+            let validated = analyse::validate(answer.findings, &request, &egress);
+            report.rejected.extend(validated.rejected);
+            report.record.findings = validated.findings.len() as u64;
+            report.record.rejected_findings = report.rejected.len() as u64;
+            emit(ScanEvent::Analysed {
+                scan_id: scan_id.clone(),
+                findings: report.record.findings,
+                rejected: report.record.rejected_findings,
+            });
+            findings = validated.findings;
+            shown_signatures = request.digest.signatures;
+        }
+
+        // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
+        known.note_signatures(&triaged.novel);
+        let candidates = act::candidates(
+            findings,
+            self.store.open_backlog().await?,
+            &triaged.novel,
+            &shown_signatures,
+            &egress,
+        );
+        let mut act = Act {
+            egress: &egress,
+            dedup: dedup.as_ref(),
+            clock: self.clock.as_ref(),
+            config,
+            emit: &emit,
+            report,
+            known,
+            effects,
+            budget,
+        };
+        act.report.record.backlog = act.decide_all(candidates).await?;
+        Ok(read.new_cursor)
+    }
+
+    /// The deduplicator of a scan: the host's, else the three tiers with this configuration.
+    fn deduplicator(&self, config: &SelfMonitoringConfig) -> Arc<dyn Deduplicator> {
+        match &self.dedup {
+            Some(d) => d.clone(),
+            None => Arc::new(ThreeTierDeduplicator::new(config.dedup.clone())),
+        }
+    }
+}
+
+/// [`Error::LeaseHeld`] describing `lease`'s holder.
+fn lease_held(lease: Lease) -> Error {
+    Error::LeaseHeld {
+        holder: lease.holder_description(),
+        owner: lease.owner,
+        since: lease.acquired_at,
+        expires_at: lease.expires_at,
+    }
+}
+
+/// Longest wait for the runner's cleanup after a cancelled analysis.
+const RUNNER_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+/// Releases the lease (and closes the scan it ran as FAILURE) when a scan future is dropped
+/// before it finished; disarmed (`lease = None`) on every normal path.
+struct LeaseGuard {
+    store: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
+    lease: Option<Lease>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(owner = %lease.owner, "scan dropped outside a runtime; its lease expires on its own");
+            return;
+        };
+        let store = self.store.clone();
+        let now = self.clock.now();
+        runtime.spawn(async move {
+            // Still the holder: the only RUNNING scan is the dropped one.
+            if let Err(e) = store
+                .close_abandoned_scans(now, "interrupted: the scan was dropped before it finished")
+                .await
+            {
+                tracing::warn!(error = %e, "could not close the dropped scan; the next scan closes it");
+            }
+            if let Err(e) = store.release_lease(&lease).await {
+                tracing::warn!(error = %e, "could not release a dropped scan's lease; it expires on its own");
+            }
+        });
+    }
+}
+
+/// An error and its causes on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,288 @@
+//! Stage 1, read: from the cursor, page by page, every new record into the digest.
+
+use crate::config::SelfMonitoringConfig;
+use crate::digest::{Digest, DigestBuilder};
+use crate::error::{Error, Result};
+use crate::model::LogAnchor;
+use crate::template::Templater;
+use crate::traits::LogSource;
+
+/// Where reading starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Start {
+    /// The id reading starts after: the cursor, or 0 when the log was recreated.
+    pub after: i64,
+    /// The stale cursor, when the log was recreated.
+    pub reset_from: Option<i64>,
+    /// The previous scan's anchor while it still holds (carried forward when nothing is read).
+    pub anchor: Option<LogAnchor>,
+}
+
+/// Where reading starts: after `cursor`, unless the log was recreated, then from 0. A log was
+/// recreated when its newest id is below the cursor, or when `anchor` (the last record the
+/// previous scan read) is no longer there as it was — which catches a recreated log that has
+/// already grown past the cursor, whose first records would otherwise be skipped.
+pub(crate) async fn start(
+    log_source: &dyn LogSource,
+    cursor: i64,
+    anchor: Option<LogAnchor>,
+) -> Result<Start> {
+    let max_id = log_source.max_id().await?;
+    let recreated = if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
+        Some("log store is behind the cursor")
+    } else if let Some(a) = anchor.as_ref().filter(|_| cursor > 0) {
+        anchor_lost(log_source, a).await?
+    } else {
+        None
+    };
+    if let Some(why) = recreated {
+        tracing::warn!(cursor, ?max_id, "{why}; restarting from 0");
+        return Ok(Start {
+            after: 0,
+            reset_from: Some(cursor),
+            anchor: None,
+        });
+    }
+    Ok(Start {
+        after: cursor,
+        reset_from: None,
+        anchor,
+    })
+}
+
+/// Whether the record `anchor` names shows the log was recreated, and why: a different record
+/// under its id, or the anchor gone while older ids are still there (retention removes the
+/// oldest records first, so a log that only lost records to retention has none below a removed
+/// anchor). `None` when the log is the one the previous scan read.
+async fn anchor_lost(
+    log_source: &dyn LogSource,
+    anchor: &LogAnchor,
+) -> Result<Option<&'static str>> {
+    let at = log_source.read_after(anchor.id - 1, 1).await?;
+    match at.records.first() {
+        Some(r) if r.id == anchor.id => Ok((!anchor.matches(r))
+            .then_some("the last record read has been replaced (log recreated)")),
+        _ => {
+            let first = log_source.read_after(0, 1).await?;
+            Ok(first
+                .records
+                .first()
+                .is_some_and(|r| r.id < anchor.id)
+                .then_some("the last record read is gone but older ids remain (log recreated)"))
+        }
+    }
+}
+
+/// What reading needs.
+pub(crate) struct ReadInput<'a> {
+    pub log_source: &'a dyn LogSource,
+    pub config: &'a SelfMonitoringConfig,
+    /// The id reading starts after (see [`start`]).
+    pub after: i64,
+    /// What earlier scans learned (a [`Templater`] state), so the same message keeps its template
+    /// and so its fingerprint.
+    pub learned_templates: Option<String>,
+    /// The anchor to carry forward when nothing is read (see [`Start::anchor`]).
+    pub anchor: Option<LogAnchor>,
+}
+
+/// What was read.
+pub(crate) struct ReadOutput {
+    /// The digest of every record read.
+    pub digest: Digest,
+    /// The templater, with what this scan learned.
+    pub templater: Templater,
+    /// Where the next scan starts: the highest id the source said it scanned through.
+    pub new_cursor: i64,
+    /// The first and the highest record id read (`None`: nothing read).
+    pub first_id: Option<i64>,
+    pub last_id: i64,
+    pub records_read: u64,
+    /// Records the source reported missing before the first one read (retention gaps).
+    pub gap_records: u64,
+    /// The last record read (or the anchor carried forward): the next scan checks it.
+    pub anchor: Option<LogAnchor>,
+}
+
+/// Reads everything new (up to `max_records_per_scan`) into a digest.
+pub(crate) async fn read(
+    input: ReadInput<'_>,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<ReadOutput> {
+    let ReadInput {
+        log_source,
+        config,
+        after: start,
+        learned_templates,
+        mut anchor,
+    } = input;
+    let templater = match learned_templates {
+        Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
+            Templater::new()
+        }),
+        None => Templater::new(),
+    };
+    let mut builder = DigestBuilder::with_templater(config, templater)?;
+    let mut after = start;
+    let mut first_id: Option<i64> = None;
+    let mut last_id = start;
+    let mut read = 0u64;
+    let mut gap_records = 0;
+    let mut first_page = true;
+    while read < config.max_records_per_scan {
+        let limit = (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
+        let page = log_source.read_after(after, limit).await?;
+        if first_page {
+            gap_records = page.missing_before_first;
+            first_page = false;
+        }
+        for r in &page.records {
+            if r.id <= after {
+                return Err(Error::adapter(
+                    crate::Component::LogSource,
+                    false,
+                    format!("log source returned record {} which is not after the cursor {after}; it breaks the LogSource contract", r.id),
+                ));
+            }
+            builder.push(r);
+            first_id.get_or_insert(r.id);
+            last_id = last_id.max(r.id);
+            read += 1;
+        }
+        if let Some(r) = page.records.last() {
+            anchor = Some(LogAnchor::of(r));
+        }
+        let through = page.scanned_through.max(last_id);
+        progress(read);
+        if through <= after {
+            break;
+        }
+        after = through;
+    }
+    let (digest, templater) = builder.finish_with_templater();
+    Ok(ReadOutput {
+        digest,
+        templater,
+        new_cursor: after,
+        first_id,
+        last_id,
+        records_read: read,
+        gap_records,
+        anchor,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Level;
+    use crate::testing::MemoryLogSource;
+
+    #[tokio::test]
+    async fn reading_restarts_from_zero_when_the_log_is_behind_the_cursor() {
+        let logs = MemoryLogSource::new();
+        logs.log(Level::Error, "app", "[GIT-SYNC-001] clone failed");
+        logs.log(Level::Error, "app", "[GIT-SYNC-001] clone failed");
+        let config = SelfMonitoringConfig::default();
+        let start = start(&logs, 50, None).await.unwrap();
+        assert_eq!(
+            start,
+            Start {
+                after: 0,
+                reset_from: Some(50),
+                anchor: None,
+            }
+        );
+        let out = read(
+            ReadInput {
+                log_source: &logs,
+                config: &config,
+                after: start.after,
+                learned_templates: None,
+                anchor: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.records_read, 2);
+        assert_eq!((out.first_id, out.last_id, out.new_cursor), (Some(1), 2, 2));
+        assert_eq!(out.digest.signatures.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reading_stops_at_the_per_scan_record_limit() {
+        let logs = MemoryLogSource::new();
+        for n in 0..5 {
+            logs.log(Level::Error, "app", &format!("failure {n}"));
+        }
+        let config = SelfMonitoringConfig {
+            max_records_per_scan: 3,
+            page_size: 2,
+            ..Default::default()
+        };
+        let pages = std::sync::Mutex::new(Vec::new());
+        let out = read(
+            ReadInput {
+                log_source: &logs,
+                config: &config,
+                after: 0,
+                learned_templates: None,
+                anchor: None,
+            },
+            &|n| pages.lock().unwrap().push(n),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.records_read, 3);
+        assert_eq!(out.new_cursor, 3);
+        assert_eq!(*pages.lock().unwrap(), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_anchor_restarts_from_zero_a_pruned_one_does_not() {
+        let logs = MemoryLogSource::new();
+        for i in 0..3 {
+            logs.log(Level::Error, "app", &format!("old {i}"));
+        }
+        let config = SelfMonitoringConfig::default();
+        let first = read(
+            ReadInput {
+                log_source: &logs,
+                config: &config,
+                after: 0,
+                learned_templates: None,
+                anchor: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        let anchor = first
+            .anchor
+            .clone()
+            .expect("the last record read is the anchor");
+        assert_eq!(anchor.id, 3);
+
+        // Same log: reading continues after the cursor, and the anchor is carried forward.
+        let same = start(&logs, 3, Some(anchor.clone())).await.unwrap();
+        assert_eq!((same.after, same.reset_from), (3, None));
+        assert_eq!(same.anchor.as_ref(), Some(&anchor));
+
+        // Retention removed the anchor and everything before it: a gap, not a recreation.
+        logs.log(Level::Error, "app", "new 3");
+        logs.prune_before(4);
+        let pruned = start(&logs, 3, Some(anchor.clone())).await.unwrap();
+        assert_eq!((pruned.after, pruned.reset_from), (3, None));
+
+        // Recreated and grown past the cursor: id 3 now holds another record.
+        logs.recreate();
+        for i in 0..5 {
+            logs.log(Level::Error, "app", &format!("new {i}"));
+        }
+        let recreated = start(&logs, 3, Some(anchor)).await.unwrap();
+        assert_eq!((recreated.after, recreated.reset_from), (0, Some(3)));
+        assert_eq!(recreated.anchor, None);
+    }
+}
