@@ -3,12 +3,19 @@
 //!
 //! proptest generates sequences of operations on the in-memory adapters — log writes where every
 //! ERROR+ record belongs to a ground-truth problem, scans with random budgets, dry runs, a store or
-//! tracker failure injected at any step, a dead process holding the lease, a live holder on another
-//! host, cancellation in the middle of analysis, log retention and log recreation — and an oracle
-//! follows what must be true. After the sequence the harness heals every fault and scans until
-//! quiet; then every ground-truth problem that was read has exactly one issue, its occurrences equal
-//! the records read, every record was read by exactly one successful real scan (or was pruned
-//! before any scan could read it, and then counted as a gap), no scan is left RUNNING, the lease is
+//! tracker failure injected at any step, a tracker rate limit that lasts minutes, configuration
+//! changes between scans (redaction patterns that hit the problems' own text, a user prompt,
+//! another model, small pages and a per-scan record cap, loose similarity thresholds, no comment
+//! budget), a dead process holding the lease, a live holder on another host, cancellation in the
+//! middle of analysis, log retention and log recreation — and an oracle follows what must be true.
+//!
+//! After every step: a dry run changed no issue, occurrence or cursor; no record was read by two
+//! successful real scans; each problem was deferred or filed under one fingerprint, whatever the
+//! redaction configuration; only a failing store leaves a scan RUNNING; no scan that returned holds
+//! the lease. After the sequence the harness heals every fault and scans until quiet; then every
+//! ground-truth problem that was read has exactly one issue, its occurrences equal the records read,
+//! every record was read by exactly one successful real scan (or was pruned before any scan could
+//! read it, and then the scans' gap counts hold it exactly), no scan is left RUNNING, the lease is
 //! free and the backlog and outbox are empty.
 //!
 //! 256 cases run in the normal suite from a fixed seed (a few seconds in a debug build, once the
@@ -606,6 +613,43 @@ impl Harness {
         );
     }
 
+    fn running_scans(&self) -> usize {
+        self.store
+            .scans()
+            .iter()
+            .filter(|s| s.status == ScanStatus::Running)
+            .count()
+    }
+
+    /// What must hold after every step: only a failing store leaves a scan RUNNING (the next
+    /// successful scan closes it), and no scan of ours holds the lease once it returned (only the
+    /// harness's dead or foreign holders may).
+    fn check_step(&self, op: &Op, running_before: usize) {
+        let running = self.running_scans();
+        if !matches!(op, Op::ScanWithStoreFault { .. }) {
+            assert!(
+                running <= running_before,
+                "a scan was left RUNNING without a store failure"
+            );
+        }
+        if self
+            .store
+            .scans()
+            .last()
+            .is_some_and(|s| s.status == ScanStatus::Success)
+        {
+            assert_eq!(running, 0, "a successful scan closes abandoned ones");
+        }
+        if let Some(lease) = self.store.lease() {
+            assert!(
+                lease.expires_at <= self.clock.now()
+                    || lease.owner.starts_with("dead-")
+                    || lease.owner.starts_with("elsewhere-"),
+                "a scan that returned still holds the lease: {lease:?}"
+            );
+        }
+    }
+
     fn check_oracle(&self) {
         let scans = self.store.scans();
         assert!(
@@ -644,7 +688,7 @@ impl Harness {
             .filter(|(g, id)| self.read.keys().any(|(rg, rid)| rg == g && rid > id))
             .count() as u64;
         assert!(
-            gaps >= countable,
+            gaps == countable,
             "{countable} records were pruned unread below records a scan read, but the scans \
              counted {gaps} gap records"
         );
@@ -785,7 +829,9 @@ proptest! {
         rt.block_on(async {
             let mut h = Harness::new();
             for op in &ops {
+                let running = h.running_scans();
                 h.apply(op).await;
+                h.check_step(op, running);
             }
             h.quiesce().await;
             h.check_oracle();
