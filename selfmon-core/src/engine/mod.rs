@@ -715,9 +715,20 @@ impl SelfMonitor {
 
         // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
         known.note_signatures(&triaged.novel);
+        // An entry whose filing waits in the outbox (a rate limit refused it) is the outbox's to
+        // complete, not a candidate again.
+        let in_outbox: std::collections::HashSet<String> = self
+            .store
+            .open_intents()
+            .await?
+            .into_iter()
+            .filter_map(|i| i.backlog_entry_id)
+            .collect();
+        let mut backlog = self.store.open_backlog().await?;
+        backlog.retain(|e| !in_outbox.contains(&e.entry_id));
         let candidates = act::candidates(
             findings,
-            self.store.open_backlog().await?,
+            backlog,
             &triaged.novel,
             &shown_signatures,
             &egress,
