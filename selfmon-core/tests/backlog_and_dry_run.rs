@@ -211,3 +211,31 @@ async fn a_rate_limited_tracker_stops_filing_and_the_rest_waits_in_the_backlog()
     let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
     assert_eq!(occurrences, 3, "each record counted once");
 }
+
+#[tokio::test]
+async fn a_backlog_filing_the_rate_limit_refused_gets_every_occurrence_deferred_meanwhile() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.store.backlog().len(), 3);
+
+    // The budget returns, but the first create (a backlog entry's) meets the rate limit: its
+    // intent waits in the outbox, and the problems' new records are deferred into the entries.
+    r.monitor.set_config(budget(5)).unwrap();
+    let reset_at = chrono::Utc::now() + chrono::Duration::minutes(10);
+    r.tracker.inject(1, TrackerFault::RateLimited { reset_at });
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 0);
+    assert_eq!(r.store.intents().len(), 1);
+
+    // After the reset: one issue per problem, every record counted once (found by the
+    // state-machine test: the outbox used to hand the issue only the occurrences the entry had
+    // when its intent was recorded).
+    r.tracker.lift_rate_limit();
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 3);
+    assert!(r.store.intents().is_empty() && r.store.backlog().is_empty());
+    let occurrences: Vec<u64> = r.store.issues().iter().map(|i| i.occurrences).collect();
+    assert_eq!(occurrences, vec![2, 2, 2], "each record counted once");
+}

@@ -208,7 +208,13 @@ impl Egress<'_> {
         if self.dry_run {
             return Ok((reconciled, None));
         }
-        for intent in self.store.open_intents().await? {
+        let intents = self.store.open_intents().await?;
+        let backlog = if intents.iter().any(|i| i.backlog_entry_id.is_some()) {
+            self.store.open_backlog().await?
+        } else {
+            Vec::new()
+        };
+        for intent in intents {
             let now = clock.now();
             let found = match self.tracker.find_by_marker(&intent.draft.marker).await {
                 Ok(Some(existing)) => Ok(existing),
@@ -225,7 +231,15 @@ impl Egress<'_> {
                     None => return Err(e),
                 },
             };
-            let row = FiledIssue::from_intent(&intent, issue.clone(), now);
+            let mut row = FiledIssue::from_intent(&intent, issue.clone(), now);
+            // The entry may have absorbed occurrences since the intent was recorded (a scan the
+            // rate limit stopped defers a recurrence into it): the issue receives them all.
+            if let Some(entry) = backlog
+                .iter()
+                .find(|e| Some(&e.entry_id) == intent.backlog_entry_id.as_ref())
+            {
+                row.occurrences = row.occurrences.max(entry.occurrences);
+            }
             self.store.complete_intent(&intent.intent_id, &row).await?;
             tracing::info!(
                 issue = issue.number,

@@ -562,7 +562,12 @@ impl SelfMonitor {
 
         // 1. Read everything new into the digest, starting from what earlier scans learned. A
         // recreated log restarts from 0.
-        let start = read::start(self.log_source.as_ref(), report.record.log_id_start).await?;
+        let anchor = match report.record.log_id_start {
+            0 => None,
+            _ => self.store.last_successful_anchor().await?,
+        };
+        let start =
+            read::start(self.log_source.as_ref(), report.record.log_id_start, anchor).await?;
         if let Some(previous_cursor) = start.reset_from {
             report.record.cursor_reset = true;
             report.previous_cursor = Some(previous_cursor);
@@ -582,6 +587,7 @@ impl SelfMonitor {
                 config,
                 after: start.after,
                 learned_templates,
+                anchor: start.anchor.clone(),
             },
             &|records| {
                 emit(ScanEvent::RecordsRead {
@@ -593,6 +599,7 @@ impl SelfMonitor {
         .await?;
         report.record.gap_records = read.gap_records;
         report.record.records_read = read.records_read;
+        report.record.log_anchor = read.anchor.clone();
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them, sealed, in the same transaction as the cursor.
         if self.template_memory.is_some() {
@@ -708,9 +715,20 @@ impl SelfMonitor {
 
         // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
         known.note_signatures(&triaged.novel);
+        // An entry whose filing waits in the outbox (a rate limit refused it) is the outbox's to
+        // complete, not a candidate again.
+        let in_outbox: std::collections::HashSet<String> = self
+            .store
+            .open_intents()
+            .await?
+            .into_iter()
+            .filter_map(|i| i.backlog_entry_id)
+            .collect();
+        let mut backlog = self.store.open_backlog().await?;
+        backlog.retain(|e| !in_outbox.contains(&e.entry_id));
         let candidates = act::candidates(
             findings,
-            self.store.open_backlog().await?,
+            backlog,
             &triaged.novel,
             &shown_signatures,
             &egress,

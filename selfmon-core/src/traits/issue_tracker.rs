@@ -23,6 +23,7 @@ use crate::model::{IssueDraft, IssueRef, Marker, TrackedIssue};
 ///   `Error::Adapter { component: IssueTracker, retryable }`: 5xx and timeouts are retryable,
 ///   authentication, permission and validation errors are not.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IssueTracker: Send + Sync {
     /// Open issues selfmon filed, plus those closed since `closed_since`.
