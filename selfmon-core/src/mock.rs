@@ -10,6 +10,7 @@ use crate::model::{
     BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueDraft, IssueEvent,
     IssueRef, IssueState, Marker, ScanEffects, ScanId, ScanRecord, ScanReport, TrackedIssue,
 };
+use crate::redact::RedactedText;
 use crate::traits::{
     Analysis, AnalysisRequest, AnalysisRunner, DedupDecision, Deduplicator, IssueFilter,
     IssueLedger, IssueTracker, JobId, JobKind, JobQueue, JobSpec, JobStatus, KnownIssuesView,
@@ -57,7 +58,7 @@ mock! {
     impl IssueTracker for IssueTracker {
         async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
         async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
-        async fn comment(&self, number: u64, body: &str) -> Result<()>;
+        async fn comment(&self, number: u64, body: &RedactedText) -> Result<()>;
         async fn reopen(&self, number: u64) -> Result<()>;
         async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
     }

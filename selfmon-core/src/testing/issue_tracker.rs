@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{classification_in, IssueDraft, IssueRef, IssueState, Marker, TrackedIssue};
+use crate::redact::RedactedText;
 use crate::traits::IssueTracker;
 
 /// One issue held by [`MemoryIssueTracker`].
@@ -172,8 +173,8 @@ impl IssueTracker for MemoryIssueTracker {
         let mut inner = self.lock();
         let issue = MemoryIssue {
             number: inner.issues.len() as u64 + 1,
-            title: draft.title.clone(),
-            body: draft.body.clone(),
+            title: draft.title.to_string(),
+            body: draft.body.to_string(),
             labels: draft.labels.clone(),
             state: IssueState::Open,
             comments: Vec::new(),
@@ -188,7 +189,7 @@ impl IssueTracker for MemoryIssueTracker {
         Ok(r)
     }
 
-    async fn comment(&self, number: u64, body: &str) -> Result<()> {
+    async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
         if self.take_fault(&[TrackerFault::CommentFails]).is_some() {
             return Err(Self::fault("comment"));
         }
