@@ -22,7 +22,7 @@ rm -rf "$venv"
 "$venv/bin/python" -m pip install -q "pytest>=7"
 
 # The CLI, for the test comparing history with `selfmon history --json`.
-cargo build -q --bin selfmon
+cargo build -q -p selfmon-cli --bin selfmon
 export SELFMON_BIN="$target/debug/selfmon"
 
 start=$(date +%s)

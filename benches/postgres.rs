@@ -5,7 +5,7 @@
 //! `SELFMON_TEST_PG_URL` the bench says so and measures nothing. Rows default to 1,000,000
 //! (`SELFMON_BENCH_PG_ROWS` to change).
 //!
-//! Run: `cargo bench --bench postgres --features postgres -- --warm-up-time 1 --measurement-time 5`
+//! Run: `cargo bench -p selfmon-benches --bench postgres --features postgres -- --warm-up-time 1 --measurement-time 5`
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! SqliteLogSource throughput on a generated 1,000,000-row logs.db, next to a plain `SELECT` loop
 //! over the same file (the ceiling), plus the error-code inventory.
 //!
-//! Run: `cargo bench --bench sqlite_source --no-default-features --features sqlite -- --warm-up-time 1 --measurement-time 3`
+//! Run: `cargo bench -p selfmon-benches --bench sqlite_source -- --warm-up-time 1 --measurement-time 3`
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! both as content only (what logs.db holds) and as raw syslog-style lines with a header
 //! (`Jun 14 15:16:01 host proc[pid]: ...`), which route past the timestamp.
 //!
-//! `cargo bench --bench templates -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p selfmon-benches --bench templates -- --warm-up-time 1 --measurement-time 3`
 //! Whole-process figures (stdin to stdout) come from `selfmon templates`; see the template module
 //! docs for how they were measured.
 

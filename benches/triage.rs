@@ -1,7 +1,7 @@
 //! Benchmarks of deterministic triage: templating + digest throughput, memory flatness, dedup
 //! against a large known-issue index, and the prompt size for a large scan.
 //!
-//! `cargo bench --bench triage -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p selfmon-benches --bench triage -- --warm-up-time 1 --measurement-time 3`
 //! The one-off measurements (memory, index build, prompt size) are printed before criterion runs;
 //! set `SELFMON_BENCH_10M=0` to skip the 10M-record memory run.
 

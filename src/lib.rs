@@ -7,7 +7,26 @@
 //! This crate is a thin facade: it re-exports [`selfmon_core`] (model, configuration, traits, the
 //! scan engine, deterministic triage, in-memory adapters) and, behind the features `sqlite`,
 //! `claude` and `github` (all on by default), the adapter crates; `postgres` (off by default) adds
-//! [`selfmon_postgres`] for clusters whose nodes share logs and state in PostgreSQL.
+//! [`selfmon_postgres`] for clusters whose nodes share logs and state in PostgreSQL. The
+//! `selfmon` binary is the separate package `selfmon-cli`, so a host that turns default features
+//! off compiles only what the library uses.
+//!
+//! ## The traits
+//!
+//! A host plugs its own systems in by implementing these (each trait's docs are its contract);
+//! the adapter crates implement them for real systems:
+//!
+//! | trait | what it is | adapters |
+//! |---|---|---|
+//! | [`LogSource`] | records with increasing ids, read after a cursor | [`testing::MemoryLogSource`], `sqlite::SqliteLogSource`, `postgres::PgLogSource` |
+//! | [`AnalysisRunner`] | asks a model (or rules) about a bounded digest | [`offline::OfflineRunner`], `claude::ClaudeRunner` |
+//! | [`IssueTracker`] | files, finds, comments on and reopens issues | [`testing::MemoryIssueTracker`], [`dry_run::DryRunTracker`], `github::GitHubTracker` |
+//! | [`Deduplicator`] | decides new / duplicate / related / regression | the three-tier default in [`dedup`] |
+//! | [`ScanLedger`], [`IssueLedger`], [`ScanHistory`] (together [`StateStore`]) | the lease, scans, cursor; filed issues, outbox, backlog; read-only history | [`testing::MemoryStateStore`], `sqlite::SqliteStateStore`, `postgres::PgStateStore` |
+//! | [`TemplateMemory`] | learned templates kept between scans (optional) | the same stores |
+//! | [`JobQueue`] | runs scans as background jobs, one at a time | [`testing::MemoryJobQueue`], or the host's queue |
+//!
+//! ## Example
 //!
 //! ```
 //! use std::sync::Arc;
@@ -30,6 +49,9 @@
 //! # Ok::<(), selfmon::Error>(()) }).unwrap();
 //! ```
 #![warn(missing_docs)]
+// The README's snippets are pasted into hosts: an unused import there is a bug.
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
@@ -40,10 +62,14 @@ pub use selfmon_core::*;
 pub mod dry_run;
 
 #[cfg(feature = "claude")]
+#[cfg_attr(docsrs, doc(cfg(feature = "claude")))]
 pub use selfmon_claude as claude;
 #[cfg(feature = "github")]
+#[cfg_attr(docsrs, doc(cfg(feature = "github")))]
 pub use selfmon_github as github;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use selfmon_postgres as postgres;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use selfmon_sqlite as sqlite;

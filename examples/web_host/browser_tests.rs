@@ -15,7 +15,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn shot(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/web_host_screenshots")
+        .join("../../target/web_host_screenshots")
         .join(format!("{name}.png"))
 }
 

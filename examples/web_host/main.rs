@@ -5,7 +5,7 @@
 //! (`/self-monitoring/events`). Requests naming another host are refused (DNS rebinding), forms
 //! carry a CSRF token bound to the session by an HMAC, and every response carries a CSP.
 //!
-//! Run with `cargo run --example web_host` and open the printed URL. Offline by default: a log
+//! Run with `cargo run -p selfmon-web-host` and open the printed URL. Offline by default: a log
 //! that keeps receiving new records, the offline rule-based runner, and a tracker that files
 //! nothing anywhere. Options:
 //!
@@ -19,7 +19,7 @@
 //!   requests naming any other host are refused, against DNS rebinding;
 //! - `--test-hooks`: adds the test-only "Break the log file" control.
 //!
-//! `cargo test --example web_host` runs the HTTP tests and the headless-Chromium tests (which
+//! `cargo test -p selfmon-web-host` runs the HTTP tests and the headless-Chromium tests (which
 //! skip with a reason when `chromium` or `chromedriver` is missing).
 
 mod app;

@@ -127,6 +127,20 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A service refused the call because its rate limit is spent; the call changed nothing.
+    /// Retry after `reset_at` (when the service said). The engine stops calling the issue tracker
+    /// for the rest of a scan that meets one and keeps what it could not file in the backlog.
+    #[error("{component} is rate limited{}: {source}", describe_reset(.reset_at))]
+    RateLimited {
+        /// Which component refused.
+        component: Component,
+        /// When the limit resets, if the service said.
+        reset_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The analysis runner returned nothing usable; the scan fails and is retried next time.
     #[error("analysis output rejected: {reason}")]
     InvalidAnalysis {
@@ -151,6 +165,11 @@ pub enum Error {
     /// move and the lease was released: the next scan reads the same records again.
     #[error("interrupted: the scan was cancelled before it finished; the next scan reads the same records again")]
     Cancelled,
+}
+
+/// ` until <time>`, or nothing when the reset time is unknown.
+fn describe_reset(reset_at: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    reset_at.map_or_else(String::new, |t| format!(" until {t}"))
 }
 
 /// ` $0.0123, 1200 input and 300 output tokens`, or ` an unknown amount`.
@@ -195,7 +214,10 @@ impl Error {
         match self {
             Error::Adapter { retryable, .. } => *retryable,
             Error::AnalysisFailed { source, .. } => source.is_retryable(),
-            Error::LeaseHeld { .. } | Error::LeaseLost { .. } | Error::AlreadyActive { .. } => true,
+            Error::LeaseHeld { .. }
+            | Error::LeaseLost { .. }
+            | Error::AlreadyActive { .. }
+            | Error::RateLimited { .. } => true,
             _ => false,
         }
     }

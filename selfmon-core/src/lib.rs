@@ -4,6 +4,29 @@
 //! doubles of selfmon: a library that lets a server triage its own logs and file actionable,
 //! non-duplicate issues.
 //!
+//! ## The traits
+//!
+//! A host plugs its own systems in by implementing these (each trait's docs are its contract;
+//! `conformance` checks an implementation against it, feature `mock`):
+//!
+//! | trait | what it is | adapters |
+//! |---|---|---|
+//! | [`LogSource`] | records with increasing ids, read after a cursor | `MemoryLogSource`, SQLite `logs.db`, PostgreSQL |
+//! | [`AnalysisRunner`] | asks a model (or rules) about a bounded digest | [`offline::OfflineRunner`], `ScriptedRunner`, Claude Code CLI |
+//! | [`IssueTracker`] | files, finds, comments on and reopens issues | `MemoryIssueTracker`, folder, GitHub |
+//! | [`Deduplicator`] | decides new / duplicate / related / regression | the three-tier default in [`dedup`] |
+//! | [`ScanLedger`] | the single-flight lease, scans and the cursor | `MemoryStateStore`, SQLite, PostgreSQL |
+//! | [`IssueLedger`] | filed issues, the filing outbox and the backlog | the same stores |
+//! | [`ScanHistory`] | read-only history for UIs | the same stores |
+//! | [`StateStore`] | all three ledgers on one object | the same stores |
+//! | [`TemplateMemory`] | learned templates kept between scans (optional) | the same stores |
+//! | [`JobQueue`] | runs scans as background jobs, one at a time | `MemoryJobQueue`, or the host's queue |
+//!
+//! The in-memory adapters are in [`testing`]; every trait is implemented for `Arc<T>` and
+//! `Box<T>` too, so a host can pass either.
+//!
+//! ## Example
+//!
 //! ```
 //! use std::sync::Arc;
 //! use selfmon_core::engine::SelfMonitor;
@@ -30,6 +53,7 @@
 //! # Ok::<(), selfmon_core::Error>(()) }).unwrap();
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
 pub mod catalog;
@@ -53,8 +77,10 @@ pub mod text;
 pub mod traits;
 
 #[cfg(any(test, feature = "mock"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod conformance;
 #[cfg(any(test, feature = "mock"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub mod mock;
 
 pub use cancel::CancelToken;

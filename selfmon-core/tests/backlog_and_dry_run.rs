@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{rig_with, three_bugs};
 use selfmon_core::offline::OfflineRunner;
-use selfmon_core::testing::StoreOp;
+use selfmon_core::testing::{StoreOp, TrackerFault};
 use selfmon_core::{
     FindingOutcome, ScanHistory, ScanLedger, ScanOptions, ScanTrigger, SelfMonitoringConfig,
     TemplateMemory,
@@ -169,4 +169,73 @@ async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
         history.iter().any(|s| s.dry_run),
         "the dry run is in history"
     );
+}
+
+#[tokio::test]
+async fn a_rate_limited_tracker_stops_filing_and_the_rest_waits_in_the_backlog() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(5));
+    three_bugs(&r.logs);
+    let reset_at = chrono::Utc::now() + chrono::Duration::minutes(10);
+    // list_issues and the first create succeed; the second create meets the spent limit.
+    r.tracker.inject(2, TrackerFault::RateLimited { reset_at });
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1, "filing stops at the limit");
+    assert_eq!(first.record.deferred, 2, "the rest waits in the backlog");
+    assert!(
+        first.outcomes.iter().any(|o| matches!(o,
+            FindingOutcome::Deferred { reason, .. } if reason.contains("rate limit"))),
+        "the report says why: {:?}",
+        first.outcomes
+    );
+    assert_eq!(r.tracker.issues().len(), 1);
+    assert_eq!(
+        r.store.intents().len(),
+        1,
+        "the refused create stays in the outbox"
+    );
+    assert!(
+        r.store.last_successful_cursor().await.unwrap() > 0,
+        "the records were read: the scan succeeded"
+    );
+
+    // Still limited: the scan fails before analysis (it cannot list known issues); nothing moves.
+    let cursor = r.store.last_successful_cursor().await.unwrap();
+    assert!(r.monitor.scan(ScanTrigger::Manual).await.is_err());
+    assert_eq!(r.store.last_successful_cursor().await.unwrap(), cursor);
+
+    // After the reset the outbox and the backlog are filed, each problem once.
+    r.tracker.lift_rate_limit();
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 3, "nothing was lost");
+    assert!(r.store.intents().is_empty() && r.store.backlog().is_empty());
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 3, "each record counted once");
+}
+
+#[tokio::test]
+async fn a_backlog_filing_the_rate_limit_refused_gets_every_occurrence_deferred_meanwhile() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.store.backlog().len(), 3);
+
+    // The budget returns, but the first create (a backlog entry's) meets the rate limit: its
+    // intent waits in the outbox, and the problems' new records are deferred into the entries.
+    r.monitor.set_config(budget(5)).unwrap();
+    let reset_at = chrono::Utc::now() + chrono::Duration::minutes(10);
+    r.tracker.inject(1, TrackerFault::RateLimited { reset_at });
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 0);
+    assert_eq!(r.store.intents().len(), 1);
+
+    // After the reset: one issue per problem, every record counted once (found by the
+    // state-machine test: the outbox used to hand the issue only the occurrences the entry had
+    // when its intent was recorded).
+    r.tracker.lift_rate_limit();
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 3);
+    assert!(r.store.intents().is_empty() && r.store.backlog().is_empty());
+    let occurrences: Vec<u64> = r.store.issues().iter().map(|i| i.occurrences).collect();
+    assert_eq!(occurrences, vec![2, 2, 2], "each record counted once");
 }

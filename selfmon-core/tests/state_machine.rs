@@ -3,12 +3,19 @@
 //!
 //! proptest generates sequences of operations on the in-memory adapters — log writes where every
 //! ERROR+ record belongs to a ground-truth problem, scans with random budgets, dry runs, a store or
-//! tracker failure injected at any step, a dead process holding the lease, a live holder on another
-//! host, cancellation in the middle of analysis, log retention and log recreation — and an oracle
-//! follows what must be true. After the sequence the harness heals every fault and scans until
-//! quiet; then every ground-truth problem that was read has exactly one issue, its occurrences equal
-//! the records read, every record was read by exactly one successful real scan (or was pruned
-//! before any scan could read it, and then counted as a gap), no scan is left RUNNING, the lease is
+//! tracker failure injected at any step, a tracker rate limit that lasts minutes, configuration
+//! changes between scans (redaction patterns that hit the problems' own text, a user prompt,
+//! another model, small pages and a per-scan record cap, loose similarity thresholds, no comment
+//! budget), a dead process holding the lease, a live holder on another host, cancellation in the
+//! middle of analysis, log retention and log recreation — and an oracle follows what must be true.
+//!
+//! After every step: a dry run changed no issue, occurrence or cursor; no record was read by two
+//! successful real scans; each problem was deferred or filed under one fingerprint, whatever the
+//! redaction configuration; only a failing store leaves a scan RUNNING; no scan that returned holds
+//! the lease. After the sequence the harness heals every fault and scans until quiet; then every
+//! ground-truth problem that was read has exactly one issue, its occurrences equal the records read,
+//! every record was read by exactly one successful real scan (or was pruned before any scan could
+//! read it, and then the scans' gap counts hold it exactly), no scan is left RUNNING, the lease is
 //! free and the backlog and outbox are empty.
 //!
 //! 256 cases run in the normal suite from a fixed seed (a few seconds in a debug build, once the
@@ -33,8 +40,8 @@ use selfmon_core::testing::{
     FakeClock, MemoryIssueTracker, MemoryLogSource, MemoryStateStore, StoreOp, TrackerFault,
 };
 use selfmon_core::{
-    Analysis, AnalysisRequest, AnalysisRunner, IssueState, LeaseHolder, Level, ScanLedger,
-    ScanStatus, ScanTrigger, SelfMonitoringConfig,
+    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueState, LeaseHolder, Level,
+    LogSource, ScanLedger, ScanStatus, ScanTrigger, SelfMonitoringConfig,
 };
 
 /// How many ground-truth problems the logs can hold.
@@ -55,6 +62,11 @@ enum Op {
     ScanWithStoreFault { op: StoreFaultKind, budget: u8 },
     /// A real scan during which the tracker's `skip`-th matching call fails as `fault`.
     ScanWithTrackerFault { fault: TrackerFaultKind, skip: u8 },
+    /// A real scan during which the tracker's rate limit runs out after `skip` calls; it resets
+    /// `minutes` later (later scans meet it until then).
+    ScanRateLimited { skip: u8, minutes: u8 },
+    /// The configuration changes for every later scan.
+    Reconfigure(Setting),
     /// A process on this host took the lease and died (kill -9); then a real scan.
     DeadHolderThenScan,
     /// A live holder on another host takes the lease; scans fail until it expires.
@@ -67,6 +79,31 @@ enum Op {
     RecreateThenScan,
     /// Time passes.
     Wait { minutes: u16 },
+    /// A maintainer closes the issue of `problem` (if filed): its next records are a regression.
+    Close { problem: usize },
+}
+
+/// A configuration change between scans (beyond the budget, which every scan sets).
+#[derive(Debug, Clone)]
+enum Setting {
+    /// Back to the harness's defaults.
+    Defaults,
+    /// Redaction of IP addresses and user ids, and an operator's pattern that matches the
+    /// problems' own messages: fingerprints (from the original templates) must not change.
+    Redaction {
+        ip_and_users: bool,
+        pattern: Option<&'static str>,
+    },
+    /// A user-edited prompt template.
+    PromptTemplate,
+    /// Another model.
+    Model(ClaudeModel),
+    /// Small pages and a cap on the records one scan reads (the cursor stops at the last read).
+    Paging { page_size: usize, max_records: u64 },
+    /// Loose similarity thresholds: different error codes must still never be "related".
+    LooseDedup,
+    /// No comments allowed (related findings only count occurrences).
+    NoComments,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -151,6 +188,40 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..4).prop_map(|keep| Op::Prune { keep }),
         1 => Just(Op::RecreateThenScan),
         1 => (1u16..200).prop_map(|minutes| Op::Wait { minutes }),
+        1 => (0u8..4, 1u8..10).prop_map(|(skip, minutes)| Op::ScanRateLimited { skip, minutes }),
+        2 => setting().prop_map(Op::Reconfigure),
+        1 => (0..PROBLEMS).prop_map(|problem| Op::Close { problem }),
+    ]
+}
+
+fn setting() -> impl Strategy<Value = Setting> {
+    prop_oneof![
+        Just(Setting::Defaults),
+        (
+            any::<bool>(),
+            proptest::option::of(prop_oneof![
+                Just("journal"),
+                Just(r"subsystem \d"),
+                Just(r"PRB-STATE-00\d"),
+            ])
+        )
+            .prop_map(|(ip_and_users, pattern)| Setting::Redaction {
+                ip_and_users,
+                pattern
+            }),
+        Just(Setting::PromptTemplate),
+        prop_oneof![
+            Just(ClaudeModel::Haiku),
+            Just(ClaudeModel::Opus),
+            Just(ClaudeModel::Custom("claude-test-1".into())),
+        ]
+        .prop_map(Setting::Model),
+        (1usize..4, 1u64..6).prop_map(|(page_size, max_records)| Setting::Paging {
+            page_size,
+            max_records
+        }),
+        Just(Setting::LooseDedup),
+        Just(Setting::NoComments),
     ]
 }
 
@@ -205,6 +276,22 @@ struct Harness {
     discarded: BTreeSet<RecordKey>,
     /// The scans already checked against the oracle.
     checked_scans: usize,
+    /// The configuration changes in force (applied in order on top of the defaults).
+    settings: Vec<Setting>,
+    /// Every fingerprint each problem was deferred or filed under: one each, whatever the
+    /// redaction (or any other) configuration did meanwhile.
+    fingerprints: BTreeMap<usize, BTreeSet<String>>,
+    /// Problems whose issue a maintainer closed (a regression may or may not reopen it: the
+    /// comment budget or a rate limit can leave it closed, its occurrences counted).
+    closed: BTreeSet<usize>,
+}
+
+/// The ground-truth problem an error code names (`PRB-STATE-003` is problem 3).
+fn problem_of<'a>(codes: impl IntoIterator<Item = &'a selfmon_core::ErrorCode>) -> Vec<usize> {
+    codes
+        .into_iter()
+        .filter_map(|c| c.as_str().strip_prefix("PRB-STATE-00")?.parse().ok())
+        .collect()
 }
 
 fn message(problem: usize) -> String {
@@ -229,7 +316,7 @@ impl Harness {
         ));
         let runner = Arc::new(Runner::default());
         let monitor = SelfMonitor::builder()
-            .config(config(3))
+            .config(config(3, &[]))
             .log_source(logs.clone())
             .runner(runner.clone())
             .tracker(tracker.clone())
@@ -253,6 +340,9 @@ impl Harness {
             lost: BTreeSet::new(),
             discarded: BTreeSet::new(),
             checked_scans: 0,
+            settings: Vec::new(),
+            fingerprints: BTreeMap::new(),
+            closed: BTreeSet::new(),
         }
     }
 
@@ -269,7 +359,10 @@ impl Harness {
     }
 
     async fn scan(&mut self, budget: u8, dry_run: bool) {
-        self.monitor.set_config(config(budget)).unwrap();
+        self.lift_rate_limit_when_reset();
+        self.monitor
+            .set_config(config(budget, &self.settings))
+            .unwrap();
         let before_issues = self.tracker.issues();
         let before_store = self.store.issues();
         let before_cursor = self.store.last_successful_cursor().await.unwrap_or(0);
@@ -288,9 +381,15 @@ impl Harness {
                 before_issues,
                 "a dry run files, comments and reopens nothing"
             );
+            // (A dry run may mirror an issue's state from the tracker; it records nothing.)
+            let occurrences = |rows: Vec<selfmon_core::FiledIssue>| {
+                rows.into_iter()
+                    .map(|r| (r.issue.number, r.occurrences, r.last_seen_at))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(
-                self.store.issues(),
-                before_store,
+                occurrences(self.store.issues()),
+                occurrences(before_store),
                 "a dry run records no occurrence"
             );
             assert_eq!(
@@ -300,6 +399,17 @@ impl Harness {
             );
         }
         self.observe_scans();
+    }
+
+    /// A rate limit lasts until its reset time.
+    fn lift_rate_limit_when_reset(&self) {
+        if self
+            .tracker
+            .rate_limited_until()
+            .is_some_and(|reset| reset <= self.clock.now())
+        {
+            self.tracker.lift_rate_limit();
+        }
     }
 
     /// Follows the scans recorded since the last call: a successful real scan read exactly the
@@ -332,6 +442,24 @@ impl Harness {
             }
         }
         self.checked_scans = scans.len();
+        let backlog = self.store.backlog();
+        let filed = self.store.issues();
+        let held = backlog
+            .iter()
+            .map(|e| (&e.finding.error_codes, &e.fingerprint))
+            .chain(filed.iter().map(|i| (&i.error_codes, &i.fingerprint)));
+        for (codes, fingerprint) in held {
+            let problems = problem_of(codes);
+            assert_eq!(
+                problems.len(),
+                1,
+                "a finding holds one problem's code, not {codes:?}"
+            );
+            self.fingerprints
+                .entry(problems[0])
+                .or_default()
+                .insert(fingerprint.clone());
+        }
     }
 
     fn prune(&mut self, keep: u8) {
@@ -382,6 +510,17 @@ impl Harness {
                 self.scan(3, false).await;
                 self.tracker.clear_faults();
             }
+            Op::ScanRateLimited { skip, minutes } => {
+                let reset_at = self.clock.now() + chrono::Duration::minutes(i64::from(minutes));
+                self.tracker
+                    .inject(usize::from(skip), TrackerFault::RateLimited { reset_at });
+                self.scan(3, false).await;
+                self.tracker.clear_faults();
+            }
+            Op::Reconfigure(ref setting) => match setting {
+                Setting::Defaults => self.settings.clear(),
+                other => self.settings.push(other.clone()),
+            },
             Op::DeadHolderThenScan => {
                 let dead = LeaseHolder {
                     owner: format!("dead-{}", self.checked_scans),
@@ -421,6 +560,8 @@ impl Harness {
                     .cancel_next
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+                self.lift_rate_limit_when_reset();
+                self.monitor.set_config(config(3, &self.settings)).unwrap();
                 let _ = self
                     .monitor
                     .scan_with_cancel(ScanOptions::default(), &token)
@@ -455,19 +596,33 @@ impl Harness {
             Op::Wait { minutes } => self
                 .clock
                 .advance(chrono::Duration::minutes(i64::from(minutes))),
+            Op::Close { problem } => {
+                let filed = self.store.issues();
+                if let Some(row) = filed
+                    .iter()
+                    .find(|i| problem_of(&i.error_codes).contains(&problem))
+                {
+                    self.tracker.close(row.issue.number, self.clock.now());
+                    self.closed.insert(problem);
+                }
+            }
         }
     }
 
-    /// Heals everything, lets any foreign lease expire, and scans until nothing changes.
+    /// Heals everything, lets any foreign lease and rate limit expire, and scans (with the
+    /// configuration in force) until nothing changes and the cursor is at the end of the log.
     async fn quiesce(&mut self) {
         self.store.heal();
         self.tracker.clear_faults();
         self.clock.advance(chrono::Duration::hours(3));
-        for _ in 0..30 {
+        for _ in 0..200 {
             let issues = self.tracker.issues().len();
             self.scan(3, false).await;
             let last = self.store.scans().last().cloned().expect("a scan");
+            let at_end = self.logs.max_id().await.unwrap().unwrap_or(0)
+                == self.store.last_successful_cursor().await.unwrap();
             let quiet = last.status == ScanStatus::Success
+                && at_end
                 && self.tracker.issues().len() == issues
                 && self.store.backlog().is_empty()
                 && self.store.intents().is_empty();
@@ -475,7 +630,47 @@ impl Harness {
                 return;
             }
         }
-        panic!("never quiet after 30 healthy scans:\n{}", self.store.dump());
+        panic!(
+            "never quiet after 200 healthy scans:\n{}",
+            self.store.dump()
+        );
+    }
+
+    fn running_scans(&self) -> usize {
+        self.store
+            .scans()
+            .iter()
+            .filter(|s| s.status == ScanStatus::Running)
+            .count()
+    }
+
+    /// What must hold after every step: only a failing store leaves a scan RUNNING (the next
+    /// successful scan closes it), and no scan of ours holds the lease once it returned (only the
+    /// harness's dead or foreign holders may).
+    fn check_step(&self, op: &Op, running_before: usize) {
+        let running = self.running_scans();
+        if !matches!(op, Op::ScanWithStoreFault { .. }) {
+            assert!(
+                running <= running_before,
+                "a scan was left RUNNING without a store failure"
+            );
+        }
+        if self
+            .store
+            .scans()
+            .last()
+            .is_some_and(|s| s.status == ScanStatus::Success)
+        {
+            assert_eq!(running, 0, "a successful scan closes abandoned ones");
+        }
+        if let Some(lease) = self.store.lease() {
+            assert!(
+                lease.expires_at <= self.clock.now()
+                    || lease.owner.starts_with("dead-")
+                    || lease.owner.starts_with("elsewhere-"),
+                "a scan that returned still holds the lease: {lease:?}"
+            );
+        }
     }
 
     fn check_oracle(&self) {
@@ -516,7 +711,7 @@ impl Harness {
             .filter(|(g, id)| self.read.keys().any(|(rg, rid)| rg == g && rid > id))
             .count() as u64;
         assert!(
-            gaps >= countable,
+            gaps == countable,
             "{countable} records were pruned unread below records a scan read, but the scans \
              counted {gaps} gap records"
         );
@@ -530,11 +725,26 @@ impl Harness {
         }
         let tracker_issues = self.tracker.issues();
         let stored = self.store.issues();
+        for (p, fingerprints) in &self.fingerprints {
+            assert_eq!(
+                fingerprints.len(),
+                1,
+                "problem {p} was deferred or filed under several fingerprints"
+            );
+        }
+        // Which problem an issue is about, from the codes the store kept (a redaction pattern may
+        // hide the code from the tracker's title).
+        let problem_of_issue = |number: u64| {
+            stored
+                .iter()
+                .find(|s| s.issue.number == number)
+                .map(|s| problem_of(&s.error_codes))
+                .unwrap_or_default()
+        };
         for (p, &count) in read_per_problem.iter().enumerate() {
-            let code = format!("PRB-STATE-00{p}");
             let filed: Vec<_> = tracker_issues
                 .iter()
-                .filter(|i| i.title.contains(&code))
+                .filter(|i| problem_of_issue(i.number).contains(&p))
                 .collect();
             if count == 0 {
                 // Only a scan that filed and then failed can file a problem no successful scan
@@ -548,7 +758,9 @@ impl Harness {
                 "problem {p} ({count} records read) must have exactly one issue: {:?}",
                 tracker_issues.iter().map(|i| &i.title).collect::<Vec<_>>()
             );
-            assert_eq!(filed[0].state, IssueState::Open);
+            if !self.closed.contains(&p) {
+                assert_eq!(filed[0].state, IssueState::Open);
+            }
             let row = stored
                 .iter()
                 .find(|s| s.issue.number == filed[0].number)
@@ -566,12 +778,44 @@ impl Harness {
     }
 }
 
-fn config(budget: u8) -> SelfMonitoringConfig {
+fn config(budget: u8, settings: &[Setting]) -> SelfMonitoringConfig {
     let mut c = SelfMonitoringConfig {
         max_new_issues_per_scan: u32::from(budget),
         ..SelfMonitoringConfig::default()
     };
     c.lease_ttl_secs = 300;
+    for setting in settings {
+        match setting {
+            Setting::Defaults => {}
+            Setting::Redaction {
+                ip_and_users,
+                pattern,
+            } => {
+                c.redaction.ip_addresses = *ip_and_users;
+                c.redaction.user_ids = *ip_and_users;
+                c.redaction.extra_patterns = pattern.iter().map(|p| p.to_string()).collect();
+            }
+            Setting::PromptTemplate => {
+                c.prompt_template = "Triage these logs (after record {last_scan_log_id}).\n\
+                    Known issues:\n{dedup_context}\n{digest}\n"
+                    .into();
+                c.prompt_user_modified = true;
+            }
+            Setting::Model(model) => c.model = model.clone(),
+            Setting::Paging {
+                page_size,
+                max_records,
+            } => {
+                c.page_size = *page_size;
+                c.max_records_per_scan = *max_records;
+            }
+            Setting::LooseDedup => {
+                c.dedup.related_threshold = 0.05;
+                c.dedup.min_related_attributes = 1;
+            }
+            Setting::NoComments => c.max_comments_per_scan = 0,
+        }
+    }
     c
 }
 
@@ -610,7 +854,9 @@ proptest! {
         rt.block_on(async {
             let mut h = Harness::new();
             for op in &ops {
+                let running = h.running_scans();
                 h.apply(op).await;
+                h.check_step(op, running);
             }
             h.quiesce().await;
             h.check_oracle();

@@ -224,6 +224,28 @@ impl Error {
 
 impl From<Error> for selfmon_core::Error {
     fn from(e: Error) -> Self {
+        match e {
+            Error::RateLimited { reset_at, .. } => {
+                return selfmon_core::Error::RateLimited {
+                    component: Component::IssueTracker,
+                    reset_at: Some(reset_at),
+                    source: Box::new(e),
+                }
+            }
+            Error::SecondaryRateLimited {
+                retry_after_secs, ..
+            } => {
+                let reset_at = i64::try_from(retry_after_secs)
+                    .ok()
+                    .and_then(|s| Utc::now().checked_add_signed(chrono::Duration::seconds(s)));
+                return selfmon_core::Error::RateLimited {
+                    component: Component::IssueTracker,
+                    reset_at,
+                    source: Box::new(e),
+                };
+            }
+            _ => {}
+        }
         let retryable = e.is_retryable();
         selfmon_core::Error::adapter(Component::IssueTracker, retryable, e)
     }
@@ -242,6 +264,16 @@ mod tests {
         assert!(rl.is_retryable());
         let core: selfmon_core::Error = rl.into();
         assert!(core.is_retryable());
+        assert!(
+            matches!(
+                core,
+                selfmon_core::Error::RateLimited {
+                    reset_at: Some(_),
+                    ..
+                }
+            ),
+            "the engine must see a rate limit as one: {core:?}"
+        );
         let core: selfmon_core::Error = Error::Unauthorized {
             env_var: "GH".into(),
         }

@@ -8,7 +8,9 @@
 //!   then the search API) to learn whether an interrupted create landed.
 //! - It waits out primary and secondary rate limits up to a configured maximum and otherwise
 //!   fails with a typed, retryable [`Error::RateLimited`] / [`Error::SecondaryRateLimited`].
-//! - Each HTTP condition is its own [`Error`] variant; all convert into
+//! - Each HTTP condition is its own [`Error`] variant; the two rate limits convert into
+//!   `selfmon_core::Error::RateLimited { component: IssueTracker, reset_at, .. }` (so the engine
+//!   stops filing and keeps the rest in its backlog), every other into
 //!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`.
 //! - The token comes from an environment variable named in [`GitHubConfig::token_env`] and is
 //!   never shown by `Debug` or `Display`.
@@ -29,6 +31,7 @@
 //! ```
 
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
 mod error;

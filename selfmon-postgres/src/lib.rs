@@ -15,10 +15,11 @@
 //! `Debug` and every error show only `user@host:port/db` (`tests/secrets.rs` checks every error a
 //! real server produces, with its source chain).
 //!
-//! **TLS** (feature `tls`, `postgres-tls` on the `selfmon` binary): `sslmode=require` in the
-//! connection string connects with rustls and verifies the server's certificate against the
-//! Mozilla roots plus `PGSSLROOTCERT`; see `tls` for why `prefer` stays plain text. The
-//! feature adds no crate to the workspace's build (rustls is already there for HTTPS).
+//! **TLS** (feature `tls`; `postgres-tls` on the `selfmon` library and the `selfmon-cli`
+//! binary): `sslmode=require` in the connection string connects with rustls and verifies the
+//! server's certificate against the Mozilla roots plus `PGSSLROOTCERT`; see `tls` for why
+//! `prefer` stays plain text. The feature adds no crate to the workspace's build (rustls is
+//! already there for HTTPS).
 //!
 //! ## Choices
 //!
@@ -36,8 +37,8 @@
 //!
 //! ## Figures
 //!
-//! `cargo bench --bench postgres --features postgres` (1,000,000 rows, PostgreSQL 15 on the same
-//! two-core machine, loopback, other builds running): a bare keyset `SELECT` loop reads
+//! `cargo bench -p selfmon-benches --bench postgres --features postgres` (1,000,000 rows,
+//! PostgreSQL 15 on the same two-core machine, loopback, other builds running): a bare keyset `SELECT` loop reads
 //! ~400,000 rows/s; [`PgLogSource`] ~234,000 rows/s converting every row (~59 % of the bare
 //! loop) and ~306,000 rows/s examined with the default WARNING filter. Lease acquire + release
 //! ~2.0 ms, renew ~1.9 ms, a fenced begin + commit of a scan ~1.6 ms.
@@ -67,6 +68,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod connect;
 pub mod error;
@@ -75,6 +77,7 @@ pub mod log_source;
 pub mod schema;
 pub mod state_store;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 
 pub use connect::PgUrl;

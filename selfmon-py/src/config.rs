@@ -10,10 +10,10 @@ use crate::errors::{Failure, Problem};
 
 // The CLI's config-file wiring, compiled in place (not copied) until it is a library module.
 #[allow(dead_code, missing_docs)]
-#[path = "../../src/cli/config_file.rs"]
+#[path = "../../cli/src/cli/config_file.rs"]
 mod config_file;
 #[allow(dead_code, missing_docs)]
-#[path = "../../src/cli/failure.rs"]
+#[path = "../../cli/src/cli/failure.rs"]
 mod failure;
 
 use config_file::{strip_comments, CliConfig};

@@ -232,7 +232,7 @@ impl From<selfmon::Error> for Failure {
 
 impl From<&selfmon::Error> for Failure {
     fn from(e: &selfmon::Error) -> Self {
-        use selfmon::{Component, Error as E};
+        use selfmon::Error as E;
         let (kind, name) = match e {
             E::Config { field, reason } => (
                 Kind::Config(vec![Problem {
@@ -264,16 +264,8 @@ impl From<&selfmon::Error> for Failure {
                 "lease_held",
             ),
             E::AlreadyActive { .. } => (Kind::Other, "already_active"),
-            E::Adapter { component, .. } => (
-                match component {
-                    Component::LogSource => Kind::LogSource,
-                    Component::AnalysisRunner => Kind::Runner,
-                    Component::IssueTracker => Kind::Tracker,
-                    Component::StateStore => Kind::State,
-                    _ => Kind::Other,
-                },
-                "adapter",
-            ),
+            E::Adapter { component, .. } => (component_kind(*component), "adapter"),
+            E::RateLimited { component, .. } => (component_kind(*component), "rate_limited"),
             E::InvalidAnalysis { .. } => (Kind::Runner, "invalid_analysis"),
             E::Cancelled => (Kind::Cancelled, "cancelled"),
             _ => (Kind::Other, "other"),
@@ -284,6 +276,18 @@ impl From<&selfmon::Error> for Failure {
             retryable: e.is_retryable(),
             chain: chain(e),
         }
+    }
+}
+
+/// The kind of failure of a component.
+fn component_kind(component: selfmon::Component) -> Kind {
+    use selfmon::Component;
+    match component {
+        Component::LogSource => Kind::LogSource,
+        Component::AnalysisRunner => Kind::Runner,
+        Component::IssueTracker => Kind::Tracker,
+        Component::StateStore => Kind::State,
+        _ => Kind::Other,
     }
 }
 

@@ -42,6 +42,7 @@
 //! In a real host the engine ([`selfmon_core::engine::SelfMonitor`]) drives both adapters; see the
 //! crate README.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
 pub mod inventory;
@@ -50,6 +51,7 @@ pub mod logs_schema;
 pub mod schema;
 pub mod state_store;
 #[cfg(feature = "tracing-layer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-layer")))]
 pub mod tracing_layer;
 
 pub use error::{Error, Result};
@@ -59,4 +61,5 @@ pub use logs_schema::{create_logs_table, LOGS_INSERT_SQL, LOGS_TABLE_DDL};
 pub use schema::SCHEMA_VERSION;
 pub use state_store::{OccurrenceRow, PruneReport, SqliteStateStore, StateStoreOptions};
 #[cfg(feature = "tracing-layer")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing-layer")))]
 pub use tracing_layer::{LayerHandle, LayerOptions, LayerStats, LogEntry, SqliteLogLayer};

@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
 use crate::dedup::{finding_fingerprint, KnownIssues};
 use crate::digest::Signature;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{
     BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
     KnownIssue, Level, ScanEffects, ScanReport,
@@ -103,11 +103,45 @@ struct Evidence<'a> {
     count: u64,
 }
 
+/// The issue tracker refused a call: its rate limit is spent until `reset_at` (when it said).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RateLimit {
+    reset_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl RateLimit {
+    /// The tracker's rate limit, if that is what `e` is.
+    pub fn of(e: &Error) -> Option<RateLimit> {
+        match e {
+            Error::RateLimited {
+                component: crate::Component::IssueTracker,
+                reset_at,
+                ..
+            } => Some(RateLimit {
+                reset_at: *reset_at,
+            }),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.reset_at {
+            Some(t) => write!(f, "the issue tracker's rate limit is spent until {t}"),
+            None => f.write_str("the issue tracker's rate limit is spent"),
+        }
+    }
+}
+
 /// Per-scan filing and comment budgets.
 pub(crate) struct Budget {
     issues_left: u32,
     comments_left: u32,
     commented: HashSet<u64>,
+    /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
+    /// it would have filed waits in the backlog.
+    rate_limit: Option<RateLimit>,
 }
 
 impl Budget {
@@ -116,16 +150,52 @@ impl Budget {
             issues_left: c.max_new_issues_per_scan,
             comments_left: c.max_comments_per_scan,
             commented: HashSet::new(),
+            rate_limit: None,
         }
     }
+    /// The budget of a scan that already met the tracker's rate limit (completing the outbox).
+    pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
+        self.rate_limit = rate_limit;
+        self
+    }
     fn may_file(&self) -> bool {
-        self.issues_left > 0
+        self.issues_left > 0 && self.rate_limit.is_none()
     }
     fn filed(&mut self) {
         self.issues_left = self.issues_left.saturating_sub(1);
     }
     fn may_comment(&self, issue: u64) -> bool {
-        self.comments_left > 0 && !self.commented.contains(&issue)
+        self.comments_left > 0 && !self.commented.contains(&issue) && self.rate_limit.is_none()
+    }
+    /// `Ok(true)` when a tracker call succeeded, `Ok(false)` when the rate limit refused it (then
+    /// noted: no more tracker calls this scan), the error otherwise.
+    fn unless_rate_limited<T>(&mut self, call: Result<T>) -> Result<bool> {
+        match call {
+            Ok(_) => Ok(true),
+            Err(e) => match RateLimit::of(&e) {
+                Some(limit) => {
+                    tracing::warn!(error = %e, "rate limited: no more tracker calls this scan");
+                    self.rate_limit = Some(limit);
+                    Ok(false)
+                }
+                None => Err(e),
+            },
+        }
+    }
+    fn why_deferred(&self, c: &SelfMonitoringConfig) -> String {
+        match self.rate_limit {
+            Some(limit) => format!("new, but {limit}; kept in the backlog for the next scan"),
+            None => format!(
+                "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
+                c.max_new_issues_per_scan
+            ),
+        }
+    }
+    fn why_no_comment(&self) -> String {
+        match self.rate_limit {
+            Some(limit) => limit.to_string(),
+            None => "comment budget spent or already commented this scan".to_string(),
+        }
     }
     fn commented(&mut self, issue: u64) {
         self.comments_left = self.comments_left.saturating_sub(1);
@@ -267,17 +337,20 @@ impl Act<'_> {
                     issue,
                     format!("related to #{issue}: {reason}"),
                 );
-                if self.budget.may_comment(issue) {
-                    let scan_id = self.report.record.scan_id.clone();
-                    self.egress
-                        .comment(
-                            issue,
-                            "Related occurrence",
-                            finding,
-                            &evidence.shown,
-                            &scan_id,
-                        )
-                        .await?;
+                let scan_id = self.report.record.scan_id.clone();
+                let commented = self.budget.may_comment(issue)
+                    && self.budget.unless_rate_limited(
+                        self.egress
+                            .comment(
+                                issue,
+                                "Related occurrence",
+                                finding,
+                                &evidence.shown,
+                                &scan_id,
+                            )
+                            .await,
+                    )?;
+                if commented {
                     self.budget.commented(issue);
                     self.report.record.comments_added += 1;
                     self.report.outcomes.push(FindingOutcome::Commented {
@@ -292,7 +365,8 @@ impl Act<'_> {
                         title: finding.title.clone(),
                         issue,
                         reason: format!(
-                            "{reason} (occurrences recorded; no comment: comment budget spent or already commented this scan)"
+                            "{reason} (occurrences recorded; no comment: {})",
+                            self.budget.why_no_comment()
                         ),
                         tier: Some(DedupTier::Similarity),
                         score: Some(score),
@@ -312,7 +386,18 @@ impl Act<'_> {
                 self.regression((issue, tier, reason), finding, &evidence)
                     .await?;
             }
-            DedupDecision::New if !self.budget.may_file() => {
+            DedupDecision::New => {
+                let mut filed = false;
+                if self.budget.may_file() {
+                    let filing = self.file(&candidate, &evidence).await;
+                    filed = self.budget.unless_rate_limited(filing)?;
+                }
+                if filed {
+                    self.budget.filed();
+                    return Ok(());
+                }
+                // A create the rate limit refused stays in the outbox too: the next scan files
+                // it first, and this entry then closes as its duplicate.
                 match &candidate.backlog {
                     Some(entry) => {
                         still_deferred.insert(entry.fingerprint.clone());
@@ -336,16 +421,9 @@ impl Act<'_> {
                 }
                 self.report.outcomes.push(FindingOutcome::Deferred {
                     title: finding.title.clone(),
-                    reason: format!(
-                        "new, but this scan already filed the most issues allowed (max_new_issues_per_scan = {})",
-                        self.config.max_new_issues_per_scan
-                    ),
+                    reason: self.budget.why_deferred(self.config),
                     backlog_position: Some(self.report.record.deferred),
                 });
-            }
-            DedupDecision::New => {
-                self.budget.filed();
-                self.file(&candidate, &evidence).await?;
             }
         }
         Ok(())
@@ -358,31 +436,41 @@ impl Act<'_> {
         evidence: &Evidence<'_>,
     ) -> Result<()> {
         self.effects.add_occurrences(issue, evidence.count);
-        if !self.budget.may_comment(issue) {
-            // Already handled this scan (or budget spent): the occurrences still count.
+        let scan_id = self.report.record.scan_id.clone();
+        let commented = self.budget.may_comment(issue)
+            && self.budget.unless_rate_limited(
+                self.egress
+                    .comment(
+                        issue,
+                        "Regression: this closed issue occurred again",
+                        finding,
+                        &evidence.shown,
+                        &scan_id,
+                    )
+                    .await,
+            )?;
+        if !commented {
+            // Already handled this scan, budget spent or rate limited: the occurrences still count.
             self.report.record.duplicates.by_fingerprint += 1;
             self.report.outcomes.push(FindingOutcome::Duplicate {
                 title: finding.title.clone(),
                 issue,
-                reason: format!("regression of a closed issue ({why}); comment budget spent or already commented this scan"),
+                reason: format!(
+                    "regression of a closed issue ({why}); {}",
+                    self.budget.why_no_comment()
+                ),
                 tier: Some(tier),
                 score: None,
             });
             return Ok(());
         }
-        let reopen = self.config.dedup.reopen_on_regression;
-        let scan_id = self.report.record.scan_id.clone();
-        self.egress
-            .comment(
-                issue,
-                "Regression: this closed issue occurred again",
-                finding,
-                &evidence.shown,
-                &scan_id,
-            )
-            .await?;
+        // A reopen the rate limit refuses leaves the issue closed: its next occurrence is a
+        // regression again.
+        let reopen = self.config.dedup.reopen_on_regression
+            && self
+                .budget
+                .unless_rate_limited(self.egress.reopen(issue).await)?;
         if reopen {
-            self.egress.reopen(issue).await?;
             self.known.set_state(issue, IssueState::Open);
         }
         self.budget.commented(issue);

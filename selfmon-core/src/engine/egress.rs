@@ -6,6 +6,7 @@
 //! before they are persisted. A dry run is decided here too: the tracker and the store are
 //! written only when it is not one, so the stages never ask.
 
+use super::act::RateLimit;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
 use crate::digest::Signature;
@@ -193,19 +194,48 @@ impl Egress<'_> {
     }
 
     /// Completes outbox intents a crashed scan left: records issues the tracker already has,
-    /// files the ones it lacks (skipped in a dry run).
-    pub async fn reconcile_outbox(&self, clock: &dyn Clock) -> Result<Vec<IssueRef>> {
+    /// files the ones it lacks (skipped in a dry run). Stops at a spent tracker rate limit,
+    /// leaving the rest in the outbox, and returns it with what was completed.
+    pub async fn reconcile_outbox(
+        &self,
+        clock: &dyn Clock,
+    ) -> Result<(Vec<IssueRef>, Option<RateLimit>)> {
         let mut reconciled = Vec::new();
         if self.dry_run {
-            return Ok(reconciled);
+            return Ok((reconciled, None));
         }
-        for intent in self.store.open_intents().await? {
+        let intents = self.store.open_intents().await?;
+        let backlog = if intents.iter().any(|i| i.backlog_entry_id.is_some()) {
+            self.store.open_backlog().await?
+        } else {
+            Vec::new()
+        };
+        for intent in intents {
             let now = clock.now();
-            let issue = match self.tracker.find_by_marker(&intent.draft.marker).await? {
-                Some(existing) => existing,
-                None => self.tracker.create_issue(&intent.draft).await?,
+            let found = match self.tracker.find_by_marker(&intent.draft.marker).await {
+                Ok(Some(existing)) => Ok(existing),
+                Ok(None) => self.tracker.create_issue(&intent.draft).await,
+                Err(e) => Err(e),
             };
-            let row = FiledIssue::from_intent(&intent, issue.clone(), now);
+            let issue = match found {
+                Ok(issue) => issue,
+                Err(e) => match RateLimit::of(&e) {
+                    Some(limit) => {
+                        tracing::warn!(error = %e, "rate limited: the outbox waits for the next scan");
+                        return Ok((reconciled, Some(limit)));
+                    }
+                    None => return Err(e),
+                },
+            };
+            let mut row = FiledIssue::from_intent(&intent, issue.clone(), now);
+            // The entry may have absorbed occurrences since the intent was recorded (a scan the
+            // rate limit stopped defers a recurrence into it): the issue receives them all.
+            if let Some(entry) = backlog
+                .iter()
+                .find(|e| Some(&e.entry_id) == intent.backlog_entry_id.as_ref())
+            {
+                row.occurrences = row.occurrences.max(entry.occurrences);
+            }
             self.store.complete_intent(&intent.intent_id, &row).await?;
             tracing::info!(
                 issue = issue.number,
@@ -213,7 +243,7 @@ impl Egress<'_> {
             );
             reconciled.push(issue);
         }
-        Ok(reconciled)
+        Ok((reconciled, None))
     }
 }
 

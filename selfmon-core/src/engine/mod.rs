@@ -557,7 +557,8 @@ impl SelfMonitor {
         let emit = |e: ScanEvent| self.emit(e);
 
         // Filings a crashed scan left in the outbox are completed first.
-        report.reconciled = egress.reconcile_outbox(self.clock.as_ref()).await?;
+        let (reconciled, rate_limit) = egress.reconcile_outbox(self.clock.as_ref()).await?;
+        report.reconciled = reconciled;
 
         // 1. Read everything new into the digest, starting from what earlier scans learned. A
         // recreated log restarts from 0.
@@ -642,7 +643,7 @@ impl SelfMonitor {
             report,
             known: &mut known,
             effects,
-            budget: Budget::new(config),
+            budget: Budget::new(config).with_rate_limit(rate_limit),
         };
         for recurred in triaged.recurred {
             act.recurred(recurred).await?;
@@ -707,9 +708,20 @@ impl SelfMonitor {
 
         // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
         known.note_signatures(&triaged.novel);
+        // An entry whose filing waits in the outbox (a rate limit refused it) is the outbox's to
+        // complete, not a candidate again.
+        let in_outbox: std::collections::HashSet<String> = self
+            .store
+            .open_intents()
+            .await?
+            .into_iter()
+            .filter_map(|i| i.backlog_entry_id)
+            .collect();
+        let mut backlog = self.store.open_backlog().await?;
+        backlog.retain(|e| !in_outbox.contains(&e.entry_id));
         let candidates = act::candidates(
             findings,
-            self.store.open_backlog().await?,
+            backlog,
             &triaged.novel,
             &shown_signatures,
             &egress,

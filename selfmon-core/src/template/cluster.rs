@@ -5,7 +5,7 @@ use std::hash::Hasher as _;
 use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
-use super::masks::{is_error_code, mask_into, trim_lead_punct, trim_tail_punct};
+use super::masks::{is_error_code, mask_into, split_spaces, trim_lead_punct, trim_tail_punct};
 use super::seal::{is_stand_in, seal_token, stand_in_flags, stand_in_matches};
 
 /// The placeholder clustering puts where the messages of a cluster differ.
@@ -252,7 +252,7 @@ impl Templater {
         let max = self.config.max_tokens;
         let c = self.clusters.get_mut(&id)?;
         let mut template = c.tokens.iter();
-        for (i, tok) in masked.split(' ').filter(|t| !t.is_empty()).enumerate() {
+        for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
             let tok = if i == max { "<...>" } else { tok };
             let t = template.next()?;
             if &**t != WILDCARD && &**t != tok {
@@ -308,7 +308,7 @@ impl Templater {
     fn tokens_of<'a>(&self, masked: &'a str) -> Vec<&'a str> {
         let mut tokens: Vec<&str> = Vec::with_capacity(16);
         let max = self.config.max_tokens;
-        for (i, tok) in masked.split(' ').filter(|t| !t.is_empty()).enumerate() {
+        for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
             if i == max {
                 tokens.push("<...>");
                 break;

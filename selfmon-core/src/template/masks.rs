@@ -15,12 +15,53 @@ pub fn mask(message: &str) -> String {
 /// neither placeholders nor `<*>`. Exact template matches against known issues use only such
 /// templates, so `<*> <*>` never swallows everything.
 pub fn is_specific_template(template: &str) -> bool {
-    template
-        .split(' ')
+    split_spaces(template)
         .filter(|t| !t.is_empty() && !has_placeholder(t))
         .take(2)
         .count()
         >= 2
+}
+
+/// `s.split(' ')` by a plain byte loop: tokens are short, and the general searcher's setup costs
+/// more than the scan.
+pub(super) fn split_spaces(s: &str) -> SplitSpaces<'_> {
+    SplitSpaces {
+        s,
+        pos: 0,
+        done: false,
+    }
+}
+
+/// The iterator of [`split_spaces`].
+pub(super) struct SplitSpaces<'a> {
+    s: &'a str,
+    pos: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for SplitSpaces<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        if self.done {
+            return None;
+        }
+        let b = self.s.as_bytes();
+        let start = self.pos;
+        let mut end = start;
+        while end < b.len() && b[end] != b' ' {
+            end += 1;
+        }
+        if end >= b.len() {
+            self.done = true;
+        } else {
+            self.pos = end + 1;
+        }
+        // Always a boundary (a space is one byte); `get` keeps the loop free of panics anyway.
+        let tok = self.s.get(start..end);
+        self.done |= tok.is_none();
+        tok
+    }
 }
 
 /// Masks `message` into `out` (appending).
@@ -41,13 +82,16 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
         let Some(start) = next_non_space(s, pos) else {
             break;
         };
-        let end = next_space(s, start);
+        let (end, quoted) = next_space(s, start);
         let tok = &s[start..end];
         if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
         glued = false;
-        if let Some(q) = quoted_value_start(tok, prev_ends_colon) {
+        if let Some(q) = quoted
+            .then(|| quoted_value_start(tok, prev_ends_colon))
+            .flatten()
+        {
             let open = start + q;
             let quote = s.as_bytes()[open];
             if let Some(close) = find_closing_quote(s, open + 1, quote) {
@@ -97,9 +141,12 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
 /// placeholder becomes `<SIZE>` or `<DURATION>` and the unit is not a token of its own. Returns
 /// whether it folded `tok`.
 fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
-    let unit = trim_tail_punct(tok);
     let end = out.len() - usize::from(out.ends_with(' '));
-    if unit.len() < 2 || end < prev || !out[prev..end].ends_with("<NUM>") {
+    if end < prev || !out[prev..end].ends_with("<NUM>") {
+        return false;
+    }
+    let unit = trim_tail_punct(tok);
+    if unit.len() < 2 {
         return false;
     }
     let kind = if unit != "us" && DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
@@ -135,7 +182,7 @@ fn collapse_value_lists(out: &mut String, start_len: usize) {
     let mut prev = "";
     let mut run = 0usize;
     let mut found = false;
-    for tok in masked.split(' ') {
+    for tok in split_spaces(masked) {
         run = if tok == prev { run + 1 } else { 1 };
         if run >= MIN_LIST_RUN && has_placeholder(tok) {
             found = true;
@@ -175,7 +222,8 @@ fn collapse_value_lists(out: &mut String, start_len: usize) {
 /// Whether the token masked from `start` is a value restated in parentheses (`(<SIZE>)`,
 /// `(<NUM>),`) right after a value token (from `prev`: `<SIZE>`, `(<NUM>`, `<<DURATION>`).
 fn drops_restated_value(out: &str, prev: usize, start: usize) -> bool {
-    if start <= prev {
+    // Cheap rejection first: a restated value opens with `(`.
+    if start <= prev || out.as_bytes().get(start) != Some(&b'(') {
         return false;
     }
     let this = out[start..].trim_end_matches([',', ';', '.']);
@@ -251,6 +299,11 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
     let (Some(day), Some(month)) = (recent[2], recent[1]) else {
         return start;
     };
+    // After a fold, the starts recorded for the folded tokens point past the folded `<TIME>`
+    // (`Nov 14 22:13:57 10:00:00`): only tokens in order can be a date.
+    if !(month < day && day < start) {
+        return start;
+    }
     let day_text = token(day, start);
     let month_text = token(month, day);
     let is_name = |t: &str, names: &[&str]| {
@@ -261,7 +314,7 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
         return start;
     }
     let first = match recent[0] {
-        Some(w) if is_name(token(w, month), WEEKDAYS) => w,
+        Some(w) if w < month && is_name(token(w, month), WEEKDAYS) => w,
         _ => month,
     };
     let first_lead = lead(&out[first..]);
@@ -297,25 +350,31 @@ fn next_non_space(s: &str, from: usize) -> Option<usize> {
     None
 }
 
-fn next_space(s: &str, from: usize) -> usize {
+/// Where the token starting at `from` ends, and whether it holds a quote (only then can it hold a
+/// quoted value).
+fn next_space(s: &str, from: usize) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = from;
+    let mut quote = false;
     while i < b.len() {
         match ascii_space(b[i]) {
-            Some(true) => return i,
-            Some(false) => i += 1,
+            Some(true) => return (i, quote),
+            Some(false) => {
+                quote |= matches!(b[i], b'"' | b'\'');
+                i += 1;
+            }
             None => {
                 let Some(c) = s[i..].chars().next() else {
-                    return s.len();
+                    return (s.len(), quote);
                 };
                 if c.is_whitespace() {
-                    return i;
+                    return (i, quote);
                 }
                 i += c.len_utf8();
             }
         }
     }
-    s.len()
+    (s.len(), quote)
 }
 
 /// Byte offset (within `tok`) of the opening quote of a quoted value: after `=` or `:` inside the
@@ -419,7 +478,7 @@ fn mask_token(token: &str, out: &mut String) {
     }
     if token.starts_with('[') {
         let trimmed = trim_tail_punct(token);
-        if is_ipv6(trimmed) && trimmed.contains("]:") {
+        if is_ipv6(trimmed.as_bytes()) && trimmed.contains("]:") {
             out.push_str("<IP>");
             out.push_str(&token[trimmed.len()..]);
             return;
@@ -439,20 +498,18 @@ fn mask_token(token: &str, out: &mut String) {
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
+    let shape = Shape::of(core.as_bytes());
     // Most tokens are words: nothing to classify.
-    if core
-        .bytes()
-        .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-' || c == b'(' || c == b')')
-    {
+    if shape.word {
         out.push_str(core);
         return;
     }
     // Already masked (partly): leave as is, so masking is idempotent.
-    if has_placeholder(core) {
+    if shape.lt && has_placeholder(core) {
         out.push_str(core);
         return;
     }
-    if let Some(m) = classify(core) {
+    if let Some(m) = classify_shaped(core, shape) {
         out.push_str(m);
         return;
     }
@@ -460,7 +517,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
         out.push_str(core);
         return;
     }
-    if depth < 4 {
+    if depth < 4 && (shape.eq || shape.colon) {
         if let Some((key, sep, value)) = split_key_value(core) {
             out.push_str(key);
             out.push(sep);
@@ -474,7 +531,7 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
             return;
         }
     }
-    if core.bytes().any(|b| b.is_ascii_digit()) {
+    if shape.digit {
         mask_digits(core, out);
     } else {
         out.push_str(core);
@@ -484,6 +541,11 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
 /// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without
 /// allocating).
 pub(super) fn is_error_code(t: &str) -> bool {
+    // Cheap rejection first: the shortest code is `AA-BB-NNN`, and every code ends in `-NNN`.
+    let b = t.as_bytes();
+    if b.len() < 9 || b[b.len() - 4] != b'-' {
+        return false;
+    }
     let mut parts = t.split('-');
     let (Some(a), Some(b), Some(n), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -523,27 +585,44 @@ fn split_key_value(core: &str) -> Option<(&str, char, &str)> {
 /// otherwise each digit run `<NUM>` (`ssh2` → `ssh<NUM>`). A `-` directly before a digit run and
 /// after a non-alphanumeric is a sign and is absorbed (`blk_-42` → `blk_<NUM>`).
 fn mask_digits(s: &str, out: &mut String) {
-    let mut rest = s;
+    let b = s.as_bytes();
+    let mut i = 0;
     let mut prev_alnum = false;
-    while !rest.is_empty() {
-        let seg_len = rest
-            .char_indices()
-            .find(|(_, c)| !c.is_alphanumeric())
-            .map_or(rest.len(), |(i, _)| i);
-        if seg_len == 0 {
-            let c = rest.chars().next().unwrap_or(' ');
-            let next_is_digit = rest[c.len_utf8()..].starts_with(|d: char| d.is_ascii_digit());
-            if !(c == '-' && next_is_digit && !prev_alnum) {
-                out.push(c);
+    while i < b.len() {
+        let (alnum, len) = alnum_char_at(s, i);
+        if !alnum {
+            let next_is_digit = b.get(i + len).is_some_and(u8::is_ascii_digit);
+            if !(b[i] == b'-' && next_is_digit && !prev_alnum) {
+                out.push_str(&s[i..i + len]);
             }
             prev_alnum = false;
-            rest = &rest[c.len_utf8()..];
+            i += len;
             continue;
         }
-        mask_segment(&rest[..seg_len], out);
+        let start = i;
+        i += len;
+        while i < b.len() {
+            let (alnum, len) = alnum_char_at(s, i);
+            if !alnum {
+                break;
+            }
+            i += len;
+        }
+        mask_segment(&s[start..i], out);
         prev_alnum = true;
-        rest = &rest[seg_len..];
     }
+}
+
+/// Whether the character at byte `i` of `s` is alphanumeric (Unicode), and its length in bytes.
+fn alnum_char_at(s: &str, i: usize) -> (bool, usize) {
+    let b = s.as_bytes()[i];
+    if b < 0x80 {
+        return (b.is_ascii_alphanumeric(), 1);
+    }
+    s[i..]
+        .chars()
+        .next()
+        .map_or((false, 1), |c| (c.is_alphanumeric(), c.len_utf8()))
 }
 
 fn mask_segment(seg: &str, out: &mut String) {
@@ -562,7 +641,7 @@ fn mask_segment(seg: &str, out: &mut String) {
     // Letters between two digit runs: a random identifier.
     let mut seen_digit = false;
     let mut letters_after_digit = false;
-    for c in seg.chars() {
+    for c in b {
         if c.is_ascii_digit() {
             if letters_after_digit {
                 out.push_str("<ID>");
@@ -596,31 +675,130 @@ fn mask_segment(seg: &str, out: &mut String) {
     }
 }
 
+/// Which separators and kinds of character a token holds: one pass over its bytes, so each
+/// value test below runs only on tokens that have what it needs (a URL has `://`, an e-mail `@`,
+/// an IPv4 address and a host name a `.`, a path a slash). Every token that is not a plain word
+/// reaches [`classify`], and most are not values.
+#[derive(Clone, Copy)]
+struct Shape {
+    /// Only letters, `_`, `-` and parentheses: a word, nothing to mask.
+    word: bool,
+    lt: bool,
+    eq: bool,
+    colon: bool,
+    slash: bool,
+    backslash: bool,
+    dot: bool,
+    at: bool,
+    all_hex: bool,
+    digit: bool,
+    alpha: bool,
+}
+
+impl Shape {
+    fn of(b: &[u8]) -> Shape {
+        // What some byte is, and what every byte is.
+        let mut any = 0u16;
+        let mut all = u16::MAX;
+        for &c in b {
+            let k = BYTE_CLASSES[usize::from(c)];
+            any |= k;
+            all &= k;
+        }
+        Shape {
+            word: all & C_WORD != 0,
+            lt: any & C_LT != 0,
+            eq: any & C_EQ != 0,
+            colon: any & C_COLON != 0,
+            slash: any & C_SLASH != 0,
+            backslash: any & C_BACKSLASH != 0,
+            dot: any & C_DOT != 0,
+            at: any & C_AT != 0,
+            all_hex: all & C_HEX != 0,
+            digit: any & C_DIGIT != 0,
+            alpha: any & C_ALPHA != 0,
+        }
+    }
+}
+
+const C_DIGIT: u16 = 1;
+const C_ALPHA: u16 = 1 << 1;
+const C_HEX: u16 = 1 << 2;
+/// Letters, `_`, `-`, `(` and `)`.
+const C_WORD: u16 = 1 << 3;
+const C_LT: u16 = 1 << 4;
+const C_EQ: u16 = 1 << 5;
+const C_COLON: u16 = 1 << 6;
+const C_SLASH: u16 = 1 << 7;
+const C_BACKSLASH: u16 = 1 << 8;
+const C_DOT: u16 = 1 << 9;
+const C_AT: u16 = 1 << 10;
+
+/// The `C_*` classes of each byte.
+static BYTE_CLASSES: [u16; 256] = byte_classes();
+
+const fn byte_classes() -> [u16; 256] {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let mut k = 0;
+        if c.is_ascii_digit() {
+            k |= C_DIGIT | C_HEX;
+        }
+        if c.is_ascii_alphabetic() {
+            k |= C_ALPHA | C_WORD;
+        }
+        if c.is_ascii_hexdigit() {
+            k |= C_HEX;
+        }
+        k |= match c {
+            b'_' | b'-' | b'(' | b')' => C_WORD,
+            b'<' => C_LT,
+            b'=' => C_EQ,
+            b':' => C_COLON,
+            b'/' => C_SLASH,
+            b'\\' => C_BACKSLASH,
+            b'.' => C_DOT,
+            b'@' => C_AT,
+            _ => 0,
+        };
+        t[i] = k;
+        i += 1;
+    }
+    t
+}
+
 /// The placeholder for a whole value token, if it is one.
 fn classify(t: &str) -> Option<&'static str> {
+    classify_shaped(t, Shape::of(t.as_bytes()))
+}
+
+/// [`classify`] with the token's [`Shape`] known.
+fn classify_shaped(t: &str, shape: Shape) -> Option<&'static str> {
     let b = t.as_bytes();
     if b.is_empty() {
         return None;
     }
-    if b.windows(3).any(|w| w == b"://") {
+    if shape.colon && shape.slash && b.windows(3).any(|w| w == b"://") {
         return Some("<URL>");
     }
     if is_uuid(b) {
         return Some("<UUID>");
     }
-    if is_email(t) {
+    if shape.at && is_email(b) {
         return Some("<EMAIL>");
     }
-    if is_ipv4(t) {
+    if shape.dot && is_ipv4(b) {
         return Some("<IP>");
     }
     if is_time(b) {
         return Some("<TIME>");
     }
-    if is_ipv6(t) {
+    if shape.colon && is_ipv6(b) {
         return Some("<IP>");
     }
-    if is_path(t) {
+    if (shape.slash || shape.backslash) && is_path(t) {
         return Some("<PATH>");
     }
     if (t.starts_with("0x") || t.starts_with("0X"))
@@ -629,20 +807,16 @@ fn classify(t: &str) -> Option<&'static str> {
     {
         return Some("<HEX>");
     }
-    if b.len() >= 7
-        && b.iter().all(u8::is_ascii_hexdigit)
-        && b.iter().any(u8::is_ascii_digit)
-        && b.iter().any(|c| c.is_ascii_alphabetic())
-    {
+    if b.len() >= 7 && shape.all_hex && shape.digit && shape.alpha {
         return Some(if b.len() >= 32 { "<HASH>" } else { "<HEX>" });
     }
-    if is_number(t) {
+    if is_number(b) {
         return Some("<NUM>");
     }
-    if let Some(kind) = number_with_unit(t) {
+    if let Some(kind) = number_with_unit(b) {
         return Some(kind);
     }
-    if is_host(t) {
+    if shape.dot && is_host(b) {
         return Some("<HOST>");
     }
     None
@@ -656,37 +830,49 @@ fn is_uuid(b: &[u8]) -> bool {
         })
 }
 
-fn is_email(t: &str) -> bool {
-    let Some((local, domain)) = t.split_once('@') else {
+fn is_email(b: &[u8]) -> bool {
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
         return false;
     };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
     !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !t.contains('/')
+        && domain.contains(&b'.')
+        && domain.first() != Some(&b'.')
+        && domain.last() != Some(&b'.')
+        && !b.contains(&b'/')
         && local
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(c))
         && domain
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
 }
 
-fn is_number(t: &str) -> bool {
-    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
-    let (mantissa, exp) = match t.find(['e', 'E']) {
+/// `b` without one leading `-` or `+`.
+fn strip_sign(b: &[u8]) -> &[u8] {
+    match b.first() {
+        Some(b'-' | b'+') => &b[1..],
+        _ => b,
+    }
+}
+
+fn is_number(b: &[u8]) -> bool {
+    let t = strip_sign(b);
+    // Cheap rejection first: most tokens that reach here are not numbers.
+    if !t.first().is_some_and(u8::is_ascii_digit) {
+        return false;
+    }
+    let (mantissa, exp) = match t.iter().position(|&c| c == b'e' || c == b'E') {
         Some(i) if i > 0 => (&t[..i], Some(&t[i + 1..])),
         _ => (t, None),
     };
-    let ok_mantissa = mantissa.as_bytes().first().is_some_and(u8::is_ascii_digit)
-        && mantissa
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b','))
-        && mantissa.as_bytes().last().is_some_and(u8::is_ascii_digit);
+    let ok_mantissa = mantissa
+        .iter()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'_' | b','))
+        && mantissa.last().is_some_and(u8::is_ascii_digit);
     let ok_exp = exp.is_none_or(|e| {
-        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
-        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+        let e = strip_sign(e);
+        !e.is_empty() && e.iter().all(u8::is_ascii_digit)
     });
     ok_mantissa && ok_exp
 }
@@ -700,24 +886,32 @@ const SIZE_UNITS: &[&str] = &[
 ];
 
 /// `12ms`, `3.5s`, `1h30m` (durations), `10MB`, `1.5GiB` (sizes).
-fn number_with_unit(t: &str) -> Option<&'static str> {
+fn number_with_unit(t: &[u8]) -> Option<&'static str> {
     let mut rest = t;
     let mut kind: Option<&'static str> = None;
     while !rest.is_empty() {
         let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .iter()
+            .position(|&c| !(c.is_ascii_digit() || c == b'.'))
             .unwrap_or(rest.len());
-        if num_len == 0 || !rest.as_bytes()[0].is_ascii_digit() {
+        if num_len == 0 || !rest[0].is_ascii_digit() {
             return None;
         }
         let after = &rest[num_len..];
         let unit_len = after
-            .find(|c: char| c.is_ascii_digit())
+            .iter()
+            .position(u8::is_ascii_digit)
             .unwrap_or(after.len());
         let unit = &after[..unit_len];
-        let this = if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        let this = if DURATION_UNITS
+            .iter()
+            .any(|u| u.as_bytes().eq_ignore_ascii_case(unit))
+        {
             "<DURATION>"
-        } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        } else if SIZE_UNITS
+            .iter()
+            .any(|u| u.as_bytes().eq_ignore_ascii_case(unit))
+        {
             "<SIZE>"
         } else {
             return None;
@@ -837,17 +1031,22 @@ fn parse_clock(b: &[u8]) -> Option<usize> {
     Some(i)
 }
 
+/// `b` without a `:port` suffix (a non-empty run of digits after the last `:`), if it has one.
+fn without_port(b: &[u8]) -> &[u8] {
+    match b.iter().rposition(|&c| c == b':') {
+        Some(i) if i + 1 < b.len() && b[i + 1..].iter().all(u8::is_ascii_digit) => &b[..i],
+        _ => b,
+    }
+}
+
 /// IPv4 with an optional `:port` and an optional leading `/` (`/10.0.0.1:50010`).
-fn is_ipv4(t: &str) -> bool {
-    let t = t.strip_prefix('/').unwrap_or(t);
-    let host = match t.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => t,
-    };
+fn is_ipv4(t: &[u8]) -> bool {
+    let t = t.strip_prefix(b"/").unwrap_or(t);
+    let host = without_port(t);
     let mut parts = 0;
-    for p in host.split('.') {
+    for p in host.split(|&c| c == b'.') {
         parts += 1;
-        if p.is_empty() || p.len() > 3 || !p.bytes().all(|b| b.is_ascii_digit()) {
+        if p.is_empty() || p.len() > 3 || !p.iter().all(u8::is_ascii_digit) {
             return false;
         }
     }
@@ -855,16 +1054,37 @@ fn is_ipv4(t: &str) -> bool {
 }
 
 /// IPv6 (`fe80::1`, `[::1]:8080`, `2001:db8::1%eth0`) and colon-separated hardware addresses.
-fn is_ipv6(t: &str) -> bool {
-    let v6 = t.strip_prefix('[').unwrap_or(t);
-    let v6 = v6.split(']').next().unwrap_or(v6);
-    let v6 = v6.split('%').next().unwrap_or(v6);
-    v6.matches(':').count() >= 2
-        && v6
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-        && v6.bytes().any(|b| b.is_ascii_hexdigit())
-        && v6.split(':').all(|g| g.len() <= 4 || g.contains('.'))
+fn is_ipv6(t: &[u8]) -> bool {
+    let v6 = t.strip_prefix(b"[").unwrap_or(t);
+    let v6 = v6.split(|&c| c == b']').next().unwrap_or(v6);
+    let v6 = v6.split(|&c| c == b'%').next().unwrap_or(v6);
+    let mut colons = 0usize;
+    let mut hex = false;
+    // The current colon-separated group: its length and whether it holds a `.`.
+    let mut group = 0usize;
+    let mut group_dot = false;
+    for &c in v6 {
+        match c {
+            b':' => {
+                if group > 4 && !group_dot {
+                    return false;
+                }
+                colons += 1;
+                group = 0;
+                group_dot = false;
+            }
+            b'.' => {
+                group += 1;
+                group_dot = true;
+            }
+            _ if c.is_ascii_hexdigit() => {
+                group += 1;
+                hex = true;
+            }
+            _ => return false,
+        }
+    }
+    colons >= 2 && hex && (group <= 4 || group_dot)
 }
 
 fn is_path(t: &str) -> bool {
@@ -939,17 +1159,17 @@ const HOST_SUFFIXES: &[&str] = &[
 ];
 
 /// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).
-fn is_host(t: &str) -> bool {
-    if !t.contains('.') {
+fn is_host(t: &[u8]) -> bool {
+    if !t.contains(&b'.') {
         return false;
     }
-    let host = match t.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => t,
-    };
-    let ok_labels = host.split('.').all(|l| {
-        !l.is_empty() && l.len() <= 63 && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    let host = without_port(t);
+    let ok_labels = host.split(|&c| c == b'.').all(|l| {
+        !l.is_empty() && l.len() <= 63 && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
     });
-    let last = host.rsplit('.').next().unwrap_or("");
-    ok_labels && HOST_SUFFIXES.iter().any(|s| s.eq_ignore_ascii_case(last))
+    let last = host.rsplit(|&c| c == b'.').next().unwrap_or(b"");
+    ok_labels
+        && HOST_SUFFIXES
+            .iter()
+            .any(|s| s.as_bytes().eq_ignore_ascii_case(last))
 }

@@ -191,6 +191,20 @@ fn dates_and_timestamps_are_masked() {
 }
 
 #[test]
+fn a_time_after_a_folded_date_is_masked_without_panicking() {
+    // The starts of the folded `Nov 14` once pointed past the new `<TIME>` (a slice panic).
+    table(&[
+        ("Nov 14 22:13:57 10:00:00 done", "<TIME> <TIME> done"),
+        (
+            "Wed Nov 14 22:13:57 2024-01-02T10:00:00Z done",
+            "<TIME> <TIME> done",
+        ),
+        ("Nov 14 22:13:57 <TIME>host sshd", "<TIME> <TIME>host sshd"),
+        ("Jun 14 15:16:01 Jun 14 15:16:02 x", "<TIME> <TIME> x"),
+    ]);
+}
+
+#[test]
 fn durations_and_sizes_are_masked() {
     table(&[
         ("took 12ms for 10MB", "took <DURATION> for <SIZE>"),

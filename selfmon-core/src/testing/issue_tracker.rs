@@ -43,12 +43,21 @@ pub enum TrackerFault {
     ListFails,
     /// `find_by_marker` fails.
     FindFails,
+    /// The rate limit is spent: the matching call (any call) and every later one fail with
+    /// [`Error::RateLimited`] (resetting at `reset_at`) and change nothing, until
+    /// [`MemoryIssueTracker::lift_rate_limit`].
+    RateLimited {
+        /// The reset time the tracker reports.
+        reset_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     issues: Vec<MemoryIssue>,
     faults: VecDeque<(usize, TrackerFault)>,
+    /// Set while a fired rate limit lasts.
+    rate_limited_until: Option<DateTime<Utc>>,
     create_calls: usize,
 }
 
@@ -73,19 +82,55 @@ impl MemoryIssueTracker {
         self.lock().faults.push_back((skip, fault));
     }
 
-    /// Drops every injected fault that has not fired yet.
+    /// Drops every injected fault that has not fired yet (a rate limit that fired lasts until
+    /// [`lift_rate_limit`](Self::lift_rate_limit)).
     pub fn clear_faults(&self) {
         self.lock().faults.clear();
     }
 
-    fn take_fault(&self, kinds: &[TrackerFault]) -> Option<TrackerFault> {
+    /// Ends a rate limit that fired (its reset time came); calls succeed again.
+    pub fn lift_rate_limit(&self) {
+        self.lock().rate_limited_until = None;
+    }
+
+    /// When the rate limit that fired resets, while it lasts.
+    pub fn rate_limited_until(&self) -> Option<DateTime<Utc>> {
+        self.lock().rate_limited_until
+    }
+
+    /// The fault this call meets: a rate limit that lasts, or the first injected fault of one of
+    /// `kinds` (or a rate limit) whose skip count is used up.
+    fn take_fault(&self, kinds: &[TrackerFault]) -> Result<Option<TrackerFault>> {
         let mut i = self.lock();
-        let pos = i.faults.iter().position(|(_, f)| kinds.contains(f))?;
-        if i.faults[pos].0 == 0 {
-            return i.faults.remove(pos).map(|(_, f)| f);
+        if let Some(reset_at) = i.rate_limited_until {
+            return Err(Self::rate_limited(reset_at));
         }
-        i.faults[pos].0 -= 1;
-        None
+        let Some(pos) = i
+            .faults
+            .iter()
+            .position(|(_, f)| kinds.contains(f) || matches!(f, TrackerFault::RateLimited { .. }))
+        else {
+            return Ok(None);
+        };
+        if i.faults[pos].0 > 0 {
+            i.faults[pos].0 -= 1;
+            return Ok(None);
+        }
+        match i.faults.remove(pos).map(|(_, f)| f) {
+            Some(TrackerFault::RateLimited { reset_at }) => {
+                i.rate_limited_until = Some(reset_at);
+                Err(Self::rate_limited(reset_at))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn rate_limited(reset_at: DateTime<Utc>) -> Error {
+        Error::RateLimited {
+            component: crate::Component::IssueTracker,
+            reset_at: Some(reset_at),
+            source: "injected fault: rate limit spent".into(),
+        }
     }
 
     /// A copy of every issue.
@@ -139,7 +184,7 @@ fn to_ref(i: &MemoryIssue) -> IssueRef {
 #[async_trait]
 impl IssueTracker for MemoryIssueTracker {
     async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
-        if self.take_fault(&[TrackerFault::ListFails]).is_some() {
+        if self.take_fault(&[TrackerFault::ListFails])?.is_some() {
             return Err(Self::fault("list"));
         }
         Ok(self
@@ -166,7 +211,7 @@ impl IssueTracker for MemoryIssueTracker {
     async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef> {
         self.lock().create_calls += 1;
         let fault =
-            self.take_fault(&[TrackerFault::CreateFails, TrackerFault::CreateLosesResponse]);
+            self.take_fault(&[TrackerFault::CreateFails, TrackerFault::CreateLosesResponse])?;
         if fault == Some(TrackerFault::CreateFails) {
             return Err(Self::fault("create"));
         }
@@ -190,7 +235,7 @@ impl IssueTracker for MemoryIssueTracker {
     }
 
     async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
-        if self.take_fault(&[TrackerFault::CommentFails]).is_some() {
+        if self.take_fault(&[TrackerFault::CommentFails])?.is_some() {
             return Err(Self::fault("comment"));
         }
         let mut i = self.lock();
@@ -200,6 +245,7 @@ impl IssueTracker for MemoryIssueTracker {
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
+        self.take_fault(&[])?;
         let mut i = self.lock();
         let issue = find_mut(&mut i.issues, number)?;
         issue.state = IssueState::Open;
@@ -208,7 +254,7 @@ impl IssueTracker for MemoryIssueTracker {
     }
 
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>> {
-        if self.take_fault(&[TrackerFault::FindFails]).is_some() {
+        if self.take_fault(&[TrackerFault::FindFails])?.is_some() {
             return Err(Self::fault("find"));
         }
         Ok(self

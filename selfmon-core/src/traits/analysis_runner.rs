@@ -78,6 +78,7 @@ pub struct Analysis {
 /// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
 ///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait AnalysisRunner: Send + Sync {
     /// Runs one analysis.

@@ -21,6 +21,7 @@ use crate::model::{BacklogEntry, FiledIssue, FilingIntent, IssueState};
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IssueLedger: Send + Sync {
     /// Every issue selfmon filed, for dedup.

@@ -18,9 +18,13 @@ use crate::redact::RedactedText;
 /// - [`find_by_marker`](IssueTracker::find_by_marker) finds an issue (open or closed) whose body holds
 ///   the marker, or `None` when the tracker has none; it must see issues created moments ago.
 /// - `comment` and `reopen` on a number that does not exist are errors, not silent successes.
-/// - Errors: `Error::Adapter { component: IssueTracker, retryable }`; rate limits and 5xx are
-///   retryable, authentication, permission and validation errors are not.
+/// - Errors: a spent rate limit is `Error::RateLimited { component: IssueTracker, reset_at }`, and
+///   then the call changed nothing (the engine stops calling the tracker for the rest of the scan
+///   and keeps what it could not file in the backlog). Anything else is
+///   `Error::Adapter { component: IssueTracker, retryable }`: 5xx and timeouts are retryable,
+///   authentication, permission and validation errors are not.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait IssueTracker: Send + Sync {
     /// Open issues selfmon filed, plus those closed since `closed_since`.

@@ -120,6 +120,7 @@ pub enum Submission {
 /// - Errors are `Error::Adapter { component: JobQueue, .. }`; submit is not idempotent, so a failed
 ///   submit should be followed by [`active_job`](JobQueue::active_job) before retrying.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait JobQueue: Send + Sync {
     /// Queues a job and returns its id.

@@ -41,6 +41,7 @@ pub struct LogSourceDescription {
 /// - Errors: `Error::Adapter { component: LogSource, retryable }`; retryable for busy/locked stores,
 ///   not retryable for a missing file or a schema that lacks required columns.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait LogSource: Send + Sync {
     /// Reads the next page after `after` (see the trait docs).

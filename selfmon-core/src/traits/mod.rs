@@ -6,16 +6,16 @@
 
 mod forward;
 
-mod analysis_runner;
+pub(crate) mod analysis_runner;
 mod deduplicator;
-mod issue_ledger;
-mod issue_tracker;
-mod job_queue;
-mod log_source;
-mod scan_history;
-mod scan_ledger;
+pub(crate) mod issue_ledger;
+pub(crate) mod issue_tracker;
+pub(crate) mod job_queue;
+pub(crate) mod log_source;
+pub(crate) mod scan_history;
+pub(crate) mod scan_ledger;
 mod state_store;
-mod template_memory;
+pub(crate) mod template_memory;
 
 pub use analysis_runner::{Analysis, AnalysisRequest, AnalysisRunner, Usage};
 pub use deduplicator::{

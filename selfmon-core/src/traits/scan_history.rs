@@ -54,6 +54,7 @@ pub struct IssueFilter {
 ///   most 500 items whatever `limit` asks; an `offset` past the end gives an empty page.
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait ScanHistory: Send + Sync {
     /// Scans, newest first (by start time).

@@ -99,6 +99,7 @@ pub enum LeaseRenewal {
 /// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
 ///   a corrupt one is not. Every method may be retried after a retryable error.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait ScanLedger: Send + Sync {
     /// Takes the single-flight lease for `ttl` unless another owner holds an unexpired one,

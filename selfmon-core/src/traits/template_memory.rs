@@ -18,6 +18,7 @@ use crate::error::Result;
 /// - `save_template_state` replaces the whole document atomically (a reader never sees half of it).
 /// - Errors are `Error::Adapter { component: StateStore, retryable }` and fail the scan.
 // Adding a method? List it in the `forward!` at the end of this file too.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait TemplateMemory: Send + Sync {
     /// The learned state last saved, `None` before the first save.

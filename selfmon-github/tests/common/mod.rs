@@ -75,7 +75,8 @@ pub fn draft(fp: &str) -> IssueDraft {
 /// The `selfmon_github::Error` inside a core adapter error.
 pub fn github_error(e: &selfmon_core::Error) -> &selfmon_github::Error {
     match e {
-        selfmon_core::Error::Adapter { source, .. } => source
+        selfmon_core::Error::Adapter { source, .. }
+        | selfmon_core::Error::RateLimited { source, .. } => source
             .downcast_ref::<selfmon_github::Error>()
             .expect("source is a selfmon_github::Error"),
         other => panic!("not an adapter error: {other:?}"),

@@ -3,7 +3,7 @@
 //! 127.0.0.1.
 
 #[allow(dead_code)]
-#[path = "../selfmon-github/tests/common/fake_github.rs"]
+#[path = "../../selfmon-github/tests/common/fake_github.rs"]
 mod fake_github;
 
 use std::process::Command;
