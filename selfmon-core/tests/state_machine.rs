@@ -40,8 +40,8 @@ use selfmon_core::testing::{
     FakeClock, MemoryIssueTracker, MemoryLogSource, MemoryStateStore, StoreOp, TrackerFault,
 };
 use selfmon_core::{
-    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, IssueState, LeaseHolder, Level,
-    LogSource, ScanLedger, ScanStatus, ScanTrigger, SelfMonitoringConfig,
+    Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, FindingOutcome, IssueState,
+    LeaseHolder, Level, LogSource, ScanLedger, ScanStatus, ScanTrigger, SelfMonitoringConfig,
 };
 
 /// How many ground-truth problems the logs can hold.
@@ -58,6 +58,8 @@ enum Op {
     Scan { budget: u8 },
     /// A dry run (`ScanOptions::dry_run`).
     DryRun,
+    /// A dry run, then at once a real scan with the same budget: it files what the dry run showed.
+    DryRunThenScan { budget: u8 },
     /// A real scan during which store operation `op` fails.
     ScanWithStoreFault { op: StoreFaultKind, budget: u8 },
     /// A real scan during which the tracker's `skip`-th matching call fails as `fault`.
@@ -142,6 +144,7 @@ enum TrackerFaultKind {
     CommentFails,
     ListFails,
     FindFails,
+    ReopenFails,
 }
 
 impl TrackerFaultKind {
@@ -152,6 +155,7 @@ impl TrackerFaultKind {
             TrackerFaultKind::CommentFails => TrackerFault::CommentFails,
             TrackerFaultKind::ListFails => TrackerFault::ListFails,
             TrackerFaultKind::FindFails => TrackerFault::FindFails,
+            TrackerFaultKind::ReopenFails => TrackerFault::ReopenFails,
         }
     }
 }
@@ -174,12 +178,14 @@ fn op() -> impl Strategy<Value = Op> {
         Just(TrackerFaultKind::CommentFails),
         Just(TrackerFaultKind::ListFails),
         Just(TrackerFaultKind::FindFails),
+        Just(TrackerFaultKind::ReopenFails),
     ];
     prop_oneof![
         6 => (0..PROBLEMS, 1u8..4).prop_map(|(problem, count)| Op::Write { problem, count }),
         1 => Just(Op::Info),
         4 => (1u8..4).prop_map(|budget| Op::Scan { budget }),
         1 => Just(Op::DryRun),
+        1 => (0u8..4).prop_map(|budget| Op::DryRunThenScan { budget }),
         2 => (store_fault, 1u8..3).prop_map(|(op, budget)| Op::ScanWithStoreFault { op, budget }),
         2 => (tracker_fault, 0u8..3).prop_map(|(fault, skip)| Op::ScanWithTrackerFault { fault, skip }),
         1 => Just(Op::DeadHolderThenScan),
@@ -358,7 +364,7 @@ impl Harness {
         self.written.insert(key, problem);
     }
 
-    async fn scan(&mut self, budget: u8, dry_run: bool) {
+    async fn scan(&mut self, budget: u8, dry_run: bool) -> Option<selfmon_core::ScanReport> {
         self.lift_rate_limit_when_reset();
         self.monitor
             .set_config(config(budget, &self.settings))
@@ -399,6 +405,7 @@ impl Harness {
             );
         }
         self.observe_scans();
+        result.ok()
     }
 
     /// A rate limit lasts until its reset time.
@@ -498,8 +505,40 @@ impl Harness {
                 }
             }
             Op::Info => self.write(None),
-            Op::Scan { budget } => self.scan(budget, false).await,
-            Op::DryRun => self.scan(3, true).await,
+            Op::Scan { budget } => {
+                self.scan(budget, false).await;
+            }
+            Op::DryRun => {
+                self.scan(3, true).await;
+            }
+            Op::DryRunThenScan { budget } => {
+                self.lift_rate_limit_when_reset();
+                // Filings waiting in the outbox are completed by the real scan only.
+                let comparable =
+                    self.store.intents().is_empty() && self.tracker.rate_limited_until().is_none();
+                let preview = self.scan(budget, true).await;
+                let real = self.scan(budget, false).await;
+                if let (true, Some(preview), Some(real)) = (comparable, preview, real) {
+                    let would: Vec<&String> = preview
+                        .outcomes
+                        .iter()
+                        .filter_map(|o| match o {
+                            FindingOutcome::WouldFile { title, .. } => Some(title),
+                            _ => None,
+                        })
+                        .collect();
+                    let filed: Vec<&String> = real
+                        .outcomes
+                        .iter()
+                        .filter_map(|o| match o {
+                            FindingOutcome::Filed { title, .. } => Some(title),
+                            _ => None,
+                        })
+                        .collect();
+                    assert_eq!(filed, would, "the real scan files what the dry run showed");
+                    assert_eq!(real.record.deferred, preview.record.deferred);
+                }
+            }
             Op::ScanWithStoreFault { op, budget } => {
                 self.store.fail(op.op());
                 self.scan(budget, false).await;
