@@ -5,10 +5,11 @@
 //! ERROR+ record belongs to a ground-truth problem, scans with random budgets, dry runs (alone, and
 //! followed at once by a real scan, which must file what the dry run showed), maintainers closing
 //! issues (so problems regress), a store or tracker failure injected at any step, a tracker rate
-//! limit that lasts minutes, configuration changes between scans (redaction patterns that hit the problems' own text, a user prompt,
-//! another model, small pages and a per-scan record cap, loose similarity thresholds, no comment
-//! budget), a dead process holding the lease, a live holder on another host, cancellation in the
-//! middle of analysis, log retention and log recreation — and an oracle follows what must be true.
+//! limit that lasts minutes, configuration changes between scans (redaction patterns that hit the
+//! problems' own text, a user prompt, another model, small pages and a per-scan record cap, loose
+//! similarity thresholds, no comment budget), a dead process holding the lease, a live holder on
+//! another host, cancellation in the middle of analysis, log retention and log recreation — and an
+//! oracle follows what must be true.
 //!
 //! After every step: a dry run changed no issue, occurrence or cursor; no record was read by two
 //! successful real scans; each problem was deferred or filed under one fingerprint, whatever the
