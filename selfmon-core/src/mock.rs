@@ -16,7 +16,7 @@ use mockall::mock;
 use crate::error::Result;
 use crate::model::{
     BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, Finding, IssueEvent, IssueState,
-    ScanEffects, ScanId, ScanRecord, ScanReport,
+    LogAnchor, ScanEffects, ScanId, ScanRecord, ScanReport,
 };
 use crate::traits::{
     DedupDecision, Deduplicator, IssueFilter, IssueLedger, KnownIssuesView, Lease, LeaseOutcome,
@@ -51,6 +51,7 @@ mock! {
         async fn try_acquire_lease(&self, owner: &str, ttl: std::time::Duration, now: DateTime<Utc>) -> Result<LeaseOutcome>;
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
+        async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>>;
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;

@@ -523,3 +523,48 @@ async fn a_scan_started_while_another_is_in_flight_is_refused() {
     assert_eq!(done.record.status, ScanStatus::Success);
     monitor.scan(ScanTrigger::Manual).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_recreated_log_that_grew_past_the_cursor_is_read_from_its_first_record() {
+    let r = rig();
+    three_bugs(&r.logs);
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let cursor = first.record.log_id_end;
+    assert!(
+        first.record.log_anchor.is_some(),
+        "the scan anchors its last record"
+    );
+    r.logs.recreate();
+    // The new log already holds more records than the old cursor when the next scan runs.
+    let written = cursor + 4;
+    for i in 0..written {
+        r.logs.log(
+            Level::Error,
+            "app",
+            &format!("[NEW-KIND-001] fresh failure {i} after rotation"),
+        );
+    }
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(report.record.cursor_reset, "the recreation is recognised");
+    assert_eq!(report.previous_cursor, Some(cursor));
+    assert_eq!(report.record.log_id_start, 0);
+    assert_eq!(
+        report.record.records_read, written as u64,
+        "no record of the new log is skipped"
+    );
+}
+
+#[tokio::test]
+async fn retention_that_removed_the_anchor_is_a_gap_not_a_recreation() {
+    let r = rig();
+    three_bugs(&r.logs);
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let cursor = first.record.log_id_end;
+    r.logs.log(Level::Warning, "a", "w-after");
+    // Retention removes every record the first scan read, the anchor included.
+    r.logs.prune_before(cursor + 1);
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(!report.record.cursor_reset, "pruning is not a recreation");
+    assert_eq!(report.record.log_id_start, cursor);
+    assert_eq!(report.record.records_read, 1);
+}

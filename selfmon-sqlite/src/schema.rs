@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -37,7 +37,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 6] = [
+const MIGRATIONS: [Migration; 7] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -68,6 +68,11 @@ const MIGRATIONS: [Migration; 6] = [
         version: 6,
         description: "per-scan reports and issue events",
         apply: v6,
+    },
+    Migration {
+        version: 7,
+        description: "log anchor: the last record a scan read (detects a recreated log)",
+        apply: v7,
     },
 ];
 
@@ -356,6 +361,15 @@ fn v6(conn: &Connection) -> rusqlite::Result<()> {
         );
         CREATE INDEX IF NOT EXISTS idx_smevents_issue ON selfmon_issue_events(issue_number, at);
         CREATE INDEX IF NOT EXISTS idx_smevents_scan ON selfmon_issue_events(scan_id);",
+    )
+}
+
+/// v7: the last record each scan read, so the next scan recognises a recreated log.
+fn v7(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_scans",
+        &[("log_anchor_id", "INTEGER"), ("log_anchor_digest", "TEXT")],
     )
 }
 

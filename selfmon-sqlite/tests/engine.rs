@@ -387,3 +387,53 @@ async fn a_recreated_logs_db_restarts_from_zero_and_a_retention_gap_is_recorded(
         3
     );
 }
+
+#[tokio::test]
+async fn a_recreated_logs_db_that_grew_past_the_cursor_is_read_from_its_first_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs.db");
+    three_bugs(&logs);
+    let store = Arc::new(
+        SqliteStateStore::open(dir.path().join("state.db"), StateStoreOptions::default()).unwrap(),
+    );
+    let tracker = Arc::new(MemoryIssueTracker::new());
+    let clock = Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let m = monitor(&logs, store.clone(), tracker.clone(), clock.clone());
+    let first = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(first.record.log_id_end, 4);
+
+    // The server replaces its log file, and writes six rows before the next scan: ids 1..=6,
+    // past the old cursor (4).
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", logs.display()));
+    }
+    let conn = Connection::open(&logs).unwrap();
+    create_logs_table(&conn).unwrap();
+    for i in 0..6 {
+        conn.execute(
+            "INSERT INTO logs (timestamp, level, source, message) VALUES (?1, 'ERROR', 'app.new', ?2)",
+            params![format!("2026-01-02T00:00:0{i}Z"), format!("[NEW-FAIL-00{i}] failure {i} after the restart")],
+        )
+        .unwrap();
+    }
+    let second = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert!(second.record.cursor_reset, "the recreation is recognised");
+    assert_eq!(second.record.log_id_start, 0);
+    assert_eq!(
+        second.record.records_read, 6,
+        "no row of the new file is skipped"
+    );
+    assert_eq!(store.last_successful_cursor().await.unwrap(), 6);
+
+    // The next scan of the same file is an ordinary one.
+    conn.execute(
+        "INSERT INTO logs (timestamp, level, source, message) VALUES ('2026-01-02T00:01:00Z', 'ERROR', 'app.new', 'later')",
+        [],
+    )
+    .unwrap();
+    let third = m.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert!(!third.record.cursor_reset);
+    assert_eq!(third.record.records_read, 1);
+}

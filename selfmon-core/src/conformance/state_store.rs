@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use crate::model::{
     BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding,
-    FindingOutcome, IssueDraft, IssueEventKind, IssueRef, IssueState, Level, Marker,
+    FindingOutcome, IssueDraft, IssueEventKind, IssueRef, IssueState, Level, LogAnchor, Marker,
     RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
     SignatureFate, SignatureReport, SkippedSignature, MAX_REPORT_SIGNATURES,
 };
@@ -244,15 +244,34 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     s1.completed_at = Some(t(11));
     s1.log_id_end = 42;
     s1.records_read = 42;
+    let anchor = LogAnchor {
+        id: 41,
+        digest: "0123456789abcdef0123456789abcdef".into(),
+    };
+    s1.log_anchor = Some(anchor.clone());
     store.finish_scan(&s1).await.expect("finish s1");
     assert_eq!(store.last_successful_cursor().await.expect("cursor"), 42);
+    assert_eq!(
+        store.last_successful_anchor().await.expect("anchor"),
+        Some(anchor.clone()),
+        "the anchor of the latest successful scan is kept with the cursor"
+    );
 
     let mut s2 = ScanRecord::started(ScanId("s2".into()), ScanTrigger::Manual, 42, t(20));
     store.begin_scan(&s2).await.expect("begin s2");
     s2.status = ScanStatus::Failure;
     s2.completed_at = Some(t(21));
     s2.error_message = Some("runner failed".into());
+    s2.log_anchor = Some(LogAnchor {
+        id: 50,
+        digest: "ffffffffffffffffffffffffffffffff".into(),
+    });
     store.finish_scan(&s2).await.expect("finish s2");
+    assert_eq!(
+        store.last_successful_anchor().await.expect("anchor"),
+        Some(anchor),
+        "a failed scan never moves the anchor"
+    );
     assert_eq!(
         store.last_successful_cursor().await.expect("cursor"),
         42,
@@ -270,6 +289,11 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
         store.last_successful_cursor().await.expect("cursor"),
         7,
         "the cursor is the latest successful scan's end, even when lower (log recreated)"
+    );
+    assert_eq!(
+        store.last_successful_anchor().await.expect("anchor"),
+        None,
+        "the anchor follows the cursor's scan, also when that scan stored none"
     );
 
     let s4 = ScanRecord::started(ScanId("s4".into()), ScanTrigger::Scheduled, 7, t(40));
@@ -445,7 +469,16 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     dry.status = ScanStatus::Success;
     dry.completed_at = Some(t(101));
     dry.log_id_end = 90;
+    dry.log_anchor = Some(LogAnchor {
+        id: 90,
+        digest: "90909090909090909090909090909090".into(),
+    });
     store.finish_scan(&dry).await.expect("finish dry");
+    assert_eq!(
+        store.last_successful_anchor().await.expect("anchor"),
+        None,
+        "a dry run never moves the anchor"
+    );
     assert_eq!(
         store.last_successful_cursor().await.expect("cursor"),
         7,
@@ -470,6 +503,11 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     s5.completed_at = Some(t(111));
     s5.log_id_end = 20;
     s5.backlog = 3;
+    let anchor = LogAnchor {
+        id: 19,
+        digest: "19191919191919191919191919191919".into(),
+    };
+    s5.log_anchor = Some(anchor.clone());
     let mut effects = ScanEffects::default();
     effects.add_occurrences(5, 2);
     effects.add_occurrences(5, 1);
@@ -481,6 +519,11 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     ];
     store.commit_scan(&s5, &effects).await.expect("commit s5");
     assert_eq!(store.last_successful_cursor().await.expect("cursor"), 20);
+    assert_eq!(
+        store.last_successful_anchor().await.expect("anchor"),
+        Some(anchor),
+        "a committed scan's anchor is kept with its cursor"
+    );
     let five = store.filed_issues().await.expect("filed");
     assert_eq!(
         five.iter()

@@ -562,7 +562,12 @@ impl SelfMonitor {
 
         // 1. Read everything new into the digest, starting from what earlier scans learned. A
         // recreated log restarts from 0.
-        let start = read::start(self.log_source.as_ref(), report.record.log_id_start).await?;
+        let anchor = match report.record.log_id_start {
+            0 => None,
+            _ => self.store.last_successful_anchor().await?,
+        };
+        let start =
+            read::start(self.log_source.as_ref(), report.record.log_id_start, anchor).await?;
         if let Some(previous_cursor) = start.reset_from {
             report.record.cursor_reset = true;
             report.previous_cursor = Some(previous_cursor);
@@ -582,6 +587,7 @@ impl SelfMonitor {
                 config,
                 after: start.after,
                 learned_templates,
+                anchor: start.anchor.clone(),
             },
             &|records| {
                 emit(ScanEvent::RecordsRead {
@@ -593,6 +599,7 @@ impl SelfMonitor {
         .await?;
         report.record.gap_records = read.gap_records;
         report.record.records_read = read.records_read;
+        report.record.log_anchor = read.anchor.clone();
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them, sealed, in the same transaction as the cursor.
         if self.template_memory.is_some() {

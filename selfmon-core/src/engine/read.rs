@@ -3,37 +3,74 @@
 use crate::config::SelfMonitoringConfig;
 use crate::digest::{Digest, DigestBuilder};
 use crate::error::{Error, Result};
+use crate::model::LogAnchor;
 use crate::template::Templater;
 use crate::traits::LogSource;
 
 /// Where reading starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Start {
     /// The id reading starts after: the cursor, or 0 when the log was recreated.
     pub after: i64,
-    /// The stale cursor, when the log was recreated (its highest id is below the cursor).
+    /// The stale cursor, when the log was recreated.
     pub reset_from: Option<i64>,
+    /// The previous scan's anchor while it still holds (carried forward when nothing is read).
+    pub anchor: Option<LogAnchor>,
 }
 
-/// Where reading starts: after `cursor`, unless the log is behind it (it was recreated), then
-/// from 0.
-pub(crate) async fn start(log_source: &dyn LogSource, cursor: i64) -> Result<Start> {
+/// Where reading starts: after `cursor`, unless the log was recreated, then from 0. A log was
+/// recreated when its newest id is below the cursor, or when `anchor` (the last record the
+/// previous scan read) is no longer there as it was — which catches a recreated log that has
+/// already grown past the cursor, whose first records would otherwise be skipped.
+pub(crate) async fn start(
+    log_source: &dyn LogSource,
+    cursor: i64,
+    anchor: Option<LogAnchor>,
+) -> Result<Start> {
     let max_id = log_source.max_id().await?;
-    if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
-        tracing::warn!(
-            cursor,
-            ?max_id,
-            "log store is behind the cursor; restarting from 0"
-        );
+    let recreated = if cursor > 0 && max_id.is_none_or(|m| m < cursor) {
+        Some("log store is behind the cursor")
+    } else if let Some(a) = anchor.as_ref().filter(|_| cursor > 0) {
+        anchor_lost(log_source, a).await?
+    } else {
+        None
+    };
+    if let Some(why) = recreated {
+        tracing::warn!(cursor, ?max_id, "{why}; restarting from 0");
         return Ok(Start {
             after: 0,
             reset_from: Some(cursor),
+            anchor: None,
         });
     }
     Ok(Start {
         after: cursor,
         reset_from: None,
+        anchor,
     })
+}
+
+/// Whether the record `anchor` names shows the log was recreated, and why: a different record
+/// under its id, or the anchor gone while older ids are still there (retention removes the
+/// oldest records first, so a log that only lost records to retention has none below a removed
+/// anchor). `None` when the log is the one the previous scan read.
+async fn anchor_lost(
+    log_source: &dyn LogSource,
+    anchor: &LogAnchor,
+) -> Result<Option<&'static str>> {
+    let at = log_source.read_after(anchor.id - 1, 1).await?;
+    match at.records.first() {
+        Some(r) if r.id == anchor.id => Ok((!anchor.matches(r))
+            .then_some("the last record read has been replaced (log recreated)")),
+        _ => {
+            let first = log_source.read_after(0, 1).await?;
+            Ok(first
+                .records
+                .first()
+                .is_some_and(|r| r.id < anchor.id)
+                .then_some("the last record read is gone but older ids remain (log recreated)"))
+        }
+    }
 }
 
 /// What reading needs.
@@ -45,6 +82,8 @@ pub(crate) struct ReadInput<'a> {
     /// What earlier scans learned (a [`Templater`] state), so the same message keeps its template
     /// and so its fingerprint.
     pub learned_templates: Option<String>,
+    /// The anchor to carry forward when nothing is read (see [`Start::anchor`]).
+    pub anchor: Option<LogAnchor>,
 }
 
 /// What was read.
@@ -61,6 +100,8 @@ pub(crate) struct ReadOutput {
     pub records_read: u64,
     /// Records the source reported missing before the first one read (retention gaps).
     pub gap_records: u64,
+    /// The last record read (or the anchor carried forward): the next scan checks it.
+    pub anchor: Option<LogAnchor>,
 }
 
 /// Reads everything new (up to `max_records_per_scan`) into a digest.
@@ -73,6 +114,7 @@ pub(crate) async fn read(
         config,
         after: start,
         learned_templates,
+        mut anchor,
     } = input;
     let templater = match learned_templates {
         Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
@@ -108,6 +150,9 @@ pub(crate) async fn read(
             last_id = last_id.max(r.id);
             read += 1;
         }
+        if let Some(r) = page.records.last() {
+            anchor = Some(LogAnchor::of(r));
+        }
         let through = page.scanned_through.max(last_id);
         progress(read);
         if through <= after {
@@ -124,6 +169,7 @@ pub(crate) async fn read(
         last_id,
         records_read: read,
         gap_records,
+        anchor,
     })
 }
 
@@ -139,12 +185,13 @@ mod tests {
         logs.log(Level::Error, "app", "[GIT-SYNC-001] clone failed");
         logs.log(Level::Error, "app", "[GIT-SYNC-001] clone failed");
         let config = SelfMonitoringConfig::default();
-        let start = start(&logs, 50).await.unwrap();
+        let start = start(&logs, 50, None).await.unwrap();
         assert_eq!(
             start,
             Start {
                 after: 0,
-                reset_from: Some(50)
+                reset_from: Some(50),
+                anchor: None,
             }
         );
         let out = read(
@@ -153,6 +200,7 @@ mod tests {
                 config: &config,
                 after: start.after,
                 learned_templates: None,
+                anchor: None,
             },
             &|_| {},
         )
@@ -181,6 +229,7 @@ mod tests {
                 config: &config,
                 after: 0,
                 learned_templates: None,
+                anchor: None,
             },
             &|n| pages.lock().unwrap().push(n),
         )
@@ -189,5 +238,51 @@ mod tests {
         assert_eq!(out.records_read, 3);
         assert_eq!(out.new_cursor, 3);
         assert_eq!(*pages.lock().unwrap(), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_replaced_anchor_restarts_from_zero_a_pruned_one_does_not() {
+        let logs = MemoryLogSource::new();
+        for i in 0..3 {
+            logs.log(Level::Error, "app", &format!("old {i}"));
+        }
+        let config = SelfMonitoringConfig::default();
+        let first = read(
+            ReadInput {
+                log_source: &logs,
+                config: &config,
+                after: 0,
+                learned_templates: None,
+                anchor: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap();
+        let anchor = first
+            .anchor
+            .clone()
+            .expect("the last record read is the anchor");
+        assert_eq!(anchor.id, 3);
+
+        // Same log: reading continues after the cursor, and the anchor is carried forward.
+        let same = start(&logs, 3, Some(anchor.clone())).await.unwrap();
+        assert_eq!((same.after, same.reset_from), (3, None));
+        assert_eq!(same.anchor.as_ref(), Some(&anchor));
+
+        // Retention removed the anchor and everything before it: a gap, not a recreation.
+        logs.log(Level::Error, "app", "new 3");
+        logs.prune_before(4);
+        let pruned = start(&logs, 3, Some(anchor.clone())).await.unwrap();
+        assert_eq!((pruned.after, pruned.reset_from), (3, None));
+
+        // Recreated and grown past the cursor: id 3 now holds another record.
+        logs.recreate();
+        for i in 0..5 {
+            logs.log(Level::Error, "app", &format!("new {i}"));
+        }
+        let recreated = start(&logs, 3, Some(anchor)).await.unwrap();
+        assert_eq!((recreated.after, recreated.reset_from), (0, Some(3)));
+        assert_eq!(recreated.anchor, None);
     }
 }

@@ -28,5 +28,6 @@ pub use report::{
     MAX_REPORT_TEXT_CHARS,
 };
 pub use scan::{
-    DuplicateCounts, FindingOutcome, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    DuplicateCounts, FindingOutcome, LogAnchor, ScanId, ScanRecord, ScanReport, ScanStatus,
+    ScanTrigger,
 };

@@ -168,6 +168,55 @@ pub struct ScanRecord {
     pub dry_run: bool,
     /// Why the scan failed.
     pub error_message: Option<String>,
+    /// The last record this scan read (or the anchor it carried forward when it read nothing):
+    /// how the next scan recognises that the log was recreated even when the new log has already
+    /// grown past the cursor.
+    #[serde(default)]
+    pub log_anchor: Option<LogAnchor>,
+}
+
+/// A record a scan read, by id and content digest. The next scan looks the record up again: a
+/// different record under the same id, or older ids present while the anchor is gone, means the
+/// log was recreated (its ids restarted) and reading restarts from 0 — without it, records of a
+/// recreated log that has grown past the cursor would be skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogAnchor {
+    /// The record's id.
+    pub id: i64,
+    /// [`LogAnchor::digest_of`] the record: 32 lower-case hex characters.
+    pub digest: String,
+}
+
+impl LogAnchor {
+    /// The anchor of `record`.
+    pub fn of(record: &crate::LogRecord) -> Self {
+        LogAnchor {
+            id: record.id,
+            digest: Self::digest_of(record),
+        }
+    }
+
+    /// A stable digest of what identifies a record: id, timestamp, level, source and message
+    /// (SHA-256, first 128 bits, hex). Stable across versions: it is stored.
+    pub fn digest_of(record: &crate::LogRecord) -> String {
+        let mut bytes = Vec::with_capacity(64 + record.message.len());
+        for part in [
+            record.id.to_string().as_str(),
+            record.timestamp.as_str(),
+            record.level.as_str(),
+            record.source.as_deref().unwrap_or(""),
+            record.message.as_str(),
+        ] {
+            bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        crate::hash::sha256_hex(&bytes)[..32].to_string()
+    }
+
+    /// Whether `record` is the record this anchor names.
+    pub fn matches(&self, record: &crate::LogRecord) -> bool {
+        record.id == self.id && Self::digest_of(record) == self.digest
+    }
 }
 
 impl ScanRecord {
@@ -204,6 +253,7 @@ impl ScanRecord {
             cursor_reset: false,
             dry_run: false,
             error_message: None,
+            log_anchor: None,
         }
     }
 

@@ -49,6 +49,11 @@ pub struct Templater {
     /// recurs, and whose cluster still covers it, joins that cluster without being compared with
     /// any other. Derived state, bounded, never serialised.
     pub(super) seen_masked: FxMap<u64, ClusterId>,
+    /// The generation of [`seen_masked`](Self::seen_masked) before the current one: a full
+    /// memory starts afresh but keeps the last generation, so texts that recur are not all
+    /// compared with their leaves again at once (raw lines: one host and process name per line
+    /// multiply the distinct masked texts).
+    pub(super) seen_masked_old: FxMap<u64, ClusterId>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,8 +134,9 @@ const MAX_LEAF_SCAN: usize = 64;
 /// Clusters of one leaf checked for being covered by a just generalised template, newest first.
 const MAX_ABSORB_SCAN: usize = 1024;
 
-/// Masked texts remembered for [`Templater::join_seen`] before the memory is cleared, at most
-/// (twice the cluster cap, at least 1,024, so memory stays proportional to the clusters kept).
+/// Masked texts remembered for [`Templater::join_seen`] per generation, at most (eight times the
+/// cluster cap, at least 1,024, so memory stays proportional to the clusters kept: two
+/// generations of 65,536 take about 3 MB).
 const MAX_SEEN_MASKED: usize = 1 << 16;
 
 /// Constant tokens a template must keep besides a position before distinct words there are taken
@@ -169,6 +175,7 @@ impl Templater {
             clock: 0,
             scratch: String::new(),
             seen_masked: FxMap::default(),
+            seen_masked_old: FxMap::default(),
         }
     }
 
@@ -231,11 +238,7 @@ impl Templater {
                 let tokens = self.tokens_of(&masked);
                 let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
                 let id = self.learn_tokens(&tokens, &flags);
-                let limit = (2 * self.config.max_clusters).clamp(1024, MAX_SEEN_MASKED);
-                if self.seen_masked.len() >= limit {
-                    self.seen_masked.clear();
-                }
-                self.seen_masked.insert(key, id);
+                self.remember_seen(key, id);
                 id
             }
         };
@@ -248,27 +251,48 @@ impl Templater {
     /// would (a covering cluster agrees on every position it counts, and clusters filed since are
     /// younger, so they lose ties).
     fn join_seen(&mut self, key: u64, masked: &str) -> Option<ClusterId> {
-        let id = self.resolve(*self.seen_masked.get(&key)?)?;
+        let (seen, from_old) = match self.seen_masked.get(&key) {
+            Some(&id) => (id, false),
+            None => (*self.seen_masked_old.get(&key)?, true),
+        };
+        let id = self.resolve(seen)?;
         let max = self.config.max_tokens;
         let c = self.clusters.get_mut(&id)?;
-        let mut template = c.tokens.iter();
-        for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
-            let tok = if i == max { "<...>" } else { tok };
-            let t = template.next()?;
-            if &**t != WILDCARD && &**t != tok {
+        // The same text as the template's covers it at once (most templates have no `<*>`).
+        if c.text != masked {
+            let mut template = c.tokens.iter();
+            for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
+                let tok = if i == max { "<...>" } else { tok };
+                let t = template.next()?;
+                if &**t != WILDCARD && &**t != tok {
+                    return None;
+                }
+                if i == max {
+                    break;
+                }
+            }
+            if template.next().is_some() {
                 return None;
             }
-            if i == max {
-                break;
-            }
-        }
-        if template.next().is_some() {
-            return None;
         }
         self.clock += 1;
         c.size += 1;
         c.last_seen = self.clock;
+        if from_old {
+            self.remember_seen(key, id);
+        }
         Some(id)
+    }
+
+    /// Remembers that the masked text hashed to `key` joined cluster `id`.
+    fn remember_seen(&mut self, key: u64, id: ClusterId) {
+        let limit = (8 * self.config.max_clusters).clamp(1024, MAX_SEEN_MASKED);
+        if self.seen_masked.len() >= limit {
+            // The current generation becomes the old one; the one before is forgotten.
+            std::mem::swap(&mut self.seen_masked, &mut self.seen_masked_old);
+            self.seen_masked.clear();
+        }
+        self.seen_masked.insert(key, id);
     }
 
     /// The live cluster that `id` is now part of: `id` itself, or the cluster it was merged into.
@@ -1044,11 +1068,20 @@ pub(super) fn token_flags(tok: &str) -> u8 {
     }
     if !placeholder {
         let core = trim_tail_punct(trim_lead_punct(tok));
-        if core.chars().any(char::is_alphabetic)
-            && core
-                .chars()
-                .all(|c| c.is_alphanumeric() || matches!(c, '\'' | '_' | '-' | '.' | ':'))
-        {
+        let word = if core.is_ascii() {
+            // The same test byte-wise: most tokens are ASCII.
+            let b = core.as_bytes();
+            b.iter().any(u8::is_ascii_alphabetic)
+                && b.iter().all(|&c| {
+                    c.is_ascii_alphanumeric() || matches!(c, b'\'' | b'_' | b'-' | b'.' | b':')
+                })
+        } else {
+            core.chars().any(char::is_alphabetic)
+                && core
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '\'' | '_' | '-' | '.' | ':'))
+        };
+        if word {
             flags |= WORD;
             if is_introducer(core) {
                 flags |= INTRO;

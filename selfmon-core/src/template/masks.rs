@@ -48,10 +48,7 @@ impl<'a> Iterator for SplitSpaces<'a> {
         }
         let b = self.s.as_bytes();
         let start = self.pos;
-        let mut end = start;
-        while end < b.len() && b[end] != b' ' {
-            end += 1;
-        }
+        let end = find_space(b, start);
         if end >= b.len() {
             self.done = true;
         } else {
@@ -62,6 +59,40 @@ impl<'a> Iterator for SplitSpaces<'a> {
         self.done |= tok.is_none();
         tok
     }
+}
+
+/// `0x0101..01` times a byte: that byte in every lane of a word.
+const fn lanes(b: u8) -> u64 {
+    0x0101_0101_0101_0101 * b as u64
+}
+
+/// The high bit of each byte lane of `w` that holds a byte below `n` (`n` at most 128) is set in
+/// the result where the first such lane is; lanes above the first may be set wrongly, so only
+/// "none" and the lowest set lane can be trusted.
+fn lanes_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(lanes(n)) & !w & lanes(0x80)
+}
+
+/// The eight bytes of `b` from `i`, as a little-endian word, when there are eight.
+fn word_at(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(chunk))
+}
+
+/// The first space in `b` from `from` (or `b.len()`), eight bytes at a time.
+fn find_space(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while let Some(w) = word_at(b, i) {
+        let spaces = lanes_below(w ^ lanes(b' '), 1);
+        if spaces != 0 {
+            return i + (spaces.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && b[i] != b' ' {
+        i += 1;
+    }
+    i
 }
 
 /// Masks `message` into `out` (appending).
@@ -356,6 +387,14 @@ fn next_space(s: &str, from: usize) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = from;
     let mut quote = false;
+    // Eight bytes at a time while none is a control, a space or non-ASCII.
+    while let Some(w) = word_at(b, i) {
+        if lanes_below(w, 0x21) | (w & lanes(0x80)) != 0 {
+            break;
+        }
+        quote |= lanes_below(w ^ lanes(b'"'), 1) | lanes_below(w ^ lanes(b'\''), 1) != 0;
+        i += 8;
+    }
     while i < b.len() {
         match ascii_space(b[i]) {
             Some(true) => return (i, quote),

@@ -42,6 +42,7 @@ const STAND_IN_LEN: usize = SEAL_PREFIX.len() + 2 + HASH_HEX + 1;
 const FP_PREFIX: &str = "<SHA256:";
 
 /// Whether `tok` is a stand-in written by [`seal_token`].
+#[inline]
 pub(crate) fn is_stand_in(tok: &str) -> bool {
     tok.len() == STAND_IN_LEN
         && tok.starts_with(SEAL_PREFIX)
@@ -52,6 +53,7 @@ pub(crate) fn is_stand_in(tok: &str) -> bool {
 }
 
 /// The clustering flags recorded in a stand-in (`None` when `tok` is not one).
+#[inline]
 pub(crate) fn stand_in_flags(tok: &str) -> Option<u8> {
     if !is_stand_in(tok) {
         return None;
@@ -78,6 +80,7 @@ pub(crate) fn seal_token(token: &str) -> String {
 }
 
 /// Whether the clear `token` is the one `stand_in` was made from.
+#[inline]
 pub(crate) fn stand_in_matches(stand_in: &str, token: &str) -> bool {
     is_stand_in(stand_in)
         && !is_stand_in(token)

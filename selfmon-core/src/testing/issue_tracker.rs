@@ -43,6 +43,8 @@ pub enum TrackerFault {
     ListFails,
     /// `find_by_marker` fails.
     FindFails,
+    /// `reopen` fails.
+    ReopenFails,
     /// The rate limit is spent: the matching call (any call) and every later one fail with
     /// [`Error::RateLimited`] (resetting at `reset_at`) and change nothing, until
     /// [`MemoryIssueTracker::lift_rate_limit`].
@@ -245,7 +247,9 @@ impl IssueTracker for MemoryIssueTracker {
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
-        self.take_fault(&[])?;
+        if self.take_fault(&[TrackerFault::ReopenFails])?.is_some() {
+            return Err(Self::fault("reopen"));
+        }
         let mut i = self.lock();
         let issue = find_mut(&mut i.issues, number)?;
         issue.state = IssueState::Open;

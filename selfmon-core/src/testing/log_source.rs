@@ -13,6 +13,9 @@ use crate::traits::{LogPage, LogSource, LogSourceDescription};
 struct Inner {
     records: Vec<LogRecord>,
     next_id: i64,
+    /// Records ever appended, across recreations: the clock of records written without a
+    /// timestamp.
+    written: i64,
     pruned: BTreeSet<i64>,
     fail_next: Option<String>,
 }
@@ -52,10 +55,19 @@ impl MemoryLogSource {
     }
 
     /// Appends a record, assigning the next id (the record's own id is replaced); returns the id.
+    /// A record without a timestamp gets one, one second after the previous record written
+    /// (recreations included, so a recreated log's records differ from the old ones as a real
+    /// server's would).
     pub fn append(&self, mut record: LogRecord) -> i64 {
         let mut i = self.lock();
         record.id = i.next_id;
         i.next_id += 1;
+        i.written += 1;
+        if record.timestamp.is_empty() {
+            let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH
+                + chrono::Duration::seconds(1_767_225_600 + i.written);
+            record.timestamp = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
         let id = record.id;
         i.records.push(record);
         id

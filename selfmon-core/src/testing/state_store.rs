@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
 use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
-    IssueState, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
+    IssueState, LogAnchor, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
 };
 use crate::traits::{
     IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
@@ -303,6 +303,16 @@ impl ScanLedger for MemoryStateStore {
             .max_by_key(|s| (s.completed_at, s.started_at))
             .map(|s| s.log_id_end)
             .unwrap_or(0))
+    }
+
+    async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>> {
+        Ok(self
+            .lock()
+            .scans
+            .iter()
+            .filter(|s| s.status == ScanStatus::Success && !s.dry_run)
+            .max_by_key(|s| (s.completed_at, s.started_at))
+            .and_then(|s| s.log_anchor.clone()))
     }
 
     async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64> {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{ScanEffects, ScanRecord, ScanReport};
+use crate::model::{LogAnchor, ScanEffects, ScanRecord, ScanReport};
 
 /// A single-flight lease held by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +175,19 @@ pub trait ScanLedger: Send + Sync {
     /// The cursor: `log_id_end` of the latest successful scan, 0 before the first.
     async fn last_successful_cursor(&self) -> Result<i64>;
 
+    /// The [`log_anchor`](ScanRecord::log_anchor) of the same scan `last_successful_cursor`
+    /// reads (the latest successful non-dry-run scan), `None` before any or when that scan
+    /// stored none. The engine uses it to recognise a recreated log that has already grown past
+    /// the cursor.
+    ///
+    /// The default returns `None`: a store that keeps no anchor still works, but then only a
+    /// recreated log whose newest id is below the cursor is recognised (records of a recreated
+    /// log that grew past the cursor are skipped). Both shipped stores implement it, and the
+    /// conformance suite checks it.
+    async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>> {
+        Ok(None)
+    }
+
     /// Closes scans left RUNNING (by a crashed process) as FAILURE with `reason` and completion
     /// time `now`; returns how many. Only call while holding the lease.
     async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
@@ -213,6 +226,7 @@ crate::traits::forward::forward! {
         async fn renew_lease(&self, lease: &Lease, ttl: Duration, now: DateTime<Utc>) -> Result<LeaseRenewal>;
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
+        async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>>;
         async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;

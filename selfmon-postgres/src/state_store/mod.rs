@@ -686,6 +686,31 @@ async fn latest_success(
     row.map(|r| Ok((r.col(0)?, r.col(1)?))).transpose()
 }
 
+/// The log anchor of the scan [`latest_success`] picks (kept in its JSON record).
+async fn latest_success_anchor(
+    c: &impl tokio_postgres::GenericClient,
+    s: &str,
+) -> Result<Option<selfmon_core::LogAnchor>> {
+    let row = c
+        .query_opt(
+            &format!(
+                "SELECT record->'log_anchor' FROM {s}.selfmon_scans WHERE status = 'SUCCESS'
+                 AND NOT coalesce((record->>'dry_run')::boolean, false)
+                 ORDER BY completed_at DESC NULLS LAST, seq DESC LIMIT 1"
+            ),
+            &[],
+        )
+        .await
+        .map_err(Error::query("reading the log anchor"))?;
+    match row {
+        None => Ok(None),
+        Some(r) => match r.col::<Option<serde_json::Value>>(0)? {
+            None => Ok(None),
+            Some(v) => from_json("log anchor", v),
+        },
+    }
+}
+
 /// The lease columns [`lease_of_row`] reads, in order.
 const LEASE_COLUMNS: &str = "owner, expires_at, acquired_at, host, pid, process_start";
 

@@ -80,6 +80,13 @@ impl ScanLedger for PgStateStore {
         )
     }
 
+    async fn last_successful_anchor(
+        &self,
+    ) -> selfmon_core::Result<Option<selfmon_core::LogAnchor>> {
+        let s = self.inner.s.clone();
+        core(async { with_conn!(self, |c| { latest_success_anchor(c, &s).await }) }.await)
+    }
+
     async fn close_abandoned_scans(
         &self,
         now: DateTime<Utc>,

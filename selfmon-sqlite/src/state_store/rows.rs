@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
 use selfmon_core::{
     Classification, DuplicateCounts, ErrorCode, FiledIssue, IssueRef, IssueState, Lease,
-    LeaseHolder, ScanId, ScanRecord, ScanStatus, ScanTrigger,
+    LeaseHolder, LogAnchor, ScanId, ScanRecord, ScanStatus, ScanTrigger,
 };
 
 use super::values::*;
@@ -20,7 +20,7 @@ pub(super) const SCAN_COLUMNS: &str =
     findings, rejected_findings, issues_created, duplicates_by_error_code,
     duplicates_by_fingerprint, duplicates_by_similarity, comments_added, regressions, deferred,
     analysis_ran, model, prompt_version, cost_usd, input_tokens, output_tokens, gap_records,
-    cursor_reset, dry_run, error_message, backlog";
+    cursor_reset, dry_run, error_message, backlog, log_anchor_id, log_anchor_digest";
 
 pub(super) const ISSUE_COLUMNS: &str =
     "id, scan_id, github_issue_number, github_issue_url, classification,
@@ -71,6 +71,8 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
         ":dry_run": r.dry_run,
         ":error_message": r.error_message,
         ":backlog": to_i64(r.backlog),
+        ":anchor_id": r.log_anchor.as_ref().map(|a| a.id),
+        ":anchor_digest": r.log_anchor.as_ref().map(|a| a.digest.as_str()),
     };
     let updated = tx
         .execute(
@@ -86,7 +88,8 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              model = :model, prompt_version = :prompt_version, cost_usd = :cost_usd,
              input_tokens = :input_tokens, output_tokens = :output_tokens,
              gap_records = :gap_records, cursor_reset = :cursor_reset, dry_run = :dry_run,
-             error_message = :error_message, backlog = :backlog WHERE scan_id = :scan_id",
+             error_message = :error_message, backlog = :backlog, log_anchor_id = :anchor_id,
+             log_anchor_digest = :anchor_digest WHERE scan_id = :scan_id",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -98,13 +101,13 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              duplicates_by_error_code, duplicates_by_fingerprint, duplicates_by_similarity,
              comments_added, regressions, deferred, analysis_ran, model, prompt_version, cost_usd,
              input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message,
-             backlog)
+             backlog, log_anchor_id, log_anchor_digest)
              VALUES (:scan_id, :trigger, :status, :started_at, :completed_at, :log_id_start,
              :log_id_end, :records_read, :signatures, :novel_signatures, :known_signatures,
              :ignored_signatures, :findings, :rejected_findings, :issues_created, :dup_code,
              :dup_fp, :dup_sim, :comments_added, :regressions, :deferred, :analysis_ran, :model,
              :prompt_version, :cost_usd, :input_tokens, :output_tokens, :gap_records,
-             :cursor_reset, :dry_run, :error_message, :backlog)",
+             :cursor_reset, :dry_run, :error_message, :backlog, :anchor_id, :anchor_digest)",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -170,6 +173,13 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             dry_run: b(29)?,
             error_message: r.get(30)?,
             backlog: u(31)?,
+            log_anchor: match (
+                r.get::<_, Option<i64>>(32)?,
+                r.get::<_, Option<String>>(33)?,
+            ) {
+                (Some(id), Some(digest)) => Some(LogAnchor { id, digest }),
+                _ => None,
+            },
         })
     })();
     res.map_err(e)
@@ -379,6 +389,24 @@ pub(super) fn write_lease(
     )
     .map_err(Error::sqlite("taking the lease"))?;
     Ok(lease)
+}
+
+/// The anchor of the latest successful scan (the same row [`latest_success`] picks).
+pub(super) fn latest_success_anchor(conn: &Connection) -> Result<Option<LogAnchor>> {
+    let row = conn
+        .query_row(
+            "SELECT log_anchor_id, log_anchor_digest FROM self_monitoring_scans
+             WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL AND COALESCE(dry_run, 0) = 0
+             ORDER BY completed_at DESC, rowid DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+        )
+        .optional()
+        .map_err(Error::sqlite("reading the log anchor"))?;
+    Ok(match row {
+        Some((Some(id), Some(digest))) => Some(LogAnchor { id, digest }),
+        _ => None,
+    })
 }
 
 /// The latest successful scan (by completion time, then insertion order) and its `log_id_end`.

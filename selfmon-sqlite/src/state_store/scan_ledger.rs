@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 use selfmon_core::{
-    Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanEffects, ScanLedger, ScanRecord, ScanReport,
+    Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, LogAnchor, ScanEffects, ScanLedger, ScanRecord,
+    ScanReport,
 };
 
 use super::backlog::*;
@@ -122,6 +123,10 @@ impl ScanLedger for SqliteStateStore {
     async fn last_successful_cursor(&self) -> selfmon_core::Result<i64> {
         self.run_core(|conn| Ok(latest_success(conn)?.map_or(0, |(_, end)| end)))
             .await
+    }
+
+    async fn last_successful_anchor(&self) -> selfmon_core::Result<Option<LogAnchor>> {
+        self.run_core(|conn| latest_success_anchor(conn)).await
     }
 
     async fn close_abandoned_scans(
