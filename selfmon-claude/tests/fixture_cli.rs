@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use selfmon_claude::{ClaudeJob, ClaudeRunner, ClaudeRunnerConfig, Error, ToolPolicy};
 use selfmon_core::digest::Digest;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     AnalysisRequest, AnalysisRunner, Classification, ClaudeModel, Level, LogRecord, ScanId,
     SelfMonitoringConfig,
@@ -107,7 +108,7 @@ fn request(data: String) -> AnalysisRequest {
     AnalysisRequest {
         scan_id: ScanId("scan-1".into()),
         instructions: INSTRUCTIONS.into(),
-        data,
+        data: Redactor::shared().redacted(&data),
         boundary: "BOUNDARY".into(),
         digest: Digest::default(),
         model: ClaudeModel::Sonnet,

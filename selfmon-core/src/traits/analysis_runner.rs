@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::model::{ClaudeModel, Finding, RejectedFinding, ScanId};
+use crate::redact::RedactedText;
 
 /// Everything a runner needs for one analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,9 +17,9 @@ pub struct AnalysisRequest {
     pub scan_id: ScanId,
     /// The rendered instructions. They refer to the data but do not contain it.
     pub instructions: String,
-    /// The fenced, bounded digest text: untrusted data. A model runner sends it separately from the
-    /// instructions (e.g. on stdin).
-    pub data: String,
+    /// The fenced, bounded digest text: untrusted data, redacted. A model runner sends it
+    /// separately from the instructions (e.g. on stdin).
+    pub data: RedactedText,
     /// The random boundary that fences `data`.
     pub boundary: String,
     /// The structured digest (novel signatures only), for runners that work on structure.
