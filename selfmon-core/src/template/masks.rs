@@ -511,6 +511,15 @@ pub(super) fn trim_tail_punct(s: &str) -> &str {
 }
 
 fn mask_token(token: &str, out: &mut String) {
+    // Most tokens are words (letters, `_`, `-`, parentheses): they stay as they are, whatever
+    // their punctuation.
+    if token
+        .bytes()
+        .all(|c| BYTE_CLASSES[usize::from(c)] & C_WORD != 0)
+    {
+        out.push_str(token);
+        return;
+    }
     if is_placeholder(token) {
         out.push_str(token);
         return;
@@ -528,12 +537,12 @@ fn mask_token(token: &str, out: &mut String) {
     let core = trim_tail_punct(core_and_tail);
     let tail = &core_and_tail[core.len()..];
     out.push_str(lead);
-    if core.is_empty() {
-        out.push_str(tail);
-        return;
+    if !core.is_empty() {
+        mask_core(core, out, 0);
     }
-    mask_core(core, out, 0);
-    out.push_str(tail);
+    if !tail.is_empty() {
+        out.push_str(tail);
+    }
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {
