@@ -387,12 +387,17 @@ fn next_space(s: &str, from: usize) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = from;
     let mut quote = false;
-    // Eight bytes at a time while none is a control, a space or non-ASCII.
+    // Eight bytes at a time up to the first control, space or non-ASCII byte (the loop below
+    // decides what that byte is). The lowest flagged lane of each test is exact.
     while let Some(w) = word_at(b, i) {
-        if lanes_below(w, 0x21) | (w & lanes(0x80)) != 0 {
+        let quotes = lanes_below(w ^ lanes(b'"'), 1) | lanes_below(w ^ lanes(b'\''), 1);
+        let stop = lanes_below(w, 0x21) | (w & lanes(0x80));
+        if stop != 0 {
+            quote |= quotes != 0 && quotes.trailing_zeros() < stop.trailing_zeros();
+            i += (stop.trailing_zeros() / 8) as usize;
             break;
         }
-        quote |= lanes_below(w ^ lanes(b'"'), 1) | lanes_below(w ^ lanes(b'\''), 1) != 0;
+        quote |= quotes != 0;
         i += 8;
     }
     while i < b.len() {
