@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{
     classification_in, Classification, Component, Error, IssueDraft, IssueRef, IssueState,
     IssueTracker, Marker, Result, TrackedIssue,
@@ -205,7 +206,7 @@ impl Folder {
             std::fs::write(&path, text).map_err(|e| io_err("write", &path, e))?;
             let issue = DryRunIssue {
                 number,
-                title: draft.title.clone(),
+                title: draft.title.to_string(),
                 labels: draft.labels.clone(),
                 state: IssueState::Open,
                 file,
@@ -220,7 +221,7 @@ impl Folder {
         })
     }
 
-    fn comment(&self, number: u64, body: &str) -> Result<()> {
+    fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
         self.with_index(|issues| {
             let issue = Self::find(issues, number)?;
             issue.comments += 1;
@@ -262,8 +263,8 @@ impl IssueTracker for DryRunTracker {
         self.blocking(move |f| f.create(&draft)).await
     }
 
-    async fn comment(&self, number: u64, body: &str) -> Result<()> {
-        let body = body.to_string();
+    async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
+        let body = body.clone();
         self.blocking(move |f| f.comment(number, &body)).await
     }
 

@@ -120,3 +120,17 @@ impl JobQueue for NotifyingQueue {
         Ok(sub)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_notifying_queue_passes_the_job_queue_conformance_suite() {
+        let (events, _receiver) = broadcast::channel(64);
+        selfmon_core::conformance::job_queue(|handler| {
+            NotifyingQueue::new(MemoryJobQueue::start(handler), events)
+        })
+        .await;
+    }
+}

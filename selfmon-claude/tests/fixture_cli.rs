@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use selfmon_claude::{ClaudeJob, ClaudeRunner, ClaudeRunnerConfig, Error, ToolPolicy};
 use selfmon_core::digest::Digest;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     AnalysisRequest, AnalysisRunner, Classification, ClaudeModel, Level, LogRecord, ScanId,
     SelfMonitoringConfig,
@@ -107,7 +108,7 @@ fn request(data: String) -> AnalysisRequest {
     AnalysisRequest {
         scan_id: ScanId("scan-1".into()),
         instructions: INSTRUCTIONS.into(),
-        data,
+        data: Redactor::shared().redacted(&data),
         boundary: "BOUNDARY".into(),
         digest: Digest::default(),
         model: ClaudeModel::Sonnet,
@@ -775,4 +776,16 @@ async fn the_private_dir_is_0700_its_instructions_0600_and_it_is_removed_after_a
         );
         assert!(!private_dir(&fake).exists(), "{scenario}: private dir left");
     }
+}
+
+#[tokio::test]
+async fn the_runner_passes_the_analysis_runner_conformance_suite() {
+    let fake = Fake::new("success");
+    selfmon_core::conformance::analysis_runner(&fake.runner()).await;
+}
+
+#[tokio::test]
+async fn the_runner_passes_the_conformance_timeout_check_against_a_hanging_cli() {
+    let fake = Fake::new("hang");
+    selfmon_core::conformance::analysis_runner_times_out(&fake.runner()).await;
 }

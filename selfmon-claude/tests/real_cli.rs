@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use selfmon_claude::{ClaudeRunner, ClaudeRunnerConfig, Error, ToolPolicy};
 use selfmon_core::digest::Digest;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{AnalysisRequest, AnalysisRunner, Classification, ClaudeModel, ScanId};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -364,7 +365,8 @@ fn request() -> AnalysisRequest {
     AnalysisRequest {
         scan_id: ScanId("contract".into()),
         instructions: "CONTRACT-INSTRUCTIONS: report problems found in the log digest.".into(),
-        data: "CONTRACT-DATA: [GIT-SYNC-001] ValueError in sync_repo (record 42)".into(),
+        data: Redactor::shared()
+            .redacted("CONTRACT-DATA: [GIT-SYNC-001] ValueError in sync_repo (record 42)"),
         boundary: "B".into(),
         digest: Digest::default(),
         model: ClaudeModel::Sonnet,

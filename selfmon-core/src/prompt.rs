@@ -155,6 +155,12 @@ pub fn effective(config: &SelfMonitoringConfig) -> PromptStatus {
     }
 }
 
+/// Wraps untrusted data in a fence whose boundary cannot occur inside it.
+pub fn fence(data: &str, boundary: &str) -> String {
+    let neutralised = data.replace(boundary, "[boundary removed]");
+    format!("<<<{boundary}\n{neutralised}\n{boundary}>>>\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,3 +33,28 @@ async fn memory_issue_tracker_conforms() {
 async fn memory_template_memory_conforms() {
     conformance::template_memory(&MemoryStateStore::new()).await;
 }
+
+#[tokio::test]
+async fn memory_job_queue_conforms() {
+    conformance::job_queue(selfmon_core::testing::MemoryJobQueue::start).await;
+}
+
+#[tokio::test]
+async fn offline_runner_conforms() {
+    conformance::analysis_runner(&selfmon_core::offline::OfflineRunner).await;
+}
+
+#[tokio::test]
+async fn scripted_runner_conforms() {
+    use selfmon_core::AnalysisRunner;
+    // Scripted with the answer the offline rules give the suite's request: real findings.
+    let answer = selfmon_core::offline::OfflineRunner
+        .analyze(&conformance::analysis_request())
+        .await
+        .unwrap();
+    assert!(
+        !answer.findings.is_empty(),
+        "the suite's request has findings to make"
+    );
+    conformance::analysis_runner(&selfmon_core::testing::ScriptedRunner::always(answer)).await;
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::rig_with;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     classification_in, classification_marker, Analysis, AnalysisRequest, AnalysisRunner,
     Classification, Error, ErrorCode, Finding, FindingOutcome, IssueDraft, IssueTracker, Level,
@@ -55,8 +56,9 @@ async fn an_issue_under_a_renamed_title_prefix_keeps_its_classification_and_catc
     );
     r.tracker
         .create_issue(&IssueDraft {
-            title: "(usage) [API-AUTH-001] clients send expired tokens".into(),
-            body,
+            title: Redactor::shared()
+                .redacted("(usage) [API-AUTH-001] clients send expired tokens"),
+            body: Redactor::shared().redacted(&body),
             labels: vec!["selfmon".into()],
             classification: Classification::ClientMisuse,
             fingerprint: "abc123".into(),

@@ -26,7 +26,7 @@ impl AnalysisRunner for Recording {
     async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(request.instructions.clone());
-            seen.push(request.data.clone());
+            seen.push(request.data.to_string());
             seen.push(serde_json::to_string(&request.digest).unwrap_or_default());
         }
         OfflineRunner.analyze(request).await

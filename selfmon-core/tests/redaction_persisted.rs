@@ -56,7 +56,7 @@ impl AnalysisRunner for Echo {
     async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
         if let Ok(mut seen) = self.seen.lock() {
             seen.texts.push(request.instructions.clone());
-            seen.texts.push(request.data.clone());
+            seen.texts.push(request.data.to_string());
             seen.texts
                 .push(serde_json::to_string(&request.digest).unwrap_or_default());
             seen.fingerprints.push(
@@ -80,7 +80,7 @@ impl AnalysisRunner for Echo {
             .map(|(i, sig)| {
                 let sample = sig.sample_messages.join(" | ");
                 // Rotate which text lands where, so every field carries every kind of text.
-                let texts = [&sample, &sig.template, &prompt, &request.data];
+                let texts = [&sample, &sig.template, &prompt, &request.data.to_string()];
                 let pick = |k: usize| texts[(i + k) % texts.len()].as_str();
                 Finding {
                     classification: Classification::ServerBug,

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::{Method, Url};
 use selfmon_core::clock::Clock;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{IssueDraft, IssueRef, IssueTracker, Marker, TrackedIssue};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -418,10 +419,10 @@ impl IssueTracker for GitHubTracker {
         Ok(self.create(draft).await?)
     }
 
-    async fn comment(&self, number: u64, body: &str) -> selfmon_core::Result<()> {
+    async fn comment(&self, number: u64, body: &RedactedText) -> selfmon_core::Result<()> {
         check_body("comment", body)?;
         let url = self.issue_url(number, &["comments"])?;
-        let payload = json!({ "body": body });
+        let payload = json!({ "body": body.as_str() });
         self.http
             .send(Call {
                 method: Method::POST,

@@ -4,6 +4,7 @@ mod common;
 
 use common::fake_github::{FakeGitHub, FakeIssue};
 use common::*;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{IssueState, IssueTracker};
 use serde_json::json;
 use wiremock::matchers::{method, path};
@@ -157,7 +158,9 @@ async fn reopen_and_comment_on_a_missing_issue_are_not_found_errors() {
     let t = tracker(&server);
     for e in [
         t.reopen(77).await.unwrap_err(),
-        t.comment(77, "x").await.unwrap_err(),
+        t.comment(77, &Redactor::shared().redacted("x"))
+            .await
+            .unwrap_err(),
     ] {
         assert!(!e.is_retryable());
         assert!(matches!(

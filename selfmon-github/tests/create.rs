@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{Classification, IssueState, IssueTracker};
 use selfmon_github::{Error, MAX_BODY_CHARS};
 use serde_json::json;
@@ -81,7 +82,7 @@ async fn a_missing_label_is_created_once_then_used() {
     let t = tracker(&server);
     let mut d = draft("01");
     d.classification = Classification::ClientMisuse;
-    d.title = "[CLIENT] Bad requests".into();
+    d.title = Redactor::shared().redacted("[CLIENT] Bad requests");
     t.create_issue(&d).await.unwrap();
     t.create_issue(&d).await.unwrap();
 
@@ -178,7 +179,7 @@ async fn a_body_at_the_size_limit_is_sent_intact_and_one_over_is_refused_unsent(
     let mut d = draft("04");
     let filler = MAX_BODY_CHARS - d.body.chars().count();
     // Multi-byte characters: the limit is in characters, not bytes.
-    d.body = format!("{}{}", "é".repeat(filler), d.body);
+    d.body = Redactor::shared().redacted(&format!("{}{}", "é".repeat(filler), d.body));
     assert_eq!(d.body.chars().count(), MAX_BODY_CHARS);
     Mock::given(method("POST"))
         .and(path(ISSUES_PATH))
@@ -196,9 +197,9 @@ async fn a_body_at_the_size_limit_is_sent_intact_and_one_over_is_refused_unsent(
         .find(|r| r.method.as_str() == "POST")
         .unwrap();
     let sent: serde_json::Value = sent.body_json().unwrap();
-    assert_eq!(sent["body"].as_str().unwrap(), d.body);
+    assert_eq!(sent["body"].as_str().unwrap(), d.body.as_str());
 
-    d.body.push('x');
+    d.body = Redactor::shared().redacted(&format!("{}x", d.body));
     let e = t.create_issue(&d).await.unwrap_err();
     assert!(matches!(
         github_error(&e),

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use common::*;
 use selfmon_core::clock::FakeClock;
+use selfmon_core::redact::Redactor;
 use selfmon_core::IssueTracker;
 use selfmon_github::Error;
 use serde_json::json;
@@ -310,7 +311,7 @@ async fn a_5xx_on_comment_is_not_resent() {
         .mount(&server)
         .await;
     let e = tracker(&server)
-        .comment(12, "seen again")
+        .comment(12, &Redactor::shared().redacted("seen again"))
         .await
         .unwrap_err();
     assert!(e.is_retryable());
@@ -338,7 +339,10 @@ async fn comment_gaps(spacing_ms: Option<u64>, comments: usize) -> Vec<Duration>
     let tasks: Vec<_> = (0..comments)
         .map(|i| {
             let t = t.clone();
-            tokio::spawn(async move { t.comment(12, &format!("comment {i}")).await })
+            tokio::spawn(async move {
+                t.comment(12, &Redactor::shared().redacted(&format!("comment {i}")))
+                    .await
+            })
         })
         .collect();
     for task in tasks {

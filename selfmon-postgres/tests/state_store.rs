@@ -5,6 +5,7 @@ mod support;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     Classification, FiledIssue, FilingIntent, Finding, FindingOutcome, IssueDraft, IssueLedger,
     IssueRef, IssueState, LeaseOutcome, Marker, PageRequest, ScanHistory, ScanId, ScanLedger,
@@ -23,8 +24,8 @@ fn intent(id: &str, number: u64) -> FilingIntent {
         intent_id: id.to_string(),
         scan_id: ScanId(format!("scan-{number}")),
         draft: IssueDraft {
-            title: format!("[BUG] finding {number}"),
-            body: "body".into(),
+            title: Redactor::shared().redacted(&format!("[BUG] finding {number}")),
+            body: Redactor::shared().redacted("body"),
             labels: vec!["selfmon".into()],
             classification: Classification::ServerBug,
             fingerprint: fingerprint.clone(),

@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection};
 use selfmon_core::engine::SelfMonitor;
 use selfmon_core::offline::OfflineRunner;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::testing::{FakeClock, MemoryIssueTracker};
 use selfmon_core::{
     BacklogEntry, ClosedBacklogEntry, Component, Error, FiledIssue, FilingIntent, IssueDraft,
@@ -192,7 +193,7 @@ impl IssueTracker for CrashingTracker {
     async fn create_issue(&self, d: &IssueDraft) -> selfmon_core::Result<IssueRef> {
         guarded!(self, self.inner.create_issue(d))
     }
-    async fn comment(&self, n: u64, b: &str) -> selfmon_core::Result<()> {
+    async fn comment(&self, n: u64, b: &RedactedText) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.comment(n, b))
     }
     async fn reopen(&self, n: u64) -> selfmon_core::Result<()> {

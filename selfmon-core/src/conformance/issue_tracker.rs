@@ -1,13 +1,17 @@
 use chrono::{Duration, Utc};
 
 use crate::model::{Classification, IssueDraft, IssueState, Marker};
+use crate::redact::Redactor;
 use crate::traits::IssueTracker;
 
 fn draft(fp: &str, title: &str) -> IssueDraft {
     let marker = Marker::for_fingerprint(fp);
     IssueDraft {
-        title: title.to_string(),
-        body: format!("## Summary\n\nconformance\n\n{}\n", marker.as_str()),
+        title: Redactor::shared().redacted(title),
+        body: Redactor::shared().redacted(&format!(
+            "## Summary\n\nconformance\n\n{}\n",
+            marker.as_str()
+        )),
         labels: vec!["selfmon".into(), "bug".into()],
         classification: Classification::ServerBug,
         fingerprint: fp.to_string(),
@@ -62,11 +66,14 @@ pub async fn issue_tracker(tracker: &dyn IssueTracker) {
         .is_none());
 
     tracker
-        .comment(a.number, "a comment")
+        .comment(a.number, &Redactor::shared().redacted("a comment"))
         .await
         .expect("comment");
     assert!(
-        tracker.comment(999_999, "x").await.is_err(),
+        tracker
+            .comment(999_999, &Redactor::shared().redacted("x"))
+            .await
+            .is_err(),
         "commenting on a missing issue is an error"
     );
     assert!(

@@ -8,6 +8,7 @@ use crate::model::{
     RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
     SignatureFate, SignatureReport, SkippedSignature, MAX_REPORT_SIGNATURES,
 };
+use crate::redact::Redactor;
 use crate::traits::{
     DedupTier, IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal,
     PageRequest, ScanLedger, StateStore, TemplateMemory,
@@ -115,8 +116,9 @@ fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent
         intent_id: id.to_string(),
         scan_id: ScanId(format!("scan-{number}")),
         draft: IssueDraft {
-            title: format!("{} finding {number}", class.title_prefix()),
-            body: "body".into(),
+            title: Redactor::shared()
+                .redacted(&format!("{} finding {number}", class.title_prefix())),
+            body: Redactor::shared().redacted("body"),
             labels: vec!["selfmon".into()],
             classification: class,
             fingerprint: fingerprint.clone(),

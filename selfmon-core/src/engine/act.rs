@@ -493,7 +493,7 @@ impl Act<'_> {
         let draft = self
             .egress
             .draft(finding, &evidence.shown, &scan_id, &candidate.fingerprint);
-        let title = draft.title.clone();
+        let title = draft.title.to_string();
         let intent = FilingIntent {
             intent_id: uuid::Uuid::new_v4().to_string(),
             scan_id: scan_id.clone(),
@@ -528,7 +528,7 @@ impl Act<'_> {
                 });
                 self.report.outcomes.push(FindingOutcome::WouldFile {
                     title,
-                    body: draft.body,
+                    body: draft.body.into_string(),
                 });
             }
             Filing::Filed(row) => {

@@ -45,12 +45,9 @@ pub(crate) fn prompt(
         return Ok(None);
     }
     let boundary = format!("SELFMON-DATA-{}", uuid::Uuid::new_v4().simple());
-    let data = fence(
-        egress
-            .redacted(&input.shown.render(input.max_digest_bytes))
-            .as_str(),
-        &boundary,
-    );
+    let data = egress
+        .redacted(&input.shown.render(input.max_digest_bytes))
+        .fenced(&boundary);
     let instructions = prompt::render(
         input.template,
         &PromptVars {
@@ -152,12 +149,6 @@ pub(crate) fn validate(
         }
     }
     out
-}
-
-/// Wraps untrusted data in a fence whose boundary cannot occur inside it.
-pub fn fence(data: &str, boundary: &str) -> String {
-    let neutralised = data.replace(boundary, "[boundary removed]");
-    format!("<<<{boundary}\n{neutralised}\n{boundary}>>>\n")
 }
 
 /// A bounded list of open issues for the prompt.

@@ -138,18 +138,14 @@ impl Egress<'_> {
     ) -> IssueDraft {
         let marker = Marker::for_fingerprint(fingerprint);
         IssueDraft {
-            title: self
-                .redacted(&issue_title(finding.classification, &finding.title))
-                .into_string(),
-            body: self
-                .redacted(&issue_body(
-                    finding,
-                    evidence,
-                    scan_id,
-                    &marker,
-                    self.server,
-                ))
-                .into_string(),
+            title: self.redacted(&issue_title(finding.classification, &finding.title)),
+            body: self.redacted(&issue_body(
+                finding,
+                evidence,
+                scan_id,
+                &marker,
+                self.server,
+            )),
             labels: vec![
                 "selfmon".to_string(),
                 finding.classification.default_label().to_string(),
@@ -185,7 +181,7 @@ impl Egress<'_> {
             return Ok(());
         }
         let body = self.redacted(&occurrence_comment(heading, finding, evidence, scan_id));
-        self.tracker.comment(issue, body.as_str()).await
+        self.tracker.comment(issue, &body).await
     }
 
     /// Reopens an issue, in the tracker and the store (skipped in a dry run).

@@ -21,7 +21,7 @@ mod egress;
 mod read;
 mod triage;
 
-pub use analyse::fence;
+pub use crate::prompt::fence;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -693,7 +693,7 @@ impl SelfMonitor {
         if let Some(request) = prompt {
             report.record.analysis_ran = true;
             report.runner = Some(self.runner.name().to_string());
-            report.digest_sent = Some(request.data.clone());
+            report.digest_sent = Some(request.data.to_string());
             let answer = analyse::run(self.runner.as_ref(), &request).await?;
             report.record.cost_usd = answer.usage.cost_usd;
             report.record.input_tokens = answer.usage.input_tokens;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Classification, ErrorCode, Finding, ScanId};
+use crate::redact::RedactedText;
 
 /// Open or closed, as the tracker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -68,10 +69,10 @@ impl Marker {
 /// send it as is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IssueDraft {
-    /// Full title including the classification prefix (`[BUG] ...`).
-    pub title: String,
-    /// Markdown body, with the hidden marker.
-    pub body: String,
+    /// Full title including the classification prefix (`[BUG] ...`), redacted.
+    pub title: RedactedText,
+    /// Markdown body, with the hidden marker, redacted.
+    pub body: RedactedText,
     /// Labels to apply.
     pub labels: Vec<String>,
     /// The classification.
@@ -202,7 +203,7 @@ impl FiledIssue {
         FiledIssue {
             scan_id: intent.scan_id.clone(),
             issue,
-            title: intent.draft.title.clone(),
+            title: intent.draft.title.to_string(),
             classification: finding.classification,
             error_codes: finding.error_codes.clone(),
             fingerprint: intent.draft.fingerprint.clone(),

@@ -9,7 +9,7 @@ use super::Redactor;
 ///
 /// Only the redactor makes one ([`Redactor::redacted`]), so a path that sends or stores text
 /// cannot skip redaction without failing to compile. Adapters read it with
-/// [`as_str`](Self::as_str) or `Display`. Reading one back from storage (`Deserialize`) redacts it
+/// [`as_str`](Self::as_str), `Deref<Target = str>` or `Display`. Reading one back from storage (`Deserialize`) redacts it
 /// again with the default rules: stored text is not trusted to have been redacted.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(transparent)]
@@ -40,11 +40,26 @@ impl RedactedText {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// The text between a line `<<<boundary` and a line `boundary>>>`
+    /// ([`crate::prompt::fence`]). The boundary is made by the engine, never taken from log text:
+    /// it is random, so the redactor would take it for a secret.
+    pub fn fenced(&self, boundary: &str) -> RedactedText {
+        RedactedText(crate::prompt::fence(&self.0, boundary))
+    }
 }
 
 impl fmt::Display for RedactedText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for RedactedText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::model::{classification_in, IssueDraft, IssueRef, IssueState, Marker, TrackedIssue};
+use crate::redact::RedactedText;
 use crate::traits::IssueTracker;
 
 /// One issue held by [`MemoryIssueTracker`].
@@ -42,6 +43,8 @@ pub enum TrackerFault {
     ListFails,
     /// `find_by_marker` fails.
     FindFails,
+    /// `reopen` fails.
+    ReopenFails,
     /// The rate limit is spent: the matching call (any call) and every later one fail with
     /// [`Error::RateLimited`] (resetting at `reset_at`) and change nothing, until
     /// [`MemoryIssueTracker::lift_rate_limit`].
@@ -217,8 +220,8 @@ impl IssueTracker for MemoryIssueTracker {
         let mut inner = self.lock();
         let issue = MemoryIssue {
             number: inner.issues.len() as u64 + 1,
-            title: draft.title.clone(),
-            body: draft.body.clone(),
+            title: draft.title.to_string(),
+            body: draft.body.to_string(),
             labels: draft.labels.clone(),
             state: IssueState::Open,
             comments: Vec::new(),
@@ -233,7 +236,7 @@ impl IssueTracker for MemoryIssueTracker {
         Ok(r)
     }
 
-    async fn comment(&self, number: u64, body: &str) -> Result<()> {
+    async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
         if self.take_fault(&[TrackerFault::CommentFails])?.is_some() {
             return Err(Self::fault("comment"));
         }
@@ -244,7 +247,9 @@ impl IssueTracker for MemoryIssueTracker {
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
-        self.take_fault(&[])?;
+        if self.take_fault(&[TrackerFault::ReopenFails])?.is_some() {
+            return Err(Self::fault("reopen"));
+        }
         let mut i = self.lock();
         let issue = find_mut(&mut i.issues, number)?;
         issue.state = IssueState::Open;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::model::{ClaudeModel, Finding, RejectedFinding, ScanId};
+use crate::redact::RedactedText;
 
 /// Everything a runner needs for one analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,9 +17,9 @@ pub struct AnalysisRequest {
     pub scan_id: ScanId,
     /// The rendered instructions. They refer to the data but do not contain it.
     pub instructions: String,
-    /// The fenced, bounded digest text: untrusted data. A model runner sends it separately from the
-    /// instructions (e.g. on stdin).
-    pub data: String,
+    /// The fenced, bounded digest text: untrusted data, redacted. A model runner sends it
+    /// separately from the instructions (e.g. on stdin).
+    pub data: RedactedText,
     /// The random boundary that fences `data`.
     pub boundary: String,
     /// The structured digest (novel signatures only), for runners that work on structure.
@@ -73,7 +74,11 @@ pub struct Analysis {
 /// - Returns `Ok` only with a complete, parsed answer; an empty `findings` list is a valid answer.
 ///   Partial or unparseable output is an error, so the engine records the scan as failed and leaves
 ///   the cursor where it was.
+/// - An answer has at most `request.max_findings` findings, each citing only record ids in
+///   `first_record_id..=last_record_id` (the engine checks again; a runner that validates keeps
+///   its rejects in `rejected`).
 /// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
+/// - `conformance::analysis_runner` (feature `mock`) checks an implementation against this.
 /// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
 ///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
 // Adding a method? List it in the `forward!` at the end of this file too.

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::error::Result;
 use crate::model::{IssueDraft, IssueRef, Marker, TrackedIssue};
+use crate::redact::RedactedText;
 
 /// An issue tracker (GitHub, a dry-run folder, an in-memory list).
 ///
@@ -29,11 +30,12 @@ pub trait IssueTracker: Send + Sync {
     /// Open issues selfmon filed, plus those closed since `closed_since`.
     async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
 
-    /// Creates an issue.
+    /// Creates an issue. Its title and body are [`RedactedText`]: the engine redacted them; an
+    /// adapter sends them as they are (`as_str()`).
     async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
 
-    /// Adds a comment.
-    async fn comment(&self, number: u64, body: &str) -> Result<()>;
+    /// Adds a comment; the body was redacted by the engine.
+    async fn comment(&self, number: u64, body: &RedactedText) -> Result<()>;
 
     /// Reopens a closed issue (a regression).
     async fn reopen(&self, number: u64) -> Result<()>;
@@ -46,7 +48,7 @@ crate::traits::forward::forward! {
     IssueTracker {
         async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>>;
         async fn create_issue(&self, draft: &IssueDraft) -> Result<IssueRef>;
-        async fn comment(&self, number: u64, body: &str) -> Result<()>;
+        async fn comment(&self, number: u64, body: &RedactedText) -> Result<()>;
         async fn reopen(&self, number: u64) -> Result<()>;
         async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
     }

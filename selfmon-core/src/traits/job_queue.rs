@@ -119,6 +119,7 @@ pub enum Submission {
 ///   forgotten after retention).
 /// - Errors are `Error::Adapter { component: JobQueue, .. }`; submit is not idempotent, so a failed
 ///   submit should be followed by [`active_job`](JobQueue::active_job) before retrying.
+/// - `conformance::job_queue` (feature `mock`) checks an implementation against this.
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

@@ -2,6 +2,7 @@
 //! JSON, drafts.
 #![allow(dead_code)]
 
+use selfmon_core::redact::Redactor;
 use selfmon_core::{Classification, IssueDraft, Marker};
 use selfmon_github::{GitHubConfig, GitHubTracker};
 use serde_json::{json, Value};
@@ -62,8 +63,8 @@ pub fn marker(fp: &str) -> Marker {
 pub fn draft(fp: &str) -> IssueDraft {
     let m = marker(fp);
     IssueDraft {
-        title: "[BUG] Crash in sync".into(),
-        body: format!("Something broke.\n\n{}", m.as_str()),
+        title: Redactor::shared().redacted("[BUG] Crash in sync"),
+        body: Redactor::shared().redacted(&format!("Something broke.\n\n{}", m.as_str())),
         labels: vec![],
         classification: Classification::ServerBug,
         fingerprint: fp.into(),

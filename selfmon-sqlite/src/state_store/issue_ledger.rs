@@ -104,7 +104,7 @@ impl IssueLedger for SqliteStateStore {
                     intent.scan_id.as_str(),
                     intent.draft.fingerprint,
                     intent.draft.marker.as_str(),
-                    intent.draft.title,
+                    intent.draft.title.as_str(),
                     to_json("issue draft", &intent.draft)?,
                     to_json("finding", &intent.finding)?,
                     to_json("templates", &intent.templates)?,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use chrono::{DateTime, TimeZone, Utc};
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     Classification, FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker,
     ScanId,
@@ -31,8 +32,11 @@ pub fn intent(id: &str, seed: u64) -> FilingIntent {
         intent_id: id.to_string(),
         scan_id: ScanId("scan".into()),
         draft: IssueDraft {
-            title: format!("[BUG] problem {seed}"),
-            body: format!("body\n{}", Marker::for_fingerprint(&fingerprint).as_str()),
+            title: Redactor::shared().redacted(&format!("[BUG] problem {seed}")),
+            body: Redactor::shared().redacted(&format!(
+                "body\n{}",
+                Marker::for_fingerprint(&fingerprint).as_str()
+            )),
             labels: vec!["bug".into()],
             classification: Classification::ServerBug,
             fingerprint: fingerprint.clone(),
@@ -61,7 +65,7 @@ impl FakeTracker {
     pub fn create(&self, draft: &IssueDraft) -> IssueRef {
         let mut issues = self.issues.lock().unwrap();
         let number = issues.len() as u64 + 1;
-        issues.push((number, draft.body.clone()));
+        issues.push((number, draft.body.to_string()));
         IssueRef {
             number,
             url: format!("https://tracker.invalid/{number}"),
