@@ -6,6 +6,7 @@ mod support;
 use std::time::Duration;
 
 use rusqlite::Connection;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     Classification, FilingIntent, IssueFilter, IssueLedger, IssueRef, IssueState, LeaseOutcome,
     PageRequest, ScanHistory, ScanId, ScanLedger, ScanRecord, ScanStatus, ScanTrigger,
@@ -451,7 +452,7 @@ async fn dashboard_queries_are_paginated_with_totals_and_capped() {
             ScanRecord::started(ScanId(format!("s{n:04}")), ScanTrigger::Scheduled, 0, t(n));
         s.status = ScanStatus::Failure;
         s.completed_at = Some(t(n + 3));
-        s.error_message = Some(format!("error {n}"));
+        s.error_message = Some(Redactor::shared().redacted(&format!("error {n}")));
         store.begin_scan(&s).await.unwrap();
     }
     let page = store

@@ -261,7 +261,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     store.begin_scan(&s2).await.expect("begin s2");
     s2.status = ScanStatus::Failure;
     s2.completed_at = Some(t(21));
-    s2.error_message = Some("runner failed".into());
+    s2.error_message = Some(Redactor::shared().redacted("runner failed"));
     s2.log_anchor = Some(LogAnchor {
         id: 50,
         digest: "ffffffffffffffffffffffffffffffff".into(),
@@ -746,7 +746,7 @@ async fn scan_reports<S: StateStore + ?Sized>(store: &S) {
         .await
         .expect("save r1 again");
     r1.status = ScanStatus::Failure;
-    r1.error_message = Some("failed after the report".into());
+    r1.error_message = Some(Redactor::shared().redacted("failed after the report"));
     store.finish_scan(&r1).await.expect("finish r1");
     let loaded = store
         .scan_report(&ScanId("r1".into()))

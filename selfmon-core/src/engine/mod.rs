@@ -500,8 +500,7 @@ impl SelfMonitor {
                     report.record.log_id_end = cursor;
                 }
                 // Error text can quote log content; what is persisted is redacted like the rest.
-                report.record.error_message =
-                    Some(stored_error(&error_chain(&e), &config).into_string());
+                report.record.error_message = Some(stored_error(&error_chain(&e), &config));
                 if let Err(store_err) = self.store.finish_scan(&report.record).await {
                     tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
                 } else if let Err(store_err) = self

@@ -12,6 +12,7 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
     IssueState, LogAnchor, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
 };
+use crate::redact::Redactor;
 use crate::traits::{
     IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
     ScanHistory, ScanLedger, TemplateMemory,
@@ -325,7 +326,7 @@ impl ScanLedger for MemoryStateStore {
         {
             s.status = ScanStatus::Failure;
             s.completed_at = Some(now);
-            s.error_message = Some(reason.to_string());
+            s.error_message = Some(Redactor::shared().redacted(reason));
             n += 1;
         }
         Ok(n)

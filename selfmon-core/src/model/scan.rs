@@ -10,6 +10,7 @@ use crate::model::{
     SignatureReport, SkippedSignature, MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES,
     MAX_REPORT_TEXT_CHARS,
 };
+use crate::redact::RedactedText;
 use crate::traits::DedupTier;
 
 /// Unique id of a scan (a UUID v4 in text form).
@@ -167,7 +168,7 @@ pub struct ScanRecord {
     /// occurrences, learned templates, backlog).
     pub dry_run: bool,
     /// Why the scan failed.
-    pub error_message: Option<String>,
+    pub error_message: Option<RedactedText>,
     /// The last record this scan read (or the anchor it carried forward when it read nothing):
     /// how the next scan recognises that the log was recreated even when the new log has already
     /// grown past the cursor.

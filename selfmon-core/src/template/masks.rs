@@ -387,12 +387,17 @@ fn next_space(s: &str, from: usize) -> (usize, bool) {
     let b = s.as_bytes();
     let mut i = from;
     let mut quote = false;
-    // Eight bytes at a time while none is a control, a space or non-ASCII.
+    // Eight bytes at a time up to the first control, space or non-ASCII byte (the loop below
+    // decides what that byte is). The lowest flagged lane of each test is exact.
     while let Some(w) = word_at(b, i) {
-        if lanes_below(w, 0x21) | (w & lanes(0x80)) != 0 {
+        let quotes = lanes_below(w ^ lanes(b'"'), 1) | lanes_below(w ^ lanes(b'\''), 1);
+        let stop = lanes_below(w, 0x21) | (w & lanes(0x80));
+        if stop != 0 {
+            quote |= quotes != 0 && quotes.trailing_zeros() < stop.trailing_zeros();
+            i += (stop.trailing_zeros() / 8) as usize;
             break;
         }
-        quote |= lanes_below(w ^ lanes(b'"'), 1) | lanes_below(w ^ lanes(b'\''), 1) != 0;
+        quote |= quotes != 0;
         i += 8;
     }
     while i < b.len() {
@@ -511,6 +516,15 @@ pub(super) fn trim_tail_punct(s: &str) -> &str {
 }
 
 fn mask_token(token: &str, out: &mut String) {
+    // Most tokens are words (letters, `_`, `-`, parentheses): they stay as they are, whatever
+    // their punctuation.
+    if token
+        .bytes()
+        .all(|c| BYTE_CLASSES[usize::from(c)] & C_WORD != 0)
+    {
+        out.push_str(token);
+        return;
+    }
     if is_placeholder(token) {
         out.push_str(token);
         return;
@@ -528,12 +542,12 @@ fn mask_token(token: &str, out: &mut String) {
     let core = trim_tail_punct(core_and_tail);
     let tail = &core_and_tail[core.len()..];
     out.push_str(lead);
-    if core.is_empty() {
-        out.push_str(tail);
-        return;
+    if !core.is_empty() {
+        mask_core(core, out, 0);
     }
-    mask_core(core, out, 0);
-    out.push_str(tail);
+    if !tail.is_empty() {
+        out.push_str(tail);
+    }
 }
 
 fn mask_core(core: &str, out: &mut String, depth: u8) {

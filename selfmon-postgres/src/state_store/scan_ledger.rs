@@ -1,6 +1,7 @@
 //! [`ScanLedger`] for [`PgStateStore`]: the lease, scan rows, the cursor and the atomic scan commit.
 
 use super::*;
+use selfmon_core::redact::Redactor;
 use selfmon_core::{ScanLedger, ScanReport};
 
 #[async_trait]
@@ -109,7 +110,7 @@ impl ScanLedger for PgStateStore {
                     let mut r: ScanRecord = from_json("scan record", row.col(0)?)?;
                     r.status = ScanStatus::Failure;
                     r.completed_at = Some(now);
-                    r.error_message = Some(reason.clone());
+                    r.error_message = Some(Redactor::shared().redacted(&reason));
                     let doc = to_json("scan record", &r)?;
                     tx.execute(
                         &format!(

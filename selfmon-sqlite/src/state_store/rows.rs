@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
+use selfmon_core::redact::Redactor;
 use selfmon_core::{
     Classification, DuplicateCounts, ErrorCode, FiledIssue, IssueRef, IssueState, Lease,
     LeaseHolder, LogAnchor, ScanId, ScanRecord, ScanStatus, ScanTrigger,
@@ -69,7 +70,7 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
         ":gap_records": to_i64(r.gap_records),
         ":cursor_reset": r.cursor_reset,
         ":dry_run": r.dry_run,
-        ":error_message": r.error_message,
+        ":error_message": r.error_message.as_deref(),
         ":backlog": to_i64(r.backlog),
         ":anchor_id": r.log_anchor.as_ref().map(|a| a.id),
         ":anchor_digest": r.log_anchor.as_ref().map(|a| a.digest.as_str()),
@@ -171,7 +172,10 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
             gap_records: u(27)?,
             cursor_reset: b(28)?,
             dry_run: b(29)?,
-            error_message: r.get(30)?,
+            // Read back through the redactor: stored text is not trusted to be redacted.
+            error_message: r
+                .get::<_, Option<String>>(30)?
+                .map(|m| Redactor::shared().redacted(&m)),
             backlog: u(31)?,
             log_anchor: match (
                 r.get::<_, Option<i64>>(32)?,
