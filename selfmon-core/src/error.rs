@@ -63,6 +63,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// An error-code catalog file could not be read or parsed ([`crate::inventory::Catalog`]).
+    #[error("cannot use error-code catalog {}: {reason}; expected a JSON array of codes, a JSON object keyed by code, or one code per line", .path.display())]
+    Catalog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong (which entry, or the I/O error).
+        reason: String,
+    },
+
     /// The prompt template references a placeholder that selfmon does not know.
     #[error("prompt template uses unknown placeholder `{{{name}}}`; known placeholders are {known}; write `{{{{` and `}}}}` for literal braces")]
     UnknownPlaceholder {

@@ -56,7 +56,6 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod cancel;
-pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod dedup;
@@ -64,6 +63,7 @@ pub mod digest;
 pub mod engine;
 pub mod error;
 pub mod hash;
+pub mod inventory;
 pub mod issue_body;
 pub mod lease;
 pub mod memory;

@@ -112,7 +112,9 @@ pub enum Error {
         reason: String,
     },
 
-    /// The error-code catalog file could not be read or parsed.
+    /// The error-code catalog file could not be read or parsed. No longer returned: the catalog
+    /// moved to `selfmon_core::inventory`, whose `Catalog::load` fails with
+    /// `selfmon_core::Error::Catalog`; kept so code matching on it still compiles.
     #[error("cannot use error-code catalog {path}: {reason}; expected a JSON array of codes, a JSON object keyed by code, or one code per line")]
     Catalog {
         /// The file.

@@ -138,7 +138,7 @@ fn a_bad_catalog_or_log_file_is_an_error_naming_it() {
     let bad = dir.path().join("codes.json");
     std::fs::write(&bad, r#"["GIT-SYNC-001", "nope"]"#).unwrap();
     let err = Catalog::load(&bad).unwrap_err();
-    assert!(matches!(err, Error::Catalog { .. }));
+    assert!(matches!(err, selfmon_core::Error::Catalog { .. }));
     assert!(
         err.to_string().contains("nope") && err.to_string().contains("codes.json"),
         "{err}"
