@@ -18,13 +18,13 @@
 //!
 //! | trait | what it is | adapters |
 //! |---|---|---|
-//! | [`LogSource`] | records with increasing ids, read after a cursor | [`testing::MemoryLogSource`], `sqlite::SqliteLogSource`, `postgres::PgLogSource` |
+//! | [`LogSource`] | records with increasing ids, read after a cursor | [`memory::MemoryLogSource`], `sqlite::SqliteLogSource`, `postgres::PgLogSource` |
 //! | [`AnalysisRunner`] | asks a model (or rules) about a bounded digest | [`offline::OfflineRunner`], `claude::ClaudeRunner` |
-//! | [`IssueTracker`] | files, finds, comments on and reopens issues | [`testing::MemoryIssueTracker`], [`dry_run::DryRunTracker`], `github::GitHubTracker` |
+//! | [`IssueTracker`] | files, finds, comments on and reopens issues | [`memory::MemoryIssueTracker`], [`dry_run::DryRunTracker`], `github::GitHubTracker` |
 //! | [`Deduplicator`] | decides new / duplicate / related / regression | the three-tier default in [`dedup`] |
-//! | [`ScanLedger`], [`IssueLedger`], [`ScanHistory`] (together [`StateStore`]) | the lease, scans, cursor; filed issues, outbox, backlog; read-only history | [`testing::MemoryStateStore`], `sqlite::SqliteStateStore`, `postgres::PgStateStore` |
+//! | [`ScanLedger`], [`IssueLedger`], [`ScanHistory`] (together [`StateStore`]) | the lease, scans, cursor; filed issues, outbox, backlog; read-only history | [`memory::MemoryStateStore`], `sqlite::SqliteStateStore`, `postgres::PgStateStore` |
 //! | [`TemplateMemory`] | learned templates kept between scans (optional) | the same stores |
-//! | [`JobQueue`] | runs scans as background jobs, one at a time | [`testing::MemoryJobQueue`], or the host's queue |
+//! | [`JobQueue`] | runs scans as background jobs, one at a time | [`memory::MemoryJobQueue`], or the host's queue |
 //!
 //! ## Example
 //!
@@ -32,7 +32,7 @@
 //! use std::sync::Arc;
 //! use selfmon::engine::SelfMonitor;
 //! use selfmon::offline::OfflineRunner;
-//! use selfmon::testing::{MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
+//! use selfmon::memory::{MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
 //! use selfmon::{Level, ScanTrigger};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {

@@ -141,6 +141,50 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// What the call named does not exist (a repository or issue the tracker does not know, a
+    /// missing file or row). Retrying the same call fails the same way: check the name.
+    #[error("{component}: not found: {source}")]
+    NotFound {
+        /// Which component answered.
+        component: Component,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The credentials were refused or lack a permission (HTTP 401/403 without rate-limit signs,
+    /// a database role without the privilege). Not retryable: fix the token or the grant.
+    #[error("{component}: permission denied: {source}")]
+    PermissionDenied {
+        /// Which component refused.
+        component: Component,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The service rejected what was sent (HTTP 422, a malformed option or URL). Not retryable:
+    /// the same input fails again.
+    #[error("{component}: invalid input: {source}")]
+    InvalidInput {
+        /// Which component rejected it.
+        component: Component,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// The service or store cannot be reached or is busy right now (a timeout, a lost
+    /// connection, HTTP 5xx, a locked SQLite file). Retryable: the same call may succeed later.
+    #[error("{component} is unavailable (retryable): {source}")]
+    Unavailable {
+        /// Which component was unavailable.
+        component: Component,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The analysis runner returned nothing usable; the scan fails and is retried next time.
     #[error("analysis output rejected: {reason}")]
     InvalidAnalysis {
@@ -209,6 +253,54 @@ impl Error {
         }
     }
 
+    /// Which component an adapter error came from ([`Error::Adapter`], [`Error::RateLimited`],
+    /// [`Error::NotFound`], [`Error::PermissionDenied`], [`Error::InvalidInput`],
+    /// [`Error::Unavailable`]); `None` for the engine's own errors.
+    pub fn component(&self) -> Option<Component> {
+        match self {
+            Error::Adapter { component, .. }
+            | Error::RateLimited { component, .. }
+            | Error::NotFound { component, .. }
+            | Error::PermissionDenied { component, .. }
+            | Error::InvalidInput { component, .. }
+            | Error::Unavailable { component, .. } => Some(*component),
+            Error::AnalysisFailed { source, .. } => source.component(),
+            _ => None,
+        }
+    }
+
+    /// Builds an [`Error::NotFound`].
+    pub fn not_found(component: Component, source: impl Into<BoxError>) -> Self {
+        Error::NotFound {
+            component,
+            source: source.into(),
+        }
+    }
+
+    /// Builds an [`Error::PermissionDenied`].
+    pub fn permission_denied(component: Component, source: impl Into<BoxError>) -> Self {
+        Error::PermissionDenied {
+            component,
+            source: source.into(),
+        }
+    }
+
+    /// Builds an [`Error::InvalidInput`].
+    pub fn invalid_input(component: Component, source: impl Into<BoxError>) -> Self {
+        Error::InvalidInput {
+            component,
+            source: source.into(),
+        }
+    }
+
+    /// Builds an [`Error::Unavailable`].
+    pub fn unavailable(component: Component, source: impl Into<BoxError>) -> Self {
+        Error::Unavailable {
+            component,
+            source: source.into(),
+        }
+    }
+
     /// Whether repeating the failed operation later may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -217,7 +309,8 @@ impl Error {
             Error::LeaseHeld { .. }
             | Error::LeaseLost { .. }
             | Error::AlreadyActive { .. }
-            | Error::RateLimited { .. } => true,
+            | Error::RateLimited { .. }
+            | Error::Unavailable { .. } => true,
             _ => false,
         }
     }
@@ -259,6 +352,35 @@ mod tests {
         assert!(e.is_retryable());
         assert_eq!(e.to_string(), "issue tracker failed (retryable): HTTP 502");
         assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn semantic_variants_keep_component_and_source_and_only_unavailable_is_retryable() {
+        let cases = [
+            (Error::not_found(Component::IssueTracker, "issue #7"), false),
+            (
+                Error::permission_denied(Component::IssueTracker, "403"),
+                false,
+            ),
+            (
+                Error::invalid_input(Component::StateStore, "bad option"),
+                false,
+            ),
+            (
+                Error::unavailable(Component::LogSource, "database is locked"),
+                true,
+            ),
+        ];
+        for (e, retryable) in cases {
+            assert_eq!(e.is_retryable(), retryable, "{e}");
+            assert!(e.component().is_some(), "{e}");
+            assert!(std::error::Error::source(&e).is_some(), "{e}");
+        }
+        assert_eq!(
+            Error::unavailable(Component::LogSource, "database is locked").to_string(),
+            "log source is unavailable (retryable): database is locked"
+        );
+        assert_eq!(Error::Cancelled.component(), None);
     }
 
     #[test]

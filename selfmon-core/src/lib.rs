@@ -22,8 +22,8 @@
 //! | [`TemplateMemory`] | learned templates kept between scans (optional) | the same stores |
 //! | [`JobQueue`] | runs scans as background jobs, one at a time | `MemoryJobQueue`, or the host's queue |
 //!
-//! The in-memory adapters are in [`testing`]; every trait is implemented for `Arc<T>` and
-//! `Box<T>` too, so a host can pass either.
+//! The in-memory adapters are in [`memory`], test doubles in [`testing`]; every trait is
+//! implemented for `Arc<T>` and `Box<T>` too, so a host can pass either.
 //!
 //! ## Example
 //!
@@ -31,7 +31,7 @@
 //! use std::sync::Arc;
 //! use selfmon_core::engine::SelfMonitor;
 //! use selfmon_core::offline::OfflineRunner;
-//! use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
+//! use selfmon_core::memory::{MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
 //! use selfmon_core::{Level, ScanTrigger};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -66,6 +66,7 @@ pub mod error;
 pub mod hash;
 pub mod issue_body;
 pub mod lease;
+pub mod memory;
 pub mod model;
 pub mod offline;
 pub mod prompt;

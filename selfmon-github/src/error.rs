@@ -5,8 +5,10 @@ use selfmon_core::Component;
 
 /// Everything that can go wrong talking to GitHub.
 ///
-/// Converts into [`selfmon_core::Error::Adapter`] with `component = IssueTracker`; see
-/// [`Error::is_retryable`] for which variants may succeed later.
+/// Converts into the core error with `component = IssueTracker`: rate limits into
+/// `RateLimited`, 404 into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
+/// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest into
+/// `Adapter`; see [`Error::is_retryable`] for which variants may succeed later.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -246,8 +248,23 @@ impl From<Error> for selfmon_core::Error {
             }
             _ => {}
         }
-        let retryable = e.is_retryable();
-        selfmon_core::Error::adapter(Component::IssueTracker, retryable, e)
+        let component = Component::IssueTracker;
+        match e {
+            Error::NotFound { .. } => selfmon_core::Error::not_found(component, e),
+            Error::Unauthorized { .. } | Error::Forbidden { .. } => {
+                selfmon_core::Error::permission_denied(component, e)
+            }
+            Error::Validation { .. } | Error::BodyTooLong { .. } => {
+                selfmon_core::Error::invalid_input(component, e)
+            }
+            Error::Timeout { .. } | Error::Connection { .. } | Error::Server { .. } => {
+                selfmon_core::Error::unavailable(component, e)
+            }
+            _ => {
+                let retryable = e.is_retryable();
+                selfmon_core::Error::adapter(component, retryable, e)
+            }
+        }
     }
 }
 
@@ -279,8 +296,57 @@ mod tests {
         }
         .into();
         assert!(!core.is_retryable());
-        assert!(core.to_string().contains("issue tracker failed"));
+        assert!(core
+            .to_string()
+            .contains("issue tracker: permission denied"));
         assert!(core.to_string().contains("`GH`"));
+    }
+
+    #[test]
+    fn http_failures_map_onto_the_core_variants_a_caller_matches() {
+        use selfmon_core::Error as Core;
+        let not_found: Core = Error::NotFound {
+            repository: "acme/server".into(),
+            what: "issue #12".into(),
+        }
+        .into();
+        assert!(matches!(not_found, Core::NotFound { .. }), "{not_found:?}");
+        let forbidden: Core = Error::Forbidden {
+            action: "creating an issue",
+            repository: "acme/server".into(),
+            needed: "Issues: write",
+            accepted: None,
+            message: "Resource not accessible by personal access token".into(),
+        }
+        .into();
+        assert!(
+            matches!(forbidden, Core::PermissionDenied { .. }),
+            "{forbidden:?}"
+        );
+        let unauthorized: Core = Error::Unauthorized {
+            env_var: "GH".into(),
+        }
+        .into();
+        assert!(matches!(unauthorized, Core::PermissionDenied { .. }));
+        let invalid: Core = Error::Validation {
+            message: "Validation Failed".into(),
+        }
+        .into();
+        assert!(matches!(invalid, Core::InvalidInput { .. }), "{invalid:?}");
+        let server: Core = Error::Server {
+            status: 502,
+            method: "POST".into(),
+            path: "/repos/acme/server/issues".into(),
+            message: "Bad Gateway".into(),
+        }
+        .into();
+        assert!(matches!(server, Core::Unavailable { .. }), "{server:?}");
+        assert!(server.is_retryable());
+        for e in [&not_found, &forbidden, &unauthorized, &invalid, &server] {
+            assert_eq!(e.component(), Some(Component::IssueTracker));
+            assert!(!matches!(e, Core::Unavailable { .. }) || e.is_retryable());
+        }
+        assert!(!not_found.is_retryable() && !forbidden.is_retryable() && !invalid.is_retryable());
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //!   fails with a typed, retryable [`Error::RateLimited`] / [`Error::SecondaryRateLimited`].
 //! - Each HTTP condition is its own [`Error`] variant; the two rate limits convert into
 //!   `selfmon_core::Error::RateLimited { component: IssueTracker, reset_at, .. }` (so the engine
-//!   stops filing and keeps the rest in its backlog), every other into
-//!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`.
+//!   stops filing and keeps the rest in its backlog); 404 into `NotFound`, 401/403 into
+//!   `PermissionDenied`, 422 and an oversized body into `InvalidInput`, timeouts, connection
+//!   failures and 5xx into `Unavailable` (retryable); every other into
+//!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`. The GitHub error
+//!   stays the source.
 //! - The token comes from an environment variable named in [`GitHubConfig::token_env`] and is
 //!   never shown by `Debug` or `Display`.
 //!

@@ -152,10 +152,45 @@ impl Error {
     }
 
     /// Converts into the core error, keeping this one as the source.
+    ///
+    /// An unreachable or lost server (and a query that failed because of it) becomes
+    /// `selfmon_core::Error::Unavailable`, a missing privilege `PermissionDenied`, a malformed
+    /// URL or option `InvalidInput`; the rest `Adapter` with `retryable` from
+    /// [`Error::is_retryable`] (a serialization failure or deadlock stays a retryable `Adapter`).
     pub fn into_core(self, component: Component) -> selfmon_core::Error {
-        let retryable = self.is_retryable();
-        selfmon_core::Error::adapter(component, retryable, self)
+        use tokio_postgres::error::SqlState;
+        match &self {
+            Error::Connect { .. } | Error::ConnectionLost { .. } => {
+                selfmon_core::Error::unavailable(component, self)
+            }
+            Error::Query { source, .. } if is_unreachable(source) => {
+                selfmon_core::Error::unavailable(component, self)
+            }
+            Error::Query { source, .. }
+                if source.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) =>
+            {
+                selfmon_core::Error::permission_denied(component, self)
+            }
+            Error::InvalidUrl { .. } | Error::InvalidOption { .. } => {
+                selfmon_core::Error::invalid_input(component, self)
+            }
+            _ => {
+                let retryable = self.is_retryable();
+                selfmon_core::Error::adapter(component, retryable, self)
+            }
+        }
     }
+}
+
+/// A closed connection, a connection-class (08) or operator-intervention (57P) error, or too
+/// many connections: the server cannot serve the query right now.
+fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.is_closed()
+        || e.code().is_some_and(|code| {
+            let c = code.code();
+            *code == SqlState::TOO_MANY_CONNECTIONS || c.starts_with("08") || c.starts_with("57P")
+        })
 }
 
 /// Connection-level or concurrency failures that a retry may get past.
@@ -229,5 +264,29 @@ mod tests {
         assert!(e.to_string().contains("node-a"));
         let core = e.into_core(Component::StateStore);
         assert!(!core.is_retryable());
+    }
+
+    #[test]
+    fn a_lost_server_is_unavailable_and_a_bad_option_is_invalid_input() {
+        let lost = Error::ConnectionLost {
+            target: "db:5432/selfmon".into(),
+        }
+        .into_core(Component::LogSource);
+        assert!(
+            matches!(lost, selfmon_core::Error::Unavailable { .. }),
+            "{lost:?}"
+        );
+        assert!(lost.is_retryable());
+        let bad = Error::InvalidOption {
+            field: "batch_size",
+            reason: "must be at least 1".into(),
+        }
+        .into_core(Component::StateStore);
+        assert!(
+            matches!(bad, selfmon_core::Error::InvalidInput { .. }),
+            "{bad:?}"
+        );
+        assert!(!bad.is_retryable());
+        assert_eq!(bad.component(), Some(Component::StateStore));
     }
 }

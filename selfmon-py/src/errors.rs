@@ -266,6 +266,12 @@ impl From<&selfmon::Error> for Failure {
             E::AlreadyActive { .. } => (Kind::Other, "already_active"),
             E::Adapter { component, .. } => (component_kind(*component), "adapter"),
             E::RateLimited { component, .. } => (component_kind(*component), "rate_limited"),
+            E::NotFound { component, .. } => (component_kind(*component), "not_found"),
+            E::PermissionDenied { component, .. } => {
+                (component_kind(*component), "permission_denied")
+            }
+            E::InvalidInput { component, .. } => (component_kind(*component), "invalid_input"),
+            E::Unavailable { component, .. } => (component_kind(*component), "unavailable"),
             E::InvalidAnalysis { .. } => (Kind::Runner, "invalid_analysis"),
             E::Cancelled => (Kind::Cancelled, "cancelled"),
             _ => (Kind::Other, "other"),

@@ -10,7 +10,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in selfmon-sqlite, with variants a caller can act on.
 ///
 /// Convert into the core error with [`Error::into_core`] (the trait implementations do this), which
-/// keeps this error as the source and sets `retryable` from [`Error::is_retryable`].
+/// keeps this error as the source: a busy or locked database becomes
+/// `selfmon_core::Error::Unavailable` (retryable), an issue the store does not know `NotFound`,
+/// an invalid option `InvalidInput`, anything else (a corrupt file included: not retryable)
+/// `Adapter` with `retryable` from [`Error::is_retryable`].
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -154,8 +157,17 @@ impl Error {
 
     /// Converts into the core error for `component`, keeping `self` as the source.
     pub fn into_core(self, component: Component) -> selfmon_core::Error {
-        let retryable = self.is_retryable();
-        selfmon_core::Error::adapter(component, retryable, self)
+        match &self {
+            Error::Sqlite { source, .. } | Error::Open { source, .. } if is_busy(source) => {
+                selfmon_core::Error::unavailable(component, self)
+            }
+            Error::IssueNotFound { .. } => selfmon_core::Error::not_found(component, self),
+            Error::InvalidOption { .. } => selfmon_core::Error::invalid_input(component, self),
+            _ => {
+                let retryable = self.is_retryable();
+                selfmon_core::Error::adapter(component, retryable, self)
+            }
+        }
     }
 }
 
@@ -195,7 +207,31 @@ mod tests {
         assert!(e.is_retryable());
         let core = e.into_core(Component::LogSource);
         assert!(core.is_retryable());
+        assert!(
+            matches!(core, selfmon_core::Error::Unavailable { .. }),
+            "a locked database is unavailable for now: {core:?}"
+        );
         assert!(std::error::Error::source(&core).is_some());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_not_retryable_and_an_unknown_issue_is_not_found() {
+        let corrupt = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            None,
+        );
+        let core = Error::sqlite("reading logs")(corrupt).into_core(Component::LogSource);
+        assert!(!core.is_retryable(), "retrying a corrupt file cannot help");
+        assert!(
+            matches!(core, selfmon_core::Error::Adapter { .. }),
+            "{core:?}"
+        );
+        let core = Error::IssueNotFound { number: 7 }.into_core(Component::StateStore);
+        assert!(
+            matches!(core, selfmon_core::Error::NotFound { .. }),
+            "{core:?}"
+        );
+        assert_eq!(core.component(), Some(Component::StateStore));
     }
 
     #[test]

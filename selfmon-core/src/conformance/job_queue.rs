@@ -4,8 +4,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Semaphore;
 
+use crate::memory::JobHandler;
 use crate::model::{ClaudeModel, ScanTrigger};
-use crate::testing::JobHandler;
 use crate::traits::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};
 
 /// How long the suite waits for a queue to start or finish a job before calling it stuck. Only a

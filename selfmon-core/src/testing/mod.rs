@@ -1,16 +1,15 @@
-//! In-memory adapters for every trait: good enough for a host's own unit tests (and, for the job
-//! queue, for production in a host without a queue of its own).
+//! Test doubles: a scripted analysis runner, a fake clock, and the skip-or-fail helper for tests
+//! that need an optional tool.
+//!
+//! The in-memory adapters moved to [`crate::memory`]; they are re-exported here too, so
+//! `selfmon_core::testing::MemoryStateStore` and the other old paths keep working.
 
-mod issue_tracker;
-mod job_queue;
-mod log_source;
 mod runner;
-mod state_store;
 pub mod tool;
 
 pub use crate::clock::FakeClock;
-pub use issue_tracker::{MemoryIssue, MemoryIssueTracker, TrackerFault};
-pub use job_queue::{JobHandler, MemoryJobQueue};
-pub use log_source::MemoryLogSource;
+pub use crate::memory::{
+    JobHandler, MemoryIssue, MemoryIssueTracker, MemoryJobQueue, MemoryLogSource, MemoryStateStore,
+    StoreOp, TrackerFault,
+};
 pub use runner::ScriptedRunner;
-pub use state_store::{MemoryStateStore, StoreOp};

@@ -18,8 +18,9 @@ use crate::model::{BacklogEntry, FiledIssue, FilingIntent, IssueState};
 ///   or none did.
 /// - `record_occurrences` and `set_issue_state` for an issue number the ledger never recorded (the
 ///   tracker may hold issues filed elsewhere) do nothing and succeed.
-/// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
-///   a corrupt one is not.
+/// - Errors: a busy or unreachable database is `Error::Unavailable { component: StateStore }`
+///   (retryable); otherwise `Error::Adapter { component: StateStore, retryable }` (a corrupt
+///   database is not retryable).
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

@@ -20,9 +20,11 @@ use crate::redact::RedactedText;
 /// - `comment` and `reopen` on a number that does not exist are errors, not silent successes.
 /// - Errors: a spent rate limit is `Error::RateLimited { component: IssueTracker, reset_at }`, and
 ///   then the call changed nothing (the engine stops calling the tracker for the rest of the scan
-///   and keeps what it could not file in the backlog). Anything else is
-///   `Error::Adapter { component: IssueTracker, retryable }`: 5xx and timeouts are retryable,
-///   authentication, permission and validation errors are not.
+///   and keeps what it could not file in the backlog). Where the cause is clear, use the variant a
+///   caller can match: `NotFound` (no such repository or issue), `PermissionDenied` (refused or
+///   insufficient credentials), `InvalidInput` (the tracker rejected the draft), `Unavailable`
+///   (5xx, timeouts, lost connections: retryable). Anything else is
+///   `Error::Adapter { component: IssueTracker, retryable }`.
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

@@ -38,8 +38,9 @@ pub struct LogSourceDescription {
 ///   Reading is side-effect free: the same call may be repeated (and retried) freely.
 /// - The source may be written concurrently; records that appear after a page was read are returned
 ///   by a later call.
-/// - Errors: `Error::Adapter { component: LogSource, retryable }`; retryable for busy/locked stores,
-///   not retryable for a missing file or a schema that lacks required columns.
+/// - Errors: a busy, locked or unreachable store is `Error::Unavailable { component: LogSource }`
+///   (retryable); otherwise `Error::Adapter { component: LogSource, retryable }`, not retryable
+///   for a missing file or a schema that lacks required columns.
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

@@ -96,8 +96,9 @@ pub enum LeaseRenewal {
 ///   that was not a dry run (by completion time), or 0 before any; a failed scan or a dry run never
 ///   moves it, and a later successful scan with a lower end (a recreated log) does.
 /// - `commit_scan` makes a successful scan's record and all its effects durable atomically.
-/// - Errors are `Error::Adapter { component: StateStore, retryable }`; a busy database is retryable,
-///   a corrupt one is not. Every method may be retried after a retryable error.
+/// - Errors: a busy or unreachable database is `Error::Unavailable { component: StateStore }`
+///   (retryable); otherwise `Error::Adapter { component: StateStore, retryable }` (a corrupt
+///   database is not retryable). Every method may be retried after a retryable error.
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

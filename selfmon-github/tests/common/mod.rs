@@ -76,7 +76,11 @@ pub fn draft(fp: &str) -> IssueDraft {
 pub fn github_error(e: &selfmon_core::Error) -> &selfmon_github::Error {
     match e {
         selfmon_core::Error::Adapter { source, .. }
-        | selfmon_core::Error::RateLimited { source, .. } => source
+        | selfmon_core::Error::RateLimited { source, .. }
+        | selfmon_core::Error::NotFound { source, .. }
+        | selfmon_core::Error::PermissionDenied { source, .. }
+        | selfmon_core::Error::InvalidInput { source, .. }
+        | selfmon_core::Error::Unavailable { source, .. } => source
             .downcast_ref::<selfmon_github::Error>()
             .expect("source is a selfmon_github::Error"),
         other => panic!("not an adapter error: {other:?}"),
