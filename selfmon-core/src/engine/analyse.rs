@@ -176,3 +176,96 @@ fn dedup_context(known: &KnownIssues) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Signature;
+    use crate::model::Classification;
+    use crate::redact::Redactor;
+    use crate::testing::{MemoryIssueTracker, MemoryStateStore};
+
+    const SECRET: &str = "ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+
+    fn signature(id: &str) -> Signature {
+        Signature {
+            id: id.into(),
+            level: crate::model::Level::Error,
+            source: None,
+            template: format!("push with {SECRET} failed"),
+            template_fingerprint: id.into(),
+            error_codes: vec![],
+            count: 1,
+            first_id: 5,
+            last_id: 5,
+            first_timestamp: String::new(),
+            last_timestamp: String::new(),
+            sample_ids: vec![5],
+            sample_messages: vec![],
+            distinct_correlation_ids: 0,
+            repeated: false,
+            has_traceback: false,
+            nodes: vec![],
+        }
+    }
+
+    #[test]
+    fn the_prompt_fences_redacted_data_and_validation_keeps_only_findings_in_scope() {
+        let (tracker, store, redactor) = (
+            MemoryIssueTracker::new(),
+            MemoryStateStore::new(),
+            Redactor::new(),
+        );
+        let egress = Egress {
+            tracker: &tracker,
+            store: &store,
+            redactor: &redactor,
+            dry_run: false,
+            server: None,
+        };
+        let (scan_id, known, model) = (
+            ScanId::new(),
+            KnownIssues::default(),
+            ClaudeModel::default(),
+        );
+        let input = |signatures| PromptInput {
+            scan_id: &scan_id,
+            template: crate::prompt::SHIPPED_PROMPT,
+            model: &model,
+            max_digest_bytes: 64 * 1024,
+            shown: Digest {
+                signatures,
+                ..Digest::default()
+            },
+            known: &known,
+            log: LogSourceDescription {
+                location: "memory".into(),
+                schema: "records".into(),
+            },
+            start: 4,
+            first_id: Some(5),
+            last_id: 5,
+            timeout: Duration::from_secs(60),
+        };
+        assert!(prompt(input(vec![]), &egress).unwrap().is_none());
+        let request = prompt(input(vec![signature("s1")]), &egress)
+            .unwrap()
+            .expect("a signature to analyse");
+        assert!(request
+            .data
+            .starts_with(&format!("<<<{}\n", request.boundary)));
+        assert!(!request.data.contains("ghp_"), "{}", request.data.as_str());
+        assert_eq!((request.first_record_id, request.last_record_id), (5, 5));
+
+        let mut cited = Finding::new(Classification::ServerBug, format!("leak {SECRET}"), "s");
+        cited.signature_ids = vec!["s1".into()];
+        cited.evidence_record_ids = vec![5];
+        let mut stray = Finding::new(Classification::ServerBug, format!("stray {SECRET}"), "s");
+        stray.signature_ids = vec!["nope".into()];
+        let v = validate(vec![cited, stray], &request, &egress);
+        assert_eq!(v.findings.len(), 1);
+        assert!(!v.findings[0].title.contains("ghp_"));
+        assert_eq!(v.rejected.len(), 1);
+        assert!(!v.rejected[0].title.contains("ghp_"));
+    }
+}

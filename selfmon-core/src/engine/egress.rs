@@ -61,6 +61,11 @@ impl Egress<'_> {
             .collect()
     }
 
+    /// What the templater learned, as it may be persisted: sealed.
+    pub fn sealed_template_state(&self, templater: &crate::template::Templater) -> String {
+        templater.to_sealed_state_json(self.redactor)
+    }
+
     /// A copy of `sig` fit to leave the process: template capped and stripped of control and
     /// bidi characters, every text field redacted.
     ///

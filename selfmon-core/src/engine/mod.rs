@@ -602,7 +602,7 @@ impl SelfMonitor {
         // Learned templates are kept only for a host that gave the engine a template memory; the
         // ledger saves them, sealed, in the same transaction as the cursor.
         if self.template_memory.is_some() {
-            effects.template_state = Some(read.templater.to_sealed_state_json(&redactor));
+            effects.template_state = Some(egress.sealed_template_state(&read.templater));
         }
         let digest = read.digest;
         report.record.signatures = digest.signatures.len() as u64;
