@@ -77,7 +77,7 @@ impl ClaudeRunner {
     }
 
     /// The issue tracker's credentials: no run passes a variable holding one to the CLI (see
-    /// [`check_env_values`](crate::invocation::check_env_values)); such a run fails with
+    /// [`check_env_values`]); such a run fails with
     /// [`Error::ForbiddenEnvValue`] before spawning.
     pub fn with_tracker_tokens(mut self, tokens: Vec<String>) -> Self {
         self.tracker_tokens = tokens;

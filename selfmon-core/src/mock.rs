@@ -43,7 +43,7 @@ mock! {
 }
 
 mock! {
-    /// Mock [`StateStore`]: every part ([`ScanLedger`], [`IssueLedger`], [`ScanHistory`]) on one
+    /// Mock [`StateStore`](crate::StateStore): every part ([`ScanLedger`], [`IssueLedger`], [`ScanHistory`]) on one
     /// object.
     pub StateStore {}
     #[async_trait]

@@ -9,8 +9,8 @@
 //! 3. **Similarity**: title, message templates, error type and source files are normalised (NFKC,
 //!    the template masks, case folded), compared as token sets (Jaccard), and the finding is
 //!    *related* to the best issue of the same classification on which at least
-//!    [`DedupConfig::min_related_attributes`] attributes agree (an attribute agrees at or above
-//!    [`DedupConfig::related_threshold`]; the shared classification counts as one), unless both
+//!    [`DedupConfig::min_related_attributes`](crate::config::DedupConfig::min_related_attributes) attributes agree (an attribute agrees at or above
+//!    [`DedupConfig::related_threshold`](crate::config::DedupConfig::related_threshold); the shared classification counts as one), unless both
 //!    sides have message templates and those disagree (the logs show different things). Related
 //!    findings become comments, never silent skips.
 //!

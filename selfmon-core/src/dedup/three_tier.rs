@@ -42,7 +42,7 @@ pub struct DedupExplanation {
     pub reason: String,
 }
 
-/// The three-tier deduplicator; see the [module docs](self).
+/// The three-tier deduplicator; see the [module docs](crate::dedup).
 #[derive(Debug, Clone, Default)]
 pub struct ThreeTierDeduplicator {
     config: DedupConfig,

@@ -3,14 +3,14 @@
 //! A scan takes the single-flight lease, closes scans a crashed process left running, and then
 //! runs four stages, each a function from a plain input to a plain output in its own file:
 //!
-//! 1. [`read`](read): from the cursor, page by page, every new record into a digest;
-//! 2. [`triage`](triage): the known issues, and which signatures they explain (counted, not
+//! 1. `read`: from the cursor, page by page, every new record into a digest;
+//! 2. `triage`: the known issues, and which signatures they explain (counted, not
 //!    analysed again);
-//! 3. [`analyse`](analyse): the prompt for the rest, the runner, validation of its answer;
-//! 4. [`act`](act): deduplicate, spend the budgets (the rest waits in the backlog), file through
+//! 3. `analyse`: the prompt for the rest, the runner, validation of its answer;
+//! 4. `act`: deduplicate, spend the budgets (the rest waits in the backlog), file through
 //!    the outbox, comment, reopen.
 //!
-//! Everything that leaves the process goes through one [`egress`](egress) stage: redaction, and
+//! Everything that leaves the process goes through one `egress` stage: redaction, and
 //! the dry run (which writes nothing and commits nothing). The cursor advances only on success,
 //! and only to the highest id the engine itself read. Any failure records the scan as failed
 //! with the reason and returns a typed error; the next scan starts from the same cursor.

@@ -31,7 +31,7 @@ impl Template {
 /// [`to_state_json`](Templater::to_state_json) round trips, reused never).
 pub type ClusterId = u32;
 
-/// Turns messages into templates; see the [module docs](self).
+/// Turns messages into templates; see the [module docs](crate::template).
 #[derive(Debug, Clone, Default)]
 pub struct Templater {
     pub(super) config: TemplaterConfig,

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
-/// The masked text of `message` (step 1 only), as [`Templater::mask`] without a templater.
+/// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     mask_into(message, &mut out);

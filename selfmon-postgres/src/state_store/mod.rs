@@ -119,7 +119,7 @@ struct HeldLease {
     epoch: i64,
 }
 
-/// A [`StateStore`] in PostgreSQL, shared by every node of a cluster.
+/// A [`StateStore`](selfmon_core::StateStore) in PostgreSQL, shared by every node of a cluster.
 ///
 /// - Tables `selfmon_scans`, `selfmon_issues`, `selfmon_intents` (the outbox), `selfmon_lease`,
 ///   `selfmon_occurrences`, `selfmon_template_state` and `selfmon_schema_version` in the configured
