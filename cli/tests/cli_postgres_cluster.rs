@@ -242,11 +242,23 @@ impl Cluster {
         while self.cursor().await < at_least {
             assert!(
                 start.elapsed() < timeout,
-                "the cursor never reached {at_least}: {:#?}",
-                self.scans().await
+                "the cursor never reached {at_least}: {:#?}\n{}",
+                self.scans().await,
+                self.node_logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// What every `node-*.log` in the cluster's folder holds, for failure messages.
+    fn node_logs(&self) -> String {
+        let mut out = String::new();
+        for i in 0..8 {
+            if let Ok(t) = std::fs::read_to_string(self.path(&format!("node-{i}.log"))) {
+                out.push_str(&format!("--- node-{i}.log ---\n{t}\n"));
+            }
+        }
+        out
     }
 
     fn dry_run_issues(&self) -> Vec<serde_json::Value> {
@@ -406,6 +418,19 @@ fn kill_orphaned_claudes(dir: &Path) {
     }
 }
 
+/// A `selfmon serve-scheduler` process and its log; killed when dropped, so a failing test leaves
+/// no scheduler running.
+struct Node(Child, PathBuf);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 const CODES: [&str; 6] = [
     "GIT-SYNC-001",
     "DB-LOCK-003",
@@ -421,7 +446,7 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
     cl.write_logs(0, &CODES[..2]).await;
     let cfg = cl.write_config(r#"{ "kind": "offline" }"#);
     let cfg = cfg.display().to_string();
-    let mut nodes: Vec<(Child, PathBuf)> = (0..3)
+    let mut nodes: Vec<Node> = (0..3)
         .map(|i| {
             let log = cl.path(&format!("node-{i}.log"));
             let child = cl
@@ -433,14 +458,13 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
                 .stderr(File::create(&log).unwrap())
                 .spawn()
                 .expect("start serve-scheduler");
-            (child, log)
+            Node(child, log)
         })
         .collect();
     let started = Instant::now();
-    while !nodes
-        .iter()
-        .all(|(_, log)| std::fs::read_to_string(log).is_ok_and(|t| t.contains("scheduler started")))
-    {
+    while !nodes.iter().all(|Node(_, log)| {
+        std::fs::read_to_string(log).is_ok_and(|t| t.contains("scheduler started"))
+    }) {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "a scheduler never started"
@@ -453,7 +477,7 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
     for round in 1..=12 {
         let codes = &CODES[(round % 3)..(round % 3) + 2 + round % 2];
         let last = cl.write_logs(round, codes).await;
-        for (child, _) in &nodes {
+        for Node(child, _) in &nodes {
             signal(child.id(), "USR1");
         }
         if round % 2 == 0 {
@@ -467,19 +491,19 @@ async fn three_schedulers_scan_one_at_a_time_read_every_record_once_and_file_eac
         if cl.cursor().await >= last {
             break;
         }
-        for (child, _) in &nodes {
+        for Node(child, _) in &nodes {
             signal(child.id(), "USR1");
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     cl.wait_for_cursor(last, Duration::from_secs(5)).await;
 
-    for (child, _) in &nodes {
+    for Node(child, _) in &nodes {
         signal(child.id(), "TERM");
     }
     let mut succeeded_per_node = Vec::new();
     let mut lease_refusals = 0;
-    for (child, log) in &mut nodes {
+    for Node(child, log) in &mut nodes {
         let status = wait_with_timeout(child, Duration::from_secs(30));
         let log = std::fs::read_to_string(log).unwrap();
         assert!(

@@ -663,6 +663,20 @@ async fn save_prompt(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -
     }
 }
 
+/// What a run-now request that met an active scan gets: a queued scan answers it; a running one
+/// may have read the log before the request, so another scan follows it.
+fn already_active_message(job_id: &selfmon::JobId, status: &selfmon::JobStatus) -> String {
+    match status {
+        selfmon::JobStatus::Queued => {
+            format!("A scan is already queued (job {job_id}); it answers this request.")
+        }
+        other => format!(
+            "A scan is already {} (job {job_id}); another scan runs after it.",
+            other.as_str()
+        ),
+    }
+}
+
 async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = checked_form(&s, &headers, &body) {
         return r.respond(&headers);
@@ -690,8 +704,8 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
             StatusCode::CONFLICT,
             "A scan is already active",
             &format!(
-                "A scan is already {} (job {job_id}); not queuing another. The page shows when it ends.",
-                status.as_str()
+                "{} The page shows when it ends.",
+                already_active_message(&job_id, &status)
             ),
         ),
         Err(e) if !json => error_response(
@@ -706,7 +720,7 @@ async fn run_now(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Re
                 "result": "already_active",
                 "job_id": job_id.0,
                 "status": status.as_str(),
-                "message": format!("A scan is already {} (job {job_id}); not queuing another.", status.as_str()),
+                "message": already_active_message(&job_id, &status),
             })),
         )
             .into_response(),

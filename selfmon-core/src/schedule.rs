@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::SelfMonitoringConfig;
 use crate::error::Result;
 use crate::model::{ScanStatus, ScanTrigger};
@@ -23,6 +24,10 @@ pub enum TickOutcome {
     },
     /// Due, and a job was submitted (or one was already active).
     Due(Submission),
+    /// A [`run_now`](SelfMonitoringService::run_now) request that no scan has answered yet
+    /// (the scan it asked for met another scan, here or on another node, that had started
+    /// before the request) was submitted again.
+    RunNow(Submission),
 }
 
 /// The scheduler state a UI shows, read from the job queue and the store, never guessed.
@@ -40,11 +45,22 @@ pub enum SchedulerState {
 /// What a host needs to schedule scans: due-ness per cadence, and single submission to its queue.
 /// Holds no thread of its own; the host calls [`tick`](Self::tick) from its timer (or uses
 /// [`spawn_ticker`](Self::spawn_ticker)).
+///
+/// A [`run_now`](Self::run_now) request is kept until a scan that *started after it* has finished
+/// (here or on another node sharing the store): a request that meets a scan already running —
+/// which may have read the log before the records the caller wants scanned were written — is
+/// answered by another scan after that one, submitted by a later [`tick`](Self::tick). Requests
+/// made while one is pending coalesce into it. The comparison uses the scans' `started_at`, so
+/// nodes sharing a store should keep their clocks in sync (NTP): a node whose clock runs ahead
+/// could answer a request with a scan that started before it.
 pub struct SelfMonitoringService {
     config: Arc<RwLock<SelfMonitoringConfig>>,
     queue: Arc<dyn JobQueue>,
     store: Arc<dyn StateStore>,
+    clock: Arc<dyn Clock>,
     last_submitted: Mutex<Option<DateTime<Utc>>>,
+    /// The latest run-now request no finished scan has answered yet.
+    requested: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl std::fmt::Debug for SelfMonitoringService {
@@ -65,8 +81,25 @@ impl SelfMonitoringService {
             config,
             queue,
             store,
+            clock: Arc::new(SystemClock),
             last_submitted: Mutex::new(None),
+            requested: Mutex::new(None),
         }
+    }
+
+    /// The same service, reading time from `clock` when [`run_now`](Self::run_now) records a
+    /// request (tests use a [`FakeClock`](crate::testing::FakeClock)).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// When the latest [`run_now`](Self::run_now) request that no finished scan has answered yet
+    /// was made; `None` when there is none. A host that ticks rarely can tick sooner while this
+    /// is `Some`.
+    pub fn pending_run_now(&self) -> Option<DateTime<Utc>> {
+        *self.requested.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn config(&self) -> SelfMonitoringConfig {
@@ -117,6 +150,9 @@ impl SelfMonitoringService {
 
     /// Submits a scheduled scan when enabled, due, and none is queued or running.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickOutcome> {
+        if let Some(sub) = self.follow_up_run_now().await? {
+            return Ok(TickOutcome::RunNow(sub));
+        }
         let Some(next_at) = self.next_scan_at(now).await? else {
             return Ok(TickOutcome::Disabled);
         };
@@ -137,10 +173,62 @@ impl SelfMonitoringService {
     }
 
     /// Submits a manual scan now (even when disabled), unless one is queued or running.
+    ///
+    /// The request is kept until a scan that started after it has finished: when the answer is
+    /// [`Submission::AlreadyActive`] with a running scan (or the submitted scan finds another
+    /// node's scan holding the lease), a later [`tick`](Self::tick) submits another scan once
+    /// this queue is idle (see the type's documentation).
     pub async fn run_now(&self) -> Result<Submission> {
+        let now = self.clock.now();
+        {
+            let mut requested = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+            // The latest request counts: a scan that starts after it answers every earlier one.
+            *requested = Some(requested.map_or(now, |t| t.max(now)));
+        }
         self.queue
             .submit_if_idle(self.job(ScanTrigger::Manual))
             .await
+    }
+
+    /// Answers a pending run-now request: forgets it when a scan that started after it has
+    /// finished (any status; dry runs do not count, they read without consuming), else submits a
+    /// manual scan when this queue is idle. Returns the submission, if one was made.
+    async fn follow_up_run_now(&self) -> Result<Option<Submission>> {
+        let Some(requested) = self.pending_run_now() else {
+            return Ok(None);
+        };
+        let page = self
+            .store
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 20,
+            })
+            .await?;
+        let answered = page
+            .items
+            .iter()
+            .any(|s| !s.dry_run && s.started_at >= requested && s.status != ScanStatus::Running);
+        if answered {
+            let mut pending = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+            if *pending == Some(requested) {
+                *pending = None;
+            }
+            return Ok(None);
+        }
+        if self
+            .queue
+            .active_job(&JobKind::SelfMonitoring)
+            .await?
+            .is_some()
+        {
+            // The scan queued or running here answers it, or the next tick submits another.
+            return Ok(None);
+        }
+        let sub = self
+            .queue
+            .submit_if_idle(self.job(ScanTrigger::Manual))
+            .await?;
+        Ok(Some(sub))
     }
 
     /// Idle, queued or running, from the job queue (and the store for scans run outside it).

@@ -3,6 +3,7 @@
 use std::sync::{Arc, RwLock};
 
 use chrono::{Duration, TimeZone, Utc};
+use selfmon_core::clock::Clock;
 use selfmon_core::mock::MockJobQueue;
 use selfmon_core::testing::{JobHandler, MemoryJobQueue, MemoryStateStore};
 use selfmon_core::{
@@ -226,4 +227,177 @@ async fn a_self_monitor_runs_as_a_queued_job_end_to_end() {
     assert_eq!(queue.wait(&job_id).await, Some(JobStatus::Succeeded));
     assert_eq!(store.scans()[0].issues_created, 1);
     assert_eq!(store.scans()[0].trigger, ScanTrigger::Manual);
+}
+
+/// A job handler that records a scan row the way the engine does (RUNNING when it starts, at
+/// the clock's time, SUCCESS when the gate lets it finish), without a lease: the service's
+/// follow-up reads only these rows.
+struct RecordingScan {
+    gate: tokio::sync::Semaphore,
+    store: Arc<MemoryStateStore>,
+    clock: Arc<selfmon_core::testing::FakeClock>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for RecordingScan {
+    async fn run(&self, job: &JobSpec) -> Result<(), String> {
+        let mut record = ScanRecord::started(ScanId::new(), job.trigger, 0, self.clock.now());
+        self.store
+            .begin_scan(&record)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _p = self.gate.acquire().await.map_err(|e| e.to_string())?;
+        record.status = selfmon_core::ScanStatus::Success;
+        record.completed_at = Some(self.clock.now());
+        self.store
+            .finish_scan(&record)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+async fn settle(queue: &MemoryJobQueue) {
+    while let Some((id, _)) = selfmon_core::JobQueue::active_job(queue, &JobKind::SelfMonitoring)
+        .await
+        .unwrap()
+    {
+        queue.wait(&id).await;
+    }
+}
+
+#[tokio::test]
+async fn run_now_during_a_running_scan_is_answered_by_another_scan_after_it_and_only_one() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(t0));
+    let store = Arc::new(MemoryStateStore::new());
+    let handler = Arc::new(RecordingScan {
+        gate: tokio::sync::Semaphore::new(0),
+        store: store.clone(),
+        clock: clock.clone(),
+    });
+    let queue = MemoryJobQueue::start(handler.clone());
+    let svc = SelfMonitoringService::new(enabled(60), queue.clone(), store.clone())
+        .with_clock(clock.clone());
+
+    let Submission::Submitted { job_id: first } = svc.run_now().await.unwrap() else {
+        panic!("the first request is submitted")
+    };
+    while store.scans().is_empty() {
+        tokio::task::yield_now().await;
+    }
+    // The first scan is running (it may have read the log already); new records arrive and a
+    // second request comes in.
+    clock.advance(Duration::seconds(5));
+    let second = svc.run_now().await.unwrap();
+    assert!(
+        matches!(
+            second,
+            Submission::AlreadyActive {
+                status: JobStatus::Running,
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    assert_eq!(svc.pending_run_now(), Some(t0 + Duration::seconds(5)));
+    // While it runs, ticks do not queue a second job beside it.
+    assert!(!matches!(
+        svc.tick(clock.now()).await.unwrap(),
+        TickOutcome::RunNow(_)
+    ));
+    handler.gate.add_permits(1);
+    assert_eq!(queue.wait(&first).await, Some(JobStatus::Succeeded));
+
+    // The scan that answered the first request started before the second: the next tick
+    // submits another, which starts after it.
+    clock.advance(Duration::seconds(1));
+    let outcome = svc.tick(clock.now()).await.unwrap();
+    let TickOutcome::RunNow(Submission::Submitted { job_id: follow_up }) = outcome else {
+        panic!("the second request needs a scan of its own: {outcome:?}")
+    };
+    handler.gate.add_permits(1);
+    assert_eq!(queue.wait(&follow_up).await, Some(JobStatus::Succeeded));
+    let scans = store.scans();
+    assert_eq!(scans.len(), 2);
+    assert!(scans
+        .iter()
+        .any(|s| s.started_at >= t0 + Duration::seconds(5)));
+
+    // Answered: no more follow-ups, and the pending request is gone.
+    handler.gate.add_permits(10);
+    for _ in 0..3 {
+        clock.advance(Duration::seconds(1));
+        assert!(!matches!(
+            svc.tick(clock.now()).await.unwrap(),
+            TickOutcome::RunNow(_)
+        ));
+        settle(&queue).await;
+    }
+    assert_eq!(svc.pending_run_now(), None);
+    assert_eq!(store.scans().len(), 2, "exactly one follow-up scan");
+}
+
+#[tokio::test]
+async fn a_run_now_whose_scan_left_no_row_is_submitted_again_until_one_finishes() {
+    // As when the scan found another node's scan holding the lease: the job fails before it
+    // records anything.
+    struct LeaseHeldThenScan {
+        refusals: std::sync::atomic::AtomicUsize,
+        inner: RecordingScan,
+    }
+    #[async_trait::async_trait]
+    impl JobHandler for LeaseHeldThenScan {
+        async fn run(&self, job: &JobSpec) -> Result<(), String> {
+            if self
+                .refusals
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok()
+            {
+                return Err("another scan is running: the lease is held by node-b".into());
+            }
+            self.inner.run(job).await
+        }
+    }
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(t0));
+    let store = Arc::new(MemoryStateStore::new());
+    let handler = Arc::new(LeaseHeldThenScan {
+        refusals: 2.into(),
+        inner: RecordingScan {
+            gate: tokio::sync::Semaphore::new(100),
+            store: store.clone(),
+            clock: clock.clone(),
+        },
+    });
+    let queue = MemoryJobQueue::start(handler);
+    // Disabled: a run-now request is honoured regardless, and so is its follow-up.
+    let svc = SelfMonitoringService::new(
+        Arc::new(RwLock::new(SelfMonitoringConfig::default())),
+        queue.clone(),
+        store.clone(),
+    )
+    .with_clock(clock.clone());
+    svc.run_now().await.unwrap();
+    settle(&queue).await;
+    let mut follow_ups = 0;
+    for _ in 0..5 {
+        clock.advance(Duration::seconds(1));
+        if matches!(
+            svc.tick(clock.now()).await.unwrap(),
+            TickOutcome::RunNow(Submission::Submitted { .. })
+        ) {
+            follow_ups += 1;
+        }
+        settle(&queue).await;
+    }
+    assert_eq!(
+        follow_ups, 2,
+        "one per refused attempt, none after the scan finished"
+    );
+    assert_eq!(store.scans().len(), 1);
+    assert_eq!(svc.pending_run_now(), None);
 }

@@ -83,10 +83,15 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                         Err(e) => log(&format!("configuration change ignored: {e}")),
                     }
                 }
-                if seconds % tick_every == 1 || tick_every == 1 {
+                // A run-now request still waiting for its scan is followed up every second.
+                if seconds % tick_every == 1 || tick_every == 1 || service.pending_run_now().is_some() {
                     match service.tick(Utc::now()).await {
                         Ok(TickOutcome::Due(Submission::Submitted { job_id })) => {
                             log(&format!("scheduled scan queued ({job_id})"));
+                            watched.push(job_id);
+                        }
+                        Ok(TickOutcome::RunNow(Submission::Submitted { job_id })) => {
+                            log(&format!("manual scan queued again: no scan has started since it was asked for ({job_id})"));
                             watched.push(job_id);
                         }
                         Ok(_) => {}
@@ -103,8 +108,14 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                     log(&format!("manual scan queued ({job_id})"));
                     watched.push(job_id);
                 }
+                Ok(Submission::AlreadyActive {
+                    job_id,
+                    status: JobStatus::Queued,
+                }) => log(&format!(
+                    "a scan is already queued ({job_id}); it answers this request too"
+                )),
                 Ok(Submission::AlreadyActive { job_id, status }) => log(&format!(
-                    "a scan is already {} ({job_id}); not queuing another",
+                    "a scan is already {} ({job_id}); another runs after it",
                     status.as_str()
                 )),
                 Err(e) => log(&format!("run-now failed: {e}")),
