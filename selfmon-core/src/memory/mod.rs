@@ -7,7 +7,7 @@
 //! [`crate::testing`].
 
 mod issue_tracker;
-mod job_queue;
+pub(crate) mod job_queue;
 mod log_source;
 mod state_store;
 
