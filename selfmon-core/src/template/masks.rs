@@ -515,7 +515,7 @@ pub(super) fn trim_tail_punct(s: &str) -> &str {
     &s[..end]
 }
 
-fn mask_token(token: &str, out: &mut String) {
+pub(super) fn mask_token(token: &str, out: &mut String) {
     // Most tokens are words (letters, `_`, `-`, parentheses): they stay as they are, whatever
     // their punctuation.
     if token
@@ -525,6 +525,35 @@ fn mask_token(token: &str, out: &mut String) {
         out.push_str(token);
         return;
     }
+    // The next most common tokens, decided from one pass over the token without its trailing
+    // punctuation (each gives what the general path below gives, without its trims and tests):
+    // a word wrapped in punctuation (`sent,`, `'name'`, `[INFO]`) stays as it is, and digits
+    // (`42`, `42,`, `512)`) are a number.
+    let b = token.as_bytes();
+    let mut end = b.len();
+    while end > 0 && is_tail_punct(b[end - 1]) {
+        end -= 1;
+    }
+    let mut all = u16::MAX;
+    for &c in &b[..end] {
+        all &= BYTE_CLASSES[usize::from(c)];
+    }
+    // No digit, `.`, `:`, `/`, `\`, `@`, `=` or `<` before the tail, so no value test can match
+    // (a UUID could only by length, hence the bound).
+    if all & C_SAFE != 0 && end < 36 {
+        out.push_str(token);
+        return;
+    }
+    if end > 0 && all & C_DIGIT != 0 {
+        out.push_str("<NUM>");
+        out.push_str(&token[end..]);
+        return;
+    }
+    mask_token_general(token, out);
+}
+
+/// [`mask_token`] without its shortcuts: every token gives the same text through either.
+pub(super) fn mask_token_general(token: &str, out: &mut String) {
     if is_placeholder(token) {
         out.push_str(token);
         return;
@@ -720,10 +749,19 @@ fn mask_segment(seg: &str, out: &mut String) {
             i += run;
             letters_before = 0;
         } else {
-            let len = seg[i..].chars().next().map_or(1, char::len_utf8);
-            out.push_str(&seg[i..i + len]);
-            letters_before += 1;
-            i += len;
+            // The run of non-digits up to the next digit, pushed at once (counted in characters).
+            let run_end = b[i..]
+                .iter()
+                .position(u8::is_ascii_digit)
+                .map_or(b.len(), |n| i + n);
+            let run = &seg[i..run_end];
+            letters_before += if run.is_ascii() {
+                run.len()
+            } else {
+                run.chars().count()
+            };
+            out.push_str(run);
+            i = run_end;
         }
     }
 }
@@ -786,6 +824,9 @@ const C_SLASH: u16 = 1 << 7;
 const C_BACKSLASH: u16 = 1 << 8;
 const C_DOT: u16 = 1 << 9;
 const C_AT: u16 = 1 << 10;
+/// [`C_WORD`] bytes and punctuation that no value test looks at: `,;!?"'` and backquote,
+/// brackets and braces.
+const C_SAFE: u16 = 1 << 11;
 
 /// The `C_*` classes of each byte.
 static BYTE_CLASSES: [u16; 256] = byte_classes();
@@ -804,6 +845,27 @@ const fn byte_classes() -> [u16; 256] {
         }
         if c.is_ascii_hexdigit() {
             k |= C_HEX;
+        }
+        if c.is_ascii_alphabetic()
+            || matches!(
+                c,
+                b'_' | b'-'
+                    | b'('
+                    | b')'
+                    | b','
+                    | b';'
+                    | b'!'
+                    | b'?'
+                    | b'"'
+                    | b'\''
+                    | b'`'
+                    | b'['
+                    | b']'
+                    | b'{'
+                    | b'}'
+            )
+        {
+            k |= C_SAFE;
         }
         k |= match c {
             b'_' | b'-' | b'(' | b')' => C_WORD,
@@ -1211,18 +1273,35 @@ const HOST_SUFFIXES: &[&str] = &[
     "br",
 ];
 
+/// The length of the longest of [`HOST_SUFFIXES`].
+const LONGEST_HOST_SUFFIX: usize = {
+    let mut longest = 0;
+    let mut i = 0;
+    while i < HOST_SUFFIXES.len() {
+        if HOST_SUFFIXES[i].len() > longest {
+            longest = HOST_SUFFIXES[i].len();
+        }
+        i += 1;
+    }
+    longest
+};
+
 /// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).
 fn is_host(t: &[u8]) -> bool {
     if !t.contains(&b'.') {
         return false;
     }
     let host = without_port(t);
-    let ok_labels = host.split(|&c| c == b'.').all(|l| {
-        !l.is_empty() && l.len() <= 63 && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
-    });
+    // The suffix first: most dotted tokens (`java.lang.Error`, `1.2.3`) fail it at once.
     let last = host.rsplit(|&c| c == b'.').next().unwrap_or(b"");
-    ok_labels
-        && HOST_SUFFIXES
+    if !(2..=LONGEST_HOST_SUFFIX).contains(&last.len())
+        || !HOST_SUFFIXES
             .iter()
             .any(|s| s.as_bytes().eq_ignore_ascii_case(last))
+    {
+        return false;
+    }
+    host.split(|&c| c == b'.').all(|l| {
+        !l.is_empty() && l.len() <= 63 && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+    })
 }
