@@ -243,7 +243,10 @@ async fn scans_left_running_by_a_crash_are_closed_as_failure_with_a_reason() {
     let store = open_store(&path);
     assert_eq!(
         store
-            .close_abandoned_scans(t(99), "previous process exited mid-scan")
+            .close_abandoned_scans(
+                t(99),
+                &Redactor::shared().redacted("previous process exited mid-scan")
+            )
             .await
             .unwrap(),
         1
@@ -378,9 +381,9 @@ async fn retention_prunes_old_scans_but_never_issues_running_scans_or_the_cursor
         report
             .outcomes
             .push(selfmon_core::FindingOutcome::Commented {
-                title: "related".into(),
+                title: Redactor::shared().redacted("related"),
                 issue: 1,
-                reason: "similar".into(),
+                reason: Redactor::shared().redacted("similar"),
                 score: Some(0.9),
             });
         store.save_scan_report(&report).await.unwrap();
