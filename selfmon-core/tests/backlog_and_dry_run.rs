@@ -89,9 +89,9 @@ async fn a_backlog_entry_an_issue_now_covers_is_closed_with_the_reason() {
 async fn a_failed_scan_defers_nothing_so_re_reading_counts_once() {
     let r = rig_with(Arc::new(OfflineRunner), budget(1));
     three_bugs(&r.logs);
-    r.store.fail(StoreOp::CommitScan);
+    r.faulty_store.fail(StoreOp::CommitScan);
     assert!(r.monitor.scan(ScanTrigger::Manual).await.is_err());
-    r.store.heal();
+    r.faulty_store.heal();
     assert!(
         r.store.backlog().is_empty(),
         "a failed scan commits no deferral"
@@ -177,7 +177,8 @@ async fn a_rate_limited_tracker_stops_filing_and_the_rest_waits_in_the_backlog()
     three_bugs(&r.logs);
     let reset_at = chrono::Utc::now() + chrono::Duration::minutes(10);
     // list_issues and the first create succeed; the second create meets the spent limit.
-    r.tracker.inject(2, TrackerFault::RateLimited { reset_at });
+    r.faulty_tracker
+        .inject(2, TrackerFault::RateLimited { reset_at });
     let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(first.record.issues_created, 1, "filing stops at the limit");
     assert_eq!(first.record.deferred, 2, "the rest waits in the backlog");
@@ -204,7 +205,7 @@ async fn a_rate_limited_tracker_stops_filing_and_the_rest_waits_in_the_backlog()
     assert_eq!(r.store.last_successful_cursor().await.unwrap(), cursor);
 
     // After the reset the outbox and the backlog are filed, each problem once.
-    r.tracker.lift_rate_limit();
+    r.faulty_tracker.lift_rate_limit();
     r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(r.tracker.issues().len(), 3, "nothing was lost");
     assert!(r.store.intents().is_empty() && r.store.backlog().is_empty());
@@ -223,7 +224,8 @@ async fn a_backlog_filing_the_rate_limit_refused_gets_every_occurrence_deferred_
     // intent waits in the outbox, and the problems' new records are deferred into the entries.
     r.monitor.set_config(budget(5)).unwrap();
     let reset_at = chrono::Utc::now() + chrono::Duration::minutes(10);
-    r.tracker.inject(1, TrackerFault::RateLimited { reset_at });
+    r.faulty_tracker
+        .inject(1, TrackerFault::RateLimited { reset_at });
     three_bugs(&r.logs);
     r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(r.tracker.issues().len(), 0);
@@ -232,7 +234,7 @@ async fn a_backlog_filing_the_rate_limit_refused_gets_every_occurrence_deferred_
     // After the reset: one issue per problem, every record counted once (found by the
     // state-machine test: the outbox used to hand the issue only the occurrences the entry had
     // when its intent was recorded).
-    r.tracker.lift_rate_limit();
+    r.faulty_tracker.lift_rate_limit();
     r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(r.tracker.issues().len(), 3);
     assert!(r.store.intents().is_empty() && r.store.backlog().is_empty());

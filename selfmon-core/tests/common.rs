@@ -6,13 +6,20 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use selfmon_core::engine::SelfMonitor;
 use selfmon_core::offline::OfflineRunner;
-use selfmon_core::testing::{FakeClock, MemoryIssueTracker, MemoryLogSource, MemoryStateStore};
+use selfmon_core::testing::{
+    FakeClock, FaultyLogSource, FaultyStateStore, FaultyTracker, MemoryIssueTracker,
+    MemoryLogSource, MemoryStateStore,
+};
 use selfmon_core::{AnalysisRunner, Level, SelfMonitoringConfig};
 
 pub struct Rig {
     pub logs: Arc<MemoryLogSource>,
     pub tracker: Arc<MemoryIssueTracker>,
     pub store: Arc<MemoryStateStore>,
+    /// The same three as the engine calls them, behind fault injection.
+    pub faulty_logs: Arc<FaultyLogSource<Arc<MemoryLogSource>>>,
+    pub faulty_tracker: Arc<FaultyTracker<Arc<MemoryIssueTracker>>>,
+    pub faulty_store: Arc<FaultyStateStore<Arc<MemoryStateStore>>>,
     pub clock: Arc<FakeClock>,
     pub monitor: SelfMonitor,
 }
@@ -21,16 +28,19 @@ pub fn rig_with(runner: Arc<dyn AnalysisRunner>, config: SelfMonitoringConfig) -
     let logs = Arc::new(MemoryLogSource::new());
     let tracker = Arc::new(MemoryIssueTracker::new());
     let store = Arc::new(MemoryStateStore::new());
+    let faulty_logs = Arc::new(FaultyLogSource::new(logs.clone()));
+    let faulty_tracker = Arc::new(FaultyTracker::new(tracker.clone()));
+    let faulty_store = Arc::new(FaultyStateStore::new(store.clone()));
     let clock = Arc::new(FakeClock::new(
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
     ));
     let monitor = SelfMonitor::builder()
         .config(config)
-        .log_source(logs.clone())
+        .log_source(faulty_logs.clone())
         .runner(runner)
-        .tracker(tracker.clone())
-        .store(store.clone())
-        .template_memory(store.clone())
+        .tracker(faulty_tracker.clone())
+        .store(faulty_store.clone())
+        .template_memory(faulty_store.clone())
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -38,6 +48,9 @@ pub fn rig_with(runner: Arc<dyn AnalysisRunner>, config: SelfMonitoringConfig) -
         logs,
         tracker,
         store,
+        faulty_logs,
+        faulty_tracker,
+        faulty_store,
         clock,
         monitor,
     }

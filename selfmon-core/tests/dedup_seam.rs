@@ -139,3 +139,9 @@ async fn a_host_deduplicator_decides_what_a_known_issue_explains() {
     assert_eq!(second.record.issues_created, 0);
     assert_eq!(r.tracker.issues().len(), 1);
 }
+
+#[tokio::test]
+async fn a_host_deduplicator_wrapping_the_default_conforms() {
+    // One that leaves every signature to the analysis.
+    selfmon_core::conformance::deduplicator(&HostDedup::new(|_, _| None)).await;
+}

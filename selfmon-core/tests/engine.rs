@@ -139,7 +139,7 @@ async fn cursor_covers_rows_below_the_level_filter() {
 async fn a_tracker_failure_halfway_through_filing_leaves_a_failed_scan_and_no_duplicates_later() {
     let r = rig();
     three_bugs(&r.logs);
-    r.tracker.inject(1, TrackerFault::CreateFails);
+    r.faulty_tracker.inject(1, TrackerFault::CreateFails);
     let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
     assert!(matches!(err, Error::Adapter { .. }));
     assert_eq!(r.tracker.issues().len(), 1, "the first create went through");
@@ -171,7 +171,8 @@ async fn a_tracker_failure_halfway_through_filing_leaves_a_failed_scan_and_no_du
 async fn a_lost_create_response_is_reconciled_by_marker_not_filed_twice() {
     let r = rig();
     three_bugs(&r.logs);
-    r.tracker.inject(0, TrackerFault::CreateLosesResponse);
+    r.faulty_tracker
+        .inject(0, TrackerFault::CreateLosesResponse);
     r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
     assert_eq!(
         r.tracker.issues().len(),
@@ -190,7 +191,7 @@ async fn a_lost_create_response_is_reconciled_by_marker_not_filed_twice() {
 async fn a_store_failure_leaves_a_failed_scan_and_consistent_state() {
     let r = rig();
     three_bugs(&r.logs);
-    r.store.fail(StoreOp::RecordIntent);
+    r.faulty_store.fail(StoreOp::RecordIntent);
     let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
     assert!(err.to_string().contains("state store"), "{err}");
     assert!(
@@ -198,7 +199,7 @@ async fn a_store_failure_leaves_a_failed_scan_and_consistent_state() {
         "nothing is filed without a committed intent"
     );
     assert_eq!(r.store.scans()[0].status, ScanStatus::Failure);
-    r.store.heal();
+    r.faulty_store.heal();
     let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(report.record.issues_created, 3);
 }
@@ -330,7 +331,8 @@ async fn records_deleted_by_retention_are_counted_as_a_gap() {
 async fn a_log_source_failure_is_a_failed_scan() {
     let r = rig();
     three_bugs(&r.logs);
-    r.logs.fail_next_read("database disk image is malformed");
+    r.faulty_logs
+        .fail_next_read("database disk image is malformed");
     let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
     assert!(err.to_string().contains("malformed"));
     assert_eq!(r.store.scans()[0].status, ScanStatus::Failure);

@@ -40,7 +40,8 @@ use selfmon_core::engine::{ScanOptions, SelfMonitor};
 use selfmon_core::lease::{host_name, process_start};
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{
-    FakeClock, MemoryIssueTracker, MemoryLogSource, MemoryStateStore, StoreOp, TrackerFault,
+    FakeClock, FaultyStateStore, FaultyTracker, MemoryIssueTracker, MemoryLogSource,
+    MemoryStateStore, StoreOp, TrackerFault,
 };
 use selfmon_core::{
     Analysis, AnalysisRequest, AnalysisRunner, ClaudeModel, FindingOutcome, IssueState,
@@ -269,6 +270,9 @@ struct Harness {
     logs: Arc<MemoryLogSource>,
     tracker: Arc<MemoryIssueTracker>,
     store: Arc<MemoryStateStore>,
+    /// What the engine calls: the tracker and the store, behind fault injection.
+    faulty_tracker: Arc<FaultyTracker<Arc<MemoryIssueTracker>>>,
+    faulty_store: Arc<FaultyStateStore<Arc<MemoryStateStore>>>,
     clock: Arc<FakeClock>,
     runner: Arc<Runner>,
     monitor: SelfMonitor,
@@ -321,6 +325,8 @@ impl Harness {
         let logs = Arc::new(MemoryLogSource::new());
         let tracker = Arc::new(MemoryIssueTracker::new());
         let store = Arc::new(MemoryStateStore::new());
+        let faulty_tracker = Arc::new(FaultyTracker::new(tracker.clone()));
+        let faulty_store = Arc::new(FaultyStateStore::new(store.clone()));
         let clock = Arc::new(FakeClock::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
         ));
@@ -329,9 +335,9 @@ impl Harness {
             .config(config(3, &[]))
             .log_source(logs.clone())
             .runner(runner.clone())
-            .tracker(tracker.clone())
-            .store(store.clone())
-            .template_memory(store.clone())
+            .tracker(faulty_tracker.clone())
+            .store(faulty_store.clone())
+            .template_memory(faulty_store.clone())
             .clock(clock.clone())
             .analysis_timeout(Duration::from_secs(5))
             .build()
@@ -340,6 +346,8 @@ impl Harness {
             logs,
             tracker,
             store,
+            faulty_tracker,
+            faulty_store,
             clock,
             runner,
             monitor,
@@ -415,11 +423,11 @@ impl Harness {
     /// A rate limit lasts until its reset time.
     fn lift_rate_limit_when_reset(&self) {
         if self
-            .tracker
+            .faulty_tracker
             .rate_limited_until()
             .is_some_and(|reset| reset <= self.clock.now())
         {
-            self.tracker.lift_rate_limit();
+            self.faulty_tracker.lift_rate_limit();
         }
     }
 
@@ -518,8 +526,8 @@ impl Harness {
             Op::DryRunThenScan { budget } => {
                 self.lift_rate_limit_when_reset();
                 // Filings waiting in the outbox are completed by the real scan only.
-                let comparable =
-                    self.store.intents().is_empty() && self.tracker.rate_limited_until().is_none();
+                let comparable = self.store.intents().is_empty()
+                    && self.faulty_tracker.rate_limited_until().is_none();
                 let preview = self.scan(budget, true).await;
                 let real = self.scan(budget, false).await;
                 if let (true, Some(preview), Some(real)) = (comparable, preview, real) {
@@ -544,21 +552,21 @@ impl Harness {
                 }
             }
             Op::ScanWithStoreFault { op, budget } => {
-                self.store.fail(op.op());
+                self.faulty_store.fail(op.op());
                 self.scan(budget, false).await;
-                self.store.heal();
+                self.faulty_store.heal();
             }
             Op::ScanWithTrackerFault { fault, skip } => {
-                self.tracker.inject(usize::from(skip), fault.fault());
+                self.faulty_tracker.inject(usize::from(skip), fault.fault());
                 self.scan(3, false).await;
-                self.tracker.clear_faults();
+                self.faulty_tracker.clear_faults();
             }
             Op::ScanRateLimited { skip, minutes } => {
                 let reset_at = self.clock.now() + chrono::Duration::minutes(i64::from(minutes));
-                self.tracker
+                self.faulty_tracker
                     .inject(usize::from(skip), TrackerFault::RateLimited { reset_at });
                 self.scan(3, false).await;
-                self.tracker.clear_faults();
+                self.faulty_tracker.clear_faults();
             }
             Op::Reconfigure(ref setting) => match setting {
                 Setting::Defaults => self.settings.clear(),
@@ -649,8 +657,8 @@ impl Harness {
     /// Heals everything, lets any foreign lease and rate limit expire, and scans (with the
     /// configuration in force) until nothing changes and the cursor is at the end of the log.
     async fn quiesce(&mut self) {
-        self.store.heal();
-        self.tracker.clear_faults();
+        self.faulty_store.heal();
+        self.faulty_tracker.clear_faults();
         self.clock.advance(chrono::Duration::hours(3));
         for _ in 0..200 {
             let issues = self.tracker.issues().len();

@@ -9,22 +9,24 @@ use std::sync::Arc;
 use common::fake_github::FakeGitHub;
 use common::*;
 use selfmon_core::offline::OfflineRunner;
-use selfmon_core::testing::{MemoryLogSource, MemoryStateStore, StoreOp};
-use selfmon_core::{Level, Marker, ScanStatus, ScanTrigger, SelfMonitor};
+use selfmon_core::testing::{FaultyStateStore, MemoryLogSource, MemoryStateStore, StoreOp};
+use selfmon_core::{
+    Level, Marker, ScanStatus, ScanTrigger, SelfMonitor, StateStore, TemplateMemory,
+};
 use wiremock::MockServer;
 
-fn monitor(
+fn monitor<S: StateStore + TemplateMemory + 'static>(
     server: &MockServer,
     logs: &Arc<MemoryLogSource>,
-    store: &Arc<MemoryStateStore>,
+    store: &Arc<S>,
 ) -> SelfMonitor {
     monitor_with(tracker(server), logs, store)
 }
 
-fn monitor_with(
+fn monitor_with<S: StateStore + TemplateMemory + 'static>(
     tracker: selfmon_github::GitHubTracker,
     logs: &Arc<MemoryLogSource>,
-    store: &Arc<MemoryStateStore>,
+    store: &Arc<S>,
 ) -> SelfMonitor {
     SelfMonitor::builder()
         .log_source(logs.clone())
@@ -59,12 +61,13 @@ async fn a_crash_between_create_and_record_is_reconciled_without_filing_twice() 
     let (server, fake) = FakeGitHub::start().await;
     let logs = Arc::new(MemoryLogSource::new());
     let store = Arc::new(MemoryStateStore::new());
+    let faulty_store = Arc::new(FaultyStateStore::new(store.clone()));
     three_bugs(&logs);
 
     // The first process files an issue on GitHub, then cannot record it: as if it died there.
-    store.fail(StoreOp::CompleteIntent);
+    faulty_store.fail(StoreOp::CompleteIntent);
     {
-        let first = monitor(&server, &logs, &store);
+        let first = monitor(&server, &logs, &faulty_store);
         let err = first.scan(ScanTrigger::Manual).await.unwrap_err();
         assert!(err.to_string().contains("state store"), "{err}");
     }
@@ -77,7 +80,6 @@ async fn a_crash_between_create_and_record_is_reconciled_without_filing_twice() 
     assert_eq!(store.scans()[0].status, ScanStatus::Failure);
 
     // A new process (new tracker, new engine) over the same store reconciles first.
-    store.heal();
     let second = monitor(&server, &logs, &store);
     let report = second.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(report.record.status, ScanStatus::Success);

@@ -4,12 +4,14 @@
 //! Enabled by the `mock` feature.
 
 mod analysis_runner;
+mod deduplicator;
 mod issue_tracker;
 mod job_queue;
 mod log_source;
 mod state_store;
 
 pub use analysis_runner::{analysis_request, analysis_runner, analysis_runner_times_out};
+pub use deduplicator::deduplicator;
 pub use issue_tracker::issue_tracker;
 pub use job_queue::job_queue;
 pub use log_source::{log_source, sample_records};

@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::traits::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};
 
 /// Runs the jobs a [`MemoryJobQueue`] hands it.
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait JobHandler: Send + Sync {
     /// Runs one job; `Err` is shown as the job's failure text.

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Level, LogRecord};
 use crate::traits::{LogPage, LogSource, LogSourceDescription};
 
@@ -17,7 +17,6 @@ struct Inner {
     /// timestamp.
     written: i64,
     pruned: BTreeSet<i64>,
-    fail_next: Option<String>,
 }
 
 /// Records held in memory, with the same paging and filtering semantics as the SQLite source.
@@ -99,11 +98,6 @@ impl MemoryLogSource {
         i.next_id = 1;
     }
 
-    /// Makes the next read fail with a non-retryable error carrying `message`.
-    pub fn fail_next_read(&self, message: &str) {
-        self.lock().fail_next = Some(message.to_string());
-    }
-
     /// How many records are held.
     pub fn len(&self) -> usize {
         self.lock().records.len()
@@ -118,10 +112,7 @@ impl MemoryLogSource {
 #[async_trait]
 impl LogSource for MemoryLogSource {
     async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage> {
-        let mut i = self.lock();
-        if let Some(msg) = i.fail_next.take() {
-            return Err(Error::adapter(crate::Component::LogSource, false, msg));
-        }
+        let i = self.lock();
         let start = i.records.partition_point(|r| r.id <= after);
         let mut records = Vec::new();
         let mut scanned_through = after;

@@ -1,13 +1,13 @@
-//! An in-memory state store with failure injection.
+//! An in-memory state store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
     IssueState, LogAnchor, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
@@ -17,33 +17,6 @@ use crate::traits::{
     IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
     ScanHistory, ScanLedger, TemplateMemory,
 };
-
-/// Operations of [`MemoryStateStore`] that can be made to fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StoreOp {
-    /// `begin_scan`.
-    BeginScan,
-    /// `finish_scan`.
-    FinishScan,
-    /// `filed_issues`.
-    FiledIssues,
-    /// `record_intent`.
-    RecordIntent,
-    /// `complete_intent`.
-    CompleteIntent,
-    /// `record_occurrences`.
-    RecordOccurrences,
-    /// `save_scan_report`.
-    SaveScanReport,
-    /// `commit_scan`.
-    CommitScan,
-    /// `open_backlog`.
-    OpenBacklog,
-    /// `open_intents`.
-    OpenIntents,
-    /// `save_template_state`.
-    SaveTemplateState,
-}
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -55,7 +28,6 @@ struct Inner {
     reports: HashMap<ScanId, ScanReport>,
     backlog: Vec<BacklogEntry>,
     closed_backlog: Vec<ClosedBacklogEntry>,
-    failing: HashSet<StoreOp>,
 }
 
 impl Inner {
@@ -143,27 +115,6 @@ impl MemoryStateStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Makes `op` fail until [`heal`](Self::heal) is called.
-    pub fn fail(&self, op: StoreOp) {
-        self.lock().failing.insert(op);
-    }
-
-    /// Stops every injected failure.
-    pub fn heal(&self) {
-        self.lock().failing.clear();
-    }
-
-    fn check(&self, op: StoreOp) -> Result<()> {
-        if self.lock().failing.contains(&op) {
-            return Err(Error::adapter(
-                crate::Component::StateStore,
-                true,
-                format!("injected fault: {op:?}"),
-            ));
-        }
-        Ok(())
     }
 
     /// Every scan record, oldest first.
@@ -337,13 +288,11 @@ impl ScanLedger for MemoryStateStore {
     }
 
     async fn begin_scan(&self, record: &ScanRecord) -> Result<()> {
-        self.check(StoreOp::BeginScan)?;
         self.lock().scans.push(record.clone());
         Ok(())
     }
 
     async fn finish_scan(&self, record: &ScanRecord) -> Result<()> {
-        self.check(StoreOp::FinishScan)?;
         let mut i = self.lock();
         match i.scans.iter_mut().find(|s| s.scan_id == record.scan_id) {
             Some(s) => *s = record.clone(),
@@ -353,7 +302,6 @@ impl ScanLedger for MemoryStateStore {
     }
 
     async fn save_scan_report(&self, report: &ScanReport) -> Result<()> {
-        self.check(StoreOp::SaveScanReport)?;
         let mut report = report.clone();
         report.bound();
         self.lock()
@@ -363,7 +311,6 @@ impl ScanLedger for MemoryStateStore {
     }
 
     async fn commit_scan(&self, record: &ScanRecord, effects: &ScanEffects) -> Result<()> {
-        self.check(StoreOp::CommitScan)?;
         let now = record.completed_at.unwrap_or(record.started_at);
         let mut i = self.lock();
         for o in &effects.occurrences {
@@ -396,14 +343,12 @@ impl ScanLedger for MemoryStateStore {
 #[async_trait]
 impl IssueLedger for MemoryStateStore {
     async fn open_backlog(&self) -> Result<Vec<BacklogEntry>> {
-        self.check(StoreOp::OpenBacklog)?;
         let mut all = self.lock().backlog.clone();
         all.sort_by_key(BacklogEntry::priority);
         Ok(all)
     }
 
     async fn filed_issues(&self) -> Result<Vec<FiledIssue>> {
-        self.check(StoreOp::FiledIssues)?;
         Ok(self.lock().issues.clone())
     }
 
@@ -413,7 +358,6 @@ impl IssueLedger for MemoryStateStore {
         count: u64,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.check(StoreOp::RecordOccurrences)?;
         self.lock().add_occurrences(issue_number, count, now);
         Ok(())
     }
@@ -431,18 +375,15 @@ impl IssueLedger for MemoryStateStore {
     }
 
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {
-        self.check(StoreOp::RecordIntent)?;
         self.lock().intents.push(intent.clone());
         Ok(())
     }
 
     async fn open_intents(&self) -> Result<Vec<FilingIntent>> {
-        self.check(StoreOp::OpenIntents)?;
         Ok(self.lock().intents.clone())
     }
 
     async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()> {
-        self.check(StoreOp::CompleteIntent)?;
         let mut i = self.lock();
         let backlog_entry = i
             .intents
@@ -553,7 +494,6 @@ impl TemplateMemory for MemoryStateStore {
     }
 
     async fn save_template_state(&self, state: &str) -> Result<()> {
-        self.check(StoreOp::SaveTemplateState)?;
         self.lock().templates = Some(state.to_string());
         Ok(())
     }

@@ -7,7 +7,7 @@
 mod forward;
 
 pub(crate) mod analysis_runner;
-mod deduplicator;
+pub(crate) mod deduplicator;
 pub(crate) mod issue_ledger;
 pub(crate) mod issue_tracker;
 pub(crate) mod job_queue;
