@@ -53,7 +53,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, Failure> {
                 "argument",
                 format!(
                     "invalid time {}: {e}; pass an aware datetime",
-                    selfmon::text::quoted(&text)
+                    selfmon::text::quoted(text)
                 ),
             )
         })

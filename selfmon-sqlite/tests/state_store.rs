@@ -607,7 +607,10 @@ async fn texts_in_rows_written_before_they_were_typed_load_and_are_redacted_on_r
     read.push(serde_json::to_string(&closed).unwrap());
     let read = read.join("\n");
     assert!(!read.contains(KEY), "{read}");
-    assert!(read.matches("quotes [REDACTED:github_token]").count() >= 6, "{read}");
+    assert!(
+        read.matches("quotes [REDACTED:github_token]").count() >= 6,
+        "{read}"
+    );
 }
 
 #[tokio::test]

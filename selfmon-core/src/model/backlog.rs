@@ -19,7 +19,10 @@ pub struct BacklogEntry {
     pub fingerprint: String,
     /// The most severe level among its evidence (the budget files the most severe first).
     pub severity: Level,
-    /// The finding as analysis proposed it (classification included).
+    /// The finding as analysis proposed it (classification included), redacted: the engine
+    /// redacts every finding when it validates it, before dedup, filing or the backlog see it.
+    /// Not typed `RedactedText` field by field, because `Finding` is also the runner's raw
+    /// answer; the echo tests (`tests/redaction_persisted.rs`) search every stored byte for it.
     pub finding: Finding,
     /// The evidence signatures as they may leave the process (capped, sanitised, redacted).
     pub evidence: Vec<Signature>,

@@ -140,7 +140,9 @@ pub struct TrackedIssue {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
-/// An issue as dedup sees it: identity plus the attributes the tiers compare.
+/// An issue as dedup sees it: identity plus the attributes the tiers compare. Held in memory for
+/// one scan, never stored; built from [`FiledIssue`] rows (redacted) and the tracker's listing
+/// (text already public), so its texts are plain `String`s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnownIssue {
     /// Number, link and state.
@@ -259,7 +261,8 @@ pub struct FilingIntent {
     pub scan_id: ScanId,
     /// What will be (or was) sent to the tracker.
     pub draft: IssueDraft,
-    /// The finding behind it (for the issue row).
+    /// The finding behind it (for the issue row), redacted when the engine validated it (see
+    /// [`BacklogEntry::finding`](crate::model::BacklogEntry::finding) for why it is not typed).
     pub finding: Finding,
     /// Templates of the signatures the finding covers.
     pub templates: Vec<String>,
