@@ -145,3 +145,30 @@ async fn a_host_deduplicator_wrapping_the_default_conforms() {
     // One that leaves every signature to the analysis.
     selfmon_core::conformance::deduplicator(&HostDedup::new(|_, _| None)).await;
 }
+
+#[tokio::test]
+async fn the_engine_asks_the_deduplicator_once_per_finding_and_files_what_it_calls_new() {
+    let mut dedup = selfmon_core::mock::MockDeduplicator::new();
+    dedup.expect_explain_signature().returning(|_, _| Ok(None));
+    // One finding, decided once; the mock checks the count when the engine drops it.
+    dedup
+        .expect_decide()
+        .times(1)
+        .returning(|_, _, _| Ok(DedupDecision::New));
+    let logs = Arc::new(MemoryLogSource::new());
+    let tracker = Arc::new(MemoryIssueTracker::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(logs.clone())
+        .runner(Arc::new(OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .template_memory(store)
+        .deduplicator(Arc::new(dedup))
+        .build()
+        .unwrap();
+    log_bug(&logs);
+    let report = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.issues_created, 1);
+    assert_eq!(tracker.issues().len(), 1);
+}
