@@ -7,6 +7,17 @@ use super::Redactor;
 /// Text that went through a [`Redactor`]: what an issue title or body, a tracker comment, the
 /// prompt handed to the runner, or text stored in a scan report must be.
 ///
+/// Required by: [`IssueDraft`](crate::model::IssueDraft) title and body,
+/// [`IssueTracker::comment`](crate::traits::IssueTracker::comment), the
+/// [`AnalysisRequest`](crate::traits::AnalysisRequest)'s data and instructions, a
+/// [`ScanRecord`](crate::model::ScanRecord)'s error message and the reason given to
+/// [`ScanLedger::close_abandoned_scans`](crate::traits::ScanLedger::close_abandoned_scans), a
+/// [`ScanReport`](crate::model::ScanReport)'s digest as sent, outcome titles, reasons and bodies,
+/// rejected findings, runner skip reasons and signature templates, an
+/// [`IssueEvent`](crate::model::IssueEvent)'s detail, a [`FiledIssue`](crate::model::FiledIssue)'s
+/// title, error type and source files, and a
+/// [`BacklogClosure`](crate::model::BacklogClosure)'s reason.
+///
 /// Only the redactor makes one ([`Redactor::redacted`]), so a path that sends or stores text
 /// cannot skip redaction without failing to compile. Adapters read it with
 /// [`as_str`](Self::as_str), `Deref<Target = str>` or `Display`. Reading one back from storage (`Deserialize`) redacts it
