@@ -165,7 +165,7 @@ pub enum Error {
 
     /// A pagination `Link` pointed outside the configured API, so it was not followed (the token
     /// would have been sent there).
-    #[error("GitHub pagination link {url:?} is outside the configured API base {base}; not following it")]
+    #[error("GitHub pagination link {} is outside the configured API base {base}; not following it", selfmon_core::text::quoted(.url.as_str()))]
     ForeignLink {
         /// The link.
         url: String,
