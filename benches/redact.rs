@@ -115,6 +115,43 @@ fn bench(c: &mut Criterion) {
             d.finish().signatures.len()
         })
     });
+    // What a scan of the same text actually redacts: the digest takes samples from at most
+    // `SAMPLE_WINDOW` records per signature (an upper bound: it stops at three distinct samples),
+    // and egress redacts each signature's template and samples and the rendered digest once. The
+    // per-line figures above redact every record, which no scan does.
+    let digest = {
+        let mut d = DigestBuilder::new(&config).expect("default config is valid");
+        for r in &records {
+            d.push(r);
+        }
+        d.finish()
+    };
+    let sampled: Vec<&str> = lines
+        .iter()
+        .take(digest.signatures.len() * selfmon::digest::SAMPLE_WINDOW as usize)
+        .copied()
+        .collect();
+    g.bench_function("engine_redaction_for_the_same_4MiB", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for l in &sampled {
+                n += red.redact(l).len();
+            }
+            for sig in &digest.signatures {
+                n += red.redact(&sig.template).len();
+                for m in &sig.sample_messages {
+                    n += red.redact(m).len();
+                }
+            }
+            n + red.redact(&digest.render(64 * 1024)).len()
+        })
+    });
+    println!(
+        "engine redaction bench: {} signatures, {} sampled records of {}",
+        digest.signatures.len(),
+        sampled.len(),
+        records.len()
+    );
     let secrets = secret_text();
     g.throughput(Throughput::Bytes(secrets.len() as u64));
     g.bench_function("secret_dense_1MiB", |b| {

@@ -164,8 +164,9 @@ async fn host_check(State(guard): State<Arc<HostGuard>>, req: Request, next: Nex
                 421,
                 "Unknown host name",
                 &format!(
-                    "This server does not answer to the host name {shown:?}. Open it by its own \
-                     address, or add the name with --allow-host."
+                    "This server does not answer to the host name {}. Open it by its own \
+                     address, or add the name with --allow-host.",
+                    selfmon::text::quoted(&shown)
                 ),
             );
             (StatusCode::MISDIRECTED_REQUEST, axum::response::Html(html)).into_response()
@@ -549,7 +550,10 @@ fn cadence_field(form: &HashMap<String, String>) -> Result<u32, FieldError> {
     let minutes = raw.trim().parse::<u32>().map_err(|_| {
         (
             field.to_string(),
-            format!("cadence: {raw:?} is not a whole number of minutes; use 1 to 10080"),
+            format!(
+                "cadence: {} is not a whole number of minutes; use 1 to 10080",
+                selfmon::text::quoted(raw)
+            ),
         )
     })?;
     if !(1..=10080).contains(&minutes) {

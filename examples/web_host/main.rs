@@ -56,9 +56,12 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         port: match std::env::var("WEB_HOST_PORT") {
-            Ok(p) => p
-                .parse()
-                .map_err(|_| format!("WEB_HOST_PORT={p:?} is not a port number"))?,
+            Ok(p) => p.parse().map_err(|_| {
+                format!(
+                    "WEB_HOST_PORT={} is not a port number",
+                    selfmon::text::quoted(&p)
+                )
+            })?,
             Err(_) => 8088,
         },
         data_dir: PathBuf::from("target/web_host"),
@@ -74,7 +77,9 @@ fn parse_args() -> Result<Args, String> {
                 let v = it.next().ok_or("--port needs a value")?;
                 args.port = v
                     .parse()
-                    .map_err(|_| format!("--port {v:?} is not a port number"))?;
+                    .map_err(|_| {
+                        format!("--port {} is not a port number", selfmon::text::quoted(&v))
+                    })?;
             }
             "--data-dir" => {
                 args.data_dir = PathBuf::from(it.next().ok_or("--data-dir needs a value")?);
@@ -91,7 +96,12 @@ fn parse_args() -> Result<Args, String> {
                 "usage: web_host [--port N] [--data-dir DIR] [--github OWNER/NAME] [--claude BINARY] [--allow-host NAME]... [--test-hooks]"
                     .to_string(),
             ),
-            other => return Err(format!("unknown argument {other:?}; try --help")),
+            other => {
+                return Err(format!(
+                    "unknown argument {}; try --help",
+                    selfmon::text::quoted(other)
+                ))
+            }
         }
     }
     Ok(args)

@@ -342,7 +342,12 @@ fn rejected_section(h: &mut String, report: &ScanReport) {
             h,
             r#"<tr class="rejected"><td class="finding-title">{}</td><td class="finding-reason">{}</td></tr>"#,
             esc(&r.title),
-            esc(&r.reasons.join("; "))
+            esc(&r
+                .reasons
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; "))
         );
     }
     h.push_str("</tbody></table></div></section>\n");

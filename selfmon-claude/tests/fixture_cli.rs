@@ -107,7 +107,7 @@ fn value_after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 fn request(data: String) -> AnalysisRequest {
     AnalysisRequest {
         scan_id: ScanId("scan-1".into()),
-        instructions: INSTRUCTIONS.into(),
+        instructions: Redactor::shared().redacted(INSTRUCTIONS),
         data: Redactor::shared().redacted(&data),
         boundary: "BOUNDARY".into(),
         digest: Digest::default(),

@@ -364,7 +364,8 @@ fn config_for(binary: PathBuf, api: &FakeApi, home: &Path) -> ClaudeRunnerConfig
 fn request() -> AnalysisRequest {
     AnalysisRequest {
         scan_id: ScanId("contract".into()),
-        instructions: "CONTRACT-INSTRUCTIONS: report problems found in the log digest.".into(),
+        instructions: Redactor::shared()
+            .redacted("CONTRACT-INSTRUCTIONS: report problems found in the log digest."),
         data: Redactor::shared()
             .redacted("CONTRACT-DATA: [GIT-SYNC-001] ValueError in sync_repo (record 42)"),
         boundary: "B".into(),

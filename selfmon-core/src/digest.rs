@@ -82,9 +82,19 @@ pub struct Digest {
     /// Records in dropped signatures.
     pub ignored_records: u64,
     /// The dropped signatures with the rule that dropped each (at most
-    /// [`crate::model::MAX_REPORT_SIGNATURES`]; templates unredacted). Never sent to a runner.
+    /// [`crate::model::MAX_REPORT_SIGNATURES`]; unredacted, as `signatures` are). Never sent to a
+    /// runner; the report keeps them as egress shows them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ignored: Vec<crate::model::SignatureReport>,
+    pub ignored: Vec<IgnoredSignature>,
+}
+
+/// A signature an ignore rule dropped, and the rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredSignature {
+    /// The signature, unredacted.
+    pub signature: Signature,
+    /// The rule, as configured (`ignore.codes: GIT-SYNC-001`).
+    pub rule: String,
 }
 
 /// Most signatures a digest keeps by default; records of further signatures go to the overflow
@@ -382,12 +392,9 @@ impl DigestBuilder {
                 out.ignored_signatures += 1;
                 out.ignored_records += sig.count;
                 if out.ignored.len() < crate::model::MAX_REPORT_SIGNATURES {
-                    out.ignored.push(crate::model::SignatureReport {
-                        id: sig.id.clone(),
-                        template: sig.template.clone(),
-                        level: sig.level,
-                        count: sig.count,
-                        fate: crate::model::SignatureFate::Ignored { rule },
+                    out.ignored.push(IgnoredSignature {
+                        signature: sig,
+                        rule,
                     });
                 }
             } else {

@@ -44,7 +44,7 @@ impl fmt::Display for Component {
 #[non_exhaustive]
 pub enum Error {
     /// A value from outside (a log level, an error code, a JSON document) could not be parsed.
-    #[error("invalid {what} {input:?}: {reason}")]
+    #[error("invalid {what} {}: {reason}", crate::text::quoted(.input))]
     Parse {
         /// What was being parsed (`"log level"`, `"error code"`, ...).
         what: &'static str,

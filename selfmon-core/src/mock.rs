@@ -44,7 +44,7 @@ mock! {
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
         async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>>;
-        async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
+        async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &crate::redact::RedactedText) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;

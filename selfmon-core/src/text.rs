@@ -21,9 +21,42 @@ pub fn strip_controls(text: &str) -> String {
     text.chars().filter(|&c| is_kept_in_text(c)).collect()
 }
 
+/// `text` as an error message quotes a value a person gave or a file held: between backticks,
+/// with control characters, bidi controls and backticks written as escapes (`\n`, `\u{1b}`), so
+/// the value reads as itself and cannot rewrite the terminal it is shown on. Messages use this
+/// instead of debug formatting (`{:?}`).
+pub fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('`');
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '`' => out.push_str("\\`"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('`');
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_values_read_as_themselves_with_controls_escaped() {
+        assert_eq!(quoted("acme/server"), "`acme/server`");
+        assert_eq!(
+            quoted("a\nb\u{1b}[2J`c\u{202E}"),
+            "`a\\nb\\u{1b}[2J\\`c\\u{202e}`"
+        );
+        assert_eq!(quoted(""), "``");
+    }
 
     #[test]
     fn every_bidi_control_is_stripped_and_newlines_and_tabs_stay() {

@@ -145,7 +145,7 @@ async fn a_dry_run_changes_nothing_and_the_real_scan_files_what_it_showed() {
         .outcomes
         .iter()
         .filter_map(|o| match o {
-            FindingOutcome::WouldFile { title, .. } => Some(title.clone()),
+            FindingOutcome::WouldFile { title, .. } => Some(title.to_string()),
             _ => None,
         })
         .collect();

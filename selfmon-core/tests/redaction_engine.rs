@@ -25,7 +25,7 @@ impl AnalysisRunner for Recording {
 
     async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.push(request.instructions.clone());
+            seen.push(request.instructions.to_string());
             seen.push(request.data.to_string());
             seen.push(serde_json::to_string(&request.digest).unwrap_or_default());
         }

@@ -4,20 +4,28 @@
 //!
 //! Every byte the state store holds is searched ([`MemoryStateStore::dump`]): scan records (their
 //! error text included), filed issues' metadata, filing intents, the backlog and the learned
-//! template state.
+//! template state. Then each text the types require to be [`RedactedText`] is searched on its own,
+//! read back through the history API as a host would, so a path that stopped being exercised (or
+//! stopped being redacted) fails by name: the prompt's instructions, the report's digest as sent,
+//! outcome titles and reasons, rejected findings, runner skip reasons, signature templates,
+//! filed issues' titles, error types and source files, backlog closure reasons and issues'
+//! history details.
+//!
+//! [`RedactedText`]: selfmon_core::redact::RedactedText
 
 mod common;
 mod corpus;
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::template::Templater;
 use selfmon_core::{
-    Analysis, AnalysisRequest, AnalysisRunner, Classification, Finding, Level,
-    SelfMonitoringConfig, TemplateMemory,
+    Analysis, AnalysisRequest, AnalysisRunner, Classification, Finding, FindingOutcome,
+    IssueLedger, Level, PageRequest, RejectedFinding, ScanHistory, SelfMonitoringConfig,
+    SkippedSignature, TemplateMemory,
 };
 
 /// What the runner was given, and the template fingerprints of the signatures it was shown.
@@ -28,18 +36,45 @@ struct Seen {
 }
 
 /// A model stand-in that copies what it is shown — samples, templates, the whole prompt and the
-/// data — into every field of one finding per signature.
+/// data — into every field of one finding per signature, and into its own rejections and skip
+/// reasons. It also copies raw log lines, as a model that reads the log itself (the prompt names
+/// the log's location, and a model with a file tool can open it) would: what it is shown is
+/// redacted already, so only text from elsewhere can prove that what comes *back* is redacted.
 struct Echo {
     seen: Mutex<Seen>,
+    /// The instructions of each request.
+    instructions: Mutex<Vec<String>>,
     echo: bool,
+    /// Raw log lines the stand-in "read from the log" (empty: it copies only what it is shown).
+    raw: Vec<String>,
 }
 
 impl Echo {
     fn new(echo: bool) -> Self {
         Echo {
             seen: Mutex::new(Seen::default()),
+            instructions: Mutex::new(Vec::new()),
             echo,
+            raw: Vec::new(),
         }
+    }
+
+    /// A stand-in that also copies `raw` lines into what it answers.
+    fn reading(raw: Vec<String>) -> Self {
+        Echo {
+            raw,
+            ..Echo::new(true)
+        }
+    }
+
+    /// The `i`-th raw line of a request (rotating through them), or nothing.
+    fn raw_line(&self, request: &AnalysisRequest, i: usize) -> String {
+        if self.raw.is_empty() {
+            return String::new();
+        }
+        // Differs per scan, so the second scan copies other lines.
+        let offset = usize::try_from(request.first_record_id).unwrap_or(0);
+        self.raw[(offset + i * 7) % self.raw.len()].replace('\n', " ")
     }
 }
 
@@ -55,7 +90,10 @@ impl AnalysisRunner for Echo {
 
     async fn analyze(&self, request: &AnalysisRequest) -> selfmon_core::Result<Analysis> {
         if let Ok(mut seen) = self.seen.lock() {
-            seen.texts.push(request.instructions.clone());
+            seen.texts.push(request.instructions.to_string());
+            if let Ok(mut i) = self.instructions.lock() {
+                i.push(request.instructions.to_string());
+            }
             seen.texts.push(request.data.to_string());
             seen.texts
                 .push(serde_json::to_string(&request.digest).unwrap_or_default());
@@ -72,6 +110,41 @@ impl AnalysisRunner for Echo {
             return OfflineRunner.analyze(request).await;
         }
         let prompt = format!("{}\n{}", request.instructions, request.data);
+        let texts_of = |i: usize, sig: &selfmon_core::digest::Signature| {
+            let sample = sig.sample_messages.join(" | ");
+            format!("{} {} {sample}", self.raw_line(request, i), sig.template)
+        };
+        // The runner's own rejections and skips quote what it saw too.
+        let rejected = request
+            .digest
+            .signatures
+            .iter()
+            .enumerate()
+            .map(|(i, sig)| RejectedFinding {
+                title: cap(&texts_of(i + 1, sig), 190),
+                reasons: vec![texts_of(i + 2, sig), cap(&prompt, 2_000)],
+            })
+            .collect();
+        let skipped = request
+            .digest
+            .signatures
+            .iter()
+            .enumerate()
+            .map(|(i, sig)| SkippedSignature {
+                signature_id: sig.id.clone(),
+                reason: texts_of(i + 3, sig),
+            })
+            .collect();
+        // And one finding citing a record outside the scan, which the engine's validation
+        // rejects: its title quotes a sample.
+        let invalid = request.digest.signatures.first().map(|sig| Finding {
+            evidence_record_ids: vec![request.last_record_id + 1_000],
+            ..Finding::new(
+                Classification::ServerBug,
+                cap(&texts_of(4, sig).replace('\n', " "), 190),
+                "cites a record that does not exist",
+            )
+        });
         let findings = request
             .digest
             .signatures
@@ -82,25 +155,35 @@ impl AnalysisRunner for Echo {
                 // Rotate which text lands where, so every field carries every kind of text.
                 let texts = [&sample, &sig.template, &prompt, &request.data.to_string()];
                 let pick = |k: usize| texts[(i + k) % texts.len()].as_str();
+                let raw = self.raw_line(request, i);
+                let source_file = if raw.is_empty() {
+                    sig.template.replace(['/', '\\', '\n'], "_")
+                } else {
+                    // Relative, so validation keeps the finding.
+                    format!("src/{}", raw.replace('\\', "_").replace("..", "_"))
+                };
                 Finding {
                     classification: Classification::ServerBug,
                     title: cap(
-                        &format!("{} {}", sig.template, sample).replace('\n', " "),
+                        &format!("{raw} {} {}", sig.template, sample).replace('\n', " "),
                         190,
                     ),
-                    summary: cap(&format!("{}\n{}", pick(0), pick(1)), 7_900),
+                    summary: cap(&format!("{raw}\n{}\n{}", pick(0), pick(1)), 7_900),
                     evidence_record_ids: sig.sample_ids.clone(),
                     error_codes: sig.error_codes.clone(),
-                    source_files: vec![cap(&sig.template.replace(['/', '\\', '\n'], "_"), 500)],
-                    error_type: Some(cap(pick(1), 2_000)),
+                    source_files: vec![cap(&source_file, 500)],
+                    error_type: Some(cap(&format!("{raw} {}", pick(1)), 2_000)),
                     signature_ids: vec![sig.id.clone()],
-                    suspected_cause: Some(cap(pick(2), 7_900)),
+                    suspected_cause: Some(cap(&format!("{raw} {}", pick(2)), 7_900)),
                     suggested_fix: Some(cap(pick(3), 7_900)),
                 }
             })
+            .chain(invalid)
             .collect();
         Ok(Analysis {
             findings,
+            rejected,
+            skipped,
             ..Default::default()
         })
     }
@@ -163,9 +246,22 @@ fn everything(rig: &common::Rig) -> Vec<(&'static str, String)> {
     out
 }
 
-async fn two_scans(echo: bool, seed: u64) {
+/// What the two scans left behind: the planted secrets, and every text a host can read back,
+/// by the path it was read from.
+struct Leftovers {
+    planted: Vec<corpus::Planted>,
+    paths: BTreeMap<&'static str, Vec<String>>,
+    /// Planted secrets found anywhere: the tracker, the whole state store or the runner's input.
+    leaked: Vec<String>,
+}
+
+async fn two_scans(echo: bool, seed: u64) -> Leftovers {
     let planted = corpus::secrets(seed, 1_000);
-    let runner = Arc::new(Echo::new(echo));
+    let runner = Arc::new(if echo {
+        Echo::reading(planted.iter().map(|p| p.line.clone()).collect())
+    } else {
+        Echo::new(false)
+    });
     let config = SelfMonitoringConfig {
         max_new_issues_per_scan: 25,
         ..Default::default()
@@ -214,6 +310,7 @@ async fn two_scans(echo: bool, seed: u64) {
         .await
         .unwrap();
 
+    let paths = typed_paths(&rig, &runner).await;
     let seen = runner.seen.lock().unwrap();
     assert_eq!(seen.fingerprints.len(), 2, "both scans asked the runner");
     let new_templates: Vec<&String> = seen.fingerprints[1]
@@ -238,21 +335,197 @@ async fn two_scans(echo: bool, seed: u64) {
         leaked.len()
     );
     assert!(!issues.is_empty());
-    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
     assert!(
         sealed_clusters > 0,
         "some templates held secrets and were sealed"
     );
+    Leftovers {
+        planted,
+        paths,
+        leaked,
+    }
+}
+
+/// Each text whose type is `RedactedText`, read back as a host reads it, by path.
+async fn typed_paths(rig: &common::Rig, runner: &Echo) -> BTreeMap<&'static str, Vec<String>> {
+    let mut paths: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let mut add = |path: &'static str, text: &str| {
+        paths.entry(path).or_default().push(text.to_string());
+    };
+    for t in runner.instructions.lock().unwrap().iter() {
+        add("prompt instructions", t);
+    }
+    let everything = PageRequest {
+        offset: 0,
+        limit: 500,
+    };
+    let scans = rig.store.list_scans(everything).await.unwrap().items;
+    for scan in &scans {
+        let Some(report) = rig.store.scan_report(&scan.scan_id).await.unwrap() else {
+            continue;
+        };
+        if let Some(d) = &report.digest_sent {
+            add("report digest_sent", d);
+        }
+        for o in &report.outcomes {
+            add("report outcome title", o.title());
+            match o {
+                FindingOutcome::WouldFile { body, .. } => add("report outcome body", body),
+                FindingOutcome::Duplicate { reason, .. }
+                | FindingOutcome::Commented { reason, .. }
+                | FindingOutcome::Deferred { reason, .. } => add("report outcome reason", reason),
+                FindingOutcome::Regression {
+                    reason: Some(reason),
+                    ..
+                } => add("report outcome reason", reason),
+                _ => {}
+            }
+        }
+        for r in &report.rejected {
+            add("report rejected title", &r.title);
+            for reason in &r.reasons {
+                add("report rejected reason", reason);
+            }
+        }
+        for k in &report.skipped {
+            add("report skipped reason", &k.reason);
+        }
+        for sig in &report.signatures {
+            add("report signature template", &sig.template);
+        }
+    }
+    let filed = rig.store.filed_issues().await.unwrap();
+    for issue in &filed {
+        add("filed issue title", &issue.title);
+        if let Some(t) = &issue.error_type {
+            add("filed issue error_type", t);
+        }
+        for f in &issue.source_files {
+            add("filed issue source_files", f);
+        }
+        let history = rig
+            .store
+            .issue_history(issue.issue.number, everything)
+            .await
+            .unwrap();
+        for e in &history.items {
+            add("issue history detail", &e.detail);
+        }
+    }
+    for closed in rig.store.closed_backlog(everything).await.unwrap().items {
+        add("backlog closure reason", &closed.closure.reason);
+    }
+    paths
+}
+
+/// The echoing model's two scans, run once and shared by the tests that search one path each.
+fn echoed() -> &'static Leftovers {
+    static ECHOED: OnceLock<Leftovers> = OnceLock::new();
+    ECHOED.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(two_scans(true, 0xEC40_0000_0000_0002))
+    })
+}
+
+/// Asserts that `path` was written (by the echoing model's scans) and holds no planted secret.
+fn assert_no_secret_in(path: &str) {
+    let leftovers = echoed();
+    let texts = leftovers
+        .paths
+        .get(path)
+        .unwrap_or_else(|| panic!("nothing was written to {path}; the test proves nothing"));
+    assert!(!texts.is_empty());
+    let named: Vec<(&str, String)> = texts.iter().map(|t| (path, t.clone())).collect();
+    let leaked = leaks_in(&leftovers.planted, &named);
+    println!("{path}: {} texts, {} leaked", texts.len(), leaked.len());
+    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
+}
+
+#[test]
+fn no_planted_secret_reaches_the_prompt_instructions() {
+    assert_no_secret_in("prompt instructions");
+    // The instructions quote the open issues' titles, which quote the model's echo of the log.
+    assert!(echoed().paths["prompt instructions"]
+        .iter()
+        .any(|t| t.contains("[REDACTED:")));
+}
+
+#[test]
+fn no_planted_secret_reaches_the_stored_digest_as_sent() {
+    assert_no_secret_in("report digest_sent");
+    assert!(echoed().paths["report digest_sent"]
+        .iter()
+        .all(|d| d.starts_with("<<<SELFMON-DATA-")));
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_outcome_title() {
+    assert_no_secret_in("report outcome title");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_outcome_reason() {
+    assert_no_secret_in("report outcome reason");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_rejected_title() {
+    assert_no_secret_in("report rejected title");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_rejected_reason() {
+    assert_no_secret_in("report rejected reason");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_runner_skip_reason() {
+    assert_no_secret_in("report skipped reason");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_stored_signature_template() {
+    assert_no_secret_in("report signature template");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_filed_issue_title() {
+    assert_no_secret_in("filed issue title");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_filed_issue_error_type() {
+    assert_no_secret_in("filed issue error_type");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_filed_issue_source_file() {
+    assert_no_secret_in("filed issue source_files");
+}
+
+#[test]
+fn no_planted_secret_reaches_an_issue_history_detail() {
+    assert_no_secret_in("issue history detail");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_backlog_closure_reason() {
+    assert_no_secret_in("backlog closure reason");
 }
 
 #[tokio::test]
 async fn nothing_persisted_holds_a_secret_and_a_reload_keeps_the_fingerprints() {
-    two_scans(false, 0x5EA1_ED00_0000_0001).await;
+    let leaked = two_scans(false, 0x5EA1_ED00_0000_0001).await.leaked;
+    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
 }
 
-#[tokio::test]
-async fn an_echoing_model_gets_no_secret_to_the_tracker_or_the_state_store() {
-    two_scans(true, 0xEC40_0000_0000_0002).await;
+#[test]
+fn an_echoing_model_gets_no_secret_to_the_tracker_or_the_state_store() {
+    let leaked = &echoed().leaked;
+    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
 }
 
 #[tokio::test]

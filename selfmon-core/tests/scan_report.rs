@@ -177,3 +177,96 @@ async fn an_issue_history_lists_its_filing_and_later_known_signature_matches() {
         second.record.scan_id.to_string()
     )));
 }
+
+/// A report, a filed issue, a closed backlog entry and an issue event as versions before their
+/// texts were typed `RedactedText` stored them (the JSON is the same shape: the type is
+/// serde-transparent). They still load; text that holds a secret (written before it was redacted,
+/// or by another writer) is redacted on the way in, and the digest's fence keeps its boundary.
+#[test]
+fn texts_stored_before_they_were_typed_still_load_and_are_redacted_on_read() {
+    const KEY: &str = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let boundary = "SELFMON-DATA-5f0c2a9e7b3d41c68e2f9a0b1c7d3e4f";
+    let record = serde_json::to_value(selfmon_core::ScanRecord::started(
+        selfmon_core::ScanId("old-scan".into()),
+        ScanTrigger::Scheduled,
+        0,
+        chrono::Utc::now(),
+    ))
+    .unwrap();
+    let old = serde_json::json!({
+        "record": record,
+        "outcomes": [
+            {"outcome": "filed", "title": format!("[BUG] push with {KEY} fails"),
+             "issue": {"number": 7, "url": "https://example.test/7", "state": "open"}},
+            {"outcome": "duplicate", "title": "dup", "issue": 5,
+             "reason": format!("same token {KEY}"), "tier": "error_code", "score": 1.0},
+            {"outcome": "regression", "title": "again", "issue": 4, "reopened": true},
+            {"outcome": "deferred", "title": "later"}
+        ],
+        "rejected": [{"title": format!("leaks {KEY}"), "reasons": [format!("quotes {KEY}")]}],
+        "reconciled": [],
+        "signatures": [{"id": "abc", "template": format!("push with {KEY}"), "level": "ERROR",
+                        "count": 2, "fate": {"fate": "analysed"}}],
+        "skipped": [{"signature_id": "abc", "reason": format!("one-off {KEY}")}],
+        "runner": "offline",
+        "digest_sent": format!("<<<{boundary}\n[A-B-001] push with {KEY}\n{boundary}>>>\n")
+    });
+    let report: selfmon_core::ScanReport =
+        serde_json::from_value(old.clone()).expect("an old report loads");
+    assert_eq!(report.outcomes.len(), 4);
+    assert_eq!(
+        report.outcomes[0].title(),
+        "[BUG] push with [REDACTED:github_token] fails"
+    );
+    let digest = report.digest_sent.as_deref().expect("the digest");
+    assert!(
+        digest.starts_with(&format!("<<<{boundary}\n"))
+            && digest.ends_with(&format!("\n{boundary}>>>\n")),
+        "the fence keeps its boundary: {digest}"
+    );
+    let again = serde_json::to_string(&report).unwrap();
+    assert!(!again.contains(KEY), "{again}");
+    assert!(again.contains("[REDACTED:github_token]"));
+    // Unchanged text round-trips byte for byte: the stored shape did not change.
+    let clean = serde_json::json!({"record": old["record"], "outcomes": [
+            {"outcome": "deferred", "title": "later", "reason": "the budget of 1 issue per scan is spent"}
+        ],
+        "rejected": [], "reconciled": [], "digest_sent": format!("<<<{boundary}\nplain\n{boundary}>>>\n")});
+    let loaded: selfmon_core::ScanReport = serde_json::from_value(clean.clone()).unwrap();
+    let back = serde_json::to_value(&loaded).unwrap();
+    assert_eq!(back["outcomes"], clean["outcomes"]);
+    assert_eq!(back["digest_sent"], clean["digest_sent"]);
+
+    let issue: selfmon_core::FiledIssue = serde_json::from_value(serde_json::json!({
+        "scan_id": "old-scan",
+        "issue": {"number": 7, "url": "https://example.test/7", "state": "open"},
+        "title": format!("[BUG] push with {KEY} fails"),
+        "classification": "server_bug",
+        "error_codes": [],
+        "fingerprint": "00ff",
+        "source_log_ids": [1],
+        "source_files": [format!("app/{KEY}.py")],
+        "error_type": format!("AuthError {KEY}"),
+        "templates": [],
+        "signature_ids": [],
+        "created_at": "2026-01-01T00:00:00Z",
+        "occurrences": 1,
+        "last_seen_at": "2026-01-01T00:00:00Z"
+    }))
+    .expect("an old filed issue loads");
+    let issue_json = serde_json::to_string(&issue).unwrap();
+    assert!(!issue_json.contains(KEY), "{issue_json}");
+    assert_eq!(issue.title, "[BUG] push with [REDACTED:github_token] fails");
+
+    let closure: selfmon_core::BacklogClosure = serde_json::from_value(serde_json::json!({
+        "entry_id": "e1", "reason": format!("covered by #7: same title {KEY}"), "issue": 7
+    }))
+    .expect("an old backlog closure loads");
+    assert!(!closure.reason.contains(KEY));
+    let event: selfmon_core::IssueEvent = serde_json::from_value(serde_json::json!({
+        "issue_number": 7, "scan_id": "old-scan", "at": "2026-01-01T00:00:00Z",
+        "kind": "filed", "records": 0, "detail": format!("[BUG] push with {KEY} fails")
+    }))
+    .expect("an old issue event loads");
+    assert!(!event.detail.contains(KEY));
+}

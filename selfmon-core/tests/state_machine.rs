@@ -531,19 +531,19 @@ impl Harness {
                 let preview = self.scan(budget, true).await;
                 let real = self.scan(budget, false).await;
                 if let (true, Some(preview), Some(real)) = (comparable, preview, real) {
-                    let would: Vec<&String> = preview
+                    let would: Vec<&str> = preview
                         .outcomes
                         .iter()
                         .filter_map(|o| match o {
-                            FindingOutcome::WouldFile { title, .. } => Some(title),
+                            FindingOutcome::WouldFile { title, .. } => Some(title.as_str()),
                             _ => None,
                         })
                         .collect();
-                    let filed: Vec<&String> = real
+                    let filed: Vec<&str> = real
                         .outcomes
                         .iter()
                         .filter_map(|o| match o {
-                            FindingOutcome::Filed { title, .. } => Some(title),
+                            FindingOutcome::Filed { title, .. } => Some(title.as_str()),
                             _ => None,
                         })
                         .collect();

@@ -194,8 +194,8 @@ impl GitHubConfig {
             return Err(Error::config(
                 "token_env",
                 format!(
-                    "{:?} is not an environment variable name; use letters, digits and `_`, not starting with a digit",
-                    self.token_env
+                    "{} is not an environment variable name; use letters, digits and `_`, not starting with a digit",
+                    selfmon_core::text::quoted(&self.token_env)
                 ),
             ));
         }
@@ -257,8 +257,12 @@ impl GitHubConfig {
     /// The API base URL, parsed, without a trailing slash in its path.
     pub(crate) fn api_base(&self) -> Result<Url, Error> {
         let bad = |reason: String| Error::config("base_url", reason);
-        let mut url = Url::parse(self.base_url.trim())
-            .map_err(|e| bad(format!("{:?} is not a URL: {e}", self.base_url)))?;
+        let mut url = Url::parse(self.base_url.trim()).map_err(|e| {
+            bad(format!(
+                "{} is not a URL: {e}",
+                selfmon_core::text::quoted(&self.base_url)
+            ))
+        })?;
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
@@ -268,7 +272,12 @@ impl GitHubConfig {
                         .into(),
                 ))
             }
-            other => return Err(bad(format!("scheme {other:?} is not http(s)"))),
+            other => {
+                return Err(bad(format!(
+                    "scheme {} is not http(s)",
+                    selfmon_core::text::quoted(other)
+                )))
+            }
         }
         if url.host_str().is_none() {
             return Err(bad("the URL has no host".into()));
@@ -354,7 +363,10 @@ fn validate_label(field: &str, label: &str) -> Result<(), Error> {
     if label.chars().count() > 50 {
         return Err(Error::config(
             field,
-            format!("label {label:?} is longer than GitHub's 50 characters"),
+            format!(
+                "label {} is longer than GitHub's 50 characters",
+                selfmon_core::text::quoted(label)
+            ),
         ));
     }
     Ok(())
@@ -366,7 +378,10 @@ pub(crate) fn validate_repository(repo: &str) -> Result<(), Error> {
     let bad = |reason: &str| {
         Error::config(
             "repository",
-            format!("{repo:?} {reason}; expected `owner/name`, e.g. `acme/server`"),
+            format!(
+                "{} {reason}; expected `owner/name`, e.g. `acme/server`",
+                selfmon_core::text::quoted(repo)
+            ),
         )
     };
     let (owner, name) = repo.split_once('/').ok_or_else(|| bad("has no `/`"))?;

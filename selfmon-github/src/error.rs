@@ -97,6 +97,8 @@ pub enum Error {
     SecondaryRateLimited {
         /// How long GitHub asked to wait (60 s when it did not say).
         retry_after_secs: u64,
+        /// When that wait ends, by the tracker's clock when GitHub answered.
+        retry_at: DateTime<Utc>,
         /// The configured maximum wait.
         max_wait_secs: u64,
     },
@@ -163,7 +165,7 @@ pub enum Error {
 
     /// A pagination `Link` pointed outside the configured API, so it was not followed (the token
     /// would have been sent there).
-    #[error("GitHub pagination link {url:?} is outside the configured API base {base}; not following it")]
+    #[error("GitHub pagination link {} is outside the configured API base {base}; not following it", selfmon_core::text::quoted(.url.as_str()))]
     ForeignLink {
         /// The link.
         url: String,
@@ -234,15 +236,10 @@ impl From<Error> for selfmon_core::Error {
                     source: Box::new(e),
                 }
             }
-            Error::SecondaryRateLimited {
-                retry_after_secs, ..
-            } => {
-                let reset_at = i64::try_from(retry_after_secs)
-                    .ok()
-                    .and_then(|s| Utc::now().checked_add_signed(chrono::Duration::seconds(s)));
+            Error::SecondaryRateLimited { retry_at, .. } => {
                 return selfmon_core::Error::RateLimited {
                     component: Component::IssueTracker,
-                    reset_at,
+                    reset_at: Some(retry_at),
                     source: Box::new(e),
                 };
             }

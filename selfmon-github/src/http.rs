@@ -295,6 +295,12 @@ impl Http {
             },
             RateLimit::Secondary { .. } => Error::SecondaryRateLimited {
                 retry_after_secs: wait.as_secs(),
+                retry_at: self
+                    .now()
+                    .checked_add_signed(chrono::Duration::seconds(
+                        i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+                    ))
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
                 max_wait_secs,
             },
         }

@@ -223,7 +223,7 @@ impl GitHubTracker {
                 kind: Kind::Read,
                 action: "reading a label",
                 needed: READ,
-                what: format!("label {label:?}"),
+                what: format!("label {}", selfmon_core::text::quoted(label)),
             })
             .await
         {

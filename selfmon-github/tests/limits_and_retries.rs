@@ -183,15 +183,32 @@ async fn secondary_limit_without_retry_after_asks_for_a_minute_and_fails_past_th
         .await;
     let mut cfg = config(&server);
     cfg.max_rate_limit_wait_secs = 10;
-    let e = tracker_with(cfg).list_issues(None).await.unwrap_err();
+    let t0 = chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 3, 1, 12, 0, 0).unwrap();
+    let clock = std::sync::Arc::new(selfmon_core::testing::FakeClock::new(t0));
+    let e = tracker_with(cfg)
+        .with_clock(clock)
+        .list_issues(None)
+        .await
+        .unwrap_err();
     assert!(e.is_retryable());
     assert!(matches!(
         github_error(&e),
         Error::SecondaryRateLimited {
             retry_after_secs: 60,
-            max_wait_secs: 10
+            max_wait_secs: 10,
+            ..
         }
     ));
+    // The engine sees a rate limit that ends a minute after GitHub answered, by the tracker's
+    // clock (not the system's).
+    assert!(
+        matches!(
+            e,
+            selfmon_core::Error::RateLimited { reset_at: Some(at), .. }
+                if at == t0 + chrono::Duration::seconds(60)
+        ),
+        "{e:?}"
+    );
 }
 
 #[tokio::test]

@@ -170,7 +170,10 @@ pub(crate) fn check_ident(field: &'static str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 63 || name.contains('\0') {
         return Err(Error::InvalidOption {
             field,
-            reason: format!("{name:?} is not a PostgreSQL identifier (1 to 63 bytes, no NUL)"),
+            reason: format!(
+                "{} is not a PostgreSQL identifier (1 to 63 bytes, no NUL)",
+                selfmon_core::text::quoted(name)
+            ),
         });
     }
     Ok(())

@@ -118,7 +118,7 @@ pub enum Error {
     },
 
     /// A stored value is not what selfmon wrote.
-    #[error("stored {column} value {value:?} is invalid: {reason}")]
+    #[error("stored {column} value {} is invalid: {reason}", selfmon_core::text::quoted(.value))]
     InvalidStoredValue {
         /// The column.
         column: &'static str,

@@ -321,9 +321,9 @@ async fn prune_removes_old_scans_with_their_reports_and_events_but_never_running
         store.begin_scan(&s).await.unwrap();
         let mut report = ScanReport::new(s.clone());
         report.outcomes.push(FindingOutcome::Commented {
-            title: "related".into(),
+            title: Redactor::shared().redacted("related"),
             issue: 1,
-            reason: "similar".into(),
+            reason: Redactor::shared().redacted("similar"),
             score: Some(0.9),
         });
         store.save_scan_report(&report).await.unwrap();
@@ -484,7 +484,7 @@ async fn a_schema_at_every_older_version_migrates_forward_keeping_scans_and_the_
         );
         assert_eq!(
             store
-                .close_abandoned_scans(t(30), "upgraded")
+                .close_abandoned_scans(t(30), &Redactor::shared().redacted("upgraded"))
                 .await
                 .unwrap(),
             1,
@@ -504,9 +504,9 @@ async fn a_schema_at_every_older_version_migrates_forward_keeping_scans_and_the_
         store.record_occurrences(7, 1, t(41)).await.unwrap();
         let mut report = ScanReport::new(done.clone());
         report.outcomes.push(FindingOutcome::Commented {
-            title: "t".into(),
+            title: Redactor::shared().redacted("t"),
             issue: 7,
-            reason: "r".into(),
+            reason: Redactor::shared().redacted("r"),
             score: None,
         });
         store.save_scan_report(&report).await.unwrap();

@@ -51,7 +51,10 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, Failure> {
             Failure::new(
                 Kind::Other,
                 "argument",
-                format!("invalid time {text:?}: {e}; pass an aware datetime"),
+                format!(
+                    "invalid time {}: {e}; pass an aware datetime",
+                    selfmon::text::quoted(text)
+                ),
             )
         })
 }
@@ -134,7 +137,10 @@ impl Monitor {
                 return Err(Failure::new(
                     Kind::Other,
                     "argument",
-                    format!("trigger must be \"manual\" or \"scheduled\", not {other:?}"),
+                    format!(
+                        "trigger must be `manual` or `scheduled`, not {}",
+                        selfmon::text::quoted(other)
+                    ),
                 )
                 .into_pyerr(py))
             }

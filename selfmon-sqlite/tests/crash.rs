@@ -143,7 +143,10 @@ async fn a_process_killed_while_filing_leaves_each_filing_either_open_or_complet
     // The scan the child left RUNNING is closed by the next holder of the lease.
     assert!(
         store
-            .close_abandoned_scans(t(10_000), "killed")
+            .close_abandoned_scans(
+                t(10_000),
+                &selfmon_core::redact::Redactor::shared().redacted("killed")
+            )
             .await
             .unwrap()
             >= 1

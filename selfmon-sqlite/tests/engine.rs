@@ -89,7 +89,7 @@ impl ScanLedger for CrashingStore {
     async fn close_abandoned_scans(
         &self,
         now: DateTime<Utc>,
-        r: &str,
+        r: &RedactedText,
     ) -> selfmon_core::Result<u64> {
         guarded!(self, self.inner.close_abandoned_scans(now, r))
     }

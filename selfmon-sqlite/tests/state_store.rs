@@ -243,7 +243,10 @@ async fn scans_left_running_by_a_crash_are_closed_as_failure_with_a_reason() {
     let store = open_store(&path);
     assert_eq!(
         store
-            .close_abandoned_scans(t(99), "previous process exited mid-scan")
+            .close_abandoned_scans(
+                t(99),
+                &Redactor::shared().redacted("previous process exited mid-scan")
+            )
             .await
             .unwrap(),
         1
@@ -378,9 +381,9 @@ async fn retention_prunes_old_scans_but_never_issues_running_scans_or_the_cursor
         report
             .outcomes
             .push(selfmon_core::FindingOutcome::Commented {
-                title: "related".into(),
+                title: Redactor::shared().redacted("related"),
                 issue: 1,
-                reason: "similar".into(),
+                reason: Redactor::shared().redacted("similar"),
                 score: Some(0.9),
             });
         store.save_scan_report(&report).await.unwrap();
@@ -532,6 +535,82 @@ async fn occurrences_and_state_of_an_issue_filed_elsewhere_are_ignored() {
         .await
         .unwrap();
     assert!(store.filed_issues().await.unwrap().is_empty());
+}
+
+/// Rows written before these texts were typed `RedactedText` (or by another writer) may hold a
+/// secret in clear: they still load, and what is read back is redacted.
+#[tokio::test]
+async fn texts_in_rows_written_before_they_were_typed_load_and_are_redacted_on_read() {
+    const KEY: &str = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = open_store(&path);
+    selfmon_core::conformance::state_store(&store).await;
+    let conn = Connection::open(&path).unwrap();
+    let leak = format!("quotes {KEY}");
+    conn.execute(
+        "UPDATE self_monitoring_issues SET title = ?1, error_type = ?1, source_files = ?2",
+        rusqlite::params![leak, serde_json::json!([leak]).to_string()],
+    )
+    .unwrap();
+    conn.execute("UPDATE selfmon_issue_events SET detail = ?1", [&leak])
+        .unwrap();
+    conn.execute(
+        "UPDATE selfmon_backlog SET close_reason = ?1 WHERE closed_at IS NOT NULL",
+        [&leak],
+    )
+    .unwrap();
+    let report_json: String = conn
+        .query_row(
+            "SELECT report FROM selfmon_scan_reports WHERE scan_id = 'r1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut report: serde_json::Value = serde_json::from_str(&report_json).unwrap();
+    report["outcomes"][0]["title"] = leak.clone().into();
+    report["rejected"][0]["reasons"][0] = leak.clone().into();
+    report["skipped"][0]["reason"] = leak.clone().into();
+    report["digest_sent"] = format!("<<<B\n{leak}\nB>>>\n").into();
+    conn.execute(
+        "UPDATE selfmon_scan_reports SET report = ?1 WHERE scan_id = 'r1'",
+        [report.to_string()],
+    )
+    .unwrap();
+
+    let issues = store.filed_issues().await.unwrap();
+    assert!(!issues.is_empty());
+    let report = store
+        .scan_report(&ScanId("r1".into()))
+        .await
+        .unwrap()
+        .expect("the tampered report still loads");
+    assert_eq!(
+        report.digest_sent.as_deref(),
+        Some("<<<B\nquotes [REDACTED:github_token]\nB>>>\n")
+    );
+    let mut read = vec![serde_json::to_string(&issues).unwrap()];
+    read.push(serde_json::to_string(&report).unwrap());
+    for issue in &issues {
+        let history = store
+            .issue_history(issue.issue.number, PageRequest::default())
+            .await
+            .unwrap();
+        read.push(serde_json::to_string(&history.items).unwrap());
+    }
+    let closed = store
+        .closed_backlog(PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(!closed.is_empty());
+    read.push(serde_json::to_string(&closed).unwrap());
+    let read = read.join("\n");
+    assert!(!read.contains(KEY), "{read}");
+    assert!(
+        read.matches("quotes [REDACTED:github_token]").count() >= 6,
+        "{read}"
+    );
 }
 
 #[tokio::test]

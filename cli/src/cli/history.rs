@@ -171,10 +171,12 @@ async fn find_scan(store: &SqliteStateStore, wanted: &str) -> Result<ScanReport,
             .map_err(read)?
             .ok_or_else(|| Failure::Usage(format!("scan {one} disappeared while reading"))),
         [] => Err(Failure::Usage(format!(
-            "no scan with id {wanted:?} in the state file; `selfmon history` lists scan ids"
+            "no scan with id {} in the state file; `selfmon history` lists scan ids",
+            selfmon::text::quoted(wanted)
         ))),
         many => Err(Failure::Usage(format!(
-            "{wanted:?} matches {} scans; give more of the id",
+            "{} matches {} scans; give more of the id",
+            selfmon::text::quoted(wanted),
             many.len()
         ))),
     }
@@ -186,15 +188,15 @@ async fn show(
     json: bool,
     digest: bool,
 ) -> Result<(), Failure> {
-    let mut report = find_scan(store, scan_id).await?;
+    let report = find_scan(store, scan_id).await?;
     if json {
-        if !digest {
-            report.digest_sent = report
-                .digest_sent
-                .map(|d| format!("({} bytes; pass --digest to include)", d.len()));
+        let cannot =
+            |e: serde_json::Error| Failure::Usage(format!("cannot serialise the report: {e}"));
+        let mut value = serde_json::to_value(&report).map_err(cannot)?;
+        if let (false, Some(d)) = (digest, &report.digest_sent) {
+            value["digest_sent"] = format!("({} bytes; pass --digest to include)", d.len()).into();
         }
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::Usage(format!("cannot serialise the report: {e}")))?;
+        let text = serde_json::to_string_pretty(&value).map_err(cannot)?;
         println!("{text}");
         return Ok(());
     }
@@ -239,8 +241,11 @@ pub fn report_text(report: &ScanReport, with_digest: bool) -> String {
                 }
             };
             s.push_str(&format!(
-                "  - {} {} x{} {:?}: {fate}\n",
-                sig.id, sig.level, sig.count, sig.template
+                "  - {} {} x{} {}: {fate}\n",
+                sig.id,
+                sig.level,
+                sig.count,
+                selfmon::text::quoted(&sig.template)
             ));
         }
     }

@@ -172,9 +172,13 @@ pub fn summary(report: &ScanReport) -> String {
     }
     for r in &report.rejected {
         s.push_str(&format!(
-            "  - rejected {:?}: {}\n",
-            r.title,
-            r.reasons.join("; ")
+            "  - rejected {}: {}\n",
+            selfmon::text::quoted(&r.title),
+            r.reasons
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     s

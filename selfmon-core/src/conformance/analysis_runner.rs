@@ -29,9 +29,9 @@ pub fn analysis_request() -> AnalysisRequest {
         .fenced(BOUNDARY);
     AnalysisRequest {
         scan_id: ScanId("conformance-scan".into()),
-        instructions: format!(
+        instructions: Redactor::shared().redacted(&format!(
             "Analyse the log digest between the {BOUNDARY} lines and report actionable problems."
-        ),
+        )),
         data,
         boundary: BOUNDARY.into(),
         digest,

@@ -5,14 +5,19 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::model::{
     BacklogClosure, BacklogEntry, Classification, FiledIssue, FilingIntent, Finding,
     FindingOutcome, IssueDraft, IssueEventKind, IssueRef, IssueState, Level, LogAnchor, Marker,
-    RejectedFinding, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
-    SignatureFate, SignatureReport, SkippedSignature, MAX_REPORT_SIGNATURES,
+    RejectedFindingReport, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate, SignatureReport, SkippedSignatureReport, MAX_REPORT_SIGNATURES,
 };
-use crate::redact::Redactor;
+use crate::redact::{RedactedText, Redactor};
 use crate::traits::{
     DedupTier, IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal,
     PageRequest, ScanLedger, StateStore, TemplateMemory,
 };
+
+/// `s` as text that may be stored (through the default redactor).
+fn text(s: &str) -> RedactedText {
+    Redactor::shared().redacted(s)
+}
 
 fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000 + secs, 0)
@@ -300,7 +305,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     store.begin_scan(&s4).await.expect("begin s4");
     assert_eq!(
         store
-            .close_abandoned_scans(t(50), "process died")
+            .close_abandoned_scans(t(50), &text("process died"))
             .await
             .expect("close"),
         1
@@ -563,7 +568,7 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     s6.log_id_end = 30;
     let closure = BacklogClosure {
         entry_id: "err-many".into(),
-        reason: "covered by #6".into(),
+        reason: text("covered by #6"),
         issue: Some(6),
     };
     let effects = ScanEffects {
@@ -649,7 +654,7 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
 fn signature(id: &str, fate: SignatureFate) -> SignatureReport {
     SignatureReport {
         id: id.to_string(),
-        template: format!("template of {id}"),
+        template: text(&format!("template of {id}")),
         level: Level::Error,
         count: 3,
         fate,
@@ -678,32 +683,32 @@ fn full_report(record: ScanRecord) -> ScanReport {
     ];
     r.outcomes = vec![
         FindingOutcome::Filed {
-            title: "[BUG] filed".into(),
+            title: text("[BUG] filed"),
             issue: issue_ref(7),
         },
         FindingOutcome::Duplicate {
-            title: "dup".into(),
+            title: text("dup"),
             issue: 5,
-            reason: "same error code".into(),
+            reason: text("same error code"),
             tier: Some(DedupTier::ErrorCode),
             score: Some(1.0),
         },
         FindingOutcome::Deferred {
-            title: "later".into(),
-            reason: "budget spent".into(),
+            title: text("later"),
+            reason: text("budget spent"),
             backlog_position: Some(1),
         },
     ];
-    r.rejected = vec![RejectedFinding {
-        title: "bad".into(),
-        reasons: vec!["evidence outside the scanned range".into()],
+    r.rejected = vec![RejectedFindingReport {
+        title: text("bad"),
+        reasons: vec![text("evidence outside the scanned range")],
     }];
-    r.skipped = vec![SkippedSignature {
+    r.skipped = vec![SkippedSignatureReport {
         signature_id: "novel".into(),
-        reason: "a one-off ERROR".into(),
+        reason: text("a one-off ERROR"),
     }];
     r.runner = Some("offline".into());
-    r.digest_sent = Some("<<<B\ndigest\nB>>>\n".into());
+    r.digest_sent = Some(text("digest").fenced("B"));
     r.previous_cursor = Some(99);
     r
 }
@@ -780,9 +785,9 @@ async fn scan_reports<S: StateStore + ?Sized>(store: &S) {
         .map(|i| signature(&format!("s{i}"), SignatureFate::Analysed))
         .collect();
     big.outcomes = vec![FindingOutcome::Commented {
-        title: "related".into(),
+        title: text("related"),
         issue: 5,
-        reason: "similar".into(),
+        reason: text("similar"),
         score: Some(0.8),
     }];
     store.save_scan_report(&big).await.expect("save r2");

@@ -283,11 +283,12 @@ impl Act<'_> {
         } else {
             candidate.count.max(1)
         };
+        let egress = self.egress;
         let close = |effects: &mut ScanEffects, issue: u64, reason: String| {
             if let Some(entry) = &candidate.backlog {
                 effects.closed.push(BacklogClosure {
                     entry_id: entry.entry_id.clone(),
-                    reason,
+                    reason: egress.redacted(&reason),
                     issue: Some(issue),
                 });
             }
@@ -318,9 +319,9 @@ impl Act<'_> {
                     format!("covered by #{issue}: {reason}"),
                 );
                 self.report.outcomes.push(FindingOutcome::Duplicate {
-                    title: finding.title.clone(),
+                    title: egress.redacted(&finding.title),
                     issue,
-                    reason,
+                    reason: egress.redacted(&reason),
                     tier: Some(tier),
                     score: Some(score),
                 });
@@ -354,20 +355,20 @@ impl Act<'_> {
                     self.budget.commented(issue);
                     self.report.record.comments_added += 1;
                     self.report.outcomes.push(FindingOutcome::Commented {
-                        title: finding.title.clone(),
+                        title: egress.redacted(&finding.title),
                         issue,
-                        reason,
+                        reason: egress.redacted(&reason),
                         score: Some(score),
                     });
                 } else {
                     self.report.record.duplicates.by_similarity += 1;
                     self.report.outcomes.push(FindingOutcome::Duplicate {
-                        title: finding.title.clone(),
+                        title: egress.redacted(&finding.title),
                         issue,
-                        reason: format!(
+                        reason: egress.redacted(&format!(
                             "{reason} (occurrences recorded; no comment: {})",
                             self.budget.why_no_comment()
-                        ),
+                        )),
                         tier: Some(DedupTier::Similarity),
                         score: Some(score),
                     });
@@ -420,8 +421,8 @@ impl Act<'_> {
                     }
                 }
                 self.report.outcomes.push(FindingOutcome::Deferred {
-                    title: finding.title.clone(),
-                    reason: self.budget.why_deferred(self.config),
+                    title: egress.redacted(&finding.title),
+                    reason: egress.redacted(&self.budget.why_deferred(self.config)),
                     backlog_position: Some(self.report.record.deferred),
                 });
             }
@@ -453,12 +454,12 @@ impl Act<'_> {
             // Already handled this scan, budget spent or rate limited: the occurrences still count.
             self.report.record.duplicates.by_fingerprint += 1;
             self.report.outcomes.push(FindingOutcome::Duplicate {
-                title: finding.title.clone(),
+                title: self.egress.redacted(&finding.title),
                 issue,
-                reason: format!(
+                reason: self.egress.redacted(&format!(
                     "regression of a closed issue ({why}); {}",
                     self.budget.why_no_comment()
-                ),
+                )),
                 tier: Some(tier),
                 score: None,
             });
@@ -477,11 +478,11 @@ impl Act<'_> {
         self.report.record.comments_added += 1;
         self.report.record.regressions += 1;
         self.report.outcomes.push(FindingOutcome::Regression {
-            title: finding.title.clone(),
+            title: self.egress.redacted(&finding.title),
             issue,
             reopened: reopen,
             tier: Some(tier),
-            reason: Some(why),
+            reason: Some(self.egress.redacted(&why)),
         });
         Ok(())
     }
@@ -493,7 +494,7 @@ impl Act<'_> {
         let draft = self
             .egress
             .draft(finding, &evidence.shown, &scan_id, &candidate.fingerprint);
-        let title = draft.title.to_string();
+        let title = draft.title.clone();
         let intent = FilingIntent {
             intent_id: uuid::Uuid::new_v4().to_string(),
             scan_id: scan_id.clone(),
@@ -517,7 +518,7 @@ impl Act<'_> {
                         url: String::new(),
                         state: IssueState::Open,
                     },
-                    title: title.clone(),
+                    title: title.to_string(),
                     classification: finding.classification,
                     error_codes: finding.error_codes.clone(),
                     fingerprint: candidate.fingerprint.clone(),
@@ -528,7 +529,7 @@ impl Act<'_> {
                 });
                 self.report.outcomes.push(FindingOutcome::WouldFile {
                     title,
-                    body: draft.body.into_string(),
+                    body: draft.body,
                 });
             }
             Filing::Filed(row) => {

@@ -13,8 +13,10 @@ use crate::digest::Signature;
 use crate::error::Result;
 use crate::issue_body::{issue_body, issue_title, occurrence_comment};
 use crate::model::{
-    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, ScanEffects,
-    ScanId, ScanRecord, ScanReport, SignatureFate, SignatureReport, MAX_REPORT_TEMPLATE_CHARS,
+    FiledIssue, FilingIntent, Finding, IssueDraft, IssueRef, IssueState, Marker, RejectedFinding,
+    RejectedFindingReport, ScanEffects, ScanId, ScanRecord, ScanReport, SignatureFate,
+    SignatureReport, SkippedSignature, SkippedSignatureReport, MAX_REPORT_TEMPLATE_CHARS,
+    UNKNOWN_SIGNATURE_ID,
 };
 use crate::redact::{RedactedText, Redactor};
 use crate::template::seal_template;
@@ -22,6 +24,9 @@ use crate::traits::{IssueTracker, StateStore};
 
 /// Longest template shown outside the process, in characters.
 const MAX_SHOWN_TEMPLATE_CHARS: usize = 1_000;
+
+/// Longest title of a rejected finding a report keeps, in characters.
+const MAX_REJECTED_TITLE_CHARS: usize = 200;
 
 /// The way out of the process for one scan.
 pub(crate) struct Egress<'a> {
@@ -113,24 +118,47 @@ impl Egress<'_> {
         s
     }
 
-    /// The report's copy of a signature: template sanitized, capped and redacted.
+    /// The report's copy of a signature: its template as [`shown`](Self::shown) makes it (so a
+    /// secret the masking disguised is not kept either), capped.
     pub fn report_signature(&self, sig: &Signature, fate: SignatureFate) -> SignatureReport {
         SignatureReport {
             id: sig.id.clone(),
-            template: self.report_template(&sig.template),
+            template: self
+                .redactor
+                .redacted(&self.shown(sig).template)
+                .truncated_chars(MAX_REPORT_TEMPLATE_CHARS),
             level: sig.level,
             count: sig.count,
             fate,
         }
     }
 
-    /// A template as the report keeps it.
-    pub fn report_template(&self, template: &str) -> String {
-        self.redactor
-            .redacted(&crate::digest::sanitize_sample(
-                &crate::error::truncate_chars(template, MAX_REPORT_TEMPLATE_CHARS),
-            ))
-            .into_string()
+    /// A finding the validation rejected, as the report keeps it: title and reasons redacted
+    /// (before the title is capped: a cut through a secret would hide it from the redactor).
+    pub fn rejected(&self, rejected: &RejectedFinding) -> RejectedFindingReport {
+        RejectedFindingReport {
+            title: self
+                .redacted(&rejected.title)
+                .truncated_chars(MAX_REJECTED_TITLE_CHARS),
+            reasons: rejected.reasons.iter().map(|r| self.redacted(r)).collect(),
+        }
+    }
+
+    /// A signature the runner skipped, as the report keeps it: the reason redacted, and an id
+    /// that is not one of `signature_ids` (the runner made it up) replaced.
+    pub fn skipped(
+        &self,
+        skipped: &SkippedSignature,
+        signature_ids: &[String],
+    ) -> SkippedSignatureReport {
+        SkippedSignatureReport {
+            signature_id: if signature_ids.contains(&skipped.signature_id) {
+                skipped.signature_id.clone()
+            } else {
+                UNKNOWN_SIGNATURE_ID.to_string()
+            },
+            reason: self.redacted(&skipped.reason),
+        }
     }
 
     /// The issue a finding becomes: title and body redacted.
@@ -266,16 +294,18 @@ pub(crate) async fn commit(
     }
 }
 
-/// The report as stored: free texts redacted (titles and reasons may quote log lines), bounded.
-pub(crate) fn stored_report(report: &ScanReport, config: &SelfMonitoringConfig) -> ScanReport {
+/// The report as stored: bounded. Its free texts (titles, reasons, the digest as sent) are
+/// [`RedactedText`], redacted when the stages wrote them.
+pub(crate) fn stored_report(report: &ScanReport) -> ScanReport {
     let mut stored = report.clone();
-    match Redactor::with_config(&config.redaction) {
-        Ok(r) => stored.map_texts(|t| r.redacted(t).into_string()),
-        // Unreachable in practice (the scan fails on the same configuration first); keep no text.
-        Err(_) => stored.map_texts(|_| "[not kept: redaction unavailable]".to_string()),
-    }
     stored.bound();
     stored
+}
+
+/// Text the engine wrote itself (no log or model content), typed as leaving text: it goes through
+/// the redactor like everything else, so the type never has an exception.
+pub(crate) fn engine_text(text: &'static str) -> RedactedText {
+    Redactor::shared().redacted(text)
 }
 
 /// A scan's error text as history keeps it: redacted (it can quote log content).

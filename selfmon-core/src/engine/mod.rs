@@ -43,6 +43,7 @@ use crate::error::{Error, Result};
 use crate::lease::HolderState;
 use crate::model::{
     ClaudeModel, IssueRef, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
+    SignatureFate,
 };
 use crate::prompt;
 use crate::redact::Redactor;
@@ -423,7 +424,9 @@ impl SelfMonitor {
             .store
             .close_abandoned_scans(
                 now,
-                "scan interrupted: the process running it stopped before it finished",
+                &egress::engine_text(
+                    "scan interrupted: the process running it stopped before it finished",
+                ),
             )
             .await?;
         if closed > 0 {
@@ -461,7 +464,7 @@ impl SelfMonitor {
         // unexplained.
         let outcome = match outcome {
             Ok(new_cursor) => {
-                let mut done = stored_report(&report, &config);
+                let mut done = stored_report(&report);
                 done.record.status = ScanStatus::Success;
                 done.record.log_id_end = new_cursor;
                 self.store
@@ -503,10 +506,8 @@ impl SelfMonitor {
                 report.record.error_message = Some(stored_error(&error_chain(&e), &config));
                 if let Err(store_err) = self.store.finish_scan(&report.record).await {
                     tracing::error!(error = %store_err, "could not record the failed scan; the next scan closes it");
-                } else if let Err(store_err) = self
-                    .store
-                    .save_scan_report(&stored_report(&report, &config))
-                    .await
+                } else if let Err(store_err) =
+                    self.store.save_scan_report(&stored_report(&report)).await
                 {
                     tracing::warn!(error = %store_err, "could not store the failed scan's report");
                 }
@@ -607,10 +608,13 @@ impl SelfMonitor {
         let digest = read.digest;
         report.record.signatures = digest.signatures.len() as u64;
         report.record.ignored_signatures = digest.ignored_signatures;
-        report.signatures.extend(digest.ignored.iter().map(|s| {
-            let mut s = s.clone();
-            s.template = egress.report_template(&s.template);
-            s
+        report.signatures.extend(digest.ignored.iter().map(|i| {
+            egress.report_signature(
+                &i.signature,
+                SignatureFate::Ignored {
+                    rule: i.rule.clone(),
+                },
+            )
         }));
 
         // 2. Triage: what known issues explain is counted (or is a regression), not analysed.
@@ -692,13 +696,21 @@ impl SelfMonitor {
         if let Some(request) = prompt {
             report.record.analysis_ran = true;
             report.runner = Some(self.runner.name().to_string());
-            report.digest_sent = Some(request.data.to_string());
+            report.digest_sent = Some(request.data.clone());
             let answer = analyse::run(self.runner.as_ref(), &request).await?;
             report.record.cost_usd = answer.usage.cost_usd;
             report.record.input_tokens = answer.usage.input_tokens;
             report.record.output_tokens = answer.usage.output_tokens;
-            report.rejected.extend(answer.rejected);
-            report.skipped.extend(answer.skipped);
+            report
+                .rejected
+                .extend(answer.rejected.iter().map(|r| egress.rejected(r)));
+            let signature_ids = request.digest.signature_ids();
+            report.skipped.extend(
+                answer
+                    .skipped
+                    .iter()
+                    .map(|s| egress.skipped(s, &signature_ids)),
+            );
             let validated = analyse::validate(answer.findings, &request, &egress);
             report.rejected.extend(validated.rejected);
             report.record.findings = validated.findings.len() as u64;
@@ -791,7 +803,10 @@ impl Drop for LeaseGuard {
         runtime.spawn(async move {
             // Still the holder: the only RUNNING scan is the dropped one.
             if let Err(e) = store
-                .close_abandoned_scans(now, "interrupted: the scan was dropped before it finished")
+                .close_abandoned_scans(
+                    now,
+                    &egress::engine_text("interrupted: the scan was dropped before it finished"),
+                )
                 .await
             {
                 tracing::warn!(error = %e, "could not close the dropped scan; the next scan closes it");

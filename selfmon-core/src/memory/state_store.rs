@@ -12,7 +12,7 @@ use crate::model::{
     BacklogClosure, BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueEvent,
     IssueState, LogAnchor, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus,
 };
-use crate::redact::Redactor;
+use crate::redact::RedactedText;
 use crate::traits::{
     IssueFilter, IssueLedger, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, Page, PageRequest,
     ScanHistory, ScanLedger, TemplateMemory,
@@ -267,7 +267,11 @@ impl ScanLedger for MemoryStateStore {
             .and_then(|s| s.log_anchor.clone()))
     }
 
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64> {
+    async fn close_abandoned_scans(
+        &self,
+        now: DateTime<Utc>,
+        reason: &crate::redact::RedactedText,
+    ) -> Result<u64> {
         let mut n = 0;
         for s in self
             .lock()
@@ -277,7 +281,7 @@ impl ScanLedger for MemoryStateStore {
         {
             s.status = ScanStatus::Failure;
             s.completed_at = Some(now);
-            s.error_message = Some(Redactor::shared().redacted(reason));
+            s.error_message = Some(reason.clone());
             n += 1;
         }
         Ok(n)
@@ -392,7 +396,7 @@ impl IssueLedger for MemoryStateStore {
             i.close_entry(
                 &BacklogClosure {
                     entry_id,
-                    reason: format!("filed as #{}", issue.issue.number),
+                    reason: RedactedText::from_stored(&format!("filed as #{}", issue.issue.number)),
                     issue: Some(issue.issue.number),
                 },
                 false,

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::Signature;
 use crate::model::{Finding, Level, ScanId};
+use crate::redact::RedactedText;
 
 /// A finding the per-scan budget deferred. The scan that deferred it consumed its records, so the
 /// entry is the only place the problem lives until a later scan files it (or finds that an issue
@@ -18,7 +19,10 @@ pub struct BacklogEntry {
     pub fingerprint: String,
     /// The most severe level among its evidence (the budget files the most severe first).
     pub severity: Level,
-    /// The finding as analysis proposed it (classification included).
+    /// The finding as analysis proposed it (classification included), redacted: the engine
+    /// redacts every finding when it validates it, before dedup, filing or the backlog see it.
+    /// Not typed `RedactedText` field by field, because `Finding` is also the runner's raw
+    /// answer; the echo tests (`tests/redaction_persisted.rs`) search every stored byte for it.
     pub finding: Finding,
     /// The evidence signatures as they may leave the process (capped, sanitised, redacted).
     pub evidence: Vec<Signature>,
@@ -54,8 +58,9 @@ impl BacklogEntry {
 pub struct BacklogClosure {
     /// The entry.
     pub entry_id: String,
-    /// Why it was closed, for a person (`"filed as #12"`, `"covered by #7: same error code"`).
-    pub reason: String,
+    /// Why it was closed, for a person (`"filed as #12"`, `"covered by #7: same error code"`),
+    /// redacted: the dedup reason names the attributes that agreed, which may quote the finding.
+    pub reason: RedactedText,
     /// The issue that now covers it, which receives the entry's occurrences.
     pub issue: Option<u64>,
 }

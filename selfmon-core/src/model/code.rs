@@ -109,14 +109,15 @@ fn check(s: &str) -> Result<(), String> {
     for (name, part) in [("subsystem", parts[0]), ("category", parts[1])] {
         if !(2..=8).contains(&part.len()) || !part.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(format!(
-                "{name} {part:?} must be 2 to 8 upper-case ASCII letters"
+                "{name} {} must be 2 to 8 upper-case ASCII letters",
+                crate::text::quoted(part)
             ));
         }
     }
     if parts[2].len() != 3 || !parts[2].bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!(
-            "number {:?} must be exactly three digits",
-            parts[2]
+            "number {} must be exactly three digits",
+            crate::text::quoted(parts[2])
         ));
     }
     Ok(())

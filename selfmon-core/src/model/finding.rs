@@ -153,13 +153,19 @@ impl Finding {
         if !scope.signature_ids.is_empty() {
             for s in &self.signature_ids {
                 if !scope.signature_ids.contains(s) {
-                    why.push(format!("signature id {s:?} is not in the digest"));
+                    why.push(format!(
+                        "signature id {} is not in the digest",
+                        crate::text::quoted(s)
+                    ));
                 }
             }
         }
         for path in &self.source_files {
             if let Err(reason) = check_relative_path(path) {
-                why.push(format!("source file {path:?}: {reason}"));
+                why.push(format!(
+                    "source file {}: {reason}",
+                    crate::text::quoted(path)
+                ));
             }
         }
         if why.is_empty() {
@@ -193,7 +199,9 @@ fn check_relative_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// A finding that validation rejected, kept on the scan report with the reasons.
+/// A finding that the runner's validation rejected, with the reasons, as the runner gave it:
+/// untrusted and unredacted. The report keeps it redacted, as a
+/// [`RejectedFindingReport`](crate::model::RejectedFindingReport).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectedFinding {
     /// The title as analysis gave it (truncated).

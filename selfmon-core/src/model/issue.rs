@@ -140,7 +140,9 @@ pub struct TrackedIssue {
     pub closed_at: Option<DateTime<Utc>>,
 }
 
-/// An issue as dedup sees it: identity plus the attributes the tiers compare.
+/// An issue as dedup sees it: identity plus the attributes the tiers compare. Held in memory for
+/// one scan, never stored; built from [`FiledIssue`] rows (redacted) and the tracker's listing
+/// (text already public), so its texts are plain `String`s.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnownIssue {
     /// Number, link and state.
@@ -164,6 +166,13 @@ pub struct KnownIssue {
 }
 
 /// A row of selfmon's own record of an issue it filed.
+///
+/// Text that came from the model or the log is [`RedactedText`] (title, error type, source
+/// files). The rest cannot hold such text: `error_codes` are [`ErrorCode`]s (a fixed
+/// `AREA-KIND-NNN` shape), `fingerprint` and `signature_ids` are hex digests the engine computed,
+/// `source_log_ids` are numbers, and `templates` are *sealed* (every token the redactor flags is
+/// replaced by a hashed stand-in, see [`crate::template::seal_template`]) — they stay `String`
+/// because dedup compares them with the sealed templates it learns, token for token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FiledIssue {
     /// The scan that filed it.
@@ -171,7 +180,7 @@ pub struct FiledIssue {
     /// Number, link and last known state.
     pub issue: IssueRef,
     /// Title as filed.
-    pub title: String,
+    pub title: RedactedText,
     /// Classification.
     pub classification: Classification,
     /// Error codes.
@@ -180,11 +189,11 @@ pub struct FiledIssue {
     pub fingerprint: String,
     /// Evidence record ids at filing time.
     pub source_log_ids: Vec<i64>,
-    /// Source files.
-    pub source_files: Vec<String>,
-    /// Error type.
-    pub error_type: Option<String>,
-    /// Templates of the signatures it covers.
+    /// Source files, as the model named them.
+    pub source_files: Vec<RedactedText>,
+    /// Error type, as the model named it.
+    pub error_type: Option<RedactedText>,
+    /// Templates of the signatures it covers, sealed.
     pub templates: Vec<String>,
     /// Digest signature ids it covers.
     pub signature_ids: Vec<String>,
@@ -197,19 +206,27 @@ pub struct FiledIssue {
 }
 
 impl FiledIssue {
-    /// The row for the issue a filing intent produced.
+    /// The row for the issue a filing intent produced. The title is the draft's; the finding's
+    /// error type and source files (which the engine redacted with the configured rules) are
+    /// redacted again with the default ones, so the row holds `RedactedText` whoever built the
+    /// intent.
     pub fn from_intent(intent: &FilingIntent, issue: IssueRef, now: DateTime<Utc>) -> Self {
         let finding = &intent.finding;
+        let redactor = crate::redact::Redactor::shared();
         FiledIssue {
             scan_id: intent.scan_id.clone(),
             issue,
-            title: intent.draft.title.to_string(),
+            title: intent.draft.title.clone(),
             classification: finding.classification,
             error_codes: finding.error_codes.clone(),
             fingerprint: intent.draft.fingerprint.clone(),
             source_log_ids: finding.evidence_record_ids.clone(),
-            source_files: finding.source_files.clone(),
-            error_type: finding.error_type.clone(),
+            source_files: finding
+                .source_files
+                .iter()
+                .map(|f| redactor.redacted(f))
+                .collect(),
+            error_type: finding.error_type.as_deref().map(|t| redactor.redacted(t)),
             templates: intent.templates.clone(),
             signature_ids: finding.signature_ids.clone(),
             created_at: now,
@@ -222,12 +239,12 @@ impl FiledIssue {
     pub fn to_known(&self) -> KnownIssue {
         KnownIssue {
             issue: self.issue.clone(),
-            title: self.title.clone(),
+            title: self.title.to_string(),
             classification: self.classification,
             error_codes: self.error_codes.clone(),
             fingerprint: self.fingerprint.clone(),
-            source_files: self.source_files.clone(),
-            error_type: self.error_type.clone(),
+            source_files: self.source_files.iter().map(|f| f.to_string()).collect(),
+            error_type: self.error_type.as_ref().map(|t| t.to_string()),
             templates: self.templates.clone(),
             signature_ids: self.signature_ids.clone(),
         }
@@ -244,7 +261,8 @@ pub struct FilingIntent {
     pub scan_id: ScanId,
     /// What will be (or was) sent to the tracker.
     pub draft: IssueDraft,
-    /// The finding behind it (for the issue row).
+    /// The finding behind it (for the issue row), redacted when the engine validated it (see
+    /// [`BacklogEntry::finding`](crate::model::BacklogEntry::finding) for why it is not typed).
     pub finding: Finding,
     /// Templates of the signatures the finding covers.
     pub templates: Vec<String>,

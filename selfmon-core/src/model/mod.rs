@@ -23,9 +23,9 @@ pub use issue::{
 };
 pub use record::{Level, LogRecord};
 pub use report::{
-    IssueEvent, IssueEventKind, ReportOmissions, SignatureFate, SignatureReport, SkippedSignature,
-    MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES, MAX_REPORT_TEMPLATE_CHARS,
-    MAX_REPORT_TEXT_CHARS,
+    IssueEvent, IssueEventKind, RejectedFindingReport, ReportOmissions, SignatureFate,
+    SignatureReport, SkippedSignature, SkippedSignatureReport, MAX_REPORT_DIGEST_BYTES,
+    MAX_REPORT_SIGNATURES, MAX_REPORT_TEMPLATE_CHARS, MAX_REPORT_TEXT_CHARS, UNKNOWN_SIGNATURE_ID,
 };
 pub use scan::{
     DuplicateCounts, FindingOutcome, LogAnchor, ScanId, ScanRecord, ScanReport, ScanStatus,

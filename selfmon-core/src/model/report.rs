@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::Level;
+use crate::redact::RedactedText;
 use crate::traits::DedupTier;
 
 /// What happened to one signature of a scan's digest.
@@ -11,8 +12,9 @@ use crate::traits::DedupTier;
 pub struct SignatureReport {
     /// The signature id (stable across scans for the same message shape).
     pub id: String,
-    /// The template, redacted and capped at [`MAX_REPORT_TEMPLATE_CHARS`] characters.
-    pub template: String,
+    /// The template as it may leave the process (rebuilt from a redacted sample when the raw one
+    /// held a secret), capped at [`MAX_REPORT_TEMPLATE_CHARS`] characters.
+    pub template: RedactedText,
     /// Highest level seen.
     pub level: Level,
     /// Records in this scan.
@@ -44,13 +46,37 @@ pub enum SignatureFate {
     Analysed,
 }
 
-/// A signature the runner looked at and decided not to report, with its reason.
+/// A signature the runner looked at and decided not to report, with its reason, as the runner
+/// gave it: untrusted and unredacted (a model may quote the log). The report keeps it as a
+/// [`SkippedSignatureReport`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SkippedSignature {
     /// The signature id.
     pub signature_id: String,
     /// Why no finding was made for it.
     pub reason: String,
+}
+
+/// A [`SkippedSignature`] as a report keeps it: the reason redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedSignatureReport {
+    /// The signature id: one the engine computed (a hex digest) and showed the runner, never log
+    /// text. An id the runner made up is kept as [`UNKNOWN_SIGNATURE_ID`].
+    pub signature_id: String,
+    /// Why no finding was made for it, redacted and capped at [`MAX_REPORT_TEXT_CHARS`].
+    pub reason: RedactedText,
+}
+
+/// What a report keeps instead of a skipped signature's id that was not in the digest.
+pub const UNKNOWN_SIGNATURE_ID: &str = "[not a signature of this scan]";
+
+/// A finding that validation (the runner's or the engine's) rejected, as a report keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedFindingReport {
+    /// The finding's title, redacted and capped.
+    pub title: RedactedText,
+    /// Every reason it was rejected, redacted (a reason may quote the rejected value).
+    pub reasons: Vec<RedactedText>,
 }
 
 /// Parts of a report dropped to keep it within its bounds.
@@ -97,8 +123,9 @@ pub struct IssueEvent {
     pub kind: IssueEventKind,
     /// Records attributed (for signature matches), else 0.
     pub records: u64,
-    /// The finding's title or the signature's template, and the reason.
-    pub detail: String,
+    /// The finding's title or the signature's template, and the reason; made of the report's
+    /// redacted texts.
+    pub detail: RedactedText,
 }
 
 /// What a scan did about an issue.

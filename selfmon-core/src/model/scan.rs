@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    IssueEvent, IssueEventKind, IssueRef, RejectedFinding, ReportOmissions, SignatureFate,
-    SignatureReport, SkippedSignature, MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES,
+    IssueEvent, IssueEventKind, IssueRef, RejectedFindingReport, ReportOmissions, SignatureFate,
+    SignatureReport, SkippedSignatureReport, MAX_REPORT_DIGEST_BYTES, MAX_REPORT_SIGNATURES,
     MAX_REPORT_TEXT_CHARS,
 };
 use crate::redact::RedactedText;
@@ -265,32 +265,33 @@ impl ScanRecord {
     }
 }
 
-/// What happened to one finding.
+/// What happened to one finding. Every text is [`RedactedText`]: titles and reasons quote the
+/// model's findings and the attributes dedup compared, which may quote the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum FindingOutcome {
     /// A new issue was filed.
     Filed {
         /// Title as filed.
-        title: String,
+        title: RedactedText,
         /// The new issue.
         issue: IssueRef,
     },
     /// Would have been filed (dry run).
     WouldFile {
         /// Title.
-        title: String,
+        title: RedactedText,
         /// The body that would have been sent.
-        body: String,
+        body: RedactedText,
     },
     /// A known issue already covers it.
     Duplicate {
         /// Title of the finding.
-        title: String,
+        title: RedactedText,
         /// The issue it duplicates.
         issue: u64,
         /// Why (tier and the attributes that agreed).
-        reason: String,
+        reason: RedactedText,
         /// The dedup tier that matched (absent in reports written before it was recorded).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         tier: Option<DedupTier>,
@@ -301,11 +302,11 @@ pub enum FindingOutcome {
     /// Related to a known issue: commented there instead.
     Commented {
         /// Title of the finding.
-        title: String,
+        title: RedactedText,
         /// The issue commented on.
         issue: u64,
         /// Why (the attributes that agreed).
-        reason: String,
+        reason: RedactedText,
         /// The similarity score in 0..=1.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         score: Option<f64>,
@@ -313,7 +314,7 @@ pub enum FindingOutcome {
     /// A closed issue recurred: commented (and reopened, if configured).
     Regression {
         /// Title of the finding.
-        title: String,
+        title: RedactedText,
         /// The closed issue.
         issue: u64,
         /// Whether it was reopened.
@@ -323,15 +324,15 @@ pub enum FindingOutcome {
         tier: Option<DedupTier>,
         /// Why (the attributes that agreed).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
+        reason: Option<RedactedText>,
     },
     /// Not filed: the per-scan issue budget was spent.
     Deferred {
         /// Title.
-        title: String,
+        title: RedactedText,
         /// Why it was deferred.
         #[serde(default)]
-        reason: String,
+        reason: RedactedText,
         /// Its position (1-based) among the deferred findings waiting to be filed, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backlog_position: Option<u64>,
@@ -351,7 +352,7 @@ impl FindingOutcome {
         }
     }
 
-    fn texts_mut(&mut self) -> Vec<&mut String> {
+    fn texts_mut(&mut self) -> Vec<&mut RedactedText> {
         match self {
             FindingOutcome::Filed { title, .. } => vec![title],
             FindingOutcome::WouldFile { title, body } => vec![title, body],
@@ -375,7 +376,7 @@ pub struct ScanReport {
     /// What happened to each finding.
     pub outcomes: Vec<FindingOutcome>,
     /// Findings validation rejected, with reasons.
-    pub rejected: Vec<RejectedFinding>,
+    pub rejected: Vec<RejectedFindingReport>,
     /// Filings from earlier scans that this scan completed (outbox reconciliation).
     pub reconciled: Vec<IssueRef>,
     /// The lease of a scan whose process was gone, which this scan took over at its start.
@@ -387,14 +388,15 @@ pub struct ScanReport {
     pub signatures: Vec<SignatureReport>,
     /// Signatures the runner looked at and made no finding for, with its reasons.
     #[serde(default)]
-    pub skipped: Vec<SkippedSignature>,
+    pub skipped: Vec<SkippedSignatureReport>,
     /// The runner's name (`claude`, `offline`), when analysis ran.
     #[serde(default)]
     pub runner: Option<String>,
     /// The digest exactly as sent to the runner (redacted and fenced), at most
-    /// [`MAX_REPORT_DIGEST_BYTES`].
-    #[serde(default)]
-    pub digest_sent: Option<String>,
+    /// [`MAX_REPORT_DIGEST_BYTES`]. Read back from storage, the inside of the fence is redacted
+    /// again and the fence kept ([`RedactedText::from_stored_fenced`]).
+    #[serde(default, deserialize_with = "RedactedText::deserialize_fenced")]
+    pub digest_sent: Option<RedactedText>,
     /// The stale cursor, when the scan reset it because the log was recreated.
     #[serde(default)]
     pub previous_cursor: Option<i64>,
@@ -444,20 +446,9 @@ impl ScanReport {
             self.skipped.truncate(MAX_REPORT_SIGNATURES);
         }
         if let Some(d) = &mut self.digest_sent {
-            if d.len() > MAX_REPORT_DIGEST_BYTES {
-                let mut cut = MAX_REPORT_DIGEST_BYTES;
-                while !d.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                self.omitted.digest_bytes += (d.len() - cut) as u64;
-                d.truncate(cut);
-            }
+            self.omitted.digest_bytes += d.truncate_bytes(MAX_REPORT_DIGEST_BYTES) as u64;
         }
-        let cap = |t: &mut String| {
-            if t.chars().count() > MAX_REPORT_TEXT_CHARS {
-                *t = crate::error::truncate_chars(t, MAX_REPORT_TEXT_CHARS);
-            }
-        };
+        let cap = |t: &mut RedactedText| *t = t.truncated_chars(MAX_REPORT_TEXT_CHARS);
         for o in &mut self.outcomes {
             for t in o.texts_mut() {
                 cap(t);
@@ -479,13 +470,15 @@ impl ScanReport {
             return Vec::new();
         }
         let at = self.record.completed_at.unwrap_or(self.record.started_at);
+        // Made of the report's redacted texts and the engine's words; redacted again as a
+        // whole, so that no detector match can form across the joins.
         let event = |issue_number, kind, records, detail: String| IssueEvent {
             issue_number,
             scan_id: self.record.scan_id.clone(),
             at,
             kind,
             records,
-            detail,
+            detail: crate::redact::Redactor::shared().redacted(&detail),
         };
         let mut out = Vec::new();
         for s in &self.signatures {
@@ -506,7 +499,7 @@ impl ScanReport {
         for o in &self.outcomes {
             let (issue, kind, detail) = match o {
                 FindingOutcome::Filed { title, issue } => {
-                    (issue.number, IssueEventKind::Filed, title.clone())
+                    (issue.number, IssueEventKind::Filed, title.to_string())
                 }
                 FindingOutcome::Duplicate {
                     title,
@@ -551,25 +544,6 @@ impl ScanReport {
             ));
         }
         out
-    }
-
-    /// Applies `f` to every free text of the report that may hold log content (finding titles,
-    /// reasons and bodies, rejected titles), e.g. a redactor before storing it.
-    pub fn map_texts(&mut self, f: impl Fn(&str) -> String) {
-        for o in &mut self.outcomes {
-            for t in o.texts_mut() {
-                *t = f(t);
-            }
-        }
-        for r in &mut self.rejected {
-            r.title = f(&r.title);
-            for reason in &mut r.reasons {
-                *reason = f(reason);
-            }
-        }
-        for s in &mut self.skipped {
-            s.reason = f(&s.reason);
-        }
     }
 
     /// Issues filed by this scan.

@@ -373,7 +373,11 @@ impl<T: ScanLedger> ScanLedger for FaultyStateStore<T> {
         self.inner.last_successful_anchor().await
     }
 
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64> {
+    async fn close_abandoned_scans(
+        &self,
+        now: DateTime<Utc>,
+        reason: &RedactedText,
+    ) -> Result<u64> {
         self.inner.close_abandoned_scans(now, reason).await
     }
 

@@ -15,8 +15,10 @@ use crate::redact::RedactedText;
 pub struct AnalysisRequest {
     /// The scan this belongs to.
     pub scan_id: ScanId,
-    /// The rendered instructions. They refer to the data but do not contain it.
-    pub instructions: String,
+    /// The rendered instructions, redacted: the prompt template with its variables filled in
+    /// (the open issues' titles, the log's location), which may quote log or model text. They
+    /// refer to the data but do not contain it.
+    pub instructions: RedactedText,
     /// The fenced, bounded digest text: untrusted data, redacted. A model runner sends it
     /// separately from the instructions (e.g. on stdin).
     pub data: RedactedText,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::{LogAnchor, ScanEffects, ScanRecord, ScanReport};
+use crate::redact::RedactedText;
 
 /// A single-flight lease held by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,9 +190,11 @@ pub trait ScanLedger: Send + Sync {
         Ok(None)
     }
 
-    /// Closes scans left RUNNING (by a crashed process) as FAILURE with `reason` and completion
-    /// time `now`; returns how many. Only call while holding the lease.
-    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
+    /// Closes scans left RUNNING (by a crashed process) as FAILURE with `reason` (kept as their
+    /// `error_message`, already redacted) and completion time `now`; returns how many. Only call
+    /// while holding the lease.
+    async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &RedactedText)
+        -> Result<u64>;
 
     /// Inserts a scan record (status RUNNING).
     async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
@@ -228,7 +231,7 @@ crate::traits::forward::forward! {
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
         async fn last_successful_cursor(&self) -> Result<i64>;
         async fn last_successful_anchor(&self) -> Result<Option<LogAnchor>>;
-        async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &str) -> Result<u64>;
+        async fn close_abandoned_scans(&self, now: DateTime<Utc>, reason: &RedactedText) -> Result<u64>;
         async fn begin_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn finish_scan(&self, record: &ScanRecord) -> Result<()>;
         async fn save_scan_report(&self, report: &ScanReport) -> Result<()>;

@@ -1,6 +1,7 @@
 //! [`IssueLedger`] for [`PgStateStore`]: filed issues, occurrences, the outbox and the open backlog.
 
 use super::*;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::IssueLedger;
 
 #[async_trait]
@@ -178,7 +179,10 @@ impl IssueLedger for PgStateStore {
                     // them).
                     let closure = BacklogClosure {
                         entry_id,
-                        reason: format!("filed as #{}", issue.issue.number),
+                        reason: RedactedText::from_stored(&format!(
+                            "filed as #{}",
+                            issue.issue.number
+                        )),
                         issue: Some(issue.issue.number),
                     };
                     close_backlog_entry(tx, &s, &closure, false, issue.created_at).await?;

@@ -1,7 +1,7 @@
 //! [`ScanLedger`] for [`PgStateStore`]: the lease, scan rows, the cursor and the atomic scan commit.
 
 use super::*;
-use selfmon_core::redact::Redactor;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{ScanLedger, ScanReport};
 
 #[async_trait]
@@ -91,9 +91,9 @@ impl ScanLedger for PgStateStore {
     async fn close_abandoned_scans(
         &self,
         now: DateTime<Utc>,
-        reason: &str,
+        reason: &RedactedText,
     ) -> selfmon_core::Result<u64> {
-        let reason = reason.to_string();
+        let reason = reason.clone();
         let s = self.inner.s.clone();
         core(async { fenced!(self, "closing abandoned scans", |tx| {
                 let rows = tx
@@ -110,7 +110,7 @@ impl ScanLedger for PgStateStore {
                     let mut r: ScanRecord = from_json("scan record", row.col(0)?)?;
                     r.status = ScanStatus::Failure;
                     r.completed_at = Some(now);
-                    r.error_message = Some(Redactor::shared().redacted(&reason));
+                    r.error_message = Some(reason.clone());
                     let doc = to_json("scan record", &r)?;
                     tx.execute(
                         &format!(

@@ -101,7 +101,12 @@ pub(super) fn close_backlog_entry(
     tx.execute(
         "UPDATE selfmon_backlog SET closed_at = ?1, close_reason = ?2, closed_issue = ?3
          WHERE entry_id = ?4",
-        rusqlite::params![time_text(now), c.reason, c.issue.map(to_i64), c.entry_id],
+        rusqlite::params![
+            time_text(now),
+            c.reason.as_str(),
+            c.issue.map(to_i64),
+            c.entry_id
+        ],
     )
     .map_err(Error::sqlite("closing a backlog entry"))?;
     if let Some(issue) = c.issue.filter(|_| give_occurrences) {

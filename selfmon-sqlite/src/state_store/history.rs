@@ -2,6 +2,7 @@
 //! for dashboards.
 
 use async_trait::async_trait;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{
     BacklogClosure, ClosedBacklogEntry, FiledIssue, IssueEvent, IssueFilter, Page, PageRequest,
     ScanHistory, ScanId, ScanRecord, ScanReport,
@@ -127,7 +128,7 @@ impl ScanHistory for SqliteStateStore {
                 items.push(ClosedBacklogEntry {
                     closure: BacklogClosure {
                         entry_id: entry.entry_id.clone(),
-                        reason: reason.unwrap_or_default(),
+                        reason: RedactedText::from_stored(&reason.unwrap_or_default()),
                         issue: issue.map(|n| to_u64(Some(n))),
                     },
                     entry,

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, TransactionBehavior};
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{
     BacklogClosure, BacklogEntry, FiledIssue, FilingIntent, IssueLedger, IssueState, ScanId,
 };
@@ -189,7 +190,7 @@ impl IssueLedger for SqliteStateStore {
                 // The intent carried the entry's occurrences into the issue row already.
                 let closure = BacklogClosure {
                     entry_id,
-                    reason: format!("filed as #{}", issue.issue.number),
+                    reason: RedactedText::from_stored(&format!("filed as #{}", issue.issue.number)),
                     issue: Some(issue.issue.number),
                 };
                 close_backlog_entry(&tx, &closure, false, issue.created_at)?;

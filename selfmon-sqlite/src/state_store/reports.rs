@@ -3,6 +3,7 @@
 //! read by [`ScanHistory`](selfmon_core::ScanHistory).
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{IssueEvent, IssueEventKind, Page, PageRequest, ScanId, ScanReport};
 
 use super::rows::*;
@@ -44,7 +45,7 @@ pub(super) fn save_report(
                 time_text(e.at),
                 e.kind.as_str(),
                 to_i64(e.records),
-                e.detail
+                e.detail.as_str()
             ],
         )
         .map_err(Error::sqlite("saving a scan report's issue events"))?;
@@ -117,7 +118,7 @@ pub(super) fn read_issue_events(
                 at: parse_time(&r.get::<_, String>(1)?),
                 kind: parse_event_kind(&kind),
                 records: to_u64(r.get::<_, Option<i64>>(3)?),
-                detail: r.get(4)?,
+                detail: RedactedText::from_stored(&r.get::<_, String>(4)?),
             })
         })
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())

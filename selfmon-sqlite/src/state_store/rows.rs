@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{named_params, Connection, OptionalExtension, Row, TransactionBehavior};
-use selfmon_core::redact::Redactor;
+use selfmon_core::redact::{RedactedText, Redactor};
 use selfmon_core::{
     Classification, DuplicateCounts, ErrorCode, FiledIssue, IssueRef, IssueState, Lease,
     LeaseHolder, LogAnchor, ScanId, ScanRecord, ScanStatus, ScanTrigger,
@@ -128,7 +128,8 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
                 2,
                 rusqlite::types::Type::Text,
                 format!(
-                    "unknown scan status {status_text:?}; expected RUNNING, SUCCESS or FAILURE"
+                    "unknown scan status {}; expected RUNNING, SUCCESS or FAILURE",
+                    selfmon_core::text::quoted(&status_text)
                 )
                 .into(),
             )
@@ -209,13 +210,13 @@ pub(super) fn insert_issue(conn: &Connection, i: &FiledIssue) -> Result<()> {
             to_i64(i.issue.number),
             i.issue.url,
             i.classification.as_str(),
-            i.title,
+            i.title.as_str(),
             to_json("error codes", &i.error_codes)?,
             i.fingerprint,
             to_json("source log ids", &i.source_log_ids)?,
             to_json("source files", &i.source_files)?,
             time_text(i.created_at),
-            i.error_type,
+            i.error_type.as_deref(),
             to_json("templates", &i.templates)?,
             to_json("signature ids", &i.signature_ids)?,
             i.issue.state.as_str(),
@@ -237,12 +238,12 @@ pub(super) fn update_issue(conn: &Connection, id: i64, i: &FiledIssue) -> Result
             i.scan_id.as_str(),
             i.issue.url,
             i.classification.as_str(),
-            i.title,
+            i.title.as_str(),
             to_json("error codes", &i.error_codes)?,
             i.fingerprint,
             to_json("source log ids", &i.source_log_ids)?,
             to_json("source files", &i.source_files)?,
-            i.error_type,
+            i.error_type.as_deref(),
             to_json("templates", &i.templates)?,
             to_json("signature ids", &i.signature_ids)?,
             i.issue.state.as_str(),
@@ -277,7 +278,7 @@ pub(super) fn issue_from_row(r: &Row<'_>) -> Result<FiledIssue> {
             url: s(3)?.unwrap_or_default(),
             state,
         },
-        title: s(5)?.unwrap_or_default(),
+        title: RedactedText::from_stored(&s(5)?.unwrap_or_default()),
         classification,
         error_codes: decode_list(s(6)?)
             .into_iter()
@@ -288,9 +289,12 @@ pub(super) fn issue_from_row(r: &Row<'_>) -> Result<FiledIssue> {
             .into_iter()
             .filter_map(|v| v.trim().parse().ok())
             .collect(),
-        source_files: decode_list(s(9)?),
+        source_files: decode_list(s(9)?)
+            .iter()
+            .map(|f| RedactedText::from_stored(f))
+            .collect(),
         created_at,
-        error_type: s(11)?,
+        error_type: s(11)?.map(|t| RedactedText::from_stored(&t)),
         templates: decode_list(s(12)?),
         signature_ids: decode_list(s(13)?),
         occurrences: to_u64(r.get::<_, Option<i64>>(15).map_err(e())?),

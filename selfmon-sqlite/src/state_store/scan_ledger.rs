@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
+use selfmon_core::redact::RedactedText;
 use selfmon_core::{
     Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, LogAnchor, ScanEffects, ScanLedger, ScanRecord,
     ScanReport,
@@ -132,7 +133,7 @@ impl ScanLedger for SqliteStateStore {
     async fn close_abandoned_scans(
         &self,
         now: DateTime<Utc>,
-        reason: &str,
+        reason: &RedactedText,
     ) -> selfmon_core::Result<u64> {
         let reason = reason.to_string();
         self.run_core(move |conn| {
