@@ -18,6 +18,14 @@ pub fn is_kept_in_text(c: char) -> bool {
 
 /// `text` without control characters (newline and tab excepted) and bidi controls.
 pub fn strip_controls(text: &str) -> String {
+    // Nearly every log line is printable ASCII (tabs and newlines allowed): kept whole, copied
+    // at once instead of character by character.
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    {
+        return text.to_owned();
+    }
     text.chars().filter(|&c| is_kept_in_text(c)).collect()
 }
 
@@ -63,6 +71,16 @@ mod tests {
         let text =
             "a\u{202A}b\u{202E}c\u{2066}d\u{2069}e\u{200E}f\u{200F}g\u{061C}h\n\ti\u{7}\u{1b}j";
         assert_eq!(strip_controls(text), "abcdefgh\n\tij");
+    }
+
+    #[test]
+    fn ascii_text_loses_its_controls_and_delete_and_keeps_the_rest() {
+        assert_eq!(
+            strip_controls("a\x7fb\x00c\rd\x1be\tf\ng ~"),
+            "abcde\tf\ng ~"
+        );
+        let printable: String = (0x20u8..0x7f).map(char::from).collect();
+        assert_eq!(strip_controls(&printable), printable);
     }
 
     #[test]

@@ -153,7 +153,10 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
             }
         }
         mask_token(tok, out);
-        if recent[2].is_some_and(|prev| drops_restated_value(out, prev, token_start)) {
+        // A restated value opens with `(`: tested here first, as most tokens do not.
+        if out.as_bytes().get(token_start) == Some(&b'(')
+            && recent[2].is_some_and(|prev| drops_restated_value(out, prev, token_start))
+        {
             // `512 bytes (0.5 KB) sent` is `512 bytes sent` said twice: one value.
             out.truncate(token_start.saturating_sub(1).max(start_len));
             pos = end;
@@ -173,7 +176,9 @@ pub(super) fn mask_into(message: &str, out: &mut String) {
 /// whether it folded `tok`.
 fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
     let end = out.len() - usize::from(out.ends_with(' '));
-    if end < prev || !out[prev..end].ends_with("<NUM>") {
+    // Byte-wise (a fixed-size compare): this runs for every token.
+    let ends_with_num = end >= prev + 5 && out.as_bytes()[end - 5..end] == *b"<NUM>";
+    if !ends_with_num {
         return false;
     }
     let unit = trim_tail_punct(tok);
@@ -323,7 +328,9 @@ const MONTH_NAMES: &[&str] = &[
 fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usize) -> usize {
     let lead = |t: &str| t.len() - trim_lead_punct(t).len();
     let this = &out[start..];
-    if !this[lead(this)..].starts_with("<TIME>") {
+    let core = &this[lead(this)..];
+    // Its first byte first: this runs for every token, and nearly none is a time.
+    if core.as_bytes().first() != Some(&b'<') || !core.starts_with("<TIME>") {
         return start;
     }
     let token = |from: usize, to: usize| out[from..to].trim_end_matches(' ');
@@ -348,12 +355,11 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
         Some(w) if w < month && is_name(token(w, month), WEEKDAYS) => w,
         _ => month,
     };
+    // The first token's leading punctuation, then the time from its placeholder on: what lies
+    // between goes (in place, without copying either part out).
     let first_lead = lead(&out[first..]);
-    let folded_lead = out[first..first + first_lead].to_string();
-    let time = out[start + lead(&out[start..])..].to_string();
-    out.truncate(first);
-    out.push_str(&folded_lead);
-    out.push_str(&time);
+    let time_start = start + lead(&out[start..]);
+    out.replace_range(first + first_lead..time_start, "");
     first
 }
 
