@@ -139,16 +139,15 @@ fn judge_part(text: &str, mut start: usize, mut end: usize) -> Option<Range<usiz
         return judge_hex(text, start, core).then_some(start..end);
     }
     let classes = usize::from(upper > 0) + usize::from(lower > 0) + usize::from(digit > 0);
-    let switches = transitions(cb);
-    let h = entropy(cb);
-    let size_bits = (len.min(64) as f64).log2();
-    let random = match classes {
-        3 => switches >= 0.3 && h >= (0.8 * size_bits).min(4.5),
-        2 if len >= 32 && digit > 0 && other == 0 => {
-            switches >= 0.3 && h >= (0.8 * size_bits).min(4.2)
-        }
-        _ => false,
+    // Cheapest test first: most runs in ordinary text (words, paths, identifiers) fail the class
+    // or switch test, and never pay for the entropy.
+    let entropy_floor = match classes {
+        3 => 4.5,
+        2 if len >= 32 && digit > 0 && other == 0 => 4.2,
+        _ => return None,
     };
+    let random = transitions(cb) >= 0.3
+        && entropy(cb) >= (0.8 * (len.min(64) as f64).log2()).min(entropy_floor);
     // Mostly punctuation (`---___---`) is a separator line, not a key.
     if !random || other * 4 > len {
         return None;
