@@ -275,12 +275,23 @@ impl<'a> Reader<'a> {
             })
             .collect();
         let mut select_sql = format!("SELECT {} FROM logs WHERE id > ?1", select_list.join(", "));
-        let below = level_names_below(options.min_level);
+        let (below, at_or_above) = level_names_split(options.min_level);
         if !below.is_empty() {
-            let quoted: Vec<String> = below.iter().map(|n| format!("'{n}'")).collect();
+            let list = |names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| format!("'{n}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            // A level written exactly as one of the names (nearly every row) is decided without
+            // calling `upper` and `trim`; only other spellings are normalised. The same rows pass
+            // as with the normalised test alone: a name is its own normal form.
             select_sql.push_str(&format!(
-                " AND (level IS NULL OR upper(trim(level)) NOT IN ({}))",
-                quoted.join(", ")
+                " AND (level IS NULL OR level IN ({above}) OR (level NOT IN ({below}) \
+                 AND upper(trim(level)) NOT IN ({below})))",
+                above = list(&at_or_above),
+                below = list(&below),
             ));
         }
         select_sql.push_str(" ORDER BY id LIMIT ?2");
@@ -385,15 +396,17 @@ impl<'a> Reader<'a> {
 }
 
 /// Every level spelling [`Level::from_str`] accepts whose level is below `min`.
-fn level_names_below(min: Level) -> Vec<&'static str> {
+/// The level names (upper case, as the filter normalises them) below `min`, and those at or
+/// above it.
+fn level_names_split(min: Level) -> (Vec<&'static str>, Vec<&'static str>) {
     const NAMES: [&str; 11] = [
         "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL",
         "FATAL",
     ];
     NAMES
         .into_iter()
-        .filter(|n| n.parse::<Level>().is_ok_and(|l| l < min))
-        .collect()
+        .filter(|n| n.parse::<Level>().is_ok())
+        .partition(|n| n.parse::<Level>().is_ok_and(|l| l < min))
 }
 
 fn text(v: ValueRef<'_>) -> Option<String> {
@@ -484,12 +497,15 @@ mod tests {
 
     #[test]
     fn only_spellings_below_the_minimum_are_filtered_in_sql() {
+        let (below, at_or_above) = level_names_split(Level::Warning);
+        assert_eq!(below, ["TRACE", "DEBUG", "INFO", "NOTICE"]);
         assert_eq!(
-            level_names_below(Level::Warning),
-            ["TRACE", "DEBUG", "INFO", "NOTICE"]
+            at_or_above,
+            ["WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL", "FATAL"]
         );
-        assert!(level_names_below(Level::Debug).is_empty());
-        assert!(level_names_below(Level::Critical).contains(&"ERR"));
+        assert!(level_names_split(Level::Debug).0.is_empty());
+        assert!(level_names_split(Level::Critical).0.contains(&"ERR"));
+        assert!(!level_names_split(Level::Critical).1.contains(&"ERR"));
     }
 
     #[test]

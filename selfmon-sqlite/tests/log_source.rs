@@ -71,6 +71,25 @@ async fn reads_warning_and_above_after_the_cursor_in_id_order() {
 }
 
 #[tokio::test]
+async fn levels_in_any_spelling_are_filtered_as_their_normal_form() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    let levels = [
+        "INFO", " info ", "Info", "DEBUG", " notice", "WARNING", " warning", "Warn", "ERR",
+        "error ", "CRITICAL", "fatal", "INFO ",
+    ];
+    for (i, level) in levels.iter().enumerate() {
+        insert(&conn, level, &i.to_string());
+    }
+    let page = open(&path).read_after(0, 100).await.unwrap();
+    let got: Vec<&str> = page.records.iter().map(|r| r.message.as_str()).collect();
+    // Everything at WARNING and above, however written; nothing below.
+    assert_eq!(got, ["5", "6", "7", "8", "9", "10", "11"]);
+    assert_eq!(page.scanned_through, levels.len() as i64);
+}
+
+#[tokio::test]
 async fn scanned_through_counts_rows_the_level_filter_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logs.db");
