@@ -191,8 +191,8 @@ impl SelfMonitoringService {
     }
 
     /// Answers a pending run-now request: forgets it when a scan that started after it has
-    /// finished (any status; dry runs do not count, they read without consuming), else submits a
-    /// manual scan when this queue is idle. Returns the submission, if one was made.
+    /// finished (any status; a dry run counts only when the configuration makes every scan one),
+    /// else submits a manual scan when this queue is idle. Returns the submission, if one was made.
     async fn follow_up_run_now(&self) -> Result<Option<Submission>> {
         let Some(requested) = self.pending_run_now() else {
             return Ok(None);
@@ -204,10 +204,14 @@ impl SelfMonitoringService {
                 limit: 20,
             })
             .await?;
-        let answered = page
-            .items
-            .iter()
-            .any(|s| !s.dry_run && s.started_at >= requested && s.status != ScanStatus::Running);
+        // A dry run answers only when this service's own scans are dry runs (configured so):
+        // otherwise it read without consuming, and the request asked for a real scan.
+        let dry_runs_answer = self.config().dry_run;
+        let answered = page.items.iter().any(|s| {
+            (dry_runs_answer || !s.dry_run)
+                && s.started_at >= requested
+                && s.status != ScanStatus::Running
+        });
         if answered {
             let mut pending = self.requested.lock().unwrap_or_else(|p| p.into_inner());
             if *pending == Some(requested) {

@@ -401,3 +401,53 @@ async fn a_run_now_whose_scan_left_no_row_is_submitted_again_until_one_finishes(
     assert_eq!(store.scans().len(), 1);
     assert_eq!(svc.pending_run_now(), None);
 }
+
+#[tokio::test]
+async fn dry_runs_answer_a_run_now_request_only_when_every_scan_is_a_dry_run() {
+    // The handler records each scan as the engine would with `dry_run` configured.
+    struct DryScan(RecordingScan);
+    #[async_trait::async_trait]
+    impl JobHandler for DryScan {
+        async fn run(&self, job: &JobSpec) -> Result<(), String> {
+            let mut record = ScanRecord::started(ScanId::new(), job.trigger, 0, self.0.clock.now());
+            record.dry_run = true;
+            record.status = selfmon_core::ScanStatus::Success;
+            record.completed_at = Some(self.0.clock.now());
+            self.0
+                .store
+                .begin_scan(&record)
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+    for configured_dry_run in [true, false] {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = Arc::new(selfmon_core::testing::FakeClock::new(t0));
+        let store = Arc::new(MemoryStateStore::new());
+        let queue = MemoryJobQueue::start(Arc::new(DryScan(RecordingScan {
+            gate: tokio::sync::Semaphore::new(0),
+            store: store.clone(),
+            clock: clock.clone(),
+        })));
+        let config = Arc::new(RwLock::new(SelfMonitoringConfig {
+            dry_run: configured_dry_run,
+            ..Default::default()
+        }));
+        let svc = SelfMonitoringService::new(config, queue.clone(), store.clone())
+            .with_clock(clock.clone());
+        svc.run_now().await.unwrap();
+        settle(&queue).await;
+        clock.advance(Duration::seconds(1));
+        let outcome = svc.tick(clock.now()).await.unwrap();
+        settle(&queue).await;
+        if configured_dry_run {
+            // Every scan of this service is a preview: the one it ran answers the request.
+            assert!(!matches!(outcome, TickOutcome::RunNow(_)), "{outcome:?}");
+            assert_eq!(svc.pending_run_now(), None);
+        } else {
+            // A dry run (here, someone else's preview) consumed nothing: a real scan is still owed.
+            assert!(matches!(outcome, TickOutcome::RunNow(_)), "{outcome:?}");
+            assert!(svc.pending_run_now().is_some());
+        }
+    }
+}
