@@ -158,8 +158,10 @@ fn signal(pid: u32, name: &str) {
 }
 
 #[test]
-fn sigterm_or_sigint_during_analysis_leaves_no_process_no_running_scan_no_lease_no_temp_dir() {
-    for (name, code) in [("TERM", 143), ("INT", 130)] {
+fn sigterm_sigint_or_sighup_during_analysis_leaves_no_process_no_running_scan_no_lease_no_temp_dir()
+{
+    // SIGHUP: the terminal running `selfmon scan` was closed.
+    for (name, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
         let env = Env::new();
         let child = env.scan();
         let pid = child.id();
