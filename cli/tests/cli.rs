@@ -417,6 +417,24 @@ fn inventory_reports_coverage() {
     let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let o = run(&["inventory", "--logs", "/nonexistent/logs.db"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // A log message is untrusted: its escape sequences and bidi overrides are shown escaped.
+    env.log(
+        "ERROR",
+        "cidx.web",
+        "evil \u{1b}[2J\u{1b}[31mred \u{202e}desrever",
+    );
+    let o = run(&["inventory", "--logs", &env.logs().display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+        "raw control characters reached the terminal: {out:?}"
+    );
+    assert!(
+        out.contains("\\u{1b}[") && out.contains("\\u{202e}"),
+        "{out}"
+    );
 }
 
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {

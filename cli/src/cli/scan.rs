@@ -55,7 +55,7 @@ pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::ScanFailed(format!("cannot serialise the report: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", summary(&report));
+        print!("{}", super::terminal::safe(&summary(&report)));
     }
     Ok(())
 }

@@ -22,8 +22,9 @@ fn mtime(path: Option<&Path>) -> Option<SystemTime> {
 
 fn log(line: &str) {
     eprintln!(
-        "{} selfmon: {line}",
-        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        "{} selfmon: {}",
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        super::terminal::safe(line)
     );
 }
 
