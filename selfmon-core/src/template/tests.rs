@@ -1131,3 +1131,141 @@ proptest! {
         prop_assert_eq!(super::masks::has_at_least(text.as_bytes(), b'<', n), plain);
     }
 }
+
+/// What the unit lists say a unit is (the definition [`unit_kind`](super::masks::unit_kind) matches).
+fn listed_unit_kind(unit: &str) -> Option<&'static str> {
+    use super::masks::{DURATION_UNITS, SIZE_UNITS};
+    if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        Some("<DURATION>")
+    } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        Some("<SIZE>")
+    } else {
+        None
+    }
+}
+
+proptest! {
+    /// The matcher of units gives what the unit lists give.
+    #[test]
+    fn unit_matcher_agrees_with_the_lists(unit in "[bytesBYTESecondmMinhrdaykgtpiKGµμ]{0,8}") {
+        prop_assert_eq!(super::masks::unit_kind(unit.as_bytes()), listed_unit_kind(&unit));
+    }
+}
+
+#[test]
+fn every_listed_unit_is_matched_in_any_case() {
+    use super::masks::{unit_kind, DURATION_UNITS, SIZE_UNITS};
+    for unit in DURATION_UNITS.iter().chain(SIZE_UNITS) {
+        for spelled in [unit.to_string(), unit.to_ascii_uppercase()] {
+            assert_eq!(
+                unit_kind(spelled.as_bytes()),
+                listed_unit_kind(&spelled),
+                "{spelled}"
+            );
+            assert!(unit_kind(spelled.as_bytes()).is_some(), "{spelled}");
+        }
+    }
+    for other in ["", "x", "secondss", "bytesx", "mss"] {
+        assert_eq!(unit_kind(other.as_bytes()), None, "{other}");
+    }
+}
+
+proptest! {
+    /// Deciding a segment in one pass gives what the test-by-test reference gives.
+    #[test]
+    fn mask_segment_agrees_with_the_reference(seg in "[a-fA-Fg-zG-Z0-9\u{e9}\u{3bc}]{1,40}") {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_segment(&seg, &mut fast);
+        super::masks::mask_segment_general(&seg, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+
+    /// The identifier shortcut of `mask_token` gives what the general path gives, on identifiers
+    /// with digits, brackets and error-code shapes.
+    #[test]
+    fn identifier_tokens_mask_as_the_general_path_does(
+        token in "[a-zA-Z][a-fA-FzZ0-9_()\\[\\]-]{0,40}[\\]):,]{0,2}",
+    ) {
+        use super::masks::{mask_token, mask_token_general};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_token(&token, &mut fast);
+        mask_token_general(&token, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn identifier_tokens_are_masked_by_their_digit_runs() {
+    for (token, want) in [
+        ("sshd[19939]:", "sshd[<NUM>]:"),
+        ("nova-compute[593]:", "nova-compute[<NUM>]:"),
+        ("tbird-admin1", "tbird-admin1"),
+        ("node-246", "node-<NUM>"),
+        ("GIT-SYNC-001:", "GIT-SYNC-001:"),
+        ("deadbeef42", "<HEX>"),
+        ("abcdef01-2345-6789-abcd-ef0123456789", "<UUID>"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_token(token, &mut fast);
+        super::masks::mask_token_general(token, &mut general);
+        assert_eq!(fast, want, "{token}");
+        assert_eq!(general, want, "{token}");
+    }
+}
+
+proptest! {
+    /// Deciding coverage in one walk over the masked bytes agrees with the token-by-token test
+    /// whenever the walk decides.
+    #[test]
+    fn covering_by_walk_agrees_with_covering_by_tokens(
+        template in prop::collection::vec("(a|b|ab|<\\*>|<NUM>)", 0..6),
+        masked in prop::collection::vec(("(a|b|ab|<NUM>|<\\*>|x)", "( |  )"), 0..7),
+        lead in "( ?)",
+        max in 1usize..8,
+    ) {
+        use super::cluster::{covers_by_tokens, covers_by_walk};
+        let tokens: Vec<Box<str>> = template.iter().map(|t| t.as_str().into()).collect();
+        let mut text = lead;
+        for (token, space) in &masked {
+            text.push_str(token);
+            text.push_str(space);
+        }
+        // Without the last separator, or with it (a trailing space).
+        let trimmed = text.strip_suffix(' ').unwrap_or(&text).to_string();
+        for text in [text.as_str(), trimmed.as_str()] {
+            let by_tokens = covers_by_tokens(&tokens, text, max);
+            if let Some(walked) = covers_by_walk(&tokens, text, max) {
+                prop_assert_eq!(walked, by_tokens, "{:?} over {:?}", template, text);
+            }
+        }
+    }
+}
+
+#[test]
+fn covering_by_walk_decides_the_common_cases() {
+    use super::cluster::covers_by_walk;
+    let tokens: Vec<Box<str>> = ["<TIME>", "<*>", "sshd[<NUM>]:", "<*>", "ok"]
+        .iter()
+        .map(|t| (*t).into())
+        .collect();
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x ok", 200),
+        Some(true)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x failed", 200),
+        Some(false)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x", 200),
+        Some(false)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x ok ok", 200),
+        None
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME>  combo sshd[<NUM>]: x ok", 200),
+        None
+    );
+}
