@@ -1,7 +1,8 @@
 //! The `selfmon` command line: the whole pipeline for hosts in any language.
 //!
 //! Exit codes: 0 success, 1 scan failed (recorded as failed), 2 usage or configuration error,
-//! 3 another scan holds the lease.
+//! 3 another scan holds the lease, 128 + the signal number when SIGINT, SIGTERM or SIGHUP
+//! interrupted a scan (130, 143, 129).
 
 mod cli;
 

@@ -417,6 +417,24 @@ fn inventory_reports_coverage() {
     let _: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let o = run(&["inventory", "--logs", "/nonexistent/logs.db"]);
     assert_eq!(o.status.code(), Some(2));
+
+    // A log message is untrusted: its escape sequences and bidi overrides are shown escaped.
+    env.log(
+        "ERROR",
+        "cidx.web",
+        "evil \u{1b}[2J\u{1b}[31mred \u{202e}desrever",
+    );
+    let o = run(&["inventory", "--logs", &env.logs().display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(
+        !out.contains('\u{1b}') && !out.contains('\u{202e}'),
+        "raw control characters reached the terminal: {out:?}"
+    );
+    assert!(
+        out.contains("\\u{1b}[") && out.contains("\\u{202e}"),
+        "{out}"
+    );
 }
 
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
@@ -457,7 +475,7 @@ fn scans_in(state: &Path) -> u64 {
 }
 
 #[test]
-fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
+fn serve_scheduler_runs_on_trigger_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let env = Env::new();
     env.write_config(r#""cadence_minutes": 10080,"#);
     seed(&env);
@@ -495,6 +513,24 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
         },
         "the triggered scan to finish",
     );
+    // SIGHUP reloads the configuration and does not stop the scheduler: the next trigger runs.
+    let _ = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    env.log(
+        "CRITICAL",
+        "cidx.auth",
+        "[AUTH-KEYS-004] signing key store unreadable",
+    );
+    std::fs::write(&trigger, "again").unwrap();
+    wait_for(|| env.issue_files() == 5, "the scan triggered after SIGHUP");
+    wait_for(
+        || {
+            let s = scan_statuses(&env.path("state.db"));
+            s.len() == 3 && !s.contains(&selfmon::ScanStatus::Running)
+        },
+        "the scan after SIGHUP to finish",
+    );
     // Idle: SIGTERM stops the scheduler cleanly (exit 0).
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -506,6 +542,7 @@ fn serve_scheduler_runs_on_trigger_and_stops_cleanly_on_sigterm() {
         err.contains("manual scan queued") && err.contains("stopped"),
         "{err}"
     );
+    assert!(err.contains("SIGHUP: configuration reloaded"), "{err}");
 }
 
 #[test]

@@ -21,6 +21,7 @@ impl Env {
         };
         std::fs::create_dir(env.path("record")).unwrap();
         std::fs::create_dir(env.path("home")).unwrap();
+        std::fs::create_dir(env.path("tmp")).unwrap();
         let conn = rusqlite::Connection::open(env.path("logs.db")).unwrap();
         create_logs_table(&conn).unwrap();
         for (level, source, message) in [
@@ -89,6 +90,8 @@ wait
                 &self.path("selfmon.json").display().to_string(),
             ])
             .env("HOME", self.path("home"))
+            // The runner's private directories go here, where a test can look for them.
+            .env("TMPDIR", self.path("tmp"))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -155,8 +158,10 @@ fn signal(pid: u32, name: &str) {
 }
 
 #[test]
-fn sigterm_or_sigint_during_analysis_leaves_no_process_no_running_scan_no_lease_no_temp_dir() {
-    for (name, code) in [("TERM", 143), ("INT", 130)] {
+fn sigterm_sigint_or_sighup_during_analysis_leaves_no_process_no_running_scan_no_lease_no_temp_dir()
+{
+    // SIGHUP: the terminal running `selfmon scan` was closed.
+    for (name, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
         let env = Env::new();
         let child = env.scan();
         let pid = child.id();
@@ -200,18 +205,44 @@ fn sigterm_or_sigint_during_analysis_leaves_no_process_no_running_scan_no_lease_
     }
 }
 
+/// `kill -9` leaves selfmon no chance to stop its CLI: the CLI dies with it (Linux's parent-death
+/// signal), and the next run of the CLI kills what the CLI had started and removes the killed
+/// run's private directory and session file; the next scan takes over the lease at once.
 #[test]
-fn after_kill_9_of_a_scan_an_immediate_second_scan_takes_over_and_succeeds() {
+fn after_kill_9_of_a_scan_its_cli_dies_and_the_next_scan_takes_over_and_cleans_up() {
     let env = Env::new();
     let mut child = env.scan();
-    let (cli, _grandchild) = env.analysis_started();
+    let (cli, grandchild) = env.analysis_started();
+    let cwd = std::fs::read_to_string(env.path("record/cwd")).unwrap();
+    let private = Path::new(cwd.trim()).parent().unwrap().to_path_buf();
+    assert!(
+        private.starts_with(env.path("tmp")),
+        "{}",
+        private.display()
+    );
     signal(child.id(), "KILL");
     child.wait().unwrap();
-    // selfmon died without stopping its CLI (nothing can survive SIGKILL): clean up here.
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{cli}")])
-        .status();
-    env.write_config(r#"{ "kind": "offline" }"#);
+    assert!(
+        gone_eventually(cli),
+        "the CLI {cli} outlived the selfmon that started it (it would go on spending tokens)"
+    );
+    assert!(private.exists(), "nothing could clean up yet");
+
+    // A CLI that answers at once: the next scan analyses the same records again.
+    std::fs::write(
+        env.path("claude-ok"),
+        "#!/bin/bash\ncat > /dev/null\nprintf '%s\\n' '{\"type\":\"result\",\"subtype\":\"success\",\"is_error\":false,\"num_turns\":1,\"result\":\"done\",\"session_id\":\"s\",\"total_cost_usd\":0,\"usage\":{\"input_tokens\":1,\"output_tokens\":1},\"structured_output\":{\"findings\":[]}}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        env.path("claude-ok"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    env.write_config(&format!(
+        r#"{{ "kind": "claude", "binary": "{}", "timeout_secs": 60 }}"#,
+        env.path("claude-ok").display()
+    ));
     let out = env.scan().wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -221,6 +252,22 @@ fn after_kill_9_of_a_scan_an_immediate_second_scan_takes_over_and_succeeds() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("took over the lease"), "{stdout}");
+    assert!(
+        gone_eventually(grandchild),
+        "the process the killed CLI started ({grandchild}) is killed by the next run"
+    );
+    assert!(!private.exists(), "{} left", private.display());
+    assert!(
+        !env.path(&format!("home/.claude/sessions/{cli}.json"))
+            .exists(),
+        "the killed CLI's busy session file was left"
+    );
+    let leftover_dirs: Vec<_> = std::fs::read_dir(env.path("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(leftover_dirs.is_empty(), "{leftover_dirs:?}");
     let (rt, store) = env.store();
     let scans = rt.block_on(store.list_scans(Default::default())).unwrap();
     assert_eq!(scans.total, 2);

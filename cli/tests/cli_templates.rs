@@ -143,3 +143,36 @@ fn unknown_arguments_are_rejected_with_usage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
 }
+
+/// A log line is untrusted text: an ANSI escape sequence or a bidi override in it must not reach
+/// the reader's terminal raw (it could recolour, clear or reorder what they see). The text output
+/// shows them as `\u{…}`; the fingerprint is the same as in JSON mode (only the display changes).
+#[test]
+fn control_and_direction_characters_from_a_log_line_are_escaped_for_the_terminal() {
+    let line = "evil \u{1b}[2J\u{1b}[31mred text \u{202e}desrever\u{200b} end\n";
+    let (out, err, ok) = run(&[], line.as_bytes());
+    assert!(ok, "{err}");
+    assert!(
+        !out.chars()
+            .any(|c| (c.is_control() && c != '\n' && c != '\t')
+                || c == '\u{202e}'
+                || c == '\u{200b}'),
+        "raw control or format characters reached the output: {out:?}"
+    );
+    assert!(
+        out.contains("\\u{1b}[") && out.contains("\\u{202e}"),
+        "{out:?}"
+    );
+    let (json, err, ok) = run(&["--json"], line.as_bytes());
+    assert!(ok, "{err}");
+    let obj: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    let fingerprint = out.split('\t').next().unwrap();
+    assert_eq!(
+        obj["fingerprint"], fingerprint,
+        "the display escapes, the fingerprint is unchanged"
+    );
+    assert!(
+        obj["template"].as_str().unwrap().contains('\u{1b}'),
+        "JSON keeps the text as it is"
+    );
+}

@@ -7,6 +7,16 @@
 //! (`~/.claude/sessions/<pid>.json`, `/tmp/cc-socks/<pid>.sock`) and the private directory are
 //! removed. A dropped future cannot wait, so that sequence runs on a thread of its own;
 //! [`Terminations::wait_idle`] waits for every such thread.
+//!
+//! A process killed outright (`kill -9`, the OOM killer) runs none of that. For that case:
+//! - on Linux the child is started with `PR_SET_PDEATHSIG = SIGKILL`, so the CLI (the process that
+//!   talks to the model and spends tokens) dies with the thread that started it (tokio starts it
+//!   on a runtime thread, which lives as long as the scan does);
+//! - every private directory holds an owner record (`owner.json`: this process's pid and start
+//!   time, then the child's pid, start time and the leftover paths), and each new run first
+//!   [sweeps](sweep_orphans) the temporary folder: a directory whose owner is gone has its child's
+//!   process group killed (the members the CLI started, which the death signal does not reach),
+//!   the CLI's leftovers removed, and is removed itself.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -104,9 +114,18 @@ pub struct PrivateDir {
 }
 
 impl PrivateDir {
-    /// Creates the directory and its `work` subdirectory (both 0700).
+    /// Creates the directory and its `work` subdirectory (both 0700) in the system's temporary
+    /// folder, with an owner record naming this process; first [sweeps](sweep_orphans) that
+    /// folder of directories whose owner was killed before it could clean up.
     pub fn new() -> Result<Self, Error> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let swept = sweep_orphans(&std::env::temp_dir());
+        if swept > 0 {
+            tracing::info!(
+                swept,
+                "removed what claude cli runs of killed processes left behind"
+            );
+        }
         let dir = tempfile::Builder::new()
             .prefix("selfmon-claude-")
             .permissions(std::fs::Permissions::from_mode(0o700))
@@ -122,7 +141,30 @@ impl PrivateDir {
                 action: "create the working directory",
                 source: e,
             })?;
-        Ok(PrivateDir { dir })
+        let dir = PrivateDir { dir };
+        dir.write_owner(&Owner::this_process())?;
+        Ok(dir)
+    }
+
+    /// Replaces the owner record (written to a new file, then renamed over the old one).
+    fn write_owner(&self, owner: &Owner) -> Result<(), Error> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let io = |source| Error::Io {
+            action: "write the owner record into the temporary directory",
+            source,
+        };
+        let json = serde_json::to_vec(owner).map_err(|e| io(std::io::Error::other(e)))?;
+        let tmp = self.dir.path().join(format!("{OWNER_FILE}.new"));
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io)?;
+        file.write_all(&json).map_err(io)?;
+        std::fs::rename(&tmp, self.dir.path().join(OWNER_FILE)).map_err(io)
     }
 
     /// The directory.
@@ -214,6 +256,7 @@ pub async fn run(
         .process_group(0)
         // The guard stops the group gracefully; tokio reaps a dropped child in the background.
         .kill_on_drop(false);
+    die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::CliNotFound {
             path: invocation.program.clone(),
@@ -225,6 +268,16 @@ pub async fn run(
         },
     })?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
+    if let Some(pgid) = pgid {
+        let mut owner = Owner::this_process();
+        owner.child = Some(pgid);
+        owner.child_start = selfmon_core::lease::process_start(pgid.unsigned_abs());
+        owner.leftovers = leftovers(pgid, &invocation.env);
+        if let Err(e) = dir.write_owner(&owner) {
+            // Only the clean-up after a `kill -9` of this process depends on it.
+            tracing::warn!(error = %e, "could not record the claude cli's pid in its directory");
+        }
+    }
     let mut guard = GroupGuard {
         stop: pgid.map(|pgid| Stop {
             pgid,
@@ -442,6 +495,176 @@ fn remove_leftover(path: &Path, gone_at: SystemTime) {
     }
 }
 
+/// Name of the owner record in a private directory.
+const OWNER_FILE: &str = "owner.json";
+
+/// Prefix of every private directory's name.
+const DIR_PREFIX: &str = "selfmon-claude-";
+
+/// A private directory without an owner record (made by an older version, or its owner killed
+/// between creating it and writing the record) is removed once it is this old.
+const UNOWNED_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Who owns a private directory: the process running the CLI and, once started, the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Owner {
+    /// The owning process (selfmon, or the host embedding it).
+    pid: u32,
+    /// Its start identity ([`selfmon_core::lease::process_start`]), so a reused pid is not taken
+    /// for the owner.
+    start: Option<String>,
+    /// The CLI's pid, which is also its process group id.
+    #[serde(default)]
+    child: Option<i32>,
+    /// The CLI's start identity.
+    #[serde(default)]
+    child_start: Option<String>,
+    /// The files the CLI leaves for its pid when it is killed.
+    #[serde(default)]
+    leftovers: Vec<PathBuf>,
+}
+
+impl Owner {
+    fn this_process() -> Owner {
+        let pid = std::process::id();
+        Owner {
+            pid,
+            start: selfmon_core::lease::process_start(pid),
+            child: None,
+            child_start: None,
+            leftovers: Vec::new(),
+        }
+    }
+
+    /// Whether the owning process still runs (the same process, not a reuse of its pid).
+    fn alive(&self) -> bool {
+        match (&self.start, selfmon_core::lease::process_start(self.pid)) {
+            (Some(recorded), Some(now)) => *recorded == now,
+            (Some(_), None) => false,
+            // No start identity was recorded (no procfs): whether some process has the pid.
+            // SAFETY: signal 0 only checks for existence.
+            (None, _) => unsafe { libc::kill(self.pid as libc::pid_t, 0) == 0 },
+        }
+    }
+}
+
+/// On Linux, makes the child receive `SIGKILL` when the thread that starts it exits (above all
+/// when this process is killed), and exit at once if this process is already gone by the time it
+/// starts. Elsewhere nothing: [`sweep_orphans`] still cleans up on the next run.
+fn die_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and only makes the
+        // async-signal-safe system calls prctl(2) and getppid(2); it allocates nothing.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other(
+                        "the parent exited before the CLI started",
+                    ));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
+}
+
+/// Cleans up after runs whose owning process was killed before it could (see the module docs):
+/// for each private directory in `base` that belongs to this user and whose owner no longer runs,
+/// kills what is left of its CLI's process group, removes the CLI's leftovers and the directory.
+/// A directory without an owner record is removed once it is [an hour](UNOWNED_MAX_AGE) old.
+/// Directories of live owners (this process's own runs included) are never touched. Returns how
+/// many directories were removed; failures are logged, never returned (this is housekeeping).
+pub fn sweep_orphans(base: &Path) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return 0;
+    };
+    // SAFETY: geteuid(2) cannot fail and has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() || meta.uid() != me {
+            continue;
+        }
+        let owner = std::fs::read(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Owner>(&bytes).ok());
+        match owner {
+            Some(owner) if owner.alive() => continue,
+            Some(owner) => stop_orphaned_child(&owner),
+            None => {
+                let old = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= UNOWNED_MAX_AGE);
+                if !old {
+                    continue;
+                }
+            }
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::debug!(dir = %path.display(), "removed the directory of a killed claude cli run");
+                removed += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %path.display(), "could not remove the directory of a killed claude cli run")
+            }
+        }
+    }
+    removed
+}
+
+/// Kills what remains of a dead owner's CLI process group and removes the CLI's leftovers.
+fn stop_orphaned_child(owner: &Owner) {
+    let Some(child) = owner.child.filter(|&c| c > 1) else {
+        return;
+    };
+    let leader = selfmon_core::lease::process_start(child.unsigned_abs());
+    // The group is the recorded one when its leader is the recorded CLI, or when the leader is
+    // gone but members remain (a pid in use as a process group id is not reused).
+    let ours = match (&leader, &owner.child_start) {
+        (None, _) => true,
+        (Some(now), Some(recorded)) => now == recorded,
+        (Some(_), None) => false,
+    };
+    if ours && group_alive(child) {
+        tracing::info!(
+            pgid = child,
+            owner = owner.pid,
+            "killing a claude cli process group whose owner was killed"
+        );
+        signal_group(child, libc::SIGKILL);
+        if !wait_gone(child, KILL_WAIT) {
+            tracing::warn!(pgid = child, "a claude cli process group survived SIGKILL");
+        }
+    }
+    // The leftovers are named by the CLI's pid: only while no other process runs with that pid
+    // (a zombie is our dead CLI: its pid is not reused before it is reaped).
+    if !pid_running(child) {
+        let now = SystemTime::now();
+        for path in &owner.leftovers {
+            remove_leftover(path, now);
+        }
+    }
+}
+
 fn signal_group(pgid: i32, signal: i32) {
     if pgid <= 1 {
         return;
@@ -488,6 +711,18 @@ fn group_alive(pgid: i32) -> bool {
     })
 }
 
+/// Whether process `pid` exists and has not exited (a zombie has).
+fn pid_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            parse_state_and_pgrp(&stat).is_some_and(|(state, _)| !matches!(state, 'Z' | 'X'))
+        }
+        // No procfs entry: gone, or no procfs at all (then ask the kernel).
+        // SAFETY: signal 0 only checks for existence.
+        Err(_) => std::fs::metadata("/proc/self").is_err() && unsafe { libc::kill(pid, 0) == 0 },
+    }
+}
+
 /// The state and process group fields of a `/proc/<pid>/stat` line (after the `(comm)` field,
 /// which may itself contain spaces and parentheses).
 fn parse_state_and_pgrp(stat: &str) -> Option<(char, i32)> {
@@ -508,6 +743,94 @@ mod tests {
         let stat = "4242 (my (odd) cmd) S 1 4240 4240 0 -1 4194560 100";
         assert_eq!(parse_state_and_pgrp(stat), Some(('S', 4240)));
         assert_eq!(parse_state_and_pgrp("garbage"), None);
+    }
+
+    /// A private directory in `base` with `owner` recorded.
+    fn planted_dir(base: &Path, name: &str, owner: Option<&Owner>) -> PathBuf {
+        let dir = base.join(format!("{DIR_PREFIX}{name}"));
+        std::fs::create_dir_all(dir.join("work")).unwrap();
+        if let Some(owner) = owner {
+            std::fs::write(dir.join(OWNER_FILE), serde_json::to_vec(owner).unwrap()).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_directory_whose_owner_was_killed_is_swept_with_its_clis_group_and_leftovers() {
+        use std::os::unix::process::CommandExt;
+        let base = tempfile::tempdir().unwrap();
+        // What a killed owner's CLI leaves: a process group with a grandchild, a session file.
+        let mut cli = std::process::Command::new("sh")
+            .args(["-c", "sleep 1000 & echo $!; wait"])
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(cli.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let grandchild: i32 = line.trim().parse().unwrap();
+        let cli_pid = cli.id() as i32;
+        let reaper = std::thread::spawn(move || cli.wait());
+        let session = base.path().join(format!("{cli_pid}.json"));
+        std::fs::write(&session, b"{\"status\":\"busy\"}").unwrap();
+        // The owner's pid now belongs to another process (this one): a different start identity.
+        let mut dead_owner = Owner::this_process();
+        dead_owner.start = Some("boot=x;pidns=y;start=1".into());
+        dead_owner.child = Some(cli_pid);
+        dead_owner.child_start = selfmon_core::lease::process_start(cli_pid as u32);
+        dead_owner.leftovers = vec![session.clone()];
+        assert!(!dead_owner.alive(), "a reused pid is not the owner");
+        let orphan = planted_dir(base.path(), "orphan", Some(&dead_owner));
+        let live = planted_dir(base.path(), "live", Some(&Owner::this_process()));
+        let fresh_unowned = planted_dir(base.path(), "unowned", None);
+        let other = base.path().join("not-ours");
+        std::fs::create_dir(&other).unwrap();
+
+        assert_eq!(sweep_orphans(base.path()), 1);
+        assert!(!orphan.exists(), "the dead owner's directory is removed");
+        assert!(live.exists(), "a live owner's directory is kept");
+        assert!(
+            fresh_unowned.exists(),
+            "a fresh directory without a record is kept"
+        );
+        assert!(other.exists(), "other names are not touched");
+        assert!(!session.exists(), "the CLI's session file is removed");
+        assert!(!group_alive(cli_pid), "the CLI's process group is killed");
+        assert!(!pid_running(grandchild), "the grandchild is killed");
+        reaper.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_directory_without_an_owner_record_is_removed_once_it_is_an_hour_old() {
+        let base = tempfile::tempdir().unwrap();
+        let old = planted_dir(base.path(), "old", None);
+        let hours_ago = SystemTime::now() - UNOWNED_MAX_AGE - Duration::from_secs(60);
+        std::fs::File::open(&old)
+            .unwrap()
+            .set_modified(hours_ago)
+            .unwrap();
+        let fresh = planted_dir(base.path(), "fresh", None);
+        assert_eq!(sweep_orphans(base.path()), 1);
+        assert!(!old.exists());
+        assert!(fresh.exists());
+        assert_eq!(
+            sweep_orphans(&base.path().join("absent")),
+            0,
+            "a missing folder is no error"
+        );
+    }
+
+    #[test]
+    fn a_new_private_dir_records_this_process_as_its_owner() {
+        let dir = PrivateDir::new().unwrap();
+        let owner: Owner =
+            serde_json::from_slice(&std::fs::read(dir.path().join(OWNER_FILE)).unwrap()).unwrap();
+        assert_eq!(owner, Owner::this_process());
+        assert!(owner.alive());
     }
 
     #[test]

@@ -59,12 +59,15 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Signature;
 use crate::error::{Error, Result};
 use crate::model::Finding;
 
 mod entropy;
+mod finding;
 mod text;
 
+pub use finding::{RedactedFinding, RedactedSignature};
 pub use text::RedactedText;
 
 /// What to redact beyond secrets and emails.
@@ -406,6 +409,38 @@ impl Redactor {
     /// The redacted text, typed as fit to leave the process.
     pub fn redacted(&self, text: &str) -> RedactedText {
         RedactedText::new(self.redact_string(text))
+    }
+
+    /// `finding` with every free-text field redacted (see [`redact_finding`]), typed as fit to be
+    /// stored.
+    pub fn redacted_finding(&self, finding: Finding) -> RedactedFinding {
+        RedactedFinding::new(redact_finding(self, finding))
+    }
+
+    /// `signature` with every free text redacted (template, samples, logger, node names), typed as
+    /// fit to leave the process or be stored. Ids, levels, counts, codes and the template
+    /// fingerprint are the engine's own values and are kept; the timestamps are kept as written
+    /// (the digest takes them from the log source's timestamp, and egress strips their control
+    /// characters).
+    ///
+    /// This does not rebuild a template that masking disguised a secret in; the engine's egress
+    /// does that first (`Egress::shown`), then calls this.
+    pub fn redacted_signature(&self, mut signature: Signature) -> RedactedSignature {
+        let red = |s: &mut String| {
+            if let Cow::Owned(r) = self.redact(s) {
+                *s = r;
+            }
+        };
+        red(&mut signature.template);
+        for s in signature
+            .sample_messages
+            .iter_mut()
+            .chain(signature.source.iter_mut())
+            .chain(signature.nodes.iter_mut())
+        {
+            red(s);
+        }
+        RedactedSignature::new(signature)
     }
 
     /// The kinds this redactor detects (for documentation and reports).

@@ -9,9 +9,13 @@
 //! stopped being redacted) fails by name: the prompt's instructions, the report's digest as sent,
 //! outcome titles and reasons, rejected findings, runner skip reasons, signature templates,
 //! filed issues' titles, error types and source files, backlog closure reasons and issues'
-//! history details.
+//! history details; and each finding and evidence the types require to be [`RedactedFinding`] or
+//! [`RedactedSignature`]: the findings in the outbox (a third scan's filing is refused by the
+//! tracker, so its intent stays there) and the backlog's findings and evidence.
 //!
 //! [`RedactedText`]: selfmon_core::redact::RedactedText
+//! [`RedactedFinding`]: selfmon_core::redact::RedactedFinding
+//! [`RedactedSignature`]: selfmon_core::redact::RedactedSignature
 
 mod common;
 mod corpus;
@@ -309,17 +313,40 @@ async fn two_scans(echo: bool, seed: u64) -> Leftovers {
         .scan(selfmon_core::ScanTrigger::Manual)
         .await
         .unwrap();
-
+    {
+        let seen = runner.seen.lock().unwrap();
+        assert_eq!(seen.fingerprints.len(), 2, "both scans asked the runner");
+        let new_templates: Vec<&String> = seen.fingerprints[1]
+            .difference(&seen.fingerprints[0])
+            .collect();
+        assert!(
+            new_templates.is_empty(),
+            "the second scan, on a reloaded state, saw templates the first did not: {new_templates:?}"
+        );
+    }
+    if echo {
+        // A third scan, on lines that form new signatures: the tracker refuses its first
+        // filing, so the scan fails and the intent stays in the outbox, finding and all.
+        rig.faulty_tracker
+            .inject(0, selfmon_core::testing::TrackerFault::CreateFails);
+        rig.clock.advance(chrono::Duration::hours(2));
+        for p in &planted {
+            rig.logs.log(
+                Level::Error,
+                "app.secrets",
+                &format!("replayed by the standby: {}", p.line),
+            );
+        }
+        let refused = rig.monitor.scan(selfmon_core::ScanTrigger::Manual).await;
+        assert!(refused.is_err(), "the refused filing fails the scan");
+        assert!(
+            !rig.store.intents().is_empty(),
+            "the refused filing waits in the outbox"
+        );
+        rig.faulty_tracker.clear_faults();
+    }
     let paths = typed_paths(&rig, &runner).await;
     let seen = runner.seen.lock().unwrap();
-    assert_eq!(seen.fingerprints.len(), 2, "both scans asked the runner");
-    let new_templates: Vec<&String> = seen.fingerprints[1]
-        .difference(&seen.fingerprints[0])
-        .collect();
-    assert!(
-        new_templates.is_empty(),
-        "the second scan, on a reloaded state, saw templates the first did not: {new_templates:?}"
-    );
     let mut texts = everything(&rig);
     for t in &seen.texts {
         texts.push(("runner input", t.clone()));
@@ -412,8 +439,39 @@ async fn typed_paths(rig: &common::Rig, runner: &Echo) -> BTreeMap<&'static str,
             add("issue history detail", &e.detail);
         }
     }
-    for closed in rig.store.closed_backlog(everything).await.unwrap().items {
-        add("backlog closure reason", &closed.closure.reason);
+    let finding_texts = |f: &Finding| -> Vec<String> {
+        let mut texts = vec![f.title.clone(), f.summary.clone()];
+        texts.extend(f.source_files.iter().cloned());
+        texts.extend(f.error_type.iter().cloned());
+        texts.extend(f.suspected_cause.iter().cloned());
+        texts.extend(f.suggested_fix.iter().cloned());
+        texts
+    };
+    for intent in rig.store.open_intents().await.unwrap() {
+        for t in finding_texts(&intent.finding) {
+            add("outbox finding", &t);
+        }
+    }
+    let closed = rig.store.closed_backlog(everything).await.unwrap().items;
+    for c in &closed {
+        add("backlog closure reason", &c.closure.reason);
+    }
+    let open = rig.store.open_backlog().await.unwrap();
+    for entry in open.iter().chain(closed.iter().map(|c| &c.entry)) {
+        for t in finding_texts(&entry.finding) {
+            add("backlog finding", &t);
+        }
+        for sig in &entry.evidence {
+            add("backlog evidence", &sig.template);
+            for t in sig
+                .sample_messages
+                .iter()
+                .chain(&sig.source)
+                .chain(&sig.nodes)
+            {
+                add("backlog evidence", t);
+            }
+        }
     }
     paths
 }
@@ -514,6 +572,21 @@ fn no_planted_secret_reaches_an_issue_history_detail() {
 #[test]
 fn no_planted_secret_reaches_a_backlog_closure_reason() {
     assert_no_secret_in("backlog closure reason");
+}
+
+#[test]
+fn no_planted_secret_reaches_an_outbox_finding() {
+    assert_no_secret_in("outbox finding");
+}
+
+#[test]
+fn no_planted_secret_reaches_a_backlog_finding() {
+    assert_no_secret_in("backlog finding");
+}
+
+#[test]
+fn no_planted_secret_reaches_backlog_evidence() {
+    assert_no_secret_in("backlog evidence");
 }
 
 #[tokio::test]

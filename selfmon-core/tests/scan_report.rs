@@ -270,3 +270,103 @@ fn texts_stored_before_they_were_typed_still_load_and_are_redacted_on_read() {
     .expect("an old issue event loads");
     assert!(!event.detail.contains(KEY));
 }
+
+/// A finding as a model answered it, in the JSON shape every version stored it in, with `secret`
+/// in each free-text field.
+fn old_finding_json(secret: &str) -> serde_json::Value {
+    serde_json::json!({
+        "classification": "server_bug",
+        "title": format!("push with {secret} fails"),
+        "summary": format!("the remote refused {secret}"),
+        "evidence_record_ids": [3],
+        "error_codes": ["GIT-SYNC-001"],
+        "source_files": [format!("app/{secret}.py")],
+        "error_type": format!("AuthError {secret}"),
+        "signature_ids": ["abc"],
+        "suspected_cause": format!("the token {secret} expired"),
+        "suggested_fix": format!("rotate {secret}")
+    })
+}
+
+/// A filing intent (the outbox) and a backlog entry as versions before their findings and
+/// evidence were typed (`RedactedFinding`, `RedactedSignature`) stored them: the JSON is the same
+/// shape (both types are serde-transparent). They still load, and a finding or evidence that holds
+/// a secret (written before it was redacted, or by another writer) is redacted on the way in;
+/// clean ones round-trip byte for byte.
+#[test]
+fn findings_in_the_outbox_and_backlog_stored_before_they_were_typed_load_redacted() {
+    const KEYS: [&str; 2] = [
+        "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_abcdefghijKLMNOP-QRSTUV",
+    ];
+    for key in KEYS {
+        let intent_json = serde_json::json!({
+            "intent_id": "i1",
+            "scan_id": "old-scan",
+            "draft": {
+                "title": "[BUG] push fails", "body": "body", "labels": ["selfmon"],
+                "classification": "server_bug", "fingerprint": "00ff",
+                "marker": "<!-- selfmon:fingerprint=00ff -->"
+            },
+            "finding": old_finding_json(key),
+            "templates": ["push with <TOKEN> fails"],
+            "occurrences": 1,
+            "created_at": "2026-01-01T00:00:00Z",
+            "backlog_entry_id": null
+        });
+        let intent: selfmon_core::FilingIntent =
+            serde_json::from_value(intent_json).expect("an old filing intent loads");
+        let stored = serde_json::to_string(&intent).unwrap();
+        assert!(!stored.contains(key), "{stored}");
+        assert!(intent.finding.title.contains("[REDACTED:"), "{stored}");
+        for text in [
+            Some(&intent.finding.summary),
+            intent.finding.error_type.as_ref(),
+            intent.finding.suspected_cause.as_ref(),
+            intent.finding.suggested_fix.as_ref(),
+            intent.finding.source_files.first(),
+        ] {
+            assert!(text.expect("the field loads").contains("[REDACTED:"));
+        }
+        assert_eq!(intent.finding.evidence_record_ids, vec![3]);
+        assert_eq!(intent.finding.signature_ids, vec!["abc".to_string()]);
+
+        let entry_json = serde_json::json!({
+            "entry_id": "e1",
+            "fingerprint": "00ff",
+            "severity": "ERROR",
+            "finding": old_finding_json(key),
+            "evidence": [{
+                "id": "abc", "level": "ERROR", "source": format!("app.{key}"),
+                "template": format!("push with {key} fails"), "template_fingerprint": "00ee",
+                "error_codes": [], "count": 2, "first_id": 1, "last_id": 2,
+                "first_timestamp": "2026-01-01T00:00:00Z", "last_timestamp": "2026-01-01T00:00:01Z",
+                "sample_ids": [1], "sample_messages": [format!("push with {key} fails")],
+                "distinct_correlation_ids": 0, "repeated": false, "has_traceback": false,
+                "nodes": [format!("node-{key}")]
+            }],
+            "templates": [],
+            "occurrences": 2,
+            "deferred_by": "old-scan",
+            "deferred_at": "2026-01-01T00:00:00Z"
+        });
+        let entry: selfmon_core::BacklogEntry =
+            serde_json::from_value(entry_json).expect("an old backlog entry loads");
+        let stored = serde_json::to_string(&entry).unwrap();
+        assert!(!stored.contains(key), "{stored}");
+        let evidence = &entry.evidence[0];
+        assert!(evidence.template.contains("[REDACTED:"), "{stored}");
+        assert!(evidence.sample_messages[0].contains("[REDACTED:"));
+        assert_eq!(
+            evidence.template_fingerprint, "00ee",
+            "the engine's values are kept"
+        );
+    }
+
+    // Clean ones round-trip byte for byte: the stored shape did not change.
+    let mut clean = old_finding_json("a token");
+    clean["source_files"] = serde_json::json!(["app/sync.py"]);
+    let loaded: selfmon_core::redact::RedactedFinding =
+        serde_json::from_value(clean.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&loaded).unwrap(), clean);
+}

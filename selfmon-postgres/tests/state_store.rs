@@ -31,7 +31,11 @@ fn intent(id: &str, number: u64) -> FilingIntent {
             fingerprint: fingerprint.clone(),
             marker: Marker::for_fingerprint(&fingerprint),
         },
-        finding: Finding::new(Classification::ServerBug, format!("finding {number}"), "s"),
+        finding: Redactor::shared().redacted_finding(Finding::new(
+            Classification::ServerBug,
+            format!("finding {number}"),
+            "s",
+        )),
         templates: vec![],
         occurrences: 1,
         created_at: t(0),
@@ -229,6 +233,77 @@ async fn a_schema_at_version_1_is_upgraded_with_its_data_kept() {
         .await
         .expect("v2 history");
     assert_eq!(store.filed_issues().await.unwrap()[0].occurrences, 3);
+}
+
+/// Outbox and backlog rows written before their findings and evidence were typed
+/// (`RedactedFinding`, `RedactedSignature`), or by another writer, may hold a secret in clear:
+/// they still load, and the findings and evidence read back are redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn findings_in_outbox_and_backlog_rows_written_before_they_were_typed_load_redacted() {
+    const KEY: &str = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let Some(db) = test_db().await else { return };
+    let store = PgStateStore::connect(db.url.clone(), db.state_options())
+        .await
+        .expect("connect");
+    selfmon_core::conformance::state_store(&store).await;
+    store.record_intent(&intent("leaky", 99)).await.unwrap();
+    let leak = format!("quotes {KEY}");
+    let finding = serde_json::json!({
+        "classification": "server_bug", "title": leak, "summary": leak,
+        "evidence_record_ids": [1], "error_codes": [], "source_files": [format!("app/{KEY}.py")],
+        "error_type": leak, "signature_ids": [], "suspected_cause": leak, "suggested_fix": leak
+    })
+    .to_string();
+    let evidence = serde_json::json!([{
+        "id": "abc", "level": "ERROR", "source": leak, "template": leak,
+        "template_fingerprint": "00ee", "error_codes": [], "count": 2, "first_id": 1,
+        "last_id": 2, "first_timestamp": "t0", "last_timestamp": "t1", "sample_ids": [1],
+        "sample_messages": [leak], "distinct_correlation_ids": 0, "repeated": false,
+        "has_traceback": false, "nodes": [leak]
+    }])
+    .to_string();
+    let s = &db.schema;
+    db.client
+        .execute(
+            &format!(
+                "UPDATE {s}.selfmon_intents SET intent = jsonb_set(intent, '{{finding}}', ($1::text)::jsonb)"
+            ),
+            &[&finding],
+        )
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            &format!(
+                "UPDATE {s}.selfmon_backlog SET entry = jsonb_set(jsonb_set(entry, '{{finding}}', ($1::text)::jsonb), '{{evidence}}', ($2::text)::jsonb)"
+            ),
+            &[&finding, &evidence],
+        )
+        .await
+        .unwrap();
+
+    let intents = store.open_intents().await.unwrap();
+    let open = store.open_backlog().await.unwrap();
+    let closed = store
+        .closed_backlog(PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(!intents.is_empty() && !closed.is_empty());
+    let read = [
+        serde_json::to_string(&intents).unwrap(),
+        serde_json::to_string(&open).unwrap(),
+        serde_json::to_string(&closed).unwrap(),
+    ]
+    .join("\n");
+    assert!(!read.contains(KEY), "{read}");
+    // Per finding 5 texts quote the leak (title, summary, error type, cause, fix); an entry
+    // adds 4 in its evidence (logger, template, sample, node).
+    assert!(
+        read.matches("quotes [REDACTED:github_token]").count()
+            >= 5 * intents.len() + 9 * (open.len() + closed.len()),
+        "{read}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,7 +60,9 @@ pub enum Error {
     },
 
     /// A SQLite call failed. Busy/locked databases are retryable (see [`Error::is_retryable`]).
-    #[error("SQLite error while {context}: {source}")]
+    /// The message ends with what to do for the common causes (a damaged file, a lock, a
+    /// read-only file or folder, a full disk).
+    #[error("SQLite error while {context}: {source}{}", advice(.source))]
     Sqlite {
         /// What was being done.
         context: &'static str,
@@ -170,6 +172,29 @@ impl Error {
                 selfmon_core::Error::adapter(component, retryable, self)
             }
         }
+    }
+}
+
+/// What a person should do about a SQLite error, as a sentence appended to its message ("" when
+/// there is nothing better to say than SQLite's own text).
+fn advice(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseCorrupt | C::NotADatabase) => {
+            "; the file is damaged: check it with `sqlite3 FILE 'PRAGMA integrity_check'` and \
+             restore it from a backup (nothing was changed: the next scan reads from the same \
+             cursor)"
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            "; another process holds a lock on the file: this is temporary, the next attempt \
+             retries"
+        }
+        Some(C::ReadOnly | C::PermissionDenied | C::CannotOpen) => {
+            "; check that this user may read and write the file and its folder (SQLite writes \
+             journal files beside it)"
+        }
+        Some(C::DiskFull) => "; the disk is full: free space and scan again",
+        _ => "",
     }
 }
 

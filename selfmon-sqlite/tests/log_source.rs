@@ -204,6 +204,50 @@ fn a_missing_table_or_required_column_is_an_error_naming_it() {
     assert!(SqliteLogSource::open(&garbage, LogSourceOptions::default()).is_err());
 }
 
+/// A logs.db whose pages were damaged after it was written (a disk fault, a bad copy): the read
+/// fails with a typed, non-retryable error that says the file is damaged and how to check it, and
+/// nothing panics.
+#[tokio::test]
+async fn a_logs_db_damaged_after_it_was_written_fails_the_read_saying_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    {
+        let conn = new_logs_db(&path);
+        conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+        let filler = "x".repeat(300);
+        conn.execute_batch("BEGIN").unwrap();
+        for i in 0..2_000 {
+            insert(&conn, "ERROR", &format!("failure {i} {filler}"));
+        }
+        conn.execute_batch("COMMIT").unwrap();
+    }
+    // Every page but the first (the schema) overwritten: an invalid b-tree page type for SQLite.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = 4096;
+    assert!(bytes.len() > 8 * page, "the table spans many pages");
+    for b in &mut bytes[page..] {
+        *b = 0xFF;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+
+    let err = match SqliteLogSource::open(&path, LogSourceOptions::default()) {
+        Err(e) => e,
+        Ok(source) => source
+            .read_after_checked(0, 10_000)
+            .await
+            .expect_err("a damaged file cannot be read"),
+    };
+    let text = err.to_string();
+    assert!(
+        !err.is_retryable(),
+        "retrying a damaged file cannot help: {text}"
+    );
+    assert!(
+        text.contains("damaged") && text.contains("PRAGMA integrity_check"),
+        "the message says what is wrong and what to do: {text}"
+    );
+}
+
 #[tokio::test]
 async fn unknown_levels_are_read_as_error_keeping_the_original_and_bad_json_is_kept_raw() {
     let dir = tempfile::tempdir().unwrap();

@@ -613,6 +613,66 @@ async fn texts_in_rows_written_before_they_were_typed_load_and_are_redacted_on_r
     );
 }
 
+/// Outbox and backlog rows written before their findings and evidence were typed
+/// (`RedactedFinding`, `RedactedSignature`), or by another writer, may hold a secret in clear:
+/// they still load, and the findings and evidence read back are redacted.
+#[tokio::test]
+async fn findings_in_outbox_and_backlog_rows_written_before_they_were_typed_load_redacted() {
+    const KEY: &str = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = open_store(&path);
+    selfmon_core::conformance::state_store(&store).await;
+    store.record_intent(&intent("leaky", 99)).await.unwrap();
+    let leak = format!("quotes {KEY}");
+    let finding = serde_json::json!({
+        "classification": "server_bug", "title": leak, "summary": leak,
+        "evidence_record_ids": [1], "error_codes": [], "source_files": [format!("app/{KEY}.py")],
+        "error_type": leak, "signature_ids": [], "suspected_cause": leak, "suggested_fix": leak
+    })
+    .to_string();
+    let evidence = serde_json::json!([{
+        "id": "abc", "level": "ERROR", "source": leak, "template": leak,
+        "template_fingerprint": "00ee", "error_codes": [], "count": 2, "first_id": 1,
+        "last_id": 2, "first_timestamp": "t0", "last_timestamp": "t1", "sample_ids": [1],
+        "sample_messages": [leak], "distinct_correlation_ids": 0, "repeated": false,
+        "has_traceback": false, "nodes": [leak]
+    }])
+    .to_string();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE selfmon_intents SET finding = ?1", [&finding])
+        .unwrap();
+    conn.execute(
+        "UPDATE selfmon_backlog SET finding = ?1, evidence = ?2",
+        [&finding, &evidence],
+    )
+    .unwrap();
+
+    let intents = store.open_intents().await.unwrap();
+    let open = store.open_backlog().await.unwrap();
+    let closed = store
+        .closed_backlog(PageRequest::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(!intents.is_empty() && !closed.is_empty());
+    let read = [
+        serde_json::to_string(&intents).unwrap(),
+        serde_json::to_string(&open).unwrap(),
+        serde_json::to_string(&closed).unwrap(),
+    ]
+    .join("\n");
+    assert!(!read.contains(KEY), "{read}");
+    let rows = intents.len() + open.len() + closed.len();
+    // Per finding 5 texts quote the leak (title, summary, error type, cause, fix); an entry
+    // adds 4 in its evidence (logger, template, sample, node).
+    assert!(
+        read.matches("quotes [REDACTED:github_token]").count()
+            >= 5 * intents.len() + 9 * (open.len() + closed.len()),
+        "{rows} rows: {read}"
+    );
+}
+
 #[tokio::test]
 async fn a_corrupt_draft_in_the_outbox_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();

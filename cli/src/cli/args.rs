@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// selfmon: self-triage for servers. Reads the log records your server wrote, works out what is
 /// wrong, and files actionable, non-duplicate issues.
 #[derive(Debug, Parser)]
-#[command(name = "selfmon", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 scan failed, 2 usage or configuration error, 3 another scan holds the lease.\n\nStart with:\n  selfmon config init --output selfmon.json\n  selfmon scan --config selfmon.json --dry-run")]
+#[command(name = "selfmon", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 scan failed, 2 usage or configuration error, 3 another scan holds the lease, 128 + the signal when SIGINT, SIGTERM or SIGHUP interrupted a scan (130, 143, 129).\n\nStart with:\n  selfmon config init --output selfmon.json\n  selfmon scan --config selfmon.json --dry-run")]
 pub struct Cli {
     /// The command.
     #[command(subcommand)]
@@ -58,7 +58,7 @@ pub enum Command {
         after_help = "Examples:\n  selfmon prompt show\n  selfmon prompt diff --config selfmon.json"
     )]
     Prompt(PromptCommand),
-    /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGTERM stops after the scan in flight).
+    /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGHUP reloads the configuration; SIGTERM stops after the scan in flight).
     #[command(
         name = "serve-scheduler",
         after_help = "Examples:\n  selfmon serve-scheduler --config selfmon.json\n  selfmon serve-scheduler --config selfmon.json --trigger-file /run/selfmon/run-now\n  kill -USR1 <pid>   # run a scan now"

@@ -12,7 +12,8 @@ pub enum Failure {
     ScanFailed(String),
     /// Another scan holds the lease: exit 3.
     LeaseHeld(String),
-    /// SIGINT or SIGTERM stopped the command: exit 128 + the signal number (130, 143).
+    /// SIGINT, SIGTERM or (for `scan`) SIGHUP stopped the command: exit 128 + the signal number
+    /// (130, 143, 129).
     Interrupted {
         /// The signal number.
         signal: i32,

@@ -103,7 +103,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             s.duplicates.total(),
             s.comments_added,
             s.backlog,
-            s.error_message.as_deref().unwrap_or("")
+            super::terminal::safe(s.error_message.as_deref().unwrap_or(""))
         );
     }
     println!("issues ({} of {}):", issues.items.len(), issues.total);
@@ -116,8 +116,8 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             i.classification.as_str(),
             i.occurrences,
             i.last_seen_at.format("%Y-%m-%d %H:%M"),
-            i.title,
-            codes.join(",")
+            super::terminal::safe(&i.title),
+            super::terminal::safe(&codes.join(","))
         );
     }
     println!(
@@ -130,7 +130,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             e.severity.as_str(),
             e.occurrences,
             e.deferred_at.format("%Y-%m-%d %H:%M"),
-            e.finding.title
+            super::terminal::safe(&e.finding.title)
         );
     }
     Ok(())
@@ -200,7 +200,7 @@ async fn show(
         println!("{text}");
         return Ok(());
     }
-    print!("{}", report_text(&report, digest));
+    print!("{}", super::terminal::safe(&report_text(&report, digest)));
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub async fn run(args: &InventoryArgs) -> Result<(), Failure> {
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", render_text(&report));
+        print!("{}", super::terminal::safe(&render_text(&report)));
     }
     Ok(())
 }

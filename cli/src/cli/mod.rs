@@ -12,3 +12,4 @@ pub mod scheduler;
 pub mod schema;
 pub mod signals;
 pub mod templates;
+pub mod terminal;

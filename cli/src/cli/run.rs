@@ -32,7 +32,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("selfmon: {f}");
+            eprintln!("selfmon: {}", super::terminal::safe(&f.to_string()));
             f.exit_code()
         }
     }

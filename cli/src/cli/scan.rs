@@ -9,9 +9,9 @@ use super::config_file::CliConfig;
 use super::failure::{from_scan_error, Failure};
 use super::signals::Interrupts;
 
-/// Runs one scan; prints a summary or the JSON report. SIGINT or SIGTERM cancels the scan (it is
-/// recorded as failed, "interrupted"; the cursor stays; the lease is released; the runner's
-/// process group is stopped) and exits 130 or 143.
+/// Runs one scan; prints a summary or the JSON report. SIGINT, SIGTERM or SIGHUP cancels the scan
+/// (it is recorded as failed, "interrupted"; the cursor stays; the lease is released; the runner's
+/// process group is stopped) and exits 130, 143 or 129.
 pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
     let interrupts = Interrupts::install()?;
     let config = CliConfig::load(&args.config)?;
@@ -55,7 +55,7 @@ pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::ScanFailed(format!("cannot serialise the report: {e}")))?;
         println!("{text}");
     } else {
-        print!("{}", summary(&report));
+        print!("{}", super::terminal::safe(&summary(&report)));
     }
     Ok(())
 }

@@ -22,8 +22,9 @@ fn mtime(path: Option<&Path>) -> Option<SystemTime> {
 
 fn log(line: &str) {
     eprintln!(
-        "{} selfmon: {line}",
-        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        "{} selfmon: {}",
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        super::terminal::safe(line)
     );
 }
 
@@ -45,6 +46,9 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     let mut term = sig(SignalKind::terminate())?;
     let mut int = sig(SignalKind::interrupt())?;
     let mut usr1 = sig(SignalKind::user_defined1())?;
+    // SIGHUP, as for any daemon: reload the configuration now (it is also reloaded when the
+    // file changes); it does not stop the scheduler.
+    let mut hup = sig(SignalKind::hangup())?;
     let mut second = tokio::time::interval(Duration::from_secs(1));
     let tick_every = args.tick_secs.max(1);
     let mut seconds = 0u64;
@@ -65,6 +69,10 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
             _ = term.recv() => break super::signals::SIGTERM,
             _ = int.recv() => break super::signals::SIGINT,
             _ = usr1.recv() => run_now = true,
+            _ = hup.recv() => {
+                config_seen = mtime(Some(&args.config));
+                reload(&args.config, &built.monitor, "SIGHUP: ");
+            }
             _ = second.tick() => {
                 seconds += 1;
                 let t = mtime(args.trigger_file.as_deref());
@@ -75,13 +83,7 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                 let c = mtime(Some(&args.config));
                 if c != config_seen {
                     config_seen = c;
-                    match CliConfig::load(&args.config).and_then(|c| c.check().map(|_| c)) {
-                        Ok(c) => match built.monitor.set_config(c.monitoring.clone()) {
-                            Ok(()) => log(&format!("configuration reloaded (enabled: {}, cadence {} min)", c.monitoring.enabled, c.monitoring.cadence_minutes)),
-                            Err(e) => log(&format!("configuration change ignored: {e}")),
-                        },
-                        Err(e) => log(&format!("configuration change ignored: {e}")),
-                    }
+                    reload(&args.config, &built.monitor, "");
                 }
                 // A run-now request still waiting for its scan is followed up every second.
                 if seconds % tick_every == 1 || tick_every == 1 || service.pending_run_now().is_some() {
@@ -143,6 +145,21 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// Loads the configuration file again and applies what the running engine can change (the
+/// monitoring settings); a file that does not load or check is ignored, saying why.
+fn reload(path: &std::path::Path, monitor: &selfmon::engine::SelfMonitor, why: &str) {
+    match CliConfig::load(path).and_then(|c| c.check().map(|_| c)) {
+        Ok(c) => match monitor.set_config(c.monitoring.clone()) {
+            Ok(()) => log(&format!(
+                "{why}configuration reloaded (enabled: {}, cadence {} min)",
+                c.monitoring.enabled, c.monitoring.cadence_minutes
+            )),
+            Err(e) => log(&format!("{why}configuration change ignored: {e}")),
+        },
+        Err(e) => log(&format!("{why}configuration change ignored: {e}")),
+    }
 }
 
 async fn report_finished(queue: &MemoryJobQueue, watched: &mut Vec<JobId>) {

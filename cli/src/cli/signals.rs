@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM: cancel the work in flight, then exit 130 or 143.
+//! SIGINT, SIGTERM and SIGHUP (the terminal closed): cancel the work in flight, then exit 130,
+//! 143 or 129.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::failure::Failure;
 
-/// Watches SIGINT and SIGTERM from installation on; the first one cancels the token.
+/// Watches SIGINT, SIGTERM and SIGHUP from installation on; the first one cancels the token.
 pub struct Interrupts {
     received: Arc<AtomicI32>,
     cancel: CancelToken,
@@ -23,6 +24,7 @@ impl Interrupts {
         };
         let mut term = install(SignalKind::terminate())?;
         let mut int = install(SignalKind::interrupt())?;
+        let mut hup = install(SignalKind::hangup())?;
         let received = Arc::new(AtomicI32::new(0));
         let cancel = CancelToken::new();
         let task = tokio::spawn({
@@ -31,6 +33,7 @@ impl Interrupts {
                 let signal = tokio::select! {
                     _ = term.recv() => SIGTERM,
                     _ = int.recv() => SIGINT,
+                    _ = hup.recv() => SIGHUP,
                 };
                 received.store(signal, Ordering::SeqCst);
                 cancel.cancel();
@@ -39,6 +42,7 @@ impl Interrupts {
                     tokio::select! {
                         _ = term.recv() => {}
                         _ = int.recv() => {}
+                        _ = hup.recv() => {}
                     }
                 }
             }
@@ -65,10 +69,10 @@ impl Interrupts {
 
     /// The failure that reports the interruption by `signal` (exit 128 + signal number).
     pub fn failure(signal: i32, what: &str) -> Failure {
-        let name = if signal == SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
+        let name = match signal {
+            SIGINT => "SIGINT",
+            SIGHUP => "SIGHUP",
+            _ => "SIGTERM",
         };
         Failure::Interrupted {
             signal,
@@ -83,6 +87,8 @@ impl Drop for Interrupts {
     }
 }
 
+/// SIGHUP's number (the same on every platform selfmon supports).
+pub const SIGHUP: i32 = 1;
 /// SIGINT's number (the same on every platform selfmon supports).
 pub const SIGINT: i32 = 2;
 /// SIGTERM's number.

@@ -69,7 +69,7 @@ impl Window {
             } else {
                 out.write_all(fingerprint.as_bytes())
                     .and_then(|()| out.write_all(b"\t"))
-                    .and_then(|()| out.write_all(text.as_bytes()))
+                    .and_then(|()| out.write_all(super::terminal::safe(text).as_bytes()))
                     .and_then(|()| out.write_all(b"\n"))
             }
             .map_err(write_failure)?;

@@ -129,7 +129,11 @@ fn intent(id: &str, number: u64, class: Classification, at: i64) -> FilingIntent
             fingerprint: fingerprint.clone(),
             marker: Marker::for_fingerprint(&fingerprint),
         },
-        finding: Finding::new(class, format!("finding {number}"), "summary"),
+        finding: Redactor::shared().redacted_finding(Finding::new(
+            class,
+            format!("finding {number}"),
+            "summary",
+        )),
         templates: vec![format!("template {number}")],
         occurrences: 1,
         created_at: t(at),
@@ -142,11 +146,11 @@ fn entry(id: &str, fingerprint: &str, severity: Level, occurrences: u64, at: i64
         entry_id: id.to_string(),
         fingerprint: fingerprint.to_string(),
         severity,
-        finding: Finding::new(
+        finding: Redactor::shared().redacted_finding(Finding::new(
             Classification::ServerBug,
             format!("deferred {id}"),
             "summary",
-        ),
+        )),
         evidence: Vec::new(),
         templates: vec![format!("template {id}")],
         occurrences,

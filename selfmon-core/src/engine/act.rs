@@ -15,12 +15,13 @@ use crate::model::{
     BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
     KnownIssue, Level, ScanEffects, ScanReport,
 };
+use crate::redact::{RedactedFinding, RedactedSignature};
 use crate::traits::{DedupDecision, DedupTier, Deduplicator};
 
 /// A finding competing for the per-scan budget: fresh from this scan's analysis, or waiting in
 /// the backlog.
 pub(crate) struct Candidate {
-    pub finding: Finding,
+    pub finding: RedactedFinding,
     pub severity: Level,
     pub count: u64,
     /// The finding's fingerprint, computed once, from the original templates (never from
@@ -29,7 +30,7 @@ pub(crate) struct Candidate {
     /// The templates as they may be persisted (sealed).
     pub templates: Vec<String>,
     /// The evidence as it may leave the process.
-    pub shown: Vec<Signature>,
+    pub shown: Vec<RedactedSignature>,
     pub backlog: Option<BacklogEntry>,
 }
 
@@ -39,15 +40,16 @@ pub(crate) struct Candidate {
 /// `original` are the novel signatures (fingerprints come from their templates), `shown` the
 /// same signatures as they may leave the process.
 pub(crate) fn candidates(
-    findings: Vec<Finding>,
+    findings: Vec<RedactedFinding>,
     backlog: Vec<BacklogEntry>,
     original: &[Signature],
-    shown: &[Signature],
+    shown: &[RedactedSignature],
     egress: &Egress<'_>,
 ) -> Vec<Candidate> {
     let original_by_id: HashMap<&str, &Signature> =
         original.iter().map(|s| (s.id.as_str(), s)).collect();
-    let shown_by_id: HashMap<&str, &Signature> = shown.iter().map(|s| (s.id.as_str(), s)).collect();
+    let shown_by_id: HashMap<&str, &RedactedSignature> =
+        shown.iter().map(|s| (s.id.as_str(), s)).collect();
     let mut out: Vec<Candidate> = Vec::with_capacity(findings.len() + backlog.len());
     for entry in backlog {
         out.push(Candidate {
@@ -90,7 +92,7 @@ pub(crate) fn candidates(
     out
 }
 
-fn pick<'a>(by_id: &HashMap<&str, &'a Signature>, ids: &[String]) -> Vec<&'a Signature> {
+fn pick<'a, S>(by_id: &HashMap<&str, &'a S>, ids: &[String]) -> Vec<&'a S> {
     ids.iter()
         .filter_map(|id| by_id.get(id.as_str()).copied())
         .collect()
@@ -241,7 +243,7 @@ impl Act<'_> {
             )
         };
         let evidence = Evidence {
-            shown: vec![&shown],
+            shown: vec![shown.as_signature()],
             count: sig.count,
         };
         self.regression(
@@ -273,7 +275,11 @@ impl Act<'_> {
     ) -> Result<()> {
         let finding = &candidate.finding;
         let evidence = Evidence {
-            shown: candidate.shown.iter().collect(),
+            shown: candidate
+                .shown
+                .iter()
+                .map(RedactedSignature::as_signature)
+                .collect(),
             count: candidate.count,
         };
         // A backlog entry's occurrences were counted when it was deferred: closing it hands
@@ -592,11 +598,14 @@ mod tests {
         let mut effects = ScanEffects::default();
         let dedup = crate::dedup::ThreeTierDeduplicator::default();
         let found = candidates(
-            vec![
+            [
                 finding("Clone fails", "GIT-SYNC-001"),
                 finding("Clone fails again", "GIT-SYNC-001"),
                 finding("Database locked", "DB-LOCK-001"),
-            ],
+            ]
+            .into_iter()
+            .map(|f| egress.finding(f))
+            .collect(),
             vec![],
             &[],
             &[],

@@ -122,7 +122,7 @@ pub(crate) async fn run(
 
 /// Findings that passed validation, and the rejected ones.
 pub(crate) struct Validated {
-    pub findings: Vec<Finding>,
+    pub findings: Vec<crate::redact::RedactedFinding>,
     pub rejected: Vec<RejectedFindingReport>,
 }
 

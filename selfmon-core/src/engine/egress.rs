@@ -18,7 +18,7 @@ use crate::model::{
     SignatureReport, SkippedSignature, SkippedSignatureReport, MAX_REPORT_TEMPLATE_CHARS,
     UNKNOWN_SIGNATURE_ID,
 };
-use crate::redact::{RedactedText, Redactor};
+use crate::redact::{RedactedFinding, RedactedSignature, RedactedText, Redactor};
 use crate::template::seal_template;
 use crate::traits::{IssueTracker, StateStore};
 
@@ -54,8 +54,8 @@ impl Egress<'_> {
     }
 
     /// A finding from the model, redacted (it may echo anything it was shown).
-    pub fn finding(&self, finding: Finding) -> Finding {
-        crate::redact::redact_finding(self.redactor, finding)
+    pub fn finding(&self, finding: Finding) -> RedactedFinding {
+        self.redactor.redacted_finding(finding)
     }
 
     /// Templates as they may be persisted: sealed.
@@ -79,7 +79,7 @@ impl Egress<'_> {
     /// when the redactor finds anything in the raw samples or the raw template, the template
     /// shown is rebuilt by masking the *redacted* sample instead; the original template (and the
     /// fingerprint computed from it) never leaves.
-    pub fn shown(&self, sig: &Signature) -> Signature {
+    pub fn shown(&self, sig: &Signature) -> RedactedSignature {
         let redactor = self.redactor;
         let mut s = sig.clone();
         let changes = |t: &str| matches!(redactor.redact(t), std::borrow::Cow::Owned(_));
@@ -94,28 +94,28 @@ impl Egress<'_> {
             _ => sig.template.clone(),
         };
         // Redacted before it is capped: a cut through a secret would hide it from the redactor.
-        let template = crate::digest::sanitize_sample(&crate::error::truncate_chars(
+        s.template = crate::digest::sanitize_sample(&crate::error::truncate_chars(
             &redactor.redact(&source_text),
             MAX_SHOWN_TEMPLATE_CHARS,
         ));
-        s.template = redactor.redact_string(&template);
+        // The texts are redacted (again, after sanitising) by `redacted_signature`.
         s.sample_messages = sig
             .sample_messages
             .iter()
-            .map(|m| redactor.redact_string(&crate::digest::sanitize_sample(m)))
+            .map(|m| crate::digest::sanitize_sample(m))
             .collect();
         s.source = sig
             .source
             .as_ref()
-            .map(|x| redactor.redact_string(&crate::digest::sanitize_sample(x)));
+            .map(|x| crate::digest::sanitize_sample(x));
         s.nodes = sig
             .nodes
             .iter()
-            .map(|n| redactor.redact_string(&crate::digest::sanitize_sample(n)))
+            .map(|n| crate::digest::sanitize_sample(n))
             .collect();
         s.first_timestamp = crate::digest::sanitize_sample(&sig.first_timestamp);
         s.last_timestamp = crate::digest::sanitize_sample(&sig.last_timestamp);
-        s
+        redactor.redacted_signature(s)
     }
 
     /// The report's copy of a signature: its template as [`shown`](Self::shown) makes it (so a
@@ -348,7 +348,7 @@ mod tests {
             intent_id: "i".into(),
             scan_id: scan_id.clone(),
             draft,
-            finding: finding.clone(),
+            finding: redactor.redacted_finding(finding.clone()),
             templates: vec![],
             occurrences: 0,
             created_at: chrono::Utc::now(),

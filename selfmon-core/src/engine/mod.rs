@@ -46,7 +46,7 @@ use crate::model::{
     SignatureFate,
 };
 use crate::prompt;
-use crate::redact::Redactor;
+use crate::redact::{RedactedSignature, Redactor};
 use crate::traits::{
     AnalysisRunner, Deduplicator, IssueTracker, Lease, LeaseHolder, LeaseOutcome, LeaseRenewal,
     LogSource, StateStore, TemplateMemory,
@@ -668,8 +668,13 @@ impl SelfMonitor {
 
         // 3. Analyse what is left, on copies fit to leave the process; the originals (and the
         // fingerprints computed from them) stay here.
+        let shown_novel: Vec<RedactedSignature> =
+            triaged.novel.iter().map(|s| egress.shown(s)).collect();
         let shown = Digest {
-            signatures: triaged.novel.iter().map(|s| egress.shown(s)).collect(),
+            signatures: shown_novel
+                .iter()
+                .map(|s| s.as_signature().clone())
+                .collect(),
             records: digest.records,
             ignored_signatures: digest.ignored_signatures,
             ignored_records: digest.ignored_records,
@@ -692,7 +697,6 @@ impl SelfMonitor {
             &egress,
         )?;
         let mut findings = Vec::new();
-        let mut shown_signatures = Vec::new();
         if let Some(request) = prompt {
             report.record.analysis_ran = true;
             report.runner = Some(self.runner.name().to_string());
@@ -721,7 +725,6 @@ impl SelfMonitor {
                 rejected: report.record.rejected_findings,
             });
             findings = validated.findings;
-            shown_signatures = request.digest.signatures;
         }
 
         // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
@@ -737,13 +740,7 @@ impl SelfMonitor {
             .collect();
         let mut backlog = self.store.open_backlog().await?;
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
-        let candidates = act::candidates(
-            findings,
-            backlog,
-            &triaged.novel,
-            &shown_signatures,
-            &egress,
-        );
+        let candidates = act::candidates(findings, backlog, &triaged.novel, &shown_novel, &egress);
         let mut act = Act {
             egress: &egress,
             dedup: dedup.as_ref(),

@@ -4,9 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::digest::Signature;
-use crate::model::{Finding, Level, ScanId};
-use crate::redact::RedactedText;
+use crate::model::{Level, ScanId};
+use crate::redact::{RedactedFinding, RedactedSignature, RedactedText};
 
 /// A finding the per-scan budget deferred. The scan that deferred it consumed its records, so the
 /// entry is the only place the problem lives until a later scan files it (or finds that an issue
@@ -20,12 +19,11 @@ pub struct BacklogEntry {
     /// The most severe level among its evidence (the budget files the most severe first).
     pub severity: Level,
     /// The finding as analysis proposed it (classification included), redacted: the engine
-    /// redacts every finding when it validates it, before dedup, filing or the backlog see it.
-    /// Not typed `RedactedText` field by field, because `Finding` is also the runner's raw
-    /// answer; the echo tests (`tests/redaction_persisted.rs`) search every stored byte for it.
-    pub finding: Finding,
+    /// redacts every finding when it validates it, before dedup, filing or the backlog see it,
+    /// and only the redactor makes a [`RedactedFinding`].
+    pub finding: RedactedFinding,
     /// The evidence signatures as they may leave the process (capped, sanitised, redacted).
-    pub evidence: Vec<Signature>,
+    pub evidence: Vec<RedactedSignature>,
     /// Message templates of the signatures it covers (for dedup, as filed issues keep them).
     pub templates: Vec<String>,
     /// Log records attributed to it so far.

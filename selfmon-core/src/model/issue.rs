@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Classification, ErrorCode, Finding, ScanId};
-use crate::redact::RedactedText;
+use crate::model::{Classification, ErrorCode, ScanId};
+use crate::redact::{RedactedFinding, RedactedText};
 
 /// Open or closed, as the tracker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -261,9 +261,10 @@ pub struct FilingIntent {
     pub scan_id: ScanId,
     /// What will be (or was) sent to the tracker.
     pub draft: IssueDraft,
-    /// The finding behind it (for the issue row), redacted when the engine validated it (see
-    /// [`BacklogEntry::finding`](crate::model::BacklogEntry::finding) for why it is not typed).
-    pub finding: Finding,
+    /// The finding behind it (for the issue row), redacted: the engine redacts every finding when
+    /// it validates it, before dedup, filing or the backlog see it, and only the redactor makes a
+    /// [`RedactedFinding`].
+    pub finding: RedactedFinding,
     /// Templates of the signatures the finding covers.
     pub templates: Vec<String>,
     /// Occurrences attributed at filing time.

@@ -42,7 +42,7 @@ pub fn intent(id: &str, seed: u64) -> FilingIntent {
             fingerprint: fingerprint.clone(),
             marker: Marker::for_fingerprint(&fingerprint),
         },
-        finding,
+        finding: Redactor::shared().redacted_finding(finding),
         templates: vec![format!("template {seed}")],
         occurrences: 1,
         created_at: t(seed as i64),
