@@ -1001,3 +1001,133 @@ fn mask_token_shortcuts_on_common_tokens() {
         assert_eq!(general, want, "{token}");
     }
 }
+
+/// One token of a generated log line: the shapes the shortcuts of masking decide (timestamps,
+/// numbers, identifiers with digits, `proc[pid]:`, addresses, paths, hex, units) and any mix of
+/// the characters the value tests look at.
+fn line_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(Mon|Wed|Sunday|Jun|Jan|May|June|Sept|jun|MON|Foo)",
+        "[0-9]{1,5}",
+        "[0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?([.,][0-9]{0,3})?[Z,:)]?",
+        "[a-zA-Z(][a-zA-Z0-9_()-]{0,10}(\\[[0-9]{1,6}\\]?)?[:,]?",
+        "(bytes|KB|ms|sec|s|\\([0-9.]{1,4}|KB\\),?)",
+        "/?[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{1,5})?",
+        "[~.]?/[a-z0-9]{1,5}(/[a-z0-9.]{1,5}){0,3}",
+        "(0x)?[0-9a-fA-F]{6,34}",
+        "[a-z]{1,5}=[\"']?[a-z0-9.:]{0,6}[\"']?",
+        "[a-fxA-FZ0-9_()\\[\\]{},;!?\"'`.:/\\\\@=<>*+-]{1,20}",
+    ]
+}
+
+/// A generated log line: sometimes behind a syslog-style header, tokens joined by runs of
+/// whitespace.
+fn generated_line() -> impl Strategy<Value = String> {
+    let header = prop_oneof![
+        Just(String::new()),
+        "((Mon|Wed|jun) {1,2})?(Jun|Feb|jun|Sept|Foo) {1,2}[0-9]{1,3}[ \t]{1,2}[0-9]{1,3}:[0-9]{2}(:[0-9]{2}([.,][0-9]{0,3})?)?[Z,]? ",
+    ];
+    let body = prop::collection::vec((line_token(), "[ \t]{1,2}"), 0..12);
+    (header, body).prop_map(|(header, body)| {
+        let mut line = header;
+        for (token, space) in body {
+            line.push_str(&token);
+            line.push_str(&space);
+        }
+        line
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// Masking with its shortcuts (the leading timestamp, the common token shapes) gives what the
+    /// general path gives, line by line.
+    #[test]
+    fn mask_into_shortcuts_agree_with_the_general_path(line in generated_line()) {
+        use super::masks::{mask_into, mask_into_general};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_into(&line, &mut fast);
+        mask_into_general(&line, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn a_leading_syslog_timestamp_is_one_time() {
+    for (line, want) in [
+        (
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass",
+            "<TIME> combo sshd(pam_unix)[<NUM>]: check pass",
+        ),
+        (
+            "Wed Jun  4 09:30:00.123 host kernel: up",
+            "<TIME> host kernel: up",
+        ),
+        ("jun 4 09:30 x", "<TIME> x"),
+        ("Jun 14 15:16:01", "<TIME>"),
+        // Not a syslog timestamp: masked token by token.
+        ("Jun 14 2024 15:16:01 x", "Jun <NUM> <NUM> <TIME> x"),
+        ("Jun, 14 15:16:01 x", "Jun, <NUM> <TIME> x"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_into(line, &mut fast);
+        super::masks::mask_into_general(line, &mut general);
+        assert_eq!(fast, want, "{line}");
+        assert_eq!(general, want, "{line}");
+    }
+}
+
+proptest! {
+    /// The matcher of host suffixes accepts exactly the listed suffixes, in any case.
+    #[test]
+    fn host_suffix_matcher_agrees_with_the_list(label in "[a-zA-Z.-]{0,12}") {
+        let listed = super::masks::HOST_SUFFIXES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&label));
+        prop_assert_eq!(super::masks::is_host_suffix(label.as_bytes()), listed);
+    }
+}
+
+#[test]
+fn every_listed_host_suffix_is_matched_in_any_case() {
+    for suffix in super::masks::HOST_SUFFIXES {
+        assert!(super::masks::is_host_suffix(suffix.as_bytes()), "{suffix}");
+        let upper = suffix.to_ascii_uppercase();
+        assert!(super::masks::is_host_suffix(upper.as_bytes()), "{upper}");
+    }
+    for other in ["", "c", "comm", "java", "Error", "localdomainx"] {
+        assert!(!super::masks::is_host_suffix(other.as_bytes()), "{other}");
+    }
+}
+
+#[test]
+fn three_letter_names_are_the_listed_weekdays_and_months() {
+    use super::masks::{three_letter_name, Name, MONTH_NAMES, WEEKDAYS};
+    for (names, kind) in [(WEEKDAYS, Name::Weekday), (MONTH_NAMES, Name::Month)] {
+        for name in names.iter().filter(|n| n.len() == 3) {
+            for spelled in [
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                name.to_ascii_lowercase(),
+            ] {
+                assert_eq!(
+                    three_letter_name(format!("{spelled} 1").as_bytes(), 0),
+                    Some(kind)
+                );
+            }
+        }
+    }
+    for other in ["Foo 1", "June 1", "Jun, 1", "Jun", "Ju 1", "J4n 1"] {
+        assert_eq!(three_letter_name(other.as_bytes(), 0), None, "{other}");
+    }
+}
+
+proptest! {
+    /// Counting a byte eight at a time agrees with counting it one at a time.
+    #[test]
+    fn byte_counting_agrees_with_a_plain_count(text in "[<a> ]{0,40}", n in 0usize..6) {
+        let plain = text.bytes().filter(|&b| b == b'<').count() >= n;
+        prop_assert_eq!(super::masks::has_at_least(text.as_bytes(), b'<', n), plain);
+    }
+}
