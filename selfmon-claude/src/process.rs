@@ -556,16 +556,16 @@ fn die_with_parent(command: &mut Command) {
     {
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the forked child before exec and only makes the
-        // async-signal-safe system calls prctl(2) and getppid(2); it allocates nothing.
+        // async-signal-safe system calls prctl(2) and getppid(2); it allocates nothing (an
+        // allocation after fork in a threaded process could deadlock).
         unsafe {
             command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() != parent {
-                    return Err(std::io::Error::other(
-                        "the parent exited before the CLI started",
-                    ));
+                    // This process is gone already (no allocation here: this runs after fork).
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
