@@ -831,7 +831,94 @@ fn split_key_value(core: &str) -> Option<(&str, char, &str)> {
 /// with a letter) becomes `<HEX>`, a segment where letters sit between digits (`x7Fg9`) `<ID>`, and
 /// otherwise each digit run `<NUM>` (`ssh2` → `ssh<NUM>`). A `-` directly before a digit run and
 /// after a non-alphanumeric is a sign and is absorbed (`blk_-42` → `blk_<NUM>`).
-fn mask_digits(s: &str, out: &mut String) {
+pub(super) fn mask_digits(s: &str, out: &mut String) {
+    if s.is_ascii() {
+        mask_ascii_digits(s, out);
+    } else {
+        mask_digits_by_char(s, out);
+    }
+}
+
+/// [`mask_digits`] for ASCII text in one pass: text that stays is copied in runs, each segment is
+/// decided from the classes gathered while it is scanned (as [`mask_segment`] decides it).
+fn mask_ascii_digits(s: &str, out: &mut String) {
+    let b = s.as_bytes();
+    // `s[flushed..i]` is text that stays as it is and is not pushed yet.
+    let mut flushed = 0;
+    let mut i = 0;
+    let mut prev_alnum = false;
+    while i < b.len() {
+        let c = b[i];
+        if !c.is_ascii_alphanumeric() {
+            // A `-` after a non-alphanumeric and before a digit is a sign: absorbed.
+            if c == b'-' && !prev_alnum && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                out.push_str(&s[flushed..i]);
+                flushed = i + 1;
+            }
+            prev_alnum = false;
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digit = false;
+        let mut all_hex = true;
+        let mut alpha = false;
+        let mut letters_after_digit = false;
+        let mut letters_between_digits = false;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            let c = b[i];
+            if c.is_ascii_digit() {
+                letters_between_digits |= letters_after_digit;
+                digit = true;
+            } else {
+                letters_after_digit |= digit;
+                alpha = true;
+                all_hex &= c.is_ascii_hexdigit();
+            }
+            i += 1;
+        }
+        prev_alnum = true;
+        if !digit {
+            continue;
+        }
+        let whole = if i - start >= 7 && all_hex && alpha {
+            Some(if i - start >= 32 { "<HASH>" } else { "<HEX>" })
+        } else if letters_between_digits {
+            Some("<ID>")
+        } else {
+            None
+        };
+        if let Some(placeholder) = whole {
+            out.push_str(&s[flushed..start]);
+            out.push_str(placeholder);
+            flushed = i;
+            continue;
+        }
+        // Each digit run: a short one glued to two or more letters stays, others are `<NUM>`.
+        let mut k = start;
+        let mut letters_before = 0usize;
+        while k < i {
+            if b[k].is_ascii_digit() {
+                let run = digits_run(&b[..i], k);
+                if run > 2 || letters_before < 2 {
+                    out.push_str(&s[flushed..k]);
+                    out.push_str("<NUM>");
+                    flushed = k + run;
+                }
+                k += run;
+                letters_before = 0;
+            } else {
+                letters_before += 1;
+                k += 1;
+            }
+        }
+    }
+    out.push_str(&s[flushed..]);
+}
+
+/// [`mask_digits`] character by character (any text; the reference the ASCII pass is tested
+/// against).
+pub(super) fn mask_digits_by_char(s: &str, out: &mut String) {
     let b = s.as_bytes();
     let mut i = 0;
     let mut prev_alnum = false;
@@ -840,7 +927,12 @@ fn mask_digits(s: &str, out: &mut String) {
         if !alnum {
             let next_is_digit = b.get(i + len).is_some_and(u8::is_ascii_digit);
             if !(b[i] == b'-' && next_is_digit && !prev_alnum) {
-                out.push_str(&s[i..i + len]);
+                // One byte is an ASCII character: pushed as one, not copied as a slice.
+                if len == 1 {
+                    out.push(char::from(b[i]));
+                } else {
+                    out.push_str(&s[i..i + len]);
+                }
             }
             prev_alnum = false;
             i += len;

@@ -1269,3 +1269,38 @@ fn covering_by_walk_decides_the_common_cases() {
         None
     );
 }
+
+proptest! {
+    /// Masking the digits of ASCII text in one pass gives what the character-by-character pass
+    /// gives.
+    #[test]
+    fn ascii_digit_masking_agrees_with_the_character_pass(
+        text in "[a-fA-Fg-zG-Z0-9_()\\[\\]{}.:/=,-]{0,40}",
+    ) {
+        use super::masks::{mask_digits, mask_digits_by_char};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_digits(&text, &mut fast);
+        mask_digits_by_char(&text, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn digit_masking_keeps_names_and_masks_counters() {
+    use super::masks::{mask_digits, mask_digits_by_char};
+    for (text, want) in [
+        ("sshd[19939", "sshd[<NUM>"),
+        ("tbird-admin1", "tbird-admin1"),
+        ("blk_-42", "blk_<NUM>"),
+        ("a-42", "a-<NUM>"),
+        ("x7Fg9-deadbeef42", "<ID>-<HEX>"),
+        ("t12_en0_ssh22_log123", "t<NUM>_en0_ssh22_log<NUM>"),
+        ("caf\u{e9}1-2", "caf\u{e9}1-<NUM>"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_digits(text, &mut fast);
+        mask_digits_by_char(text, &mut general);
+        assert_eq!(fast, want, "{text}");
+        assert_eq!(general, want, "{text}");
+    }
+}
