@@ -849,7 +849,7 @@ fn mask_ascii_digits(s: &str, out: &mut String) {
     let mut prev_alnum = false;
     while i < b.len() {
         let c = b[i];
-        if !c.is_ascii_alphanumeric() {
+        if BYTE_CLASSES[usize::from(c)] & (C_DIGIT | C_ALPHA) == 0 {
             // A `-` after a non-alphanumeric and before a digit is a sign: absorbed.
             if c == b'-' && !prev_alnum && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
                 out.push_str(&s[flushed..i]);
@@ -865,15 +865,18 @@ fn mask_ascii_digits(s: &str, out: &mut String) {
         let mut alpha = false;
         let mut letters_after_digit = false;
         let mut letters_between_digits = false;
-        while i < b.len() && b[i].is_ascii_alphanumeric() {
-            let c = b[i];
-            if c.is_ascii_digit() {
+        // One class lookup per byte decides it.
+        while i < b.len() {
+            let k = BYTE_CLASSES[usize::from(b[i])];
+            if k & C_DIGIT != 0 {
                 letters_between_digits |= letters_after_digit;
                 digit = true;
-            } else {
+            } else if k & C_ALPHA != 0 {
                 letters_after_digit |= digit;
                 alpha = true;
-                all_hex &= c.is_ascii_hexdigit();
+                all_hex &= k & C_HEX != 0;
+            } else {
+                break;
             }
             i += 1;
         }
