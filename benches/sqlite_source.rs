@@ -1,5 +1,7 @@
 //! SqliteLogSource throughput on a generated 1,000,000-row logs.db, next to a plain `SELECT` loop
-//! over the same file (the ceiling), plus the error-code inventory.
+//! over the same file (the ceiling), plus the error-code inventory; and the read stage of a scan
+//! (read with the default WARNING filter, digest every page) on a second file with the level mix of
+//! issue #16's scan target (70 % INFO, so the filter rejects most rows).
 //!
 //! Run: `cargo bench -p selfmon-benches --bench sqlite_source -- --warm-up-time 1 --measurement-time 3`
 
@@ -8,7 +10,8 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
-use selfmon_core::{Level, LogSource};
+use selfmon_core::digest::DigestBuilder;
+use selfmon_core::{Level, LogSource, SelfMonitoringConfig};
 use selfmon_sqlite::{create_logs_table, InventoryOptions, LogSourceOptions, SqliteLogSource};
 
 const ROWS: u64 = 1_000_000;
@@ -16,6 +19,24 @@ const PAGE: usize = 10_000;
 
 /// 40% INFO, 30% WARNING, 25% ERROR, 5% CRITICAL; realistic messages, some extra_data.
 fn generate(path: &Path) {
+    generate_with_levels(
+        path,
+        "CASE WHEN i % 20 < 8 THEN 'INFO' WHEN i % 20 < 14 THEN 'WARNING'
+               WHEN i % 20 < 19 THEN 'ERROR' ELSE 'CRITICAL' END",
+    );
+}
+
+/// The scan target's mix: 70% INFO, 20% WARNING, 8% ERROR, 2% CRITICAL (30% WARNING+).
+fn generate_scan_mix(path: &Path) {
+    generate_with_levels(
+        path,
+        "CASE WHEN i % 50 < 35 THEN 'INFO' WHEN i % 50 < 45 THEN 'WARNING'
+               WHEN i % 50 < 49 THEN 'ERROR' ELSE 'CRITICAL' END",
+    );
+}
+
+/// `ROWS` rows whose level is the SQL expression `levels` of the row number `i`.
+fn generate_with_levels(path: &Path, levels: &str) {
     let conn = Connection::open(path).expect("create logs.db");
     conn.pragma_update(None, "journal_mode", "WAL")
         .expect("wal");
@@ -24,8 +45,7 @@ fn generate(path: &Path) {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
         INSERT INTO logs (timestamp, level, source, message, correlation_id, user_id, request_path, extra_data)
         SELECT '2026-01-01T00:00:00.' || printf('%06d', i % 1000000) || 'Z',
-          CASE WHEN i % 20 < 8 THEN 'INFO' WHEN i % 20 < 14 THEN 'WARNING'
-               WHEN i % 20 < 19 THEN 'ERROR' ELSE 'CRITICAL' END,
+          {levels},
           'code_indexer.server.module' || (i % 10),
           CASE i % 4
             WHEN 0 THEN '[GIT-SYNC-001] clone of repo r' || (i % 50) || ' failed: exit 128'
@@ -86,6 +106,21 @@ fn drain(src: &SqliteLogSource) -> u64 {
     }
 }
 
+/// The read stage of a scan: every page through a digest (templates, codes, samples).
+fn drain_into_digest(src: &SqliteLogSource) -> u64 {
+    let config = SelfMonitoringConfig::default();
+    let mut digest = DigestBuilder::new(&config).expect("digest builder");
+    let mut cursor = 0i64;
+    loop {
+        let page = src.read_after_blocking(cursor, PAGE).expect("page");
+        page.records.iter().for_each(|r| digest.push(r));
+        if page.scanned_through == cursor {
+            return digest.finish().records;
+        }
+        cursor = page.scanned_through;
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("logs.db");
@@ -141,6 +176,20 @@ fn bench(c: &mut Criterion) {
                 .expect("inventory");
             assert_eq!(report.overall.total, ROWS * 12 / 20);
         })
+    });
+    group.finish();
+
+    let scan_path = dir.path().join("scan-mix.db");
+    generate_scan_mix(&scan_path);
+    let scan_mix = SqliteLogSource::open(&scan_path, LogSourceOptions::default()).expect("open");
+    let mut group = c.benchmark_group("sqlite_source_1m_rows_70pct_info");
+    group.throughput(Throughput::Elements(ROWS));
+    group.sample_size(10);
+    group.bench_function("read_after_default_warning_filter", |b| {
+        b.iter(|| assert_eq!(drain(&scan_mix), ROWS * 3 / 10))
+    });
+    group.bench_function("read_and_digest_default_warning_filter", |b| {
+        b.iter(|| assert_eq!(drain_into_digest(&scan_mix), ROWS * 3 / 10))
     });
     group.finish();
 }

@@ -14,7 +14,7 @@
 //!   on a runtime thread, which lives as long as the scan does);
 //! - every private directory holds an owner record (`owner.json`: this process's pid and start
 //!   time, then the child's pid, start time and the leftover paths), and each new run first
-//!   [sweeps](sweep_orphans) the temporary folder: a directory whose owner is gone has its child's
+//!   [sweeps](sweep_temp_dir) the temporary folder: a directory whose owner is gone has its child's
 //!   process group killed (the members the CLI started, which the death signal does not reach),
 //!   the CLI's leftovers removed, and is removed itself.
 
@@ -115,17 +115,9 @@ pub struct PrivateDir {
 
 impl PrivateDir {
     /// Creates the directory and its `work` subdirectory (both 0700) in the system's temporary
-    /// folder, with an owner record naming this process; first [sweeps](sweep_orphans) that
-    /// folder of directories whose owner was killed before it could clean up.
+    /// folder, with an owner record naming this process (see [`sweep_orphans`]).
     pub fn new() -> Result<Self, Error> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let swept = sweep_orphans(&std::env::temp_dir());
-        if swept > 0 {
-            tracing::info!(
-                swept,
-                "removed what claude cli runs of killed processes left behind"
-            );
-        }
         let dir = tempfile::Builder::new()
             .prefix("selfmon-claude-")
             .permissions(std::fs::Permissions::from_mode(0o700))
@@ -556,16 +548,16 @@ fn die_with_parent(command: &mut Command) {
     {
         let parent = std::process::id() as libc::pid_t;
         // SAFETY: the closure runs in the forked child before exec and only makes the
-        // async-signal-safe system calls prctl(2) and getppid(2); it allocates nothing.
+        // async-signal-safe system calls prctl(2) and getppid(2); it allocates nothing (an
+        // allocation after fork in a threaded process could deadlock).
         unsafe {
             command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() != parent {
-                    return Err(std::io::Error::other(
-                        "the parent exited before the CLI started",
-                    ));
+                    // This process is gone already (no allocation here: this runs after fork).
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -629,6 +621,20 @@ pub fn sweep_orphans(base: &Path) -> usize {
         }
     }
     removed
+}
+
+/// [`sweep_orphans`] of the system's temporary folder on a blocking thread (it may wait for a
+/// killed process group to vanish), logging what it removed.
+pub async fn sweep_temp_dir() {
+    let swept = tokio::task::spawn_blocking(|| sweep_orphans(&std::env::temp_dir())).await;
+    match swept {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(
+            swept,
+            "removed what claude cli runs of killed processes left behind"
+        ),
+        Err(e) => tracing::warn!(error = %e, "sweeping the temporary folder failed"),
+    }
 }
 
 /// Kills what remains of a dead owner's CLI process group and removes the CLI's leftovers.

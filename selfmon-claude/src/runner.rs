@@ -138,6 +138,8 @@ impl ClaudeRunner {
             let env = build_env(&config, std::env::vars_os());
             check_env_values(&env, &self.tracker_tokens)?;
             let program = resolve_binary(&config.binary, std::env::var_os("PATH").as_deref())?;
+            // What runs of a killed process left (its CLI's group, its directory) goes first.
+            process::sweep_temp_dir().await;
             let dir = PrivateDir::new()?;
             let cwd = dir.work_dir();
             let instructions = dir.write_file("instructions.md", job.instructions.as_bytes())?;

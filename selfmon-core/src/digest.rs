@@ -3,14 +3,14 @@
 //! Memory is proportional to the number of signatures, never to the number of records: each
 //! signature keeps counts, first/last ids and a few capped samples.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{IgnoreRules, SelfMonitoringConfig};
 use crate::error::{truncate_chars, Result};
-use crate::hash::{sha256_hex, FxMap};
+use crate::hash::{sha256_hex, FxMap, FxSet};
 use crate::model::{ErrorCode, Level, LogRecord};
 use crate::redact::Redactor;
 use crate::template::{ClusterId, Templater};
@@ -110,9 +110,10 @@ pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature
 
 /// Builds a [`Digest`] from a stream of records, learning templates as it goes.
 ///
-/// Memory is bounded: at most `max_signatures` signatures (each with capped samples and at most
-/// [`MAX_DISTINCT_CORRELATION_IDS`] correlation ids) plus the templater's capped clusters, however
-/// many records are pushed.
+/// Memory is bounded: at most `max_signatures` signatures (each with capped samples, at most
+/// [`MAX_DISTINCT_CORRELATION_IDS`] correlation ids and, while its samples are being taken, the
+/// raw text of up to [`MAX_SAMPLE_MESSAGES`] short messages already sampled) plus the templater's
+/// capped clusters, however many records are pushed.
 #[derive(Debug)]
 pub struct DigestBuilder {
     templater: Templater,
@@ -125,10 +126,27 @@ pub struct DigestBuilder {
     code_sets: FxMap<Vec<ErrorCode>, u32>,
     index: FxMap<(u8, u32, ClusterId, u32), usize>,
     clusters: Vec<ClusterId>,
-    correlation: Vec<HashSet<String>>,
+    tracking: Vec<Tracking>,
     digest: Digest,
-    overflow: Option<(Signature, HashSet<String>)>,
+    overflow: Option<(Signature, Tracking)>,
 }
+
+/// What the builder remembers about one signature beyond the [`Signature`] itself.
+#[derive(Debug, Default)]
+struct Tracking {
+    /// Distinct correlation ids, up to [`MAX_DISTINCT_CORRELATION_IDS`]. Only its size is
+    /// reported, so the hasher is free to be fast.
+    correlation: FxSet<String>,
+    /// Raw messages already turned into a sample while sampling is open (at most
+    /// [`MAX_SAMPLE_MESSAGES`] of at most [`MAX_REMEMBERED_MESSAGE_BYTES`] bytes each): a record
+    /// repeating one of them would give a sample the signature already holds (redaction depends
+    /// on the text alone), so it is not stripped and redacted again. Emptied when sampling ends.
+    sampled: Vec<String>,
+}
+
+/// Longest raw message remembered as already sampled (see [`Tracking::sampled`]); longer ones are
+/// redacted again when they repeat, which keeps the memory per signature small.
+const MAX_REMEMBERED_MESSAGE_BYTES: usize = 2_048;
 
 #[derive(Debug, Default)]
 struct CompiledIgnore {
@@ -214,7 +232,7 @@ impl DigestBuilder {
             code_sets: FxMap::default(),
             index: FxMap::default(),
             clusters: Vec::new(),
-            correlation: Vec::new(),
+            tracking: Vec::new(),
             digest: Digest::default(),
             overflow: None,
         })
@@ -277,7 +295,7 @@ impl DigestBuilder {
         };
         let sig = new_signature(record, template, template_fingerprint, codes);
         self.digest.signatures.push(sig);
-        self.correlation.push(HashSet::new());
+        self.tracking.push(Tracking::default());
         self.clusters.push(cluster);
         let i = self.digest.signatures.len() - 1;
         self.index.insert(key, i);
@@ -286,7 +304,7 @@ impl DigestBuilder {
 
     fn push_overflow(&mut self, record: &LogRecord) {
         let threshold = self.repeat_threshold;
-        let (sig, cids) = self.overflow.get_or_insert_with(|| {
+        let (sig, tracking) = self.overflow.get_or_insert_with(|| {
             let sig = new_signature(
                 record,
                 OVERFLOW_TEMPLATE.to_string(),
@@ -299,16 +317,16 @@ impl DigestBuilder {
                     source: None,
                     ..sig
                 },
-                HashSet::new(),
+                Tracking::default(),
             )
         });
-        update_signature(sig, cids, record, threshold, &self.redactor);
+        update_signature(sig, tracking, record, threshold, &self.redactor);
     }
 
     fn update(&mut self, i: usize, record: &LogRecord) {
         update_signature(
             &mut self.digest.signatures[i],
-            &mut self.correlation[i],
+            &mut self.tracking[i],
             record,
             self.repeat_threshold,
             &self.redactor,
@@ -337,7 +355,7 @@ impl DigestBuilder {
             repeat_threshold,
             ignore,
             clusters,
-            correlation,
+            tracking,
             digest,
             overflow,
             ..
@@ -352,8 +370,9 @@ impl DigestBuilder {
             ..Digest::default()
         };
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut cids: Vec<HashSet<String>> = Vec::new();
-        for ((mut sig, cluster), set) in signatures.into_iter().zip(clusters).zip(correlation) {
+        let mut cids: Vec<FxSet<String>> = Vec::new();
+        let sets = tracking.into_iter().map(|t| t.correlation);
+        for ((mut sig, cluster), set) in signatures.into_iter().zip(clusters).zip(sets) {
             if let Some((text, fp)) = templater.cluster_text(cluster) {
                 if text != sig.template {
                     sig.template = text.to_string();
@@ -463,7 +482,7 @@ fn new_signature(
 
 fn update_signature(
     sig: &mut Signature,
-    cids: &mut HashSet<String>,
+    tracking: &mut Tracking,
     record: &LogRecord,
     repeat_threshold: u64,
     redactor: &Redactor,
@@ -487,10 +506,19 @@ fn update_signature(
     }
     // Samples come from the first records of a signature: bounded work per record.
     if sig.sample_messages.len() < MAX_SAMPLE_MESSAGES && sig.count <= SAMPLE_WINDOW {
-        let sample = redacted_sample(&record.message, redactor);
-        if !sig.sample_messages.contains(&sample) {
-            sig.sample_messages.push(sample);
+        if !tracking.sampled.contains(&record.message) {
+            let sample = redacted_sample(&record.message, redactor);
+            if !sig.sample_messages.contains(&sample) {
+                sig.sample_messages.push(sample);
+            }
+            if tracking.sampled.len() < MAX_SAMPLE_MESSAGES
+                && record.message.len() <= MAX_REMEMBERED_MESSAGE_BYTES
+            {
+                tracking.sampled.push(record.message.clone());
+            }
         }
+    } else if !tracking.sampled.is_empty() {
+        tracking.sampled = Vec::new();
     }
     if sig.count >= repeat_threshold {
         sig.repeated = true;
@@ -501,6 +529,7 @@ fn update_signature(
         }
     }
     if let Some(cid) = &record.correlation_id {
+        let cids = &mut tracking.correlation;
         if cids.len() < MAX_DISTINCT_CORRELATION_IDS && !cids.contains(cid) {
             cids.insert(cid.clone());
         }
@@ -510,9 +539,9 @@ fn update_signature(
 
 fn merge_signature(
     into: &mut Signature,
-    into_cids: &mut HashSet<String>,
+    into_cids: &mut FxSet<String>,
     from: Signature,
-    from_cids: HashSet<String>,
+    from_cids: FxSet<String>,
     repeat_threshold: u64,
 ) {
     into.count += from.count;
@@ -737,6 +766,43 @@ mod tests {
         assert!(d.signatures[0].repeated);
         assert_eq!(d.signatures[0].sample_ids.len(), MAX_SAMPLE_IDS);
         assert_eq!(d.signatures[0].sample_messages.len(), 1);
+    }
+
+    #[test]
+    fn repeated_messages_give_the_samples_each_record_would_give_afresh() {
+        let config = SelfMonitoringConfig::default();
+        // Longer than any remembered message, so taken afresh each time.
+        let long = format!("job {} failed for erin@example.com", "1".repeat(3000));
+        let messages: Vec<&str> = [
+            vec!["job 7 failed for alice@example.com"; 10],
+            vec!["job 7 failed for bob@example.com"; 5],
+            vec!["job 7 failed for alice@example.com"; 3],
+            vec![long.as_str(); 3],
+            vec!["job 8 failed for carol@example.com"; 2],
+            vec!["job 10 failed for dave@example.com"],
+        ]
+        .concat();
+        let recs: Vec<LogRecord> = messages
+            .iter()
+            .zip(1..)
+            .map(|(m, id)| rec(id, Level::Error, m))
+            .collect();
+        // What sampling gives when every record in the window is stripped and redacted anew.
+        let redactor = Redactor::with_config(&config.redaction).unwrap();
+        let mut expected: Vec<String> = Vec::new();
+        for m in messages.iter().take(SAMPLE_WINDOW as usize) {
+            let sample = redacted_sample(m, &redactor);
+            if expected.len() < MAX_SAMPLE_MESSAGES && !expected.contains(&sample) {
+                expected.push(sample);
+            }
+        }
+        let d = Digest::build(&recs, &config).unwrap();
+        assert_eq!(d.signatures.len(), 1, "{:#?}", d.signatures);
+        assert_eq!(d.signatures[0].sample_messages, expected);
+        assert!(
+            expected.iter().any(|s| s.ends_with('…')),
+            "the long message is sampled"
+        );
     }
 
     #[test]

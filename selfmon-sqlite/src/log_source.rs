@@ -288,11 +288,11 @@ impl<'a> Reader<'a> {
             // plain comparison, without calling `upper` and `trim` (a `CASE` of equalities: an
             // `IN` list is looked up in a temporary index, which costs more per row); only other
             // spellings are normalised. The same rows pass as with the normalised test alone: a
-            // name is its own normal form.
-            let whens: String = below
-                .iter()
-                .map(|n| format!(" WHEN '{n}' THEN 0"))
-                .chain(at_or_above.iter().map(|n| format!(" WHEN '{n}' THEN 1")))
+            // name is its own normal form. The names are tried most common first: each miss is a
+            // string comparison for every row of the table.
+            let whens: String = by_frequency(&below, &at_or_above)
+                .into_iter()
+                .map(|(n, kept)| format!(" WHEN '{n}' THEN {}", u8::from(kept)))
                 .collect();
             select_sql.push_str(&format!(
                 " AND (level IS NULL OR CASE level{whens} \
@@ -415,6 +415,31 @@ fn level_names_split(min: Level) -> (Vec<&'static str>, Vec<&'static str>) {
         .partition(|n| n.parse::<Level>().is_ok_and(|l| l < min))
 }
 
+/// The level names most common in logs first (as a server writes them): the order in which the
+/// filter's `CASE` compares a row's level.
+const NAMES_BY_FREQUENCY: [&str; 11] = [
+    "INFO", "WARNING", "ERROR", "DEBUG", "CRITICAL", "WARN", "ERR", "CRIT", "FATAL", "TRACE",
+    "NOTICE",
+];
+
+/// Every name of `below` and `at_or_above`, once each, most common first, with whether a row
+/// at that level is kept.
+fn by_frequency(below: &[&'static str], at_or_above: &[&'static str]) -> Vec<(&'static str, bool)> {
+    let ranked = |n: &&str| {
+        NAMES_BY_FREQUENCY
+            .iter()
+            .position(|f| f == n)
+            .unwrap_or(NAMES_BY_FREQUENCY.len())
+    };
+    let mut all: Vec<(&'static str, bool)> = below
+        .iter()
+        .map(|&n| (n, false))
+        .chain(at_or_above.iter().map(|&n| (n, true)))
+        .collect();
+    all.sort_by_key(|(n, _)| ranked(n));
+    all
+}
+
 fn text(v: ValueRef<'_>) -> Option<String> {
     match v {
         ValueRef::Null => None,
@@ -512,6 +537,33 @@ mod tests {
         assert!(level_names_split(Level::Debug).0.is_empty());
         assert!(level_names_split(Level::Critical).0.contains(&"ERR"));
         assert!(!level_names_split(Level::Critical).1.contains(&"ERR"));
+    }
+
+    #[test]
+    fn the_filter_compares_every_level_name_once_most_common_first() {
+        for min in [
+            Level::Debug,
+            Level::Info,
+            Level::Warning,
+            Level::Error,
+            Level::Critical,
+        ] {
+            let (below, at_or_above) = level_names_split(min);
+            let order = by_frequency(&below, &at_or_above);
+            let mut names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
+            assert_eq!(names[0], "INFO", "INFO is compared first at {min:?}");
+            names.sort_unstable();
+            let mut expected: Vec<&str> = below.iter().chain(&at_or_above).copied().collect();
+            expected.sort_unstable();
+            assert_eq!(names, expected, "each name once at {min:?}");
+            for (name, kept) in order {
+                assert_eq!(
+                    kept,
+                    name.parse::<Level>().is_ok_and(|l| l >= min),
+                    "{name}"
+                );
+            }
+        }
     }
 
     #[test]

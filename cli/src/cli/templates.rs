@@ -80,6 +80,33 @@ impl Window {
     }
 }
 
+/// Learns one input line (without its `\n`) and files it in the window.
+fn learn_line(args: &TemplatesArgs, templater: &mut Templater, window: &mut Window, bytes: &[u8]) {
+    // Valid UTF-8 (nearly every line) is checked by the fast validator, not decoded.
+    let text = match std::str::from_utf8(bytes) {
+        Ok(valid) => std::borrow::Cow::Borrowed(valid),
+        Err(_) => String::from_utf8_lossy(bytes),
+    };
+    // The line holds no `\n`; trailing `\r`s go (byte-wise: a `\r` is one byte).
+    let b = text.as_bytes();
+    let mut end = b.len();
+    while end > 0 && b[end - 1] == b'\r' {
+        end -= 1;
+    }
+    let line = &text[..end];
+    let cluster = (!args.no_cluster && !is_blank(line)).then(|| templater.learn(line));
+    window.push(line, cluster);
+}
+
+/// Whether `line` is empty or only whitespace (as `str::trim` has it), deciding most lines from
+/// their first byte.
+fn is_blank(line: &str) -> bool {
+    match line.as_bytes().first() {
+        Some(&b) if b < 0x80 && !matches!(b, b'\t'..=b'\r' | b' ') => false,
+        _ => line.trim().is_empty(),
+    }
+}
+
 /// Reads stdin to its end, writing one line out per line in (blank lines included).
 pub fn run(args: &TemplatesArgs) -> Result<(), Failure> {
     let stdin = std::io::stdin();
@@ -119,28 +146,44 @@ fn run_on(
     };
     let mut out = std::io::BufWriter::with_capacity(IO_BUFFER_BYTES, output);
     let mut window = Window::default();
-    let mut buf = Vec::new();
+    // A line that runs past the end of the input buffer is gathered here; the others are read
+    // where they lie in the buffer, without a copy.
+    let mut partial = Vec::new();
     let mut line_no = 0usize;
     loop {
-        buf.clear();
-        let n = input
-            .read_until(b'\n', &mut buf)
+        let available = input
+            .fill_buf()
             .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
-        if n > 0 {
-            // Valid UTF-8 (nearly every line) is checked by the fast validator, not decoded.
-            let text = match std::str::from_utf8(&buf) {
-                Ok(valid) => std::borrow::Cow::Borrowed(valid),
-                Err(_) => String::from_utf8_lossy(&buf),
-            };
-            let line = text.trim_end_matches(['\n', '\r']);
-            let cluster =
-                (!args.no_cluster && !line.trim().is_empty()).then(|| templater.learn(line));
-            window.push(line, cluster);
-        }
-        if n == 0 || window.len() >= WINDOW_LINES {
+        let at_end = available.is_empty();
+        let taken = match memchr::memchr(b'\n', available) {
+            Some(newline) if partial.is_empty() => {
+                let line = &available[..newline];
+                learn_line(args, &mut templater, &mut window, line);
+                newline + 1
+            }
+            Some(newline) => {
+                partial.extend_from_slice(&available[..newline]);
+                learn_line(args, &mut templater, &mut window, &partial);
+                partial.clear();
+                newline + 1
+            }
+            None if at_end => {
+                if !partial.is_empty() {
+                    learn_line(args, &mut templater, &mut window, &partial);
+                    partial.clear();
+                }
+                0
+            }
+            None => {
+                partial.extend_from_slice(available);
+                available.len()
+            }
+        };
+        input.consume(taken);
+        if at_end || window.len() >= WINDOW_LINES {
             line_no = window.write(args, &templater, line_no, &mut out)?;
         }
-        if n == 0 {
+        if at_end {
             break;
         }
     }

@@ -67,6 +67,9 @@ pub(super) struct Cluster {
     /// [`token_flags`] of each token of the template.
     pub(super) flags: Vec<u8>,
     pub(super) sibling_keys: Vec<u64>,
+    /// Every token is non-empty and holds no space (as every learned token does; restored state
+    /// may hold anything): [`covers_by_walk`] can decide coverage.
+    pub(super) plain: bool,
 }
 
 impl Cluster {
@@ -85,6 +88,7 @@ impl Cluster {
             fingerprint: String::new(),
             flags: Vec::new(),
             sibling_keys: Vec::new(),
+            plain: false,
         };
         c.refresh();
         c
@@ -100,6 +104,10 @@ impl Cluster {
             self.fingerprint = sha256_hex(self.text.as_bytes());
         }
         self.flags = self.tokens.iter().map(|t| token_flags(t)).collect();
+        self.plain = self
+            .tokens
+            .iter()
+            .all(|t| !t.is_empty() && !t.contains(' '));
     }
 }
 
@@ -260,18 +268,12 @@ impl Templater {
         let c = self.clusters.get_mut(&id)?;
         // The same text as the template's covers it at once (most templates have no `<*>`).
         if c.text != masked {
-            let mut template = c.tokens.iter();
-            for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
-                let tok = if i == max { "<...>" } else { tok };
-                let t = template.next()?;
-                if &**t != WILDCARD && &**t != tok {
-                    return None;
-                }
-                if i == max {
-                    break;
-                }
-            }
-            if template.next().is_some() {
+            let walked = if c.plain {
+                covers_by_walk(&c.tokens, masked, max)
+            } else {
+                None
+            };
+            if !walked.unwrap_or_else(|| covers_by_tokens(&c.tokens, masked, max)) {
                 return None;
             }
         }
@@ -1025,6 +1027,66 @@ fn is_code_token(tok: &str) -> bool {
 fn is_plain_word(tok: &str) -> bool {
     let core = trim_tail_punct(trim_lead_punct(tok));
     !core.is_empty() && core.chars().all(|c| c.is_alphabetic() || c == '\'')
+}
+
+/// Whether the template `tokens` covers the masked text: the same number of tokens (the
+/// `max`-th and later counted as one `<...>`), each equal or under `<*>`.
+pub(super) fn covers_by_tokens(tokens: &[Box<str>], masked: &str, max: usize) -> bool {
+    let mut template = tokens.iter();
+    for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {
+        let tok = if i == max { "<...>" } else { tok };
+        let Some(t) = template.next() else {
+            return false;
+        };
+        if &**t != WILDCARD && &**t != tok {
+            return false;
+        }
+        if i == max {
+            break;
+        }
+    }
+    template.next().is_none()
+}
+
+/// [`covers_by_tokens`] in one walk over the masked bytes, for templates whose tokens are
+/// non-empty and hold no space: each literal token is compared where it must lie, each `<*>`
+/// skips a token. `None` when the walk cannot decide (an empty masked token, a masked text longer
+/// than the template, `max` tokens reached): the caller asks [`covers_by_tokens`].
+pub(super) fn covers_by_walk(tokens: &[Box<str>], masked: &str, max: usize) -> Option<bool> {
+    let m = masked.as_bytes();
+    // Where the current masked token starts (past the end: no tokens left).
+    let mut pos = 0usize;
+    for (i, t) in tokens.iter().enumerate() {
+        if i == max || m.get(pos) == Some(&b' ') {
+            return None;
+        }
+        if pos >= m.len() {
+            // The masked text ran out (or ends in a space, which `None` above did not see):
+            // fewer tokens than the template, unless an empty token hides there.
+            return if pos > m.len() { Some(false) } else { None };
+        }
+        let t = t.as_bytes();
+        let end = if t == WILDCARD.as_bytes() {
+            next_space_byte(m, pos)
+        } else {
+            let end = pos + t.len();
+            if m.get(pos..end) != Some(t) || m.get(end).is_some_and(|&b| b != b' ') {
+                return Some(false);
+            }
+            end
+        };
+        pos = end + 1;
+    }
+    // Every template token matched: covered when nothing of the masked text is left.
+    (pos > m.len()).then_some(true)
+}
+
+/// The first space in `m` from `from` (or `m.len()`).
+fn next_space_byte(m: &[u8], from: usize) -> usize {
+    m[from..]
+        .iter()
+        .position(|&b| b == b' ')
+        .map_or(m.len(), |n| from + n)
 }
 
 /// The [`WILD`] .. [`CONSTANT`] flags of a token.

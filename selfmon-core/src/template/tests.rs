@@ -1001,3 +1001,306 @@ fn mask_token_shortcuts_on_common_tokens() {
         assert_eq!(general, want, "{token}");
     }
 }
+
+/// One token of a generated log line: the shapes the shortcuts of masking decide (timestamps,
+/// numbers, identifiers with digits, `proc[pid]:`, addresses, paths, hex, units) and any mix of
+/// the characters the value tests look at.
+fn line_token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "(Mon|Wed|Sunday|Jun|Jan|May|June|Sept|jun|MON|Foo)",
+        "[0-9]{1,5}",
+        "[0-9]{1,3}:[0-9]{1,3}(:[0-9]{1,3})?([.,][0-9]{0,3})?[Z,:)]?",
+        "[a-zA-Z(][a-zA-Z0-9_()-]{0,10}(\\[[0-9]{1,6}\\]?)?[:,]?",
+        "(bytes|KB|ms|sec|s|\\([0-9.]{1,4}|KB\\),?)",
+        "/?[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}(:[0-9]{1,5})?",
+        "[~.]?/[a-z0-9]{1,5}(/[a-z0-9.]{1,5}){0,3}",
+        "(0x)?[0-9a-fA-F]{6,34}",
+        "[a-z]{1,5}=[\"']?[a-z0-9.:]{0,6}[\"']?",
+        "[a-fxA-FZ0-9_()\\[\\]{},;!?\"'`.:/\\\\@=<>*+-]{1,20}",
+    ]
+}
+
+/// A generated log line: sometimes behind a syslog-style header, tokens joined by runs of
+/// whitespace.
+fn generated_line() -> impl Strategy<Value = String> {
+    let header = prop_oneof![
+        Just(String::new()),
+        "((Mon|Wed|jun) {1,2})?(Jun|Feb|jun|Sept|Foo) {1,2}[0-9]{1,3}[ \t]{1,2}[0-9]{1,3}:[0-9]{2}(:[0-9]{2}([.,][0-9]{0,3})?)?[Z,]? ",
+    ];
+    let body = prop::collection::vec((line_token(), "[ \t]{1,2}"), 0..12);
+    (header, body).prop_map(|(header, body)| {
+        let mut line = header;
+        for (token, space) in body {
+            line.push_str(&token);
+            line.push_str(&space);
+        }
+        line
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    /// Masking with its shortcuts (the leading timestamp, the common token shapes) gives what the
+    /// general path gives, line by line.
+    #[test]
+    fn mask_into_shortcuts_agree_with_the_general_path(line in generated_line()) {
+        use super::masks::{mask_into, mask_into_general};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_into(&line, &mut fast);
+        mask_into_general(&line, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn a_leading_syslog_timestamp_is_one_time() {
+    for (line, want) in [
+        (
+            "Jun 14 15:16:01 combo sshd(pam_unix)[19939]: check pass",
+            "<TIME> combo sshd(pam_unix)[<NUM>]: check pass",
+        ),
+        (
+            "Wed Jun  4 09:30:00.123 host kernel: up",
+            "<TIME> host kernel: up",
+        ),
+        ("jun 4 09:30 x", "<TIME> x"),
+        ("Jun 14 15:16:01", "<TIME>"),
+        // Not a syslog timestamp: masked token by token.
+        ("Jun 14 2024 15:16:01 x", "Jun <NUM> <NUM> <TIME> x"),
+        ("Jun, 14 15:16:01 x", "Jun, <NUM> <TIME> x"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_into(line, &mut fast);
+        super::masks::mask_into_general(line, &mut general);
+        assert_eq!(fast, want, "{line}");
+        assert_eq!(general, want, "{line}");
+    }
+}
+
+proptest! {
+    /// The matcher of host suffixes accepts exactly the listed suffixes, in any case.
+    #[test]
+    fn host_suffix_matcher_agrees_with_the_list(label in "[a-zA-Z.-]{0,12}") {
+        let listed = super::masks::HOST_SUFFIXES
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&label));
+        prop_assert_eq!(super::masks::is_host_suffix(label.as_bytes()), listed);
+    }
+}
+
+#[test]
+fn every_listed_host_suffix_is_matched_in_any_case() {
+    for suffix in super::masks::HOST_SUFFIXES {
+        assert!(super::masks::is_host_suffix(suffix.as_bytes()), "{suffix}");
+        let upper = suffix.to_ascii_uppercase();
+        assert!(super::masks::is_host_suffix(upper.as_bytes()), "{upper}");
+    }
+    for other in ["", "c", "comm", "java", "Error", "localdomainx"] {
+        assert!(!super::masks::is_host_suffix(other.as_bytes()), "{other}");
+    }
+}
+
+#[test]
+fn three_letter_names_are_the_listed_weekdays_and_months() {
+    use super::masks::{three_letter_name, Name, MONTH_NAMES, WEEKDAYS};
+    for (names, kind) in [(WEEKDAYS, Name::Weekday), (MONTH_NAMES, Name::Month)] {
+        for name in names.iter().filter(|n| n.len() == 3) {
+            for spelled in [
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                name.to_ascii_lowercase(),
+            ] {
+                assert_eq!(
+                    three_letter_name(format!("{spelled} 1").as_bytes(), 0),
+                    Some(kind)
+                );
+            }
+        }
+    }
+    for other in ["Foo 1", "June 1", "Jun, 1", "Jun", "Ju 1", "J4n 1"] {
+        assert_eq!(three_letter_name(other.as_bytes(), 0), None, "{other}");
+    }
+}
+
+proptest! {
+    /// Counting a byte eight at a time agrees with counting it one at a time.
+    #[test]
+    fn byte_counting_agrees_with_a_plain_count(text in "[<a> ]{0,40}", n in 0usize..6) {
+        let plain = text.bytes().filter(|&b| b == b'<').count() >= n;
+        prop_assert_eq!(super::masks::has_at_least(text.as_bytes(), b'<', n), plain);
+    }
+}
+
+/// What the unit lists say a unit is (the definition [`unit_kind`](super::masks::unit_kind) matches).
+fn listed_unit_kind(unit: &str) -> Option<&'static str> {
+    use super::masks::{DURATION_UNITS, SIZE_UNITS};
+    if DURATION_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        Some("<DURATION>")
+    } else if SIZE_UNITS.iter().any(|u| u.eq_ignore_ascii_case(unit)) {
+        Some("<SIZE>")
+    } else {
+        None
+    }
+}
+
+proptest! {
+    /// The matcher of units gives what the unit lists give.
+    #[test]
+    fn unit_matcher_agrees_with_the_lists(unit in "[bytesBYTESecondmMinhrdaykgtpiKGµμ]{0,8}") {
+        prop_assert_eq!(super::masks::unit_kind(unit.as_bytes()), listed_unit_kind(&unit));
+    }
+}
+
+#[test]
+fn every_listed_unit_is_matched_in_any_case() {
+    use super::masks::{unit_kind, DURATION_UNITS, SIZE_UNITS};
+    for unit in DURATION_UNITS.iter().chain(SIZE_UNITS) {
+        for spelled in [unit.to_string(), unit.to_ascii_uppercase()] {
+            assert_eq!(
+                unit_kind(spelled.as_bytes()),
+                listed_unit_kind(&spelled),
+                "{spelled}"
+            );
+            assert!(unit_kind(spelled.as_bytes()).is_some(), "{spelled}");
+        }
+    }
+    for other in ["", "x", "secondss", "bytesx", "mss"] {
+        assert_eq!(unit_kind(other.as_bytes()), None, "{other}");
+    }
+}
+
+proptest! {
+    /// Deciding a segment in one pass gives what the test-by-test reference gives.
+    #[test]
+    fn mask_segment_agrees_with_the_reference(seg in "[a-fA-Fg-zG-Z0-9\u{e9}\u{3bc}]{1,40}") {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_segment(&seg, &mut fast);
+        super::masks::mask_segment_general(&seg, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+
+    /// The identifier shortcut of `mask_token` gives what the general path gives, on identifiers
+    /// with digits, brackets and error-code shapes.
+    #[test]
+    fn identifier_tokens_mask_as_the_general_path_does(
+        token in "[a-zA-Z][a-fA-FzZ0-9_()\\[\\]-]{0,40}[\\]):,]{0,2}",
+    ) {
+        use super::masks::{mask_token, mask_token_general};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_token(&token, &mut fast);
+        mask_token_general(&token, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn identifier_tokens_are_masked_by_their_digit_runs() {
+    for (token, want) in [
+        ("sshd[19939]:", "sshd[<NUM>]:"),
+        ("nova-compute[593]:", "nova-compute[<NUM>]:"),
+        ("tbird-admin1", "tbird-admin1"),
+        ("node-246", "node-<NUM>"),
+        ("GIT-SYNC-001:", "GIT-SYNC-001:"),
+        ("deadbeef42", "<HEX>"),
+        ("abcdef01-2345-6789-abcd-ef0123456789", "<UUID>"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        super::masks::mask_token(token, &mut fast);
+        super::masks::mask_token_general(token, &mut general);
+        assert_eq!(fast, want, "{token}");
+        assert_eq!(general, want, "{token}");
+    }
+}
+
+proptest! {
+    /// Deciding coverage in one walk over the masked bytes agrees with the token-by-token test
+    /// whenever the walk decides.
+    #[test]
+    fn covering_by_walk_agrees_with_covering_by_tokens(
+        template in prop::collection::vec("(a|b|ab|<\\*>|<NUM>)", 0..6),
+        masked in prop::collection::vec(("(a|b|ab|<NUM>|<\\*>|x)", "( |  )"), 0..7),
+        lead in "( ?)",
+        max in 1usize..8,
+    ) {
+        use super::cluster::{covers_by_tokens, covers_by_walk};
+        let tokens: Vec<Box<str>> = template.iter().map(|t| t.as_str().into()).collect();
+        let mut text = lead;
+        for (token, space) in &masked {
+            text.push_str(token);
+            text.push_str(space);
+        }
+        // Without the last separator, or with it (a trailing space).
+        let trimmed = text.strip_suffix(' ').unwrap_or(&text).to_string();
+        for text in [text.as_str(), trimmed.as_str()] {
+            let by_tokens = covers_by_tokens(&tokens, text, max);
+            if let Some(walked) = covers_by_walk(&tokens, text, max) {
+                prop_assert_eq!(walked, by_tokens, "{:?} over {:?}", template, text);
+            }
+        }
+    }
+}
+
+#[test]
+fn covering_by_walk_decides_the_common_cases() {
+    use super::cluster::covers_by_walk;
+    let tokens: Vec<Box<str>> = ["<TIME>", "<*>", "sshd[<NUM>]:", "<*>", "ok"]
+        .iter()
+        .map(|t| (*t).into())
+        .collect();
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x ok", 200),
+        Some(true)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x failed", 200),
+        Some(false)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x", 200),
+        Some(false)
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME> combo sshd[<NUM>]: x ok ok", 200),
+        None
+    );
+    assert_eq!(
+        covers_by_walk(&tokens, "<TIME>  combo sshd[<NUM>]: x ok", 200),
+        None
+    );
+}
+
+proptest! {
+    /// Masking the digits of ASCII text in one pass gives what the character-by-character pass
+    /// gives.
+    #[test]
+    fn ascii_digit_masking_agrees_with_the_character_pass(
+        text in "[a-fA-Fg-zG-Z0-9_()\\[\\]{}.:/=,-]{0,40}",
+    ) {
+        use super::masks::{mask_digits, mask_digits_by_char};
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_digits(&text, &mut fast);
+        mask_digits_by_char(&text, &mut general);
+        prop_assert_eq!(fast, general);
+    }
+}
+
+#[test]
+fn digit_masking_keeps_names_and_masks_counters() {
+    use super::masks::{mask_digits, mask_digits_by_char};
+    for (text, want) in [
+        ("sshd[19939", "sshd[<NUM>"),
+        ("tbird-admin1", "tbird-admin1"),
+        ("blk_-42", "blk_<NUM>"),
+        ("a-42", "a-<NUM>"),
+        ("x7Fg9-deadbeef42", "<ID>-<HEX>"),
+        ("t12_en0_ssh22_log123", "t<NUM>_en0_ssh22_log<NUM>"),
+        ("caf\u{e9}1-2", "caf\u{e9}1-<NUM>"),
+    ] {
+        let (mut fast, mut general) = (String::new(), String::new());
+        mask_digits(text, &mut fast);
+        mask_digits_by_char(text, &mut general);
+        assert_eq!(fast, want, "{text}");
+        assert_eq!(general, want, "{text}");
+    }
+}
