@@ -48,13 +48,18 @@
 //! without a keyword, and secrets shaped like a harmless value (a 40-digit hex token reads as a git
 //! SHA).
 //!
-//! Speed: one Aho-Corasick pass over literal triggers (`ghp_`, `AKIA`, `://`, `password`, `@`, ...)
-//! decides which rules can apply, so text with no trigger runs no regular expression; the entropy
-//! detector is one byte scan that only judges runs of 20 or more word characters.
+//! Speed: one pass over the text finds the candidates, and only they are examined. The pass probes
+//! an 8 KiB table of the first two bytes of the literal triggers (`ghp_`, `AKIA`, `://`,
+//! `password`, `@`, ...) and compares the few triggers that start there (`triggers.rs`); the rules
+//! whose trigger occurs are armed, so text with no trigger runs no regular expression. The entropy
+//! detector reads every 20th byte to find runs of 20 or more word characters, and judges only
+//! those that mix character classes. A property test checks that this gives exactly what trying
+//! every armed rule and scanning every byte gives.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
+#[cfg(test)]
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
@@ -66,6 +71,9 @@ use crate::model::Finding;
 mod entropy;
 mod finding;
 mod text;
+mod triggers;
+
+use triggers::TriggerIndex;
 
 pub use finding::{RedactedFinding, RedactedSignature};
 pub use text::RedactedText;
@@ -145,8 +153,13 @@ pub struct Redactor {
 /// The built-in rules with the optional kinds one configuration enables, and their trigger scan.
 struct RuleSet {
     rules: Vec<Rule>,
-    /// For each trigger pattern id, the bit set of rules it arms.
+    /// For each trigger pattern id, the bit set of rules it arms (for the reference scan).
+    #[cfg(test)]
     trigger_masks: Vec<u128>,
+    /// The trigger literals, for the one-pass scan of [`RuleSet::armed`].
+    triggers: TriggerIndex,
+    /// The same literals behind `AhoCorasick`: the reference [`RuleSet::armed`] is tested against.
+    #[cfg(test)]
     prefilter: AhoCorasick,
 }
 
@@ -229,6 +242,21 @@ fn builtin() -> Vec<Spec> {
 }
 
 impl RuleSet {
+    /// The rules whose trigger literals occur in `text`, as a bit set (bit `i` is `rules[i]`).
+    fn armed(&self, text: &str) -> u128 {
+        self.triggers.armed(text)
+    }
+
+    /// [`armed`](Self::armed) through `AhoCorasick`'s overlapping search: the reference.
+    #[cfg(test)]
+    fn armed_unfiltered(&self, text: &str) -> u128 {
+        let mut armed: u128 = 0;
+        for m in self.prefilter.find_overlapping_iter(text) {
+            armed |= self.trigger_masks[m.pattern().as_usize()];
+        }
+        armed
+    }
+
     /// The built-in rules plus the optional kinds asked for, compiled on first use and then shared:
     /// compiling them is most of a redactor's cost (tens of milliseconds in a debug build), and the
     /// engine builds a redactor for every scan.
@@ -298,21 +326,30 @@ impl RuleSet {
                 needs_byte,
             });
         }
-        // A DFA: the trigger scan runs over every text that leaves, and an overlapping search in
-        // the default (contiguous NFA) automaton was a third of the redaction time.
+        #[cfg(test)]
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(false)
             .match_kind(MatchKind::Standard)
             .kind(Some(AhoCorasickKind::DFA))
             .build(&patterns)
             .map_err(|e| Error::config("redaction", e.to_string()))?;
-        let trigger_masks = trigger_rules
+        let trigger_masks: Vec<u128> = trigger_rules
             .iter()
             .map(|rs| rs.iter().fold(0u128, |m, &r| m | (1u128 << r)))
             .collect();
+        let triggers = TriggerIndex::new(
+            &patterns
+                .iter()
+                .cloned()
+                .zip(trigger_masks.iter().copied())
+                .collect::<Vec<_>>(),
+        );
         Ok(RuleSet {
             rules,
+            #[cfg(test)]
             trigger_masks,
+            triggers,
+            #[cfg(test)]
             prefilter,
         })
     }
@@ -364,13 +401,49 @@ impl Redactor {
     }
 
     /// `text` with every detected secret replaced; borrowed when nothing was found.
+    ///
+    /// One pass over the text finds the candidates: the trigger literals, which arm the rules
+    /// that can match (text with no trigger runs no regular expression), and the runs long enough
+    /// for the entropy detector (see `entropy::spans`). Only those are examined further.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let set = &*self.builtin;
-        // Which rules the triggers arm, as a bit set (at most 128 built-in rules).
-        let mut armed: u128 = 0;
-        for m in set.prefilter.find_overlapping_iter(text) {
-            armed |= set.trigger_masks[m.pattern().as_usize()];
+        let mut out: Cow<'a, str> = Cow::Borrowed(text);
+        // Which rules the triggers arm, as a bit set (at most 128 built-in rules), visited in
+        // rule order.
+        let mut armed = set.armed(text);
+        while armed != 0 {
+            let i = armed.trailing_zeros() as usize;
+            armed &= armed - 1;
+            self.apply_rule(&set.rules[i], &mut out);
         }
+        for rule in &self.custom {
+            self.apply_rule(rule, &mut out);
+        }
+        self.redact_high_entropy(out)
+    }
+
+    /// `rule` applied to `out`, unless the rule needs a byte the text lacks.
+    fn apply_rule<'a>(&self, rule: &Rule, out: &mut Cow<'a, str>) {
+        if !rule.needs_byte.is_empty() && !has_any_byte(out.as_bytes(), rule.needs_byte) {
+            return;
+        }
+        // Cheaper than the capturing search `apply` runs, and most armed rules match nothing
+        // (`input_tokens: 12` arms the keyed rule).
+        if !rule.regex.is_match(out) {
+            return;
+        }
+        if let Cow::Owned(s) = apply(rule, out) {
+            *out = Cow::Owned(s);
+        }
+    }
+
+    /// The redactor as it was before its single-pass prefilter: every rule armed by a trigger
+    /// tried in turn, and the entropy detector's plain byte-by-byte scan. Kept as the reference
+    /// the property test compares [`redact`](Self::redact) with.
+    #[cfg(test)]
+    fn redact_unfiltered<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let set = &*self.builtin;
+        let armed = set.armed_unfiltered(text);
         let mut out: Cow<'a, str> = Cow::Borrowed(text);
         let builtin = set
             .rules
@@ -386,19 +459,14 @@ impl Redactor {
                 out = Cow::Owned(s);
             }
         }
+        let spans = entropy::spans_unfiltered(&out);
+        replace_spans(out, spans)
+    }
+
+    /// `out` with the entropy detector's spans replaced.
+    fn redact_high_entropy<'a>(&self, out: Cow<'a, str>) -> Cow<'a, str> {
         let spans = entropy::spans(&out);
-        if spans.is_empty() {
-            return out;
-        }
-        let mut redacted = String::with_capacity(out.len());
-        let mut at = 0;
-        for r in spans {
-            redacted.push_str(&out[at..r.start]);
-            redacted.push_str("[REDACTED:high_entropy]");
-            at = r.end;
-        }
-        redacted.push_str(&out[at..]);
-        Cow::Owned(redacted)
+        replace_spans(out, spans)
     }
 
     /// Convenience: the redacted text as an owned string.
@@ -464,6 +532,31 @@ impl Default for Redactor {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Whether `bytes` holds any of `needles` (one or two bytes: the separators of keyed rules).
+fn has_any_byte(bytes: &[u8], needles: &[u8]) -> bool {
+    match *needles {
+        [a] => bytes.contains(&a),
+        [a, b] => bytes.iter().any(|&c| c == a || c == b),
+        _ => bytes.iter().any(|c| needles.contains(c)),
+    }
+}
+
+/// `out` with each of `spans` (sorted, disjoint) replaced by the high-entropy placeholder.
+fn replace_spans(out: Cow<'_, str>, spans: Vec<std::ops::Range<usize>>) -> Cow<'_, str> {
+    if spans.is_empty() {
+        return out;
+    }
+    let mut redacted = String::with_capacity(out.len());
+    let mut at = 0;
+    for r in spans {
+        redacted.push_str(&out[at..r.start]);
+        redacted.push_str("[REDACTED:high_entropy]");
+        at = r.end;
+    }
+    redacted.push_str(&out[at..]);
+    Cow::Owned(redacted)
 }
 
 /// `finding` with every free-text field redacted: a model's answer is untrusted and may copy
@@ -748,5 +841,101 @@ mod tests {
     fn an_unterminated_private_key_is_redacted_to_the_end() {
         let out = r("-----BEGIN PRIVATE KEY-----\nMIIE\nabc");
         assert_eq!(out, "[REDACTED:private_key]");
+    }
+
+    /// Pieces of generated log text: every trigger literal, the separators the rules key on,
+    /// words, numbers, known secrets, and random base64, hex and mixed runs of every length
+    /// around the entropy detector's bounds.
+    fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let triggers: Vec<String> = builtin()
+            .iter()
+            .flat_map(|(_, triggers, _, _)| triggers.iter().map(|t| t.to_string()))
+            .chain(["::", ".", "user", "uid", "login", "0x"].map(String::from))
+            .collect();
+        let fixed: Vec<String> = [
+            " ",
+            " ",
+            " ",
+            "\n",
+            "=",
+            ":",
+            "/",
+            "-",
+            "_",
+            "\"",
+            "'",
+            "@",
+            "==",
+            ";",
+            ",",
+            "&",
+            "?",
+            "}",
+            "]",
+            "\t",
+            "ERROR",
+            "git",
+            "clone",
+            "GET",
+            "200",
+            "id=",
+            "sha256:",
+            "commit ",
+            "request_id=",
+            "é",
+            "日本",
+            "\u{202e}",
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            "sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWxYz012345",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+            "550e8400-e29b-41d4-a716-446655440000",
+            "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        ]
+        .map(String::from)
+        .to_vec();
+        prop_oneof![
+            4 => proptest::sample::select(triggers),
+            4 => proptest::sample::select(fixed),
+            2 => "[a-z]{1,12}",
+            1 => "[0-9]{1,12}",
+            2 => "[A-Za-z0-9+/]{10,40}={0,2}",
+            1 => "[A-Za-z0-9+/_-]{15,300}",
+            1 => "[0-9a-f]{28,70}",
+            1 => "[A-Za-z0-9]{18,22}",
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2_000))]
+
+        /// The single-pass prefilter changes no decision: on generated text the redactor gives
+        /// exactly what the unfiltered one (every armed rule, a byte-by-byte entropy scan) gives,
+        /// with the optional kinds off and on.
+        #[test]
+        fn the_prefiltered_redactor_decides_as_the_unfiltered_one(
+            pieces in proptest::collection::vec(piece(), 0..40),
+        ) {
+            let text = pieces.concat();
+            let plain = Redactor::new();
+            proptest::prop_assert_eq!(
+                plain.builtin.armed(&text),
+                plain.builtin.armed_unfiltered(&text)
+            );
+            proptest::prop_assert_eq!(plain.redact(&text), plain.redact_unfiltered(&text));
+            let all = Redactor::with_config(&RedactionConfig {
+                ip_addresses: true,
+                user_ids: true,
+                extra_patterns: vec!["tok[0-9]+".into()],
+            })
+            .unwrap();
+            proptest::prop_assert_eq!(all.redact(&text), all.redact_unfiltered(&text));
+            proptest::prop_assert_eq!(
+                entropy::spans(&text),
+                entropy::spans_unfiltered(&text)
+            );
+        }
     }
 }

@@ -47,7 +47,47 @@ fn is_run_byte(b: u8) -> bool {
 }
 
 /// Byte ranges of `text` that hold a high-entropy secret.
+///
+/// Only runs of at least [`MIN_BASE64_LEN`] run bytes are judged, so the scan looks at every
+/// `MIN_BASE64_LEN`-th byte: when that byte is not a run byte, no judged run can hold any byte
+/// before it, and the scan skips ahead; when it is, the run around it is found and measured. On
+/// ordinary text (words and short tokens) that reads a small share of the bytes. The runs judged,
+/// and so the spans, are those of [`spans_unfiltered`].
 pub(crate) fn spans(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let n = bytes.len();
+    let mut out = Vec::new();
+    // `i` is never inside a run that started before it: `i == 0` or `bytes[i - 1]` is no run byte.
+    let mut i = 0;
+    while i + MIN_BASE64_LEN <= n {
+        let probe = i + MIN_BASE64_LEN - 1;
+        if !is_run_byte(bytes[probe]) {
+            i = probe + 1;
+            continue;
+        }
+        let mut start = probe;
+        while start > i && is_run_byte(bytes[start - 1]) {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < n && is_run_byte(bytes[end]) {
+            end += 1;
+        }
+        if end - start >= MIN_BASE64_LEN {
+            let run_end = end;
+            while end < n && end - run_end < 2 && bytes[end] == b'=' {
+                end += 1;
+            }
+            judge_run(text, start, end, &mut out);
+        }
+        i = end;
+    }
+    out
+}
+
+/// [`spans`] by a plain byte-by-byte scan: the reference its skipping scan is tested against.
+#[cfg(test)]
+pub(crate) fn spans_unfiltered(text: &str) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     if bytes.len() < MIN_BASE64_LEN {
@@ -68,7 +108,7 @@ pub(crate) fn spans(text: &str) -> Vec<Range<usize>> {
             while end < bytes.len() && end - i < 2 && bytes[end] == b'=' {
                 end += 1;
             }
-            judge_run(text, start, end, &mut out);
+            judge_run_and_parts(text, start, end, &mut out);
             i = end;
         }
     }
@@ -77,6 +117,18 @@ pub(crate) fn spans(text: &str) -> Vec<Range<usize>> {
 
 /// Judges the run `text[start..end]`, then its parts.
 fn judge_run(text: &str, start: usize, end: usize, out: &mut Vec<Range<usize>>) {
+    // A run of one character class (lower-case words and paths, upper-case names, numbers) holds
+    // no secret, and neither do its parts: base64 needs two classes or more, and hex needs
+    // both letters and digits. Most long runs of ordinary text stop here.
+    if classes_in(&text.as_bytes()[start..end]) < 2 {
+        return;
+    }
+    judge_run_and_parts(text, start, end, out);
+}
+
+/// Judges the run `text[start..end]`, then its `/`-separated parts, then its `-`/`_`-separated
+/// parts.
+fn judge_run_and_parts(text: &str, start: usize, end: usize, out: &mut Vec<Range<usize>>) {
     if let Some(r) = judge_part(text, start, end) {
         out.push(r);
         return;
@@ -178,6 +230,20 @@ fn judge_hex(text: &str, start: usize, core: &str) -> bool {
         return false;
     }
     entropy(hb) >= 3.0 && transitions(hb) >= 0.25 && !harmless_key(&text[..start])
+}
+
+/// How many of upper case, lower case and digits occur in `b`.
+fn classes_in(b: &[u8]) -> u32 {
+    let mut seen = 0u8;
+    for &c in b {
+        seen |= match c {
+            b'A'..=b'Z' => 1,
+            b'a'..=b'z' => 2,
+            b'0'..=b'9' => 4,
+            _ => 0,
+        };
+    }
+    seen.count_ones()
 }
 
 fn is_dashed_hex(b: &[u8]) -> bool {
