@@ -1304,3 +1304,32 @@ fn digit_masking_keeps_names_and_masks_counters() {
         assert_eq!(general, want, "{text}");
     }
 }
+
+proptest! {
+    /// Deciding a host name in one pass over its labels gives what the reference gives.
+    #[test]
+    fn host_test_agrees_with_the_reference(
+        host in "[a-zA-Z0-9._-]{0,12}(\\.(com|de|Local|io|x|))?(:[0-9a]{0,5})?",
+    ) {
+        use super::masks::{is_host, is_host_general};
+        prop_assert_eq!(is_host(host.as_bytes()), is_host_general(host.as_bytes()));
+    }
+}
+
+#[test]
+fn host_names_are_told_from_dotted_words() {
+    use super::masks::{is_host, is_host_general};
+    let long_label = format!("{}.com", "a".repeat(64));
+    for (host, want) in [
+        ("api.github.com", true),
+        ("db-1.cluster.local:5432", true),
+        ("java.lang.Error", false),
+        ("a..com", false),
+        (".com", false),
+        ("a_b.com", false),
+        (long_label.as_str(), false),
+    ] {
+        assert_eq!(is_host(host.as_bytes()), want, "{host}");
+        assert_eq!(is_host_general(host.as_bytes()), want, "{host}");
+    }
+}
