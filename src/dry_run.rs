@@ -150,10 +150,9 @@ impl Folder {
             .iter_mut()
             .find(|i| i.number == number)
             .ok_or_else(|| {
-                Error::adapter(
+                Error::not_found(
                     Component::IssueTracker,
-                    false,
-                    format!("dry-run issue #{number} does not exist"),
+                    format!("issue #{number} is not in the folder tracker's index"),
                 )
             })
     }

@@ -272,6 +272,61 @@ async fn at_most_the_budget_of_new_issues_is_filed_per_scan() {
     assert_eq!(r.tracker.issues().len(), 2);
 }
 
+/// Someone deleted (or transferred) an issue selfmon filed. Its problem recurring must not fail
+/// the scan — before, every later scan failed on the comment, the cursor never moved and nothing
+/// new was filed: the occurrences are recorded, the report says why there is no comment, and the
+/// rest of the scan (a new problem) is filed.
+#[tokio::test]
+async fn an_issue_deleted_from_the_tracker_does_not_block_scans() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 1);
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    r.tracker.delete(1);
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    r.logs.log(
+        Level::Critical,
+        "app.index",
+        "[INDEX-WRITE-002] index writer crashed: disk full",
+    );
+    let report = r
+        .monitor
+        .scan(ScanTrigger::Manual)
+        .await
+        .expect("a deleted issue does not fail the scan");
+    assert_eq!(report.record.status, ScanStatus::Success);
+    assert_eq!(report.record.regressions, 0, "no comment could be made");
+    assert_eq!(report.record.issues_created, 1, "the new problem is filed");
+    let said = serde_json::to_string(&report.outcomes).unwrap();
+    assert!(
+        said.contains("no longer has #1"),
+        "the report says why #1 got no comment: {said}"
+    );
+    assert_eq!(
+        r.store.last_successful_cursor().await.unwrap(),
+        3,
+        "the cursor moved past both records"
+    );
+    // The next scan is not blocked either.
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+}
+
 #[tokio::test]
 async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
     let r = rig();

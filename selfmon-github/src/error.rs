@@ -247,7 +247,10 @@ impl From<Error> for selfmon_core::Error {
         }
         let component = Component::IssueTracker;
         match e {
-            Error::NotFound { .. } => selfmon_core::Error::not_found(component, e),
+            // An issue deleted (410) is as gone as one never there.
+            Error::NotFound { .. } | Error::Gone { .. } => {
+                selfmon_core::Error::not_found(component, e)
+            }
             Error::Unauthorized { .. } | Error::Forbidden { .. } => {
                 selfmon_core::Error::permission_denied(component, e)
             }

@@ -69,16 +69,18 @@ pub async fn issue_tracker(tracker: &dyn IssueTracker) {
         .comment(a.number, &Redactor::shared().redacted("a comment"))
         .await
         .expect("comment");
+    // The engine tells a missing issue (someone deleted it) from a failing tracker by this kind.
+    let missing = tracker
+        .comment(999_999, &Redactor::shared().redacted("x"))
+        .await;
     assert!(
-        tracker
-            .comment(999_999, &Redactor::shared().redacted("x"))
-            .await
-            .is_err(),
-        "commenting on a missing issue is an error"
+        matches!(missing, Err(crate::Error::NotFound { .. })),
+        "commenting on a missing issue is Error::NotFound: {missing:?}"
     );
+    let missing = tracker.reopen(999_999).await;
     assert!(
-        tracker.reopen(999_999).await.is_err(),
-        "reopening a missing issue is an error"
+        matches!(missing, Err(crate::Error::NotFound { .. })),
+        "reopening a missing issue is Error::NotFound: {missing:?}"
     );
     tracker
         .reopen(a.number)

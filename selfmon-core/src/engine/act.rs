@@ -141,6 +141,8 @@ pub(crate) struct Budget {
     issues_left: u32,
     comments_left: u32,
     commented: HashSet<u64>,
+    /// Issues the tracker said are not there (deleted, transferred): not called again this scan.
+    gone: HashSet<u64>,
     /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
     /// it would have filed waits in the backlog.
     rate_limit: Option<RateLimit>,
@@ -152,6 +154,7 @@ impl Budget {
             issues_left: c.max_new_issues_per_scan,
             comments_left: c.max_comments_per_scan,
             commented: HashSet::new(),
+            gone: HashSet::new(),
             rate_limit: None,
         }
     }
@@ -167,7 +170,29 @@ impl Budget {
         self.issues_left = self.issues_left.saturating_sub(1);
     }
     fn may_comment(&self, issue: u64) -> bool {
-        self.comments_left > 0 && !self.commented.contains(&issue) && self.rate_limit.is_none()
+        self.comments_left > 0
+            && !self.commented.contains(&issue)
+            && !self.gone.contains(&issue)
+            && self.rate_limit.is_none()
+    }
+    /// As [`unless_rate_limited`](Self::unless_rate_limited) for a call on `issue`, and the
+    /// tracker saying the issue is not there (someone deleted or transferred it) is no error
+    /// either: `Ok(false)`, the issue noted, the scan goes on (its occurrences are recorded by the
+    /// caller; one missing issue must not stop every later scan).
+    fn unless_gone_or_rate_limited<T>(&mut self, issue: u64, call: Result<T>) -> Result<bool> {
+        match call {
+            Err(
+                e @ Error::NotFound {
+                    component: crate::Component::IssueTracker,
+                    ..
+                },
+            ) => {
+                tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue; occurrences recorded, no comment");
+                self.gone.insert(issue);
+                Ok(false)
+            }
+            other => self.unless_rate_limited(other),
+        }
     }
     /// `Ok(true)` when a tracker call succeeded, `Ok(false)` when the rate limit refused it (then
     /// noted: no more tracker calls this scan), the error otherwise.
@@ -193,7 +218,13 @@ impl Budget {
             ),
         }
     }
-    fn why_no_comment(&self) -> String {
+    fn why_no_comment(&self, issue: u64) -> String {
+        if self.gone.contains(&issue) {
+            return format!(
+                "the issue tracker no longer has #{issue} (deleted or transferred?): reopen or \
+                 restore it, or close it in selfmon's records, to have this problem filed again"
+            );
+        }
         match self.rate_limit {
             Some(limit) => limit.to_string(),
             None => "comment budget spent or already commented this scan".to_string(),
@@ -346,7 +377,8 @@ impl Act<'_> {
                 );
                 let scan_id = self.report.record.scan_id.clone();
                 let commented = self.budget.may_comment(issue)
-                    && self.budget.unless_rate_limited(
+                    && self.budget.unless_gone_or_rate_limited(
+                        issue,
                         self.egress
                             .comment(
                                 issue,
@@ -373,7 +405,7 @@ impl Act<'_> {
                         issue,
                         reason: egress.redacted(&format!(
                             "{reason} (occurrences recorded; no comment: {})",
-                            self.budget.why_no_comment()
+                            self.budget.why_no_comment(issue)
                         )),
                         tier: Some(DedupTier::Similarity),
                         score: Some(score),
@@ -445,7 +477,8 @@ impl Act<'_> {
         self.effects.add_occurrences(issue, evidence.count);
         let scan_id = self.report.record.scan_id.clone();
         let commented = self.budget.may_comment(issue)
-            && self.budget.unless_rate_limited(
+            && self.budget.unless_gone_or_rate_limited(
+                issue,
                 self.egress
                     .comment(
                         issue,
@@ -464,7 +497,7 @@ impl Act<'_> {
                 issue,
                 reason: self.egress.redacted(&format!(
                     "regression of a closed issue ({why}); {}",
-                    self.budget.why_no_comment()
+                    self.budget.why_no_comment(issue)
                 )),
                 tier: Some(tier),
                 score: None,
@@ -476,7 +509,7 @@ impl Act<'_> {
         let reopen = self.config.dedup.reopen_on_regression
             && self
                 .budget
-                .unless_rate_limited(self.egress.reopen(issue).await)?;
+                .unless_gone_or_rate_limited(issue, self.egress.reopen(issue).await)?;
         if reopen {
             self.known.set_state(issue, IssueState::Open);
         }

@@ -33,6 +33,8 @@ pub struct MemoryIssue {
 struct Inner {
     issues: Vec<MemoryIssue>,
     create_calls: usize,
+    /// The highest number given so far (numbers are never reused, deleted or not).
+    last_number: u64,
 }
 
 /// Issues in memory. Numbers start at 1.
@@ -61,6 +63,12 @@ impl MemoryIssueTracker {
         self.lock().create_calls
     }
 
+    /// Deletes an issue, as a maintainer (or a transfer to another repository) would: it is no
+    /// longer listed, and commenting on or reopening it fails with [`Error::NotFound`].
+    pub fn delete(&self, number: u64) {
+        self.lock().issues.retain(|i| i.number != number);
+    }
+
     /// Closes an issue, as a maintainer would.
     pub fn close(&self, number: u64, at: DateTime<Utc>) {
         if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
@@ -75,9 +83,8 @@ fn find_mut(issues: &mut [MemoryIssue], number: u64) -> Result<&mut MemoryIssue>
         .iter_mut()
         .find(|i| i.number == number)
         .ok_or_else(|| {
-            Error::adapter(
+            Error::not_found(
                 crate::Component::IssueTracker,
-                false,
                 format!("issue #{number} does not exist"),
             )
         })
@@ -119,7 +126,7 @@ impl IssueTracker for MemoryIssueTracker {
         self.lock().create_calls += 1;
         let mut inner = self.lock();
         let issue = MemoryIssue {
-            number: inner.issues.len() as u64 + 1,
+            number: inner.last_number + 1,
             title: draft.title.to_string(),
             body: draft.body.to_string(),
             labels: draft.labels.clone(),
@@ -128,6 +135,7 @@ impl IssueTracker for MemoryIssueTracker {
             closed_at: None,
         };
         let r = to_ref(&issue);
+        inner.last_number = issue.number;
         inner.issues.push(issue);
         Ok(r)
     }

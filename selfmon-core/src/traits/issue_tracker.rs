@@ -17,7 +17,10 @@ use crate::redact::RedactedText;
 ///   engine's outbox decides, using [`find_by_marker`](IssueTracker::find_by_marker).
 /// - [`find_by_marker`](IssueTracker::find_by_marker) finds an issue (open or closed) whose body holds
 ///   the marker, or `None` when the tracker has none; it must see issues created moments ago.
-/// - `comment` and `reopen` on a number that does not exist are errors, not silent successes.
+/// - `comment` and `reopen` on a number that does not exist are errors, not silent successes:
+///   [`Error::NotFound`](crate::Error::NotFound) when the tracker says the issue is not there
+///   (deleted, transferred), so the engine can tell that apart from a failing tracker (it records
+///   the occurrences and goes on; any other error fails the scan).
 /// - Errors: a spent rate limit is `Error::RateLimited { component: IssueTracker, reset_at }`, and
 ///   then the call changed nothing (the engine stops calling the tracker for the rest of the scan
 ///   and keeps what it could not file in the backlog). Where the cause is clear, use the variant a
