@@ -664,3 +664,39 @@ fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_
         "the token is never printed: {err}"
     );
 }
+
+/// `selfmon history | head -1` and the like: the reader closing the pipe early is no crash (it was
+/// a "failed printing to stdout" panic, exit 101, even after a scan had succeeded).
+#[test]
+fn a_reader_that_closes_the_pipe_early_is_no_panic() {
+    let env = Env::new();
+    env.write_config("");
+    seed(&env);
+    assert!(env.scan(&[]).status.success());
+    let state = env.path("state.db").display().to_string();
+    let logs = env.logs().display().to_string();
+    let config = env.config();
+    let commands: [&[&str]; 4] = [
+        &["history", "--state", &state],
+        &["inventory", "--logs", &logs],
+        &["prompt", "show"],
+        &["scan", "--config", &config, "--dry-run", "--json"],
+    ];
+    for args in commands {
+        let mut child = bin()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes (it opens its files first).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && out.status.code() != Some(101),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+    }
+}

@@ -97,15 +97,26 @@ impl RedactionConfig {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| {
-                Regex::new(p).err().map(|e| {
-                    (
-                        format!("extra_patterns[{i}]"),
-                        format!("not a valid regular expression: {e}"),
-                    )
-                })
+                extra_pattern(p)
+                    .err()
+                    .map(|reason| (format!("extra_patterns[{i}]"), reason))
             })
             .collect()
     }
+}
+
+/// Compiles an extra pattern, refusing one that can match empty text (`""`, `x*`, `a|`): it would
+/// "redact" between every two characters, turning a title into kilobytes of placeholders.
+fn extra_pattern(pattern: &str) -> std::result::Result<Regex, String> {
+    let regex = Regex::new(pattern).map_err(|e| format!("not a valid regular expression: {e}"))?;
+    if regex.is_match("") {
+        return Err(format!(
+            "{} matches empty text, so it would insert a placeholder between every two \
+             characters; make it match at least one character (e.g. `+` instead of `*`)",
+            crate::text::quoted(pattern)
+        ));
+    }
+    Ok(regex)
 }
 
 /// How a rule rewrites a match.
@@ -379,11 +390,8 @@ impl Redactor {
     fn build(config: &RedactionConfig) -> Result<Self> {
         let mut custom = Vec::new();
         for (i, p) in config.extra_patterns.iter().enumerate() {
-            let regex = Regex::new(p).map_err(|e| {
-                Error::config(
-                    format!("redaction.extra_patterns[{i}]"),
-                    format!("not a valid regular expression: {e}"),
-                )
+            let regex = extra_pattern(p).map_err(|reason| {
+                Error::config(format!("redaction.extra_patterns[{i}]"), reason)
             })?;
             custom.push(Rule {
                 kind: "custom",
@@ -835,6 +843,24 @@ mod tests {
             matches!(Redactor::with_config(&cfg), Err(Error::Config { ref field, .. }) if field == "redaction.extra_patterns[0]")
         );
         assert_eq!(cfg.problems().len(), 1);
+    }
+
+    #[test]
+    fn an_extra_pattern_that_matches_empty_text_is_a_config_error() {
+        for pattern in ["", "x*", "a|", "(?:token)?"] {
+            let cfg = RedactionConfig {
+                extra_patterns: vec!["ACME-[0-9]+".into(), pattern.into()],
+                ..Default::default()
+            };
+            let problems = cfg.problems();
+            assert_eq!(problems.len(), 1, "{pattern:?}: {problems:?}");
+            assert_eq!(problems[0].0, "extra_patterns[1]");
+            assert!(problems[0].1.contains("matches empty text"), "{problems:?}");
+            assert!(
+                matches!(Redactor::with_config(&cfg), Err(Error::Config { ref field, .. }) if field == "redaction.extra_patterns[1]"),
+                "{pattern:?}"
+            );
+        }
     }
 
     #[test]

@@ -64,11 +64,11 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::usage("cannot read the backlog", &e))?;
     if args.json {
         let doc = serde_json::json!({ "scans": scans, "issues": issues, "backlog": backlog });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(());
     }
-    println!("scans ({} of {}):", scans.items.len(), scans.total);
-    println!(
+    outln!("scans ({} of {}):", scans.items.len(), scans.total);
+    outln!(
         "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  error",
         "scan",
         "started",
@@ -84,7 +84,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
         "backlog"
     );
     for s in &scans.items {
-        println!(
+        outln!(
             "  {:<8} {:<20} {:<9} {:<8} {:<7} {:>7} {:>7} {:>6} {:>5} {:>5} {:>5} {:>7}  {}",
             s.scan_id
                 .as_str()
@@ -106,10 +106,10 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             super::terminal::safe(s.error_message.as_deref().unwrap_or(""))
         );
     }
-    println!("issues ({} of {}):", issues.items.len(), issues.total);
+    outln!("issues ({} of {}):", issues.items.len(), issues.total);
     for i in &issues.items {
         let codes: Vec<&str> = i.error_codes.iter().map(|c| c.as_str()).collect();
-        println!(
+        outln!(
             "  #{:<6} {:<6} {:<17} x{:<5} last {}  {}  [{}]",
             i.issue.number,
             i.issue.state.as_str(),
@@ -120,12 +120,12 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
             super::terminal::safe(&codes.join(","))
         );
     }
-    println!(
+    outln!(
         "backlog ({} waiting; filed first by the next scans, most severe first):",
         backlog.len()
     );
     for e in &backlog {
-        println!(
+        outln!(
             "  {:<8} x{:<5} since {}  {}",
             e.severity.as_str(),
             e.occurrences,
@@ -197,10 +197,10 @@ async fn show(
             value["digest_sent"] = format!("({} bytes; pass --digest to include)", d.len()).into();
         }
         let text = serde_json::to_string_pretty(&value).map_err(cannot)?;
-        println!("{text}");
+        outln!("{text}");
         return Ok(());
     }
-    print!("{}", super::terminal::safe(&report_text(&report, digest)));
+    out!("{}", super::terminal::safe(&report_text(&report, digest)));
     Ok(())
 }
 

@@ -28,12 +28,12 @@ pub async fn run(args: &InventoryArgs) -> Result<(), Failure> {
     .map_err(|e| Failure::ScanFailed(format!("inventory task failed: {e}")))?
     .map_err(|e| Failure::usage(&format!("cannot read {}", args.logs.display()), &e))?;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", super::terminal::safe(&render_text(&report)));
+        out!("{}", super::terminal::safe(&render_text(&report)));
     }
     Ok(())
 }

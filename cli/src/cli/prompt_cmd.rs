@@ -7,7 +7,7 @@ use super::failure::Failure;
 
 /// Prints the shipped prompt.
 pub fn show() {
-    print!("{}", prompt::SHIPPED_PROMPT);
+    out!("{}", prompt::SHIPPED_PROMPT);
 }
 
 /// Prints a line diff of the configured prompt against the shipped one.
@@ -15,13 +15,13 @@ pub fn diff(config: &std::path::Path) -> Result<(), Failure> {
     let c = CliConfig::load(config)?;
     let status = prompt::effective(&c.monitoring);
     if status.using_shipped {
-        println!(
+        outln!(
             "the configuration uses the shipped prompt (version {}); no difference",
             status.shipped_version
         );
         return Ok(());
     }
-    println!(
+    outln!(
         "user prompt (version {}) against shipped prompt (version {}){}",
         status.version.map_or("none".into(), |v| v.to_string()),
         status.shipped_version,
@@ -32,7 +32,7 @@ pub fn diff(config: &std::path::Path) -> Result<(), Failure> {
         }
     );
     let diff = similar::TextDiff::from_lines(prompt::SHIPPED_PROMPT, status.template.as_str());
-    print!(
+    out!(
         "{}",
         diff.unified_diff()
             .context_radius(2)

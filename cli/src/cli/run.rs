@@ -45,14 +45,14 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Inventory(a) => super::inventory::run(&a).await,
         Command::History(a) => super::history::run(&a).await,
         Command::Schema { ddl } => {
-            print!("{}", super::schema::text(ddl));
+            out!("{}", super::schema::text(ddl));
             Ok(())
         }
         Command::Config(ConfigCommand::Init { output, force }) => {
             let text = default_config_text();
             match output {
                 None => {
-                    print!("{text}");
+                    out!("{text}");
                     Ok(())
                 }
                 Some(path) => {
@@ -73,7 +73,7 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Config(ConfigCommand::Validate { config }) => {
             let c = CliConfig::load(&config)?;
             c.check()?;
-            println!("{}: valid", config.display());
+            outln!("{}: valid", config.display());
             Ok(())
         }
         Command::Prompt(PromptCommand::Show) => {

@@ -53,9 +53,9 @@ pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::ScanFailed(format!("cannot serialise the report: {e}")))?;
-        println!("{text}");
+        outln!("{text}");
     } else {
-        print!("{}", super::terminal::safe(&summary(&report)));
+        out!("{}", super::terminal::safe(&summary(&report)));
     }
     Ok(())
 }
