@@ -272,6 +272,42 @@ async fn at_most_the_budget_of_new_issues_is_filed_per_scan() {
     assert_eq!(r.tracker.issues().len(), 2);
 }
 
+/// A template that masks an error code (here inside a quoted JSON value) must not make a record
+/// with a *new* code "known": the code says it is another problem, so it is analysed and filed.
+#[tokio::test]
+async fn a_new_error_code_under_a_known_template_is_analysed() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.api",
+        r#"{"level":"critical","msg":"payment provider rejected card","request_id":1}"#,
+    );
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    r.logs.log(
+        Level::Critical,
+        "app.api",
+        r#"{"level":"critical","msg":"[SEC-BREACH-001] admin account takeover detected","request_id":2}"#,
+    );
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        second.record.novel_signatures, 1,
+        "the coded record is not explained by the first issue's template"
+    );
+    assert_eq!(
+        second.record.issues_created,
+        1,
+        "and it is filed: {}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    let issues = r.tracker.issues();
+    assert!(
+        issues[1].body.contains("SEC-BREACH-001"),
+        "{}",
+        issues[1].body
+    );
+}
+
 /// Someone deleted (or transferred) an issue selfmon filed. Its problem recurring must not fail
 /// the scan — before, every later scan failed on the comment, the cursor never moved and nothing
 /// new was filed: the occurrences are recorded, the report says why there is no comment, and the

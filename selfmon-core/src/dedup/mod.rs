@@ -5,7 +5,9 @@
 //! 1. **Error code**: the finding shares an error code with a known issue of the same
 //!    classification → duplicate (or regression when that issue is closed).
 //! 2. **Fingerprint**: the finding's [`finding_fingerprint`] equals a known issue's, or the finding
-//!    cites a digest signature a known issue already covers (same classification) → duplicate.
+//!    cites a digest signature a known issue already covers (same classification) → duplicate. A
+//!    finding carrying error codes that tier 1 found on no issue is not matched by fingerprint: the
+//!    code names another problem even where a template masked it.
 //! 3. **Similarity**: title, message templates, error type and source files are normalised (NFKC,
 //!    the template masks, case folded), compared as token sets (Jaccard), and the finding is
 //!    *related* to the best issue of the same classification on which at least

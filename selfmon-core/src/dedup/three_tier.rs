@@ -106,13 +106,16 @@ impl ThreeTierDeduplicator {
             );
             return exact(k, DedupTier::ErrorCode, reason);
         }
-        // Tier 2: fingerprint, or a cited signature the issue covers.
+        // Tier 2: fingerprint, or a cited signature the issue covers. A finding with error codes
+        // that no issue shares (tier 1 found none) is another problem even where its templates
+        // equal an issue's (a template can mask a code, e.g. inside a quoted JSON value).
         let by_fp = known
             .by_fingerprint
             .get(fp)
             .into_iter()
             .flatten()
             .copied()
+            .filter(|_| finding.error_codes.is_empty())
             .filter(|&i| known.issues[i].classification == class);
         if let Some(i) = known.preferred(by_fp) {
             let k = &known.issues[i];
@@ -206,11 +209,11 @@ impl ThreeTierDeduplicator {
                 .any(|s| s.attribute == Attribute::Template && !s.agreed)
                 && !query[Attribute::Template.index()].is_empty()
                 && !sets[Attribute::Template.index()].is_empty();
-            // Error codes name problems: when both sides carry codes and share none, they are
-            // different problems however alike their text (`[DB-LOCK-001]` vs `[DB-LOCK-002]`).
+            // Error codes name problems: a finding with codes the issue does not carry is another
+            // problem however alike their text (`[DB-LOCK-001]` vs `[DB-LOCK-002]`, or a code an
+            // uncoded issue's template masked, as inside a quoted JSON value).
             let codes = &known.issues[i].error_codes;
             let code_veto = !finding.error_codes.is_empty()
-                && !codes.is_empty()
                 && !finding.error_codes.iter().any(|c| codes.contains(c));
             if agreeing < need || template_veto || code_veto {
                 continue;

@@ -175,7 +175,10 @@ pub trait Deduplicator: Send + Sync {
 ///
 /// 1. [`DedupTier::ErrorCode`]: the signature's codes intersect an issue's codes;
 /// 2. [`DedupTier::Fingerprint`]: an issue covers the signature id, or lists a template equal to
-///    the signature's (only templates with at least two constant tokens count).
+///    the signature's (only templates with at least two constant tokens count). A signature that
+///    carries error codes no known issue has is never explained by its template alone: the code
+///    says it is another problem, even where the template masked it (a code inside a quoted JSON
+///    value).
 ///
 /// Among several matching issues an open one wins over a closed one, then the lowest number.
 /// The overflow signature never matches.
@@ -202,7 +205,8 @@ pub fn explain_by_code_or_template(
     if let Some(k) = known.issue_with_signature(&signature.id) {
         return found(k.issue.number, DedupTier::Fingerprint);
     }
-    if is_specific_template(&signature.template) {
+    // Codes were checked above: none is known. A template masking a new code explains nothing.
+    if signature.error_codes.is_empty() && is_specific_template(&signature.template) {
         let mut by_template =
             known.issues_with_template_fingerprint(&signature.template_fingerprint);
         if let Some(issue) = preferred(&mut by_template) {
