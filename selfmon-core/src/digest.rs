@@ -97,6 +97,36 @@ pub struct IgnoredSignature {
     pub rule: String,
 }
 
+/// Longest message, in bytes, a digest reads of one record (64 KiB); see [`DigestBuilder::push`].
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// What follows the part of a message longer than [`MAX_MESSAGE_BYTES`] that the digest reads.
+pub const TRUNCATION_MARK: &str = " …[message truncated]";
+
+/// `record` with its message cut to [`MAX_MESSAGE_BYTES`] (at a character boundary) and marked;
+/// the other fields copied (the long message itself is not).
+fn truncated(record: &LogRecord) -> LogRecord {
+    let mut end = MAX_MESSAGE_BYTES.min(record.message.len());
+    while !record.message.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut message = String::with_capacity(end + TRUNCATION_MARK.len());
+    message.push_str(&record.message[..end]);
+    message.push_str(TRUNCATION_MARK);
+    LogRecord {
+        id: record.id,
+        timestamp: record.timestamp.clone(),
+        level: record.level,
+        source: record.source.clone(),
+        message,
+        correlation_id: record.correlation_id.clone(),
+        user_id: record.user_id.clone(),
+        request_path: record.request_path.clone(),
+        extra_data: record.extra_data.clone(),
+        node_id: record.node_id.clone(),
+    }
+}
+
 /// Most signatures a digest keeps by default; records of further signatures go to the overflow
 /// signature ([`OVERFLOW_SIGNATURE_ID`]).
 pub const DEFAULT_MAX_SIGNATURES: usize = 10_000;
@@ -250,8 +280,18 @@ impl DigestBuilder {
         &self.templater
     }
 
-    /// Adds one record.
+    /// Adds one record. A message longer than [`MAX_MESSAGE_BYTES`] is digested as its first
+    /// [`MAX_MESSAGE_BYTES`] (cut at a character boundary) followed by [`TRUNCATION_MARK`]: the
+    /// work and memory a record costs are bounded whatever one row holds.
     pub fn push(&mut self, record: &LogRecord) {
+        if record.message.len() > MAX_MESSAGE_BYTES {
+            let cut = truncated(record);
+            return self.push_bounded(&cut);
+        }
+        self.push_bounded(record)
+    }
+
+    fn push_bounded(&mut self, record: &LogRecord) {
         self.digest.records += 1;
         let cluster = self.templater.learn(&record.message);
         let codes = ErrorCode::from_record(record);
@@ -890,6 +930,35 @@ mod tests {
         let second = b.finish();
         assert_eq!(second.signatures[0].template, first.signatures[0].template);
         assert_eq!(second.signatures[0].id, first.signatures[0].id);
+    }
+
+    #[test]
+    fn a_huge_message_is_digested_as_its_first_64_kib_and_marked() {
+        let config = SelfMonitoringConfig::default();
+        let mut b = DigestBuilder::new(&config).unwrap();
+        // One giant token (the templater caps tokens, not their length) of multi-byte characters
+        // across the cut: it must land on a character boundary.
+        let huge = format!("disk failure {}", "é".repeat(1_000_000));
+        assert!(huge.len() > 16 * MAX_MESSAGE_BYTES);
+        b.push(&rec(1, Level::Error, &huge));
+        b.push(&rec(2, Level::Error, &huge));
+        let d = b.finish();
+        assert_eq!(d.signatures.len(), 1);
+        let sig = &d.signatures[0];
+        assert_eq!(sig.count, 2);
+        assert!(
+            sig.template.starts_with("disk failure"),
+            "{}",
+            &sig.template[..40]
+        );
+        assert!(
+            sig.template.len() <= MAX_MESSAGE_BYTES + TRUNCATION_MARK.len(),
+            "{} bytes",
+            sig.template.len()
+        );
+        let cut = truncated(&rec(3, Level::Error, &huge));
+        assert!(cut.message.ends_with(TRUNCATION_MARK), "the cut is marked");
+        assert!(cut.message.len() <= MAX_MESSAGE_BYTES + TRUNCATION_MARK.len());
     }
 
     #[test]
