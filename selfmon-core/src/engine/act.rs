@@ -221,8 +221,9 @@ impl Budget {
     fn why_no_comment(&self, issue: u64) -> String {
         if self.gone.contains(&issue) {
             return format!(
-                "the issue tracker no longer has #{issue} (deleted or transferred?): reopen or \
-                 restore it, or close it in selfmon's records, to have this problem filed again"
+                "the issue tracker no longer has #{issue} (deleted or transferred?); its \
+                 occurrences are still counted against #{issue} in selfmon's state, so this \
+                 problem is not filed again while #{issue} is recorded there"
             );
         }
         match self.rate_limit {
