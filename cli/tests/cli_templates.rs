@@ -149,14 +149,14 @@ fn unknown_arguments_are_rejected_with_usage() {
 /// shows them as `\u{…}`; the fingerprint is the same as in JSON mode (only the display changes).
 #[test]
 fn control_and_direction_characters_from_a_log_line_are_escaped_for_the_terminal() {
-    let line = "evil \u{1b}[2J\u{1b}[31mred text \u{202e}desrever\u{200b} end\n";
+    let line = "evil \u{1b}[2J\u{1b}[31mred text \u{202e}desrever\u{2066} end\n";
     let (out, err, ok) = run(&[], line.as_bytes());
     assert!(ok, "{err}");
     assert!(
         !out.chars()
             .any(|c| (c.is_control() && c != '\n' && c != '\t')
                 || c == '\u{202e}'
-                || c == '\u{200b}'),
+                || c == '\u{2066}'),
         "raw control or format characters reached the output: {out:?}"
     );
     assert!(

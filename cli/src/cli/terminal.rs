@@ -1,7 +1,9 @@
 //! Text for a person's terminal: what came from logs (templates, titles, error messages) must not
-//! drive the terminal. Control characters (ANSI escape sequences among them) and the invisible
-//! or direction-changing format characters (bidi overrides and isolates, zero-width characters)
-//! are shown as `\u{…}` escapes instead of being written raw. Line breaks and tabs are kept (the
+//! drive the terminal. Control characters (ANSI escape sequences among them) and the
+//! direction-changing format characters (bidi marks, embeddings, overrides and isolates) are shown
+//! as `\u{…}` escapes instead of being written raw. Invisible joiners are not: they change no
+//! order, and selfmon itself puts U+2060 after `#` and `@` in titles so that a tracker does not
+//! link `#12` or mention `@user`. Line breaks and tabs are kept (the
 //! output's own layout). JSON output needs none of this: JSON escapes control characters itself,
 //! and a program reading it wants the text as it is.
 
@@ -12,11 +14,7 @@ fn unsafe_char(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
         || matches!(
             c,
-            '\u{061C}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2069}'
-                | '\u{FEFF}'
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
         )
 }
 
@@ -69,9 +67,14 @@ mod tests {
     #[test]
     fn escapes_controls_and_direction_changes_and_keeps_layout_and_text() {
         assert_eq!(
-            safe("a \u{1b}[31mred\u{1b}[0m \u{202e}rev\u{200b} \u{7f}\u{9b}"),
-            "a \\u{1b}[31mred\\u{1b}[0m \\u{202e}rev\\u{200b} \\u{7f}\\u{9b}"
+            safe("a \u{1b}[31mred\u{1b}[0m \u{202e}rev\u{2067} \u{7f}\u{9b}\u{200f}"),
+            "a \\u{1b}[31mred\\u{1b}[0m \\u{202e}rev\\u{2067} \\u{7f}\\u{9b}\\u{200f}"
         );
+        // selfmon's own neutraliser after `#` and `@` stays as it is.
+        assert!(matches!(
+            safe("#\u{2060}12 by @\u{2060}bob"),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(safe("line\tone\nline two"), "line\tone\nline two");
         assert!(matches!(safe("plain ‹NUM› 日本語 text"), Cow::Borrowed(_)));
         assert_eq!(safe("\r\u{0}"), "\\u{d}\\u{0}");
