@@ -661,3 +661,71 @@ async fn retention_that_removed_the_anchor_is_a_gap_not_a_recreation() {
     assert_eq!(report.record.log_id_start, cursor);
     assert_eq!(report.record.records_read, 1);
 }
+
+/// Distinct words from one call site, as user-supplied text gives them (letters only, so the
+/// masks leave them alone; 2 to 5 words of 3 to 9 letters, so the templater cannot merge them).
+fn flood_message(i: u64) -> String {
+    let mut x = i
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: u64| {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51afd7ed558ccd);
+        x ^= x >> 29;
+        x % n
+    };
+    let words: Vec<String> = (0..2 + next(4))
+        .map(|_| {
+            (0..3 + next(7))
+                .map(|_| char::from(b'a' + next(26) as u8))
+                .collect()
+        })
+        .collect();
+    format!(
+        "search query rejected: unsupported operator in '{}'",
+        words.join(" ")
+    )
+}
+
+/// A flood of distinct WARNINGs beyond the 10,000-signature cap, then coded ERRORs and a CRITICAL
+/// traceback: before, the cap was first-come and the coded records vanished into one uncoded
+/// overflow bucket (and the cursor moved past them); now they keep their own signatures, are
+/// analysed and filed.
+#[tokio::test]
+async fn coded_errors_after_a_flood_of_distinct_warnings_reach_analysis_and_are_filed() {
+    let r = rig();
+    let flood = selfmon_core::digest::DEFAULT_MAX_SIGNATURES as u64 + 500;
+    for i in 0..flood {
+        r.logs.log(Level::Warning, "app.search", &flood_message(i));
+    }
+    for i in 0..50 {
+        r.logs.log(
+            Level::Error,
+            "app.db",
+            &format!("[DB-LOCK-003] database is locked after {i} retries"),
+        );
+    }
+    r.logs.log(
+        Level::Critical,
+        "app.sync",
+        "[GIT-SYNC-001] Traceback (most recent call last):\n  File \"/srv/app/sync.py\", line 42, in run\n    raise ValueError('empty repo')\nValueError: empty repo",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+    let filed: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    for code in ["DB-LOCK-003", "GIT-SYNC-001"] {
+        assert!(
+            filed.iter().any(|t| t.contains(code)),
+            "{code} was not filed: {filed:?}"
+        );
+    }
+    let stored = r.store.issues();
+    let db = stored
+        .iter()
+        .find(|i| i.error_codes.iter().any(|c| c.as_str() == "DB-LOCK-003"))
+        .unwrap();
+    assert_eq!(
+        db.occurrences, 50,
+        "every coded record counted on its issue"
+    );
+}

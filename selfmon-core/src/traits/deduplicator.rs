@@ -9,7 +9,7 @@ use std::any::Any;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
+use crate::digest::{is_overflow_signature, Signature};
 use crate::error::Result;
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
 use crate::template::is_specific_template;
@@ -181,12 +181,13 @@ pub trait Deduplicator: Send + Sync {
 ///    value).
 ///
 /// Among several matching issues an open one wins over a closed one, then the lowest number.
-/// The overflow signature never matches.
+/// An overflow signature ([`crate::digest::is_overflow_signature`]) never matches: it is a bucket
+/// of unrelated records, whatever codes it lists.
 pub fn explain_by_code_or_template(
     signature: &Signature,
     known: &(dyn KnownIssuesView + 'static),
 ) -> Option<SignatureMatch> {
-    if signature.id == OVERFLOW_SIGNATURE_ID {
+    if is_overflow_signature(&signature.id) {
         return None;
     }
     let preferred = |candidates: &mut dyn Iterator<Item = &KnownIssue>| {
