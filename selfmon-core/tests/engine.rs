@@ -729,3 +729,76 @@ async fn coded_errors_after_a_flood_of_distinct_warnings_reach_analysis_and_are_
         "every coded record counted on its issue"
     );
 }
+
+/// One problem whose message names a different bean and queue each scan (the first name learned
+/// literally, later ones generalising the template, a quoted name never generalising within a
+/// scan): before, every scan filed new issues (6 after four scans); now the issues filed for the
+/// first names cover the rest.
+#[tokio::test]
+async fn a_problem_with_a_varying_name_is_filed_once_across_scans() {
+    let r = rig();
+    for (scan, name) in [
+        "orderService",
+        "billingRepository",
+        "userController",
+        "aaaService",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.logs.log(
+            Level::Critical,
+            "app.a",
+            &format!("No bean named '{name}' available"),
+        );
+        r.logs.log(
+            Level::Critical,
+            "app.q",
+            &format!("queue {name} is backed up (512 messages)"),
+        );
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.status, ScanStatus::Success);
+        if scan > 0 {
+            assert_eq!(
+                (report.record.known_signatures, report.record.issues_created),
+                (2, 0),
+                "scan {scan}: {}",
+                serde_json::to_string(&report.outcomes).unwrap()
+            );
+        }
+    }
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 8, "every record counted on its issue");
+}
+
+/// The same rule must not merge what differs: a different constant word, or a new error code
+/// under the same words, is analysed and filed.
+#[tokio::test]
+async fn a_different_word_or_a_new_code_beside_a_known_varying_name_is_still_filed() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue orders is backed up (512 messages)",
+    );
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue billing is corrupted (512 messages)",
+    );
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "[QUEUE-LOSS-002] queue payments is backed up (512 messages)",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.issues_created,
+        2,
+        "{}",
+        serde_json::to_string(&report.outcomes).unwrap()
+    );
+}

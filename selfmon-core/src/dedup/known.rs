@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use super::fingerprint::normalise_title;
 use super::similarity::SimilarityIndex;
-use crate::digest::Signature;
+use super::template_match::templates_match;
+use crate::digest::{is_overflow_signature, Signature};
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
 use crate::template::{is_specific_template, template_fingerprint, template_text};
 use crate::traits::{explain_by_code_or_template, DedupTier, KnownIssuesView};
@@ -21,6 +22,8 @@ pub struct KnownIssues {
     pub(super) by_signature: HashMap<String, usize>,
     pub(super) by_title: HashMap<String, Vec<usize>>,
     pub(super) by_template_fingerprint: HashMap<String, Vec<usize>>,
+    /// Specific templates by token count, for [`templates_match`]: (issue, template text).
+    pub(super) by_template_length: HashMap<usize, Vec<(usize, Box<str>)>>,
     pub(super) similarity: SimilarityIndex,
     pub(super) signature_templates: HashMap<String, String>,
 }
@@ -55,7 +58,12 @@ impl KnownIssues {
             .entry(issue.fingerprint.clone())
             .or_default()
             .push(idx);
-        for s in &issue.signature_ids {
+        // An overflow bucket's id names no problem: citing it matches nothing.
+        for s in issue
+            .signature_ids
+            .iter()
+            .filter(|s| !is_overflow_signature(s))
+        {
             self.by_signature.entry(s.clone()).or_insert(idx);
         }
         self.by_title
@@ -71,6 +79,17 @@ impl KnownIssues {
                     .or_default();
                 if !list.contains(&idx) {
                     list.push(idx);
+                }
+                let text = template_text(t);
+                let same_length = self
+                    .by_template_length
+                    .entry(text.split(' ').count())
+                    .or_default();
+                if !same_length
+                    .iter()
+                    .any(|(i, known)| *i == idx && **known == *text)
+                {
+                    same_length.push((idx, text.into()));
                 }
             }
         }
@@ -152,6 +171,27 @@ impl KnownIssues {
             .map(|&i| &self.issues[i])
     }
 
+    /// Issues listing a template that is one message with `template` ([`templates_match`]), each
+    /// once, in the order they were added; only templates with at least two constant tokens are
+    /// indexed.
+    pub fn with_matching_template<'a>(
+        &'a self,
+        template: &'a str,
+    ) -> impl Iterator<Item = &'a KnownIssue> + 'a {
+        let mut seen: Vec<usize> = Vec::new();
+        self.by_template_length
+            .get(&template_text(template).split(' ').count())
+            .into_iter()
+            .flatten()
+            .filter(move |(i, known)| {
+                !seen.contains(i) && templates_match(known, template) && {
+                    seen.push(*i);
+                    true
+                }
+            })
+            .map(|(i, _)| &self.issues[*i])
+    }
+
     /// Issues whose normalised title (prefix removed, case and whitespace folded) equals `title`'s.
     pub fn with_title<'a>(&'a self, title: &str) -> impl Iterator<Item = &'a KnownIssue> + 'a {
         self.by_title
@@ -210,6 +250,12 @@ impl KnownIssuesView for KnownIssues {
     }
     fn issue_with_signature(&self, signature_id: &str) -> Option<&KnownIssue> {
         self.with_signature(signature_id)
+    }
+    fn issues_with_matching_template<'a>(
+        &'a self,
+        template: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a KnownIssue> + 'a> {
+        Box::new(self.with_matching_template(template))
     }
     fn issues_with_title(&self, title: &str) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
         Box::new(self.with_title(title))

@@ -346,7 +346,7 @@ impl Act<'_> {
                 match tier {
                     DedupTier::ErrorCode => duplicates.by_error_code += 1,
                     DedupTier::Similarity => duplicates.by_similarity += 1,
-                    DedupTier::Fingerprint | DedupTier::ExactTitle => {
+                    DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
                         duplicates.by_fingerprint += 1
                     }
                 }
