@@ -840,3 +840,40 @@ async fn a_different_word_or_a_new_code_beside_a_known_varying_name_is_still_fil
         serde_json::to_string(&report.outcomes).unwrap()
     );
 }
+
+/// Two names of one problem in one scan, both deferred by the budget: when the backlog is filed
+/// later, the second entry is compared by the templates it was deferred with (its signatures
+/// belong to the earlier scan) and is a duplicate of the first, not a second issue.
+#[tokio::test]
+async fn deferred_findings_of_one_problem_with_varying_names_are_filed_once() {
+    let config = SelfMonitoringConfig {
+        max_new_issues_per_scan: 1,
+        ..SelfMonitoringConfig::default()
+    };
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    for name in ["billingRepository", "userController"] {
+        r.logs.log(
+            Level::Critical,
+            "app.a",
+            &format!("No bean named '{name}' available"),
+        );
+    }
+    // The most frequent is filed first: the budget goes to it, both names wait.
+    for _ in 0..2 {
+        r.logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        );
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!((first.record.issues_created, first.record.deferred), (1, 2));
+    for _ in 0..3 {
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    }
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(r.store.backlog().is_empty());
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 4, "every record counted once");
+}

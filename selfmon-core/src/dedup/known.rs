@@ -26,6 +26,9 @@ pub struct KnownIssues {
     pub(super) by_template_length: HashMap<usize, Vec<(usize, Box<str>)>>,
     pub(super) similarity: SimilarityIndex,
     pub(super) signature_templates: HashMap<String, String>,
+    /// Templates of deferred findings whose signatures this scan did not see, by the signature
+    /// ids they cite (see [`note_deferred_templates`](Self::note_deferred_templates)).
+    pub(super) deferred_templates: HashMap<Vec<String>, Vec<String>>,
 }
 
 impl KnownIssues {
@@ -45,8 +48,10 @@ impl KnownIssues {
             let mut all = std::mem::take(&mut self.issues);
             all[idx] = issue;
             let noted = std::mem::take(&mut self.signature_templates);
+            let deferred = std::mem::take(&mut self.deferred_templates);
             *self = KnownIssues::new(all);
             self.signature_templates = noted;
+            self.deferred_templates = deferred;
             return;
         }
         let idx = self.issues.len();
@@ -106,14 +111,38 @@ impl KnownIssues {
         }
     }
 
+    /// Remembers the templates a finding from the backlog was deferred with (as persisted,
+    /// possibly sealed), so it is compared by its templates although the signatures it cites
+    /// belong to an earlier scan: two deferred findings of one problem whose template generalised
+    /// in between must not both be filed. Ignored when this scan noted any signature it cites.
+    pub fn note_deferred_templates(&mut self, finding: &Finding, templates: &[String]) {
+        if templates.is_empty()
+            || finding
+                .signature_ids
+                .iter()
+                .any(|id| self.signature_templates.contains_key(id))
+        {
+            return;
+        }
+        self.deferred_templates
+            .insert(finding.signature_ids.clone(), templates.to_vec());
+    }
+
     /// The templates of the signatures `finding` cites, as noted by
-    /// [`note_signatures`](Self::note_signatures), sorted and deduplicated.
+    /// [`note_signatures`](Self::note_signatures) (or, for a deferred finding whose signatures
+    /// this scan did not see, by [`note_deferred_templates`](Self::note_deferred_templates)),
+    /// sorted and deduplicated.
     pub fn templates_of(&self, finding: &Finding) -> Vec<String> {
         let mut t: Vec<String> = finding
             .signature_ids
             .iter()
             .filter_map(|id| self.signature_templates.get(id).cloned())
             .collect();
+        if t.is_empty() {
+            if let Some(deferred) = self.deferred_templates.get(&finding.signature_ids) {
+                t.clone_from(deferred);
+            }
+        }
         t.sort();
         t.dedup();
         t

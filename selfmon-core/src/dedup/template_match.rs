@@ -23,6 +23,7 @@
 //! Error codes keep their veto: a code token that differs is neither `<*>` nor a quoted name, and
 //! callers never match a signature that carries codes by its template alone.
 
+use crate::digest::OVERFLOW_TEMPLATE;
 use crate::model::ErrorCode;
 use crate::template::{template_text, WILDCARD};
 
@@ -33,6 +34,10 @@ pub const MIN_AGREEING_CONSTANTS: usize = 2;
 /// [module docs](self). Symmetric. Equal templates match when they hold two constant tokens.
 pub fn templates_match(a: &str, b: &str) -> bool {
     let (a, b) = (template_text(a), template_text(b));
+    // An overflow bucket holds records of unrelated signatures: its template names no message.
+    if a == OVERFLOW_TEMPLATE || b == OVERFLOW_TEMPLATE {
+        return false;
+    }
     let mut ta = a.split(' ');
     let mut tb = b.split(' ');
     let mut constants = 0usize;
@@ -164,6 +169,8 @@ mod tests {
             // Too little agrees.
             ("<*> failed", "job failed"),
             ("'a' <NUM> failed", "'b' <NUM> failed"),
+            // Overflow buckets are no message.
+            (OVERFLOW_TEMPLATE, OVERFLOW_TEMPLATE),
         ] {
             assert!(!templates_match(a, b), "{a:?} ~ {b:?}");
         }

@@ -331,6 +331,10 @@ impl Act<'_> {
                 });
             }
         };
+        if let Some(entry) = &candidate.backlog {
+            self.known
+                .note_deferred_templates(finding, &entry.templates);
+        }
         let decision = self
             .dedup
             .decide(finding, &candidate.fingerprint, &*self.known)
