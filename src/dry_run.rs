@@ -59,7 +59,7 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::adapter(
         Component::IssueTracker,
         false,
-        format!("dry-run tracker could not {what} {}: {e}", path.display()),
+        format!("folder tracker could not {what} {}: {e}", path.display()),
     )
 }
 

@@ -345,6 +345,56 @@ fn history_shows_scans_and_issues() {
 }
 
 #[test]
+fn a_logs_db_locked_by_another_process_is_a_temporary_failure_that_says_so() {
+    let env = Env::new();
+    seed(&env);
+    let holder = rusqlite::Connection::open(env.logs()).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let o = env.scan(&[]);
+    holder.execute_batch("COMMIT").unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a lock passes by itself: not a usage error (2): {err}"
+    );
+    assert!(err.contains("another process holds a lock"), "{err}");
+    assert!(env.scan(&[]).status.success(), "the next scan runs");
+}
+
+#[test]
+fn history_pointed_at_a_file_without_selfmon_state_refuses_and_changes_nothing() {
+    let env = Env::new();
+    seed(&env);
+    let logs = env.path("logs.db");
+    let tables = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(&logs).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .unwrap();
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        names
+    };
+    let before = tables();
+    let o = run(&["history", "--state", &logs.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("holds no selfmon state"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        tables(),
+        before,
+        "history created tables in the server's logs.db"
+    );
+}
+
+#[test]
 fn templates_writes_one_line_per_input_line() {
     use std::io::Write;
     let mut child = bin()

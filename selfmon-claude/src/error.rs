@@ -31,6 +31,16 @@ pub enum Error {
         source: Option<std::io::Error>,
     },
 
+    /// The configured CLI exists but cannot be run: a file without execute permission for this
+    /// user, or a directory. Not retryable: fix the file's mode or the configured path.
+    #[error("Claude Code CLI at `{}` cannot be run: {reason}", .path.display())]
+    CliNotExecutable {
+        /// The file found.
+        path: PathBuf,
+        /// What is wrong with it and what to do.
+        reason: String,
+    },
+
     /// An environment variable the child would receive holds a tracker credential: its value is
     /// the tracker's token or has the shape of a GitHub token. The model's process must never see
     /// one, whatever the variable is called.
@@ -214,6 +224,7 @@ impl Error {
             Error::Config { .. }
             | Error::ForbiddenEnvValue { .. }
             | Error::CliNotFound { .. }
+            | Error::CliNotExecutable { .. }
             | Error::InputTooLarge { .. }
             | Error::ArgumentTooLong { .. } => false,
             Error::CliReportedError {

@@ -89,14 +89,37 @@ pub fn resolve_binary(binary: &Path, path_var: Option<&std::ffi::OsStr>) -> Resu
         return if is_executable(&absolute) {
             Ok(absolute)
         } else {
-            Err(not_found(None))
+            Err(not_executable(&absolute).unwrap_or_else(|| not_found(None)))
         };
     }
     let path_var = path_var.ok_or_else(|| not_found(None))?;
-    std::env::split_paths(path_var)
+    let candidates: Vec<PathBuf> = std::env::split_paths(path_var)
         .map(|dir| dir.join(binary))
-        .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| not_found(None))
+        .collect();
+    if let Some(found) = candidates.iter().find(|c| is_executable(c)) {
+        return Ok(found.clone());
+    }
+    // Nothing runnable on PATH: a file of that name that cannot be run says more than "not found".
+    Err(candidates
+        .iter()
+        .find_map(|c| not_executable(c))
+        .unwrap_or_else(|| not_found(None)))
+}
+
+/// Why an existing `path` cannot be run, as the error to report; `None` when nothing is there.
+fn not_executable(path: &Path) -> Option<Error> {
+    let meta = std::fs::metadata(path).ok()?;
+    let reason = if meta.is_dir() {
+        "it is a directory; set `binary` to the CLI's executable file".to_string()
+    } else {
+        "it is not executable by this user; make it executable (`chmod +x`) or point `binary` at \
+         the CLI's executable"
+            .to_string()
+    };
+    Some(Error::CliNotExecutable {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -250,9 +273,16 @@ pub async fn run(
         .kill_on_drop(false);
     die_with_parent(&mut command);
     let mut child = command.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => Error::CliNotFound {
+        std::io::ErrorKind::NotFound => Error::CliNotFound {
             path: invocation.program.clone(),
             source: Some(e),
+        },
+        std::io::ErrorKind::PermissionDenied => Error::CliNotExecutable {
+            path: invocation.program.clone(),
+            reason: format!(
+                "starting it was refused ({e}); check its mode and that its folder and its \
+                 interpreter (`#!` line) may be run by this user"
+            ),
         },
         _ => Error::Io {
             action: "start the process",
@@ -920,6 +950,22 @@ mod tests {
         );
         let not_exec = dir.path().join("plain");
         std::fs::write(&not_exec, "").unwrap();
-        assert!(resolve_binary(&not_exec, None).is_err());
+        let e = resolve_binary(&not_exec, None).unwrap_err();
+        assert!(
+            matches!(e, Error::CliNotExecutable { .. }) && e.to_string().contains("chmod +x"),
+            "an existing file that cannot be run is not \"not found\": {e}"
+        );
+        assert!(!e.is_retryable());
+        let on_path = std::env::join_paths([dir.path()]).unwrap();
+        assert!(matches!(
+            resolve_binary(Path::new("plain"), Some(&on_path)),
+            Err(Error::CliNotExecutable { .. })
+        ));
+        let e = resolve_binary(dir.path(), None).unwrap_err();
+        assert!(e.to_string().contains("is a directory"), "{e}");
+        assert!(matches!(
+            resolve_binary(&dir.path().join("absent"), None),
+            Err(Error::CliNotFound { .. })
+        ));
     }
 }

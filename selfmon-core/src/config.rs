@@ -138,7 +138,9 @@ impl Default for SelfMonitoringConfig {
 
 impl SelfMonitoringConfig {
     /// Parses the JSON form. A type error names the field (`dedup.related_threshold: invalid type`).
+    /// A leading UTF-8 byte-order mark (as Windows editors write) is ignored.
     pub fn from_json(json: &str) -> Result<Self> {
+        let json = json.strip_prefix('\u{feff}').unwrap_or(json);
         let de = &mut serde_json::Deserializer::from_str(json);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();

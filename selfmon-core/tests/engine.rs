@@ -389,6 +389,44 @@ async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
 }
 
 #[tokio::test]
+async fn a_dry_run_regression_comments_and_reopens_nothing_and_counts_no_comment() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let report = r
+        .monitor
+        .scan_with(selfmon_core::ScanOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.record.regressions, 1, "what it found is reported");
+    assert_eq!(
+        report.record.comments_added, 0,
+        "a dry run adds no comment, so it counts none"
+    );
+    assert!(report
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, FindingOutcome::Regression { .. })));
+    let issue = &r.tracker.issues()[0];
+    assert_eq!(issue.state, selfmon_core::IssueState::Closed);
+    assert!(issue.comments.is_empty());
+}
+
+#[tokio::test]
 async fn a_recreated_log_restarts_from_zero_and_says_so() {
     let r = rig();
     three_bugs(&r.logs);

@@ -478,13 +478,10 @@ impl Reader {
 
 /// Every level spelling [`Level`] parses whose level is below `min`.
 fn level_names_below(min: Level) -> Vec<&'static str> {
-    const NAMES: [&str; 11] = [
-        "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL",
-        "FATAL",
-    ];
-    NAMES
+    Level::SPELLINGS
         .into_iter()
-        .filter(|n| n.parse::<Level>().is_ok_and(|l| l < min))
+        .filter(|(_, l)| *l < min)
+        .map(|(n, _)| n)
         .collect()
 }
 
@@ -566,8 +563,19 @@ mod tests {
     fn only_spellings_below_the_minimum_are_filtered_in_sql() {
         assert_eq!(
             level_names_below(Level::Warning),
-            ["TRACE", "DEBUG", "INFO", "NOTICE"]
+            Level::SPELLINGS
+                .iter()
+                .filter(|(_, l)| *l < Level::Warning)
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
         );
+        let below = level_names_below(Level::Warning);
+        for name in ["TRACE", "DEBUG", "INFO", "NOTICE", "20", "I", "VERBOSE"] {
+            assert!(below.contains(&name), "{name}");
+        }
+        for name in ["WARN", "30", "W", "E", "SEVERE", "50"] {
+            assert!(!below.contains(&name), "{name}");
+        }
         assert!(level_names_below(Level::Debug).is_empty());
     }
 

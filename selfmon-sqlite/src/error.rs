@@ -18,9 +18,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The SQLite file could not be opened.
-    #[error(
-        "cannot open SQLite file {path}: {source}; check that the path exists and is readable"
-    )]
+    /// The message ends with what to do: for a lock, that it is temporary; otherwise what
+    /// [`Error::Sqlite`] would say, or to check the path.
+    #[error("cannot open SQLite file {path}: {source}{}", open_advice(.source))]
     Open {
         /// The file.
         path: PathBuf,
@@ -69,6 +69,18 @@ pub enum Error {
         /// SQLite's error.
         #[source]
         source: rusqlite::Error,
+    },
+
+    /// The `logs` table holds an id that is not an integer (text or a real number: possible when
+    /// `id` is not declared `INTEGER PRIMARY KEY`). selfmon reads records in id order after a
+    /// cursor and cannot place such a row; every scan fails the same way until the row is fixed.
+    /// Not retryable.
+    #[error("the logs table holds an id that is {found}, not an integer (while {context}); selfmon reads records in id order after a cursor and needs integer ids: declare `id INTEGER PRIMARY KEY` as CIDX does, or fix or delete the rows `SELECT rowid, id FROM logs WHERE typeof(id) <> 'integer'` lists (nothing was read past the cursor)")]
+    NonIntegerLogId {
+        /// What was being done.
+        context: &'static str,
+        /// SQLite's storage class of the value (`text`, `real`, `blob`).
+        found: String,
     },
 
     /// The state store was written by a newer selfmon; this version will not touch it.
@@ -149,6 +161,29 @@ impl Error {
         move |source| Error::Sqlite { context, source }
     }
 
+    /// Like [`Error::sqlite`] for a query that reads `logs.id`: a value of the wrong type there is
+    /// [`Error::NonIntegerLogId`], which says what to do about it.
+    pub(crate) fn log_id(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+        move |source| match &source {
+            rusqlite::Error::InvalidColumnType(_, name, ty)
+                if (name == "id" || name.contains("(id)"))
+                    && *ty != rusqlite::types::Type::Integer
+                    && *ty != rusqlite::types::Type::Null =>
+            {
+                Error::NonIntegerLogId {
+                    context,
+                    found: match ty {
+                        rusqlite::types::Type::Real => "a real number".into(),
+                        rusqlite::types::Type::Text => "text".into(),
+                        rusqlite::types::Type::Blob => "a blob".into(),
+                        other => other.to_string(),
+                    },
+                }
+            }
+            _ => Error::Sqlite { context, source },
+        }
+    }
+
     /// Whether repeating the failed operation later may succeed: true for a busy or locked
     /// database and for a background task that was cancelled (not one that panicked).
     pub fn is_retryable(&self) -> bool {
@@ -195,6 +230,14 @@ fn advice(e: &rusqlite::Error) -> &'static str {
         }
         Some(C::DiskFull) => "; the disk is full: free space and scan again",
         _ => "",
+    }
+}
+
+/// [`advice`], or a hint about the path when SQLite's own text is all there is.
+fn open_advice(e: &rusqlite::Error) -> &'static str {
+    match advice(e) {
+        "" => "; check that the path exists and is readable",
+        a => a,
     }
 }
 

@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
             .query_row("SELECT max(id) FROM logs", [], |r| {
                 r.get::<_, Option<i64>>(0)
             })
-            .map_err(Error::sqlite("reading the highest log id"))
+            .map_err(Error::log_id("reading the highest log id"))
     }
 
     fn check_cursor(&self, cursor: i64) -> Result<()> {
@@ -354,7 +354,7 @@ impl<'a> Reader<'a> {
             .query_row("SELECT min(id) FROM logs WHERE id > ?1", [after], |r| {
                 r.get(0)
             })
-            .map_err(Error::sqlite("reading the first log id"))?;
+            .map_err(Error::log_id("reading the first log id"))?;
         let Some(first) = first else {
             return Ok(empty);
         };
@@ -372,7 +372,7 @@ impl<'a> Reader<'a> {
         let mut last_seen = after;
         while let Some(row) = rows.next().map_err(Error::sqlite("reading logs"))? {
             rows_seen += 1;
-            let record = convert_row(row).map_err(Error::sqlite("converting a log row"))?;
+            let record = convert_row(row).map_err(Error::log_id("converting a log row"))?;
             last_seen = record.id;
             if record.level >= self.min_level {
                 records.push(record);
@@ -385,7 +385,7 @@ impl<'a> Reader<'a> {
             tx.query_row("SELECT max(id) FROM logs", [], |r| {
                 r.get::<_, Option<i64>>(0)
             })
-            .map_err(Error::sqlite("reading the highest log id"))?
+            .map_err(Error::log_id("reading the highest log id"))?
             .unwrap_or(after)
             .max(last_seen)
         } else {
@@ -405,14 +405,10 @@ impl<'a> Reader<'a> {
 /// The level names (upper case, as the filter normalises them) below `min`, and those at or
 /// above it.
 fn level_names_split(min: Level) -> (Vec<&'static str>, Vec<&'static str>) {
-    const NAMES: [&str; 11] = [
-        "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL",
-        "FATAL",
-    ];
-    NAMES
-        .into_iter()
-        .filter(|n| n.parse::<Level>().is_ok())
-        .partition(|n| n.parse::<Level>().is_ok_and(|l| l < min))
+    let (below, at_or_above): (Vec<_>, Vec<_>) =
+        Level::SPELLINGS.into_iter().partition(|(_, l)| *l < min);
+    let names = |v: Vec<(&'static str, Level)>| v.into_iter().map(|(n, _)| n).collect();
+    (names(below), names(at_or_above))
 }
 
 /// The level names most common in logs first (as a server writes them): the order in which the
@@ -529,11 +525,21 @@ mod tests {
     #[test]
     fn only_spellings_below_the_minimum_are_filtered_in_sql() {
         let (below, at_or_above) = level_names_split(Level::Warning);
-        assert_eq!(below, ["TRACE", "DEBUG", "INFO", "NOTICE"]);
-        assert_eq!(
-            at_or_above,
-            ["WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL", "FATAL"]
-        );
+        for name in ["TRACE", "DEBUG", "INFO", "NOTICE", "VERBOSE", "I", "20"] {
+            assert!(
+                below.contains(&name) && !at_or_above.contains(&name),
+                "{name}"
+            );
+        }
+        for name in [
+            "WARN", "WARNING", "ERR", "ERROR", "CRIT", "CRITICAL", "FATAL", "W", "30",
+        ] {
+            assert!(
+                at_or_above.contains(&name) && !below.contains(&name),
+                "{name}"
+            );
+        }
+        assert_eq!(below.len() + at_or_above.len(), Level::SPELLINGS.len());
         assert!(level_names_split(Level::Debug).0.is_empty());
         assert!(level_names_split(Level::Critical).0.contains(&"ERR"));
         assert!(!level_names_split(Level::Critical).1.contains(&"ERR"));

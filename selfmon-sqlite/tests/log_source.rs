@@ -90,6 +90,62 @@ async fn levels_in_any_spelling_are_filtered_as_their_normal_form() {
 }
 
 #[tokio::test]
+async fn python_numeric_one_letter_and_library_levels_are_filtered_as_their_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    // A Python host that stores `levelno`, glog/Android letters, java.util.logging, logrus.
+    let rows: [(rusqlite::types::Value, bool); 12] = [
+        (20.into(), false),
+        ("20".to_string().into(), false),
+        (30.into(), true),
+        (50.into(), true),
+        ("I".to_string().into(), false),
+        ("w".to_string().into(), true),
+        ("E".to_string().into(), true),
+        ("SEVERE".to_string().into(), true),
+        ("verbose".to_string().into(), false),
+        ("ERRO".to_string().into(), true),
+        ("25".to_string().into(), true),
+        ("OK".to_string().into(), true),
+    ];
+    for (i, (level, _)) in rows.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO logs (timestamp, level, source, message) VALUES ('t', ?1, 's', ?2)",
+            params![level, i.to_string()],
+        )
+        .unwrap();
+    }
+    let page = open(&path).read_after(0, 100).await.unwrap();
+    let got: Vec<&str> = page.records.iter().map(|r| r.message.as_str()).collect();
+    let expected: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, kept))| *kept)
+        .map(|(i, _)| i.to_string())
+        .collect();
+    assert_eq!(
+        got, expected,
+        "INFO-level spellings are filtered out, unknown ones kept"
+    );
+    let levels: Vec<Level> = page.records.iter().map(|r| r.level).collect();
+    assert_eq!(
+        levels,
+        [
+            Level::Warning,
+            Level::Critical,
+            Level::Warning,
+            Level::Error,
+            Level::Error,
+            Level::Error,
+            Level::Error,
+            Level::Error
+        ],
+        "30 is WARNING and 50 CRITICAL (Python); unknown levels (25, OK) are read as ERROR"
+    );
+}
+
+#[tokio::test]
 async fn scanned_through_counts_rows_the_level_filter_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logs.db");
@@ -246,6 +302,38 @@ async fn a_logs_db_damaged_after_it_was_written_fails_the_read_saying_what_to_do
         text.contains("damaged") && text.contains("PRAGMA integrity_check"),
         "the message says what is wrong and what to do: {text}"
     );
+}
+
+#[tokio::test]
+async fn a_text_or_real_id_fails_the_read_naming_the_row_type_and_the_fix() {
+    for (bad, found) in [("'abc'", "text"), ("7.5", "a real number")] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let conn = Connection::open(&path).unwrap();
+        // `id` without INTEGER PRIMARY KEY: SQLite stores whatever it is given.
+        conn.execute_batch(&format!(
+            "CREATE TABLE logs (id, timestamp TEXT, level TEXT, source TEXT, message TEXT);
+             INSERT INTO logs VALUES (1, 't', 'ERROR', 's', 'one');
+             INSERT INTO logs VALUES ({bad}, 't', 'ERROR', 's', 'poison');"
+        ))
+        .unwrap();
+        let err = open(&path)
+            .read_after_checked(0, 100)
+            .await
+            .expect_err("a row the cursor cannot place is an error, not skipped");
+        let text = err.to_string();
+        assert!(
+            matches!(err, Error::NonIntegerLogId { .. }),
+            "{found}: a typed error, not rusqlite's \"Invalid column type\": {err:?}"
+        );
+        assert!(!err.is_retryable(), "{text}");
+        assert!(
+            text.contains(found)
+                && text.contains("INTEGER PRIMARY KEY")
+                && text.contains("typeof(id)"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -175,7 +175,10 @@ impl CliConfig {
                 path.display()
             ))
         })?;
-        let stripped = strip_comments(&text);
+        // Editors on Windows save UTF-8 with a byte-order mark; JSON forbids it, the file means
+        // the same without it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let stripped = strip_comments(text);
         let de = &mut serde_json::Deserializer::from_str(&stripped);
         let mut config: CliConfig = serde_path_to_error_free(de).map_err(|(field, e)| {
             let (field, e) = locate_error(&stripped).unwrap_or((field, e));
@@ -381,7 +384,7 @@ impl CliConfig {
                 }
                 let logs =
                     SqliteLogSource::open(&self.logs.path, self.log_options()).map_err(|e| {
-                        Failure::usage(
+                        Failure::open(
                             &format!("cannot open log file {}", self.logs.path.display()),
                             &e,
                         )
@@ -408,7 +411,7 @@ impl CliConfig {
                 let store = Arc::new(
                     SqliteStateStore::open(&self.state.path, StateStoreOptions::default())
                         .map_err(|e| {
-                            Failure::usage(
+                            Failure::open(
                                 &format!("cannot open state file {}", self.state.path.display()),
                                 &e,
                             )
@@ -525,6 +528,7 @@ fn locate_error(text: &str) -> Option<(String, String)> {
         return Some((field, reason));
     }
     fn section<T: serde::de::DeserializeOwned>(
+        text: &str,
         value: &serde_json::Value,
         name: &str,
     ) -> Option<(String, String)> {
@@ -541,21 +545,51 @@ fn locate_error(text: &str) -> Option<(String, String)> {
             } else {
                 format!("{name}.{p}")
             };
-            (field, e.into_inner().to_string())
+            // The section was parsed on its own, re-serialised on one line: serde's position
+            // ("at line 1 column 13") is in that text, not in the file. Say where the section
+            // starts in the file instead.
+            let inner = e.into_inner();
+            let mut reason = inner.to_string();
+            if inner.line() > 0 {
+                if let Some(cut) = reason.rfind(" at line ") {
+                    reason.truncate(cut);
+                }
+            }
+            if let Some(line) = key_line(text, name) {
+                reason.push_str(&format!(
+                    " (in the `{name}` section, which starts at line {line})"
+                ));
+            }
+            (field, reason)
         })
     }
-    section::<LogsSection>(&value, "logs")
-        .or_else(|| section::<StateSection>(&value, "state"))
+    section::<LogsSection>(text, &value, "logs")
+        .or_else(|| section::<StateSection>(text, &value, "state"))
         .or_else(|| {
             value
                 .get("runner")
-                .and_then(|_| section::<RunnerSection>(&value, "runner"))
+                .and_then(|_| section::<RunnerSection>(text, &value, "runner"))
         })
         .or_else(|| {
             value
                 .get("tracker")
-                .and_then(|_| section::<TrackerSection>(&value, "tracker"))
+                .and_then(|_| section::<TrackerSection>(text, &value, "tracker"))
         })
+}
+
+/// The 1-based line of the first top-level-looking `"name":` key in `text`, if any.
+fn key_line(text: &str, name: &str) -> Option<usize> {
+    let quoted = format!("\"{name}\"");
+    let mut from = 0;
+    while let Some(i) = text[from..].find(&quoted) {
+        let at = from + i;
+        let after = text[at + quoted.len()..].trim_start();
+        if after.starts_with(':') {
+            return Some(text[..at].matches('\n').count() + 1);
+        }
+        from = at + quoted.len();
+    }
+    None
 }
 
 fn serde_path_to_error_free(
@@ -629,5 +663,44 @@ mod tests {
         let c: CliConfig = serde_json::from_str(&text).unwrap();
         assert!(c.problems().is_empty(), "{:?}", c.problems());
         assert!(matches!(c.runner, RunnerSection::Offline));
+    }
+
+    fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cfg.json");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_config_saved_with_a_byte_order_mark_loads() {
+        let (_dir, path) = write(&format!("\u{feff}{}", default_config_text()));
+        let config = CliConfig::load(&path).expect("a UTF-8 BOM is not an error");
+        assert!(matches!(config.runner, RunnerSection::Offline));
+    }
+
+    #[test]
+    fn a_bad_value_in_a_section_is_reported_at_the_sections_line_not_line_1() {
+        let text = default_config_text().replace(
+            r#""runner": { "kind": "offline" }"#,
+            r#""runner": { "kind": "offlne" }"#,
+        );
+        let runner_line = text
+            .lines()
+            .position(|l| l.contains(r#""runner":"#))
+            .unwrap()
+            + 1;
+        assert!(runner_line > 20, "the runner section is far from line 1");
+        let (_dir, path) = write(&text);
+        let Err(Failure::Usage(message)) = CliConfig::load(&path) else {
+            panic!("a misspelt runner kind must be a usage failure");
+        };
+        assert!(message.contains("field `runner.kind`"), "{message}");
+        assert!(message.contains("offlne"), "{message}");
+        assert!(!message.contains("at line 1 column"), "{message}");
+        assert!(
+            message.contains(&format!("starts at line {runner_line})")),
+            "{message}"
+        );
     }
 }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 pub enum Failure {
     /// Bad usage or configuration: exit 2.
     Usage(String),
-    /// The scan ran and failed (it is recorded as failed): exit 1.
+    /// The scan ran and failed (it is recorded as failed), or could not start for a reason that
+    /// passes by itself (another process holds a lock on a SQLite file): exit 1.
     ScanFailed(String),
     /// Another scan holds the lease: exit 3.
     LeaseHeld(String),
@@ -33,6 +34,16 @@ impl Failure {
                 u8::try_from(128 + signal.clamp(&0, &127)).unwrap_or(1)
             }
         })
+    }
+
+    /// Opening a SQLite file failed: a lock another process holds is temporary (exit 1, the next
+    /// scan retries); anything else is a usage failure (exit 2).
+    pub fn open(context: &str, e: &selfmon::sqlite::Error) -> Self {
+        if e.is_retryable() {
+            Failure::ScanFailed(format!("{context}: {}", chain(e)))
+        } else {
+            Failure::usage(context, e)
+        }
     }
 
     /// A usage failure from any error, with its cause chain.

@@ -26,8 +26,18 @@ fn open(state: Option<&Path>) -> Result<SqliteStateStore, Failure> {
             state.display()
         )));
     }
+    let context = format!("cannot open state file {}", state.display());
+    // `history` only reads: a path to another SQLite file (the server's logs.db, a typo) must not
+    // get selfmon's tables created in it.
+    if !SqliteStateStore::holds_state(state).map_err(|e| Failure::open(&context, &e))? {
+        return Err(Failure::Usage(format!(
+            "{} holds no selfmon state (none of its tables): pass the file the configuration's \
+             \"state.path\" names; history changes nothing, so it never creates one",
+            state.display()
+        )));
+    }
     SqliteStateStore::open(state, StateStoreOptions::default())
-        .map_err(|e| Failure::usage(&format!("cannot open state file {}", state.display()), &e))
+        .map_err(|e| Failure::open(&context, &e))
 }
 
 /// Prints scans and filed issues, newest first, or one scan's report.

@@ -140,6 +140,8 @@ pub fn summary(report: &ScanReport) -> String {
             i.number, i.url
         ));
     }
+    // A dry run changed nothing: its outcomes are what a real scan would do.
+    let would = |done: &str, would: &str| if r.dry_run { would } else { done }.to_string();
     for o in &report.outcomes {
         let line = match o {
             FindingOutcome::Filed { title, issue } => {
@@ -153,7 +155,10 @@ pub fn summary(report: &ScanReport) -> String {
                 ..
             } => format!("duplicate of #{issue} ({reason}): {title}"),
             FindingOutcome::Commented { title, issue, .. } => {
-                format!("commented on #{issue}: {title}")
+                format!(
+                    "{} #{issue}: {title}",
+                    would("commented on", "would comment on")
+                )
             }
             FindingOutcome::Regression {
                 title,
@@ -162,7 +167,11 @@ pub fn summary(report: &ScanReport) -> String {
                 ..
             } => format!(
                 "regression of #{issue}{}: {title}",
-                if *reopened { " (reopened)" } else { "" }
+                if *reopened {
+                    would(" (reopened)", " (would reopen)")
+                } else {
+                    String::new()
+                }
             ),
             FindingOutcome::Deferred { title, reason, .. } => {
                 format!("deferred ({reason}): {title}")

@@ -395,7 +395,10 @@ impl Act<'_> {
                     )?;
                 if commented {
                     self.budget.commented(issue);
-                    self.report.record.comments_added += 1;
+                    // A dry run adds no comment: its outcome says what it would comment.
+                    if !self.egress.dry_run {
+                        self.report.record.comments_added += 1;
+                    }
                     self.report.outcomes.push(FindingOutcome::Commented {
                         title: egress.redacted(&finding.title),
                         issue,
@@ -408,7 +411,12 @@ impl Act<'_> {
                         title: egress.redacted(&finding.title),
                         issue,
                         reason: egress.redacted(&format!(
-                            "{reason} (occurrences recorded; no comment: {})",
+                            "{reason} ({}; no comment: {})",
+                            if self.egress.dry_run {
+                                "a real scan would record the occurrences"
+                            } else {
+                                "occurrences recorded"
+                            },
                             self.budget.why_no_comment(issue)
                         )),
                         tier: Some(DedupTier::Similarity),
@@ -518,7 +526,9 @@ impl Act<'_> {
             self.known.set_state(issue, IssueState::Open);
         }
         self.budget.commented(issue);
-        self.report.record.comments_added += 1;
+        if !self.egress.dry_run {
+            self.report.record.comments_added += 1;
+        }
         self.report.record.regressions += 1;
         self.report.outcomes.push(FindingOutcome::Regression {
             title: self.egress.redacted(&finding.title),

@@ -61,28 +61,89 @@ impl fmt::Display for Level {
     }
 }
 
+impl Level {
+    /// Every spelling [`Level::from_str`] accepts, upper case, with its level: the canonical
+    /// names; the aliases of common logging libraries (`WARN`, `ERR`, `CRIT`, `FATAL`, `TRACE`,
+    /// `NOTICE`; java.util.logging's `SEVERE`, `CONFIG`, `FINE`, `FINER`, `FINEST`; syslog's
+    /// `EMERG`, `EMERGENCY`, `ALERT`, `INFORMATIONAL`; zap's `PANIC`, `DPANIC`; logrus's four-letter
+    /// `DEBU`, `ERRO`, `FATA`, `PANI`; loguru's `SUCCESS`; .NET's `INFORMATION`, `VERBOSE`); the
+    /// one-letter levels of glog and Android (`V`, `D`, `I`, `W`, `E`, `F`, `A`); and Python's
+    /// numeric levels (`10` DEBUG, `20` INFO, `30` WARNING, `40` ERROR, `50` CRITICAL), which a
+    /// Python host that stores `levelno` writes. Log sources use this list to filter by level in
+    /// their queries; anything else is not a level (a log source reads it as ERROR and keeps the
+    /// original).
+    pub const SPELLINGS: [(&'static str, Level); 43] = [
+        ("TRACE", Level::Debug),
+        ("DEBUG", Level::Debug),
+        ("DEBU", Level::Debug),
+        ("VERBOSE", Level::Debug),
+        ("FINE", Level::Debug),
+        ("FINER", Level::Debug),
+        ("FINEST", Level::Debug),
+        ("V", Level::Debug),
+        ("D", Level::Debug),
+        ("10", Level::Debug),
+        ("INFO", Level::Info),
+        ("NOTICE", Level::Info),
+        ("INFORMATION", Level::Info),
+        ("INFORMATIONAL", Level::Info),
+        ("CONFIG", Level::Info),
+        ("SUCCESS", Level::Info),
+        ("I", Level::Info),
+        ("20", Level::Info),
+        ("WARN", Level::Warning),
+        ("WARNING", Level::Warning),
+        ("W", Level::Warning),
+        ("30", Level::Warning),
+        ("ERR", Level::Error),
+        ("ERROR", Level::Error),
+        ("ERRO", Level::Error),
+        ("SEVERE", Level::Error),
+        ("E", Level::Error),
+        ("40", Level::Error),
+        ("CRIT", Level::Critical),
+        ("CRITICAL", Level::Critical),
+        ("FATAL", Level::Critical),
+        ("FATA", Level::Critical),
+        ("PANIC", Level::Critical),
+        ("PANI", Level::Critical),
+        ("DPANIC", Level::Critical),
+        ("EMERG", Level::Critical),
+        ("EMERGENCY", Level::Critical),
+        ("ALERT", Level::Critical),
+        ("F", Level::Critical),
+        ("A", Level::Critical),
+        ("50", Level::Critical),
+        ("CRT", Level::Critical),
+        ("FTL", Level::Critical),
+    ];
+}
+
 impl FromStr for Level {
     type Err = Error;
 
-    /// Parses a level case-insensitively; accepts the common aliases `WARN`, `FATAL`, `TRACE`
-    /// (as DEBUG) and `ERR`. Anything else is an [`Error::Parse`].
+    /// Parses a level case-insensitively, ignoring surrounding whitespace: any of
+    /// [`Level::SPELLINGS`]. Anything else is an [`Error::Parse`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        let level = match t.to_ascii_uppercase().as_str() {
-            "TRACE" | "DEBUG" => Level::Debug,
-            "INFO" | "NOTICE" => Level::Info,
-            "WARN" | "WARNING" => Level::Warning,
-            "ERR" | "ERROR" => Level::Error,
-            "CRITICAL" | "FATAL" | "CRIT" => Level::Critical,
-            _ => {
-                return Err(Error::parse(
-                    "log level",
-                    s,
-                    "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive)",
-                ))
+        if t.len() <= 13 {
+            let mut buf = [0u8; 13];
+            let upper = &mut buf[..t.len()];
+            upper.copy_from_slice(t.as_bytes());
+            upper.make_ascii_uppercase();
+            if let Some((_, level)) = Level::SPELLINGS
+                .iter()
+                .find(|(name, _)| name.as_bytes() == &*upper)
+            {
+                return Ok(*level);
             }
-        };
-        Ok(level)
+        }
+        Err(Error::parse(
+            "log level",
+            s,
+            "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive) or a common \
+             alias (WARN, FATAL, SEVERE, W, E, Python's 10-50, ...)",
+        ))
     }
 }
 
@@ -173,6 +234,26 @@ mod tests {
 
     #[test]
     fn levels_parse_case_insensitively_with_aliases() {
+        for (spelling, level) in [
+            ("severe", Level::Error),
+            ("E", Level::Error),
+            ("w", Level::Warning),
+            ("20", Level::Info),
+            ("30", Level::Warning),
+            ("50", Level::Critical),
+            ("Verbose", Level::Debug),
+            ("ERRO", Level::Error),
+            ("emerg", Level::Critical),
+        ] {
+            assert_eq!(spelling.parse::<Level>().unwrap(), level, "{spelling}");
+        }
+        for not_a_level in ["", "OK", "25", "WARNINGS", "INFORMATIONALX", "\u{131}nfo"] {
+            assert!(not_a_level.parse::<Level>().is_err(), "{not_a_level:?}");
+        }
+        for (name, level) in Level::SPELLINGS {
+            assert_eq!(name, name.to_ascii_uppercase(), "spellings are upper case");
+            assert_eq!(name.parse::<Level>().unwrap(), level);
+        }
         assert_eq!("warning".parse::<Level>().unwrap(), Level::Warning);
         assert_eq!(" Warn ".parse::<Level>().unwrap(), Level::Warning);
         assert_eq!("FATAL".parse::<Level>().unwrap(), Level::Critical);

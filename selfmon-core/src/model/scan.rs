@@ -139,7 +139,8 @@ pub struct ScanRecord {
     pub issues_created: u64,
     /// Duplicates skipped, by tier.
     pub duplicates: DuplicateCounts,
-    /// Comments added to existing issues (related findings, regressions).
+    /// Comments added to existing issues (related findings, regressions); 0 in a dry run, which
+    /// adds none (its outcomes say what it would comment).
     pub comments_added: u64,
     /// Closed issues that recurred.
     pub regressions: u64,

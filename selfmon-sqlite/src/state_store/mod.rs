@@ -180,6 +180,34 @@ impl SqliteStateStore {
         })
     }
 
+    /// Whether the existing file at `path` already holds self-monitoring state: selfmon's
+    /// schema-version table or the CIDX dashboard's `self_monitoring_scans`. Opens the file
+    /// read-only and changes nothing, so a read-only command (`selfmon history`) can refuse a
+    /// mistyped path instead of [`open`](Self::open) creating selfmon's tables in someone else's
+    /// database.
+    ///
+    /// Errors: [`Error::Open`] (not a SQLite file, unreadable, locked: see its message).
+    pub fn holds_state(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        let found: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN (?1, ?2)",
+                [crate::schema::VERSION_TABLE, "self_monitoring_scans"],
+                |r| r.get(0),
+            )
+            .map_err(open_err)?;
+        Ok(found > 0)
+    }
+
     /// Uses `clock` instead of the system clock for the times the store stamps itself (when a
     /// scan report or the learned template state was saved). Tests pass a
     /// [`FakeClock`](selfmon_core::clock::FakeClock); the engine's own clock (given to
