@@ -272,7 +272,7 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
         });
     }
     // Passwords without a `key=`: command lines, protocol commands, config shapes. Each at the
-    // position its shape puts it, and the same line inside a JSON log record.
+    // position its shape puts it, inside a JSON log record, and behind a syslog header.
     let pw = format!("{}{}", g.chars(ALNUM, 10), g.chars(DIGITS, 2));
     for (kind, line) in [
         (
@@ -326,7 +326,11 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
             "{{\"level\":\"error\",\"msg\":\"{}\",\"attempt\":{n}}}",
             line.replace('"', "\\\"")
         );
-        for line in [line, json] {
+        let syslog = format!(
+            "Dec  7 04:00:{:02} app{i} cron[{n}]: {line} (exit 1)",
+            n % 60
+        );
+        for line in [line, json, syslog] {
             out.push(Planted {
                 kind,
                 secret: pw.clone(),
