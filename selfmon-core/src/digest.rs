@@ -303,10 +303,14 @@ impl DigestBuilder {
 
     /// A builder that starts from `templater`'s learned templates (e.g. restored with
     /// [`Templater::from_state_json`] from the state store), so messages map to last scan's templates.
-    pub fn with_templater(config: &SelfMonitoringConfig, templater: Templater) -> Result<Self> {
+    pub fn with_templater(config: &SelfMonitoringConfig, mut templater: Templater) -> Result<Self> {
+        let redactor = Redactor::with_config(&config.redaction)?;
+        // The templater judges each message that founds a template with the same redactor, so
+        // the learned state seals what the operator's patterns flag too.
+        templater.set_redactor(redactor.clone());
         Ok(DigestBuilder {
             templater,
-            redactor: Redactor::with_config(&config.redaction)?,
+            redactor,
             repeat_threshold: config.repeat_threshold,
             ignore: CompiledIgnore::new(&config.ignore)?,
             max_signatures: DEFAULT_MAX_SIGNATURES,

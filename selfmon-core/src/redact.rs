@@ -12,7 +12,11 @@
 //! scan error text is redacted, and templates — kept in clear in memory, since fingerprints come
 //! from them — are *sealed* wherever they are stored: every token the redactor flags is replaced
 //! by a hashed stand-in that the templater and deduplication still match (see
-//! `template/seal.rs` and [`crate::template::seal_template`]).
+//! `template/seal.rs` and [`crate::template::seal_template`]). Which tokens those are is decided
+//! on the raw message, before masking: the templater runs the redactor over each message that
+//! founds a template and remembers which tokens held part of a secret, so a key that masking cut
+//! into pieces (`key=AIzakZeESG61she-<ID>_<ID>`) is sealed whole although no detector recognises
+//! what is left of it.
 //!
 //! # What is detected
 //!
@@ -32,21 +36,37 @@
 //!   32 hex), Mailgun, Mailchimp, Anthropic (`sk-ant-`), OpenAI (`sk-`, `sk-proj-`, `sk-svcacct-`,
 //!   `sk-admin-`), HashiCorp Vault (`hvs.`, `hvb.`, `hvr.`).
 //! - **Generic shapes**: JWTs, `Authorization:` headers (any scheme, opaque tokens included),
-//!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`), `key=value` and
-//!   `"key": "value"` pairs whose key names a secret (password, token, api key, client secret,
-//!   account key, cookie, session id, ...), which covers connection strings (`Pwd=...;`).
+//!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`), `key=value`,
+//!   `key = 'value'` and `"key": "value"` pairs whose key names a secret (password, token, api
+//!   key, client secret, secret key, account key, cookie, session id, ...; also after a closing
+//!   bracket, as in `os.environ['DB_PASSWORD'] = '...'`), which covers connection strings
+//!   (`Pwd=...;`) and settings files (`SECRET_KEY = '...'`).
+//! - **Passwords without a `key=`** (kind `password`): command-line flags named for a secret
+//!   (`--password PW`, `--db-password=PW`, `--token PW`, `-storepass PW`); the short flags of
+//!   commands known to take a password there (`mysql`/`mariadb`/`mysqldump -pPW`, `sshpass -p`,
+//!   `redis-cli -a`, `ldapsearch -w`, `sqlcmd -P`, `mongosh -p`, `smbclient -U user%PW`,
+//!   `htpasswd -b`), `curl -u user:PW`; Redis and SMTP `AUTH [user] PW` and `AUTH PLAIN <b64>`,
+//!   `requirepass`/`masterauth`; netrc (`machine host login u password PW`); `pass:PW` and
+//!   `db_pass=PW`; XML elements named for a secret (`<password>PW</password>`). A value that
+//!   stands in for a password is kept: `********`, `<redacted>`, `$DB_PASSWORD`, `${TOKEN}`, the
+//!   next flag (`mysql -p -h db` prompts), a status word (`AUTH ok`, `AUTH failed`), a count of
+//!   at most three digits. `-p 8080` is kept: a short flag is a password only after a command
+//!   known to take one there.
 //! - **High entropy** (see `entropy.rs`): unkeyed base64 runs of 20+ characters and hex runs of 32+
 //!   that look random (Shannon entropy and frequent character-class switches), unless they are a
 //!   known harmless shape: UUIDs, 40/64/128-digit hex (git SHAs and content hashes, which the
 //!   templater masks as `<HASH>`), base64 that decodes to text or starts with a file magic, runs
 //!   longer than 256 characters (data), and values keyed as ids or hashes (`request_id=`, `sha256:`,
 //!   `commit `, `etag`, ...).
-//! - **Personal data**: email addresses (not `git@host:` remotes); optionally IP addresses and user
-//!   ids ([`RedactionConfig`]), plus the operator's own patterns.
+//! - **Personal data**: email addresses (not `git@host:` remotes, nor systemd unit instances such
+//!   as `getty@tty1.service`); optionally IP addresses and user ids ([`RedactionConfig`]), plus the
+//!   operator's own patterns.
 //!
-//! Not covered: secrets split across lines other than private-key blocks, low-entropy passwords
-//! without a keyword, and secrets shaped like a harmless value (a 40-digit hex token reads as a git
-//! SHA).
+//! Not covered: secrets split across lines other than private-key blocks; low-entropy passwords
+//! with neither a key, a flag, a command nor a protocol word that names them (`login bob
+//! hunter2`); the short password flags of commands not listed above; a Redis `AUTH user pw`
+//! whose password is one lower-case word; FTP `PASS` commands (test runners print `PASS` too);
+//! and secrets shaped like a harmless value (a 40-digit hex token reads as a git SHA).
 //!
 //! Speed: one pass over the text finds the candidates, and only they are examined. The pass probes
 //! an 8 KiB table of the first two bytes of the literal triggers (`ghp_`, `AKIA`, `://`,
@@ -136,6 +156,12 @@ enum Rewrite {
     Middle,
     /// Replace group 1, keep what the match holds around it (a boundary character).
     Group1,
+    /// `AUTH [mechanism|user] password`: replace the password (see `apply`).
+    Auth,
+    /// Replace the value in capture group `v` and keep the rest of the match, unless the
+    /// value is a stand-in that holds no secret ([`is_placeholder_value`]: `********`,
+    /// `<redacted>`, `$DB_PASSWORD`, the next flag, ...).
+    Value,
 }
 
 #[derive(Clone)]
@@ -182,7 +208,127 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret)";
+const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key(?:[_-]?id)?|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret|secret[_-]?key|(?:password|passwd|secret)[_-]?(?:value|hash))";
+
+/// A value after a key, a flag or a command word: quoted (to its closing quote) or a run of
+/// non-space characters without quotes.
+const VALUE: &str = r#"(?P<v>"[^"\n]{1,256}"|'[^'\n]{1,256}'|[^\s"']{1,256})"#;
+
+/// Words that stand where a password would and say something about it instead (`AUTH failed`,
+/// `password: ********`, `--password $DB_PASS`): kept. Lower case.
+const NOT_A_PASSWORD: &[&str] = &[
+    "ok",
+    "okay",
+    "failed",
+    "fail",
+    "failure",
+    "error",
+    "err",
+    "required",
+    "success",
+    "successful",
+    "succeeded",
+    "denied",
+    "invalid",
+    "incorrect",
+    "wrong",
+    "expired",
+    "missing",
+    "empty",
+    "none",
+    "null",
+    "nil",
+    "redacted",
+    "hidden",
+    "masked",
+    "unset",
+    "set",
+    "true",
+    "false",
+    "yes",
+    "no",
+    "prompt",
+    "accepted",
+    "rejected",
+    "mismatch",
+    "changed",
+    "reset",
+    "login",
+    "plain",
+    "cram-md5",
+    "digest-md5",
+    "xoauth2",
+    "oauthbearer",
+    "gssapi",
+    "ntlm",
+    "external",
+    "anonymous",
+    "mechanisms",
+    "(none)",
+    "(hidden)",
+    "(redacted)",
+    "(empty)",
+    "not",
+    "is",
+    "for",
+    "was",
+    "with",
+];
+
+/// SASL mechanism names that follow `AUTH` (SMTP, IMAP, Redis' is a password instead). Lower case.
+const SASL_MECHANISMS: &[&str] = &[
+    "plain",
+    "login",
+    "cram-md5",
+    "digest-md5",
+    "xoauth2",
+    "oauthbearer",
+    "gssapi",
+    "ntlm",
+    "external",
+    "anonymous",
+    "scram-sha-1",
+    "scram-sha-256",
+];
+
+/// Whether `value` (after a key, flag or command word) is a stand-in rather than a secret:
+/// empty, already redacted, a mask of `*`/`x`/`•`, a `<placeholder>`, a template or variable
+/// reference (`${X}`, `$X`, `%X%`, `{{x}}`), a shell redirection, a number of at most three
+/// digits, or a status word.
+fn is_placeholder_value(value: &str) -> bool {
+    let v = value.trim_matches(['"', '\'']).trim();
+    if v.is_empty() || v.starts_with("[REDACTED") || v.bytes().all(|c| b"<>|&;".contains(&c)) {
+        return true;
+    }
+    if v.chars()
+        .all(|c| matches!(c, '*' | 'x' | 'X' | '\u{2022}' | '#' | '.' | '?'))
+    {
+        return true;
+    }
+    let b = v.as_bytes();
+    // A count (`first pass: 3 of 7`), not a password.
+    if b.len() <= 3 && b.iter().all(u8::is_ascii_digit) {
+        return true;
+    }
+    let bracketed = |open: u8, close: u8| b[0] == open && b[b.len() - 1] == close;
+    if bracketed(b'<', b'>') || bracketed(b'{', b'}') || (bracketed(b'%', b'%') && b.len() > 2) {
+        return true;
+    }
+    if let Some(name) = v.strip_prefix('$') {
+        let name = name.trim_start_matches(['{', '(']);
+        if name
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        {
+            return true;
+        }
+    }
+    let lower = v
+        .trim_end_matches(['.', ',', ';', ':', ')'])
+        .to_ascii_lowercase();
+    NOT_A_PASSWORD.contains(&lower.as_str())
+}
 
 /// AWS access key id prefixes (gitleaks `aws-access-token`).
 const AWS_PREFIXES: &[&str] = &[
@@ -246,8 +392,36 @@ fn builtin() -> Vec<Spec> {
         ("authorization", &["bearer", "Bearer", "BEARER"], r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*".into(), Rewrite::KeepPrefix),
         ("authorization", &["Basic "], r"(\bBasic\s+)([A-Za-z0-9+/]{8,}={0,2})".into(), Rewrite::BasicAuth),
         ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
+        // Passwords on command lines, in protocol commands and in config shapes, without a
+        // `key=` (detect-secrets' keyword plugin and gitleaks' generic rules decide by a keyword
+        // before the value; here the keyword is the command that is known to take a password
+        // after that flag, so `-p 8080` elsewhere stays).
+        ("password", &["mysql", "mariadb"], format!(r"\b(?:mysql|mariadb|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mysqlsh|mariadb-dump)\b[^\n|;&]{{0,300}}?[ \t]-p{VALUE}"), Rewrite::Value),
+        ("password", &["sshpass"], format!(r"\bsshpass\b[^\n|;&]{{0,100}}?[ \t]-p[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["redis-cli"], format!(r"\bredis-cli\b[^\n|;&]{{0,300}}?[ \t](?:-a|--pass)[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["ldap"], format!(r"\bldap(?:search|modify|add|delete|whoami|passwd|compare|modrdn|exop)\b[^\n|;&]{{0,300}}?[ \t]-w[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["sqlcmd", "bcp ", "isql", "osql"], format!(r"\b(?:sqlcmd|bcp|isql|osql)\b[^\n|;&]{{0,300}}?[ \t]-P[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["mongo"], format!(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b[^\n|;&]{{0,300}}?[ \t]-p[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["smbclient", "rpcclient", "smbmap", "mount.cifs"], format!(r"\b(?:smbclient|rpcclient|smbmap|mount\.cifs)\b[^\n|;&]{{0,300}}?[ \t](?:-U|--user(?:name)?)[ \t=]*[^\s%]{{1,64}}%{VALUE}"), Rewrite::Value),
+        ("password", &["htpasswd"], format!(r"\bhtpasswd\b[^\n|;&]{{0,100}}?[ \t]-[A-Za-z]*b[A-Za-z]*[ \t]+\S+[ \t]+\S+[ \t]+{VALUE}"), Rewrite::Value),
+        // `curl -u user:password`: the part after the first colon.
+        ("password", &["curl"], format!(r#"\bcurl\b[^\n|;&]{{0,300}}?[ \t](?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?["']?[^\s:"'@]{{1,64}}:{VALUE}"#), Rewrite::Value),
+        // `--password PW`, `--db-password=PW`, `-storepass PW`; not `--password-file /x`.
+        ("password", &["-pass", "-Pass", "-PASS", "-pwd", "-secret", "-Secret", "-token", "-Token", "-api", "-access", "-client", "storepass", "keypass"],
+            format!(r#"(?i)(?:^|[\s"'(\[=])--?(?:[a-z0-9]+[-_.])*(?:password|passwd|passphrase|pass|pwd|secret|token|api-?key|apikey|access-?key|secret-?key|client-?secret|auth-?token|(?:src|dest)?(?:store|key)pass)(?:[ \t]+|=|[ \t]*:[ \t]*){VALUE}"#), Rewrite::Value),
+        // Redis and SMTP `AUTH [user] password` (not `AUTH ok`, `AUTH failed`, `AUTH LOGIN`).
+        ("password", &["AUTH "], r#"\bAUTH[ \t]+(?P<a>[^\s"']{1,256})(?:[ \t]+(?P<b>[^\s"']{1,256}))?"#.into(), Rewrite::Auth),
+        ("password", &["requirepass", "masterauth"], format!(r"\b(?:requirepass|masterauth)[ \t]+{VALUE}"), Rewrite::Value),
+        // netrc: `machine host login user password PW`.
+        ("password", &["machine", "default"], format!(r"\b(?:machine[ \t]+\S+|default)[ \t]+login[ \t]+\S+[ \t]+password[ \t]+{VALUE}"), Rewrite::Value),
+        // XML elements named for a secret: `<password>PW</password>`, `<db:apiKey>...</db:apiKey>`.
+        ("password", &["password>", "Password>", "PASSWORD>", "passwd>", "pwd>", "Pwd>", "ecret>", "ECRET>", "oken>", "OKEN>", "ey>", "EY>", "ential>", "entials>", "phrase>", "<password ", "<Password "],
+            r"(?i)<(?:[A-Za-z0-9_.-]*:)?[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret|private[_-]?key|credentials?|passphrase)(?:[ \t][^>\n]{0,200})?>[ \t]*(?P<v>[^<\s]{1,512})[ \t]*</".into(), Rewrite::Value),
+        // `pass:PW`, `db_pass=PW` (not `bypass=1`, nor `--- PASS: TestX` of a test run).
+        ("password", &["pass:", "pass=", "pass :", "pass =", "Pass:", "Pass=", "PASS=", "PASS:", "pass\":", "pass':"],
+            format!(r#"\b(?:[A-Za-z0-9]+[_.-](?:pass|Pass|PASS)|pass|Pass)["']?[ \t]*[=:][ \t]*{VALUE}"#), Rewrite::Value),
         ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret"],
-            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
+            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\]?["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
         ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
 }
@@ -542,6 +716,27 @@ impl Default for Redactor {
     }
 }
 
+/// Whether `address` is a systemd unit instance (`getty@tty1.service`, `user@1000.service`)
+/// rather than an email address: no top-level domain is a unit type.
+fn is_systemd_unit(address: &str) -> bool {
+    const UNIT_TYPES: &[&str] = &[
+        "service",
+        "socket",
+        "target",
+        "timer",
+        "mount",
+        "automount",
+        "path",
+        "slice",
+        "scope",
+        "device",
+        "swap",
+    ];
+    address
+        .rsplit_once('.')
+        .is_some_and(|(_, tld)| UNIT_TYPES.contains(&tld))
+}
+
 /// Whether `bytes` holds any of `needles` (one or two bytes: the separators of keyed rules).
 fn has_any_byte(bytes: &[u8], needles: &[u8]) -> bool {
     match *needles {
@@ -630,9 +825,52 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
         Rewrite::KeepPrefix => replace_changed(&rule.regex, text, |c| {
             let whole = group(c, 0);
             let prefix = group(c, 1);
-            let value = whole[prefix.len()..].trim_matches(['"', '\'']);
-            (!value.starts_with("[REDACTED") && !value.is_empty())
-                .then(|| format!("{prefix}{placeholder}"))
+            let value = &whole[prefix.len()..];
+            (!is_placeholder_value(value)).then(|| format!("{prefix}{placeholder}"))
+        }),
+        Rewrite::Value => replace_changed(&rule.regex, text, |c| {
+            let (w, v) = (c.get(0)?, c.name("v")?);
+            // A value that starts with `-` is the next flag (`mysql -u root -p -h db`).
+            if v.as_str().starts_with('-') || is_placeholder_value(v.as_str()) {
+                return None;
+            }
+            let whole = w.as_str();
+            Some(format!(
+                "{}{placeholder}{}",
+                &whole[..v.start() - w.start()],
+                &whole[v.end() - w.start()..]
+            ))
+        }),
+        Rewrite::Auth => replace_changed(&rule.regex, text, |c| {
+            let (w, a) = (c.get(0)?, c.name("a")?);
+            let b = c.name("b");
+            let mechanism = SASL_MECHANISMS.contains(&a.as_str().to_ascii_lowercase().as_str());
+            // What to replace: the argument after a mechanism; else the first argument, and the
+            // second too when it is no status word (`AUTH user password`).
+            let mut spans: Vec<regex::Match<'_>> = Vec::new();
+            if mechanism {
+                spans.extend(b.filter(|b| !is_placeholder_value(b.as_str())));
+            } else if !is_placeholder_value(a.as_str()) {
+                spans.push(a);
+                spans.extend(b.filter(|b| {
+                    !is_placeholder_value(b.as_str())
+                        && (a.as_str() == "default"
+                            || !b.as_str().bytes().all(|c| c.is_ascii_lowercase()))
+                }));
+            }
+            if spans.is_empty() {
+                return None;
+            }
+            let whole = w.as_str();
+            let mut out = String::with_capacity(whole.len());
+            let mut at = w.start();
+            for m in spans {
+                out.push_str(&text[at..m.start()]);
+                out.push_str(placeholder);
+                at = m.end();
+            }
+            out.push_str(&text[at..w.end()]);
+            Some(out)
         }),
         Rewrite::Middle => replace_changed(&rule.regex, text, |c| {
             Some(format!("{}{placeholder}{}", group(c, 1), group(c, 3)))
@@ -654,8 +892,8 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
         Rewrite::Email => replace_changed(&rule.regex, text, |c| {
             let m = c.get(0)?;
             let next = text[m.end()..].chars().next();
-            (!(m.as_str().starts_with("git@") && next == Some(':')))
-                .then(|| placeholder.to_string())
+            let git_remote = m.as_str().starts_with("git@") && next == Some(':');
+            (!git_remote && !is_systemd_unit(m.as_str())).then(|| placeholder.to_string())
         }),
         Rewrite::BasicAuth => replace_changed(&rule.regex, text, |c| {
             let value = group(c, 2);
@@ -762,6 +1000,132 @@ mod tests {
                 "{input:?} -> {out:?}"
             );
         }
+    }
+
+    #[test]
+    fn password_shapes_without_a_key_are_redacted() {
+        let cases = [
+            (
+                "command failed: mysql -u root -pMyS3cretPw -h db1",
+                "MyS3cretPw",
+            ),
+            ("mysqldump --user=backup -p'Quoted Pw9' app", "Quoted Pw9"),
+            (
+                "curl -u admin:AdminPass99 https://api.internal/health failed",
+                "AdminPass99",
+            ),
+            (
+                "curl -sS --user 'deploy:Tr1cky!pw' https://x.invalid",
+                "Tr1cky!pw",
+            ),
+            (
+                "backup failed: pg_dump --password CliFlagSecret1 --host db",
+                "CliFlagSecret1",
+            ),
+            ("wget --ftp-password=FtpPw_77 ftp://mirror", "FtpPw_77"),
+            (
+                "keytool -importkeystore -srcstorepass Chang3dIt -deststorepass Chang3dIt2",
+                "Chang3dIt",
+            ),
+            (
+                "sshpass -p SshpassSecret24 ssh deploy@host failed",
+                "SshpassSecret24",
+            ),
+            ("sshpass -p'SshQuoted1' scp a b", "SshQuoted1"),
+            ("redis-cli -h cache -a RedisCliPw1 ping", "RedisCliPw1"),
+            (
+                "ldapsearch -x -D cn=admin -w LdapPw123 -b dc=x",
+                "LdapPw123",
+            ),
+            ("sqlcmd -S db -U sa -P SqlCmdPw9 -Q select", "SqlCmdPw9"),
+            ("mongosh --host db -u root -p MongoPw42", "MongoPw42"),
+            ("smbclient //fs/share -U alice%SmbPw2024", "SmbPw2024"),
+            (
+                "netrc: machine api.example.com login bob password NetrcSecret7",
+                "NetrcSecret7",
+            ),
+            (
+                "redis AUTH RedisSecret18 failed: WRONGPASS invalid username-password pair",
+                "RedisSecret18",
+            ),
+            ("> AUTH default R3disAclPw", "R3disAclPw"),
+            ("C: AUTH PLAIN AGFsaWNlAHMzY3JldA==", "AGFsaWNlAHMzY3JldA=="),
+            ("config: requirepass Requ1rePw", "Requ1rePw"),
+            (
+                "login failed user=admin pass:PassColonSecret14",
+                "PassColonSecret14",
+            ),
+            (
+                "openssl rsa -passin pass:OpensslPw5 -in key.pem",
+                "OpensslPw5",
+            ),
+            (
+                "os.environ['API_TOKEN'] = 'PyEnvSecret19' leaked in traceback",
+                "PyEnvSecret19",
+            ),
+            (
+                "os.environ[\"DB_PASSWORD\"]=\"PyEnvSecret20\"",
+                "PyEnvSecret20",
+            ),
+            (
+                "env: SECRET_KEY='django-insecure-9x!k2@l#m$n%o^p&q*r' missing",
+                "django-insecure",
+            ),
+            (
+                "settings.py: SECRET_KEY = \"Dj4ngoKeyValue\"",
+                "Dj4ngoKeyValue",
+            ),
+            (
+                "<password>XmlSecret_4242</password> invalid",
+                "XmlSecret_4242",
+            ),
+            ("<ns:ApiKey> XmlKey998877 </ns:ApiKey>", "XmlKey998877"),
+            (
+                "{\"private_key_id\":\"GcpKeyId12abcdef0123456789\"}",
+                "GcpKeyId12",
+            ),
+        ];
+        for (input, secret) in cases {
+            let out = r(input);
+            assert!(!out.contains(secret), "{input:?} -> {out:?}");
+            assert!(out.contains("[REDACTED:"), "{input:?} -> {out:?}");
+            assert_eq!(r(&out), out, "idempotent: {input:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_lines_shaped_like_passwords_are_kept() {
+        let changed = [
+            "mysql -u root -p -h db1 app",
+            "Enter password:",
+            "mysql: [Warning] Using a password on the command line interface can be insecure.",
+            "docker login -u ci --password-stdin registry.invalid",
+            "pg_dump --password-file /etc/x --host db",
+            "python -m http.server -p 8080",
+            "ssh -p 2222 deploy@host",
+            "AUTH ok",
+            "AUTH failed for client 10.0.0.3",
+            "C: AUTH LOGIN",
+            "password: ********",
+            "password=<redacted>",
+            "db password: [REDACTED:secret]",
+            "--password $DB_PASSWORD given",
+            "deploy --token ${DEPLOY_TOKEN} --dry-run",
+            "Started getty@tty1.service - Getty on tty1.",
+            "foo@123.service: Main process exited, code=exited",
+            "user@1000.service: Consumed 2.1s CPU time",
+            "--- PASS: TestRedaction (0.00s)",
+            "proxy bypass=true for internal hosts",
+            "first pass: 3 of 7 shards",
+            "<password></password> is empty",
+        ]
+        .into_iter()
+        .filter_map(|line| {
+            let out = r(line);
+            (out != line).then(|| format!("{line:?} -> {out:?}"))
+        })
+        .collect::<Vec<_>>();
+        assert!(changed.is_empty(), "{}", changed.join("\n"));
     }
 
     #[test]

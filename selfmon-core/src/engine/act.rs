@@ -16,6 +16,7 @@ use crate::model::{
     KnownIssue, Level, ScanEffects, ScanReport,
 };
 use crate::redact::{RedactedFinding, RedactedSignature};
+use crate::template::SecretTokens;
 use crate::traits::{DedupDecision, DedupTier, Deduplicator};
 
 /// A finding competing for the per-scan budget: fresh from this scan's analysis, or waiting in
@@ -38,13 +39,15 @@ pub(crate) struct Candidate {
 /// backlog (older, already consumed records) before this scan's findings, then the most frequent.
 ///
 /// `original` are the novel signatures (fingerprints come from their templates), `shown` the
-/// same signatures as they may leave the process.
+/// same signatures as they may leave the process, `known_secrets` the template tokens the
+/// templater saw holding part of a secret before masking (sealed with the templates).
 pub(crate) fn candidates(
     findings: Vec<RedactedFinding>,
     backlog: Vec<BacklogEntry>,
     original: &[Signature],
     shown: &[RedactedSignature],
     egress: &Egress<'_>,
+    known_secrets: &SecretTokens,
 ) -> Vec<Candidate> {
     let original_by_id: HashMap<&str, &Signature> =
         original.iter().map(|s| (s.id.as_str(), s)).collect();
@@ -56,7 +59,7 @@ pub(crate) fn candidates(
             severity: entry.severity,
             count: entry.occurrences,
             fingerprint: entry.fingerprint.clone(),
-            templates: egress.sealed(&entry.templates),
+            templates: egress.sealed(&entry.templates, known_secrets),
             shown: entry.evidence.clone(),
             finding: entry.finding.clone(),
             backlog: Some(entry),
@@ -73,7 +76,7 @@ pub(crate) fn candidates(
                 .unwrap_or(Level::Warning),
             count: original.iter().map(|s| s.count).sum(),
             fingerprint: finding_fingerprint(&finding, &templates),
-            templates: egress.sealed(&templates),
+            templates: egress.sealed(&templates, known_secrets),
             shown: pick(&shown_by_id, &finding.signature_ids)
                 .into_iter()
                 .cloned()
@@ -658,6 +661,7 @@ mod tests {
             &[],
             &[],
             &egress,
+            &SecretTokens::default(),
         );
         let mut act = Act {
             egress: &egress,

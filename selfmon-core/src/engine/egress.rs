@@ -19,7 +19,7 @@ use crate::model::{
     UNKNOWN_SIGNATURE_ID,
 };
 use crate::redact::{RedactedFinding, RedactedSignature, RedactedText, Redactor};
-use crate::template::seal_template;
+use crate::template::{seal_template_with, SecretTokens};
 use crate::traits::{IssueTracker, StateStore};
 
 /// Longest template shown outside the process, in characters.
@@ -58,11 +58,12 @@ impl Egress<'_> {
         self.redactor.redacted_finding(finding)
     }
 
-    /// Templates as they may be persisted: sealed.
-    pub fn sealed(&self, templates: &[String]) -> Vec<String> {
+    /// Templates as they may be persisted: sealed, every token the redactor flags and every one
+    /// in `known` (the tokens the templater saw holding part of a secret before masking).
+    pub fn sealed(&self, templates: &[String], known: &SecretTokens) -> Vec<String> {
         templates
             .iter()
-            .map(|t| seal_template(t, self.redactor))
+            .map(|t| seal_template_with(t, self.redactor, known))
             .collect()
     }
 

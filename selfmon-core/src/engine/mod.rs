@@ -740,7 +740,14 @@ impl SelfMonitor {
             .collect();
         let mut backlog = self.store.open_backlog().await?;
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
-        let candidates = act::candidates(findings, backlog, &triaged.novel, &shown_novel, &egress);
+        let candidates = act::candidates(
+            findings,
+            backlog,
+            &triaged.novel,
+            &shown_novel,
+            &egress,
+            &read.templater.secret_tokens(),
+        );
         let mut act = Act {
             egress: &egress,
             dedup: dedup.as_ref(),

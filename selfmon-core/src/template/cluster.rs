@@ -6,7 +6,10 @@ use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
 use super::masks::{is_error_code, mask_into, split_spaces, trim_lead_punct, trim_tail_punct};
-use super::seal::{is_stand_in, seal_token, stand_in_flags, stand_in_matches};
+use super::seal::{
+    is_stand_in, seal_token, secret_bearing_tokens, stand_in_flags, stand_in_matches, SecretTokens,
+};
+use crate::redact::Redactor;
 
 /// The placeholder clustering puts where the messages of a cluster differ.
 pub const WILDCARD: &str = "<*>";
@@ -54,6 +57,9 @@ pub struct Templater {
     /// compared with their leaves again at once (raw lines: one host and process name per line
     /// multiply the distinct masked texts).
     pub(super) seen_masked_old: FxMap<u64, ClusterId>,
+    /// Judges the raw message that founds a cluster (see [`Cluster::secrets`]); the process's
+    /// default redactor when unset.
+    pub(super) redactor: Option<Redactor>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +76,12 @@ pub(super) struct Cluster {
     /// Every token is non-empty and holds no space (as every learned token does; restored state
     /// may hold anything): [`covers_by_walk`] can decide coverage.
     pub(super) plain: bool,
+    /// Tokens (of the template, or tree keys of its paths) that held part of a secret in the raw
+    /// message they were masked from, as the redactor judged that message before masking. They
+    /// are sealed whenever the cluster is persisted, whatever masking left of them. In memory
+    /// only; a cluster restored from sealed state learns them again from the message that
+    /// restores a stand-in's clear token.
+    pub(super) secrets: Vec<Box<str>>,
 }
 
 impl Cluster {
@@ -89,6 +101,7 @@ impl Cluster {
             flags: Vec::new(),
             sibling_keys: Vec::new(),
             plain: false,
+            secrets: Vec::new(),
         };
         c.refresh();
         c
@@ -184,7 +197,27 @@ impl Templater {
             scratch: String::new(),
             seen_masked: FxMap::default(),
             seen_masked_old: FxMap::default(),
+            redactor: None,
         }
+    }
+
+    /// Sets the redactor that judges each message founding a cluster, before masking (the
+    /// engine passes the scan's configured one). Its verdict decides which tokens are sealed when
+    /// the learned state or a template is persisted, so what masking makes of a secret
+    /// (`AIzakZeESG61she-<ID>_<ID>`) is sealed even where no detector recognises the rest.
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = Some(redactor);
+    }
+
+    /// The tokens of learned templates (and their tree keys) that held part of a secret in the
+    /// raw message they came from: what [`seal_template_with`](super::seal_template_with) must
+    /// seal besides what the redactor recognises in the masked text.
+    pub fn secret_tokens(&self) -> SecretTokens {
+        let mut known = SecretTokens::default();
+        for c in self.clusters.values() {
+            known.extend(&c.secrets);
+        }
+        known
     }
 
     /// The configuration.
@@ -245,13 +278,39 @@ impl Templater {
             None => {
                 let tokens = self.tokens_of(&masked);
                 let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
+                let founded = self.next_id;
                 let id = self.learn_tokens(&tokens, &flags);
+                if self.next_id != founded {
+                    // A new cluster: its template and tree keys are this message's tokens. The
+                    // redactor judges the raw message once, here, before masking can hide a
+                    // secret from it.
+                    self.note_secrets(id, message, &tokens);
+                }
                 self.remember_seen(key, id);
                 id
             }
         };
         self.scratch = masked;
         id
+    }
+
+    /// Records in cluster `id` the tokens of `tokens` (the masked `message`) that held part of a
+    /// secret in `message`.
+    fn note_secrets(&mut self, id: ClusterId, message: &str, tokens: &[&str]) {
+        let secrets = {
+            let redactor = self.redactor.as_ref().unwrap_or_else(|| Redactor::shared());
+            secret_bearing_tokens(message, tokens, redactor)
+        };
+        if secrets.is_empty() {
+            return;
+        }
+        if let Some(c) = self.clusters.get_mut(&id) {
+            for t in secrets {
+                if !c.secrets.contains(&t) {
+                    c.secrets.push(t);
+                }
+            }
+        }
     }
 
     /// The cluster a masked text joined before, when it is still live and still covers the text
@@ -408,8 +467,12 @@ impl Templater {
                 for (t, m) in c.tokens.iter_mut().zip(tokens) {
                     if &**t != WILDCARD && &**t != *m {
                         if stand_in_matches(t, m) {
-                            // Sealed state seen again: the clear token is back in memory.
+                            // Sealed state seen again: the clear token is back in memory, and
+                            // is sealed again when the state is persisted.
                             *t = Box::from(*m);
+                            if !c.secrets.iter().any(|s| &**s == *m) {
+                                c.secrets.push(Box::from(*m));
+                            }
                             restored = true;
                         } else {
                             *t = WILDCARD.into();
@@ -608,6 +671,7 @@ impl Templater {
                 if let Some(s) = self.clusters.get_mut(&id) {
                     s.size += o.size;
                     s.last_seen = s.last_seen.max(o.last_seen);
+                    absorb_secrets(&mut s.secrets, &o.secrets);
                     for p in o.paths {
                         if !s.paths.contains(&p) {
                             s.paths.push(p.clone());
@@ -706,6 +770,7 @@ impl Templater {
             for c in &absorbed {
                 s.size += c.size;
                 s.last_seen = s.last_seen.max(c.last_seen);
+                absorb_secrets(&mut s.secrets, &c.secrets);
                 for p in &c.paths {
                     if !s.paths.contains(p) {
                         s.paths.push(p.clone());
@@ -875,6 +940,16 @@ fn len_key_in(mut n: usize, buf: &mut [u8; 20]) -> &str {
 /// The tree keys of a message: its tokens in order after any leading values (raw lines open with
 /// timestamps, and routing on them would put every message in one crowded branch), a token that
 /// holds a placeholder, or follows a word that introduces a name, routing as the `<*>` branch.
+/// Adds to `into` the secret-bearing tokens of a cluster merged into its owner (its tree keys
+/// move with it).
+fn absorb_secrets(into: &mut Vec<Box<str>>, from: &[Box<str>]) {
+    for t in from {
+        if !into.contains(t) {
+            into.push(t.clone());
+        }
+    }
+}
+
 fn route_keys<'a>(tokens: &'a [&'a str], flags: &'a [u8]) -> impl Iterator<Item = &'a str> + 'a {
     let lead = flags
         .iter()

@@ -64,7 +64,9 @@ mod state;
 pub use cluster::{ClusterId, Template, Templater, WILDCARD};
 pub use config::TemplaterConfig;
 pub use masks::{is_specific_template, mask};
-pub use seal::{seal_template, template_fingerprint, template_text};
+pub use seal::{
+    seal_template, seal_template_with, template_fingerprint, template_text, SecretTokens,
+};
 pub use state::STATE_VERSION;
 
 #[cfg(test)]

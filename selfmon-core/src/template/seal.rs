@@ -17,20 +17,34 @@
 //!   fingerprint of the clear template, which [`template_fingerprint`] reads back for
 //!   deduplication.
 //!
-//! Which tokens are flagged: the redactor runs over the template's text with each placeholder
-//! replaced by a representative value (`<NUM>` by `7`, `<HEX>`/`<HASH>` by hex digits, ...), so a
-//! secret whose digits were masked is still recognised; a token that does not come out of the
-//! redactor unchanged is sealed. Tokens made only of placeholders and punctuation are never
-//! sealed. The hash is unkeyed: a stand-in does not hide a value that can be guessed (a
+//! Which tokens are flagged, two ways, either of which seals:
+//!
+//! - **From the raw message, before masking** (the rule masking cannot break): when a message
+//!   founds a cluster, the templater runs the redactor over the raw message and masks the
+//!   redacted copy too; every token of the template that the masked redacted copy does not hold
+//!   as it is came (in part) from a secret's span, and is remembered in memory with the cluster
+//!   ([`SecretTokens`], [`super::Templater::secret_tokens`]). Masking can cut a key into pieces
+//!   that no detector recognises (`key=AIzakZeESG61she-<ID>_<ID>`: up to 23 of a Google key's 39
+//!   characters stayed in clear when only the masked text was judged); this does not depend on
+//!   what masking left. Tree keys and merged clusters carry the verdict along, and a stand-in
+//!   restored to its clear token by a later message is remembered as secret again.
+//! - **From the masked template**: the redactor runs over the template's text with each
+//!   placeholder replaced by a representative value (`<NUM>` by `7`, `<HEX>`/`<HASH>` by hex
+//!   digits, ...), so a secret whose digits were masked is still recognised; a token that does
+//!   not come out of the redactor unchanged is sealed. This covers state learned before the first
+//!   way existed and templates that did not come from this templater.
+//!
+//! Tokens made only of placeholders and punctuation are never sealed. The hash is unkeyed: a stand-in does not hide a value that can be guessed (a
 //! dictionary password after `password=`), only one that cannot (keys, tokens, random secrets).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use crate::hash::sha256_hex;
+use crate::hash::{sha256_hex, FxSet};
 use crate::redact::Redactor;
 
 use super::cluster::{token_flags, BARE, WILDCARD};
+use super::masks::{mask_into, split_spaces};
 
 /// Start of a stand-in.
 const SEAL_PREFIX: &str = "<SEALED:";
@@ -122,6 +136,69 @@ fn representative(token: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Template tokens that held (part of) a secret in the raw message they were masked from, as the
+/// templater saw when it learned them (see [`Templater::secret_tokens`]). Sealing replaces each
+/// by its stand-in whatever its masked shape: masking turns part of a key into `<ID>`/`<NUM>`
+/// (`key=AIzakZeESG61she-<ID>_<ID>`), after which no detector recognises the rest.
+///
+/// Held in memory only, like the clear templates; never persisted.
+///
+/// [`Templater::secret_tokens`]: super::Templater::secret_tokens
+#[derive(Debug, Clone, Default)]
+pub struct SecretTokens(FxSet<Box<str>>);
+
+impl SecretTokens {
+    /// Whether `token` held part of a secret.
+    pub fn contains(&self, token: &str) -> bool {
+        self.0.contains(token)
+    }
+
+    /// How many distinct tokens are known.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no token is known.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn extend<'a>(&mut self, tokens: impl IntoIterator<Item = &'a Box<str>>) {
+        self.0.extend(tokens.into_iter().cloned());
+    }
+}
+
+/// The tokens of `masked` (the masked text of `message`, split as the templater splits it) that
+/// hold part of something the redactor flags in `message` itself, before any masking: the
+/// redactor judges the raw text, and the masked text of its redacted copy shows which tokens
+/// that changed. A token of `masked` that the masked redacted copy does not hold as it is came
+/// (in part) from a secret's span; redaction leaves every other span as it was.
+pub(crate) fn secret_bearing_tokens(
+    message: &str,
+    masked: &[&str],
+    redactor: &Redactor,
+) -> Vec<Box<str>> {
+    let redacted = redactor.redact(message);
+    if matches!(redacted, Cow::Borrowed(_)) {
+        return Vec::new();
+    }
+    let mut masked_redacted = String::with_capacity(redacted.len());
+    mask_into(&redacted, &mut masked_redacted);
+    let mut survivors: HashMap<&str, usize> = HashMap::new();
+    for t in split_spaces(&masked_redacted).filter(|t| !t.is_empty()) {
+        *survivors.entry(t).or_default() += 1;
+    }
+    let mut out: Vec<Box<str>> = Vec::new();
+    for &tok in masked {
+        match survivors.get_mut(tok) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ if carries_text(tok) && !out.iter().any(|o| &**o == tok) => out.push(Box::from(tok)),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// For each of `tokens`, whether it holds (part of) something the redactor flags.
 pub(crate) fn secret_tokens(tokens: &[&str], redactor: &Redactor) -> Vec<bool> {
     let reps: Vec<Cow<'_, str>> = tokens.iter().map(|t| representative(t)).collect();
@@ -150,10 +227,18 @@ pub(crate) fn secret_tokens(tokens: &[&str], redactor: &Redactor) -> Vec<bool> {
     flags
 }
 
-/// Tokens made only of placeholders and punctuation carry nothing to hide, nor does a key whose
-/// value masking already replaced (`token=<STR>`, `password:<*>`).
+/// Whether `tok` holds any clear text: not `<*>`, not a stand-in, not made only of placeholders
+/// and punctuation. A token the redactor saw holding part of a secret in the raw message is
+/// sealed when it does.
+pub(crate) fn carries_text(tok: &str) -> bool {
+    tok != WILDCARD && !is_stand_in(tok) && token_flags(tok) & BARE == 0
+}
+
+/// Of the tokens the redactor flags in a masked template: those that hold clear text, except a
+/// key whose value masking already replaced (`token=<STR>`, `password:<*>`), which the redactor
+/// flags for its key alone.
 fn sealable(tok: &str) -> bool {
-    if tok == WILDCARD || is_stand_in(tok) || token_flags(tok) & BARE != 0 {
+    if !carries_text(tok) {
         return false;
     }
     let value_masked = tok.rfind(['=', ':']).is_some_and(|i| {
@@ -172,11 +257,25 @@ fn sealable(tok: &str) -> bool {
 /// replaced by its stand-in and, when any was, `<SHA256:...>` (the fingerprint of `text`) appended.
 /// Unchanged when nothing is flagged. Sealing a sealed template changes nothing.
 pub fn seal_template(text: &str, redactor: &Redactor) -> String {
+    seal_template_with(text, redactor, &SecretTokens::default())
+}
+
+/// [`seal_template`], sealing also every token in `known`: the tokens the templater saw holding
+/// part of a secret before masking ([`Templater::secret_tokens`]), which the redactor may no
+/// longer recognise in the masked template.
+///
+/// [`Templater::secret_tokens`]: super::Templater::secret_tokens
+pub fn seal_template_with(text: &str, redactor: &Redactor, known: &SecretTokens) -> String {
     if text.ends_with('>') && fingerprint_suffix(text).is_some() {
         return text.to_string();
     }
     let tokens: Vec<&str> = text.split(' ').collect();
-    let secret = secret_tokens(&tokens, redactor);
+    let mut secret = secret_tokens(&tokens, redactor);
+    if !known.is_empty() {
+        for (flag, tok) in secret.iter_mut().zip(&tokens) {
+            *flag |= known.contains(tok) && carries_text(tok);
+        }
+    }
     if !secret.contains(&true) {
         return text.to_string();
     }
@@ -266,6 +365,30 @@ mod tests {
         ];
         let flags = secret_tokens(&tokens, &red);
         assert_eq!(flags, [false, true, false, true, true, true, false]);
+    }
+
+    #[test]
+    fn the_raw_message_decides_which_masked_tokens_held_a_secret() {
+        let red = Redactor::new();
+        let message = "[KEY-ERR-007] maps request failed with key=AIzakZeESG61she-Xq3_Vb7-Lm9Pz2w status=REQUEST_DENIED";
+        let masked = crate::template::mask(message);
+        let tokens: Vec<&str> = masked.split(' ').collect();
+        let secret = secret_bearing_tokens(message, &tokens, &red);
+        assert_eq!(secret.len(), 1, "{masked}: {secret:?}");
+        assert!(secret[0].starts_with("key=AIza"), "{secret:?}");
+        // Sealing with that knowledge hides the token whatever masking left of it.
+        let mut known = SecretTokens::default();
+        known.extend(&secret);
+        let sealed = seal_template_with(&masked, &red, &known);
+        assert!(!sealed.contains("AIza"), "{sealed}");
+        assert!(
+            sealed.starts_with("[KEY-ERR-007] maps request failed with <SEALED:"),
+            "{sealed}"
+        );
+        assert!(
+            secret_bearing_tokens("GET /health 200 in 3ms", &["GET", "<PATH>", "<NUM>"], &red)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::redact::Redactor;
 
 use super::cluster::{len_key, Cluster, ClusterId, Templater};
 use super::config::TemplaterConfig;
-use super::seal::{is_stand_in, seal_token, secret_tokens};
+use super::seal::{carries_text, is_stand_in, seal_token, secret_tokens};
 
 /// Version of the serialised learned state ([`Templater::to_state_json`]).
 pub const STATE_VERSION: u32 = 1;
@@ -49,7 +49,14 @@ impl Templater {
             .filter_map(|id| self.clusters.get(&id).map(|c| (id, c)))
             .map(|(id, c)| {
                 let toks: Vec<&str> = c.tokens.iter().map(|t| &**t).collect();
-                let secret = secret_tokens(&toks, redactor);
+                // What the redactor recognises in the masked tokens, and what it saw in the raw
+                // message a token came from (masking can leave part of a secret unrecognisable).
+                let known = |t: &str| c.secrets.iter().any(|s| &**s == t) && carries_text(t);
+                let secret: Vec<bool> = secret_tokens(&toks, redactor)
+                    .into_iter()
+                    .zip(&toks)
+                    .map(|(s, t)| s || known(t))
+                    .collect();
                 let sealed: Vec<&str> = toks
                     .iter()
                     .zip(&secret)
@@ -72,7 +79,7 @@ impl Templater {
                             .take(1)
                             .map(|k| k.to_string())
                             .chain(keys.iter().zip(&secret_keys).map(|(k, s)| {
-                                if *s || sealed.contains(k) {
+                                if *s || sealed.contains(k) || known(k) {
                                     seal_token(k)
                                 } else {
                                     k.to_string()

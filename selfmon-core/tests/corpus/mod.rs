@@ -271,6 +271,73 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
             line,
         });
     }
+    // Passwords without a `key=`: command lines, protocol commands, config shapes. Each at the
+    // position its shape puts it, inside a JSON log record, and behind a syslog header.
+    let pw = format!("{}{}", g.chars(ALNUM, 10), g.chars(DIGITS, 2));
+    for (kind, line) in [
+        (
+            "mysql_password",
+            format!("command failed: mysql -u root -p{pw} -h db{i}"),
+        ),
+        (
+            "mysql_password",
+            format!("mysqldump --single-transaction -u backup -p{pw} app_{n}"),
+        ),
+        (
+            "curl_basic_auth",
+            format!("curl -u admin:{pw} https://api.internal/health failed"),
+        ),
+        (
+            "cli_password_flag",
+            format!("backup failed: pg_dump --password {pw} --host db"),
+        ),
+        (
+            "cli_password_flag",
+            format!("restic --password={pw} snapshots exited 1"),
+        ),
+        (
+            "sshpass",
+            format!("sshpass -p {pw} ssh deploy@host{i} failed"),
+        ),
+        (
+            "netrc",
+            format!("netrc: machine api{i}.example.com login bob password {pw}"),
+        ),
+        (
+            "redis_auth",
+            format!("redis AUTH {pw} failed: WRONGPASS invalid username-password pair"),
+        ),
+        ("redis_auth", format!("redis-cli -h cache{i} -a {pw} ping")),
+        ("pass_colon", format!("login failed user=admin pass:{pw}")),
+        (
+            "python_environ",
+            format!("os.environ['DB_PASSWORD'] = '{pw}' leaked in traceback"),
+        ),
+        (
+            "django_secret_key",
+            format!("settings: SECRET_KEY = 'django-insecure-{pw}' is weak"),
+        ),
+        (
+            "xml_password",
+            format!("<password>{pw}</password> rejected for user {i}"),
+        ),
+    ] {
+        let json = format!(
+            "{{\"level\":\"error\",\"msg\":\"{}\",\"attempt\":{n}}}",
+            line.replace('"', "\\\"")
+        );
+        let syslog = format!(
+            "Dec  7 04:00:{:02} app{i} cron[{n}]: {line} (exit 1)",
+            n % 60
+        );
+        for line in [line, json, syslog] {
+            out.push(Planted {
+                kind,
+                secret: pw.clone(),
+                line,
+            });
+        }
+    }
     let key = g.chars(B64, 86) + "==";
     out.push(Planted {
         kind: "azure_connection_string",
@@ -369,7 +436,7 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
             let user = g.pick(&users);
             let ms = g.below(5000);
             let ip = format!("10.{}.{}.{}", g.below(255), g.below(255), g.below(255));
-            match i % 40 {
+            match i % 52 {
                 0 => format!("{ip} - - [02/Dec/2026:01:{:02}:{:02} +0000] \"GET {}?page={} HTTP/1.1\" 200 {} \"-\" \"{}\"", ms % 60, ms % 60, g.pick(&paths), ms % 30, ms * 7, g.pick(&agents)),
                 1 => format!("{ip} - {user} [02/Dec/2026:02:00:{:02} +0000] \"POST /api/v1/jobs HTTP/1.1\" 201 {} \"https://cidx.example.invalid/ui/jobs\" \"{}\"", ms % 60, ms, g.pick(&agents)),
                 2 => format!("Traceback (most recent call last):\n  File \"/app/code_indexer/server/app.py\", line {}, in handle\n    result = await self.dispatch(request)\n  File \"/usr/lib/python3.11/site-packages/starlette/routing.py\", line 74, in app\nKeyError: '{repo}'", ms % 900),
@@ -409,6 +476,19 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
                 36 => format!("embedding batch of {} chunks sent to voyage-code-3 in {ms}ms", ms % 128),
                 37 => format!("cache hit ratio {}.{}% for shard {}; evicted {} keys", ms % 100, ms % 10, ms % 16, ms),
                 38 => format!("auth provider returned 401 for {user}: invalid credentials"),
+                // Password shapes holding no password.
+                40 => format!("running: mysql -u {user} -p -h db{} cidx", ms % 9),
+                41 => "Enter password:".to_string(),
+                42 => format!("pg_dump --password-file /etc/cidx/{} --host db failed", ms % 9),
+                43 => format!("listening: uvicorn app:main --host 0.0.0.0 -p {}", 8000 + ms % 100),
+                44 => format!("ssh -p {} deploy@10.0.0.{} exited 255", 2200 + ms % 50, ms % 250),
+                45 => format!("redis: AUTH ok ({ms}ms)"),
+                46 => format!("config dump: password: ********, user: {user}"),
+                47 => format!("connect host=db{} user={user} password=<redacted>", ms % 9),
+                48 => format!("Started getty@tty{}.service - Getty on tty{0}.", ms % 6 + 1),
+                49 => format!("user@{}.service: Consumed {}.{}s CPU time.", 1000 + ms % 20, ms % 9, ms % 10),
+                50 => "docker login -u ci --password-stdin registry.example.invalid".to_string(),
+                51 => format!("--- PASS: TestSync{} ({}.{:02}s)", ms % 40, ms % 3, ms % 100),
                 _ => format!("health check ok: {} jobs queued, {} running, {} MiB rss", ms % 10, ms % 3, ms % 800),
             }
         })
