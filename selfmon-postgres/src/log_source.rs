@@ -160,6 +160,8 @@ struct Inner {
 struct Reader {
     client: Client,
     select_sql: String,
+    /// The row with one id, any level (`$1`).
+    row_at_sql: String,
     queries: HorizonQueries,
 }
 
@@ -236,6 +238,26 @@ impl PgLogSource {
         res
     }
 
+    /// [`LogSource::record_at`] with this crate's error: the committed row with this id, whatever
+    /// its level. It does not wait for the commit horizon: the row asked for (the previous scan's
+    /// anchor) is at or below the cursor, so it was committed before; an empty page while writers
+    /// hold the horizon back must not read as "the anchor is gone".
+    pub async fn row_at(&self, id: i64) -> Result<Option<LogRecord>> {
+        let mut guard = self.reader().await?;
+        let reader = guard.as_mut().ok_or_else(|| self.closed())?;
+        let res = async {
+            let row = reader
+                .client
+                .query_opt(&reader.row_at_sql, &[&id])
+                .await
+                .map_err(Error::query("reading the record at the cursor"))?;
+            row.as_ref().map(convert_row).transpose()
+        }
+        .await;
+        drop_if_broken(&mut guard, &res);
+        res
+    }
+
     /// [`LogSource::max_id`] with this crate's error: the highest id visible now.
     pub async fn highest_id(&self) -> Result<Option<i64>> {
         let mut guard = self.reader().await?;
@@ -289,6 +311,12 @@ impl LogSource for PgLogSource {
 
     async fn max_id(&self) -> selfmon_core::Result<Option<i64>> {
         self.highest_id()
+            .await
+            .map_err(|e| e.into_core(Component::LogSource))
+    }
+
+    async fn record_at(&self, id: i64) -> selfmon_core::Result<Option<LogRecord>> {
+        self.row_at(id)
             .await
             .map_err(|e| e.into_core(Component::LogSource))
     }
@@ -368,6 +396,10 @@ impl Reader {
             "SELECT {} FROM {table} AS t WHERE t.id > $1::bigint AND t.id <= $2::bigint",
             select_list.join(", ")
         );
+        let row_at_sql = format!(
+            "SELECT {} FROM {table} AS t WHERE t.id = $1::bigint LIMIT 1",
+            select_list.join(", ")
+        );
         let below = level_names_below(options.min_level);
         if !below.is_empty() {
             let quoted: Vec<String> = below.iter().map(|n| format!("'{n}'")).collect();
@@ -393,6 +425,7 @@ impl Reader {
         Ok(Reader {
             client,
             select_sql,
+            row_at_sql,
             queries: HorizonQueries { table, sequence },
         })
     }

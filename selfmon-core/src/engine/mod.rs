@@ -588,6 +588,7 @@ impl SelfMonitor {
                 after: start.after,
                 learned_templates,
                 anchor: start.anchor.clone(),
+                target: start.target,
             },
             &|records| {
                 emit(ScanEvent::RecordsRead {

@@ -16,6 +16,10 @@ pub(crate) struct Start {
     pub reset_from: Option<i64>,
     /// The previous scan's anchor while it still holds (carried forward when nothing is read).
     pub anchor: Option<LogAnchor>,
+    /// The highest id present when the scan started (`None`: the log was empty). The scan reads no
+    /// further: records written while it reads wait for the next scan, so a scan of a log that
+    /// keeps growing still ends.
+    pub target: Option<i64>,
 }
 
 /// Where reading starts: after `cursor`, unless the log was recreated, then from 0. A log was
@@ -41,12 +45,14 @@ pub(crate) async fn start(
             after: 0,
             reset_from: Some(cursor),
             anchor: None,
+            target: max_id,
         });
     }
     Ok(Start {
         after: cursor,
         reset_from: None,
         anchor,
+        target: max_id,
     })
 }
 
@@ -54,15 +60,18 @@ pub(crate) async fn start(
 /// under its id, or the anchor gone while older ids are still there (retention removes the
 /// oldest records first, so a log that only lost records to retention has none below a removed
 /// anchor). `None` when the log is the one the previous scan read.
+///
+/// The anchor is looked up with [`LogSource::record_at`], never with a page: a page may be empty
+/// only because the source cannot yet prove what is final (PostgreSQL while a writer's transaction
+/// is open), which says nothing about a record the previous scan already read.
 async fn anchor_lost(
     log_source: &dyn LogSource,
     anchor: &LogAnchor,
 ) -> Result<Option<&'static str>> {
-    let at = log_source.read_after(anchor.id - 1, 1).await?;
-    match at.records.first() {
-        Some(r) if r.id == anchor.id => Ok((!anchor.matches(r))
+    match log_source.record_at(anchor.id).await? {
+        Some(r) => Ok((!anchor.matches(&r))
             .then_some("the last record read has been replaced (log recreated)")),
-        _ => {
+        None => {
             let first = log_source.read_after(0, 1).await?;
             Ok(first
                 .records
@@ -84,6 +93,9 @@ pub(crate) struct ReadInput<'a> {
     pub learned_templates: Option<String>,
     /// The anchor to carry forward when nothing is read (see [`Start::anchor`]).
     pub anchor: Option<LogAnchor>,
+    /// Read no record above this id (see [`Start::target`]); `None`: read until the source has
+    /// nothing more.
+    pub target: Option<i64>,
 }
 
 /// What was read.
@@ -115,6 +127,7 @@ pub(crate) async fn read(
         after: start,
         learned_templates,
         mut anchor,
+        target,
     } = input;
     let templater = match learned_templates {
         Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
@@ -130,9 +143,15 @@ pub(crate) async fn read(
     let mut read = 0u64;
     let mut gap_records = 0;
     let mut first_page = true;
-    while read < config.max_records_per_scan {
+    let target = target.unwrap_or(i64::MAX);
+    while read < config.max_records_per_scan && after < target {
         let limit = (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
-        let page = log_source.read_after(after, limit).await?;
+        let mut page = log_source.read_after(after, limit).await?;
+        // Records above the target were written after the scan started: the next scan reads them.
+        // The page holds every record between `after` and its end in ascending order, so what is
+        // kept is complete up to min(end, target) and the cursor stops there.
+        page.records.retain(|r| r.id <= target);
+        page.scanned_through = page.scanned_through.min(target);
         if first_page {
             gap_records = page.missing_before_first;
             first_page = false;
@@ -192,6 +211,7 @@ mod tests {
                 after: 0,
                 reset_from: Some(50),
                 anchor: None,
+                target: Some(2),
             }
         );
         let out = read(
@@ -201,6 +221,7 @@ mod tests {
                 after: start.after,
                 learned_templates: None,
                 anchor: None,
+                target: None,
             },
             &|_| {},
         )
@@ -230,6 +251,7 @@ mod tests {
                 after: 0,
                 learned_templates: None,
                 anchor: None,
+                target: None,
             },
             &|n| pages.lock().unwrap().push(n),
         )
@@ -254,6 +276,7 @@ mod tests {
                 after: 0,
                 learned_templates: None,
                 anchor: None,
+                target: None,
             },
             &|_| {},
         )
@@ -284,5 +307,115 @@ mod tests {
         let recreated = start(&logs, 3, Some(anchor)).await.unwrap();
         assert_eq!((recreated.after, recreated.reset_from), (0, Some(3)));
         assert_eq!(recreated.anchor, None);
+    }
+
+    /// A source whose pages stay empty until `proven` is set (as PostgreSQL's while a writer's
+    /// transaction holds the commit horizon back) but which knows what it has committed.
+    struct UnprovenUntilSecondRead {
+        inner: MemoryLogSource,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl LogSource for UnprovenUntilSecondRead {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<crate::LogPage> {
+            if self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                return Ok(crate::LogPage {
+                    scanned_through: after,
+                    ..Default::default()
+                });
+            }
+            self.inner.read_after(after, limit).await
+        }
+        async fn max_id(&self) -> Result<Option<i64>> {
+            self.inner.max_id().await
+        }
+        async fn record_at(&self, id: i64) -> Result<Option<crate::LogRecord>> {
+            self.inner.record_at(id).await
+        }
+        fn describe(&self) -> crate::LogSourceDescription {
+            self.inner.describe()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_page_while_nothing_is_proven_is_no_evidence_the_anchor_is_gone() {
+        let logs = MemoryLogSource::new();
+        for i in 0..3 {
+            logs.log(Level::Error, "app", &format!("old {i}"));
+        }
+        let anchor = LogAnchor::of(&logs.read_after(2, 1).await.unwrap().records[0]);
+        let source = UnprovenUntilSecondRead {
+            inner: logs,
+            reads: Default::default(),
+        };
+        let start = start(&source, 3, Some(anchor.clone())).await.unwrap();
+        assert_eq!((start.after, start.reset_from), (3, None));
+        assert_eq!(start.anchor, Some(anchor));
+    }
+
+    /// A log that gains a record every time a page is read (nodes that never stop logging).
+    struct EverGrowing(MemoryLogSource);
+
+    #[async_trait::async_trait]
+    impl LogSource for EverGrowing {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<crate::LogPage> {
+            self.0
+                .log(Level::Error, "app", "written while the scan reads");
+            self.0.read_after(after, limit).await
+        }
+        async fn max_id(&self) -> Result<Option<i64>> {
+            self.0.max_id().await
+        }
+        fn describe(&self) -> crate::LogSourceDescription {
+            self.0.describe()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_scan_of_a_growing_log_stops_at_the_target_and_the_next_reads_the_rest() {
+        let logs = EverGrowing(MemoryLogSource::new());
+        for i in 0..4 {
+            logs.0
+                .log(Level::Error, "app", &format!("before the scan {i}"));
+        }
+        let config = SelfMonitoringConfig {
+            page_size: 1,
+            max_records_per_scan: 1_000,
+            ..Default::default()
+        };
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        for scan in 0..3 {
+            let begin = start(&logs, cursor, None).await.unwrap();
+            let target = begin.target.unwrap();
+            let out = read(
+                ReadInput {
+                    log_source: &logs,
+                    config: &config,
+                    after: begin.after,
+                    learned_templates: None,
+                    anchor: None,
+                    target: begin.target,
+                },
+                &|_| {},
+            )
+            .await
+            .unwrap();
+            assert!(
+                out.new_cursor <= target,
+                "scan {scan}: {} > {target}",
+                out.new_cursor
+            );
+            assert_eq!(out.new_cursor, target, "scan {scan} reads up to its target");
+            let read_ids: Vec<i64> = (out.first_id.unwrap_or(0)..=out.last_id)
+                .filter(|_| out.records_read > 0)
+                .collect();
+            assert_eq!(read_ids.len() as u64, out.records_read, "scan {scan}");
+            seen.extend(read_ids);
+            cursor = out.new_cursor;
+        }
+        let expected: Vec<i64> = (1..=cursor).collect();
+        assert_eq!(seen, expected, "every record read once, none skipped");
     }
 }

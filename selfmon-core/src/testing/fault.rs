@@ -28,7 +28,8 @@ use chrono::{DateTime, Utc};
 use crate::error::{Component, Error, Result};
 use crate::model::{
     BacklogEntry, ClosedBacklogEntry, FiledIssue, FilingIntent, IssueDraft, IssueEvent, IssueRef,
-    IssueState, LogAnchor, Marker, ScanEffects, ScanId, ScanRecord, ScanReport, TrackedIssue,
+    IssueState, LogAnchor, LogRecord, Marker, ScanEffects, ScanId, ScanRecord, ScanReport,
+    TrackedIssue,
 };
 use crate::redact::RedactedText;
 use crate::traits::{
@@ -80,6 +81,10 @@ impl<T: LogSource> LogSource for FaultyLogSource<T> {
 
     async fn max_id(&self) -> Result<Option<i64>> {
         self.inner.max_id().await
+    }
+
+    async fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
+        self.inner.record_at(id).await
     }
 
     fn describe(&self) -> LogSourceDescription {

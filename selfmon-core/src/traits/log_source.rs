@@ -52,6 +52,21 @@ pub trait LogSource: Send + Sync {
     /// recreated (max id below the cursor).
     async fn max_id(&self) -> Result<Option<i64>>;
 
+    /// The record stored under `id` now, or `None` when the store holds no record with that id
+    /// (removed by retention, or the store was recreated without it). The engine asks for the
+    /// last record the previous scan read (its anchor, at or below the cursor) to tell a recreated
+    /// log from the same one, so `None` must mean "not there", never "not known yet": a source
+    /// whose [`read_after`](LogSource::read_after) holds back records it cannot yet prove final
+    /// (PostgreSQL's commit horizon) answers this from what is committed, without waiting. A
+    /// record below the source's level filter may be returned or not.
+    ///
+    /// The default reads `read_after(id - 1, 1)`, right for a source whose pages show every
+    /// committed record.
+    async fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
+        let page = self.read_after(id.saturating_sub(1), 1).await?;
+        Ok(page.records.into_iter().next().filter(|r| r.id == id))
+    }
+
     /// Location and schema, for the prompt.
     fn describe(&self) -> LogSourceDescription;
 }
@@ -60,6 +75,7 @@ crate::traits::forward::forward! {
     LogSource {
         async fn read_after(&self, after: i64, limit: usize) -> Result<LogPage>;
         async fn max_id(&self) -> Result<Option<i64>>;
+        async fn record_at(&self, id: i64) -> Result<Option<LogRecord>>;
         fn describe(&self) -> LogSourceDescription;
     }
 }
