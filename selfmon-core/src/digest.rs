@@ -3,7 +3,8 @@
 //! Memory is proportional to the number of signatures, never to the number of records: each
 //! signature keeps counts, first/last ids and a few capped samples.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -127,13 +128,47 @@ fn truncated(record: &LogRecord) -> LogRecord {
     }
 }
 
-/// Most signatures a digest keeps by default; records of further signatures go to the overflow
-/// signature ([`OVERFLOW_SIGNATURE_ID`]).
+/// Most signatures a digest keeps by default; beyond it the signatures least worth keeping go to
+/// the overflow signatures (see [`DigestBuilder::with_max_signatures`]).
 pub const DEFAULT_MAX_SIGNATURES: usize = 10_000;
 
-/// Id of the "other" signature that counts records beyond the signature cap. Its template is
-/// [`OVERFLOW_TEMPLATE`]; it never matches a known issue's signature.
+/// Start of the ids of the "other" signatures that count records beyond the signature cap, one per
+/// level: `overflow-critical`, `overflow-warning`, ... (see [`overflow_signature_id`]). Their
+/// template is [`OVERFLOW_TEMPLATE`]; they never match a known issue's signature.
 pub const OVERFLOW_SIGNATURE_ID: &str = "overflow";
+
+/// Most distinct error codes one overflow signature lists; further codes are counted in it but
+/// not listed.
+pub const MAX_OVERFLOW_CODES: usize = 32;
+
+/// The id of the overflow signature of `level` (`overflow-critical`).
+pub fn overflow_signature_id(level: Level) -> String {
+    format!(
+        "{OVERFLOW_SIGNATURE_ID}-{}",
+        level.as_str().to_ascii_lowercase()
+    )
+}
+
+/// Whether `id` names an overflow signature (of any level): a bucket of records beyond the
+/// signature cap, which says nothing about which problem its records belong to.
+pub fn is_overflow_signature(id: &str) -> bool {
+    id.strip_prefix(OVERFLOW_SIGNATURE_ID)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+}
+
+/// How much a signature is worth keeping once the cap is reached: level first, then whether it
+/// carries error codes, then whether it is a traceback. Occurrences break ties among equals.
+fn keep_rank(level: Level, coded: bool, traceback: bool) -> u8 {
+    (level as u8) * 4 + u8::from(coded) * 2 + u8::from(traceback)
+}
+
+/// A signature's place in the eviction queue: (rank, count, creation sequence, slot); the least is
+/// evicted first. Entries go stale as signatures grow and are refreshed when they surface.
+type RankEntry = Reverse<(u8, u64, u64, u32)>;
+
+/// The grouping key of a signature while the digest is built: (level class, source, cluster, code
+/// set), the last three interned.
+type BuildKey = (u8, u32, ClusterId, u32);
 
 /// Template text of the overflow signature.
 pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature cap>";
@@ -142,8 +177,17 @@ pub const OVERFLOW_TEMPLATE: &str = "<records of signatures beyond the signature
 ///
 /// Memory is bounded: at most `max_signatures` signatures (each with capped samples, at most
 /// [`MAX_DISTINCT_CORRELATION_IDS`] correlation ids and, while its samples are being taken, the
-/// raw text of up to [`MAX_SAMPLE_MESSAGES`] short messages already sampled) plus the templater's
-/// capped clusters, however many records are pushed.
+/// raw text of up to [`MAX_SAMPLE_MESSAGES`] short messages already sampled) plus one overflow
+/// signature per level and the templater's capped clusters, however many records are pushed.
+///
+/// The cap is not first-come: once it is reached, a record that would start a signature worth
+/// more than the least valuable one kept (a higher level; at the same level, one with error codes;
+/// then a traceback) evicts that one — lowest level, uncoded, fewest occurrences — into the
+/// overflow signature of its level; otherwise the record itself goes there. So a flood of
+/// distinct warnings cannot push a later coded CRITICAL traceback out of the digest, and the
+/// overflow signatures keep the error codes they absorbed (up to [`MAX_OVERFLOW_CODES`]), so the
+/// analysis and dedup's code rules still see them. A slot's rank only rises when it is reused, so
+/// evictions are bounded by a small multiple of the cap.
 #[derive(Debug)]
 pub struct DigestBuilder {
     templater: Templater,
@@ -154,11 +198,19 @@ pub struct DigestBuilder {
     max_signatures: usize,
     sources: FxMap<Box<str>, u32>,
     code_sets: FxMap<Vec<ErrorCode>, u32>,
-    index: FxMap<(u8, u32, ClusterId, u32), usize>,
+    index: FxMap<BuildKey, usize>,
+    /// Per slot (parallel to `digest.signatures`): its key, cluster, tracking and creation sequence.
+    keys: Vec<BuildKey>,
     clusters: Vec<ClusterId>,
     tracking: Vec<Tracking>,
+    created: Vec<u64>,
+    next_created: u64,
+    /// Every slot once, least worth keeping on top (see [`RankEntry`]).
+    ranks: BinaryHeap<RankEntry>,
     digest: Digest,
-    overflow: Option<(Signature, Tracking)>,
+    /// Overflow signatures, by level.
+    overflow: [Option<Box<(Signature, Tracking)>>; 5],
+    evicted: u64,
 }
 
 /// What the builder remembers about one signature beyond the [`Signature`] itself.
@@ -265,15 +317,20 @@ impl DigestBuilder {
             sources: FxMap::default(),
             code_sets: FxMap::default(),
             index: FxMap::default(),
+            keys: Vec::new(),
             clusters: Vec::new(),
             tracking: Vec::new(),
+            created: Vec::new(),
+            next_created: 0,
+            ranks: BinaryHeap::new(),
             digest: Digest::default(),
-            overflow: None,
+            overflow: Default::default(),
+            evicted: 0,
         })
     }
 
-    /// Caps the number of signatures (at least 1); records of further signatures are counted in the
-    /// overflow signature.
+    /// Caps the number of signatures (at least 1); beyond it the signatures least worth keeping are
+    /// counted in the overflow signature of their level (see [`DigestBuilder`]).
     pub fn with_max_signatures(mut self, max_signatures: usize) -> Self {
         self.max_signatures = max_signatures.max(1);
         self
@@ -299,36 +356,44 @@ impl DigestBuilder {
         self.digest.records += 1;
         let cluster = self.templater.learn(&record.message);
         let codes = ErrorCode::from_record(record);
-        let full = self.digest.signatures.len() >= self.max_signatures;
+        let class = class_index(record.level);
         let source = match record.source.as_deref() {
-            None => NO_SOURCE,
-            Some(s) => match self.sources.get(s) {
-                Some(&i) => i,
-                None if full => return self.push_overflow(record),
-                None => {
-                    let i = self.sources.len() as u32;
-                    self.sources.insert(s.into(), i);
-                    i
-                }
-            },
+            None => Some(NO_SOURCE),
+            Some(s) => self.sources.get(s).copied(),
         };
-        let code_set = match self.code_sets.get(&codes) {
-            Some(&i) => i,
-            None if full => return self.push_overflow(record),
-            None => {
-                let i = self.code_sets.len() as u32;
-                self.code_sets.insert(codes.clone(), i);
-                i
+        let code_set = self.code_sets.get(&codes).copied();
+        if let (Some(source), Some(code_set)) = (source, code_set) {
+            if let Some(&i) = self.index.get(&(class, source, cluster, code_set)) {
+                self.update(i, record);
+                return;
+            }
+        }
+        // A new signature: it takes a free slot, or the slot of one worth less, or overflows.
+        let slot = if self.digest.signatures.len() < self.max_signatures {
+            None
+        } else {
+            let rank = keep_rank(
+                record.level,
+                !codes.is_empty(),
+                looks_like_traceback(&record.message),
+            );
+            match self.least_valuable_below(rank) {
+                Some(i) => Some(i),
+                None => return self.push_overflow(record, &codes),
             }
         };
-        let key = (class_index(record.level), source, cluster, code_set);
-        if let Some(&i) = self.index.get(&key) {
-            self.update(i, record);
-            return;
-        }
-        if full {
-            return self.push_overflow(record);
-        }
+        let source = source.unwrap_or_else(|| {
+            let i = self.sources.len() as u32;
+            self.sources
+                .insert(record.source.as_deref().unwrap_or_default().into(), i);
+            i
+        });
+        let code_set = code_set.unwrap_or_else(|| {
+            let i = self.code_sets.len() as u32;
+            self.code_sets.insert(codes.clone(), i);
+            i
+        });
+        let key = (class, source, cluster, code_set);
         let (template, template_fingerprint) = match self.templater.cluster_text(cluster) {
             Some((t, f)) => (t.to_string(), f.to_string()),
             None => {
@@ -338,33 +403,108 @@ impl DigestBuilder {
             }
         };
         let sig = new_signature(record, template, template_fingerprint, codes);
-        self.digest.signatures.push(sig);
-        self.tracking.push(Tracking::default());
-        self.clusters.push(cluster);
-        let i = self.digest.signatures.len() - 1;
+        let created = self.next_created;
+        self.next_created += 1;
+        let i = match slot {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.digest.signatures[i], sig);
+                let old_tracking = std::mem::take(&mut self.tracking[i]);
+                self.index.remove(&self.keys[i]);
+                self.keys[i] = key;
+                self.clusters[i] = cluster;
+                self.created[i] = created;
+                self.evicted += 1;
+                self.absorb_into_overflow(old, old_tracking);
+                i
+            }
+            None => {
+                self.digest.signatures.push(sig);
+                self.tracking.push(Tracking::default());
+                self.keys.push(key);
+                self.clusters.push(cluster);
+                self.created.push(created);
+                self.digest.signatures.len() - 1
+            }
+        };
         self.index.insert(key, i);
         self.update(i, record);
+        let sig = &self.digest.signatures[i];
+        self.ranks
+            .push(Reverse((rank_of(sig), sig.count, created, i as u32)));
     }
 
-    fn push_overflow(&mut self, record: &LogRecord) {
+    /// The slot of the signature least worth keeping, taken out of the eviction queue, when its
+    /// rank is below `rank`; `None` (and the queue unchanged) otherwise.
+    fn least_valuable_below(&mut self, rank: u8) -> Option<usize> {
+        loop {
+            let &Reverse((r, count, created, slot)) = self.ranks.peek()?;
+            let i = slot as usize;
+            if self.created.get(i) != Some(&created) {
+                self.ranks.pop();
+                continue;
+            }
+            let sig = &self.digest.signatures[i];
+            let now = (rank_of(sig), sig.count);
+            if now != (r, count) {
+                // Grown since it was queued (counts and ranks only rise): queue it as it is now.
+                self.ranks.pop();
+                self.ranks.push(Reverse((now.0, now.1, created, slot)));
+                continue;
+            }
+            if r >= rank {
+                return None;
+            }
+            self.ranks.pop();
+            return Some(i);
+        }
+    }
+
+    fn push_overflow(&mut self, record: &LogRecord, codes: &[ErrorCode]) {
         let threshold = self.repeat_threshold;
-        let (sig, tracking) = self.overflow.get_or_insert_with(|| {
-            let sig = new_signature(
-                record,
-                OVERFLOW_TEMPLATE.to_string(),
-                sha256_hex(OVERFLOW_TEMPLATE.as_bytes()),
-                Vec::new(),
-            );
-            (
-                Signature {
-                    id: OVERFLOW_SIGNATURE_ID.to_string(),
-                    source: None,
-                    ..sig
-                },
+        let bucket = self.overflow[record.level as usize].get_or_insert_with(|| {
+            Box::new((
+                overflow_signature(new_signature(
+                    record,
+                    String::new(),
+                    String::new(),
+                    Vec::new(),
+                )),
                 Tracking::default(),
-            )
+            ))
         });
+        let (sig, tracking) = &mut **bucket;
+        add_overflow_codes(sig, codes);
         update_signature(sig, tracking, record, threshold, &self.redactor);
+    }
+
+    /// Counts an evicted signature in the overflow signature of its level.
+    fn absorb_into_overflow(&mut self, evicted: Signature, tracking: Tracking) {
+        let threshold = self.repeat_threshold;
+        match &mut self.overflow[evicted.level as usize] {
+            Some(bucket) => {
+                let (sig, into) = &mut **bucket;
+                add_overflow_codes(sig, &evicted.error_codes);
+                merge_signature(
+                    sig,
+                    &mut into.correlation,
+                    evicted,
+                    tracking.correlation,
+                    threshold,
+                );
+            }
+            empty => {
+                let mut sig = overflow_signature(evicted);
+                let codes = std::mem::take(&mut sig.error_codes);
+                add_overflow_codes(&mut sig, &codes);
+                *empty = Some(Box::new((
+                    sig,
+                    Tracking {
+                        correlation: tracking.correlation,
+                        sampled: Vec::new(),
+                    },
+                )));
+            }
+        }
     }
 
     fn update(&mut self, i: usize, record: &LogRecord) {
@@ -377,9 +517,15 @@ impl DigestBuilder {
         );
     }
 
-    /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)).
+    /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)),
+    /// not counting the overflow signatures.
     pub fn signature_count(&self) -> usize {
         self.digest.signatures.len()
+    }
+
+    /// Signatures evicted so far to make room for ones worth more (see [`DigestBuilder`]).
+    pub fn evicted_signatures(&self) -> u64 {
+        self.evicted
     }
 
     /// The finished digest.
@@ -400,8 +546,10 @@ impl DigestBuilder {
             ignore,
             clusters,
             tracking,
+            created,
             digest,
             overflow,
+            evicted,
             ..
         } = self;
         let Digest {
@@ -416,7 +564,13 @@ impl DigestBuilder {
         let mut by_key: HashMap<String, usize> = HashMap::new();
         let mut cids: Vec<FxSet<String>> = Vec::new();
         let sets = tracking.into_iter().map(|t| t.correlation);
-        for ((mut sig, cluster), set) in signatures.into_iter().zip(clusters).zip(sets) {
+        // Slots are reused after evictions: first-seen order is creation order.
+        let mut slots: Vec<_> = created
+            .into_iter()
+            .zip(signatures.into_iter().zip(clusters).zip(sets))
+            .collect();
+        slots.sort_unstable_by_key(|(created, _)| *created);
+        for (_, ((mut sig, cluster), set)) in slots {
             if let Some((text, fp)) = templater.cluster_text(cluster) {
                 if text != sig.template {
                     sig.template = text.to_string();
@@ -465,10 +619,14 @@ impl DigestBuilder {
             }
         }
         out.signatures = kept;
-        if let Some((sig, _)) = overflow {
+        for bucket in overflow.into_iter().rev().flatten() {
+            let (sig, _) = *bucket;
             tracing::debug!(
+                level = %sig.level,
                 records = sig.count,
-                "digest signature cap reached; records counted in the overflow signature"
+                codes = sig.error_codes.len(),
+                evicted,
+                "digest signature cap reached; records counted in an overflow signature"
             );
             out.signatures.push(sig);
         }
@@ -522,6 +680,34 @@ fn new_signature(
         has_traceback: false,
         nodes: Vec::new(),
     }
+}
+
+/// `sig` (the first signature an overflow bucket absorbs, or a fresh one) turned into the overflow
+/// signature of its level: its counts, samples and codes kept, its identity dropped.
+fn overflow_signature(sig: Signature) -> Signature {
+    Signature {
+        id: overflow_signature_id(sig.level),
+        source: None,
+        template: OVERFLOW_TEMPLATE.to_string(),
+        template_fingerprint: sha256_hex(OVERFLOW_TEMPLATE.as_bytes()),
+        ..sig
+    }
+}
+
+/// Lists `codes` on an overflow signature, up to [`MAX_OVERFLOW_CODES`].
+fn add_overflow_codes(sig: &mut Signature, codes: &[ErrorCode]) {
+    for c in codes {
+        if sig.error_codes.len() >= MAX_OVERFLOW_CODES {
+            return;
+        }
+        if !sig.error_codes.contains(c) {
+            sig.error_codes.push(c.clone());
+        }
+    }
+}
+
+fn rank_of(sig: &Signature) -> u8 {
+    keep_rank(sig.level, !sig.error_codes.is_empty(), sig.has_traceback)
 }
 
 fn update_signature(
@@ -769,6 +955,7 @@ mod tests {
         format!("w{}{}", letter(k / 26), letter(k))
     }
     use super::*;
+    use std::collections::BTreeMap;
 
     fn rec(id: i64, level: Level, msg: &str) -> LogRecord {
         LogRecord::new(id, level, msg).with_source("svc")
@@ -981,10 +1168,171 @@ mod tests {
         let d = b.finish();
         assert_eq!(d.signatures.len(), 4);
         let overflow = d.signatures.last().unwrap();
-        assert_eq!(overflow.id, OVERFLOW_SIGNATURE_ID);
+        assert_eq!(overflow.id, overflow_signature_id(Level::Error));
+        assert!(is_overflow_signature(&overflow.id));
         assert_eq!(overflow.count, 14);
         assert_eq!(d.signatures.iter().map(|s| s.count).sum::<u64>(), 20);
         assert!(d.render(4096).contains(OVERFLOW_TEMPLATE));
+    }
+
+    /// A distinct message per `kind` (its own token count, so no two kinds share a template),
+    /// carrying the code `PRB-KIND-0NN` when `coded`.
+    fn kind_message(kind: usize, coded: bool) -> String {
+        let words: Vec<String> = (0..kind as i64).map(letters_word).collect();
+        let code = if coded {
+            format!("[PRB-KIND-{:03}] ", kind)
+        } else {
+            String::new()
+        };
+        format!("{code}kind {}", words.join(" "))
+    }
+
+    #[test]
+    fn a_flood_of_distinct_warnings_does_not_push_coded_errors_and_a_traceback_out() {
+        let config = SelfMonitoringConfig::default();
+        let mut b = DigestBuilder::new(&config).unwrap().with_max_signatures(5);
+        let mut id = 0;
+        let mut next = || {
+            id += 1;
+            id
+        };
+        for k in 1..=40 {
+            b.push(&rec(next(), Level::Warning, &kind_message(k, false)));
+        }
+        for i in 0..7 {
+            b.push(&rec(
+                next(),
+                Level::Error,
+                &format!("[DB-LOCK-003] database is locked after {i} retries"),
+            ));
+        }
+        let traceback = "[GIT-SYNC-001] Traceback (most recent call last):\n  File \"/srv/sync.py\", line 42, in run\nValueError: empty repo";
+        b.push(&rec(next(), Level::Critical, traceback));
+        for k in 41..=60 {
+            b.push(&rec(next(), Level::Warning, &kind_message(k, false)));
+        }
+        assert_eq!(b.evicted_signatures(), 2);
+        let d = b.finish();
+        let db = d
+            .signatures
+            .iter()
+            .find(|s| s.error_codes.iter().any(|c| c.as_str() == "DB-LOCK-003"))
+            .expect("the coded errors keep their signature");
+        assert_eq!((db.count, db.level), (7, Level::Error));
+        assert!(db.template.starts_with("[DB-LOCK-003] database is locked"));
+        let sync = d
+            .signatures
+            .iter()
+            .find(|s| s.error_codes.iter().any(|c| c.as_str() == "GIT-SYNC-001"))
+            .expect("the coded traceback keeps its signature");
+        assert!(sync.has_traceback && sync.level == Level::Critical);
+        assert!(!is_overflow_signature(&db.id) && !is_overflow_signature(&sync.id));
+        let overflow: Vec<&Signature> = d
+            .signatures
+            .iter()
+            .filter(|s| is_overflow_signature(&s.id))
+            .collect();
+        assert_eq!(overflow.len(), 1, "only warnings overflowed");
+        assert_eq!(overflow[0].id, overflow_signature_id(Level::Warning));
+        assert_eq!(overflow[0].count, 60 - 3);
+        assert_eq!(d.signatures.iter().map(|s| s.count).sum::<u64>(), 68);
+        let ids: Vec<i64> = d.signatures[..5].iter().map(|s| s.first_id).collect();
+        assert_eq!(
+            ids,
+            [3, 4, 5, 41, 48],
+            "kept in first-seen order, overflow last"
+        );
+    }
+
+    #[test]
+    fn overflow_signatures_are_per_level_and_keep_the_codes_they_absorbed() {
+        let config = SelfMonitoringConfig::default();
+        let mut b = DigestBuilder::new(&config).unwrap().with_max_signatures(2);
+        b.push(&rec(1, Level::Critical, &kind_message(1, true)));
+        b.push(&rec(2, Level::Critical, &kind_message(2, true)));
+        // Worth less than what is kept, or as much: these overflow, each by its level.
+        b.push(&rec(3, Level::Error, &kind_message(3, true)));
+        b.push(&rec(4, Level::Critical, &kind_message(4, true)));
+        b.push(&rec(5, Level::Warning, &kind_message(5, false)));
+        let d = b.finish();
+        let codes = |s: &Signature| -> Vec<String> {
+            s.error_codes
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect()
+        };
+        let by_id = |id: String| d.signatures.iter().find(|s| s.id == id).unwrap();
+        let critical = by_id(overflow_signature_id(Level::Critical));
+        assert_eq!(codes(critical), ["PRB-KIND-004"]);
+        assert_eq!((critical.count, critical.level), (1, Level::Critical));
+        let error = by_id(overflow_signature_id(Level::Error));
+        assert_eq!(codes(error), ["PRB-KIND-003"]);
+        let warning = by_id(overflow_signature_id(Level::Warning));
+        assert!(warning.error_codes.is_empty());
+        assert_eq!(d.signatures.len(), 5);
+        let text = d.render(100_000);
+        assert!(text.contains("codes=[PRB-KIND-004]"), "{text}");
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives in whatever order: no record is lost, the cap holds, and every
+        /// signature worth at least as much as some rank keeps its own signature and all its
+        /// records whenever no more than the cap of such signatures turn up.
+        #[test]
+        fn the_cap_keeps_the_signatures_most_worth_keeping(
+            cap in 1usize..6,
+            records in proptest::collection::vec((1usize..16, 0usize..3), 1..80),
+        ) {
+            let level_of = |k: usize| Level::ALL[k % 5];
+            let coded = |k: usize| k % 3 == 0;
+            let traceback = |k: usize| k % 4 == 0;
+            let message = |k: usize| {
+                let m = kind_message(k, coded(k));
+                if traceback(k) {
+                    format!("{m}\nTraceback (most recent call last):\n  File \"x.py\"")
+                } else {
+                    m
+                }
+            };
+            let config = SelfMonitoringConfig::default();
+            let mut b = DigestBuilder::new(&config).unwrap().with_max_signatures(cap);
+            let mut per_kind: BTreeMap<usize, u64> = BTreeMap::new();
+            let mut id = 0;
+            for &(k, repeat) in &records {
+                for _ in 0..=repeat {
+                    id += 1;
+                    b.push(&rec(id, level_of(k), &message(k)));
+                    *per_kind.entry(k).or_default() += 1;
+                }
+            }
+            let d = b.finish();
+            proptest::prop_assert_eq!(d.signatures.iter().map(|s| s.count).sum::<u64>(), id as u64);
+            let kept: Vec<&Signature> =
+                d.signatures.iter().filter(|s| !is_overflow_signature(&s.id)).collect();
+            proptest::prop_assert!(kept.len() <= cap);
+            let rank = |k: usize| keep_rank(level_of(k), coded(k), traceback(k));
+            for threshold in 0..=keep_rank(Level::Critical, true, true) {
+                let worthy: Vec<usize> =
+                    per_kind.keys().copied().filter(|&k| rank(k) >= threshold).collect();
+                if worthy.len() > cap {
+                    continue;
+                }
+                for k in worthy {
+                    let sample = message(k);
+                    let own = kept.iter().find(|s| s.sample_messages.contains(&sample));
+                    proptest::prop_assert!(own.is_some(), "kind {} lost its signature", k);
+                    proptest::prop_assert_eq!(own.unwrap().count, per_kind[&k]);
+                }
+            }
+            // Every code reached the digest, on a kept signature or on an overflow signature.
+            for &k in per_kind.keys().filter(|&&k| coded(k)) {
+                let code = format!("PRB-KIND-{k:03}");
+                proptest::prop_assert!(d
+                    .signatures
+                    .iter()
+                    .any(|s| s.error_codes.iter().any(|c| c.as_str() == code)));
+            }
+        }
     }
 
     #[test]

@@ -699,3 +699,181 @@ async fn retention_that_removed_the_anchor_is_a_gap_not_a_recreation() {
     assert_eq!(report.record.log_id_start, cursor);
     assert_eq!(report.record.records_read, 1);
 }
+
+/// Distinct words from one call site, as user-supplied text gives them (letters only, so the
+/// masks leave them alone; 2 to 5 words of 3 to 9 letters, so the templater cannot merge them).
+fn flood_message(i: u64) -> String {
+    let mut x = i
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |n: u64| {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51afd7ed558ccd);
+        x ^= x >> 29;
+        x % n
+    };
+    let words: Vec<String> = (0..2 + next(4))
+        .map(|_| {
+            (0..3 + next(7))
+                .map(|_| char::from(b'a' + next(26) as u8))
+                .collect()
+        })
+        .collect();
+    format!(
+        "search query rejected: unsupported operator in '{}'",
+        words.join(" ")
+    )
+}
+
+/// A flood of distinct WARNINGs beyond the 10,000-signature cap, then coded ERRORs and a CRITICAL
+/// traceback: before, the cap was first-come and the coded records vanished into one uncoded
+/// overflow bucket (and the cursor moved past them); now they keep their own signatures, are
+/// analysed and filed.
+#[tokio::test]
+async fn coded_errors_after_a_flood_of_distinct_warnings_reach_analysis_and_are_filed() {
+    let r = rig();
+    let flood = selfmon_core::digest::DEFAULT_MAX_SIGNATURES as u64 + 500;
+    for i in 0..flood {
+        r.logs.log(Level::Warning, "app.search", &flood_message(i));
+    }
+    for i in 0..50 {
+        r.logs.log(
+            Level::Error,
+            "app.db",
+            &format!("[DB-LOCK-003] database is locked after {i} retries"),
+        );
+    }
+    r.logs.log(
+        Level::Critical,
+        "app.sync",
+        "[GIT-SYNC-001] Traceback (most recent call last):\n  File \"/srv/app/sync.py\", line 42, in run\n    raise ValueError('empty repo')\nValueError: empty repo",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+    let filed: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    for code in ["DB-LOCK-003", "GIT-SYNC-001"] {
+        assert!(
+            filed.iter().any(|t| t.contains(code)),
+            "{code} was not filed: {filed:?}"
+        );
+    }
+    let stored = r.store.issues();
+    let db = stored
+        .iter()
+        .find(|i| i.error_codes.iter().any(|c| c.as_str() == "DB-LOCK-003"))
+        .unwrap();
+    assert_eq!(
+        db.occurrences, 50,
+        "every coded record counted on its issue"
+    );
+}
+
+/// One problem whose message names a different bean and queue each scan (the first name learned
+/// literally, later ones generalising the template, a quoted name never generalising within a
+/// scan): before, every scan filed new issues (6 after four scans); now the issues filed for the
+/// first names cover the rest.
+#[tokio::test]
+async fn a_problem_with_a_varying_name_is_filed_once_across_scans() {
+    let r = rig();
+    for (scan, name) in [
+        "orderService",
+        "billingRepository",
+        "userController",
+        "aaaService",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        r.logs.log(
+            Level::Critical,
+            "app.a",
+            &format!("No bean named '{name}' available"),
+        );
+        r.logs.log(
+            Level::Critical,
+            "app.q",
+            &format!("queue {name} is backed up (512 messages)"),
+        );
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.status, ScanStatus::Success);
+        if scan > 0 {
+            assert_eq!(
+                (report.record.known_signatures, report.record.issues_created),
+                (2, 0),
+                "scan {scan}: {}",
+                serde_json::to_string(&report.outcomes).unwrap()
+            );
+        }
+    }
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 8, "every record counted on its issue");
+}
+
+/// The same rule must not merge what differs: a different constant word, or a new error code
+/// under the same words, is analysed and filed.
+#[tokio::test]
+async fn a_different_word_or_a_new_code_beside_a_known_varying_name_is_still_filed() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue orders is backed up (512 messages)",
+    );
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue billing is corrupted (512 messages)",
+    );
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "[QUEUE-LOSS-002] queue payments is backed up (512 messages)",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.issues_created,
+        2,
+        "{}",
+        serde_json::to_string(&report.outcomes).unwrap()
+    );
+}
+
+/// Two names of one problem in one scan, both deferred by the budget: when the backlog is filed
+/// later, the second entry is compared by the templates it was deferred with (its signatures
+/// belong to the earlier scan) and is a duplicate of the first, not a second issue.
+#[tokio::test]
+async fn deferred_findings_of_one_problem_with_varying_names_are_filed_once() {
+    let config = SelfMonitoringConfig {
+        max_new_issues_per_scan: 1,
+        ..SelfMonitoringConfig::default()
+    };
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    for name in ["billingRepository", "userController"] {
+        r.logs.log(
+            Level::Critical,
+            "app.a",
+            &format!("No bean named '{name}' available"),
+        );
+    }
+    // The most frequent is filed first: the budget goes to it, both names wait.
+    for _ in 0..2 {
+        r.logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        );
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!((first.record.issues_created, first.record.deferred), (1, 2));
+    for _ in 0..3 {
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    }
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(r.store.backlog().is_empty());
+    let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
+    assert_eq!(occurrences, 4, "every record counted once");
+}

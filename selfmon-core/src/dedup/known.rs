@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use super::fingerprint::normalise_title;
 use super::similarity::SimilarityIndex;
-use crate::digest::Signature;
+use super::template_match::templates_match;
+use crate::digest::{is_overflow_signature, Signature};
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
 use crate::template::{is_specific_template, template_fingerprint, template_text};
 use crate::traits::{explain_by_code_or_template, DedupTier, KnownIssuesView};
@@ -21,8 +22,13 @@ pub struct KnownIssues {
     pub(super) by_signature: HashMap<String, usize>,
     pub(super) by_title: HashMap<String, Vec<usize>>,
     pub(super) by_template_fingerprint: HashMap<String, Vec<usize>>,
+    /// Specific templates by token count, for [`templates_match`]: (issue, template text).
+    pub(super) by_template_length: HashMap<usize, Vec<(usize, Box<str>)>>,
     pub(super) similarity: SimilarityIndex,
     pub(super) signature_templates: HashMap<String, String>,
+    /// Templates of deferred findings whose signatures this scan did not see, by the signature
+    /// ids they cite (see [`note_deferred_templates`](Self::note_deferred_templates)).
+    pub(super) deferred_templates: HashMap<Vec<String>, Vec<String>>,
 }
 
 impl KnownIssues {
@@ -42,8 +48,10 @@ impl KnownIssues {
             let mut all = std::mem::take(&mut self.issues);
             all[idx] = issue;
             let noted = std::mem::take(&mut self.signature_templates);
+            let deferred = std::mem::take(&mut self.deferred_templates);
             *self = KnownIssues::new(all);
             self.signature_templates = noted;
+            self.deferred_templates = deferred;
             return;
         }
         let idx = self.issues.len();
@@ -55,7 +63,12 @@ impl KnownIssues {
             .entry(issue.fingerprint.clone())
             .or_default()
             .push(idx);
-        for s in &issue.signature_ids {
+        // An overflow bucket's id names no problem: citing it matches nothing.
+        for s in issue
+            .signature_ids
+            .iter()
+            .filter(|s| !is_overflow_signature(s))
+        {
             self.by_signature.entry(s.clone()).or_insert(idx);
         }
         self.by_title
@@ -72,6 +85,17 @@ impl KnownIssues {
                 if !list.contains(&idx) {
                     list.push(idx);
                 }
+                let text = template_text(t);
+                let same_length = self
+                    .by_template_length
+                    .entry(text.split(' ').count())
+                    .or_default();
+                if !same_length
+                    .iter()
+                    .any(|(i, known)| *i == idx && **known == *text)
+                {
+                    same_length.push((idx, text.into()));
+                }
             }
         }
         self.similarity.insert(idx as u32, &issue);
@@ -87,14 +111,38 @@ impl KnownIssues {
         }
     }
 
+    /// Remembers the templates a finding from the backlog was deferred with (as persisted,
+    /// possibly sealed), so it is compared by its templates although the signatures it cites
+    /// belong to an earlier scan: two deferred findings of one problem whose template generalised
+    /// in between must not both be filed. Ignored when this scan noted any signature it cites.
+    pub fn note_deferred_templates(&mut self, finding: &Finding, templates: &[String]) {
+        if templates.is_empty()
+            || finding
+                .signature_ids
+                .iter()
+                .any(|id| self.signature_templates.contains_key(id))
+        {
+            return;
+        }
+        self.deferred_templates
+            .insert(finding.signature_ids.clone(), templates.to_vec());
+    }
+
     /// The templates of the signatures `finding` cites, as noted by
-    /// [`note_signatures`](Self::note_signatures), sorted and deduplicated.
+    /// [`note_signatures`](Self::note_signatures) (or, for a deferred finding whose signatures
+    /// this scan did not see, by [`note_deferred_templates`](Self::note_deferred_templates)),
+    /// sorted and deduplicated.
     pub fn templates_of(&self, finding: &Finding) -> Vec<String> {
         let mut t: Vec<String> = finding
             .signature_ids
             .iter()
             .filter_map(|id| self.signature_templates.get(id).cloned())
             .collect();
+        if t.is_empty() {
+            if let Some(deferred) = self.deferred_templates.get(&finding.signature_ids) {
+                t.clone_from(deferred);
+            }
+        }
         t.sort();
         t.dedup();
         t
@@ -150,6 +198,27 @@ impl KnownIssues {
         self.by_signature
             .get(signature_id)
             .map(|&i| &self.issues[i])
+    }
+
+    /// Issues listing a template that is one message with `template` ([`templates_match`]), each
+    /// once, in the order they were added; only templates with at least two constant tokens are
+    /// indexed.
+    pub fn with_matching_template<'a>(
+        &'a self,
+        template: &'a str,
+    ) -> impl Iterator<Item = &'a KnownIssue> + 'a {
+        let mut seen: Vec<usize> = Vec::new();
+        self.by_template_length
+            .get(&template_text(template).split(' ').count())
+            .into_iter()
+            .flatten()
+            .filter(move |(i, known)| {
+                !seen.contains(i) && templates_match(known, template) && {
+                    seen.push(*i);
+                    true
+                }
+            })
+            .map(|(i, _)| &self.issues[*i])
     }
 
     /// Issues whose normalised title (prefix removed, case and whitespace folded) equals `title`'s.
@@ -210,6 +279,12 @@ impl KnownIssuesView for KnownIssues {
     }
     fn issue_with_signature(&self, signature_id: &str) -> Option<&KnownIssue> {
         self.with_signature(signature_id)
+    }
+    fn issues_with_matching_template<'a>(
+        &'a self,
+        template: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a KnownIssue> + 'a> {
+        Box::new(self.with_matching_template(template))
     }
     fn issues_with_title(&self, title: &str) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
         Box::new(self.with_title(title))

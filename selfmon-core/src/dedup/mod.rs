@@ -8,6 +8,12 @@
 //!    cites a digest signature a known issue already covers (same classification) → duplicate. A
 //!    finding carrying error codes that tier 1 found on no issue is not matched by fingerprint: the
 //!    code names another problem even where a template masked it.
+//!    Then by **template** ([`DedupTier::Template`](crate::traits::DedupTier::Template)): every
+//!    template the finding cites is one message with a template of a known issue of its
+//!    classification ([`templates_match`]: equal but where one side generalised positions to
+//!    `<*>`, or one quoted name differs) → duplicate. Templates generalise as the templater
+//!    learns, across scans too: an issue filed under `queue orderService is backed up` still
+//!    covers `queue <*> is backed up`. Never for a finding with error codes.
 //! 3. **Similarity**: title, message templates, error type and source files are normalised (NFKC,
 //!    the template masks, case folded), compared as token sets (Jaccard), and the finding is
 //!    *related* to the best issue of the same classification on which at least
@@ -25,12 +31,14 @@ mod exact_title;
 mod fingerprint;
 mod known;
 mod similarity;
+mod template_match;
 mod three_tier;
 
 pub use exact_title::ExactTitleDeduplicator;
 pub use fingerprint::{finding_fingerprint, normalise_title};
 pub use known::KnownIssues;
 pub use similarity::{jaccard, token_set, Attribute};
+pub use template_match::{templates_match, MIN_AGREEING_CONSTANTS};
 pub use three_tier::{AttributeScore, DedupExplanation, ThreeTierDeduplicator};
 
 #[cfg(test)]

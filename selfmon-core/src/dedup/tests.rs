@@ -476,3 +476,118 @@ fn indexes_answer_by_code_fingerprint_signature_and_number() {
     k.set_state(3, IssueState::Closed);
     assert_eq!(k.get(3).unwrap().issue.state, IssueState::Closed);
 }
+
+#[test]
+fn an_issue_filed_under_a_narrower_template_explains_its_generalised_signature() {
+    let mut queue = known(
+        7,
+        "[BUG] queue",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    queue.templates = vec!["queue orderService is backed up (<NUM> messages)".into()];
+    let mut bean = known(8, "[BUG] bean", Classification::ServerBug, IssueState::Open);
+    bean.templates = vec!["No bean named 'orderService' available".into()];
+    let mut coded = known(
+        9,
+        "[BUG] coded",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    coded.error_codes = vec![ErrorCode::parse("DB-LOCK-003").unwrap()];
+    coded.templates = vec!["database <*> is locked after <NUM> retries".into()];
+    let k = KnownIssues::new([queue, bean, coded]);
+    let explained = |s: &Signature| k.match_signature(s).map(|(k, t)| (k.issue.number, t));
+    assert_eq!(
+        explained(&sig("a", "queue <*> is backed up (<NUM> messages)", &[])),
+        Some((7, DedupTier::Template)),
+        "the template generalised since the issue was filed"
+    );
+    assert_eq!(
+        explained(&sig(
+            "b",
+            "No bean named 'billingRepository' available",
+            &[]
+        )),
+        Some((8, DedupTier::Template)),
+        "another quoted name"
+    );
+    assert_eq!(
+        explained(&sig(
+            "c",
+            "queue orderService is backed up (<NUM> bytes)",
+            &[]
+        )),
+        None,
+        "a different constant word is another message"
+    );
+    assert_eq!(
+        explained(&sig(
+            "d",
+            "queue <*> is backed up (<NUM> messages)",
+            &["SEC-BREACH-001"]
+        )),
+        None,
+        "a new error code is another problem, whatever the template"
+    );
+    assert_eq!(
+        explained(&sig(
+            "e",
+            "database primary is locked after <NUM> retries",
+            &["DB-LOCK-004"]
+        )),
+        None,
+        "a known template does not explain another code"
+    );
+}
+
+#[tokio::test]
+async fn a_finding_whose_templates_generalise_an_issues_is_its_duplicate() {
+    let mut queue = known(
+        7,
+        "[BUG] queue",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    queue.templates = vec!["queue orderService is backed up (<NUM> messages)".into()];
+    let mut k = KnownIssues::new([queue]);
+    let wide = sig("w", "queue <*> is backed up (<NUM> messages)", &[]);
+    let other = sig("o", "queue <*> was drained (<NUM> messages)", &[]);
+    k.note_signatures([&wide, &other]);
+    let d = ThreeTierDeduplicator::new(DedupConfig::default());
+    let mut f = Finding::new(Classification::ServerBug, "Queue stuck", "s");
+    f.signature_ids = vec!["w".into()];
+    let (decision, why) = d.decide_explained(&f, &k);
+    assert!(
+        matches!(
+            decision,
+            DedupDecision::Duplicate {
+                issue: 7,
+                tier: DedupTier::Template,
+                ..
+            }
+        ),
+        "{decision:?} {why:?}"
+    );
+    // Every cited template must be the issue's: one that is not makes it another finding.
+    f.signature_ids.push("o".into());
+    let (decision, _) = d.decide_explained(&f, &k);
+    assert!(!matches!(
+        decision,
+        DedupDecision::Duplicate {
+            tier: DedupTier::Template,
+            ..
+        }
+    ));
+    // And a coded finding is never matched by its templates.
+    f.signature_ids = vec!["w".into()];
+    f.error_codes = vec![ErrorCode::parse("SEC-BREACH-001").unwrap()];
+    let (decision, _) = d.decide_explained(&f, &k);
+    assert!(!matches!(
+        decision,
+        DedupDecision::Duplicate {
+            tier: DedupTier::Template,
+            ..
+        }
+    ));
+}

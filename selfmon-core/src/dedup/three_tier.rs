@@ -139,6 +139,29 @@ impl ThreeTierDeduplicator {
             );
             return exact(k, DedupTier::Fingerprint, reason);
         }
+        // Tier 2b: the same messages under templates learned further (or a quoted name that
+        // differs); never for a coded finding, as above.
+        if finding.error_codes.is_empty() && !templates.is_empty() {
+            let covers = |k: &KnownIssue, t: &str| {
+                k.templates
+                    .iter()
+                    .any(|own| super::template_match::templates_match(own, t))
+            };
+            let by_template = known
+                .with_matching_template(&templates[0])
+                .filter(|k| k.classification == class)
+                .filter(|k| templates[1..].iter().all(|t| covers(k, t)))
+                .filter_map(|k| known.by_number.get(&k.issue.number).copied())
+                .collect::<Vec<_>>();
+            if let Some(i) = known.preferred(by_template.into_iter()) {
+                let k = &known.issues[i];
+                let reason = format!(
+                    "its templates are the messages of #{} as learned further ({class})",
+                    k.issue.number
+                );
+                return exact(k, DedupTier::Template, reason);
+            }
+        }
         // Tier 3: similarity.
         self.similar(finding, templates, known)
     }

@@ -334,6 +334,10 @@ impl Act<'_> {
                 });
             }
         };
+        if let Some(entry) = &candidate.backlog {
+            self.known
+                .note_deferred_templates(finding, &entry.templates);
+        }
         let decision = self
             .dedup
             .decide(finding, &candidate.fingerprint, &*self.known)
@@ -349,7 +353,7 @@ impl Act<'_> {
                 match tier {
                     DedupTier::ErrorCode => duplicates.by_error_code += 1,
                     DedupTier::Similarity => duplicates.by_similarity += 1,
-                    DedupTier::Fingerprint | DedupTier::ExactTitle => {
+                    DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
                         duplicates.by_fingerprint += 1
                     }
                 }

@@ -9,7 +9,8 @@ use std::any::Any;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Signature, OVERFLOW_SIGNATURE_ID};
+use crate::dedup::templates_match;
+use crate::digest::{is_overflow_signature, Signature};
 use crate::error::Result;
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
 use crate::template::is_specific_template;
@@ -22,6 +23,9 @@ pub enum DedupTier {
     ErrorCode,
     /// Equal fingerprint.
     Fingerprint,
+    /// The same message under a template that has generalised since (or a quoted name that
+    /// differs): see [`crate::dedup::templates_match`].
+    Template,
     /// Similar enough on enough attributes.
     Similarity,
     /// Exact title (the trivial deduplicator).
@@ -29,11 +33,12 @@ pub enum DedupTier {
 }
 
 impl DedupTier {
-    /// `"error_code"`, `"fingerprint"`, `"similarity"` or `"exact_title"`.
+    /// `"error_code"`, `"fingerprint"`, `"template"`, `"similarity"` or `"exact_title"`.
     pub fn as_str(self) -> &'static str {
         match self {
             DedupTier::ErrorCode => "error_code",
             DedupTier::Fingerprint => "fingerprint",
+            DedupTier::Template => "template",
             DedupTier::Similarity => "similarity",
             DedupTier::ExactTitle => "exact_title",
         }
@@ -102,6 +107,19 @@ pub trait KnownIssuesView: Send + Sync {
         &self,
         template_fingerprint: &str,
     ) -> Box<dyn Iterator<Item = &KnownIssue> + '_>;
+    /// Issues that list a template which is one message with `template` by
+    /// [`crate::dedup::templates_match`] (the same tokens but where one side generalised
+    /// positions to `<*>`, or one quoted name differs), each once. The default scans
+    /// [`issues`](Self::issues); an index can answer faster with the same answer.
+    fn issues_with_matching_template<'a>(
+        &'a self,
+        template: &'a str,
+    ) -> Box<dyn Iterator<Item = &'a KnownIssue> + 'a> {
+        Box::new(
+            self.issues()
+                .filter(move |k| k.templates.iter().any(|t| templates_match(t, template))),
+        )
+    }
     /// The issue that already covers the digest signature `signature_id`.
     fn issue_with_signature(&self, signature_id: &str) -> Option<&KnownIssue>;
     /// Issues whose normalised title (prefix removed, case and whitespace folded) equals
@@ -178,15 +196,20 @@ pub trait Deduplicator: Send + Sync {
 ///    the signature's (only templates with at least two constant tokens count). A signature that
 ///    carries error codes no known issue has is never explained by its template alone: the code
 ///    says it is another problem, even where the template masked it (a code inside a quoted JSON
-///    value).
+///    value);
+/// 3. [`DedupTier::Template`]: an issue lists a template that is one message with the signature's
+///    ([`crate::dedup::templates_match`]): the template generalised since the issue was filed
+///    (`queue <*> is backed up` and the issue's `queue orderService is backed up`), or one quoted
+///    name differs. The same rule for codes as in 2 applies.
 ///
 /// Among several matching issues an open one wins over a closed one, then the lowest number.
-/// The overflow signature never matches.
+/// An overflow signature ([`crate::digest::is_overflow_signature`]) never matches: it is a bucket
+/// of unrelated records, whatever codes it lists.
 pub fn explain_by_code_or_template(
     signature: &Signature,
     known: &(dyn KnownIssuesView + 'static),
 ) -> Option<SignatureMatch> {
-    if signature.id == OVERFLOW_SIGNATURE_ID {
+    if is_overflow_signature(&signature.id) {
         return None;
     }
     let preferred = |candidates: &mut dyn Iterator<Item = &KnownIssue>| {
@@ -211,6 +234,10 @@ pub fn explain_by_code_or_template(
             known.issues_with_template_fingerprint(&signature.template_fingerprint);
         if let Some(issue) = preferred(&mut by_template) {
             return found(issue, DedupTier::Fingerprint);
+        }
+        let mut by_instance = known.issues_with_matching_template(&signature.template);
+        if let Some(issue) = preferred(&mut by_instance) {
+            return found(issue, DedupTier::Template);
         }
     }
     None

@@ -1,0 +1,189 @@
+//! Whether two message templates are one message seen at two stages of learning (dedup's
+//! [`DedupTier::Template`](crate::traits::DedupTier::Template)).
+//!
+//! The templater learns online and across scans, so the template of one log statement changes:
+//! the first `queue orderService is backed up` is learned literally and filed under that text;
+//! when `queue billingRepository …` arrives the template generalises to `queue <*> is backed up`,
+//! its fingerprint changes, and without this rule the issue filed under the narrower template no
+//! longer explained it — a new issue was filed on every scan that brought a new name. And a quoted
+//! name (`No bean named 'orderService' available`) stays literal until five distinct names are
+//! seen in one position, so each scan's single new name was another template, and another issue.
+//!
+//! [`templates_match`] joins exactly those cases and nothing looser, because a match silently
+//! hides a signature from the analysis: the two templates have the same tokens, position by
+//! position, except that
+//! - one side (always the same side) holds `<*>` where the other holds anything: the templater
+//!   itself generalised that position, so it already decided the two are one message; or
+//! - at most one position holds two different *quoted names* (`'orderService'` and
+//!   `'billingRepository'`: a single token in matching quotes, the same punctuation around it,
+//!   no placeholder and no error code inside) — quotes are what code puts around an interpolated
+//!   value;
+//!
+//! and at least two tokens that hold no placeholder agree, so `<*> failed` absorbs nothing.
+//! Error codes keep their veto: a code token that differs is neither `<*>` nor a quoted name, and
+//! callers never match a signature that carries codes by its template alone.
+
+use crate::digest::OVERFLOW_TEMPLATE;
+use crate::model::ErrorCode;
+use crate::template::{template_text, WILDCARD};
+
+/// Tokens without placeholders that must agree before two templates can be one message.
+pub const MIN_AGREEING_CONSTANTS: usize = 2;
+
+/// Whether `a` and `b` (message templates, as persisted or in clear) are one message: see the
+/// [module docs](self). Symmetric. Equal templates match when they hold two constant tokens.
+pub fn templates_match(a: &str, b: &str) -> bool {
+    let (a, b) = (template_text(a), template_text(b));
+    // An overflow bucket holds records of unrelated signatures: its template names no message.
+    if a == OVERFLOW_TEMPLATE || b == OVERFLOW_TEMPLATE {
+        return false;
+    }
+    let mut ta = a.split(' ');
+    let mut tb = b.split(' ');
+    let mut constants = 0usize;
+    let mut a_wild = false;
+    let mut b_wild = false;
+    let mut names = 0usize;
+    loop {
+        let (x, y) = match (ta.next(), tb.next()) {
+            (None, None) => break,
+            (Some(x), Some(y)) => (x, y),
+            _ => return false,
+        };
+        if x == y {
+            if is_constant(x) {
+                constants += 1;
+            }
+            continue;
+        }
+        if x == WILDCARD {
+            a_wild = true;
+        } else if y == WILDCARD {
+            b_wild = true;
+        } else if names == 0 && quoted_names_alike(x, y) {
+            names += 1;
+        } else {
+            return false;
+        }
+        if a_wild && b_wild {
+            return false;
+        }
+    }
+    constants >= MIN_AGREEING_CONSTANTS
+}
+
+/// A token that holds no placeholder and some letter or digit.
+fn is_constant(tok: &str) -> bool {
+    tok != WILDCARD && !tok.contains('<') && tok.chars().any(char::is_alphanumeric)
+}
+
+/// The parts of a quoted name: (what precedes the quote, the quote, the name, what follows).
+fn quoted_name(tok: &str) -> Option<(&str, char, &str, &str)> {
+    let open = tok.find(['\'', '"', '`'])?;
+    let (before, rest) = tok.split_at(open);
+    let quote = rest.chars().next()?;
+    let rest = &rest[quote.len_utf8()..];
+    let close = rest.find(quote)?;
+    let (name, after) = (&rest[..close], &rest[close + quote.len_utf8()..]);
+    let punct = |s: &str| s.chars().all(|c| "([{,;:.!?)]}".contains(c));
+    let name_ok = !name.is_empty()
+        && name.chars().any(char::is_alphanumeric)
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || "_-.:/@$#+".contains(c))
+        && ErrorCode::parse(name).is_err();
+    (punct(before) && punct(after) && name_ok).then_some((before, quote, name, after))
+}
+
+/// Two different quoted names in the same quotes and punctuation.
+fn quoted_names_alike(x: &str, y: &str) -> bool {
+    match (quoted_name(x), quoted_name(y)) {
+        (Some((bx, qx, nx, ax)), Some((by, qy, ny, ay))) => {
+            bx == by && qx == qy && ax == ay && nx != ny
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generalised_template_matches_the_narrower_one_it_grew_from() {
+        let narrow = "queue orderService is backed up (<NUM> messages)";
+        let wide = "queue <*> is backed up (<NUM> messages)";
+        assert!(templates_match(narrow, wide));
+        assert!(templates_match(wide, narrow), "symmetric");
+        assert!(templates_match(wide, wide));
+    }
+
+    #[test]
+    fn one_differing_quoted_name_is_one_message() {
+        assert!(templates_match(
+            "No bean named 'orderService' available",
+            "No bean named 'billingRepository' available"
+        ));
+        assert!(templates_match(
+            r#"unknown column "user_id", in table"#,
+            r#"unknown column "org_id", in table"#
+        ));
+    }
+
+    #[test]
+    fn different_words_codes_lengths_and_wildcards_on_both_sides_do_not_match() {
+        for (a, b) in [
+            // A different constant word is a different message.
+            ("VM Started on host", "VM Stopped on host"),
+            // Unquoted names are the templater's to generalise, not dedup's.
+            (
+                "No bean named orderService available",
+                "No bean named billingRepository available",
+            ),
+            // Error codes name problems, quoted or not.
+            (
+                "[GIT-SYNC-001] clone failed for repo",
+                "[DB-LOCK-003] clone failed for repo",
+            ),
+            (
+                "failed with 'GIT-SYNC-001' in sync",
+                "failed with 'DB-LOCK-003' in sync",
+            ),
+            // Two quoted names, or different quotes or punctuation around them.
+            ("copy 'a' to 'b' failed", "copy 'c' to 'd' failed"),
+            (
+                "No bean named 'a' available",
+                "No bean named \"b\" available",
+            ),
+            (
+                "No bean named 'a', available",
+                "No bean named 'b' available",
+            ),
+            // Not the same length.
+            ("queue <*> is backed up", "queue a b is backed up"),
+            // Each side generalised a different position: neither covers the other.
+            (
+                "user <*> failed login from host a",
+                "user bob failed login from host <*>",
+            ),
+            // Too little agrees.
+            ("<*> failed", "job failed"),
+            ("'a' <NUM> failed", "'b' <NUM> failed"),
+            // Overflow buckets are no message.
+            (OVERFLOW_TEMPLATE, OVERFLOW_TEMPLATE),
+        ] {
+            assert!(!templates_match(a, b), "{a:?} ~ {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_sealed_template_is_compared_by_its_text() {
+        let red = crate::redact::Redactor::new();
+        let clear = "model call failed with key sk-ant-api<NUM>-AbCdEfGh<NUM>IjKlMnOp<NUM>QrStUvWx<NUM>-YzAbCdEf_yz";
+        let sealed = crate::template::seal_template(clear, &red);
+        assert_ne!(sealed, clear);
+        // The stand-in is not the clear token: only `<*>` on the other side covers it.
+        assert!(!templates_match(&sealed, clear));
+        assert!(templates_match(&sealed, "model call failed with key <*>"));
+    }
+}
