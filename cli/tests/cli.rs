@@ -340,6 +340,15 @@ fn history_shows_scans_and_issues() {
     assert_eq!(h["issues"]["total"], 3);
     let o = run(&["history", "--state", &state]);
     assert!(text(&o.stdout).contains("SUCCESS"));
+    let o = run(&["history", "--config", &env.config(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let by_config: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        by_config, h,
+        "--config reads the state store the configuration names"
+    );
+    let o = run(&["history", "--state", &state, "--config", &env.config()]);
+    assert_eq!(o.status.code(), Some(2), "one or the other");
     let o = run(&["history", "--state", "/nonexistent/state.db"]);
     assert_eq!(o.status.code(), Some(2));
 }
@@ -677,6 +686,10 @@ fn schema_prints_the_logs_table_a_new_logs_db_can_be_created_from() {
     .unwrap();
     let full = text(&run(&["schema"]).stdout);
     assert!(full.contains("correlation_id") && full.contains("selfmon_scan_reports"));
+    assert!(
+        full.contains("Cluster mode") && full.contains("CACHE 1"),
+        "the cluster table and its assumptions are described: {full}"
+    );
 }
 
 #[test]

@@ -107,6 +107,16 @@ async fn scan_reads_the_cluster_table_into_postgres_state_and_names_the_nodes() 
     let again = scan_json(&selfmon(&["scan", "--json", "--config", &cfg], &url));
     assert_eq!(again["record"]["records_read"], 0, "{again}");
     assert_eq!(again["record"]["issues_created"], 0);
+
+    // The cluster's history on the command line: the state store the configuration names.
+    let o = selfmon(&["history", "--config", &cfg, "--json"], &url);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let history: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(history["scans"]["total"], 2, "{history}");
+    assert_eq!(
+        history["issues"]["total"], report["record"]["issues_created"],
+        "{history}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

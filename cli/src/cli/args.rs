@@ -34,7 +34,7 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Scan history and filed issues from the state store (the dashboard on the command line).
     #[command(
-        after_help = "Examples:\n  selfmon history --state selfmon-state.db\n  selfmon history --state selfmon-state.db --scans 50 --issues 0 --json\n  selfmon history show 3f2a... --state selfmon-state.db   # what happened to every signature and finding"
+        after_help = "Examples:\n  selfmon history --state selfmon-state.db\n  selfmon history --state selfmon-state.db --scans 50 --issues 0 --json\n  selfmon history --config selfmon.json   # the state store it names (PostgreSQL in cluster mode)\n  selfmon history show 3f2a... --state selfmon-state.db   # what happened to every signature and finding"
     )]
     History(HistoryArgs),
     /// Print the logs.db schema selfmon reads (and the tables it keeps its own state in).
@@ -118,9 +118,13 @@ pub struct HistoryArgs {
     /// `show SCAN_ID`: one scan's full report.
     #[command(subcommand)]
     pub command: Option<HistoryCommand>,
-    /// The state store file (required).
-    #[arg(long, global = true)]
+    /// The SQLite state store file (or pass `--config`).
+    #[arg(long, global = true, conflicts_with = "config")]
     pub state: Option<PathBuf>,
+    /// The configuration file: reads the state store it names, SQLite or PostgreSQL (cluster
+    /// mode).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
     /// How many scans to show (newest first).
     #[arg(long, default_value_t = 20)]
     pub scans: u64,

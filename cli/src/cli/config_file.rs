@@ -405,7 +405,9 @@ impl CliConfig {
     }
 
     /// The state store, and the same store as the engine's learned-template memory.
-    async fn build_store(&self) -> Result<(Arc<dyn StateStore>, Arc<dyn TemplateMemory>), Failure> {
+    pub async fn build_store(
+        &self,
+    ) -> Result<(Arc<dyn StateStore>, Arc<dyn TemplateMemory>), Failure> {
         match self.state.kind {
             BackendKind::Sqlite => {
                 let store = Arc::new(

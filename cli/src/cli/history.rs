@@ -1,25 +1,23 @@
 //! `selfmon history`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
 use selfmon::{
-    FindingOutcome, IssueFilter, IssueLedger, PageRequest, ScanHistory, ScanId, ScanReport,
-    SignatureFate,
+    FindingOutcome, IssueFilter, PageRequest, ScanId, ScanReport, SignatureFate, StateStore,
 };
 
 use super::args::{HistoryArgs, HistoryCommand};
+use super::config_file::{BackendKind, CliConfig};
 use super::failure::Failure;
 
 /// Characters of a scan id shown in the history table; `history show` accepts any unique prefix.
 const SHORT_ID: usize = 8;
 
-fn open(state: Option<&Path>) -> Result<SqliteStateStore, Failure> {
-    let Some(state) = state else {
-        return Err(Failure::Usage(
-            "--state FILE is required (the state store, e.g. selfmon-state.db)".into(),
-        ));
-    };
+/// The SQLite state file at `state`, refused when it does not exist or holds no selfmon state
+/// (`history` only reads: it never creates a store).
+fn open_file(state: &Path) -> Result<Arc<dyn StateStore>, Failure> {
     if !state.is_file() {
         return Err(Failure::Usage(format!(
             "state file {} does not exist",
@@ -27,8 +25,8 @@ fn open(state: Option<&Path>) -> Result<SqliteStateStore, Failure> {
         )));
     }
     let context = format!("cannot open state file {}", state.display());
-    // `history` only reads: a path to another SQLite file (the server's logs.db, a typo) must not
-    // get selfmon's tables created in it.
+    // A path to another SQLite file (the server's logs.db, a typo) must not get selfmon's tables
+    // created in it.
     if !SqliteStateStore::holds_state(state).map_err(|e| Failure::open(&context, &e))? {
         return Err(Failure::Usage(format!(
             "{} holds no selfmon state (none of its tables): pass the file the configuration's \
@@ -36,20 +34,42 @@ fn open(state: Option<&Path>) -> Result<SqliteStateStore, Failure> {
             state.display()
         )));
     }
-    SqliteStateStore::open(state, StateStoreOptions::default())
-        .map_err(|e| Failure::open(&context, &e))
+    let store = SqliteStateStore::open(state, StateStoreOptions::default())
+        .map_err(|e| Failure::open(&context, &e))?;
+    Ok(Arc::new(store))
+}
+
+/// The state store `--state` or `--config` names.
+async fn open(args: &HistoryArgs) -> Result<Arc<dyn StateStore>, Failure> {
+    match (&args.state, &args.config) {
+        (Some(state), _) => open_file(state),
+        (None, Some(config)) => {
+            let config = CliConfig::load(config)?;
+            if config.state.kind == BackendKind::Sqlite {
+                open_file(&config.state.path)
+            } else {
+                Ok(config.build_store().await?.0)
+            }
+        }
+        (None, None) => Err(Failure::Usage(
+            "--state FILE (the SQLite state store, e.g. selfmon-state.db) or --config FILE (the \
+             state store the configuration names, PostgreSQL included) is required"
+                .into(),
+        )),
+    }
 }
 
 /// Prints scans and filed issues, newest first, or one scan's report.
 pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
-    let store = open(args.state.as_deref())?;
+    let store = open(args).await?;
+    let store = store.as_ref();
     if let Some(HistoryCommand::Show {
         scan_id,
         json,
         digest,
     }) = &args.command
     {
-        return show(&store, scan_id, *json, *digest).await;
+        return show(store, scan_id, *json, *digest).await;
     }
     let scans = store
         .list_scans(PageRequest {
@@ -147,7 +167,7 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
 }
 
 /// The scan whose id is `wanted` or starts with it (unique prefixes only).
-async fn find_scan(store: &SqliteStateStore, wanted: &str) -> Result<ScanReport, Failure> {
+async fn find_scan(store: &dyn StateStore, wanted: &str) -> Result<ScanReport, Failure> {
     let read = |e: selfmon::Error| Failure::usage("cannot read the scan report", &e);
     if let Some(r) = store
         .scan_report(&ScanId(wanted.to_string()))
@@ -193,7 +213,7 @@ async fn find_scan(store: &SqliteStateStore, wanted: &str) -> Result<ScanReport,
 }
 
 async fn show(
-    store: &SqliteStateStore,
+    store: &dyn StateStore,
     scan_id: &str,
     json: bool,
     digest: bool,

@@ -7,8 +7,9 @@ const COLUMNS: &str = "\
 Columns (only id, level and message are required; missing optional columns read as NULL):
   id              INTEGER, increasing: the scan cursor. Rows are read in id order, once each.
   timestamp       TEXT, ISO 8601: when the server logged the record.
-  level           TEXT: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; WARN and
-                  FATAL are accepted).
+  level           TEXT: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; common
+                  aliases such as WARN, FATAL, SEVERE, W/E/F and Python's 10..50 are accepted;
+                  any other value is read as ERROR, keeping the original in extra_data).
   source          TEXT: the logger or module (`app.git`); used by ignore.sources and grouping.
   message         TEXT: the message; error codes like [GIT-SYNC-001] in it drive deduplication.
   correlation_id  TEXT: a request id; distinct ids are counted per signature.
@@ -32,12 +33,26 @@ selfmon's own state (the --state file, which may be the same database):
   selfmon_schema_version       applied migrations
 ";
 
+/// Cluster mode: the shared PostgreSQL table and what selfmon assumes about it.
+const CLUSTER: &str = "\
+Cluster mode (\"kind\": \"postgres\" for logs and state; a binary built with --features postgres):
+  The nodes' shared `logs` table has the same columns plus node_id (the node that wrote the
+  row), with `id SERIAL PRIMARY KEY` (or an IDENTITY column). Ids must come from the id
+  column's own sequence with the default CACHE 1: rows are read in id order up to the commit
+  horizon (the highest id no open transaction can still commit below), so a row committed late
+  with a lower id is waited for, not skipped. Ids allocated by the client (Hibernate
+  allocationSize > 1, a sequence the column does not own, a view or a partition written
+  directly) break that proof. The role needs SELECT on the table and its id sequence.
+  selfmon's state lives in its own tables in the schema the configuration names
+  (`selfmon history --config FILE` reads it).
+";
+
 /// The text `selfmon schema` prints; only the DDL when `ddl_only`.
 pub fn text(ddl_only: bool) -> String {
     if ddl_only {
         return format!("{LOGS_TABLE_DDL};\n");
     }
     format!(
-        "The logs table selfmon reads (logs.db):\n\n{LOGS_TABLE_DDL};\n\n{COLUMNS}\n{STATE_TABLES}"
+        "The logs table selfmon reads (logs.db):\n\n{LOGS_TABLE_DDL};\n\n{COLUMNS}\n{STATE_TABLES}\n{CLUSTER}"
     )
 }
