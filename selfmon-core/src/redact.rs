@@ -396,26 +396,26 @@ fn builtin() -> Vec<Spec> {
         // `key=` (detect-secrets' keyword plugin and gitleaks' generic rules decide by a keyword
         // before the value; here the keyword is the command that is known to take a password
         // after that flag, so `-p 8080` elsewhere stays).
-        ("password", &["mysql", "mariadb"], format!(r"\b(?:mysql|mariadb|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mysqlsh|mariadb-dump)\b[^\n|;&]{{0,300}}?[ \t]-p{VALUE}"), Rewrite::Value),
-        ("password", &["sshpass"], format!(r"\bsshpass\b[^\n|;&]{{0,100}}?[ \t]-p[ \t]*{VALUE}"), Rewrite::Value),
-        ("password", &["redis-cli"], format!(r"\bredis-cli\b[^\n|;&]{{0,300}}?[ \t](?:-a|--pass)[ \t]+{VALUE}"), Rewrite::Value),
-        ("password", &["ldap"], format!(r"\bldap(?:search|modify|add|delete|whoami|passwd|compare|modrdn|exop)\b[^\n|;&]{{0,300}}?[ \t]-w[ \t]*{VALUE}"), Rewrite::Value),
-        ("password", &["sqlcmd", "bcp ", "isql", "osql"], format!(r"\b(?:sqlcmd|bcp|isql|osql)\b[^\n|;&]{{0,300}}?[ \t]-P[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["mysql", "iadb"], format!(r"\b(?:mysql|mariadb|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|mysqlpump|mysqlsh|mariadb-dump)\b[^\n|;&]{{0,300}}?[ \t]-p{VALUE}"), Rewrite::Value),
+        ("password", &["hpass"], format!(r"\bsshpass\b[^\n|;&]{{0,100}}?[ \t]-p[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["s-cli"], format!(r"\bredis-cli\b[^\n|;&]{{0,300}}?[ \t](?:-a|--pass)[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["dap"], format!(r"\bldap(?:search|modify|add|delete|whoami|passwd|compare|modrdn|exop)\b[^\n|;&]{{0,300}}?[ \t]-w[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["lcmd", "bcp "], format!(r"\b(?:sqlcmd\b|bcp )[^\n|;&]{{0,300}}?[ \t]-P[ \t]*{VALUE}"), Rewrite::Value),
         ("password", &["mongo"], format!(r"\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b[^\n|;&]{{0,300}}?[ \t]-p[ \t]+{VALUE}"), Rewrite::Value),
-        ("password", &["smbclient", "rpcclient", "smbmap", "mount.cifs"], format!(r"\b(?:smbclient|rpcclient|smbmap|mount\.cifs)\b[^\n|;&]{{0,300}}?[ \t](?:-U|--user(?:name)?)[ \t=]*[^\s%]{{1,64}}%{VALUE}"), Rewrite::Value),
-        ("password", &["htpasswd"], format!(r"\bhtpasswd\b[^\n|;&]{{0,100}}?[ \t]-[A-Za-z]*b[A-Za-z]*[ \t]+\S+[ \t]+\S+[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["smb", "rpcc", "mount.cifs"], format!(r"\b(?:smbclient|rpcclient|smbmap|mount\.cifs)\b[^\n|;&]{{0,300}}?[ \t](?:-U|--user(?:name)?)[ \t=]*[^\s%]{{1,64}}%{VALUE}"), Rewrite::Value),
+        ("password", &["passwd"], format!(r"\bhtpasswd\b[^\n|;&]{{0,100}}?[ \t]-[A-Za-z]*b[A-Za-z]*[ \t]+\S+[ \t]+\S+[ \t]+{VALUE}"), Rewrite::Value),
         // `curl -u user:password`: the part after the first colon.
-        ("password", &["curl"], format!(r#"\bcurl\b[^\n|;&]{{0,300}}?[ \t](?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?["']?[^\s:"'@]{{1,64}}:{VALUE}"#), Rewrite::Value),
+        ("password", &["-u", "-U"], format!(r#"\bcurl\b[^\n|;&]{{0,300}}?[ \t](?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?["']?[^\s:"'@]{{1,64}}:{VALUE}"#), Rewrite::Value),
         // `--password PW`, `--db-password=PW`, `-storepass PW`; not `--password-file /x`.
-        ("password", &["-pass", "-Pass", "-PASS", "-pwd", "-secret", "-Secret", "-token", "-Token", "-api", "-access", "-client", "storepass", "keypass"],
+        ("password", &["password", "Password", "PASSWORD", "passwd", "passphrase", "pass ", "pass\t", "pass=", "pass:", "Pass ", "PASS ", "pwd", "Pwd", "PWD", "secret", "Secret", "SECRET", "token", "Token", "TOKEN", "api-key", "apikey", "apiKey", "ApiKey", "API-KEY", "APIKEY", "access-key", "accesskey", "accessKey", "pass :"],
             format!(r#"(?i)(?:^|[\s"'(\[=])--?(?:[a-z0-9]+[-_.])*(?:password|passwd|passphrase|pass|pwd|secret|token|api-?key|apikey|access-?key|secret-?key|client-?secret|auth-?token|(?:src|dest)?(?:store|key)pass)(?:[ \t]+|=|[ \t]*:[ \t]*){VALUE}"#), Rewrite::Value),
         // Redis and SMTP `AUTH [user] password` (not `AUTH ok`, `AUTH failed`, `AUTH LOGIN`).
         ("password", &["AUTH "], r#"\bAUTH[ \t]+(?P<a>[^\s"']{1,256})(?:[ \t]+(?P<b>[^\s"']{1,256}))?"#.into(), Rewrite::Auth),
-        ("password", &["requirepass", "masterauth"], format!(r"\b(?:requirepass|masterauth)[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["uirepass", "auth"], format!(r"\b(?:requirepass|masterauth)[ \t]+{VALUE}"), Rewrite::Value),
         // netrc: `machine host login user password PW`.
-        ("password", &["machine", "default"], format!(r"\b(?:machine[ \t]+\S+|default)[ \t]+login[ \t]+\S+[ \t]+password[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["password"], format!(r"\b(?:machine[ \t]+\S+|default)[ \t]+login[ \t]+\S+[ \t]+password[ \t]+{VALUE}"), Rewrite::Value),
         // XML elements named for a secret: `<password>PW</password>`, `<db:apiKey>...</db:apiKey>`.
-        ("password", &["password>", "Password>", "PASSWORD>", "passwd>", "pwd>", "Pwd>", "ecret>", "ECRET>", "oken>", "OKEN>", "ey>", "EY>", "ential>", "entials>", "phrase>", "<password ", "<Password "],
+        ("password", &["</"],
             r"(?i)<(?:[A-Za-z0-9_.-]*:)?[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret|private[_-]?key|credentials?|passphrase)(?:[ \t][^>\n]{0,200})?>[ \t]*(?P<v>[^<\s]{1,512})[ \t]*</".into(), Rewrite::Value),
         // `pass:PW`, `db_pass=PW` (not `bypass=1`, nor `--- PASS: TestX` of a test run).
         ("password", &["pass:", "pass=", "pass :", "pass =", "Pass:", "Pass=", "PASS=", "PASS:", "pass\":", "pass':"],
