@@ -591,3 +591,72 @@ async fn a_finding_whose_templates_generalise_an_issues_is_its_duplicate() {
         }
     ));
 }
+
+/// The trait's default answer (a scan of every issue), to hold the index against.
+struct Unindexed<'a>(&'a KnownIssues);
+
+impl crate::traits::KnownIssuesView for Unindexed<'_> {
+    fn issues(&self) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        Box::new(self.0.iter())
+    }
+    fn issue(&self, number: u64) -> Option<&KnownIssue> {
+        self.0.get(number)
+    }
+    fn issues_with_code(&self, code: &ErrorCode) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        Box::new(self.0.with_code(code))
+    }
+    fn issues_with_fingerprint(&self, fp: &str) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        Box::new(self.0.with_fingerprint(fp))
+    }
+    fn issues_with_template_fingerprint(
+        &self,
+        fp: &str,
+    ) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        crate::traits::KnownIssuesView::issues_with_template_fingerprint(self.0, fp)
+    }
+    fn issue_with_signature(&self, id: &str) -> Option<&KnownIssue> {
+        self.0.with_signature(id)
+    }
+    fn issues_with_title(&self, title: &str) -> Box<dyn Iterator<Item = &KnownIssue> + '_> {
+        Box::new(self.0.with_title(title))
+    }
+    fn templates_of(&self, finding: &Finding) -> Vec<String> {
+        self.0.templates_of(finding)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self.0
+    }
+}
+
+proptest::proptest! {
+    /// The template index answers what a scan of every issue answers (issues with fewer than two
+    /// constants are left out of both by the rule itself).
+    #[test]
+    fn the_template_index_answers_as_a_scan_of_every_issue(
+        templates in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(vec!["queue", "is", "up", "<*>", "'a'", "'b'", "<NUM>", "x"]),
+                1..5,
+            ),
+            1..8,
+        ),
+        query in proptest::collection::vec(
+            proptest::sample::select(vec!["queue", "is", "up", "<*>", "'a'", "'b'", "<NUM>", "x"]),
+            1..5,
+        ),
+    ) {
+        let issues = templates.iter().enumerate().map(|(n, t)| {
+            let mut i = known(n as u64 + 1, "[BUG] t", Classification::ServerBug, IssueState::Open);
+            i.templates = vec![t.join(" ")];
+            i
+        });
+        let k = KnownIssues::new(issues);
+        let query = query.join(" ");
+        let indexed: Vec<u64> = k.with_matching_template(&query).map(|i| i.issue.number).collect();
+        let view = Unindexed(&k);
+        let scanned: Vec<u64> = crate::traits::KnownIssuesView::issues_with_matching_template(&view, &query)
+            .map(|i| i.issue.number)
+            .collect();
+        proptest::prop_assert_eq!(indexed, scanned);
+    }
+}
