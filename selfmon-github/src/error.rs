@@ -3,7 +3,13 @@
 use chrono::{DateTime, Utc};
 use selfmon_core::Component;
 
+use crate::scrub::{ScrubbedError, Scrubber};
+
 /// Everything that can go wrong talking to GitHub.
+///
+/// No variant's `Display` or `Debug` holds the token: text from outside (GitHub's messages, URLs,
+/// headers, the HTTP client's and the JSON decoder's errors) is scrubbed of it, and of anything
+/// shaped like a GitHub token, when the error is made.
 ///
 /// Converts into the core error with `component = IssueTracker`: rate limits into
 /// `RateLimited`, 404 into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
@@ -111,9 +117,9 @@ pub enum Error {
         method: String,
         /// Path of the request.
         path: String,
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 
     /// The connection failed or broke. For a create, the issue may exist anyway: reconcile by marker.
@@ -123,9 +129,9 @@ pub enum Error {
         method: String,
         /// Path of the request.
         path: String,
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 
     /// GitHub answered 5xx.
@@ -159,9 +165,9 @@ pub enum Error {
     InvalidResponse {
         /// Path of the request.
         path: String,
-        /// The decoding error.
+        /// The decoding error, as scrubbed text (it may quote the body).
         #[source]
-        source: serde_json::Error,
+        source: ScrubbedError,
     },
 
     /// A pagination `Link` pointed outside the configured API, so it was not followed (the token
@@ -215,17 +221,19 @@ pub enum Error {
     /// The HTTP client could not be built or a request could not be formed.
     #[error("could not prepare the GitHub HTTP client or request: {source}")]
     Client {
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 }
 
 impl Error {
+    /// A configuration error; `reason` may quote a configured value, so token shapes are
+    /// scrubbed from it.
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
-            reason: reason.into(),
+            reason: Scrubber::shapes_only().scrub(&reason.into()),
         }
     }
 

@@ -20,7 +20,9 @@
 //!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`. The GitHub error
 //!   stays the source.
 //! - The token comes from an environment variable named in [`GitHubConfig::token_env`] and is
-//!   never shown by `Debug` or `Display`.
+//!   never shown by `Debug` or `Display`, of the tracker or of any error: whatever GitHub, a
+//!   proxy or a URL puts into an error is scrubbed of the token and of anything shaped like a
+//!   GitHub token (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`) first.
 //!
 //! ```no_run
 //! use selfmon_core::IssueTracker;
@@ -44,6 +46,7 @@ mod config;
 mod error;
 mod http;
 mod rate_limit;
+mod scrub;
 mod tracker;
 mod wire;
 
@@ -52,4 +55,5 @@ pub use config::{
 };
 pub use error::Error;
 pub use http::API_VERSION;
+pub use scrub::ScrubbedError;
 pub use tracker::GitHubTracker;
