@@ -389,6 +389,41 @@ async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
 }
 
 #[tokio::test]
+async fn an_open_issue_the_listing_misses_is_looked_up_not_taken_for_a_regression() {
+    let r = rig();
+    let db_locked = || {
+        r.logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        )
+    };
+    db_locked();
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    // A person removes selfmon's label: still open, no longer listed.
+    r.tracker.remove_label(1, "selfmon");
+    for scan in 2..=3 {
+        db_locked();
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.regressions, 0, "scan {scan}");
+        assert_eq!(report.record.comments_added, 0, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+    }
+    assert!(r.tracker.issues()[0].comments.is_empty());
+    // Closed by a person meanwhile: the lookup says so, and the recurrence is one regression.
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    db_locked();
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 1);
+    assert_eq!(r.tracker.issues()[0].state, selfmon_core::IssueState::Open);
+    db_locked();
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 0, "reopened, so open again");
+    assert_eq!(r.tracker.issues()[0].comments.len(), 1);
+}
+
+#[tokio::test]
 async fn a_dry_run_regression_comments_and_reopens_nothing_and_counts_no_comment() {
     let r = rig();
     r.logs.log(

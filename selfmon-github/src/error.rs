@@ -7,8 +7,9 @@ use selfmon_core::Component;
 ///
 /// Converts into the core error with `component = IssueTracker`: rate limits into
 /// `RateLimited`, 404 into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
-/// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest into
-/// `Adapter`; see [`Error::is_retryable`] for which variants may succeed later.
+/// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest
+/// (a redirect not followed, [`Error::Moved`], among them: never `NotFound`) into `Adapter`; see
+/// [`Error::is_retryable`] for which variants may succeed later.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -171,6 +172,22 @@ pub enum Error {
         url: String,
         /// The configured base.
         base: String,
+    },
+
+    /// GitHub answered a redirect selfmon does not follow: the repository was renamed or
+    /// transferred (or its API moved). Nothing was done by the request; fix the configuration.
+    #[error("GitHub answered {status} to {method} {path}, redirecting to {}: the repository (or the issue) has moved, and selfmon does not follow this redirect because {why}; set `repository` (and `base_url` if the host changed) to where it is now", selfmon_core::text::quoted(.location.as_str()))]
+    Moved {
+        /// The status code (301, 302, 303, 307 or 308).
+        status: u16,
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// Where GitHub pointed (the `Location` header, resolved against the request).
+        location: String,
+        /// Why it was not followed.
+        why: String,
     },
 
     /// A listing had more pages than `max_list_pages`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use selfmon_core::clock::{Clock, SystemClock};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,9 @@ pub const API_VERSION: &str = "2022-11-28";
 /// How many rate-limit waits one call may sit through before giving up (each is bounded by
 /// `max_rate_limit_wait_secs`); guards against a server that keeps answering "wait".
 const MAX_RATE_LIMIT_WAITS: u32 = 3;
+
+/// How many redirects one call may follow (a renamed repository takes one).
+pub(crate) const MAX_REDIRECTS: u32 = 3;
 
 /// What kind of request, which decides spacing and whether a failed send may be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,10 @@ impl Http {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             // All repetition is decided here, per method; reqwest must not resend anything itself.
             .retry(reqwest::retry::never())
+            // Nor follow redirects: its policy turns a POST answered 301 into a GET (a comment
+            // "posted" that never was) and follows other hosts (where a 404 would read as a
+            // deleted issue). `send` follows only what stays on the configured API.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source| Error::Client { source })?;
         Ok(Http {
@@ -179,6 +186,16 @@ impl Http {
             base: self.base.to_string(),
         };
         let url = Url::parse(link).map_err(|_| foreign())?;
+        if self.within_api(&url) {
+            Ok(url)
+        } else {
+            Err(foreign())
+        }
+    }
+
+    /// Whether `url` is on the configured API: same scheme, host and port, under its path. Only
+    /// such URLs are sent the token.
+    fn within_api(&self, url: &Url) -> bool {
         let base_path = self.base.path().trim_end_matches('/');
         let same_origin = url.scheme() == self.base.scheme()
             && url.host_str() == self.base.host_str()
@@ -186,11 +203,61 @@ impl Http {
         let under_base = base_path.is_empty()
             || url.path() == base_path
             || url.path().starts_with(&format!("{base_path}/"));
-        if same_origin && under_base {
-            Ok(url)
-        } else {
-            Err(foreign())
+        same_origin && under_base
+    }
+
+    /// Where a redirect answering `method url` may be followed, or the [`Error::Moved`] that
+    /// says why not. Followed: a redirect on the configured API (GitHub's answer for a renamed
+    /// or transferred repository), for a GET any of 301/302/303/307/308, for other methods only
+    /// 307/308, which repeat the method and body (301-303 would turn them into a GET), and at
+    /// most [`MAX_REDIRECTS`] per call.
+    fn redirect_target(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        method: &Method,
+        url: &Url,
+        hops: u32,
+    ) -> Result<Url, Error> {
+        let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
+        let target = location.and_then(|l| url.join(l).ok());
+        let moved = |why: String| Error::Moved {
+            status: status.as_u16(),
+            method: method.as_str().to_string(),
+            path: url.path().to_string(),
+            location: match (&target, location) {
+                (Some(t), _) => t.to_string(),
+                (None, Some(l)) => l.to_string(),
+                (None, None) => "nowhere (no Location header)".to_string(),
+            },
+            why,
+        };
+        let Some(target) = target.clone() else {
+            return Err(moved("the redirect has no usable Location".into()));
+        };
+        if !self.within_api(&target) {
+            return Err(moved(format!(
+                "it leaves the configured API {}, and the token is sent nowhere else",
+                self.base
+            )));
         }
+        let keeps_method = matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        );
+        if *method != Method::GET && !keeps_method {
+            return Err(moved(format!(
+                "a {} answered {} would be repeated as a GET",
+                method,
+                status.as_u16()
+            )));
+        }
+        if hops >= MAX_REDIRECTS {
+            return Err(moved(format!(
+                "the request was already redirected {MAX_REDIRECTS} times"
+            )));
+        }
+        Ok(target)
     }
 
     /// Sends `call`, waiting out rate limits within the configured maximum and retrying transient
@@ -203,12 +270,14 @@ impl Http {
         };
         let retry_safe = !matches!(call.kind, Kind::Mutation { retry_safe: false });
         let method = call.method.as_str().to_string();
-        let path = call.url.path().to_string();
+        let mut url = call.url.clone();
+        let mut path = url.path().to_string();
         let mut attempt: u32 = 1;
         let mut rate_limit_waits: u32 = 0;
+        let mut redirects: u32 = 0;
         loop {
             tracing::debug!(%method, %path, attempt, "GitHub request");
-            let outcome = self.attempt(&call).await;
+            let outcome = self.attempt(&call, &url).await;
             if let Some(turn) = turn.as_mut() {
                 turn.mark_done();
             }
@@ -219,6 +288,18 @@ impl Http {
                         bytes,
                         path,
                     })
+                }
+                Ok((status, headers, _))
+                    if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) =>
+                {
+                    // A redirect was not acted on: following it repeats nothing that happened.
+                    let next =
+                        self.redirect_target(status, &headers, &call.method, &url, redirects)?;
+                    tracing::warn!(%method, from = %path, to = next.path(), status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
+                    redirects += 1;
+                    url = next;
+                    path = url.path().to_string();
+                    continue;
                 }
                 Ok((status, headers, bytes)) => {
                     let body = ErrorBody::parse(&bytes);
@@ -274,8 +355,9 @@ impl Http {
     async fn attempt(
         &self,
         call: &Call<'_>,
+        url: &Url,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
-        let mut request = self.client.request(call.method.clone(), call.url.clone());
+        let mut request = self.client.request(call.method.clone(), url.clone());
         if let Some(body) = call.body {
             request = request.json(body);
         }

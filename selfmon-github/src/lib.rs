@@ -8,6 +8,10 @@
 //!   then the search API) to learn whether an interrupted create landed.
 //! - It waits out primary and secondary rate limits up to a configured maximum and otherwise
 //!   fails with a typed, retryable [`Error::RateLimited`] / [`Error::SecondaryRateLimited`].
+//! - Redirects are followed only on the configured API host (a renamed repository), at most
+//!   three per call, and a POST/PATCH only on 307/308; any other redirect is
+//!   [`Error::Moved`], naming the new location and the setting to change. The token is never
+//!   sent to another host.
 //! - Each HTTP condition is its own [`Error`] variant; the two rate limits convert into
 //!   `selfmon_core::Error::RateLimited { component: IssueTracker, reset_at, .. }` (so the engine
 //!   stops filing and keeps the rest in its backlog); 404 into `NotFound`, 401/403 into
