@@ -721,6 +721,40 @@ async fn a_recreated_log_that_grew_past_the_cursor_is_read_from_its_first_record
 }
 
 #[tokio::test]
+async fn a_log_recreated_after_a_scan_that_examined_only_info_rows_is_still_recognised() {
+    // Found by the state-machine test (seed 1): a scan that moves the cursor over rows below the
+    // level filter read no record, so it had no anchor; a log recreated and grown past that
+    // cursor then passed the next scan's check and its first records were skipped.
+    let r = rig();
+    r.logs.log(Level::Info, "app", "started");
+    r.logs.log(Level::Info, "app", "listening");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.records_read, 0);
+    assert_eq!(
+        first.record.log_id_end, 2,
+        "the cursor moved over the INFO rows"
+    );
+    assert!(
+        first.record.log_anchor.is_some(),
+        "the record at the cursor anchors the scan even though it was filtered out"
+    );
+    r.logs.recreate();
+    for i in 0..5 {
+        r.logs.log(
+            Level::Error,
+            "app",
+            &format!("[NEW-KIND-001] fresh failure {i} after rotation"),
+        );
+    }
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(report.record.cursor_reset, "the recreation is recognised");
+    assert_eq!(
+        report.record.records_read, 5,
+        "no record of the new log is skipped"
+    );
+}
+
+#[tokio::test]
 async fn retention_that_removed_the_anchor_is_a_gap_not_a_recreation() {
     let r = rig();
     three_bugs(&r.logs);
