@@ -6,7 +6,9 @@
 //!
 //! - [`PgLogSource`]: reads the shared `logs` table up to the *commit horizon*, so a row whose id
 //!   was handed out before a later id became visible is still read, exactly once (see
-//!   [`horizon`] for why and how).
+//!   [`horizon`] for why and how). A writer that keeps its transaction open holds reading back;
+//!   past `horizon_stall_warn_secs` every page (and so the scan report) names its session and
+//!   says how to end it.
 //! - [`PgStateStore`]: scan history, filed issues, the outbox and learned templates in versioned,
 //!   migrated tables ([`schema`]), with a single-flight lease row whose epoch fences every write,
 //!   so a node that lost the lease cannot land a filing.

@@ -10,7 +10,7 @@ use tokio_postgres::{Client, IsolationLevel, Row};
 
 use crate::connect::{check_ident, quote_ident, PgUrl};
 use crate::error::{Error, Result, RowExt};
-use crate::horizon::{Horizon, HorizonQueries};
+use crate::horizon::{held_back_warning, Horizon, HorizonQueries, Reading};
 
 /// Key under which a record's unparseable level is kept in `extra_data` (the record itself is read
 /// as [`Level::Error`] so that it is seen, never dropped).
@@ -72,6 +72,13 @@ pub struct PgLogSourceOptions {
     /// How long a read waits for transactions still writing the table before it settles for the
     /// last proven horizon (0..=60,000 ms). See [`crate::horizon`].
     pub horizon_wait_ms: u64,
+    /// How long a transaction may hold the commit horizon back before each page says so (a
+    /// [`SourceWarning`](selfmon_core::SourceWarning) of kind
+    /// [`HORIZON_HELD_KIND`](crate::horizon::HORIZON_HELD_KIND) naming the session, which the scan
+    /// report and `selfmon scan` show, and a `tracing` warning), in seconds (0..=86,400; 60).
+    /// Log inserts take milliseconds: a writer open this long is a node's connection left
+    /// `idle in transaction`, and nothing above its id is read until it ends.
+    pub horizon_stall_warn_secs: u64,
     /// Server-side `statement_timeout` for the source's queries (0 = none; at most 600,000 ms).
     pub statement_timeout_ms: u64,
 }
@@ -84,6 +91,7 @@ impl Default for PgLogSourceOptions {
             page_size: 10_000,
             min_level: Level::Warning,
             horizon_wait_ms: 2_000,
+            horizon_stall_warn_secs: 60,
             statement_timeout_ms: 60_000,
         }
     }
@@ -104,6 +112,15 @@ impl PgLogSourceOptions {
             return Err(Error::InvalidOption {
                 field: "horizon_wait_ms",
                 reason: format!("{} is more than 60000 (one minute)", self.horizon_wait_ms),
+            });
+        }
+        if self.horizon_stall_warn_secs > 86_400 {
+            return Err(Error::InvalidOption {
+                field: "horizon_stall_warn_secs",
+                reason: format!(
+                    "{} is more than 86400 (one day)",
+                    self.horizon_stall_warn_secs
+                ),
             });
         }
         if self.statement_timeout_ms > 600_000 {
@@ -128,6 +145,11 @@ impl PgLogSourceOptions {
 /// - Reads `id > cursor` up to the **commit horizon** (see [`crate::horizon`]): ids are handed out
 ///   at insert but become visible at commit, so a page never goes past an id some transaction may
 ///   still commit. A record committed late is read by the next page or scan, exactly once.
+/// - A transaction that holds the horizon back longer than
+///   [`PgLogSourceOptions::horizon_stall_warn_secs`] (a node's connection left `idle in
+///   transaction`) is named in every page's [`LogPage::warnings`]: pid, application, client
+///   address, state, how long it has been open and how to end it. The scan report and `selfmon
+///   scan` show it; reading still stops below it.
 /// - Keyset pagination (`WHERE id > $after AND id <= $horizon ORDER BY id LIMIT $n`) on the
 ///   primary key, pages of at most [`PgLogSourceOptions::page_size`] rows, each page in one
 ///   read-only `REPEATABLE READ` transaction.
@@ -209,12 +231,12 @@ impl PgLogSource {
     pub async fn commit_horizon(&self) -> Result<Option<i64>> {
         let mut guard = self.reader().await?;
         let reader = guard.as_mut().ok_or_else(|| self.closed())?;
-        let res = self.horizon_with(reader).await;
+        let res = self.horizon_with(reader).await.map(|r| r.safe);
         drop_if_broken(&mut guard, &res);
         res
     }
 
-    async fn horizon_with(&self, reader: &Reader) -> Result<Option<i64>> {
+    async fn horizon_with(&self, reader: &Reader) -> Result<Reading> {
         let wait = Duration::from_millis(self.inner.options.horizon_wait_ms);
         reader
             .queries
@@ -229,13 +251,45 @@ impl PgLogSource {
         let reader = guard.as_mut().ok_or_else(|| self.closed())?;
         let res = async {
             let horizon = self.horizon_with(reader).await?;
-            reader
-                .read(after, limit, horizon, self.inner.options.min_level)
-                .await
+            let mut page = reader
+                .read(after, limit, horizon.safe, self.inner.options.min_level)
+                .await?;
+            page.warnings
+                .extend(self.held_back(reader, &horizon).await?);
+            Ok(page)
         }
         .await;
         drop_if_broken(&mut guard, &res);
         res
+    }
+
+    /// The warning for a horizon held back longer than
+    /// [`PgLogSourceOptions::horizon_stall_warn_secs`] (see [`crate::horizon`]), also logged.
+    async fn held_back(
+        &self,
+        reader: &Reader,
+        horizon: &Reading,
+    ) -> Result<Option<selfmon_core::SourceWarning>> {
+        let Some((obs, seen_since)) = &horizon.held_by else {
+            return Ok(None);
+        };
+        let holders = reader.queries.holders(&reader.client, &obs.writers).await?;
+        let bound = Duration::from_secs(self.inner.options.horizon_stall_warn_secs);
+        let warning = held_back_warning(horizon.safe, &holders, seen_since.elapsed(), bound);
+        if warning.is_some() {
+            for h in &holders {
+                tracing::warn!(
+                    held_at = ?horizon.safe,
+                    pid = ?h.pid,
+                    application = ?h.application_name,
+                    client_addr = ?h.client_addr,
+                    state = ?h.state,
+                    open_secs = ?h.open_secs,
+                    "an open transaction holds the log's commit horizon back: records above it are not read until it ends (commit it, or SELECT pg_terminate_backend(pid))"
+                );
+            }
+        }
+        Ok(warning)
     }
 
     /// [`LogSource::record_at`] with this crate's error: the committed row with this id, whatever
@@ -441,6 +495,7 @@ impl Reader {
             records: Vec::new(),
             scanned_through: after,
             missing_before_first: 0,
+            warnings: Vec::new(),
         };
         let Some(horizon) = horizon else {
             return Ok(empty);
@@ -505,6 +560,7 @@ impl Reader {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 }

@@ -341,6 +341,7 @@ impl<'a> Reader<'a> {
             records: Vec::new(),
             scanned_through: after,
             missing_before_first: 0,
+            warnings: Vec::new(),
         };
         if limit == 0 {
             return Ok(empty);
@@ -397,6 +398,7 @@ impl<'a> Reader<'a> {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 }
