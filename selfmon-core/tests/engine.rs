@@ -389,6 +389,41 @@ async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
 }
 
 #[tokio::test]
+async fn an_open_issue_the_listing_misses_is_looked_up_not_taken_for_a_regression() {
+    let r = rig();
+    let db_locked = || {
+        r.logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        )
+    };
+    db_locked();
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    // A person removes selfmon's label: still open, no longer listed.
+    r.tracker.remove_label(1, "selfmon");
+    for scan in 2..=3 {
+        db_locked();
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.regressions, 0, "scan {scan}");
+        assert_eq!(report.record.comments_added, 0, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+    }
+    assert!(r.tracker.issues()[0].comments.is_empty());
+    // Closed by a person meanwhile: the lookup says so, and the recurrence is one regression.
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    db_locked();
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 1);
+    assert_eq!(r.tracker.issues()[0].state, selfmon_core::IssueState::Open);
+    db_locked();
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 0, "reopened, so open again");
+    assert_eq!(r.tracker.issues()[0].comments.len(), 1);
+}
+
+#[tokio::test]
 async fn a_dry_run_regression_comments_and_reopens_nothing_and_counts_no_comment() {
     let r = rig();
     r.logs.log(
@@ -682,6 +717,40 @@ async fn a_recreated_log_that_grew_past_the_cursor_is_read_from_its_first_record
     assert_eq!(report.record.log_id_start, 0);
     assert_eq!(
         report.record.records_read, written as u64,
+        "no record of the new log is skipped"
+    );
+}
+
+#[tokio::test]
+async fn a_log_recreated_after_a_scan_that_examined_only_info_rows_is_still_recognised() {
+    // Found by the state-machine test (seed 1): a scan that moves the cursor over rows below the
+    // level filter read no record, so it had no anchor; a log recreated and grown past that
+    // cursor then passed the next scan's check and its first records were skipped.
+    let r = rig();
+    r.logs.log(Level::Info, "app", "started");
+    r.logs.log(Level::Info, "app", "listening");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.records_read, 0);
+    assert_eq!(
+        first.record.log_id_end, 2,
+        "the cursor moved over the INFO rows"
+    );
+    assert!(
+        first.record.log_anchor.is_some(),
+        "the record at the cursor anchors the scan even though it was filtered out"
+    );
+    r.logs.recreate();
+    for i in 0..5 {
+        r.logs.log(
+            Level::Error,
+            "app",
+            &format!("[NEW-KIND-001] fresh failure {i} after rotation"),
+        );
+    }
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert!(report.record.cursor_reset, "the recreation is recognised");
+    assert_eq!(
+        report.record.records_read, 5,
         "no record of the new log is skipped"
     );
 }

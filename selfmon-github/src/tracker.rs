@@ -318,6 +318,38 @@ impl GitHubTracker {
         self.http.repo_endpoint(&segments)
     }
 
+    /// `GET /repos/OWNER/NAME/issues/N`, whatever its labels. 404 (and 410 for a deleted issue)
+    /// is [`Error::NotFound`] / [`Error::Gone`]; a pull request under that number is no issue
+    /// selfmon filed, so it is `NotFound` too.
+    async fn fetch_issue(&self, number: u64) -> Result<TrackedIssue, Error> {
+        let what = format!("issue #{number}");
+        let reply = self
+            .http
+            .send(Call {
+                method: Method::GET,
+                url: self.issue_url(number, &[])?,
+                body: None,
+                kind: Kind::Read,
+                action: "reading an issue",
+                needed: READ,
+                what: what.clone(),
+            })
+            .await?;
+        let issue: WireIssue = reply.json()?;
+        if issue.is_pull_request() {
+            return Err(Error::NotFound {
+                repository: self.http.repository().to_string(),
+                what: format!("{what} (it is a pull request)"),
+            });
+        }
+        tracing::debug!(
+            issue = number,
+            state = %issue.state,
+            "looked up an issue the label listing did not return"
+        );
+        Ok(issue.into_tracked())
+    }
+
     async fn create(&self, draft: &IssueDraft) -> Result<IssueRef, Error> {
         check_body("issue", &draft.body)?;
         let title = self.config.title_for(draft.classification, &draft.title);
@@ -457,6 +489,10 @@ impl IssueTracker for GitHubTracker {
 
     async fn find_by_marker(&self, marker: &Marker) -> selfmon_core::Result<Option<IssueRef>> {
         Ok(self.find(marker).await?)
+    }
+
+    async fn get_issue(&self, number: u64) -> selfmon_core::Result<Option<TrackedIssue>> {
+        Ok(Some(self.fetch_issue(number).await?))
     }
 }
 

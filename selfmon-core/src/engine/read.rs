@@ -188,6 +188,16 @@ pub(crate) async fn read(
         }
         after = through;
     }
+    // The cursor moved past rows the source filtered out (INFO below the level filter): the
+    // anchor must name the record at the cursor, or a log recreated and grown past the cursor
+    // would pass the next scan's check (its last *kept* record may be long gone or absent) and
+    // its first records be skipped. A source whose `record_at` sees only kept records answers
+    // `None` here, and the older anchor stays.
+    if after > start && anchor.as_ref().is_none_or(|a| a.id < after) {
+        if let Some(r) = log_source.record_at(after).await? {
+            anchor = Some(LogAnchor::of(&r));
+        }
+    }
     let (digest, templater) = builder.finish_with_templater();
     Ok(ReadOutput {
         digest,

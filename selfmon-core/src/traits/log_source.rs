@@ -75,11 +75,18 @@ pub trait LogSource: Send + Sync {
     /// last record the previous scan read (its anchor, at or below the cursor) to tell a recreated
     /// log from the same one, so `None` must mean "not there", never "not known yet": a source
     /// whose [`read_after`](LogSource::read_after) holds back records it cannot yet prove final
-    /// (PostgreSQL's commit horizon) answers this from what is committed, without waiting. A
-    /// record below the source's level filter may be returned or not.
+    /// (PostgreSQL's commit horizon) answers this from what is committed, without waiting.
+    ///
+    /// A record below the source's level filter should be returned too: when a scan's cursor ends
+    /// on a filtered-out row (a page of INFO records), the engine anchors on the record at the
+    /// cursor if this returns it, and otherwise keeps the last record it read (or none), which
+    /// leaves a log recreated and grown past that cursor unrecognised. What an id-based check
+    /// cannot see at all: a recreated log whose records up to the old cursor were all removed by
+    /// retention before the next scan looks like the old log after retention; nothing present is
+    /// skipped, but those removed records are not counted as a gap.
     ///
     /// The default reads `read_after(id - 1, 1)`, right for a source whose pages show every
-    /// committed record.
+    /// committed record; it cannot return a filtered-out record.
     async fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
         let page = self.read_after(id.saturating_sub(1), 1).await?;
         Ok(page.records.into_iter().next().filter(|r| r.id == id))

@@ -92,6 +92,23 @@ impl FakeGitHub {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// Changes issue `number` as a person on GitHub would.
+    pub fn edit(&self, number: u64, change: impl FnOnce(&mut FakeIssue)) {
+        let mut s = self.state.lock().unwrap();
+        let issue = s.issues.iter_mut().find(|i| i.number == number).unwrap();
+        change(issue);
+        issue.updated_at = Utc::now();
+    }
+
+    /// Deletes issue `number`, as a maintainer can: it answers 404 from then on.
+    pub fn delete(&self, number: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .retain(|i| i.number != number);
+    }
+
     /// Lets the search index catch up.
     pub fn index_all(&self) {
         for i in &mut self.state.lock().unwrap().issues {
@@ -242,6 +259,12 @@ impl Respond for FakeGitHub {
                 match s.delay_next_create.take() {
                     Some(d) => t.set_delay(d),
                     None => t,
+                }
+            }
+            ("GET", ["repos", "acme", "server", "issues", n]) => {
+                match s.issues.iter().find(|i| i.number.to_string() == *n) {
+                    Some(issue) => ResponseTemplate::new(200).set_body_json(self.issue_json(issue)),
+                    None => error(404, "Not Found"),
                 }
             }
             ("PATCH", ["repos", "acme", "server", "issues", n]) => {
