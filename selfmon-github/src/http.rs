@@ -306,10 +306,10 @@ impl Http {
                     // A redirect was not acted on: following it repeats nothing that happened.
                     let next =
                         self.redirect_target(status, &headers, &call.method, &url, redirects)?;
-                    tracing::warn!(%method, from = %path, to = next.path(), status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
                     redirects += 1;
                     url = next;
-                    path = self.scrubber.scrub(url.path());
+                    let from = std::mem::replace(&mut path, self.scrubber.scrub(url.path()));
+                    tracing::warn!(%method, %from, to = %path, status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
                     continue;
                 }
                 Ok((status, headers, bytes)) => {

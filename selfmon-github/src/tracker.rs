@@ -344,7 +344,7 @@ impl GitHubTracker {
         }
         tracing::debug!(
             issue = number,
-            state = %issue.state,
+            state = ?issue.state(),
             "looked up an issue the label listing did not return"
         );
         Ok(issue.into_tracked())

@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::sync::Arc;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
 use common::*;
 use selfmon_core::offline::OfflineRunner;
@@ -12,6 +13,8 @@ use selfmon_core::testing::{MemoryLogSource, MemoryStateStore};
 use selfmon_core::{IssueTracker, Level, ScanTrigger, SelfMonitor};
 use selfmon_github::GitHubTracker;
 use serde_json::json;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -216,5 +219,60 @@ async fn a_failed_scan_records_no_piece_of_the_token() {
     for secret in [PLAIN_TOKEN, FOREIGN_TOKEN] {
         let found = pieces_of(secret, &shown);
         assert!(found.is_empty(), "{found:?} shown in: {shown}");
+    }
+}
+
+/// Every event's fields, as text.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<String>>);
+
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for Captured {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut text = self.0.lock().unwrap();
+        event.record(&mut Fields(&mut text));
+        text.push('\n');
+    }
+}
+
+#[tokio::test]
+async fn the_tracker_logs_no_piece_of_the_token() {
+    let server = MockServer::start().await;
+    // Redirected (on the API) to a path that carries the token, which then fails with an echo:
+    // the redirect and the retry are both logged.
+    Mock::given(method("GET"))
+        .and(path(ISSUES_PATH))
+        .respond_with(ResponseTemplate::new(307).insert_header(
+            "location",
+            format!("{}/repositories/{PLAIN_TOKEN}/issues", server.uri()).as_str(),
+        ))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/repositories/{PLAIN_TOKEN}/issues")))
+        .respond_with(echo(502, false))
+        .mount(&server)
+        .await;
+    let captured = Captured::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(captured.clone()));
+    let mut c = config(&server);
+    c.max_get_attempts = 2;
+    let t = GitHubTracker::with_token(c, PLAIN_TOKEN).unwrap();
+    let e = t.list_issues(None).await.unwrap_err();
+    assert_no_token(&e, PLAIN_TOKEN);
+    let logged = captured.0.lock().unwrap().clone();
+    assert!(logged.contains("redirected"), "{logged}");
+    assert!(logged.contains("retrying"), "{logged}");
+    for secret in [PLAIN_TOKEN, FOREIGN_TOKEN] {
+        let found = pieces_of(secret, &logged);
+        assert!(found.is_empty(), "{found:?} logged: {logged}");
     }
 }
