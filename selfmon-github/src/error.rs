@@ -12,7 +12,7 @@ use crate::scrub::{ScrubbedError, Scrubber};
 /// shaped like a GitHub token, when the error is made.
 ///
 /// Converts into the core error with `component = IssueTracker`: rate limits into
-/// `RateLimited`, 404 into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
+/// `RateLimited`, 404 (and an issue transferred away, [`Error::IssueMoved`]) into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
 /// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest
 /// (a redirect not followed, [`Error::Moved`], among them: never `NotFound`) into `Adapter`; see
 /// [`Error::is_retryable`] for which variants may succeed later.
@@ -196,6 +196,20 @@ pub enum Error {
         why: String,
     },
 
+    /// A request about one issue was redirected (GitHub's answer for an issue transferred to
+    /// another repository): the issue is no longer in the configured repository. Converts into
+    /// the core `NotFound`, so the engine records its occurrences without a comment and goes on,
+    /// as for a deleted issue; a moved *repository* is [`Error::Moved`] instead.
+    #[error("issue #{number} is no longer in {repository}: GitHub points to {} (it was transferred to another repository); selfmon treats it as gone from {repository}", selfmon_core::text::quoted(.location.as_str()))]
+    IssueMoved {
+        /// `owner/name` configured.
+        repository: String,
+        /// The issue's number in the configured repository.
+        number: u64,
+        /// Where GitHub pointed (a redirect's `Location`, or the issue's address found there).
+        location: String,
+    },
+
     /// A listing had more pages than `max_list_pages`.
     #[error(
         "listing {what} exceeded {max_pages} pages; raise `max_list_pages` or close old issues"
@@ -273,7 +287,7 @@ impl From<Error> for selfmon_core::Error {
         let component = Component::IssueTracker;
         match e {
             // An issue deleted (410) is as gone as one never there.
-            Error::NotFound { .. } | Error::Gone { .. } => {
+            Error::NotFound { .. } | Error::Gone { .. } | Error::IssueMoved { .. } => {
                 selfmon_core::Error::not_found(component, e)
             }
             Error::Unauthorized { .. } | Error::Forbidden { .. } => {

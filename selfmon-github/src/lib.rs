@@ -11,7 +11,9 @@
 //! - Redirects are followed only on the configured API host (a renamed repository), at most
 //!   three per call, and a POST/PATCH only on 307/308; any other redirect is
 //!   [`Error::Moved`], naming the new location and the setting to change. The token is never
-//!   sent to another host.
+//!   sent to another host. A request about one issue that GitHub redirects (an issue transferred
+//!   to another repository) is [`Error::IssueMoved`], which converts into the core `NotFound`:
+//!   the engine records its occurrences without a comment, as for a deleted issue.
 //! - Each HTTP condition is its own [`Error`] variant; the two rate limits convert into
 //!   `selfmon_core::Error::RateLimited { component: IssueTracker, reset_at, .. }` (so the engine
 //!   stops filing and keeps the rest in its backlog); 404 into `NotFound`, 401/403 into
