@@ -61,6 +61,8 @@ pub struct SelfMonitoringService {
     last_submitted: Mutex<Option<DateTime<Utc>>>,
     /// The latest run-now request no finished scan has answered yet.
     requested: Mutex<Option<DateTime<Utc>>>,
+    /// The future scan last warned about (once each, not at every tick).
+    warned_future: Mutex<Option<ScanId>>,
 }
 
 impl std::fmt::Debug for SelfMonitoringService {
@@ -84,6 +86,7 @@ impl SelfMonitoringService {
             clock: Arc::new(SystemClock),
             last_submitted: Mutex::new(None),
             requested: Mutex::new(None),
+            warned_future: Mutex::new(None),
         }
     }
 
@@ -142,6 +145,18 @@ impl SelfMonitoringService {
         let Some(mut next) = next_scheduled_scan(self.store.as_ref(), &config, now).await? else {
             return Ok(None);
         };
+        if let Some(f) = &next.ignored_future_scan {
+            let mut warned = self.warned_future.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.as_ref() != Some(&f.scan_id) {
+                tracing::warn!(
+                    scan_id = %f.scan_id.as_str(),
+                    started_at = %f.started_at,
+                    %now,
+                    "the last scan started in the future (the clock was set back?); the schedule ignores it and counts from the scans before it"
+                );
+                *warned = Some(f.scan_id.clone());
+            }
+        }
         let last_submit = *self
             .last_submitted
             .lock()
@@ -151,10 +166,8 @@ impl SelfMonitoringService {
         if let Some(t) = last_submit.filter(|t| next.basis.started_at().is_none_or(|s| *t > s)) {
             let after_submit = t + cadence(&config);
             if after_submit > next.at {
-                next = NextScan {
-                    at: after_submit,
-                    basis: DueBasis::Submitted { at: t },
-                };
+                next.at = after_submit;
+                next.basis = DueBasis::Submitted { at: t };
             }
         }
         Ok(Some(next))
@@ -292,6 +305,19 @@ pub struct NextScan {
     pub at: DateTime<Utc>,
     /// What it counts from.
     pub basis: DueBasis,
+    /// The latest scan that started after `now` (a clock that ran ahead wrote it, and was then
+    /// set back), ignored: counting from its start would stop the schedule until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_future_scan: Option<FutureScan>,
+}
+
+/// A scan whose recorded start is later than the time the schedule was asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FutureScan {
+    /// The scan.
+    pub scan_id: ScanId,
+    /// Its recorded start.
+    pub started_at: DateTime<Utc>,
 }
 
 /// What [`NextScan::at`] counts from.
@@ -347,6 +373,11 @@ fn cadence(config: &SelfMonitoringConfig) -> chrono::Duration {
 /// - After a failed scan: its end plus [`FIRST_RETRY_AFTER_MINUTES`], doubled for each further
 ///   failed scan in a row, at most the cadence (a failure is retried soon; a lasting one backs off
 ///   to the cadence).
+/// - A scan that started after `now` does not count (its clock ran ahead and was set back):
+///   counting from it would stop the schedule until that time plus the cadence, and treating it
+///   as started `now` would move with `now` and never come due. The schedule counts from the
+///   scans before it (the scan that comes due records a true start), and
+///   [`NextScan::ignored_future_scan`] names it so the host can warn.
 /// - `now` when no scan counts.
 pub async fn next_scheduled_scan(
     store: &dyn StateStore,
@@ -359,6 +390,7 @@ pub async fn next_scheduled_scan(
     const PAGE: u64 = 100;
     let counts = |s: &ScanRecord| config.dry_run || !s.dry_run;
     let mut last: Option<ScanRecord> = None;
+    let mut ignored_future_scan: Option<FutureScan> = None;
     let mut failures_in_a_row = 0u32;
     let mut offset = 0;
     'pages: loop {
@@ -370,6 +402,14 @@ pub async fn next_scheduled_scan(
             .await?;
         let n = page.items.len() as u64;
         for s in page.items.into_iter().filter(|s| counts(s)) {
+            if s.started_at > now {
+                // Newest first: the first one met is the latest.
+                ignored_future_scan.get_or_insert(FutureScan {
+                    scan_id: s.scan_id,
+                    started_at: s.started_at,
+                });
+                continue;
+            }
             if s.status != ScanStatus::Failure {
                 if last.is_none() {
                     last = Some(s);
@@ -395,6 +435,7 @@ pub async fn next_scheduled_scan(
         None => NextScan {
             at: now,
             basis: DueBasis::NeverRan,
+            ignored_future_scan,
         },
         Some(s) if s.status == ScanStatus::Failure => {
             let shift = failures_in_a_row.saturating_sub(1).min(20);
@@ -406,6 +447,7 @@ pub async fn next_scheduled_scan(
                     started_at: s.started_at,
                     failures_in_a_row,
                 },
+                ignored_future_scan,
             }
         }
         Some(s) => NextScan {
@@ -414,6 +456,7 @@ pub async fn next_scheduled_scan(
                 scan_id: s.scan_id,
                 started_at: s.started_at,
             },
+            ignored_future_scan,
         },
     }))
 }

@@ -181,6 +181,47 @@ async fn a_failed_scan_is_retried_after_a_delay_that_doubles_up_to_the_cadence()
 }
 
 #[tokio::test]
+async fn a_scan_recorded_in_the_future_does_not_stop_the_schedule() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let store = Arc::new(MemoryStateStore::new());
+    record_scan(&store, t0, false, false).await;
+    // Written by a clock three hours ahead, which was then set back.
+    record_scan(&store, t0 + Duration::hours(3), false, false).await;
+    let mut q = MockJobQueue::new();
+    q.expect_submit_if_idle().times(1).returning(|_| {
+        Ok(Submission::Submitted {
+            job_id: JobId("j".into()),
+        })
+    });
+    let svc = SelfMonitoringService::new(enabled(60), Arc::new(q), store.clone());
+    let now = t0 + Duration::minutes(10);
+    let next = svc.next_scan(now).await.unwrap().unwrap();
+    assert_eq!(
+        next.at,
+        t0 + Duration::minutes(60),
+        "counted from the scan before it"
+    );
+    assert_eq!(
+        next.ignored_future_scan.map(|f| f.started_at),
+        Some(t0 + Duration::hours(3)),
+        "named, so the host can warn"
+    );
+    assert!(
+        matches!(
+            svc.tick(t0 + Duration::minutes(60)).await.unwrap(),
+            TickOutcome::Due(_)
+        ),
+        "due after the cadence, not at the future time plus the cadence"
+    );
+    // The scan that came due records a true start; the schedule counts from it.
+    record_scan(&store, t0 + Duration::minutes(60), false, false).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(70)).await.unwrap(),
+        Some(t0 + Duration::minutes(120))
+    );
+}
+
+#[tokio::test]
 async fn run_now_is_refused_while_a_scan_is_queued_or_running() {
     let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));
     let queue = MemoryJobQueue::start(gate.clone());
