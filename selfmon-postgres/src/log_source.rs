@@ -165,6 +165,11 @@ impl PgLogSourceOptions {
 ///   tables with different id sequences (a `UNION` of two logs) is refused at
 ///   [`connect`](Self::connect) with [`Error::UnsupportedLogView`], since its ids do not rise in
 ///   commit order.
+/// - Fetches at most the first [`MAX_MESSAGE_CHARS_READ`](selfmon_core::digest::MAX_MESSAGE_CHARS_READ)
+///   characters of a message (64 KiB + 1, cut by the server): the digest reads no more, and digests
+///   the prefix exactly as the whole message (cut at 64 KiB and marked). A page's memory is bounded
+///   by `page_size` × that prefix however large a stored message is. [`LogRecord::message`] holds
+///   the prefix, in pages and in [`LogSource::record_at`] alike.
 /// - `node_id` becomes [`LogRecord::node_id`], so the digest and the issue evidence say which nodes
 ///   wrote a problem's records.
 /// - `missing_before_first` counts ids deleted from the *bottom* of the table (retention) before
@@ -462,6 +467,14 @@ impl Reader {
             .iter()
             .map(|c| match (*c, has(c)) {
                 ("id", _) => "id::bigint".to_string(),
+                // Only what the digest reads (see `MAX_MESSAGE_CHARS_READ`): a row of tens of MB
+                // costs this much, not its size (several times over in buffers and conversion).
+                // `substr` lets the server detoast only the slice. The same list serves
+                // `record_at`, so an anchor taken from a page matches the record looked up again.
+                ("message", true) => format!(
+                    "substr(message::text, 1, {})",
+                    selfmon_core::digest::MAX_MESSAGE_CHARS_READ
+                ),
                 (c, true) => format!("{}::text", quote_ident(c)),
                 (_, false) => "NULL::text".to_string(),
             })
