@@ -8,8 +8,13 @@
 //!    allocated before this moment.
 //! 2. Then list the transactions that hold a write lock on the log table (`pg_locks`). A
 //!    transaction inserting into the table takes `RowExclusiveLock` on it while the statement is
-//!    parsed, *before* the `DEFAULT nextval(...)` runs, and keeps it until it commits or aborts. So
-//!    any id ≤ `L` not yet visible belongs to one of the transactions listed.
+//!    parsed, *before* the `DEFAULT nextval(...)` runs, and keeps it until it commits or aborts;
+//!    `nextval` itself takes `RowExclusiveLock` on the sequence before it hands out a value and
+//!    keeps it as long. So any id ≤ `L` not yet visible belongs to one of the transactions listed.
+//!    "The log table" is every relation a row can be written to: a partitioned table's partitions
+//!    (a node may insert into today's partition directly, which locks the parent only for
+//!    reading), inheritance children, and for a view, the tables under it (writers insert there;
+//!    selfmon reads the view). Partitions are looked up at every look, so new ones count.
 //! 3. Once every listed transaction has ended, every id ≤ `L` is final: committed (visible to any
 //!    later snapshot) or rolled back (never to appear). `L` is the horizon.
 //!
@@ -132,8 +137,13 @@ impl Horizon {
 
 /// SQL that names the log table's sequence and the write locks on it.
 pub(crate) struct HorizonQueries {
-    /// `regclass` text of the table (quoted, schema-qualified).
+    /// `regclass` text of the relation selfmon reads (quoted, schema-qualified): a table, a
+    /// partitioned table or a view.
     pub table: String,
+    /// The relations writers insert into: the table itself, or the tables under a view. Their
+    /// partitions and inheritance children (found at every look: partitions come and go) count
+    /// too.
+    pub written: Vec<String>,
     /// The sequence behind `id`, if any (quoted, schema-qualified).
     pub sequence: Option<String>,
 }
@@ -166,19 +176,28 @@ impl HorizonQueries {
     }
 
     /// Virtual transactions (other than this session's) holding a lock that allows writing the
-    /// table.
+    /// log: on the table, any of its partitions (a node may insert into today's partition
+    /// directly, which takes no write lock on the parent), the tables under a view, or the id
+    /// sequence (`nextval` holds `RowExclusiveLock` on it until the transaction ends, whichever
+    /// relation the row went to).
     pub async fn writers(&self, client: &Client) -> Result<Vec<String>> {
         let rows = client
             .query(
-                "SELECT DISTINCT virtualtransaction FROM pg_locks
+                "WITH RECURSIVE tree(oid) AS (
+                     SELECT unnest($1::text[]::regclass[])::oid
+                     UNION
+                     SELECT i.inhrelid FROM pg_inherits AS i JOIN tree ON i.inhparent = tree.oid
+                 )
+                 SELECT DISTINCT virtualtransaction FROM pg_locks
                  WHERE locktype = 'relation'
                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                   AND relation = $1::text::regclass
+                   AND (relation IN (SELECT oid FROM tree)
+                        OR relation = $2::text::regclass)
                    AND mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock',
                                 'AccessExclusiveLock')
                    AND pid IS DISTINCT FROM pg_backend_pid()
                    AND virtualtransaction IS NOT NULL",
-                &[&self.table],
+                &[&self.written, &self.sequence],
             )
             .await
             .map_err(Error::query("listing transactions writing the log table"))?;

@@ -34,7 +34,8 @@
 //!
 //! **Commit order: a commit horizon from the sequence and the table's write locks**, not a
 //! filter on the rows' `xmin`. See [`horizon`]. The horizon needs `SELECT` on the id sequence
-//! and reads `pg_locks` (open to every role). Ids must come from the `id` column's sequence with the
+//! and reads `pg_locks` (open to every role); it covers a partitioned table's partitions and
+//! the tables under a view. Ids must come from the `id` column's sequence with the
 //! default `CACHE 1`, as `SERIAL`/`IDENTITY` columns have.
 //!
 //! ## Figures

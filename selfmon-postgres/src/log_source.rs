@@ -159,6 +159,17 @@ impl PgLogSourceOptions {
 /// - Optional columns (`timestamp`, `source`, `correlation_id`, `user_id`, `request_path`,
 ///   `extra_data`, `node_id`) may be missing or NULL and may have any type (read as text); a
 ///   missing table or one without `id`, `level` or `message` is an error naming what is missing.
+/// - The log may be a table, a partitioned table (partitions by date, say; nodes may insert into
+///   a partition directly) or a view. A view is read as it is, with the horizon taken on the
+///   tables under it, whose `id` must come from one sequence and be the view's `id`; a view over
+///   tables with different id sequences (a `UNION` of two logs) is refused at
+///   [`connect`](Self::connect) with [`Error::UnsupportedLogView`], since its ids do not rise in
+///   commit order.
+/// - Fetches at most the first [`MAX_MESSAGE_CHARS_READ`](selfmon_core::digest::MAX_MESSAGE_CHARS_READ)
+///   characters of a message (64 KiB + 1, cut by the server): the digest reads no more, and digests
+///   the prefix exactly as the whole message (cut at 64 KiB and marked). A page's memory is bounded
+///   by `page_size` × that prefix however large a stored message is. [`LogRecord::message`] holds
+///   the prefix, in pages and in [`LogSource::record_at`] alike.
 /// - `node_id` becomes [`LogRecord::node_id`], so the digest and the issue evidence say which nodes
 ///   wrote a problem's records.
 /// - `missing_before_first` counts ids deleted from the *bottom* of the table (retention) before
@@ -199,7 +210,7 @@ impl PgLogSource {
     /// Connects and checks the table now, so a wrong URL or table fails at start-up.
     ///
     /// Errors: [`Error::Connect`], [`Error::MissingTable`], [`Error::MissingColumns`],
-    /// [`Error::InvalidOption`], [`Error::Query`].
+    /// [`Error::UnsupportedLogView`], [`Error::InvalidOption`], [`Error::Query`].
     pub async fn connect(url: PgUrl, options: PgLogSourceOptions) -> Result<Self> {
         options.validate()?;
         let reader = Reader::open(&url, &options).await?;
@@ -397,8 +408,22 @@ async fn reader_schema(reader: &Reader, options: &PgLogSourceOptions) -> Result<
         .iter()
         .map(|r| Ok(format!("{} {}", r.col::<String>(0)?, r.col::<String>(1)?)))
         .collect::<Result<_>>()?;
+    let kind: Option<String> = reader
+        .client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+            &[&reader.queries.table],
+        )
+        .await
+        .map_err(Error::query("describing the log table"))?
+        .col(0)?;
+    let what = match kind.as_deref() {
+        Some("v") => format!("VIEW (over {})", reader.queries.written.join(", ")),
+        Some("p") => "PARTITIONED TABLE".to_string(),
+        _ => "TABLE".to_string(),
+    };
     Ok(format!(
-        "TABLE {} ({}) -- PostgreSQL, shared by every node; node_id names the writer",
+        "{what} {} ({}) -- PostgreSQL, shared by every node; node_id names the writer",
         options.qualified_table(),
         cols.join(", ")
     ))
@@ -442,6 +467,14 @@ impl Reader {
             .iter()
             .map(|c| match (*c, has(c)) {
                 ("id", _) => "id::bigint".to_string(),
+                // Only what the digest reads (see `MAX_MESSAGE_CHARS_READ`): a row of tens of MB
+                // costs this much, not its size (several times over in buffers and conversion).
+                // `substr` lets the server detoast only the slice. The same list serves
+                // `record_at`, so an anchor taken from a page matches the record looked up again.
+                ("message", true) => format!(
+                    "substr(message::text, 1, {})",
+                    selfmon_core::digest::MAX_MESSAGE_CHARS_READ
+                ),
                 (c, true) => format!("{}::text", quote_ident(c)),
                 (_, false) => "NULL::text".to_string(),
             })
@@ -465,11 +498,7 @@ impl Reader {
         // `t.id`, not `id`: an unqualified name would sort by the output column `id::bigint`,
         // which no index provides, so every page would sort the whole rest of the table.
         select_sql.push_str(" ORDER BY t.id LIMIT $3::bigint");
-        let sequence: Option<String> = client
-            .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&table])
-            .await
-            .map_err(Error::query("finding the log id sequence"))?
-            .col(0)?;
+        let (written, sequence) = written_relations(&client, &table).await?;
         if sequence.is_none() {
             tracing::warn!(
                 table = %table,
@@ -480,7 +509,11 @@ impl Reader {
             client,
             select_sql,
             row_at_sql,
-            queries: HorizonQueries { table, sequence },
+            queries: HorizonQueries {
+                table,
+                written,
+                sequence,
+            },
         })
     }
 
@@ -563,6 +596,80 @@ impl Reader {
             warnings: Vec::new(),
         })
     }
+}
+
+/// Where the rows of `table` are written, and the sequence their ids come from: the table itself
+/// (plain or partitioned), or, for a view, the tables it reads (through nested views). A view
+/// whose tables draw `id` from more than one sequence is refused: its ids do not rise in one
+/// order, so no horizon can say which may still commit.
+async fn written_relations(client: &Client, table: &str) -> Result<(Vec<String>, Option<String>)> {
+    let kind: Option<String> = client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+            &[&table],
+        )
+        .await
+        .map_err(Error::query(
+            "finding what kind of relation the log table is",
+        ))?
+        .col(0)?;
+    let written: Vec<String> = if kind.as_deref() == Some("v") {
+        client
+            .query(
+                "WITH RECURSIVE used(oid, kind, depth) AS (
+                     SELECT c.oid, c.relkind, 0 FROM pg_class AS c WHERE c.oid = $1::text::regclass
+                     UNION
+                     SELECT c.oid, c.relkind, used.depth + 1
+                     FROM used
+                     JOIN pg_rewrite AS r ON r.ev_class = used.oid
+                     JOIN pg_depend AS d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> used.oid
+                     JOIN pg_class AS c ON c.oid = d.refobjid
+                     WHERE used.kind = 'v' AND used.depth < 32
+                 )
+                 SELECT DISTINCT oid::regclass::text FROM used WHERE kind IN ('r', 'p', 'f')
+                 ORDER BY 1",
+                &[&table],
+            )
+            .await
+            .map_err(Error::query("finding the tables under the log view"))?
+            .iter()
+            .map(|r| r.col(0))
+            .collect::<Result<_>>()?
+    } else {
+        vec![table.to_string()]
+    };
+    if written.is_empty() {
+        return Err(Error::UnsupportedLogView {
+            table: table.to_string(),
+            reason: "it reads no table".into(),
+        });
+    }
+    let sequences: Vec<String> = client
+        .query(
+            "SELECT DISTINCT pg_get_serial_sequence(w, 'id') FROM unnest($1::text[]) AS w
+             WHERE EXISTS (SELECT 1 FROM pg_attribute
+                           WHERE attrelid = w::regclass AND attname = 'id' AND NOT attisdropped)
+               AND pg_get_serial_sequence(w, 'id') IS NOT NULL",
+            &[&written],
+        )
+        .await
+        .map_err(Error::query("finding the log id sequence"))?
+        .iter()
+        .map(|r| r.col(0))
+        .collect::<Result<_>>()?;
+    if sequences.len() > 1 {
+        return Err(Error::UnsupportedLogView {
+            table: table.to_string(),
+            reason: format!(
+                "its tables ({}) take ids from {} different sequences ({})",
+                written.join(", "),
+                sequences.len(),
+                sequences.join(", ")
+            ),
+        });
+    }
+    Ok((written, sequences.into_iter().next()))
 }
 
 /// Every level spelling [`Level`] parses whose level is below `min`.
