@@ -77,7 +77,10 @@ pub struct PgLogSourceOptions {
     /// [`HORIZON_HELD_KIND`](crate::horizon::HORIZON_HELD_KIND) naming the session, which the scan
     /// report and `selfmon scan` show, and a `tracing` warning), in seconds (0..=86,400; 60).
     /// Log inserts take milliseconds: a writer open this long is a node's connection left
-    /// `idle in transaction`, and nothing above its id is read until it ends.
+    /// `idle in transaction`, and nothing above its id is read until it ends. Measured from the
+    /// transaction's start (`xact_start`), which PostgreSQL shows for sessions of selfmon's own
+    /// role, or for every session to a role granted `pg_read_all_stats`; otherwise from when this
+    /// source first saw it holding the horizon.
     pub horizon_stall_warn_secs: u64,
     /// Server-side `statement_timeout` for the source's queries (0 = none; at most 600,000 ms).
     pub statement_timeout_ms: u64,
