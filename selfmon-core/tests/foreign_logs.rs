@@ -1,5 +1,5 @@
 //! Logs as other runtimes and logging libraries write them, end to end through the engine with the
-//! offline runner: crash reports of Java, .NET and Go.
+//! offline runner: crash reports of Java, .NET and Go, and JSON-structured logs.
 
 mod common;
 
@@ -29,4 +29,77 @@ async fn a_single_java_dotnet_and_go_crash_logged_at_error_is_each_filed() {
             "no issue for {expected:?} in {titles:?}"
         );
     }
+}
+
+/// zap-style JSON records: the keys are the same for every problem, the `msg` is the problem.
+fn zap(level: &str, caller: &str, msg: &str) -> String {
+    format!(r#"{{"level":"{level}","ts":1733580000.123,"caller":"{caller}","msg":"{msg}"}}"#)
+}
+
+#[tokio::test]
+async fn json_logged_problems_with_the_same_keys_are_each_analysed_and_filed() {
+    let r = rig();
+    for _ in 0..5 {
+        r.logs.log(
+            Level::Error,
+            "api",
+            &zap(
+                "error",
+                "db/pool.go:88",
+                "dial tcp 10.0.0.5:5432: connect: connection refused",
+            ),
+        );
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    for _ in 0..5 {
+        r.logs.log(
+            Level::Critical,
+            "api",
+            &zap(
+                "fatal",
+                "store/disk.go:12",
+                "no space left on device: /var/lib/data",
+            ),
+        );
+        r.logs.log(
+            Level::Critical,
+            "api",
+            &zap(
+                "fatal",
+                "auth/jwt.go:40",
+                "signing key expired, all logins fail",
+            ),
+        );
+    }
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(
+        (
+            second.record.known_signatures,
+            second.record.novel_signatures
+        ),
+        (0, 2),
+        "both new problems are new: {titles:?}"
+    );
+    assert_eq!(second.record.issues_created, 2, "filed: {titles:?}");
+    for expected in ["connection refused", "no space left", "signing key expired"] {
+        assert!(
+            titles.iter().any(|t| t.contains(expected)),
+            "no issue for {expected:?} in {titles:?}"
+        );
+    }
+    // The same problems again are known, not filed twice.
+    r.logs.log(
+        Level::Critical,
+        "api",
+        &zap(
+            "fatal",
+            "auth/jwt.go:40",
+            "signing key expired, all logins fail",
+        ),
+    );
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.known_signatures, 1);
+    assert_eq!(r.tracker.issues().len(), 3);
 }
