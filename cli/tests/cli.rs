@@ -651,6 +651,23 @@ fn serve_scheduler_scans_on_cadence_and_warns_when_the_last_scan_is_recorded_in_
 }
 
 #[test]
+fn serve_scheduler_help_says_sigterm_interrupts_the_scan_in_flight() {
+    for args in [&["serve-scheduler", "--help"][..], &["--help"][..]] {
+        let o = run(args);
+        assert!(o.status.success());
+        let help = text(&o.stdout);
+        assert!(
+            !help.contains("stops after the scan in flight"),
+            "{args:?} promises a drain the scheduler does not do: {help}"
+        );
+        assert!(
+            help.contains("interrupting the scan in flight"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");
