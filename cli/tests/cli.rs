@@ -667,6 +667,33 @@ fn serve_scheduler_help_says_sigterm_interrupts_the_scan_in_flight() {
     }
 }
 
+/// The pipe `selfmon schema --help` shows runs: what the command prints is SQL that creates the
+/// logs table (rusqlite stands in for the sqlite3 shell).
+#[test]
+fn the_schema_pipe_the_help_shows_creates_the_logs_table() {
+    let help = text(&run(&["schema", "--help"]).stdout);
+    let line = help
+        .lines()
+        .find(|l| l.contains("| sqlite3"))
+        .unwrap_or_else(|| panic!("an example piping into sqlite3: {help}"));
+    let command = line.split('|').next().unwrap().trim();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(command.split_whitespace().next(), Some("selfmon"), "{line}");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&text(&o.stdout))
+        .unwrap_or_else(|e| panic!("`{command}` is not SQL sqlite3 can run: {e}"));
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
 #[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();

@@ -39,7 +39,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Print the logs.db schema selfmon reads (and the tables it keeps its own state in).
     #[command(
-        after_help = "Examples:\n  selfmon schema\n  selfmon schema | sqlite3 logs.db   # create an empty logs table"
+        after_help = "Examples:\n  selfmon schema\n  selfmon schema --ddl | sqlite3 logs.db   # create an empty logs table"
     )]
     Schema {
         /// Print only the `CREATE TABLE` statement of the logs table.
