@@ -586,6 +586,7 @@ async fn mocks_show_the_runner_is_called_once_and_the_tracker_never_on_empty_fin
             scanned_through: if after == 0 { 2 } else { after },
             records,
             missing_before_first: 0,
+            warnings: Vec::new(),
         })
     });
     let mut runner = MockAnalysisRunner::new();
@@ -1096,5 +1097,63 @@ async fn a_different_word_beside_a_template_learned_from_an_issue_is_still_filed
         (0, 2),
         "{}",
         serde_json::to_string(&report.outcomes).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_source_warning_reaches_the_scan_report_once_per_kind_redacted() {
+    let mut source = MockLogSource::new();
+    source.expect_max_id().returning(|| Ok(Some(2)));
+    source
+        .expect_describe()
+        .returning(LogSourceDescription::default);
+    source.expect_read_after().returning(|after, _| {
+        let warn = |message: &str| selfmon_core::SourceWarning {
+            kind: "commit_horizon_held".into(),
+            message: message.into(),
+        };
+        Ok(if after == 0 {
+            LogPage {
+                records: vec![LogRecord::new(1, Level::Error, "[X-Y-001] a")],
+                scanned_through: 1,
+                missing_before_first: 0,
+                warnings: vec![warn("held by pid 1 for 61 s")],
+            }
+        } else {
+            LogPage {
+                records: vec![],
+                scanned_through: after,
+                missing_before_first: 0,
+                warnings: vec![warn(
+                    "held by pid 1 for 62 s (token ghp_abcdefghijklmnopqrstuvwxyz0123456789)",
+                )],
+            }
+        })
+    });
+    let m = SelfMonitor::builder()
+        .log_source(Arc::new(source))
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(Arc::new(selfmon_core::testing::MemoryIssueTracker::new()))
+        .store(Arc::new(MemoryStateStore::new()))
+        .build()
+        .unwrap();
+    let report = m.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.log_id_end, 1,
+        "the scan still succeeds up to what it read"
+    );
+    assert_eq!(
+        report.warnings.len(),
+        1,
+        "one per kind: {:?}",
+        report.warnings
+    );
+    let w = &report.warnings[0];
+    assert_eq!(w.kind, "commit_horizon_held");
+    assert!(w.message.contains("62 s"), "the latest page's: {w:?}");
+    assert!(
+        !w.message
+            .contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        "redacted like every text the report keeps: {w:?}"
     );
 }

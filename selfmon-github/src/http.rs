@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::config::GitHubConfig;
 use crate::error::Error;
 use crate::rate_limit::{classify, RateLimit, Spacer};
+use crate::scrub::{ScrubbedError, Scrubber};
 use crate::wire::{next_link, ErrorBody};
 
 /// The REST API version selfmon is written against.
@@ -55,14 +56,17 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Reply {
     pub headers: HeaderMap,
     pub bytes: Vec<u8>,
+    /// Scrubbed.
     pub path: String,
+    scrubber: Scrubber,
 }
 
 impl Reply {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.bytes).map_err(|source| Error::InvalidResponse {
+        serde_json::from_slice(&self.bytes).map_err(|e| Error::InvalidResponse {
             path: self.path.clone(),
-            source,
+            // serde's message can quote the offending value: an echoed token.
+            source: ScrubbedError::new(&e, &self.scrubber),
         })
     }
 
@@ -88,6 +92,8 @@ pub(crate) struct Http {
     backoff: Duration,
     mutations: Spacer,
     searches: Spacer,
+    /// Every text from outside that goes into an error passes through it.
+    scrubber: Scrubber,
 }
 
 impl Http {
@@ -126,7 +132,9 @@ impl Http {
             // deleted issue). `send` follows only what stays on the configured API.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|source| Error::Client { source })?;
+            .map_err(|e| Error::Client {
+                source: ScrubbedError::new(&e, &Scrubber::new(token)),
+            })?;
         Ok(Http {
             client,
             clock: Arc::new(SystemClock),
@@ -138,6 +146,7 @@ impl Http {
             backoff: Duration::from_millis(config.retry_backoff_ms),
             mutations: Spacer::new(Duration::from_millis(config.mutation_spacing_ms)),
             searches: Spacer::new(Duration::from_millis(config.search_spacing_ms)),
+            scrubber: Scrubber::new(token),
         })
     }
 
@@ -182,8 +191,8 @@ impl Http {
     /// Parses a pagination link, refusing one outside the configured API (the token would go there).
     pub fn checked_link(&self, link: &str) -> Result<Url, Error> {
         let foreign = || Error::ForeignLink {
-            url: link.to_string(),
-            base: self.base.to_string(),
+            url: self.scrubber.scrub(link),
+            base: self.scrubber.scrub(self.base.as_str()),
         };
         let url = Url::parse(link).map_err(|_| foreign())?;
         if self.within_api(&url) {
@@ -224,10 +233,10 @@ impl Http {
         let moved = |why: String| Error::Moved {
             status: status.as_u16(),
             method: method.as_str().to_string(),
-            path: url.path().to_string(),
+            path: self.scrubber.scrub(url.path()),
             location: match (&target, location) {
-                (Some(t), _) => t.to_string(),
-                (None, Some(l)) => l.to_string(),
+                (Some(t), _) => self.scrubber.scrub(t.as_str()),
+                (None, Some(l)) => self.scrubber.scrub(l),
                 (None, None) => "nowhere (no Location header)".to_string(),
             },
             why,
@@ -238,7 +247,7 @@ impl Http {
         if !self.within_api(&target) {
             return Err(moved(format!(
                 "it leaves the configured API {}, and the token is sent nowhere else",
-                self.base
+                self.scrubber.scrub(self.base.as_str())
             )));
         }
         let keeps_method = matches!(
@@ -271,7 +280,8 @@ impl Http {
         let retry_safe = !matches!(call.kind, Kind::Mutation { retry_safe: false });
         let method = call.method.as_str().to_string();
         let mut url = call.url.clone();
-        let mut path = url.path().to_string();
+        // Scrubbed: it goes into errors and logs, and after a redirect it is GitHub's.
+        let mut path = self.scrubber.scrub(url.path());
         let mut attempt: u32 = 1;
         let mut rate_limit_waits: u32 = 0;
         let mut redirects: u32 = 0;
@@ -287,6 +297,7 @@ impl Http {
                         headers,
                         bytes,
                         path,
+                        scrubber: self.scrubber.clone(),
                     })
                 }
                 Ok((status, headers, _))
@@ -295,14 +306,14 @@ impl Http {
                     // A redirect was not acted on: following it repeats nothing that happened.
                     let next =
                         self.redirect_target(status, &headers, &call.method, &url, redirects)?;
-                    tracing::warn!(%method, from = %path, to = next.path(), status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
                     redirects += 1;
                     url = next;
-                    path = url.path().to_string();
+                    let from = std::mem::replace(&mut path, self.scrubber.scrub(url.path()));
+                    tracing::warn!(%method, %from, to = %path, status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
                     continue;
                 }
                 Ok((status, headers, bytes)) => {
-                    let body = ErrorBody::parse(&bytes);
+                    let body = ErrorBody::parse(&bytes, &self.scrubber);
                     if let Some(limit) =
                         classify(status.as_u16(), &headers, &body.message, self.now())
                     {
@@ -330,16 +341,20 @@ impl Http {
                         );
                     }
                 }
-                Err(source) if source.is_builder() => return Err(Error::Client { source }),
-                Err(source) if source.is_timeout() => Error::Timeout {
+                Err(e) if e.is_builder() => {
+                    return Err(Error::Client {
+                        source: ScrubbedError::new(&e, &self.scrubber),
+                    })
+                }
+                Err(e) if e.is_timeout() => Error::Timeout {
                     method: method.clone(),
                     path: path.clone(),
-                    source,
+                    source: ScrubbedError::new(&e, &self.scrubber),
                 },
-                Err(source) => Error::Connection {
+                Err(e) => Error::Connection {
                     method: method.clone(),
                     path: path.clone(),
-                    source,
+                    source: ScrubbedError::new(&e, &self.scrubber),
                 },
             };
             if !retry_safe || attempt >= self.max_get_attempts {
@@ -408,7 +423,7 @@ impl Http {
                     .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
                     .map(str::trim)
                     .find(|v| !v.is_empty())
-                    .map(str::to_string);
+                    .map(|v| self.scrubber.scrub(v));
                 Error::Forbidden {
                     action: call.action,
                     repository,

@@ -308,3 +308,42 @@ async fn a_deleted_issue_is_recorded_closed_and_not_filed_again() {
     );
     assert_eq!(lookups(&fake, number), 1, "looked up once, then known gone");
 }
+
+#[tokio::test]
+async fn an_issue_transferred_to_another_repository_is_gone_from_this_one_and_fails_no_scan() {
+    // GitHub answers a transferred issue's old address with 301 (GET, PATCH, comments). Reopening
+    // or commenting then failed every scan that saw the problem again ("moved"), and a lookup
+    // took the issue in the other repository for this one's.
+    for closed_first in [true, false] {
+        let (server, fake) = FakeGitHub::start().await;
+        let logs = Arc::new(MemoryLogSource::new());
+        let store = Arc::new(MemoryStateStore::new());
+        let engine = monitor(&server, &logs, &store);
+        db_locked(&logs);
+        engine.scan(ScanTrigger::Manual).await.unwrap();
+        let number = fake.issues()[0].number;
+        if closed_first {
+            fake.edit(number, |i| i.open = false);
+        }
+        fake.transfer(number);
+
+        for scan in 2..=3 {
+            db_locked(&logs);
+            let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+            assert_eq!(
+                report.record.status,
+                ScanStatus::Success,
+                "closed first: {closed_first}, scan {scan}: {:?}",
+                report.record.error_message
+            );
+            assert_eq!(report.record.issues_created, 0, "scan {scan}");
+            assert_eq!(report.record.comments_added, 0, "scan {scan}");
+        }
+        assert!(fake.issues().is_empty(), "nothing filed again");
+        assert_eq!(
+            store.issues()[0].issue.state,
+            IssueState::Closed,
+            "the store no longer takes the transferred issue for one of this repository's"
+        );
+    }
+}

@@ -69,20 +69,38 @@ async fn a_redirect_to_another_host_is_not_followed_and_says_where_the_repositor
         .comment(5, &Redactor::shared().redacted("again"))
         .await
         .unwrap_err();
+    // One issue redirected away is no longer in the configured repository: gone from it (the
+    // engine records its occurrences without a comment), saying where GitHub pointed.
     for e in [&looked_up, &commented] {
-        assert!(
-            !matches!(e, selfmon_core::Error::NotFound { .. }),
-            "a redirect is no deleted issue: {e:?}"
-        );
         assert!(!e.is_retryable(), "{e:?}");
         assert!(
-            matches!(github_error(e), Error::Moved { location, .. } if location.starts_with(&other.uri())),
+            matches!(github_error(e), Error::IssueMoved { number: 5, location, .. } if location.starts_with(&other.uri())),
             "{e:?}"
         );
+        assert!(matches!(e, selfmon_core::Error::NotFound { .. }), "{e:?}");
         let shown = e.to_string();
         assert!(shown.contains(&moved_to), "{shown}");
-        assert!(shown.contains("`repository`"), "{shown}");
+        assert!(shown.contains("transferred"), "{shown}");
     }
+    // The repository itself redirected away is a configuration error, never "not found".
+    Mock::given(method("GET"))
+        .and(path(ISSUES_PATH))
+        .respond_with(redirect(
+            301,
+            &format!("{}/repos/acme/renamed/issues", other.uri()),
+        ))
+        .mount(&server)
+        .await;
+    let listed = t.list_issues(None).await.unwrap_err();
+    assert!(
+        matches!(github_error(&listed), Error::Moved { .. }),
+        "{listed:?}"
+    );
+    assert!(
+        !matches!(listed, selfmon_core::Error::NotFound { .. }),
+        "{listed:?}"
+    );
+    assert!(listed.to_string().contains("`repository`"), "{listed}");
     let seen = other.received_requests().await.unwrap();
     assert!(
         seen.iter()
@@ -133,8 +151,9 @@ async fn a_comment_answered_301_is_never_turned_into_a_get_but_a_307_is_repeated
         .comment(5, &Redactor::shared().redacted("five"))
         .await
         .unwrap_err();
+    // Not sent again as a GET: the issue is taken for transferred away (see IssueMoved).
     assert!(
-        matches!(github_error(&e), Error::Moved { status: 301, method, .. } if method == "POST"),
+        matches!(github_error(&e), Error::IssueMoved { number: 5, location, .. } if location.ends_with("/repositories/42/issues/5/comments")),
         "{e:?}"
     );
     t.comment(6, &Redactor::shared().redacted("six"))

@@ -131,3 +131,97 @@ async fn a_scan_ends_at_the_log_it_found_while_nodes_keep_logging_and_the_next_r
         "every record up to the cursor read once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_left_idle_in_transaction_is_named_in_the_scan_report_and_its_row_is_read_after_it_commits(
+) {
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let before: Vec<LogRecord> = (0..2)
+        .map(|i| LogRecord::new(0, Level::Error, format!("[NODE-LOG-001] before {i}")))
+        .collect();
+    insert(&db.client, &before, "a").await;
+    // The scheduler's source has looked at the table before the writer got stuck (a fresh
+    // process proves nothing while it is open: its report then says no record is read).
+    let source = PgLogSource::connect(
+        db.url.clone(),
+        selfmon_postgres::PgLogSourceOptions {
+            horizon_stall_warn_secs: 0,
+            ..db.log_options()
+        },
+    )
+    .await
+    .expect("connect");
+    // Node b's connection inserts and then sits idle inside its transaction.
+    let mut stuck = db
+        .url
+        .connect("node-b-writer")
+        .await
+        .expect("connect writer");
+    stuck
+        .batch_execute(&format!("SET search_path TO {}", db.schema))
+        .await
+        .expect("search path");
+    let pid: i32 = stuck
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pid")
+        .get(0);
+    let tx = stuck.transaction().await.expect("begin");
+    let held = insert(
+        &tx,
+        &[LogRecord::new(0, Level::Error, "[NODE-LOG-002] held")],
+        "b",
+    )
+    .await;
+    let after = insert(
+        &db.client,
+        &[LogRecord::new(0, Level::Error, "[NODE-LOG-003] after")],
+        "c",
+    )
+    .await;
+    assert_eq!((held[0], after[0]), (3, 4));
+
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(Arc::new(source))
+        .runner(Arc::new(OfflineRunner))
+        .tracker(Arc::new(MemoryIssueTracker::new()))
+        .store(store.clone())
+        .template_memory(store)
+        .build()
+        .expect("engine");
+
+    let first = monitor.scan(ScanTrigger::Manual).await.expect("scan");
+    assert_eq!(
+        (first.record.records_read, first.record.log_id_end),
+        (2, 2),
+        "the scan reads up to the horizon and no further"
+    );
+    let kinds: Vec<&str> = first.warnings.iter().map(|w| w.kind.as_str()).collect();
+    assert_eq!(kinds, [selfmon_postgres::horizon::HORIZON_HELD_KIND]);
+    let message = first.warnings[0].message.as_str();
+    for part in [
+        "above id 2".to_string(),
+        format!("pid {pid}"),
+        "`node-b-writer`".to_string(),
+        "127.0.0.1".to_string(),
+        "`idle in transaction`".to_string(),
+        format!("SELECT pg_terminate_backend({pid});"),
+    ] {
+        assert!(message.contains(&part), "{part} missing from: {message}");
+    }
+
+    tx.commit().await.expect("the writer commits");
+    let second = monitor.scan(ScanTrigger::Manual).await.expect("scan");
+    assert_eq!(
+        (
+            second.record.log_id_start,
+            second.record.records_read,
+            second.record.log_id_end
+        ),
+        (2, 2, 4),
+        "the held row and the one after it are read once it commits"
+    );
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+}

@@ -366,6 +366,7 @@ impl<'a> Reader<'a> {
             records: Vec::new(),
             scanned_through: after,
             missing_before_first: 0,
+            warnings: Vec::new(),
         };
         if limit == 0 {
             return Ok(empty);
@@ -422,6 +423,7 @@ impl<'a> Reader<'a> {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 }

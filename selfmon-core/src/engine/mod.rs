@@ -44,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::lease::HolderState;
 use crate::model::{
     ClaudeModel, IssueRef, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
-    SignatureFate,
+    ScanWarning, SignatureFate,
 };
 use crate::prompt;
 use crate::redact::{RedactedSignature, Redactor};
@@ -614,6 +614,16 @@ impl SelfMonitor {
             },
         )
         .await?;
+        // A source that is held back says so with its pages; the scan still succeeds (it read
+        // everything it could prove final), so the report is where the operator sees it.
+        for w in &read.warnings {
+            let message = redactor.redacted(&w.message);
+            tracing::warn!(kind = %w.kind, message = %message, "the log source reports a problem");
+            report.warnings.push(ScanWarning {
+                kind: w.kind.clone(),
+                message,
+            });
+        }
         report.record.gap_records = read.gap_records;
         report.record.records_read = read.records_read;
         report.record.log_anchor = read.anchor.clone();

@@ -5,7 +5,7 @@ use crate::digest::{Digest, DigestBuilder, OVERFLOW_TEMPLATE};
 use crate::error::{Error, Result};
 use crate::model::LogAnchor;
 use crate::template::{template_text, Templater};
-use crate::traits::LogSource;
+use crate::traits::{LogSource, SourceWarning};
 
 /// Where reading starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +120,8 @@ pub(crate) struct ReadOutput {
     pub gap_records: u64,
     /// The last record read (or the anchor carried forward): the next scan checks it.
     pub anchor: Option<LogAnchor>,
+    /// What the source warned about while this scan read: one per kind, the latest page's.
+    pub warnings: Vec<SourceWarning>,
 }
 
 /// Reads everything new (up to `max_records_per_scan`) into a digest.
@@ -162,6 +164,7 @@ pub(crate) async fn read(
     let mut read = 0u64;
     let mut gap_records = 0;
     let mut first_page = true;
+    let mut warnings: Vec<SourceWarning> = Vec::new();
     let target = target.unwrap_or(i64::MAX);
     while read < config.max_records_per_scan && after < target {
         let limit = (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
@@ -174,6 +177,12 @@ pub(crate) async fn read(
         if first_page {
             gap_records = page.missing_before_first;
             first_page = false;
+        }
+        for w in std::mem::take(&mut page.warnings) {
+            match warnings.iter_mut().find(|seen| seen.kind == w.kind) {
+                Some(seen) => *seen = w,
+                None => warnings.push(w),
+            }
         }
         for r in &page.records {
             if r.id <= after {
@@ -218,6 +227,7 @@ pub(crate) async fn read(
         records_read: read,
         gap_records,
         anchor,
+        warnings,
     })
 }
 

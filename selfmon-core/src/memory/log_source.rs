@@ -130,6 +130,7 @@ impl LogSource for MemoryLogSource {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 

@@ -18,6 +18,24 @@ pub struct LogPage {
     /// Ids between `after` and the first id present that no longer exist (deleted by retention
     /// before the scan reached them). Only reported for the first gap after `after`.
     pub missing_before_first: u64,
+    /// What the operator should know about this read: something holds reading back (an open
+    /// transaction pinning PostgreSQL's commit horizon), with what to do about it. The engine puts
+    /// them in [`ScanReport::warnings`](crate::ScanReport::warnings) (one per
+    /// [`kind`](SourceWarning::kind) per scan) and logs them. Empty for a healthy read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SourceWarning>,
+}
+
+/// A condition a [`LogSource`] reports with a page: reading is not failing, but it is held back
+/// or degraded in a way only the operator can fix. Never log content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceWarning {
+    /// A stable, machine-readable name of the condition (`commit_horizon_held`). A scan keeps one
+    /// warning per kind: the latest page's.
+    pub kind: String,
+    /// What is wrong, who causes it and what to do, for a person. The engine redacts it before it
+    /// is stored or shown, like every other text it keeps.
+    pub message: String,
 }
 
 /// What a source tells the prompt about itself.
