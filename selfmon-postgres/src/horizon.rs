@@ -368,7 +368,7 @@ pub(crate) fn held_back_warning(
         .collect();
     let unread = match held_at {
         Some(id) => format!("log records above id {id} are not read"),
-        None => "no log record is read".to_string(),
+        None => "no new log record is read (none can be proven final while it is open)".to_string(),
     };
     Some(selfmon_core::SourceWarning {
         kind: HORIZON_HELD_KIND.to_string(),
@@ -485,7 +485,7 @@ mod tests {
         let w = held_back_warning(None, &[holder(None, None)], Duration::from_secs(61), bound)
             .expect("seen held for 61 s");
         assert!(
-            w.message.starts_with("no log record is read"),
+            w.message.starts_with("no new log record is read"),
             "{}",
             w.message
         );

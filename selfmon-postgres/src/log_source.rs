@@ -77,7 +77,10 @@ pub struct PgLogSourceOptions {
     /// [`HORIZON_HELD_KIND`](crate::horizon::HORIZON_HELD_KIND) naming the session, which the scan
     /// report and `selfmon scan` show, and a `tracing` warning), in seconds (0..=86,400; 60).
     /// Log inserts take milliseconds: a writer open this long is a node's connection left
-    /// `idle in transaction`, and nothing above its id is read until it ends.
+    /// `idle in transaction`, and nothing above its id is read until it ends. Measured from the
+    /// transaction's start (`xact_start`), which PostgreSQL shows for sessions of selfmon's own
+    /// role, or for every session to a role granted `pg_read_all_stats`; otherwise from when this
+    /// source first saw it holding the horizon.
     pub horizon_stall_warn_secs: u64,
     /// Server-side `statement_timeout` for the source's queries (0 = none; at most 600,000 ms).
     pub statement_timeout_ms: u64,
@@ -165,6 +168,11 @@ impl PgLogSourceOptions {
 ///   tables with different id sequences (a `UNION` of two logs) is refused at
 ///   [`connect`](Self::connect) with [`Error::UnsupportedLogView`], since its ids do not rise in
 ///   commit order.
+/// - Fetches at most the first [`MAX_MESSAGE_CHARS_READ`](selfmon_core::digest::MAX_MESSAGE_CHARS_READ)
+///   characters of a message (64 KiB + 1, cut by the server): the digest reads no more, and digests
+///   the prefix exactly as the whole message (cut at 64 KiB and marked). A page's memory is bounded
+///   by `page_size` × that prefix however large a stored message is. [`LogRecord::message`] holds
+///   the prefix, in pages and in [`LogSource::record_at`] alike.
 /// - `node_id` becomes [`LogRecord::node_id`], so the digest and the issue evidence say which nodes
 ///   wrote a problem's records.
 /// - `missing_before_first` counts ids deleted from the *bottom* of the table (retention) before
@@ -462,6 +470,14 @@ impl Reader {
             .iter()
             .map(|c| match (*c, has(c)) {
                 ("id", _) => "id::bigint".to_string(),
+                // Only what the digest reads (see `MAX_MESSAGE_CHARS_READ`): a row of tens of MB
+                // costs this much, not its size (several times over in buffers and conversion).
+                // `substr` lets the server detoast only the slice. The same list serves
+                // `record_at`, so an anchor taken from a page matches the record looked up again.
+                ("message", true) => format!(
+                    "substr(message::text, 1, {})",
+                    selfmon_core::digest::MAX_MESSAGE_CHARS_READ
+                ),
                 (c, true) => format!("{}::text", quote_ident(c)),
                 (_, false) => "NULL::text".to_string(),
             })

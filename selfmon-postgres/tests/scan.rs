@@ -225,3 +225,95 @@ async fn a_writer_left_idle_in_transaction_is_named_in_the_scan_report_and_its_r
     );
     assert!(second.warnings.is_empty(), "{:?}", second.warnings);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_20_mb_message_is_fetched_as_its_prefix_digested_as_the_whole_and_anchors_the_next_scan()
+{
+    use selfmon_core::digest::{DigestBuilder, MAX_MESSAGE_CHARS_READ};
+    let Some(db) = test_db().await else { return };
+    db.create_logs().await;
+    let huge = format!("[BIG-ROW-001] {}", "x".repeat(20 * 1024 * 1024));
+    let wide = "€".repeat(300_000); // 900 KB of three-byte characters
+    insert(
+        &db.client,
+        &[
+            LogRecord::new(0, Level::Error, huge.clone()),
+            LogRecord::new(0, Level::Error, wide.clone()),
+        ],
+        "a",
+    )
+    .await;
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+
+    let page = source.read_after(0, 10).await.expect("page");
+    let lens: Vec<usize> = page
+        .records
+        .iter()
+        .map(|r| r.message.chars().count())
+        .collect();
+    assert_eq!(
+        lens,
+        [MAX_MESSAGE_CHARS_READ, MAX_MESSAGE_CHARS_READ],
+        "only the prefix the digest reads is fetched"
+    );
+    assert!(page.records[0].message.starts_with("[BIG-ROW-001] xxx"));
+    let config = SelfMonitoringConfig::default();
+    let digest = |records: &[LogRecord]| {
+        let mut b = DigestBuilder::new(&config).expect("builder");
+        records.iter().for_each(|r| b.push(r));
+        b.finish()
+    };
+    let mut whole = page.records.clone();
+    whole[0].message = huge;
+    whole[1].message = wide;
+    assert_eq!(
+        digest(&page.records),
+        digest(&whole),
+        "the prefix digests exactly as the whole message"
+    );
+    for r in &page.records {
+        let again = source
+            .record_at(r.id)
+            .await
+            .expect("record at")
+            .expect("there");
+        assert!(
+            selfmon_core::LogAnchor::of(r).matches(&again),
+            "an anchor taken from a page matches the record looked up again"
+        );
+    }
+
+    // Through the engine: the cut record is the anchor, and the next scan recognises the log.
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(Arc::new(source))
+        .runner(Arc::new(OfflineRunner))
+        .tracker(Arc::new(MemoryIssueTracker::new()))
+        .store(store.clone())
+        .template_memory(store)
+        .build()
+        .expect("engine");
+    let first = monitor.scan(ScanTrigger::Manual).await.expect("scan");
+    assert_eq!((first.record.records_read, first.record.log_id_end), (2, 2));
+    insert(
+        &db.client,
+        &[LogRecord::new(0, Level::Error, "after the big rows")],
+        "a",
+    )
+    .await;
+    let second = monitor.scan(ScanTrigger::Manual).await.expect("scan");
+    assert!(
+        !second.record.cursor_reset,
+        "the anchor on a cut message still identifies it"
+    );
+    assert_eq!(
+        (
+            second.record.log_id_start,
+            second.record.records_read,
+            second.record.log_id_end
+        ),
+        (2, 1, 3)
+    );
+}

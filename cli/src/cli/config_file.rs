@@ -71,6 +71,10 @@ pub struct LogsSection {
     /// The log table (kind `postgres`; default `logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// Seconds a transaction may hold the log's commit horizon back before the scan report names
+    /// its session (kind `postgres`; default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_stall_warn_secs: Option<u64>,
     /// Records below this level are skipped.
     #[serde(default = "default_level")]
     pub min_level: Level,
@@ -360,6 +364,10 @@ impl CliConfig {
             table: self.logs.table.clone().unwrap_or(d.table),
             page_size: self.monitoring.page_size,
             min_level: self.logs.min_level,
+            horizon_stall_warn_secs: self
+                .logs
+                .horizon_stall_warn_secs
+                .unwrap_or(d.horizon_stall_warn_secs),
             ..d
         }
     }
