@@ -605,6 +605,52 @@ fn serve_scheduler_runs_on_trigger_reloads_on_sighup_and_stops_cleanly_on_sigter
 }
 
 #[test]
+fn serve_scheduler_scans_on_cadence_and_warns_when_the_last_scan_is_recorded_in_the_future() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 60,"#);
+    seed(&env);
+    let first = env.scan(&[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // What a host clock three hours ahead, then set back, would have written.
+    let conn = rusqlite::Connection::open(env.path("state.db")).unwrap();
+    conn.execute(
+        "UPDATE self_monitoring_scans SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now','+3 hours'), completed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now','+3 hours')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The only other scan is in the future: the schedule counts as if none ran, due at once.
+    wait_for(
+        || {
+            let s = scan_statuses(&env.path("state.db"));
+            s.len() == 2 && !s.contains(&selfmon::ScanStatus::Running)
+        },
+        "a scheduled scan despite the scan recorded three hours ahead",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(err.contains("scheduled scan queued"), "{err}");
+    assert!(
+        err.contains("warning: scan") && err.contains("after now"),
+        "the log says why: {err}"
+    );
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");
