@@ -774,6 +774,76 @@ fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_
     );
 }
 
+#[test]
+fn config_validate_reports_a_claude_binary_that_does_not_resolve_and_an_unset_token_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("claude");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let cfg = dir.path().join("c.json");
+    let cfg_s = cfg.display().to_string();
+    let validate = |binary: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{
+  "logs": {{ "path": "logs.db" }},
+  "state": {{ "path": "state.db" }},
+  "runner": {{ "kind": "claude", "binary": "{binary}" }},
+  "tracker": {{ "kind": "github", "repository": "org/repo", "token_env": "SELFMON_TEST_UNSET_TOKEN" }}
+}}"#
+            ),
+        )
+        .unwrap();
+        bin()
+            .args(["config", "validate", "--config", &cfg_s])
+            .env_remove("SELFMON_TEST_UNSET_TOKEN")
+            .env("PATH", dir.path())
+            .output()
+            .unwrap()
+    };
+    for binary in [
+        "/nonexistent/claude".to_string(),
+        not_executable.display().to_string(),
+        "claude-not-on-path".to_string(),
+    ] {
+        let o = validate(&binary);
+        assert_eq!(o.status.code(), Some(2), "{binary}: {}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(err.contains("runner.binary"), "{binary}: {err}");
+        assert!(
+            err.contains("tracker.token_env") && err.contains("SELFMON_TEST_UNSET_TOKEN"),
+            "{binary}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_scan_whose_runner_binary_does_not_resolve_is_a_configuration_error_not_a_recorded_failure() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""runner": { "kind": "offline" }"#,
+            r#""runner": { "kind": "claude", "binary": "/nonexistent/claude" }"#,
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("runner.binary"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        scans_in(&env.path("state.db")),
+        0,
+        "no failed scan recorded"
+    );
+}
+
 /// `selfmon history | head -1` and the like: the reader closing the pipe early is no crash (it was
 /// a "failed printing to stdout" panic, exit 101, even after a scan had succeeded).
 #[test]

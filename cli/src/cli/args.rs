@@ -172,7 +172,10 @@ pub enum ConfigCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Check a configuration file and print every problem with its field path.
+    /// Check a configuration file and print every problem with its field path, including what
+    /// this environment must provide: the Claude runner's `binary` must resolve (a path to an
+    /// executable file, or a name on PATH) and the GitHub tracker's `token_env` variable must be
+    /// set. Exits 2 when there is a problem; notes (valid, but worth knowing) do not fail it.
     #[command(after_help = "Example:\n  selfmon config validate --config selfmon.json")]
     Validate {
         /// The configuration file.
