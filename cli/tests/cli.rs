@@ -651,6 +651,103 @@ fn serve_scheduler_scans_on_cadence_and_warns_when_the_last_scan_is_recorded_in_
 }
 
 #[test]
+fn serve_scheduler_help_says_sigterm_interrupts_the_scan_in_flight() {
+    for args in [&["serve-scheduler", "--help"][..], &["--help"][..]] {
+        let o = run(args);
+        assert!(o.status.success());
+        let help = text(&o.stdout);
+        assert!(
+            !help.contains("stops after the scan in flight"),
+            "{args:?} promises a drain the scheduler does not do: {help}"
+        );
+        assert!(
+            help.contains("interrupting the scan in flight"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+/// The pipe `selfmon schema --help` shows runs: what the command prints is SQL that creates the
+/// logs table (rusqlite stands in for the sqlite3 shell).
+#[test]
+fn the_schema_pipe_the_help_shows_creates_the_logs_table() {
+    let help = text(&run(&["schema", "--help"]).stdout);
+    let line = help
+        .lines()
+        .find(|l| l.contains("| sqlite3"))
+        .unwrap_or_else(|| panic!("an example piping into sqlite3: {help}"));
+    let command = line.split('|').next().unwrap().trim();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(command.split_whitespace().next(), Some("selfmon"), "{line}");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&text(&o.stdout))
+        .unwrap_or_else(|e| panic!("`{command}` is not SQL sqlite3 can run: {e}"));
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn serve_scheduler_reload_names_the_changed_sections_that_need_a_restart() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 10080,"#);
+    seed(&env);
+    let log_path = env.path("scheduler.log");
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(|| log().contains("succeeded"), "the first scheduled scan");
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""logs": { "path": "logs.db" }"#,
+            r#""logs": { "path": "logs.db", "min_level": "ERROR" }"#,
+        )
+        .replace(r#""dir": "issues""#, r#""dir": "other-issues""#)
+        .replace(
+            r#""max_new_issues_per_scan": 20"#,
+            r#""max_new_issues_per_scan": 3"#,
+        ),
+    )
+    .unwrap();
+    wait_for(
+        || log().contains("configuration reloaded"),
+        "the reload of the edited file",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut child = child;
+    let _ = child.wait();
+    let log = log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("NOT applied until serve-scheduler is restarted: logs, tracker"),
+        "{log}"
+    );
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");
@@ -771,6 +868,76 @@ fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_
     assert!(
         !err.contains("v1.0123456789abcdef"),
         "the token is never printed: {err}"
+    );
+}
+
+#[test]
+fn config_validate_reports_a_claude_binary_that_does_not_resolve_and_an_unset_token_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("claude");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let cfg = dir.path().join("c.json");
+    let cfg_s = cfg.display().to_string();
+    let validate = |binary: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{
+  "logs": {{ "path": "logs.db" }},
+  "state": {{ "path": "state.db" }},
+  "runner": {{ "kind": "claude", "binary": "{binary}" }},
+  "tracker": {{ "kind": "github", "repository": "org/repo", "token_env": "SELFMON_TEST_UNSET_TOKEN" }}
+}}"#
+            ),
+        )
+        .unwrap();
+        bin()
+            .args(["config", "validate", "--config", &cfg_s])
+            .env_remove("SELFMON_TEST_UNSET_TOKEN")
+            .env("PATH", dir.path())
+            .output()
+            .unwrap()
+    };
+    for binary in [
+        "/nonexistent/claude".to_string(),
+        not_executable.display().to_string(),
+        "claude-not-on-path".to_string(),
+    ] {
+        let o = validate(&binary);
+        assert_eq!(o.status.code(), Some(2), "{binary}: {}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(err.contains("runner.binary"), "{binary}: {err}");
+        assert!(
+            err.contains("tracker.token_env") && err.contains("SELFMON_TEST_UNSET_TOKEN"),
+            "{binary}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_scan_whose_runner_binary_does_not_resolve_is_a_configuration_error_not_a_recorded_failure() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""runner": { "kind": "offline" }"#,
+            r#""runner": { "kind": "claude", "binary": "/nonexistent/claude" }"#,
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("runner.binary"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        scans_in(&env.path("state.db")),
+        0,
+        "no failed scan recorded"
     );
 }
 

@@ -389,6 +389,75 @@ async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
 }
 
 #[tokio::test]
+async fn regressions_over_the_comment_budget_wait_in_the_backlog_and_reopen_later() {
+    // Three closed issues recur in one scan with a budget of one comment: the two the budget
+    // cannot cover were dropped (left closed, no comment, nothing deferred) and, as a burst that
+    // does not recur, never reopened by any later scan.
+    let config = SelfMonitoringConfig {
+        max_comments_per_scan: 1,
+        ..Default::default()
+    };
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    let problems = [
+        ("app.db", "[DB-LOCK-003] database is locked"),
+        (
+            "app.git",
+            "[GIT-SYNC-001] clone of repo alpha failed: exit 128",
+        ),
+        (
+            "app.index",
+            "[INDEX-WRITE-002] index writer crashed: disk full",
+        ),
+    ];
+    for (source, message) in problems {
+        r.logs.log(Level::Critical, source, message);
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 3);
+    let now = selfmon_core::clock::Clock::now(r.clock.as_ref());
+    for issue in r.tracker.issues() {
+        r.tracker.close(issue.number, now);
+    }
+    for (source, message) in problems {
+        r.logs.log(Level::Critical, source, message);
+    }
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.regressions, 1, "the budget covers one");
+    assert_eq!(second.record.deferred, 2, "the other two wait");
+    assert_eq!(second.record.backlog, 2);
+    assert_eq!(second.record.issues_created, 0);
+    let said = serde_json::to_string(&second.outcomes).unwrap();
+    assert!(said.contains("kept in the backlog"), "{said}");
+
+    // No new records: the backlog reopens one issue per scan, and files nothing new.
+    for scan in 3..=4 {
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.regressions, 1, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+        assert_eq!(report.record.backlog, 4 - scan as u64, "scan {scan}");
+    }
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 3, "nothing filed twice");
+    for issue in &issues {
+        assert_eq!(
+            issue.state,
+            selfmon_core::IssueState::Open,
+            "#{} reopened",
+            issue.number
+        );
+        assert_eq!(issue.comments.len(), 1, "#{} told once", issue.number);
+    }
+    assert!(r.store.backlog().is_empty());
+    for filed in r.store.issues() {
+        assert_eq!(
+            filed.occurrences, 2,
+            "#{}: filing and recurrence",
+            filed.issue.number
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_open_issue_the_listing_misses_is_looked_up_not_taken_for_a_regression() {
     let r = rig();
     let db_locked = || {
@@ -946,6 +1015,158 @@ async fn deferred_findings_of_one_problem_with_varying_names_are_filed_once() {
     assert!(r.store.backlog().is_empty());
     let occurrences: u64 = r.store.issues().iter().map(|i| i.occurrences).sum();
     assert_eq!(occurrences, 4, "every record counted once");
+}
+
+fn queue_backed_up(r: &common::Rig, name: &str) -> i64 {
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        &format!("queue {name} is backed up (512 messages)"),
+    )
+}
+
+/// Issue titles, for assertion messages.
+fn titles(r: &common::Rig) -> Vec<String> {
+    r.tracker.issues().into_iter().map(|i| i.title).collect()
+}
+
+/// The state machine's seed 5: a scan files the issue of `queue billingRepository …` and then
+/// fails (the store cannot complete the filing), so what its templater learned is not kept; the
+/// log is recreated, and the record is never read again. The next scan completes the filing and
+/// reads `queue userController …`: it must generalise against the issue's template (as it does
+/// when the first scan succeeds) and be counted on that issue, not filed a second time.
+#[tokio::test]
+async fn a_name_filed_by_a_scan_that_then_failed_generalises_the_next_name_after_the_log_was_recreated(
+) {
+    let r = rig();
+    queue_backed_up(&r, "billingRepository");
+    r.faulty_store.fail(StoreOp::CompleteIntent);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert_eq!(titles(&r).len(), 1, "filed before the store failed");
+    r.faulty_store.heal();
+    r.logs.recreate();
+    queue_backed_up(&r, "userController");
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.reconciled.len(),
+        1,
+        "the outbox completes the filing"
+    );
+    assert_eq!(
+        (report.record.known_signatures, report.record.issues_created),
+        (1, 0),
+        "{}",
+        serde_json::to_string(&report.outcomes).unwrap()
+    );
+    assert_eq!(titles(&r).len(), 1, "{:?}", titles(&r));
+    let rows = r.store.issues();
+    assert_eq!(
+        (rows.len(), rows[0].occurrences),
+        (1, 1),
+        "the record a successful scan read is counted on the issue"
+    );
+}
+
+/// The same gap with retention instead of recreation, and a scan that failed after the filing
+/// was complete (its cursor, occurrences and learned templates are committed together, and the
+/// commit failed).
+#[tokio::test]
+async fn a_name_filed_by_a_scan_that_then_failed_generalises_the_next_name_after_retention() {
+    let r = rig();
+    queue_backed_up(&r, "billingRepository");
+    r.faulty_store.fail(StoreOp::CommitScan);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert_eq!(titles(&r).len(), 1, "filed before the commit failed");
+    assert!(r.store.intents().is_empty(), "the filing itself completed");
+    r.faulty_store.heal();
+    let next = queue_backed_up(&r, "userController");
+    r.logs.prune_before(next);
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.gap_records, 1);
+    assert_eq!(
+        (report.record.known_signatures, report.record.issues_created),
+        (1, 0),
+        "{}",
+        serde_json::to_string(&report.outcomes).unwrap()
+    );
+    assert_eq!(titles(&r).len(), 1, "{:?}", titles(&r));
+}
+
+/// A host that gives the engine no template memory starts every scan from an empty templater:
+/// the name an issue was filed under must still generalise the next scan's name.
+#[tokio::test]
+async fn without_template_memory_a_later_name_is_counted_on_the_issue_filed_for_the_first() {
+    let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+    let tracker = Arc::new(selfmon_core::testing::MemoryIssueTracker::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(logs.clone())
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    for (scan, name) in ["billingRepository", "userController", "cartService"]
+        .into_iter()
+        .enumerate()
+    {
+        logs.log(
+            Level::Critical,
+            "app.q",
+            &format!("queue {name} is backed up (512 messages)"),
+        );
+        let report = monitor.scan(ScanTrigger::Manual).await.unwrap();
+        if scan > 0 {
+            assert_eq!(
+                (report.record.known_signatures, report.record.issues_created),
+                (1, 0),
+                "scan {scan}: {}",
+                serde_json::to_string(&report.outcomes).unwrap()
+            );
+        }
+    }
+    assert_eq!(tracker.issues().len(), 1);
+    assert_eq!(store.issues()[0].occurrences, 3);
+}
+
+/// What the templater learns from known issues never joins different constant words: a new
+/// protocol or state word beside a known issue's template is another problem, filed, even when
+/// the scan that filed the first lost what it learned.
+#[tokio::test]
+async fn a_different_word_beside_a_template_learned_from_an_issue_is_still_filed() {
+    let r = rig();
+    r.logs.log(
+        Level::Critical,
+        "app.vm",
+        "VM Started on host alpha (512 MB)",
+    );
+    r.logs.log(
+        Level::Critical,
+        "app.proxy",
+        "proxy HTTPS handshake failed for upstream",
+    );
+    r.faulty_store.fail(StoreOp::CommitScan);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert_eq!(titles(&r).len(), 2);
+    r.faulty_store.heal();
+    r.logs.recreate();
+    r.logs.log(
+        Level::Critical,
+        "app.vm",
+        "VM Stopped on host alpha (512 MB)",
+    );
+    r.logs.log(
+        Level::Critical,
+        "app.proxy",
+        "proxy SOCKS5 handshake failed for upstream",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (report.record.known_signatures, report.record.issues_created),
+        (0, 2),
+        "{}",
+        serde_json::to_string(&report.outcomes).unwrap()
+    );
 }
 
 #[tokio::test]

@@ -297,6 +297,16 @@ impl CliConfig {
                         reason: e.to_string(),
                     });
                 }
+                // Found now, not at every scan as a recorded (and retried) failure.
+                if let Err(e) = selfmon::claude::process::resolve_binary(
+                    &c.binary,
+                    std::env::var_os("PATH").as_deref(),
+                ) {
+                    out.push(Problem {
+                        field: "runner.binary".into(),
+                        reason: e.to_string(),
+                    });
+                }
                 // By value too: whatever a variable is called, the tracker's token never reaches
                 // the model's process.
                 if let Err(e) = selfmon::claude::invocation::check_child_env(
@@ -325,6 +335,14 @@ impl CliConfig {
                     out.push(Problem {
                         field: "tracker".into(),
                         reason: e.to_string(),
+                    });
+                } else if self.tracker_tokens().is_empty() {
+                    out.push(Problem {
+                        field: "tracker.token_env".into(),
+                        reason: selfmon::github::Error::TokenMissing {
+                            env_var: g.token_env.clone(),
+                        }
+                        .to_string(),
                     });
                 }
             }

@@ -1,10 +1,10 @@
 //! Stage 1, read: from the cursor, page by page, every new record into the digest.
 
 use crate::config::SelfMonitoringConfig;
-use crate::digest::{Digest, DigestBuilder};
+use crate::digest::{Digest, DigestBuilder, OVERFLOW_TEMPLATE};
 use crate::error::{Error, Result};
 use crate::model::LogAnchor;
-use crate::template::Templater;
+use crate::template::{template_text, Templater};
 use crate::traits::{LogSource, SourceWarning};
 
 /// Where reading starts.
@@ -91,6 +91,12 @@ pub(crate) struct ReadInput<'a> {
     /// What earlier scans learned (a [`Templater`] state), so the same message keeps its template
     /// and so its fingerprint.
     pub learned_templates: Option<String>,
+    /// The templates of the issues the scan knows and of the filings waiting in the outbox, as
+    /// persisted: the templater learns those its learned state does not cover before it reads
+    /// (see [`Templater::learn_known_template`]), so a message with another name in place of an
+    /// issue's still generalises against it when the records behind the issue were never learned
+    /// by a scan that kept what it learned.
+    pub known_templates: Vec<String>,
     /// The anchor to carry forward when nothing is read (see [`Start::anchor`]).
     pub anchor: Option<LogAnchor>,
     /// Read no record above this id (see [`Start::target`]); `None`: read until the source has
@@ -128,16 +134,29 @@ pub(crate) async fn read(
         config,
         after: start,
         learned_templates,
+        known_templates,
         mut anchor,
         target,
     } = input;
-    let templater = match learned_templates {
+    let mut templater = match learned_templates {
         Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
             Templater::new()
         }),
         None => Templater::new(),
     };
+    // An overflow bucket's template names no message.
+    let relearned = known_templates
+        .iter()
+        .filter(|t| template_text(t) != OVERFLOW_TEMPLATE)
+        .filter(|t| templater.learn_known_template(t))
+        .count();
+    if relearned > 0 {
+        tracing::debug!(
+            relearned,
+            "learned templates of known issues that the learned state did not cover"
+        );
+    }
     let mut builder = DigestBuilder::with_templater(config, templater)?;
     let mut after = start;
     let mut first_id: Option<i64> = None;
@@ -240,6 +259,7 @@ mod tests {
                 config: &config,
                 after: start.after,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -270,6 +290,7 @@ mod tests {
                 config: &config,
                 after: 0,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -295,6 +316,7 @@ mod tests {
                 config: &config,
                 after: 0,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -415,6 +437,7 @@ mod tests {
                     config: &config,
                     after: begin.after,
                     learned_templates: None,
+                    known_templates: Vec::new(),
                     anchor: None,
                     target: begin.target,
                 },
