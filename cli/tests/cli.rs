@@ -605,6 +605,96 @@ fn serve_scheduler_runs_on_trigger_reloads_on_sighup_and_stops_cleanly_on_sigter
 }
 
 #[test]
+fn serve_scheduler_scans_on_cadence_and_warns_when_the_last_scan_is_recorded_in_the_future() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 60,"#);
+    seed(&env);
+    let first = env.scan(&[]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    // What a host clock three hours ahead, then set back, would have written.
+    let conn = rusqlite::Connection::open(env.path("state.db")).unwrap();
+    conn.execute(
+        "UPDATE self_monitoring_scans SET started_at = strftime('%Y-%m-%dT%H:%M:%fZ','now','+3 hours'), completed_at = strftime('%Y-%m-%dT%H:%M:%fZ','now','+3 hours')",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The only other scan is in the future: the schedule counts as if none ran, due at once.
+    wait_for(
+        || {
+            let s = scan_statuses(&env.path("state.db"));
+            s.len() == 2 && !s.contains(&selfmon::ScanStatus::Running)
+        },
+        "a scheduled scan despite the scan recorded three hours ahead",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert!(err.contains("scheduled scan queued"), "{err}");
+    assert!(
+        err.contains("warning: scan") && err.contains("after now"),
+        "the log says why: {err}"
+    );
+}
+
+#[test]
+fn serve_scheduler_help_says_sigterm_interrupts_the_scan_in_flight() {
+    for args in [&["serve-scheduler", "--help"][..], &["--help"][..]] {
+        let o = run(args);
+        assert!(o.status.success());
+        let help = text(&o.stdout);
+        assert!(
+            !help.contains("stops after the scan in flight"),
+            "{args:?} promises a drain the scheduler does not do: {help}"
+        );
+        assert!(
+            help.contains("interrupting the scan in flight"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+/// The pipe `selfmon schema --help` shows runs: what the command prints is SQL that creates the
+/// logs table (rusqlite stands in for the sqlite3 shell).
+#[test]
+fn the_schema_pipe_the_help_shows_creates_the_logs_table() {
+    let help = text(&run(&["schema", "--help"]).stdout);
+    let line = help
+        .lines()
+        .find(|l| l.contains("| sqlite3"))
+        .unwrap_or_else(|| panic!("an example piping into sqlite3: {help}"));
+    let command = line.split('|').next().unwrap().trim();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(command.split_whitespace().next(), Some("selfmon"), "{line}");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&text(&o.stdout))
+        .unwrap_or_else(|e| panic!("`{command}` is not SQL sqlite3 can run: {e}"));
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");
@@ -725,6 +815,76 @@ fn config_validate_refuses_a_runner_variable_holding_the_tracker_token_whatever_
     assert!(
         !err.contains("v1.0123456789abcdef"),
         "the token is never printed: {err}"
+    );
+}
+
+#[test]
+fn config_validate_reports_a_claude_binary_that_does_not_resolve_and_an_unset_token_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("claude");
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let cfg = dir.path().join("c.json");
+    let cfg_s = cfg.display().to_string();
+    let validate = |binary: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{
+  "logs": {{ "path": "logs.db" }},
+  "state": {{ "path": "state.db" }},
+  "runner": {{ "kind": "claude", "binary": "{binary}" }},
+  "tracker": {{ "kind": "github", "repository": "org/repo", "token_env": "SELFMON_TEST_UNSET_TOKEN" }}
+}}"#
+            ),
+        )
+        .unwrap();
+        bin()
+            .args(["config", "validate", "--config", &cfg_s])
+            .env_remove("SELFMON_TEST_UNSET_TOKEN")
+            .env("PATH", dir.path())
+            .output()
+            .unwrap()
+    };
+    for binary in [
+        "/nonexistent/claude".to_string(),
+        not_executable.display().to_string(),
+        "claude-not-on-path".to_string(),
+    ] {
+        let o = validate(&binary);
+        assert_eq!(o.status.code(), Some(2), "{binary}: {}", text(&o.stdout));
+        let err = text(&o.stderr);
+        assert!(err.contains("runner.binary"), "{binary}: {err}");
+        assert!(
+            err.contains("tracker.token_env") && err.contains("SELFMON_TEST_UNSET_TOKEN"),
+            "{binary}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_scan_whose_runner_binary_does_not_resolve_is_a_configuration_error_not_a_recorded_failure() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""runner": { "kind": "offline" }"#,
+            r#""runner": { "kind": "claude", "binary": "/nonexistent/claude" }"#,
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("runner.binary"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert_eq!(
+        scans_in(&env.path("state.db")),
+        0,
+        "no failed scan recorded"
     );
 }
 

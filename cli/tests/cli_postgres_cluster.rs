@@ -813,3 +813,73 @@ async fn kill_9_while_a_filing_is_in_flight_then_the_next_node_reconciles_the_ou
     assert!(caught >= 1, "no kill landed while a filing was in flight");
     assert!(checked.issues >= CODES.len(), "{checked:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selfmon_scan_names_a_node_session_left_idle_in_transaction_and_reads_its_row_once_it_commits(
+) {
+    let Some(cl) = cluster().await else { return };
+    let cfg = cl.write_config(r#"{ "kind": "offline" }"#);
+    let text_cfg = std::fs::read_to_string(&cfg).unwrap().replace(
+        r#""min_level": "WARNING" }"#,
+        r#""min_level": "WARNING", "horizon_stall_warn_secs": 0 }"#,
+    );
+    std::fs::write(&cfg, text_cfg).unwrap();
+    cl.write_logs(0, &["STUCK-001"]).await;
+    // A node's connection inserts a record and then sits idle inside its transaction.
+    let mut stuck = PgUrl::parse(&cl.url, URL_ENV)
+        .unwrap()
+        .connect("node-b-stuck")
+        .await
+        .expect("connect");
+    let pid: i32 = stuck
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let tx = stuck.transaction().await.unwrap();
+    tx.execute(
+        &format!(
+            "INSERT INTO {}.logs (timestamp, level, message, node_id)
+             VALUES ('2026-12-07T12:00:00', 'ERROR', '[STUCK-002] held', 'node-b')",
+            cl.schema
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+
+    let cfg_arg = cfg.display().to_string();
+    let out = cl
+        .command(&["scan", "--config", &cfg_arg], "scanner")
+        .output()
+        .expect("selfmon scan");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    // A fresh process has never seen the table without the writer: it can prove nothing final.
+    for part in [
+        "warning (commit_horizon_held): no new log record is read".to_string(),
+        format!("pid {pid}"),
+        "`node-b-stuck`".to_string(),
+        "`idle in transaction`".to_string(),
+        format!("SELECT pg_terminate_backend({pid});"),
+    ] {
+        assert!(stdout.contains(&part), "{part} missing from:\n{stdout}");
+    }
+
+    tx.commit().await.unwrap();
+    let out = cl
+        .command(&["scan", "--json", "--config", &cfg_arg], "scanner")
+        .output()
+        .expect("selfmon scan");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert!(
+        report.get("warnings").is_none(),
+        "nothing holds the horizon now: {report}"
+    );
+    assert_eq!(
+        report["record"]["log_id_end"].as_i64(),
+        Some(cl.max_log_id().await),
+        "every record is read once the writer commits: {report}"
+    );
+}

@@ -37,6 +37,8 @@ pub struct ClaudeRunnerConfig {
     /// The CLI: a bare name looked up on `PATH` (default `claude`) or a path.
     pub binary: PathBuf,
     /// Model(s) the CLI falls back to when the requested one is overloaded (`--fallback-model`).
+    /// Not passed for a run whose model is this one (Claude Code refuses a fallback equal to the
+    /// model): that run has no fallback.
     pub fallback_model: Option<ClaudeModel>,
     /// Most agent turns (`--max-turns`); `None` leaves the CLI's default.
     pub max_turns: Option<u32>,

@@ -40,7 +40,13 @@ pub fn build_args(
     push(schema_json);
     push("--model");
     push(model.as_cli_arg());
-    if let Some(fallback) = &config.fallback_model {
+    // Claude Code refuses a fallback equal to the model ("Fallback model cannot be the same as
+    // the main model") and every run would fail: without it, the model has no fallback.
+    if let Some(fallback) = config
+        .fallback_model
+        .as_ref()
+        .filter(|f| f.as_cli_arg() != model.as_cli_arg())
+    {
         push("--fallback-model");
         push(fallback.as_cli_arg());
     }

@@ -633,6 +633,34 @@ async fn each_job_runs_on_its_own_model_and_config_changes_apply_to_the_next_job
 }
 
 #[tokio::test]
+async fn a_fallback_model_equal_to_the_jobs_model_is_not_passed_and_the_run_succeeds() {
+    let fake = Fake::new("success");
+    let runner = ClaudeRunner::new(ClaudeRunnerConfig {
+        fallback_model: Some(ClaudeModel::Haiku),
+        ..fake.config()
+    })
+    .unwrap();
+    let schema = serde_json::json!({"type": "object"});
+    let (haiku, sonnet) = (ClaudeModel::Haiku, ClaudeModel::Sonnet);
+    let job = |model: &'static str| ClaudeJob {
+        model: if model == "haiku" { &haiku } else { &sonnet },
+        instructions: "golden repo",
+        data: "repo",
+        schema: &schema,
+        timeout: None,
+    };
+    // The fixture refuses `--fallback-model haiku --model haiku` as Claude Code does.
+    let out = runner.run_job(&job("haiku")).await;
+    assert!(out.is_ok(), "{out:?}");
+    let argv = fake.argv();
+    assert_eq!(value_after(&argv, "--model"), Some("haiku"));
+    assert_eq!(value_after(&argv, "--fallback-model"), None);
+    // Another model keeps its fallback.
+    runner.run_job(&job("sonnet")).await.unwrap();
+    assert_eq!(value_after(&fake.argv(), "--fallback-model"), Some("haiku"));
+}
+
+#[tokio::test]
 async fn the_runner_works_behind_the_core_trait_object() {
     let fake = Fake::new("success");
     let runner: Arc<dyn AnalysisRunner> = Arc::new(fake.runner());

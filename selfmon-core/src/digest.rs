@@ -101,6 +101,16 @@ pub struct IgnoredSignature {
 /// Longest message, in bytes, a digest reads of one record (64 KiB); see [`DigestBuilder::push`].
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// The most characters of a message a [`LogSource`](crate::LogSource) needs to hand the digest:
+/// [`MAX_MESSAGE_BYTES`] + 1. A message cut to its first this-many characters digests exactly as
+/// the whole one: a message longer than [`MAX_MESSAGE_BYTES`] bytes is still longer (every
+/// character is at least a byte), so it is still cut and marked, and the bytes the digest keeps
+/// all lie in the prefix. A source that fetches only this prefix (PostgreSQL's does, with
+/// `substr` in SQL) bounds its memory per row however large a message is stored. Its
+/// [`record_at`](crate::LogSource::record_at) must cut the same way, so that an anchor taken from
+/// a page matches the record looked up again.
+pub const MAX_MESSAGE_CHARS_READ: usize = MAX_MESSAGE_BYTES + 1;
+
 /// What follows the part of a message longer than [`MAX_MESSAGE_BYTES`] that the digest reads.
 pub const TRUNCATION_MARK: &str = " …[message truncated]";
 
@@ -1150,6 +1160,35 @@ mod tests {
         let cut = truncated(&rec(3, Level::Error, &huge));
         assert!(cut.message.ends_with(TRUNCATION_MARK), "the cut is marked");
         assert!(cut.message.len() <= MAX_MESSAGE_BYTES + TRUNCATION_MARK.len());
+    }
+
+    #[test]
+    fn a_message_cut_to_max_message_chars_read_digests_exactly_as_the_whole_message() {
+        let config = SelfMonitoringConfig::default();
+        let prefix = |m: &str| m.chars().take(MAX_MESSAGE_CHARS_READ).collect::<String>();
+        let cases = [
+            "x".repeat(MAX_MESSAGE_BYTES - 1),
+            "x".repeat(MAX_MESSAGE_BYTES),
+            "x".repeat(MAX_MESSAGE_BYTES + 1),
+            "x".repeat(MAX_MESSAGE_BYTES + 2),
+            format!("[BIG-ROW-001] {}", "y".repeat(3 * MAX_MESSAGE_BYTES)),
+            "é".repeat(MAX_MESSAGE_BYTES),
+            format!("a{}", "€".repeat(MAX_MESSAGE_BYTES)),
+            "😀".repeat(MAX_MESSAGE_CHARS_READ + 5),
+        ];
+        for (i, message) in cases.iter().enumerate() {
+            let digest = |m: &str| {
+                let mut b = DigestBuilder::new(&config).unwrap();
+                b.push(&rec(7, Level::Error, m));
+                b.finish()
+            };
+            assert_eq!(
+                digest(&prefix(message)),
+                digest(message),
+                "case {i}: {} bytes",
+                message.len()
+            );
+        }
     }
 
     #[test]

@@ -89,5 +89,7 @@ pub use config::SelfMonitoringConfig;
 pub use engine::{ScanEvent, ScanOptions, SelfMonitor};
 pub use error::{Component, Error, Result};
 pub use model::*;
-pub use schedule::{SchedulerState, SelfMonitoringService, TickOutcome};
+pub use schedule::{
+    DueBasis, FutureScan, NextScan, SchedulerState, SelfMonitoringService, TickOutcome,
+};
 pub use traits::*;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::{Clock, SystemClock};
 use crate::config::SelfMonitoringConfig;
 use crate::error::Result;
-use crate::model::{ScanStatus, ScanTrigger};
+use crate::model::{ScanId, ScanRecord, ScanStatus, ScanTrigger};
 use crate::traits::{JobKind, JobQueue, JobSpec, JobStatus, PageRequest, StateStore, Submission};
 
 /// What [`SelfMonitoringService::tick`] did.
@@ -61,6 +61,8 @@ pub struct SelfMonitoringService {
     last_submitted: Mutex<Option<DateTime<Utc>>>,
     /// The latest run-now request no finished scan has answered yet.
     requested: Mutex<Option<DateTime<Utc>>>,
+    /// The future scan last warned about (once each, not at every tick).
+    warned_future: Mutex<Option<ScanId>>,
 }
 
 impl std::fmt::Debug for SelfMonitoringService {
@@ -84,6 +86,7 @@ impl SelfMonitoringService {
             clock: Arc::new(SystemClock),
             last_submitted: Mutex::new(None),
             requested: Mutex::new(None),
+            warned_future: Mutex::new(None),
         }
     }
 
@@ -118,7 +121,7 @@ impl SelfMonitoringService {
         }
     }
 
-    async fn latest_scan(&self) -> Result<Option<crate::model::ScanRecord>> {
+    async fn latest_scan(&self) -> Result<Option<ScanRecord>> {
         let page = self
             .store
             .list_scans(PageRequest {
@@ -129,23 +132,45 @@ impl SelfMonitoringService {
         Ok(page.items.into_iter().next())
     }
 
-    /// When the next scheduled scan is due: the later of the last scan's start and the last
-    /// submission, plus the cadence; `now` when nothing ever ran. `None` when disabled.
+    /// When the next scheduled scan is due (see [`next_scheduled_scan`] for which scans count),
+    /// or the last submission plus the cadence while that submission has no scan record yet;
+    /// `now` when nothing ever ran. `None` when disabled.
     pub async fn next_scan_at(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        Ok(self.next_scan(now).await?.map(|n| n.at))
+    }
+
+    /// [`next_scan_at`](Self::next_scan_at) with the reason (which scan it counts from).
+    pub async fn next_scan(&self, now: DateTime<Utc>) -> Result<Option<NextScan>> {
         let config = self.config();
-        if !config.enabled {
+        let Some(mut next) = next_scheduled_scan(self.store.as_ref(), &config, now).await? else {
             return Ok(None);
+        };
+        if let Some(f) = &next.ignored_future_scan {
+            let mut warned = self.warned_future.lock().unwrap_or_else(|p| p.into_inner());
+            if warned.as_ref() != Some(&f.scan_id) {
+                tracing::warn!(
+                    scan_id = %f.scan_id.as_str(),
+                    started_at = %f.started_at,
+                    %now,
+                    "the last scan started in the future (the clock was set back?); the schedule ignores it and counts from the scans before it"
+                );
+                *warned = Some(f.scan_id.clone());
+            }
         }
-        let last_scan = self.latest_scan().await?.map(|s| s.started_at);
         let last_submit = *self
             .last_submitted
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        let last = last_scan.max(last_submit);
-        Ok(Some(match last {
-            None => now,
-            Some(t) => t + chrono::Duration::minutes(i64::from(config.cadence_minutes)),
-        }))
+        // A submission whose scan has not recorded itself yet (queued, or refused before it
+        // began: another node held the lease) must not be submitted again at every tick.
+        if let Some(t) = last_submit.filter(|t| next.basis.started_at().is_none_or(|s| *t > s)) {
+            let after_submit = t + cadence(&config);
+            if after_submit > next.at {
+                next.at = after_submit;
+                next.basis = DueBasis::Submitted { at: t };
+            }
+        }
+        Ok(Some(next))
     }
 
     /// Submits a scheduled scan when enabled, due, and none is queued or running.
@@ -266,4 +291,172 @@ impl SelfMonitoringService {
             }
         })
     }
+}
+
+/// After a failed scan the next one is due this many minutes after the failure, doubling with
+/// each further failure in a row, and never later than the cadence: a failure (the model's API
+/// down, a lock held) is retried soon without retrying a lasting one at every tick.
+pub const FIRST_RETRY_AFTER_MINUTES: i64 = 1;
+
+/// When the next scheduled scan is due, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextScan {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What it counts from.
+    pub basis: DueBasis,
+    /// The latest scan that started after `now` (a clock that ran ahead wrote it, and was then
+    /// set back), ignored: counting from its start would stop the schedule until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored_future_scan: Option<FutureScan>,
+}
+
+/// A scan whose recorded start is later than the time the schedule was asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FutureScan {
+    /// The scan.
+    pub scan_id: ScanId,
+    /// Its recorded start.
+    pub started_at: DateTime<Utc>,
+}
+
+/// What [`NextScan::at`] counts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "basis", rename_all = "snake_case")]
+pub enum DueBasis {
+    /// No scan that counts ever ran: due now.
+    NeverRan,
+    /// The last scan that counts (running or succeeded): its start plus the cadence.
+    LastScan {
+        /// The scan.
+        scan_id: ScanId,
+        /// Its start.
+        started_at: DateTime<Utc>,
+    },
+    /// The last scan that counts failed: its end plus the retry delay
+    /// ([`FIRST_RETRY_AFTER_MINUTES`], doubled per further failure in a row, at most the cadence).
+    RetryAfterFailure {
+        /// The failed scan.
+        scan_id: ScanId,
+        /// Its start.
+        started_at: DateTime<Utc>,
+        /// Failed scans in a row, this one included.
+        failures_in_a_row: u32,
+    },
+    /// A scan submitted here that has not recorded itself yet: the submission plus the cadence.
+    Submitted {
+        /// When it was submitted.
+        at: DateTime<Utc>,
+    },
+}
+
+impl DueBasis {
+    /// The start of the scan it counts from, if it counts from one.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            DueBasis::LastScan { started_at, .. }
+            | DueBasis::RetryAfterFailure { started_at, .. } => Some(*started_at),
+            DueBasis::NeverRan | DueBasis::Submitted { .. } => None,
+        }
+    }
+}
+
+fn cadence(config: &SelfMonitoringConfig) -> chrono::Duration {
+    chrono::Duration::minutes(i64::from(config.cadence_minutes))
+}
+
+/// When the next scheduled scan is due from the scans in `store`; `None` when disabled.
+///
+/// - Dry runs do not count (they change nothing, so they do not stand for a scan), unless the
+///   configuration makes every scan a dry run.
+/// - After a running or succeeded scan: its start plus the cadence.
+/// - After a failed scan: its end plus [`FIRST_RETRY_AFTER_MINUTES`], doubled for each further
+///   failed scan in a row, at most the cadence (a failure is retried soon; a lasting one backs off
+///   to the cadence).
+/// - A scan that started after `now` does not count (its clock ran ahead and was set back):
+///   counting from it would stop the schedule until that time plus the cadence, and treating it
+///   as started `now` would move with `now` and never come due. The schedule counts from the
+///   scans before it (the scan that comes due records a true start), and
+///   [`NextScan::ignored_future_scan`] names it so the host can warn.
+/// - `now` when no scan counts.
+pub async fn next_scheduled_scan(
+    store: &dyn StateStore,
+    config: &SelfMonitoringConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<NextScan>> {
+    if !config.enabled {
+        return Ok(None);
+    }
+    const PAGE: u64 = 100;
+    let counts = |s: &ScanRecord| config.dry_run || !s.dry_run;
+    let mut last: Option<ScanRecord> = None;
+    let mut ignored_future_scan: Option<FutureScan> = None;
+    let mut failures_in_a_row = 0u32;
+    let mut offset = 0;
+    'pages: loop {
+        let page = store
+            .list_scans(PageRequest {
+                offset,
+                limit: PAGE,
+            })
+            .await?;
+        let n = page.items.len() as u64;
+        for s in page.items.into_iter().filter(|s| counts(s)) {
+            if s.started_at > now {
+                // Newest first: the first one met is the latest.
+                ignored_future_scan.get_or_insert(FutureScan {
+                    scan_id: s.scan_id,
+                    started_at: s.started_at,
+                });
+                continue;
+            }
+            if s.status != ScanStatus::Failure {
+                if last.is_none() {
+                    last = Some(s);
+                }
+                break 'pages;
+            }
+            failures_in_a_row += 1;
+            if last.is_none() {
+                last = Some(s);
+            }
+            // The delay is at the cadence long before this (2^14 minutes > the longest cadence).
+            if failures_in_a_row >= 16 {
+                break 'pages;
+            }
+        }
+        if n == 0 || offset + n >= page.total {
+            break;
+        }
+        offset += n;
+    }
+    let cadence = cadence(config);
+    Ok(Some(match last {
+        None => NextScan {
+            at: now,
+            basis: DueBasis::NeverRan,
+            ignored_future_scan,
+        },
+        Some(s) if s.status == ScanStatus::Failure => {
+            let shift = failures_in_a_row.saturating_sub(1).min(20);
+            let delay = chrono::Duration::minutes(FIRST_RETRY_AFTER_MINUTES << shift).min(cadence);
+            NextScan {
+                at: s.completed_at.unwrap_or(s.started_at).max(s.started_at) + delay,
+                basis: DueBasis::RetryAfterFailure {
+                    scan_id: s.scan_id,
+                    started_at: s.started_at,
+                    failures_in_a_row,
+                },
+                ignored_future_scan,
+            }
+        }
+        Some(s) => NextScan {
+            at: s.started_at + cadence,
+            basis: DueBasis::LastScan {
+                scan_id: s.scan_id,
+                started_at: s.started_at,
+            },
+            ignored_future_scan,
+        },
+    }))
 }

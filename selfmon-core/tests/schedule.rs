@@ -97,6 +97,130 @@ async fn due_time_follows_the_last_scan_in_the_store() {
     ));
 }
 
+/// Records a finished scan: `dry_run`, and failed or succeeded, started at `at`, ended a minute
+/// later.
+async fn record_scan(
+    store: &MemoryStateStore,
+    at: chrono::DateTime<Utc>,
+    dry_run: bool,
+    failed: bool,
+) {
+    let mut r = ScanRecord::started(ScanId::new(), ScanTrigger::Manual, 0, at);
+    r.dry_run = dry_run;
+    store.begin_scan(&r).await.unwrap();
+    r.status = if failed {
+        selfmon_core::ScanStatus::Failure
+    } else {
+        selfmon_core::ScanStatus::Success
+    };
+    r.completed_at = Some(at + Duration::minutes(1));
+    store.finish_scan(&r).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dry_run_does_not_postpone_the_next_scheduled_scan() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let store = Arc::new(MemoryStateStore::new());
+    record_scan(&store, t0, false, false).await;
+    record_scan(&store, t0 + Duration::minutes(40), true, false).await;
+    let config = enabled(60);
+    let svc = SelfMonitoringService::new(config.clone(), Arc::new(MockJobQueue::new()), store);
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(45)).await.unwrap(),
+        Some(t0 + Duration::minutes(60)),
+        "the preview at +40 min changed nothing, the real scan at +0 counts"
+    );
+    // When every scan is a dry run (configured so), dry runs are the scans.
+    config.write().unwrap().dry_run = true;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(45)).await.unwrap(),
+        Some(t0 + Duration::minutes(100))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_scan_is_retried_after_a_delay_that_doubles_up_to_the_cadence() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let store = Arc::new(MemoryStateStore::new());
+    record_scan(&store, t0, false, false).await;
+    let svc = SelfMonitoringService::new(enabled(60), Arc::new(MockJobQueue::new()), store.clone());
+    // One failure at +10 (ended +11): retried a minute after it ended, not at +70.
+    record_scan(&store, t0 + Duration::minutes(10), false, true).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(11)).await.unwrap(),
+        Some(t0 + Duration::minutes(12))
+    );
+    // Two in a row: two minutes; then four.
+    record_scan(&store, t0 + Duration::minutes(12), false, true).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(13)).await.unwrap(),
+        Some(t0 + Duration::minutes(15))
+    );
+    record_scan(&store, t0 + Duration::minutes(15), false, true).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(16)).await.unwrap(),
+        Some(t0 + Duration::minutes(20))
+    );
+    // A failed dry run is no failure of the schedule.
+    record_scan(&store, t0 + Duration::minutes(17), true, true).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(18)).await.unwrap(),
+        Some(t0 + Duration::minutes(20))
+    );
+    // A lasting failure backs off to the cadence, never beyond.
+    let mut at = t0 + Duration::minutes(20);
+    for _ in 0..8 {
+        record_scan(&store, at, false, true).await;
+        at += Duration::minutes(120);
+    }
+    let last_end = at - Duration::minutes(120) + Duration::minutes(1);
+    assert_eq!(
+        svc.next_scan_at(last_end).await.unwrap(),
+        Some(last_end + Duration::minutes(60))
+    );
+}
+
+#[tokio::test]
+async fn a_scan_recorded_in_the_future_does_not_stop_the_schedule() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let store = Arc::new(MemoryStateStore::new());
+    record_scan(&store, t0, false, false).await;
+    // Written by a clock three hours ahead, which was then set back.
+    record_scan(&store, t0 + Duration::hours(3), false, false).await;
+    let mut q = MockJobQueue::new();
+    q.expect_submit_if_idle().times(1).returning(|_| {
+        Ok(Submission::Submitted {
+            job_id: JobId("j".into()),
+        })
+    });
+    let svc = SelfMonitoringService::new(enabled(60), Arc::new(q), store.clone());
+    let now = t0 + Duration::minutes(10);
+    let next = svc.next_scan(now).await.unwrap().unwrap();
+    assert_eq!(
+        next.at,
+        t0 + Duration::minutes(60),
+        "counted from the scan before it"
+    );
+    assert_eq!(
+        next.ignored_future_scan.map(|f| f.started_at),
+        Some(t0 + Duration::hours(3)),
+        "named, so the host can warn"
+    );
+    assert!(
+        matches!(
+            svc.tick(t0 + Duration::minutes(60)).await.unwrap(),
+            TickOutcome::Due(_)
+        ),
+        "due after the cadence, not at the future time plus the cadence"
+    );
+    // The scan that came due records a true start; the schedule counts from it.
+    record_scan(&store, t0 + Duration::minutes(60), false, false).await;
+    assert_eq!(
+        svc.next_scan_at(t0 + Duration::minutes(70)).await.unwrap(),
+        Some(t0 + Duration::minutes(120))
+    );
+}
+
 #[tokio::test]
 async fn run_now_is_refused_while_a_scan_is_queued_or_running() {
     let gate = Arc::new(Gate(tokio::sync::Semaphore::new(0)));

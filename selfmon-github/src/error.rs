@@ -3,12 +3,19 @@
 use chrono::{DateTime, Utc};
 use selfmon_core::Component;
 
+use crate::scrub::{ScrubbedError, Scrubber};
+
 /// Everything that can go wrong talking to GitHub.
 ///
+/// No variant's `Display` or `Debug` holds the token: text from outside (GitHub's messages, URLs,
+/// headers, the HTTP client's and the JSON decoder's errors) is scrubbed of it, and of anything
+/// shaped like a GitHub token, when the error is made.
+///
 /// Converts into the core error with `component = IssueTracker`: rate limits into
-/// `RateLimited`, 404 into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
-/// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest into
-/// `Adapter`; see [`Error::is_retryable`] for which variants may succeed later.
+/// `RateLimited`, 404 (and an issue transferred away, [`Error::IssueMoved`]) into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
+/// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest
+/// (a redirect not followed, [`Error::Moved`], among them: never `NotFound`) into `Adapter`; see
+/// [`Error::is_retryable`] for which variants may succeed later.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -110,9 +117,9 @@ pub enum Error {
         method: String,
         /// Path of the request.
         path: String,
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 
     /// The connection failed or broke. For a create, the issue may exist anyway: reconcile by marker.
@@ -122,9 +129,9 @@ pub enum Error {
         method: String,
         /// Path of the request.
         path: String,
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 
     /// GitHub answered 5xx.
@@ -158,9 +165,9 @@ pub enum Error {
     InvalidResponse {
         /// Path of the request.
         path: String,
-        /// The decoding error.
+        /// The decoding error, as scrubbed text (it may quote the body).
         #[source]
-        source: serde_json::Error,
+        source: ScrubbedError,
     },
 
     /// A pagination `Link` pointed outside the configured API, so it was not followed (the token
@@ -171,6 +178,36 @@ pub enum Error {
         url: String,
         /// The configured base.
         base: String,
+    },
+
+    /// GitHub answered a redirect selfmon does not follow: the repository was renamed or
+    /// transferred (or its API moved). Nothing was done by the request; fix the configuration.
+    #[error("GitHub answered {status} to {method} {path}, redirecting to {}: the repository (or the issue) has moved, and selfmon does not follow this redirect because {why}; set `repository` (and `base_url` if the host changed) to where it is now", selfmon_core::text::quoted(.location.as_str()))]
+    Moved {
+        /// The status code (301, 302, 303, 307 or 308).
+        status: u16,
+        /// HTTP method.
+        method: String,
+        /// Path of the request.
+        path: String,
+        /// Where GitHub pointed (the `Location` header, resolved against the request).
+        location: String,
+        /// Why it was not followed.
+        why: String,
+    },
+
+    /// A request about one issue was redirected (GitHub's answer for an issue transferred to
+    /// another repository): the issue is no longer in the configured repository. Converts into
+    /// the core `NotFound`, so the engine records its occurrences without a comment and goes on,
+    /// as for a deleted issue; a moved *repository* is [`Error::Moved`] instead.
+    #[error("issue #{number} is no longer in {repository}: GitHub points to {} (it was transferred to another repository); selfmon treats it as gone from {repository}", selfmon_core::text::quoted(.location.as_str()))]
+    IssueMoved {
+        /// `owner/name` configured.
+        repository: String,
+        /// The issue's number in the configured repository.
+        number: u64,
+        /// Where GitHub pointed (a redirect's `Location`, or the issue's address found there).
+        location: String,
     },
 
     /// A listing had more pages than `max_list_pages`.
@@ -198,17 +235,19 @@ pub enum Error {
     /// The HTTP client could not be built or a request could not be formed.
     #[error("could not prepare the GitHub HTTP client or request: {source}")]
     Client {
-        /// The client error.
+        /// The client error, as scrubbed text.
         #[source]
-        source: reqwest::Error,
+        source: ScrubbedError,
     },
 }
 
 impl Error {
+    /// A configuration error; `reason` may quote a configured value, so token shapes are
+    /// scrubbed from it.
     pub(crate) fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config {
             field: field.into(),
-            reason: reason.into(),
+            reason: Scrubber::shapes_only().scrub(&reason.into()),
         }
     }
 
@@ -248,7 +287,7 @@ impl From<Error> for selfmon_core::Error {
         let component = Component::IssueTracker;
         match e {
             // An issue deleted (410) is as gone as one never there.
-            Error::NotFound { .. } | Error::Gone { .. } => {
+            Error::NotFound { .. } | Error::Gone { .. } | Error::IssueMoved { .. } => {
                 selfmon_core::Error::not_found(component, e)
             }
             Error::Unauthorized { .. } | Error::Forbidden { .. } => {

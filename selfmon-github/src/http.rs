@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, LOCATION};
 use reqwest::{Method, StatusCode, Url};
 use selfmon_core::clock::{Clock, SystemClock};
 use serde::de::DeserializeOwned;
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::config::GitHubConfig;
 use crate::error::Error;
 use crate::rate_limit::{classify, RateLimit, Spacer};
+use crate::scrub::{ScrubbedError, Scrubber};
 use crate::wire::{next_link, ErrorBody};
 
 /// The REST API version selfmon is written against.
@@ -21,6 +22,9 @@ pub const API_VERSION: &str = "2022-11-28";
 /// How many rate-limit waits one call may sit through before giving up (each is bounded by
 /// `max_rate_limit_wait_secs`); guards against a server that keeps answering "wait".
 const MAX_RATE_LIMIT_WAITS: u32 = 3;
+
+/// How many redirects one call may follow (a renamed repository takes one).
+pub(crate) const MAX_REDIRECTS: u32 = 3;
 
 /// What kind of request, which decides spacing and whether a failed send may be repeated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +56,17 @@ pub(crate) struct Call<'a> {
 pub(crate) struct Reply {
     pub headers: HeaderMap,
     pub bytes: Vec<u8>,
+    /// Scrubbed.
     pub path: String,
+    scrubber: Scrubber,
 }
 
 impl Reply {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.bytes).map_err(|source| Error::InvalidResponse {
+        serde_json::from_slice(&self.bytes).map_err(|e| Error::InvalidResponse {
             path: self.path.clone(),
-            source,
+            // serde's message can quote the offending value: an echoed token.
+            source: ScrubbedError::new(&e, &self.scrubber),
         })
     }
 
@@ -85,6 +92,8 @@ pub(crate) struct Http {
     backoff: Duration,
     mutations: Spacer,
     searches: Spacer,
+    /// Every text from outside that goes into an error passes through it.
+    scrubber: Scrubber,
 }
 
 impl Http {
@@ -118,8 +127,14 @@ impl Http {
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             // All repetition is decided here, per method; reqwest must not resend anything itself.
             .retry(reqwest::retry::never())
+            // Nor follow redirects: its policy turns a POST answered 301 into a GET (a comment
+            // "posted" that never was) and follows other hosts (where a 404 would read as a
+            // deleted issue). `send` follows only what stays on the configured API.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|source| Error::Client { source })?;
+            .map_err(|e| Error::Client {
+                source: ScrubbedError::new(&e, &Scrubber::new(token)),
+            })?;
         Ok(Http {
             client,
             clock: Arc::new(SystemClock),
@@ -131,6 +146,7 @@ impl Http {
             backoff: Duration::from_millis(config.retry_backoff_ms),
             mutations: Spacer::new(Duration::from_millis(config.mutation_spacing_ms)),
             searches: Spacer::new(Duration::from_millis(config.search_spacing_ms)),
+            scrubber: Scrubber::new(token),
         })
     }
 
@@ -175,10 +191,20 @@ impl Http {
     /// Parses a pagination link, refusing one outside the configured API (the token would go there).
     pub fn checked_link(&self, link: &str) -> Result<Url, Error> {
         let foreign = || Error::ForeignLink {
-            url: link.to_string(),
-            base: self.base.to_string(),
+            url: self.scrubber.scrub(link),
+            base: self.scrubber.scrub(self.base.as_str()),
         };
         let url = Url::parse(link).map_err(|_| foreign())?;
+        if self.within_api(&url) {
+            Ok(url)
+        } else {
+            Err(foreign())
+        }
+    }
+
+    /// Whether `url` is on the configured API: same scheme, host and port, under its path. Only
+    /// such URLs are sent the token.
+    fn within_api(&self, url: &Url) -> bool {
         let base_path = self.base.path().trim_end_matches('/');
         let same_origin = url.scheme() == self.base.scheme()
             && url.host_str() == self.base.host_str()
@@ -186,11 +212,61 @@ impl Http {
         let under_base = base_path.is_empty()
             || url.path() == base_path
             || url.path().starts_with(&format!("{base_path}/"));
-        if same_origin && under_base {
-            Ok(url)
-        } else {
-            Err(foreign())
+        same_origin && under_base
+    }
+
+    /// Where a redirect answering `method url` may be followed, or the [`Error::Moved`] that
+    /// says why not. Followed: a redirect on the configured API (GitHub's answer for a renamed
+    /// or transferred repository), for a GET any of 301/302/303/307/308, for other methods only
+    /// 307/308, which repeat the method and body (301-303 would turn them into a GET), and at
+    /// most [`MAX_REDIRECTS`] per call.
+    fn redirect_target(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        method: &Method,
+        url: &Url,
+        hops: u32,
+    ) -> Result<Url, Error> {
+        let location = headers.get(LOCATION).and_then(|v| v.to_str().ok());
+        let target = location.and_then(|l| url.join(l).ok());
+        let moved = |why: String| Error::Moved {
+            status: status.as_u16(),
+            method: method.as_str().to_string(),
+            path: self.scrubber.scrub(url.path()),
+            location: match (&target, location) {
+                (Some(t), _) => self.scrubber.scrub(t.as_str()),
+                (None, Some(l)) => self.scrubber.scrub(l),
+                (None, None) => "nowhere (no Location header)".to_string(),
+            },
+            why,
+        };
+        let Some(target) = target.clone() else {
+            return Err(moved("the redirect has no usable Location".into()));
+        };
+        if !self.within_api(&target) {
+            return Err(moved(format!(
+                "it leaves the configured API {}, and the token is sent nowhere else",
+                self.scrubber.scrub(self.base.as_str())
+            )));
         }
+        let keeps_method = matches!(
+            status,
+            StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+        );
+        if *method != Method::GET && !keeps_method {
+            return Err(moved(format!(
+                "a {} answered {} would be repeated as a GET",
+                method,
+                status.as_u16()
+            )));
+        }
+        if hops >= MAX_REDIRECTS {
+            return Err(moved(format!(
+                "the request was already redirected {MAX_REDIRECTS} times"
+            )));
+        }
+        Ok(target)
     }
 
     /// Sends `call`, waiting out rate limits within the configured maximum and retrying transient
@@ -203,12 +279,15 @@ impl Http {
         };
         let retry_safe = !matches!(call.kind, Kind::Mutation { retry_safe: false });
         let method = call.method.as_str().to_string();
-        let path = call.url.path().to_string();
+        let mut url = call.url.clone();
+        // Scrubbed: it goes into errors and logs, and after a redirect it is GitHub's.
+        let mut path = self.scrubber.scrub(url.path());
         let mut attempt: u32 = 1;
         let mut rate_limit_waits: u32 = 0;
+        let mut redirects: u32 = 0;
         loop {
             tracing::debug!(%method, %path, attempt, "GitHub request");
-            let outcome = self.attempt(&call).await;
+            let outcome = self.attempt(&call, &url).await;
             if let Some(turn) = turn.as_mut() {
                 turn.mark_done();
             }
@@ -218,10 +297,23 @@ impl Http {
                         headers,
                         bytes,
                         path,
+                        scrubber: self.scrubber.clone(),
                     })
                 }
+                Ok((status, headers, _))
+                    if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) =>
+                {
+                    // A redirect was not acted on: following it repeats nothing that happened.
+                    let next =
+                        self.redirect_target(status, &headers, &call.method, &url, redirects)?;
+                    redirects += 1;
+                    url = next;
+                    let from = std::mem::replace(&mut path, self.scrubber.scrub(url.path()));
+                    tracing::warn!(%method, %from, to = %path, status = status.as_u16(), "GitHub redirected the request; if the repository was renamed or transferred, update `repository` in the configuration");
+                    continue;
+                }
                 Ok((status, headers, bytes)) => {
-                    let body = ErrorBody::parse(&bytes);
+                    let body = ErrorBody::parse(&bytes, &self.scrubber);
                     if let Some(limit) =
                         classify(status.as_u16(), &headers, &body.message, self.now())
                     {
@@ -249,16 +341,20 @@ impl Http {
                         );
                     }
                 }
-                Err(source) if source.is_builder() => return Err(Error::Client { source }),
-                Err(source) if source.is_timeout() => Error::Timeout {
+                Err(e) if e.is_builder() => {
+                    return Err(Error::Client {
+                        source: ScrubbedError::new(&e, &self.scrubber),
+                    })
+                }
+                Err(e) if e.is_timeout() => Error::Timeout {
                     method: method.clone(),
                     path: path.clone(),
-                    source,
+                    source: ScrubbedError::new(&e, &self.scrubber),
                 },
-                Err(source) => Error::Connection {
+                Err(e) => Error::Connection {
                     method: method.clone(),
                     path: path.clone(),
-                    source,
+                    source: ScrubbedError::new(&e, &self.scrubber),
                 },
             };
             if !retry_safe || attempt >= self.max_get_attempts {
@@ -274,8 +370,9 @@ impl Http {
     async fn attempt(
         &self,
         call: &Call<'_>,
+        url: &Url,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), reqwest::Error> {
-        let mut request = self.client.request(call.method.clone(), call.url.clone());
+        let mut request = self.client.request(call.method.clone(), url.clone());
         if let Some(body) = call.body {
             request = request.json(body);
         }
@@ -326,7 +423,7 @@ impl Http {
                     .filter_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
                     .map(str::trim)
                     .find(|v| !v.is_empty())
-                    .map(str::to_string);
+                    .map(|v| self.scrubber.scrub(v));
                 Error::Forbidden {
                     action: call.action,
                     repository,

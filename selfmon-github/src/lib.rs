@@ -8,6 +8,12 @@
 //!   then the search API) to learn whether an interrupted create landed.
 //! - It waits out primary and secondary rate limits up to a configured maximum and otherwise
 //!   fails with a typed, retryable [`Error::RateLimited`] / [`Error::SecondaryRateLimited`].
+//! - Redirects are followed only on the configured API host (a renamed repository), at most
+//!   three per call, and a POST/PATCH only on 307/308; any other redirect is
+//!   [`Error::Moved`], naming the new location and the setting to change. The token is never
+//!   sent to another host. A request about one issue that GitHub redirects (an issue transferred
+//!   to another repository) is [`Error::IssueMoved`], which converts into the core `NotFound`:
+//!   the engine records its occurrences without a comment, as for a deleted issue.
 //! - Each HTTP condition is its own [`Error`] variant; the two rate limits convert into
 //!   `selfmon_core::Error::RateLimited { component: IssueTracker, reset_at, .. }` (so the engine
 //!   stops filing and keeps the rest in its backlog); 404 into `NotFound`, 401/403 into
@@ -16,7 +22,9 @@
 //!   `selfmon_core::Error::Adapter { component: IssueTracker, retryable, .. }`. The GitHub error
 //!   stays the source.
 //! - The token comes from an environment variable named in [`GitHubConfig::token_env`] and is
-//!   never shown by `Debug` or `Display`.
+//!   never shown by `Debug` or `Display`, of the tracker or of any error: whatever GitHub, a
+//!   proxy or a URL puts into an error is scrubbed of the token and of anything shaped like a
+//!   GitHub token (`ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_`, `github_pat_`) first.
 //!
 //! ```no_run
 //! use selfmon_core::IssueTracker;
@@ -40,6 +48,7 @@ mod config;
 mod error;
 mod http;
 mod rate_limit;
+mod scrub;
 mod tracker;
 mod wire;
 
@@ -48,4 +57,5 @@ pub use config::{
 };
 pub use error::Error;
 pub use http::API_VERSION;
+pub use scrub::ScrubbedError;
 pub use tracker::GitHubTracker;

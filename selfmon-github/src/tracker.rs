@@ -318,6 +318,73 @@ impl GitHubTracker {
         self.http.repo_endpoint(&segments)
     }
 
+    /// Whether `issue`, fetched as issue `number` of the configured repository, is that issue and
+    /// not one GitHub redirected to (its address ends in `/OWNER/NAME/issues/NUMBER`).
+    fn is_ours(&self, issue: &WireIssue, number: u64) -> bool {
+        let tail = format!("/{}/issues/{number}", self.http.repository()).to_lowercase();
+        issue.number == number
+            && issue
+                .html_url
+                .trim_end_matches('/')
+                .to_lowercase()
+                .ends_with(&tail)
+    }
+
+    /// An issue-level request answered with a redirect: the issue moved (see
+    /// [`Error::IssueMoved`]).
+    fn issue_moved(&self, number: u64) -> impl FnOnce(Error) -> Error + '_ {
+        move |e| match e {
+            Error::Moved { location, .. } => Error::IssueMoved {
+                repository: self.http.repository().to_string(),
+                number,
+                location,
+            },
+            other => other,
+        }
+    }
+
+    /// `GET /repos/OWNER/NAME/issues/N`, whatever its labels. 404 (and 410 for a deleted issue)
+    /// is [`Error::NotFound`] / [`Error::Gone`]; a pull request under that number is no issue
+    /// selfmon filed, so it is `NotFound` too.
+    async fn fetch_issue(&self, number: u64) -> Result<TrackedIssue, Error> {
+        let what = format!("issue #{number}");
+        let reply = self
+            .http
+            .send(Call {
+                method: Method::GET,
+                url: self.issue_url(number, &[])?,
+                body: None,
+                kind: Kind::Read,
+                action: "reading an issue",
+                needed: READ,
+                what: what.clone(),
+            })
+            .await
+            .map_err(self.issue_moved(number))?;
+        let issue: WireIssue = reply.json()?;
+        // A transferred issue: GitHub redirects the old address (on the API host, so the client
+        // followed it) to the issue in its new repository.
+        if !self.is_ours(&issue, number) {
+            return Err(Error::IssueMoved {
+                repository: self.http.repository().to_string(),
+                number,
+                location: issue.html_url,
+            });
+        }
+        if issue.is_pull_request() {
+            return Err(Error::NotFound {
+                repository: self.http.repository().to_string(),
+                what: format!("{what} (it is a pull request)"),
+            });
+        }
+        tracing::debug!(
+            issue = number,
+            state = ?issue.state(),
+            "looked up an issue the label listing did not return"
+        );
+        Ok(issue.into_tracked())
+    }
+
     async fn create(&self, draft: &IssueDraft) -> Result<IssueRef, Error> {
         check_body("issue", &draft.body)?;
         let title = self.config.title_for(draft.classification, &draft.title);
@@ -433,7 +500,8 @@ impl IssueTracker for GitHubTracker {
                 needed: WRITE,
                 what: format!("issue #{number}"),
             })
-            .await?;
+            .await
+            .map_err(self.issue_moved(number))?;
         Ok(())
     }
 
@@ -451,12 +519,17 @@ impl IssueTracker for GitHubTracker {
                 needed: WRITE,
                 what: format!("issue #{number}"),
             })
-            .await?;
+            .await
+            .map_err(self.issue_moved(number))?;
         Ok(())
     }
 
     async fn find_by_marker(&self, marker: &Marker) -> selfmon_core::Result<Option<IssueRef>> {
         Ok(self.find(marker).await?)
+    }
+
+    async fn get_issue(&self, number: u64) -> selfmon_core::Result<Option<TrackedIssue>> {
+        Ok(Some(self.fetch_issue(number).await?))
     }
 }
 

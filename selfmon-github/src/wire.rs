@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use selfmon_core::{classification_in, IssueRef, IssueState, Marker, TrackedIssue};
 use serde::Deserialize;
 
+use crate::scrub::Scrubber;
+
 /// An issue (or pull request) as the REST API returns it.
 #[derive(Debug, Deserialize)]
 pub(crate) struct WireIssue {
@@ -57,12 +59,26 @@ pub(crate) struct ErrorBody {
 }
 
 impl ErrorBody {
-    /// Parses an error body; anything that isn't GitHub's JSON becomes its (truncated) text.
-    pub fn parse(bytes: &[u8]) -> ErrorBody {
-        serde_json::from_slice(bytes).unwrap_or_else(|_| ErrorBody {
-            message: selfmon_core::error::truncate_chars(&String::from_utf8_lossy(bytes), 300),
-            errors: Vec::new(),
-        })
+    /// Parses an error body, scrubbed of the token (GitHub or a proxy may echo the request);
+    /// anything that isn't GitHub's JSON becomes its text, truncated after scrubbing so no piece
+    /// of a token survives the cut.
+    pub fn parse(bytes: &[u8], scrubber: &Scrubber) -> ErrorBody {
+        match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(mut body) => {
+                body.message = scrubber.scrub(&body.message);
+                for e in &mut body.errors {
+                    scrub_json(e, scrubber);
+                }
+                body
+            }
+            Err(_) => ErrorBody {
+                message: selfmon_core::error::truncate_chars(
+                    &scrubber.scrub(&String::from_utf8_lossy(bytes)),
+                    300,
+                ),
+                errors: Vec::new(),
+            },
+        }
     }
 
     /// The message with the per-field errors (`Validation Failed: labels: invalid`).
@@ -144,6 +160,26 @@ impl WireIssue {
     }
 }
 
+/// Scrubs every string (keys too) in `value`.
+fn scrub_json(value: &mut serde_json::Value, scrubber: &Scrubber) {
+    match value {
+        serde_json::Value::String(s) => *s = scrubber.scrub(s),
+        serde_json::Value::Array(items) => {
+            for v in items {
+                scrub_json(v, scrubber);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (k, mut v) in entries {
+                scrub_json(&mut v, scrubber);
+                map.insert(scrubber.scrub(&k), v);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The `rel="next"` target of a `Link` header, if any.
 pub(crate) fn next_link(header: &str) -> Option<&str> {
     header.split(',').find_map(|part| {
@@ -197,11 +233,15 @@ mod tests {
     fn validation_errors_are_described_with_their_fields() {
         let b = ErrorBody::parse(
             br#"{"message":"Validation Failed","errors":[{"resource":"Issue","field":"labels","code":"invalid","value":"nope"}]}"#,
+            &Scrubber::shapes_only(),
         );
         assert_eq!(
             b.describe(),
             r#"Validation Failed: labels: invalid ("nope")"#
         );
-        assert_eq!(ErrorBody::parse(b"<html>oops").describe(), "<html>oops");
+        assert_eq!(
+            ErrorBody::parse(b"<html>oops", &Scrubber::shapes_only()).describe(),
+            "<html>oops"
+        );
     }
 }

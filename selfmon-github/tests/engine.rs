@@ -11,7 +11,7 @@ use common::*;
 use selfmon_core::offline::OfflineRunner;
 use selfmon_core::testing::{FaultyStateStore, MemoryLogSource, MemoryStateStore, StoreOp};
 use selfmon_core::{
-    Level, Marker, ScanStatus, ScanTrigger, SelfMonitor, StateStore, TemplateMemory,
+    IssueState, Level, Marker, ScanStatus, ScanTrigger, SelfMonitor, StateStore, TemplateMemory,
 };
 use wiremock::MockServer;
 
@@ -186,4 +186,164 @@ async fn a_create_whose_response_times_out_is_found_by_marker_not_filed_again() 
     let report = engine.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(report.reconciled.len(), 1);
     assert_eq!(fake.issues().len(), 3, "every problem filed exactly once");
+}
+
+fn db_locked(logs: &MemoryLogSource) {
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+}
+
+/// Lines `GET /repos/acme/server/issues/N` in the fake's request log.
+fn lookups(fake: &FakeGitHub, number: u64) -> usize {
+    let wanted = format!("GET /repos/acme/server/issues/{number}");
+    fake.log().iter().filter(|l| **l == wanted).count()
+}
+
+#[tokio::test]
+async fn an_open_issue_whose_label_was_removed_is_no_regression_on_any_scan() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let engine = monitor(&server, &logs, &store);
+    db_locked(&logs);
+    engine.scan(ScanTrigger::Manual).await.unwrap();
+    let number = fake.issues()[0].number;
+    // A person removes selfmon's label: the issue stays open, but the label listing loses it.
+    fake.edit(number, |i| i.labels.retain(|l| l != "selfmon"));
+
+    for scan in 2..=4 {
+        db_locked(&logs);
+        let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+        assert_eq!(report.record.regressions, 0, "scan {scan}: {report:?}");
+        assert_eq!(report.record.comments_added, 0, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+    }
+    let issue = fake
+        .issues()
+        .into_iter()
+        .find(|i| i.number == number)
+        .unwrap();
+    assert!(issue.open);
+    assert!(issue.comments.is_empty(), "{:?}", issue.comments);
+    assert_eq!(fake.issues().len(), 1, "never filed again");
+    assert!(
+        !fake.log().iter().any(|l| l.starts_with("PATCH")),
+        "an open issue is never reopened: {:#?}",
+        fake.log()
+    );
+    assert_eq!(
+        lookups(&fake, number),
+        3,
+        "one lookup per scan, of the one issue the listing missed"
+    );
+    assert_eq!(store.issues()[0].issue.state, IssueState::Open);
+}
+
+#[tokio::test]
+async fn a_closed_issue_without_the_label_regresses_once_and_is_then_seen_open() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let engine = monitor(&server, &logs, &store);
+    db_locked(&logs);
+    engine.scan(ScanTrigger::Manual).await.unwrap();
+    let number = fake.issues()[0].number;
+    fake.edit(number, |i| {
+        i.labels.retain(|l| l != "selfmon");
+        i.open = false;
+        i.closed_at = Some(chrono::Utc::now());
+    });
+
+    db_locked(&logs);
+    let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+    assert_eq!(report.record.regressions, 1, "{report:?}");
+    let issue = fake
+        .issues()
+        .into_iter()
+        .find(|i| i.number == number)
+        .unwrap();
+    assert!(issue.open, "reopened as a regression");
+    assert_eq!(issue.comments.len(), 1);
+
+    for scan in 3..=4 {
+        db_locked(&logs);
+        let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+        assert_eq!(report.record.regressions, 0, "scan {scan}: {report:?}");
+    }
+    let issue = fake
+        .issues()
+        .into_iter()
+        .find(|i| i.number == number)
+        .unwrap();
+    assert_eq!(issue.comments.len(), 1, "{:?}", issue.comments);
+    assert_eq!(fake.issues().len(), 1, "never filed again");
+}
+
+#[tokio::test]
+async fn a_deleted_issue_is_recorded_closed_and_not_filed_again() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let engine = monitor(&server, &logs, &store);
+    db_locked(&logs);
+    engine.scan(ScanTrigger::Manual).await.unwrap();
+    let number = fake.issues()[0].number;
+    fake.delete(number);
+
+    for scan in 2..=3 {
+        db_locked(&logs);
+        let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+        assert_eq!(report.record.status, ScanStatus::Success, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+        assert_eq!(report.record.comments_added, 0, "scan {scan}");
+    }
+    assert!(fake.issues().is_empty());
+    assert_eq!(
+        store.issues()[0].issue.state,
+        IssueState::Closed,
+        "the store no longer takes the deleted issue for open"
+    );
+    assert_eq!(lookups(&fake, number), 1, "looked up once, then known gone");
+}
+
+#[tokio::test]
+async fn an_issue_transferred_to_another_repository_is_gone_from_this_one_and_fails_no_scan() {
+    // GitHub answers a transferred issue's old address with 301 (GET, PATCH, comments). Reopening
+    // or commenting then failed every scan that saw the problem again ("moved"), and a lookup
+    // took the issue in the other repository for this one's.
+    for closed_first in [true, false] {
+        let (server, fake) = FakeGitHub::start().await;
+        let logs = Arc::new(MemoryLogSource::new());
+        let store = Arc::new(MemoryStateStore::new());
+        let engine = monitor(&server, &logs, &store);
+        db_locked(&logs);
+        engine.scan(ScanTrigger::Manual).await.unwrap();
+        let number = fake.issues()[0].number;
+        if closed_first {
+            fake.edit(number, |i| i.open = false);
+        }
+        fake.transfer(number);
+
+        for scan in 2..=3 {
+            db_locked(&logs);
+            let report = engine.scan(ScanTrigger::Scheduled).await.unwrap();
+            assert_eq!(
+                report.record.status,
+                ScanStatus::Success,
+                "closed first: {closed_first}, scan {scan}: {:?}",
+                report.record.error_message
+            );
+            assert_eq!(report.record.issues_created, 0, "scan {scan}");
+            assert_eq!(report.record.comments_added, 0, "scan {scan}");
+        }
+        assert!(fake.issues().is_empty(), "nothing filed again");
+        assert_eq!(
+            store.issues()[0].issue.state,
+            IssueState::Closed,
+            "the store no longer takes the transferred issue for one of this repository's"
+        );
+    }
 }

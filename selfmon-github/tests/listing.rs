@@ -229,3 +229,53 @@ async fn the_token_is_read_from_the_named_environment_variable_and_never_shown()
         "{shown}"
     );
 }
+
+#[tokio::test]
+async fn an_issue_is_looked_up_by_number_whatever_its_labels() {
+    let server = MockServer::start().await;
+    let mut unlabelled = issue_json(7, "closed", "<!-- selfmon:fingerprint=aa -->");
+    unlabelled["labels"] = json!([]);
+    Mock::given(method("GET"))
+        .and(path(format!("{ISSUES_PATH}/7")))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(unlabelled))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let got = tracker(&server).get_issue(7).await.unwrap().unwrap();
+    assert_eq!(got.issue.number, 7);
+    assert_eq!(got.issue.state, IssueState::Closed);
+    assert_eq!(got.marker, Some(marker("aa")));
+    assert!(got.labels.is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_or_missing_issue_looked_up_by_number_is_not_found() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ISSUES_PATH}/7")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ISSUES_PATH}/8")))
+        .respond_with(
+            ResponseTemplate::new(410).set_body_json(json!({"message": "This issue was deleted"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ISSUES_PATH}/9")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(pull_json(9)))
+        .mount(&server)
+        .await;
+    let t = tracker(&server);
+    for n in [7, 8, 9] {
+        let e = t.get_issue(n).await.unwrap_err();
+        assert!(
+            matches!(e, selfmon_core::Error::NotFound { .. }),
+            "#{n}: {e:?}"
+        );
+        assert!(!e.is_retryable());
+    }
+}

@@ -77,6 +77,16 @@ pub enum Error {
         missing: Vec<String>,
     },
 
+    /// The log relation is a view whose rows selfmon cannot read in commit order (it reads no
+    /// table, or tables whose ids come from several sequences). Not retryable.
+    #[error("the log view {table} cannot be read without risking skipped records: {reason}; point `table` at the log table itself, or use a view over tables whose `id` comes from one sequence")]
+    UnsupportedLogView {
+        /// Schema-qualified name.
+        table: String,
+        /// What about the view prevents it.
+        reason: String,
+    },
+
     /// An option is out of range.
     #[error("invalid option `{field}`: {reason}")]
     InvalidOption {

@@ -6,7 +6,9 @@
 //!
 //! - [`PgLogSource`]: reads the shared `logs` table up to the *commit horizon*, so a row whose id
 //!   was handed out before a later id became visible is still read, exactly once (see
-//!   [`horizon`] for why and how).
+//!   [`horizon`] for why and how). A writer that keeps its transaction open holds reading back;
+//!   past `horizon_stall_warn_secs` every page (and so the scan report) names its session and
+//!   says how to end it.
 //! - [`PgStateStore`]: scan history, filed issues, the outbox and learned templates in versioned,
 //!   migrated tables ([`schema`]), with a single-flight lease row whose epoch fences every write,
 //!   so a node that lost the lease cannot land a filing.
@@ -32,7 +34,8 @@
 //!
 //! **Commit order: a commit horizon from the sequence and the table's write locks**, not a
 //! filter on the rows' `xmin`. See [`horizon`]. The horizon needs `SELECT` on the id sequence
-//! and reads `pg_locks` (open to every role). Ids must come from the `id` column's sequence with the
+//! and reads `pg_locks` (open to every role); it covers a partitioned table's partitions and
+//! the tables under a view. Ids must come from the `id` column's sequence with the
 //! default `CACHE 1`, as `SERIAL`/`IDENTITY` columns have.
 //!
 //! ## Figures

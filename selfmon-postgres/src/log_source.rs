@@ -10,7 +10,7 @@ use tokio_postgres::{Client, IsolationLevel, Row};
 
 use crate::connect::{check_ident, quote_ident, PgUrl};
 use crate::error::{Error, Result, RowExt};
-use crate::horizon::{Horizon, HorizonQueries};
+use crate::horizon::{held_back_warning, Horizon, HorizonQueries, Reading};
 
 /// Key under which a record's unparseable level is kept in `extra_data` (the record itself is read
 /// as [`Level::Error`] so that it is seen, never dropped).
@@ -72,6 +72,16 @@ pub struct PgLogSourceOptions {
     /// How long a read waits for transactions still writing the table before it settles for the
     /// last proven horizon (0..=60,000 ms). See [`crate::horizon`].
     pub horizon_wait_ms: u64,
+    /// How long a transaction may hold the commit horizon back before each page says so (a
+    /// [`SourceWarning`](selfmon_core::SourceWarning) of kind
+    /// [`HORIZON_HELD_KIND`](crate::horizon::HORIZON_HELD_KIND) naming the session, which the scan
+    /// report and `selfmon scan` show, and a `tracing` warning), in seconds (0..=86,400; 60).
+    /// Log inserts take milliseconds: a writer open this long is a node's connection left
+    /// `idle in transaction`, and nothing above its id is read until it ends. Measured from the
+    /// transaction's start (`xact_start`), which PostgreSQL shows for sessions of selfmon's own
+    /// role, or for every session to a role granted `pg_read_all_stats`; otherwise from when this
+    /// source first saw it holding the horizon.
+    pub horizon_stall_warn_secs: u64,
     /// Server-side `statement_timeout` for the source's queries (0 = none; at most 600,000 ms).
     pub statement_timeout_ms: u64,
 }
@@ -84,6 +94,7 @@ impl Default for PgLogSourceOptions {
             page_size: 10_000,
             min_level: Level::Warning,
             horizon_wait_ms: 2_000,
+            horizon_stall_warn_secs: 60,
             statement_timeout_ms: 60_000,
         }
     }
@@ -104,6 +115,15 @@ impl PgLogSourceOptions {
             return Err(Error::InvalidOption {
                 field: "horizon_wait_ms",
                 reason: format!("{} is more than 60000 (one minute)", self.horizon_wait_ms),
+            });
+        }
+        if self.horizon_stall_warn_secs > 86_400 {
+            return Err(Error::InvalidOption {
+                field: "horizon_stall_warn_secs",
+                reason: format!(
+                    "{} is more than 86400 (one day)",
+                    self.horizon_stall_warn_secs
+                ),
             });
         }
         if self.statement_timeout_ms > 600_000 {
@@ -128,6 +148,11 @@ impl PgLogSourceOptions {
 /// - Reads `id > cursor` up to the **commit horizon** (see [`crate::horizon`]): ids are handed out
 ///   at insert but become visible at commit, so a page never goes past an id some transaction may
 ///   still commit. A record committed late is read by the next page or scan, exactly once.
+/// - A transaction that holds the horizon back longer than
+///   [`PgLogSourceOptions::horizon_stall_warn_secs`] (a node's connection left `idle in
+///   transaction`) is named in every page's [`LogPage::warnings`]: pid, application, client
+///   address, state, how long it has been open and how to end it. The scan report and `selfmon
+///   scan` show it; reading still stops below it.
 /// - Keyset pagination (`WHERE id > $after AND id <= $horizon ORDER BY id LIMIT $n`) on the
 ///   primary key, pages of at most [`PgLogSourceOptions::page_size`] rows, each page in one
 ///   read-only `REPEATABLE READ` transaction.
@@ -137,6 +162,17 @@ impl PgLogSourceOptions {
 /// - Optional columns (`timestamp`, `source`, `correlation_id`, `user_id`, `request_path`,
 ///   `extra_data`, `node_id`) may be missing or NULL and may have any type (read as text); a
 ///   missing table or one without `id`, `level` or `message` is an error naming what is missing.
+/// - The log may be a table, a partitioned table (partitions by date, say; nodes may insert into
+///   a partition directly) or a view. A view is read as it is, with the horizon taken on the
+///   tables under it, whose `id` must come from one sequence and be the view's `id`; a view over
+///   tables with different id sequences (a `UNION` of two logs) is refused at
+///   [`connect`](Self::connect) with [`Error::UnsupportedLogView`], since its ids do not rise in
+///   commit order.
+/// - Fetches at most the first [`MAX_MESSAGE_CHARS_READ`](selfmon_core::digest::MAX_MESSAGE_CHARS_READ)
+///   characters of a message (64 KiB + 1, cut by the server): the digest reads no more, and digests
+///   the prefix exactly as the whole message (cut at 64 KiB and marked). A page's memory is bounded
+///   by `page_size` × that prefix however large a stored message is. [`LogRecord::message`] holds
+///   the prefix, in pages and in [`LogSource::record_at`] alike.
 /// - `node_id` becomes [`LogRecord::node_id`], so the digest and the issue evidence say which nodes
 ///   wrote a problem's records.
 /// - `missing_before_first` counts ids deleted from the *bottom* of the table (retention) before
@@ -177,7 +213,7 @@ impl PgLogSource {
     /// Connects and checks the table now, so a wrong URL or table fails at start-up.
     ///
     /// Errors: [`Error::Connect`], [`Error::MissingTable`], [`Error::MissingColumns`],
-    /// [`Error::InvalidOption`], [`Error::Query`].
+    /// [`Error::UnsupportedLogView`], [`Error::InvalidOption`], [`Error::Query`].
     pub async fn connect(url: PgUrl, options: PgLogSourceOptions) -> Result<Self> {
         options.validate()?;
         let reader = Reader::open(&url, &options).await?;
@@ -209,12 +245,12 @@ impl PgLogSource {
     pub async fn commit_horizon(&self) -> Result<Option<i64>> {
         let mut guard = self.reader().await?;
         let reader = guard.as_mut().ok_or_else(|| self.closed())?;
-        let res = self.horizon_with(reader).await;
+        let res = self.horizon_with(reader).await.map(|r| r.safe);
         drop_if_broken(&mut guard, &res);
         res
     }
 
-    async fn horizon_with(&self, reader: &Reader) -> Result<Option<i64>> {
+    async fn horizon_with(&self, reader: &Reader) -> Result<Reading> {
         let wait = Duration::from_millis(self.inner.options.horizon_wait_ms);
         reader
             .queries
@@ -229,13 +265,45 @@ impl PgLogSource {
         let reader = guard.as_mut().ok_or_else(|| self.closed())?;
         let res = async {
             let horizon = self.horizon_with(reader).await?;
-            reader
-                .read(after, limit, horizon, self.inner.options.min_level)
-                .await
+            let mut page = reader
+                .read(after, limit, horizon.safe, self.inner.options.min_level)
+                .await?;
+            page.warnings
+                .extend(self.held_back(reader, &horizon).await?);
+            Ok(page)
         }
         .await;
         drop_if_broken(&mut guard, &res);
         res
+    }
+
+    /// The warning for a horizon held back longer than
+    /// [`PgLogSourceOptions::horizon_stall_warn_secs`] (see [`crate::horizon`]), also logged.
+    async fn held_back(
+        &self,
+        reader: &Reader,
+        horizon: &Reading,
+    ) -> Result<Option<selfmon_core::SourceWarning>> {
+        let Some((obs, seen_since)) = &horizon.held_by else {
+            return Ok(None);
+        };
+        let holders = reader.queries.holders(&reader.client, &obs.writers).await?;
+        let bound = Duration::from_secs(self.inner.options.horizon_stall_warn_secs);
+        let warning = held_back_warning(horizon.safe, &holders, seen_since.elapsed(), bound);
+        if warning.is_some() {
+            for h in &holders {
+                tracing::warn!(
+                    held_at = ?horizon.safe,
+                    pid = ?h.pid,
+                    application = ?h.application_name,
+                    client_addr = ?h.client_addr,
+                    state = ?h.state,
+                    open_secs = ?h.open_secs,
+                    "an open transaction holds the log's commit horizon back: records above it are not read until it ends (commit it, or SELECT pg_terminate_backend(pid))"
+                );
+            }
+        }
+        Ok(warning)
     }
 
     /// [`LogSource::record_at`] with this crate's error: the committed row with this id, whatever
@@ -343,8 +411,22 @@ async fn reader_schema(reader: &Reader, options: &PgLogSourceOptions) -> Result<
         .iter()
         .map(|r| Ok(format!("{} {}", r.col::<String>(0)?, r.col::<String>(1)?)))
         .collect::<Result<_>>()?;
+    let kind: Option<String> = reader
+        .client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+            &[&reader.queries.table],
+        )
+        .await
+        .map_err(Error::query("describing the log table"))?
+        .col(0)?;
+    let what = match kind.as_deref() {
+        Some("v") => format!("VIEW (over {})", reader.queries.written.join(", ")),
+        Some("p") => "PARTITIONED TABLE".to_string(),
+        _ => "TABLE".to_string(),
+    };
     Ok(format!(
-        "TABLE {} ({}) -- PostgreSQL, shared by every node; node_id names the writer",
+        "{what} {} ({}) -- PostgreSQL, shared by every node; node_id names the writer",
         options.qualified_table(),
         cols.join(", ")
     ))
@@ -388,6 +470,14 @@ impl Reader {
             .iter()
             .map(|c| match (*c, has(c)) {
                 ("id", _) => "id::bigint".to_string(),
+                // Only what the digest reads (see `MAX_MESSAGE_CHARS_READ`): a row of tens of MB
+                // costs this much, not its size (several times over in buffers and conversion).
+                // `substr` lets the server detoast only the slice. The same list serves
+                // `record_at`, so an anchor taken from a page matches the record looked up again.
+                ("message", true) => format!(
+                    "substr(message::text, 1, {})",
+                    selfmon_core::digest::MAX_MESSAGE_CHARS_READ
+                ),
                 (c, true) => format!("{}::text", quote_ident(c)),
                 (_, false) => "NULL::text".to_string(),
             })
@@ -411,11 +501,7 @@ impl Reader {
         // `t.id`, not `id`: an unqualified name would sort by the output column `id::bigint`,
         // which no index provides, so every page would sort the whole rest of the table.
         select_sql.push_str(" ORDER BY t.id LIMIT $3::bigint");
-        let sequence: Option<String> = client
-            .query_one("SELECT pg_get_serial_sequence($1, 'id')", &[&table])
-            .await
-            .map_err(Error::query("finding the log id sequence"))?
-            .col(0)?;
+        let (written, sequence) = written_relations(&client, &table).await?;
         if sequence.is_none() {
             tracing::warn!(
                 table = %table,
@@ -426,7 +512,11 @@ impl Reader {
             client,
             select_sql,
             row_at_sql,
-            queries: HorizonQueries { table, sequence },
+            queries: HorizonQueries {
+                table,
+                written,
+                sequence,
+            },
         })
     }
 
@@ -441,6 +531,7 @@ impl Reader {
             records: Vec::new(),
             scanned_through: after,
             missing_before_first: 0,
+            warnings: Vec::new(),
         };
         let Some(horizon) = horizon else {
             return Ok(empty);
@@ -505,8 +596,83 @@ impl Reader {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
+}
+
+/// Where the rows of `table` are written, and the sequence their ids come from: the table itself
+/// (plain or partitioned), or, for a view, the tables it reads (through nested views). A view
+/// whose tables draw `id` from more than one sequence is refused: its ids do not rise in one
+/// order, so no horizon can say which may still commit.
+async fn written_relations(client: &Client, table: &str) -> Result<(Vec<String>, Option<String>)> {
+    let kind: Option<String> = client
+        .query_one(
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)",
+            &[&table],
+        )
+        .await
+        .map_err(Error::query(
+            "finding what kind of relation the log table is",
+        ))?
+        .col(0)?;
+    let written: Vec<String> = if kind.as_deref() == Some("v") {
+        client
+            .query(
+                "WITH RECURSIVE used(oid, kind, depth) AS (
+                     SELECT c.oid, c.relkind, 0 FROM pg_class AS c WHERE c.oid = $1::text::regclass
+                     UNION
+                     SELECT c.oid, c.relkind, used.depth + 1
+                     FROM used
+                     JOIN pg_rewrite AS r ON r.ev_class = used.oid
+                     JOIN pg_depend AS d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> used.oid
+                     JOIN pg_class AS c ON c.oid = d.refobjid
+                     WHERE used.kind = 'v' AND used.depth < 32
+                 )
+                 SELECT DISTINCT oid::regclass::text FROM used WHERE kind IN ('r', 'p', 'f')
+                 ORDER BY 1",
+                &[&table],
+            )
+            .await
+            .map_err(Error::query("finding the tables under the log view"))?
+            .iter()
+            .map(|r| r.col(0))
+            .collect::<Result<_>>()?
+    } else {
+        vec![table.to_string()]
+    };
+    if written.is_empty() {
+        return Err(Error::UnsupportedLogView {
+            table: table.to_string(),
+            reason: "it reads no table".into(),
+        });
+    }
+    let sequences: Vec<String> = client
+        .query(
+            "SELECT DISTINCT pg_get_serial_sequence(w, 'id') FROM unnest($1::text[]) AS w
+             WHERE EXISTS (SELECT 1 FROM pg_attribute
+                           WHERE attrelid = w::regclass AND attname = 'id' AND NOT attisdropped)
+               AND pg_get_serial_sequence(w, 'id') IS NOT NULL",
+            &[&written],
+        )
+        .await
+        .map_err(Error::query("finding the log id sequence"))?
+        .iter()
+        .map(|r| r.col(0))
+        .collect::<Result<_>>()?;
+    if sequences.len() > 1 {
+        return Err(Error::UnsupportedLogView {
+            table: table.to_string(),
+            reason: format!(
+                "its tables ({}) take ids from {} different sequences ({})",
+                written.join(", "),
+                sequences.len(),
+                sequences.join(", ")
+            ),
+        });
+    }
+    Ok((written, sequences.into_iter().next()))
 }
 
 /// Every level spelling [`Level`] parses whose level is below `min`.

@@ -305,3 +305,155 @@ async fn concurrent_writers_and_a_paging_reader_see_every_committed_record_exact
         "every committed record is read, nothing else"
     );
 }
+
+/// Inserts one ERROR row into `table` (a table, a partition, a view) and returns its id.
+async fn insert_into(
+    client: &impl tokio_postgres::GenericClient,
+    table: &str,
+    message: &str,
+    node: &str,
+) -> i64 {
+    let row = client
+        .query_one(
+            &format!(
+                "INSERT INTO {table} (timestamp, level, message, node_id)
+                 VALUES ('2026-12-07T12:00:00', 'ERROR', $1, $2) RETURNING id"
+            ),
+            &[&message, &node],
+        )
+        .await
+        .expect("insert log row");
+    i64::from(row.get::<_, i32>(0))
+}
+
+/// Ids read from `after` on: while a writer of `written` holds id 2 open and id 3 is committed,
+/// only id 1 is read and the cursor stays below 2; once it commits, 2 and 3 are.
+async fn an_out_of_order_commit_is_not_skipped(
+    db: &support::TestDb,
+    source: &PgLogSource,
+    written: &str,
+    direct: &str,
+) {
+    assert_eq!(insert_into(&db.client, written, "first", "a").await, 1);
+    source.commit_horizon().await.expect("a look at the table");
+    let mut slow = db.connect().await;
+    let tx = slow.transaction().await.expect("begin");
+    assert_eq!(insert_into(&tx, direct, "late", "b").await, 2);
+    assert_eq!(insert_into(&db.client, written, "early", "c").await, 3);
+
+    let page = source.read_after(0, 100).await.expect("read during");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1], "only what is below the in-flight id is read");
+    assert_eq!(page.scanned_through, 1, "the cursor stops below it");
+
+    tx.commit().await.expect("commit late");
+    let page = source.read_after(1, 100).await.expect("read after");
+    let ids: Vec<i64> = page.records.iter().map(|r| r.id).collect();
+    assert_eq!(ids, [2, 3], "the late record is read, once");
+}
+
+/// The cluster table partitioned by day, with two partitions.
+const PARTITIONED_LOGS_DDL: &str = "CREATE TABLE logs (
+    id SERIAL,
+    timestamp TEXT NOT NULL,
+    level TEXT NOT NULL,
+    source TEXT,
+    message TEXT,
+    correlation_id TEXT,
+    user_id TEXT,
+    request_path TEXT,
+    extra_data TEXT,
+    node_id TEXT,
+    day DATE NOT NULL DEFAULT DATE '2026-12-07',
+    PRIMARY KEY (id, day)
+) PARTITION BY RANGE (day);
+CREATE TABLE logs_2026_12_06 PARTITION OF logs FOR VALUES FROM ('2026-12-06') TO ('2026-12-07');
+CREATE TABLE logs_2026_12_07 PARTITION OF logs FOR VALUES FROM ('2026-12-07') TO ('2026-12-08');";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_log_table_is_read_in_commit_order_even_when_nodes_insert_into_a_partition() {
+    let Some(db) = test_db().await else { return };
+    db.client
+        .batch_execute(PARTITIONED_LOGS_DDL)
+        .await
+        .expect("create partitioned logs");
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("a partitioned table is accepted");
+    // A node writing straight into today's partition takes no write lock on the parent.
+    an_out_of_order_commit_is_not_skipped(&db, &source, "logs", "logs_2026_12_07").await;
+
+    db.client
+        .batch_execute("TRUNCATE logs; ALTER SEQUENCE logs_id_seq RESTART")
+        .await
+        .expect("empty");
+    let records = selfmon_core::conformance::sample_records();
+    insert(&db.client, &records, "node-a").await;
+    let fresh = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    selfmon_core::conformance::log_source(&fresh, &records, Level::Warning).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_the_log_table_is_read_in_commit_order_of_the_table_underneath() {
+    let Some(db) = test_db().await else { return };
+    db.client
+        .batch_execute(&format!(
+            "{}; CREATE VIEW logs AS SELECT * FROM logs_base WHERE level <> 'TRACE'",
+            selfmon_postgres::LOGS_TABLE_DDL.replace("EXISTS logs", "EXISTS logs_base")
+        ))
+        .await
+        .expect("create view");
+    let source = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("a view is accepted");
+    assert!(
+        source.describe().schema.starts_with("VIEW (over "),
+        "{}",
+        source.describe().schema
+    );
+    // Nodes write to the table; selfmon reads the view.
+    an_out_of_order_commit_is_not_skipped(&db, &source, "logs_base", "logs_base").await;
+
+    db.client
+        .batch_execute("TRUNCATE logs_base; ALTER SEQUENCE logs_base_id_seq RESTART")
+        .await
+        .expect("empty");
+    let records = selfmon_core::conformance::sample_records();
+    insert(&db.client, &records, "node-a").await;
+    let fresh = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("connect");
+    selfmon_core::conformance::log_source(&fresh, &records, Level::Warning).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_over_tables_with_different_id_sequences_is_refused_saying_why() {
+    let Some(db) = test_db().await else { return };
+    db.client
+        .batch_execute(&format!(
+            "{}; {}; CREATE VIEW logs AS SELECT * FROM logs_a UNION ALL SELECT * FROM logs_b",
+            selfmon_postgres::LOGS_TABLE_DDL.replace("EXISTS logs", "EXISTS logs_a"),
+            selfmon_postgres::LOGS_TABLE_DDL.replace("EXISTS logs", "EXISTS logs_b"),
+        ))
+        .await
+        .expect("create view");
+    let err = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .unwrap_err();
+    match &err {
+        Error::UnsupportedLogView { reason, .. } => {
+            assert!(
+                reason.contains("logs_a_id_seq") && reason.contains("logs_b_id_seq"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected UnsupportedLogView, got {other}"),
+    }
+    assert!(
+        err.to_string()
+            .contains("point `table` at the log table itself"),
+        "{err}"
+    );
+}

@@ -257,23 +257,16 @@ impl Monitor {
             .is_empty()
     }
 
-    /// When the next scheduled scan is due (RFC 3339), `None` when disabled: the latest scan's
-    /// start plus the cadence, or `now` when none ever ran.
+    /// When the next scheduled scan is due (RFC 3339), `None` when disabled, `now` when none ever
+    /// ran; the same rule as the Rust scheduler's (`selfmon::schedule::next_scheduled_scan`):
+    /// dry runs do not count, a failed scan is retried after a short delay.
     fn next_scan_at(&self, py: Python<'_>, now: &str) -> PyResult<Option<String>> {
         let now = guard(py, || parse_time(now))?;
         let store = Arc::clone(&self.store);
         let config = self.monitor.config();
         self.block_on(py, async move {
-            if !config.enabled {
-                return Ok(None);
-            }
-            let next = match Monitor::latest_scan(store.as_ref()).await? {
-                None => now,
-                Some(s) => {
-                    s.started_at + chrono::Duration::minutes(i64::from(config.cadence_minutes))
-                }
-            };
-            Ok(Some(next.to_rfc3339()))
+            let next = selfmon::schedule::next_scheduled_scan(store.as_ref(), &config, now).await?;
+            Ok(next.map(|n| n.at.to_rfc3339()))
         })
     }
 

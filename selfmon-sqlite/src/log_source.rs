@@ -137,6 +137,12 @@ impl SqliteLogSource {
         self.connect()?.max_id()
     }
 
+    /// [`LogSource::record_at`], blocking the calling thread: the record stored under `id`
+    /// whatever its level (the level filter applies to pages, not to this lookup).
+    pub fn record_at_blocking(&self, id: i64) -> Result<Option<LogRecord>> {
+        self.connect()?.record_at(id)
+    }
+
     /// [`Error::CursorAhead`] when `cursor` is beyond the highest id in the file (an empty file
     /// counts as highest id 0), `Ok` otherwise. Blocks the calling thread.
     pub fn check_cursor_blocking(&self, cursor: i64) -> Result<()> {
@@ -206,6 +212,13 @@ impl LogSource for SqliteLogSource {
             .map_err(|e| e.into_core(Component::LogSource))
     }
 
+    async fn record_at(&self, id: i64) -> selfmon_core::Result<Option<LogRecord>> {
+        let this = self.clone();
+        blocking(move || this.record_at_blocking(id))
+            .await
+            .map_err(|e| e.into_core(Component::LogSource))
+    }
+
     fn describe(&self) -> LogSourceDescription {
         match self.inner.description.lock() {
             Ok(d) => d.clone(),
@@ -220,6 +233,8 @@ struct Reader<'a> {
     path: &'a Path,
     min_level: Level,
     select_sql: String,
+    /// The same columns as `select_sql` for one id, whatever its level.
+    record_sql: String,
     table_sql: String,
 }
 
@@ -275,6 +290,7 @@ impl<'a> Reader<'a> {
             })
             .collect();
         let mut select_sql = format!("SELECT {} FROM logs WHERE id > ?1", select_list.join(", "));
+        let record_sql = format!("SELECT {} FROM logs WHERE id = ?1", select_list.join(", "));
         let (below, at_or_above) = level_names_split(options.min_level);
         if !below.is_empty() {
             let list = |names: &[&str]| {
@@ -309,6 +325,7 @@ impl<'a> Reader<'a> {
             path,
             min_level: options.min_level,
             select_sql,
+            record_sql,
             table_sql,
         })
     }
@@ -328,6 +345,14 @@ impl<'a> Reader<'a> {
             .map_err(Error::log_id("reading the highest log id"))
     }
 
+    fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
+        use rusqlite::OptionalExtension;
+        self.conn
+            .query_row(&self.record_sql, [id], convert_row)
+            .optional()
+            .map_err(Error::log_id("reading the record at the cursor"))
+    }
+
     fn check_cursor(&self, cursor: i64) -> Result<()> {
         let max_id = self.max_id()?.unwrap_or(0);
         if cursor > max_id {
@@ -341,6 +366,7 @@ impl<'a> Reader<'a> {
             records: Vec::new(),
             scanned_through: after,
             missing_before_first: 0,
+            warnings: Vec::new(),
         };
         if limit == 0 {
             return Ok(empty);
@@ -397,6 +423,7 @@ impl<'a> Reader<'a> {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 }

@@ -593,3 +593,34 @@ async fn passes_the_core_log_source_conformance_suite_at_every_level() {
         assert_eq!(page.records, want);
     }
 }
+
+#[tokio::test]
+async fn record_at_finds_a_row_whatever_its_level_and_none_for_a_missing_id() {
+    // The engine anchors a scan on the record at its cursor, which may be an INFO row the level
+    // filter keeps out of pages: the lookup must see it, or a scan that examined only INFO rows
+    // has no anchor and a recreated log grown past its cursor is not recognised.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = new_logs_db(&path);
+    let info = insert(&conn, "INFO", "server started");
+    let error = insert(&conn, "ERROR", "[DB-LOCK-003] locked");
+    let src = open(&path);
+    let got = src.record_at(info).await.unwrap().expect("the INFO row");
+    assert_eq!(
+        (got.id, got.level, got.message.as_str()),
+        (info, Level::Info, "server started")
+    );
+    let got = src.record_at(error).await.unwrap().expect("the ERROR row");
+    assert_eq!(got.message, "[DB-LOCK-003] locked");
+    assert_eq!(src.record_at(error + 1).await.unwrap(), None);
+    assert_eq!(src.record_at(0).await.unwrap(), None);
+    assert!(
+        src.read_after(0, 10)
+            .await
+            .unwrap()
+            .records
+            .iter()
+            .all(|r| r.id != info),
+        "pages still filter INFO out"
+    );
+}

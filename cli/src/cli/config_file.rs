@@ -71,6 +71,10 @@ pub struct LogsSection {
     /// The log table (kind `postgres`; default `logs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// Seconds a transaction may hold the log's commit horizon back before the scan report names
+    /// its session (kind `postgres`; default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_stall_warn_secs: Option<u64>,
     /// Records below this level are skipped.
     #[serde(default = "default_level")]
     pub min_level: Level,
@@ -293,6 +297,16 @@ impl CliConfig {
                         reason: e.to_string(),
                     });
                 }
+                // Found now, not at every scan as a recorded (and retried) failure.
+                if let Err(e) = selfmon::claude::process::resolve_binary(
+                    &c.binary,
+                    std::env::var_os("PATH").as_deref(),
+                ) {
+                    out.push(Problem {
+                        field: "runner.binary".into(),
+                        reason: e.to_string(),
+                    });
+                }
                 // By value too: whatever a variable is called, the tracker's token never reaches
                 // the model's process.
                 if let Err(e) = selfmon::claude::invocation::check_child_env(
@@ -321,6 +335,32 @@ impl CliConfig {
                     out.push(Problem {
                         field: "tracker".into(),
                         reason: e.to_string(),
+                    });
+                } else if self.tracker_tokens().is_empty() {
+                    out.push(Problem {
+                        field: "tracker.token_env".into(),
+                        reason: selfmon::github::Error::TokenMissing {
+                            env_var: g.token_env.clone(),
+                        }
+                        .to_string(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// What is valid but may surprise, each with its field path (printed by `config validate`).
+    pub fn notes(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if let RunnerSection::Claude(c) = &self.runner {
+            if let Some(fallback) = &c.fallback_model {
+                if fallback.as_cli_arg() == self.monitoring.model.as_cli_arg() {
+                    out.push(Problem {
+                        field: "runner.fallback_model".into(),
+                        reason: format!(
+                            "the same as \"model\" ({fallback}): not passed to Claude Code (which refuses a fallback equal to the model), so scans run without a fallback; set another model to have one"
+                        ),
                     });
                 }
             }
@@ -360,6 +400,10 @@ impl CliConfig {
             table: self.logs.table.clone().unwrap_or(d.table),
             page_size: self.monitoring.page_size,
             min_level: self.logs.min_level,
+            horizon_stall_warn_secs: self
+                .logs
+                .horizon_stall_warn_secs
+                .unwrap_or(d.horizon_stall_warn_secs),
             ..d
         }
     }
@@ -672,6 +716,22 @@ mod tests {
         let path = dir.path().join("cfg.json");
         std::fs::write(&path, text).unwrap();
         (dir, path)
+    }
+
+    #[test]
+    fn a_fallback_model_equal_to_the_model_is_a_note_not_a_problem() {
+        let text = strip_comments(&default_config_text())
+            .replace(r#""model": "sonnet""#, r#""model": "haiku""#)
+            .replace(
+                r#""runner": { "kind": "offline" }"#,
+                r#""runner": { "kind": "claude", "binary": "/bin/sh", "fallback_model": "haiku" }"#,
+            );
+        let c: CliConfig = serde_json::from_str(&text).unwrap();
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
+        let notes = c.notes();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].field, "runner.fallback_model");
+        assert!(notes[0].reason.contains("not passed"), "{notes:?}");
     }
 
     #[test]

@@ -78,6 +78,9 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             let c = CliConfig::load(&config)?;
             c.check()?;
             outln!("{}: valid", config.display());
+            for n in c.notes() {
+                outln!("  note: {}: {}", n.field, n.reason);
+            }
             Ok(())
         }
         Command::Prompt(PromptCommand::Show) => {

@@ -130,6 +130,9 @@ pub fn summary(report: &ScanReport) -> String {
             r.output_tokens.map_or("-".into(), |t| t.to_string())
         ));
     }
+    for w in &report.warnings {
+        s.push_str(&format!("  warning ({}): {}\n", w.kind, w.message));
+    }
     if let Some(previous) = &report.took_over_lease {
         s.push_str(&format!(
             "  took over the lease of {} ({}, held since {}): its process is gone\n",
@@ -195,4 +198,31 @@ pub fn summary(report: &ScanReport) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_shows_what_the_log_source_warned_about() {
+        let mut report = ScanReport::new(selfmon::ScanRecord::started(
+            selfmon::ScanId("s1".into()),
+            ScanTrigger::Manual,
+            0,
+            chrono::Utc::now(),
+        ));
+        report.warnings.push(selfmon::ScanWarning {
+            kind: "commit_horizon_held".into(),
+            message: selfmon::redact::Redactor::shared()
+                .redacted("log records above id 2 are not read: pid 4242 ..."),
+        });
+        let text = summary(&report);
+        assert!(
+            text.contains(
+                "warning (commit_horizon_held): log records above id 2 are not read: pid 4242"
+            ),
+            "{text}"
+        );
+    }
 }

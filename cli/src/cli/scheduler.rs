@@ -58,6 +58,7 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     let mut trigger_seen = mtime(args.trigger_file.as_deref());
     let mut config_seen = mtime(Some(&args.config));
     let mut watched: Vec<JobId> = Vec::new();
+    let mut warned_future: Option<selfmon::ScanId> = None;
     log(&format!(
         "scheduler started (enabled: {}, cadence {} min); SIGUSR1{} runs a scan now",
         config.monitoring.enabled,
@@ -90,7 +91,9 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                 }
                 // A run-now request still waiting for its scan is followed up every second.
                 if seconds % tick_every == 1 || tick_every == 1 || service.pending_run_now().is_some() {
-                    match service.tick(Utc::now()).await {
+                    let now = Utc::now();
+                    warn_of_future_scan(&service, now, &mut warned_future).await;
+                    match service.tick(now).await {
                         Ok(TickOutcome::Due(Submission::Submitted { job_id })) => {
                             log(&format!("scheduled scan queued ({job_id})"));
                             watched.push(job_id);
@@ -163,6 +166,32 @@ fn reload(path: &std::path::Path, monitor: &selfmon::engine::SelfMonitor, why: &
         },
         Err(e) => log(&format!("{why}configuration change ignored: {e}")),
     }
+}
+
+/// Says once per scan that the schedule ignores a scan recorded in the future (a clock that ran
+/// ahead and was set back): otherwise the scheduler would wait for that time without a word.
+async fn warn_of_future_scan(
+    service: &SelfMonitoringService,
+    now: chrono::DateTime<Utc>,
+    warned: &mut Option<selfmon::ScanId>,
+) {
+    let Ok(Some(next)) = service.next_scan(now).await else {
+        return;
+    };
+    let Some(f) = next.ignored_future_scan else {
+        return;
+    };
+    if warned.as_ref() == Some(&f.scan_id) {
+        return;
+    }
+    log(&format!(
+        "warning: scan {} is recorded as started at {}, after now ({}): the clock that wrote it ran ahead or this one was set back; the schedule ignores it (treats it as not yet counted) and counts from the scans before it, next scan due {}",
+        f.scan_id.as_str(),
+        f.started_at.format("%Y-%m-%dT%H:%M:%SZ"),
+        now.format("%Y-%m-%dT%H:%M:%SZ"),
+        next.at.format("%Y-%m-%dT%H:%M:%SZ"),
+    ));
+    *warned = Some(f.scan_id);
 }
 
 async fn report_finished(queue: &MemoryJobQueue, watched: &mut Vec<JobId>) {

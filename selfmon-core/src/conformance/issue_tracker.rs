@@ -65,6 +65,20 @@ pub async fn issue_tracker(tracker: &dyn IssueTracker) {
         .expect("find none")
         .is_none());
 
+    // An issue selfmon filed is found by number whatever its labels (unless the tracker cannot
+    // look issues up by number at all); a number the tracker never gave is `NotFound`.
+    if let Some(got) = tracker.get_issue(a.number).await.expect("get_issue") {
+        assert_eq!(got.issue.number, a.number);
+        assert_eq!(got.issue.state, IssueState::Open);
+        assert_eq!(got.title, "[BUG] conformance one");
+        assert_eq!(got.marker.as_ref().map(Marker::fingerprint), Some("aa01"));
+        let missing = tracker.get_issue(999_999).await;
+        assert!(
+            matches!(missing, Err(crate::Error::NotFound { .. })),
+            "looking up a missing issue is Error::NotFound: {missing:?}"
+        );
+    }
+
     tracker
         .comment(a.number, &Redactor::shared().redacted("a comment"))
         .await

@@ -668,6 +668,10 @@ fn signature(id: &str, fate: SignatureFate) -> SignatureReport {
 /// A report exercising every kind of entry.
 fn full_report(record: ScanRecord) -> ScanReport {
     let mut r = ScanReport::new(record);
+    r.warnings = vec![crate::model::ScanWarning {
+        kind: "commit_horizon_held".into(),
+        message: text("held back by pid 7"),
+    }];
     r.signatures = vec![
         signature(
             "known",

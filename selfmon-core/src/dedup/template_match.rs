@@ -20,6 +20,11 @@
 //!   value;
 //!
 //! and at least two tokens that hold no placeholder agree, so `<*> failed` absorbs nothing.
+//! Two different *unquoted* names are the templater's to generalise (`queue <*> is backed up`),
+//! never this rule's; for that the engine has the templater learn every known issue's template
+//! before a scan reads ([`Templater::learn_known_template`](crate::template::Templater::learn_known_template)),
+//! so it generalises against the name an issue was filed under even when what the filing scan
+//! learned was never kept.
 //! Error codes keep their veto: a code token that differs is neither `<*>` nor a quoted name, and
 //! callers never match a signature that carries codes by its template alone.
 

@@ -3,7 +3,8 @@
 //! A scan takes the single-flight lease, closes scans a crashed process left running, and then
 //! runs four stages, each a function from a plain input to a plain output in its own file:
 //!
-//! 1. `read`: from the cursor, page by page, every new record into a digest;
+//! 1. `read`: from the cursor, page by page, every new record into a digest, templated by what
+//!    earlier scans learned and the templates of the known issues;
 //! 2. `triage`: the known issues, and which signatures they explain (counted, not
 //!    analysed again);
 //! 3. `analyse`: the prompt for the rest, the runner, validation of its answer;
@@ -43,7 +44,7 @@ use crate::error::{Error, Result};
 use crate::lease::HolderState;
 use crate::model::{
     ClaudeModel, IssueRef, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
-    SignatureFate,
+    ScanWarning, SignatureFate,
 };
 use crate::prompt;
 use crate::redact::{RedactedSignature, Redactor};
@@ -167,8 +168,8 @@ impl SelfMonitorBuilder {
         self.store = Some(s);
         self
     }
-    /// Where learned templates are kept between scans (default: nowhere; every scan starts from an
-    /// empty templater). Persistent stores implement [`TemplateMemory`] too: pass the same store
+    /// Where learned templates are kept between scans (default: nowhere; every scan starts from a
+    /// templater that knows only the known issues' templates). Persistent stores implement [`TemplateMemory`] too: pass the same store
     /// here so the same message keeps its template, and so its fingerprint, across restarts.
     pub fn template_memory(mut self, m: Arc<dyn TemplateMemory>) -> Self {
         self.template_memory = Some(m);
@@ -581,12 +582,27 @@ impl SelfMonitor {
             Some(memory) => memory.load_template_state().await?,
             None => None,
         };
+        // The known issues, and the filings the outbox still holds (a rate limit refused them):
+        // the templater learns their templates before it reads, so a name the issue was filed
+        // under is known even when what the filing scan learned was not kept.
+        let closed_since =
+            self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
+        let mut known =
+            triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
+        let open_intents = self.store.open_intents().await?;
+        let known_templates = known
+            .iter()
+            .flat_map(|k| k.templates.iter())
+            .chain(open_intents.iter().flat_map(|i| i.templates.iter()))
+            .cloned()
+            .collect();
         let read = read::read(
             ReadInput {
                 log_source: self.log_source.as_ref(),
                 config,
                 after: start.after,
                 learned_templates,
+                known_templates,
                 anchor: start.anchor.clone(),
                 target: start.target,
             },
@@ -598,6 +614,16 @@ impl SelfMonitor {
             },
         )
         .await?;
+        // A source that is held back says so with its pages; the scan still succeeds (it read
+        // everything it could prove final), so the report is where the operator sees it.
+        for w in &read.warnings {
+            let message = redactor.redacted(&w.message);
+            tracing::warn!(kind = %w.kind, message = %message, "the log source reports a problem");
+            report.warnings.push(ScanWarning {
+                kind: w.kind.clone(),
+                message,
+            });
+        }
         report.record.gap_records = read.gap_records;
         report.record.records_read = read.records_read;
         report.record.log_anchor = read.anchor.clone();
@@ -619,10 +645,6 @@ impl SelfMonitor {
         }));
 
         // 2. Triage: what known issues explain is counted (or is a regression), not analysed.
-        let closed_since =
-            self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
-        let mut known =
-            triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
         let dedup = self.deduplicator(config);
         let triaged = triage::triage(TriageInput {
             signatures: &digest.signatures,
@@ -732,10 +754,7 @@ impl SelfMonitor {
         known.note_signatures(&triaged.novel);
         // An entry whose filing waits in the outbox (a rate limit refused it) is the outbox's to
         // complete, not a candidate again.
-        let in_outbox: std::collections::HashSet<String> = self
-            .store
-            .open_intents()
-            .await?
+        let in_outbox: std::collections::HashSet<String> = open_intents
             .into_iter()
             .filter_map(|i| i.backlog_entry_id)
             .collect();

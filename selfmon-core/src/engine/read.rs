@@ -1,11 +1,11 @@
 //! Stage 1, read: from the cursor, page by page, every new record into the digest.
 
 use crate::config::SelfMonitoringConfig;
-use crate::digest::{Digest, DigestBuilder};
+use crate::digest::{Digest, DigestBuilder, OVERFLOW_TEMPLATE};
 use crate::error::{Error, Result};
 use crate::model::LogAnchor;
-use crate::template::Templater;
-use crate::traits::LogSource;
+use crate::template::{template_text, Templater};
+use crate::traits::{LogSource, SourceWarning};
 
 /// Where reading starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +91,12 @@ pub(crate) struct ReadInput<'a> {
     /// What earlier scans learned (a [`Templater`] state), so the same message keeps its template
     /// and so its fingerprint.
     pub learned_templates: Option<String>,
+    /// The templates of the issues the scan knows and of the filings waiting in the outbox, as
+    /// persisted: the templater learns those its learned state does not cover before it reads
+    /// (see [`Templater::learn_known_template`]), so a message with another name in place of an
+    /// issue's still generalises against it when the records behind the issue were never learned
+    /// by a scan that kept what it learned.
+    pub known_templates: Vec<String>,
     /// The anchor to carry forward when nothing is read (see [`Start::anchor`]).
     pub anchor: Option<LogAnchor>,
     /// Read no record above this id (see [`Start::target`]); `None`: read until the source has
@@ -114,6 +120,8 @@ pub(crate) struct ReadOutput {
     pub gap_records: u64,
     /// The last record read (or the anchor carried forward): the next scan checks it.
     pub anchor: Option<LogAnchor>,
+    /// What the source warned about while this scan read: one per kind, the latest page's.
+    pub warnings: Vec<SourceWarning>,
 }
 
 /// Reads everything new (up to `max_records_per_scan`) into a digest.
@@ -126,16 +134,29 @@ pub(crate) async fn read(
         config,
         after: start,
         learned_templates,
+        known_templates,
         mut anchor,
         target,
     } = input;
-    let templater = match learned_templates {
+    let mut templater = match learned_templates {
         Some(state) => Templater::from_state_json(&state).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "learned templates are unreadable; starting afresh");
             Templater::new()
         }),
         None => Templater::new(),
     };
+    // An overflow bucket's template names no message.
+    let relearned = known_templates
+        .iter()
+        .filter(|t| template_text(t) != OVERFLOW_TEMPLATE)
+        .filter(|t| templater.learn_known_template(t))
+        .count();
+    if relearned > 0 {
+        tracing::debug!(
+            relearned,
+            "learned templates of known issues that the learned state did not cover"
+        );
+    }
     let mut builder = DigestBuilder::with_templater(config, templater)?;
     let mut after = start;
     let mut first_id: Option<i64> = None;
@@ -143,6 +164,7 @@ pub(crate) async fn read(
     let mut read = 0u64;
     let mut gap_records = 0;
     let mut first_page = true;
+    let mut warnings: Vec<SourceWarning> = Vec::new();
     let target = target.unwrap_or(i64::MAX);
     while read < config.max_records_per_scan && after < target {
         let limit = (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
@@ -155,6 +177,12 @@ pub(crate) async fn read(
         if first_page {
             gap_records = page.missing_before_first;
             first_page = false;
+        }
+        for w in std::mem::take(&mut page.warnings) {
+            match warnings.iter_mut().find(|seen| seen.kind == w.kind) {
+                Some(seen) => *seen = w,
+                None => warnings.push(w),
+            }
         }
         for r in &page.records {
             if r.id <= after {
@@ -179,6 +207,16 @@ pub(crate) async fn read(
         }
         after = through;
     }
+    // The cursor moved past rows the source filtered out (INFO below the level filter): the
+    // anchor must name the record at the cursor, or a log recreated and grown past the cursor
+    // would pass the next scan's check (its last *kept* record may be long gone or absent) and
+    // its first records be skipped. A source whose `record_at` sees only kept records answers
+    // `None` here, and the older anchor stays.
+    if after > start && anchor.as_ref().is_none_or(|a| a.id < after) {
+        if let Some(r) = log_source.record_at(after).await? {
+            anchor = Some(LogAnchor::of(&r));
+        }
+    }
     let (digest, templater) = builder.finish_with_templater();
     Ok(ReadOutput {
         digest,
@@ -189,6 +227,7 @@ pub(crate) async fn read(
         records_read: read,
         gap_records,
         anchor,
+        warnings,
     })
 }
 
@@ -220,6 +259,7 @@ mod tests {
                 config: &config,
                 after: start.after,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -250,6 +290,7 @@ mod tests {
                 config: &config,
                 after: 0,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -275,6 +316,7 @@ mod tests {
                 config: &config,
                 after: 0,
                 learned_templates: None,
+                known_templates: Vec::new(),
                 anchor: None,
                 target: None,
             },
@@ -395,6 +437,7 @@ mod tests {
                     config: &config,
                     after: begin.after,
                     learned_templates: None,
+                    known_templates: Vec::new(),
                     anchor: None,
                     target: begin.target,
                 },

@@ -36,7 +36,19 @@ pub(crate) async fn known_issues(
                 }
                 k.issue.state = t.issue.state;
             }
-            // Not listed: closed before the window (or deleted). A recurrence is a regression.
+            // Not listed, though the store last saw it open: closed (before the window) or
+            // deleted, or still open without selfmon's label (a person removed it, or it could
+            // not be created). Only the tracker can tell; taking an open issue for closed would
+            // make every recurrence a regression, commented on (and reopened) every scan.
+            None if row.issue.state == IssueState::Open => {
+                let state = unlisted_state(tracker, row.issue.number).await?;
+                if state != row.issue.state {
+                    store.set_issue_state(row.issue.number, state).await?;
+                }
+                k.issue.state = state;
+            }
+            // Not listed and recorded closed: closed before the window. A recurrence is a
+            // regression (and reopening it records it open, so it is looked up again).
             None => k.issue.state = IssueState::Closed,
         }
         seen.insert(row.issue.number);
@@ -64,6 +76,25 @@ pub(crate) async fn known_issues(
         }
     }
     Ok(KnownIssues::new(known))
+}
+
+/// The state of an issue the store recorded as open that the tracker's listing left out.
+async fn unlisted_state(tracker: &dyn IssueTracker, number: u64) -> Result<IssueState> {
+    match tracker.get_issue(number).await {
+        Ok(Some(t)) => Ok(t.issue.state),
+        // The tracker cannot look it up: as before `get_issue` existed, taken for closed.
+        Ok(None) => Ok(IssueState::Closed),
+        Err(
+            e @ crate::Error::NotFound {
+                component: crate::Component::IssueTracker,
+                ..
+            },
+        ) => {
+            tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue; recording it closed");
+            Ok(IssueState::Closed)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// The classification of an issue whose body recorded none (one a person filed with selfmon's

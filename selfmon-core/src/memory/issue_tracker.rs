@@ -69,6 +69,14 @@ impl MemoryIssueTracker {
         self.lock().issues.retain(|i| i.number != number);
     }
 
+    /// Removes `label` from an issue, as a person might: `list_issues` no longer returns it
+    /// when the label was `selfmon`, though it is still there.
+    pub fn remove_label(&self, number: u64, label: &str) {
+        if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
+            i.labels.retain(|l| l != label);
+        }
+    }
+
     /// Closes an issue, as a maintainer would.
     pub fn close(&self, number: u64, at: DateTime<Utc>) {
         if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
@@ -98,6 +106,17 @@ fn to_ref(i: &MemoryIssue) -> IssueRef {
     }
 }
 
+fn tracked(i: &MemoryIssue) -> TrackedIssue {
+    TrackedIssue {
+        issue: to_ref(i),
+        title: i.title.clone(),
+        labels: i.labels.clone(),
+        marker: Marker::find_in(&i.body),
+        classification: classification_in(&i.body),
+        closed_at: i.closed_at,
+    }
+}
+
 #[async_trait]
 impl IssueTracker for MemoryIssueTracker {
     async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
@@ -111,14 +130,7 @@ impl IssueTracker for MemoryIssueTracker {
                 (IssueState::Closed, Some(since), Some(at)) => at >= since,
                 _ => false,
             })
-            .map(|i| TrackedIssue {
-                issue: to_ref(i),
-                title: i.title.clone(),
-                labels: i.labels.clone(),
-                marker: Marker::find_in(&i.body),
-                classification: classification_in(&i.body),
-                closed_at: i.closed_at,
-            })
+            .map(tracked)
             .collect())
     }
 
@@ -162,5 +174,11 @@ impl IssueTracker for MemoryIssueTracker {
             .iter()
             .find(|i| i.body.contains(marker.as_str()))
             .map(to_ref))
+    }
+
+    async fn get_issue(&self, number: u64) -> Result<Option<TrackedIssue>> {
+        let mut inner = self.lock();
+        let i = find_mut(&mut inner.issues, number)?;
+        Ok(Some(tracked(i)))
     }
 }

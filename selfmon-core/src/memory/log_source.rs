@@ -130,11 +130,21 @@ impl LogSource for MemoryLogSource {
             records,
             scanned_through,
             missing_before_first,
+            warnings: Vec::new(),
         })
     }
 
     async fn max_id(&self) -> Result<Option<i64>> {
         Ok(self.lock().records.last().map(|r| r.id))
+    }
+
+    /// The record under `id` whatever its level (the level filter applies to pages only).
+    async fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
+        let i = self.lock();
+        Ok(i.records
+            .binary_search_by_key(&id, |r| r.id)
+            .ok()
+            .map(|at| i.records[at].clone()))
     }
 
     fn describe(&self) -> LogSourceDescription {

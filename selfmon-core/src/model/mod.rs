@@ -23,9 +23,10 @@ pub use issue::{
 };
 pub use record::{Level, LogRecord};
 pub use report::{
-    IssueEvent, IssueEventKind, RejectedFindingReport, ReportOmissions, SignatureFate,
+    IssueEvent, IssueEventKind, RejectedFindingReport, ReportOmissions, ScanWarning, SignatureFate,
     SignatureReport, SkippedSignature, SkippedSignatureReport, MAX_REPORT_DIGEST_BYTES,
-    MAX_REPORT_SIGNATURES, MAX_REPORT_TEMPLATE_CHARS, MAX_REPORT_TEXT_CHARS, UNKNOWN_SIGNATURE_ID,
+    MAX_REPORT_SIGNATURES, MAX_REPORT_TEMPLATE_CHARS, MAX_REPORT_TEXT_CHARS, MAX_REPORT_WARNINGS,
+    UNKNOWN_SIGNATURE_ID,
 };
 pub use scan::{
     DuplicateCounts, FindingOutcome, LogAnchor, ScanId, ScanRecord, ScanReport, ScanStatus,

@@ -79,6 +79,20 @@ pub struct RejectedFindingReport {
     pub reasons: Vec<RedactedText>,
 }
 
+/// A condition the log source reported while the scan read (see
+/// [`SourceWarning`](crate::traits::SourceWarning)), as a report keeps it: the scan succeeded, but
+/// the operator has something to fix (a session holding PostgreSQL's commit horizon back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanWarning {
+    /// The source's stable name of the condition (`commit_horizon_held`).
+    pub kind: String,
+    /// What is wrong and what to do, redacted and capped at [`MAX_REPORT_TEXT_CHARS`].
+    pub message: RedactedText,
+}
+
+/// Most warnings a report keeps (one per kind; sources have few kinds).
+pub const MAX_REPORT_WARNINGS: usize = 20;
+
 /// Parts of a report dropped to keep it within its bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReportOmissions {

@@ -404,6 +404,12 @@ pub struct ScanReport {
     /// What was left out to keep the report bounded.
     #[serde(default)]
     pub omitted: ReportOmissions,
+    /// Conditions the log source reported while this scan read, one per kind (an open
+    /// transaction holding PostgreSQL's commit horizon back, naming the session and what to do),
+    /// at most [`MAX_REPORT_WARNINGS`](crate::model::MAX_REPORT_WARNINGS). Empty for a healthy
+    /// read. `selfmon scan` and `selfmon history` print them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<crate::model::ScanWarning>,
     /// Whether the explanations (everything but `record`) were stored. False for a scan whose
     /// process stopped before it saved them, or one recorded before reports were kept.
     #[serde(default = "yes")]
@@ -429,6 +435,7 @@ impl ScanReport {
             digest_sent: None,
             previous_cursor: None,
             omitted: ReportOmissions::default(),
+            warnings: Vec::new(),
             details_recorded: true,
         }
     }
@@ -454,6 +461,10 @@ impl ScanReport {
             for t in o.texts_mut() {
                 cap(t);
             }
+        }
+        self.warnings.truncate(crate::model::MAX_REPORT_WARNINGS);
+        for w in &mut self.warnings {
+            cap(&mut w.message);
         }
         for r in &mut self.rejected {
             cap(&mut r.title);

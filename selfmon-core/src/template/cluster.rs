@@ -5,9 +5,12 @@ use std::hash::Hasher as _;
 use crate::hash::{sha256_hex, FxHasher, FxMap, FxSet};
 
 use super::config::TemplaterConfig;
-use super::masks::{is_error_code, mask_into, split_spaces, trim_lead_punct, trim_tail_punct};
+use super::masks::{
+    is_error_code, is_specific_template, mask_into, split_spaces, trim_lead_punct, trim_tail_punct,
+};
 use super::seal::{
-    is_stand_in, seal_token, secret_bearing_tokens, stand_in_flags, stand_in_matches, SecretTokens,
+    is_stand_in, seal_token, secret_bearing_tokens, stand_in_flags, stand_in_matches,
+    template_fingerprint, template_text, SecretTokens,
 };
 use crate::redact::Redactor;
 
@@ -292,6 +295,77 @@ impl Templater {
         };
         self.scratch = masked;
         id
+    }
+
+    /// Makes sure the templater knows `template`, the template something was filed or deferred
+    /// under (an issue's, a filing's in the outbox), as persisted: possibly sealed
+    /// ([`seal_template`](super::seal_template)). Returns whether it learned anything.
+    ///
+    /// Deduplication leaves it to the templater to decide that two unquoted names in one position
+    /// are one message (`queue billingRepository …` and `queue userController …`), and the
+    /// templater can only decide it for a name it knows. What it learned from the records behind
+    /// an issue can be gone while the issue stays: the scan that filed it failed afterwards (what
+    /// it learned is committed only with its cursor) and the records were never read again (the
+    /// log was recreated, or retention removed them); the cluster was evicted; or the host keeps
+    /// no learned state at all. Learning the issue's template restores what the next name needs
+    /// to generalise against, by the templater's own rules: a different constant word (`VM
+    /// Started` / `VM Stopped`, `HTTPS` / `SOCKS5`) never joins it.
+    ///
+    /// A template some learned cluster already covers (every position equal, `<*>` in the
+    /// cluster, or one side the sealed stand-in of the other) changes nothing, not even the
+    /// recency the eviction goes by, so a templater that learned the issue's records maps every
+    /// message exactly as before. Otherwise it is learned as if its message had been read (it is
+    /// that message's masked text, or a generalisation of it): it joins (and generalises) the
+    /// cluster the message would have joined, or founds one. A cluster it founds counts as the
+    /// least recently used until a message joins it, so it is the first evicted rather than
+    /// displacing clusters that messages use, and a sealed template keeps the fingerprint of its
+    /// clear text. A template with fewer than two constant tokens is ignored, as deduplication
+    /// ignores it ([`is_specific_template`](super::is_specific_template)).
+    pub fn learn_known_template(&mut self, template: &str) -> bool {
+        let text = template_text(template);
+        if !is_specific_template(text) {
+            return false;
+        }
+        let tokens = self.tokens_of(text);
+        let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
+        if self.covering_cluster(&tokens, &flags).is_some() {
+            return false;
+        }
+        let founded = self.next_id;
+        let id = self.learn_tokens(&tokens, &flags);
+        if self.next_id != founded && id == founded {
+            // Founded, and nothing merged into it.
+            if let Some(c) = self.clusters.get_mut(&id).filter(|c| c.size == 1) {
+                c.last_seen = 0;
+                if c.tokens.iter().any(|t| is_stand_in(t)) {
+                    c.fingerprint = template_fingerprint(template);
+                }
+            }
+        }
+        true
+    }
+
+    /// A learned cluster whose template covers `tokens` (a template): every position equal, `<*>`
+    /// in the cluster, or one of the two the stand-in of the other. Looks through every cluster of
+    /// the leaves a message of these tokens is routed to.
+    fn covering_cluster(&self, tokens: &[&str], flags: &[u8]) -> Option<ClusterId> {
+        let own = self.find_leaf(tokens, flags, false);
+        let wild = self.find_leaf(tokens, flags, true);
+        let covers = |c: &Cluster| {
+            c.tokens.len() == tokens.len()
+                && c.tokens.iter().zip(tokens).all(|(t, m)| {
+                    &**t == WILDCARD
+                        || &**t == *m
+                        || stand_in_matches(t, m)
+                        || stand_in_matches(m, t)
+                })
+        };
+        [own, wild]
+            .into_iter()
+            .flatten()
+            .flat_map(|leaf| self.nodes[leaf].clusters.iter())
+            .copied()
+            .find(|id| self.clusters.get(id).is_some_and(covers))
     }
 
     /// Records in cluster `id` the tokens of `tokens` (the masked `message`) that held part of a

@@ -1333,3 +1333,106 @@ fn host_names_are_told_from_dotted_words() {
         assert_eq!(is_host_general(host.as_bytes()), want, "{host}");
     }
 }
+
+#[test]
+fn a_known_template_lets_a_later_name_generalise_against_it_and_no_different_word() {
+    let mut t = Templater::new();
+    for known in [
+        "queue billingRepository is backed up (<NUM> messages)",
+        "VM Started on host <*> (<SIZE>)",
+        "proxy HTTPS handshake failed for upstream",
+    ] {
+        assert!(t.learn_known_template(known), "{known}");
+        assert!(!t.learn_known_template(known), "learned once: {known}");
+    }
+    assert_eq!(
+        t.learn_and_template("queue userController is backed up (512 messages)")
+            .text,
+        "queue <*> is backed up (<NUM> messages)",
+        "a name after `queue` generalises, as if the issue's message had been read"
+    );
+    for (message, literal) in [
+        (
+            "VM Stopped on host alpha (512 MB)",
+            "VM Stopped on host alpha (<SIZE>)",
+        ),
+        (
+            "proxy SOCKS5 handshake failed for upstream",
+            "proxy SOCKS5 handshake failed for upstream",
+        ),
+    ] {
+        assert_eq!(t.learn_and_template(message).text, literal, "{message}");
+    }
+    // Too little constant text to name a message: ignored, as deduplication ignores it.
+    assert!(!t.learn_known_template("<*> failed"));
+}
+
+#[test]
+fn a_known_template_the_learned_state_covers_changes_nothing() {
+    let mut t = Templater::new();
+    for name in ["billingRepository", "userController"] {
+        t.learn(&format!("queue {name} is backed up (512 messages)"));
+    }
+    t.learn("clone of repo alpha failed after 3 attempts");
+    let before = t.to_state_json();
+    for covered in [
+        // The template an issue was filed under before the name generalised, and after.
+        "queue billingRepository is backed up (<NUM> messages)",
+        "queue <*> is backed up (<NUM> messages)",
+        "clone of repo alpha failed after <NUM> attempts",
+    ] {
+        assert!(!t.learn_known_template(covered), "{covered}");
+    }
+    assert_eq!(
+        t.to_state_json(),
+        before,
+        "not even the recency eviction goes by moves"
+    );
+}
+
+#[test]
+fn a_sealed_known_template_keeps_the_fingerprint_of_its_clear_text() {
+    let red = crate::redact::Redactor::new();
+    let message =
+        "model call failed with key sk-ant-api03-AbCdEfGh1234IjKlMnOp5678QrStUvWx9012-YzAbCdEf_yz";
+    let clear = Templater::new().learn_and_template(message);
+    let sealed = seal_template(&clear.text, &red);
+    assert_ne!(sealed, clear.text, "the key is sealed");
+    let mut t = Templater::new();
+    assert!(t.learn_known_template(&sealed));
+    assert!(
+        !t.learn_known_template(&clear.text),
+        "the clear template is covered by its sealed form"
+    );
+    assert_eq!(t.template(message).fingerprint, clear.fingerprint);
+    let state = t.to_state_json();
+    assert!(!state.contains("AbCdEfGh"), "{state}");
+    assert_eq!(t.learn_and_template(message), clear);
+}
+
+#[test]
+fn a_cluster_founded_by_a_known_template_is_evicted_before_clusters_messages_use() {
+    let mut t = Templater::with_config(TemplaterConfig {
+        max_clusters: 20,
+        ..Default::default()
+    });
+    // Messages of different lengths never share a cluster: one cluster each.
+    let tick = |n: usize| format!("tick{}", " x".repeat(n));
+    let ids: Vec<ClusterId> = (1..=5).map(|n| t.learn(&tick(n))).collect();
+    let known = "queue billingRepository is backed up (<NUM> messages)";
+    assert!(t.learn_known_template(known));
+    for n in 6..=20 {
+        t.learn(&tick(n));
+    }
+    // 21 clusters: the oldest three go, and the known template's counts as the oldest.
+    assert_eq!(t.cluster_count(), 18);
+    assert!(t.cluster_template(ids[0]).is_none());
+    assert!(
+        t.cluster_template(ids[2]).is_some(),
+        "a cluster a message founded outlives the known template's, though older"
+    );
+    assert!(
+        t.learn_known_template(known),
+        "an evicted known template is learned again"
+    );
+}

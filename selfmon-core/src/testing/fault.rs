@@ -253,6 +253,10 @@ impl<T: IssueTracker> IssueTracker for FaultyTracker<T> {
         self.check(TrackerFault::FindFails, "find")?;
         self.inner.find_by_marker(marker).await
     }
+
+    async fn get_issue(&self, number: u64) -> Result<Option<TrackedIssue>> {
+        self.inner.get_issue(number).await
+    }
 }
 
 /// Operations of a state store that [`FaultyStateStore`] can make fail.

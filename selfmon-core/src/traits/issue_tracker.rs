@@ -15,6 +15,9 @@ use crate::redact::RedactedText;
 /// - [`create_issue`](IssueTracker::create_issue) sends the draft as is (title, body with marker,
 ///   labels) and must never retry on its own after the request may have reached the tracker: the
 ///   engine's outbox decides, using [`find_by_marker`](IssueTracker::find_by_marker).
+/// - [`get_issue`](IssueTracker::get_issue) looks one issue up by number, whatever its labels, so
+///   an issue selfmon filed that the listing misses (a person removed its label, or the label
+///   could not be created) is not taken for closed.
 /// - [`find_by_marker`](IssueTracker::find_by_marker) finds an issue (open or closed) whose body holds
 ///   the marker, or `None` when the tracker has none; it must see issues created moments ago.
 /// - `comment` and `reopen` on a number that does not exist are errors, not silent successes:
@@ -47,6 +50,25 @@ pub trait IssueTracker: Send + Sync {
 
     /// The issue carrying `marker`, if any.
     async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+
+    /// The issue with this number as the tracker has it now, open or closed, whatever its labels.
+    ///
+    /// The engine asks only for issues its state store records as open that
+    /// [`list_issues`](IssueTracker::list_issues) did not return (one call per such issue and
+    /// scan): without the answer it would take such an issue for closed and comment on (and
+    /// reopen) an open issue as a regression on every scan.
+    ///
+    /// - `Ok(Some(issue))`: the issue and its current state.
+    /// - `Err(Error::NotFound)`: the tracker has no such issue (deleted, or transferred out of
+    ///   reach); the engine then records it as closed.
+    /// - `Ok(None)`: this tracker cannot look issues up by number (the default, right for a
+    ///   tracker whose `list_issues` returns every issue selfmon filed whatever its labels); the
+    ///   engine then takes an issue the listing missed for closed.
+    /// - Other errors as for every method (a spent rate limit is `RateLimited`).
+    async fn get_issue(&self, number: u64) -> Result<Option<TrackedIssue>> {
+        let _ = number;
+        Ok(None)
+    }
 }
 
 crate::traits::forward::forward! {
@@ -56,5 +78,6 @@ crate::traits::forward::forward! {
         async fn comment(&self, number: u64, body: &RedactedText) -> Result<()>;
         async fn reopen(&self, number: u64) -> Result<()>;
         async fn find_by_marker(&self, marker: &Marker) -> Result<Option<IssueRef>>;
+        async fn get_issue(&self, number: u64) -> Result<Option<TrackedIssue>>;
     }
 }

@@ -18,6 +18,24 @@ pub struct LogPage {
     /// Ids between `after` and the first id present that no longer exist (deleted by retention
     /// before the scan reached them). Only reported for the first gap after `after`.
     pub missing_before_first: u64,
+    /// What the operator should know about this read: something holds reading back (an open
+    /// transaction pinning PostgreSQL's commit horizon), with what to do about it. The engine puts
+    /// them in [`ScanReport::warnings`](crate::ScanReport::warnings) (one per
+    /// [`kind`](SourceWarning::kind) per scan) and logs them. Empty for a healthy read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<SourceWarning>,
+}
+
+/// A condition a [`LogSource`] reports with a page: reading is not failing, but it is held back
+/// or degraded in a way only the operator can fix. Never log content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceWarning {
+    /// A stable, machine-readable name of the condition (`commit_horizon_held`). A scan keeps one
+    /// warning per kind: the latest page's.
+    pub kind: String,
+    /// What is wrong, who causes it and what to do, for a person. The engine redacts it before it
+    /// is stored or shown, like every other text it keeps.
+    pub message: String,
 }
 
 /// What a source tells the prompt about itself.
@@ -57,11 +75,18 @@ pub trait LogSource: Send + Sync {
     /// last record the previous scan read (its anchor, at or below the cursor) to tell a recreated
     /// log from the same one, so `None` must mean "not there", never "not known yet": a source
     /// whose [`read_after`](LogSource::read_after) holds back records it cannot yet prove final
-    /// (PostgreSQL's commit horizon) answers this from what is committed, without waiting. A
-    /// record below the source's level filter may be returned or not.
+    /// (PostgreSQL's commit horizon) answers this from what is committed, without waiting.
+    ///
+    /// A record below the source's level filter should be returned too: when a scan's cursor ends
+    /// on a filtered-out row (a page of INFO records), the engine anchors on the record at the
+    /// cursor if this returns it, and otherwise keeps the last record it read (or none), which
+    /// leaves a log recreated and grown past that cursor unrecognised. What an id-based check
+    /// cannot see at all: a recreated log whose records up to the old cursor were all removed by
+    /// retention before the next scan looks like the old log after retention; nothing present is
+    /// skipped, but those removed records are not counted as a gap.
     ///
     /// The default reads `read_after(id - 1, 1)`, right for a source whose pages show every
-    /// committed record.
+    /// committed record; it cannot return a filtered-out record.
     async fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
         let page = self.read_after(id.saturating_sub(1), 1).await?;
         Ok(page.records.into_iter().next().filter(|r| r.id == id))

@@ -25,7 +25,7 @@ pub use deduplicator::{
 pub use issue_ledger::IssueLedger;
 pub use issue_tracker::IssueTracker;
 pub use job_queue::{JobId, JobKind, JobQueue, JobSpec, JobStatus, Submission};
-pub use log_source::{LogPage, LogSource, LogSourceDescription};
+pub use log_source::{LogPage, LogSource, LogSourceDescription, SourceWarning};
 pub use scan_history::{IssueFilter, Page, PageRequest, ScanHistory};
 pub use scan_ledger::{Lease, LeaseHolder, LeaseOutcome, LeaseRenewal, ScanLedger};
 pub use state_store::StateStore;

@@ -8,8 +8,9 @@ use crate::error::Result;
 /// maps to the same template, and so to the same fingerprint, across scans and restarts.
 ///
 /// Optional: give one to [`SelfMonitorBuilder::template_memory`](crate::engine::SelfMonitorBuilder::template_memory).
-/// Without it every scan starts from an empty templater (templates are then stable only for messages
-/// that need no learning).
+/// Without it every scan starts from a templater that knows only the templates of the known issues
+/// (templates are then stable only for messages that need no learning; a name in place of one an
+/// issue was filed under still generalises against it).
 ///
 /// Contract:
 /// - `load_template_state` returns exactly the document of the latest successful

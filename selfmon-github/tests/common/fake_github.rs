@@ -33,6 +33,8 @@ pub struct State {
     pub log: Vec<String>,
     /// The next issue create is applied, but its response is held back this long (a lost response).
     pub delay_next_create: Option<std::time::Duration>,
+    /// Issues transferred to another repository: old number → the issue there (renumbered).
+    pub transferred: std::collections::BTreeMap<u64, FakeIssue>,
 }
 
 #[derive(Clone)]
@@ -90,6 +92,33 @@ impl FakeGitHub {
 
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// Changes issue `number` as a person on GitHub would.
+    pub fn edit(&self, number: u64, change: impl FnOnce(&mut FakeIssue)) {
+        let mut s = self.state.lock().unwrap();
+        let issue = s.issues.iter_mut().find(|i| i.number == number).unwrap();
+        change(issue);
+        issue.updated_at = Utc::now();
+    }
+
+    /// Deletes issue `number`, as a maintainer can: it answers 404 from then on.
+    pub fn delete(&self, number: u64) {
+        self.state
+            .lock()
+            .unwrap()
+            .issues
+            .retain(|i| i.number != number);
+    }
+
+    /// Transfers issue `number` to another repository, as a maintainer can: GitHub answers its
+    /// old address with 301 to the issue's new one (renumbered `number + 100`).
+    pub fn transfer(&self, number: u64) {
+        let mut s = self.state.lock().unwrap();
+        let at = s.issues.iter().position(|i| i.number == number).unwrap();
+        let mut issue = s.issues.remove(at);
+        issue.number += 100;
+        s.transferred.insert(number, issue);
     }
 
     /// Lets the search index catch up.
@@ -150,6 +179,27 @@ impl Respond for FakeGitHub {
         let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
         let body: Value = req.body_json().unwrap_or(Value::Null);
         let now = Utc::now();
+        // A transferred issue: its old address redirects; its new one is in another repository.
+        if let ["repos", "acme", "server", "issues", n, rest @ ..] = segs.as_slice() {
+            if let Some(moved) = n.parse().ok().and_then(|n: u64| s.transferred.get(&n)) {
+                let tail = rest.iter().map(|r| format!("/{r}")).collect::<String>();
+                return ResponseTemplate::new(301).insert_header(
+                    "location",
+                    format!(
+                        "{}/repositories/77/issues/{}{tail}",
+                        self.base_uri, moved.number
+                    ),
+                );
+            }
+        }
+        if let ("GET", ["repositories", "77", "issues", n]) = (method, segs.as_slice()) {
+            if let Some(moved) = s.transferred.values().find(|i| i.number.to_string() == *n) {
+                let mut json = self.issue_json(moved);
+                json["html_url"] =
+                    format!("https://github.example/elsewhere/tools/issues/{n}").into();
+                return ResponseTemplate::new(200).set_body_json(json);
+            }
+        }
         match (method, segs.as_slice()) {
             ("GET", ["repos", "acme", "server", "issues"]) => {
                 let label_filter: Vec<String> = query(req, "labels")
@@ -242,6 +292,12 @@ impl Respond for FakeGitHub {
                 match s.delay_next_create.take() {
                     Some(d) => t.set_delay(d),
                     None => t,
+                }
+            }
+            ("GET", ["repos", "acme", "server", "issues", n]) => {
+                match s.issues.iter().find(|i| i.number.to_string() == *n) {
+                    Some(issue) => ResponseTemplate::new(200).set_body_json(self.issue_json(issue)),
+                    None => error(404, "Not Found"),
                 }
             }
             ("PATCH", ["repos", "acme", "server", "issues", n]) => {

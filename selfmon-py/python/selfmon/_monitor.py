@@ -116,7 +116,9 @@ class SelfMonitor:
     def next_scan_at(self, now: Optional[datetime] = None) -> Optional[datetime]:
         """When the next scheduled scan is due (aware UTC), or ``None`` when disabled.
 
-        The latest scan's start plus ``cadence_minutes``; ``now`` when no scan ever ran.
+        The latest scan's start plus ``cadence_minutes``; ``now`` when no scan ever ran. Dry runs
+        do not count (unless ``dry_run`` is configured); after a failed scan the next is due one
+        minute after it ended, doubling with each failure in a row up to ``cadence_minutes``.
         """
         return _parse_time(self._native.next_scan_at(_aware(now).isoformat()))
 
