@@ -695,6 +695,59 @@ fn the_schema_pipe_the_help_shows_creates_the_logs_table() {
 }
 
 #[test]
+fn serve_scheduler_reload_names_the_changed_sections_that_need_a_restart() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 10080,"#);
+    seed(&env);
+    let log_path = env.path("scheduler.log");
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(|| log().contains("succeeded"), "the first scheduled scan");
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""logs": { "path": "logs.db" }"#,
+            r#""logs": { "path": "logs.db", "min_level": "ERROR" }"#,
+        )
+        .replace(r#""dir": "issues""#, r#""dir": "other-issues""#)
+        .replace(
+            r#""max_new_issues_per_scan": 20"#,
+            r#""max_new_issues_per_scan": 3"#,
+        ),
+    )
+    .unwrap();
+    wait_for(
+        || log().contains("configuration reloaded"),
+        "the reload of the edited file",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut child = child;
+    let _ = child.wait();
+    let log = log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("NOT applied until serve-scheduler is restarted: logs, tracker"),
+        "{log}"
+    );
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");

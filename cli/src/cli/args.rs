@@ -202,7 +202,10 @@ pub enum PromptCommand {
 /// `selfmon serve-scheduler`.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// The configuration file; re-read before every tick, so edits apply without a restart.
+    /// The configuration file; re-read when it changes and on SIGHUP. The monitoring settings at
+    /// the top level (enabled, cadence, model, budgets, ignore, redaction, ...) apply from the next
+    /// scan; changes to the `logs`, `state`, `runner` or `tracker` sections or to `page_size` need
+    /// a restart (the log names them when it reloads).
     #[arg(long, short)]
     pub config: PathBuf,
     /// Touching this file (changing its modification time) runs a scan now.
