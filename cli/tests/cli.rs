@@ -941,6 +941,48 @@ fn a_scan_whose_runner_binary_does_not_resolve_is_a_configuration_error_not_a_re
     );
 }
 
+/// A scan that fails prints its error on stderr, which journald and cron mail keep: it is
+/// redacted like the copy kept in history. The model CLI here fails quoting a token it read.
+#[test]
+fn a_failed_scan_prints_its_error_redacted() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let secret = "ghp_R4nd0mT0kenV4lue0123456789abcdefABCD";
+    let cli = env.path("claude-fails.sh");
+    std::fs::write(
+        &cli,
+        format!("#!/bin/sh\ncat > /dev/null\necho \"fatal: upstream rejected token {secret}\" >&2\nexit 1\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        format!(
+            r#"{{ "logs": {{ "path": "logs.db" }}, "state": {{ "path": "state.db" }},
+                 "runner": {{ "kind": "claude", "binary": "{}", "timeout_secs": 60 }},
+                 "tracker": {{ "kind": "folder", "dir": "issues" }} }}"#,
+            cli.display()
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let o = env.scan(&[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("upstream rejected token [REDACTED:github_token]"),
+        "{err}"
+    );
+    assert!(!err.contains(&secret[..12]), "{err}");
+    let c = env.config();
+    let h = run(&["history", "--config", &c]);
+    assert!(
+        !text(&h.stdout).contains(&secret[..12]),
+        "{}",
+        text(&h.stdout)
+    );
+}
+
 /// `selfmon history | head -1` and the like: the reader closing the pipe early is no crash (it was
 /// a "failed printing to stdout" panic, exit 101, even after a scan had succeeded).
 #[test]

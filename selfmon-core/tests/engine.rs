@@ -1226,3 +1226,76 @@ async fn a_source_warning_reaches_the_scan_report_once_per_kind_redacted() {
         "redacted like every text the report keeps: {w:?}"
     );
 }
+
+/// A log source whose first read panics (a defect in an adapter), then reads normally.
+struct PanicsOnFirstRead {
+    inner: Arc<selfmon_core::testing::MemoryLogSource>,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl selfmon_core::LogSource for PanicsOnFirstRead {
+    async fn read_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> selfmon_core::Result<selfmon_core::LogPage> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("index out of bounds in the adapter");
+        }
+        self.inner.read_after(after, limit).await
+    }
+    async fn max_id(&self) -> selfmon_core::Result<Option<i64>> {
+        self.inner.max_id().await
+    }
+    fn describe(&self) -> selfmon_core::LogSourceDescription {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_scan_fails_that_scan_and_the_next_reads_the_same_records() {
+    // A panic unwound through the host: the CLI exited 101 with a RUNNING scan left behind, and
+    // a scheduler's worker never ran another scan.
+    let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let tracker = Arc::new(selfmon_core::testing::MemoryIssueTracker::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(Arc::new(PanicsOnFirstRead {
+            inner: logs.clone(),
+            panicked: Default::default(),
+        }))
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let e = monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert!(
+        matches!(&e, selfmon_core::Error::Panicked { message } if message.contains("index out of bounds")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("recorded as failed"), "{e}");
+    let scans = store.scans();
+    assert_eq!(scans.len(), 1);
+    assert_eq!(
+        scans[0].status,
+        ScanStatus::Failure,
+        "recorded, not left RUNNING"
+    );
+    assert!(store.lease().is_none(), "the lease is released");
+    let report = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.records_read, 1,
+        "the same record is read again"
+    );
+    assert_eq!(report.record.issues_created, 1);
+}

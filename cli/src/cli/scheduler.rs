@@ -20,11 +20,14 @@ fn mtime(path: Option<&Path>) -> Option<SystemTime> {
         .and_then(|m| m.modified().ok())
 }
 
+/// One line on stderr (journald keeps it), redacted: a failed scan's error can quote a log
+/// record or the model CLI's stderr.
 fn log(line: &str) {
+    let line = selfmon::redact::Redactor::shared().redact(line);
     eprintln!(
         "{} selfmon: {}",
         Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-        super::terminal::safe(line)
+        super::terminal::safe(&line)
     );
 }
 
