@@ -221,6 +221,10 @@ pub struct DigestBuilder {
     /// Overflow signatures, by level.
     overflow: [Option<Box<(Signature, Tracking)>>; 5],
     evicted: u64,
+    /// Per source: the slot, its creation sequence and the level of the source's last record that
+    /// was not a stack frame. Frames logged as records of their own belong to that record's crash
+    /// report (see [`is_frame_record`]).
+    last_by_source: FxMap<u32, (usize, u64, Level)>,
 }
 
 /// What the builder remembers about one signature beyond the [`Signature`] itself.
@@ -336,6 +340,7 @@ impl DigestBuilder {
             digest: Digest::default(),
             overflow: Default::default(),
             evicted: 0,
+            last_by_source: FxMap::default(),
         })
     }
 
@@ -372,9 +377,15 @@ impl DigestBuilder {
             Some(s) => self.sources.get(s).copied(),
         };
         let code_set = self.code_sets.get(&codes).copied();
+        let frame = is_frame_record(&record.message);
+        if frame {
+            if let Some(source) = source {
+                self.flag_crash_before(source, record.level);
+            }
+        }
         if let (Some(source), Some(code_set)) = (source, code_set) {
             if let Some(&i) = self.index.get(&(class, source, cluster, code_set)) {
-                self.update(i, record);
+                self.update(i, record, frame);
                 return;
             }
         }
@@ -389,7 +400,12 @@ impl DigestBuilder {
             );
             match self.least_valuable_below(rank) {
                 Some(i) => Some(i),
-                None => return self.push_overflow(record, &codes),
+                None => {
+                    if let (false, Some(source)) = (frame, source) {
+                        self.last_by_source.remove(&source);
+                    }
+                    return self.push_overflow(record, &codes);
+                }
             }
         };
         let source = source.unwrap_or_else(|| {
@@ -437,7 +453,7 @@ impl DigestBuilder {
             }
         };
         self.index.insert(key, i);
-        self.update(i, record);
+        self.update(i, record, frame);
         let sig = &self.digest.signatures[i];
         self.ranks
             .push(Reverse((rank_of(sig), sig.count, created, i as u32)));
@@ -517,7 +533,8 @@ impl DigestBuilder {
         }
     }
 
-    fn update(&mut self, i: usize, record: &LogRecord) {
+    /// Counts `record` in slot `i`; unless it is a stack frame, it is now its source's last record.
+    fn update(&mut self, i: usize, record: &LogRecord, frame: bool) {
         update_signature(
             &mut self.digest.signatures[i],
             &mut self.tracking[i],
@@ -525,6 +542,22 @@ impl DigestBuilder {
             self.repeat_threshold,
             &self.redactor,
         );
+        if !frame {
+            self.last_by_source
+                .insert(self.keys[i].1, (i, self.created[i], record.level));
+        }
+    }
+
+    /// A stack frame of `source` was logged as a record of its own: the source's last record
+    /// before it (when still in the digest, and at the frame's level or above) opened a crash
+    /// report, and its signature is flagged as a traceback, as it would be had the report been one
+    /// record.
+    fn flag_crash_before(&mut self, source: u32, level: Level) {
+        if let Some(&(slot, created, before)) = self.last_by_source.get(&source) {
+            if self.created.get(slot) == Some(&created) && before >= level {
+                self.digest.signatures[slot].has_traceback = true;
+            }
+        }
     }
 
     /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)),
@@ -945,6 +978,12 @@ fn cap_sample(cleaned: String) -> String {
     } else {
         cleaned
     }
+}
+
+/// Whether a record is one line of a crash report logged one line per record: a stack frame or
+/// continuation line ([`crate::template::is_stack_frame_line`]) or a `Caused by:` line.
+fn is_frame_record(message: &str) -> bool {
+    crate::template::is_stack_frame_line(message) || message.trim_start().starts_with("Caused by: ")
 }
 
 /// Whether a message looks like a crash report: a Python traceback, a Rust panic or backtrace, a

@@ -6,7 +6,11 @@
 //! 3. tracebacks and panics, errors carrying an error code, CRITICAL records, and warnings that
 //!    repeat (a possible stuck state) → `server_bug`.
 //!
-//! Everything else (one-off warnings, informational records) is not actionable.
+//! Everything else (one-off warnings, informational records) is not actionable, and so is a
+//! signature whose template is only a stack frame or continuation line (`at <*>`, `... <NUM>
+//! more`: a crash shipped one line per record, see [`crate::template::is_stack_frame_line`]):
+//! it is part of the crash report of the record before it, which the digest flags as a
+//! traceback, and every crash's frames share its template.
 
 use async_trait::async_trait;
 
@@ -49,6 +53,12 @@ impl OfflineRunner {
 
     /// The finding for one signature, or why no rule applies.
     pub fn decide(signature: &Signature) -> std::result::Result<Finding, String> {
+        if crate::template::is_stack_frame_line(&signature.template) {
+            return Err(
+                "a stack frame or continuation line logged as a record of its own: it belongs to the crash report of the record before it, which is judged instead"
+                    .to_string(),
+            );
+        }
         let lower = signature.template.to_lowercase();
         let (class, why) = if DOC_WORDS.iter().any(|w| lower.contains(w)) {
             (
@@ -247,6 +257,25 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn recurring_stack_frames_logged_as_records_are_not_filed() {
+        let recs: Vec<LogRecord> = (0..6)
+            .map(|i| {
+                LogRecord::new(
+                    i,
+                    Level::Error,
+                    format!("\tat com.acme.Worker{i}.run(Worker{i}.java:{i})"),
+                )
+            })
+            .collect();
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        assert!(!d.signatures.is_empty());
+        for s in &d.signatures {
+            let reason = OfflineRunner::decide(s).unwrap_err();
+            assert!(reason.contains("stack frame"), "{}: {reason}", s.template);
+        }
     }
 
     #[test]

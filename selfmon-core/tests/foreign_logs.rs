@@ -103,3 +103,51 @@ async fn json_logged_problems_with_the_same_keys_are_each_analysed_and_filed() {
     assert_eq!(third.record.known_signatures, 1);
     assert_eq!(r.tracker.issues().len(), 3);
 }
+
+/// A Java stack trace shipped one line per record (a line-based shipper, syslog).
+fn log_java_trace(logs: &selfmon_core::testing::MemoryLogSource, lines: &[&str]) {
+    for line in lines {
+        logs.log(Level::Error, "com.acme", line);
+    }
+}
+
+#[tokio::test]
+async fn a_java_trace_logged_one_line_per_record_files_the_exception_and_its_frames_hide_no_later_crash(
+) {
+    let r = rig();
+    let npe = [
+        r#"java.lang.NullPointerException: Cannot invoke "Order.getId()" because "order" is null"#,
+        "\tat com.acme.billing.InvoiceService.create(InvoiceService.java:142)",
+        "\tat com.acme.billing.InvoiceController.post(InvoiceController.java:57)",
+        "\tat org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:897)",
+    ];
+    // The same crash twice: its frames alone are enough records to look like a recurring error.
+    log_java_trace(&r.logs, &npe);
+    log_java_trace(&r.logs, &npe);
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(first.record.issues_created, 1, "filed: {titles:?}");
+    assert!(
+        titles[0].contains("NullPointerException"),
+        "the exception is filed, not a frame: {titles:?}"
+    );
+    log_java_trace(
+        &r.logs,
+        &[
+            "java.lang.OutOfMemoryError: Java heap space",
+            "\tat com.acme.cache.LruCache.put(LruCache.java:77)",
+            "\tat com.acme.cache.Loader.load(Loader.java:12)",
+        ],
+    );
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(
+        second.record.known_signatures, 0,
+        "the frames of another crash are not known: {titles:?}"
+    );
+    assert_eq!(second.record.issues_created, 1, "filed: {titles:?}");
+    assert!(
+        titles.iter().any(|t| t.contains("OutOfMemoryError")),
+        "the new crash is filed: {titles:?}"
+    );
+}

@@ -315,6 +315,30 @@ fn a_sealed_template_still_matches_the_clear_one_it_stands_for() {
 }
 
 #[test]
+fn a_stack_frame_signature_is_not_explained_by_the_issue_that_covers_it() {
+    // An issue filed for the frames of one crash (logged one line per record) covers their
+    // signature; the frames of every other crash share that signature and template.
+    let i = known(
+        4,
+        "[BUG] at com.acme.billing.InvoiceService.create",
+        Classification::ServerBug,
+        IssueState::Open,
+    );
+    let k = KnownIssues::new([i]);
+    for frame in ["at <*>", "... <NUM> more", "<PATH> +<HEX>"] {
+        assert!(
+            k.match_signature(&sig("sig4", frame, &[])).is_none(),
+            "{frame:?}"
+        );
+    }
+    assert_eq!(
+        k.match_signature(&sig("sig4", "pool exhausted", &[]))
+            .map(|(_, t)| t),
+        Some(DedupTier::Fingerprint)
+    );
+}
+
+#[test]
 fn signatures_match_known_issues_by_code_signature_id_and_template() {
     let mut i = known(4, "[BUG] t", Classification::ServerBug, IssueState::Open);
     i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];

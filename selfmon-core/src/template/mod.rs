@@ -59,12 +59,14 @@
 
 mod cluster;
 mod config;
+mod frames;
 mod masks;
 mod seal;
 mod state;
 
 pub use cluster::{ClusterId, Template, Templater, WILDCARD};
 pub use config::TemplaterConfig;
+pub use frames::is_stack_frame_line;
 pub use masks::{is_specific_template, mask};
 pub use seal::{
     seal_template, seal_template_with, template_fingerprint, template_text, SecretTokens,

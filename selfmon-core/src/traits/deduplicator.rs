@@ -13,7 +13,7 @@ use crate::dedup::templates_match;
 use crate::digest::{is_overflow_signature, Signature};
 use crate::error::Result;
 use crate::model::{ErrorCode, Finding, IssueState, KnownIssue};
-use crate::template::is_specific_template;
+use crate::template::{is_specific_template, is_stack_frame_line};
 
 /// Which dedup tier matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -203,7 +203,9 @@ pub trait Deduplicator: Send + Sync {
 ///    name differs. The same rule for codes as in 2 applies.
 ///
 /// Among several matching issues an open one wins over a closed one, then the lowest number.
-/// An overflow signature ([`crate::digest::is_overflow_signature`]) never matches: it is a bucket
+/// A signature whose template is only a stack frame or continuation line
+/// ([`crate::template::is_stack_frame_line`]: a crash shipped one line per record) is explained
+/// by error code only. An overflow signature ([`crate::digest::is_overflow_signature`]) never matches: it is a bucket
 /// of unrelated records, whatever codes it lists.
 pub fn explain_by_code_or_template(
     signature: &Signature,
@@ -224,6 +226,12 @@ pub fn explain_by_code_or_template(
         .flat_map(|c| known.issues_with_code(c));
     if let Some(issue) = preferred(&mut by_code) {
         return found(issue, DedupTier::ErrorCode);
+    }
+    // A stack frame logged as a record of its own (`at <*>`) names no problem: the frames of
+    // every crash share its template, so an issue that covers it must not make another crash's
+    // frames known.
+    if is_stack_frame_line(&signature.template) {
+        return None;
     }
     if let Some(k) = known.issue_with_signature(&signature.id) {
         return found(k.issue.number, DedupTier::Fingerprint);
