@@ -1299,3 +1299,90 @@ async fn a_panic_in_the_scan_fails_that_scan_and_the_next_reads_the_same_records
     );
     assert_eq!(report.record.issues_created, 1);
 }
+
+#[tokio::test]
+async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_elses_issue_with_the_same_number(
+) {
+    // The state store keeps issues by number; pointed at another tracker (a new repository or
+    // folder), a recurrence of selfmon's closed #1 reopened a person's closed #1 ("Typo on the
+    // login page") and commented on it.
+    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let monitor = |tracker: Arc<MemoryIssueTracker>| {
+        SelfMonitor::builder()
+            .log_source(logs.clone())
+            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+            .tracker(tracker)
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let old = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(old.issues().len(), 2);
+    // #1 was fixed and closed, #2 is open.
+    old.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+
+    // The configuration now names another tracker, where people filed #1 and #2 long ago.
+    let new = Arc::new(MemoryIssueTracker::new());
+    new.file_by_hand("Typo on the login page", "The button says Lgoin.", &["ui"]);
+    new.file_by_hand("Dark mode", "Please add one.", &["enhancement", "selfmon"]);
+    new.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    let report = monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+    for issue in new.issues() {
+        assert!(
+            issue.comments.is_empty(),
+            "#{} ({}) got selfmon's comment: {:?}",
+            issue.number,
+            issue.title,
+            issue.comments
+        );
+    }
+    assert_eq!(
+        new.issues()[0].state,
+        selfmon_core::IssueState::Closed,
+        "the person's closed #1 is not reopened"
+    );
+    assert_eq!(report.record.regressions, 0);
+    let said = serde_json::to_string(&report.outcomes).unwrap();
+    assert!(
+        said.contains("not the issue selfmon filed under that number"),
+        "the report says why: {said}"
+    );
+}

@@ -592,7 +592,7 @@ impl SelfMonitor {
                 config.dedup.closed_window_days,
             )))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let mut known =
+        let (mut known, ownership) =
             triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
         let open_intents = self.store.open_intents().await?;
         let known_templates = known
@@ -681,7 +681,9 @@ impl SelfMonitor {
             report,
             known: &mut known,
             effects,
-            budget: Budget::new(config).with_rate_limit(rate_limit),
+            budget: Budget::new(config)
+                .with_rate_limit(rate_limit)
+                .with_ownership(ownership),
         };
         for recurred in triaged.recurred {
             act.recurred(recurred).await?;
