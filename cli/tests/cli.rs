@@ -651,6 +651,103 @@ fn serve_scheduler_scans_on_cadence_and_warns_when_the_last_scan_is_recorded_in_
 }
 
 #[test]
+fn serve_scheduler_help_says_sigterm_interrupts_the_scan_in_flight() {
+    for args in [&["serve-scheduler", "--help"][..], &["--help"][..]] {
+        let o = run(args);
+        assert!(o.status.success());
+        let help = text(&o.stdout);
+        assert!(
+            !help.contains("stops after the scan in flight"),
+            "{args:?} promises a drain the scheduler does not do: {help}"
+        );
+        assert!(
+            help.contains("interrupting the scan in flight"),
+            "{args:?}: {help}"
+        );
+    }
+}
+
+/// The pipe `selfmon schema --help` shows runs: what the command prints is SQL that creates the
+/// logs table (rusqlite stands in for the sqlite3 shell).
+#[test]
+fn the_schema_pipe_the_help_shows_creates_the_logs_table() {
+    let help = text(&run(&["schema", "--help"]).stdout);
+    let line = help
+        .lines()
+        .find(|l| l.contains("| sqlite3"))
+        .unwrap_or_else(|| panic!("an example piping into sqlite3: {help}"));
+    let command = line.split('|').next().unwrap().trim();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert_eq!(command.split_whitespace().next(), Some("selfmon"), "{line}");
+    let o = run(&args);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let conn = rusqlite::Connection::open_in_memory().unwrap();
+    conn.execute_batch(&text(&o.stdout))
+        .unwrap_or_else(|e| panic!("`{command}` is not SQL sqlite3 can run: {e}"));
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'logs'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn serve_scheduler_reload_names_the_changed_sections_that_need_a_restart() {
+    let env = Env::new();
+    env.write_config(r#""cadence_minutes": 10080,"#);
+    seed(&env);
+    let log_path = env.path("scheduler.log");
+    let child = bin()
+        .args([
+            "serve-scheduler",
+            "--config",
+            &env.config(),
+            "--tick-secs",
+            "1",
+        ])
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    wait_for(|| log().contains("succeeded"), "the first scheduled scan");
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""logs": { "path": "logs.db" }"#,
+            r#""logs": { "path": "logs.db", "min_level": "ERROR" }"#,
+        )
+        .replace(r#""dir": "issues""#, r#""dir": "other-issues""#)
+        .replace(
+            r#""max_new_issues_per_scan": 20"#,
+            r#""max_new_issues_per_scan": 3"#,
+        ),
+    )
+    .unwrap();
+    wait_for(
+        || log().contains("configuration reloaded"),
+        "the reload of the edited file",
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut child = child;
+    let _ = child.wait();
+    let log = log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("configuration reloaded"))
+        .unwrap();
+    assert!(
+        line.contains("NOT applied until serve-scheduler is restarted: logs, tracker"),
+        "{log}"
+    );
+}
+
+#[test]
 fn history_show_explains_every_signature_and_finding_of_a_scan() {
     let env = Env::new();
     env.write_config("");
@@ -841,6 +938,48 @@ fn a_scan_whose_runner_binary_does_not_resolve_is_a_configuration_error_not_a_re
         scans_in(&env.path("state.db")),
         0,
         "no failed scan recorded"
+    );
+}
+
+/// A scan that fails prints its error on stderr, which journald and cron mail keep: it is
+/// redacted like the copy kept in history. The model CLI here fails quoting a token it read.
+#[test]
+fn a_failed_scan_prints_its_error_redacted() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    let secret = "ghp_R4nd0mT0kenV4lue0123456789abcdefABCD";
+    let cli = env.path("claude-fails.sh");
+    std::fs::write(
+        &cli,
+        format!("#!/bin/sh\ncat > /dev/null\necho \"fatal: upstream rejected token {secret}\" >&2\nexit 1\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        format!(
+            r#"{{ "logs": {{ "path": "logs.db" }}, "state": {{ "path": "state.db" }},
+                 "runner": {{ "kind": "claude", "binary": "{}", "timeout_secs": 60 }},
+                 "tracker": {{ "kind": "folder", "dir": "issues" }} }}"#,
+            cli.display()
+        ),
+    )
+    .unwrap();
+    seed(&env);
+    let o = env.scan(&[]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("upstream rejected token [REDACTED:github_token]"),
+        "{err}"
+    );
+    assert!(!err.contains(&secret[..12]), "{err}");
+    let c = env.config();
+    let h = run(&["history", "--config", &c]);
+    assert!(
+        !text(&h.stdout).contains(&secret[..12]),
+        "{}",
+        text(&h.stdout)
     );
 }
 

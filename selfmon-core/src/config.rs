@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{ClaudeModel, ErrorCode};
 
+/// The longest scan lease [`SelfMonitoringConfig::lease_ttl_secs`] accepts (one week): a lease
+/// is renewed while its scan runs, so a longer one only delays recovery from a lost holder.
+pub const MAX_LEASE_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+
+/// The longest window [`DedupConfig::closed_window_days`] accepts (100 years).
+pub const MAX_CLOSED_WINDOW_DAYS: u32 = 36_500;
+
 /// Self-monitoring settings. Plain data with working defaults; call [`validate`](Self::validate)
 /// after loading. Unknown JSON fields are kept in [`extra`](Self::extra) (and reported by
 /// [`unknown_fields`](Self::unknown_fields)), never silently dropped, so a newer host's settings
@@ -253,8 +260,23 @@ impl SelfMonitoringConfig {
         for (field, reason) in self.redaction.problems() {
             bad(&format!("redaction.{field}"), reason);
         }
-        if self.lease_ttl_secs < 60 {
-            bad("lease_ttl_secs", "must be at least 60 seconds".into());
+        if !(60..=MAX_LEASE_TTL_SECS).contains(&self.lease_ttl_secs) {
+            bad(
+                "lease_ttl_secs",
+                format!(
+                    "{} is out of range; use 60 to {MAX_LEASE_TTL_SECS} seconds (one week)",
+                    self.lease_ttl_secs
+                ),
+            );
+        }
+        if self.dedup.closed_window_days > MAX_CLOSED_WINDOW_DAYS {
+            bad(
+                "dedup.closed_window_days",
+                format!(
+                    "{} is out of range; use 0 to {MAX_CLOSED_WINDOW_DAYS} days (100 years)",
+                    self.dedup.closed_window_days
+                ),
+            );
         }
         p
     }
@@ -282,6 +304,45 @@ mod tests {
         let c = SelfMonitoringConfig::default();
         assert!(c.validate().is_ok(), "{:?}", c.problems());
         assert!(!c.enabled);
+    }
+
+    #[test]
+    fn windows_and_leases_beyond_what_dates_can_hold_are_rejected_naming_the_field() {
+        // A closed window of 99,999,999 days passed validation and every scan then panicked
+        // computing the window's start ("DateTime - TimeDelta overflowed").
+        for (c, field) in [
+            (
+                SelfMonitoringConfig {
+                    dedup: DedupConfig {
+                        closed_window_days: 99_999_999,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "dedup.closed_window_days",
+            ),
+            (
+                SelfMonitoringConfig {
+                    lease_ttl_secs: u64::MAX,
+                    ..Default::default()
+                },
+                "lease_ttl_secs",
+            ),
+        ] {
+            let problems = c.problems();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].field, field);
+            assert!(problems[0].reason.contains("out of range"), "{problems:?}");
+        }
+        let at_the_limits = SelfMonitoringConfig {
+            dedup: DedupConfig {
+                closed_window_days: MAX_CLOSED_WINDOW_DAYS,
+                ..Default::default()
+            },
+            lease_ttl_secs: MAX_LEASE_TTL_SECS,
+            ..Default::default()
+        };
+        assert!(at_the_limits.problems().is_empty());
     }
 
     #[test]

@@ -218,6 +218,16 @@ pub enum Error {
     /// move and the lease was released: the next scan reads the same records again.
     #[error("interrupted: the scan was cancelled before it finished; the next scan reads the same records again")]
     Cancelled,
+
+    /// A defect in selfmon or in an adapter made the scan's work panic. The panic was caught:
+    /// the scan is recorded as failed, the cursor did not move and the lease was released, so
+    /// the next scan reads the same records again. Not retryable until the cause is fixed; report
+    /// it with the message.
+    #[error("internal error: the scan panicked ({message}); it is recorded as failed and the next scan reads the same records again; please report this")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
 }
 
 /// ` until <time>`, or nothing when the reset time is unknown.

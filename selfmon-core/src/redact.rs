@@ -34,26 +34,41 @@
 //!   Linear, Postman, Shopify, Doppler, Grafana, New Relic, Slack tokens and webhooks, Discord
 //!   webhooks, Telegram bot tokens, Stripe (incl. `whsec_`), SendGrid (`SG.`), Twilio (`SK`/`AC` +
 //!   32 hex), Mailgun, Mailchimp, Anthropic (`sk-ant-`), OpenAI (`sk-`, `sk-proj-`, `sk-svcacct-`,
-//!   `sk-admin-`), HashiCorp Vault (`hvs.`, `hvb.`, `hvr.`).
+//!   `sk-admin-`), HashiCorp Vault (`hvs.`, `hvb.`, `hvr.`), Pulumi (`pul-`), SonarQube (`squ_`,
+//!   `sqp_`, `sqa_`), Linear OAuth (`lin_oauth_`), Sentry (`sntryu_`, `sntrys_`), JFrog
+//!   (`AKCp`, reference tokens `cmVmdGtu...`): the formats whose random part is 40 or 64 hex digits
+//!   (which read as a hash) or base64 of text (which reads as data) need their prefix.
+//! - **Encoded key material and session tokens**: base64 of a PEM private-key block (kubeconfig
+//!   `client-key-data`, Kubernetes secrets; decoded to tell it from a certificate), AWS STS
+//!   session tokens (`IQoJb3JpZ2lu...`, `FwoGZXIvYXdz...`), longer than a run the entropy
+//!   detector judges.
 //! - **Generic shapes**: JWTs, `Authorization:` headers (any scheme, opaque tokens included),
 //!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`), `key=value`,
 //!   `key = 'value'` and `"key": "value"` pairs whose key names a secret (password, token, api
 //!   key, client secret, secret key, account key, cookie, session id, ...; also after a closing
 //!   bracket, as in `os.environ['DB_PASSWORD'] = '...'`), which covers connection strings
 //!   (`Pwd=...;`) and settings files (`SECRET_KEY = '...'`).
+//! - **A UUID named as a credential** (kind `uuid_credential`): a UUID right after a word naming a
+//!   credential (`HEROKU_API_KEY 5b12...`, `snyk auth 5b12...`, `token 5b12...`); any other UUID
+//!   is an id and is kept.
 //! - **Passwords without a `key=`** (kind `password`): command-line flags named for a secret
 //!   (`--password PW`, `--db-password=PW`, `--token PW`, `-storepass PW`); the short flags of
 //!   commands known to take a password there (`mysql`/`mariadb`/`mysqldump -pPW`, `sshpass -p`,
 //!   `redis-cli -a`, `ldapsearch -w`, `sqlcmd -P`, `mongosh -p`, `smbclient -U user%PW`,
-//!   `htpasswd -b`), `curl -u user:PW`; Redis and SMTP `AUTH [user] PW` and `AUTH PLAIN <b64>`,
-//!   `requirepass`/`masterauth`; netrc (`machine host login u password PW`); `pass:PW` and
+//!   `htpasswd -b`, `7z`/`rar -pPW`, `zip -P`, `openssl enc -k`, `ipmitool -P`, `mosquitto_pub -P`,
+//!   SNMPv3 `-A`/`-X`, `xfreerdp /p:`, `rdesktop -p`, `lftp -u user,PW`), `curl -u user:PW`, Oracle's
+//!   `user/PW@db` (`sqlplus`, `expdp`, `impdp`, `sqlldr`, `rman`, `dgmgrl`, `jdbc:oracle:thin:`); Redis and SMTP `AUTH [user] PW` and `AUTH PLAIN <b64>`,
+//!   `requirepass`/`masterauth`, LDAP and SSSD `bindpw PW`, `rootpw`, `olcRootPW:`, `ldap_default_authtok`; netrc (`machine host login u password PW`); `pass:PW` and
 //!   `db_pass=PW`; XML elements named for a secret (`<password>PW</password>`). A value that
 //!   stands in for a password is kept: `********`, `<redacted>`, `$DB_PASSWORD`, `${TOKEN}`, the
 //!   next flag (`mysql -p -h db` prompts), a status word (`AUTH ok`, `AUTH failed`), a count of
 //!   at most three digits. `-p 8080` is kept: a short flag is a password only after a command
 //!   known to take one there.
 //! - **High entropy** (see `entropy.rs`): unkeyed base64 runs of 20+ characters and hex runs of 32+
-//!   that look random (Shannon entropy and frequent character-class switches), unless they are a
+//!   that look random (Shannon entropy and frequent character-class switches), and credentials of
+//!   several such pieces joined by `.`, `~`, `$`, `%` or `:` (bot tokens, `dt0c01.<id>.<secret>`,
+//!   Azure AD client secrets `xxx8Q~...`, `access_token$production$...`), redacted whole when the
+//!   whole or any piece is random, unless they are a
 //!   known harmless shape: UUIDs, 40/64/128-digit hex (git SHAs and content hashes, which the
 //!   templater masks as `<HASH>`), base64 that decodes to text or starts with a file magic, runs
 //!   longer than 256 characters (data), and values keyed as ids or hashes (`request_id=`, `sha256:`,
@@ -66,7 +81,8 @@
 //! with neither a key, a flag, a command nor a protocol word that names them (`login bob
 //! hunter2`); the short password flags of commands not listed above; a Redis `AUTH user pw`
 //! whose password is one lower-case word; FTP `PASS` commands (test runners print `PASS` too);
-//! and secrets shaped like a harmless value (a 40-digit hex token reads as a git SHA).
+//! and secrets shaped like a harmless value without a prefix or key that names them (an unkeyed
+//! 40-digit hex token reads as a git SHA, an unkeyed UUID as an id, base64 of text as data).
 //!
 //! Speed: one pass over the text finds the candidates, and only they are examined. The pass probes
 //! an 8 KiB table of the first two bytes of the literal triggers (`ghp_`, `AKIA`, `://`,
@@ -158,10 +174,12 @@ enum Rewrite {
     Group1,
     /// `AUTH [mechanism|user] password`: replace the password (see `apply`).
     Auth,
-    /// Replace the value in capture group `v` and keep the rest of the match, unless the
-    /// value is a stand-in that holds no secret ([`is_placeholder_value`]: `********`,
-    /// `<redacted>`, `$DB_PASSWORD`, the next flag, ...).
+    /// Replace the value in capture group `v` (and `v2`, when the rule has a second value) and
+    /// keep the rest of the match, unless the value is a stand-in that holds no secret
+    /// ([`is_placeholder_value`]: `********`, `<redacted>`, `$DB_PASSWORD`, the next flag, ...).
     Value,
+    /// Base64 of a PEM block: replaced when it decodes to a *private* key's header.
+    Base64PrivateKey,
 }
 
 #[derive(Clone)]
@@ -208,7 +226,7 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key(?:[_-]?id)?|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret|secret[_-]?key|(?:password|passwd|secret)[_-]?(?:value|hash))";
+const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key(?:[_-]?id)?|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret|secret[_-]?key|(?:password|passwd|secret)[_-]?(?:value|hash)|app(?:lication)?[_-]?key|authtok|bindpw|rootpw)";
 
 /// A value after a key, a flag or a command word: quoted (to its closing quote) or a run of
 /// non-space characters without quotes.
@@ -371,6 +389,24 @@ fn builtin() -> Vec<Spec> {
         ("doppler_token", &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct."], r"\bdp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,}".into(), Rewrite::Whole),
         ("grafana_token", &["glc_", "glsa_"], r"\b(?:glc_[A-Za-z0-9+/]{32,}={0,2}|glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8})".into(), Rewrite::Whole),
         ("newrelic_key", &["NRAK-", "NRII-", "NRJS-"], r"\bNR(?:AK|II|JS)-[A-Za-z0-9]{19,32}\b".into(), Rewrite::Whole),
+        // Tokens whose random part is 40 or 64 hex digits (the entropy detector takes those for a
+        // git SHA or a content hash, so only the prefix can tell): Pulumi, SonarQube, Linear
+        // OAuth, Sentry user tokens; Sentry org tokens (`sntrys_` + base64 JSON).
+        ("pulumi_token", &["pul-"], r"\bpul-[a-f0-9]{40}\b".into(), Rewrite::Whole),
+        ("sonarqube_token", &["squ_", "sqp_", "sqa_"], r"\bsq[upa]_[a-f0-9]{40}\b".into(), Rewrite::Whole),
+        ("linear_key", &["lin_oauth_"], r"\blin_oauth_[a-f0-9]{64}\b".into(), Rewrite::Whole),
+        ("sentry_token", &["sntryu_", "sntrys_"], r"\b(?:sntryu_[a-f0-9]{64}\b|sntrys_[A-Za-z0-9+/=_-]{40,})".into(), Rewrite::Whole),
+        // Tokens that are base64 of text, which the entropy detector takes for data: JFrog
+        // reference tokens (`reftkn:...`), AWS STS session tokens (longer than a secret run is
+        // judged), and base64 of a PEM private-key block (kubeconfig `client-key-data`, Kubernetes
+        // secrets): decoded to check that it is a *private* key (a certificate is kept).
+        ("artifactory_token", &["cmVmdGtu", "AKCp"], r"\b(?:cmVmdGtu[A-Za-z0-9+/]{40,}={0,2}|AKCp[A-Za-z0-9]{69})".into(), Rewrite::Whole),
+        ("aws_session_token", &["IQoJb3JpZ2lu", "FwoGZXIvYXdz", "FQoGZXIvYXdz"], r"\b(?:IQoJb3JpZ2lu|FwoGZXIvYXdz|FQoGZXIvYXdz)[A-Za-z0-9+/]{40,}={0,2}".into(), Rewrite::Whole),
+        ("private_key", &["LS0tLS1CRUdJTi"], r"LS0tLS1CRUdJTi[A-Za-z0-9+/]{16,}={0,2}".into(), Rewrite::Base64PrivateKey),
+        // A UUID is a harmless shape, except where a word naming a credential stands right before
+        // it (`HEROKU_API_KEY 5b12...`, `snyk auth 5b12...`); `key=uuid` is the keyed rule's.
+        ("uuid_credential", &["key", "Key", "KEY", "token", "Token", "TOKEN", "secret", "Secret", "SECRET", "auth", "Auth", "AUTH", "password", "Password", "PASSWORD", "credential", "Credential", "CREDENTIAL"],
+            r#"(?i)(?:\b|_)(?:api[_-]?key|apikey|key|token|secret|password|passwd|auth|credentials?)["']?[ \t]+["']?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\b"#.into(), Rewrite::Group1),
         // Messaging, payments, mail.
         ("slack_webhook", &["hooks.slack.com"], r"https?://hooks\.slack\.com/[A-Za-z0-9/_-]+".into(), Rewrite::Whole),
         ("slack_token", &["xox", "xapp-"], r"\b(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-\d-[A-Za-z0-9-]{10,})".into(), Rewrite::Whole),
@@ -406,12 +442,25 @@ fn builtin() -> Vec<Spec> {
         ("password", &["passwd"], format!(r"\bhtpasswd\b[^\n|;&]{{0,100}}?[ \t]-[A-Za-z]*b[A-Za-z]*[ \t]+\S+[ \t]+\S+[ \t]+{VALUE}"), Rewrite::Value),
         // `curl -u user:password`: the part after the first colon.
         ("password", &["-u", "-U"], format!(r#"\bcurl\b[^\n|;&]{{0,300}}?[ \t](?:-u|--user|-U|--proxy-user)(?:[ \t]+|=)?["']?[^\s:"'@]{{1,64}}:{VALUE}"#), Rewrite::Value),
+        // More commands that take a password in a short flag or a positional shape: archivers
+        // (`7z -pPW`, `rar -pPW`, `zip -P PW`), `openssl enc -k PW`, BMC and MQTT clients
+        // (`ipmitool -P PW`, `mosquitto_pub -P PW`), SNMPv3 (`-A PW`, `-X PW`: both), RDP
+        // clients (`xfreerdp /p:PW`, `rdesktop -p PW`), `lftp -u user,PW`, and Oracle tools'
+        // `user/PW@db` (`sqlplus`, `expdp`, `impdp`, `sqlldr`, `rman`, `dgmgrl`, and JDBC thin URLs).
+        ("password", &["7z", "rar "], format!(r"\b(?:7z|7za|7zr|7zz|rar|unrar)\b[^\n|;&]{{0,300}}?[ \t]-p{VALUE}"), Rewrite::Value),
+        ("password", &["zip "], format!(r"\b(?:zip|unzip|zipcloak)\b[^\n|;&]{{0,300}}?[ \t]-P[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["openssl"], format!(r"\bopenssl\b[^\n|;&]{{0,300}}?[ \t]-k[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["ipmi", "mosquitto_"], format!(r"\b(?:ipmitool|ipmiutil|mosquitto_(?:pub|sub|rr))\b[^\n|;&]{{0,300}}?[ \t]-P[ \t]*{VALUE}"), Rewrite::Value),
+        ("password", &["snmp"], format!(r#"\bsnmp[a-z]*\b[^\n|;&]{{0,300}}?[ \t]-[AX][ \t]*{VALUE}(?:[^\n|;&]{{0,300}}?[ \t]-[AX][ \t]*(?P<v2>"[^"\n]{{1,256}}"|'[^'\n]{{1,256}}'|[^\s"']{{1,256}}))?"#), Rewrite::Value),
+        ("password", &["freerdp", "rdesktop"], format!(r"(?:\b[a-z]*freerdp3?\b[^\n|;&]{{0,300}}?[ \t]/p(?:assword)?:|\brdesktop\b[^\n|;&]{{0,300}}?[ \t]-p[ \t]*){VALUE}"), Rewrite::Value),
+        ("password", &["lftp"], r#"\blftp\b[^\n|;&]{0,300}?[ \t]-u[ \t]+[^\s,"']{1,64},(?P<v>[^\s"']{1,256})"#.into(), Rewrite::Value),
+        ("password", &["sqlplus", "sqlldr", "expdp", "impdp", "rman", "dgmgrl", "jdbc:oracle"], r#"(?:\b(?:sqlplus|sqlldr|expdp|impdp|rman|dgmgrl)\b[^\n|;&]{0,100}?[ \t](?:(?:-[A-Za-z]+|target=|userid=)[ \t]*)?["']?|jdbc:oracle:[a-z]+:)[A-Za-z0-9_$#]{1,30}/(?P<v>[^\s@/"']{1,128})"#.into(), Rewrite::Value),
         // `--password PW`, `--db-password=PW`, `-storepass PW`; not `--password-file /x`.
         ("password", &["password", "Password", "PASSWORD", "passwd", "passphrase", "pass ", "pass\t", "pass=", "pass:", "Pass ", "PASS ", "pwd", "Pwd", "PWD", "secret", "Secret", "SECRET", "token", "Token", "TOKEN", "api-key", "apikey", "apiKey", "ApiKey", "API-KEY", "APIKEY", "access-key", "accesskey", "accessKey", "pass :"],
             format!(r#"(?i)(?:^|[\s"'(\[=])--?(?:[a-z0-9]+[-_.])*(?:password|passwd|passphrase|pass|pwd|secret|token|api-?key|apikey|access-?key|secret-?key|client-?secret|auth-?token|(?:src|dest)?(?:store|key)pass)(?:[ \t]+|=|[ \t]*:[ \t]*){VALUE}"#), Rewrite::Value),
         // Redis and SMTP `AUTH [user] password` (not `AUTH ok`, `AUTH failed`, `AUTH LOGIN`).
         ("password", &["AUTH "], r#"\bAUTH[ \t]+(?P<a>[^\s"']{1,256})(?:[ \t]+(?P<b>[^\s"']{1,256}))?"#.into(), Rewrite::Auth),
-        ("password", &["uirepass", "auth"], format!(r"\b(?:requirepass|masterauth)[ \t]+{VALUE}"), Rewrite::Value),
+        ("password", &["uirepass", "auth", "bindpw", "rootpw", "RootPW", "ROOTPW", "authtok"], format!(r"(?i)\b(?:requirepass|masterauth|bindpw|(?:olc)?rootpw|(?:ldap_default_)?authtok)\b[ \t]*[=:]?[ \t]+{VALUE}"), Rewrite::Value),
         // netrc: `machine host login user password PW`.
         ("password", &["password"], format!(r"\b(?:machine[ \t]+\S+|default)[ \t]+login[ \t]+\S+[ \t]+password[ \t]+{VALUE}"), Rewrite::Value),
         // XML elements named for a secret: `<password>PW</password>`, `<db:apiKey>...</db:apiKey>`.
@@ -420,7 +469,7 @@ fn builtin() -> Vec<Spec> {
         // `pass:PW`, `db_pass=PW` (not `bypass=1`, nor `--- PASS: TestX` of a test run).
         ("password", &["pass:", "pass=", "pass :", "pass =", "Pass:", "Pass=", "PASS=", "PASS:", "pass\":", "pass':"],
             format!(r#"\b(?:[A-Za-z0-9]+[_.-](?:pass|Pass|PASS)|pass|Pass)["']?[ \t]*[=:][ \t]*{VALUE}"#), Rewrite::Value),
-        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret"],
+        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret", "app_key", "app-key", "APP_KEY", "APP-KEY", "AppKey", "appKey", "application_key", "application-key", "APPLICATION_KEY", "APPLICATION-KEY", "Application-Key", "authtok", "bindpw", "rootpw", "RootPW", "ROOTPW"],
             format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\]?["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
         ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
@@ -500,6 +549,8 @@ impl RuleSet {
             // Keyed rules need their `=`/`:` separator.
             let needs_byte: &'static [u8] = match (kind, rewrite) {
                 ("secret" | "user_id", _) => b"=:",
+                // A UUID has dashes; most texts that say `token` or `key` have none.
+                ("uuid_credential", _) => b"-",
                 _ => b"",
             };
             rules.push(Rule {
@@ -829,17 +880,34 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
             (!is_placeholder_value(value)).then(|| format!("{prefix}{placeholder}"))
         }),
         Rewrite::Value => replace_changed(&rule.regex, text, |c| {
-            let (w, v) = (c.get(0)?, c.name("v")?);
+            let w = c.get(0)?;
             // A value that starts with `-` is the next flag (`mysql -u root -p -h db`).
-            if v.as_str().starts_with('-') || is_placeholder_value(v.as_str()) {
+            let values: Vec<regex::Match<'_>> = [c.name("v"), c.name("v2")]
+                .into_iter()
+                .flatten()
+                .filter(|v| !v.as_str().starts_with('-') && !is_placeholder_value(v.as_str()))
+                .collect();
+            if values.is_empty() {
                 return None;
             }
-            let whole = w.as_str();
-            Some(format!(
-                "{}{placeholder}{}",
-                &whole[..v.start() - w.start()],
-                &whole[v.end() - w.start()..]
-            ))
+            let mut out = String::with_capacity(w.as_str().len());
+            let mut at = w.start();
+            for v in values {
+                out.push_str(&text[at..v.start()]);
+                out.push_str(placeholder);
+                at = v.end();
+            }
+            out.push_str(&text[at..w.end()]);
+            Some(out)
+        }),
+        Rewrite::Base64PrivateKey => replace_changed(&rule.regex, text, |c| {
+            let m = c.get(0)?;
+            let head = &m.as_str()[..m.as_str().len().min(96)];
+            let decoded = entropy::decode_base64(head);
+            let header = String::from_utf8_lossy(&decoded);
+            header
+                .contains("PRIVATE KEY")
+                .then(|| placeholder.to_string())
         }),
         Rewrite::Auth => replace_changed(&rule.regex, text, |c| {
             let (w, a) = (c.get(0)?, c.name("a")?);
@@ -999,6 +1067,107 @@ mod tests {
                 out.contains(&format!("[REDACTED:{kind}]")),
                 "{input:?} -> {out:?}"
             );
+        }
+    }
+
+    /// Issue #18's second end-to-end check planted these in a `logs.db`; each got through the
+    /// redactor (and into issues and the state store) before its rule. Every value is random.
+    #[test]
+    fn held_out_formats_are_redacted_whole() {
+        let cases: &[(&str, &str, &str)] = &[
+            // 40/64 hex after a vendor prefix: the entropy detector takes them for hashes.
+            ("pulumi login failed with pul-76b338f3c3f447c734496377be72be61df2d36cd", "pulumi_token", "76b338f3c3"),
+            ("SONAR_TOKEN squ_444efed29226ee78451fe1b57219f02b5b795796", "sonarqube_token", "444efed292"),
+            ("lin_oauth_5a177a2d0f8654987063bb4c90d1fcee9b348b369ce2dbafeb119dcf9b67b255 401", "linear_key", "5a177a2d0f"),
+            ("failed: 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", "sentry_token", "2c3984db84"),
+            // Base64 of text: the entropy detector takes them for data.
+            ("jfrog: reference token cmVmdGtuOjAxOjk0NzA2NzA1NTk6dnhkNmpmd1I0Tzhsb0hPcmpFUEtUUkRHNXhF expired", "artifactory_token", "cmVmdGtuOj"),
+            ("kubeconfig client-key-data: LS0tLS1CRUdJTiBSU0EgUFJJVkFURSBLRVktLS0tLQpZQU0zUVo0bkZBZFFpRUtRdUtZc09zZDg3UkZCTkFBclpoWjh4", "private_key", "LS0tLS1CRU"),
+            // Longer than a secret run the entropy detector judges.
+            ("sts returned SessionToken IQoJb3JpZ2luX2VjSxlkwtaTHk82LmMWpim1AVdH78FTUR0FbLW/P7R3vcna5CY/TRBb2RLEJo4HfSv5FVWK3Gij5ps9DrZWhSkMuzGzIVIPYafiRBY9jJ+6tkTKlhquBosAQsfHDl/qu2EdZc9lVMpySwYvtythO8R4bDpvuCMryfpMZ4OaIWpSH6RP9dAyCKxPYOQIpXLD4N2auSOLqASkQNbvTlS3HiCPFhvQWy+FIjqFsQVrvohKrhX83sh0Xor28rrI1D7133NKmIrf+OehzDN4oaKSYIu4gxlUTdxWFls+h8MPXrXDdzihenwI0DBuXayS0meekN7xIxcih5Qp", "aws_session_token", "qu2EdZc9lV"),
+            // A UUID after a word naming a credential.
+            ("heroku: HEROKU_API_KEY 5b123ec9-4f80-2dfc-fbee-d4ac87d1a7d6 rejected", "uuid_credential", "5b123ec9-4"),
+            ("snyk auth b375c35a-4425-ef88-5ada-48fb95735da8 failed: 401", "uuid_credential", "b375c35a-4"),
+            // Keys named for an application key or an LDAP bind password.
+            ("DD_APP_KEY=a88387f4095d0bffe047aa382f2b5fc27e63f40a monitors sync failed", "secret", "a88387f409"),
+            ("datadog: DD-APPLICATION-KEY: a88387f4095d0bffe047aa382f2b5fc27e63f40a forbidden", "secret", "a88387f409"),
+            ("nslcd: bindpw 2JtQu3CG22syG failed: Invalid credentials (49)", "password", "2JtQu3CG22"),
+            ("olcRootPW: 2JtQu3CG22syG", "password", "2JtQu3CG22"),
+            ("sssd: ldap_default_authtok = 2JtQu3CG22syG", "password", "2JtQu3CG22"),
+        ];
+        for (input, kind, piece) in cases {
+            let out = r(input);
+            assert!(
+                out.contains(&format!("[REDACTED:{kind}]")) && !out.contains(piece),
+                "{input:?} -> {out:?}"
+            );
+        }
+    }
+
+    /// Passwords in the short flags and positional shapes of more tools (issue #18's second
+    /// end-to-end check); each was kept before its rule. Their flags without a password stay.
+    #[test]
+    fn passwords_of_more_tools_are_redacted() {
+        for input in [
+            "backup: 7z a -pHMDMwXh13TWJ -mhe=on /backups/db.7z exited 2",
+            "zip -P HMDMwXh13TWJ -r export.zip /data exited 12",
+            "openssl enc -aes-256-cbc -k HMDMwXh13TWJ -in db.sql failed",
+            "ipmitool -I lanplus -H bmc1 -U admin -P HMDMwXh13TWJ chassis status failed",
+            "mosquitto_pub -h mqtt -u sensor -P HMDMwXh13TWJ -t t -m x: Connection refused",
+            "snmpwalk -v3 -u mon -a SHA -A HMDMwXh13TWJ -x AES -X HMDMwXh13TWJ host timeout",
+            "xfreerdp /v:win1 /u:Administrator /p:HMDMwXh13TWJ /cert:ignore exited 131",
+            "lftp -u deploy,HMDMwXh13TWJ sftp://files.internal failed",
+            "sqlplus system/HMDMwXh13TWJ@ORCL @migrate.sql failed ORA-01017",
+            "oracle: jdbc:oracle:thin:scott/HMDMwXh13TWJ@db2:1521:ORCL ORA-12541",
+        ] {
+            let out = r(input);
+            assert!(
+                out.contains("[REDACTED:password]") && !out.contains("HMDMwXh13TWJ"),
+                "{input:?} -> {out:?}"
+            );
+        }
+        for kept in [
+            "zip -r export.zip /data exited 0",
+            "7z l /backups/db.7z listed",
+            "ipmitool -H bmc1 chassis status ok",
+            "snmpwalk -v2c -c public host1 timed out",
+            "sqlplus -S /nolog @report.sql ok",
+            "jdbc:oracle:thin:@db1:1521:ORCL connected",
+        ] {
+            assert_eq!(r(kept), kept);
+        }
+    }
+
+    /// Credentials of several pieces joined by `.`, `~`, `$`, `%` or `:` are redacted whole: a
+    /// piece alone may be short or look like data, and used to be left beside a redacted one.
+    #[test]
+    fn joined_credentials_are_redacted_whole() {
+        for (input, pieces) in [
+            ("discord gateway: bot Njk0ODM3ODU5MzA2NTk2MTU5.Q_9lnY.O03b3kiwzvFBYBcjlCIWQEXMn8E disconnected", &["Njk0ODM3OD", "O03b3kiwzv"][..]),
+            ("Authorization: Api-Token dt0c01.C5LKXEPJIUD6R8CCS92XUI4F.XYT4I49XMXLXLGFIV9NMBSM2AVTUKINBW2C1F02RMS6H5AOLJ1IQY1D5H70K4PVL", &["C5LKXEPJIU", "XYT4I49XMX"]),
+            ("tfe api call with qu2fqIAjQmXmJT.atlasv1.NQ2NzJT-MfK8LqRg0FmJZB6lmhjI0xejq4BWEh8kFgAo4K0lthnkk-F3HkqsiKmuLf0 returned 401", &["qu2fqIAjQm", "NQ2NzJT-Mf"]),
+            ("loading /run/secrets/dt0c01.C5LKXEPJIUD6R8CCS92XUI4F.XYT4I49XMXLXLGFIV9NMBSM2AVTUKINBW2C1F02RMS6H5AOLJ1IQY1D5H70K4PVL failed", &["C5LKXEPJIU", "XYT4I49XMX"]),
+            ("msal: invalid client secret 3EP8Q~M1nk~0UggzepPeQKlPSWKgPLYHn2REePYJ", &["3EP8Q~M1nk", "0UggzepPeQ"]),
+            ("braintree init failed access_token$production$z4h4caaoa3632koh$8f49806c96288ad331dce7408d5e1b59", &["z4h4caaoa3", "8f49806c96"]),
+            ("twitter api 401: AAAAAAAAAAAAAAAAAAAAAeGrOLMvKjsisKEkdGSqUn34NRisSqk%3DiyAbVXmOQTDKWjEOIVTzp1YeGilo6ZujNUyLope3cTJcvubBz3", &["eGrOLMvKjs", "iyAbVXmOQT"]),
+            ("mapbox upload failed sk.eyJ1IjogIndhYmRldXhnIiwgImEiOiAiOG84dmQxNGRnZjhhbjFvYzh6N2Q5cWhsdiJ9.wHMwAkkEz_Wg_5qJWXp6VS", &["eyJ1IjogIn", "wHMwAkkEz_"]),
+            ("GET /sso/callback?ticket=6bYB8E6cSvAX.7Nf7kpB8xoK2~skfHgIUf2tPH 400", &["6bYB8E6cSv", "skfHgIUf2t"]),
+            ("FCM send failed: key=AAAAq4eyq1o:APA91bHPRgkFLJu6mUq3Bc0lB1Ul1I3QkeSXHu0ksvZ6Jv0CIzwbG4oDeMF2bFJb4FjmN7Hxxn2a9vq1VZ5PLN8D2QjH1m7lD0BoS8ELvvBtZ4SU1yGg8dF5rnuPL8Ri5Ud_8M7YzNOAq", &["AAAAq4eyq1", "HPRgkFLJu6"]),
+        ] {
+            let out = r(input);
+            for p in pieces {
+                assert!(!out.contains(p), "{input:?} -> {out:?} keeps {p}");
+            }
+        }
+        // Joined runs that hold no secret stay.
+        for kept in [
+            "pkg alpha: version 1.4.12-rc.3+build.4411 installed at 2026-12-07T04:11:59.164307Z",
+            "resolved ip-10-0-17-23.eu-west-1.compute.internal to 10.1.2.3 in 17ms",
+            "GET /api/v1/search?q=hello%20world%3A4411%2Fsrc&lang=en HTTP/1.1 200 13233",
+            "\tat org.apache.kafka.clients.consumer.internals.ConsumerCoordinator.onJoinComplete(ConsumerCoordinator.java:411)",
+            "File \"/usr/lib/python3.11/site-packages/starlette/routing.py\", line 74, in app",
+        ] {
+            assert_eq!(r(kept), kept);
         }
     }
 

@@ -389,6 +389,75 @@ async fn closed_issue_recurring_is_a_regression_comment_and_reopen() {
 }
 
 #[tokio::test]
+async fn regressions_over_the_comment_budget_wait_in_the_backlog_and_reopen_later() {
+    // Three closed issues recur in one scan with a budget of one comment: the two the budget
+    // cannot cover were dropped (left closed, no comment, nothing deferred) and, as a burst that
+    // does not recur, never reopened by any later scan.
+    let config = SelfMonitoringConfig {
+        max_comments_per_scan: 1,
+        ..Default::default()
+    };
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    let problems = [
+        ("app.db", "[DB-LOCK-003] database is locked"),
+        (
+            "app.git",
+            "[GIT-SYNC-001] clone of repo alpha failed: exit 128",
+        ),
+        (
+            "app.index",
+            "[INDEX-WRITE-002] index writer crashed: disk full",
+        ),
+    ];
+    for (source, message) in problems {
+        r.logs.log(Level::Critical, source, message);
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 3);
+    let now = selfmon_core::clock::Clock::now(r.clock.as_ref());
+    for issue in r.tracker.issues() {
+        r.tracker.close(issue.number, now);
+    }
+    for (source, message) in problems {
+        r.logs.log(Level::Critical, source, message);
+    }
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.regressions, 1, "the budget covers one");
+    assert_eq!(second.record.deferred, 2, "the other two wait");
+    assert_eq!(second.record.backlog, 2);
+    assert_eq!(second.record.issues_created, 0);
+    let said = serde_json::to_string(&second.outcomes).unwrap();
+    assert!(said.contains("kept in the backlog"), "{said}");
+
+    // No new records: the backlog reopens one issue per scan, and files nothing new.
+    for scan in 3..=4 {
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.regressions, 1, "scan {scan}");
+        assert_eq!(report.record.issues_created, 0, "scan {scan}");
+        assert_eq!(report.record.backlog, 4 - scan as u64, "scan {scan}");
+    }
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 3, "nothing filed twice");
+    for issue in &issues {
+        assert_eq!(
+            issue.state,
+            selfmon_core::IssueState::Open,
+            "#{} reopened",
+            issue.number
+        );
+        assert_eq!(issue.comments.len(), 1, "#{} told once", issue.number);
+    }
+    assert!(r.store.backlog().is_empty());
+    for filed in r.store.issues() {
+        assert_eq!(
+            filed.occurrences, 2,
+            "#{}: filing and recurrence",
+            filed.issue.number
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_open_issue_the_listing_misses_is_looked_up_not_taken_for_a_regression() {
     let r = rig();
     let db_locked = || {
@@ -1199,4 +1268,77 @@ async fn a_source_warning_reaches_the_scan_report_once_per_kind_redacted() {
             .contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
         "redacted like every text the report keeps: {w:?}"
     );
+}
+
+/// A log source whose first read panics (a defect in an adapter), then reads normally.
+struct PanicsOnFirstRead {
+    inner: Arc<selfmon_core::testing::MemoryLogSource>,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl selfmon_core::LogSource for PanicsOnFirstRead {
+    async fn read_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> selfmon_core::Result<selfmon_core::LogPage> {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("index out of bounds in the adapter");
+        }
+        self.inner.read_after(after, limit).await
+    }
+    async fn max_id(&self) -> selfmon_core::Result<Option<i64>> {
+        self.inner.max_id().await
+    }
+    fn describe(&self) -> selfmon_core::LogSourceDescription {
+        self.inner.describe()
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_the_scan_fails_that_scan_and_the_next_reads_the_same_records() {
+    // A panic unwound through the host: the CLI exited 101 with a RUNNING scan left behind, and
+    // a scheduler's worker never ran another scan.
+    let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let tracker = Arc::new(selfmon_core::testing::MemoryIssueTracker::new());
+    let monitor = SelfMonitor::builder()
+        .log_source(Arc::new(PanicsOnFirstRead {
+            inner: logs.clone(),
+            panicked: Default::default(),
+        }))
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let e = monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert!(
+        matches!(&e, selfmon_core::Error::Panicked { message } if message.contains("index out of bounds")),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("recorded as failed"), "{e}");
+    let scans = store.scans();
+    assert_eq!(scans.len(), 1);
+    assert_eq!(
+        scans[0].status,
+        ScanStatus::Failure,
+        "recorded, not left RUNNING"
+    );
+    assert!(store.lease().is_none(), "the lease is released");
+    let report = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.records_read, 1,
+        "the same record is read again"
+    );
+    assert_eq!(report.record.issues_created, 1);
 }

@@ -575,3 +575,45 @@ async fn dry_runs_answer_a_run_now_request_only_when_every_scan_is_a_dry_run() {
         }
     }
 }
+
+/// Panics on its first job, then succeeds.
+struct PanicsOnce(std::sync::atomic::AtomicBool);
+
+#[async_trait::async_trait]
+impl JobHandler for PanicsOnce {
+    async fn run(&self, _job: &JobSpec) -> std::result::Result<(), String> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("a defect in the job");
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_panics_fails_and_the_queue_runs_the_next_one() {
+    // The worker ran jobs on its own task: a panicking scan took it down, the job stayed
+    // "running" for good and no scan ever ran again (the scheduler reported every tick as
+    // "already running").
+    use selfmon_core::JobQueue as _;
+    let queue = MemoryJobQueue::start(Arc::new(PanicsOnce(Default::default())));
+    let job = || JobSpec {
+        kind: JobKind::SelfMonitoring,
+        model: Default::default(),
+        trigger: ScanTrigger::Manual,
+        payload: serde_json::Value::Null,
+    };
+    let first = queue.submit(job()).await.unwrap();
+    match queue.wait(&first).await {
+        Some(JobStatus::Failed { error }) => {
+            assert!(error.contains("panicked: a defect in the job"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        queue.active_job(&JobKind::SelfMonitoring).await.unwrap(),
+        None,
+        "nothing is left running"
+    );
+    let second = queue.submit(job()).await.unwrap();
+    assert_eq!(queue.wait(&second).await, Some(JobStatus::Succeeded));
+}

@@ -39,7 +39,7 @@ pub enum Command {
     History(HistoryArgs),
     /// Print the logs.db schema selfmon reads (and the tables it keeps its own state in).
     #[command(
-        after_help = "Examples:\n  selfmon schema\n  selfmon schema | sqlite3 logs.db   # create an empty logs table"
+        after_help = "Examples:\n  selfmon schema\n  selfmon schema --ddl | sqlite3 logs.db   # create an empty logs table"
     )]
     Schema {
         /// Print only the `CREATE TABLE` statement of the logs table.
@@ -58,10 +58,10 @@ pub enum Command {
         after_help = "Examples:\n  selfmon prompt show\n  selfmon prompt diff --config selfmon.json"
     )]
     Prompt(PromptCommand),
-    /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGHUP reloads the configuration; SIGTERM stops after the scan in flight).
+    /// Run the cadence loop in the foreground (SIGUSR1 or touching --trigger-file runs a scan now; SIGHUP reloads the configuration; SIGTERM or SIGINT stops at once, interrupting the scan in flight: it is recorded as failed, "interrupted", and the cursor stays, so the next scan reads the same records).
     #[command(
         name = "serve-scheduler",
-        after_help = "Examples:\n  selfmon serve-scheduler --config selfmon.json\n  selfmon serve-scheduler --config selfmon.json --trigger-file /run/selfmon/run-now\n  kill -USR1 <pid>   # run a scan now"
+        after_help = "Exit codes: 0 when stopped while idle; 143 / 130 when SIGTERM / SIGINT interrupted a scan (recorded as failed, \"interrupted\"; the cursor stays); 2 for a configuration error at start.\n\nExamples:\n  selfmon serve-scheduler --config selfmon.json\n  selfmon serve-scheduler --config selfmon.json --trigger-file /run/selfmon/run-now\n  kill -USR1 <pid>   # run a scan now\n  kill -TERM <pid>   # stop now; a scan in flight is interrupted, not finished"
     )]
     ServeScheduler(SchedulerArgs),
 }
@@ -202,7 +202,10 @@ pub enum PromptCommand {
 /// `selfmon serve-scheduler`.
 #[derive(Debug, Args)]
 pub struct SchedulerArgs {
-    /// The configuration file; re-read before every tick, so edits apply without a restart.
+    /// The configuration file; re-read when it changes and on SIGHUP. The monitoring settings at
+    /// the top level (enabled, cadence, model, budgets, ignore, redaction, ...) apply from the next
+    /// scan; changes to the `logs`, `state`, `runner` or `tracker` sections or to `page_size` need
+    /// a restart (the log names them when it reloads).
     #[arg(long, short)]
     pub config: PathBuf,
     /// Touching this file (changing its modification time) runs a scan now.

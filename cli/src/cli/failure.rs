@@ -68,9 +68,12 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     selfmon::engine::error_chain(e)
 }
 
-/// Maps an engine error to a failure: the lease to 3, configuration to 2, the rest to 1.
-pub fn from_scan_error(e: &selfmon::Error) -> Failure {
-    let line = chain(e);
+/// Maps an engine error to a failure: the lease to 3, configuration to 2, the rest to 1. The text
+/// is redacted with `redactor` (the configuration's, with its extra patterns): an error can quote
+/// what a log record or the model's CLI said (`stderr ends with: ...`), and stderr is read by
+/// people and kept by journald and cron mail.
+pub fn from_scan_error(e: &selfmon::Error, redactor: &selfmon::redact::Redactor) -> Failure {
+    let line = redactor.redact_string(&chain(e));
     match e {
         selfmon::Error::LeaseHeld { .. } => Failure::LeaseHeld(line),
         selfmon::Error::Config { .. }

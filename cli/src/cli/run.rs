@@ -32,7 +32,11 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("selfmon: {}", super::terminal::safe(&f.to_string()));
+            // Every failure is redacted once more with the built-in rules: a configuration or
+            // I/O error can quote a value, and stderr ends up in journald and cron mail.
+            let text = f.to_string();
+            let text = selfmon::redact::Redactor::shared().redact(&text);
+            eprintln!("selfmon: {}", super::terminal::safe(&text));
             f.exit_code()
         }
     }

@@ -48,7 +48,11 @@ pub async fn run(args: &ScanArgs) -> Result<(), Failure> {
                 "scan recorded as failed; the cursor did not move, the next scan reads the same records",
             ))
         }
-        (result, _) => result.map_err(|e| from_scan_error(&e))?,
+        (result, _) => result.map_err(|e| {
+            let redactor = selfmon::redact::Redactor::with_config(&config.monitoring.redaction)
+                .unwrap_or_else(|_| selfmon::redact::Redactor::shared().clone());
+            from_scan_error(&e, &redactor)
+        })?,
     };
     if args.json {
         let text = serde_json::to_string_pretty(&report)

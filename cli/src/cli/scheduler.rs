@@ -20,11 +20,14 @@ fn mtime(path: Option<&Path>) -> Option<SystemTime> {
         .and_then(|m| m.modified().ok())
 }
 
+/// One line on stderr (journald keeps it), redacted: a failed scan's error can quote a log
+/// record or the model CLI's stderr.
 fn log(line: &str) {
+    let line = selfmon::redact::Redactor::shared().redact(line);
     eprintln!(
         "{} selfmon: {}",
         Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
-        super::terminal::safe(line)
+        super::terminal::safe(&line)
     );
 }
 
@@ -72,7 +75,7 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
             _ = usr1.recv() => run_now = true,
             _ = hup.recv() => {
                 config_seen = mtime(Some(&args.config));
-                reload(&args.config, &built.monitor, "SIGHUP: ");
+                reload(&args.config, &config, &built.monitor, "SIGHUP: ");
             }
             _ = second.tick() => {
                 seconds += 1;
@@ -84,7 +87,7 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
                 let c = mtime(Some(&args.config));
                 if c != config_seen {
                     config_seen = c;
-                    reload(&args.config, &built.monitor, "");
+                    reload(&args.config, &config, &built.monitor, "");
                 }
                 // A run-now request still waiting for its scan is followed up every second.
                 if seconds % tick_every == 1 || tick_every == 1 || service.pending_run_now().is_some() {
@@ -151,18 +154,61 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
 }
 
 /// Loads the configuration file again and applies what the running engine can change (the
-/// monitoring settings); a file that does not load or check is ignored, saying why.
-fn reload(path: &std::path::Path, monitor: &selfmon::engine::SelfMonitor, why: &str) {
+/// monitoring settings, from the next scan on); a file that does not load or check is ignored,
+/// saying why. The adapters were built from `running` at start: changes to their sections are
+/// named as needing a restart, not silently ignored.
+fn reload(
+    path: &std::path::Path,
+    running: &CliConfig,
+    monitor: &selfmon::engine::SelfMonitor,
+    why: &str,
+) {
     match CliConfig::load(path).and_then(|c| c.check().map(|_| c)) {
         Ok(c) => match monitor.set_config(c.monitoring.clone()) {
-            Ok(()) => log(&format!(
-                "{why}configuration reloaded (enabled: {}, cadence {} min)",
-                c.monitoring.enabled, c.monitoring.cadence_minutes
-            )),
+            Ok(()) => {
+                let pending = needs_restart(running, &c);
+                let rest = if pending.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; NOT applied until serve-scheduler is restarted: {} (the log source, state store, runner and tracker keep the settings they started with)",
+                        pending.join(", ")
+                    )
+                };
+                log(&format!(
+                    "{why}configuration reloaded (enabled: {}, cadence {} min){rest}",
+                    c.monitoring.enabled, c.monitoring.cadence_minutes
+                ));
+            }
             Err(e) => log(&format!("{why}configuration change ignored: {e}")),
         },
         Err(e) => log(&format!("{why}configuration change ignored: {e}")),
     }
+}
+
+/// The settings of `new` that differ from those the adapters were built from (`running`): the
+/// `logs`, `state`, `runner` and `tracker` sections, and `page_size` (the log source's page).
+fn needs_restart(running: &CliConfig, new: &CliConfig) -> Vec<&'static str> {
+    fn differs<T: serde::Serialize>(a: &T, b: &T) -> bool {
+        serde_json::to_value(a).ok() != serde_json::to_value(b).ok()
+    }
+    let mut out = Vec::new();
+    if differs(&running.logs, &new.logs) {
+        out.push("logs");
+    }
+    if running.monitoring.page_size != new.monitoring.page_size {
+        out.push("page_size");
+    }
+    if differs(&running.state, &new.state) {
+        out.push("state");
+    }
+    if differs(&running.runner, &new.runner) {
+        out.push("runner");
+    }
+    if differs(&running.tracker, &new.tracker) {
+        out.push("tracker");
+    }
+    out
 }
 
 /// Says once per scan that the schedule ignores a scan recorded in the future (a clock that ran
@@ -201,4 +247,39 @@ async fn report_finished(queue: &MemoryJobQueue, watched: &mut Vec<JobId>) {
         }
     }
     *watched = still;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::config_file::{default_config_text, strip_comments};
+
+    fn parse(text: &str) -> CliConfig {
+        serde_json::from_str(&strip_comments(text)).unwrap()
+    }
+
+    #[test]
+    fn a_reload_names_every_changed_section_the_running_adapters_do_not_take() {
+        let base = default_config_text();
+        let running = parse(&base);
+        assert!(needs_restart(&running, &parse(&base)).is_empty());
+        let monitoring_only = base.replace(r#""cadence_minutes": 60"#, r#""cadence_minutes": 5"#);
+        assert!(
+            needs_restart(&running, &parse(&monitoring_only)).is_empty(),
+            "the monitoring settings apply on reload"
+        );
+        let changed = base
+            .replace(r#""min_level": "WARNING""#, r#""min_level": "ERROR""#)
+            .replace(r#""dir": "selfmon-issues""#, r#""dir": "other-issues""#)
+            .replace(
+                r#""runner": { "kind": "offline" }"#,
+                r#""runner": { "kind": "claude" }"#,
+            )
+            .replace(r#""path": "selfmon-state.db""#, r#""path": "other.db""#)
+            .replace("{\n", "{\n  \"page_size\": 77,\n");
+        assert_eq!(
+            needs_restart(&running, &parse(&changed)),
+            ["logs", "page_size", "state", "runner", "tracker"]
+        );
+    }
 }

@@ -143,6 +143,8 @@ impl std::fmt::Display for RateLimit {
 pub(crate) struct Budget {
     issues_left: u32,
     comments_left: u32,
+    /// `max_comments_per_scan`: 0 means the operator wants no comments at all.
+    comments_allowed: u32,
     commented: HashSet<u64>,
     /// Issues the tracker said are not there (deleted, transferred): not called again this scan.
     gone: HashSet<u64>,
@@ -156,6 +158,7 @@ impl Budget {
         Budget {
             issues_left: c.max_new_issues_per_scan,
             comments_left: c.max_comments_per_scan,
+            comments_allowed: c.max_comments_per_scan,
             commented: HashSet::new(),
             gone: HashSet::new(),
             rate_limit: None,
@@ -234,6 +237,16 @@ impl Budget {
             None => "comment budget spent or already commented this scan".to_string(),
         }
     }
+    /// Whether a regression of `issue` gets no comment for want of budget (the comment budget
+    /// spent, or the tracker's rate limit): it must wait for a later scan rather than be dropped.
+    /// Not when the issue was already handled this scan, nor when the tracker no longer has it,
+    /// nor when the configuration allows no comments at all (nothing would ever take it).
+    fn regression_waits(&self, issue: u64) -> bool {
+        !self.may_comment(issue)
+            && !self.commented.contains(&issue)
+            && !self.gone.contains(&issue)
+            && (self.comments_allowed > 0 || self.rate_limit.is_some())
+    }
     fn commented(&mut self, issue: u64) {
         self.comments_left = self.comments_left.saturating_sub(1);
         self.commented.insert(issue);
@@ -277,6 +290,11 @@ impl Act<'_> {
                 format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
             )
         };
+        if self.budget.regression_waits(issue) {
+            let redacted = self.egress.finding(finding);
+            self.defer_regression(issue, &redacted, vec![shown], sig.level, sig.count, None);
+            return Ok(());
+        }
         let evidence = Evidence {
             shown: vec![shown.as_signature()],
             count: sig.count,
@@ -300,6 +318,8 @@ impl Act<'_> {
         for candidate in candidates {
             self.decide(candidate, &mut still_deferred).await?;
         }
+        // Regressions of known signatures deferred before the candidates were decided.
+        still_deferred.extend(self.effects.deferred.iter().map(|e| e.fingerprint.clone()));
         Ok(still_deferred.len() as u64)
     }
 
@@ -432,6 +452,26 @@ impl Act<'_> {
                 issue,
                 tier,
                 reason,
+            } if self.budget.regression_waits(issue) => {
+                // No comment this scan: the regression waits in the backlog (a backlog entry
+                // stays open), so the closed issue is reopened by a later scan, not forgotten.
+                let _ = (tier, reason);
+                let deferred = self.defer_regression(
+                    issue,
+                    finding,
+                    candidate.shown.clone(),
+                    candidate.severity,
+                    candidate.count,
+                    candidate.backlog.as_ref(),
+                );
+                if let Some(fingerprint) = deferred {
+                    still_deferred.insert(fingerprint);
+                }
+            }
+            DedupDecision::Regression {
+                issue,
+                tier,
+                reason,
             } => {
                 close(self.effects, issue, format!("regression of #{issue}"));
                 let evidence = Evidence {
@@ -484,6 +524,69 @@ impl Act<'_> {
         Ok(())
     }
 
+    /// Keeps a regression of closed `issue` that gets no comment this scan (see
+    /// [`Budget::regression_waits`]) in the backlog, under the issue's own fingerprint so a later
+    /// scan's dedup finds that issue again (a regression of it, or a duplicate once reopened) and
+    /// the store merges repeated deferrals into one entry. Its occurrences go with the entry and
+    /// reach the issue when the entry closes, as for any deferred finding. An entry already in
+    /// the backlog (`backlog`) just stays open. Returns the fingerprint it waits under, `None`
+    /// when selfmon no longer knows the issue (then its occurrences are recorded at once).
+    fn defer_regression(
+        &mut self,
+        issue: u64,
+        finding: &RedactedFinding,
+        evidence: Vec<RedactedSignature>,
+        severity: Level,
+        count: u64,
+        backlog: Option<&BacklogEntry>,
+    ) -> Option<String> {
+        let refused = match self.budget.rate_limit {
+            Some(limit) => limit.to_string(),
+            None => format!(
+                "this scan's comment budget is spent (max_comments_per_scan = {})",
+                self.config.max_comments_per_scan
+            ),
+        };
+        let why = format!(
+            "regression of closed #{issue}, but {refused}; kept in the backlog: a later scan comments{}",
+            if self.config.dedup.reopen_on_regression {
+                " and reopens it"
+            } else {
+                ""
+            }
+        );
+        let fingerprint = match backlog {
+            Some(entry) => entry.fingerprint.clone(),
+            None => {
+                let Some(known) = self.known.get(issue) else {
+                    self.effects.add_occurrences(issue, count);
+                    return None;
+                };
+                let entry = BacklogEntry {
+                    entry_id: uuid::Uuid::new_v4().to_string(),
+                    fingerprint: known.fingerprint.clone(),
+                    severity,
+                    finding: finding.clone(),
+                    evidence,
+                    templates: known.templates.clone(),
+                    occurrences: count.max(1),
+                    deferred_by: self.report.record.scan_id.clone(),
+                    deferred_at: self.clock.now(),
+                };
+                let fingerprint = entry.fingerprint.clone();
+                self.effects.deferred.push(entry);
+                self.report.record.deferred += 1;
+                fingerprint
+            }
+        };
+        self.report.outcomes.push(FindingOutcome::Deferred {
+            title: self.egress.redacted(&finding.title),
+            reason: self.egress.redacted(&why),
+            backlog_position: Some(self.report.record.deferred),
+        });
+        Some(fingerprint)
+    }
+
     async fn regression(
         &mut self,
         (issue, tier, why): (u64, DedupTier, String),
@@ -506,8 +609,16 @@ impl Act<'_> {
                     .await,
             )?;
         if !commented {
-            // Already handled this scan, budget spent or rate limited: the occurrences still count.
-            self.report.record.duplicates.by_fingerprint += 1;
+            // Already handled this scan, or the tracker no longer has it (a regression refused
+            // for want of budget waits in the backlog instead): the occurrences still count.
+            let duplicates = &mut self.report.record.duplicates;
+            match tier {
+                DedupTier::ErrorCode => duplicates.by_error_code += 1,
+                DedupTier::Similarity => duplicates.by_similarity += 1,
+                DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
+                    duplicates.by_fingerprint += 1
+                }
+            }
             self.report.outcomes.push(FindingOutcome::Duplicate {
                 title: self.egress.redacted(&finding.title),
                 issue,

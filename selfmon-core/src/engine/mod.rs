@@ -456,7 +456,7 @@ impl SelfMonitor {
             biased;
             () = self.interrupted(cancel) => Err(Error::Cancelled),
             e = self.heartbeat(lease, Duration::from_secs(config.lease_ttl_secs)) => Err(e),
-            r = self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects) => r,
+            r = CatchPanic(Box::pin(self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects))) => r,
         };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
@@ -587,8 +587,13 @@ impl SelfMonitor {
         // so a name something was filed or deferred under is known even when what the scan that
         // filed it learned was not kept (it failed afterwards, the cluster was evicted, or the
         // host keeps no learned templates).
-        let closed_since =
-            self.clock.now() - chrono::Duration::days(i64::from(config.dedup.closed_window_days));
+        let closed_since = self
+            .clock
+            .now()
+            .checked_sub_signed(chrono::Duration::days(i64::from(
+                config.dedup.closed_window_days,
+            )))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let mut known =
             triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
         let open_intents = self.store.open_intents().await?;
@@ -858,4 +863,35 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
+}
+
+/// Completes as the future it wraps, or with [`Error::Panicked`] when polling it panics: a
+/// defect in one scan's work (the engine's, or an adapter's on the engine's task) fails that
+/// scan like any error — recorded, lease released, cursor kept — instead of unwinding through
+/// the host (a scheduler's worker task, which then never runs another scan).
+struct CatchPanic<F>(F);
+
+impl<F: std::future::Future<Output = Result<T>>, T> std::future::Future
+    for CatchPanic<std::pin::Pin<Box<F>>>
+{
+    type Output = Result<T>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string());
+                tracing::error!(%message, "the scan panicked; recording it as failed");
+                std::task::Poll::Ready(Err(Error::Panicked { message }))
+            }
+        }
+    }
 }

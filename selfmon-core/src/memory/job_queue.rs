@@ -136,15 +136,45 @@ async fn worker(state: Arc<Mutex<State>>, wake: Arc<Notify>, handler: Arc<dyn Jo
             wake.notified().await;
             continue;
         };
-        let status = match handler.run(&job).await {
-            Ok(()) => JobStatus::Succeeded,
-            Err(error) => JobStatus::Failed { error },
+        // On a task of its own: a job that panics fails (its status says so) instead of taking
+        // the worker down with it, which left the job "running" and ran no job ever again.
+        let mut run = {
+            let handler = handler.clone();
+            let job = job.clone();
+            AbortOnDrop(tokio::spawn(async move { handler.run(&job).await }))
+        };
+        let status = match (&mut run.0).await {
+            Ok(Ok(())) => JobStatus::Succeeded,
+            Ok(Err(error)) => JobStatus::Failed { error },
+            Err(e) => JobStatus::Failed {
+                error: match e.try_into_panic() {
+                    Ok(payload) => format!(
+                        "the job panicked: {}",
+                        payload
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_string())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "no message".to_string())
+                    ),
+                    Err(e) => format!("the job was stopped: {e}"),
+                },
+            },
         };
         state
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .statuses
             .insert(id, (job.kind, status));
+    }
+}
+
+/// A job's task, stopped when the worker is (the queue dropped), as the job was when it ran on
+/// the worker's own task.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

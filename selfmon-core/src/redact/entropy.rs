@@ -16,9 +16,17 @@
 //! - runs keyed by an identifier or hash name (`request_id=`, `trace:`, `sha256:`, `commit `,
 //!   `etag`, ...).
 //!
-//! A run is a maximal stretch of `[A-Za-z0-9+/_-]` (with up to two `=` of padding); when the whole
-//! run is not a secret, its `/`-separated parts are judged on their own (a token in a URL path), then
-//! its `-`/`_`-separated parts (a token after a prefix).
+//! A run is a maximal stretch of `[A-Za-z0-9+/_-]` and the joiners `.`, `~`, `$`, `%`, `:` (with up
+//! to two `=` of padding), trimmed of joiners at its ends. Many credentials are several random
+//! pieces joined by such a character (`<id>.<ts>.<hmac>` bot tokens, `dt0c01.<id>.<secret>`,
+//! `<id>.atlasv1.<secret>`, `<x>8Q~<secret>` client secrets, `access_token$production$<id>$<hex>`,
+//! `<prefix>%3D<secret>`), and a piece alone may be short, or look like data. So a run holding a
+//! joiner and no `/` is judged whole first; then each joiner-separated piece is judged as a run of
+//! its own (what was judged before joiners joined runs), and when any piece is a secret, **the whole
+//! joined run** is (the pieces next to a secret are part of the same credential). When a run is not
+//! a secret, its `/`-separated parts are judged on their own (a token in a URL path), then its
+//! `-`/`_`-separated parts (a token after a prefix); a run holding a `/` keeps part-sized spans, so
+//! a path around a token stays readable.
 
 use std::ops::Range;
 
@@ -41,9 +49,36 @@ const RUN_BYTES: [bool; 256] = {
     t
 };
 
+/// Bytes that join the pieces of one credential (`.`, `~`, `$`, `%`, `:`); see the module docs.
+const JOIN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'.' as usize] = true;
+    t[b'~' as usize] = true;
+    t[b'$' as usize] = true;
+    t[b'%' as usize] = true;
+    t[b':' as usize] = true;
+    t
+};
+
+/// [`RUN_BYTES`] and [`JOIN_BYTES`]: the bytes a scanned run is made of.
+const SCAN_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = RUN_BYTES[b] || JOIN_BYTES[b];
+        b += 1;
+    }
+    t
+};
+
 #[inline]
-fn is_run_byte(b: u8) -> bool {
-    RUN_BYTES[b as usize]
+fn is_join_byte(b: u8) -> bool {
+    JOIN_BYTES[b as usize]
+}
+
+#[inline]
+fn is_scan_byte(b: u8) -> bool {
+    SCAN_BYTES[b as usize]
 }
 
 /// Byte ranges of `text` that hold a high-entropy secret.
@@ -61,16 +96,16 @@ pub(crate) fn spans(text: &str) -> Vec<Range<usize>> {
     let mut i = 0;
     while i + MIN_BASE64_LEN <= n {
         let probe = i + MIN_BASE64_LEN - 1;
-        if !is_run_byte(bytes[probe]) {
+        if !is_scan_byte(bytes[probe]) {
             i = probe + 1;
             continue;
         }
         let mut start = probe;
-        while start > i && is_run_byte(bytes[start - 1]) {
+        while start > i && is_scan_byte(bytes[start - 1]) {
             start -= 1;
         }
         let mut end = probe + 1;
-        while end < n && is_run_byte(bytes[end]) {
+        while end < n && is_scan_byte(bytes[end]) {
             end += 1;
         }
         if end - start >= MIN_BASE64_LEN {
@@ -95,12 +130,12 @@ pub(crate) fn spans_unfiltered(text: &str) -> Vec<Range<usize>> {
     }
     let mut i = 0;
     while i < bytes.len() {
-        if !is_run_byte(bytes[i]) {
+        if !is_scan_byte(bytes[i]) {
             i += 1;
             continue;
         }
         let start = i;
-        while i < bytes.len() && is_run_byte(bytes[i]) {
+        while i < bytes.len() && is_scan_byte(bytes[i]) {
             i += 1;
         }
         if i - start >= MIN_BASE64_LEN {
@@ -108,7 +143,7 @@ pub(crate) fn spans_unfiltered(text: &str) -> Vec<Range<usize>> {
             while end < bytes.len() && end - i < 2 && bytes[end] == b'=' {
                 end += 1;
             }
-            judge_run_and_parts(text, start, end, &mut out);
+            judge_joined(text, start, end, &mut out);
             i = end;
         }
     }
@@ -123,7 +158,83 @@ fn judge_run(text: &str, start: usize, end: usize, out: &mut Vec<Range<usize>>) 
     if classes_in(&text.as_bytes()[start..end]) < 2 {
         return;
     }
-    judge_run_and_parts(text, start, end, out);
+    judge_joined(text, start, end, out);
+}
+
+/// Judges the scanned run `text[start..end]` (run bytes and joiners), trimmed of joiners at its
+/// ends. Without a joiner, as a run. With one: each joiner-separated piece as a run (what was
+/// judged before joiners joined runs), then each `/`-separated segment that holds a joiner as one
+/// credential: a secret when it is one whole, or when a piece of it is.
+fn judge_joined(text: &str, start: usize, end: usize, out: &mut Vec<Range<usize>>) {
+    let b = text.as_bytes();
+    let (mut start, mut end) = (start, end);
+    while start < end && is_join_byte(b[start]) {
+        start += 1;
+    }
+    while end > start && is_join_byte(b[end - 1]) {
+        end -= 1;
+    }
+    if !b[start..end].iter().any(|&c| is_join_byte(c)) {
+        if end - start >= MIN_BASE64_LEN {
+            judge_run_and_parts(text, start, end, out);
+        }
+        return;
+    }
+    let mut pieces = Vec::new();
+    let mut s = start;
+    for j in (start..=end).filter(|&j| j == end || is_join_byte(b[j])) {
+        if j - s >= MIN_BASE64_LEN {
+            judge_run_and_parts(text, s, j, &mut pieces);
+        }
+        s = j + 1;
+    }
+    let mut segments: Vec<Range<usize>> = Vec::new();
+    let mut s = start;
+    for j in (start..=end).filter(|&j| j == end || b[j] == b'/') {
+        let (mut a, mut z) = (s, j);
+        while a < z && (is_join_byte(b[a]) || matches!(b[a], b'-' | b'_' | b'+')) {
+            a += 1;
+        }
+        while z > a && (is_join_byte(b[z - 1]) || matches!(b[z - 1], b'-' | b'_' | b'+')) {
+            z -= 1;
+        }
+        // URL-encoded text (`hello%20world%3A1`) mixes classes by its escapes: judged by its
+        // pieces only.
+        if b[a..z].iter().any(|&c| is_join_byte(c))
+            && (pieces.iter().any(|p| p.start < z && a < p.end)
+                || (!has_percent_escape(&b[a..z])
+                    && has_random_piece(&b[a..z])
+                    && judge_part(text, a, z).is_some()))
+        {
+            segments.push(a..z);
+        }
+        s = j + 1;
+    }
+    // The union of both, in text order and disjoint.
+    pieces.extend(segments);
+    pieces.sort_by_key(|r| r.start);
+    for r in pieces {
+        match out.last_mut() {
+            Some(last) if last.end > r.start && last.start >= start => {
+                last.end = last.end.max(r.end)
+            }
+            _ => out.push(r),
+        }
+    }
+}
+
+/// Whether some joiner-separated piece of `b` looks random on its own: 8 characters or more, two
+/// classes or more, switching often. Names joined by dots (`ScheduledMethodRunnable.java:84`,
+/// `org.apache.kafka`) have none and are not judged whole, though together they mix classes.
+fn has_random_piece(b: &[u8]) -> bool {
+    b.split(|&c| is_join_byte(c))
+        .any(|p| p.len() >= 8 && classes_in(p) >= 2 && transitions(p) >= 0.3)
+}
+
+/// Whether `b` holds a URL escape (`%` and two hex digits).
+fn has_percent_escape(b: &[u8]) -> bool {
+    b.windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
 }
 
 /// Judges the run `text[start..end]`, then its `/`-separated parts, then its `-`/`_`-separated
@@ -164,10 +275,12 @@ fn judge_run_and_parts(text: &str, start: usize, end: usize, out: &mut Vec<Range
 /// `Some(range)` when `text[start..end]` (trimmed of separators) is a secret.
 fn judge_part(text: &str, mut start: usize, mut end: usize) -> Option<Range<usize>> {
     let b = text.as_bytes();
-    while start < end && matches!(b[start], b'-' | b'_' | b'/' | b'+') {
+    while start < end && (matches!(b[start], b'-' | b'_' | b'/' | b'+') || is_join_byte(b[start])) {
         start += 1;
     }
-    while end > start && matches!(b[end - 1], b'-' | b'_' | b'/' | b'+') {
+    while end > start
+        && (matches!(b[end - 1], b'-' | b'_' | b'/' | b'+') || is_join_byte(b[end - 1]))
+    {
         end -= 1;
     }
     let part = &text[start..end];
@@ -307,7 +420,7 @@ fn is_data(core: &str) -> bool {
 }
 
 /// Decodes standard or URL-safe base64 without padding checks; stops at the first other byte.
-fn decode_base64(s: &str) -> Vec<u8> {
+pub(super) fn decode_base64(s: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc: u32 = 0;
     let mut bits = 0;

@@ -145,6 +145,115 @@ fn token(g: &mut Gen, kind: usize) -> (&'static str, String) {
         28 => ("aws_secret_unkeyed", g.chars(B64, 40)),
         29 => ("newrelic_key", format!("NRAK-{}", g.chars(UPPER_NUM, 27))),
         30 => ("doppler_token", format!("dp.pt.{}", g.chars(ALNUM, 43))),
+        // Held out in issue #18's second end-to-end check: formats whose random part looks like
+        // a hash (40/64 hex after a prefix), base64 of text, and credentials of several pieces
+        // joined by `.`, `~`, `$`, `%` or `:`.
+        32 => ("pulumi_token", format!("pul-{}", g.chars(HEX, 40))),
+        33 => (
+            "sonarqube_token",
+            format!("{}_{}", g.pick(&["squ", "sqp", "sqa"]), g.chars(HEX, 40)),
+        ),
+        34 => ("linear_oauth", format!("lin_oauth_{}", g.chars(HEX, 64))),
+        35 => ("sentry_user_token", format!("sntryu_{}", g.chars(HEX, 64))),
+        36 => (
+            "artifactory_reference_token",
+            base64(format!("reftkn:01:{}:{}", g.chars(DIGITS, 10), g.chars(ALNUM, 27)).as_bytes())
+                .trim_end_matches('=')
+                .to_string(),
+        ),
+        37 => (
+            "aws_session_token",
+            format!("IQoJb3JpZ2luX2Vj{}", g.chars(B64, 300)),
+        ),
+        38 => {
+            let pem = format!(
+                "-----BEGIN {} PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+                g.pick(&["RSA", "EC", "OPENSSH"]),
+                g.chars(B64, 300)
+            );
+            ("base64_private_key", base64(pem.as_bytes()))
+        }
+        39 => (
+            "dynatrace_token",
+            format!(
+                "dt0c01.{}.{}",
+                g.chars(UPPER_NUM, 24),
+                g.chars(UPPER_NUM, 64)
+            ),
+        ),
+        40 => (
+            "terraform_cloud_token",
+            format!("{}.atlasv1.{}", g.chars(ALNUM, 14), g.chars(URLSAFE, 67)),
+        ),
+        41 => (
+            "discord_bot_token",
+            format!(
+                "{}.{}.{}",
+                base64(g.chars(DIGITS, 18).as_bytes()),
+                g.chars(URLSAFE, 6),
+                g.chars(URLSAFE, 27)
+            ),
+        ),
+        42 => (
+            "azure_ad_client_secret",
+            format!(
+                "{}8Q~{}",
+                g.chars(ALNUM, 3),
+                g.chars(
+                    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_~.-",
+                    34
+                )
+            ),
+        ),
+        43 => (
+            "braintree_token",
+            format!(
+                "access_token$production${}${}",
+                g.chars("abcdefghijklmnopqrstuvwxyz0123456789", 16),
+                g.chars(HEX, 32)
+            ),
+        ),
+        44 => (
+            "twitter_bearer",
+            format!(
+                "AAAAAAAAAAAAAAAAAAAAA{}%3D{}",
+                g.chars(ALNUM, 30),
+                g.chars(ALNUM, 50)
+            ),
+        ),
+        45 => (
+            "mapbox_secret_token",
+            format!(
+                "sk.{}.{}",
+                base64(
+                    format!(
+                        "{{\"u\":\"{}\",\"a\":\"{}\"}}",
+                        g.chars(HEX, 8),
+                        g.chars(ALNUM, 25)
+                    )
+                    .as_bytes()
+                )
+                .trim_end_matches('='),
+                g.chars(URLSAFE, 22)
+            ),
+        ),
+        46 => (
+            "dotted_session_token",
+            format!(
+                "{}.{}~{}",
+                g.chars(ALNUM, 12),
+                g.chars(ALNUM, 12),
+                g.chars(ALNUM, 12)
+            ),
+        ),
+        47 => (
+            "firebase_server_key",
+            format!(
+                "AAAA{}:APA91b{}",
+                g.chars(URLSAFE, 7),
+                g.chars(URLSAFE, 134)
+            ),
+        ),
         _ => (
             "age_key",
             format!(
@@ -155,7 +264,7 @@ fn token(g: &mut Gen, kind: usize) -> (&'static str, String) {
     }
 }
 
-const TOKEN_KINDS: usize = 32;
+const TOKEN_KINDS: usize = 48;
 
 /// Lines that carry `s` at start, middle, end, in JSON, in URLs, after `/`, after `=`, with and
 /// without a keyword.
@@ -309,6 +418,56 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
         ),
         ("redis_auth", format!("redis-cli -h cache{i} -a {pw} ping")),
         ("pass_colon", format!("login failed user=admin pass:{pw}")),
+        // Issue #18's second end-to-end check: tools and config files its first corpus lacked.
+        (
+            "archiver_password",
+            format!("backup: 7z a -p{pw} -mhe=on /backups/db{i}.7z exited 2"),
+        ),
+        (
+            "archiver_password",
+            format!("zip -P {pw} -r export{i}.zip /data exited 12"),
+        ),
+        (
+            "openssl_password",
+            format!("openssl enc -aes-256-cbc -k {pw} -in db{i}.sql failed"),
+        ),
+        (
+            "ipmi_mqtt_password",
+            format!("ipmitool -I lanplus -H bmc{i} -U admin -P {pw} chassis status failed"),
+        ),
+        (
+            "ipmi_mqtt_password",
+            format!("mosquitto_pub -h mqtt -u sensor -P {pw} -t t{i} -m x: Connection refused"),
+        ),
+        (
+            "snmp_password",
+            format!("snmpwalk -v3 -u mon -a SHA -A {pw} -x AES -X {pw} host{i} timeout"),
+        ),
+        (
+            "rdp_password",
+            format!("xfreerdp /v:win{i} /u:Administrator /p:{pw} /cert:ignore exited 131"),
+        ),
+        (
+            "lftp_password",
+            format!("lftp -u deploy,{pw} sftp://files{i}.internal failed"),
+        ),
+        (
+            "oracle_password",
+            format!("sqlplus system/{pw}@ORCL @migrate{i}.sql failed ORA-01017"),
+        ),
+        (
+            "oracle_password",
+            format!("jdbc:oracle:thin:scott/{pw}@db{i}:1521:ORCL ORA-12541"),
+        ),
+        (
+            "ldap_bind_password",
+            format!("nslcd: bindpw {pw} failed: Invalid credentials (49)"),
+        ),
+        ("ldap_bind_password", format!("olcRootPW: {pw}")),
+        (
+            "ldap_bind_password",
+            format!("sssd: ldap_default_authtok = {pw}"),
+        ),
         (
             "python_environ",
             format!("os.environ['DB_PASSWORD'] = '{pw}' leaked in traceback"),
@@ -337,6 +496,30 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
                 line,
             });
         }
+    }
+    let uuid_key = uuid(g);
+    for line in [
+        format!("heroku: HEROKU_API_KEY {uuid_key} rejected by api.heroku.com"),
+        format!("snyk auth {uuid_key} failed: 401"),
+        format!("{{\"msg\":\"api key {uuid_key} revoked\"}}"),
+    ] {
+        out.push(Planted {
+            kind: "keyed_uuid",
+            secret: uuid_key.clone(),
+            line,
+        });
+    }
+    let app_key = g.chars(HEX, 40);
+    for line in [
+        format!("DD_APP_KEY={app_key} monitors sync failed"),
+        format!("datadog: DD-APPLICATION-KEY: {app_key} forbidden"),
+        format!("{{\"dd_app_key\":\"{app_key}\"}}"),
+    ] {
+        out.push(Planted {
+            kind: "datadog_app_key",
+            secret: app_key.clone(),
+            line,
+        });
     }
     let key = g.chars(B64, 86) + "==";
     out.push(Planted {
@@ -381,18 +564,26 @@ pub fn secrets(seed: u64, min: usize) -> Vec<Planted> {
     out
 }
 
-/// Whether `text` still holds `secret` or a long piece of it (16 characters or more), which a
-/// masking step could leave behind.
+/// Whether `text` still holds `secret` or a piece of it (any 10 characters, for a secret of 16 or
+/// more), which a masking step or a partial match could leave behind.
 pub fn leaks(text: &str, secret: &str) -> bool {
     if text.contains(secret) {
         return true;
     }
     let chars: Vec<char> = secret.chars().collect();
-    if chars.len() < 24 {
+    if chars.len() < 16 {
         return false;
     }
+    // A piece counts when it could only come from the random part: it holds a digit, or both
+    // cases. A piece of a format's fixed scaffolding (`https://ho` of a webhook URL, the
+    // `AAAAAAAAAA` of a bearer token) also occurs in lines that hold no secret.
     chars
-        .windows(16)
+        .windows(10)
+        .filter(|w| {
+            w.iter().any(char::is_ascii_digit)
+                || (w.iter().any(char::is_ascii_uppercase)
+                    && w.iter().any(char::is_ascii_lowercase))
+        })
         .any(|w| text.contains(&w.iter().collect::<String>()))
 }
 
@@ -436,7 +627,7 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
             let user = g.pick(&users);
             let ms = g.below(5000);
             let ip = format!("10.{}.{}.{}", g.below(255), g.below(255), g.below(255));
-            match i % 52 {
+            match i % 60 {
                 0 => format!("{ip} - - [02/Dec/2026:01:{:02}:{:02} +0000] \"GET {}?page={} HTTP/1.1\" 200 {} \"-\" \"{}\"", ms % 60, ms % 60, g.pick(&paths), ms % 30, ms * 7, g.pick(&agents)),
                 1 => format!("{ip} - {user} [02/Dec/2026:02:00:{:02} +0000] \"POST /api/v1/jobs HTTP/1.1\" 201 {} \"https://cidx.example.invalid/ui/jobs\" \"{}\"", ms % 60, ms, g.pick(&agents)),
                 2 => format!("Traceback (most recent call last):\n  File \"/app/code_indexer/server/app.py\", line {}, in handle\n    result = await self.dispatch(request)\n  File \"/usr/lib/python3.11/site-packages/starlette/routing.py\", line 74, in app\nKeyError: '{repo}'", ms % 900),
@@ -489,6 +680,16 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
                 49 => format!("user@{}.service: Consumed {}.{}s CPU time.", 1000 + ms % 20, ms % 9, ms % 10),
                 50 => "docker login -u ci --password-stdin registry.example.invalid".to_string(),
                 51 => format!("--- PASS: TestSync{} ({}.{:02}s)", ms % 40, ms % 3, ms % 100),
+                // Shapes near the second end-to-end check's rules: joined runs (versions, hosts,
+                // class names, URL-encoded text, timestamps) and the new tools without a password.
+                52 => format!("pkg {repo}: version 1.{}.{}-rc.{}+build.{ms} installed at 2026-12-07T04:{:02}:{:02}.{:06}Z", ms % 9, ms % 30, ms % 5, ms % 60, ms % 60, ms * 37 % 1_000_000),
+                53 => format!("resolved ip-10-0-{}-{}.eu-west-1.compute.internal to {ip} in {ms}ms", ms % 255, ms % 200),
+                54 => format!("GET /api/v1/search?q=hello%20world%3A{ms}%2Fsrc&lang=en HTTP/1.1 200 {}", ms * 3),
+                55 => format!("\tat org.apache.kafka.clients.consumer.internals.ConsumerCoordinator.onJoinComplete(ConsumerCoordinator.java:{})", ms % 900),
+                56 => format!("ldap: bind as cn=svc-{user},ou=services,dc=example,dc=org ok; snmpwalk -v2c -c public host{} timed out", ms % 9),
+                57 => format!("zip -r export{ms}.zip /data exited 0; 7z l /backups/db{}.7z listed; ipmitool -H bmc{} chassis status ok", ms % 9, ms % 9),
+                58 => format!("jdbc:oracle:thin:@db{}:1521:ORCL connected; sqlplus -S /nolog @report.sql ok; session key rotated for job {}", ms % 9, uuid(&mut g)),
+                59 => format!("cache key {}:{}:v2 miss; $HOME/.cache/{repo}/index.{}.bin loaded", repo, user, g.chars(HEX, 8)),
                 _ => format!("health check ok: {} jobs queued, {} running, {} MiB rss", ms % 10, ms % 3, ms % 800),
             }
         })
