@@ -947,12 +947,59 @@ fn cap_sample(cleaned: String) -> String {
     }
 }
 
-/// Whether a message looks like a Python traceback, a Rust panic, or a Java/JS stack trace.
+/// Whether a message looks like a crash report: a Python traceback, a Rust panic or backtrace, a
+/// Java (`Exception in thread "..."`, `\tat` frames, `Caused by:`, `... N more`), .NET (`   at`
+/// frames, `--- End of inner exception stack trace ---`), Node (`    at` frames) or Go
+/// (`goroutine N [running]:`) stack trace.
+///
+/// Cheap, as it runs per record: the message is searched for the four phrases that can stand on
+/// a crash report's first line; the lines of a longer one are tested by their first bytes.
 pub fn looks_like_traceback(message: &str) -> bool {
-    message.contains("Traceback (most recent call last)")
+    if message.contains("Traceback (most recent call last)")
         || message.contains("panicked at")
-        || message.contains("\n    at ")
+        || message.contains("Exception in thread \"")
         || message.contains("stack backtrace:")
+    {
+        return true;
+    }
+    let mut lines = message.split('\n');
+    lines.next();
+    lines.any(is_stack_trace_line)
+}
+
+/// Whether one line (after the first) of a message is a stack frame or a stack-trace marker.
+fn is_stack_trace_line(line: &str) -> bool {
+    let indented = line.starts_with([' ', '\t']);
+    let line = line.trim_start_matches([' ', '\t']);
+    match line.as_bytes().first() {
+        // `at com.acme.Pool.get(Pool.java:42)`, `at f (/srv/a.js:1:2)`, `at Acme.Orders.Load()`:
+        // indented (a line that starts with the word "at" is prose), and naming code.
+        Some(b'a') => indented && line.strip_prefix("at ").is_some_and(names_a_frame),
+        Some(b'C') => line.starts_with("Caused by: "),
+        // `... 12 more` (Java's elided frames).
+        Some(b'.') => line
+            .trim_end()
+            .strip_prefix("... ")
+            .and_then(|rest| rest.strip_suffix(" more"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        Some(b'-') => {
+            line.starts_with("--- End of inner exception stack trace ---")
+                || line.starts_with("--- End of stack trace from previous location")
+        }
+        // Go: `goroutine 1 [running]:`.
+        Some(b'g') => line.strip_prefix("goroutine ").is_some_and(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && rest[digits..].starts_with(" [")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether the text after `at ` names a frame rather than continuing prose (`at least once`): a
+/// parenthesis on the line, or a first word holding `.`, `/`, `\` or `<` (`at <anonymous>`).
+fn names_a_frame(rest: &str) -> bool {
+    let word = rest.split(' ').next().unwrap_or_default();
+    rest.contains('(') || word.contains(['.', '/', '\\', '<'])
 }
 
 #[cfg(test)]
@@ -1224,6 +1271,76 @@ mod tests {
             String::new()
         };
         format!("{code}kind {}", words.join(" "))
+    }
+
+    /// One crash report of each runtime, as each prints it.
+    pub(crate) const CRASHES: &[(&str, &str)] = &[
+        (
+            "python",
+            "Traceback (most recent call last):\n  File \"/srv/a.py\", line 3, in f\nKeyError: 'x'",
+        ),
+        (
+            "rust",
+            "thread 'main' panicked at src/main.rs:4:5:\nindex out of bounds",
+        ),
+        (
+            "java",
+            "java.lang.IllegalStateException: pool exhausted\n\tat com.acme.Pool.get(Pool.java:42)\n\tat com.acme.Api.handle(Api.java:7)",
+        ),
+        (
+            "java caused by",
+            "request failed\nCaused by: java.io.IOException: broken pipe",
+        ),
+        (
+            "java elided frames",
+            "java.lang.RuntimeException: wrapped\n... 12 more",
+        ),
+        (
+            "java uncaught",
+            "Exception in thread \"main\" java.lang.NullPointerException",
+        ),
+        (
+            "dotnet",
+            "System.InvalidOperationException: Sequence contains no elements\n   at System.Linq.Enumerable.First(IEnumerable source)\n   at Acme.Orders.Load() in /src/Orders.cs:line 12",
+        ),
+        (
+            "dotnet inner",
+            "System.AggregateException: one or more errors\n--- End of inner exception stack trace ---",
+        ),
+        (
+            "go",
+            "panic: runtime error: invalid memory address or nil pointer dereference\n[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1f2c]\n\ngoroutine 1 [running]:\nmain.main()\n\t/src/main.go:12 +0x1c",
+        ),
+        ("node", "TypeError: x is undefined\n    at f (/srv/a.js:1:2)"),
+        (
+            "node anonymous",
+            "Error: boom\n    at <anonymous>\r\n    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)",
+        ),
+    ];
+
+    #[test]
+    fn crash_reports_of_every_runtime_are_tracebacks() {
+        for (runtime, message) in CRASHES {
+            assert!(looks_like_traceback(message), "{runtime}: {message:?}");
+        }
+    }
+
+    #[test]
+    fn prose_and_single_frame_lines_are_not_tracebacks() {
+        for message in [
+            "retrying at least once",
+            "job failed\n  at least one worker is down",
+            "job failed\nat com.acme.Pool.get(Pool.java:42)",
+            "caused by: a full disk",
+            "still 12 more to go\n... and 12 more",
+            "panic: not a Go crash without its goroutine dump",
+            "goroutine pool resized to 8",
+            // One frame of a trace logged one line per record: the record is not a crash report.
+            "\tat com.acme.Pool.get(Pool.java:42)",
+            "   at Acme.Orders.Load() in /src/Orders.cs:line 12",
+        ] {
+            assert!(!looks_like_traceback(message), "{message:?}");
+        }
     }
 
     #[test]

@@ -1129,6 +1129,49 @@ async fn without_template_memory_a_later_name_is_counted_on_the_issue_filed_for_
     assert_eq!(store.issues()[0].occurrences, 3);
 }
 
+/// The same without template memory for a finding the budget deferred: the backlog entry is filed
+/// under the first name, and the next scan's name must be its duplicate, not a second issue.
+#[tokio::test]
+async fn without_template_memory_a_later_name_is_a_duplicate_of_the_deferred_first() {
+    let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+    let tracker = Arc::new(selfmon_core::testing::MemoryIssueTracker::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .config(SelfMonitoringConfig {
+            max_new_issues_per_scan: 0,
+            ..SelfMonitoringConfig::default()
+        })
+        .log_source(logs.clone())
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    logs.log(
+        Level::Critical,
+        "app.q",
+        "queue billingRepository is backed up (512 messages)",
+    );
+    let first = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.deferred, 1);
+    monitor.set_config(SelfMonitoringConfig::default()).unwrap();
+    logs.log(
+        Level::Critical,
+        "app.q",
+        "queue userController is backed up (512 messages)",
+    );
+    let second = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(
+        titles.len(),
+        1,
+        "{titles:?} {}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    assert!(store.backlog().is_empty());
+    assert_eq!(store.issues()[0].occurrences, 2, "both records counted");
+}
+
 /// What the templater learns from known issues never joins different constant words: a new
 /// protocol or state word beside a known issue's template is another problem, filed, even when
 /// the scan that filed the first lost what it learned.

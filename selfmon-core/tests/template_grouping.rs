@@ -3,7 +3,8 @@
 //! The public labelled corpora (Loghub-2k) are not available here, so this test generates a corpus
 //! in their style: for each of 20 kinds of system, message templates written after real log lines of
 //! that kind (HDFS, Hadoop, Spark, Zookeeper, OpenSSH, Apache, Linux, Android, BGL, HPC, Proxifier,
-//! Mac, Windows, OpenStack, Thunderbird, HealthApp, Python web servers, git, SQL errors, CIDX), 2,000
+//! Mac, Windows, OpenStack, Thunderbird, HealthApp, Python web servers, git, SQL errors, CIDX, JSON
+//! and logfmt structured logs), 2,000
 //! messages per system drawn with skewed template frequencies, variables filled from realistic pools
 //! (including unmasked names: users, hosts, repositories, processes), in a fixed shuffled order. The
 //! ground truth is the template a message was generated from; some templates differ from each other
@@ -496,6 +497,31 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
             (5, "[AUTH-TOKEN-003] Token for {email} expired at {date}T{time}Z"),
             // A name after a word that introduces one is a value, even with only a few of them.
             (10, "Failed to index collection {coll}: embedding provider timed out"),
+        ]),
+        // JSON-structured logs (zap, pino, bunyan, logstash): every record has the same keys, and
+        // the message is a quoted value. Records of different problems must stay apart; values
+        // and names inside the message vary as they do in plain text.
+        ("JSON", vec![
+            (15, "{\"level\":\"error\",\"ts\":{float},\"caller\":\"db/pool.go:{n}\",\"msg\":\"dial tcp {ip}:{port}: connect: connection refused\"}"),
+            (10, "{\"level\":\"error\",\"ts\":{float},\"caller\":\"db/pool.go:{n}\",\"msg\":\"out of memory\"}"),
+            (10, "{\"level\":\"error\",\"ts\":{float},\"caller\":\"db/pool.go:{n}\",\"msg\":\"disk full on {path}\"}"),
+            (10, "{\"level\":\"error\",\"ts\":{float},\"caller\":\"db/pool.go:{n}\",\"msg\":\"signing key expired, all logins fail\"}"),
+            (15, "{\"level\":\"info\",\"ts\":{float},\"caller\":\"http/server.go:{n}\",\"msg\":\"request completed\",\"method\":\"GET\",\"status\":200,\"duration\":\"{ms}\"}"),
+            (10, "{\"level\":50,\"time\":{num},\"pid\":{pid},\"hostname\":\"{host}\",\"msg\":\"unhandled rejection: database is locked\"}"),
+            (10, "{\"level\":50,\"time\":{num},\"pid\":{pid},\"hostname\":\"{host}\",\"msg\":\"unhandled rejection: connection reset by peer\"}"),
+            (10, "{\"name\":\"api\",\"hostname\":\"{host}\",\"pid\":{pid},\"level\":30,\"msg\":\"User {user} logged in from {ip}\",\"time\":\"{date}T{time}Z\",\"v\":0}"),
+            (10, "{\"@timestamp\":\"{date}T{time}Z\",\"@version\":\"1\",\"message\":\"Job {uuid} for repository {repo} failed after {ms}\",\"logger_name\":\"com.acme.Jobs\",\"level\":\"ERROR\"}"),
+            (10, "{\"@timestamp\":\"{date}T{time}Z\",\"@version\":\"1\",\"message\":\"Job {uuid} for repository {repo} completed in {ms}\",\"logger_name\":\"com.acme.Jobs\",\"level\":\"INFO\"}"),
+        ]),
+        // logfmt (Go's log/slog, Heroku): `key=value` pairs with the message quoted.
+        ("logfmt", vec![
+            (15, "time={date}T{time}Z level=ERROR msg=\"out of memory\" component=worker"),
+            (15, "time={date}T{time}Z level=ERROR msg=\"disk full on {path}\" component=worker"),
+            (15, "time={date}T{time}Z level=INFO msg=\"request completed\" method=GET status=200 duration={ms}"),
+            (10, "time={date}T{time}Z level=WARN msg=\"retrying connection to {ip}:{port}\" attempt={n}"),
+            (10, "time={date}T{time}Z level=ERROR msg=\"user {user} not found\" request_id={uuid}"),
+            (10, "time={date}T{time}Z level=ERROR msg=\"token refresh failed\" err=\"context deadline exceeded\""),
+            (10, "time={date}T{time}Z level=ERROR msg=\"token refresh failed\" err=\"connection refused\""),
         ]),
         ("Panics", vec![
             (10, "thread '{thread}' panicked at src/{func}.rs:{n}:{n}:\ncalled `Option::unwrap()` on a `None` value"),

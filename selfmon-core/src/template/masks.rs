@@ -128,13 +128,23 @@ pub(super) fn mask_into_general(message: &str, out: &mut String) {
 
 /// [`mask_into`] with its shortcuts (`FAST`) or without.
 fn mask_into_by<const FAST: bool>(message: &str, out: &mut String) {
-    let mask_token = if FAST { mask_token } else { mask_token_general };
     let normalised: Cow<'_, str> = if message.is_ascii() {
         Cow::Borrowed(message)
     } else {
         Cow::Owned(message.nfkc().collect())
     };
-    let s: &str = &normalised;
+    mask_normalised::<FAST>(&normalised, out, 0);
+}
+
+/// Quoted prose inside quoted prose inside a message is masked word by word; deeper quoted prose
+/// is one `<STR>`. (A quoted value cannot hold its own quote unescaped, so with two quote
+/// characters real text nests two deep at most; the bound keeps hostile input from recursing.)
+const MAX_PROSE_DEPTH: u8 = 2;
+
+/// Masks the NFKC-normalised `s` into `out` (appending); `depth` counts the quoted prose values
+/// `s` is inside.
+fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
+    let mask_token = if FAST { mask_token } else { mask_token_general };
     let start_len = out.len();
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
@@ -181,7 +191,7 @@ fn mask_into_by<const FAST: bool>(message: &str, out: &mut String) {
                 if !key.is_empty() {
                     mask_token(key, out);
                 }
-                out.push_str(mask_quoted(&s[open + 1..close]));
+                mask_quoted_into::<FAST>(&s[open + 1..close], quote, out, depth);
                 recent = [None; 3];
                 prev_ends_colon = false;
                 pos = close + 1;
@@ -581,6 +591,28 @@ fn find_closing_quote(s: &str, from: usize, quote: u8) -> Option<usize> {
         }
     }
     None
+}
+
+/// Masks a quoted value (without its quotes) into `out`. One token is one value: its kind
+/// (`<NUM>`, `<PATH>`, ...) or `<STR>`. Prose (several words) is what the message says, as in
+/// `{"level":"error","msg":"disk full on /var"}` or `msg="out of memory"`: its words are masked
+/// like the words of any message, inside the quotes, so different messages logged with the same
+/// keys are different templates. Prose that masking folds into one value (`"5 KB"`, `"1 2 3"`) is
+/// one value, which keeps masking idempotent.
+fn mask_quoted_into<const FAST: bool>(value: &str, quote: u8, out: &mut String, depth: u8) {
+    let v = value.trim();
+    if depth < MAX_PROSE_DEPTH && v.contains(char::is_whitespace) {
+        let before = out.len();
+        out.push(char::from(quote));
+        let words = out.len();
+        mask_normalised::<FAST>(v, out, depth + 1);
+        if out.as_bytes()[words..].contains(&b' ') {
+            out.push(char::from(quote));
+            return;
+        }
+        out.truncate(before);
+    }
+    out.push_str(mask_quoted(value));
 }
 
 fn mask_quoted(value: &str) -> &'static str {

@@ -5,8 +5,10 @@
 //! 1. **Masking** ([`Templater::mask`], pure and cheap): the message is NFKC-normalised, whitespace
 //!    is folded to single spaces, and every token that is a value is replaced by a typed placeholder:
 //!    `<NUM>`, `<HEX>`, `<HASH>`, `<UUID>`, `<IP>`, `<HOST>`, `<PATH>`, `<URL>`, `<EMAIL>`, `<TIME>`,
-//!    `<DURATION>`, `<SIZE>`, `<ID>` (random-looking identifiers) and `<STR>` (a quoted value after
-//!    `=` or `:`, as in `key="..."` and JSON). Digit runs inside identifiers are masked in place
+//!    `<DURATION>`, `<SIZE>`, `<ID>` (random-looking identifiers) and `<STR>` (a quoted value of one
+//!    token after `=` or `:`, as in `key="..."` and JSON). A quoted value that is prose (several
+//!    words, as the `msg` of JSON and logfmt logs) is what the message says: its words are masked
+//!    like any others, inside the quotes (`{"level":<STR>,"msg":"disk full on <PATH>"}`). Digit runs inside identifiers are masked in place
 //!    (`job-123` becomes `job-<NUM>`). Error codes such as `GIT-SYNC-001` are kept: they name the
 //!    problem. Nothing is lower-cased: case can be the only difference between two distinct
 //!    messages, and every placeholder test is case-insensitive where the value's syntax is.
