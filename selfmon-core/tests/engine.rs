@@ -1129,6 +1129,49 @@ async fn without_template_memory_a_later_name_is_counted_on_the_issue_filed_for_
     assert_eq!(store.issues()[0].occurrences, 3);
 }
 
+/// The same without template memory for a finding the budget deferred: the backlog entry is filed
+/// under the first name, and the next scan's name must be its duplicate, not a second issue.
+#[tokio::test]
+async fn without_template_memory_a_later_name_is_a_duplicate_of_the_deferred_first() {
+    let logs = Arc::new(selfmon_core::testing::MemoryLogSource::new());
+    let tracker = Arc::new(selfmon_core::testing::MemoryIssueTracker::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let monitor = SelfMonitor::builder()
+        .config(SelfMonitoringConfig {
+            max_new_issues_per_scan: 0,
+            ..SelfMonitoringConfig::default()
+        })
+        .log_source(logs.clone())
+        .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+        .tracker(tracker.clone())
+        .store(store.clone())
+        .build()
+        .unwrap();
+    logs.log(
+        Level::Critical,
+        "app.q",
+        "queue billingRepository is backed up (512 messages)",
+    );
+    let first = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.deferred, 1);
+    monitor.set_config(SelfMonitoringConfig::default()).unwrap();
+    logs.log(
+        Level::Critical,
+        "app.q",
+        "queue userController is backed up (512 messages)",
+    );
+    let second = monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = tracker.issues().into_iter().map(|i| i.title).collect();
+    assert_eq!(
+        titles.len(),
+        1,
+        "{titles:?} {}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    assert!(store.backlog().is_empty());
+    assert_eq!(store.issues()[0].occurrences, 2, "both records counted");
+}
+
 /// What the templater learns from known issues never joins different constant words: a new
 /// protocol or state word beside a known issue's template is another problem, filed, even when
 /// the scan that filed the first lost what it learned.
@@ -1298,4 +1341,91 @@ async fn a_panic_in_the_scan_fails_that_scan_and_the_next_reads_the_same_records
         "the same record is read again"
     );
     assert_eq!(report.record.issues_created, 1);
+}
+
+#[tokio::test]
+async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_elses_issue_with_the_same_number(
+) {
+    // The state store keeps issues by number; pointed at another tracker (a new repository or
+    // folder), a recurrence of selfmon's closed #1 reopened a person's closed #1 ("Typo on the
+    // login page") and commented on it.
+    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let monitor = |tracker: Arc<MemoryIssueTracker>| {
+        SelfMonitor::builder()
+            .log_source(logs.clone())
+            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+            .tracker(tracker)
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let old = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(old.issues().len(), 2);
+    // #1 was fixed and closed, #2 is open.
+    old.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+
+    // The configuration now names another tracker, where people filed #1 and #2 long ago.
+    let new = Arc::new(MemoryIssueTracker::new());
+    new.file_by_hand("Typo on the login page", "The button says Lgoin.", &["ui"]);
+    new.file_by_hand("Dark mode", "Please add one.", &["enhancement", "selfmon"]);
+    new.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    let report = monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.record.status, ScanStatus::Success);
+    for issue in new.issues() {
+        assert!(
+            issue.comments.is_empty(),
+            "#{} ({}) got selfmon's comment: {:?}",
+            issue.number,
+            issue.title,
+            issue.comments
+        );
+    }
+    assert_eq!(
+        new.issues()[0].state,
+        selfmon_core::IssueState::Closed,
+        "the person's closed #1 is not reopened"
+    );
+    assert_eq!(report.record.regressions, 0);
+    let said = serde_json::to_string(&report.outcomes).unwrap();
+    assert!(
+        said.contains("not the issue selfmon filed under that number"),
+        "the report says why: {said}"
+    );
 }

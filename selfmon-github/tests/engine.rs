@@ -306,7 +306,22 @@ async fn a_deleted_issue_is_recorded_closed_and_not_filed_again() {
         IssueState::Closed,
         "the store no longer takes the deleted issue for open"
     );
-    assert_eq!(lookups(&fake, number), 1, "looked up once, then known gone");
+    // Scan 2 looks it up (recorded open, unlisted) and records it closed; scan 3's regression
+    // looks it up before commenting (an issue recorded closed that the listing does not return
+    // may now be someone else's), finds it gone, and sends no comment.
+    assert_eq!(
+        lookups(&fake, number),
+        2,
+        "looked up once per scan that needed it"
+    );
+    assert!(
+        !fake
+            .log()
+            .iter()
+            .any(|l| l.starts_with("POST") && l.ends_with("/comments")),
+        "no comment was attempted on the deleted issue: {:?}",
+        fake.log()
+    );
 }
 
 #[tokio::test]

@@ -148,6 +148,10 @@ pub(crate) struct Budget {
     commented: HashSet<u64>,
     /// Issues the tracker said are not there (deleted, transferred): not called again this scan.
     gone: HashSet<u64>,
+    /// Issues selfmon filed whose number the tracker holds as someone else's issue, and those
+    /// not yet checked (see [`super::triage::Ownership`]): never commented on or reopened.
+    foreign: HashSet<u64>,
+    unverified: HashMap<u64, String>,
     /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
     /// it would have filed waits in the backlog.
     rate_limit: Option<RateLimit>,
@@ -161,8 +165,17 @@ impl Budget {
             comments_allowed: c.max_comments_per_scan,
             commented: HashSet::new(),
             gone: HashSet::new(),
+            foreign: HashSet::new(),
+            unverified: HashMap::new(),
             rate_limit: None,
         }
+    }
+    /// The budget of a scan that knows whose issues the tracker's numbers are.
+    pub fn with_ownership(mut self, ownership: super::triage::Ownership) -> Self {
+        self.foreign = ownership.foreign;
+        self.unverified = ownership.unverified;
+        self.gone = ownership.gone;
+        self
     }
     /// The budget of a scan that already met the tracker's rate limit (completing the outbox).
     pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
@@ -179,6 +192,7 @@ impl Budget {
         self.comments_left > 0
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
+            && !self.foreign.contains(&issue)
             && self.rate_limit.is_none()
     }
     /// As [`unless_rate_limited`](Self::unless_rate_limited) for a call on `issue`, and the
@@ -225,6 +239,13 @@ impl Budget {
         }
     }
     fn why_no_comment(&self, issue: u64) -> String {
+        if self.foreign.contains(&issue) {
+            return format!(
+                "the tracker's #{issue} is not the issue selfmon filed under that number (it \
+                 lacks selfmon's marker: was the tracker configuration changed?); selfmon leaves \
+                 it alone and counts the occurrences against its own record of #{issue}"
+            );
+        }
         if self.gone.contains(&issue) {
             return format!(
                 "the issue tracker no longer has #{issue} (deleted or transferred?); its \
@@ -245,6 +266,7 @@ impl Budget {
         !self.may_comment(issue)
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
+            && !self.foreign.contains(&issue)
             && (self.comments_allowed > 0 || self.rate_limit.is_some())
     }
     fn commented(&mut self, issue: u64) {
@@ -595,6 +617,24 @@ impl Act<'_> {
     ) -> Result<()> {
         self.effects.add_occurrences(issue, evidence.count);
         let scan_id = self.report.record.scan_id.clone();
+        // An issue recorded closed that the listing did not return: make sure the tracker's
+        // issue under that number is still selfmon's before commenting on or reopening it.
+        if self.budget.may_comment(issue) {
+            if let Some(fingerprint) = self.budget.unverified.remove(&issue) {
+                match super::triage::still_selfmons(self.egress.tracker, issue, &fingerprint).await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.budget.foreign.insert(issue);
+                    }
+                    // Gone (deleted, transferred) or rate limited: noted as for a comment.
+                    Err(e) => {
+                        self.budget
+                            .unless_gone_or_rate_limited(issue, Err::<(), _>(e))?;
+                    }
+                }
+            }
+        }
         let commented = self.budget.may_comment(issue)
             && self.budget.unless_gone_or_rate_limited(
                 issue,

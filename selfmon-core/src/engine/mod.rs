@@ -582,9 +582,11 @@ impl SelfMonitor {
             Some(memory) => memory.load_template_state().await?,
             None => None,
         };
-        // The known issues, and the filings the outbox still holds (a rate limit refused them):
-        // the templater learns their templates before it reads, so a name the issue was filed
-        // under is known even when what the filing scan learned was not kept.
+        // The known issues, the filings the outbox still holds (a rate limit refused them) and
+        // the findings the backlog defers: the templater learns their templates before it reads,
+        // so a name something was filed or deferred under is known even when what the scan that
+        // filed it learned was not kept (it failed afterwards, the cluster was evicted, or the
+        // host keeps no learned templates).
         let closed_since = self
             .clock
             .now()
@@ -592,13 +594,15 @@ impl SelfMonitor {
                 config.dedup.closed_window_days,
             )))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let mut known =
+        let (mut known, ownership) =
             triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
         let open_intents = self.store.open_intents().await?;
+        let mut backlog = self.store.open_backlog().await?;
         let known_templates = known
             .iter()
             .flat_map(|k| k.templates.iter())
             .chain(open_intents.iter().flat_map(|i| i.templates.iter()))
+            .chain(backlog.iter().flat_map(|e| e.templates.iter()))
             .cloned()
             .collect();
         let read = read::read(
@@ -681,7 +685,9 @@ impl SelfMonitor {
             report,
             known: &mut known,
             effects,
-            budget: Budget::new(config).with_rate_limit(rate_limit),
+            budget: Budget::new(config)
+                .with_rate_limit(rate_limit)
+                .with_ownership(ownership),
         };
         for recurred in triaged.recurred {
             act.recurred(recurred).await?;
@@ -763,7 +769,6 @@ impl SelfMonitor {
             .into_iter()
             .filter_map(|i| i.backlog_entry_id)
             .collect();
-        let mut backlog = self.store.open_backlog().await?;
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
         let candidates = act::candidates(
             findings,

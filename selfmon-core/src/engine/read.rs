@@ -91,8 +91,8 @@ pub(crate) struct ReadInput<'a> {
     /// What earlier scans learned (a [`Templater`] state), so the same message keeps its template
     /// and so its fingerprint.
     pub learned_templates: Option<String>,
-    /// The templates of the issues the scan knows and of the filings waiting in the outbox, as
-    /// persisted: the templater learns those its learned state does not cover before it reads
+    /// The templates of the issues the scan knows, of the filings waiting in the outbox and of
+    /// the findings the backlog defers, as persisted: the templater learns those its learned state does not cover before it reads
     /// (see [`Templater::learn_known_template`]), so a message with another name in place of an
     /// issue's still generalises against it when the records behind the issue were never learned
     /// by a scan that kept what it learned.

@@ -14,20 +14,29 @@ use crate::traits::{DedupTier, Deduplicator, IssueTracker, SignatureMatch, State
 /// Filed issues from the store, with states from the tracker; tracker issues that carry
 /// selfmon's marker but that the store lacks are added too. Issue states the tracker changed are
 /// written back to the store.
+///
+/// Also returns whose issues the tracker's numbers are (see [`Ownership`]).
 pub(crate) async fn known_issues(
     store: &dyn StateStore,
     tracker: &dyn IssueTracker,
     closed_since: DateTime<Utc>,
-) -> Result<KnownIssues> {
+) -> Result<(KnownIssues, Ownership)> {
     let filed = store.filed_issues().await?;
     let tracked = tracker.list_issues(Some(closed_since)).await?;
     let tracked_by_number: HashMap<u64, &crate::model::TrackedIssue> =
         tracked.iter().map(|t| (t.issue.number, t)).collect();
     let mut known = Vec::with_capacity(filed.len());
     let mut seen = HashSet::new();
+    let mut foreign = HashSet::new();
+    let mut unverified = HashMap::new();
+    let mut gone = HashSet::new();
     for row in &filed {
         let mut k = row.to_known();
         match tracked_by_number.get(&row.issue.number) {
+            Some(t) if !is_selfmons(t, &row.fingerprint) => {
+                warn_foreign(row.issue.number, t);
+                foreign.insert(row.issue.number);
+            }
             Some(t) => {
                 if t.issue.state != row.issue.state {
                     store
@@ -41,7 +50,18 @@ pub(crate) async fn known_issues(
             // not be created). Only the tracker can tell; taking an open issue for closed would
             // make every recurrence a regression, commented on (and reopened) every scan.
             None if row.issue.state == IssueState::Open => {
-                let state = unlisted_state(tracker, row.issue.number).await?;
+                let state =
+                    match unlisted_state(tracker, row.issue.number, &row.fingerprint).await? {
+                        Unlisted::State(state) => state,
+                        Unlisted::Foreign => {
+                            foreign.insert(row.issue.number);
+                            row.issue.state
+                        }
+                        Unlisted::Gone => {
+                            gone.insert(row.issue.number);
+                            IssueState::Closed
+                        }
+                    };
                 if state != row.issue.state {
                     store.set_issue_state(row.issue.number, state).await?;
                 }
@@ -49,7 +69,10 @@ pub(crate) async fn known_issues(
             }
             // Not listed and recorded closed: closed before the window. A recurrence is a
             // regression (and reopening it records it open, so it is looked up again).
-            None => k.issue.state = IssueState::Closed,
+            None => {
+                k.issue.state = IssueState::Closed;
+                unverified.insert(row.issue.number, row.fingerprint.clone());
+            }
         }
         seen.insert(row.issue.number);
         known.push(k);
@@ -75,15 +98,90 @@ pub(crate) async fn known_issues(
             });
         }
     }
-    Ok(KnownIssues::new(known))
+    Ok((
+        KnownIssues::new(known),
+        Ownership {
+            foreign,
+            unverified,
+            gone,
+        },
+    ))
 }
 
-/// The state of an issue the store recorded as open that the tracker's listing left out.
-async fn unlisted_state(tracker: &dyn IssueTracker, number: u64) -> Result<IssueState> {
+/// Whose issues the tracker's numbers are. A switched tracker (the configuration now names
+/// another repository or folder) holds issues under the numbers selfmon's state recorded for
+/// its own: someone else's. The scan never comments on or reopens those.
+#[derive(Debug, Default)]
+pub(crate) struct Ownership {
+    /// Numbers whose tracker issue lacks selfmon's marker for the fingerprint filed.
+    pub foreign: HashSet<u64>,
+    /// Issues recorded closed that the listing did not return, with the fingerprint filed: not
+    /// seen this scan, so looked up (once) before a regression comments on or reopens one.
+    pub unverified: HashMap<u64, String>,
+    /// Issues the tracker said are not there when looked up this scan (deleted, transferred).
+    pub gone: HashSet<u64>,
+}
+
+/// What the tracker says of an issue its listing left out.
+enum Unlisted {
+    /// Selfmon's issue, in this state.
+    State(IssueState),
+    /// Someone else's issue under that number.
+    Foreign,
+    /// Not there (deleted, transferred): recorded closed.
+    Gone,
+}
+
+/// Whether the tracker's issue `number` is still the one selfmon filed under `fingerprint`:
+/// `Ok(true)` when it is, or when the tracker cannot look issues up (nothing to check with);
+/// `Ok(false)` when it holds someone else's issue under that number. A missing issue is the
+/// tracker's `NotFound`, as for a comment on it.
+pub(crate) async fn still_selfmons(
+    tracker: &dyn IssueTracker,
+    number: u64,
+    fingerprint: &str,
+) -> Result<bool> {
+    match tracker.get_issue(number).await? {
+        Some(t) if !is_selfmons(&t, fingerprint) => {
+            warn_foreign(number, &t);
+            Ok(false)
+        }
+        _ => Ok(true),
+    }
+}
+
+/// Whether the tracker's issue `t` is the one selfmon filed under `fingerprint`: its body holds
+/// selfmon's marker for that fingerprint.
+fn is_selfmons(t: &crate::model::TrackedIssue, fingerprint: &str) -> bool {
+    t.marker
+        .as_ref()
+        .is_some_and(|m| m.fingerprint() == fingerprint)
+}
+
+fn warn_foreign(number: u64, t: &crate::model::TrackedIssue) {
+    tracing::warn!(
+        issue = number,
+        title = %crate::text::quoted(&t.title),
+        "the tracker's issue #{number} is not the one selfmon filed under that number (no selfmon \
+         marker for its fingerprint): was the tracker configuration changed? selfmon will not \
+         comment on or reopen it; use a new state store for a new tracker"
+    );
+}
+
+/// What the tracker says of an issue the store recorded as open that its listing left out.
+async fn unlisted_state(
+    tracker: &dyn IssueTracker,
+    number: u64,
+    fingerprint: &str,
+) -> Result<Unlisted> {
     match tracker.get_issue(number).await {
-        Ok(Some(t)) => Ok(t.issue.state),
+        Ok(Some(t)) if !is_selfmons(&t, fingerprint) => {
+            warn_foreign(number, &t);
+            Ok(Unlisted::Foreign)
+        }
+        Ok(Some(t)) => Ok(Unlisted::State(t.issue.state)),
         // The tracker cannot look it up: as before `get_issue` existed, taken for closed.
-        Ok(None) => Ok(IssueState::Closed),
+        Ok(None) => Ok(Unlisted::State(IssueState::Closed)),
         Err(
             e @ crate::Error::NotFound {
                 component: crate::Component::IssueTracker,
@@ -91,7 +189,7 @@ async fn unlisted_state(tracker: &dyn IssueTracker, number: u64) -> Result<Issue
             },
         ) => {
             tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue; recording it closed");
-            Ok(IssueState::Closed)
+            Ok(Unlisted::Gone)
         }
         Err(e) => Err(e),
     }

@@ -53,6 +53,24 @@ impl MemoryIssueTracker {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Files an open issue as a person would (no selfmon marker unless `body` holds one);
+    /// returns its number.
+    pub fn file_by_hand(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
+        let mut inner = self.lock();
+        let number = inner.last_number + 1;
+        inner.last_number = number;
+        inner.issues.push(MemoryIssue {
+            number,
+            title: title.to_string(),
+            body: body.to_string(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            state: IssueState::Open,
+            comments: Vec::new(),
+            closed_at: None,
+        });
+        number
+    }
+
     /// A copy of every issue.
     pub fn issues(&self) -> Vec<MemoryIssue> {
         self.lock().issues.clone()
