@@ -273,12 +273,14 @@ impl CompiledIgnore {
         template: &str,
         codes: &[ErrorCode],
     ) -> Option<String> {
-        if let Some(code) = self
-            .codes
-            .iter()
-            .find(|i| codes.iter().any(|c| *i == c.as_str()))
+        // Only when every code it carries is ignored: one ignored code must not hide another
+        // (`[GIT-SYNC-001] sync aborted: [DISK-FULL-009] no space left`).
+        if !codes.is_empty()
+            && codes
+                .iter()
+                .all(|c| self.codes.iter().any(|i| i == c.as_str()))
         {
-            return Some(format!("ignore.codes: {code}"));
+            return Some(format!("ignore.codes: {}", codes[0].as_str()));
         }
         if let Some(s) = source {
             if let Some(rule) = self

@@ -1429,3 +1429,65 @@ async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_els
         "the report says why: {said}"
     );
 }
+
+#[tokio::test]
+async fn a_new_error_code_beside_a_known_one_is_a_new_problem_and_is_not_ignored_with_it() {
+    // Any shared code made a signature "known": a CRITICAL carrying a known [GIT-SYNC-001] and a
+    // new [DISK-FULL-009] became occurrences of the GIT-SYNC issue, never analysed; and ignoring
+    // GIT-SYNC-001 dropped it whole.
+    let r = rig();
+    r.logs.log(
+        Level::Error,
+        "app.git",
+        "[GIT-SYNC-001] clone of /repos/a failed: remote hung up",
+    );
+    r.logs.log(
+        Level::Error,
+        "app.git",
+        "[GIT-SYNC-001] clone of /repos/a failed: remote hung up",
+    );
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    for _ in 0..3 {
+        r.logs.log(
+            Level::Critical,
+            "app.git",
+            "[GIT-SYNC-001] clone of /repos/b failed: [DISK-FULL-009] no space left on /var/lib/repos",
+        );
+    }
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        second.record.known_signatures, 0,
+        "not explained by GIT-SYNC-001's issue"
+    );
+    assert_eq!(second.record.novel_signatures, 1);
+    assert_eq!(second.record.issues_created, 1, "the new cause is filed");
+    assert!(r
+        .tracker
+        .issues()
+        .iter()
+        .any(|i| i.title.contains("DISK-FULL-009")));
+
+    let mut ignoring = SelfMonitoringConfig::default();
+    ignoring.ignore.codes = vec!["GIT-SYNC-001".into()];
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), ignoring);
+    r.logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] sync aborted: [DISK-FULL-009] no space left",
+    );
+    r.logs.log(
+        Level::Error,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        report.record.ignored_signatures, 1,
+        "only the GIT-SYNC-001-only one"
+    );
+    assert_eq!(
+        report.record.issues_created, 1,
+        "the DISK-FULL one is filed"
+    );
+}

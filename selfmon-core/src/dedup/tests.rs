@@ -108,10 +108,13 @@ fn tier1_shared_error_code_of_the_same_classification_is_a_duplicate() {
     i.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
     let k = KnownIssues::new([i]);
     let mut f = Finding::new(Classification::ServerBug, "Clone keeps failing", "s");
+    // A code no issue carries beside the known one: a new cause, not a duplicate.
     f.error_codes = vec![
         ErrorCode::parse("GIT-SYNC-001").unwrap(),
-        ErrorCode::parse("GIT-SYNC-002").unwrap(),
+        ErrorCode::parse("DISK-FULL-009").unwrap(),
     ];
+    assert_eq!(decide(&f, &k), DedupDecision::New);
+    f.error_codes = vec![ErrorCode::parse("GIT-SYNC-001").unwrap()];
     let (d, why) = dedup().decide_explained(&f, &k);
     assert!(
         matches!(

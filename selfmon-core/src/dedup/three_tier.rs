@@ -85,10 +85,19 @@ impl ThreeTierDeduplicator {
         known: &KnownIssues,
     ) -> (DedupDecision, DedupExplanation) {
         let class = finding.classification;
-        // Tier 1: error codes.
+        // Tier 1: error codes, when every code of the finding is one a known issue (of its
+        // class) carries: a code no issue has is a new cause, even beside a known one
+        // (`[GIT-SYNC-001] … [DISK-FULL-009] no space left`).
+        let all_known = finding.error_codes.iter().all(|c| {
+            known
+                .by_code
+                .get(c)
+                .is_some_and(|v| v.iter().any(|&i| known.issues[i].classification == class))
+        });
         let by_code = finding
             .error_codes
             .iter()
+            .filter(|_| all_known)
             .flat_map(|c| known.by_code.get(c).into_iter().flatten().copied())
             .filter(|&i| known.issues[i].classification == class);
         if let Some(i) = known.preferred(by_code) {

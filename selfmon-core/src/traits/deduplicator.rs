@@ -191,7 +191,8 @@ pub trait Deduplicator: Send + Sync {
 
 /// The default pre-analysis match of a digest signature against the known issues:
 ///
-/// 1. [`DedupTier::ErrorCode`]: the signature's codes intersect an issue's codes;
+/// 1. [`DedupTier::ErrorCode`]: every code of the signature is one a known issue carries (a
+///    signature with a code no issue has is not explained at all: a new cause beside a known one);
 /// 2. [`DedupTier::Fingerprint`]: an issue covers the signature id, or lists a template equal to
 ///    the signature's (only templates with at least two constant tokens count). A signature that
 ///    carries error codes no known issue has is never explained by its template alone: the code
@@ -220,6 +221,15 @@ pub fn explain_by_code_or_template(
             .map(|k| k.issue.number)
     };
     let found = |issue, tier| Some(SignatureMatch { issue, tier });
+    // Every code must be one a known issue carries: a new code beside a known one is a new
+    // cause (`[GIT-SYNC-001] … [DISK-FULL-009] no space left`), never explained by the old one.
+    if !signature
+        .error_codes
+        .iter()
+        .all(|c| known.issues_with_code(c).next().is_some())
+    {
+        return None;
+    }
     let mut by_code = signature
         .error_codes
         .iter()
