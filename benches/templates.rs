@@ -28,7 +28,7 @@ impl Rng {
 fn sample_messages() -> Vec<String> {
     let dir = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/selfmon-core/tests/data/loghub2k"
+        "/../selfmon-core/tests/data/loghub2k"
     );
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
