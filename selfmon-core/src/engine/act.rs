@@ -139,6 +139,17 @@ impl std::fmt::Display for RateLimit {
     }
 }
 
+/// Counts a duplicate under the tier that matched it (the template tiers count as fingerprint).
+fn count_duplicate(duplicates: &mut crate::model::DuplicateCounts, tier: DedupTier) {
+    match tier {
+        DedupTier::ErrorCode => duplicates.by_error_code += 1,
+        DedupTier::Similarity => duplicates.by_similarity += 1,
+        DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
+            duplicates.by_fingerprint += 1
+        }
+    }
+}
+
 /// Per-scan filing and comment budgets.
 pub(crate) struct Budget {
     issues_left: u32,
@@ -391,14 +402,7 @@ impl Act<'_> {
                 score,
                 reason,
             } => {
-                let duplicates = &mut self.report.record.duplicates;
-                match tier {
-                    DedupTier::ErrorCode => duplicates.by_error_code += 1,
-                    DedupTier::Similarity => duplicates.by_similarity += 1,
-                    DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
-                        duplicates.by_fingerprint += 1
-                    }
-                }
+                count_duplicate(&mut self.report.record.duplicates, tier);
                 self.effects.add_occurrences(issue, fresh_count);
                 close(
                     self.effects,
@@ -651,14 +655,7 @@ impl Act<'_> {
         if !commented {
             // Already handled this scan, or the tracker no longer has it (a regression refused
             // for want of budget waits in the backlog instead): the occurrences still count.
-            let duplicates = &mut self.report.record.duplicates;
-            match tier {
-                DedupTier::ErrorCode => duplicates.by_error_code += 1,
-                DedupTier::Similarity => duplicates.by_similarity += 1,
-                DedupTier::Fingerprint | DedupTier::Template | DedupTier::ExactTitle => {
-                    duplicates.by_fingerprint += 1
-                }
-            }
+            count_duplicate(&mut self.report.record.duplicates, tier);
             self.report.outcomes.push(FindingOutcome::Duplicate {
                 title: self.egress.redacted(&finding.title),
                 issue,

@@ -150,11 +150,7 @@ async fn worker(state: Arc<Mutex<State>>, wake: Arc<Notify>, handler: Arc<dyn Jo
                 error: match e.try_into_panic() {
                     Ok(payload) => format!(
                         "the job panicked: {}",
-                        payload
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_string())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "no message".to_string())
+                        crate::engine::panic_message(payload.as_ref())
                     ),
                     Err(e) => format!("the job was stopped: {e}"),
                 },
