@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBytes, PyString};
 use selfmon::Level;
 use selfmon_sqlite::{LayerHandle, LayerOptions, LogEntry, SqliteLogLayer};
 
@@ -33,6 +33,16 @@ fn level_of(levelno: i64) -> Level {
 /// environment value: `os.fsdecode(b"\\xe9")`) replaced by U+FFFD: such a record is written,
 /// never dropped for its text.
 fn lossy(text: &Bound<'_, PyString>) -> String {
+    if let Ok(s) = text.extract::<String>() {
+        return s;
+    }
+    // Bytes that were not UTF-8, carried as surrogates (`surrogateescape`, as `os.fsdecode`
+    // does): back to those bytes, each bad byte one U+FFFD.
+    if let Ok(bytes) = text.call_method1("encode", ("utf-8", "surrogateescape")) {
+        if let Ok(bytes) = bytes.cast::<PyBytes>() {
+            return String::from_utf8_lossy(bytes.as_bytes()).into_owned();
+        }
+    }
     text.to_string_lossy().into_owned()
 }
 
@@ -97,7 +107,10 @@ impl LogWriter {
         extra_json: Option<&Bound<'_, PyString>>,
     ) -> PyResult<bool> {
         let extra_json = extra_json.map(lossy);
-        let extra = match extra_json.as_deref().map(serde_json::from_str::<serde_json::Value>) {
+        let extra = match extra_json
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
             Some(Ok(serde_json::Value::Object(map))) => map,
             _ => serde_json::Map::new(),
         };
