@@ -869,13 +869,30 @@ impl Templater {
             s.tokens[pos] = WILDCARD.into();
             s.refresh();
         }
-        // Filed also where messages with any word at `pos` are routed.
-        let wild_path = self.clusters.get(&survivor).map(|s| {
+        // Filed also where messages with any word at `pos` are routed, and, when `pos` is among
+        // the leading values, where messages with a value there are (routing passes over leading
+        // values: `com.apple.x: ...` and `<URL>: ...` must find the same `<*>: ...`).
+        let wild_paths = self.clusters.get(&survivor).map(|s| {
             let tokens: Vec<&str> = s.tokens.iter().map(|t| &**t).collect();
-            self.insertion_path(&tokens, &s.flags)
+            let mut paths = vec![self.insertion_path(&tokens, &s.flags)];
+            let leading = s
+                .flags
+                .iter()
+                .take_while(|&&f| f & PLACEHOLDER != 0)
+                .count();
+            if pos < leading {
+                let as_values: Vec<u8> = s
+                    .flags
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &f)| if i < leading { f & !WILD } else { f })
+                    .collect();
+                paths.push(self.insertion_path(&tokens, &as_values));
+            }
+            paths
         });
         if let Some(s) = self.clusters.get_mut(&survivor) {
-            if let Some(wild) = wild_path {
+            for wild in wild_paths.into_iter().flatten() {
                 if !s.paths.contains(&wild) {
                     s.paths.push(wild);
                 }
@@ -1062,8 +1079,10 @@ fn route_keys<'a>(tokens: &'a [&'a str], flags: &'a [u8]) -> impl Iterator<Item 
 /// How well a message agrees with a cluster's template: the share of its telling positions that
 /// agree, or `None` when it must not join. Positions where the template holds `<*>`, and equal bare
 /// values (`<NUM>`, `(<IP>)`), say nothing. Two different words in one position are two different
-/// messages — unless the word before them names what follows (`user alice` / `user bob`), or
-/// enough distinct words turn up there for it to be a name (the sibling merge). A message joins only
+/// messages, and so are two tokens whose letters around their values hold different words
+/// (`(uid=<NUM>)` / `LOGIN(uid=<NUM>)`) — unless the word before them names what follows (`user
+/// alice` / `user bob`), or enough distinct words turn up there for it to be a name (the sibling
+/// merge). A message joins only
 /// on at least one agreeing constant token, so a template never loses its last constant.
 fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
     if c.tokens.len() != tokens.len() {
@@ -1091,7 +1110,20 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
         if is_code_token(t) || is_code_token(m) {
             return None;
         }
-        if tf & WORD != 0 && flags[i] & WORD != 0 {
+        // Two words, or two tokens with letters around their values whose letters differ
+        // (`(uid=<NUM>)` / `LOGIN(uid=<NUM>)`, `tty=:<NUM>` / `tty=NODEVssh`): the same
+        // difference as two different constant words.
+        // Two words differ unless the word before them names what follows (`user alice`).
+        // Identifiers with values in them (`rdd_<NUM>_<NUM>`, `broadcast_<NUM>_piece0`) are
+        // values, and so is a name after an introducer (`package: Microsoft-Hyper-V~<HEX>`).
+        let words = tf & WORD != 0 && flags[i] & WORD != 0;
+        if words
+            || (tf & CONSTANT != 0
+                && flags[i] & CONSTANT != 0
+                && !(is_valued_identifier(t) && is_valued_identifier(m))
+                && !(is_qualified_name(t) && is_qualified_name(m))
+                && different_words_in_letters(t, m))
+        {
             let introduced =
                 i > 0 && c.flags[i - 1] & INTRO != 0 && *c.tokens[i - 1] == *tokens[i - 1];
             if !introduced {
@@ -1107,6 +1139,154 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
         return all_equal.then_some(1.0);
     }
     Some(agree as f64 / counted as f64)
+}
+
+/// The runs of letters of a token outside its placeholders, in order (`LOGIN(uid=<NUM>)`:
+/// `LOGIN`, `uid`), each with whether it touches a placeholder (`<NUM>xcecdefca`: part of a
+/// value).
+struct LetterRuns<'a> {
+    b: &'a [u8],
+    i: usize,
+    /// The byte before `i` closed a placeholder.
+    after_placeholder: bool,
+}
+
+impl<'a> LetterRuns<'a> {
+    fn of(tok: &'a str) -> Self {
+        LetterRuns {
+            b: tok.as_bytes(),
+            i: 0,
+            after_placeholder: false,
+        }
+    }
+
+    /// The end of the placeholder opening at `i`, if one does.
+    fn placeholder_end(&self, i: usize) -> Option<usize> {
+        let b = self.b;
+        let mut j = i + 1;
+        while j < b.len() && (b[j].is_ascii_uppercase() || b[j] == b'*' || b[j] == b'.') {
+            j += 1;
+        }
+        (b[i] == b'<' && j > i + 1 && b.get(j) == Some(&b'>')).then_some(j + 1)
+    }
+}
+
+impl<'a> Iterator for LetterRuns<'a> {
+    type Item = (&'a [u8], bool);
+
+    fn next(&mut self) -> Option<(&'a [u8], bool)> {
+        let b = self.b;
+        let mut start: Option<(usize, bool)> = None;
+        while self.i < b.len() {
+            if let Some(end) = self.placeholder_end(self.i) {
+                if let Some((s, _)) = start {
+                    return Some((&b[s..self.i], true));
+                }
+                self.i = end;
+                self.after_placeholder = true;
+                continue;
+            }
+            let c = b[self.i];
+            let letter = c.is_ascii_alphabetic() || c >= 0x80;
+            match (letter, start) {
+                (true, None) => start = Some((self.i, self.after_placeholder)),
+                (false, Some((s, touched))) => {
+                    self.after_placeholder = false;
+                    return Some((&b[s..self.i], touched));
+                }
+                _ => {}
+            }
+            self.after_placeholder = false;
+            self.i += 1;
+        }
+        start.map(|(s, touched)| (&b[s..], touched))
+    }
+}
+
+/// Whether a token is a qualified name (`com.example.call.run(Worker.java:<NUM>)`: a `.`
+/// between letters): its parts are names, as a path's are.
+fn is_qualified_name(tok: &str) -> bool {
+    tok.as_bytes()
+        .windows(3)
+        .any(|w| w[1] == b'.' && w[0].is_ascii_alphabetic() && w[2].is_ascii_alphabetic())
+}
+
+/// An identifier holding a placeholder, possibly with brackets: only letters, digits, `_`, `-`,
+/// brackets, parentheses and placeholders (`rdd_<NUM>_<NUM>`, `cron[<NUM>]:`, `QQ(<NUM>)`).
+fn is_valued_identifier(tok: &str) -> bool {
+    let b = trim_tail_punct(tok).as_bytes();
+    let mut i = 0;
+    let mut placeholder = false;
+    while i < b.len() {
+        if b[i] == b'<' {
+            let mut j = i + 1;
+            while j < b.len() && (b[j].is_ascii_uppercase() || b[j] == b'*' || b[j] == b'.') {
+                j += 1;
+            }
+            if j > i + 1 && b.get(j) == Some(&b'>') {
+                placeholder = true;
+                i = j + 1;
+                continue;
+            }
+            return false;
+        }
+        if !(b[i].is_ascii_alphanumeric()
+            || matches!(b[i], b'_' | b'-' | b'[' | b']' | b'(' | b')'))
+        {
+            return false;
+        }
+        i += 1;
+    }
+    placeholder
+}
+
+/// The key and value of a `key=value` or `key:value` token (`tty=:<NUM>`: `tty`, `:<NUM>`).
+fn key_and_value(tok: &str) -> Option<(&str, &str)> {
+    let core = trim_lead_punct(tok);
+    let end = core.find(['=', ':']).filter(|&e| e > 0)?;
+    Some((&core[..end], &core[end + 1..]))
+}
+
+/// Whether two differing tokens hold different words. Under one key (`ws=null` /
+/// `ws=WorkSource{<NUM>}`, `user=root` / `user=uucp`) the values are values, and differ in kind
+/// only when one holds a word and the other none (`tty=:<NUM>` / `tty=NODEVssh`; a key that
+/// introduces a name takes any). Otherwise by [`different_letter_words`].
+fn different_words_in_letters(a: &str, b: &str) -> bool {
+    match (key_and_value(a), key_and_value(b)) {
+        (Some((ka, va)), Some((kb, vb))) if ka == kb => {
+            !is_introducer(ka) && holds_word(va) != holds_word(vb)
+        }
+        _ => different_letter_words(a, b),
+    }
+}
+
+/// Whether a run of letters is a word: at least [`MIN_WORD_RUN`] letters, not touching a
+/// placeholder, and not a hex value that happens to have no digit (`ffffffff`).
+fn is_word_run((r, touches_value): (&[u8], bool)) -> bool {
+    !touches_value
+        && r.len() >= MIN_WORD_RUN
+        && !(r.len() >= 8 && r.iter().all(u8::is_ascii_hexdigit))
+}
+
+/// Whether a token's letters outside placeholders hold a word.
+fn holds_word(tok: &str) -> bool {
+    LetterRuns::of(tok).any(is_word_run)
+}
+
+/// Letters a run that differs between two tokens must have for the two to be different words
+/// (`LOGIN(uid=<NUM>)` / `(uid=<NUM>)`, `WWEN[enable]` / `WWEN[disable]`); shorter runs are
+/// the letters of identifiers (`Thunderbird_A<NUM>` / `Thunderbird_B<NUM>`, `an<NUM>` / `bn<NUM>`).
+const MIN_WORD_RUN: usize = 3;
+
+/// Whether two tokens hold different words in their letters outside placeholders: the runs that
+/// are words ([`is_word_run`]), in order, differ.
+fn different_letter_words(a: &str, b: &str) -> bool {
+    !LetterRuns::of(a)
+        .filter(|&r| is_word_run(r))
+        .map(|(r, _)| r)
+        .eq(LetterRuns::of(b)
+            .filter(|&r| is_word_run(r))
+            .map(|(r, _)| r))
 }
 
 /// The token is the clustering's `<*>`.

@@ -214,9 +214,14 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         mask_token(tok, out);
         // A restated value opens with `(`: tested here first, as most tokens do not.
         if out.as_bytes().get(token_start) == Some(&b'(')
-            && recent[2].is_some_and(|prev| drops_restated_value(out, prev, token_start))
+            && recent[2].is_some_and(|prev| {
+                drops_restated_value(out, prev, token_start)
+                    || names_the_address(out, prev, token_start, tok)
+            })
         {
-            // `512 bytes (0.5 KB) sent` is `512 bytes sent` said twice: one value.
+            // `512 bytes (0.5 KB) sent` is `512 bytes sent` said twice: one value; and
+            // `from 10.0.0.5 (db1.example.at)` or `from 10.0.0.5 ()` is the address with what
+            // its reverse lookup found (or nothing).
             out.truncate(token_start.saturating_sub(1).max(start_len));
             pos = end;
             continue;
@@ -241,7 +246,8 @@ fn fold_unit_into_value(out: &mut String, prev: usize, tok: &str) -> bool {
         return false;
     }
     let unit = trim_tail_punct(tok);
-    if unit.len() < 2 {
+    // One letter is a unit only as `B` (`93.0 B`): `s`, `m`, `h`, `d` alone are as often names.
+    if unit.len() < 2 && unit != "B" {
         return false;
     }
     // `us` alone is a word more often than microseconds.
@@ -314,6 +320,33 @@ fn collapse_value_lists(out: &mut String, start_len: usize) {
     }
     out.truncate(start_len);
     out.push_str(&folded);
+}
+
+/// Whether `tok` (raw, masked into `out` from `start`) is the name of the address masked just
+/// before it (from `prev`, exactly `<IP>`), in parentheses, as reverse lookups print it: a dotted
+/// DNS name whose last label is letters (any suffix: `(x.sh.inode.at)`), or nothing at all
+/// (`()`, the lookup found none). Either way the message is the same event as with `(<HOST>)`,
+/// which the restated-value rule drops.
+fn names_the_address(out: &str, prev: usize, start: usize, tok: &str) -> bool {
+    if start <= prev || out[prev..start].trim_end() != "<IP>" {
+        return false;
+    }
+    let Some(inner) = tok
+        .trim_end_matches([',', ';', ':'])
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+    else {
+        return false;
+    };
+    if inner.is_empty() {
+        return true;
+    }
+    let b = inner.as_bytes();
+    let labels_ok = b
+        .split(|&c| c == b'.')
+        .all(|l| !l.is_empty() && l.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-'));
+    let last = b.rsplit(|&c| c == b'.').next().unwrap_or(b"");
+    b.contains(&b'.') && labels_ok && last.len() >= 2 && last.iter().all(u8::is_ascii_alphabetic)
 }
 
 /// Whether the token masked from `start` is a value restated in parentheses (`(<SIZE>)`,
@@ -745,6 +778,19 @@ pub(super) fn mask_token(token: &str, out: &mut String) {
     mask_token_general(token, out);
 }
 
+/// The placeholder of a boolean value.
+const BOOL: &str = "<BOOL>";
+
+/// `true` or `false` in any case: as a key's value (`ret:false`, `interactive=true`), a value
+/// whichever it is.
+fn is_bool(core: &str) -> bool {
+    match core.len() {
+        4 => core.eq_ignore_ascii_case("true"),
+        5 => core.eq_ignore_ascii_case("false"),
+        _ => false,
+    }
+}
+
 /// [`mask_token`] without its shortcuts: every token gives the same text through either.
 pub(super) fn mask_token_general(token: &str, out: &mut String) {
     if is_placeholder(token) {
@@ -780,7 +826,13 @@ fn mask_core(core: &str, out: &mut String, depth: u8) {
 fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
     // Most tokens are words: nothing to classify.
     if shape.word {
-        out.push_str(core);
+        // A boolean is a value as a key's value (`depth` > 0); alone it is as often the word
+        // that tells a short message (`isScreenOn true`).
+        out.push_str(if depth > 0 && is_bool(core) {
+            BOOL
+        } else {
+            core
+        });
         return;
     }
     // Already masked (partly): leave as is, so masking is idempotent.
@@ -1694,15 +1746,24 @@ pub(super) fn is_host_suffix(label: &[u8]) -> bool {
     )
 }
 
-/// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`).
+/// A DNS name ending in a common suffix (`api.github.com`, `db-1.cluster.local:5432`), or in a
+/// two-letter country suffix with at least three labels, one holding a digit or `-` as the names
+/// of addresses do (`5.36.59.76.dynamic-dsl-ip.omantel.net.om`; not `com.tencent.mm`).
 pub(super) fn is_host(t: &[u8]) -> bool {
     let host = without_port(t);
     // The suffix first: most dotted tokens (`java.lang.Error`) fail it at once.
     let Some(last_dot) = host.iter().rposition(|&c| c == b'.') else {
         return false;
     };
-    if !is_host_suffix(&host[last_dot + 1..]) {
-        return false;
+    let suffix = &host[last_dot + 1..];
+    if !is_host_suffix(suffix) {
+        let country = suffix.len() == 2 && suffix.iter().all(u8::is_ascii_alphabetic);
+        if !country
+            || host.iter().filter(|&&c| c == b'.').count() < 2
+            || !host.iter().any(|&c| c.is_ascii_digit() || c == b'-')
+        {
+            return false;
+        }
     }
     // Then every label, in one pass: non-empty, at most 63 bytes, letters, digits and `-`.
     let mut label = 0usize;
@@ -1732,7 +1793,11 @@ pub(super) fn is_host_general(t: &[u8]) -> bool {
     }
     let host = without_port(t);
     let last = host.rsplit(|&c| c == b'.').next().unwrap_or(b"");
-    if !is_host_suffix(last) {
+    let country = last.len() == 2
+        && last.iter().all(u8::is_ascii_alphabetic)
+        && host.split(|&c| c == b'.').count() >= 3
+        && host.iter().any(|&c| c.is_ascii_digit() || c == b'-');
+    if !is_host_suffix(last) && !country {
         return false;
     }
     host.split(|&c| c == b'.').all(|l| {

@@ -5,8 +5,10 @@
 //! 1. **Masking** ([`Templater::mask`], pure and cheap): the message is NFKC-normalised, whitespace
 //!    is folded to single spaces, and every token that is a value is replaced by a typed placeholder:
 //!    `<NUM>`, `<HEX>`, `<HASH>`, `<UUID>`, `<IP>`, `<HOST>`, `<PATH>`, `<URL>`, `<EMAIL>`, `<TIME>`,
-//!    `<DURATION>`, `<SIZE>`, `<ID>` (random-looking identifiers) and `<STR>` (a quoted value of one
-//!    token after `=` or `:`, as in `key="..."` and JSON). A quoted value that is prose (several
+//!    `<DURATION>`, `<SIZE>`, `<BOOL>` (`true`/`false`), `<ID>` (random-looking identifiers) and
+//!    `<STR>` (a quoted value of one token after `=` or `:`, as in `key="..."` and JSON). An
+//!    address followed by its reverse name in parentheses (`10.0.0.5 (db1.example.at)`, or `()`
+//!    when the lookup found none) is one value. A quoted value that is prose (several
 //!    words, as the `msg` of JSON and logfmt logs) is what the message says: its words are masked
 //!    like any others, inside the quotes (`{"level":<STR>,"msg":"disk full on <PATH>"}`). Digit runs inside identifiers are masked in place
 //!    (`job-123` becomes `job-<NUM>`). Error codes such as `GIT-SYNC-001` are kept: they name the
