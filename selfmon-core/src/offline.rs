@@ -118,6 +118,13 @@ impl OfflineRunner {
             Some(t) if signature.has_traceback && !first_line.contains(t.as_str()) => {
                 format!("{t}: {first_line}")
             }
+            // A record with an empty message still happened (review L10: a CRITICAL with no
+            // text gave an empty title, the finding was rejected, and the record counted nowhere).
+            _ if first_line.trim().is_empty() => format!(
+                "{} from `{}` with an empty message",
+                signature.level,
+                signature.source.as_deref().unwrap_or("an unknown source")
+            ),
             _ => first_line,
         };
         let mut f = Finding::new(
@@ -266,6 +273,17 @@ mod tests {
                 None
             ]
         );
+    }
+
+    #[test]
+    fn a_critical_record_with_an_empty_message_gets_a_title_saying_so() {
+        for message in ["", "   "] {
+            let mut rec = LogRecord::new(1, Level::Critical, message);
+            rec.source = Some("app.db".into());
+            let d = Digest::build(&[rec], &SelfMonitoringConfig::default()).unwrap();
+            let f = OfflineRunner::decide(&d.signatures[0]).expect("a CRITICAL is filed");
+            assert_eq!(f.title, "CRITICAL from `app.db` with an empty message");
+        }
     }
 
     #[test]
