@@ -149,7 +149,7 @@ impl SelfMonitoringConfig {
     pub fn from_json(json: &str) -> Result<Self> {
         let json = json.strip_prefix('\u{feff}').unwrap_or(json);
         let de = &mut serde_json::Deserializer::from_str(json);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let config = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let path = e.path().to_string();
             Error::config(
                 if path == "." {
@@ -159,7 +159,18 @@ impl SelfMonitoringConfig {
                 },
                 e.into_inner().to_string(),
             )
-        })
+        })?;
+        // Text after the closing `}` would otherwise be ignored without a word.
+        de.end().map_err(|e| {
+            Error::config(
+                "<root>",
+                format!(
+                    "{e}: there is text after the configuration's closing `}}`, which would be \
+                     ignored; remove it, or move its settings inside the object"
+                ),
+            )
+        })?;
+        Ok(config)
     }
 
     /// Serialises to pretty JSON.
@@ -304,6 +315,22 @@ mod tests {
         let c = SelfMonitoringConfig::default();
         assert!(c.validate().is_ok(), "{:?}", c.problems());
         assert!(!c.enabled);
+    }
+
+    #[test]
+    fn text_after_the_closing_brace_is_a_config_error() {
+        let json = SelfMonitoringConfig::default().to_json();
+        SelfMonitoringConfig::from_json(&format!("{json}\n\n")).expect("whitespace is fine");
+        for tail in [r#", "enabled": true }"#, r#"{"enabled": true}"#] {
+            match SelfMonitoringConfig::from_json(&format!("{json}{tail}")) {
+                Err(Error::Config { field, reason }) => {
+                    assert_eq!(field, "<root>");
+                    assert!(reason.contains("trailing characters"), "{reason}");
+                    assert!(reason.contains("closing"), "{reason}");
+                }
+                other => panic!("trailing text accepted: {other:?}"),
+            }
+        }
     }
 
     #[test]

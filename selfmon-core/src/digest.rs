@@ -732,6 +732,21 @@ impl DigestBuilder {
     }
 }
 
+impl Signature {
+    /// The id this signature would have at `level`'s class, its source, template and codes kept:
+    /// how the issue filed for a message logged as a warning is recognised when the same message
+    /// comes back as an error (an escalation).
+    pub fn id_at(&self, level: Level) -> String {
+        let key = signature_key(
+            level,
+            self.source.as_deref(),
+            &self.template,
+            &self.error_codes,
+        );
+        sha256_hex(key.as_bytes())[..16].to_string()
+    }
+}
+
 /// The grouping key of a signature: level class, source, template and codes, separated by U+001F.
 /// Its SHA-256 (first 16 hex digits) is the signature id.
 fn signature_key(

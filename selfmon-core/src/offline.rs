@@ -6,6 +6,11 @@
 //! 3. tracebacks and panics, errors carrying an error code, CRITICAL records, and warnings that
 //!    repeat (a possible stuck state) → `server_bug`.
 //!
+//! "Repeat" means [`crate::config::SelfMonitoringConfig::repeat_threshold`] records *in one scan*:
+//! the runner sees only the scan's digest, so an uncoded error that recurs more slowly than that
+//! per scan (3 a day with an hourly cadence) is never filed by these rules, and the shorter the
+//! cadence, the less they file. The skip reason says so; a model runner judges such errors.
+//!
 //! Everything else (one-off warnings, informational records) is not actionable, and so is a
 //! signature whose template is only a stack frame or continuation line (`at <*>`, `... <NUM>
 //! more`: a crash shipped one line per record, see [`crate::template::is_stack_frame_line`]):
@@ -113,6 +118,13 @@ impl OfflineRunner {
             Some(t) if signature.has_traceback && !first_line.contains(t.as_str()) => {
                 format!("{t}: {first_line}")
             }
+            // A record with an empty message still happened (review L10: a CRITICAL with no
+            // text gave an empty title, the finding was rejected, and the record counted nowhere).
+            _ if first_line.trim().is_empty() => format!(
+                "{} from `{}` with an empty message",
+                signature.level,
+                signature.source.as_deref().unwrap_or("an unknown source")
+            ),
             _ => first_line,
         };
         let mut f = Finding::new(
@@ -138,14 +150,18 @@ impl OfflineRunner {
 /// Why no rule applies to a signature no rule matched.
 fn skip_reason(signature: &Signature) -> String {
     let level = signature.level;
-    if level >= Level::Error {
+    if level >= Level::Error && signature.count <= 1 {
         format!(
-            "a one-off {level} ({} record(s)) with no error code, traceback or repeat: the offline rules file only coded, crashing, critical or recurring errors",
+            "a one-off {level} (1 record) with no error code or traceback: the offline rules file only coded, crashing, critical or recurring errors"
+        )
+    } else if level >= Level::Error {
+        format!(
+            "an {level} with no error code or traceback seen {} times in this scan, under the repeat threshold: the offline rules judge each scan's records on their own, so an error recurring more slowly than the threshold per scan is not filed by them (a model runner, or a longer cadence, judges it)",
             signature.count
         )
     } else if level == Level::Warning {
         format!(
-            "a warning seen {} time(s) without repeating: the offline rules file warnings only when they repeat",
+            "a warning seen {} time(s) in this scan, under the repeat threshold: the offline rules file warnings only when one scan sees them repeat",
             signature.count
         )
     } else {
@@ -256,6 +272,44 @@ mod tests {
                 Some(Classification::ClientMisuse),
                 None
             ]
+        );
+    }
+
+    #[test]
+    fn a_critical_record_with_an_empty_message_gets_a_title_saying_so() {
+        for message in ["", "   "] {
+            let mut rec = LogRecord::new(1, Level::Critical, message);
+            rec.source = Some("app.db".into());
+            let d = Digest::build(&[rec], &SelfMonitoringConfig::default()).unwrap();
+            let f = OfflineRunner::decide(&d.signatures[0]).expect("a CRITICAL is filed");
+            assert_eq!(f.title, "CRITICAL from `app.db` with an empty message");
+        }
+    }
+
+    #[test]
+    fn an_uncoded_error_under_the_repeat_threshold_says_it_was_judged_per_scan_not_one_off() {
+        // Review M5: 3 records were called "a one-off ERROR (3 record(s))".
+        let reason = |n: i64| {
+            let recs: Vec<LogRecord> = (1..=n)
+                .map(|i| LogRecord::new(i, Level::Error, "queue worker crashed while draining"))
+                .collect();
+            let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+            OfflineRunner::decide(&d.signatures[0]).expect_err("no rule files it")
+        };
+        assert!(
+            reason(1).starts_with("a one-off ERROR (1 record)"),
+            "{}",
+            reason(1)
+        );
+        let three = reason(3);
+        assert!(!three.contains("one-off"), "{three}");
+        assert!(
+            three.contains("seen 3 times in this scan, under the repeat threshold"),
+            "{three}"
+        );
+        assert!(
+            three.contains("judge each scan's records on their own"),
+            "{three}"
         );
     }
 

@@ -241,3 +241,61 @@ async fn a_backlog_filing_the_rate_limit_refused_gets_every_occurrence_deferred_
     let occurrences: Vec<u64> = r.store.issues().iter().map(|i| i.occurrences).collect();
     assert_eq!(occurrences, vec![2, 2, 2], "each record counted once");
 }
+
+/// Review H4: a deferred problem recurs in the next scan too little for the runner to call it a
+/// problem on its own (the offline runner wants 5 records of an uncoded ERROR). Those records are
+/// the backlogged problem's: they reach the issue the entry becomes, or the entry while it waits.
+#[tokio::test]
+async fn recurrences_of_a_backlogged_problem_the_runner_made_no_finding_for_are_its_occurrences() {
+    use selfmon_core::Level;
+    let queue = "queue worker crashed while draining orders";
+    for (budget_2, expect_filed_2) in [(1, true), (0, false)] {
+        let r = rig_with(Arc::new(OfflineRunner), budget(1));
+        r.logs
+            .log(Level::Critical, "app.pay", "payment gateway unreachable");
+        for _ in 0..5 {
+            r.logs.log(Level::Error, "app.q", queue);
+        }
+        let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!((first.record.issues_created, first.record.deferred), (1, 1));
+
+        r.monitor.set_config(budget(budget_2)).unwrap();
+        for _ in 0..2 {
+            r.logs.log(Level::Error, "app.q", queue);
+        }
+        let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(second.record.findings, 0, "2 records alone are no finding");
+        assert_eq!(second.record.issues_created, u64::from(expect_filed_2));
+        // Review M4: what came from the backlog is said, so this scan's counts add up.
+        assert_eq!(second.from_backlog.len(), 1);
+        let from_backlog = &second.outcomes[second.from_backlog[0]];
+        assert_eq!(
+            matches!(from_backlog, FindingOutcome::Filed { .. }),
+            expect_filed_2,
+            "{from_backlog:?}"
+        );
+        if !expect_filed_2 {
+            let waiting = r.store.backlog();
+            assert_eq!(waiting.len(), 1);
+            assert_eq!(
+                waiting[0].occurrences, 7,
+                "the waiting entry holds all 7 records"
+            );
+            r.monitor.set_config(budget(1)).unwrap();
+            let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+            assert_eq!(third.record.issues_created, 1);
+        }
+        let issues = r.store.issues();
+        let q = issues
+            .iter()
+            .find(|i| i.title.as_str().contains("queue worker"))
+            .expect("the queue problem is filed");
+        assert_eq!(
+            q.occurrences, 7,
+            "every record of it is counted (budget {budget_2})"
+        );
+        assert!(r.store.backlog().is_empty());
+        let total: u64 = issues.iter().map(|i| i.occurrences).sum();
+        assert_eq!(total, 8, "and each record once");
+    }
+}

@@ -1491,3 +1491,68 @@ async fn a_new_error_code_beside_a_known_one_is_a_new_problem_and_is_not_ignored
         "the DISK-FULL one is filed"
     );
 }
+
+/// Review M10: a problem filed for its warnings that comes back at CRITICAL was a silent "known"
+/// occurrence. Now the issue gets one escalation comment (within the comment budget), and covers
+/// the CRITICAL signature from then on, so later scans only count it.
+#[tokio::test]
+async fn a_problem_filed_for_warnings_that_escalates_to_critical_is_commented_on_once() {
+    use selfmon_core::offline::OfflineRunner;
+    let r = rig_with(Arc::new(OfflineRunner), SelfMonitoringConfig::default());
+    let disk = "disk usage high on /var/lib/data";
+    for _ in 0..5 {
+        r.logs.log(Level::Warning, "app.disk", disk);
+    }
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        first.record.issues_created, 1,
+        "5 repeating warnings are filed"
+    );
+
+    // With no comment budget the escalation waits: nothing is recorded, a later scan says it.
+    r.monitor
+        .set_config(SelfMonitoringConfig {
+            max_comments_per_scan: 0,
+            ..SelfMonitoringConfig::default()
+        })
+        .unwrap();
+    r.logs.log(Level::Critical, "app.disk", disk);
+    let held = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(held.record.comments_added, 0);
+    assert!(r.tracker.issues()[0].comments.is_empty());
+    r.monitor
+        .set_config(SelfMonitoringConfig::default())
+        .unwrap();
+
+    r.logs.log(Level::Critical, "app.disk", disk);
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        second.record.issues_created, 0,
+        "the same problem, not a new issue"
+    );
+    assert_eq!(second.record.comments_added, 1, "{:?}", second.outcomes);
+    let comments = &r.tracker.issues()[0].comments;
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].contains("Escalation: now logged at CRITICAL"),
+        "{}",
+        comments[0]
+    );
+    assert!(
+        second.outcomes.iter().any(|o| matches!(o,
+            FindingOutcome::Commented { issue: 1, reason, .. } if reason.as_str().contains("escalated"))),
+        "{:?}",
+        second.outcomes
+    );
+    assert_eq!(
+        r.store.issues()[0].occurrences,
+        7,
+        "every record is counted"
+    );
+
+    r.logs.log(Level::Critical, "app.disk", disk);
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.comments_added, 0, "said once");
+    assert_eq!(r.tracker.issues()[0].comments.len(), 1);
+    assert_eq!(r.store.issues()[0].occurrences, 8);
+}

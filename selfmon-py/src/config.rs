@@ -16,7 +16,7 @@ mod config_file;
 #[path = "../../cli/src/cli/failure.rs"]
 mod failure;
 
-use config_file::{strip_comments, CliConfig};
+use config_file::CliConfig;
 use failure::Failure as CliFailure;
 
 /// The engine and the store its history is read from.
@@ -39,17 +39,12 @@ pub enum Source<'a> {
 pub fn build(source: Source<'_>) -> Result<Built, Failure> {
     let config = match source {
         Source::File(path) => CliConfig::load(path).map_err(usage)?,
-        Source::Json(text) => {
-            let stripped = strip_comments(text);
-            let de = &mut serde_json::Deserializer::from_str(&stripped);
-            serde_path_to_error::deserialize::<_, CliConfig>(de).map_err(|e| {
-                let path = e.path().to_string();
-                Failure::config(vec![Problem {
-                    field: if path == "." { "<root>".into() } else { path },
-                    reason: e.into_inner().to_string(),
-                }])
-            })?
-        }
+        Source::Json(text) => CliConfig::parse(text).map_err(|(field, reason)| {
+            Failure::config(vec![Problem {
+                field,
+                reason: without_position(reason),
+            }])
+        })?,
     };
     let problems: Vec<Problem> = config
         .problems()
@@ -69,6 +64,27 @@ pub fn build(source: Source<'_>) -> Result<Built, Failure> {
         monitor: built.monitor,
         store: built.store,
     })
+}
+
+/// `reason` without serde's " at line N column M": the JSON was serialised from a dict by this
+/// module, so a position in it points at text the caller never wrote.
+fn without_position(mut reason: String) -> String {
+    if let Some(cut) = reason.rfind(" at line ") {
+        let tail = &reason[cut + " at line ".len()..];
+        let is_position = tail.split_once(" column ").is_some_and(|(l, c)| {
+            let c = c.split(':').next().unwrap_or(c);
+            l.chars().all(|ch| ch.is_ascii_digit()) && c.chars().all(|ch| ch.is_ascii_digit())
+        });
+        if is_position {
+            let rest = tail
+                .split_once(':')
+                .map(|(_, r)| format!(":{r}"))
+                .unwrap_or_default();
+            reason.truncate(cut);
+            reason.push_str(&rest);
+        }
+    }
+    reason
 }
 
 /// A CLI usage failure (a file that cannot be read or parsed, a logs.db that is missing).

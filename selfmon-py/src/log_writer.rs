@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
 use selfmon::Level;
 use selfmon_sqlite::{LayerHandle, LayerOptions, LogEntry, SqliteLogLayer};
 
@@ -26,6 +27,23 @@ fn level_of(levelno: i64) -> Level {
         n if n >= 20 => Level::Info,
         _ => Level::Debug,
     }
+}
+
+/// `text` as UTF-8, a lone surrogate (what Python gives for a non-UTF-8 file name, argument or
+/// environment value: `os.fsdecode(b"\\xe9")`) replaced by U+FFFD: such a record is written,
+/// never dropped for its text.
+fn lossy(text: &Bound<'_, PyString>) -> String {
+    if let Ok(s) = text.extract::<String>() {
+        return s;
+    }
+    // Bytes that were not UTF-8, carried as surrogates (`surrogateescape`, as `os.fsdecode`
+    // does): back to those bytes, each bad byte one U+FFFD.
+    if let Ok(bytes) = text.call_method1("encode", ("utf-8", "surrogateescape")) {
+        if let Ok(bytes) = bytes.cast::<PyBytes>() {
+            return String::from_utf8_lossy(bytes.as_bytes()).into_owned();
+        }
+    }
+    text.to_string_lossy().into_owned()
 }
 
 fn closed() -> Failure {
@@ -80,26 +98,30 @@ impl LogWriter {
         &self,
         py: Python<'_>,
         levelno: i64,
-        source: String,
-        message: String,
+        source: &Bound<'_, PyString>,
+        message: &Bound<'_, PyString>,
         created: f64,
-        correlation_id: Option<String>,
-        user_id: Option<String>,
-        request_path: Option<String>,
-        extra_json: Option<&str>,
+        correlation_id: Option<&Bound<'_, PyString>>,
+        user_id: Option<&Bound<'_, PyString>>,
+        request_path: Option<&Bound<'_, PyString>>,
+        extra_json: Option<&Bound<'_, PyString>>,
     ) -> PyResult<bool> {
-        let extra = match extra_json.map(serde_json::from_str::<serde_json::Value>) {
+        let extra_json = extra_json.map(lossy);
+        let extra = match extra_json
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+        {
             Some(Ok(serde_json::Value::Object(map))) => map,
             _ => serde_json::Map::new(),
         };
         let entry = LogEntry {
             timestamp: timestamp_of(created),
             level: level_of(levelno),
-            source,
-            message,
-            correlation_id,
-            user_id,
-            request_path,
+            source: lossy(source),
+            message: lossy(message),
+            correlation_id: correlation_id.map(lossy),
+            user_id: user_id.map(lossy),
+            request_path: request_path.map(lossy),
             extra,
         };
         match self.layer.try_submit(entry) {

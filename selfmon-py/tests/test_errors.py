@@ -145,3 +145,19 @@ def test_every_exception_class_is_a_selfmon_error() -> None:
         selfmon.InternalError,
     ):
         assert issubclass(cls, selfmon.Error) and issubclass(cls, Exception)
+
+
+def test_a_type_error_in_a_top_level_field_of_a_dict_names_that_field(env: Env) -> None:
+    # Review M12: reported as field `<root>` with a column in JSON the user never wrote.
+    e = raised(lambda: selfmon.SelfMonitor.from_config(env.config(cadence_minutes="60")), selfmon.ConfigError)
+    assert [p["field"] for p in e.problems] == ["cadence_minutes"], e.problems
+    assert "line 1 column" not in e.problems[0]["reason"], e.problems
+
+
+def test_text_after_the_closing_brace_of_a_config_file_is_a_config_error(env: Env, tmp_path: Path) -> None:
+    # Review M14: the pasted second tracker was silently ignored.
+    path = tmp_path / "selfmon.json"
+    path.write_text(json.dumps(env.config()) + ',"enabled": true, "tracker": {"kind": "github"} }\n')
+    e = raised(lambda: selfmon.SelfMonitor.from_config(path), selfmon.ConfigError)
+    assert e.problems[0]["field"] == "<root>", e.problems
+    assert "closing" in e.problems[0]["reason"], e.problems

@@ -127,3 +127,21 @@ def test_closing_twice_and_logging_after_close_are_harmless(env: Env, logger: lo
 def test_invalid_options_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         selfmon.LogHandler(tmp_path / "logs.db", queue_capacity=0)
+
+
+def test_a_record_holding_a_non_utf8_file_name_is_written_not_dropped(env: Env, logger: logging.Logger) -> None:
+    # Review M11: a lone surrogate (what os.listdir / sys.argv give for a non-UTF-8 name) raised
+    # inside the writer; the ERROR record was lost and stats() counted nothing.
+    import os
+    name = os.fsdecode(b"report-\xe9t\xe9.csv")
+    handler = selfmon.LogHandler(env.logs)
+    logger.addHandler(handler)
+    logger.error("cannot open %s: permission denied", name, extra={"path": name, "request_path": name})
+    handler.close()
+    stats = handler.stats()
+    assert stats["written"] == 1 and stats["enqueued"] == 1, stats
+    rows = sql(env.logs, "SELECT message, request_path, extra_data FROM logs")
+    assert len(rows) == 1, rows
+    assert rows[0]["message"] == "cannot open report-\ufffdt\ufffd.csv: permission denied", rows
+    assert rows[0]["request_path"] == "report-\ufffdt\ufffd.csv", rows
+    assert json.loads(rows[0]["extra_data"]) == {"path": "report-\ufffdt\ufffd.csv"}, rows

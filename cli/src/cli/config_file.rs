@@ -179,13 +179,7 @@ impl CliConfig {
                 path.display()
             ))
         })?;
-        // Editors on Windows save UTF-8 with a byte-order mark; JSON forbids it, the file means
-        // the same without it.
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let stripped = strip_comments(text);
-        let de = &mut serde_json::Deserializer::from_str(&stripped);
-        let mut config: CliConfig = serde_path_to_error_free(de).map_err(|(field, e)| {
-            let (field, e) = locate_error(&stripped).unwrap_or((field, e));
+        let mut config = CliConfig::parse(&text).map_err(|(field, e)| {
             Failure::Usage(format!(
                 "configuration file {}: field `{field}`: {e}",
                 path.display()
@@ -193,6 +187,31 @@ impl CliConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Parses a configuration document (whole-line `//` comments allowed, a leading byte-order
+    /// mark ignored); relative paths are left as written. On error, `(field, reason)`: the field
+    /// path of the first problem (`cadence_minutes`, `tracker.repository`), or `<root>` for a
+    /// document that is not one JSON object — text after the closing `}` included, which would
+    /// otherwise be silently ignored.
+    pub fn parse(text: &str) -> Result<CliConfig, (String, String)> {
+        // Editors on Windows save UTF-8 with a byte-order mark; JSON forbids it, the file means
+        // the same without it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let stripped = strip_comments(text);
+        let de = &mut serde_json::Deserializer::from_str(&stripped);
+        let config: CliConfig = serde_path_to_error_free(&mut *de)
+            .map_err(|(field, e)| locate_error(&stripped).unwrap_or((field, e)))?;
+        de.end().map_err(|e| {
+            (
+                "<root>".to_string(),
+                format!(
+                    "{e}: there is text after the configuration's closing `}}`, which would be \
+                     ignored; remove it, or move its settings inside the object"
+                ),
+            )
+        })?;
         Ok(config)
     }
 
@@ -732,6 +751,41 @@ mod tests {
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(notes[0].field, "runner.fallback_model");
         assert!(notes[0].reason.contains("not passed"), "{notes:?}");
+    }
+
+    #[test]
+    fn text_after_the_closing_brace_is_an_error_not_silently_ignored() {
+        // Review M14: a second `"enabled": true, "tracker": {...}` pasted after the object was
+        // ignored and `config validate` said "valid".
+        for tail in [
+            r#","enabled": true, "tracker": {"kind": "github", "repository": "o/r"} }"#,
+            "{\"enabled\": true}",
+            "x",
+        ] {
+            let (_dir, path) = write(&format!("{}{tail}\n", default_config_text()));
+            let err = CliConfig::load(&path)
+                .expect_err("trailing text is an error")
+                .to_string();
+            assert!(err.contains("field `<root>`"), "{err}");
+            assert!(err.contains("trailing characters"), "{err}");
+            assert!(err.contains("after the configuration's closing"), "{err}");
+        }
+        // Whitespace and comment lines after the object are fine.
+        let (_dir, path) = write(&format!("{}\n  \n// end\n", default_config_text()));
+        CliConfig::load(&path).expect("trailing whitespace and comments are not an error");
+    }
+
+    #[test]
+    fn a_type_error_in_a_top_level_field_names_the_field() {
+        let cadence = SelfMonitoringConfig::default().cadence_minutes;
+        let text = default_config_text().replace(
+            &format!(r#""cadence_minutes": {cadence}"#),
+            &format!(r#""cadence_minutes": "{cadence}""#),
+        );
+        assert!(text.contains(&format!(r#""cadence_minutes": "{cadence}""#)));
+        let (field, reason) = CliConfig::parse(&text).expect_err("a string is not a number");
+        assert_eq!(field, "cadence_minutes", "{reason}");
+        assert!(reason.contains("invalid type"), "{reason}");
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub fn summary(report: &ScanReport) -> String {
         r.regressions,
         r.deferred
     ));
+    if let Some(line) = backlog_line(report) {
+        s.push_str(&line);
+    }
     if let Some(cost) = r.cost_usd {
         s.push_str(&format!(
             "  cost ${cost:.4} ({} input / {} output tokens)\n",
@@ -200,6 +203,33 @@ pub fn summary(report: &ScanReport) -> String {
     s
 }
 
+/// The line saying which of a report's outcomes were backlog entries (findings earlier scans
+/// deferred), so that this scan's findings add up: `findings` = filed + duplicates + comments +
+/// regressions + deferred + rejected, less what this line counts. `None` when there were none.
+fn backlog_line(report: &ScanReport) -> Option<String> {
+    use selfmon::FindingOutcome as O;
+    let (mut filed, mut duplicates, mut comments, mut regressions, mut waiting) = (0, 0, 0, 0, 0);
+    for o in report
+        .from_backlog
+        .iter()
+        .filter_map(|&i| report.outcomes.get(i))
+    {
+        match o {
+            O::Filed { .. } | O::WouldFile { .. } => filed += 1,
+            O::Duplicate { .. } => duplicates += 1,
+            O::Commented { .. } => comments += 1,
+            O::Regression { .. } => regressions += 1,
+            O::Deferred { .. } => waiting += 1,
+        }
+    }
+    if filed + duplicates + comments + regressions + waiting == 0 {
+        return None;
+    }
+    Some(format!(
+        "  of these, from the backlog (deferred by earlier scans): filed {filed}; duplicates {duplicates}; comments {comments}; regressions {regressions}; still waiting {waiting}\n"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +252,41 @@ mod tests {
             text.contains(
                 "warning (commit_horizon_held): log records above id 2 are not read: pid 4242"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_says_which_outcomes_came_from_the_backlog() {
+        // Review M4: "findings 1; filed 1; duplicates 1" did not add up: the filing was a
+        // finding an earlier scan deferred.
+        let mut report = ScanReport::new(selfmon::ScanRecord::started(
+            selfmon::ScanId("s1".into()),
+            ScanTrigger::Manual,
+            0,
+            chrono::Utc::now(),
+        ));
+        let r = selfmon::redact::Redactor::shared();
+        report.outcomes.push(FindingOutcome::Filed {
+            title: r.redacted("queue worker crashed"),
+            issue: selfmon::IssueRef {
+                number: 2,
+                url: String::new(),
+                state: selfmon::IssueState::Open,
+            },
+        });
+        report.outcomes.push(FindingOutcome::Duplicate {
+            title: r.redacted("queue worker crashed"),
+            issue: 2,
+            reason: r.redacted("same fingerprint"),
+            tier: None,
+            score: None,
+        });
+        assert!(!summary(&report).contains("from the backlog"));
+        report.from_backlog = vec![0];
+        let text = summary(&report);
+        assert!(
+            text.contains("of these, from the backlog (deferred by earlier scans): filed 1; duplicates 0; comments 0; regressions 0; still waiting 0"),
             "{text}"
         );
     }

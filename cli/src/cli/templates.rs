@@ -144,6 +144,10 @@ fn run_on(
         }
         _ => Templater::new(),
     };
+    if args.state.is_none() {
+        // Nothing learned is persisted, so nothing needs sealing.
+        templater.skip_secret_tracking();
+    }
     let mut out = std::io::BufWriter::with_capacity(IO_BUFFER_BYTES, output);
     let mut window = Window::default();
     // A line that runs past the end of the input buffer is gathered here; the others are read

@@ -575,15 +575,47 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
         reason: text("covered by #6"),
         issue: Some(6),
     };
+    let six_before = store
+        .filed_issues()
+        .await
+        .expect("filed")
+        .into_iter()
+        .find(|i| i.issue.number == 6)
+        .expect("issue 6 is filed")
+        .signature_ids;
+    let added = |id: &str, issue: u64| crate::model::IssueSignature {
+        issue,
+        signature_id: id.into(),
+    };
     let effects = ScanEffects {
         deferred: vec![
             entry("warn-again", "f1", Level::Warning, 5, 120),
             entry("same-fp-too", "f2", Level::Critical, 2, 120),
         ],
         closed: vec![closure.clone(), closure.clone()],
+        // An escalated signature: added once, however often it is named; unknown issues skipped.
+        issue_signatures: vec![
+            added("e1e1e1e1e1e1e1e1", 6),
+            added("e1e1e1e1e1e1e1e1", 6),
+            added("e2e2e2e2e2e2e2e2", 999_999),
+        ],
         ..ScanEffects::default()
     };
     store.commit_scan(&s6, &effects).await.expect("commit s6");
+    let six_after = store
+        .filed_issues()
+        .await
+        .expect("filed")
+        .into_iter()
+        .find(|i| i.issue.number == 6)
+        .expect("issue 6 is filed")
+        .signature_ids;
+    let mut expected = six_before.clone();
+    expected.push("e1e1e1e1e1e1e1e1".into());
+    assert_eq!(
+        six_after, expected,
+        "a committed issue signature is appended to the issue's, once"
+    );
     let open = store.open_backlog().await.expect("backlog");
     let summary: Vec<(&str, u64)> = open
         .iter()

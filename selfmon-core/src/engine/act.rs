@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::egress::{Egress, Filing};
-use super::triage::Recurred;
+use super::triage::{Escalated, Recurred};
 use super::ScanEvent;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
@@ -12,8 +12,8 @@ use crate::dedup::{finding_fingerprint, KnownIssues};
 use crate::digest::Signature;
 use crate::error::{Error, Result};
 use crate::model::{
-    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
-    KnownIssue, Level, ScanEffects, ScanReport,
+    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueSignature,
+    IssueState, KnownIssue, Level, ScanEffects, ScanReport,
 };
 use crate::redact::{RedactedFinding, RedactedSignature};
 use crate::template::SecretTokens;
@@ -300,6 +300,8 @@ pub(crate) struct Act<'a> {
     /// What the scan commits with its cursor: occurrences, deferrals, backlog closures.
     pub effects: &'a mut ScanEffects,
     pub budget: Budget,
+    /// Backlog entries this scan filed, with the issue each became.
+    pub backlog_filed: HashMap<String, u64>,
 }
 
 impl Act<'_> {
@@ -344,16 +346,142 @@ impl Act<'_> {
         .await
     }
 
+    /// A known signature of an open issue filed for warnings came back at error level or
+    /// above (review M10: it was a silent occurrence): a comment says so, within the comment
+    /// budget, and the issue then covers the signature, so the next scan does not say it again.
+    /// Without a comment (budget spent, issue gone or not selfmon's) nothing is recorded, and a
+    /// later scan that sees it comments then. Its records are counted by triage either way.
+    pub async fn escalated(&mut self, e: Escalated) -> Result<()> {
+        let Escalated {
+            issue,
+            signature: sig,
+        } = e;
+        if !self.budget.may_comment(issue) {
+            return Ok(());
+        }
+        let shown = self.egress.shown(&sig);
+        let why = format!(
+            "escalated: this issue was filed for records logged at WARNING; the same problem is now logged at {} ({} record(s))",
+            sig.level, sig.count
+        );
+        let finding = Finding {
+            signature_ids: vec![sig.id.clone()],
+            error_codes: sig.error_codes.clone(),
+            ..Finding::new(
+                self.known
+                    .get(issue)
+                    .map(|k| k.classification)
+                    .unwrap_or(crate::Classification::ServerBug),
+                shown.template.clone(),
+                format!(
+                    "The problem this issue describes is now logged at {}: {} record(s).",
+                    sig.level, sig.count
+                ),
+            )
+        };
+        let scan_id = self.report.record.scan_id.clone();
+        let heading = format!("Escalation: now logged at {}", sig.level);
+        let commented = self.budget.unless_gone_or_rate_limited(
+            issue,
+            self.egress
+                .comment(issue, &heading, &finding, &[shown.as_signature()], &scan_id)
+                .await,
+        )?;
+        if !commented {
+            return Ok(());
+        }
+        self.budget.commented(issue);
+        if !self.egress.dry_run {
+            self.report.record.comments_added += 1;
+        }
+        self.effects.issue_signatures.push(IssueSignature {
+            issue,
+            signature_id: sig.id.clone(),
+        });
+        self.report.outcomes.push(FindingOutcome::Commented {
+            title: self.egress.redacted(&finding.title),
+            issue,
+            reason: self.egress.redacted(&why),
+            score: None,
+        });
+        Ok(())
+    }
+
     /// Decides each candidate, in order, and acts on the decision. Returns how many distinct
     /// problems still wait in the backlog.
     pub async fn decide_all(&mut self, candidates: Vec<Candidate>) -> Result<u64> {
         let mut still_deferred: HashSet<String> = HashSet::new();
         for candidate in candidates {
+            let from_backlog = candidate.backlog.is_some();
+            let before = self.report.outcomes.len();
             self.decide(candidate, &mut still_deferred).await?;
+            if from_backlog {
+                self.report
+                    .from_backlog
+                    .extend(before..self.report.outcomes.len());
+            }
         }
         // Regressions of known signatures deferred before the candidates were decided.
         still_deferred.extend(self.effects.deferred.iter().map(|e| e.fingerprint.clone()));
         Ok(still_deferred.len() as u64)
+    }
+
+    /// Records this scan read of a problem the backlog holds, that no finding of this scan
+    /// covered (the runner made no finding for them: too few records to call a problem on their
+    /// own, say): occurrences of that entry's problem, never counted nowhere. A signature is the
+    /// entry's when one of its evidence signatures has the same id, or the same template. The
+    /// records go to the issue the entry became this scan (filed, or closed as a duplicate,
+    /// related occurrence or regression of one); an entry still open absorbs them and hands
+    /// them on when it closes. Call after [`Act::decide_all`]; `entries` are the open entries
+    /// the scan decided (dry runs commit none of it).
+    pub fn backlog_recurrences(
+        &mut self,
+        entries: &[BacklogEntry],
+        uncovered: &[&Signature],
+        known_secrets: &SecretTokens,
+    ) {
+        if entries.is_empty() || uncovered.is_empty() {
+            return;
+        }
+        let closed_to: HashMap<String, Option<u64>> = self
+            .effects
+            .closed
+            .iter()
+            .map(|c| (c.entry_id.clone(), c.issue))
+            .collect();
+        let mut extra: HashMap<usize, u64> = HashMap::new();
+        for sig in uncovered {
+            let sealed = self
+                .egress
+                .sealed(std::slice::from_ref(&sig.template), known_secrets);
+            let owner = entries.iter().position(|e| {
+                e.evidence.iter().any(|ev| ev.as_signature().id == sig.id)
+                    || sealed.iter().any(|t| e.templates.contains(t))
+            });
+            if let Some(i) = owner {
+                *extra.entry(i).or_default() += sig.count;
+            }
+        }
+        let mut owners: Vec<(usize, u64)> = extra.into_iter().collect();
+        owners.sort_unstable();
+        for (i, count) in owners {
+            let entry = &entries[i];
+            let issue = self
+                .backlog_filed
+                .get(&entry.entry_id)
+                .copied()
+                .or_else(|| closed_to.get(&entry.entry_id).copied().flatten());
+            match issue {
+                Some(issue) => self.effects.add_occurrences(issue, count),
+                // Closed with no issue to hand them to: nothing holds the problem any more.
+                None if closed_to.contains_key(&entry.entry_id) => {}
+                // Still open: the store adds them to the open entry with this fingerprint.
+                None => self.effects.deferred.push(BacklogEntry {
+                    occurrences: count,
+                    ..entry.clone()
+                }),
+            }
+        }
     }
 
     async fn decide(
@@ -739,9 +867,14 @@ impl Act<'_> {
             }
             Filing::Filed(row) => {
                 let issue = row.issue.clone();
-                if backlog.is_none() {
-                    self.effects
-                        .add_occurrences(issue.number, evidence.count.max(1));
+                match backlog {
+                    Some(entry) => {
+                        self.backlog_filed
+                            .insert(entry.entry_id.clone(), issue.number);
+                    }
+                    None => self
+                        .effects
+                        .add_occurrences(issue.number, evidence.count.max(1)),
                 }
                 self.known.insert(row.to_known());
                 self.report.record.issues_created += 1;
@@ -821,6 +954,7 @@ mod tests {
             known: &mut known,
             effects: &mut effects,
             budget: Budget::new(&config),
+            backlog_filed: HashMap::new(),
         };
         let waiting = act.decide_all(found).await.unwrap();
         assert_eq!(waiting, 1);

@@ -688,9 +688,13 @@ impl SelfMonitor {
             budget: Budget::new(config)
                 .with_rate_limit(rate_limit)
                 .with_ownership(ownership),
+            backlog_filed: std::collections::HashMap::new(),
         };
         for recurred in triaged.recurred {
             act.recurred(recurred).await?;
+        }
+        for escalated in triaged.escalated {
+            act.escalated(escalated).await?;
         }
         let Act {
             report,
@@ -770,13 +774,28 @@ impl SelfMonitor {
             .filter_map(|i| i.backlog_entry_id)
             .collect();
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
+        let entries = backlog.clone();
+        // What the runner saw but made no finding for: occurrences of a backlog entry's
+        // problem, if one holds it (see `Act::backlog_recurrences`).
+        let uncovered: Vec<&crate::digest::Signature> = {
+            let covered: std::collections::HashSet<&str> = findings
+                .iter()
+                .flat_map(|f| f.signature_ids.iter().map(String::as_str))
+                .collect();
+            triaged
+                .novel
+                .iter()
+                .filter(|s| !covered.contains(s.id.as_str()))
+                .collect()
+        };
+        let secrets = read.templater.secret_tokens();
         let candidates = act::candidates(
             findings,
             backlog,
             &triaged.novel,
             &shown_novel,
             &egress,
-            &read.templater.secret_tokens(),
+            &secrets,
         );
         let mut act = Act {
             egress: &egress,
@@ -788,8 +807,10 @@ impl SelfMonitor {
             known,
             effects,
             budget,
+            backlog_filed: std::collections::HashMap::new(),
         };
         act.report.record.backlog = act.decide_all(candidates).await?;
+        act.backlog_recurrences(&entries, &uncovered, &secrets);
         Ok(read.new_cursor)
     }
 

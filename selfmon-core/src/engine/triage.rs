@@ -218,6 +218,24 @@ pub(crate) struct Recurred {
     pub signature: Signature,
 }
 
+/// A known signature of an open issue filed for warnings, now logged at error level or above.
+pub(crate) struct Escalated {
+    pub issue: u64,
+    pub signature: Signature,
+}
+
+/// Whether `sig`, which `issue` explains, is that issue's problem escalated: the issue covers
+/// the same message at warning level (its signature at the warning class) but not at the level
+/// `sig` was logged at. (ERROR and CRITICAL are one class: a signature id does not tell them
+/// apart.)
+fn escalates(sig: &Signature, issue: &KnownIssue) -> bool {
+    sig.level > crate::model::Level::Warning
+        && !issue.signature_ids.contains(&sig.id)
+        && issue
+            .signature_ids
+            .contains(&sig.id_at(crate::model::Level::Warning))
+}
+
 /// What triage decided.
 pub(crate) struct Triage {
     /// Each input signature's fate, in input order.
@@ -228,6 +246,8 @@ pub(crate) struct Triage {
     pub occurrences: HashMap<u64, u64>,
     /// Known signatures of closed issues: regressions.
     pub recurred: Vec<Recurred>,
+    /// Known signatures of open issues that escalated from warning to error level.
+    pub escalated: Vec<Escalated>,
 }
 
 /// Asks the deduplicator, per signature, whether a known issue explains it.
@@ -242,6 +262,7 @@ pub(crate) async fn triage(input: TriageInput<'_>) -> Result<Triage> {
         novel: Vec::new(),
         occurrences: HashMap::new(),
         recurred: Vec::new(),
+        escalated: Vec::new(),
     };
     let closed = |issue: u64| {
         known
@@ -264,6 +285,12 @@ pub(crate) async fn triage(input: TriageInput<'_>) -> Result<Triage> {
             }
             Some(SignatureMatch { issue, tier }) => {
                 *out.occurrences.entry(issue).or_default() += sig.count;
+                if known.get(issue).is_some_and(|k| escalates(sig, k)) {
+                    out.escalated.push(Escalated {
+                        issue,
+                        signature: sig.clone(),
+                    });
+                }
                 SignatureFate::Known {
                     issue,
                     tier,

@@ -329,6 +329,13 @@ impl ScanLedger for MemoryStateStore {
         for closure in &effects.closed {
             i.close_entry(closure, true, now);
         }
+        for added in &effects.issue_signatures {
+            if let Some(issue) = i.issues.iter_mut().find(|f| f.issue.number == added.issue) {
+                if !issue.signature_ids.contains(&added.signature_id) {
+                    issue.signature_ids.push(added.signature_id.clone());
+                }
+            }
+        }
         if let Some(state) = &effects.template_state {
             i.templates = Some(state.clone());
         }

@@ -97,6 +97,20 @@ pub struct ScanEffects {
     pub closed: Vec<BacklogClosure>,
     /// The templater's learned state after the scan, if it changed.
     pub template_state: Option<String>,
+    /// Signature ids filed issues now cover, added to their `signature_ids` (the error-level
+    /// signature of an issue filed for warnings, once the escalation was commented on).
+    /// Issues the store does not hold are skipped; an id an issue already has is not added twice.
+    #[serde(default)]
+    pub issue_signatures: Vec<IssueSignature>,
+}
+
+/// A signature id a filed issue now covers (see [`ScanEffects::issue_signatures`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssueSignature {
+    /// The issue number.
+    pub issue: u64,
+    /// The digest signature id.
+    pub signature_id: String,
 }
 
 impl ScanEffects {

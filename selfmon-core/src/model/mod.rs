@@ -11,7 +11,7 @@ mod report;
 mod scan;
 
 pub use backlog::{
-    BacklogClosure, BacklogEntry, ClosedBacklogEntry, IssueOccurrences, ScanEffects,
+    BacklogClosure, BacklogEntry, ClosedBacklogEntry, IssueOccurrences, IssueSignature, ScanEffects,
 };
 pub use classification::Classification;
 pub use claude_model::ClaudeModel;

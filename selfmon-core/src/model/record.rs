@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// Severity of a log record, ordered from least to most severe.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+///
+/// Serialised as its canonical upper-case name; read (in configuration and stored JSON alike)
+/// from any of [`Level::SPELLINGS`], in any case, as log records are (`"warning"`, `"WARN"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Level {
     /// Diagnostic detail.
@@ -117,6 +120,19 @@ impl Level {
         ("CRT", Level::Critical),
         ("FTL", Level::Critical),
     ];
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Level::from_str(&text).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown level {}: expected DEBUG, INFO, WARNING, ERROR or CRITICAL (any case) \
+                 or a common alias (WARN, FATAL, SEVERE, ...)",
+                crate::text::quoted(&text)
+            ))
+        })
+    }
 }
 
 impl FromStr for Level {
@@ -231,6 +247,28 @@ impl LogRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_level_in_json_is_read_in_any_case_and_alias_and_written_canonical() {
+        // Review L2: the configuration refused "warning" and "WARN", which records may use.
+        for (text, level) in [
+            ("\"WARNING\"", Level::Warning),
+            ("\"warning\"", Level::Warning),
+            ("\"WARN\"", Level::Warning),
+            ("\"fatal\"", Level::Critical),
+        ] {
+            let got: Level = serde_json::from_str(text).unwrap();
+            assert_eq!(got, level, "{text}");
+        }
+        assert_eq!(
+            serde_json::to_string(&Level::Warning).unwrap(),
+            "\"WARNING\""
+        );
+        let err = serde_json::from_str::<Level>("\"loud\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown level `loud`"), "{err}");
+    }
 
     #[test]
     fn levels_parse_case_insensitively_with_aliases() {

@@ -410,6 +410,12 @@ pub struct ScanReport {
     /// read. `selfmon scan` and `selfmon history` print them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::model::ScanWarning>,
+    /// Positions in `outcomes` of the outcomes of backlog entries: findings an earlier scan
+    /// deferred, that this scan filed, closed as covered, or kept waiting. The record's counters
+    /// (`issues_created`, `duplicates`, …) include them, `findings` does not: this scan's findings
+    /// are the other outcomes (plus the rejected ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from_backlog: Vec<usize>,
     /// Whether the explanations (everything but `record`) were stored. False for a scan whose
     /// process stopped before it saved them, or one recorded before reports were kept.
     #[serde(default = "yes")]
@@ -436,6 +442,7 @@ impl ScanReport {
             previous_cursor: None,
             omitted: ReportOmissions::default(),
             warnings: Vec::new(),
+            from_backlog: Vec::new(),
             details_recorded: true,
         }
     }

@@ -63,6 +63,9 @@ pub struct Templater {
     /// Judges the raw message that founds a cluster (see [`Cluster::secrets`]); the process's
     /// default redactor when unset.
     pub(super) redactor: Option<Redactor>,
+    /// Founding messages are not judged by the redactor (see
+    /// [`skip_secret_tracking`](Templater::skip_secret_tracking)).
+    pub(super) skip_secrets: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +204,7 @@ impl Templater {
             seen_masked: FxMap::default(),
             seen_masked_old: FxMap::default(),
             redactor: None,
+            skip_secrets: false,
         }
     }
 
@@ -210,6 +214,17 @@ impl Templater {
     /// (`AIzakZeESG61she-<ID>_<ID>`) is sealed even where no detector recognises the rest.
     pub fn set_redactor(&mut self, redactor: Redactor) {
         self.redactor = Some(redactor);
+    }
+
+    /// Stops judging the raw message that founds a cluster for secrets, for a templater whose
+    /// learned state is never persisted (`selfmon templates` without `--state`): what it records
+    /// serves only sealing, and judging a message can compile the redactor's rules (tens of
+    /// millions of instructions for each rule a message arms). Templates and fingerprints are
+    /// the same either way. Persisted after all, the state is still sealed by what the redactor
+    /// recognises in the masked templates, but not by what it saw in raw messages, and
+    /// [`secret_tokens`](Self::secret_tokens) holds nothing from messages learned meanwhile.
+    pub fn skip_secret_tracking(&mut self) {
+        self.skip_secrets = true;
     }
 
     /// The tokens of learned templates (and their tree keys) that held part of a secret in the
@@ -283,7 +298,7 @@ impl Templater {
                 let flags: Vec<u8> = tokens.iter().map(|t| token_flags(t)).collect();
                 let founded = self.next_id;
                 let id = self.learn_tokens(&tokens, &flags);
-                if self.next_id != founded {
+                if self.next_id != founded && !self.skip_secrets {
                     // A new cluster: its template and tree keys are this message's tokens. The
                     // redactor judges the raw message once, here, before masking can hide a
                     // secret from it.

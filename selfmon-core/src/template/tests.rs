@@ -1599,3 +1599,21 @@ fn a_cluster_founded_by_a_known_template_is_evicted_before_clusters_messages_use
         "an evicted known template is learned again"
     );
 }
+
+#[test]
+fn a_templater_that_skips_secret_tracking_gives_the_same_templates_and_records_no_secret() {
+    let lines = [
+        "[KEY-ERR-001] maps request failed with key=AIzaSyA-abcdefghijklmnopqrstuvwxyz012345 status=REQUEST_DENIED",
+        "[KEY-ERR-002] maps request failed with key=AIzaSyB-zyxwvutsrqponmlkjihgfedcba543210 status=REQUEST_DENIED",
+        "session opened for user alice by (uid=0)",
+        "connection from 10.0.0.5 closed after 12 ms",
+    ];
+    let mut tracked = Templater::new();
+    let mut skipped = Templater::new();
+    skipped.skip_secret_tracking();
+    for l in lines {
+        assert_eq!(tracked.learn_and_template(l), skipped.learn_and_template(l));
+    }
+    assert!(!tracked.secret_tokens().is_empty());
+    assert!(skipped.secret_tokens().is_empty());
+}

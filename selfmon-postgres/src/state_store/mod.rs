@@ -501,6 +501,38 @@ async fn write_scan_in(
 
 /// Adds occurrences to a filed issue and its history; an issue this store never recorded is
 /// ignored.
+/// Adds a signature id to a filed issue's (once); an issue this store never filed is ignored.
+async fn add_issue_signature(
+    tx: &Transaction<'_>,
+    s: &str,
+    added: &selfmon_core::IssueSignature,
+) -> Result<()> {
+    let number = to_i64(added.issue);
+    let Some(row) = tx
+        .query_opt(
+            &format!("SELECT issue FROM {s}.selfmon_issues WHERE number = $1 FOR UPDATE"),
+            &[&number],
+        )
+        .await
+        .map_err(Error::query("reading an issue's signatures"))?
+    else {
+        return Ok(());
+    };
+    let mut issue: FiledIssue = from_json("filed issue", row.col(0)?)?;
+    if issue.signature_ids.contains(&added.signature_id) {
+        return Ok(());
+    }
+    issue.signature_ids.push(added.signature_id.clone());
+    let doc = to_json("filed issue", &issue)?;
+    tx.execute(
+        &format!("UPDATE {s}.selfmon_issues SET issue = $2 WHERE number = $1"),
+        &[&number, &doc],
+    )
+    .await
+    .map_err(Error::query("recording an issue's signatures"))?;
+    Ok(())
+}
+
 async fn add_occurrences(
     tx: &Transaction<'_>,
     s: &str,

@@ -207,6 +207,9 @@ impl ScanLedger for PgStateStore {
                     for closure in &effects.closed {
                         close_backlog_entry(tx, &s, closure, true, now).await?;
                     }
+                    for added in &effects.issue_signatures {
+                        add_issue_signature(tx, &s, added).await?;
+                    }
                     if let Some(state) = &effects.template_state {
                         tx.execute(
                             &format!(

@@ -106,7 +106,9 @@ class LogHandler(logging.Handler):
             if names:
                 fields = {k: attrs[k] for k in names if k not in _COLUMNS}
                 if fields:
-                    extra = json.dumps(fields, default=repr)
+                    # ensure_ascii=False: a lone surrogate (a non-UTF-8 name) reaches the writer
+                    # as text it replaces, not as a "\\udcxx" escape JSON parsers refuse.
+                    extra = json.dumps(fields, default=repr, ensure_ascii=False)
             writer.write(
                 record.levelno,
                 record.name,

@@ -4,11 +4,36 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row};
-use selfmon_core::{BacklogClosure, BacklogEntry, Level, ScanId};
+use selfmon_core::{BacklogClosure, BacklogEntry, IssueSignature, Level, ScanId};
 
 use super::rows::*;
 use super::values::*;
 use crate::error::{Error, Result};
+
+/// Adds a signature id to a filed issue's (once); an issue this store never filed is ignored.
+pub(super) fn add_issue_signature(tx: &Connection, added: &IssueSignature) -> Result<()> {
+    let Some(issue_id) = issue_row_id(tx, added.issue)? else {
+        return Ok(());
+    };
+    let text: Option<String> = tx
+        .query_row(
+            "SELECT signature_ids FROM self_monitoring_issues WHERE id = ?1",
+            [issue_id],
+            |r| r.get(0),
+        )
+        .map_err(Error::sqlite("reading an issue's signatures"))?;
+    let mut ids = decode_list(text);
+    if ids.contains(&added.signature_id) {
+        return Ok(());
+    }
+    ids.push(added.signature_id.clone());
+    tx.execute(
+        "UPDATE self_monitoring_issues SET signature_ids = ?1 WHERE id = ?2",
+        rusqlite::params![to_json("signature ids", &ids)?, issue_id],
+    )
+    .map_err(Error::sqlite("recording an issue's signatures"))?;
+    Ok(())
+}
 
 /// Adds occurrences to a filed issue and its history; an issue this store never filed is ignored.
 pub(super) fn add_occurrences(

@@ -187,6 +187,9 @@ impl ScanLedger for SqliteStateStore {
             for closure in &effects.closed {
                 close_backlog_entry(&tx, closure, true, now)?;
             }
+            for added in &effects.issue_signatures {
+                add_issue_signature(&tx, added)?;
+            }
             if let Some(state) = &effects.template_state {
                 tx.execute(
                     "INSERT OR REPLACE INTO selfmon_template_state (id, state, updated_at)
