@@ -162,6 +162,14 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     } else {
         None
     };
+    // Whether `out` may hold a run of equal value tokens for `collapse_value_lists` to fold: set
+    // when the token just masked is as long as the two before it (equal tokens are), and whenever
+    // a token is rewritten after it was masked (a folded unit or date, a dropped restated value, a
+    // quoted value), where the lengths below cannot follow. The general path always looks.
+    let mut list_possible = !FAST;
+    // The length of the last token masked, and how many tokens of that length end there.
+    let mut last_len = 0usize;
+    let mut run = 0usize;
     if let Some(time) = leading_time {
         out.push_str("<TIME>");
         let month = start_len + time.weekday_len.map_or(0, |n| n + 1);
@@ -171,6 +179,8 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             Some(start_len),
         ];
         pos = time.end;
+        last_len = out.len() - start_len;
+        run = 1;
     }
     while pos < s.len() {
         let Some(start) = next_non_space(s, pos) else {
@@ -197,6 +207,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                     mask_token(key, out);
                 }
                 mask_quoted_into::<FAST>(&s[open + 1..close], quote, out, depth);
+                list_possible = true;
                 recent = [None; 3];
                 prev_ends_colon = false;
                 // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
@@ -210,11 +221,12 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         let token_start = out.len();
         if let Some(prev) = recent[2] {
             if fold_unit_into_value(out, prev, tok) {
+                list_possible = true;
                 if recent[1].is_some_and(|before| drops_restated_value(out, before, prev)) {
                     out.truncate(prev.saturating_sub(1).max(start_len));
                     recent = [None, recent[0], recent[1]];
                 }
-                prev_ends_colon = tok.ends_with(':');
+                prev_ends_colon = tok.as_bytes().last() == Some(&b':');
                 pos = end;
                 continue;
             }
@@ -234,15 +246,28 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         {
             // `512 bytes (0.5 KB) sent` is `512 bytes sent` said twice: one value.
             out.truncate(token_start.saturating_sub(1).max(start_len));
+            list_possible = true;
             pos = end;
             continue;
         }
+        let masked_at = token_start;
         let token_start = fold_date_into_time(out, &recent, token_start);
+        if token_start != masked_at {
+            list_possible = true;
+        }
+        if !list_possible {
+            let len = out.len() - token_start;
+            run = if len == last_len { run + 1 } else { 1 };
+            list_possible = run >= MIN_LIST_RUN;
+            last_len = len;
+        }
         recent = [recent[1], recent[2], Some(token_start)];
-        prev_ends_colon = tok.ends_with(':');
+        prev_ends_colon = tok.as_bytes().last() == Some(&b':');
         pos = end;
     }
-    collapse_value_lists(out, start_len);
+    if list_possible {
+        collapse_value_lists(out, start_len);
+    }
 }
 
 /// A unit word after a number is part of the value (`403 bytes`, `0.5 KB`, `3 sec`): when `tok`
@@ -405,10 +430,15 @@ pub(super) const MONTH_NAMES: &[&str] = &[
 /// that), the whole run becomes one `<TIME>`, so `at Wed Jun 15 12:00:00` and `at Sat Jun 18
 /// 09:30:00` are one template. Returns where the (possibly folded) token now starts.
 fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usize) -> usize {
+    // Its first byte first: this runs for every token, and nearly none is a time (or opens with
+    // the punctuation one may stand behind).
+    match out.as_bytes().get(start) {
+        Some(&b) if b == b'<' || is_lead_punct(b) => {}
+        _ => return start,
+    }
     let lead = |t: &str| t.len() - trim_lead_punct(t).len();
     let this = &out[start..];
     let core = &this[lead(this)..];
-    // Its first byte first: this runs for every token, and nearly none is a time.
     if core.as_bytes().first() != Some(&b'<') || !core.starts_with("<TIME>") {
         return start;
     }

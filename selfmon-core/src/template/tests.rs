@@ -1180,6 +1180,8 @@ fn line_token() -> impl Strategy<Value = String> {
         "(0x)?[0-9a-fA-F]{6,34}",
         "[a-z]{1,5}=[\"']?[a-z0-9.:]{0,6}[\"']?",
         "[a-fxA-FZ0-9_()\\[\\]{},;!?\"'`.:/\\\\@=<>*+-]{1,20}",
+        // Lists of values, which masking folds into one token.
+        "((blk_-?|\\(|x)?[0-9]{1,3}(,| KB| \\(1 KB\\))? ){1,4}",
     ]
 }
 
