@@ -234,6 +234,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         if outcomes::keeps_number(after_previous, tok) {
             // An exit status, HTTP status, errno or signal names the outcome: not a value.
             out.push_str(tok);
+            list_possible = true;
             recent = [recent[1], recent[2], Some(token_start)];
             prev_ends_colon = false;
             pos = end;
