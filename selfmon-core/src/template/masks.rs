@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::outcomes::{self, NumberAfter};
+
 /// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -148,6 +150,8 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     let start_len = out.len();
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
+    // What the last token says about a number after it (`status 137` keeps its number).
+    let mut number_after = NumberAfter::Value;
     let mut glued = false;
     // Where the last three tokens start in `out`, newest last (for folding `Wed Jun 15 <TIME>`).
     let mut recent: [Option<usize>; 3] = [None; 3];
@@ -184,6 +188,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         };
         let (end, quoted) = next_space(s, start);
         let tok = &s[start..end];
+        let after_previous = std::mem::replace(&mut number_after, outcomes::number_after(tok));
         if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
@@ -205,6 +210,9 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                 list_possible = true;
                 recent = [None; 3];
                 prev_ends_colon = false;
+                // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
+                number_after =
+                    outcomes::number_after(s[open + 1..close].rsplit(' ').next().unwrap_or(""));
                 pos = close + 1;
                 glued = true;
                 continue;
@@ -222,6 +230,15 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                 pos = end;
                 continue;
             }
+        }
+        if outcomes::keeps_number(after_previous, tok) {
+            // An exit status, HTTP status, errno or signal names the outcome: not a value.
+            out.push_str(tok);
+            list_possible = true;
+            recent = [recent[1], recent[2], Some(token_start)];
+            prev_ends_colon = false;
+            pos = end;
+            continue;
         }
         mask_token(tok, out);
         // A restated value opens with `(`: tested here first, as most tokens do not.
@@ -833,7 +850,10 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
             if !value.is_empty() {
                 let v = trim_lead_punct(value);
                 out.push_str(&value[..value.len() - v.len()]);
-                if !v.is_empty() {
+                if outcomes::keeps_number(outcomes::outcome_key(trim_lead_punct(key)), v) {
+                    // `status=503`, `exit_code=137`: the outcome, not a value.
+                    out.push_str(v);
+                } else if !v.is_empty() {
                     mask_core(v, out, depth + 1);
                 }
             }
@@ -841,10 +861,49 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
         }
     }
     if shape.digit {
-        mask_digits(core, out);
+        if shape.colon && core.contains("\":") {
+            mask_digits_keeping_outcomes(core, out);
+        } else {
+            mask_digits(core, out);
+        }
     } else {
         out.push_str(core);
     }
+}
+
+/// [`mask_digits`], but a JSON outcome (`"status":503`, `"exit_code":137`, see
+/// [`outcomes`]) keeps its number.
+fn mask_digits_keeping_outcomes(core: &str, out: &mut String) {
+    let mut from = 0;
+    while let Some(i) = core[from..].find("\":") {
+        let quote = from + i;
+        let number_start = quote + 2;
+        // Byte-wise: the byte after the last one outside `[A-Za-z0-9_]` starts a character.
+        let key_start = core.as_bytes()[..quote]
+            .iter()
+            .rposition(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+            .map_or(0, |j| j + 1);
+        let digits = core.as_bytes()[number_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let number_end = number_start + digits;
+        let ends = core
+            .as_bytes()
+            .get(number_end)
+            .is_none_or(|b| !b.is_ascii_alphanumeric());
+        let after = outcomes::outcome_key(&core[key_start.max(from)..quote]);
+        if ends && outcomes::keeps_number(after, &core[number_start..number_end]) {
+            // Split at non-alphanumerics, so the rest is masked as it would be whole.
+            mask_digits(&core[from..number_start], out);
+            out.push_str(&core[number_start..number_end]);
+            from = number_end;
+        } else {
+            mask_digits(&core[from..number_start], out);
+            from = number_start;
+        }
+    }
+    mask_digits(&core[from..], out);
 }
 
 /// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without
