@@ -30,7 +30,9 @@ pub(super) enum NumberAfter {
     HttpStatus,
 }
 
-/// Words after which a small integer is an outcome (compared case-insensitively).
+/// Words after which a small integer is an outcome (compared case-insensitively; what
+/// [`is_outcome_word`] matches, listed for its tests).
+#[cfg(test)]
 const OUTCOME_WORDS: &[&str] = &[
     "status",
     "code",
@@ -79,11 +81,43 @@ pub(super) fn outcome_key(core: &str) -> NumberAfter {
             return NumberAfter::HttpStatus;
         }
     }
-    if b.len() <= LONGEST_OUTCOME_WORD && OUTCOME_WORDS.iter().any(|w| w.eq_ignore_ascii_case(core))
-    {
+    if is_outcome_word(b) {
         return NumberAfter::Outcome;
     }
     NumberAfter::Value
+}
+
+/// Whether `word` is one of the outcome words, in any case: lower-cased into a buffer and
+/// matched, as this runs for every token that opens with one of their first letters.
+fn is_outcome_word(word: &[u8]) -> bool {
+    if word.len() > LONGEST_OUTCOME_WORD {
+        return false;
+    }
+    let mut buf = [0u8; LONGEST_OUTCOME_WORD];
+    for (to, from) in buf.iter_mut().zip(word) {
+        *to = from.to_ascii_lowercase();
+    }
+    matches!(
+        &buf[..word.len()],
+        b"status"
+            | b"code"
+            | b"errno"
+            | b"signal"
+            | b"exit"
+            | b"rc"
+            | b"exitcode"
+            | b"exit_code"
+            | b"exitstatus"
+            | b"exit_status"
+            | b"statuscode"
+            | b"status_code"
+            | b"returncode"
+            | b"return_code"
+            | b"retcode"
+            | b"http_status"
+            | b"httpstatus"
+            | b"http_code"
+    )
 }
 
 /// Whether `tok` (raw, possibly in punctuation: `13]`, `137,`) is an integer kept after a token
@@ -107,6 +141,40 @@ pub(super) fn keeps_number(after: NumberAfter, tok: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The matcher of outcome words accepts exactly the listed words, in any case.
+        #[test]
+        fn outcome_word_matcher_agrees_with_the_list(word in "[a-zA-Z_]{0,13}") {
+            let listed = OUTCOME_WORDS.iter().any(|w| w.eq_ignore_ascii_case(&word));
+            prop_assert_eq!(is_outcome_word(word.as_bytes()), listed);
+        }
+    }
+
+    #[test]
+    fn every_listed_outcome_word_is_matched_in_any_case() {
+        for word in OUTCOME_WORDS {
+            assert!(word.len() <= LONGEST_OUTCOME_WORD, "{word}");
+            assert!(is_outcome_word(word.as_bytes()), "{word}");
+            assert!(
+                is_outcome_word(word.to_ascii_uppercase().as_bytes()),
+                "{word}"
+            );
+        }
+        for other in [
+            "",
+            "s",
+            "stat",
+            "statuses",
+            "codes",
+            "http",
+            "exit_codes",
+            "rcx",
+        ] {
+            assert!(!is_outcome_word(other.as_bytes()), "{other}");
+        }
+    }
 
     #[test]
     fn outcome_words_and_http_versions_keep_the_number_after_them() {
