@@ -1556,3 +1556,73 @@ async fn a_problem_filed_for_warnings_that_escalates_to_critical_is_commented_on
     assert_eq!(r.tracker.issues()[0].comments.len(), 1);
     assert_eq!(r.store.issues()[0].occurrences, 8);
 }
+
+/// After a tracker switch to an empty tracker, selfmon's first filing there takes a number its
+/// state holds from the old tracker. That filing replaces the stale row (as every store does):
+/// the new issue is selfmon's own, so a regression of it is commented on and reopened, and the
+/// old problem's records are not counted on it.
+#[tokio::test]
+async fn after_a_switch_to_an_empty_tracker_a_new_issue_under_an_old_number_is_selfmons_own() {
+    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let monitor = |tracker: Arc<MemoryIssueTracker>| {
+        SelfMonitor::builder()
+            .log_source(logs.clone())
+            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+            .tracker(tracker)
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let old = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(old.issues().len(), 1);
+
+    let new = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    let filed = new.issues();
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert!(filed[0].body.contains("GIT-SYNC-001"));
+    let rows = store.issues();
+    assert_eq!(rows.len(), 1, "the stale #1 row is replaced: {rows:?}");
+    assert!(rows[0]
+        .error_codes
+        .iter()
+        .any(|c| c.as_str() == "GIT-SYNC-001"));
+
+    // The new #1 is fixed and closed; its problem comes back: a regression of selfmon's own issue.
+    new.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    let report = monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.record.regressions, 1, "{:?}", report.outcomes);
+    assert_eq!(new.issues()[0].state, selfmon_core::IssueState::Open);
+    assert_eq!(new.issues()[0].comments.len(), 1);
+}
