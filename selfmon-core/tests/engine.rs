@@ -1626,3 +1626,51 @@ async fn after_a_switch_to_an_empty_tracker_a_new_issue_under_an_old_number_is_s
     assert_eq!(new.issues()[0].state, selfmon_core::IssueState::Open);
     assert_eq!(new.issues()[0].comments.len(), 1);
 }
+
+/// A Python crash shipped one line per record (journald, docker, line-based shippers): header,
+/// frames, source lines, then the exception line. The crash is the exception line's: it is filed
+/// under it, never under `Traceback (most recent call last):` or a source line, and a different
+/// crash later is a new problem, not "known" through the shared header and frames.
+#[tokio::test]
+async fn a_python_trace_logged_one_line_per_record_files_each_crash_under_its_exception() {
+    use selfmon_core::offline::OfflineRunner;
+    let r = rig_with(Arc::new(OfflineRunner), SelfMonitoringConfig::default());
+    let crash = |exception: &str| {
+        for line in [
+            "Traceback (most recent call last):",
+            "  File \"/srv/app/worker.py\", line 42, in run",
+            "    result = handler(job)",
+            "  File \"/srv/app/jobs.py\", line 7, in handler",
+            "    return 1 / job.weight",
+            exception,
+        ] {
+            r.logs.log(Level::Error, "app.worker", line);
+        }
+    };
+    crash("ZeroDivisionError: division by zero");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().iter().map(|i| i.title.clone()).collect();
+    assert_eq!(titles.len(), 1, "one crash, one issue: {titles:?}");
+    assert!(titles[0].contains("ZeroDivisionError"), "{titles:?}");
+    assert_eq!(first.record.issues_created, 1);
+
+    crash("KeyError: 'customer_id'");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().iter().map(|i| i.title.clone()).collect();
+    assert_eq!(
+        second.record.issues_created, 1,
+        "a different crash is a new issue: {titles:?}"
+    );
+    assert!(titles[1].contains("KeyError"), "{titles:?}");
+    assert!(
+        titles
+            .iter()
+            .all(|t| !t.contains("Traceback") && !t.contains("handler(job)")),
+        "{titles:?}"
+    );
+
+    // The same crash again is known: its issue counts it, nothing new is filed.
+    crash("ZeroDivisionError: division by zero");
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.issues_created, 0);
+}
