@@ -230,6 +230,52 @@ pub struct DigestBuilder {
     /// was not a stack frame. Frames logged as records of their own belong to that record's crash
     /// report (see [`is_frame_record`]).
     last_by_source: FxMap<u32, (usize, u64, Level)>,
+    /// Sources (by name) inside a Python crash report logged one line per record: after its
+    /// `Traceback (most recent call last):` or a `File "…", line N` frame, until the exception
+    /// line that ends it. Almost always empty.
+    python_trace: FxSet<Box<str>>,
+    /// The record being pushed is the exception line ending a Python crash report logged one line
+    /// per record: its signature is flagged as a traceback.
+    python_exception: bool,
+}
+
+/// What a record is to a Python crash report logged one line per record (see
+/// [`DigestBuilder::python_part`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PythonPart {
+    /// Not part of one.
+    None,
+    /// Its header, a frame, a source line under a frame or a chaining line: part of the report.
+    Report,
+    /// The exception line that ends it and says what the crash was.
+    Exception,
+}
+
+/// Whether a line is a Python exception line: `ZeroDivisionError: division by zero`,
+/// `asyncpg.exceptions.UniqueViolationError: …`, `KeyboardInterrupt`. A dotted name with no
+/// space before a colon, or a bare name ending like an exception class.
+fn is_python_exception_line(t: &str) -> bool {
+    let (head, has_colon) = match t.split_once(':') {
+        Some((head, _)) => (head, true),
+        None => (t, false),
+    };
+    let mut chars = head.chars();
+    head.len() >= 3
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && (has_colon
+            || [
+                "Error",
+                "Exception",
+                "Interrupt",
+                "Exit",
+                "Iteration",
+                "Warning",
+            ]
+            .iter()
+            .any(|end| head.ends_with(end)))
 }
 
 /// What the builder remembers about one signature beyond the [`Signature`] itself.
@@ -349,6 +395,8 @@ impl DigestBuilder {
             overflow: Default::default(),
             evicted: 0,
             last_by_source: FxMap::default(),
+            python_trace: FxSet::default(),
+            python_exception: false,
         })
     }
 
@@ -377,6 +425,7 @@ impl DigestBuilder {
 
     fn push_bounded(&mut self, record: &LogRecord) {
         self.digest.records += 1;
+        self.python_exception = false;
         let cluster = self.templater.learn(&record.message);
         let mut words = self
             .templater
@@ -388,10 +437,18 @@ impl DigestBuilder {
             Some(s) => self.sources.get(s).copied(),
         };
         let code_set = self.code_sets.get(&codes).copied();
-        let frame = is_frame_record(&record.message);
-        if frame {
-            if let Some(source) = source {
-                self.flag_crash_before(source, record.level);
+        let mut frame = is_frame_record(&record.message);
+        // A Python crash report opens before its frames and is named by the line after them;
+        // Java's and the others' are named by the line before their frames.
+        match self.python_part(record, frame) {
+            PythonPart::Report => frame = true,
+            PythonPart::Exception => self.python_exception = true,
+            PythonPart::None => {
+                if frame {
+                    if let Some(source) = source {
+                        self.flag_crash_before(source, record.level);
+                    }
+                }
             }
         }
         if let (Some(source), Some(code_set)) = (source, code_set) {
@@ -568,8 +625,46 @@ impl DigestBuilder {
         }
     }
 
+    /// What `record` (`frame`: a stack-frame line) is to a Python crash report logged one line
+    /// per record by its source: the header (`Traceback (most recent call last):`) or a `File`
+    /// frame opens one; inside it, frames, the indented source lines under them, caret markers
+    /// and chaining lines are part of it; the first other line ends it, and is its exception
+    /// line when it reads like one (`KeyError: 'id'`).
+    fn python_part(&mut self, record: &LogRecord, frame: bool) -> PythonPart {
+        let message = record.message.as_str();
+        let t = message.trim_start();
+        let opens = (frame && t.starts_with("File \""))
+            || t.trim_end() == "Traceback (most recent call last):";
+        if self.python_trace.is_empty() && !opens {
+            return PythonPart::None;
+        }
+        let source = record.source.as_deref().unwrap_or("");
+        if opens {
+            if !self.python_trace.contains(source) {
+                self.python_trace.insert(source.into());
+            }
+            return PythonPart::Report;
+        }
+        if !self.python_trace.contains(source) {
+            return PythonPart::None;
+        }
+        let indented = message.starts_with([' ', '\t']);
+        if frame || (indented && !t.contains('\n')) || t.is_empty() {
+            return PythonPart::Report;
+        }
+        self.python_trace.remove(source);
+        if is_python_exception_line(t.lines().next().unwrap_or("")) {
+            PythonPart::Exception
+        } else {
+            PythonPart::None
+        }
+    }
+
     /// Counts `record` in slot `i`; unless it is a stack frame, it is now its source's last record.
     fn update(&mut self, i: usize, record: &LogRecord, frame: bool) {
+        if std::mem::take(&mut self.python_exception) {
+            self.digest.signatures[i].has_traceback = true;
+        }
         update_signature(
             &mut self.digest.signatures[i],
             &mut self.tracking[i],

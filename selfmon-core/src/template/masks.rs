@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::outcomes::{self, NumberAfter};
+use super::outcomes;
 
 /// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
@@ -150,8 +150,9 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     let start_len = out.len();
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
-    // What the last token says about a number after it (`status 137` keeps its number).
-    let mut number_after = NumberAfter::Value;
+    // The last token (raw), for a number after it that names an outcome (`status 137`); read
+    // only when a token opens with a digit.
+    let mut previous_token: &str = "";
     let mut glued = false;
     // Where the last three tokens start in `out`, newest last (for folding `Wed Jun 15 <TIME>`).
     let mut recent: [Option<usize>; 3] = [None; 3];
@@ -188,7 +189,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         };
         let (end, quoted) = next_space(s, start);
         let tok = &s[start..end];
-        let after_previous = std::mem::replace(&mut number_after, outcomes::number_after(tok));
+        let previous = std::mem::replace(&mut previous_token, tok);
         if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
@@ -211,8 +212,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                 recent = [None; 3];
                 prev_ends_colon = false;
                 // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
-                number_after =
-                    outcomes::number_after(s[open + 1..close].rsplit(' ').next().unwrap_or(""));
+                previous_token = s[open + 1..close].rsplit(' ').next().unwrap_or("");
                 pos = close + 1;
                 glued = true;
                 continue;
@@ -231,7 +231,9 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                 continue;
             }
         }
-        if outcomes::keeps_number(after_previous, tok) {
+        if tok.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && outcomes::keeps_number(outcomes::number_after(previous), tok)
+        {
             // An exit status, HTTP status, errno or signal names the outcome: not a value.
             out.push_str(tok);
             list_possible = true;
