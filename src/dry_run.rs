@@ -64,10 +64,18 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
 }
 
 impl DryRunTracker {
-    /// A tracker writing into `dir` (created if missing).
+    /// A tracker writing into `dir`, which is created when the first issue is filed: a dry run
+    /// (which only reads the tracker) leaves no empty folder behind. Fails when `dir` exists
+    /// and is not a folder.
     pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(|e| io_err("create the folder", &dir, e))?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(io_err(
+                "use",
+                &dir,
+                std::io::Error::other("it exists and is not a folder"),
+            ));
+        }
         Ok(DryRunTracker {
             folder: Arc::new(Folder {
                 dir,
@@ -192,6 +200,8 @@ impl Folder {
     }
 
     fn create(&self, draft: &IssueDraft) -> Result<IssueRef> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| io_err("create the folder", &self.dir, e))?;
         self.with_index(|issues| {
             let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
             let file = format!("{number:04}-{}.md", slug(&draft.title));
@@ -291,6 +301,37 @@ mod tests {
         // Numbers continue across instances.
         let again = DryRunTracker::new(t.dir()).unwrap();
         assert_eq!(again.issues().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn the_folder_is_created_when_the_first_issue_is_filed_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("issues");
+        let t = DryRunTracker::new(&folder).unwrap();
+        assert!(t.list_issues(None).await.unwrap().is_empty());
+        let marker = Marker::for_fingerprint("abc");
+        assert!(t.find_by_marker(&marker).await.unwrap().is_none());
+        assert!(!folder.exists(), "reading created the folder");
+        let redactor = selfmon_core::redact::Redactor::shared();
+        let draft = IssueDraft {
+            title: redactor.redacted("[BUG] x"),
+            body: redactor.redacted(&format!("body\n{}\n", marker.as_str())),
+            labels: vec!["selfmon".into()],
+            classification: Classification::ServerBug,
+            fingerprint: "abc".into(),
+            marker,
+        };
+        t.create_issue(&draft).await.unwrap();
+        assert!(folder.join("index.json").is_file());
+    }
+
+    #[test]
+    fn a_path_that_is_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("issues");
+        std::fs::write(&file, "x").unwrap();
+        let err = DryRunTracker::new(&file).unwrap_err().to_string();
+        assert!(err.contains("not a folder"), "{err}");
     }
 
     #[tokio::test]

@@ -1018,3 +1018,206 @@ fn a_reader_that_closes_the_pipe_early_is_no_panic() {
         );
     }
 }
+
+/// Review L1: the CLI refuses a configuration with an unknown top-level key; the message must not
+/// say the key "is kept but has no effect".
+#[test]
+fn a_misspelt_top_level_key_is_refused_without_saying_it_is_kept() {
+    let env = Env::new();
+    env.write_config(r#""enabeld": true,"#);
+    let o = run(&["config", "validate", "--config", &env.config()]);
+    assert_eq!(o.status.code(), Some(2));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert!(all.contains("enabeld: unknown field"), "{all}");
+    assert!(!all.contains("kept"), "{all}");
+    assert!(all.contains("fix its name or remove it"), "{all}");
+}
+
+/// Review L5: `page_size` is checked by the monitoring settings and by the log source; it is
+/// reported once.
+#[test]
+fn page_size_zero_is_reported_once() {
+    let env = Env::new();
+    env.write_config(r#""page_size": 0,"#);
+    let o = run(&["config", "validate", "--config", &env.config()]);
+    assert_eq!(o.status.code(), Some(2));
+    let all = format!("{}{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(all.matches("page_size").count(), 1, "{all}");
+}
+
+/// Review L3: a `logs.path` naming a folder is called a folder, not "does not exist".
+#[test]
+fn a_logs_path_that_is_a_folder_is_called_a_folder() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("logs-dir")).unwrap();
+    let cfg = std::fs::read_to_string(env.path("selfmon.json"))
+        .unwrap()
+        .replace(r#""path": "logs.db""#, r#""path": "logs-dir""#);
+    std::fs::write(env.path("selfmon.json"), cfg).unwrap();
+    let o = env.scan(&[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("is a folder, not a file"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+    let dir = env.path("logs-dir").display().to_string();
+    let o = run(&["inventory", "--logs", &dir]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("is a folder"), "{err}");
+    assert!(!err.contains("does not exist"), "{err}");
+}
+
+/// Review L4: `history` only reads; a damaged state file's message says nothing about scans.
+#[test]
+fn history_of_a_damaged_state_file_gives_no_scan_advice() {
+    let env = Env::new();
+    let junk = env.path("junk.db");
+    std::fs::write(
+        &junk,
+        "this is not a SQLite database, just some text\n".repeat(200),
+    )
+    .unwrap();
+    let o = run(&["history", "--state", &junk.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("damaged"), "{err}");
+    assert!(!err.contains("scan"), "{err}");
+    assert!(!err.contains("cursor"), "{err}");
+}
+
+/// Review L7: the offline runner's inline code and parentheses reach the issue as written, not
+/// as "\`cidx.db\` \(records ...\)".
+#[test]
+fn issue_files_keep_the_runners_inline_code_unescaped() {
+    let env = Env::new();
+    seed(&env);
+    assert!(env.scan(&[]).status.success());
+    let bodies: String = std::fs::read_dir(env.path("issues"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    assert!(bodies.contains("from `cidx.db` (records 3..3)"), "{bodies}");
+    assert!(
+        !bodies.contains("\\`") && !bodies.contains("\\("),
+        "{bodies}"
+    );
+}
+
+/// Review L8: a dry run reads the tracker and writes nothing to it, not even its empty folder.
+#[test]
+fn a_dry_run_leaves_no_issues_folder() {
+    let env = Env::new();
+    seed(&env);
+    let o = env.scan(&["--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        !env.path("issues").exists(),
+        "the dry run created the folder"
+    );
+    assert!(env.scan(&[]).status.success());
+    assert_eq!(env.issue_files(), 3);
+}
+
+/// Review L11: one 200 KB token makes no 200 KB line in `selfmon inventory`.
+#[test]
+fn inventory_bounds_a_huge_token() {
+    let env = Env::new();
+    let token = "A".repeat(200_000);
+    env.log(
+        "CRITICAL",
+        "upload",
+        &format!("rejected upload token {token} too long"),
+    );
+    let o = run(&["inventory", "--logs", &env.logs().display().to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("rejected upload token AAA"), "{out}");
+    let longest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(longest < 1_000, "a line of {longest} characters");
+}
+
+/// Review L12: `history --config` before the first scan (no state file yet) says so and exits 0.
+#[test]
+fn history_before_the_first_scan_says_no_scans_yet() {
+    let env = Env::new();
+    let o = run(&["history", "--config", &env.config()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no scans yet"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(
+        text(&o.stdout).contains("scans (0 of 0)"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(
+        !env.path("state.db").exists(),
+        "history created the state file"
+    );
+    let o = run(&["history", "--config", &env.config(), "--json"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["scans"]["total"], 0, "{doc}");
+}
+
+/// Review L12: a scheduler started before the server's first log line waits for the logs.db
+/// (saying so once), then scans when it appears; SIGTERM while waiting stops it with exit 0.
+#[test]
+fn serve_scheduler_waits_for_a_logs_db_that_does_not_exist_yet() {
+    let env = Env::new();
+    std::fs::remove_file(env.logs()).unwrap();
+    let log_path = env.path("scheduler.log");
+    let spawn = || {
+        bin()
+            .args([
+                "serve-scheduler",
+                "--config",
+                &env.config(),
+                "--tick-secs",
+                "1",
+            ])
+            .stderr(std::fs::File::create(&log_path).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let stop = |child: std::process::Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait_with_output().unwrap()
+    };
+
+    // Stopped while waiting: a clean exit.
+    let child = spawn();
+    wait_for(
+        || log().contains("does not exist yet"),
+        "the waiting warning",
+    );
+    let o = stop(child);
+    assert_eq!(o.status.code(), Some(0), "{}", log());
+
+    // The logs.db appears: the first scheduled scan runs.
+    let child = spawn();
+    wait_for(
+        || log().contains("does not exist yet"),
+        "the waiting warning",
+    );
+    let conn = rusqlite::Connection::open(env.logs()).unwrap();
+    create_logs_table(&conn).unwrap();
+    drop(conn);
+    seed(&env);
+    wait_for(
+        || env.issue_files() == 3,
+        "the first scheduled scan's issues",
+    );
+    let o = stop(child);
+    assert!(o.status.success(), "{}", log());
+    let err = log();
+    assert_eq!(err.matches("does not exist yet").count(), 1, "{err}");
+    assert!(err.contains("log file found"), "{err}");
+}

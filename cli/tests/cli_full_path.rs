@@ -80,10 +80,11 @@ async fn sqlite_to_claude_subprocess_to_github_http_files_each_problem_once() {
         .iter()
         .all(|i| i.labels.contains(&"selfmon".to_string())));
 
-    // The same problems again: known before analysis, nothing filed twice.
+    // The same problems again (another path, another retry count; the same exit status, which
+    // names the outcome and is kept): known before analysis, nothing filed twice.
     insert(
         "ERROR",
-        "[GIT-SYNC-001] git fetch failed for /srv/golden/alpha: exit status 129",
+        "[GIT-SYNC-001] git fetch failed for /srv/golden/beta: exit status 128",
     );
     insert(
         "CRITICAL",

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ErrorCode, Level, LogRecord};
+use crate::model::{ErrorCode, Level, LogRecord, MAX_REPORT_TEMPLATE_CHARS};
 use crate::template::Templater;
 
 /// How the inventory is built.
@@ -147,10 +147,21 @@ pub struct SourceCoverage {
     pub coverage: Coverage,
 }
 
+/// `text` cut to [`MAX_REPORT_TEMPLATE_CHARS`] characters, ending in `…` when it was cut.
+fn capped(text: &str) -> String {
+    if text.chars().count() <= MAX_REPORT_TEMPLATE_CHARS {
+        return text.to_string();
+    }
+    let mut out = crate::error::truncate_chars(text, MAX_REPORT_TEMPLATE_CHARS - 1);
+    out.push('…');
+    out
+}
+
 /// A frequent message template without a code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UncodedTemplate {
-    /// The masked message.
+    /// The masked message, at most [`MAX_REPORT_TEMPLATE_CHARS`] characters (a longer one ends
+    /// in `…`).
     pub template: String,
     /// Records with this template.
     pub count: u64,
@@ -305,6 +316,17 @@ impl InventoryBuilder {
                 .then_with(|| a.template.cmp(&b.template))
         });
         top.truncate(self.options.top_uncoded);
+        // One huge token (a 200 KB upload id) must not make a 200 KB line: templates are capped
+        // as in a scan report.
+        for t in &mut top {
+            t.template = capped(&t.template);
+            for source in &mut t.sources {
+                *source = capped(source);
+            }
+        }
+        for sc in &mut by_source {
+            sc.source = capped(&sc.source);
+        }
         let codes_seen = sorted_counts(self.codes);
         let (uncatalogued_codes, unused_catalog_codes) = match catalog {
             Some(cat) => (
@@ -517,6 +539,28 @@ mod tests {
 
     fn rec(id: i64, level: Level, msg: &str, source: &str) -> LogRecord {
         LogRecord::new(id, level, msg).with_source(source)
+    }
+
+    #[test]
+    fn a_huge_token_does_not_make_a_huge_line() {
+        // Review L11: a 200 KB letters-only token was printed as one 200 KB line.
+        let token = "A".repeat(200_000);
+        let mut b = InventoryBuilder::new(InventoryOptions::default());
+        b.add(&rec(
+            1,
+            Level::Critical,
+            &format!("rejected upload token {token} too long"),
+            &format!("upload{token}"),
+        ));
+        let r = b.finish("logs.db", None);
+        let t = &r.top_uncoded_templates[0];
+        assert_eq!(t.template.chars().count(), MAX_REPORT_TEMPLATE_CHARS);
+        assert!(t.template.starts_with("rejected upload token AAA"));
+        assert!(t.template.ends_with('…'));
+        assert!(t.sources[0].chars().count() <= MAX_REPORT_TEMPLATE_CHARS);
+        assert!(r.by_source[0].source.chars().count() <= MAX_REPORT_TEMPLATE_CHARS);
+        let longest = render_text(&r).lines().map(|l| l.chars().count()).max();
+        assert!(longest < Some(3 * MAX_REPORT_TEMPLATE_CHARS), "{longest:?}");
     }
 
     #[test]

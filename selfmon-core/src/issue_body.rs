@@ -37,31 +37,77 @@ pub fn issue_title(classification: Classification, title: &str) -> String {
         // HTML: break those too, readably.
         .replace("](", "]\u{2060}(")
         .replace("://", ":\u{2060}//")
-        .replace("www.", "www\u{2060}.")
-        .replace('<', "\u{2039}")
-        .replace('>', "\u{203A}");
-    format!("{} {}", classification.title_prefix(), defused)
+        .replace("www.", "www\u{2060}.");
+    format!(
+        "{} {}",
+        classification.title_prefix(),
+        defuse_angle_brackets(&defused)
+    )
+}
+
+/// Angle brackets that could open or close HTML, an autolink or a chat link (`<img`, `</a>`,
+/// `<!--`, `<http://…|x>`, `<@U123>`) become `‹` `›`, which also shows the templater's
+/// placeholders as `‹NUM›`. The others stay as written: a `<` before a space, a digit, `=`,
+/// `-` or another `<` opens nothing (`must be <= 100`, `< 5`, `<-`), nor does a `>` after a
+/// space, `-`, `=` or `>`, or before `=` (`>= 5`, `->`, `=>`).
+fn defuse_angle_brackets(title: &str) -> String {
+    let chars: Vec<char> = title.chars().collect();
+    let mut out = String::with_capacity(title.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        match c {
+            '<' if !matches!(next, None | Some('=' | '-' | '<'))
+                && !next.is_some_and(|n| n.is_whitespace() || n.is_ascii_digit()) =>
+            {
+                out.push('\u{2039}')
+            }
+            '>' if !matches!(prev, Some('-' | '=' | '>'))
+                && !prev.is_some_and(char::is_whitespace)
+                && next != Some('=') =>
+            {
+                out.push('\u{203A}')
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escapes untrusted text for inline Markdown: no links, images, HTML, emphasis, headings,
 /// mentions (`@name`), references (`#123`) or task lists survive.
+///
+/// Two things are left as written, because they cannot form any of those and escaping them only
+/// litters the text (`\(records 47..47\)`): parentheses, braces and `!` (a link or image needs a
+/// `[`, which is always escaped), and a one-line inline code span whose content is
+/// [inert](inert_code) (`` `app.cache` ``), which renders as code.
 pub fn escape_markdown(text: &str) -> String {
+    let chars: Vec<char> = text
+        .chars()
+        .filter(|&c| (c == '\n' || !c.is_control()) && !is_bidi_control(c))
+        .collect();
     let mut out = String::with_capacity(text.len() + text.len() / 8);
     let mut line_start = true;
-    for c in text.chars() {
-        if c.is_control() && c != '\n' {
-            continue;
-        }
-        if is_bidi_control(c) {
-            continue;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '`' {
+            if let Some(len) = code_span_at(&chars, i) {
+                out.extend(&chars[i..i + len]);
+                i += len;
+                line_start = false;
+                continue;
+            }
         }
         let at_line_start = line_start;
         line_start = c == '\n' || (line_start && c == ' ');
         match c {
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '|' | '!' | '~' | '{' | '}' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
+            // Defence in depth: `](` is a link even if a renderer ignored the escaped `]`.
+            '(' if i > 0 && chars[i - 1] == ']' => out.push_str("\\("),
             // List markers, rules and setext underlines only matter at the start of a line.
             '+' | '-' | '=' if at_line_start => {
                 out.push('\\');
@@ -77,10 +123,69 @@ pub fn escape_markdown(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             _ => out.push(c),
         }
+        i += 1;
     }
-    // Bare URLs and `www.` are autolinked by GitHub: break them with a word joiner.
+    // Bare URLs and `www.` are autolinked by GitHub: break them with a word joiner (code spans
+    // never hold either, see `inert_code`).
     out.replace("://", ":\u{2060}//")
         .replace("www.", "www\u{2060}.")
+}
+
+/// The length (backticks included) of an inline code span kept as written that starts at
+/// `chars[at]`, a backtick: one backtick, inert content on the same line, one backtick, and no
+/// backtick right before or after (a longer backtick run opens another kind of span).
+fn code_span_at(chars: &[char], at: usize) -> Option<usize> {
+    if at > 0 && chars[at - 1] == '`' {
+        return None;
+    }
+    let close = at
+        + 1
+        + chars[at + 1..]
+            .iter()
+            .position(|&c| c == '`' || c == '\n')?;
+    if chars[close] != '`' || chars.get(close + 1) == Some(&'`') {
+        return None;
+    }
+    let content: String = chars[at + 1..close].iter().collect();
+    inert_code(&content).then_some(close + 1 - at)
+}
+
+/// Whether `content` may stand in a code span as written: not blank, and only characters that
+/// are harmless even where a renderer (a chat integration, a mail client) ignores the span:
+/// no `<` `>` `&` (HTML), `[` `]` (links), `@` `#` (mentions, references), `\\`, `|`, and no URL
+/// (`://`, `www.`).
+pub(crate) fn inert_code(content: &str) -> bool {
+    !content.trim().is_empty()
+        && !content.contains("://")
+        && !content.to_ascii_lowercase().contains("www.")
+        && content.chars().all(|c| {
+            (c.is_alphanumeric() && !is_bidi_control(c))
+                || matches!(
+                    c,
+                    ' ' | '.'
+                        | ','
+                        | ':'
+                        | ';'
+                        | '_'
+                        | '-'
+                        | '+'
+                        | '='
+                        | '/'
+                        | '('
+                        | ')'
+                        | '{'
+                        | '}'
+                        | '*'
+                        | '\''
+                        | '"'
+                        | '!'
+                        | '?'
+                        | '%'
+                        | '$'
+                        | '~'
+                        | '^'
+                )
+        })
 }
 
 /// A fenced code block that `content` cannot break out of.
@@ -271,6 +376,65 @@ mod tests {
         assert!(!e.contains("<img"));
         assert!(!e.contains("@admin"));
         assert!(!e.contains(" #12"));
+    }
+
+    #[test]
+    fn the_offline_runners_inline_code_and_parentheses_are_not_escaped() {
+        // Review L7: "from \`app.cache\` \(records 47..47\)" rendered literal backticks.
+        assert_eq!(
+            escape_markdown("Seen 1 time(s) at level ERROR from `app.cache` (records 47..47)."),
+            "Seen 1 time(s) at level ERROR from `app.cache` (records 47..47)."
+        );
+        assert_eq!(
+            escape_markdown("`db/pool.go:88` failed: `SELECT * FROM t` {x}!"),
+            "`db/pool.go:88` failed: `SELECT * FROM t` {x}!"
+        );
+    }
+
+    #[test]
+    fn a_code_span_that_could_carry_markup_is_escaped_as_before() {
+        for (text, why) in [
+            ("`[x](https://evil.example)`", "a link"),
+            ("`<img src=x>`", "HTML"),
+            ("`@admin` and `#12`", "a mention or reference"),
+            ("`www.evil.example`", "an autolink"),
+            ("`a\nb`", "a span across lines"),
+            ("``a``", "a double-backtick span"),
+            ("` `", "a blank span"),
+            ("`unclosed", "an unpaired backtick"),
+        ] {
+            let e = escape_markdown(text);
+            assert!(e.starts_with("\\`"), "{why}: {e}");
+        }
+        // After an escaped `]`, a `(` stays escaped too.
+        assert_eq!(escape_markdown("[x](y)"), "\\[x\\]\\(y)");
+    }
+
+    #[test]
+    fn titles_keep_a_literal_less_than_and_show_placeholders_in_angle_quotes() {
+        // Review L14: "must be <= 100" was filed as "must be ‹= ‹NUM›".
+        assert_eq!(
+            issue_title(
+                Classification::ServerBug,
+                "field 'limit' must be <= <NUM>, got < 5 -> x >= 3 => y"
+            ),
+            "[BUG] field 'limit' must be <= \u{2039}NUM\u{203A}, got < 5 -> x >= 3 => y"
+        );
+        assert_eq!(
+            issue_title(Classification::ServerBug, "<*> failed"),
+            "[BUG] \u{2039}*\u{203A} failed"
+        );
+        // What could be HTML, an autolink or a chat link is still defused.
+        let t = issue_title(
+            Classification::ServerBug,
+            "<img src=x onerror=alert(1)> <script>x</script> <!-- h --> <a href='x'>y</a> \
+             <https://e.example|go> <@U123> <!channel> <b>",
+        );
+        assert!(!t.contains('<'), "{t}");
+        assert!(
+            t.contains("\u{2039}img src=x onerror=alert(1)\u{203A}"),
+            "{t}"
+        );
     }
 
     #[test]

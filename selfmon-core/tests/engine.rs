@@ -1556,3 +1556,121 @@ async fn a_problem_filed_for_warnings_that_escalates_to_critical_is_commented_on
     assert_eq!(r.tracker.issues()[0].comments.len(), 1);
     assert_eq!(r.store.issues()[0].occurrences, 8);
 }
+
+/// After a tracker switch to an empty tracker, selfmon's first filing there takes a number its
+/// state holds from the old tracker. That filing replaces the stale row (as every store does):
+/// the new issue is selfmon's own, so a regression of it is commented on and reopened, and the
+/// old problem's records are not counted on it.
+#[tokio::test]
+async fn after_a_switch_to_an_empty_tracker_a_new_issue_under_an_old_number_is_selfmons_own() {
+    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let monitor = |tracker: Arc<MemoryIssueTracker>| {
+        SelfMonitor::builder()
+            .log_source(logs.clone())
+            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
+            .tracker(tracker)
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+    };
+    let old = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    monitor(old.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(old.issues().len(), 1);
+
+    let new = Arc::new(MemoryIssueTracker::new());
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    let filed = new.issues();
+    assert_eq!(filed.len(), 1, "{filed:?}");
+    assert!(filed[0].body.contains("GIT-SYNC-001"));
+    let rows = store.issues();
+    assert_eq!(rows.len(), 1, "the stale #1 row is replaced: {rows:?}");
+    assert!(rows[0]
+        .error_codes
+        .iter()
+        .any(|c| c.as_str() == "GIT-SYNC-001"));
+
+    // The new #1 is fixed and closed; its problem comes back: a regression of selfmon's own issue.
+    new.close(1, selfmon_core::clock::Clock::now(clock.as_ref()));
+    logs.log(
+        Level::Critical,
+        "app.git",
+        "[GIT-SYNC-001] clone failed: exit 128",
+    );
+    let report = monitor(new.clone())
+        .scan(ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert_eq!(report.record.regressions, 1, "{:?}", report.outcomes);
+    assert_eq!(new.issues()[0].state, selfmon_core::IssueState::Open);
+    assert_eq!(new.issues()[0].comments.len(), 1);
+}
+
+/// A Python crash shipped one line per record (journald, docker, line-based shippers): header,
+/// frames, source lines, then the exception line. The crash is the exception line's: it is filed
+/// under it, never under `Traceback (most recent call last):` or a source line, and a different
+/// crash later is a new problem, not "known" through the shared header and frames.
+#[tokio::test]
+async fn a_python_trace_logged_one_line_per_record_files_each_crash_under_its_exception() {
+    use selfmon_core::offline::OfflineRunner;
+    let r = rig_with(Arc::new(OfflineRunner), SelfMonitoringConfig::default());
+    let crash = |exception: &str| {
+        for line in [
+            "Traceback (most recent call last):",
+            "  File \"/srv/app/worker.py\", line 42, in run",
+            "    result = handler(job)",
+            "  File \"/srv/app/jobs.py\", line 7, in handler",
+            "    return 1 / job.weight",
+            exception,
+        ] {
+            r.logs.log(Level::Error, "app.worker", line);
+        }
+    };
+    crash("ZeroDivisionError: division by zero");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().iter().map(|i| i.title.clone()).collect();
+    assert_eq!(titles.len(), 1, "one crash, one issue: {titles:?}");
+    assert!(titles[0].contains("ZeroDivisionError"), "{titles:?}");
+    assert_eq!(first.record.issues_created, 1);
+
+    crash("KeyError: 'customer_id'");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let titles: Vec<String> = r.tracker.issues().iter().map(|i| i.title.clone()).collect();
+    assert_eq!(
+        second.record.issues_created, 1,
+        "a different crash is a new issue: {titles:?}"
+    );
+    assert!(titles[1].contains("KeyError"), "{titles:?}");
+    assert!(
+        titles
+            .iter()
+            .all(|t| !t.contains("Traceback") && !t.contains("handler(job)")),
+        "{titles:?}"
+    );
+
+    // The same crash again is known: its issue counts it, nothing new is filed.
+    crash("ZeroDivisionError: division by zero");
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.issues_created, 0);
+}

@@ -225,6 +225,13 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
                     format!("{:02}:{:02}", rng.below(60), rng.below(60))
                 }
             }
+            // Outcome numbers (kept by masking; grouping still treats them as values).
+            "status" => rng.pick(&["0", "1", "2", "127", "137", "143"]).to_string(),
+            "http" => rng
+                .pick(&["200", "301", "404", "429", "500", "502", "503"])
+                .to_string(),
+            "errno" => rng.pick(&["2", "13", "28", "110", "111"]).to_string(),
+            "sig" => rng.pick(&["6", "9", "11", "15"]).to_string(),
             other => format!("{{{other}}}"),
         };
         out.push_str(&v);
@@ -529,6 +536,18 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
             (10, "Exception in thread \"main\" java.lang.NullPointerException\n\tat com.example.{func}.run(Worker.java:{n})"),
             (10, "Exception in thread \"main\" java.lang.IllegalStateException: pool closed\n\tat com.example.{func}.run(Worker.java:{n})"),
             (10, "Caused by: java.net.SocketTimeoutException: Read timed out after {ms}"),
+        ]),
+        // Numbers that name an outcome are kept by masking (so a signature tells `status 1` from
+        // `status 137`), yet one statement is still one group whatever its outcome.
+        ("Outcomes", vec![
+            (10, "worker {proc} exited with status {status}"),
+            (10, "upstream {webhost} returned HTTP {http}"),
+            (10, "{ip} - - [{date}T{time}Z] \"GET /api/{table} HTTP/1.1\" {http} {num}"),
+            (10, "write to {path} failed: errno {errno}"),
+            (10, "child {pid} killed by signal {sig}"),
+            (10, "time={date}T{time}Z level=WARN msg=\"request done\" status={http} duration={ms}"),
+            (10, "[Errno {errno}] cannot open {path}"),
+            (10, "job {repo} finished: exit code {status} after {n} retries"),
         ]),
     ]
 }

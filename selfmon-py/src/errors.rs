@@ -45,7 +45,7 @@ create_exception!(
     _selfmon,
     TrackerError,
     Error,
-    "The issue tracker (GitHub, the dry-run folder) failed."
+    "The issue tracker (GitHub, the folder tracker) failed."
 );
 create_exception!(
     _selfmon,

@@ -216,9 +216,9 @@ fn advice(e: &rusqlite::Error) -> &'static str {
     use rusqlite::ErrorCode as C;
     match e.sqlite_error_code() {
         Some(C::DatabaseCorrupt | C::NotADatabase) => {
+            // Shared by every command, read-only ones included: nothing here about scans.
             "; the file is damaged: check it with `sqlite3 FILE 'PRAGMA integrity_check'` and \
-             restore it from a backup (nothing was changed: the next scan reads from the same \
-             cursor)"
+             restore it from a backup (selfmon changed nothing in it)"
         }
         Some(C::DatabaseBusy | C::DatabaseLocked) => {
             "; another process holds a lock on the file: this is temporary, the next attempt \

@@ -258,16 +258,27 @@ impl CliConfig {
         for unknown in self.monitoring.unknown_fields() {
             out.push(Problem {
                 field: unknown.to_string(),
-                reason: "unknown field (misspelt? it is kept but has no effect)".into(),
+                // The library keeps unknown fields for a newer host's round trip; the CLI refuses
+                // them, so the message must not say they are kept.
+                reason: "unknown field (misspelt? fix its name or remove it: selfmon refuses a \
+                         configuration with unknown fields)"
+                    .into(),
             });
         }
+        // `page_size` is a top-level setting the log source also checks: report it once, under
+        // its own name.
+        let page_size_reported = out.iter().any(|p| p.field == "page_size");
         match self.logs.kind {
             BackendKind::Sqlite => {
-                if let Err(e) = self.log_options().validate() {
-                    out.push(Problem {
+                match self.log_options().validate() {
+                    Err(selfmon::sqlite::Error::InvalidOption {
+                        field: "page_size", ..
+                    }) if page_size_reported => {}
+                    Err(e) => out.push(Problem {
                         field: "logs".into(),
                         reason: e.to_string(),
-                    });
+                    }),
+                    Ok(()) => {}
                 }
                 if self.logs.path.as_os_str().is_empty() {
                     out.push(Problem {
@@ -279,11 +290,15 @@ impl CliConfig {
             BackendKind::Postgres => {
                 out.extend(postgres_problems("logs", self.logs.url_env.as_deref()));
                 #[cfg(feature = "postgres")]
-                if let Err(e) = self.pg_log_options().validate() {
-                    out.push(Problem {
+                match self.pg_log_options().validate() {
+                    Err(selfmon::postgres::Error::InvalidOption {
+                        field: "page_size", ..
+                    }) if page_size_reported => {}
+                    Err(e) => out.push(Problem {
                         field: "logs".into(),
                         reason: e.to_string(),
-                    });
+                    }),
+                    Ok(()) => {}
                 }
             }
         }
@@ -403,6 +418,13 @@ impl CliConfig {
         )))
     }
 
+    /// The SQLite log file the configuration names, when nothing exists at that path yet (the
+    /// server has not logged): a scheduler waits for it, where a scan fails.
+    pub fn missing_log_file(&self) -> Option<&Path> {
+        (self.logs.kind == BackendKind::Sqlite && !self.logs.path.exists())
+            .then_some(self.logs.path.as_path())
+    }
+
     fn log_options(&self) -> LogSourceOptions {
         LogSourceOptions {
             page_size: self.monitoring.page_size,
@@ -440,10 +462,7 @@ impl CliConfig {
         match self.logs.kind {
             BackendKind::Sqlite => {
                 if !self.logs.path.is_file() {
-                    return Err(Failure::Usage(format!(
-                        "log file {} does not exist (set \"logs.path\" to the server's logs.db)",
-                        self.logs.path.display()
-                    )));
+                    return Err(Failure::Usage(missing_log_file(&self.logs.path)));
                 }
                 let logs =
                     SqliteLogSource::open(&self.logs.path, self.log_options()).map_err(|e| {
@@ -535,6 +554,23 @@ impl CliConfig {
             monitor: Arc::new(monitor),
             store,
         })
+    }
+}
+
+/// Why `path` cannot be read as a log file (it is missing, or a folder), with what to set.
+pub fn missing_log_file(path: &Path) -> String {
+    if path.is_dir() {
+        format!(
+            "log file {} is a folder, not a file (set \"logs.path\" to the server's logs.db, \
+             e.g. {})",
+            path.display(),
+            path.join("logs.db").display()
+        )
+    } else {
+        format!(
+            "log file {} does not exist (set \"logs.path\" to the server's logs.db)",
+            path.display()
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use selfmon::memory::MemoryStateStore;
 use selfmon::sqlite::{SqliteStateStore, StateStoreOptions};
 use selfmon::{
     FindingOutcome, IssueFilter, PageRequest, ScanId, ScanReport, SignatureFate, StateStore,
@@ -46,6 +47,16 @@ async fn open(args: &HistoryArgs) -> Result<Arc<dyn StateStore>, Failure> {
         (None, Some(config)) => {
             let config = CliConfig::load(config)?;
             if config.state.kind == BackendKind::Sqlite {
+                // The first scan creates the file the configuration names: before it there is
+                // simply no history (a path given with --state is checked, it may be a typo).
+                if !config.state.path.exists() {
+                    eprintln!(
+                        "selfmon: no scans yet: state file {} does not exist until the first scan \
+                         creates it",
+                        config.state.path.display()
+                    );
+                    return Ok(Arc::new(MemoryStateStore::new()));
+                }
                 open_file(&config.state.path)
             } else {
                 Ok(config.build_store().await?.0)

@@ -7,6 +7,12 @@ use super::failure::Failure;
 
 /// Prints the error-code inventory of a logs.db.
 pub async fn run(args: &InventoryArgs) -> Result<(), Failure> {
+    if args.logs.is_dir() {
+        return Err(Failure::Usage(format!(
+            "log file {} is a folder, not a file: pass the server's logs.db",
+            args.logs.display()
+        )));
+    }
     if !args.logs.is_file() {
         return Err(Failure::Usage(format!(
             "log file {} does not exist",

@@ -35,14 +35,8 @@ fn log(line: &str) {
 /// "interrupted"; cursor kept; lease released; runner process group stopped) and waits for it.
 /// Exits 0 when no scan was in flight, 130 / 143 when one was interrupted.
 pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
-    let config = CliConfig::load(&args.config)?;
-    let built = config.build(false).await?;
-    let queue = MemoryJobQueue::start(built.monitor.clone());
-    let service = SelfMonitoringService::new(
-        built.monitor.config_handle(),
-        queue.clone(),
-        built.store.clone(),
-    );
+    let mut config = CliConfig::load(&args.config)?;
+    config.check()?;
     let sig = |k: SignalKind| {
         signal(k).map_err(|e| Failure::Usage(format!("cannot install signal handler: {e}")))
     };
@@ -52,11 +46,54 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
     // SIGHUP, as for any daemon: reload the configuration now (it is also reloaded when the
     // file changes); it does not stop the scheduler.
     let mut hup = sig(SignalKind::hangup())?;
-    let mut second = tokio::time::interval(Duration::from_secs(1));
     let tick_every = args.tick_secs.max(1);
+    // A daemon started before the server wrote its first log line (boot order, a fresh
+    // install) waits for the logs.db instead of dying: it is looked for again at every tick.
+    let mut warned_missing: Option<std::path::PathBuf> = None;
+    let mut config_seen = mtime(Some(&args.config));
+    while let Some(missing) = config.missing_log_file().map(Path::to_path_buf) {
+        if warned_missing.as_ref() != Some(&missing) {
+            log(&format!(
+                "warning: log file {} does not exist yet (the server has not logged anything, or \"logs.path\" is wrong); no scan until it does: looking again every {tick_every} s",
+                missing.display()
+            ));
+            warned_missing = Some(missing.clone());
+        }
+        let stopped = "stopped (no scan ran: the log file never appeared)";
+        tokio::select! {
+            _ = term.recv() => { log(stopped); return Ok(()); }
+            _ = int.recv() => { log(stopped); return Ok(()); }
+            _ = usr1.recv() => log(&format!(
+                "run-now ignored: log file {} does not exist yet",
+                missing.display()
+            )),
+            _ = hup.recv() => config_seen = None,
+            _ = tokio::time::sleep(Duration::from_secs(tick_every)) => {}
+        }
+        // An edit may point "logs.path" elsewhere.
+        let c = mtime(Some(&args.config));
+        if c != config_seen {
+            config_seen = c;
+            match CliConfig::load(&args.config).and_then(|c| c.check().map(|_| c)) {
+                Ok(c) => config = c,
+                Err(e) => log(&format!("configuration change ignored: {e}")),
+            }
+        }
+    }
+    if warned_missing.is_some() {
+        log("log file found: scheduling starts");
+    }
+    let config = config;
+    let built = config.build(false).await?;
+    let queue = MemoryJobQueue::start(built.monitor.clone());
+    let service = SelfMonitoringService::new(
+        built.monitor.config_handle(),
+        queue.clone(),
+        built.store.clone(),
+    );
+    let mut second = tokio::time::interval(Duration::from_secs(1));
     let mut seconds = 0u64;
     let mut trigger_seen = mtime(args.trigger_file.as_deref());
-    let mut config_seen = mtime(Some(&args.config));
     let mut watched: Vec<JobId> = Vec::new();
     let mut warned_future: Option<selfmon::ScanId> = None;
     log(&format!(

@@ -7,8 +7,10 @@
 //! UTF-8 is read lossily; a trailing `\r` is dropped. `--state FILE` starts from (and saves) the
 //! learned templates, as scans do.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
+use selfmon::hash::FxMap;
 use selfmon::template::{ClusterId, Template, Templater};
 
 use super::args::TemplatesArgs;
@@ -19,6 +21,9 @@ const IO_BUFFER_BYTES: usize = 1 << 16;
 
 /// Lines learned before their templates are written (the window over which names merge).
 const WINDOW_LINES: usize = 65_536;
+
+/// A cluster's template, fingerprint and terminal-safe template, borrowed from the templater.
+type Shown<'a> = (&'a str, &'a str, Cow<'a, str>);
 
 /// The lines of one window, in one buffer, with the cluster each joined.
 #[derive(Default)]
@@ -48,19 +53,37 @@ impl Window {
         out: &mut impl Write,
     ) -> Result<usize, Option<Failure>> {
         let mut line_no = first;
+        // Each cluster's template, fingerprint and terminal-safe text, looked up once per window
+        // (the lines of a window share far fewer clusters), borrowed from the cluster.
+        let mut clusters: FxMap<ClusterId, Option<Shown<'_>>> = FxMap::default();
         for &(start, end, cluster) in &self.lines {
             line_no += 1;
             let line = &self.text[start..end];
-            // Borrowed from the cluster: most lines cost no allocation here.
+            let found = cluster.and_then(|id| {
+                clusters
+                    .entry(id)
+                    .or_insert_with(|| {
+                        templater
+                            .cluster_text(id)
+                            .map(|(text, fp)| (text, fp, super::terminal::safe(text)))
+                    })
+                    .as_ref()
+            });
             let owned: Template;
-            let (text, fingerprint) = match cluster.and_then(|id| templater.cluster_text(id)) {
-                Some(found) => found,
+            let owned_shown: Cow<'_, str>;
+            let (text, fingerprint, shown) = match found {
+                Some((text, fingerprint, shown)) => (*text, *fingerprint, &**shown),
                 None => {
                     owned = match cluster {
                         Some(_) => templater.template(line),
                         None => Template::from_text(templater.mask(line)),
                     };
-                    (owned.text.as_str(), owned.fingerprint.as_str())
+                    owned_shown = super::terminal::safe(&owned.text);
+                    (
+                        owned.text.as_str(),
+                        owned.fingerprint.as_str(),
+                        &*owned_shown,
+                    )
                 }
             };
             if args.json {
@@ -69,7 +92,7 @@ impl Window {
             } else {
                 out.write_all(fingerprint.as_bytes())
                     .and_then(|()| out.write_all(b"\t"))
-                    .and_then(|()| out.write_all(super::terminal::safe(text).as_bytes()))
+                    .and_then(|()| out.write_all(shown.as_bytes()))
                     .and_then(|()| out.write_all(b"\n"))
             }
             .map_err(write_failure)?;

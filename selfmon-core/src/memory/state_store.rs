@@ -410,12 +410,17 @@ impl IssueLedger for MemoryStateStore {
                 issue.created_at,
             );
         }
-        if !i
+        // One row per number, as the SQL stores keep: completing twice (a retry) rewrites the
+        // same row, and a filing under a number the store holds from another tracker (the
+        // configuration now names another repository or folder) replaces that stale row, whose
+        // issue this tracker does not have.
+        match i
             .issues
-            .iter()
-            .any(|x| x.issue.number == issue.issue.number)
+            .iter_mut()
+            .find(|x| x.issue.number == issue.issue.number)
         {
-            i.issues.push(issue.clone());
+            Some(x) => *x = issue.clone(),
+            None => i.issues.push(issue.clone()),
         }
         Ok(())
     }

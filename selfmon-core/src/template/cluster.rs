@@ -479,7 +479,7 @@ impl Templater {
         ids
     }
 
-    fn tokens_of<'a>(&self, masked: &'a str) -> Vec<&'a str> {
+    pub(super) fn tokens_of<'a>(&self, masked: &'a str) -> Vec<&'a str> {
         let mut tokens: Vec<&str> = Vec::with_capacity(16);
         let max = self.config.max_tokens;
         for (i, tok) in split_spaces(masked).filter(|t| !t.is_empty()).enumerate() {

@@ -20,7 +20,10 @@ use super::WILDCARD;
 /// - .NET's `--- End of inner exception stack trace ---`;
 /// - Go's `goroutine 1 [running]:`, `/src/main.go:12 +0x1c` and call lines (`main.main()`,
 ///   `main.(*Worker).run(0xc000010000)`; not a call whose package path masking took for a path);
-/// - Python's `File "/srv/a.py", line 3, in f`.
+/// - Python's `File "/srv/a.py", line 3, in f`, and the lines that open a Python crash report or
+///   chain two (`Traceback (most recent call last):`, `During handling of the above exception,
+///   another exception occurred:`, `The above exception was the direct cause of the following
+///   exception:`): the exception line after the frames says what the crash was.
 ///
 /// A line of several lines is not one frame. Cheap: most lines are refused by their first byte.
 pub fn is_stack_frame_line(text: &str) -> bool {
@@ -44,6 +47,12 @@ pub fn is_stack_frame_line(text: &str) -> bool {
                 || t.starts_with("--- End of stack trace from previous location")
         }
         Some(b'F') => t.starts_with("File \"") && t.contains("\", line "),
+        // Whole lines only: a traceback in one record (flattened by a template) starts the same.
+        Some(b'T') => {
+            t == "Traceback (most recent call last):"
+                || t == "The above exception was the direct cause of the following exception:"
+        }
+        Some(b'D') => t == "During handling of the above exception, another exception occurred:",
         Some(b'g') if t.starts_with("goroutine ") => {
             let rest = &t["goroutine ".len()..];
             let digits = rest.bytes().take_while(u8::is_ascii_digit).count();

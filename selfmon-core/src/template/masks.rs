@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::outcomes;
+
 /// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
@@ -148,6 +150,9 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     let start_len = out.len();
     let mut pos = 0usize;
     let mut prev_ends_colon = false;
+    // The last token (raw), for a number after it that names an outcome (`status 137`); read
+    // only when a token opens with a digit.
+    let mut previous_token: &str = "";
     let mut glued = false;
     // Where the last three tokens start in `out`, newest last (for folding `Wed Jun 15 <TIME>`).
     let mut recent: [Option<usize>; 3] = [None; 3];
@@ -158,6 +163,14 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     } else {
         None
     };
+    // Whether `out` may hold a run of equal value tokens for `collapse_value_lists` to fold: set
+    // when the token just masked is as long as the two before it (equal tokens are), and whenever
+    // a token is rewritten after it was masked (a folded unit or date, a dropped restated value, a
+    // quoted value), where the lengths below cannot follow. The general path always looks.
+    let mut list_possible = !FAST;
+    // The length of the last token masked, and how many tokens of that length end there.
+    let mut last_len = 0usize;
+    let mut run = 0usize;
     if let Some(time) = leading_time {
         out.push_str("<TIME>");
         let month = start_len + time.weekday_len.map_or(0, |n| n + 1);
@@ -167,6 +180,8 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             Some(start_len),
         ];
         pos = time.end;
+        last_len = out.len() - start_len;
+        run = 1;
     }
     while pos < s.len() {
         let Some(start) = next_non_space(s, pos) else {
@@ -174,6 +189,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         };
         let (end, quoted) = next_space(s, start);
         let tok = &s[start..end];
+        let previous = std::mem::replace(&mut previous_token, tok);
         if out.len() > start_len && !(glued && start == pos) {
             out.push(' ');
         }
@@ -192,8 +208,11 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                     mask_token(key, out);
                 }
                 mask_quoted_into::<FAST>(&s[open + 1..close], quote, out, depth);
+                list_possible = true;
                 recent = [None; 3];
                 prev_ends_colon = false;
+                // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
+                previous_token = s[open + 1..close].rsplit(' ').next().unwrap_or("");
                 pos = close + 1;
                 glued = true;
                 continue;
@@ -202,14 +221,26 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         let token_start = out.len();
         if let Some(prev) = recent[2] {
             if fold_unit_into_value(out, prev, tok) {
+                list_possible = true;
                 if recent[1].is_some_and(|before| drops_restated_value(out, before, prev)) {
                     out.truncate(prev.saturating_sub(1).max(start_len));
                     recent = [None, recent[0], recent[1]];
                 }
-                prev_ends_colon = tok.ends_with(':');
+                prev_ends_colon = tok.as_bytes().last() == Some(&b':');
                 pos = end;
                 continue;
             }
+        }
+        if tok.as_bytes().first().is_some_and(u8::is_ascii_digit)
+            && outcomes::keeps_number(outcomes::number_after(previous), tok)
+        {
+            // An exit status, HTTP status, errno or signal names the outcome: not a value.
+            out.push_str(tok);
+            list_possible = true;
+            recent = [recent[1], recent[2], Some(token_start)];
+            prev_ends_colon = false;
+            pos = end;
+            continue;
         }
         mask_token(tok, out);
         // A restated value opens with `(`: tested here first, as most tokens do not.
@@ -223,15 +254,28 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             // `from 10.0.0.5 (db1.example.at)` or `from 10.0.0.5 ()` is the address with what
             // its reverse lookup found (or nothing).
             out.truncate(token_start.saturating_sub(1).max(start_len));
+            list_possible = true;
             pos = end;
             continue;
         }
+        let masked_at = token_start;
         let token_start = fold_date_into_time(out, &recent, token_start);
+        if token_start != masked_at {
+            list_possible = true;
+        }
+        if !list_possible {
+            let len = out.len() - token_start;
+            run = if len == last_len { run + 1 } else { 1 };
+            list_possible = run >= MIN_LIST_RUN;
+            last_len = len;
+        }
         recent = [recent[1], recent[2], Some(token_start)];
-        prev_ends_colon = tok.ends_with(':');
+        prev_ends_colon = tok.as_bytes().last() == Some(&b':');
         pos = end;
     }
-    collapse_value_lists(out, start_len);
+    if list_possible {
+        collapse_value_lists(out, start_len);
+    }
 }
 
 /// A unit word after a number is part of the value (`403 bytes`, `0.5 KB`, `3 sec`): when `tok`
@@ -422,10 +466,15 @@ pub(super) const MONTH_NAMES: &[&str] = &[
 /// that), the whole run becomes one `<TIME>`, so `at Wed Jun 15 12:00:00` and `at Sat Jun 18
 /// 09:30:00` are one template. Returns where the (possibly folded) token now starts.
 fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usize) -> usize {
+    // Its first byte first: this runs for every token, and nearly none is a time (or opens with
+    // the punctuation one may stand behind).
+    match out.as_bytes().get(start) {
+        Some(&b) if b == b'<' || is_lead_punct(b) => {}
+        _ => return start,
+    }
     let lead = |t: &str| t.len() - trim_lead_punct(t).len();
     let this = &out[start..];
     let core = &this[lead(this)..];
-    // Its first byte first: this runs for every token, and nearly none is a time.
     if core.as_bytes().first() != Some(&b'<') || !core.starts_with("<TIME>") {
         return start;
     }
@@ -855,7 +904,10 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
             if !value.is_empty() {
                 let v = trim_lead_punct(value);
                 out.push_str(&value[..value.len() - v.len()]);
-                if !v.is_empty() {
+                if outcomes::keeps_number(outcomes::outcome_key(trim_lead_punct(key)), v) {
+                    // `status=503`, `exit_code=137`: the outcome, not a value.
+                    out.push_str(v);
+                } else if !v.is_empty() {
                     mask_core(v, out, depth + 1);
                 }
             }
@@ -863,10 +915,49 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
         }
     }
     if shape.digit {
-        mask_digits(core, out);
+        if shape.colon && core.contains("\":") {
+            mask_digits_keeping_outcomes(core, out);
+        } else {
+            mask_digits(core, out);
+        }
     } else {
         out.push_str(core);
     }
+}
+
+/// [`mask_digits`], but a JSON outcome (`"status":503`, `"exit_code":137`, see
+/// [`outcomes`]) keeps its number.
+fn mask_digits_keeping_outcomes(core: &str, out: &mut String) {
+    let mut from = 0;
+    while let Some(i) = core[from..].find("\":") {
+        let quote = from + i;
+        let number_start = quote + 2;
+        // Byte-wise: the byte after the last one outside `[A-Za-z0-9_]` starts a character.
+        let key_start = core.as_bytes()[..quote]
+            .iter()
+            .rposition(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+            .map_or(0, |j| j + 1);
+        let digits = core.as_bytes()[number_start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        let number_end = number_start + digits;
+        let ends = core
+            .as_bytes()
+            .get(number_end)
+            .is_none_or(|b| !b.is_ascii_alphanumeric());
+        let after = outcomes::outcome_key(&core[key_start.max(from)..quote]);
+        if ends && outcomes::keeps_number(after, &core[number_start..number_end]) {
+            // Split at non-alphanumerics, so the rest is masked as it would be whole.
+            mask_digits(&core[from..number_start], out);
+            out.push_str(&core[number_start..number_end]);
+            from = number_end;
+        } else {
+            mask_digits(&core[from..number_start], out);
+            from = number_start;
+        }
+    }
+    mask_digits(&core[from..], out);
 }
 
 /// `SUBSYSTEM-CATEGORY-NNN` (the same rule as [`crate::model::ErrorCode::parse`], without

@@ -12,7 +12,10 @@
 //!    words, as the `msg` of JSON and logfmt logs) is what the message says: its words are masked
 //!    like any others, inside the quotes (`{"level":<STR>,"msg":"disk full on <PATH>"}`). Digit runs inside identifiers are masked in place
 //!    (`job-123` becomes `job-<NUM>`). Error codes such as `GIT-SYNC-001` are kept: they name the
-//!    problem. Nothing is lower-cased: case can be the only difference between two distinct
+//!    problem. So are numbers that name an outcome: an integer of up to three digits after
+//!    `status`, `code`, `errno`, `signal`, `exit`, `rc` (also as `status=503`, `"status":503`) and
+//!    an HTTP status after `HTTP` or an HTTP version (`"GET / HTTP/1.1" 404`): `status 1` and
+//!    `status 137` are different failures (see the `outcomes` module). Nothing is lower-cased: case can be the only difference between two distinct
 //!    messages, and every placeholder test is case-insensitive where the value's syntax is.
 //! 2. **Clustering** ([`Templater::learn_and_template`], online, in the spirit of Drain): masked
 //!    messages are routed through a fixed-depth prefix tree (token count, then the first
@@ -24,6 +27,14 @@
 //!    stay apart. The learned clusters are capped ([`TemplaterConfig::max_clusters`]; the least
 //!    recently used are evicted) and serialisable ([`Templater::to_state_json`]) so the same message
 //!    maps to the same template in the next scan.
+//!
+//! Grouping and triage differ in one respect. A word the clustering generalised only because it
+//! saw enough distinct ones (`failed to connect to <*> server` after five dependencies) is a
+//! value for grouping, but not for triage: the digest gives each signature its cluster's template
+//! with its own words put back ([`Templater::template_with_words`]: `failed to connect to ledger
+//! server`), so an issue filed for one dependency never makes another's outage "known". Names
+//! after a word that introduces them (`user alice`), values and a secret's remains stay `<*>`
+//! (see the `words` module).
 //!
 //! The fingerprint of a template is `sha256_hex(template text)`: lower-case hex SHA-256 of the UTF-8
 //! text. It is stable across releases; golden tests pin known values, and changing the masks or the
@@ -63,8 +74,10 @@ mod cluster;
 mod config;
 mod frames;
 mod masks;
+mod outcomes;
 mod seal;
 mod state;
+mod words;
 
 pub use cluster::{ClusterId, Template, Templater, WILDCARD};
 pub use config::TemplaterConfig;

@@ -42,7 +42,9 @@ fn a_unit_after_a_number_and_a_restated_value_are_one_value() {
         ("memory 512 MB, disk 20 GB", "memory <SIZE>, disk <SIZE>"),
         // Not a value token before the unit, or not a unit: unchanged.
         ("count=3 bytes", "count=<NUM> bytes"),
-        ("code 7 (42)", "code <NUM>"),
+        ("count 7 (42)", "count <NUM>"),
+        // An outcome number is no value: what follows it is not its restatement.
+        ("code 7 (42)", "code 7 (<NUM>)"),
         ("exception (42)", "exception (<NUM>)"),
         ("3 us", "<NUM> us"),
     ]);
@@ -63,7 +65,8 @@ fn numbers_are_masked() {
             "Receiving block blk_7503483334202473044 src",
             "Receiving block blk_<NUM> src",
         ),
-        ("HTTP/1.1 200", "HTTP/<NUM>.<NUM> <NUM>"),
+        // An HTTP status after the version is the outcome, kept (see `outcomes`).
+        ("HTTP/1.1 200", "HTTP/<NUM>.<NUM> 200"),
         ("used 85% of disk", "used <NUM>% of disk"),
     ]);
 }
@@ -313,6 +316,68 @@ fn state_learned_before_quoted_prose_was_masked_by_word_is_refused() {
 }
 
 #[test]
+fn state_learned_before_outcome_numbers_were_kept_is_refused() {
+    let mut t = Templater::new();
+    t.learn_and_template("worker exited with status 137");
+    let old = t
+        .to_state_json()
+        .replace(&format!("\"version\":{STATE_VERSION}"), "\"version\":2");
+    assert!(matches!(
+        Templater::from_state_json(&old),
+        Err(Error::Parse { .. })
+    ));
+}
+
+/// review3 M13: an exit status, HTTP status, errno or signal is what happened, not a value.
+#[test]
+fn numbers_that_name_an_outcome_are_kept_and_other_numbers_masked() {
+    table(&[
+        (
+            "worker exited with status 137",
+            "worker exited with status 137",
+        ),
+        ("upstream returned HTTP 503", "upstream returned HTTP 503"),
+        ("write failed: errno 28", "write failed: errno 28"),
+        (
+            "[Errno 13] Permission denied",
+            "[Errno 13] Permission denied",
+        ),
+        ("child killed by signal 11", "child killed by signal 11"),
+        ("Exit code: 1", "Exit code: 1"),
+        ("process exit 2, rc 255", "process exit 2, rc 255"),
+        (
+            "status=500 exit_code=137 statusCode=503 count=3",
+            "status=500 exit_code=137 statusCode=503 count=<NUM>",
+        ),
+        (
+            r#"{"status":404,"exit_code":137,"count":12,"status":5000}"#,
+            r#"{"status":404,"exit_code":137,"count":<NUM>,"status":<NUM>}"#,
+        ),
+        (
+            "HTTP/1.1 503 Service Unavailable",
+            "HTTP/<NUM>.<NUM> 503 Service Unavailable",
+        ),
+        (
+            r#"10.0.0.1 - - "GET /x HTTP/1.1" 404 512"#,
+            r#"<IP> - - "GET <PATH> HTTP/<NUM>.<NUM>" 404 <NUM>"#,
+        ),
+        // Counts, durations, sizes, long numbers and other words' numbers stay values.
+        ("status 1234567", "status <NUM>"),
+        ("status 1.5", "status <NUM>"),
+        ("HTTP 2 connections", "HTTP <NUM> connections"),
+        (
+            "exited after 3 retries in 120 ms",
+            "exited after <NUM> retries in <DURATION>",
+        ),
+        ("codes 1 2", "codes <NUM> <NUM>"),
+        (
+            r#""GET /x HTTP/1.1" 999 512"#,
+            r#""GET <PATH> HTTP/<NUM>.<NUM>" <NUM> <NUM>"#,
+        ),
+    ]);
+}
+
+#[test]
 fn realistic_server_messages_are_masked() {
     table(&[
         (
@@ -325,7 +390,7 @@ fn realistic_server_messages_are_masked() {
         ),
         (
             "127.0.0.1 - - [10/Oct/2000:13:55:36 -0700] \"GET /apache_pb.gif HTTP/1.0\" 200 2326",
-            "<IP> - - [<TIME> <NUM>] \"GET <PATH> HTTP/<NUM>.<NUM>\" <NUM> <NUM>",
+            "<IP> - - [<TIME> <NUM>] \"GET <PATH> HTTP/<NUM>.<NUM>\" 200 <NUM>",
         ),
         (
             "psycopg2.errors.UniqueViolation: duplicate key value violates unique constraint \"users_pkey\" DETAIL: Key (id)=(42) already exists.",
@@ -727,6 +792,31 @@ fn fill(skeleton: &str, values: &[String]) -> String {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
+    /// Two outcome numbers after an outcome word are two signatures' worth of text; after any
+    /// other word they are one value. And the grouping puts both in one cluster either way.
+    #[test]
+    fn outcome_numbers_tell_messages_apart_and_other_numbers_do_not(
+        word in prop::sample::select(vec!["status", "code", "errno", "signal", "exit", "rc", "Status:", "exit_code="]),
+        other in prop::sample::select(vec!["after", "retry", "count", "attempt", "took"]),
+        a in 0u32..1000,
+        b in 0u32..1000,
+        prefix in prop::sample::select(vec!["worker", "job sync", "child process", "upstream call"]),
+    ) {
+        prop_assume!(a != b);
+        let glue = if word.ends_with('=') { "" } else { " " };
+        let (x, y) = (
+            format!("{prefix} failed {word}{glue}{a}"),
+            format!("{prefix} failed {word}{glue}{b}"),
+        );
+        prop_assert_ne!(m(&x), m(&y));
+        prop_assert_eq!(m(&m(&x)), m(&x), "idempotent");
+        let (x2, y2) = (format!("{prefix} failed {other} {a}"), format!("{prefix} failed {other} {b}"));
+        prop_assert_eq!(m(&x2), m(&y2));
+        let mut t = Templater::new();
+        let (i, j) = (t.learn(&x), t.learn(&y));
+        prop_assert_eq!(t.resolve(i), t.resolve(j), "one statement, one group");
+    }
+
     #[test]
     fn templating_is_idempotent(msg in "\\PC{0,80}") {
         let t = Templater::new();
@@ -991,7 +1081,7 @@ fn a_run_of_three_or_more_equal_values_is_one_list() {
             "Fan speeds ( <NUM> **** <NUM> <NUM> )",
         ),
         // A pair is two values of different meaning, not a list.
-        ("status 200 2326", "status <NUM> <NUM>"),
+        ("length 200 2326", "length <NUM> <NUM>"),
         // Constant words never fold, however often they repeat.
         ("ok ok ok ok", "ok ok ok ok"),
     ]);
@@ -1090,6 +1180,8 @@ fn line_token() -> impl Strategy<Value = String> {
         "(0x)?[0-9a-fA-F]{6,34}",
         "[a-z]{1,5}=[\"']?[a-z0-9.:]{0,6}[\"']?",
         "[a-fxA-FZ0-9_()\\[\\]{},;!?\"'`.:/\\\\@=<>*+-]{1,20}",
+        // Lists of values, which masking folds into one token.
+        "((blk_-?|\\(|x)?[0-9]{1,3}(,| KB| \\(1 KB\\))? ){1,4}",
     ]
 }
 

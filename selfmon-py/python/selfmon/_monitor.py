@@ -53,8 +53,9 @@ class SelfMonitor:
         ``config`` is the path of the JSON file (``//`` comment lines allowed; relative paths are
         relative to its folder) or the same document as a dict (relative paths are relative to the
         current directory). Sections: the monitoring settings at the top level, ``logs``,
-        ``state``, ``runner`` (``offline`` or ``claude``) and ``tracker`` (``dry-run`` or
-        ``github``). Secrets come from the environment variables the configuration names.
+        ``state``, ``runner`` (``offline`` or ``claude``) and ``tracker`` (``folder``: issues
+        as Markdown files in a local folder, not a preview; or ``github``). Secrets come from
+        the environment variables the configuration names.
 
         Raises :class:`selfmon.ConfigError` with ``.problems`` (every problem, each with its
         ``field`` path) when the configuration is invalid.
