@@ -305,15 +305,16 @@ pub(crate) struct Act<'a> {
 }
 
 impl Act<'_> {
-    /// A known signature of a closed issue recurred: a regression, commented within the budget.
-    pub async fn recurred(&mut self, r: Recurred) -> Result<()> {
-        let Recurred {
-            issue,
-            tier,
-            signature: sig,
-        } = r;
-        let shown = self.egress.shown(&sig);
-        let finding = Finding {
+    /// The finding a comment on `issue` about its known signature `sig` carries: the issue's
+    /// classification, titled by the signature's template as it may leave the process (`shown`).
+    fn known_signature_finding(
+        &self,
+        issue: u64,
+        sig: &Signature,
+        shown: &RedactedSignature,
+        description: String,
+    ) -> Finding {
+        Finding {
             signature_ids: vec![sig.id.clone()],
             error_codes: sig.error_codes.clone(),
             ..Finding::new(
@@ -322,9 +323,25 @@ impl Act<'_> {
                     .map(|k| k.classification)
                     .unwrap_or(crate::Classification::ServerBug),
                 shown.template.clone(),
-                format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
+                description,
             )
-        };
+        }
+    }
+
+    /// A known signature of a closed issue recurred: a regression, commented within the budget.
+    pub async fn recurred(&mut self, r: Recurred) -> Result<()> {
+        let Recurred {
+            issue,
+            tier,
+            signature: sig,
+        } = r;
+        let shown = self.egress.shown(&sig);
+        let finding = self.known_signature_finding(
+            issue,
+            &sig,
+            &shown,
+            format!("A problem this closed issue describes appeared again: {} record(s) of a known signature.", sig.count),
+        );
         if self.budget.regression_waits(issue) {
             let redacted = self.egress.finding(finding);
             self.defer_regression(issue, &redacted, vec![shown], sig.level, sig.count, None);
@@ -364,21 +381,15 @@ impl Act<'_> {
             "escalated: this issue was filed for records logged at WARNING; the same problem is now logged at {} ({} record(s))",
             sig.level, sig.count
         );
-        let finding = Finding {
-            signature_ids: vec![sig.id.clone()],
-            error_codes: sig.error_codes.clone(),
-            ..Finding::new(
-                self.known
-                    .get(issue)
-                    .map(|k| k.classification)
-                    .unwrap_or(crate::Classification::ServerBug),
-                shown.template.clone(),
-                format!(
-                    "The problem this issue describes is now logged at {}: {} record(s).",
-                    sig.level, sig.count
-                ),
-            )
-        };
+        let finding = self.known_signature_finding(
+            issue,
+            &sig,
+            &shown,
+            format!(
+                "The problem this issue describes is now logged at {}: {} record(s).",
+                sig.level, sig.count
+            ),
+        );
         let scan_id = self.report.record.scan_id.clone();
         let heading = format!("Escalation: now logged at {}", sig.level);
         let commented = self.budget.unless_gone_or_rate_limited(
