@@ -1343,19 +1343,32 @@ async fn a_panic_in_the_scan_fails_that_scan_and_the_next_reads_the_same_records
     assert_eq!(report.record.issues_created, 1);
 }
 
-#[tokio::test]
-async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_elses_issue_with_the_same_number(
-) {
-    // The state store keeps issues by number; pointed at another tracker (a new repository or
-    // folder), a recurrence of selfmon's closed #1 reopened a person's closed #1 ("Typo on the
-    // login page") and commented on it.
-    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
-    let logs = Arc::new(MemoryLogSource::new());
-    let store = Arc::new(MemoryStateStore::new());
-    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
-    ));
-    let monitor = |tracker: Arc<MemoryIssueTracker>| {
+/// One log, state store and clock that monitors on different trackers share: a tracker switch
+/// (the configuration names another repository or folder, the state stays).
+struct SwitchRig {
+    logs: Arc<selfmon_core::testing::MemoryLogSource>,
+    store: Arc<MemoryStateStore>,
+    clock: Arc<selfmon_core::testing::FakeClock>,
+}
+
+impl SwitchRig {
+    fn new() -> Self {
+        SwitchRig {
+            logs: Arc::new(selfmon_core::testing::MemoryLogSource::new()),
+            store: Arc::new(MemoryStateStore::new()),
+            clock: Arc::new(selfmon_core::testing::FakeClock::new(
+                chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
+            )),
+        }
+    }
+
+    /// A monitor (offline runner) on the shared log, state and clock, filing to `tracker`.
+    fn monitor(
+        logs: &Arc<selfmon_core::testing::MemoryLogSource>,
+        store: &Arc<MemoryStateStore>,
+        clock: &Arc<selfmon_core::testing::FakeClock>,
+        tracker: Arc<selfmon_core::testing::MemoryIssueTracker>,
+    ) -> SelfMonitor {
         SelfMonitor::builder()
             .log_source(logs.clone())
             .runner(Arc::new(selfmon_core::offline::OfflineRunner))
@@ -1364,7 +1377,18 @@ async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_els
             .clock(clock.clone())
             .build()
             .unwrap()
-    };
+    }
+}
+
+#[tokio::test]
+async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_elses_issue_with_the_same_number(
+) {
+    // The state store keeps issues by number; pointed at another tracker (a new repository or
+    // folder), a recurrence of selfmon's closed #1 reopened a person's closed #1 ("Typo on the
+    // login page") and commented on it.
+    use selfmon_core::testing::MemoryIssueTracker;
+    let SwitchRig { logs, store, clock } = SwitchRig::new();
+    let monitor = |tracker| SwitchRig::monitor(&logs, &store, &clock, tracker);
     let old = Arc::new(MemoryIssueTracker::new());
     logs.log(
         Level::Critical,
@@ -1563,22 +1587,9 @@ async fn a_problem_filed_for_warnings_that_escalates_to_critical_is_commented_on
 /// old problem's records are not counted on it.
 #[tokio::test]
 async fn after_a_switch_to_an_empty_tracker_a_new_issue_under_an_old_number_is_selfmons_own() {
-    use selfmon_core::testing::{MemoryIssueTracker, MemoryLogSource};
-    let logs = Arc::new(MemoryLogSource::new());
-    let store = Arc::new(MemoryStateStore::new());
-    let clock = Arc::new(selfmon_core::testing::FakeClock::new(
-        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 1, 1, 0, 0, 0).unwrap(),
-    ));
-    let monitor = |tracker: Arc<MemoryIssueTracker>| {
-        SelfMonitor::builder()
-            .log_source(logs.clone())
-            .runner(Arc::new(selfmon_core::offline::OfflineRunner))
-            .tracker(tracker)
-            .store(store.clone())
-            .clock(clock.clone())
-            .build()
-            .unwrap()
-    };
+    use selfmon_core::testing::MemoryIssueTracker;
+    let SwitchRig { logs, store, clock } = SwitchRig::new();
+    let monitor = |tracker| SwitchRig::monitor(&logs, &store, &clock, tracker);
     let old = Arc::new(MemoryIssueTracker::new());
     logs.log(
         Level::Critical,

@@ -575,14 +575,17 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
         reason: text("covered by #6"),
         issue: Some(6),
     };
-    let six_before = store
-        .filed_issues()
-        .await
-        .expect("filed")
-        .into_iter()
-        .find(|i| i.issue.number == 6)
-        .expect("issue 6 is filed")
-        .signature_ids;
+    let signatures_of_six = || async {
+        store
+            .filed_issues()
+            .await
+            .expect("filed")
+            .into_iter()
+            .find(|i| i.issue.number == 6)
+            .expect("issue 6 is filed")
+            .signature_ids
+    };
+    let six_before = signatures_of_six().await;
     let added = |id: &str, issue: u64| crate::model::IssueSignature {
         issue,
         signature_id: id.into(),
@@ -602,14 +605,7 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
         ..ScanEffects::default()
     };
     store.commit_scan(&s6, &effects).await.expect("commit s6");
-    let six_after = store
-        .filed_issues()
-        .await
-        .expect("filed")
-        .into_iter()
-        .find(|i| i.issue.number == 6)
-        .expect("issue 6 is filed")
-        .signature_ids;
+    let six_after = signatures_of_six().await;
     let mut expected = six_before.clone();
     expected.push("e1e1e1e1e1e1e1e1".into());
     assert_eq!(
