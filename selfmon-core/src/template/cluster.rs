@@ -170,6 +170,11 @@ const MAX_SEEN_MASKED: usize = 1 << 16;
 /// for names (see [`Templater::verified_group`]).
 const MIN_CONSTANTS_BESIDE_A_NAME: usize = 2;
 
+/// The same for the first word of a message (after any leading values): it usually names the
+/// event, the subject the rest says something about (`cupsd startup succeeded`, `klogd startup
+/// succeeded`), so two words of context are too few to take it for a name.
+const MIN_CONSTANTS_BESIDE_A_LEADING_NAME: usize = 3;
+
 /// Distinct words after a word that introduces a name (`user`, `client`, `queue`: see
 /// [`INTRODUCERS`]), all else equal, before the position is taken for a name and the clusters
 /// merge. Two are not enough: `Session: <*> initialized by client SPP.` and `… by client
@@ -805,14 +810,24 @@ impl Templater {
         // around them (`<TIME> combo sshd[<NUM>]: Link error`, `... Sending DIFF`), five short
         // messages would become `<TIME> combo <*> <*> <*>` and swallow every message of that
         // length from that host; and `normal`, `warning` and `running` never become `<*>`.
+        let lead = a
+            .flags
+            .iter()
+            .take_while(|&&f| f & PLACEHOLDER != 0)
+            .count();
+        let min_constants = if pos == lead {
+            MIN_CONSTANTS_BESIDE_A_LEADING_NAME
+        } else {
+            MIN_CONSTANTS_BESIDE_A_NAME
+        };
         let constants_elsewhere = a
             .flags
             .iter()
             .enumerate()
             .filter(|&(i, &f)| i != pos && f & CONSTANT != 0)
-            .take(MIN_CONSTANTS_BESIDE_A_NAME)
+            .take(min_constants)
             .count();
-        if constants_elsewhere < MIN_CONSTANTS_BESIDE_A_NAME {
+        if constants_elsewhere < min_constants {
             return None;
         }
         let mut same: Vec<ClusterId> = members

@@ -547,6 +547,44 @@ fn two_names_after_an_introducer_are_two_templates_until_a_third() {
 }
 
 #[test]
+fn a_leading_name_needs_three_constant_words_beside_it() {
+    // Loghub Linux/Thunderbird: each daemon's `startup succeeded` is its own event.
+    let daemons = [
+        "cupsd",
+        "hcid",
+        "irqbalance",
+        "klogd",
+        "portmap",
+        "rpc.idmapd",
+        "syslog-ng",
+        "xinetd",
+    ];
+    let mut t = Templater::new();
+    let mut texts: Vec<String> = daemons
+        .iter()
+        .map(|d| t.learn_and_template(&format!("{d} startup succeeded")).text)
+        .collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), daemons.len(), "{texts:?}");
+    // With three words of context the leading identifiers are names (Proxifier's programs).
+    let mut t = Templater::new();
+    let mut last = String::new();
+    for p in [
+        "chrome.exe",
+        "Dropbox.exe",
+        "firefox.exe",
+        "Skype.exe",
+        "svchost.exe",
+    ] {
+        last = t
+            .learn_and_template(&format!("{p} - close, 403 bytes sent, 2 received"))
+            .text;
+    }
+    assert_eq!(last, "<*> - close, <SIZE> sent, <NUM> received");
+}
+
+#[test]
 fn a_word_after_an_introducer_that_reads_as_a_participle_is_no_name() {
     // `Instance destroyed` / `Instance spawned` (Loghub OpenStack): what happened to the
     // instance, not which one. Such words need the five of any word, not the three of names.
