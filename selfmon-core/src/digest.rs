@@ -15,7 +15,7 @@ use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap, FxSet};
 use crate::model::{ErrorCode, Level, LogRecord};
 use crate::redact::Redactor;
-use crate::template::{ClusterId, Templater};
+use crate::template::{with_introduced_names_generalised, ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
@@ -79,7 +79,8 @@ pub struct Digest {
     pub signatures: Vec<Signature>,
     /// Records seen (including ignored ones).
     pub records: u64,
-    /// Signatures dropped by ignore rules.
+    /// Signatures dropped by ignore rules: the configured ones, and [`STACK_FRAME_RULE`] for
+    /// stack-frame lines that belong to a crash read in the same scan.
     pub ignored_signatures: u64,
     /// Records in dropped signatures.
     pub ignored_records: u64,
@@ -95,7 +96,7 @@ pub struct Digest {
 pub struct IgnoredSignature {
     /// The signature, unredacted.
     pub signature: Signature,
-    /// The rule, as configured (`ignore.codes: GIT-SYNC-001`).
+    /// The rule, as configured (`ignore.codes: GIT-SYNC-001`), or [`STACK_FRAME_RULE`].
     pub rule: String,
 }
 
@@ -237,6 +238,24 @@ pub struct DigestBuilder {
     /// The record being pushed is the exception line ending a Python crash report logged one line
     /// per record: its signature is flagged as a traceback.
     python_exception: bool,
+    /// Per source (by name), the slots (and their creation sequence) of the frame records of the
+    /// Python crash report open on that source: they are orphans unless its exception line comes.
+    python_pending: FxMap<Box<str>, FxMap<(usize, u64), u64>>,
+    /// What the record being pushed is as a stack-frame line.
+    frame_kind: FrameKind,
+}
+
+/// What a record is as a stack-frame line logged as a record of its own (see
+/// [`Tracking::orphan_frames`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum FrameKind {
+    /// Not a frame, or a frame a crash record before it claims.
+    #[default]
+    Claimed,
+    /// A frame no record before it claims.
+    Orphan,
+    /// A frame of a Python crash report: claimed only if its exception line comes.
+    Pending,
 }
 
 /// What a record is to a Python crash report logged one line per record (see
@@ -289,7 +308,22 @@ struct Tracking {
     /// repeating one of them would give a sample the signature already holds (redaction depends
     /// on the text alone), so it is not stripped and redacted again. Emptied when sampling ends.
     sampled: Vec<String>,
+    /// Records of this signature that were stack-frame lines (see [`is_frame_record`]) no crash
+    /// record of this scan claims: no record of their source at their level or above before them
+    /// (Java and the others), or, for a Python report, no exception line ending it. A frame-only
+    /// signature whose frames all belong to a crash read in this scan is judged with that crash
+    /// (see [`STACK_FRAME_RULE`]); one with orphans is kept, as it may be all there is of a crash.
+    orphan_frames: u64,
 }
+
+/// The rule named for a signature that is only a stack-frame line (`at <*>`, `... <NUM> more`,
+/// `File <PATH>, line <NUM>, in <*>`, `Traceback (most recent call last):`) when every one of its
+/// records belongs to a crash report read in the same scan: the crash is judged by the record that
+/// says what it was (Java's exception line before its frames, Python's after them), which the
+/// digest flags as a traceback; the frames are counted as ignored, never shown as a problem of
+/// their own (every crash's frames share one template, so they would be "new" on every scan).
+pub const STACK_FRAME_RULE: &str =
+    "built-in: a stack-frame line of the crash report logged with it (the crash is judged by its exception line)";
 
 /// Longest raw message remembered as already sampled (see [`Tracking::sampled`]); longer ones are
 /// redacted again when they repeat, which keeps the memory per signature small.
@@ -397,6 +431,8 @@ impl DigestBuilder {
             last_by_source: FxMap::default(),
             python_trace: FxSet::default(),
             python_exception: false,
+            python_pending: FxMap::default(),
+            frame_kind: FrameKind::Claimed,
         })
     }
 
@@ -440,14 +476,18 @@ impl DigestBuilder {
         let mut frame = is_frame_record(&record.message);
         // A Python crash report opens before its frames and is named by the line after them;
         // Java's and the others' are named by the line before their frames.
+        self.frame_kind = FrameKind::Claimed;
         match self.python_part(record, frame) {
-            PythonPart::Report => frame = true,
+            PythonPart::Report => {
+                frame = true;
+                self.frame_kind = FrameKind::Pending;
+            }
             PythonPart::Exception => self.python_exception = true,
             PythonPart::None => {
-                if frame {
-                    if let Some(source) = source {
-                        self.flag_crash_before(source, record.level);
-                    }
+                if frame
+                    && !source.is_some_and(|source| self.flag_crash_before(source, record.level))
+                {
+                    self.frame_kind = FrameKind::Orphan;
                 }
             }
         }
@@ -619,6 +659,7 @@ impl DigestBuilder {
                     Tracking {
                         correlation: tracking.correlation,
                         sampled: Vec::new(),
+                        orphan_frames: 0,
                     },
                 )));
             }
@@ -653,7 +694,15 @@ impl DigestBuilder {
             return PythonPart::Report;
         }
         self.python_trace.remove(source);
+        let pending = self.python_pending.remove(source).unwrap_or_default();
         if is_python_exception_line(t.lines().next().unwrap_or("")) {
+            // The report's frames belong to the crash this line names.
+            for ((slot, created), frames) in pending {
+                if self.created.get(slot) == Some(&created) {
+                    let orphans = &mut self.tracking[slot].orphan_frames;
+                    *orphans = orphans.saturating_sub(frames);
+                }
+            }
             PythonPart::Exception
         } else {
             PythonPart::None
@@ -664,6 +713,20 @@ impl DigestBuilder {
     fn update(&mut self, i: usize, record: &LogRecord, frame: bool) {
         if std::mem::take(&mut self.python_exception) {
             self.digest.signatures[i].has_traceback = true;
+        }
+        match std::mem::take(&mut self.frame_kind) {
+            FrameKind::Claimed => {}
+            FrameKind::Orphan => self.tracking[i].orphan_frames += 1,
+            FrameKind::Pending => {
+                self.tracking[i].orphan_frames += 1;
+                let source = record.source.as_deref().unwrap_or("");
+                if !self.python_pending.contains_key(source) {
+                    self.python_pending.insert(source.into(), FxMap::default());
+                }
+                if let Some(pending) = self.python_pending.get_mut(source) {
+                    *pending.entry((i, self.created[i])).or_default() += 1;
+                }
+            }
         }
         update_signature(
             &mut self.digest.signatures[i],
@@ -681,13 +744,15 @@ impl DigestBuilder {
     /// A stack frame of `source` was logged as a record of its own: the source's last record
     /// before it (when still in the digest, and at the frame's level or above) opened a crash
     /// report, and its signature is flagged as a traceback, as it would be had the report been one
-    /// record.
-    fn flag_crash_before(&mut self, source: u32, level: Level) {
+    /// record. Whether there was such a record (the frame belongs to its crash).
+    fn flag_crash_before(&mut self, source: u32, level: Level) -> bool {
         if let Some(&(slot, created, before)) = self.last_by_source.get(&source) {
             if self.created.get(slot) == Some(&created) && before >= level {
                 self.digest.signatures[slot].has_traceback = true;
+                return true;
             }
         }
+        false
     }
 
     /// Signatures so far (before the merges and ignore rules applied by [`finish`](Self::finish)),
@@ -740,14 +805,18 @@ impl DigestBuilder {
         // Parallel to `out.signatures`: the cluster's template when the signature's gives words
         // back (ignore rules written against the grouped template still apply).
         let mut grouped: Vec<Option<String>> = Vec::new();
-        let sets = tracking.into_iter().map(|t| t.correlation);
+        // Parallel to `out.signatures`: frame records no crash of this scan claims.
+        let mut orphans: Vec<u64> = Vec::new();
+        let sets = tracking
+            .into_iter()
+            .map(|t| (t.correlation, t.orphan_frames));
         // Slots are reused after evictions: first-seen order is creation order.
         let mut slots: Vec<_> = created
             .into_iter()
             .zip(signatures.into_iter().zip(clusters).zip(masked).zip(sets))
             .collect();
         slots.sort_unstable_by_key(|(created, _)| *created);
-        for (_, (((mut sig, cluster), masked), set)) in slots {
+        for (_, (((mut sig, cluster), masked), (set, orphan_frames))) in slots {
             let mut generalised = None;
             if let Some((text, fp)) = templater.cluster_text(cluster) {
                 // The words the cluster generalised by count stay in the signature's template:
@@ -779,6 +848,7 @@ impl DigestBuilder {
                         set,
                         repeat_threshold,
                     );
+                    orphans[i] += orphan_frames;
                 }
                 None => {
                     sig.id = sha256_hex(key.as_bytes())[..16].to_string();
@@ -786,17 +856,34 @@ impl DigestBuilder {
                     out.signatures.push(sig);
                     cids.push(set);
                     grouped.push(generalised);
+                    orphans.push(orphan_frames);
                 }
             }
         }
         let mut kept = Vec::with_capacity(out.signatures.len());
-        for (sig, generalised) in out.signatures.into_iter().zip(grouped) {
+        for ((sig, generalised), orphan_frames) in
+            out.signatures.into_iter().zip(grouped).zip(orphans)
+        {
             let source = sig.source.as_deref();
             if let Some(rule) = ignore
                 .matching_rule(source, &sig.template, &sig.error_codes)
                 .or_else(|| {
                     let g = generalised.as_deref()?;
                     ignore.matching_rule(source, g, &sig.error_codes)
+                })
+                .or_else(|| {
+                    // The templater keeps the first two names after `from`, `user`, … literal;
+                    // a rule written against `heartbeat from <*>` covers them too.
+                    if ignore.templates.is_empty() {
+                        return None;
+                    }
+                    let g = with_introduced_names_generalised(&sig.template)?;
+                    ignore.matching_rule(source, &g, &sig.error_codes)
+                })
+                .or_else(|| {
+                    // Frames that all belong to a crash read in this scan: see STACK_FRAME_RULE.
+                    (orphan_frames == 0 && crate::template::is_stack_frame_line(&sig.template))
+                        .then(|| STACK_FRAME_RULE.to_string())
                 })
             {
                 out.ignored_signatures += 1;
@@ -1233,6 +1320,116 @@ mod tests {
         assert_eq!(d.signatures.len(), 1, "the node is evidence, not identity");
         assert_eq!(d.signatures[0].nodes, ["node-a", "node-b"]);
         assert!(d.render(100_000).contains("nodes: node-a, node-b"));
+    }
+
+    /// The digest's signatures and its ignored ones (with their rules) by template.
+    fn kept_and_ignored(d: &Digest) -> (Vec<&str>, Vec<(&str, &str)>) {
+        (
+            d.signatures.iter().map(|s| s.template.as_str()).collect(),
+            d.ignored
+                .iter()
+                .map(|i| (i.signature.template.as_str(), i.rule.as_str()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn frames_of_a_crash_read_in_the_scan_are_judged_with_it_not_shown_as_problems() {
+        // A Java crash shipped one line per record: the frames belong to the exception line
+        // before them, which is flagged as a traceback; the frame signatures (which every
+        // crash's frames share, and which no issue can ever explain) are counted as ignored.
+        let recs = vec![
+            rec(
+                1,
+                Level::Error,
+                "java.lang.IllegalStateException: ledger closed",
+            ),
+            rec(2, Level::Error, "\tat com.acme.Ledger.post(Ledger.java:41)"),
+            rec(3, Level::Error, "\tat com.acme.Api.handle(Api.java:12)"),
+            rec(4, Level::Error, "\t... 7 more"),
+        ];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let (kept, ignored) = kept_and_ignored(&d);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert!(
+            kept[0].starts_with("java.lang.IllegalStateException"),
+            "{kept:?}"
+        );
+        assert!(d.signatures[0].has_traceback);
+        assert_eq!(ignored.len(), 2, "{ignored:?}");
+        assert!(ignored.iter().all(|(_, rule)| *rule == STACK_FRAME_RULE));
+        assert_eq!((d.ignored_signatures, d.ignored_records), (2, 3));
+        assert_eq!(d.records, 4, "every record is counted");
+    }
+
+    #[test]
+    fn frames_no_record_of_the_scan_claims_are_kept_as_they_may_be_all_there_is() {
+        // The exception line was read by an earlier scan (or was logged below min_level, or at a
+        // lower level than its frames, or by another source): the frames are all this scan holds
+        // of the crash, so they are kept and shown.
+        let recs = vec![
+            rec(1, Level::Error, "\tat com.acme.Ledger.post(Ledger.java:41)"),
+            rec(2, Level::Warning, "ledger slow"),
+            rec(3, Level::Error, "\tat com.acme.Api.handle(Api.java:12)"),
+            rec(4, Level::Error, "worker crashed").with_source("other"),
+            rec(5, Level::Error, "\tat com.acme.Api.handle(Api.java:13)"),
+        ];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let (kept, ignored) = kept_and_ignored(&d);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        // One claimed frame does not hide a signature that also holds an orphan.
+        let recs = vec![
+            rec(1, Level::Error, "\tat com.acme.Ledger.post(Ledger.java:41)"),
+            rec(
+                2,
+                Level::Error,
+                "java.lang.IllegalStateException: ledger closed",
+            ),
+            rec(3, Level::Error, "\tat com.acme.Ledger.post(Ledger.java:42)"),
+        ];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let (kept, ignored) = kept_and_ignored(&d);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert_eq!(kept.len(), 2, "{kept:?}");
+    }
+
+    #[test]
+    fn a_python_reports_frames_are_judged_with_its_exception_line_only_when_it_comes() {
+        let report = [
+            "Traceback (most recent call last):",
+            "  File \"/srv/app/jobs.py\", line 88, in run",
+            "    total = compute(rows)",
+            "  File \"/srv/app/calc.py\", line 12, in compute",
+            "    return sum(r.amount for r in rows) / len(rows)",
+        ];
+        let mut recs: Vec<LogRecord> = report
+            .iter()
+            .zip(1..)
+            .map(|(m, id)| rec(id, Level::Error, m))
+            .collect();
+        recs.push(rec(6, Level::Error, "ZeroDivisionError: division by zero"));
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let (kept, ignored) = kept_and_ignored(&d);
+        let frames: Vec<&str> = ignored.iter().map(|(t, _)| *t).collect();
+        assert!(
+            frames.iter().any(|t| t.starts_with("Traceback"))
+                && frames.iter().any(|t| t.starts_with("File ")),
+            "{ignored:?}"
+        );
+        assert!(
+            kept.iter().any(|t| t.starts_with("ZeroDivisionError")),
+            "{kept:?}"
+        );
+        assert!(kept
+            .iter()
+            .all(|t| !crate::template::is_stack_frame_line(t)));
+        // The scan ends inside the report: its exception line is not read, so its frames are kept.
+        recs.pop();
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let (kept, ignored) = kept_and_ignored(&d);
+        assert!(ignored.is_empty(), "{ignored:?}");
+        assert!(kept.iter().any(|t| t.starts_with("Traceback")), "{kept:?}");
     }
 
     #[test]
@@ -1769,7 +1966,13 @@ mod tests {
         recs.push(rec(9, Level::Error, "disk full"));
         let d = Digest::build(&recs, &c).unwrap();
         assert_eq!(d.signatures.len(), 1);
-        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 2));
+        // Two names after `from` are two templates until a third turns up; the rule written
+        // against the generalised form covers both.
+        assert_eq!((d.ignored_signatures, d.ignored_records), (2, 2));
+        recs.push(rec(10, Level::Info, "heartbeat from n-c"));
+        let d = Digest::build(&recs, &c).unwrap();
+        assert_eq!(d.signatures.len(), 1);
+        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 3));
     }
 
     #[test]

@@ -151,3 +151,42 @@ async fn a_java_trace_logged_one_line_per_record_files_the_exception_and_its_fra
         "the new crash is filed: {titles:?}"
     );
 }
+
+#[tokio::test]
+async fn the_frames_of_a_crash_read_with_it_are_never_shown_to_the_runner_as_problems() {
+    // Every crash's frames share one template (`at <*>`) that no issue may explain, so before,
+    // they were "novel" on every scan and the model was asked about them again and again.
+    let r = rig();
+    for scan in 0..2 {
+        let exception = format!("java.lang.IllegalStateException: ledger {scan} closed");
+        log_java_trace(
+            &r.logs,
+            &[
+                exception.as_str(),
+                "\tat com.acme.ledger.Ledger.post(Ledger.java:41)",
+                "\tat com.acme.api.Api.handle(Api.java:12)",
+                "\t... 7 more",
+            ],
+        );
+        let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        let sent = report.digest_sent.clone().unwrap_or_default();
+        assert!(
+            !sent.contains("at com.acme") && !sent.contains("more"),
+            "scan {scan}: frames were shown to the runner: {sent}"
+        );
+        let frames: Vec<_> = report
+            .signatures
+            .iter()
+            .filter(|s| {
+                matches!(&s.fate, selfmon_core::SignatureFate::Ignored { rule }
+                    if rule == selfmon_core::digest::STACK_FRAME_RULE)
+            })
+            .collect();
+        assert_eq!(frames.len(), 2, "scan {scan}: {:?}", report.signatures);
+        assert_eq!(report.record.records_read, 4, "every record is read");
+        assert_eq!(report.record.ignored_signatures, 2);
+        if scan == 0 {
+            assert!(sent.contains("IllegalStateException"), "{sent}");
+        }
+    }
+}

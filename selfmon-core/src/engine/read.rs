@@ -166,9 +166,18 @@ pub(crate) async fn read(
     let mut first_page = true;
     let mut warnings: Vec<SourceWarning> = Vec::new();
     let target = target.unwrap_or(i64::MAX);
-    while read < config.max_records_per_scan && after < target {
-        let limit = (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
-        let mut page = log_source.read_after(after, limit).await?;
+    // The next page is read while this one is digested: a source that reads off the runtime's
+    // threads (SQLite reads on the blocking pool, PostgreSQL waits on the server) works while the
+    // records it gave are digested, so a long scan takes the longer of the two, not their sum.
+    // Only a page the loop reads anyway is fetched early.
+    let page_limit =
+        |read: u64| (config.max_records_per_scan - read).min(config.page_size as u64) as usize;
+    let mut next = if read < config.max_records_per_scan && after < target {
+        Some(log_source.read_after(after, page_limit(read)).await?)
+    } else {
+        None
+    };
+    while let Some(mut page) = next.take() {
         // Records above the target were written after the scan started: the next scan reads them.
         // The page holds every record between `after` and its end in ascending order, so what is
         // kept is complete up to min(end, target) and the cursor stops there.
@@ -184,28 +193,39 @@ pub(crate) async fn read(
                 None => warnings.push(w),
             }
         }
-        for r in &page.records {
-            if r.id <= after {
-                return Err(Error::adapter(
-                    crate::Component::LogSource,
-                    false,
-                    format!("log source returned record {} which is not after the cursor {after}; it breaks the LogSource contract", r.id),
-                ));
-            }
-            builder.push(r);
+        if let Some(r) = page.records.iter().find(|r| r.id <= after) {
+            return Err(Error::adapter(
+                crate::Component::LogSource,
+                false,
+                format!("log source returned record {} which is not after the cursor {after}; it breaks the LogSource contract", r.id),
+            ));
+        }
+        if let Some(r) = page.records.first() {
             first_id.get_or_insert(r.id);
-            last_id = last_id.max(r.id);
-            read += 1;
         }
         if let Some(r) = page.records.last() {
+            last_id = last_id.max(r.id);
             anchor = Some(LogAnchor::of(r));
         }
+        read += page.records.len() as u64;
         let through = page.scanned_through.max(last_id);
-        progress(read);
-        if through <= after {
-            break;
+        let more = through > after && read < config.max_records_per_scan && through < target;
+        if through > after {
+            after = through;
         }
-        after = through;
+        let digest_page = async {
+            for r in &page.records {
+                builder.push(r);
+            }
+        };
+        if more {
+            let (fetched, ()) =
+                tokio::join!(log_source.read_after(after, page_limit(read)), digest_page);
+            next = Some(fetched?);
+        } else {
+            digest_page.await;
+        }
+        progress(read);
     }
     // The cursor moved past rows the source filtered out (INFO below the level filter): the
     // anchor must name the record at the cursor, or a log recreated and grown past the cursor
@@ -270,6 +290,99 @@ mod tests {
         assert_eq!(out.records_read, 2);
         assert_eq!((out.first_id, out.last_id, out.new_cursor), (Some(1), 2, 2));
         assert_eq!(out.digest.signatures.len(), 1);
+    }
+
+    /// A source that notes each read it is asked for, in the order they start.
+    struct Noted<'a> {
+        inner: &'a MemoryLogSource,
+        events: &'a std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl LogSource for Noted<'_> {
+        async fn read_after(&self, after: i64, limit: usize) -> Result<crate::traits::LogPage> {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("read {after}+{limit}"));
+            self.inner.read_after(after, limit).await
+        }
+        async fn max_id(&self) -> Result<Option<i64>> {
+            self.inner.max_id().await
+        }
+        fn describe(&self) -> crate::traits::LogSourceDescription {
+            self.inner.describe()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_next_page_is_read_while_this_one_is_digested_and_no_page_beyond() {
+        let logs = MemoryLogSource::new();
+        for n in 0..7 {
+            logs.log(Level::Error, "app", &format!("failure {n}"));
+        }
+        let events = std::sync::Mutex::new(Vec::new());
+        let source = Noted {
+            inner: &logs,
+            events: &events,
+        };
+        let config = SelfMonitoringConfig {
+            max_records_per_scan: 5,
+            page_size: 2,
+            ..Default::default()
+        };
+        let out = read(
+            ReadInput {
+                log_source: &source,
+                config: &config,
+                after: 0,
+                learned_templates: None,
+                known_templates: Vec::new(),
+                anchor: None,
+                target: Some(6),
+            },
+            &|n| events.lock().unwrap().push(format!("digested {n}")),
+        )
+        .await
+        .unwrap();
+        assert_eq!((out.records_read, out.new_cursor), (5, 5));
+        // Each page's read starts before the page before it is digested; the limit ends the
+        // reading, and no page is fetched that the scan would not read.
+        assert_eq!(
+            *events.lock().unwrap(),
+            [
+                "read 0+2",
+                "read 2+2",
+                "digested 2",
+                "read 4+1",
+                "digested 4",
+                "digested 5"
+            ]
+        );
+        // The target ends it as well: nothing above it is asked for.
+        events.lock().unwrap().clear();
+        let out = read(
+            ReadInput {
+                log_source: &source,
+                config: &SelfMonitoringConfig {
+                    page_size: 2,
+                    ..Default::default()
+                },
+                after: 0,
+                learned_templates: None,
+                known_templates: Vec::new(),
+                anchor: None,
+                target: Some(4),
+            },
+            &|n| events.lock().unwrap().push(format!("digested {n}")),
+        )
+        .await
+        .unwrap();
+        assert_eq!((out.records_read, out.new_cursor), (4, 4));
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["read 0+2", "read 2+2", "digested 2", "digested 4"]
+        );
     }
 
     #[tokio::test]

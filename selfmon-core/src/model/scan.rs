@@ -129,7 +129,8 @@ pub struct ScanRecord {
     pub novel_signatures: u64,
     /// Signatures matched to known issues before analysis.
     pub known_signatures: u64,
-    /// Signatures dropped by ignore rules.
+    /// Signatures dropped by ignore rules: the configured ones, and stack-frame lines of a crash
+    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]).
     pub ignored_signatures: u64,
     /// Findings analysis returned (valid ones).
     pub findings: u64,
