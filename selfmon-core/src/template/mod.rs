@@ -74,6 +74,7 @@ mod cluster;
 mod config;
 mod frames;
 mod masks;
+mod memo;
 mod outcomes;
 mod seal;
 mod state;
