@@ -1798,3 +1798,61 @@ async fn a_python_trace_logged_one_line_per_record_files_each_crash_under_its_ex
     let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(third.record.issues_created, 0);
 }
+
+/// Logs one Python crash one line per record (journald, docker): header, frame, source line,
+/// exception line.
+fn python_crash_per_record(
+    logs: &selfmon_core::testing::MemoryLogSource,
+    file: &str,
+    func: &str,
+    line: u32,
+    key: &str,
+) {
+    logs.log(
+        Level::Error,
+        "app.worker",
+        "Traceback (most recent call last):",
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("  File \"/app/{file}\", line {line}, in {func}"),
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("    value = payload[\"{key}\"]"),
+    );
+    logs.log(Level::Error, "app.worker", &format!("KeyError: '{key}'"));
+}
+
+/// review4 F16: two different Python crashes of one exception class (a `KeyError` in billing.py
+/// `charge`, then one in auth.py `login`) are two problems. The exception line alone
+/// (`KeyError: <STR>`) named the crash, so the second was "known" as the first and never filed.
+#[tokio::test]
+async fn a_python_crash_in_other_code_with_the_same_exception_class_is_filed_not_known() {
+    let r = rig();
+    python_crash_per_record(&r.logs, "billing.py", "charge", 88, "user_id");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    // The same crash again (another line number after an edit, another key): known.
+    python_crash_per_record(&r.logs, "billing.py", "charge", 91, "account");
+    let again = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (again.record.known_signatures, again.record.issues_created),
+        (1, 0)
+    );
+    // A different crash of the same class elsewhere: filed.
+    python_crash_per_record(&r.logs, "auth.py", "login", 12, "tenant");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.known_signatures, 0);
+    assert_eq!(
+        second.record.issues_created,
+        1,
+        "{}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 2);
+    assert!(issues[1].body.contains("auth.py"), "{}", issues[1].body);
+}
