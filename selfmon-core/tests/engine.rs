@@ -1502,6 +1502,41 @@ async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_els
     );
 }
 
+/// Review4 F12: a comment the tracker refuses because the issue is locked failed the scan (as
+/// "permission denied"), every scan after it too. Without reopening configured, the regression
+/// is recorded with the reason, nothing is filed twice, and the scan goes on.
+#[tokio::test]
+async fn a_regression_of_a_locked_issue_is_recorded_and_fails_no_scan() {
+    let mut config = SelfMonitoringConfig::default();
+    config.dedup.reopen_on_regression = false;
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    let alpha = "[AAA-BBB-001] alpha broke";
+    r.logs.log(Level::Critical, "app.a", alpha);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    // Listed as unlocked: only the refused comment tells.
+    r.tracker.lock_conversation(1, false);
+    for scan in 0..2 {
+        r.logs.log(Level::Critical, "app.a", alpha);
+        r.logs
+            .log(Level::Critical, "app.b", "[BBB-CCC-002] bravo broke");
+        let report = r
+            .monitor
+            .scan(ScanTrigger::Manual)
+            .await
+            .unwrap_or_else(|e| panic!("scan {scan}: {e}"));
+        assert_eq!(report.record.status, ScanStatus::Success);
+        assert_eq!(report.record.comments_added, 0);
+        let said = serde_json::to_string(&report.outcomes).unwrap();
+        assert!(said.contains("#1 is locked"), "{said}");
+    }
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 2, "bravo filed once, alpha never again");
+    assert_eq!(issues[0].state, selfmon_core::IssueState::Closed);
+    assert!(issues[0].comments.is_empty());
+}
+
 /// Review4 F4 (D): a maintainer rewrote a selfmon issue's body (the hidden marker went with the
 /// old text) and closed it. The problem came back: nothing was said, nothing reopened, the issue
 /// was taken for someone else's. Its title and link are the ones selfmon filed: still selfmon's.
@@ -1797,4 +1832,62 @@ async fn a_python_trace_logged_one_line_per_record_files_each_crash_under_its_ex
     crash("ZeroDivisionError: division by zero");
     let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(third.record.issues_created, 0);
+}
+
+/// Logs one Python crash one line per record (journald, docker): header, frame, source line,
+/// exception line.
+fn python_crash_per_record(
+    logs: &selfmon_core::testing::MemoryLogSource,
+    file: &str,
+    func: &str,
+    line: u32,
+    key: &str,
+) {
+    logs.log(
+        Level::Error,
+        "app.worker",
+        "Traceback (most recent call last):",
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("  File \"/app/{file}\", line {line}, in {func}"),
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("    value = payload[\"{key}\"]"),
+    );
+    logs.log(Level::Error, "app.worker", &format!("KeyError: '{key}'"));
+}
+
+/// review4 F16: two different Python crashes of one exception class (a `KeyError` in billing.py
+/// `charge`, then one in auth.py `login`) are two problems. The exception line alone
+/// (`KeyError: <STR>`) named the crash, so the second was "known" as the first and never filed.
+#[tokio::test]
+async fn a_python_crash_in_other_code_with_the_same_exception_class_is_filed_not_known() {
+    let r = rig();
+    python_crash_per_record(&r.logs, "billing.py", "charge", 88, "user_id");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    // The same crash again (another line number after an edit, another key): known.
+    python_crash_per_record(&r.logs, "billing.py", "charge", 91, "account");
+    let again = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (again.record.known_signatures, again.record.issues_created),
+        (1, 0)
+    );
+    // A different crash of the same class elsewhere: filed.
+    python_crash_per_record(&r.logs, "auth.py", "login", 12, "tenant");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.known_signatures, 0);
+    assert_eq!(
+        second.record.issues_created,
+        1,
+        "{}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 2);
+    assert!(issues[1].body.contains("auth.py"), "{}", issues[1].body);
 }
