@@ -15,7 +15,7 @@ use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap, FxSet};
 use crate::model::{ErrorCode, Level, LogRecord};
 use crate::redact::Redactor;
-use crate::template::{ClusterId, Templater};
+use crate::template::{with_introduced_names_generalised, ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
@@ -870,6 +870,15 @@ impl DigestBuilder {
                 .or_else(|| {
                     let g = generalised.as_deref()?;
                     ignore.matching_rule(source, g, &sig.error_codes)
+                })
+                .or_else(|| {
+                    // The templater keeps the first two names after `from`, `user`, … literal;
+                    // a rule written against `heartbeat from <*>` covers them too.
+                    if ignore.templates.is_empty() {
+                        return None;
+                    }
+                    let g = with_introduced_names_generalised(&sig.template)?;
+                    ignore.matching_rule(source, &g, &sig.error_codes)
                 })
                 .or_else(|| {
                     // Frames that all belong to a crash read in this scan: see STACK_FRAME_RULE.
@@ -1957,7 +1966,13 @@ mod tests {
         recs.push(rec(9, Level::Error, "disk full"));
         let d = Digest::build(&recs, &c).unwrap();
         assert_eq!(d.signatures.len(), 1);
-        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 2));
+        // Two names after `from` are two templates until a third turns up; the rule written
+        // against the generalised form covers both.
+        assert_eq!((d.ignored_signatures, d.ignored_records), (2, 2));
+        recs.push(rec(10, Level::Info, "heartbeat from n-c"));
+        let d = Digest::build(&recs, &c).unwrap();
+        assert_eq!(d.signatures.len(), 1);
+        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 3));
     }
 
     #[test]

@@ -950,6 +950,45 @@ async fn a_problem_with_a_varying_name_is_filed_once_across_scans() {
     assert_eq!(occurrences, 8, "every record counted on its issue");
 }
 
+/// Two names after one introducer in one scan are two templates (the templater waits for a third
+/// name: they could be two events) but one problem: one issue, both records counted on it; the
+/// third name in a later scan generalises the template and is a recurrence of that issue. (After
+/// a failed scan: `a_name_filed_by_a_scan_that_then_failed_*` and the state machine.)
+#[tokio::test]
+async fn two_names_after_an_introducer_in_one_scan_are_one_issue_counting_both() {
+    let r = rig();
+    queue_backed_up(&r, "orders");
+    queue_backed_up(&r, "billing");
+    queue_backed_up(&r, "billing");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (first.record.novel_signatures, first.record.issues_created),
+        (2, 1),
+        "{}",
+        serde_json::to_string(&first.outcomes).unwrap()
+    );
+    assert_eq!(titles(&r).len(), 1, "{:?}", titles(&r));
+    assert_eq!(r.store.issues()[0].occurrences, 3, "both names counted");
+    queue_backed_up(&r, "payments");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (second.record.known_signatures, second.record.issues_created),
+        (1, 0),
+        "{}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    assert_eq!(r.store.issues()[0].occurrences, 4);
+    // A different word after the names is still another problem.
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue ledger is corrupted up (512 messages)",
+    );
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.issues_created, 1);
+    assert_eq!(titles(&r).len(), 2, "{:?}", titles(&r));
+}
+
 /// The same rule must not merge what differs: a different constant word, or a new error code
 /// under the same words, is analysed and filed.
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::outcomes;
+use super::{memo, outcomes};
 
 /// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
@@ -804,6 +804,20 @@ pub(super) fn mask_token(token: &str, out: &mut String) {
         out.push_str(&token[end..]);
         return;
     }
+    // The rest take more work, and the same ones recur (host names, `proc[pid]:`, class names):
+    // the memo keeps what they gave.
+    if token.len() <= memo::MAX_TOKEN {
+        memo::masked(token, out, |out| mask_token_slow(token, end, any, all, out));
+    } else {
+        mask_token_slow(token, end, any, all, out);
+    }
+}
+
+/// [`mask_token`] for a token that is not a word, a word in punctuation or a number: `end` is
+/// where its trailing punctuation starts, `any` and `all` its bytes' classes before that, or-ed
+/// and and-ed.
+fn mask_token_slow(token: &str, end: usize, any: u16, all: u16, out: &mut String) {
+    let b = token.as_bytes();
     // An identifier with digits (`ssh2`, `node-246`, `sshd[19939]:`): a letter, then only letters,
     // digits, `_`, `-`, brackets and parentheses. Of the value tests only a UUID (by its length),
     // a hex id (which its digits are masked to as well) and an error code can match it.
