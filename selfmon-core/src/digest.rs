@@ -1115,6 +1115,59 @@ impl Digest {
         self.signatures.iter().map(|s| s.id.clone()).collect()
     }
 
+    /// Splits the digest into the signatures [`render`](Self::render) shows within `max_bytes`
+    /// (most severe, then most frequent first, as it orders them) and the rest, so every signature
+    /// can be shown in some analysis round: the first digest renders them all with nothing
+    /// omitted; the rest (in the order they were held) did not fit, and may be shown by a later
+    /// round. A signature too large to be shown in `max_bytes` at all is in the rest whatever else
+    /// fits, so the first digest may be empty.
+    pub fn split_to_fit(self, max_bytes: usize) -> (Digest, Vec<Signature>) {
+        let Digest {
+            signatures,
+            records,
+            ignored_signatures,
+            ignored_records,
+            ignored,
+        } = self;
+        let mut order: Vec<usize> = (0..signatures.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&signatures[a], &signatures[b]);
+            b.level
+                .cmp(&a.level)
+                .then(b.count.cmp(&a.count))
+                .then(a.first_id.cmp(&b.first_id))
+        });
+        // The header render writes (a shorter one for fewer signatures), then the blocks that fit.
+        let mut used = format!("{records} records in {} signatures\n", signatures.len()).len();
+        let mut fits = vec![false; signatures.len()];
+        for i in order {
+            let block = render_signature(&signatures[i]).len();
+            if used + block + RENDER_RESERVE <= max_bytes {
+                used += block;
+                fits[i] = true;
+            }
+        }
+        let mut shown = Vec::new();
+        let mut rest = Vec::new();
+        for (sig, fit) in signatures.into_iter().zip(fits) {
+            if fit {
+                shown.push(sig);
+            } else {
+                rest.push(sig);
+            }
+        }
+        (
+            Digest {
+                signatures: shown,
+                records,
+                ignored_signatures,
+                ignored_records,
+                ignored,
+            },
+            rest,
+        )
+    }
+
     /// Renders the digest as text of at most `max_bytes` bytes: most severe, then most frequent
     /// signatures first; what did not fit is said on the last line.
     pub fn render(&self, max_bytes: usize) -> String {
@@ -1132,7 +1185,7 @@ impl Digest {
             self.records,
             self.signatures.len()
         );
-        let reserve = 120;
+        let reserve = RENDER_RESERVE;
         let mut omitted = 0u64;
         let mut omitted_records = 0u64;
         for sig in order {
@@ -1156,6 +1209,9 @@ impl Digest {
         out
     }
 }
+
+/// Bytes [`Digest::render`] keeps free for its last line (what was omitted).
+const RENDER_RESERVE: usize = 120;
 
 fn render_signature(sig: &Signature) -> String {
     let mut s = String::new();
