@@ -135,7 +135,13 @@ mod tests {
             rest: "seconds=25, token=ghp_abcdefghijklmnopqrstuvwxyz0123456789".into(),
         };
         let l = line(&Level::WARN, &fields);
-        assert!(l.starts_with("selfmon: warning: GitHub rate limit: waiting (seconds=25"), "{l}");
-        assert!(!l.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"), "{l}");
+        assert!(
+            l.starts_with("selfmon: warning: GitHub rate limit: waiting (seconds=25"),
+            "{l}"
+        );
+        assert!(
+            !l.contains("ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+            "{l}"
+        );
     }
 }
