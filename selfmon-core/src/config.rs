@@ -48,7 +48,8 @@ pub struct SelfMonitoringConfig {
     pub repeat_threshold: u64,
     /// Deduplication settings.
     pub dedup: DedupConfig,
-    /// Signatures dropped before analysis.
+    /// Signatures dropped before analysis. A finding deferred to the backlog before a rule was
+    /// added that matches it is closed by the next scan (reported as ignored), never filed.
     pub ignore: IgnoreRules,
     /// Every scan is a preview: it reports what it would file, comment and defer, and changes
     /// nothing (no issue, no comment, no cursor move, no occurrences, no learned templates, no

@@ -339,6 +339,14 @@ pub enum FindingOutcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backlog_position: Option<u64>,
     },
+    /// A finding an earlier scan deferred, that an ignore rule configured since then matches:
+    /// closed in the backlog with the rule, never filed.
+    Ignored {
+        /// Title.
+        title: RedactedText,
+        /// The rule, as configured (`ignore.codes: GIT-SYNC-001`).
+        rule: RedactedText,
+    },
 }
 
 impl FindingOutcome {
@@ -350,7 +358,8 @@ impl FindingOutcome {
             | FindingOutcome::Duplicate { title, .. }
             | FindingOutcome::Commented { title, .. }
             | FindingOutcome::Regression { title, .. }
-            | FindingOutcome::Deferred { title, .. } => title,
+            | FindingOutcome::Deferred { title, .. }
+            | FindingOutcome::Ignored { title, .. } => title,
         }
     }
 
@@ -361,6 +370,7 @@ impl FindingOutcome {
             FindingOutcome::Duplicate { title, reason, .. }
             | FindingOutcome::Commented { title, reason, .. }
             | FindingOutcome::Deferred { title, reason, .. } => vec![title, reason],
+            FindingOutcome::Ignored { title, rule } => vec![title, rule],
             FindingOutcome::Regression { title, reason, .. } => {
                 let mut v = vec![title];
                 v.extend(reason.as_mut());
@@ -551,7 +561,9 @@ impl ScanReport {
                     IssueEventKind::Regression,
                     format!("{title}{}", if *reopened { " (reopened)" } else { "" }),
                 ),
-                FindingOutcome::WouldFile { .. } | FindingOutcome::Deferred { .. } => continue,
+                FindingOutcome::WouldFile { .. }
+                | FindingOutcome::Deferred { .. }
+                | FindingOutcome::Ignored { .. } => continue,
             };
             out.push(event(issue, kind, 0, detail));
         }
