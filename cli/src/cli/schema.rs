@@ -5,7 +5,8 @@ use selfmon::sqlite::LOGS_TABLE_DDL;
 /// What each column of the logs table means to selfmon.
 const COLUMNS: &str = "\
 Columns (only id, level and message are required; missing optional columns read as NULL):
-  id              INTEGER, increasing: the scan cursor. Rows are read in id order, once each.
+  id              INTEGER PRIMARY KEY (or under a UNIQUE index), increasing: the scan cursor.
+                  Rows are read in id order, once each; a table whose ids may repeat is refused.
   timestamp       TEXT, ISO 8601: when the server logged the record.
   level           TEXT: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; common
                   aliases such as WARN, FATAL, SEVERE, W/E/F and Python's 10..50 are accepted;
