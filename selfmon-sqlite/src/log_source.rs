@@ -488,6 +488,8 @@ fn text(v: ValueRef<'_>) -> Option<String> {
 fn parse_level(raw: ValueRef<'_>) -> Option<Level> {
     let bytes = match raw {
         ValueRef::Text(b) => b,
+        // A level column of INTEGER affinity stores Python's `levelno` (or pino's) as a number.
+        ValueRef::Integer(n) => return n.to_string().parse().ok(),
         _ => return None,
     };
     // Fast path for the canonical spellings; everything else goes through the core parser.

@@ -412,6 +412,47 @@ async fn a_logs_table_whose_id_may_repeat_is_refused_naming_the_fix() {
     }
 }
 
+/// Review4 F14: pino's/bunyan's fatal (60) was read as ERROR, below Python's 50 (CRITICAL).
+/// Numbers are read on Python's scale, whether stored as text or as integers; above 50 is
+/// CRITICAL; syslog's 0..7 are no level: ERROR, the original kept, nothing dropped.
+#[tokio::test]
+async fn numeric_levels_are_read_on_pythons_scale_and_above_50_as_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = Connection::open(&path).unwrap();
+    // No type on `level`: text stays text, numbers stay integers.
+    conn.execute_batch(
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY, level, message TEXT);
+         INSERT INTO logs (level, message) VALUES ('60', 'fatal as text');
+         INSERT INTO logs (level, message) VALUES (60, 'fatal as a number');
+         INSERT INTO logs (level, message) VALUES (50, 'critical as a number');
+         INSERT INTO logs (level, message) VALUES (20, 'info as a number');
+         INSERT INTO logs (level, message) VALUES (30, 'warning as a number');
+         INSERT INTO logs (level, message) VALUES (6, 'syslog info');",
+    )
+    .unwrap();
+    let page = open(&path).read_after(0, 100).await.unwrap();
+    let got: Vec<(&str, Level)> = page
+        .records
+        .iter()
+        .map(|r| (r.message.as_str(), r.level))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("fatal as text", Level::Critical),
+            ("fatal as a number", Level::Critical),
+            ("critical as a number", Level::Critical),
+            ("warning as a number", Level::Warning),
+            ("syslog info", Level::Error),
+        ]
+    );
+    assert_eq!(
+        page.records[4].extra_data[ORIGINAL_LEVEL_KEY],
+        serde_json::json!("6")
+    );
+}
+
 #[tokio::test]
 async fn unknown_levels_are_read_as_error_keeping_the_original_and_bad_json_is_kept_raw() {
     let dir = tempfile::tempdir().unwrap();
