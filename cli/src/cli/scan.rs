@@ -98,9 +98,11 @@ pub fn summary(report: &ScanReport) -> String {
             ""
         }
     ));
+    // `signatures` counts what the ignore rules kept (known + novel); the line gives all the scan
+    // saw, so its parts add up (review4 F11).
     s.push_str(&format!(
         "  signatures {} ({} known, {} novel, {} ignored); analysis {}\n",
-        r.signatures,
+        r.signatures + r.ignored_signatures,
         r.known_signatures,
         r.novel_signatures,
         r.ignored_signatures,
@@ -262,6 +264,24 @@ mod tests {
             text.contains(
                 "warning (commit_horizon_held): log records above id 2 are not read: pid 4242"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_signature_counts_add_up_with_the_ignored_ones() {
+        let mut report = ScanReport::new(selfmon::ScanRecord::started(
+            selfmon::ScanId("s1".into()),
+            ScanTrigger::Manual,
+            0,
+            chrono::Utc::now(),
+        ));
+        let r = &mut report.record;
+        (r.signatures, r.known_signatures, r.novel_signatures) = (3, 1, 2);
+        r.ignored_signatures = 4;
+        let text = summary(&report);
+        assert!(
+            text.contains("  signatures 7 (1 known, 2 novel, 4 ignored);"),
             "{text}"
         );
     }

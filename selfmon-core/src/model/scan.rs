@@ -123,14 +123,16 @@ pub struct ScanRecord {
     pub log_id_end: i64,
     /// Records read.
     pub records_read: u64,
-    /// Distinct signatures in the digest.
+    /// Distinct signatures in the digest that no ignore rule dropped: `known_signatures` +
+    /// `novel_signatures`. The ignored ones are counted apart, in `ignored_signatures` (all the
+    /// scan saw is `signatures + ignored_signatures`).
     pub signatures: u64,
     /// Signatures no known issue accounted for (what analysis saw).
     pub novel_signatures: u64,
     /// Signatures matched to known issues before analysis.
     pub known_signatures: u64,
     /// Signatures dropped by ignore rules: the configured ones, and stack-frame lines of a crash
-    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]).
+    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]). Not part of `signatures`.
     pub ignored_signatures: u64,
     /// Findings analysis returned (valid ones).
     pub findings: u64,
