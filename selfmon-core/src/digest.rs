@@ -15,7 +15,7 @@ use crate::error::{truncate_chars, Result};
 use crate::hash::{sha256_hex, FxMap, FxSet};
 use crate::model::{ErrorCode, Level, LogRecord};
 use crate::redact::Redactor;
-use crate::template::{ClusterId, Templater};
+use crate::template::{with_introduced_names_generalised, ClusterId, Templater};
 
 /// Sample record ids kept per signature.
 pub const MAX_SAMPLE_IDS: usize = 5;
@@ -218,6 +218,9 @@ pub struct DigestBuilder {
     clusters: Vec<ClusterId>,
     /// The masked text of each slot's first record: the words its final template gives back.
     masked: Vec<Box<str>>,
+    /// The crash site each slot's template ends with (a Python exception line's: see
+    /// [`python_crash_site`]).
+    sites: Vec<Option<Box<str>>>,
     tracking: Vec<Tracking>,
     created: Vec<u64>,
     next_created: u64,
@@ -241,6 +244,12 @@ pub struct DigestBuilder {
     /// Per source (by name), the slots (and their creation sequence) of the frame records of the
     /// Python crash report open on that source: they are orphans unless its exception line comes.
     python_pending: FxMap<Box<str>, FxMap<(usize, u64), u64>>,
+    /// Per source (by name), the innermost frame (see [`python_crash_site`]) of the Python crash
+    /// report open on that source, as far as it is read.
+    python_frames: FxMap<Box<str>, Box<str>>,
+    /// The crash site of the Python report the record being pushed is the exception line of
+    /// (see [`python_crash_site`]), if its frames named one.
+    python_site: Option<Box<str>>,
     /// What the record being pushed is as a stack-frame line.
     frame_kind: FrameKind,
 }
@@ -295,6 +304,58 @@ fn is_python_exception_line(t: &str) -> bool {
             ]
             .iter()
             .any(|end| head.ends_with(end)))
+}
+
+/// Where a Python crash happened, from one frame line (`File "/app/billing.py", line 88, in
+/// charge`): `(in billing.py charge)`, the file's name and the function, without the line number
+/// (which moves with every edit) or the directory (which differs between deployments). A
+/// report's exception line (`KeyError: 'user_id'`) names the kind of crash, not the crash: the
+/// commonest kinds (`KeyError`, `AttributeError`, `TypeError`) are raised all over a program,
+/// and their messages are masked values. Its signature is keyed, and its template suffixed, with
+/// the innermost frame's site, so a `KeyError` in `auth.py` is never "known" as the one in
+/// `billing.py` (over-merging hides a problem; two crashes in one function stay one signature).
+fn python_crash_site(line: &str) -> Option<String> {
+    let rest = line.trim().strip_prefix("File \"")?;
+    let (path, rest) = rest.split_once('"')?;
+    let function = rest.rsplit_once(", in ").map(|(_, f)| f.trim())?;
+    let file = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 200
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '<' | '>'))
+    };
+    (plain(file) && plain(function)).then(|| format!("(in {file} {function})"))
+}
+
+/// The crash site (see [`python_crash_site`]) of a Python crash report logged as one record:
+/// its last frame's. Cheap when the message is no such report.
+fn python_site_in_report(message: &str) -> Option<Box<str>> {
+    if !message.contains("Traceback (most recent call last)") {
+        return None;
+    }
+    message
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("File \""))
+        .and_then(python_crash_site)
+        .map(String::into_boxed_str)
+}
+
+/// A template ending with a crash site (see [`python_crash_site`]), and its fingerprint.
+fn with_site(template: &str, site: &str) -> (String, String) {
+    let t = format!("{template} {site}");
+    let f = sha256_hex(t.as_bytes());
+    (t, f)
+}
+
+/// The key a crash site (see [`python_crash_site`]) adds to a signature's.
+fn site_key(site: &str) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = crate::hash::FxHasher::default();
+    h.write(site.as_bytes());
+    h.write_u8(0xfe);
+    h.finish() | 1
 }
 
 /// What the builder remembers about one signature beyond the [`Signature`] itself.
@@ -462,6 +523,7 @@ impl DigestBuilder {
             keys: Vec::new(),
             clusters: Vec::new(),
             masked: Vec::new(),
+            sites: Vec::new(),
             tracking: Vec::new(),
             created: Vec::new(),
             next_created: 0,
@@ -473,6 +535,8 @@ impl DigestBuilder {
             python_trace: FxSet::default(),
             python_exception: false,
             python_pending: FxMap::default(),
+            python_frames: FxMap::default(),
+            python_site: None,
             frame_kind: FrameKind::Claimed,
         })
     }
@@ -503,6 +567,7 @@ impl DigestBuilder {
     fn push_bounded(&mut self, record: &LogRecord) {
         self.digest.records += 1;
         self.python_exception = false;
+        self.python_site = None;
         let cluster = self.templater.learn(&record.message);
         let mut words = self
             .templater
@@ -532,8 +597,17 @@ impl DigestBuilder {
                 }
             }
         }
+        if self.python_site.is_none() {
+            // A whole report in one record: its frames' files are masked as paths.
+            self.python_site = python_site_in_report(&record.message);
+        }
+        // Two crashes with one exception line in different code are two problems.
+        let site = self.python_site.as_deref().map_or(0, site_key);
         if let (Some(source), Some(code_set)) = (source, code_set) {
-            if let Some(&i) = self.index.get(&(class, source, cluster, code_set, words)) {
+            if let Some(&i) = self
+                .index
+                .get(&(class, source, cluster, code_set, words ^ site))
+            {
                 self.update(i, record, frame);
                 return;
             }
@@ -549,7 +623,8 @@ impl DigestBuilder {
                 words = self.templater.generalised_words_key(cluster, &safe);
                 masked = safe.into_boxed_str();
                 if let (Some(source), Some(code_set)) = (source, code_set) {
-                    if let Some(&i) = self.index.get(&(class, source, cluster, code_set, words)) {
+                    let key = (class, source, cluster, code_set, words ^ site);
+                    if let Some(&i) = self.index.get(&key) {
                         self.update(i, record, frame);
                         return;
                     }
@@ -586,7 +661,7 @@ impl DigestBuilder {
             self.code_sets.insert(codes.clone(), i);
             i
         });
-        let key = (class, source, cluster, code_set, words);
+        let key = (class, source, cluster, code_set, words ^ site);
         let (template, template_fingerprint) = match self.templater.cluster_text(cluster) {
             Some(_) if words != 0 => match self.templater.template_with_words(cluster, &masked) {
                 Some(t) => (t.text, t.fingerprint),
@@ -599,6 +674,11 @@ impl DigestBuilder {
                 (t, f)
             }
         };
+        let site = self.python_site.take();
+        let (template, template_fingerprint) = match &site {
+            Some(site) => with_site(&template, site),
+            None => (template, template_fingerprint),
+        };
         let sig = new_signature(record, template, template_fingerprint, codes);
         let created = self.next_created;
         self.next_created += 1;
@@ -610,6 +690,7 @@ impl DigestBuilder {
                 self.keys[i] = key;
                 self.clusters[i] = cluster;
                 self.masked[i] = masked;
+                self.sites[i] = site;
                 self.created[i] = created;
                 self.evicted += 1;
                 self.absorb_into_overflow(old, old_tracking);
@@ -621,6 +702,7 @@ impl DigestBuilder {
                 self.keys.push(key);
                 self.clusters.push(cluster);
                 self.masked.push(masked);
+                self.sites.push(site);
                 self.created.push(created);
                 self.digest.signatures.len() - 1
             }
@@ -725,6 +807,7 @@ impl DigestBuilder {
             if !self.python_trace.contains(source) {
                 self.python_trace.insert(source.into());
             }
+            self.note_python_frame(source, t);
             return PythonPart::Report;
         }
         if !self.python_trace.contains(source) {
@@ -732,11 +815,14 @@ impl DigestBuilder {
         }
         let indented = message.starts_with([' ', '\t']);
         if frame || (indented && !t.contains('\n')) || t.is_empty() {
+            self.note_python_frame(source, t);
             return PythonPart::Report;
         }
         self.python_trace.remove(source);
         let pending = self.python_pending.remove(source).unwrap_or_default();
+        let site = self.python_frames.remove(source);
         if is_python_exception_line(t.lines().next().unwrap_or("")) {
+            self.python_site = site;
             // The report's frames belong to the crash this line names.
             for ((slot, created), frames) in pending {
                 if self.created.get(slot) == Some(&created) {
@@ -747,6 +833,19 @@ impl DigestBuilder {
             PythonPart::Exception
         } else {
             PythonPart::None
+        }
+    }
+
+    /// Remembers the crash site a `File "…", line N, in f` frame of the Python report open on
+    /// `source` names: the last one read is the innermost, where the exception was raised.
+    fn note_python_frame(&mut self, source: &str, line: &str) {
+        if let Some(site) = python_crash_site(line) {
+            match self.python_frames.get_mut(source) {
+                Some(s) => *s = site.into(),
+                None => {
+                    self.python_frames.insert(source.into(), site.into());
+                }
+            }
         }
     }
 
@@ -825,6 +924,7 @@ impl DigestBuilder {
             ignore,
             clusters,
             masked,
+            sites,
             tracking,
             created,
             digest,
@@ -854,10 +954,16 @@ impl DigestBuilder {
         // Slots are reused after evictions: first-seen order is creation order.
         let mut slots: Vec<_> = created
             .into_iter()
-            .zip(signatures.into_iter().zip(clusters).zip(masked).zip(sets))
+            .zip(
+                signatures
+                    .into_iter()
+                    .zip(clusters)
+                    .zip(masked.into_iter().zip(sites))
+                    .zip(sets),
+            )
             .collect();
         slots.sort_unstable_by_key(|(created, _)| *created);
-        for (_, (((mut sig, cluster), masked), (set, orphan_frames))) in slots {
+        for (_, (((mut sig, cluster), (masked, site)), (set, orphan_frames))) in slots {
             let mut generalised = None;
             if let Some((text, fp)) = templater.cluster_text(cluster) {
                 // The words the cluster generalised by count stay in the signature's template:
@@ -868,6 +974,13 @@ impl DigestBuilder {
                         (Cow::Owned(t.text), Cow::Owned(t.fingerprint))
                     }
                     None => (Cow::Borrowed(text), Cow::Borrowed(fp)),
+                };
+                let (text, fp) = match &site {
+                    Some(site) => {
+                        let (t, f) = with_site(&text, site);
+                        (Cow::Owned(t), Cow::Owned(f))
+                    }
+                    None => (text, fp),
                 };
                 if text != sig.template {
                     sig.template = text.into_owned();
@@ -911,6 +1024,15 @@ impl DigestBuilder {
                 .or_else(|| {
                     let g = generalised.as_deref()?;
                     ignore.matching_rule(source, g, &sig.error_codes)
+                })
+                .or_else(|| {
+                    // The templater keeps the first two names after `from`, `user`, … literal;
+                    // a rule written against `heartbeat from <*>` covers them too.
+                    if ignore.templates.is_empty() {
+                        return None;
+                    }
+                    let g = with_introduced_names_generalised(&sig.template)?;
+                    ignore.matching_rule(source, &g, &sig.error_codes)
                 })
                 .or_else(|| {
                     // Frames that all belong to a crash read in this scan: see STACK_FRAME_RULE.
@@ -1462,6 +1584,97 @@ mod tests {
         let (kept, ignored) = kept_and_ignored(&d);
         assert!(ignored.is_empty(), "{ignored:?}");
         assert!(kept.iter().any(|t| t.starts_with("Traceback")), "{kept:?}");
+    }
+
+    /// A Python crash (header, innermost frame, source line, exception line) of `source`,
+    /// as records from `id`, or as one record (the whole report in one message).
+    fn python_crash(
+        id: i64,
+        file: &str,
+        func: &str,
+        line: u32,
+        key: &str,
+        one: bool,
+    ) -> Vec<LogRecord> {
+        let lines = [
+            "Traceback (most recent call last):".to_string(),
+            "  File \"/srv/app/main.py\", line 7, in handle".to_string(),
+            format!("  File \"/srv/app/{file}\", line {line}, in {func}"),
+            format!("    value = {func}_payload[name]"),
+            format!("KeyError: '{key}'"),
+        ];
+        if one {
+            vec![rec(id, Level::Error, &lines.join("\n"))]
+        } else {
+            lines
+                .iter()
+                .zip(id..)
+                .map(|(m, id)| rec(id, Level::Error, m))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn python_crashes_of_one_exception_class_in_different_code_are_different_signatures() {
+        // review4 F16: `KeyError: <STR>` named both crashes; the innermost frame's file and
+        // function tell them apart, its line number and directory do not.
+        for one in [false, true] {
+            let mut recs = python_crash(1, "billing.py", "charge", 88, "user_id", one);
+            recs.extend(python_crash(10, "billing.py", "charge", 91, "account", one));
+            recs.extend(python_crash(20, "auth.py", "login", 12, "tenant", one));
+            let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+            let (kept, _) = kept_and_ignored(&d);
+            let crashes: Vec<&&str> = kept.iter().filter(|t| t.contains("KeyError")).collect();
+            assert_eq!(crashes.len(), 2, "one message per crash: {one}: {kept:?}");
+            assert!(
+                crashes
+                    .iter()
+                    .any(|t| t.contains("billing.py") || t.contains("charge"))
+                    && crashes
+                        .iter()
+                        .any(|t| t.contains("auth.py") || t.contains("login")),
+                "{kept:?}"
+            );
+            let billing = d
+                .signatures
+                .iter()
+                .find(|s| s.template.contains("KeyError") && s.template.contains("charge"))
+                .unwrap();
+            assert_eq!(billing.count, 2, "{one}: {kept:?}");
+        }
+        // Per record, the exception line's template says where it crashed.
+        let d = Digest::build(
+            &python_crash(1, "billing.py", "charge", 88, "user_id", false),
+            &SelfMonitoringConfig::default(),
+        )
+        .unwrap();
+        let (kept, _) = kept_and_ignored(&d);
+        assert!(
+            kept.contains(&"KeyError: <STR> (in billing.py charge)"),
+            "{kept:?}"
+        );
+        assert!(d
+            .signatures
+            .iter()
+            .any(|s| s.template.starts_with("KeyError") && s.has_traceback));
+        assert_eq!(
+            python_crash_site("File \"C:\\app\\jobs.py\", line 3, in <module>").as_deref(),
+            Some("(in jobs.py <module>)")
+        );
+        assert_eq!(python_crash_site("File \"/a b/x.py\", line 3"), None);
+        // In one record, the frames' files are masked as paths: the site names them.
+        let d = Digest::build(
+            &python_crash(1, "billing.py", "charge", 88, "user_id", true),
+            &SelfMonitoringConfig::default(),
+        )
+        .unwrap();
+        assert!(
+            d.signatures[0]
+                .template
+                .ends_with("KeyError: <STR> (in billing.py charge)"),
+            "{}",
+            d.signatures[0].template
+        );
     }
 
     #[test]
@@ -2050,7 +2263,13 @@ mod tests {
         recs.push(rec(9, Level::Error, "disk full"));
         let d = Digest::build(&recs, &c).unwrap();
         assert_eq!(d.signatures.len(), 1);
-        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 2));
+        // Two names after `from` are two templates until a third turns up; the rule written
+        // against the generalised form covers both.
+        assert_eq!((d.ignored_signatures, d.ignored_records), (2, 2));
+        recs.push(rec(10, Level::Info, "heartbeat from n-c"));
+        let d = Digest::build(&recs, &c).unwrap();
+        assert_eq!(d.signatures.len(), 1);
+        assert_eq!((d.ignored_signatures, d.ignored_records), (1, 3));
     }
 
     #[test]

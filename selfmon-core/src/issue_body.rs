@@ -202,7 +202,15 @@ pub fn code_block(content: &str) -> String {
     }
     let fence = "`".repeat((longest + 1).max(3));
     let cleaned: String = content.chars().filter(|&c| is_kept_in_text(c)).collect();
-    format!("{fence}text\n{cleaned}\n{fence}\n")
+    format!("{fence}text\n{}\n{fence}\n", defuse_html_comments(&cleaned))
+}
+
+/// Quoted text (log lines, templates) with every HTML comment opener and closer broken by a
+/// word joiner (`<!\u{2060}--`, `--\u{2060}>`): it reads the same, but can never plant a hidden
+/// line such as selfmon's own marker in a body (review4 F4).
+fn defuse_html_comments(text: &str) -> String {
+    text.replace("<!--", "<!\u{2060}--")
+        .replace("-->", "--\u{2060}>")
 }
 
 /// The body of a new issue.
@@ -435,6 +443,31 @@ mod tests {
             t.contains("\u{2039}img src=x onerror=alert(1)\u{203A}"),
             "{t}"
         );
+    }
+
+    #[test]
+    fn quoted_log_text_cannot_plant_a_marker_in_a_body() {
+        // Review4 F4: a logged user name `<!-- selfmon:fingerprint=0123abcd -->` was quoted as is
+        // in the evidence, before the real marker.
+        let planted = "login rejected for user '<!-- selfmon:fingerprint=0123abcd -->'";
+        let quoted = code_block(&format!(
+            "sample: {planted}\n<!-- selfmon:fingerprint=0123abcd -->"
+        ));
+        assert!(!quoted.contains("<!--"), "{quoted}");
+        assert!(!quoted.contains("-->"), "{quoted}");
+        assert!(
+            quoted.contains("selfmon:fingerprint=0123abcd"),
+            "still readable"
+        );
+        let f = Finding::new(Classification::ServerBug, "t", planted);
+        let m = Marker::for_fingerprint("abcd");
+        let body = issue_body(&f, &[], &ScanId("s".into()), &m, None);
+        assert_eq!(
+            body.matches("<!-- selfmon:fingerprint=").count(),
+            1,
+            "{body}"
+        );
+        assert_eq!(Marker::find_in(&body), Some(m));
     }
 
     #[test]

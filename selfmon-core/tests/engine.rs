@@ -950,6 +950,45 @@ async fn a_problem_with_a_varying_name_is_filed_once_across_scans() {
     assert_eq!(occurrences, 8, "every record counted on its issue");
 }
 
+/// Two names after one introducer in one scan are two templates (the templater waits for a third
+/// name: they could be two events) but one problem: one issue, both records counted on it; the
+/// third name in a later scan generalises the template and is a recurrence of that issue. (After
+/// a failed scan: `a_name_filed_by_a_scan_that_then_failed_*` and the state machine.)
+#[tokio::test]
+async fn two_names_after_an_introducer_in_one_scan_are_one_issue_counting_both() {
+    let r = rig();
+    queue_backed_up(&r, "orders");
+    queue_backed_up(&r, "billing");
+    queue_backed_up(&r, "billing");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (first.record.novel_signatures, first.record.issues_created),
+        (2, 1),
+        "{}",
+        serde_json::to_string(&first.outcomes).unwrap()
+    );
+    assert_eq!(titles(&r).len(), 1, "{:?}", titles(&r));
+    assert_eq!(r.store.issues()[0].occurrences, 3, "both names counted");
+    queue_backed_up(&r, "payments");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (second.record.known_signatures, second.record.issues_created),
+        (1, 0),
+        "{}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    assert_eq!(r.store.issues()[0].occurrences, 4);
+    // A different word after the names is still another problem.
+    r.logs.log(
+        Level::Critical,
+        "app.q",
+        "queue ledger is corrupted up (512 messages)",
+    );
+    let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(third.record.issues_created, 1);
+    assert_eq!(titles(&r).len(), 2, "{:?}", titles(&r));
+}
+
 /// The same rule must not merge what differs: a different constant word, or a new error code
 /// under the same words, is analysed and filed.
 #[tokio::test]
@@ -1452,6 +1491,80 @@ async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_els
         said.contains("not the issue selfmon filed under that number"),
         "the report says why: {said}"
     );
+    // The ownership decision itself is in the report's warnings, not only in a log line.
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.kind == "issue_not_selfmons" && w.message.as_str().contains("#2")),
+        "{:?}",
+        report.warnings
+    );
+}
+
+/// Review4 F4 (D): a maintainer rewrote a selfmon issue's body (the hidden marker went with the
+/// old text) and closed it. The problem came back: nothing was said, nothing reopened, the issue
+/// was taken for someone else's. Its title and link are the ones selfmon filed: still selfmon's.
+#[tokio::test]
+async fn a_selfmon_issue_whose_body_a_maintainer_rewrote_still_gets_its_regressions() {
+    let r = rig_with(
+        Arc::new(selfmon_core::offline::OfflineRunner),
+        SelfMonitoringConfig::default(),
+    );
+    let pay = "[PAY-GW-001] payment gateway unreachable";
+    r.logs.log(Level::Critical, "app.pay", pay);
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    r.tracker.edit_body(
+        1,
+        "Triage notes: the gateway's certificate expired. Fixed in v2.3.",
+    );
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    r.logs.log(Level::Critical, "app.pay", pay);
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 1, "{:?}", report.outcomes);
+    let issue = &r.tracker.issues()[0];
+    assert_eq!(issue.state, selfmon_core::IssueState::Open, "reopened");
+    assert_eq!(issue.comments.len(), 1);
+    assert_eq!(r.tracker.issues().len(), 1, "not filed again");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.kind == "issue_marker_missing" && w.message.as_str().contains("#1")),
+        "the operator is told the marker is gone: {:?}",
+        report.warnings
+    );
+}
+
+/// Review4 F4 (A): a logged user name quoting selfmon's marker was copied into the issue body
+/// before the real marker, and the first marker in a body was taken: the issue had none, was
+/// taken for someone else's, and its regressions were dropped.
+#[tokio::test]
+async fn a_log_line_quoting_selfmons_marker_does_not_take_the_issue_away_from_selfmon() {
+    let r = rig_with(
+        Arc::new(selfmon_core::offline::OfflineRunner),
+        SelfMonitoringConfig::default(),
+    );
+    let login = "login rejected for user '<!-- selfmon:fingerprint=0123abcd -->'";
+    r.logs.log(Level::Critical, "app.auth", login);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let filed = r.tracker.issues();
+    assert_eq!(filed.len(), 1);
+    assert_eq!(
+        filed[0].body.matches("<!-- selfmon:fingerprint=").count(),
+        1,
+        "only selfmon's own marker: {}",
+        filed[0].body
+    );
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    r.logs.log(Level::Critical, "app.auth", login);
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(report.record.regressions, 1, "{:?}", report.outcomes);
+    assert_eq!(r.tracker.issues()[0].state, selfmon_core::IssueState::Open);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
 }
 
 #[tokio::test]
@@ -1684,4 +1797,62 @@ async fn a_python_trace_logged_one_line_per_record_files_each_crash_under_its_ex
     crash("ZeroDivisionError: division by zero");
     let third = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(third.record.issues_created, 0);
+}
+
+/// Logs one Python crash one line per record (journald, docker): header, frame, source line,
+/// exception line.
+fn python_crash_per_record(
+    logs: &selfmon_core::testing::MemoryLogSource,
+    file: &str,
+    func: &str,
+    line: u32,
+    key: &str,
+) {
+    logs.log(
+        Level::Error,
+        "app.worker",
+        "Traceback (most recent call last):",
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("  File \"/app/{file}\", line {line}, in {func}"),
+    );
+    logs.log(
+        Level::Error,
+        "app.worker",
+        &format!("    value = payload[\"{key}\"]"),
+    );
+    logs.log(Level::Error, "app.worker", &format!("KeyError: '{key}'"));
+}
+
+/// review4 F16: two different Python crashes of one exception class (a `KeyError` in billing.py
+/// `charge`, then one in auth.py `login`) are two problems. The exception line alone
+/// (`KeyError: <STR>`) named the crash, so the second was "known" as the first and never filed.
+#[tokio::test]
+async fn a_python_crash_in_other_code_with_the_same_exception_class_is_filed_not_known() {
+    let r = rig();
+    python_crash_per_record(&r.logs, "billing.py", "charge", 88, "user_id");
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(first.record.issues_created, 1);
+    // The same crash again (another line number after an edit, another key): known.
+    python_crash_per_record(&r.logs, "billing.py", "charge", 91, "account");
+    let again = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        (again.record.known_signatures, again.record.issues_created),
+        (1, 0)
+    );
+    // A different crash of the same class elsewhere: filed.
+    python_crash_per_record(&r.logs, "auth.py", "login", 12, "tenant");
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(second.record.known_signatures, 0);
+    assert_eq!(
+        second.record.issues_created,
+        1,
+        "{}",
+        serde_json::to_string(&second.outcomes).unwrap()
+    );
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 2);
+    assert!(issues[1].body.contains("auth.py"), "{}", issues[1].body);
 }

@@ -53,8 +53,9 @@ const CODED: usize = 5;
 
 /// Problems without a code whose message names something different on every write (problems
 /// `CODED..PROBLEMS`): a quoted bean name, which the templater keeps literal until five turn up,
-/// and a queue name after `queue`, which generalises the template at the second. Their templates
-/// change as the names arrive, across scans too, and each must still get exactly one issue.
+/// and a queue name after `queue`, which the templater generalises at the third (dedup joins the
+/// first two as one problem). Their templates change as the names arrive, across scans too, and
+/// each must still get exactly one issue.
 const NAMED: usize = 2;
 
 /// How many ground-truth problems the logs can hold.

@@ -178,6 +178,8 @@ fn fill(pattern: &str, rng: &mut Rng) -> String {
             "user" => rng.pick(USERS).to_string(),
             "host" => rng.pick(HOSTS).to_string(),
             "nodehost" => format!("node-{}", rng.below(300)),
+            // An I/O node numbered by two or three digits (`bglio46`, `bglio559`): one value.
+            "ionode" => format!("bglio{}", 10 + rng.below(990)),
             "webhost" => rng.pick(WEBHOSTS).to_string(),
             "repo" => rng.pick(REPOS).to_string(),
             "proc" => rng.pick(PROCS).to_string(),
@@ -356,6 +358,7 @@ fn systems() -> Vec<(&'static str, Vec<(u32, &'static str)>)> {
             (10, "ciod: failed to read message prefix on control stream (CioStream socket to {ip}:{port}"),
             (5, "ciod: Error loading /home/{user}/bin/{repo}: invalid or missing program image, No such file or directory"),
             (10, "total of {n} ddr error(s) detected and corrected"),
+            (10, "Lustre mount FAILED : {ionode} : point /p/gb1"),
             (3, "machine check interrupt (bit=0x1d): L2 dcache unit data parity error"),
             (3, "idoproxydb hit ASSERT condition: ASSERT expression=0 Source file=idotransportmgr.cpp Source line={num} Function=int IdoTransportMgr::SendPacket(IdoUdpMgr*, BglCtlPavTrace*)"),
         ]),

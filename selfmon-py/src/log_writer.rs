@@ -12,10 +12,25 @@ use selfmon_sqlite::{LayerHandle, LayerOptions, LogEntry, SqliteLogLayer};
 use crate::errors::{guard, Failure, Kind};
 
 /// Writes `logs` rows into a logs.db on a background thread (see `selfmon.LogHandler`).
+///
+/// After `fork()` the child inherits this object but not its writer thread, nor the locks a
+/// parent thread held at the fork (the queue's, the handle's): in any process but the one that
+/// created it, every method returns at once without touching them (`write` and `flush` return
+/// false, `stats_json` reports the counters at the fork, `close` returns `None`), and dropping it
+/// leaks the parent's writer instead of joining it (`LayerHandle`). `LogHandler` gives the child
+/// a new writer (`os.register_at_fork`).
 #[pyclass(module = "selfmon._selfmon", frozen, name = "_LogWriter")]
 pub struct LogWriter {
     layer: SqliteLogLayer,
     handle: Mutex<Option<LayerHandle>>,
+    /// The process that created this writer.
+    owner_pid: u32,
+}
+
+impl LogWriter {
+    fn forked(&self) -> bool {
+        self.owner_pid != std::process::id()
+    }
 }
 
 /// Python's numeric level as a selfmon level (custom levels fall to the one below them).
@@ -85,6 +100,7 @@ impl LogWriter {
             Ok(LogWriter {
                 layer,
                 handle: Mutex::new(Some(handle)),
+                owner_pid: std::process::id(),
             })
         })
     }
@@ -106,6 +122,9 @@ impl LogWriter {
         request_path: Option<&Bound<'_, PyString>>,
         extra_json: Option<&Bound<'_, PyString>>,
     ) -> PyResult<bool> {
+        if self.forked() {
+            return Ok(false);
+        }
         let extra_json = extra_json.map(lossy);
         let extra = match extra_json
             .as_deref()
@@ -133,6 +152,9 @@ impl LogWriter {
     /// Waits (GIL released) until every record queued before the call is written, or `timeout`
     /// seconds pass; returns whether it got there.
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        if self.forked() {
+            return Ok(false);
+        }
         let timeout = Duration::from_secs_f64(timeout.clamp(0.0, 86_400.0));
         py.detach(|| {
             let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
@@ -143,6 +165,18 @@ impl LogWriter {
     /// The counters as a JSON object (see `selfmon.LogHandler.stats`).
     fn stats_json(&self, py: Python<'_>) -> PyResult<String> {
         guard(py, || {
+            if self.forked() {
+                return Err(Failure::new(
+                    Kind::LogSource,
+                    "forked",
+                    format!(
+                        "this log writer was created in process {} before a fork; this is \
+                         process {}: create a new LogHandler here",
+                        self.owner_pid,
+                        std::process::id()
+                    ),
+                ));
+            }
             let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
             let stats = handle.as_ref().ok_or_else(closed)?.stats();
             serde_json::to_string(&stats)
@@ -153,6 +187,9 @@ impl LogWriter {
     /// Writes what is queued, stops the writer thread and returns the final counters as JSON.
     /// Idempotent: later calls return `None`.
     fn close(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        if self.forked() {
+            return Ok(None);
+        }
         let handle = self.handle.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(handle) = handle else {
             return Ok(None);

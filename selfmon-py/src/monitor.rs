@@ -1,6 +1,7 @@
 //! `_Monitor`: the engine behind `selfmon.SelfMonitor`. Results cross as JSON text, which the
 //! Python layer turns into typed objects; every blocking call releases the GIL.
 
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,14 +25,36 @@ use crate::runtime;
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
 /// The engine, its store, and the scan this object is running, if any.
+///
+/// **Fork**: the object belongs to the process that created it. A forked child inherits it, but
+/// not the runtime threads that ran its tasks, and it must not use the inherited SQLite connection
+/// (sqlite.org/howtocorrupt.html, section 2.6) nor a PostgreSQL pool's sockets, which the parent
+/// still uses; and a lock a parent thread held at the fork stays locked in the child. So in any
+/// other process every method raises `selfmon.Error` (code `forked`) at once, touching nothing
+/// (`cancel` and `is_scanning` return false), and dropping the object there leaks the engine
+/// instead of closing what the parent still uses. Create the monitor after forking.
 #[pyclass(module = "selfmon._selfmon", frozen, name = "_Monitor")]
 pub struct Monitor {
+    inner: ManuallyDrop<Inner>,
+    /// The process that created the monitor.
+    owner_pid: u32,
+}
+
+struct Inner {
     monitor: Arc<SelfMonitor>,
     store: Arc<dyn StateStore>,
-    runtime: Arc<Runtime>,
     /// The scans started here that are running, by a per-object number, with their tokens.
     running: Mutex<Vec<(u64, CancelToken)>>,
     next_scan_number: std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if !self.forked() {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.inner) }
+        }
+    }
 }
 
 fn serialise<T: Serialize>(value: &T) -> Result<String, Failure> {
@@ -69,13 +92,46 @@ enum Interruption {
 
 impl Monitor {
     fn new(built: config::Built) -> Result<Self, Failure> {
+        // Starts the runtime now, so a host without threads to spare learns it at construction.
+        runtime::get()?;
         Ok(Monitor {
-            monitor: built.monitor,
-            store: built.store,
-            runtime: runtime::get()?,
-            running: Mutex::new(Vec::new()),
-            next_scan_number: std::sync::atomic::AtomicU64::new(0),
+            inner: ManuallyDrop::new(Inner {
+                monitor: built.monitor,
+                store: built.store,
+                running: Mutex::new(Vec::new()),
+                next_scan_number: std::sync::atomic::AtomicU64::new(0),
+            }),
+            owner_pid: std::process::id(),
         })
+    }
+
+    /// Whether this is a process forked from the one that created the monitor.
+    fn forked(&self) -> bool {
+        self.owner_pid != std::process::id()
+    }
+
+    /// Refuses use in a forked child (see the type's documentation).
+    fn check_process(&self) -> Result<(), Failure> {
+        if !self.forked() {
+            return Ok(());
+        }
+        Err(Failure::new(
+            Kind::Other,
+            "forked",
+            format!(
+                "this SelfMonitor was created in process {} before a fork; this is process {}: \
+                 create the SelfMonitor after forking (it holds database connections and threads \
+                 that cannot be shared with a forked child)",
+                self.owner_pid,
+                std::process::id()
+            ),
+        ))
+    }
+
+    /// The module's runtime for this process (never the one of the process that forked it).
+    fn runtime(&self) -> Result<Arc<Runtime>, Failure> {
+        self.check_process()?;
+        runtime::get()
     }
 
     fn block_on<T>(
@@ -86,7 +142,7 @@ impl Monitor {
     where
         T: Send,
     {
-        let rt = Arc::clone(&self.runtime);
+        let rt = guard(py, || self.runtime())?;
         guard(py, || py.detach(|| rt.block_on(fut)))
     }
 
@@ -145,24 +201,26 @@ impl Monitor {
                 .into_pyerr(py))
             }
         };
+        let rt = guard(py, || self.runtime())?;
         let token = CancelToken::new();
         let number = self
+            .inner
             .next_scan_number
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.running
+        self.inner
+            .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((number, token.clone()));
-        let monitor = Arc::clone(&self.monitor);
+        let monitor = Arc::clone(&self.inner.monitor);
         let mut events = monitor.subscribe();
         let options = ScanOptions {
             trigger,
             dry_run,
             ..ScanOptions::default()
         };
-        let rt = Arc::clone(&self.runtime);
         let outcome = py.detach(|| {
-            rt.block_on(async move {
+            let outcome = rt.block_on(async move {
                 let scan_token = token.clone();
                 let mut task =
                     tokio::spawn(
@@ -170,6 +228,7 @@ impl Monitor {
                     );
                 let mut interruption: Option<Interruption> = None;
                 let mut events_open = on_event.is_some();
+                let mut python_alive = true;
                 let mut ticker = tokio::time::interval(SIGNAL_POLL);
                 ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 let joined = loop {
@@ -192,8 +251,15 @@ impl Monitor {
                             Err(broadcast::error::RecvError::Lagged(_)) => {}
                             Err(broadcast::error::RecvError::Closed) => events_open = false,
                         },
-                        _ = ticker.tick() => {
-                            let signalled = Python::attach(|py| py.check_signals());
+                        _ = ticker.tick(), if python_alive => {
+                            // Never `Python::attach` once the interpreter is finalizing (the host
+                            // exited while a daemon thread, the built-in scheduler's, scans): PyO3
+                            // panics there. The scan is cancelled instead: nobody waits for it.
+                            let Some(signalled) = Python::try_attach(|py| py.check_signals()) else {
+                                python_alive = false;
+                                token.cancel();
+                                continue;
+                            };
                             if let Err(e) = signalled {
                                 if interruption.is_none() {
                                     interruption = Some(Interruption::Raised(e));
@@ -217,10 +283,22 @@ impl Monitor {
                         }
                     }
                 }
-                (joined, interruption)
-            })
+                (joined, interruption, python_alive)
+            });
+            let (joined, interruption, python_alive) = outcome;
+            if !python_alive {
+                // The interpreter finalized under this (daemon) thread: returning into Python
+                // would end the thread inside Rust frames (CPython's `pthread_exit` on a GIL
+                // request during finalization; an abort). The scan is over (cancelled): wait
+                // here for the process to exit.
+                loop {
+                    std::thread::park();
+                }
+            }
+            (joined, interruption)
         });
-        self.running
+        self.inner
+            .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(n, _)| *n != number);
@@ -243,14 +321,21 @@ impl Monitor {
 
     /// Asks every scan this object is running to stop; returns whether one was running.
     fn cancel(&self) -> bool {
-        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if self.forked() {
+            return false;
+        }
+        let running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
         running.iter().for_each(|(_, token)| token.cancel());
         !running.is_empty()
     }
 
     /// Whether a scan started by this object is running.
     fn is_scanning(&self) -> bool {
+        if self.forked() {
+            return false;
+        }
         !self
+            .inner
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -261,9 +346,10 @@ impl Monitor {
     /// ran; the same rule as the Rust scheduler's (`selfmon::schedule::next_scheduled_scan`):
     /// dry runs do not count, a failed scan is retried after a short delay.
     fn next_scan_at(&self, py: Python<'_>, now: &str) -> PyResult<Option<String>> {
+        guard(py, || self.check_process())?;
         let now = guard(py, || parse_time(now))?;
-        let store = Arc::clone(&self.store);
-        let config = self.monitor.config();
+        let store = Arc::clone(&self.inner.store);
+        let config = self.inner.monitor.config();
         self.block_on(py, async move {
             let next = selfmon::schedule::next_scheduled_scan(store.as_ref(), &config, now).await?;
             Ok(next.map(|n| n.at.to_rfc3339()))
@@ -274,9 +360,10 @@ impl Monitor {
     /// "enabled": bool, "cadence_minutes": int}` as JSON. Running means a scan of this object, or
     /// the latest recorded scan is still RUNNING (another process).
     fn state_json(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || self.check_process())?;
         let here = self.is_scanning();
-        let store = Arc::clone(&self.store);
-        let config = self.monitor.config();
+        let store = Arc::clone(&self.inner.store);
+        let config = self.inner.monitor.config();
         self.block_on(py, async move {
             let last = Monitor::latest_scan(store.as_ref()).await?;
             let running = here
@@ -297,7 +384,7 @@ impl Monitor {
     /// `{"scans": {"items", "total"}, "issues": {"items", "total"}, "backlog": [entry]}` as JSON,
     /// the shape of `selfmon history --json` (the backlog: deferred findings, unpaged).
     fn history_json(&self, py: Python<'_>, scans: u64, issues: u64, page: u64) -> PyResult<String> {
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(&self.inner.store);
         self.block_on(py, async move {
             let scans = store
                 .list_scans(PageRequest {
@@ -322,7 +409,7 @@ impl Monitor {
     /// The stored report of one scan (the CLI's `selfmon history show --json`), as JSON; `None`
     /// when the store has no scan with this id.
     fn scan_report_json(&self, py: Python<'_>, scan_id: String) -> PyResult<Option<String>> {
-        let store = Arc::clone(&self.store);
+        let store = Arc::clone(&self.inner.store);
         self.block_on(py, async move {
             match store.scan_report(&ScanId(scan_id)).await? {
                 Some(report) => serialise(&report).map(Some),
@@ -332,13 +419,17 @@ impl Monitor {
     }
 
     /// The configuration in effect, as JSON (`SelfMonitoringConfig`).
-    fn config_json(&self) -> String {
-        self.monitor.config().to_json()
+    fn config_json(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || {
+            self.check_process()?;
+            Ok(self.inner.monitor.config().to_json())
+        })
     }
 }
 
-/// Hands one event (as JSON) to the Python callback.
+/// Hands one event (as JSON) to the Python callback; `Ok` without calling it once the
+/// interpreter is finalizing (the signal poll then cancels the scan).
 fn deliver(cb: &Py<PyAny>, event: &ScanEvent) -> PyResult<()> {
     let json = serde_json::to_string(event).unwrap_or_else(|_| "{}".to_string());
-    Python::attach(|py| cb.call1(py, (json,)).map(|_| ()))
+    Python::try_attach(|py| cb.call1(py, (json,)).map(|_| ())).unwrap_or(Ok(()))
 }

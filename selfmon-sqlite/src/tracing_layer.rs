@@ -42,6 +42,10 @@ use tracing_subscriber::layer::{Context, Layer};
 use crate::error::{Error, Result};
 use crate::logs_schema::create_logs_table;
 
+/// `last_error` of a [`LayerHandle`] used in a forked child.
+const FORKED: &str =
+    "this log writer belongs to the process that forked this one; open a new one here";
+
 /// Source (`logs.source`) of the records the layer writes about itself.
 pub const LAYER_SOURCE: &str = "selfmon.tracing_layer";
 
@@ -132,10 +136,18 @@ pub struct SqliteLogLayer {
 
 /// Owns the writer thread: [`flush`](LayerHandle::flush) it in tests and before exit, and
 /// [`shutdown`](LayerHandle::shutdown) it (or drop it) to write what is queued and stop.
+///
+/// **After `fork()`**: the child inherits the handle but not the writer thread (nor the locks that
+/// thread held at the fork). A handle dropped or shut down in a process other than the one that
+/// opened it therefore touches nothing it shares with that thread: it neither joins the thread
+/// (which would wait forever) nor locks the queue; the thread handle and the queued events are
+/// leaked. Open a new layer in the child.
 #[derive(Debug)]
 pub struct LayerHandle {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The process that opened the layer and runs its writer thread.
+    owner_pid: u32,
 }
 
 /// A record handed to the writer directly rather than through `tracing`: one `logs` row.
@@ -293,6 +305,7 @@ impl SqliteLogLayer {
             LayerHandle {
                 shared,
                 thread: Some(thread),
+                owner_pid: std::process::id(),
             },
         ))
     }
@@ -329,14 +342,31 @@ impl SqliteLogLayer {
 }
 
 impl LayerHandle {
-    /// The counters so far.
+    /// The counters so far. In a forked child (see the type's documentation): the counters as
+    /// they were at the fork, read without locking, `queued` 0 and a `last_error` saying so.
     pub fn stats(&self) -> LayerStats {
-        self.shared.stats()
+        if self.is_owned_by_this_process() {
+            return self.shared.stats();
+        }
+        let c = &self.shared.counters;
+        LayerStats {
+            enqueued: c.enqueued.load(Ordering::SeqCst),
+            written: c.written.load(Ordering::SeqCst),
+            dropped: c.dropped.load(Ordering::SeqCst),
+            dropped_errors: c.dropped_errors.load(Ordering::SeqCst),
+            write_failures: c.write_failures.load(Ordering::SeqCst),
+            lost_after_write_failure: c.lost.load(Ordering::SeqCst),
+            last_error: Some(FORKED.to_string()),
+            queued: 0,
+        }
     }
 
     /// Waits until every event accepted before this call has been written or given up on, or
-    /// until `timeout`; returns whether it got there.
+    /// until `timeout`; returns whether it got there. False at once in a forked child.
     pub fn flush(&self, timeout: Duration) -> bool {
+        if !self.is_owned_by_this_process() {
+            return false;
+        }
         let target = self.shared.counters.enqueued.load(Ordering::SeqCst);
         self.shared.not_empty.notify_all();
         let deadline = Instant::now() + timeout;
@@ -355,13 +385,28 @@ impl LayerHandle {
     }
 
     /// Stops accepting events, writes what is queued and stops the writer; returns the final
-    /// counters.
+    /// counters. In a forked child (see the type's documentation) it stops nothing and returns
+    /// the counters as they were at the fork, read without locking.
     pub fn shutdown(mut self) -> LayerStats {
         self.stop();
-        self.shared.stats()
+        self.stats()
     }
 
-    fn stop(&mut self) {
+    /// Whether this process is the one that opened the layer (and runs its writer thread).
+    pub fn is_owned_by_this_process(&self) -> bool {
+        self.owner_pid == std::process::id()
+    }
+
+    /// Closes the queue and joins the writer; returns false (doing nothing but leaking the
+    /// thread handle) in a process other than the owner: after a fork the writer thread does not
+    /// exist here, and a lock it held at the fork stays locked forever.
+    fn stop(&mut self) -> bool {
+        if !self.is_owned_by_this_process() {
+            if let Some(t) = self.thread.take() {
+                std::mem::forget(t);
+            }
+            return false;
+        }
         lock(&self.shared.queue).closed = true;
         self.shared.not_empty.notify_all();
         self.shared.not_full.notify_all();
@@ -369,12 +414,13 @@ impl LayerHandle {
             // A panicked writer has nothing left to flush; its counters already say what was lost.
             let _ = t.join();
         }
+        true
     }
 }
 
 impl Drop for LayerHandle {
     fn drop(&mut self) {
-        self.stop();
+        let _ = self.stop();
     }
 }
 
@@ -649,6 +695,47 @@ fn leading_code(message: &str) -> Option<ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a forked child does with the handle it inherited: the writer thread is the parent's.
+    /// Simulated by giving the handle another owner pid (a real fork in a multi-threaded test
+    /// binary is unsafe): dropping it must neither close the queue nor join the thread — the
+    /// thread keeps writing, which is what the parent's thread does after its child drops its copy.
+    #[test]
+    fn a_handle_dropped_in_another_process_neither_stops_nor_joins_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let (layer, mut handle) = SqliteLogLayer::open(&path, LayerOptions::default()).unwrap();
+        assert!(handle.is_owned_by_this_process());
+        let real_owner = handle.owner_pid;
+        handle.owner_pid = real_owner.wrapping_add(1);
+        assert!(!handle.is_owned_by_this_process());
+        assert!(!handle.flush(Duration::from_secs(60)));
+        assert_eq!(handle.stats().last_error.as_deref(), Some(FORKED));
+        drop(handle);
+
+        // The queue is still open and the writer thread still writes.
+        assert!(layer.submit(LogEntry::new(Level::Error, "app", "after the drop")));
+        let shared = Arc::clone(&layer.shared);
+        let probe = LayerHandle {
+            shared,
+            thread: None,
+            owner_pid: real_owner,
+        };
+        assert!(probe.flush(Duration::from_secs(60)), "the writer stopped");
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM logs WHERE message = 'after the drop'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        // Stop the writer (the probe owns no thread handle: close the queue, let it finish).
+        std::mem::forget(probe);
+        lock(&layer.shared.queue).closed = true;
+        layer.shared.not_empty.notify_all();
+    }
 
     #[test]
     fn only_a_well_formed_leading_code_is_taken() {

@@ -17,20 +17,29 @@
 //! - at most one position holds two different *quoted names* (`'orderService'` and
 //!   `'billingRepository'`: a single token in matching quotes, the same punctuation around it,
 //!   no placeholder and no error code inside) — quotes are what code puts around an interpolated
-//!   value;
+//!   value; or
+//! - a position holds two different *names after a word that introduces a name*, the same word
+//!   on both sides (`queue orderService` / `queue billingRepository`, `client SPP.` / `client
+//!   WindowsUpdateAgent.`: [`INTRODUCERS`](crate::template) such as `user`, `host`, `client`,
+//!   `queue`, `table`; each name a plain word or identifier, no placeholder, no error code, no
+//!   sealed stand-in, in the same punctuation). The templater keeps two such names apart until a
+//!   third turns up (they may be two events, and grouping them would hide one behind the other),
+//!   but for triage a problem seen for another user or queue is the same problem;
 //!
 //! and at least two tokens that hold no placeholder agree, so `<*> failed` absorbs nothing.
-//! Two different *unquoted* names are the templater's to generalise (`queue <*> is backed up`),
-//! never this rule's; for that the engine has the templater learn every known issue's template
-//! before a scan reads ([`Templater::learn_known_template`](crate::template::Templater::learn_known_template)),
-//! so it generalises against the name an issue was filed under even when what the filing scan
-//! learned was never kept.
+//! Two different unquoted words anywhere else are different messages (`VM Started` / `VM
+//! Stopped`; `failed to connect to database server` / `… ledger server`, which the templater
+//! groups only by count and gives back to each signature), never this rule's. The engine has the
+//! templater learn every known issue's template before a scan reads
+//! ([`Templater::learn_known_template`](crate::template::Templater::learn_known_template)), so at
+//! the third name the templater generalises against the name an issue was filed under even when
+//! what the filing scan learned was never kept.
 //! Error codes keep their veto: a code token that differs is neither `<*>` nor a quoted name, and
 //! callers never match a signature that carries codes by its template alone.
 
 use crate::digest::OVERFLOW_TEMPLATE;
 use crate::model::ErrorCode;
-use crate::template::{template_text, WILDCARD};
+use crate::template::{names_after_an_introducer, template_text, WILDCARD};
 
 /// Tokens without placeholders that must agree before two templates can be one message.
 pub const MIN_AGREEING_CONSTANTS: usize = 2;
@@ -49,6 +58,8 @@ pub fn templates_match(a: &str, b: &str) -> bool {
     let mut a_wild = false;
     let mut b_wild = false;
     let mut names = 0usize;
+    // The previous token, when it was the same on both sides.
+    let mut before: Option<&str> = None;
     loop {
         let (x, y) = match (ta.next(), tb.next()) {
             (None, None) => break,
@@ -59,12 +70,18 @@ pub fn templates_match(a: &str, b: &str) -> bool {
             if is_constant(x) {
                 constants += 1;
             }
+            before = Some(x);
             continue;
         }
+        let introduced = before.is_some_and(|w| names_after_an_introducer(w, x, y));
+        before = None;
         if x == WILDCARD {
             a_wild = true;
         } else if y == WILDCARD {
             b_wild = true;
+        } else if introduced {
+            // Names after the same introducer: as many as the message has (`user alice from
+            // host db1` / `user bob from host db2`); the words around them must agree.
         } else if names == 0 && quoted_names_alike(x, y) {
             names += 1;
         } else {
@@ -133,6 +150,79 @@ mod tests {
             r#"unknown column "user_id", in table"#,
             r#"unknown column "org_id", in table"#
         ));
+    }
+
+    #[test]
+    fn names_after_one_introducer_are_one_message() {
+        for (a, b) in [
+            (
+                "queue orderService is backed up (<NUM> messages)",
+                "queue billingRepository is backed up (<NUM> messages)",
+            ),
+            (
+                "Session: <NUM> initialized by client SPP.",
+                "Session: <NUM> initialized by client WindowsUpdateAgent.",
+            ),
+            (
+                "login failed for user alice from host db1 after <NUM> attempts",
+                "login failed for user bob from host db-2 after <NUM> attempts",
+            ),
+            // With a position the other side generalised.
+            (
+                "queue orders is backed up on <*>",
+                "queue billing is backed up on node7",
+            ),
+        ] {
+            assert!(templates_match(a, b), "{a:?} ~ {b:?}");
+            assert!(templates_match(b, a), "symmetric: {a:?} ~ {b:?}");
+        }
+    }
+
+    #[test]
+    fn words_that_are_not_names_after_one_introducer_do_not_match() {
+        for (a, b) in [
+            // Not after an introducer.
+            (
+                "failed to connect to database server",
+                "failed to connect to ledger server",
+            ),
+            ("queue orders is backed up", "queue orders is corrupted up"),
+            // Different introducers, or the introducer itself differs.
+            ("queue orders is backed up", "topic orders is backed up"),
+            ("queue orders is backed up", "topic billing is backed up"),
+            // A value, a code, a sealed stand-in or other punctuation is no name.
+            ("queue orders is backed up", "queue job-<NUM> is backed up"),
+            (
+                "queue orders is backed up",
+                "queue [QUEUE-LOSS-002] is backed up",
+            ),
+            ("client SPP. initialized", "client SPP, initialized"),
+            ("client SPP. initialized", "client (SPP) initialized"),
+            // What happened to it, not which one: a participle is no name.
+            (
+                "[instance: <UUID>] Instance destroyed successfully.",
+                "[instance: <UUID>] Instance spawned successfully.",
+            ),
+            (
+                "job failed after <NUM> retries",
+                "job succeeded after <NUM> retries",
+            ),
+            // Too little agrees besides the names.
+            ("user alice", "user bob"),
+            // Names after an introducer, and another word differing elsewhere.
+            (
+                "user alice logged in from <IP>",
+                "user bob logged out from <IP>",
+            ),
+        ] {
+            assert!(!templates_match(a, b), "{a:?} ~ {b:?}");
+            assert!(!templates_match(b, a), "{b:?} ~ {a:?}");
+        }
+        let red = crate::redact::Redactor::new();
+        let clear = "login failed for user sk-ant-api<NUM>-AbCdEfGh<NUM>IjKlMnOp<NUM>QrStUvWx<NUM>-YzAbCdEf_yz now";
+        let sealed = crate::template::seal_template(clear, &red);
+        assert_ne!(sealed, clear);
+        assert!(!templates_match(&sealed, "login failed for user bob now"));
     }
 
     #[test]

@@ -162,7 +162,7 @@ pub(crate) struct Budget {
     /// Issues selfmon filed whose number the tracker holds as someone else's issue, and those
     /// not yet checked (see [`super::triage::Ownership`]): never commented on or reopened.
     foreign: HashSet<u64>,
-    unverified: HashMap<u64, String>,
+    unverified: HashMap<u64, KnownIssue>,
     /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
     /// it would have filed waits in the backlog.
     rate_limit: Option<RateLimit>,
@@ -763,8 +763,13 @@ impl Act<'_> {
         // An issue recorded closed that the listing did not return: make sure the tracker's
         // issue under that number is still selfmon's before commenting on or reopening it.
         if self.budget.may_comment(issue) {
-            if let Some(fingerprint) = self.budget.unverified.remove(&issue) {
-                match super::triage::still_selfmons(self.egress.tracker, issue, &fingerprint).await
+            if let Some(filed) = self.budget.unverified.remove(&issue) {
+                match super::triage::still_selfmons(
+                    self.egress.tracker,
+                    &filed,
+                    &mut self.report.warnings,
+                )
+                .await
                 {
                     Ok(true) => {}
                     Ok(false) => {

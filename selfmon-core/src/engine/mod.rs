@@ -594,8 +594,10 @@ impl SelfMonitor {
                 config.dedup.closed_window_days,
             )))
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
-        let (mut known, ownership) =
+        let (mut known, mut ownership) =
             triage::known_issues(self.store.as_ref(), self.tracker.as_ref(), closed_since).await?;
+        // Whose issues the tracker's numbers are, when the operator should know (review4 F4).
+        report.warnings.append(&mut ownership.notices);
         let open_intents = self.store.open_intents().await?;
         let mut backlog = self.store.open_backlog().await?;
         let known_templates = known

@@ -30,11 +30,11 @@ pub(crate) async fn known_issues(
     let mut foreign = HashSet::new();
     let mut unverified = HashMap::new();
     let mut gone = HashSet::new();
+    let mut notices = Vec::new();
     for row in &filed {
         let mut k = row.to_known();
         match tracked_by_number.get(&row.issue.number) {
-            Some(t) if !is_selfmons(t, &row.fingerprint) => {
-                warn_foreign(row.issue.number, t);
+            Some(t) if !is_selfmons(t, &k, &mut notices) => {
                 foreign.insert(row.issue.number);
             }
             Some(t) => {
@@ -50,18 +50,17 @@ pub(crate) async fn known_issues(
             // not be created). Only the tracker can tell; taking an open issue for closed would
             // make every recurrence a regression, commented on (and reopened) every scan.
             None if row.issue.state == IssueState::Open => {
-                let state =
-                    match unlisted_state(tracker, row.issue.number, &row.fingerprint).await? {
-                        Unlisted::State(state) => state,
-                        Unlisted::Foreign => {
-                            foreign.insert(row.issue.number);
-                            row.issue.state
-                        }
-                        Unlisted::Gone => {
-                            gone.insert(row.issue.number);
-                            IssueState::Closed
-                        }
-                    };
+                let state = match unlisted_state(tracker, &k, &mut notices).await? {
+                    Unlisted::State(state) => state,
+                    Unlisted::Foreign => {
+                        foreign.insert(row.issue.number);
+                        row.issue.state
+                    }
+                    Unlisted::Gone => {
+                        gone.insert(row.issue.number);
+                        IssueState::Closed
+                    }
+                };
                 if state != row.issue.state {
                     store.set_issue_state(row.issue.number, state).await?;
                 }
@@ -71,7 +70,7 @@ pub(crate) async fn known_issues(
             // regression (and reopening it records it open, so it is looked up again).
             None => {
                 k.issue.state = IssueState::Closed;
-                unverified.insert(row.issue.number, row.fingerprint.clone());
+                unverified.insert(row.issue.number, k.clone());
             }
         }
         seen.insert(row.issue.number);
@@ -104,6 +103,7 @@ pub(crate) async fn known_issues(
             foreign,
             unverified,
             gone,
+            notices,
         },
     ))
 }
@@ -115,11 +115,14 @@ pub(crate) async fn known_issues(
 pub(crate) struct Ownership {
     /// Numbers whose tracker issue lacks selfmon's marker for the fingerprint filed.
     pub foreign: HashSet<u64>,
-    /// Issues recorded closed that the listing did not return, with the fingerprint filed: not
+    /// Issues recorded closed that the listing did not return, as selfmon recorded them: not
     /// seen this scan, so looked up (once) before a regression comments on or reopens one.
-    pub unverified: HashMap<u64, String>,
+    pub unverified: HashMap<u64, KnownIssue>,
     /// Issues the tracker said are not there when looked up this scan (deleted, transferred).
     pub gone: HashSet<u64>,
+    /// What the ownership checks decided that the operator should see in the scan report (an
+    /// issue taken for someone else's, or kept as selfmon's though its marker is gone).
+    pub notices: Vec<crate::model::ScanWarning>,
 }
 
 /// What the tracker says of an issue its listing left out.
@@ -132,53 +135,95 @@ enum Unlisted {
     Gone,
 }
 
-/// Whether the tracker's issue `number` is still the one selfmon filed under `fingerprint`:
+/// Whether the tracker's issue under `filed`'s number is still the one selfmon filed:
 /// `Ok(true)` when it is, or when the tracker cannot look issues up (nothing to check with);
 /// `Ok(false)` when it holds someone else's issue under that number. A missing issue is the
-/// tracker's `NotFound`, as for a comment on it.
+/// tracker's `NotFound`, as for a comment on it. What was decided is added to `notices`.
 pub(crate) async fn still_selfmons(
     tracker: &dyn IssueTracker,
-    number: u64,
-    fingerprint: &str,
+    filed: &KnownIssue,
+    notices: &mut Vec<crate::model::ScanWarning>,
 ) -> Result<bool> {
-    match tracker.get_issue(number).await? {
-        Some(t) if !is_selfmons(&t, fingerprint) => {
-            warn_foreign(number, &t);
-            Ok(false)
-        }
-        _ => Ok(true),
+    match tracker.get_issue(filed.issue.number).await? {
+        Some(t) => Ok(is_selfmons(&t, filed, notices)),
+        None => Ok(true),
     }
 }
 
-/// Whether the tracker's issue `t` is the one selfmon filed under `fingerprint`: its body holds
-/// selfmon's marker for that fingerprint.
-fn is_selfmons(t: &crate::model::TrackedIssue, fingerprint: &str) -> bool {
-    t.marker
-        .as_ref()
-        .is_some_and(|m| m.fingerprint() == fingerprint)
-}
+/// The kind of report warning for an issue taken for someone else's.
+pub(crate) const NOT_SELFMONS: &str = "issue_not_selfmons";
+/// The kind of report warning for a selfmon issue whose body lost selfmon's marker.
+pub(crate) const MARKER_MISSING: &str = "issue_marker_missing";
 
-fn warn_foreign(number: u64, t: &crate::model::TrackedIssue) {
-    tracing::warn!(
-        issue = number,
-        title = %crate::text::quoted(&t.title),
-        "the tracker's issue #{number} is not the one selfmon filed under that number (no selfmon \
-         marker for its fingerprint): was the tracker configuration changed? selfmon will not \
-         comment on or reopen it; use a new state store for a new tracker"
-    );
+/// Whether the tracker's issue `t` is the one selfmon filed as `filed` (same number):
+///
+/// - its body holds selfmon's marker for `filed`'s fingerprint: yes;
+/// - its body holds selfmon's marker for another fingerprint: no (another of selfmon's issues,
+///   of another state store);
+/// - its body holds no marker (a maintainer rewrote the body; review4 F4): yes when its title
+///   is the title selfmon filed and its link the link selfmon recorded, the evidence that the
+///   tracker is the one selfmon filed it in; otherwise no: after a tracker switch a person's
+///   issue holds that number (review3 H6), and its title is theirs.
+///
+/// A "no", and a "yes" without the marker, are added to `notices` for the scan report (and
+/// logged), so the operator sees why a regression was or was not commented on.
+fn is_selfmons(
+    t: &crate::model::TrackedIssue,
+    filed: &KnownIssue,
+    notices: &mut Vec<crate::model::ScanWarning>,
+) -> bool {
+    let number = filed.issue.number;
+    let same_title = t.title.trim() == filed.title.trim();
+    let mine = match &t.marker {
+        Some(m) => m.fingerprint() == filed.fingerprint,
+        None => same_title && t.issue.url == filed.issue.url,
+    };
+    let message = match (&t.marker, mine) {
+        (Some(_), true) => return true,
+        (None, true) => format!(
+            "the tracker's #{number} has lost selfmon's hidden marker (its body was edited?); its \
+             title and link are the ones selfmon filed, so selfmon still treats it as its own \
+             (regressions comment on and reopen it). Put the line `{}` back at the end of its \
+             body to silence this",
+            crate::model::Marker::for_fingerprint(&filed.fingerprint).as_str()
+        ),
+        (Some(_), false) => format!(
+            "the tracker's #{number} carries selfmon's marker for another problem: it is not the \
+             issue this state filed under that number (was the tracker configuration changed? \
+             use a new state store for a new tracker); selfmon will not comment on or reopen it"
+        ),
+        (None, false) => format!(
+            "the tracker's #{number} ({}) is not the issue selfmon filed under that number: it \
+             lacks selfmon's marker and its title {}; selfmon will not comment on or reopen it \
+             and counts the problem's occurrences against its own record of #{number}. If the \
+             tracker configuration changed, use a new state store for a new tracker; if a person \
+             edited the issue, put the line `{}` back at the end of its body",
+            crate::text::quoted(&t.title),
+            if same_title {
+                "matches, but its link is not the one recorded"
+            } else {
+                "is not the one filed"
+            },
+            crate::model::Marker::for_fingerprint(&filed.fingerprint).as_str()
+        ),
+    };
+    tracing::warn!(issue = number, "{message}");
+    notices.push(crate::model::ScanWarning {
+        kind: if mine { MARKER_MISSING } else { NOT_SELFMONS }.to_string(),
+        message: crate::redact::Redactor::shared().redacted(&message),
+    });
+    mine
 }
 
 /// What the tracker says of an issue the store recorded as open that its listing left out.
 async fn unlisted_state(
     tracker: &dyn IssueTracker,
-    number: u64,
-    fingerprint: &str,
+    filed: &KnownIssue,
+    notices: &mut Vec<crate::model::ScanWarning>,
 ) -> Result<Unlisted> {
+    let number = filed.issue.number;
     match tracker.get_issue(number).await {
-        Ok(Some(t)) if !is_selfmons(&t, fingerprint) => {
-            warn_foreign(number, &t);
-            Ok(Unlisted::Foreign)
-        }
+        Ok(Some(t)) if !is_selfmons(&t, filed, notices) => Ok(Unlisted::Foreign),
         Ok(Some(t)) => Ok(Unlisted::State(t.issue.state)),
         // The tracker cannot look it up: as before `get_issue` existed, taken for closed.
         Ok(None) => Ok(Unlisted::State(IssueState::Closed)),

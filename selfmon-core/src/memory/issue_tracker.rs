@@ -95,6 +95,13 @@ impl MemoryIssueTracker {
         }
     }
 
+    /// Replaces an issue's body, as a maintainer rewriting it would.
+    pub fn edit_body(&self, number: u64, body: &str) {
+        if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
+            i.body = body.to_string();
+        }
+    }
+
     /// Closes an issue, as a maintainer would.
     pub fn close(&self, number: u64, at: DateTime<Utc>) {
         if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {

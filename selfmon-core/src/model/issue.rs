@@ -51,17 +51,22 @@ impl Marker {
         &self.0[Self::PREFIX.len()..self.0.len() - Self::SUFFIX.len()]
     }
 
-    /// Finds selfmon's marker in an issue body. Only hex fingerprints are accepted, so text an
-    /// attacker wrote into a body cannot forge an arbitrary marker.
+    /// Finds selfmon's marker in an issue body: the last line that is nothing but a marker
+    /// (selfmon writes it on a line of its own in the footer, after everything it quotes). Only
+    /// hex fingerprints are accepted, so text an attacker wrote into a body cannot forge an
+    /// arbitrary marker, and a marker quoted earlier in the body (log text, model text) cannot
+    /// hide the real one (review4 F4: the first `<!-- selfmon:fingerprint=` was taken).
     pub fn find_in(body: &str) -> Option<Marker> {
-        let start = body.find(Self::PREFIX)? + Self::PREFIX.len();
-        let rest = &body[start..];
-        let end = rest.find(Self::SUFFIX)?;
-        let fp = &rest[..end];
-        if fp.is_empty() || fp.len() > 128 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return None;
-        }
-        Some(Marker::for_fingerprint(fp))
+        body.lines().rev().find_map(|line| {
+            let fp = line
+                .trim()
+                .strip_prefix(Self::PREFIX)?
+                .strip_suffix(Self::SUFFIX)?;
+            if fp.is_empty() || fp.len() > 128 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some(Marker::for_fingerprint(fp))
+        })
     }
 }
 
@@ -102,7 +107,7 @@ pub fn classification_in(body: &str) -> Option<Classification> {
         rest.split_once(end)
             .and_then(|(w, _)| w.trim().parse::<Classification>().ok())
     };
-    if let Some((_, rest)) = body.split_once(CLASSIFICATION_MARKER) {
+    if let Some((_, rest)) = body.rsplit_once(CLASSIFICATION_MARKER) {
         if let Some(c) = word(rest, "-->") {
             return Some(c);
         }
@@ -295,5 +300,23 @@ mod tests {
         assert!(Marker::find_in("<!-- selfmon:fingerprint=<script> -->").is_none());
         assert!(Marker::find_in("<!-- selfmon:fingerprint= -->").is_none());
         assert!(Marker::find_in("no marker").is_none());
+    }
+
+    #[test]
+    fn the_marker_is_read_from_its_own_last_line_not_from_quoted_text_before_it() {
+        // Review4 F4: a log line quoting a marker came first in the body and hid the real one.
+        let m = Marker::for_fingerprint("deadbeef");
+        let body = format!(
+            "login rejected for user '<!-- selfmon:fingerprint=0123abcd -->'\n\
+             template: user '<!-- selfmon:fingerprint=<HEX> -->'\n\
+             <!-- selfmon:fingerprint=<HEX> -->\n---\n{}\n",
+            m.as_str()
+        );
+        assert_eq!(Marker::find_in(&body), Some(m));
+        // Only a line of its own counts: a marker inside a quoted line is no marker.
+        assert_eq!(
+            Marker::find_in("user '<!-- selfmon:fingerprint=0123abcd -->'"),
+            None
+        );
     }
 }

@@ -420,7 +420,9 @@ pub struct ScanReport {
     /// Conditions the log source reported while this scan read, one per kind (an open
     /// transaction holding PostgreSQL's commit horizon back, naming the session and what to do),
     /// at most [`MAX_REPORT_WARNINGS`](crate::model::MAX_REPORT_WARNINGS). Empty for a healthy
-    /// read. `selfmon scan` and `selfmon history` print them.
+    /// read. `selfmon scan` and `selfmon history` print them. The tracker's issues that selfmon
+    /// took for someone else's, or kept as its own though their marker is gone, are reported
+    /// here too (`issue_not_selfmons`, `issue_marker_missing`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<crate::model::ScanWarning>,
     /// Positions in `outcomes` of the outcomes of backlog entries: findings an earlier scan

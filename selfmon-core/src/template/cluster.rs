@@ -170,6 +170,15 @@ const MAX_SEEN_MASKED: usize = 1 << 16;
 /// for names (see [`Templater::verified_group`]).
 const MIN_CONSTANTS_BESIDE_A_NAME: usize = 2;
 
+/// Distinct words after a word that introduces a name (`user`, `client`, `queue`: see
+/// [`INTRODUCERS`]), all else equal, before the position is taken for a name and the clusters
+/// merge. Two are not enough: `Session: <*> initialized by client SPP.` and `… by client
+/// WindowsUpdateAgent.` are two events (Loghub Windows), and grouping them hides one behind the
+/// other. Over-splitting the two is cheap: deduplication joins two names after one introducer as
+/// one problem ([`names_after_an_introducer`]), so triage files one issue for `queue orders` and
+/// `queue billing`.
+const MIN_INTRODUCED_NAMES: usize = 3;
+
 /// Sibling positions indexed per cluster (the first this many tokens).
 const MAX_SIBLING_POSITIONS: usize = 32;
 
@@ -316,9 +325,9 @@ impl Templater {
     /// under (an issue's, a filing's in the outbox), as persisted: possibly sealed
     /// ([`seal_template`](super::seal_template)). Returns whether it learned anything.
     ///
-    /// Deduplication leaves it to the templater to decide that two unquoted names in one position
-    /// are one message (`queue billingRepository …` and `queue userController …`), and the
-    /// templater can only decide it for a name it knows. What it learned from the records behind
+    /// Deduplication joins two names after one introducer (`queue billingRepository …` and
+    /// `queue userController …`), but from the third name on the templater generalises the
+    /// position (`queue <*> …`), and it can only count a name it knows. What it learned from the records behind
     /// an issue can be gone while the issue stays: the scan that filed it failed afterwards (what
     /// it learned is committed only with its cursor) and the records were never read again (the
     /// log was recreated, or retention removed them); the cluster was evicted; or the host keeps
@@ -666,7 +675,7 @@ impl Templater {
                     // A straggler filed before its group became `<*>` at `pos` joins it.
                     merge = self.wildcard_sibling(current, pos, &members);
                 }
-                if merge.is_none() && members.len() >= self.config.min_variable_values {
+                if merge.is_none() && members.len() >= self.min_names() {
                     if let Some(m) = self.verified_group(current, pos, &members) {
                         merge = Some((pos, m));
                     }
@@ -830,12 +839,26 @@ impl Templater {
         values.sort_unstable();
         values.dedup();
         let first_words = pos == 0 && values.iter().all(|v| is_plain_word(v));
+        // Words after a word that introduces a name (`client SPP.`, `client
+        // WindowsUpdateAgent.`, `client UpdateOrchestrator.`) are names at the third.
+        let introduced = pos > 0
+            && values
+                .iter()
+                .all(|v| introduced_name(&a.tokens[pos - 1], v));
         let needed = if first_words {
             self.config.min_variable_values.saturating_mul(2)
+        } else if introduced {
+            self.min_names()
         } else {
             self.config.min_variable_values
         };
         (values.len() >= needed).then_some(same)
+    }
+
+    /// Distinct words after a word that introduces a name before they are taken for names
+    /// ([`MIN_INTRODUCED_NAMES`], or fewer when the configuration asks fewer for any word).
+    fn min_names(&self) -> usize {
+        MIN_INTRODUCED_NAMES.min(self.config.min_variable_values)
     }
 
     /// Merges `members` (equal outside `pos`) into the lowest id, with `<*>` at `pos`.
@@ -1080,10 +1103,11 @@ fn route_keys<'a>(tokens: &'a [&'a str], flags: &'a [u8]) -> impl Iterator<Item 
 /// agree, or `None` when it must not join. Positions where the template holds `<*>`, and equal bare
 /// values (`<NUM>`, `(<IP>)`), say nothing. Two different words in one position are two different
 /// messages, and so are two tokens whose letters around their values hold different words
-/// (`(uid=<NUM>)` / `LOGIN(uid=<NUM>)`) — unless the word before them names what follows (`user
-/// alice` / `user bob`), or enough distinct words turn up there for it to be a name (the sibling
-/// merge). A message joins only
-/// on at least one agreeing constant token, so a template never loses its last constant.
+/// (`(uid=<NUM>)` / `LOGIN(uid=<NUM>)`) — unless enough distinct words turn up there for it to
+/// be a name (the sibling merge: three after a word that introduces a name, as `user alice` /
+/// `user bob` / `user carol`, else five), or, for tokens with values in them, the word before
+/// names what follows (`package: Microsoft-Hyper-V~<HEX>`). A message joins only on at least one
+/// agreeing constant token, so a template never loses its last constant.
 fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
     if c.tokens.len() != tokens.len() {
         return None;
@@ -1110,19 +1134,26 @@ fn similarity(c: &Cluster, tokens: &[&str], flags: &[u8]) -> Option<f64> {
         if is_code_token(t) || is_code_token(m) {
             return None;
         }
-        // Two words, or two tokens with letters around their values whose letters differ
-        // (`(uid=<NUM>)` / `LOGIN(uid=<NUM>)`, `tty=:<NUM>` / `tty=NODEVssh`): the same
-        // difference as two different constant words.
-        // Two words differ unless the word before them names what follows (`user alice`).
-        // Identifiers with values in them (`rdd_<NUM>_<NUM>`, `broadcast_<NUM>_piece0`) are
-        // values, and so is a name after an introducer (`package: Microsoft-Hyper-V~<HEX>`).
+        // Two words are different messages, even after a word that introduces a name (`client
+        // SPP.` / `client WindowsUpdateAgent.` are two events): the sibling merge generalises
+        // the position at the third name ([`MIN_INTRODUCED_NAMES`]), and deduplication joins
+        // two names after one introducer as one problem meanwhile
+        // ([`names_after_an_introducer`]).
         let words = tf & WORD != 0 && flags[i] & WORD != 0;
-        if words
-            || (tf & CONSTANT != 0
-                && flags[i] & CONSTANT != 0
-                && !(is_valued_identifier(t) && is_valued_identifier(m))
-                && !(is_qualified_name(t) && is_qualified_name(m))
-                && different_words_in_letters(t, m))
+        if words {
+            return None;
+        }
+        // Two tokens with letters around their values whose letters differ (`(uid=<NUM>)` /
+        // `LOGIN(uid=<NUM>)`, `tty=:<NUM>` / `tty=NODEVssh`): the same difference as two
+        // different constant words. Identifiers with values in them (`rdd_<NUM>_<NUM>`,
+        // `broadcast_<NUM>_piece0`) are values, and so is such a token after an introducer
+        // (`package: Microsoft-Hyper-V~<HEX>`: the sibling merge never sees a position holding
+        // a placeholder).
+        if tf & CONSTANT != 0
+            && flags[i] & CONSTANT != 0
+            && !(is_valued_identifier(t) && is_valued_identifier(m))
+            && !(is_qualified_name(t) && is_qualified_name(m))
+            && different_words_in_letters(t, m)
         {
             let introduced =
                 i > 0 && c.flags[i - 1] & INTRO != 0 && *c.tokens[i - 1] == *tokens[i - 1];
@@ -1360,6 +1391,43 @@ fn is_introducer(core: &str) -> bool {
     INTRODUCERS
         .iter()
         .any(|w| w.len() == core.len() && w.eq_ignore_ascii_case(core))
+}
+
+/// Whether `x` and `y`, two tokens of templates that follow the token `before` in both, are two
+/// names introduced by it (`queue orders` / `queue billing`, `client SPP.` / `client
+/// WindowsUpdateAgent.`): both are [`introduced_name`]s and differ only inside the same
+/// punctuation. The templater keeps two such names apart until a third turns up
+/// ([`MIN_INTRODUCED_NAMES`]); deduplication takes them for one problem.
+pub(crate) fn names_after_an_introducer(before: &str, x: &str, y: &str) -> bool {
+    fn punct(t: &str) -> (&str, &str) {
+        let rest = trim_lead_punct(t);
+        let core = trim_tail_punct(rest);
+        (&t[..t.len() - rest.len()], &rest[core.len()..])
+    }
+    x != y && introduced_name(before, x) && introduced_name(before, y) && punct(x) == punct(y)
+}
+
+/// Whether `tok`, after the token `before`, is a name `before` introduces: `before` is one of
+/// [`INTRODUCERS`] (`user`, `client`, `queue`, …) and `tok` a word or identifier ([`WORD`]: no
+/// placeholder, no sealed stand-in, no error code) that does not read as a past participle
+/// (`Instance destroyed successfully` / `Instance spawned successfully`, `job failed` / `job
+/// succeeded`: after the word comes what happened to it, not which one it is).
+pub(crate) fn introduced_name(before: &str, tok: &str) -> bool {
+    token_flags(before) & INTRO != 0
+        && token_flags(tok) & (WORD | PLACEHOLDER) == WORD
+        && !is_stand_in(tok)
+        && !is_code_token(tok)
+        && !reads_as_participle(tok)
+}
+
+/// A word of five or more ASCII letters, lower case after the first, ending in `ed` (`failed`,
+/// `Destroyed`, `spawned`), possibly in punctuation.
+fn reads_as_participle(tok: &str) -> bool {
+    let b = trim_tail_punct(trim_lead_punct(tok)).as_bytes();
+    b.len() >= 5
+        && b[0].is_ascii_alphabetic()
+        && b[1..].iter().all(u8::is_ascii_lowercase)
+        && b.ends_with(b"ed")
 }
 
 /// An error code (`[GIT-SYNC-001]`, `DB-LOCK-003:`), possibly wrapped in punctuation.

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use unicode_normalization::UnicodeNormalization;
 
-use super::outcomes;
+use super::{memo, outcomes};
 
 /// The masked text of `message` (step 1 only), as [`Templater::mask`](crate::template::Templater::mask) without a templater.
 pub fn mask(message: &str) -> String {
@@ -804,6 +804,20 @@ pub(super) fn mask_token(token: &str, out: &mut String) {
         out.push_str(&token[end..]);
         return;
     }
+    // The rest take more work, and the same ones recur (host names, `proc[pid]:`, class names):
+    // the memo keeps what they gave.
+    if token.len() <= memo::MAX_TOKEN {
+        memo::masked(token, out, |out| mask_token_slow(token, end, any, all, out));
+    } else {
+        mask_token_slow(token, end, any, all, out);
+    }
+}
+
+/// [`mask_token`] for a token that is not a word, a word in punctuation or a number: `end` is
+/// where its trailing punctuation starts, `any` and `all` its bytes' classes before that, or-ed
+/// and and-ed.
+fn mask_token_slow(token: &str, end: usize, any: u16, all: u16, out: &mut String) {
+    let b = token.as_bytes();
     // An identifier with digits (`ssh2`, `node-246`, `sshd[19939]:`): a letter, then only letters,
     // digits, `_`, `-`, brackets and parentheses. Of the value tests only a UUID (by its length),
     // a hex id (which its digits are masked to as well) and an error code can match it.
@@ -1072,13 +1086,14 @@ fn mask_ascii_digits(s: &str, out: &mut String) {
             flushed = i;
             continue;
         }
-        // Each digit run: a short one glued to two or more letters stays, others are `<NUM>`.
+        // Each digit run: a short one glued to two or more letters stays, others are `<NUM>`
+        // (see [`keeps_digit_run`]).
         let mut k = start;
         let mut letters_before = 0usize;
         while k < i {
             if b[k].is_ascii_digit() {
                 let run = digits_run(&b[..i], k);
-                if run > 2 || letters_before < 2 {
+                if !keeps_digit_run(run, letters_before, k + run == i) {
                     out.push_str(&s[flushed..k]);
                     out.push_str("<NUM>");
                     flushed = k + run;
@@ -1208,17 +1223,27 @@ pub(super) fn mask_segment_general(seg: &str, out: &mut String) {
     mask_digit_runs(seg, out);
 }
 
-/// The digit runs of a segment masked: a short run glued to a word stays, others are `<NUM>`.
+/// Whether a digit run of `run` digits after `letters_before` letters of an alphanumeric
+/// segment (ending the segment: `at_end`) is part of a name rather than a value. One digit glued
+/// to a word (`sqlite3`, `en0`, `ssh2`, `utf8`, `md5`) and a short run inside one (`log4j`,
+/// `win32k`) name a thing; a run of two or more digits ending the name (`bglio46`,
+/// `an14`, `db12`, `node07`) numbers one of many siblings, as `bglio559` does: a value, or the
+/// same failure on each host would be a problem of its own per host. Runs after a single letter
+/// (`t12`, `u0`) and runs of three or more are counters and numbers.
+fn keeps_digit_run(run: usize, letters_before: usize, at_end: bool) -> bool {
+    letters_before >= 2 && (run == 1 || (run == 2 && !at_end))
+}
+
+/// The digit runs of a segment masked: a digit run that is part of a name stays (see
+/// [`keeps_digit_run`]), others are `<NUM>`.
 fn mask_digit_runs(seg: &str, out: &mut String) {
     let b = seg.as_bytes();
-    // A short digit run glued to a word (`sqlite3`, `en0`, `ssh2`, `log4j`) is part of the name;
-    // longer runs, or runs after a single letter (`t12`, `u0`), are counters and numbers.
     let mut i = 0;
     let mut letters_before = 0usize;
     while i < b.len() {
         if b[i].is_ascii_digit() {
             let run = digits_run(b, i);
-            if run <= 2 && letters_before >= 2 {
+            if keeps_digit_run(run, letters_before, i + run == b.len()) {
                 out.push_str(&seg[i..i + run]);
             } else {
                 out.push_str("<NUM>");

@@ -74,11 +74,13 @@ mod cluster;
 mod config;
 mod frames;
 mod masks;
+mod memo;
 mod outcomes;
 mod seal;
 mod state;
 mod words;
 
+pub(crate) use cluster::names_after_an_introducer;
 pub use cluster::{ClusterId, Template, Templater, WILDCARD};
 pub use config::TemplaterConfig;
 pub use frames::is_stack_frame_line;
@@ -87,6 +89,7 @@ pub use seal::{
     seal_template, seal_template_with, template_fingerprint, template_text, SecretTokens,
 };
 pub use state::STATE_VERSION;
+pub(crate) use words::with_introduced_names_generalised;
 
 #[cfg(test)]
 mod tests;

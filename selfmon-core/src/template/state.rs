@@ -13,8 +13,9 @@ use super::seal::{carries_text, is_stand_in, seal_token, secret_tokens};
 /// changes the template of a message that could have been learned before, so state learned under
 /// the old masks is refused (and the templater starts afresh) rather than mixed with new
 /// templates. 2: quoted prose is masked word by word, not as one `<STR>`. 3: a number that names
-/// an outcome (`status 137`, `HTTP 503`, `errno 28`) is kept, not masked as `<NUM>`.
-pub const STATE_VERSION: u32 = 3;
+/// an outcome (`status 137`, `HTTP 503`, `errno 28`) is kept, not masked as `<NUM>`. 4: two
+/// digits ending a name (`bglio46`, `db12`) are masked as `<NUM>`, as three or more were.
+pub const STATE_VERSION: u32 = 4;
 #[derive(Serialize, Deserialize)]
 struct State {
     version: u32,

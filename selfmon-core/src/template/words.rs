@@ -17,8 +17,9 @@
 //! - a value (only placeholders and punctuation, as `<NUM>` or `(<IP>)`): values never tell two
 //!   problems apart;
 //! - a name after a word that introduces it (`user alice`, `queue orderService`): the templater
-//!   generalises those at the second name, on the evidence of the message itself, and the same
-//!   problem for another user or queue is the same problem;
+//!   generalises those at the third name, and the same problem for another user or queue is the
+//!   same problem (deduplication joins the first two names as one problem too). A word there
+//!   that reads as a past participle (`Instance destroyed`) is no name: it is given back;
 //! - anything but a plain word or a small number, possibly in punctuation (`ledger`,
 //!   `'orderService'`, `137,`), or keys around masked values (the head of a JSON record,
 //!   `{"level":<STR>,"status":503,"msg":"upstream`): a token with a placeholder glued to letters
@@ -31,7 +32,7 @@ use std::hash::Hasher as _;
 
 use crate::hash::FxHasher;
 
-use super::cluster::{token_flags, Template, Templater, INTRO, WILD, WILDCARD};
+use super::cluster::{introduced_name, Template, Templater, WILD, WILDCARD};
 use super::masks::{trim_lead_punct, trim_tail_punct};
 use super::seal::{secret_bearing_tokens, secret_tokens};
 use super::ClusterId;
@@ -136,6 +137,26 @@ impl Templater {
     }
 }
 
+/// `template` with every name after a word that introduces it
+/// ([`introduced_name`](super::introduced_name): `heartbeat from n-a`, `queue orders is backed up`)
+/// shown as `<*>`, as the templater shows it once it has seen the third name; `None` when it
+/// holds none. Ignore rules written against the generalised form (`^heartbeat from <\*>$`) apply
+/// to the first two names too.
+pub(crate) fn with_introduced_names_generalised(template: &str) -> Option<String> {
+    let tokens: Vec<&str> = template.split(' ').collect();
+    let names: Vec<usize> = (1..tokens.len())
+        .filter(|&i| introduced_name(tokens[i - 1], tokens[i]))
+        .collect();
+    if names.is_empty() {
+        return None;
+    }
+    let mut out = tokens;
+    for i in names {
+        out[i] = WILDCARD;
+    }
+    Some(out.join(" "))
+}
+
 /// The positions where a template (its token flags) holds `<*>` and the masked message `tokens`
 /// a word to put back.
 fn restored_positions<'a>(
@@ -148,7 +169,7 @@ fn restored_positions<'a>(
         .filter(|&(_, &f)| f & WILD != 0)
         .map(|(i, _)| i)
         .filter(move |&i| {
-            let introduced = i > 0 && token_flags(tokens[i - 1]) & INTRO != 0;
+            let introduced = i > 0 && introduced_name(tokens[i - 1], tokens[i]);
             is_plain_word_or_outcome(tokens[i]) && !introduced
         })
 }
@@ -234,6 +255,7 @@ fn is_keys_around_values(core: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::cluster::token_flags;
     use super::*;
 
     fn learned(messages: &[&str]) -> (Templater, Vec<ClusterId>, Vec<String>) {
@@ -280,18 +302,50 @@ mod tests {
     }
 
     #[test]
+    fn a_participle_after_an_introducer_generalised_by_count_is_given_back() {
+        let words = ["destroyed", "spawned", "rebooted", "resumed", "paused"];
+        let messages: Vec<String> = words
+            .iter()
+            .map(|w| format!("Instance {w} successfully on node7"))
+            .collect();
+        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+        let (t, ids, masked) = learned(&refs);
+        assert_eq!(
+            t.cluster_text(ids[4]).unwrap().0,
+            "Instance <*> successfully on node7"
+        );
+        for (w, (id, m)) in words.iter().zip(ids.iter().zip(&masked)) {
+            assert_eq!(
+                t.template_with_words(*id, m).unwrap().text,
+                format!("Instance {w} successfully on node7")
+            );
+        }
+        assert_eq!(
+            with_introduced_names_generalised("queue orders is backed up on node7").as_deref(),
+            Some("queue <*> is backed up on node7")
+        );
+        assert_eq!(
+            with_introduced_names_generalised("Instance destroyed successfully on node7"),
+            None
+        );
+    }
+
+    #[test]
     fn values_introduced_names_and_masked_remains_stay_generalised() {
-        // A name after `user` is generalised at the second name; values are never words.
+        // A name after `user` is generalised at the third name; values are never words.
         let (t, ids, masked) = learned(&[
             "login failed for user alice after 3 attempts",
             "login failed for user bob after 4 attempts",
+            "login failed for user carol after 5 attempts",
         ]);
         assert_eq!(
-            t.cluster_text(ids[1]).unwrap().0,
+            t.cluster_text(ids[2]).unwrap().0,
             "login failed for user <*> after <NUM> attempts"
         );
-        assert_eq!(t.template_with_words(ids[1], &masked[1]), None);
-        assert_eq!(t.generalised_words_key(ids[1], &masked[1]), 0);
+        for i in 0..3 {
+            assert_eq!(t.template_with_words(ids[i], &masked[i]), None);
+            assert_eq!(t.generalised_words_key(ids[i], &masked[i]), 0);
+        }
         // A template without `<*>` restores nothing.
         let (t, ids, masked) = learned(&["disk full on <PATH>"]);
         assert_eq!(t.template_with_words(ids[0], &masked[0]), None);

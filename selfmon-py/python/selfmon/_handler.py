@@ -24,7 +24,10 @@ _handlers: "weakref.WeakSet[LogHandler]" = weakref.WeakSet()
 
 
 def _reopen_after_fork() -> None:
-    # The writer thread does not survive fork(); give each handler a fresh one in the child.
+    # The writer thread does not survive fork(), and a lock it held at the fork stays locked in
+    # the child: give each handler a new writer (own thread, queue, connection) in the child. The
+    # inherited one is dropped untouched: in a process other than its creator's, `_LogWriter`
+    # never joins the parent's thread nor takes its locks (it leaks them instead).
     for handler in list(_handlers):
         handler._reopen()
 

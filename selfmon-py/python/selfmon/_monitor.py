@@ -36,6 +36,12 @@ class SelfMonitor:
 
     Build it with :meth:`from_config`. Every method is thread-safe; :meth:`scan` releases the GIL
     for the whole scan, so the host's other threads keep running.
+
+    A monitor belongs to the process that created it: in a child forked after its creation
+    (multiprocessing, gunicorn --preload, celery prefork) every method raises
+    :class:`selfmon.Error` with ``kind == "forked"`` (``cancel`` returns False) — its SQLite
+    connection must not cross ``fork()`` and its runtime threads do not exist there. Create the
+    monitor in the child.
     """
 
     __slots__ = ("_native", "_scheduler", "_lock")
@@ -191,7 +197,11 @@ class SelfMonitor:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<selfmon.SelfMonitor state={self._native.state_json()!r}>"
+        try:
+            state = self._native.state_json()
+        except _selfmon.Error as e:  # e.g. in a forked child
+            return f"<selfmon.SelfMonitor unusable here: {e}>"
+        return f"<selfmon.SelfMonitor state={state!r}>"
 
 
 _DONE = object()
