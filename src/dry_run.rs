@@ -195,6 +195,7 @@ impl Folder {
                 marker: i.fingerprint.as_deref().map(Marker::for_fingerprint),
                 classification: i.classification,
                 closed_at: None,
+                locked: false,
             })
             .collect())
     }

@@ -184,6 +184,34 @@ impl LogWriter {
         })
     }
 
+    /// Before `fork()` (`LogHandler`'s `os.register_at_fork(before=...)`): stops the writer after
+    /// its batch and closes its connection, so no connection of the parent's crosses the fork and
+    /// no writer thread is inside SQLite (holding SQLite's own locks) at the fork. Records keep
+    /// being queued meanwhile.
+    fn suspend_for_fork(&self, py: Python<'_>) {
+        if self.forked() {
+            return;
+        }
+        py.detach(|| {
+            let mut handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(h) = handle.as_mut() {
+                h.suspend();
+            }
+        });
+    }
+
+    /// After `fork()`, in the parent: reopens the database and starts a writer on what was
+    /// queued meanwhile. Returns whether the writer runs (a failure is in `stats()`'s `last_error`).
+    fn resume_after_fork(&self, py: Python<'_>) -> bool {
+        if self.forked() {
+            return false;
+        }
+        py.detach(|| {
+            let mut handle = self.handle.lock().unwrap_or_else(|p| p.into_inner());
+            handle.as_mut().is_some_and(|h| h.resume().is_ok())
+        })
+    }
+
     /// Writes what is queued, stops the writer thread and returns the final counters as JSON.
     /// Idempotent: later calls return `None`.
     fn close(&self, py: Python<'_>) -> PyResult<Option<String>> {

@@ -26,7 +26,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -145,9 +145,23 @@ pub struct SqliteLogLayer {
 #[derive(Debug)]
 pub struct LayerHandle {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<WriterState>>,
     /// The process that opened the layer and runs its writer thread.
     owner_pid: u32,
+    /// The database, for [`resume`](LayerHandle::resume).
+    path: PathBuf,
+    /// Nested [`suspend`](LayerHandle::suspend) calls not yet resumed.
+    suspends: u32,
+    /// What a suspended writer had not yet reported, handed to the next one.
+    saved: WriterState,
+}
+
+/// What the writer thread carries from batch to batch: drops and losses not yet reported in the
+/// log itself.
+#[derive(Debug, Default)]
+struct WriterState {
+    reported_drops: (u64, u64),
+    unreported_loss: Option<(u64, String)>,
 }
 
 /// A record handed to the writer directly rather than through `tracing`: one `logs` row.
@@ -226,6 +240,8 @@ struct Row {
 struct Queue {
     items: VecDeque<Row>,
     closed: bool,
+    /// The writer is to close its connection and exit after its batch (see `suspend`).
+    suspended: bool,
 }
 
 #[derive(Debug, Default)]
@@ -267,18 +283,7 @@ impl SqliteLogLayer {
     pub fn open(path: impl AsRef<Path>, options: LayerOptions) -> Result<(Self, LayerHandle)> {
         options.validate()?;
         let path = path.as_ref();
-        let open_err = |source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let conn = Connection::open(path).map_err(open_err)?;
-        conn.busy_timeout(Duration::from_millis(options.busy_timeout_ms))
-            .map_err(open_err)?;
-        conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
-            .map_err(open_err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_err)?;
-        create_logs_table(&conn).map_err(Error::sqlite("creating the logs table"))?;
+        let conn = open_connection(path, &options)?;
         let shared = Arc::new(Shared {
             options: options.clone(),
             queue: Mutex::new(Queue::default()),
@@ -289,14 +294,7 @@ impl SqliteLogLayer {
             counters: Counters::default(),
             last_error: Mutex::new(None),
         });
-        let writer_shared = Arc::clone(&shared);
-        let thread = std::thread::Builder::new()
-            .name("selfmon-log-writer".into())
-            .spawn(move || writer_loop(&writer_shared, conn))
-            .map_err(|e| Error::Task {
-                reason: format!("cannot start the log writer thread: {e}"),
-                panicked: false,
-            })?;
+        let thread = spawn_writer(&shared, conn, WriterState::default())?;
         Ok((
             SqliteLogLayer {
                 shared: Arc::clone(&shared),
@@ -306,6 +304,9 @@ impl SqliteLogLayer {
                 shared,
                 thread: Some(thread),
                 owner_pid: std::process::id(),
+                path: path.to_path_buf(),
+                suspends: 0,
+                saved: WriterState::default(),
             },
         ))
     }
@@ -392,6 +393,54 @@ impl LayerHandle {
         self.stats()
     }
 
+    /// For `fork()`: stops the writer after the batch it is writing and closes its connection, so
+    /// the process forks with no connection of the layer open (an open one, with the SQLite state
+    /// shared with it, must not cross a fork: sqlite.org/howtocorrupt.html, 2.6) and no writer
+    /// thread inside SQLite. Events keep being queued meanwhile; [`resume`](Self::resume) (in the
+    /// parent, after the fork) starts a new writer on them. Nests; a no-op in a forked child.
+    pub fn suspend(&mut self) {
+        if !self.is_owned_by_this_process() {
+            return;
+        }
+        self.suspends += 1;
+        if self.suspends > 1 {
+            return;
+        }
+        lock(&self.shared.queue).suspended = true;
+        self.shared.not_empty.notify_all();
+        if let Some(t) = self.thread.take() {
+            // A panicked writer has nothing to hand over; its counters say what was lost.
+            self.saved = t.join().unwrap_or_default();
+        }
+    }
+
+    /// Undoes one [`suspend`](Self::suspend); the last one reopens the database and starts a
+    /// new writer on what was queued meanwhile. Errors (the database cannot be opened) leave the
+    /// writer stopped, recorded in [`LayerStats::last_error`]: events are then queued until the
+    /// queue is full, and dropped and counted after that.
+    pub fn resume(&mut self) -> Result<()> {
+        if !self.is_owned_by_this_process() || self.suspends == 0 {
+            return Ok(());
+        }
+        self.suspends -= 1;
+        if self.suspends > 0 || self.thread.is_some() {
+            return Ok(());
+        }
+        lock(&self.shared.queue).suspended = false;
+        let started = open_connection(&self.path, &self.shared.options)
+            .and_then(|conn| spawn_writer(&self.shared, conn, std::mem::take(&mut self.saved)));
+        match started {
+            Ok(thread) => {
+                self.thread = Some(thread);
+                Ok(())
+            }
+            Err(e) => {
+                *lock(&self.shared.last_error) = Some(format!("cannot restart the writer: {e}"));
+                Err(e)
+            }
+        }
+    }
+
     /// Whether this process is the one that opened the layer (and runs its writer thread).
     pub fn is_owned_by_this_process(&self) -> bool {
         self.owner_pid == std::process::id()
@@ -406,6 +455,11 @@ impl LayerHandle {
                 std::mem::forget(t);
             }
             return false;
+        }
+        if self.suspends > 0 {
+            // Stopped between a suspend and its resume: write what is queued all the same.
+            self.suspends = 1;
+            let _ = self.resume();
         }
         lock(&self.shared.queue).closed = true;
         self.shared.not_empty.notify_all();
@@ -478,18 +532,62 @@ impl Shared {
     }
 }
 
-fn writer_loop(shared: &Shared, mut conn: Connection) {
+/// Opens the logs.db for the writer: WAL, the busy timeout, the `logs` table.
+fn open_connection(path: &Path, options: &LayerOptions) -> Result<Connection> {
+    let open_err = |source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_millis(options.busy_timeout_ms))
+        .map_err(open_err)?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .map_err(open_err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(open_err)?;
+    create_logs_table(&conn).map_err(Error::sqlite("creating the logs table"))?;
+    Ok(conn)
+}
+
+fn spawn_writer(
+    shared: &Arc<Shared>,
+    conn: Connection,
+    state: WriterState,
+) -> Result<JoinHandle<WriterState>> {
+    let writer_shared = Arc::clone(shared);
+    std::thread::Builder::new()
+        .name("selfmon-log-writer".into())
+        .spawn(move || writer_loop(&writer_shared, conn, state))
+        .map_err(|e| Error::Task {
+            reason: format!("cannot start the log writer thread: {e}"),
+            panicked: false,
+        })
+}
+
+/// Writes batches until the queue is closed and empty; returns early, closing the connection,
+/// when suspended (what it had not yet reported goes to the next writer).
+fn writer_loop(shared: &Shared, mut conn: Connection, state: WriterState) -> WriterState {
     ON_WRITER_THREAD.with(|f| f.set(true));
     let interval = Duration::from_millis(shared.options.flush_interval_ms.max(1));
-    let mut reported_drops = (0u64, 0u64);
-    let mut unreported_loss: Option<(u64, String)> = None;
+    let WriterState {
+        mut reported_drops,
+        mut unreported_loss,
+    } = state;
     loop {
         let (mut batch, closed) = {
             let mut q = lock(&shared.queue);
-            if q.items.is_empty() && !q.closed {
+            if q.items.is_empty() && !q.closed && !q.suspended {
                 q = match shared.not_empty.wait_timeout(q, interval) {
                     Ok((g, _)) => g,
                     Err(p) => p.into_inner().0,
+                };
+            }
+            if q.suspended && !q.closed {
+                drop(q);
+                drop(conn);
+                return WriterState {
+                    reported_drops,
+                    unreported_loss,
                 };
             }
             let n = q.items.len().min(shared.options.batch_size);
@@ -558,7 +656,10 @@ fn writer_loop(shared: &Shared, mut conn: Connection) {
             shared.mark_processed(from_queue);
         }
         if closed {
-            return;
+            return WriterState {
+                reported_drops,
+                unreported_loss,
+            };
         }
     }
 }
@@ -720,6 +821,9 @@ mod tests {
             shared,
             thread: None,
             owner_pid: real_owner,
+            path: path.clone(),
+            suspends: 0,
+            saved: WriterState::default(),
         };
         assert!(probe.flush(Duration::from_secs(60)), "the writer stopped");
         let n: i64 = Connection::open(&path)
@@ -735,6 +839,35 @@ mod tests {
         std::mem::forget(probe);
         lock(&layer.shared.queue).closed = true;
         layer.shared.not_empty.notify_all();
+    }
+
+    /// Suspended (as before a fork), the layer has no connection open and no writer thread, yet
+    /// keeps queueing; resumed, a new writer writes what was queued. Nested suspends need as many
+    /// resumes.
+    #[test]
+    fn a_suspended_layer_closes_its_connection_queues_and_writes_after_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let (layer, mut handle) = SqliteLogLayer::open(&path, LayerOptions::default()).unwrap();
+        assert!(layer.submit(LogEntry::new(Level::Error, "app", "before")));
+        handle.suspend();
+        handle.suspend();
+        assert!(handle.thread.is_none(), "the writer still runs");
+        assert!(layer.submit(LogEntry::new(Level::Error, "app", "while suspended")));
+        handle.resume().unwrap();
+        assert!(
+            handle.thread.is_none(),
+            "one resume of two restarted the writer"
+        );
+        handle.resume().unwrap();
+        assert!(handle.flush(Duration::from_secs(60)));
+        let stats = handle.shutdown();
+        assert_eq!((stats.enqueued, stats.written), (2, 2), "{stats:?}");
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM logs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
     }
 
     #[test]

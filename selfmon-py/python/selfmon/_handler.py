@@ -32,8 +32,30 @@ def _reopen_after_fork() -> None:
         handler._reopen()
 
 
+def _suspend_before_fork() -> None:
+    # No SQLite connection of the parent's may cross the fork (sqlite.org/howtocorrupt.html 2.6:
+    # the child's new connection would share the inherited one's lock state), and no writer
+    # thread may be inside SQLite (holding its global locks) at the fork: each writer finishes
+    # its batch and closes its connection; records keep being queued.
+    for handler in list(_handlers):
+        writer = handler._writer
+        if writer is not None:
+            writer.suspend_for_fork()
+
+
+def _resume_after_fork_in_parent() -> None:
+    for handler in list(_handlers):
+        writer = handler._writer
+        if writer is not None:
+            writer.resume_after_fork()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reopen_after_fork)
+    os.register_at_fork(
+        before=_suspend_before_fork,
+        after_in_parent=_resume_after_fork_in_parent,
+        after_in_child=_reopen_after_fork,
+    )
 
 
 class LogHandler(logging.Handler):
