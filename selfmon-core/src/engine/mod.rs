@@ -855,6 +855,14 @@ impl SelfMonitor {
             .filter_map(|i| i.backlog_entry_id)
             .collect();
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
+        // What an ignore rule configured since it was deferred matches is closed, never filed.
+        act::close_ignored(
+            &mut backlog,
+            &crate::digest::CompiledIgnore::new(&config.ignore)?,
+            &egress,
+            report,
+            effects,
+        );
         let entries = backlog.clone();
         // What the runner saw but made no finding for: occurrences of a backlog entry's
         // problem, if one holds it (see `Act::backlog_recurrences`).
