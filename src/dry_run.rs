@@ -110,6 +110,9 @@ impl Folder {
         self.dir.join("index.json")
     }
 
+    /// The index; without one, the index rebuilt from the issue files in the folder (review4
+    /// F13: an index moved away restarted numbering at #1, re-using numbers selfmon's state
+    /// holds for other issues).
     fn issues(&self) -> Result<Vec<DryRunIssue>> {
         let path = self.index_path();
         match std::fs::read_to_string(&path) {
@@ -118,14 +121,74 @@ impl Folder {
                     Component::IssueTracker,
                     false,
                     format!(
-                        "dry-run index {} is not valid JSON ({e}); move it away to start over",
-                        path.display()
+                        "the folder tracker's index {} is not valid JSON ({e}); fix or restore \
+                         it, or move it away: selfmon then rebuilds it from the issue files \
+                         (`NNNN-*.md`) in {} (every issue listed open again) and numbers new \
+                         issues after them",
+                        path.display(),
+                        self.dir.display()
                     ),
                 )
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.rebuilt(),
             Err(e) => Err(io_err("read", &path, e)),
         }
+    }
+
+    /// The index as the issue files (`NNNN-slug.md`) in the folder describe it: number, title
+    /// (`# ` line), labels, marker and classification from the body, comments counted; every
+    /// issue open (the index alone records states). Empty without a folder.
+    fn rebuilt(&self) -> Result<Vec<DryRunIssue>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read", &self.dir, e)),
+        };
+        let mut issues = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err("read", &self.dir, e))?;
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(number) = file_number(&file) else {
+                continue;
+            };
+            let path = entry.path();
+            let text = std::fs::read_to_string(&path).map_err(|e| io_err("read", &path, e))?;
+            let title = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# "))
+                .unwrap_or_default()
+                .to_string();
+            let labels = text
+                .lines()
+                .find_map(|l| l.strip_prefix("Labels: "))
+                .map(|l| {
+                    l.split(", ")
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            // The body ends where the first comment begins: a comment holds no marker.
+            let body = text.split("\n---\n\n**Comment ").next().unwrap_or_default();
+            issues.push(DryRunIssue {
+                number,
+                title,
+                labels,
+                state: IssueState::Open,
+                file,
+                fingerprint: Marker::find_in(body).map(|m| m.fingerprint().to_string()),
+                classification: classification_in(body),
+                created_at: entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .map(DateTime::<Utc>::from)
+                    .unwrap_or_else(|_| Utc::now()),
+                comments: text.matches("\n---\n\n**Comment ").count() as u32,
+            });
+        }
+        issues.sort_by_key(|i| i.number);
+        Ok(issues)
     }
 
     fn save(&self, issues: &[DryRunIssue]) -> Result<()> {
@@ -166,6 +229,12 @@ impl Folder {
     }
 }
 
+/// The issue number of an issue file's name (`0012-bug-x.md` → 12).
+fn file_number(name: &str) -> Option<u64> {
+    let (digits, _) = name.strip_suffix(".md")?.split_once('-')?;
+    digits.parse().ok().filter(|n| *n > 0)
+}
+
 fn slug(title: &str) -> String {
     let mut s: String = title
         .chars()
@@ -195,6 +264,7 @@ impl Folder {
                 marker: i.fingerprint.as_deref().map(Marker::for_fingerprint),
                 classification: i.classification,
                 closed_at: None,
+                locked: false,
             })
             .collect())
     }
@@ -203,7 +273,20 @@ impl Folder {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| io_err("create the folder", &self.dir, e))?;
         self.with_index(|issues| {
-            let number = issues.iter().map(|i| i.number).max().unwrap_or(0) + 1;
+            // Above every issue file too, whatever the index says (a file it lost is still
+            // an issue under that number).
+            let on_disk = std::fs::read_dir(&self.dir)
+                .map_err(|e| io_err("read", &self.dir, e))?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| file_number(&e.file_name().to_string_lossy()))
+                .max();
+            let number = issues
+                .iter()
+                .map(|i| i.number)
+                .chain(on_disk)
+                .max()
+                .unwrap_or(0)
+                + 1;
             let file = format!("{number:04}-{}.md", slug(&draft.title));
             let path = self.dir.join(&file);
             let text = format!(
@@ -341,8 +424,75 @@ mod tests {
         let t = DryRunTracker::new(dir.path()).unwrap();
         let err = t.list_issues(None).await.unwrap_err().to_string();
         assert!(
-            err.contains("not valid JSON") && err.contains("move it away"),
+            err.contains("not valid JSON")
+                && err.contains("move it away")
+                && err.contains("folder tracker's index")
+                && !err.contains("dry-run"),
             "{err}"
         );
+    }
+
+    /// Review4 F13: following the advice for a damaged index (move it away) restarted numbering
+    /// at #1: a new issue took #1 beside alpha's `0001-` file, the state store's #1 row (alpha's)
+    /// was overwritten, and alpha was filed again as #2 over bravo's.
+    #[tokio::test]
+    async fn an_index_moved_away_is_rebuilt_from_the_issue_files_and_numbers_are_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = DryRunTracker::new(dir.path()).unwrap();
+        let redactor = selfmon_core::redact::Redactor::shared();
+        let draft = |title: &str, fp: &str| {
+            let marker = Marker::for_fingerprint(fp);
+            IssueDraft {
+                title: redactor.redacted(title),
+                body: redactor.redacted(&format!(
+                    "body\n{}\n{}\n",
+                    marker.as_str(),
+                    selfmon_core::classification_marker(Classification::ServerBug)
+                )),
+                labels: vec!["selfmon".into(), "bug".into()],
+                classification: Classification::ServerBug,
+                fingerprint: fp.into(),
+                marker,
+            }
+        };
+        t.create_issue(&draft("[BUG] alpha", "aa01")).await.unwrap();
+        t.create_issue(&draft("[BUG] bravo", "bb02")).await.unwrap();
+        t.comment(1, &redactor.redacted("seen again"))
+            .await
+            .unwrap();
+        std::fs::rename(
+            dir.path().join("index.json"),
+            dir.path().join("index.json.bak"),
+        )
+        .unwrap();
+
+        let listed = t.list_issues(None).await.unwrap();
+        let seen: Vec<(u64, &str, Option<&str>)> = listed
+            .iter()
+            .map(|i| {
+                (
+                    i.issue.number,
+                    i.title.as_str(),
+                    i.marker.as_ref().map(|m| m.fingerprint()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "[BUG] alpha", Some("aa01")),
+                (2, "[BUG] bravo", Some("bb02"))
+            ]
+        );
+        assert_eq!(listed[0].labels, ["selfmon", "bug"]);
+        assert_eq!(listed[0].classification, Some(Classification::ServerBug));
+        let charlie = t
+            .create_issue(&draft("[BUG] charlie", "cc03"))
+            .await
+            .unwrap();
+        assert_eq!(charlie.number, 3, "numbered after the files, not #1 again");
+        let index = t.issues().unwrap();
+        assert_eq!(index.len(), 3);
+        assert_eq!(index[0].comments, 1);
     }
 }

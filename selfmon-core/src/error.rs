@@ -172,6 +172,19 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The tracker refuses comments on this issue: its conversation is locked (GitHub answers an
+    /// App or bot token 403 "Unable to create comment because issue is locked."). Not a missing
+    /// permission of the token, nor a reason to stop the scan: the engine records the problem's
+    /// occurrences, reopens the issue without a comment where it may, and goes on.
+    #[error("{component}: the issue is locked: {source}")]
+    Locked {
+        /// Which component refused.
+        component: Component,
+        /// The adapter's own error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The service rejected what was sent (HTTP 422, a malformed option or URL). Not retryable:
     /// the same input fails again.
     #[error("{component}: invalid input: {source}")]
@@ -281,6 +294,7 @@ impl Error {
             | Error::RateLimited { component, .. }
             | Error::NotFound { component, .. }
             | Error::PermissionDenied { component, .. }
+            | Error::Locked { component, .. }
             | Error::InvalidInput { component, .. }
             | Error::Unavailable { component, .. } => Some(*component),
             Error::AnalysisFailed { source, .. } => source.component(),
@@ -299,6 +313,14 @@ impl Error {
     /// Builds an [`Error::PermissionDenied`].
     pub fn permission_denied(component: Component, source: impl Into<BoxError>) -> Self {
         Error::PermissionDenied {
+            component,
+            source: source.into(),
+        }
+    }
+
+    /// Builds an [`Error::Locked`].
+    pub fn locked(component: Component, source: impl Into<BoxError>) -> Self {
+        Error::Locked {
             component,
             source: source.into(),
         }

@@ -43,11 +43,18 @@
 //!   session tokens (`IQoJb3JpZ2lu...`, `FwoGZXIvYXdz...`), longer than a run the entropy
 //!   detector judges.
 //! - **Generic shapes**: JWTs, `Authorization:` headers (any scheme, opaque tokens included),
-//!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`), `key=value`,
+//!   `Bearer <token>`, `Basic <base64>`, credentials in URLs (`scheme://user:pass@`; the password
+//!   runs to the *last* `@` before the host, as in a hand-typed `app:p@ss@db`), `key=value`,
 //!   `key = 'value'` and `"key": "value"` pairs whose key names a secret (password, token, api
-//!   key, client secret, secret key, account key, cookie, session id, ...; also after a closing
-//!   bracket, as in `os.environ['DB_PASSWORD'] = '...'`), which covers connection strings
-//!   (`Pwd=...;`) and settings files (`SECRET_KEY = '...'`).
+//!   key, client secret, secret key, account key, cookie, session id, passcode, encryption,
+//!   signing, master, HMAC, license, session, JWT, AES, crypto or cipher key, ...; also after a
+//!   closing bracket, as in `os.environ['DB_PASSWORD'] = '...'`, and between backslash-escaped
+//!   quotes, as JSON inside a JSON string has them: `{\"password\": \"...\"}`), which covers
+//!   connection strings (`Pwd=...;`) and settings files (`SECRET_KEY = '...'`). Percent-encoded
+//!   too: `%22password%22%3A%22...%22`, `password%3D...%26`, and URL credentials
+//!   `https%3A%2F%2Fuser%3Apw%40host` (the encoded secret bytes are replaced). URL query
+//!   parameters named `key`, `sig` or `signature` (`?key=` API keys without a vendor prefix,
+//!   `X-Amz-Signature=`); `key=` outside a query (`cache key=users:42`) is kept.
 //! - **A UUID named as a credential** (kind `uuid_credential`): a UUID right after a word naming a
 //!   credential (`HEROKU_API_KEY 5b12...`, `snyk auth 5b12...`, `token 5b12...`); any other UUID
 //!   is an id and is kept.
@@ -57,7 +64,12 @@
 //!   `redis-cli -a`, `ldapsearch -w`, `sqlcmd -P`, `mongosh -p`, `smbclient -U user%PW`,
 //!   `htpasswd -b`, `7z`/`rar -pPW`, `zip -P`, `openssl enc -k`, `ipmitool -P`, `mosquitto_pub -P`,
 //!   SNMPv3 `-A`/`-X`, `xfreerdp /p:`, `rdesktop -p`, `lftp -u user,PW`), `curl -u user:PW`, Oracle's
-//!   `user/PW@db` (`sqlplus`, `expdp`, `impdp`, `sqlldr`, `rman`, `dgmgrl`, `jdbc:oracle:thin:`); Redis and SMTP `AUTH [user] PW` and `AUTH PLAIN <b64>`,
+//!   `user/PW@db` (`sqlplus`, `expdp`, `impdp`, `sqlldr`, `rman`, `dgmgrl`, `jdbc:oracle:thin:`);
+//!   a value right after the word password, passwd or passphrase (`AUTH failed for password
+//!   'PW'`, `with password hunter2`: quoted, or holding a digit, a symbol or an inner capital,
+//!   so `password reset email sent` is prose) or after secret or token (8+ characters with
+//!   letters and digits, not a lower-case resource name: `secret "db-creds-2" not found` and
+//!   `Unexpected token '}'` are kept); Redis and SMTP `AUTH [user] PW` and `AUTH PLAIN <b64>`,
 //!   `requirepass`/`masterauth`, LDAP and SSSD `bindpw PW`, `rootpw`, `olcRootPW:`, `ldap_default_authtok`; netrc (`machine host login u password PW`); `pass:PW` and
 //!   `db_pass=PW`; XML elements named for a secret (`<password>PW</password>`). A value that
 //!   stands in for a password is kept: `********`, `<redacted>`, `$DB_PASSWORD`, `${TOKEN}`, the
@@ -80,7 +92,10 @@
 //! Not covered: secrets split across lines other than private-key blocks; low-entropy passwords
 //! with neither a key, a flag, a command nor a protocol word that names them (`login bob
 //! hunter2`); the short password flags of commands not listed above; a Redis `AUTH user pw`
-//! whose password is one lower-case word; FTP `PASS` commands (test runners print `PASS` too);
+//! whose password is one lower-case word; a password of letters only right after the word
+//! password with no `=`/`:` (`password hunter`: prose has the same shape), and the word `pwd`
+//! (a shell command) before a value; `key=` outside a URL query; percent-encoding applied twice
+//! (`%253A`) and JSON escaped in base64; FTP `PASS` commands (test runners print `PASS` too);
 //! and secrets shaped like a harmless value without a prefix or key that names them (an unkeyed
 //! 40-digit hex token reads as a git SHA, an unkeyed UUID as an id, base64 of text as data).
 //!
@@ -180,6 +195,9 @@ enum Rewrite {
     Value,
     /// Base64 of a PEM block: replaced when it decodes to a *private* key's header.
     Base64PrivateKey,
+    /// A value in capture group `v` after a word naming a secret in group `w`, without `=` or
+    /// `:` (`for password 'pw'`, `with password hunter2`): see [`is_named_secret`].
+    NamedValue,
 }
 
 #[derive(Clone)]
@@ -263,11 +281,31 @@ impl std::fmt::Debug for Redactor {
     }
 }
 
-const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key(?:[_-]?id)?|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret|secret[_-]?key|(?:password|passwd|secret)[_-]?(?:value|hash)|app(?:lication)?[_-]?key|authtok|bindpw|rootpw)";
+const KV_KEYS: &str = r"(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key(?:[_-]?id)?|credentials?|session[_-]?id|cookie|account[_-]?key|shared[_-]?access[_-]?key|client[_-]?secret|secret[_-]?key|(?:password|passwd|secret)[_-]?(?:value|hash)|app(?:lication)?[_-]?key|authtok|bindpw|rootpw|passcode|(?:encryption|signing|master|hmac|licen[cs]e|session|jwt|aes|crypto|cipher)[_-]?key)";
 
-/// A value after a key, a flag or a command word: quoted (to its closing quote) or a run of
-/// non-space characters without quotes.
-const VALUE: &str = r#"(?P<v>"[^"\n]{1,256}"|'[^'\n]{1,256}'|[^\s"']{1,256})"#;
+/// A value after a key, a flag or a command word: quoted (to its closing quote, also between
+/// backslash-escaped quotes as in [`ESCAPED_QUOTED`]) or a run of non-space characters without
+/// quotes.
+const VALUE: &str = r#"(?P<v>\\+"(?:[^"\\\n]|\\+[^"\\\n]){1,256}(?:\\+")?|\\+'(?:[^'\\\n]|\\+[^'\\\n]){1,256}(?:\\+')?|"[^"\n]{1,256}"|'[^'\n]{1,256}'|[^\s"']{1,256})"#;
+
+/// A value between backslash-escaped quotes (JSON inside a JSON string, a `%q` of a body:
+/// `\"pw\"`, `\\\"pw\\\"`), to the next escaped quote; the closing one may be cut off.
+const ESCAPED_QUOTED: &str =
+    r#"\\+"(?:[^"\\\n]|\\+[^"\\\n])*(?:\\+")?|\\+'(?:[^'\\\n]|\\+[^'\\\n])*(?:\\+')?"#;
+
+/// One character of a percent-encoded user name: not `%3A` (`:`), `%40` (`@`) or `%2F` (`/`).
+const ENC_USER: &str =
+    r#"[^\s/:@%&"'<>\\]|%(?:[0-135-9A-F][0-9A-F]|4[1-9A-F]|2[0-9A-E]|3[0-9B-F])"#;
+
+/// One character of a percent-encoded password: not `%40` (`@`) or `%2F` (`/`).
+const ENC_PW: &str = r#"[^\s/@%&"'<>\\]|%(?:[0-135-9A-F][0-9A-F]|4[1-9A-F]|2[0-9A-E])"#;
+
+/// One character of a percent-encoded quoted value: not `%22` or `%27` (the quotes).
+const ENC_QUOTED: &str = r#"[^\s%&"'\\]|%(?:[013-9A-F][0-9A-F]|2[013-689A-F])"#;
+
+/// One character of a percent-encoded bare value: not an encoded space, quote, `&`, `,`, `;`,
+/// `]` or `}` (what ends a bare value in the keyed rule).
+const ENC_BARE: &str = r#"[^\s%&"',;}\]\\]|%(?:[014689A-F][0-9A-F]|2[13-589ABD-F]|3[0-9AC-F]|5[0-9A-CEF]|7[0-9A-CEF])"#;
 
 /// Words that stand where a password would and say something about it instead (`AUTH failed`,
 /// `password: ********`, `--password $DB_PASS`): kept. Lower case.
@@ -351,7 +389,7 @@ const SASL_MECHANISMS: &[&str] = &[
 /// reference (`${X}`, `$X`, `%X%`, `{{x}}`), a shell redirection, a number of at most three
 /// digits, or a status word.
 fn is_placeholder_value(value: &str) -> bool {
-    let v = value.trim_matches(['"', '\'']).trim();
+    let v = value.trim_matches(['"', '\'', '\\']).trim();
     if v.is_empty() || v.starts_with("[REDACTED") || v.bytes().all(|c| b"<>|&;".contains(&c)) {
         return true;
     }
@@ -385,6 +423,41 @@ fn is_placeholder_value(value: &str) -> bool {
     NOT_A_PASSWORD.contains(&lower.as_str())
 }
 
+/// Whether `value`, right after the word `word` (password, passwd, passphrase, secret, token)
+/// with no `=` or `:` between them, is the secret the word names rather than prose.
+///
+/// After a password word a quoted value is one (`AUTH failed for password 'pw'`), and a bare
+/// one when it holds a digit, a symbol or an upper-case letter after a lower-case one (`with
+/// password hunter2`); a word of letters is prose (`password reset email sent`, `password
+/// authentication failed`). `secret` and `token` name objects and parser tokens as often as
+/// credentials (Kubernetes' `secret "db-creds" not found`, `Unexpected token '}'`,
+/// `token expired`): their value must be 8 or more characters with letters and digits, and not
+/// a lower-case resource name of `-`/`.`-joined words.
+fn is_named_secret(word: &str, value: &str) -> bool {
+    if value.starts_with('-') || is_placeholder_value(value) {
+        return false;
+    }
+    let quoted = value.starts_with(['"', '\'']);
+    let v = value.trim_matches(['"', '\'']);
+    if word.eq_ignore_ascii_case("secret") || word.eq_ignore_ascii_case("token") {
+        let resource_name = v
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+            && v.bytes().any(|b| b == b'-' || b == b'.');
+        return v.chars().count() >= 8
+            && v.bytes().any(|b| b.is_ascii_digit())
+            && v.bytes().any(|b| b.is_ascii_alphabetic())
+            && !resource_name;
+    }
+    if quoted {
+        return true;
+    }
+    let b = v.as_bytes();
+    b.iter().any(|c| !c.is_ascii_alphabetic())
+        || b.windows(2)
+            .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+}
+
 /// AWS access key id prefixes (gitleaks `aws-access-token`).
 const AWS_PREFIXES: &[&str] = &[
     "AKIA", "ASIA", "ABIA", "ACCA", "A3T", "AGPA", "AIDA", "AROA", "ANPA", "ANVA", "AIPA",
@@ -409,6 +482,11 @@ fn builtin() -> Vec<Spec> {
         ("google_oauth", &["ya29.", "GOCSPX-", "1//0"], r"\b(?:ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{28}|1//0[0-9A-Za-z_-]{40,})".into(), Rewrite::Whole),
         ("azure_storage_key", &["AccountKey=", "accountkey=", "SharedAccessKey=", "sharedaccesskey="], r"(?i)(\b(?:AccountKey|SharedAccessKey)\s*=\s*)[A-Za-z0-9+/]{20,}={0,2}".into(), Rewrite::KeepPrefix),
         ("azure_sas", &["sig="], r"([?&]sig=)[A-Za-z0-9%+/=]{20,}".into(), Rewrite::KeepPrefix),
+        // A URL query parameter named `key`, `sig` or `signature` (`?key=` API keys without a
+        // vendor prefix, `&X-Amz-Signature=`); `key=` elsewhere (`cache key=users:42`) is kept.
+        // `api_key=`, `access_token=`, `token=` are the keyed rule's.
+        ("secret", &["?key=", "&key=", "?Key=", "&Key=", "?KEY=", "&KEY=", "sig=", "ignature=", "IGNATURE="],
+            r#"(?i)([?&](?:[a-z0-9]+-)*(?:key|sig|signature)=)(?P<v>[^\s&#"'<>\\]{1,512})"#.into(), Rewrite::Value),
         ("azure_storage_key", &["=="], r"(?:^|[^A-Za-z0-9+/])([A-Za-z0-9+/]{86}==)(?:[^A-Za-z0-9+/=]|\z)".into(), Rewrite::Group1),
         ("digitalocean_token", &["dop_v1_", "doo_v1_", "dor_v1_"], r"\bdo[opr]_v1_[a-f0-9]{64}".into(), Rewrite::Whole),
         ("databricks_token", &["dapi"], r"\bdapi[a-f0-9]{32}(?:-\d)?\b".into(), Rewrite::Whole),
@@ -464,7 +542,13 @@ fn builtin() -> Vec<Spec> {
         ("authorization", &["authorization", "Authorization", "AUTHORIZATION"], r#"(?i)(authorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token|digest|negotiate|apikey|sso-key)\s+)?[^\s"',;]+"#.into(), Rewrite::KeepPrefix),
         ("authorization", &["bearer", "Bearer", "BEARER"], r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/-]{8,}=*".into(), Rewrite::KeepPrefix),
         ("authorization", &["Basic "], r"(\bBasic\s+)([A-Za-z0-9+/]{8,}={0,2})".into(), Rewrite::BasicAuth),
-        ("url_password", &["://"], r"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:@]{0,256}):([^\s/@]{1,256})@".into(), Rewrite::UrlPassword),
+        // The password runs to the *last* `@` before the host (`app:p@ss@db`: a hand-typed DSN
+        // need not encode it); an `@` after a quote, `<`, `>`, `,`, `;` or a backslash belongs
+        // to the text after the URL (`"redis://:pw@cache","to":"bob@x.org"`).
+        ("url_password", &["://"], r#"([A-Za-z][A-Za-z0-9+.-]{0,30}://)([^\s/:]{0,256}):([^\s/@]{1,256}(?:@[^\s/@"'<>,;\\]{1,256})*)@"#.into(), Rewrite::UrlPassword),
+        // The same in a percent-encoded URL (a `next=`/`redirect_uri=` parameter):
+        // `https%3A%2F%2Fuser%3Apw%40host`. The encoded `@` is kept, the password replaced.
+        ("url_password", &["%3A%2F%2F", "%3a%2f%2f"], format!(r"(?i)(\b[a-z][a-z0-9+.-]{{0,30}}%3A%2F%2F(?:{ENC_USER}){{0,256}}%3A)((?:{ENC_PW}){{1,256}}(?:%40(?:{ENC_PW}){{1,256}})*)(%40)"), Rewrite::Middle),
         // Passwords on command lines, in protocol commands and in config shapes, without a
         // `key=` (detect-secrets' keyword plugin and gitleaks' generic rules decide by a keyword
         // before the value; here the keyword is the command that is known to take a password
@@ -504,10 +588,22 @@ fn builtin() -> Vec<Spec> {
         ("password", &["</"],
             r"(?i)<(?:[A-Za-z0-9_.-]*:)?[A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|client[_-]?secret|private[_-]?key|credentials?|passphrase)(?:[ \t][^>\n]{0,200})?>[ \t]*(?P<v>[^<\s]{1,512})[ \t]*</".into(), Rewrite::Value),
         // `pass:PW`, `db_pass=PW` (not `bypass=1`, nor `--- PASS: TestX` of a test run).
-        ("password", &["pass:", "pass=", "pass :", "pass =", "Pass:", "Pass=", "PASS=", "PASS:", "pass\":", "pass':"],
-            format!(r#"\b(?:[A-Za-z0-9]+[_.-](?:pass|Pass|PASS)|pass|Pass)["']?[ \t]*[=:][ \t]*{VALUE}"#), Rewrite::Value),
-        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret", "app_key", "app-key", "APP_KEY", "APP-KEY", "AppKey", "appKey", "application_key", "application-key", "APPLICATION_KEY", "APPLICATION-KEY", "Application-Key", "authtok", "bindpw", "rootpw", "RootPW", "ROOTPW"],
-            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}["']?\]?["']?\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
+        ("password", &["pass:", "pass=", "pass :", "pass =", "Pass:", "Pass=", "PASS=", "PASS:", "pass\":", "pass':", "Pass\"", "Pass'", "Pass\\", "pass\\"],
+            format!(r#"\b(?:[A-Za-z0-9]+(?:[_.-](?:pass|Pass|PASS)|Pass)|pass|Pass)(?:\\*["'])?[ \t]*[=:][ \t]*{VALUE}"#), Rewrite::Value),
+        ("secret", &["password", "passwd", "passphrase", "pwd", "secret", "token", "api_key", "api-key", "apikey", "access_key", "access-key", "private_key", "private-key", "credential", "session_id", "session-id", "sessionid", "cookie", "PASSWORD", "Password", "PWD", "Pwd", "SECRET", "Secret", "TOKEN", "Token", "API_KEY", "ApiKey", "Api-Key", "AccountKey", "accountkey", "account_key", "ClientSecret", "app_key", "app-key", "APP_KEY", "APP-KEY", "AppKey", "appKey", "application_key", "application-key", "APPLICATION_KEY", "APPLICATION-KEY", "Application-Key", "authtok", "bindpw", "rootpw", "RootPW", "ROOTPW",
+            "passcode", "Passcode", "PASSCODE", "ncryptionKey", "ncryption_key", "ncryption-key", "NCRYPTION_KEY", "igningKey", "igning_key", "igning-key", "IGNING_KEY",
+            "asterKey", "aster_key", "aster-key", "ASTER_KEY", "hmacKey", "HmacKey", "HMACKey", "hmac_key", "hmac-key", "HMAC_KEY", "icenseKey", "icense_key", "icense-key", "ICENSE_KEY",
+            "icenceKey", "icence_key", "ICENCE_KEY", "essionKey", "ession_key", "ESSION_KEY", "jwtKey", "JwtKey", "jwt_key", "JWT_KEY", "aesKey", "AesKey", "aes_key", "AES_KEY",
+            "cryptoKey", "CryptoKey", "crypto_key", "CRYPTO_KEY", "cipherKey", "CipherKey", "cipher_key", "CIPHER_KEY"],
+            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}(?:\\*["'])?\]?(?:\\*["'])?\s*[=:]\s*)({ESCAPED_QUOTED}|"[^"]*"|'[^']*'|[^\s,;&"'}}\]]+)"#), Rewrite::KeepPrefix),
+        // The keyed rule on percent-encoded text (`state=%7B%22password%22%3A%22pw%22%7D`,
+        // `next=%2Flogin%3Fpassword%3Dpw%26x%3D1`): encoded quotes, `:` and `=`.
+        ("secret", &["%3A", "%3a", "%3D", "%3d"],
+            format!(r#"(?i)(\b[A-Za-z0-9_.-]*{KV_KEYS}(?:%2[27])?(?:%5D)?(?:%2[27])?(?:%20|\+)*%3[AD](?:%20|\+)*)(%2[27](?:{ENC_QUOTED})*(?:%2[27])?|(?:{ENC_BARE})+)"#), Rewrite::KeepPrefix),
+        // A password named by a word before it without `=` or `:` (`AUTH failed for password
+        // 'pw'`, `... with password hunter2`); see `Rewrite::NamedValue` for which values count.
+        ("password", &["password", "Password", "PASSWORD", "passwd", "Passwd", "passphrase", "Passphrase", "secret", "Secret", "SECRET", "token", "Token", "TOKEN"],
+            r#"(?i)\b(?P<w>password|passwd|passphrase|secret|token)[ \t]+(?P<v>'[^'\n]{1,256}'|"[^"\n]{1,256}"|[^\s"'=:,;(\[{<\\][^\s"',;\\]{0,255})"#.into(), Rewrite::NamedValue),
         ("email", &["@"], r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b".into(), Rewrite::Email),
     ]
 }
@@ -584,6 +680,8 @@ impl RuleSet {
             }
             // Keyed rules need their `=`/`:` separator.
             let needs_byte: &'static [u8] = match (kind, rewrite) {
+                // The percent-encoded twin: its triggers are the encoded separators.
+                ("secret", _) if triggers.iter().all(|t| t.starts_with('%')) => b"",
                 ("secret" | "user_id", _) => b"=:",
                 // A UUID has dashes; most texts that say `token` or `key` have none.
                 ("uuid_credential", _) => b"-",
@@ -938,6 +1036,16 @@ fn apply<'t>(rule: &Rule, text: &'t str) -> Cow<'t, str> {
             }
             out.push_str(&text[at..w.end()]);
             Some(out)
+        }),
+        Rewrite::NamedValue => replace_changed(regex, text, |c| {
+            let (w, word, v) = (c.get(0)?, c.name("w")?, c.name("v")?);
+            is_named_secret(word.as_str(), v.as_str()).then(|| {
+                format!(
+                    "{}{placeholder}{}",
+                    &text[w.start()..v.start()],
+                    &text[v.end()..w.end()]
+                )
+            })
         }),
         Rewrite::Base64PrivateKey => replace_changed(regex, text, |c| {
             let m = c.get(0)?;
@@ -1299,6 +1407,102 @@ mod tests {
             assert!(out.contains("[REDACTED:"), "{input:?} -> {out:?}");
             assert_eq!(r(&out), out, "idempotent: {input:?}");
         }
+    }
+
+    /// review4 F1: secrets in everyday shapes that got through (each with the piece that must go).
+    #[test]
+    fn secrets_in_everyday_odd_shapes_are_redacted() {
+        let cases: &[(&str, &str, &str)] = &[
+            // A URL password holding `@`: the password runs to the last `@` before the host.
+            ("connect failed for postgresql://app:p@ssZQX01w0rd@db:5432/app", "ssZQX01w0rd", "postgresql://app:[REDACTED:url_password]@db:5432/app"),
+            ("dsn mysql://root:a@b@c9Z@10.0.0.5/app", "c9Z", "mysql://root:[REDACTED:url_password]@10.0.0.5/app"),
+            ("{\"dsn\":\"redis://:pw@9Zx@cache\",\"to\":\"ops@example.org\"}", "9Zx", "redis://:[REDACTED:url_password]@cache\""),
+            // JSON inside a string: backslash-escaped quotes around keys and values.
+            ("bad payload={\\\"password\\\": \\\"ZQX06hunter2\\\", \\\"user\\\": \\\"bob\\\"}", "ZQX06hunter2", "\\\"user\\\": \\\"bob\\\""),
+            ("bad request body={\\\"username\\\": \\\"bob\\\", \\\"password\\\": \\\"ZQX72hunter2\\\"}", "ZQX72hunter2", "[REDACTED:secret]"),
+            ("{\"msg\":\"{\\\\\\\"api_key\\\\\\\":\\\\\\\"ZQX07deep\\\\\\\"}\"}", "ZQX07deep", "[REDACTED:secret]"),
+            ("body={\\\"dbPass\\\":\\\"ZQX08pw\\\"}", "ZQX08pw", "[REDACTED:password]"),
+            // Percent-encoded JSON and URLs with credentials.
+            ("oauth callback failed state=%7B%22password%22%3A%22ZQX05hunter2%22%7D", "ZQX05hunter2", "%7B%22password%22%3A[REDACTED:secret]%7D"),
+            ("login redirect next=%2Flogin%3Fuser%3Dbob%26password%3DZQX09pw%2521%26x%3D1", "ZQX09pw", "password%3D[REDACTED:secret]%26x%3D1"),
+            ("redirect failed next=https%3A%2F%2Fdeploy%3AZQX27pw%40hooks.example.com%2Fx", "ZQX27pw", "https%3A%2F%2Fdeploy%3A[REDACTED:url_password]%40hooks.example.com%2Fx"),
+            ("next=https%3a%2f%2fdeploy%3aZQX28p%40w%40hooks.example.com", "ZQX28p", "%3a[REDACTED:url_password]%40hooks"),
+            // Query parameters named key, sig, signature.
+            ("request failed url=https://api.example.com/v1/charge?key=ZQX42abcdefghijk", "ZQX42abcdefghijk", "charge?key=[REDACTED:secret]"),
+            ("GET /maps/api?center=x&key=ZQX43abc&zoom=3 403", "ZQX43abc", "&key=[REDACTED:secret]&zoom=3"),
+            ("s3 GET /b/o?X-Amz-Credential=x&X-Amz-Signature=ZQX44f00d 403", "ZQX44f00d", "X-Amz-Signature=[REDACTED:secret]"),
+            ("GET /f?sig=ZQX45short&se=2026 403", "ZQX45short", "?sig=[REDACTED:secret]&se"),
+            // A password word before its value, without `=` or `:`.
+            ("redis error AUTH failed for password 'ZQX84hunter2'", "ZQX84hunter2", "for password [REDACTED:password]"),
+            ("smtp login failed: 535 5.7.8 Username and Password not accepted for bob with password ZQX77hunter2", "ZQX77hunter2", "with password [REDACTED:password]"),
+            ("login rejected: password \"correct horse\" is too common", "correct horse", "password [REDACTED:password] is"),
+            ("vault unseal with token s3cretT0ken99 failed", "s3cretT0ken99", "token [REDACTED:password]"),
+            // Key names for key material and passwords without one of the usual words.
+            ("cfg dump {\"encryptionKey\": \"ZQX103hunter\", \"hmacKey\": \"ZQX113hunter\"}", "ZQX1", "[REDACTED:secret]"),
+            ("cfg {\"signingKey\": \"ZQX104\", \"masterKey\": \"ZQX106\", \"license_key\": \"ZQX107\"}", "ZQX10", "[REDACTED:secret]"),
+            ("cfg {\"dbPass\": \"ZQX105hunter\", \"passcode\": \"ZQX118hunter\"}", "ZQX1", "[REDACTED:"),
+            ("ENCRYPTION_KEY=ZQX119 HMAC_KEY=ZQX120", "ZQX1", "HMAC_KEY=[REDACTED:secret]"),
+        ];
+        let mut failed = Vec::new();
+        for (input, secret, expected) in cases {
+            let out = r(input);
+            if out.contains(secret) || !out.contains(expected) || r(&out) != out {
+                failed.push(format!(
+                    "{input:?} -> {out:?} (want {expected:?}, no {secret:?})"
+                ));
+            }
+        }
+        assert!(failed.is_empty(), "{}", failed.join("\n"));
+    }
+
+    /// The new shapes' neighbours in ordinary text stay as they are.
+    #[test]
+    fn prose_near_the_everyday_secret_shapes_is_kept() {
+        let changed = [
+            "password reset email sent to user u42",
+            "password reset requested for user bob",
+            "FATAL: password authentication failed for user \"app\"",
+            "Username and Password not accepted",
+            "password changed for user 42",
+            "password is too short",
+            "wrong password for bob",
+            "token expired for user u42; refresh required",
+            "SyntaxError: Unexpected token '}' in JSON at position 0",
+            "Unexpected token 'function'",
+            "Unexpected token u in JSON at position 0",
+            "secret scanning finished for alpha: 0 findings",
+            "Error: secret \"db-credentials\" not found",
+            "secrets \"tls-cert-2024.v2\" is forbidden",
+            "secret token rotation finished",
+            "cache key=users:42 miss",
+            "cache key users:42 evicted",
+            "redis GET key=session:9f2 took 3ms",
+            "GET /api/v1/search?q=hello%20world%3A4411%2Fsrc&lang=en HTTP/1.1 200",
+            "GET /login?next=%2Fdashboard%3Ftab%3Dsettings 302",
+            "redirect to https%3A%2F%2Fexample.com%2Fcallback%3Fa%3D1",
+            "connected to postgresql://db.internal:5432/cidx as u1",
+            "fetch https://api.example.com/v1/items?page=2&sort_key=name 200",
+            "{\\\"password\\\": \\\"********\\\"}",
+            "with password [REDACTED:password] rejected",
+            "password 123 attempts",
+            "mysql: [Warning] Using a password on the command line interface can be insecure.",
+            "ByPass=true for internal hosts",
+            "email bob@example.org, site https://example.org/x",
+        ]
+        .into_iter()
+        .filter_map(|line| {
+            let out = r(line);
+            (out != line).then(|| format!("{line:?} -> {out:?}"))
+        })
+        .collect::<Vec<_>>();
+        // The email is redacted as always; the URL next to it is not touched.
+        let email = r("email bob@example.org, site https://example.org/x");
+        assert_eq!(email, "email [REDACTED:email], site https://example.org/x");
+        let changed: Vec<_> = changed
+            .into_iter()
+            .filter(|c| !c.starts_with("\"email bob@"))
+            .collect();
+        assert!(changed.is_empty(), "{}", changed.join("\n"));
     }
 
     #[test]

@@ -1502,6 +1502,41 @@ async fn after_a_tracker_switch_selfmon_never_comments_on_or_reopens_someone_els
     );
 }
 
+/// Review4 F12: a comment the tracker refuses because the issue is locked failed the scan (as
+/// "permission denied"), every scan after it too. Without reopening configured, the regression
+/// is recorded with the reason, nothing is filed twice, and the scan goes on.
+#[tokio::test]
+async fn a_regression_of_a_locked_issue_is_recorded_and_fails_no_scan() {
+    let mut config = SelfMonitoringConfig::default();
+    config.dedup.reopen_on_regression = false;
+    let r = rig_with(Arc::new(selfmon_core::offline::OfflineRunner), config);
+    let alpha = "[AAA-BBB-001] alpha broke";
+    r.logs.log(Level::Critical, "app.a", alpha);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.tracker
+        .close(1, selfmon_core::clock::Clock::now(r.clock.as_ref()));
+    // Listed as unlocked: only the refused comment tells.
+    r.tracker.lock_conversation(1, false);
+    for scan in 0..2 {
+        r.logs.log(Level::Critical, "app.a", alpha);
+        r.logs
+            .log(Level::Critical, "app.b", "[BBB-CCC-002] bravo broke");
+        let report = r
+            .monitor
+            .scan(ScanTrigger::Manual)
+            .await
+            .unwrap_or_else(|e| panic!("scan {scan}: {e}"));
+        assert_eq!(report.record.status, ScanStatus::Success);
+        assert_eq!(report.record.comments_added, 0);
+        let said = serde_json::to_string(&report.outcomes).unwrap();
+        assert!(said.contains("#1 is locked"), "{said}");
+    }
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 2, "bravo filed once, alpha never again");
+    assert_eq!(issues[0].state, selfmon_core::IssueState::Closed);
+    assert!(issues[0].comments.is_empty());
+}
+
 /// Review4 F4 (D): a maintainer rewrote a selfmon issue's body (the hidden marker went with the
 /// old text) and closed it. The problem came back: nothing was said, nothing reopened, the issue
 /// was taken for someone else's. Its title and link are the ones selfmon filed: still selfmon's.

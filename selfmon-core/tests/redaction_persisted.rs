@@ -622,3 +622,66 @@ async fn a_secret_straddling_the_sample_cap_is_redacted_before_the_cut() {
         assert!(!text.contains("ghp_AbCdEf"), "{place}: {text}");
     }
 }
+
+/// review4 F1: the repro's records (a URL password holding `@`, JSON inside a string,
+/// percent-encoded JSON and URLs, `?key=`, a password named without `=`, key-material key names)
+/// reach neither the runner's prompt, nor an issue, nor the state store, from a model that copies
+/// everything it is shown into every field of its findings (the repro's copycat). The corpus
+/// (`corpus::own_kind`) plants the same shapes for the tests above, whose stand-in also copies
+/// raw log lines.
+#[tokio::test]
+async fn everyday_secret_shapes_reach_neither_the_prompt_nor_issues_nor_the_state() {
+    let lines = [
+        "connect failed for postgresql://app:p@ssZQX01w0rd@db:5432/app",
+        "oauth callback failed state=%7B%22password%22%3A%22ZQX05hunter2%22%7D",
+        r#"bad payload={\"password\": \"ZQX06hunter2\", \"user\": \"bob\"}"#,
+        "redirect failed next=https%3A%2F%2Fdeploy%3AZQX27pw%40hooks.example.com%2Fx",
+        "request failed url=https://api.example.com/v1/charge?key=ZQX42abcdefghijk",
+        r#"bad request body={\"username\": \"bob\", \"password\": \"ZQX72hunter2\"}"#,
+        "smtp login failed: 535 5.7.8 Username and Password not accepted for bob with password ZQX77hunter2",
+        "redis error AUTH failed for password 'ZQX84hunter2'",
+        r#"cfg dump {"encryptionKey": "ZQX103hunter", "hmacKey": "ZQX113hunter", "dbPass": "ZQX105hunter", "passcode": "ZQX118hunter"}"#,
+        "login failed password=ZQX50hunter2",
+    ];
+    let runner = Arc::new(Echo::new(true));
+    let rig = common::rig_with(runner.clone(), SelfMonitoringConfig::default());
+    for line in lines {
+        rig.logs.log(Level::Critical, "app.worker", line);
+    }
+    rig.monitor
+        .scan(selfmon_core::ScanTrigger::Manual)
+        .await
+        .unwrap();
+    assert!(!rig.tracker.issues().is_empty(), "issues were filed");
+    let mut texts = everything(&rig);
+    for t in &runner.seen.lock().unwrap().texts {
+        texts.push(("runner input", t.clone()));
+    }
+    let pieces = [
+        "ssZQX01w0rd",
+        "ZQX05hunter2",
+        "ZQX06hunter2",
+        "ZQX27pw",
+        "ZQX42abcdefghijk",
+        "ZQX72hunter2",
+        "ZQX77hunter2",
+        "ZQX84hunter2",
+        "ZQX103hunter",
+        "ZQX113hunter",
+        "ZQX105hunter",
+        "ZQX118hunter",
+        "ZQX50hunter2",
+    ];
+    let leaked: Vec<String> = texts
+        .iter()
+        .flat_map(|(place, text)| {
+            pieces
+                .iter()
+                .filter(|p| text.contains(*p))
+                .map(move |p| format!("{p} in {place}"))
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(leaked.is_empty(), "{}", leaked.join("\n"));
+}

@@ -12,7 +12,7 @@ use crate::scrub::{ScrubbedError, Scrubber};
 /// shaped like a GitHub token, when the error is made.
 ///
 /// Converts into the core error with `component = IssueTracker`: rate limits into
-/// `RateLimited`, 404 (and an issue transferred away, [`Error::IssueMoved`]) into `NotFound`, 401/403 into `PermissionDenied`, 422 and an oversized body
+/// `RateLimited`, 404 (and an issue transferred away, [`Error::IssueMoved`]) into `NotFound`, 401/403 into `PermissionDenied` (a 403 for a locked conversation, [`Error::Locked`], into `Locked`), 422 and an oversized body
 /// into `InvalidInput`, timeouts, connection failures and 5xx into `Unavailable`, the rest
 /// (a redirect not followed, [`Error::Moved`], among them: never `NotFound`) into `Adapter`; see
 /// [`Error::is_retryable`] for which variants may succeed later.
@@ -54,6 +54,23 @@ pub enum Error {
         needed: &'static str,
         /// `x-accepted-github-permissions` / `x-accepted-oauth-scopes`, when GitHub sent them.
         accepted: Option<String>,
+        /// GitHub's message.
+        message: String,
+    },
+
+    /// GitHub answered 403 because the issue's conversation is locked ("Unable to create comment
+    /// because issue is locked."): GitHub lets only people with write access comment on a locked
+    /// conversation, not App or bot tokens. The token is fine; only this issue refuses comments.
+    /// Converts into the core `Locked`: the engine records the occurrences, reopens the issue
+    /// without a comment where configured, and goes on.
+    #[error("GitHub refused {action} on {what} in {repository} (403): its conversation is locked, and GitHub takes comments on a locked issue only from people with write access; unlock it to get selfmon's comments again; GitHub said: {message}")]
+    Locked {
+        /// What was attempted (`"commenting on an issue"`).
+        action: &'static str,
+        /// `owner/name`.
+        repository: String,
+        /// The issue (`"issue #12"`).
+        what: String,
         /// GitHub's message.
         message: String,
     },
@@ -293,6 +310,7 @@ impl From<Error> for selfmon_core::Error {
             Error::Unauthorized { .. } | Error::Forbidden { .. } => {
                 selfmon_core::Error::permission_denied(component, e)
             }
+            Error::Locked { .. } => selfmon_core::Error::locked(component, e),
             Error::Validation { .. } | Error::BodyTooLong { .. } => {
                 selfmon_core::Error::invalid_input(component, e)
             }

@@ -417,6 +417,14 @@ impl Http {
             401 => Error::Unauthorized {
                 env_var: self.token_env.clone(),
             },
+            // GitHub's answer to a comment on a locked conversation: "Unable to create comment
+            // because issue is locked." Only this issue refuses; the token is fine.
+            403 if body.message.to_ascii_lowercase().contains("is locked") => Error::Locked {
+                action: call.action,
+                repository,
+                what: call.what.clone(),
+                message: body.describe(),
+            },
             403 => {
                 let accepted = ["x-accepted-github-permissions", "x-accepted-oauth-scopes"]
                     .iter()

@@ -21,6 +21,9 @@ pub(crate) struct WireIssue {
     pub labels: Vec<WireLabel>,
     #[serde(default)]
     pub closed_at: Option<DateTime<Utc>>,
+    /// Whether the conversation is locked: GitHub then refuses comments from App and bot tokens.
+    #[serde(default)]
+    pub locked: bool,
     /// Present (an object) only on pull requests, which the issues endpoints also return.
     #[serde(default)]
     pub pull_request: Option<serde_json::Value>,
@@ -156,6 +159,7 @@ impl WireIssue {
             labels: self.labels.iter().map(|l| l.name().to_string()).collect(),
             title: self.title,
             closed_at: self.closed_at,
+            locked: self.locked,
         }
     }
 }

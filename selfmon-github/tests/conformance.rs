@@ -60,6 +60,8 @@ async fn an_issue_that_lost_its_label_is_found_through_search() {
             pull_request: false,
             comments: vec![],
             indexed: true,
+            locked: false,
+            lock_hidden: false,
         });
     }
     let found = tracker(&server)

@@ -159,6 +159,65 @@ async fn a_fixed_problem_that_recurs_reopens_its_issue_on_github() {
     );
 }
 
+/// Review4 F12: one closed and locked issue whose problem recurred failed every scan with
+/// "permission denied (the token needs Issues: write)": GitHub refuses an App or bot token's
+/// comment on a locked conversation with 403 "Unable to create comment because issue is
+/// locked.". Now the regression reopens the issue without a comment, the scan succeeds, and a new
+/// problem in the same scan is filed. Both when the listing says `locked` (GitHub does) and when
+/// only the refused comment tells.
+#[tokio::test]
+async fn a_locked_closed_issue_that_regresses_is_reopened_without_a_comment_and_stops_no_scan() {
+    for lock_hidden in [false, true] {
+        let (server, fake) = FakeGitHub::start().await;
+        let logs = Arc::new(MemoryLogSource::new());
+        let store = Arc::new(MemoryStateStore::new());
+        let engine = monitor(&server, &logs, &store);
+        logs.log(Level::Critical, "app.a", "[AAA-BBB-001] alpha broke");
+        engine.scan(ScanTrigger::Manual).await.unwrap();
+        let number = fake.issues()[0].number;
+        fake.edit(number, |i| {
+            i.open = false;
+            i.closed_at = Some(chrono::Utc::now());
+            i.locked = true;
+            i.lock_hidden = lock_hidden;
+        });
+        logs.log(Level::Critical, "app.a", "[AAA-BBB-001] alpha broke");
+        logs.log(Level::Critical, "app.b", "[BBB-CCC-002] bravo broke");
+        let report = engine
+            .scan(ScanTrigger::Manual)
+            .await
+            .unwrap_or_else(|e| panic!("lock hidden: {lock_hidden}: {e}"));
+        assert_eq!(report.record.status, ScanStatus::Success);
+        assert_eq!(report.record.issues_created, 1, "bravo is filed");
+        assert_eq!(report.record.regressions, 1, "{:?}", report.outcomes);
+        assert_eq!(report.record.comments_added, 0);
+        let issues = fake.issues();
+        let alpha = issues.iter().find(|i| i.number == number).unwrap();
+        assert!(alpha.open, "reopened without a comment");
+        assert!(alpha.comments.is_empty());
+        assert_eq!(issues.len(), 2, "alpha is not filed again");
+        let said = serde_json::to_string(&report.outcomes).unwrap();
+        assert!(said.contains("is locked"), "{said}");
+        // With the listing's `locked`, no comment is even tried.
+        let tried = fake
+            .log()
+            .iter()
+            .filter(|l| l.starts_with(&format!("POST /repos/acme/server/issues/{number}/comments")))
+            .count();
+        assert_eq!(
+            tried,
+            usize::from(lock_hidden),
+            "lock hidden: {lock_hidden}"
+        );
+
+        // Alpha recurs on the reopened, still locked issue: counted, no comment, no failure.
+        logs.log(Level::Critical, "app.a", "[AAA-BBB-001] alpha broke");
+        let again = engine.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(again.record.issues_created, 0);
+        assert_eq!(again.record.regressions, 0);
+    }
+}
+
 #[tokio::test]
 async fn a_create_whose_response_times_out_is_found_by_marker_not_filed_again() {
     let (server, fake) = FakeGitHub::start().await;

@@ -9,7 +9,7 @@ use super::ScanEvent;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
 use crate::dedup::{finding_fingerprint, KnownIssues};
-use crate::digest::Signature;
+use crate::digest::{CompiledIgnore, Signature};
 use crate::error::{Error, Result};
 use crate::model::{
     BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueSignature,
@@ -163,6 +163,9 @@ pub(crate) struct Budget {
     /// not yet checked (see [`super::triage::Ownership`]): never commented on or reopened.
     foreign: HashSet<u64>,
     unverified: HashMap<u64, KnownIssue>,
+    /// Issues whose conversation is locked (the listing said so, or a comment was refused):
+    /// never commented on; a regression reopens one without a comment (review4 F12).
+    locked: HashSet<u64>,
     /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
     /// it would have filed waits in the backlog.
     rate_limit: Option<RateLimit>,
@@ -178,6 +181,7 @@ impl Budget {
             gone: HashSet::new(),
             foreign: HashSet::new(),
             unverified: HashMap::new(),
+            locked: HashSet::new(),
             rate_limit: None,
         }
     }
@@ -186,6 +190,7 @@ impl Budget {
         self.foreign = ownership.foreign;
         self.unverified = ownership.unverified;
         self.gone = ownership.gone;
+        self.locked = ownership.locked;
         self
     }
     /// The budget of a scan that already met the tracker's rate limit (completing the outbox).
@@ -204,6 +209,7 @@ impl Budget {
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
             && !self.foreign.contains(&issue)
+            && !self.locked.contains(&issue)
             && self.rate_limit.is_none()
     }
     /// As [`unless_rate_limited`](Self::unless_rate_limited) for a call on `issue`, and the
@@ -220,6 +226,18 @@ impl Budget {
             ) => {
                 tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue; occurrences recorded, no comment");
                 self.gone.insert(issue);
+                Ok(false)
+            }
+            // A locked conversation refuses selfmon's comment: a fact about this one issue, not
+            // a missing permission, so the scan goes on (review4 F12).
+            Err(
+                e @ Error::Locked {
+                    component: crate::Component::IssueTracker,
+                    ..
+                },
+            ) => {
+                tracing::warn!(issue, error = %e, "the issue is locked; occurrences recorded, no comment");
+                self.locked.insert(issue);
                 Ok(false)
             }
             other => self.unless_rate_limited(other),
@@ -257,6 +275,13 @@ impl Budget {
                  it alone and counts the occurrences against its own record of #{issue}"
             );
         }
+        if self.locked.contains(&issue) {
+            return format!(
+                "#{issue} is locked: the issue tracker refuses selfmon's comments on it; its \
+                 occurrences are counted against #{issue} (unlock it, or let selfmon's account \
+                 comment on locked issues, to get comments again)"
+            );
+        }
         if self.gone.contains(&issue) {
             return format!(
                 "the issue tracker no longer has #{issue} (deleted or transferred?); its \
@@ -278,7 +303,19 @@ impl Budget {
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
             && !self.foreign.contains(&issue)
+            && !self.locked.contains(&issue)
             && (self.comments_allowed > 0 || self.rate_limit.is_some())
+    }
+    /// Whether a regression of `issue`, which got no comment because its conversation is locked,
+    /// reopens it anyway: once per scan, when the configuration reopens regressions and the
+    /// tracker still takes calls.
+    fn reopens_locked(&self, issue: u64, c: &SelfMonitoringConfig) -> bool {
+        self.locked.contains(&issue)
+            && c.dedup.reopen_on_regression
+            && !self.commented.contains(&issue)
+            && !self.gone.contains(&issue)
+            && !self.foreign.contains(&issue)
+            && self.rate_limit.is_none()
     }
     fn commented(&mut self, issue: u64) {
         self.comments_left = self.comments_left.saturating_sub(1);
@@ -796,6 +833,29 @@ impl Act<'_> {
                     )
                     .await,
             )?;
+        if !commented && self.budget.reopens_locked(issue, self.config) {
+            // A locked issue takes no comment, but may still be reopened: the regression is
+            // not lost, and the scan goes on (review4 F12).
+            let reopened = self
+                .budget
+                .unless_gone_or_rate_limited(issue, self.egress.reopen(issue).await)?;
+            if reopened {
+                self.known.set_state(issue, IssueState::Open);
+                self.budget.commented.insert(issue);
+                self.report.record.regressions += 1;
+                self.report.outcomes.push(FindingOutcome::Regression {
+                    title: self.egress.redacted(&finding.title),
+                    issue,
+                    reopened: true,
+                    tier: Some(tier),
+                    reason: Some(self.egress.redacted(&format!(
+                        "{why}; reopened without a comment: {}",
+                        self.budget.why_no_comment(issue)
+                    ))),
+                });
+                return Ok(());
+            }
+        }
         if !commented {
             // Already handled this scan, or the tracker no longer has it (a regression refused
             // for want of budget waits in the backlog instead): the occurrences still count.
@@ -905,6 +965,37 @@ impl Act<'_> {
         }
         Ok(())
     }
+}
+
+/// Closes the backlog entries an ignore rule matches (one configured after they were deferred:
+/// the digest drops what the rules match before analysis, so the backlog holds only what they
+/// did not match then), judged as the digest judges a signature
+/// ([`CompiledIgnore::backlog_rule`]). Each is reported as [`FindingOutcome::Ignored`] with the
+/// rule and closed in the scan's effects (no issue: it is never filed), so the store drops it
+/// with the cursor; `backlog` keeps the rest.
+pub(crate) fn close_ignored(
+    backlog: &mut Vec<BacklogEntry>,
+    ignore: &CompiledIgnore,
+    egress: &Egress<'_>,
+    report: &mut ScanReport,
+    effects: &mut ScanEffects,
+) {
+    backlog.retain(|entry| {
+        let Some(rule) = ignore.backlog_rule(entry) else {
+            return true;
+        };
+        report.from_backlog.push(report.outcomes.len());
+        report.outcomes.push(FindingOutcome::Ignored {
+            title: egress.redacted(&entry.finding.title),
+            rule: egress.redacted(&rule),
+        });
+        effects.closed.push(BacklogClosure {
+            entry_id: entry.entry_id.clone(),
+            reason: egress.redacted(&format!("ignored: {rule}")),
+            issue: None,
+        });
+        false
+    });
 }
 
 #[cfg(test)]

@@ -191,6 +191,10 @@ impl Egress<'_> {
     }
 
     /// Files `intent` through the outbox: recorded, created, completed; in a dry run, previewed.
+    ///
+    /// The scan's tracker is fenced by its lease (`crate::lease::LeaseTerm::fenced`): a create
+    /// that could still run when the lease may pass to another node is refused (or its
+    /// rate-limit wait cut) with `Error::LeaseLost`, leaving the intent for the next holder.
     pub async fn file(&self, intent: FilingIntent, clock: &dyn Clock) -> Result<Filing> {
         if self.dry_run {
             return Ok(Filing::Previewed(intent.draft));

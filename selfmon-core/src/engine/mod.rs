@@ -41,7 +41,7 @@ use crate::config::SelfMonitoringConfig;
 use crate::dedup::ThreeTierDeduplicator;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::lease::HolderState;
+use crate::lease::{FencedTracker, HolderState, LeaseTerm};
 use crate::model::{
     ClaudeModel, IssueRef, ScanEffects, ScanId, ScanRecord, ScanReport, ScanStatus, ScanTrigger,
     ScanWarning, SignatureFate,
@@ -364,9 +364,11 @@ impl SelfMonitor {
             clock: self.clock.clone(),
             lease: Some(lease.clone()),
         };
+        // Until when this scan surely holds the lease, by its own clock (asked for at `now`).
+        let term = LeaseTerm::new(now, ttl);
         let span = tracing::info_span!("selfmon_scan", scan_id = %scan_id, trigger = options.trigger.as_str());
         let result = self
-            .scan_locked(scan_id, options, config, cancel, &lease, took_over)
+            .scan_locked(scan_id, options, config, cancel, (&lease, &term), took_over)
             .instrument(span)
             .await;
         guard.lease = None;
@@ -383,14 +385,41 @@ impl SelfMonitor {
     }
 
     /// Renews `lease` every third of `ttl` for as long as the scan runs; returns only when the
-    /// lease is lost (then the scan must stop). A failed renewal is retried at the next beat: the
-    /// lease only lapses after a whole TTL without one.
-    async fn heartbeat(&self, lease: &Lease, ttl: Duration) -> Error {
+    /// lease is lost (then the scan must stop): a renewal finds another owner, or `term` ends
+    /// (by this process's clock) without a successful renewal: the store was unreachable, or
+    /// the process was frozen, for about a TTL, and another node may take the lease over. A
+    /// failed renewal is retried at the next beat until then; a renewal that hangs is given up
+    /// when the term ends.
+    async fn heartbeat(&self, lease: &Lease, ttl: Duration, term: &LeaseTerm) -> Error {
         let beat = (ttl / 3).max(Duration::from_millis(10));
+        let expired = || {
+            tracing::error!(
+                "the scan lease was not renewed within its TTL (state store unreachable, or the process was paused); stopping"
+            );
+            Error::LeaseLost {
+                owner: String::new(),
+            }
+        };
         loop {
-            tokio::time::sleep(beat).await;
-            match self.store.renew_lease(lease, ttl, self.clock.now()).await {
-                Ok(LeaseRenewal::Renewed(_)) => tracing::debug!("scan lease renewed"),
+            let left = term.remaining(self.clock.now());
+            if left.is_zero() {
+                return expired();
+            }
+            tokio::time::sleep(beat.min(left)).await;
+            let asked = self.clock.now();
+            let left = term.remaining(asked);
+            if left.is_zero() {
+                return expired();
+            }
+            let renewal = tokio::time::timeout(left, self.store.renew_lease(lease, ttl, asked));
+            let Ok(renewal) = renewal.await else {
+                continue;
+            };
+            match renewal {
+                Ok(LeaseRenewal::Renewed(_)) => {
+                    term.renewed(asked);
+                    tracing::debug!("scan lease renewed")
+                }
                 Ok(LeaseRenewal::Lost(current)) => {
                     let owner = current.map(|l| l.owner).unwrap_or_default();
                     tracing::error!(now_held_by = %owner, "the scan lost its lease; stopping");
@@ -417,7 +446,7 @@ impl SelfMonitor {
         options: ScanOptions,
         config: SelfMonitoringConfig,
         cancel: &CancelToken,
-        lease: &Lease,
+        (lease, term): (&Lease, &LeaseTerm),
         took_over: Option<Lease>,
     ) -> Result<ScanReport> {
         let now = self.clock.now();
@@ -455,8 +484,8 @@ impl SelfMonitor {
         let outcome = tokio::select! {
             biased;
             () = self.interrupted(cancel) => Err(Error::Cancelled),
-            e = self.heartbeat(lease, Duration::from_secs(config.lease_ttl_secs)) => Err(e),
-            r = CatchPanic(Box::pin(self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects))) => r,
+            e = self.heartbeat(lease, Duration::from_secs(config.lease_ttl_secs), term) => Err(e),
+            r = CatchPanic(Box::pin(self.execute(&mut report, &config, &model, &prompt_status.template, &mut effects, term))) => r,
         };
         let finished_at = self.clock.now();
         report.record.completed_at = Some(finished_at);
@@ -541,6 +570,7 @@ impl SelfMonitor {
         model: &ClaudeModel,
         template: &str,
         effects: &mut ScanEffects,
+        term: &LeaseTerm,
     ) -> Result<i64> {
         let scan_id = report.record.scan_id.clone();
         let redactor = Redactor::with_config(&config.redaction)?;
@@ -548,8 +578,14 @@ impl SelfMonitor {
             .include_server_identity
             .then(|| config.server_identity.clone())
             .flatten();
+        // Every tracker mutation is fenced by the lease (see `LeaseTerm::fenced`).
+        let fenced = FencedTracker {
+            inner: self.tracker.as_ref(),
+            term,
+            clock: self.clock.as_ref(),
+        };
         let egress = Egress {
-            tracker: self.tracker.as_ref(),
+            tracker: &fenced,
             store: self.store.as_ref(),
             redactor: &redactor,
             dry_run: report.record.dry_run,
@@ -776,6 +812,14 @@ impl SelfMonitor {
             .filter_map(|i| i.backlog_entry_id)
             .collect();
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
+        // What an ignore rule configured since it was deferred matches is closed, never filed.
+        act::close_ignored(
+            &mut backlog,
+            &crate::digest::CompiledIgnore::new(&config.ignore)?,
+            &egress,
+            report,
+            effects,
+        );
         let entries = backlog.clone();
         // What the runner saw but made no finding for: occurrences of a backlog entry's
         // problem, if one holds it (see `Act::backlog_recurrences`).

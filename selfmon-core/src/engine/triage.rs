@@ -31,6 +31,12 @@ pub(crate) async fn known_issues(
     let mut unverified = HashMap::new();
     let mut gone = HashSet::new();
     let mut notices = Vec::new();
+    // Locked conversations: the tracker refuses comments on them (review4 F12).
+    let locked: HashSet<u64> = tracked
+        .iter()
+        .filter(|t| t.locked)
+        .map(|t| t.issue.number)
+        .collect();
     for row in &filed {
         let mut k = row.to_known();
         match tracked_by_number.get(&row.issue.number) {
@@ -104,6 +110,7 @@ pub(crate) async fn known_issues(
             unverified,
             gone,
             notices,
+            locked,
         },
     ))
 }
@@ -123,6 +130,8 @@ pub(crate) struct Ownership {
     /// What the ownership checks decided that the operator should see in the scan report (an
     /// issue taken for someone else's, or kept as selfmon's though its marker is gone).
     pub notices: Vec<crate::model::ScanWarning>,
+    /// Listed issues whose conversation is locked: never commented on (the tracker refuses).
+    pub locked: HashSet<u64>,
 }
 
 /// What the tracker says of an issue its listing left out.

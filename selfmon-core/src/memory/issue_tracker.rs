@@ -27,6 +27,8 @@ pub struct MemoryIssue {
     pub comments: Vec<String>,
     /// When closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Whether its conversation is locked: comments are refused with [`Error::Locked`].
+    pub locked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -35,6 +37,8 @@ struct Inner {
     create_calls: usize,
     /// The highest number given so far (numbers are never reused, deleted or not).
     last_number: u64,
+    /// Locked issues are listed as unlocked (a tracker that does not say).
+    locked_unlisted: bool,
 }
 
 /// Issues in memory. Numbers start at 1.
@@ -67,6 +71,7 @@ impl MemoryIssueTracker {
             state: IssueState::Open,
             comments: Vec::new(),
             closed_at: None,
+            locked: false,
         });
         number
     }
@@ -92,6 +97,17 @@ impl MemoryIssueTracker {
     pub fn remove_label(&self, number: u64, label: &str) {
         if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
             i.labels.retain(|l| l != label);
+        }
+    }
+
+    /// Locks an issue's conversation, as a maintainer (or a lock-threads bot) would: comments
+    /// on it are then refused with [`Error::Locked`]. `listed` says whether `list_issues` and
+    /// `get_issue` report it locked (GitHub does); otherwise only the refused comment tells.
+    pub fn lock_conversation(&self, number: u64, listed: bool) {
+        let mut inner = self.lock();
+        inner.locked_unlisted = !listed;
+        if let Some(i) = inner.issues.iter_mut().find(|i| i.number == number) {
+            i.locked = true;
         }
     }
 
@@ -131,8 +147,9 @@ fn to_ref(i: &MemoryIssue) -> IssueRef {
     }
 }
 
-fn tracked(i: &MemoryIssue) -> TrackedIssue {
+fn tracked(i: &MemoryIssue, locked_unlisted: bool) -> TrackedIssue {
     TrackedIssue {
+        locked: i.locked && !locked_unlisted,
         issue: to_ref(i),
         title: i.title.clone(),
         labels: i.labels.clone(),
@@ -145,8 +162,8 @@ fn tracked(i: &MemoryIssue) -> TrackedIssue {
 #[async_trait]
 impl IssueTracker for MemoryIssueTracker {
     async fn list_issues(&self, closed_since: Option<DateTime<Utc>>) -> Result<Vec<TrackedIssue>> {
-        Ok(self
-            .lock()
+        let inner = self.lock();
+        Ok(inner
             .issues
             .iter()
             .filter(|i| i.labels.iter().any(|l| l == "selfmon"))
@@ -155,7 +172,7 @@ impl IssueTracker for MemoryIssueTracker {
                 (IssueState::Closed, Some(since), Some(at)) => at >= since,
                 _ => false,
             })
-            .map(tracked)
+            .map(|i| tracked(i, inner.locked_unlisted))
             .collect())
     }
 
@@ -170,6 +187,7 @@ impl IssueTracker for MemoryIssueTracker {
             state: IssueState::Open,
             comments: Vec::new(),
             closed_at: None,
+            locked: false,
         };
         let r = to_ref(&issue);
         inner.last_number = issue.number;
@@ -180,6 +198,12 @@ impl IssueTracker for MemoryIssueTracker {
     async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
         let mut i = self.lock();
         let issue = find_mut(&mut i.issues, number)?;
+        if issue.locked {
+            return Err(Error::locked(
+                crate::Component::IssueTracker,
+                format!("issue #{number} is locked: comments are refused"),
+            ));
+        }
         issue.comments.push(body.to_string());
         Ok(())
     }
@@ -203,7 +227,8 @@ impl IssueTracker for MemoryIssueTracker {
 
     async fn get_issue(&self, number: u64) -> Result<Option<TrackedIssue>> {
         let mut inner = self.lock();
+        let locked_unlisted = inner.locked_unlisted;
         let i = find_mut(&mut inner.issues, number)?;
-        Ok(Some(tracked(i)))
+        Ok(Some(tracked(i, locked_unlisted)))
     }
 }

@@ -143,6 +143,10 @@ pub struct TrackedIssue {
     pub classification: Option<Classification>,
     /// When it was closed, if it is.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Whether its conversation is locked (GitHub's `locked`): the tracker refuses selfmon's
+    /// comments on it, so the engine does not try.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 /// An issue as dedup sees it: identity plus the attributes the tiers compare. Held in memory for

@@ -123,14 +123,16 @@ pub struct ScanRecord {
     pub log_id_end: i64,
     /// Records read.
     pub records_read: u64,
-    /// Distinct signatures in the digest.
+    /// Distinct signatures in the digest that no ignore rule dropped: `known_signatures` +
+    /// `novel_signatures`. The ignored ones are counted apart, in `ignored_signatures` (all the
+    /// scan saw is `signatures + ignored_signatures`).
     pub signatures: u64,
     /// Signatures no known issue accounted for (what analysis saw).
     pub novel_signatures: u64,
     /// Signatures matched to known issues before analysis.
     pub known_signatures: u64,
     /// Signatures dropped by ignore rules: the configured ones, and stack-frame lines of a crash
-    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]).
+    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]). Not part of `signatures`.
     pub ignored_signatures: u64,
     /// Findings analysis returned (valid ones).
     pub findings: u64,
@@ -339,6 +341,14 @@ pub enum FindingOutcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backlog_position: Option<u64>,
     },
+    /// A finding an earlier scan deferred, that an ignore rule configured since then matches:
+    /// closed in the backlog with the rule, never filed.
+    Ignored {
+        /// Title.
+        title: RedactedText,
+        /// The rule, as configured (`ignore.codes: GIT-SYNC-001`).
+        rule: RedactedText,
+    },
 }
 
 impl FindingOutcome {
@@ -350,7 +360,8 @@ impl FindingOutcome {
             | FindingOutcome::Duplicate { title, .. }
             | FindingOutcome::Commented { title, .. }
             | FindingOutcome::Regression { title, .. }
-            | FindingOutcome::Deferred { title, .. } => title,
+            | FindingOutcome::Deferred { title, .. }
+            | FindingOutcome::Ignored { title, .. } => title,
         }
     }
 
@@ -361,6 +372,7 @@ impl FindingOutcome {
             FindingOutcome::Duplicate { title, reason, .. }
             | FindingOutcome::Commented { title, reason, .. }
             | FindingOutcome::Deferred { title, reason, .. } => vec![title, reason],
+            FindingOutcome::Ignored { title, rule } => vec![title, rule],
             FindingOutcome::Regression { title, reason, .. } => {
                 let mut v = vec![title];
                 v.extend(reason.as_mut());
@@ -553,7 +565,9 @@ impl ScanReport {
                     IssueEventKind::Regression,
                     format!("{title}{}", if *reopened { " (reopened)" } else { "" }),
                 ),
-                FindingOutcome::WouldFile { .. } | FindingOutcome::Deferred { .. } => continue,
+                FindingOutcome::WouldFile { .. }
+                | FindingOutcome::Deferred { .. }
+                | FindingOutcome::Ignored { .. } => continue,
             };
             out.push(event(issue, kind, 0, detail));
         }

@@ -823,7 +823,7 @@ fn mask_token_slow(token: &str, end: usize, any: u16, all: u16, out: &mut String
     // a hex id (which its digits are masked to as well) and an error code can match it.
     if all & C_IDENT != 0 && any & C_DIGIT != 0 && b[0].is_ascii_alphabetic() && end != 36 {
         let core = &token[..end];
-        if is_error_code(core) {
+        if is_error_code(core) || outcomes::is_foreign_error_code(core) {
             out.push_str(core);
         } else {
             mask_digits(core, out);
@@ -907,7 +907,7 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
         out.push_str(m);
         return;
     }
-    if is_error_code(core) {
+    if is_error_code(core) || outcomes::is_foreign_error_code(core) {
         out.push_str(core);
         return;
     }

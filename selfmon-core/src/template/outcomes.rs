@@ -28,6 +28,10 @@ pub(super) enum NumberAfter {
     Outcome,
     /// `HTTP` or an HTTP version: a status (three digits, 100–599) is kept.
     HttpStatus,
+    /// `SQLSTATE` or `HRESULT`: the code after it (`23505`, `0x80070005`) is kept.
+    ForeignCode,
+    /// MySQL's `ERROR` (upper case): its four-digit error number (`ERROR 1213 (40001)`) is kept.
+    MysqlError,
 }
 
 /// Words after which a small integer is an outcome (compared case-insensitively; what
@@ -84,7 +88,36 @@ pub(super) fn outcome_key(core: &str) -> NumberAfter {
     if is_outcome_word(b) {
         return NumberAfter::Outcome;
     }
+    if b.eq_ignore_ascii_case(b"sqlstate") || b.eq_ignore_ascii_case(b"hresult") {
+        return NumberAfter::ForeignCode;
+    }
+    if b == b"ERROR" {
+        return NumberAfter::MysqlError;
+    }
     NumberAfter::Value
+}
+
+/// Whether the token `core` (without its punctuation) is an error code of a system nobody here
+/// wrote, kept whole as a constant: letters then digits (`ORA-00942`, `AADSTS50126`,
+/// `MAIL-002`, `E1001`: one to eight capitals, an optional `-`, three to six digits) or a
+/// SQLSTATE glued to its keyword (`SQLSTATE[23505`, the `]` being punctuation). Oracle's
+/// `ORA-00942` (no such table) and `ORA-01017` (bad password) are two failures, as are
+/// `SQLSTATE[23505]` (unique violation) and `SQLSTATE[53100]` (disk full): masking the digits
+/// made the second of each pair "known" as the first.
+pub(super) fn is_foreign_error_code(core: &str) -> bool {
+    let b = core.as_bytes();
+    if b.len() >= 10 && b[..9].eq_ignore_ascii_case(b"sqlstate[") {
+        let v = &b[9..];
+        let v = v.strip_suffix(b"]").unwrap_or(v);
+        return v.len() == 5 && v.iter().all(u8::is_ascii_alphanumeric);
+    }
+    let letters = b.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    if !(1..=8).contains(&letters) {
+        return false;
+    }
+    let rest = &b[letters..];
+    let rest = rest.strip_prefix(b"-").unwrap_or(rest);
+    (3..=6).contains(&rest.len()) && rest.iter().all(u8::is_ascii_digit)
 }
 
 /// Whether `word` is one of the outcome words, in any case: lower-cased into a buffer and
@@ -128,13 +161,24 @@ pub(super) fn keeps_number(after: NumberAfter, tok: &str) -> bool {
     }
     let core = trim_tail_punct(tok);
     let b = core.as_bytes();
+    if after == NumberAfter::ForeignCode {
+        // A SQLSTATE (`23505`, five characters) or an HRESULT (`0x80070005`, or in decimal).
+        let hex = b
+            .strip_prefix(b"0x")
+            .or_else(|| b.strip_prefix(b"0X"))
+            .is_some_and(|h| (1..=8).contains(&h.len()) && h.iter().all(u8::is_ascii_hexdigit));
+        let sqlstate = b.len() == 5 && b.iter().all(u8::is_ascii_alphanumeric);
+        let decimal = (1..=10).contains(&b.len()) && b.iter().all(u8::is_ascii_digit);
+        return hex || sqlstate || decimal;
+    }
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return false;
     }
     match after {
         NumberAfter::Outcome => b.len() <= 3,
         NumberAfter::HttpStatus => b.len() == 3 && (b'1'..=b'5').contains(&b[0]),
-        NumberAfter::Value => false,
+        NumberAfter::MysqlError => b.len() == 4,
+        NumberAfter::Value | NumberAfter::ForeignCode => false,
     }
 }
 
@@ -198,6 +242,48 @@ mod tests {
                 keeps_number(number_after(before), number),
                 "{before} {number}"
             );
+        }
+    }
+
+    #[test]
+    fn foreign_codes_after_their_keyword_and_letter_prefixed_codes_are_kept() {
+        for (before, code) in [
+            ("SQLSTATE", "23505"),
+            ("sqlstate:", "HY000"),
+            ("HRESULT", "0x80070005"),
+            ("hresult", "0X8007000E,"),
+            ("HRESULT", "2147942405"),
+            ("ERROR", "1213"),
+        ] {
+            assert!(keeps_number(number_after(before), code), "{before} {code}");
+        }
+        for (before, code) in [
+            ("ERROR", "12"),
+            ("error", "1213"),
+            ("SQLSTATE", "23505x0"),
+            ("SQLSTATE", "23505000000"),
+            ("HRESULT", "0x800700050"),
+        ] {
+            assert!(!keeps_number(number_after(before), code), "{before} {code}");
+        }
+        for code in [
+            "ORA-00942",
+            "AADSTS50126",
+            "MAIL-002",
+            "E1001",
+            "SQLSTATE[23505",
+        ] {
+            assert!(is_foreign_error_code(code), "{code}");
+        }
+        for other in [
+            "KB2756920",
+            "R02",
+            "blk_1234",
+            "Ora-00942",
+            "ORA-12",
+            "ABCDEFGHI-123",
+        ] {
+            assert!(!is_foreign_error_code(other), "{other}");
         }
     }
 

@@ -14,8 +14,9 @@ use super::seal::{carries_text, is_stand_in, seal_token, secret_tokens};
 /// the old masks is refused (and the templater starts afresh) rather than mixed with new
 /// templates. 2: quoted prose is masked word by word, not as one `<STR>`. 3: a number that names
 /// an outcome (`status 137`, `HTTP 503`, `errno 28`) is kept, not masked as `<NUM>`. 4: two
-/// digits ending a name (`bglio46`, `db12`) are masked as `<NUM>`, as three or more were.
-pub const STATE_VERSION: u32 = 4;
+/// digits ending a name (`bglio46`, `db12`) are masked as `<NUM>`, as three or more were. 5: other
+/// systems' error codes (`ORA-00942`, `SQLSTATE[23505]`, `HRESULT 0x80070005`, `ERROR 1213`) are kept.
+pub const STATE_VERSION: u32 = 5;
 #[derive(Serialize, Deserialize)]
 struct State {
     version: u32,

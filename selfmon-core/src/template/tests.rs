@@ -31,6 +31,50 @@ fn a_short_digit_run_inside_an_identifier_is_part_of_it() {
     ]);
 }
 
+/// review4 F3: the error codes of systems nobody here wrote name the failure: a different code
+/// under the same wording is a different problem, never "known" as the first.
+#[test]
+fn foreign_error_codes_are_kept_as_constants() {
+    table(&[
+        ("query failed: ORA-00942", "query failed: ORA-00942"),
+        (
+            "insert failed: SQLSTATE[23505]",
+            "insert failed: SQLSTATE[23505]",
+        ),
+        (
+            "insert failed: SQLSTATE 53100",
+            "insert failed: SQLSTATE 53100",
+        ),
+        (
+            "update failed: ERROR 1213 (40001)",
+            "update failed: ERROR 1213 (<NUM>)",
+        ),
+        (
+            "CBS install failed with HRESULT 0x80070070",
+            "CBS install failed with HRESULT 0x80070070",
+        ),
+        (
+            "sign-in failed: AADSTS700016",
+            "sign-in failed: AADSTS700016",
+        ),
+        (
+            "[MAIL-002] smtp relay refused",
+            "[MAIL-002] smtp relay refused",
+        ),
+        ("[E1001] bad frame", "[E1001] bad frame"),
+        // Not a code: values stay values.
+        (
+            "retry 3 of 10 after error 1213",
+            "retry <NUM> of <NUM> after error <NUM>",
+        ),
+        ("task KB2756920 at 0x80070005", "task KB<NUM> at <HEX>"),
+        (
+            "node R02-M1-N0 blk_-1234",
+            "node R<NUM>-M<NUM>-N<NUM> blk_<NUM>",
+        ),
+    ]);
+}
+
 /// review4 F10: a name that ends in two or more digits numbers one of many siblings (I/O nodes,
 /// hosts, shards): `bglio46` is the same kind of value as `bglio559`, so one failure on many
 /// hosts is one template, not one per host with a two-digit name.

@@ -175,7 +175,7 @@ fn restored_positions<'a>(
 }
 
 /// A word of letters, digits and `_ - . '` holding a letter (`ledger`, `orderService`,
-/// `api-v2`), or a number of at most three digits (an outcome kept by masking, `137`), possibly in
+/// `api-v2`), or a number of at most four digits (an outcome kept by masking, `137`), possibly in
 /// punctuation.
 fn is_plain_word_or_outcome(tok: &str) -> bool {
     let core = trim_tail_punct(trim_lead_punct(tok));
@@ -183,7 +183,8 @@ fn is_plain_word_or_outcome(tok: &str) -> bool {
         return false;
     }
     if core.bytes().all(|b| b.is_ascii_digit()) {
-        return core.len() <= 3;
+        // Up to four: MySQL's error number (`ERROR 1213`) is kept by masking too.
+        return core.len() <= 4;
     }
     if core.contains('<') {
         return is_keys_around_values(core);

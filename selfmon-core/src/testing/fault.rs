@@ -284,6 +284,8 @@ pub enum StoreOp {
     OpenIntents,
     /// `save_template_state`.
     SaveTemplateState,
+    /// `renew_lease` (the store is unreachable for the heartbeat).
+    RenewLease,
 }
 
 /// A state store ([`ScanLedger`], [`IssueLedger`], [`ScanHistory`], [`TemplateMemory`]: whichever
@@ -367,6 +369,7 @@ impl<T: ScanLedger> ScanLedger for FaultyStateStore<T> {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<LeaseRenewal> {
+        self.check(StoreOp::RenewLease)?;
         self.inner.renew_lease(lease, ttl, now).await
     }
 

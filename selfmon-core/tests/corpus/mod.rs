@@ -380,6 +380,31 @@ fn own_kind(g: &mut Gen, i: usize) -> Vec<Planted> {
             line,
         });
     }
+    // review4 F1: everyday shapes that got through. The secret is the piece that leaked (the
+    // part of a URL password after its first `@`).
+    let (head, tail) = (
+        g.chars(ALNUM, 4),
+        format!("{}{}", g.chars(ALNUM, 9), g.chars(DIGITS, 3)),
+    );
+    let k = g.chars(ALNUM, 16);
+    let shapes: Vec<(&'static str, String, String)> = vec![
+        ("url_password_with_at", tail.clone(), format!("connect failed for postgresql://app:{head}@{tail}@db{i}:5432/app")),
+        ("url_password_with_at", tail.clone(), format!("{{\"dsn\":\"redis://:{head}@{tail}@cache{i}:6379/0\",\"to\":\"ops@example.org\"}}")),
+        ("escaped_json_password", tail.clone(), format!("bad payload={{\\\"password\\\": \\\"{tail}\\\", \\\"user\\\": \\\"bob{n}\\\"}}")),
+        ("escaped_json_password", tail.clone(), format!("{{\"level\":\"error\",\"body\":\"{{\\\"username\\\": \\\"bob\\\", \\\"password\\\": \\\"{tail}\\\"}}\"}}")),
+        ("percent_encoded_json", tail.clone(), format!("oauth callback failed state=%7B%22password%22%3A%22{tail}%22%7D attempt {n}")),
+        ("percent_encoded_url", tail.clone(), format!("redirect failed next=https%3A%2F%2Fdeploy%3A{tail}%40hooks{i}.example.com%2Fx")),
+        ("percent_encoded_form", tail.clone(), format!("GET /sso?next=%2Flogin%3Fuser%3Dbob%26password%3D{tail}%26r%3D{n} 302")),
+        ("url_query_key", k.clone(), format!("request failed url=https://api.example.com/v1/charge?key={k}")),
+        ("url_query_key", k.clone(), format!("GET /maps/api/geocode/json?address=x&key={k}&n={n} 403")),
+        ("named_password", tail.clone(), format!("redis error AUTH failed for password '{tail}'")),
+        ("named_password", tail.clone(), format!("smtp login failed: 535 5.7.8 Username and Password not accepted for bob with password {tail}")),
+        ("key_material_names", tail.clone(), format!("cfg dump {{\"encryptionKey\": \"{tail}\", \"worker\": {n}}}")),
+        ("key_material_names", tail.clone(), format!("cfg dump {{\"hmacKey\": \"{tail}\", \"dbPass\": \"{tail}\", \"passcode\": \"{tail}\"}}")),
+    ];
+    for (kind, secret, line) in shapes {
+        out.push(Planted { kind, secret, line });
+    }
     // Passwords without a `key=`: command lines, protocol commands, config shapes. Each at the
     // position its shape puts it, inside a JSON log record, and behind a syslog header.
     let pw = format!("{}{}", g.chars(ALNUM, 10), g.chars(DIGITS, 2));
@@ -627,7 +652,7 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
             let user = g.pick(&users);
             let ms = g.below(5000);
             let ip = format!("10.{}.{}.{}", g.below(255), g.below(255), g.below(255));
-            match i % 60 {
+            match i % 64 {
                 0 => format!("{ip} - - [02/Dec/2026:01:{:02}:{:02} +0000] \"GET {}?page={} HTTP/1.1\" 200 {} \"-\" \"{}\"", ms % 60, ms % 60, g.pick(&paths), ms % 30, ms * 7, g.pick(&agents)),
                 1 => format!("{ip} - {user} [02/Dec/2026:02:00:{:02} +0000] \"POST /api/v1/jobs HTTP/1.1\" 201 {} \"https://cidx.example.invalid/ui/jobs\" \"{}\"", ms % 60, ms, g.pick(&agents)),
                 2 => format!("Traceback (most recent call last):\n  File \"/app/code_indexer/server/app.py\", line {}, in handle\n    result = await self.dispatch(request)\n  File \"/usr/lib/python3.11/site-packages/starlette/routing.py\", line 74, in app\nKeyError: '{repo}'", ms % 900),
@@ -667,6 +692,13 @@ pub fn ordinary(seed: u64, n: usize) -> Vec<String> {
                 36 => format!("embedding batch of {} chunks sent to voyage-code-3 in {ms}ms", ms % 128),
                 37 => format!("cache hit ratio {}.{}% for shard {}; evicted {} keys", ms % 100, ms % 10, ms % 16, ms),
                 38 => format!("auth provider returned 401 for {user}: invalid credentials"),
+                // Near review4 F1's shapes: prose after a password word, parser tokens, object
+                // names, `key=` outside a URL query, percent-encoded URLs without credentials.
+                39 => format!("password reset email sent to {user}; token expired after {}s", ms % 60),
+                60 => format!("SyntaxError: Unexpected token '}}' in JSON at position {ms}; Error: secret \"{}-credentials\" not found", repo.replace('/', "-")),
+                61 => format!("cache key={repo}:{user}:{} miss; redis GET key=session:{} took {ms}ms", ms % 97, g.chars(HEX, 6)),
+                62 => format!("GET /login?next=%2Fdashboard%3Ftab%3Dsettings%26page%3D{} 302; redirect to https%3A%2F%2Fcidx.example.invalid%2Fcallback", ms % 9),
+                63 => format!("FATAL: password authentication failed for user \"{user}\"; wrong password for {user}"),
                 // Password shapes holding no password.
                 40 => format!("running: mysql -u {user} -p -h db{} cidx", ms % 9),
                 41 => "Enter password:".to_string(),

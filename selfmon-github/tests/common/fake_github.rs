@@ -21,6 +21,11 @@ pub struct FakeIssue {
     pub comments: Vec<String>,
     /// Whether the search index has caught up with this issue.
     pub indexed: bool,
+    /// Whether the conversation is locked: comments are refused with GitHub's 403.
+    pub locked: bool,
+    /// The issue is shown without `locked` (an older GitHub Enterprise, a proxy that strips
+    /// it): only a refused comment tells.
+    pub lock_hidden: bool,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +74,8 @@ impl FakeGitHub {
                 pull_request: true,
                 comments: vec![],
                 indexed: true,
+                locked: false,
+                lock_hidden: false,
             });
         }
         Mock::given(wiremock::matchers::any())
@@ -139,6 +146,9 @@ impl FakeGitHub {
             "closed_at": i.closed_at,
             "updated_at": i.updated_at,
         });
+        if i.locked && !i.lock_hidden {
+            v["locked"] = json!(true);
+        }
         if i.pull_request {
             v["pull_request"] = json!({"url": "x"});
         }
@@ -285,6 +295,8 @@ impl Respond for FakeGitHub {
                     pull_request: false,
                     comments: vec![],
                     indexed: false,
+                    locked: false,
+                    lock_hidden: false,
                 };
                 let json = self.issue_json(&issue);
                 s.issues.push(issue);
@@ -326,6 +338,10 @@ impl Respond for FakeGitHub {
                 let Some(issue) = s.issues.iter_mut().find(|i| i.number.to_string() == *n) else {
                     return error(404, "Not Found");
                 };
+                if issue.locked {
+                    // What GitHub answers an App or bot token (review4 F12).
+                    return error(403, "Unable to create comment because issue is locked.");
+                }
                 issue
                     .comments
                     .push(body["body"].as_str().unwrap_or("").to_string());
