@@ -121,6 +121,9 @@ fn print_report(title: &str, report: &ScanReport) {
             }
             FindingOutcome::WouldFile { title, .. } => println!("  would file: {title}"),
             FindingOutcome::Deferred { title, .. } => println!("  deferred (budget): {title}"),
+            FindingOutcome::Ignored { title, rule } => {
+                println!("  ignored from the backlog ({rule}): {title}")
+            }
         }
     }
     println!();

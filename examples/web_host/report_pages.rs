@@ -314,6 +314,11 @@ fn findings_section(h: &mut String, report: &ScanReport) {
                         .unwrap_or_default()
                 ),
             ),
+            FindingOutcome::Ignored { rule, .. } => (
+                "ignored",
+                "—".to_string(),
+                format!("deferred earlier; an ignore rule added since matches it ({rule}): closed in the backlog, never filed"),
+            ),
         };
         let _ = write!(
             h,

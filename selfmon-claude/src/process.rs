@@ -11,7 +11,12 @@
 //! A process killed outright (`kill -9`, the OOM killer) runs none of that. For that case:
 //! - on Linux the child is started with `PR_SET_PDEATHSIG = SIGKILL`, so the CLI (the process that
 //!   talks to the model and spends tokens) dies with the thread that started it (tokio starts it
-//!   on a runtime thread, which lives as long as the scan does);
+//!   on a runtime thread, which lives as long as the scan does). The signal reaches the direct
+//!   child only: processes it started itself (a wrapper script or shim that runs the real CLI
+//!   without `exec`, the CLI's own helpers) keep running, re-parented to init, until the next
+//!   run's sweep below kills the process group they are still in. A wrapper should therefore
+//!   `exec` the CLI, so the CLI is the direct child. (Nothing this process does survives
+//!   `kill -9` to do better: a subreaper only adopts orphans of its own live descendants.)
 //! - every private directory holds an owner record (`owner.json`: this process's pid and start
 //!   time, then the child's pid, start time and the leftover paths), and each new run first
 //!   [sweeps](sweep_temp_dir) the temporary folder: a directory whose owner is gone has its child's

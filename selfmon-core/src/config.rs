@@ -48,7 +48,8 @@ pub struct SelfMonitoringConfig {
     pub repeat_threshold: u64,
     /// Deduplication settings.
     pub dedup: DedupConfig,
-    /// Signatures dropped before analysis.
+    /// Signatures dropped before analysis. A finding deferred to the backlog before a rule was
+    /// added that matches it is closed by the next scan (reported as ignored), never filed.
     pub ignore: IgnoreRules,
     /// Every scan is a preview: it reports what it would file, comment and defer, and changes
     /// nothing (no issue, no comment, no cursor move, no occurrences, no learned templates, no
@@ -103,7 +104,9 @@ pub struct IgnoreRules {
     pub codes: Vec<String>,
     /// Sources (logger names) to ignore; a trailing `*` matches a prefix.
     pub sources: Vec<String>,
-    /// Regular expressions matched against message templates.
+    /// Regular expressions matched against message templates (anywhere in them, unless
+    /// anchored). One that matches empty text (`""`, `x*`) would match every template and is
+    /// refused by validation.
     pub templates: Vec<String>,
 }
 
@@ -261,11 +264,25 @@ impl SelfMonitoringConfig {
             }
         }
         for (i, re) in self.ignore.templates.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(re) {
-                bad(
+            match regex::Regex::new(re) {
+                Err(e) => bad(
                     &format!("ignore.templates[{i}]"),
                     format!("not a valid regular expression: {e}"),
-                );
+                ),
+                // A pattern with an empty match anywhere (`""`, `x*`, `a|`, `^`) matches every
+                // template: it would ignore every signature, CRITICAL ones included. (`^$`
+                // matches only an empty template, and is let through: the probe is text no
+                // pattern aims at.)
+                Ok(compiled) if compiled.is_match("") && compiled.is_match("\u{1}") => bad(
+                    &format!("ignore.templates[{i}]"),
+                    format!(
+                        "{} matches empty text, so it matches every template and would ignore \
+                         every signature, CRITICAL ones included; write the part of the message \
+                         to ignore (`^connection reset by peer`)",
+                        crate::text::quoted(re)
+                    ),
+                ),
+                Ok(_) => {}
             }
         }
         for (field, reason) in self.redaction.problems() {
@@ -412,6 +429,25 @@ mod tests {
                 "ignore.templates[0]"
             ]
         );
+    }
+
+    #[test]
+    fn an_ignore_template_that_matches_empty_text_is_refused() {
+        // Review4 F11: `ignore.templates: [""]` was valid and ignored every signature.
+        for everything in ["", "x*", "a|", "^", "$", ".*", "(?:)"] {
+            let mut c = SelfMonitoringConfig::default();
+            c.ignore.templates = vec!["^kept$".into(), everything.into()];
+            let problems = c.problems();
+            assert_eq!(problems.len(), 1, "{everything:?}: {problems:?}");
+            assert_eq!(problems[0].field, "ignore.templates[1]");
+            assert!(
+                problems[0].reason.contains("matches empty text"),
+                "{problems:?}"
+            );
+        }
+        let mut c = SelfMonitoringConfig::default();
+        c.ignore.templates = vec!["^$".into(), "connection reset".into(), "^GET .*".into()];
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
     }
 
     #[test]

@@ -390,15 +390,17 @@ pub const STACK_FRAME_RULE: &str =
 /// redacted again when they repeat, which keeps the memory per signature small.
 const MAX_REMEMBERED_MESSAGE_BYTES: usize = 2_048;
 
+/// The configured ignore rules, compiled: the digest drops the signatures they match, and the
+/// engine closes the backlog entries they match (rules added after a finding was deferred).
 #[derive(Debug, Default)]
-struct CompiledIgnore {
+pub(crate) struct CompiledIgnore {
     codes: Vec<String>,
     sources: Vec<String>,
     templates: Vec<regex::Regex>,
 }
 
 impl CompiledIgnore {
-    fn new(rules: &IgnoreRules) -> Result<Self> {
+    pub(crate) fn new(rules: &IgnoreRules) -> Result<Self> {
         let mut templates = Vec::new();
         for (i, t) in rules.templates.iter().enumerate() {
             templates.push(regex::Regex::new(t).map_err(|e| {
@@ -445,6 +447,45 @@ impl CompiledIgnore {
             .enumerate()
             .find(|(_, re)| re.is_match(template))
             .map(|(i, re)| format!("ignore.templates[{i}]: {}", re.as_str()))
+    }
+
+    /// The rule that drops a backlog entry, if one does: the one matching its first evidence
+    /// signature when each of them (by source, template and codes, as the digest judges a
+    /// signature) is matched — a finding that still has a signature no rule drops would still be
+    /// made. The templates the entry keeps for dedup are tried too (a secret in a template makes
+    /// the shown one differ from what the operator's pattern was written against). An entry with
+    /// no evidence is judged by its templates and the finding's codes.
+    pub(crate) fn backlog_rule(&self, entry: &crate::model::BacklogEntry) -> Option<String> {
+        let rule_for = |i: usize, source: Option<&str>, template: &str, codes: &[ErrorCode]| {
+            self.matching_rule(source, template, codes).or_else(|| {
+                let kept = entry.templates.get(i)?;
+                self.matching_rule(source, kept, codes)
+            })
+        };
+        let rules: Vec<Option<String>> = if entry.evidence.is_empty() {
+            entry
+                .templates
+                .iter()
+                .enumerate()
+                .map(|(i, t)| rule_for(i, None, t, &entry.finding.error_codes))
+                .collect()
+        } else {
+            entry
+                .evidence
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let sig = e.as_signature();
+                    rule_for(i, sig.source.as_deref(), &sig.template, &sig.error_codes)
+                })
+                .collect()
+        };
+        let mut first = None;
+        for rule in rules {
+            // One signature no rule matches keeps the entry.
+            first.get_or_insert(rule?);
+        }
+        first
     }
 }
 
@@ -1237,6 +1278,59 @@ impl Digest {
         self.signatures.iter().map(|s| s.id.clone()).collect()
     }
 
+    /// Splits the digest into the signatures [`render`](Self::render) shows within `max_bytes`
+    /// (most severe, then most frequent first, as it orders them) and the rest, so every signature
+    /// can be shown in some analysis round: the first digest renders them all with nothing
+    /// omitted; the rest (in the order they were held) did not fit, and may be shown by a later
+    /// round. A signature too large to be shown in `max_bytes` at all is in the rest whatever else
+    /// fits, so the first digest may be empty.
+    pub fn split_to_fit(self, max_bytes: usize) -> (Digest, Vec<Signature>) {
+        let Digest {
+            signatures,
+            records,
+            ignored_signatures,
+            ignored_records,
+            ignored,
+        } = self;
+        let mut order: Vec<usize> = (0..signatures.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&signatures[a], &signatures[b]);
+            b.level
+                .cmp(&a.level)
+                .then(b.count.cmp(&a.count))
+                .then(a.first_id.cmp(&b.first_id))
+        });
+        // The header render writes (a shorter one for fewer signatures), then the blocks that fit.
+        let mut used = format!("{records} records in {} signatures\n", signatures.len()).len();
+        let mut fits = vec![false; signatures.len()];
+        for i in order {
+            let block = render_signature(&signatures[i]).len();
+            if used + block + RENDER_RESERVE <= max_bytes {
+                used += block;
+                fits[i] = true;
+            }
+        }
+        let mut shown = Vec::new();
+        let mut rest = Vec::new();
+        for (sig, fit) in signatures.into_iter().zip(fits) {
+            if fit {
+                shown.push(sig);
+            } else {
+                rest.push(sig);
+            }
+        }
+        (
+            Digest {
+                signatures: shown,
+                records,
+                ignored_signatures,
+                ignored_records,
+                ignored,
+            },
+            rest,
+        )
+    }
+
     /// Renders the digest as text of at most `max_bytes` bytes: most severe, then most frequent
     /// signatures first; what did not fit is said on the last line.
     pub fn render(&self, max_bytes: usize) -> String {
@@ -1254,7 +1348,7 @@ impl Digest {
             self.records,
             self.signatures.len()
         );
-        let reserve = 120;
+        let reserve = RENDER_RESERVE;
         let mut omitted = 0u64;
         let mut omitted_records = 0u64;
         for sig in order {
@@ -1278,6 +1372,9 @@ impl Digest {
         out
     }
 }
+
+/// Bytes [`Digest::render`] keeps free for its last line (what was omitted).
+const RENDER_RESERVE: usize = 120;
 
 fn render_signature(sig: &Signature) -> String {
     let mut s = String::new();
@@ -1712,6 +1809,58 @@ mod tests {
         let d = Digest::build(&recs, &c).unwrap();
         assert_eq!(d.signatures.len(), 1);
         assert_eq!((d.ignored_signatures, d.ignored_records), (2, 3));
+    }
+
+    #[test]
+    fn a_backlog_entry_is_ignored_only_when_a_rule_matches_each_of_its_signatures() {
+        let mut c = SelfMonitoringConfig::default();
+        c.ignore.codes.push("GIT-SYNC-001".into());
+        let d = Digest::build(
+            &[
+                rec(1, Level::Error, "[GIT-SYNC-001] x"),
+                rec(2, Level::Error, "unrelated disk failure"),
+            ],
+            &SelfMonitoringConfig::default(),
+        )
+        .unwrap();
+        let shown: Vec<_> = d
+            .signatures
+            .iter()
+            .map(|s| Redactor::shared().redacted_signature(s.clone()))
+            .collect();
+        let entry = |evidence: Vec<crate::redact::RedactedSignature>| crate::model::BacklogEntry {
+            entry_id: "e".into(),
+            fingerprint: "f".into(),
+            severity: Level::Error,
+            finding: Redactor::shared().redacted_finding(crate::model::Finding::new(
+                crate::model::Classification::ServerBug,
+                "t",
+                "s",
+            )),
+            templates: evidence
+                .iter()
+                .map(|e| e.as_signature().template.clone())
+                .collect(),
+            evidence,
+            occurrences: 1,
+            deferred_by: crate::model::ScanId::new(),
+            deferred_at: chrono::Utc::now(),
+        };
+        let ignore = CompiledIgnore::new(&c.ignore).unwrap();
+        let coded = shown
+            .iter()
+            .find(|s| !s.as_signature().error_codes.is_empty())
+            .unwrap();
+        assert_eq!(
+            ignore.backlog_rule(&entry(vec![coded.clone()])).as_deref(),
+            Some("ignore.codes: GIT-SYNC-001")
+        );
+        assert_eq!(
+            ignore.backlog_rule(&entry(shown.clone())),
+            None,
+            "a finding that also covers a signature no rule drops is kept"
+        );
+        assert_eq!(ignore.backlog_rule(&entry(vec![])), None);
     }
 
     /// A word the templater generalised only because it saw enough distinct ones (review3 H8)

@@ -202,10 +202,9 @@ impl AnalysisRunner for OfflineRunner {
                     findings.push(f);
                     continue;
                 }
-                Ok(_) => format!(
-                    "a rule applies, but this scan already has the most findings asked for ({})",
-                    request.max_findings
-                ),
+                // The answer is full: left unmentioned, so the engine shows it again in another
+                // round (see `AnalysisRunner`'s contract on a full answer).
+                Ok(_) => continue,
                 Err(reason) => reason,
             };
             skipped.push(SkippedSignature {

@@ -299,3 +299,136 @@ async fn recurrences_of_a_backlogged_problem_the_runner_made_no_finding_for_are_
         assert_eq!(total, 8, "and each record once");
     }
 }
+
+/// Review4 F15: the operator adds an ignore rule for a finding that waits in the backlog; the
+/// next scans closed it in the backlog with the rule instead of filing it.
+#[tokio::test]
+async fn a_backlog_entry_an_ignore_rule_added_since_matches_is_closed_never_filed() {
+    use selfmon_core::config::IgnoreRules;
+    for rules in [
+        IgnoreRules {
+            codes: vec!["GIT-SYNC-001".into()],
+            ..IgnoreRules::default()
+        },
+        IgnoreRules {
+            sources: vec!["app.g*".into()],
+            ..IgnoreRules::default()
+        },
+        IgnoreRules {
+            templates: vec!["clone of repo".into()],
+            ..IgnoreRules::default()
+        },
+    ] {
+        let r = rig_with(Arc::new(OfflineRunner), budget(1));
+        three_bugs(&r.logs);
+        let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!((first.record.issues_created, first.record.backlog), (1, 2));
+        assert!(r
+            .store
+            .backlog()
+            .iter()
+            .any(|e| e.finding.title.contains("GIT-SYNC-001")));
+
+        r.monitor
+            .set_config(SelfMonitoringConfig {
+                ignore: rules.clone(),
+                ..budget(1)
+            })
+            .unwrap();
+        for _ in 0..3 {
+            r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+        }
+        let titles: Vec<String> = r
+            .tracker
+            .issues()
+            .iter()
+            .map(|i| i.title.to_string())
+            .collect();
+        assert_eq!(titles.len(), 2, "{rules:?}: {titles:?}");
+        assert!(
+            titles.iter().all(|t| !t.contains("GIT-SYNC-001")),
+            "{rules:?}: the ignored problem is never filed: {titles:?}"
+        );
+        assert!(r.store.backlog().is_empty(), "{rules:?}");
+        let closed = r
+            .store
+            .closed_backlog(selfmon_core::PageRequest::default())
+            .await
+            .unwrap();
+        let ignored: Vec<_> = closed
+            .items
+            .iter()
+            .filter(|c| c.entry.finding.title.contains("GIT-SYNC-001"))
+            .collect();
+        assert_eq!(ignored.len(), 1, "{rules:?}");
+        assert_eq!(ignored[0].closure.issue, None, "{rules:?}");
+        assert!(
+            ignored[0].closure.reason.starts_with("ignored: ignore."),
+            "{rules:?}: {}",
+            ignored[0].closure.reason
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_scan_that_closes_an_ignored_backlog_entry_reports_it_with_the_rule() {
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.store.backlog().len(), 3);
+    r.monitor
+        .set_config(SelfMonitoringConfig {
+            ignore: selfmon_core::config::IgnoreRules {
+                codes: vec!["GIT-SYNC-001".into()],
+                ..Default::default()
+            },
+            ..budget(0)
+        })
+        .unwrap();
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    let ignored: Vec<_> = report
+        .outcomes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| match o {
+            FindingOutcome::Ignored { title, rule } => Some((i, title, rule)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ignored.len(), 1, "{:?}", report.outcomes);
+    let (position, title, rule) = ignored[0];
+    assert!(title.contains("GIT-SYNC-001"), "{title}");
+    assert_eq!(rule.as_str(), "ignore.codes: GIT-SYNC-001");
+    assert!(
+        report.from_backlog.contains(&position),
+        "it is said to come from the backlog"
+    );
+    assert_eq!(report.record.backlog, 2, "the other two still wait");
+    assert_eq!(r.store.backlog().len(), 2);
+    // A dry run reports it the same way (nothing is closed by it).
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    three_bugs(&r.logs);
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    r.monitor
+        .set_config(SelfMonitoringConfig {
+            ignore: selfmon_core::config::IgnoreRules {
+                sources: vec!["app.git".into()],
+                ..Default::default()
+            },
+            ..budget(0)
+        })
+        .unwrap();
+    let preview = r
+        .monitor
+        .scan_with(ScanOptions {
+            dry_run: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(preview
+        .outcomes
+        .iter()
+        .any(|o| matches!(o, FindingOutcome::Ignored { rule, .. } if rule.as_str() == "ignore.sources: app.git")));
+    assert_eq!(r.store.backlog().len(), 3, "a dry run closes nothing");
+}

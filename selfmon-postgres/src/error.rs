@@ -77,6 +77,19 @@ pub enum Error {
         missing: Vec<String>,
     },
 
+    /// A table the log is read from does not keep `id` unique: its `id` neither comes from a
+    /// sequence (`SERIAL`, `GENERATED ... AS IDENTITY`) nor is covered by a unique index on `id`
+    /// alone (a primary key included). selfmon reads records in pages after a cursor
+    /// (`id > cursor`), so rows sharing an id across a page boundary would be skipped without a
+    /// trace; it refuses the table instead. Not retryable.
+    #[error("the log table {relation} does not keep `id` unique (it neither comes from a sequence nor is covered by a unique index on id alone); selfmon reads records in pages after a cursor by id, and rows sharing an id would be skipped at a page boundary. Declare `id BIGSERIAL PRIMARY KEY` as CIDX does (`id SERIAL PRIMARY KEY`); if the ids are unique already, `ALTER TABLE {relation} ADD CONSTRAINT {unique_name} UNIQUE (id)`; if they repeat (`SELECT id, count(*) FROM {relation} GROUP BY id HAVING count(*) > 1` lists them), renumber them from a sequence")]
+    NonUniqueLogId {
+        /// The table (the log table itself, or one a log view reads).
+        relation: String,
+        /// A constraint name to suggest.
+        unique_name: String,
+    },
+
     /// The log relation is a view whose rows selfmon cannot read in commit order (it reads no
     /// table, or tables whose ids come from several sequences). Not retryable.
     #[error("the log view {table} cannot be read without risking skipped records: {reason}; point `table` at the log table itself, or use a view over tables whose `id` comes from one sequence")]

@@ -162,6 +162,10 @@ impl PgLogSourceOptions {
 /// - Optional columns (`timestamp`, `source`, `correlation_id`, `user_id`, `request_path`,
 ///   `extra_data`, `node_id`) may be missing or NULL and may have any type (read as text); a
 ///   missing table or one without `id`, `level` or `message` is an error naming what is missing.
+/// - `id` must not repeat: it comes from a sequence (`SERIAL`, identity) or a unique index on
+///   `id` alone covers it (a primary key included), in the table or in every table a view reads;
+///   otherwise [`connect`](Self::connect) refuses it with [`Error::NonUniqueLogId`] (rows sharing an
+///   id across a page boundary would be skipped).
 /// - The log may be a table, a partitioned table (partitions by date, say; nodes may insert into
 ///   a partition directly) or a view. A view is read as it is, with the horizon taken on the
 ///   tables under it, whose `id` must come from one sequence and be the view's `id`; a view over
@@ -213,7 +217,8 @@ impl PgLogSource {
     /// Connects and checks the table now, so a wrong URL or table fails at start-up.
     ///
     /// Errors: [`Error::Connect`], [`Error::MissingTable`], [`Error::MissingColumns`],
-    /// [`Error::UnsupportedLogView`], [`Error::InvalidOption`], [`Error::Query`].
+    /// [`Error::UnsupportedLogView`], [`Error::NonUniqueLogId`], [`Error::InvalidOption`],
+    /// [`Error::Query`].
     pub async fn connect(url: PgUrl, options: PgLogSourceOptions) -> Result<Self> {
         options.validate()?;
         let reader = Reader::open(&url, &options).await?;
@@ -661,6 +666,35 @@ async fn written_relations(client: &Client, table: &str) -> Result<(Vec<String>,
         .iter()
         .map(|r| r.col(0))
         .collect::<Result<_>>()?;
+    // Ids are read in pages after a cursor: one that may repeat loses rows at a page boundary.
+    // An id drawn from a sequence, or under a unique index on `id` alone, does not repeat.
+    let repeating: Vec<String> = client
+        .query(
+            "SELECT w FROM unnest($1::text[]) AS w
+             WHERE pg_get_serial_sequence(w, 'id') IS NULL
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_index AS i
+                   JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                   WHERE i.indrelid = w::regclass AND i.indisunique AND i.indpred IS NULL
+                     AND i.indnkeyatts = 1 AND a.attname = 'id')",
+            &[&written],
+        )
+        .await
+        .map_err(Error::query("checking that the log ids are unique"))?
+        .iter()
+        .map(|r| r.col(0))
+        .collect::<Result<_>>()?;
+    if let Some(relation) = repeating.into_iter().next() {
+        let bare = relation
+            .rsplit('.')
+            .next()
+            .unwrap_or(&relation)
+            .trim_matches('"');
+        return Err(Error::NonUniqueLogId {
+            unique_name: quote_ident(&format!("{bare}_id_unique")),
+            relation,
+        });
+    }
     if sequences.len() > 1 {
         return Err(Error::UnsupportedLogView {
             table: table.to_string(),

@@ -195,6 +195,40 @@ async fn a_missing_table_or_column_is_named_at_connect() {
     }
 }
 
+/// Review4 F7: ids read in pages after a cursor must not repeat (rows sharing an id at a page
+/// boundary would be skipped): a table whose `id` neither comes from a sequence nor has a unique
+/// index of its own is refused, saying what to do; a unique index makes it acceptable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_table_whose_id_may_repeat_is_refused_naming_the_fix() {
+    let Some(db) = test_db().await else { return };
+    db.client
+        .batch_execute(
+            "CREATE TABLE logs (id BIGINT NOT NULL, level TEXT, message TEXT, UNIQUE (id, level));
+             CREATE UNIQUE INDEX logs_some_ids ON logs(id) WHERE level = 'ERROR'",
+        )
+        .await
+        .expect("create");
+    let err = PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NonUniqueLogId { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains("PRIMARY KEY")
+            && text.contains("ADD CONSTRAINT \"logs_id_unique\" UNIQUE (id)")
+            && text.contains("skipped"),
+        "{text}"
+    );
+    db.client
+        .batch_execute("CREATE UNIQUE INDEX logs_id ON logs(id)")
+        .await
+        .expect("index");
+    PgLogSource::connect(db.url.clone(), db.log_options())
+        .await
+        .expect("a unique index on id alone is enough");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_connection_is_replaced_on_the_next_read() {
     let Some(db) = test_db().await else { return };

@@ -30,7 +30,7 @@ const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// not the runtime threads that ran its tasks, and it must not use the inherited SQLite connection
 /// (sqlite.org/howtocorrupt.html, section 2.6) nor a PostgreSQL pool's sockets, which the parent
 /// still uses; and a lock a parent thread held at the fork stays locked in the child. So in any
-/// other process every method raises `selfmon.Error` (code `forked`) at once, touching nothing
+/// other process every method raises `selfmon.Error` (`.kind == "forked"`) at once, touching nothing
 /// (`cancel` and `is_scanning` return false), and dropping the object there leaks the engine
 /// instead of closing what the parent still uses. Create the monitor after forking.
 #[pyclass(module = "selfmon._selfmon", frozen, name = "_Monitor")]

@@ -83,6 +83,18 @@ pub enum Error {
         found: String,
     },
 
+    /// The `logs` table's `id` column may hold a value twice: it is neither the table's
+    /// `INTEGER PRIMARY KEY` nor covered by a UNIQUE index. selfmon reads records in pages after
+    /// a cursor (`id > cursor`), so rows sharing an id across a page boundary would be skipped
+    /// without a trace; it refuses the table instead. Not retryable.
+    #[error("the `{table}` table in {path} does not keep `id` unique (it is neither the INTEGER PRIMARY KEY nor covered by a UNIQUE index); selfmon reads records in pages after a cursor by id, and rows sharing an id would be skipped at a page boundary. Declare `id INTEGER PRIMARY KEY` as CIDX does; if the ids are unique already, `CREATE UNIQUE INDEX {table}_id_unique ON {table}(id)` (as the file's owner: selfmon only reads it); if they repeat (`SELECT id, count(*) FROM {table} GROUP BY id HAVING count(*) > 1` lists them), copy the rows into a table that numbers them with `id INTEGER PRIMARY KEY`")]
+    NonUniqueLogId {
+        /// The file.
+        path: PathBuf,
+        /// The table.
+        table: String,
+    },
+
     /// The state store was written by a newer selfmon; this version will not touch it.
     #[error("state store {path} has schema version {found}, newer than this library supports ({supported}); upgrade selfmon or point it at another file")]
     SchemaTooNew {

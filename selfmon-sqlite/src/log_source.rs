@@ -11,7 +11,9 @@ use selfmon_core::{Component, Level, LogPage, LogRecord, LogSource, LogSourceDes
 use serde::{Deserialize, Serialize};
 
 use crate::error::{blocking, Error, Result};
-use crate::logs_schema::{table_columns, table_sql, RECORD_COLUMNS, REQUIRED_COLUMNS};
+use crate::logs_schema::{
+    id_is_unique, table_columns, table_sql, RECORD_COLUMNS, REQUIRED_COLUMNS,
+};
 
 /// Key under which a record's unparseable level is kept in `extra_data` (the record itself is read
 /// as [`Level::Error`] so that it is seen, never dropped).
@@ -79,7 +81,9 @@ impl LogSourceOptions {
 /// - Optional columns (`source`, `correlation_id`, `user_id`, `request_path`, `extra_data`,
 ///   `timestamp`, and the ignored `alias`, `node_id`, `created_at`) may be missing or NULL; extra
 ///   columns are ignored. A missing `logs` table, or one without `id`, `level` or `message`, is an
-///   error naming what is missing.
+///   error naming what is missing. So is an `id` that may repeat (neither `INTEGER PRIMARY KEY`
+///   nor covered by a UNIQUE index: [`Error::NonUniqueLogId`]): rows sharing an id across a page
+///   boundary would be skipped.
 ///
 /// `read_after` on a cursor beyond the file's highest id returns an empty page (the engine detects
 /// that case through [`LogSource::max_id`]); callers using the source directly can ask for the
@@ -101,7 +105,7 @@ impl SqliteLogSource {
     /// first scan.
     ///
     /// Errors: [`Error::Open`] (no such file, not a database), [`Error::MissingTable`],
-    /// [`Error::MissingColumns`], [`Error::InvalidOption`].
+    /// [`Error::MissingColumns`], [`Error::NonUniqueLogId`], [`Error::InvalidOption`].
     pub fn open(path: impl AsRef<Path>, options: LogSourceOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
@@ -277,6 +281,12 @@ impl<'a> Reader<'a> {
                 path: path.to_path_buf(),
                 table: "logs".into(),
                 missing,
+            });
+        }
+        if !id_is_unique(&conn, "logs").map_err(open_err)? {
+            return Err(Error::NonUniqueLogId {
+                path: path.to_path_buf(),
+                table: "logs".into(),
             });
         }
         let select_list: Vec<String> = RECORD_COLUMNS
@@ -478,6 +488,8 @@ fn text(v: ValueRef<'_>) -> Option<String> {
 fn parse_level(raw: ValueRef<'_>) -> Option<Level> {
     let bytes = match raw {
         ValueRef::Text(b) => b,
+        // A level column of INTEGER affinity stores Python's `levelno` (or pino's) as a number.
+        ValueRef::Integer(n) => return n.to_string().parse().ok(),
         _ => return None,
     };
     // Fast path for the canonical spellings; everything else goes through the core parser.

@@ -57,6 +57,37 @@ pub(crate) fn table_columns(conn: &Connection, table: &str) -> rusqlite::Result<
     Ok(names)
 }
 
+/// Whether `table`'s `id` column holds no value twice: it is the table's primary key by itself
+/// (`id INTEGER PRIMARY KEY`, the rowid, as CIDX declares it) or the only column of a UNIQUE
+/// index that is not partial. Records are read in pages after a cursor (`id > cursor`): rows
+/// sharing an id across a page boundary would be skipped.
+pub(crate) fn id_is_unique(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    let only_id =
+        |names: &[Option<String>]| matches!(names, [Some(name)] if name.eq_ignore_ascii_case("id"));
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1) WHERE pk > 0")?;
+    let pk = stmt
+        .query_map([table], |r| r.get::<_, Option<String>>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if only_id(&pk) {
+        return Ok(true);
+    }
+    let mut stmt = conn
+        .prepare("SELECT name FROM pragma_index_list(?1) WHERE \"unique\" = 1 AND partial = 0")?;
+    let indexes = stmt
+        .query_map([table], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = conn.prepare("SELECT name FROM pragma_index_info(?1)")?;
+    for index in indexes {
+        let columns = stmt
+            .query_map([&index], |r| r.get::<_, Option<String>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        if only_id(&columns) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The `CREATE TABLE` statement stored for `table`, if any.
 pub(crate) fn table_sql(conn: &Connection, table: &str) -> rusqlite::Result<Option<String>> {
     use rusqlite::OptionalExtension;

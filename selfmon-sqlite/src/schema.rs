@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -37,7 +37,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 7] = [
+const MIGRATIONS: [Migration; 8] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -73,6 +73,11 @@ const MIGRATIONS: [Migration; 7] = [
         version: 7,
         description: "log anchor: the last record a scan read (detects a recreated log)",
         apply: v7,
+    },
+    Migration {
+        version: 8,
+        description: "log anchor: the last record read as a second witness",
+        apply: v8,
     },
 ];
 
@@ -370,6 +375,19 @@ fn v7(conn: &Connection) -> rusqlite::Result<()> {
         conn,
         "self_monitoring_scans",
         &[("log_anchor_id", "INTEGER"), ("log_anchor_digest", "TEXT")],
+    )
+}
+
+/// v8: the last record a scan read, when the anchor names a later one (the record at the cursor):
+/// a second witness, so one deleted row does not look like a recreated log.
+fn v8(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_scans",
+        &[
+            ("log_anchor_read_id", "INTEGER"),
+            ("log_anchor_read_digest", "TEXT"),
+        ],
     )
 }
 

@@ -310,9 +310,10 @@ async fn a_text_or_real_id_fails_the_read_naming_the_row_type_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs.db");
         let conn = Connection::open(&path).unwrap();
-        // `id` without INTEGER PRIMARY KEY: SQLite stores whatever it is given.
+        // `id` without INTEGER PRIMARY KEY (unique, but typeless): SQLite stores whatever it is
+        // given.
         conn.execute_batch(&format!(
-            "CREATE TABLE logs (id, timestamp TEXT, level TEXT, source TEXT, message TEXT);
+            "CREATE TABLE logs (id UNIQUE, timestamp TEXT, level TEXT, source TEXT, message TEXT);
              INSERT INTO logs VALUES (1, 't', 'ERROR', 's', 'one');
              INSERT INTO logs VALUES ({bad}, 't', 'ERROR', 's', 'poison');"
         ))
@@ -334,6 +335,122 @@ async fn a_text_or_real_id_fails_the_read_naming_the_row_type_and_the_fix() {
             "{text}"
         );
     }
+}
+
+/// Review4 F7: with ids 1,2,2,2,3 and pages of 2, the second page asked `id > 2` and two records
+/// were never read. A table whose `id` may repeat is refused, saying what to do; one whose ids
+/// are kept unique (the rowid, a primary key, a UNIQUE index) is read.
+#[tokio::test]
+async fn a_logs_table_whose_id_may_repeat_is_refused_naming_the_fix() {
+    let refused = [
+        "CREATE TABLE logs (id INTEGER, timestamp TEXT, level TEXT, message TEXT)",
+        // An index that does not make `id` unique by itself, or only some rows.
+        "CREATE TABLE logs (id INTEGER, level TEXT, message TEXT, UNIQUE (id, level))",
+        "CREATE TABLE logs (id INTEGER, level TEXT, message TEXT);
+         CREATE UNIQUE INDEX partial_id ON logs(id) WHERE level = 'ERROR';
+         CREATE INDEX plain_id ON logs(id)",
+        "CREATE TABLE logs (id INTEGER, level TEXT, message TEXT, PRIMARY KEY (id, level))",
+    ];
+    for ddl in refused {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        Connection::open(&path).unwrap().execute_batch(ddl).unwrap();
+        let err = SqliteLogSource::open(&path, LogSourceOptions::default())
+            .expect_err("a table whose ids may repeat is refused at open");
+        assert!(
+            matches!(err, Error::NonUniqueLogId { .. }),
+            "{ddl}: {err:?}"
+        );
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(
+            text.contains("INTEGER PRIMARY KEY")
+                && text.contains("CREATE UNIQUE INDEX logs_id_unique ON logs(id)")
+                && text.contains("skipped"),
+            "{text}"
+        );
+    }
+    let accepted = [
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY, level TEXT, message TEXT)",
+        "CREATE TABLE logs (ID integer primary key autoincrement, level TEXT, message TEXT)",
+        "CREATE TABLE logs (id INTEGER NOT NULL UNIQUE, level TEXT, message TEXT)",
+        "CREATE TABLE logs (id BIGINT PRIMARY KEY, level TEXT, message TEXT)",
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY, level TEXT, message TEXT) WITHOUT ROWID",
+        "CREATE TABLE logs (id INTEGER, level TEXT, message TEXT);
+         CREATE UNIQUE INDEX logs_id_unique ON logs(id)",
+    ];
+    for ddl in accepted {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(ddl).unwrap();
+        for id in 1..=5 {
+            conn.execute(
+                "INSERT INTO logs (id, level, message) VALUES (?1, 'ERROR', 'm')",
+                [id],
+            )
+            .unwrap();
+        }
+        let src = SqliteLogSource::open(
+            &path,
+            LogSourceOptions {
+                page_size: 2,
+                ..LogSourceOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{ddl}: {e}"));
+        let (mut after, mut ids) = (0, Vec::new());
+        loop {
+            let page = src.read_after(after, 2).await.unwrap();
+            if page.scanned_through == after {
+                break;
+            }
+            ids.extend(page.records.iter().map(|r| r.id));
+            after = page.scanned_through;
+        }
+        assert_eq!(ids, [1, 2, 3, 4, 5], "{ddl}");
+    }
+}
+
+/// Review4 F14: pino's/bunyan's fatal (60) was read as ERROR, below Python's 50 (CRITICAL).
+/// Numbers are read on Python's scale, whether stored as text or as integers; above 50 is
+/// CRITICAL; syslog's 0..7 are no level: ERROR, the original kept, nothing dropped.
+#[tokio::test]
+async fn numeric_levels_are_read_on_pythons_scale_and_above_50_as_critical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = Connection::open(&path).unwrap();
+    // No type on `level`: text stays text, numbers stay integers.
+    conn.execute_batch(
+        "CREATE TABLE logs (id INTEGER PRIMARY KEY, level, message TEXT);
+         INSERT INTO logs (level, message) VALUES ('60', 'fatal as text');
+         INSERT INTO logs (level, message) VALUES (60, 'fatal as a number');
+         INSERT INTO logs (level, message) VALUES (50, 'critical as a number');
+         INSERT INTO logs (level, message) VALUES (20, 'info as a number');
+         INSERT INTO logs (level, message) VALUES (30, 'warning as a number');
+         INSERT INTO logs (level, message) VALUES (6, 'syslog info');",
+    )
+    .unwrap();
+    let page = open(&path).read_after(0, 100).await.unwrap();
+    let got: Vec<(&str, Level)> = page
+        .records
+        .iter()
+        .map(|r| (r.message.as_str(), r.level))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("fatal as text", Level::Critical),
+            ("fatal as a number", Level::Critical),
+            ("critical as a number", Level::Critical),
+            ("warning as a number", Level::Warning),
+            ("syslog info", Level::Error),
+        ]
+    );
+    assert_eq!(
+        page.records[4].extra_data[ORIGINAL_LEVEL_KEY],
+        serde_json::json!("6")
+    );
 }
 
 #[tokio::test]

@@ -731,6 +731,7 @@ pub fn default_config_text() -> String {
   "dry_run": false,
   "dedup": {{ "related_threshold": 0.85, "min_related_attributes": 3, "reopen_on_regression": true, "closed_window_days": 30 }},
   // Signatures dropped before analysis: error codes, sources (a trailing * matches a prefix), template regexes.
+  // Deferred findings they match are closed in the backlog by the next scan, never filed.
   "ignore": {{ "codes": [], "sources": [], "templates": [] }},
   // Redacted beyond secrets and emails.
   "redaction": {{ "ip_addresses": false, "user_ids": false, "extra_patterns": [] }},

@@ -42,3 +42,4 @@ pub mod schema;
 pub mod signals;
 pub mod templates;
 pub mod terminal;
+pub mod warnings;

@@ -18,6 +18,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    super::warnings::install();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -98,9 +98,11 @@ pub fn summary(report: &ScanReport) -> String {
             ""
         }
     ));
+    // `signatures` counts what the ignore rules kept (known + novel); the line gives all the scan
+    // saw, so its parts add up (review4 F11).
     s.push_str(&format!(
         "  signatures {} ({} known, {} novel, {} ignored); analysis {}\n",
-        r.signatures,
+        r.signatures + r.ignored_signatures,
         r.known_signatures,
         r.novel_signatures,
         r.ignored_signatures,
@@ -186,6 +188,9 @@ pub fn summary(report: &ScanReport) -> String {
             FindingOutcome::Deferred { title, reason, .. } => {
                 format!("deferred ({reason}): {title}")
             }
+            FindingOutcome::Ignored { title, rule } => {
+                format!("ignored ({rule}; deferred earlier, closed in the backlog): {title}")
+            }
         };
         s.push_str(&format!("  - {line}\n"));
     }
@@ -208,7 +213,8 @@ pub fn summary(report: &ScanReport) -> String {
 /// regressions + deferred + rejected, less what this line counts. `None` when there were none.
 fn backlog_line(report: &ScanReport) -> Option<String> {
     use selfmon::FindingOutcome as O;
-    let (mut filed, mut duplicates, mut comments, mut regressions, mut waiting) = (0, 0, 0, 0, 0);
+    let (mut filed, mut duplicates, mut comments, mut regressions, mut waiting, mut ignored) =
+        (0, 0, 0, 0, 0, 0);
     for o in report
         .from_backlog
         .iter()
@@ -220,13 +226,19 @@ fn backlog_line(report: &ScanReport) -> Option<String> {
             O::Commented { .. } => comments += 1,
             O::Regression { .. } => regressions += 1,
             O::Deferred { .. } => waiting += 1,
+            O::Ignored { .. } => ignored += 1,
         }
     }
-    if filed + duplicates + comments + regressions + waiting == 0 {
+    if filed + duplicates + comments + regressions + waiting + ignored == 0 {
         return None;
     }
     Some(format!(
-        "  of these, from the backlog (deferred by earlier scans): filed {filed}; duplicates {duplicates}; comments {comments}; regressions {regressions}; still waiting {waiting}\n"
+        "  of these, from the backlog (deferred by earlier scans): filed {filed}; duplicates {duplicates}; comments {comments}; regressions {regressions}; still waiting {waiting}{}\n",
+        if ignored > 0 {
+            format!("; ignored by a rule added since {ignored}")
+        } else {
+            String::new()
+        }
     ))
 }
 
@@ -252,6 +264,24 @@ mod tests {
             text.contains(
                 "warning (commit_horizon_held): log records above id 2 are not read: pid 4242"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_signature_counts_add_up_with_the_ignored_ones() {
+        let mut report = ScanReport::new(selfmon::ScanRecord::started(
+            selfmon::ScanId("s1".into()),
+            ScanTrigger::Manual,
+            0,
+            chrono::Utc::now(),
+        ));
+        let r = &mut report.record;
+        (r.signatures, r.known_signatures, r.novel_signatures) = (3, 1, 2);
+        r.ignored_signatures = 4;
+        let text = summary(&report);
+        assert!(
+            text.contains("  signatures 7 (1 known, 2 novel, 4 ignored);"),
             "{text}"
         );
     }
@@ -286,7 +316,22 @@ mod tests {
         report.from_backlog = vec![0];
         let text = summary(&report);
         assert!(
-            text.contains("of these, from the backlog (deferred by earlier scans): filed 1; duplicates 0; comments 0; regressions 0; still waiting 0"),
+            text.contains("of these, from the backlog (deferred by earlier scans): filed 1; duplicates 0; comments 0; regressions 0; still waiting 0\n"),
+            "{text}"
+        );
+        // Review4 F15: a deferred finding an ignore rule added since matches.
+        report.outcomes.push(FindingOutcome::Ignored {
+            title: r.redacted("[GIT-SYNC-001] mirror sync failed"),
+            rule: r.redacted("ignore.codes: GIT-SYNC-001"),
+        });
+        report.from_backlog.push(2);
+        let text = summary(&report);
+        assert!(
+            text.contains("still waiting 0; ignored by a rule added since 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  - ignored (ignore.codes: GIT-SYNC-001; deferred earlier, closed in the backlog): [GIT-SYNC-001] mirror sync failed\n"),
             "{text}"
         );
     }

@@ -5,11 +5,16 @@ use selfmon::sqlite::LOGS_TABLE_DDL;
 /// What each column of the logs table means to selfmon.
 const COLUMNS: &str = "\
 Columns (only id, level and message are required; missing optional columns read as NULL):
-  id              INTEGER, increasing: the scan cursor. Rows are read in id order, once each.
+  id              INTEGER PRIMARY KEY (or under a UNIQUE index), increasing: the scan cursor.
+                  Rows are read in id order, once each; a table whose ids may repeat is refused.
   timestamp       TEXT, ISO 8601: when the server logged the record.
   level           TEXT: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; common
-                  aliases such as WARN, FATAL, SEVERE, W/E/F and Python's 10..50 are accepted;
-                  any other value is read as ERROR, keeping the original in extra_data).
+                  aliases such as WARN, FATAL, SEVERE, W/E/F are accepted). Numbers are read on
+                  Python's scale: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL, and any
+                  number above 50 CRITICAL (pino/bunyan fatal 60). pino/bunyan's other numbers
+                  are read one step more severe than meant (30 info as WARNING): store names.
+                  syslog priorities 0..7 are not read as syslog (its order is reversed): like
+                  any other value they are read as ERROR, keeping the original in extra_data.
   source          TEXT: the logger or module (`app.git`); used by ignore.sources and grouping.
   message         TEXT: the message; error codes like [GIT-SYNC-001] in it drive deduplication.
   correlation_id  TEXT: a request id; distinct ids are counted per signature.

@@ -253,9 +253,15 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     s1.completed_at = Some(t(11));
     s1.log_id_end = 42;
     s1.records_read = 42;
+    // With a second witness (the last record read, below the cursor's record): both are kept.
     let anchor = LogAnchor {
         id: 41,
         digest: "0123456789abcdef0123456789abcdef".into(),
+        last_read: Some(Box::new(LogAnchor {
+            id: 37,
+            digest: "37373737373737373737373737373737".into(),
+            last_read: None,
+        })),
     };
     s1.log_anchor = Some(anchor.clone());
     store.finish_scan(&s1).await.expect("finish s1");
@@ -274,6 +280,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     s2.log_anchor = Some(LogAnchor {
         id: 50,
         digest: "ffffffffffffffffffffffffffffffff".into(),
+        last_read: None,
     });
     store.finish_scan(&s2).await.expect("finish s2");
     assert_eq!(
@@ -481,6 +488,7 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     dry.log_anchor = Some(LogAnchor {
         id: 90,
         digest: "90909090909090909090909090909090".into(),
+        last_read: None,
     });
     store.finish_scan(&dry).await.expect("finish dry");
     assert_eq!(
@@ -515,6 +523,7 @@ async fn backlog_and_commits<S: StateStore + ?Sized>(store: &S) {
     let anchor = LogAnchor {
         id: 19,
         digest: "19191919191919191919191919191919".into(),
+        last_read: None,
     };
     s5.log_anchor = Some(anchor.clone());
     let mut effects = ScanEffects::default();

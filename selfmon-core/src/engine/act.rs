@@ -9,7 +9,7 @@ use super::ScanEvent;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
 use crate::dedup::{finding_fingerprint, KnownIssues};
-use crate::digest::Signature;
+use crate::digest::{CompiledIgnore, Signature};
 use crate::error::{Error, Result};
 use crate::model::{
     BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueSignature,
@@ -965,6 +965,37 @@ impl Act<'_> {
         }
         Ok(())
     }
+}
+
+/// Closes the backlog entries an ignore rule matches (one configured after they were deferred:
+/// the digest drops what the rules match before analysis, so the backlog holds only what they
+/// did not match then), judged as the digest judges a signature
+/// ([`CompiledIgnore::backlog_rule`]). Each is reported as [`FindingOutcome::Ignored`] with the
+/// rule and closed in the scan's effects (no issue: it is never filed), so the store drops it
+/// with the cursor; `backlog` keeps the rest.
+pub(crate) fn close_ignored(
+    backlog: &mut Vec<BacklogEntry>,
+    ignore: &CompiledIgnore,
+    egress: &Egress<'_>,
+    report: &mut ScanReport,
+    effects: &mut ScanEffects,
+) {
+    backlog.retain(|entry| {
+        let Some(rule) = ignore.backlog_rule(entry) else {
+            return true;
+        };
+        report.from_backlog.push(report.outcomes.len());
+        report.outcomes.push(FindingOutcome::Ignored {
+            title: egress.redacted(&entry.finding.title),
+            rule: egress.redacted(&rule),
+        });
+        effects.closed.push(BacklogClosure {
+            entry_id: entry.entry_id.clone(),
+            reason: egress.redacted(&format!("ignored: {rule}")),
+            issue: None,
+        });
+        false
+    });
 }
 
 #[cfg(test)]

@@ -14,8 +14,15 @@ use crate::model::{
 use crate::prompt::{self, PromptVars};
 use crate::traits::{AnalysisRequest, AnalysisRunner, LogSourceDescription, Usage};
 
-/// Most findings asked of one analysis.
+/// Most findings asked of one analysis round.
 const MAX_FINDINGS: usize = 20;
+
+/// Most analysis rounds (runner calls) of one scan. A scan shows the runner every signature triage
+/// left: those that do not fit in one digest of `max_digest_bytes`, and those a full answer (the
+/// most findings asked for) did not mention, go to another round; what is left after this many
+/// rounds is judged by the offline rules ([`crate::offline::OfflineRunner`]), and the report says
+/// so. Nothing read is left unjudged.
+pub(crate) const MAX_ANALYSIS_ROUNDS: usize = 4;
 
 /// What the prompt is made of.
 pub(crate) struct PromptInput<'a> {
@@ -79,6 +86,80 @@ pub(crate) fn prompt(
         last_record_id: input.last_id,
         timeout: input.timeout,
     }))
+}
+
+/// The request the offline rules judge the signatures no round showed with: every one of them,
+/// with room for a finding each.
+pub(crate) fn fallback_request(
+    input: PromptInput<'_>,
+    egress: &Egress<'_>,
+) -> Result<AnalysisRequest> {
+    let count = input.shown.signatures.len();
+    let mut request = prompt(input, egress)?.ok_or_else(|| {
+        Error::adapter(
+            crate::Component::AnalysisRunner,
+            false,
+            "no signature to judge (engine bug)",
+        )
+    })?;
+    request.max_findings = count.max(1);
+    Ok(request)
+}
+
+/// One round's answer, validated and as the report keeps it.
+pub(crate) struct Round {
+    pub findings: Vec<crate::redact::RedactedFinding>,
+    pub rejected: Vec<RejectedFindingReport>,
+    pub skipped: Vec<crate::model::SkippedSignatureReport>,
+    /// The ids of the signatures a finding cites or the runner skipped with a reason.
+    judged: std::collections::HashSet<String>,
+}
+
+impl Round {
+    /// The signatures of `shown` this round did not judge: none when the answer had room for more
+    /// findings (what it did not mention, it judged not worth one); when it was full, those no
+    /// finding cites and no skip names, which the answer had no room for.
+    pub fn unjudged(&self, full: bool, shown: Digest) -> Vec<crate::digest::Signature> {
+        if !full {
+            return Vec::new();
+        }
+        shown
+            .signatures
+            .into_iter()
+            .filter(|s| !self.judged.contains(&s.id))
+            .collect()
+    }
+}
+
+/// Validates one round's answer against its request.
+pub(crate) fn judge(answer: RunnerAnswer, request: &AnalysisRequest, egress: &Egress<'_>) -> Round {
+    let signature_ids = request.digest.signature_ids();
+    let mut judged: std::collections::HashSet<String> = answer
+        .skipped
+        .iter()
+        .map(|s| s.signature_id.clone())
+        .collect();
+    let skipped = answer
+        .skipped
+        .iter()
+        .map(|s| egress.skipped(s, &signature_ids))
+        .collect();
+    let mut rejected: Vec<RejectedFindingReport> =
+        answer.rejected.iter().map(|r| egress.rejected(r)).collect();
+    let validated = validate(answer.findings, request, egress);
+    rejected.extend(validated.rejected);
+    judged.extend(
+        validated
+            .findings
+            .iter()
+            .flat_map(|f| f.signature_ids.iter().cloned()),
+    );
+    Round {
+        findings: validated.findings,
+        rejected,
+        skipped,
+        judged,
+    }
 }
 
 /// What the runner answered.
@@ -145,7 +226,23 @@ pub(crate) fn validate(
         findings: Vec::new(),
         rejected: Vec::new(),
     };
-    for f in findings {
+    for mut f in findings {
+        // A finding that cites records but no signature is linked to the signatures holding
+        // those records, or its problem would never be known by signature and be filed again.
+        if f.signature_ids.is_empty() {
+            f.signature_ids = request
+                .digest
+                .signatures
+                .iter()
+                .filter(|s| {
+                    f.evidence_record_ids.iter().any(|&id| {
+                        s.first_id == id || s.last_id == id || s.sample_ids.contains(&id)
+                    })
+                })
+                .map(|s| s.id.clone())
+                .take(limits.max_list_len)
+                .collect();
+        }
         match f.validate(&limits, &scope) {
             Ok(()) => out.findings.push(egress.finding(f)),
             Err(reasons) => out.rejected.push(egress.rejected(&RejectedFinding {

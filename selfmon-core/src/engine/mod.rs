@@ -756,51 +756,94 @@ impl SelfMonitor {
             ignored_records: digest.ignored_records,
             ignored: Vec::new(),
         };
-        let prompt = analyse::prompt(
-            PromptInput {
-                scan_id: &scan_id,
-                template,
-                model,
-                max_digest_bytes: config.max_digest_bytes,
-                shown,
-                known,
-                log: self.log_source.describe(),
-                start: report.record.log_id_start,
-                first_id: read.first_id,
-                last_id: read.last_id,
-                timeout: self.analysis_timeout,
-            },
-            &egress,
-        )?;
+        // Every signature shown is judged: what does not fit in one digest, or what a full answer
+        // (the most findings asked for) left unmentioned, goes to another round; after
+        // MAX_ANALYSIS_ROUNDS the offline rules judge the rest (see `analyse::MAX_ANALYSIS_ROUNDS`).
         let mut findings = Vec::new();
-        if let Some(request) = prompt {
+        let mut pending = shown;
+        let mut rounds = 0;
+        let mut sent: Vec<crate::redact::RedactedText> = Vec::new();
+        let log = self.log_source.describe();
+        let log_id_start = report.record.log_id_start;
+        let round_input = |shown: Digest| PromptInput {
+            scan_id: &scan_id,
+            template,
+            model,
+            max_digest_bytes: config.max_digest_bytes,
+            shown,
+            known,
+            log: log.clone(),
+            start: log_id_start,
+            first_id: read.first_id,
+            last_id: read.last_id,
+            timeout: self.analysis_timeout,
+        };
+        while !pending.signatures.is_empty() && rounds < analyse::MAX_ANALYSIS_ROUNDS {
+            let (fit, rest) = pending.split_to_fit(config.max_digest_bytes);
+            pending = Digest {
+                signatures: rest,
+                records: fit.records,
+                ignored_signatures: fit.ignored_signatures,
+                ignored_records: fit.ignored_records,
+                ignored: Vec::new(),
+            };
+            if fit.signatures.is_empty() {
+                break;
+            }
+            let Some(request) = analyse::prompt(round_input(fit), &egress)? else {
+                break;
+            };
+            rounds += 1;
             report.record.analysis_ran = true;
             report.runner = Some(self.runner.name().to_string());
-            report.digest_sent = Some(request.data.clone());
+            sent.push(request.data.clone());
             let answer = analyse::run(self.runner.as_ref(), &request).await?;
-            report.record.cost_usd = answer.usage.cost_usd;
-            report.record.input_tokens = answer.usage.input_tokens;
-            report.record.output_tokens = answer.usage.output_tokens;
-            report
-                .rejected
-                .extend(answer.rejected.iter().map(|r| egress.rejected(r)));
-            let signature_ids = request.digest.signature_ids();
-            report.skipped.extend(
-                answer
-                    .skipped
-                    .iter()
-                    .map(|s| egress.skipped(s, &signature_ids)),
-            );
-            let validated = analyse::validate(answer.findings, &request, &egress);
-            report.rejected.extend(validated.rejected);
-            report.record.findings = validated.findings.len() as u64;
+            add_usage(&mut report.record, &answer.usage);
+            let full = answer.findings.len() >= request.max_findings;
+            let round = analyse::judge(answer, &request, &egress);
+            let unjudged = round.unjudged(full, request.digest);
+            pending.signatures.splice(0..0, unjudged);
+            report.rejected.extend(round.rejected);
+            report.skipped.extend(round.skipped);
+            findings.extend(round.findings);
+        }
+        if !pending.signatures.is_empty() {
+            // What no round showed or judged: the offline rules decide, so nothing read is left
+            // unjudged (and the report says so).
+            let left = pending.signatures.len();
+            let request = analyse::fallback_request(round_input(pending), &egress)?;
+            let mut answer = analyse::run(&crate::offline::OfflineRunner, &request).await?;
+            for s in &mut answer.skipped {
+                s.reason = format!(
+                    "judged by the offline rules (not shown to the model within {} analysis round(s)): {}",
+                    analyse::MAX_ANALYSIS_ROUNDS,
+                    s.reason
+                );
+            }
+            let round = analyse::judge(answer, &request, &egress);
+            report.rejected.extend(round.rejected);
+            report.skipped.extend(round.skipped);
+            findings.extend(round.findings);
+            report.warnings.push(ScanWarning {
+                kind: "analysis_fallback".into(),
+                message: egress.redacted(&format!(
+                    "{left} signature(s) did not fit in {} analysis round(s) of max_digest_bytes = {}: the offline rules judged them (raise max_digest_bytes to show the model more at once)",
+                    analyse::MAX_ANALYSIS_ROUNDS,
+                    config.max_digest_bytes
+                )),
+            });
+        }
+        if rounds > 0 {
+            report.digest_sent = Some(crate::redact::RedactedText::joined(&sent, "\n"));
+        }
+        if rounds > 0 || !findings.is_empty() {
+            report.record.findings = findings.len() as u64;
             report.record.rejected_findings = report.rejected.len() as u64;
             emit(ScanEvent::Analysed {
                 scan_id: scan_id.clone(),
                 findings: report.record.findings,
                 rejected: report.record.rejected_findings,
             });
-            findings = validated.findings;
         }
 
         // 4. Act: deduplicate, spend the budgets (the backlog first at equal severity), file.
@@ -812,6 +855,14 @@ impl SelfMonitor {
             .filter_map(|i| i.backlog_entry_id)
             .collect();
         backlog.retain(|e| !in_outbox.contains(&e.entry_id));
+        // What an ignore rule configured since it was deferred matches is closed, never filed.
+        act::close_ignored(
+            &mut backlog,
+            &crate::digest::CompiledIgnore::new(&config.ignore)?,
+            &egress,
+            report,
+            effects,
+        );
         let entries = backlog.clone();
         // What the runner saw but made no finding for: occurrences of a backlog entry's
         // problem, if one holds it (see `Act::backlog_recurrences`).
@@ -909,6 +960,19 @@ impl Drop for LeaseGuard {
             }
         });
     }
+}
+
+/// Adds one analysis round's usage to the scan's (a figure no round gave stays unknown).
+fn add_usage(record: &mut ScanRecord, usage: &crate::traits::Usage) {
+    fn add<T: std::ops::Add<Output = T>>(total: Option<T>, more: Option<T>) -> Option<T> {
+        match (total, more) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        }
+    }
+    record.cost_usd = add(record.cost_usd, usage.cost_usd);
+    record.input_tokens = add(record.input_tokens, usage.input_tokens);
+    record.output_tokens = add(record.output_tokens, usage.output_tokens);
 }
 
 /// An error and its causes on one line.

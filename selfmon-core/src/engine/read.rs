@@ -56,10 +56,13 @@ pub(crate) async fn start(
     })
 }
 
-/// Whether the record `anchor` names shows the log was recreated, and why: a different record
-/// under its id, or the anchor gone while older ids are still there (retention removes the
-/// oldest records first, so a log that only lost records to retention has none below a removed
-/// anchor). `None` when the log is the one the previous scan read.
+/// Whether the records `anchor` names (the record at the cursor and, when it is another, the last
+/// record read: see [`LogAnchor`]) show the log was recreated, and why: a witness still there
+/// that is a different record now, or every witness gone while older ids are still there
+/// (retention removes the oldest records first, so a log that only lost records to retention has
+/// none below a removed anchor). A witness that is gone while another is still there as it was
+/// was deleted on its own (level-based retention, a purge): not a new log. `None` when the log is
+/// the one the previous scan read.
 ///
 /// The anchor is looked up with [`LogSource::record_at`], never with a page: a page may be empty
 /// only because the source cannot yet prove what is final (PostgreSQL while a writer's transaction
@@ -68,18 +71,29 @@ async fn anchor_lost(
     log_source: &dyn LogSource,
     anchor: &LogAnchor,
 ) -> Result<Option<&'static str>> {
-    match log_source.record_at(anchor.id).await? {
-        Some(r) => Ok((!anchor.matches(&r))
-            .then_some("the last record read has been replaced (log recreated)")),
-        None => {
-            let first = log_source.read_after(0, 1).await?;
-            Ok(first
-                .records
-                .first()
-                .is_some_and(|r| r.id < anchor.id)
-                .then_some("the last record read is gone but older ids remain (log recreated)"))
+    let witnesses = std::iter::once(anchor).chain(anchor.last_read.as_deref());
+    let mut lowest_gone: Option<i64> = None;
+    let mut any_there = false;
+    for witness in witnesses {
+        match log_source.record_at(witness.id).await? {
+            Some(r) if !witness.matches(&r) => {
+                return Ok(Some(
+                    "the last record read has been replaced (log recreated)",
+                ));
+            }
+            Some(_) => any_there = true,
+            None => lowest_gone = Some(lowest_gone.map_or(witness.id, |l| l.min(witness.id))),
         }
     }
+    let Some(gone) = lowest_gone.filter(|_| !any_there) else {
+        return Ok(None);
+    };
+    let first = log_source.read_after(0, 1).await?;
+    Ok(first
+        .records
+        .first()
+        .is_some_and(|r| r.id < gone)
+        .then_some("the last record read is gone but older ids remain (log recreated)"))
 }
 
 /// What reading needs.
@@ -232,9 +246,15 @@ pub(crate) async fn read(
     // would pass the next scan's check (its last *kept* record may be long gone or absent) and
     // its first records be skipped. A source whose `record_at` sees only kept records answers
     // `None` here, and the older anchor stays.
+    // The last record read stays a second witness (see `LogAnchor`): a retention job that drops
+    // the INFO row at the cursor, or a purge of one row, then does not look like a new log.
     if after > start && anchor.as_ref().is_none_or(|a| a.id < after) {
         if let Some(r) = log_source.record_at(after).await? {
-            anchor = Some(LogAnchor::of(&r));
+            let last_read = anchor.take().map(|mut a| {
+                a.last_read = None;
+                a
+            });
+            anchor = Some(LogAnchor::of(&r).with_last_read(last_read));
         }
     }
     let (digest, templater) = builder.finish_with_templater();
@@ -383,6 +403,119 @@ mod tests {
             *events.lock().unwrap(),
             ["read 0+2", "read 2+2", "digested 2", "digested 4"]
         );
+    }
+
+    /// Reads everything after `after` from `logs` with the default configuration.
+    async fn read_all(logs: &MemoryLogSource, after: i64, anchor: Option<LogAnchor>) -> ReadOutput {
+        read(
+            ReadInput {
+                log_source: logs,
+                config: &SelfMonitoringConfig::default(),
+                after,
+                learned_templates: None,
+                known_templates: Vec::new(),
+                anchor,
+                target: None,
+            },
+            &|_| {},
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_deleted_or_scrubbed_anchor_row_is_not_a_recreated_log() {
+        // The source keeps WARNING and above; the cursor ends on an INFO row after the errors.
+        let logs = MemoryLogSource::with_min_level(Level::Warning);
+        for _ in 0..3 {
+            logs.log(
+                Level::Error,
+                "pay",
+                "[PAY-GW-001] payment gateway unreachable",
+            );
+        }
+        logs.log(Level::Info, "pay", "request served for alice@example.com");
+        let first = read_all(&logs, 0, None).await;
+        assert_eq!(first.new_cursor, 4);
+        let anchor = first.anchor.clone().expect("anchored");
+        assert_eq!(anchor.id, 4, "the record at the cursor");
+        assert_eq!(
+            anchor.last_read.as_ref().map(|w| w.id),
+            Some(3),
+            "the last record read is the second witness"
+        );
+
+        // A scrubber rewrites the anchor's message in place: the same log.
+        assert!(logs.rewrite_message(4, "request served for <email>"));
+        let scrubbed = start(&logs, 4, Some(anchor.clone())).await.unwrap();
+        assert_eq!((scrubbed.after, scrubbed.reset_from), (4, None));
+
+        // Retention that keeps INFO shorter than errors deletes the anchor row: the same log.
+        assert!(logs.remove(4));
+        logs.log(Level::Error, "pay", "ledger write failed");
+        let retained = start(&logs, 4, Some(anchor.clone())).await.unwrap();
+        assert_eq!((retained.after, retained.reset_from), (4, None));
+        let second = read_all(&logs, retained.after, retained.anchor).await;
+        assert_eq!(second.records_read, 1, "only the new record is read");
+
+        // Both witnesses gone while older ids remain: recreated (nothing says otherwise).
+        assert!(logs.remove(3));
+        let both_gone = start(&logs, 4, Some(anchor.clone())).await.unwrap();
+        assert_eq!(both_gone.reset_from, Some(4));
+
+        // A witness that is still there but is another record: recreated.
+        let logs = MemoryLogSource::with_min_level(Level::Warning);
+        for _ in 0..3 {
+            logs.log(
+                Level::Error,
+                "pay",
+                "[PAY-GW-001] payment gateway unreachable",
+            );
+        }
+        logs.log(Level::Info, "pay", "request served");
+        let anchor = read_all(&logs, 0, None).await.anchor.expect("anchored");
+        logs.recreate();
+        for _ in 0..6 {
+            logs.log(
+                Level::Error,
+                "pay",
+                "[PAY-GW-001] payment gateway unreachable",
+            );
+        }
+        let recreated = start(&logs, 4, Some(anchor)).await.unwrap();
+        assert_eq!((recreated.after, recreated.reset_from), (0, Some(4)));
+    }
+
+    #[test]
+    fn an_anchor_stored_with_the_message_in_its_digest_still_matches() {
+        let r = crate::LogRecord::new(7, Level::Error, "boom").with_source("svc");
+        let mut r = r;
+        r.timestamp = "2026-12-01T10:00:00.123456Z".into();
+        let legacy = LogAnchor {
+            id: 7,
+            digest: LogAnchor::legacy_digest_of(&r),
+            last_read: None,
+        };
+        assert!(legacy.matches(&r));
+        assert_ne!(legacy.digest, LogAnchor::digest_of(&r));
+        let mut other = r.clone();
+        other.timestamp = "2026-12-01T10:00:01.000000Z".into();
+        assert!(
+            !LogAnchor::of(&r).matches(&other),
+            "another record under the id"
+        );
+        let mut scrubbed = r.clone();
+        scrubbed.message = "b**m".into();
+        assert!(
+            LogAnchor::of(&r).matches(&scrubbed),
+            "the message is not the record's identity"
+        );
+        // Without a timestamp, the message is what tells records apart.
+        let mut bare = r.clone();
+        bare.timestamp.clear();
+        let mut bare_other = bare.clone();
+        bare_other.message = "other".into();
+        assert!(!LogAnchor::of(&bare).matches(&bare_other));
     }
 
     #[tokio::test]

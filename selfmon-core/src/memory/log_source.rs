@@ -90,6 +90,32 @@ impl MemoryLogSource {
         i.records.retain(|r| r.id >= id);
     }
 
+    /// Deletes the record with this id, as a purge or a retention job that keeps some levels
+    /// shorter than others would; whether it was there.
+    pub fn remove(&self, id: i64) -> bool {
+        let mut i = self.lock();
+        let before = i.records.len();
+        i.records.retain(|r| r.id != id);
+        let removed = i.records.len() < before;
+        if removed {
+            i.pruned.insert(id);
+        }
+        removed
+    }
+
+    /// Rewrites the message of the record with this id in place, as a scrubber that removes
+    /// personal data would; whether it was there.
+    pub fn rewrite_message(&self, id: i64, message: &str) -> bool {
+        let mut i = self.lock();
+        match i.records.iter_mut().find(|r| r.id == id) {
+            Some(r) => {
+                r.message = message.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Deletes everything and restarts ids at 1, as recreating the file would.
     pub fn recreate(&self) {
         let mut i = self.lock();

@@ -73,8 +73,9 @@ impl Level {
     /// one-letter levels of glog and Android (`V`, `D`, `I`, `W`, `E`, `F`, `A`); and Python's
     /// numeric levels (`10` DEBUG, `20` INFO, `30` WARNING, `40` ERROR, `50` CRITICAL), which a
     /// Python host that stores `levelno` writes. Log sources use this list to filter by level in
-    /// their queries; anything else is not a level (a log source reads it as ERROR and keeps the
-    /// original).
+    /// their queries; besides it, [`Level::from_str`] reads any whole number above 50 as
+    /// CRITICAL (see [`Level::from_number`]); anything else is not a level (a log source reads it
+    /// as ERROR and keeps the original).
     pub const SPELLINGS: [(&'static str, Level); 43] = [
         ("TRACE", Level::Debug),
         ("DEBUG", Level::Debug),
@@ -122,6 +123,29 @@ impl Level {
     ];
 }
 
+impl Level {
+    /// The level of a numeric level outside [`Level::SPELLINGS`]: any whole number above 50 is
+    /// CRITICAL — above Python's CRITICAL (50), and pino's/bunyan's `fatal` (60); nothing else.
+    ///
+    /// Numbers are read on Python's scale (10 DEBUG … 50 CRITICAL, the named ones in
+    /// [`Level::SPELLINGS`]), since one scale has to be chosen and nothing in a record says which
+    /// it is. Other scales are therefore read as follows:
+    /// - pino/bunyan (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal): one step more
+    ///   severe than they mean, except `fatal` (60, CRITICAL): `30` info is read as WARNING (and
+    ///   may be filed), `50` error as CRITICAL. Store the level name (`pino`'s
+    ///   `formatters.level` returning the label) to have them read as meant.
+    /// - syslog/journald priorities (0 emerg … 3 err, 4 warning, 6 info, 7 debug): not read on
+    ///   the syslog scale, whose order is the reverse (on Python's, 0 would be NOTSET, below
+    ///   DEBUG, and an emergency would be dropped). They are not levels: a log source reads them
+    ///   as ERROR, keeps the original (`_original_level` in `extra_data`), and drops nothing.
+    ///   Store the names (`EMERG`, `ERR`, `WARNING`, `INFO`, `DEBUG` are all accepted).
+    /// - Python custom levels between the named ones (`25`, `5`): not levels, read as ERROR,
+    ///   likewise.
+    pub fn from_number(n: i64) -> Option<Level> {
+        (n > 50).then_some(Level::Critical)
+    }
+}
+
 impl<'de> Deserialize<'de> for Level {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
@@ -139,7 +163,8 @@ impl FromStr for Level {
     type Err = Error;
 
     /// Parses a level case-insensitively, ignoring surrounding whitespace: any of
-    /// [`Level::SPELLINGS`]. Anything else is an [`Error::Parse`].
+    /// [`Level::SPELLINGS`], or a whole number above 50 (CRITICAL, [`Level::from_number`]).
+    /// Anything else is an [`Error::Parse`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
         if t.len() <= 13 {
@@ -154,11 +179,14 @@ impl FromStr for Level {
                 return Ok(*level);
             }
         }
+        if let Some(level) = t.parse::<i64>().ok().and_then(Level::from_number) {
+            return Ok(level);
+        }
         Err(Error::parse(
             "log level",
             s,
             "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive) or a common \
-             alias (WARN, FATAL, SEVERE, W, E, Python's 10-50, ...)",
+             alias (WARN, FATAL, SEVERE, W, E, Python's 10-50, a number above 50 as CRITICAL, ...)",
         ))
     }
 }
@@ -286,6 +314,20 @@ mod tests {
             assert_eq!(spelling.parse::<Level>().unwrap(), level, "{spelling}");
         }
         for not_a_level in ["", "OK", "25", "WARNINGS", "INFORMATIONALX", "\u{131}nfo"] {
+            assert!(not_a_level.parse::<Level>().is_err(), "{not_a_level:?}");
+        }
+        // Review4 F14: pino's/bunyan's fatal (60) and anything above Python's CRITICAL is
+        // CRITICAL, not the ERROR an unknown level is read as (below 50's CRITICAL).
+        for above in ["51", "60", " 60 ", "100", "9999999999"] {
+            assert_eq!(
+                above.parse::<Level>().unwrap(),
+                Level::Critical,
+                "{above:?}"
+            );
+        }
+        // Syslog's 0..7 and numbers between Python's named ones stay unknown (read as ERROR by
+        // the log sources, the original kept): no scale is guessed for them.
+        for not_a_level in ["0", "3", "6", "7", "-60", "45", "5", "60.0", "1e3"] {
             assert!(not_a_level.parse::<Level>().is_err(), "{not_a_level:?}");
         }
         for (name, level) in Level::SPELLINGS {

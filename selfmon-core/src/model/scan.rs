@@ -123,14 +123,16 @@ pub struct ScanRecord {
     pub log_id_end: i64,
     /// Records read.
     pub records_read: u64,
-    /// Distinct signatures in the digest.
+    /// Distinct signatures in the digest that no ignore rule dropped: `known_signatures` +
+    /// `novel_signatures`. The ignored ones are counted apart, in `ignored_signatures` (all the
+    /// scan saw is `signatures + ignored_signatures`).
     pub signatures: u64,
     /// Signatures no known issue accounted for (what analysis saw).
     pub novel_signatures: u64,
     /// Signatures matched to known issues before analysis.
     pub known_signatures: u64,
     /// Signatures dropped by ignore rules: the configured ones, and stack-frame lines of a crash
-    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]).
+    /// read in the same scan ([`crate::digest::STACK_FRAME_RULE`]). Not part of `signatures`.
     pub ignored_signatures: u64,
     /// Findings analysis returned (valid ones).
     pub findings: u64,
@@ -182,12 +184,28 @@ pub struct ScanRecord {
 /// different record under the same id, or older ids present while the anchor is gone, means the
 /// log was recreated (its ids restarted) and reading restarts from 0 — without it, records of a
 /// recreated log that has grown past the cursor would be skipped.
+///
+/// A record that is merely gone or edited is not a recreated log: retention that keeps INFO rows
+/// shorter than errors, a purge of one row that leaked a secret, or a scrubber that rewrites
+/// messages in place would otherwise make the next scan read the whole log again (every record
+/// counted twice, closed issues reopened with no new evidence). So:
+/// - the digest names a record by id, timestamp, level and source, not by its message (unless the
+///   record has no timestamp, when the message is what tells two records apart);
+/// - when the record at the cursor is not the last record the scan read (the cursor moved past
+///   rows below the level filter), the anchor carries that record too as [`last_read`]
+///   (`LogAnchor::last_read`): the log was recreated when a witness that is still there differs,
+///   or when every witness is gone while older ids remain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogAnchor {
     /// The record's id.
     pub id: i64,
-    /// [`LogAnchor::digest_of`] the record: 32 lower-case hex characters.
+    /// [`LogAnchor::digest_of`] the record: 32 lower-case hex characters. (An anchor stored by a
+    /// version before 0.2 digested the message too; [`LogAnchor::matches`] accepts both.)
     pub digest: String,
+    /// The last record the scan read, when the anchor names a later record (the one at the
+    /// cursor): a second witness (see the type's docs). Never itself has a `last_read`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_read: Option<Box<LogAnchor>>,
 }
 
 impl LogAnchor {
@@ -196,29 +214,64 @@ impl LogAnchor {
         LogAnchor {
             id: record.id,
             digest: Self::digest_of(record),
+            last_read: None,
         }
     }
 
-    /// A stable digest of what identifies a record: id, timestamp, level, source and message
-    /// (SHA-256, first 128 bits, hex). Stable across versions: it is stored.
+    /// This anchor with `last_read` as its second witness (when it names another record).
+    pub fn with_last_read(mut self, last_read: Option<LogAnchor>) -> Self {
+        self.last_read = last_read.filter(|w| w.id != self.id).map(|mut w| {
+            w.last_read = None;
+            Box::new(w)
+        });
+        self
+    }
+
+    /// A stable digest of what identifies a record: id, timestamp, level and source (and the
+    /// message when the timestamp is empty), SHA-256, first 128 bits, hex. Stable across
+    /// versions: it is stored.
     pub fn digest_of(record: &crate::LogRecord) -> String {
-        let mut bytes = Vec::with_capacity(64 + record.message.len());
-        for part in [
+        let message = if record.timestamp.is_empty() {
+            record.message.as_str()
+        } else {
+            ""
+        };
+        Self::digest_parts(&[
+            "anchor-v2",
+            record.id.to_string().as_str(),
+            record.timestamp.as_str(),
+            record.level.as_str(),
+            record.source.as_deref().unwrap_or(""),
+            message,
+        ])
+    }
+
+    /// The digest anchors were stored with before [`digest_of`](Self::digest_of) left the message
+    /// out: id, timestamp, level, source and message.
+    pub(crate) fn legacy_digest_of(record: &crate::LogRecord) -> String {
+        Self::digest_parts(&[
             record.id.to_string().as_str(),
             record.timestamp.as_str(),
             record.level.as_str(),
             record.source.as_deref().unwrap_or(""),
             record.message.as_str(),
-        ] {
+        ])
+    }
+
+    fn digest_parts(parts: &[&str]) -> String {
+        let mut bytes = Vec::with_capacity(64 + parts.iter().map(|p| p.len()).sum::<usize>());
+        for part in parts {
             bytes.extend_from_slice(&(part.len() as u64).to_le_bytes());
             bytes.extend_from_slice(part.as_bytes());
         }
         crate::hash::sha256_hex(&bytes)[..32].to_string()
     }
 
-    /// Whether `record` is the record this anchor names.
+    /// Whether `record` is the record this anchor names (by either digest).
     pub fn matches(&self, record: &crate::LogRecord) -> bool {
-        record.id == self.id && Self::digest_of(record) == self.digest
+        record.id == self.id
+            && (Self::digest_of(record) == self.digest
+                || Self::legacy_digest_of(record) == self.digest)
     }
 }
 
@@ -339,6 +392,14 @@ pub enum FindingOutcome {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         backlog_position: Option<u64>,
     },
+    /// A finding an earlier scan deferred, that an ignore rule configured since then matches:
+    /// closed in the backlog with the rule, never filed.
+    Ignored {
+        /// Title.
+        title: RedactedText,
+        /// The rule, as configured (`ignore.codes: GIT-SYNC-001`).
+        rule: RedactedText,
+    },
 }
 
 impl FindingOutcome {
@@ -350,7 +411,8 @@ impl FindingOutcome {
             | FindingOutcome::Duplicate { title, .. }
             | FindingOutcome::Commented { title, .. }
             | FindingOutcome::Regression { title, .. }
-            | FindingOutcome::Deferred { title, .. } => title,
+            | FindingOutcome::Deferred { title, .. }
+            | FindingOutcome::Ignored { title, .. } => title,
         }
     }
 
@@ -361,6 +423,7 @@ impl FindingOutcome {
             FindingOutcome::Duplicate { title, reason, .. }
             | FindingOutcome::Commented { title, reason, .. }
             | FindingOutcome::Deferred { title, reason, .. } => vec![title, reason],
+            FindingOutcome::Ignored { title, rule } => vec![title, rule],
             FindingOutcome::Regression { title, reason, .. } => {
                 let mut v = vec![title];
                 v.extend(reason.as_mut());
@@ -553,7 +616,9 @@ impl ScanReport {
                     IssueEventKind::Regression,
                     format!("{title}{}", if *reopened { " (reopened)" } else { "" }),
                 ),
-                FindingOutcome::WouldFile { .. } | FindingOutcome::Deferred { .. } => continue,
+                FindingOutcome::WouldFile { .. }
+                | FindingOutcome::Deferred { .. }
+                | FindingOutcome::Ignored { .. } => continue,
             };
             out.push(event(issue, kind, 0, detail));
         }

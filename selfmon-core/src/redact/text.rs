@@ -134,6 +134,17 @@ impl RedactedText {
         RedactedText(self.0.replace(placeholder, boundary))
     }
 
+    /// Redacted texts joined by an engine-made separator (no log text in it): still redacted.
+    pub(crate) fn joined(parts: &[RedactedText], separator: &'static str) -> RedactedText {
+        RedactedText(
+            parts
+                .iter()
+                .map(RedactedText::as_str)
+                .collect::<Vec<_>>()
+                .join(separator),
+        )
+    }
+
     /// The text between a line `<<<boundary` and a line `boundary>>>`
     /// ([`crate::prompt::fence`]). The boundary is made by the engine, never taken from log text:
     /// it is random, so the redactor would take it for a secret.

@@ -78,7 +78,12 @@ pub struct Analysis {
 ///   the cursor where it was.
 /// - An answer has at most `request.max_findings` findings, each citing only record ids in
 ///   `first_record_id..=last_record_id` (the engine checks again; a runner that validates keeps
-///   its rejects in `rejected`).
+///   its rejects in `rejected`). A full answer (`max_findings` findings) may leave signatures
+///   unmentioned that it had no room for: the engine shows those again in another round (at most
+///   a few per scan), so a runner should list in `skipped` only what it judged not worth a finding.
+///   An answer with room to spare judges every signature it was shown.
+/// - A finding should cite the signatures it is about (`signature_ids`); one that cites only
+///   records is linked to the signatures holding them.
 /// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
 /// - `conformance::analysis_runner` (feature `mock`) checks an implementation against this.
 /// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,

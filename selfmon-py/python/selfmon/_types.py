@@ -170,7 +170,8 @@ class ScanRecord(_Model):
 
 class FindingOutcome(_Model):
     """What happened to one finding: ``outcome`` is ``filed``, ``would_file``, ``duplicate``,
-    ``commented``, ``regression`` or ``deferred``; the other attributes depend on it."""
+    ``commented``, ``regression``, ``deferred`` or ``ignored`` (a deferred finding an ignore rule
+    added since matches: closed in the backlog, never filed); the other attributes depend on it."""
 
     outcome: str
     title: str

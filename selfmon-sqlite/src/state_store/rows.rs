@@ -21,7 +21,8 @@ pub(super) const SCAN_COLUMNS: &str =
     findings, rejected_findings, issues_created, duplicates_by_error_code,
     duplicates_by_fingerprint, duplicates_by_similarity, comments_added, regressions, deferred,
     analysis_ran, model, prompt_version, cost_usd, input_tokens, output_tokens, gap_records,
-    cursor_reset, dry_run, error_message, backlog, log_anchor_id, log_anchor_digest";
+    cursor_reset, dry_run, error_message, backlog, log_anchor_id, log_anchor_digest,
+    log_anchor_read_id, log_anchor_read_digest";
 
 pub(super) const ISSUE_COLUMNS: &str =
     "id, scan_id, github_issue_number, github_issue_url, classification,
@@ -39,6 +40,7 @@ pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
 
 /// Inserts or updates a scan row inside the caller's transaction.
 pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
+    let last_read = r.log_anchor.as_ref().and_then(|a| a.last_read.as_deref());
     let params = named_params! {
         ":scan_id": r.scan_id.as_str(),
         ":trigger": r.trigger.as_str(),
@@ -74,6 +76,8 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
         ":backlog": to_i64(r.backlog),
         ":anchor_id": r.log_anchor.as_ref().map(|a| a.id),
         ":anchor_digest": r.log_anchor.as_ref().map(|a| a.digest.as_str()),
+        ":read_id": last_read.map(|a| a.id),
+        ":read_digest": last_read.map(|a| a.digest.as_str()),
     };
     let updated = tx
         .execute(
@@ -90,7 +94,8 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              input_tokens = :input_tokens, output_tokens = :output_tokens,
              gap_records = :gap_records, cursor_reset = :cursor_reset, dry_run = :dry_run,
              error_message = :error_message, backlog = :backlog, log_anchor_id = :anchor_id,
-             log_anchor_digest = :anchor_digest WHERE scan_id = :scan_id",
+             log_anchor_digest = :anchor_digest, log_anchor_read_id = :read_id,
+             log_anchor_read_digest = :read_digest WHERE scan_id = :scan_id",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -102,13 +107,15 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              duplicates_by_error_code, duplicates_by_fingerprint, duplicates_by_similarity,
              comments_added, regressions, deferred, analysis_ran, model, prompt_version, cost_usd,
              input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message,
-             backlog, log_anchor_id, log_anchor_digest)
+             backlog, log_anchor_id, log_anchor_digest, log_anchor_read_id,
+             log_anchor_read_digest)
              VALUES (:scan_id, :trigger, :status, :started_at, :completed_at, :log_id_start,
              :log_id_end, :records_read, :signatures, :novel_signatures, :known_signatures,
              :ignored_signatures, :findings, :rejected_findings, :issues_created, :dup_code,
              :dup_fp, :dup_sim, :comments_added, :regressions, :deferred, :analysis_ran, :model,
              :prompt_version, :cost_usd, :input_tokens, :output_tokens, :gap_records,
-             :cursor_reset, :dry_run, :error_message, :backlog, :anchor_id, :anchor_digest)",
+             :cursor_reset, :dry_run, :error_message, :backlog, :anchor_id, :anchor_digest,
+             :read_id, :read_digest)",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -178,13 +185,12 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
                 .get::<_, Option<String>>(30)?
                 .map(|m| Redactor::shared().redacted(&m)),
             backlog: u(31)?,
-            log_anchor: match (
+            log_anchor: anchor_from(
                 r.get::<_, Option<i64>>(32)?,
                 r.get::<_, Option<String>>(33)?,
-            ) {
-                (Some(id), Some(digest)) => Some(LogAnchor { id, digest }),
-                _ => None,
-            },
+                r.get::<_, Option<i64>>(34)?,
+                r.get::<_, Option<String>>(35)?,
+            ),
         })
     })();
     res.map_err(e)
@@ -403,18 +409,49 @@ pub(super) fn write_lease(
 pub(super) fn latest_success_anchor(conn: &Connection) -> Result<Option<LogAnchor>> {
     let row = conn
         .query_row(
-            "SELECT log_anchor_id, log_anchor_digest FROM self_monitoring_scans
+            "SELECT log_anchor_id, log_anchor_digest, log_anchor_read_id, log_anchor_read_digest
+             FROM self_monitoring_scans
              WHERE status = 'SUCCESS' AND log_id_end IS NOT NULL AND COALESCE(dry_run, 0) = 0
              ORDER BY completed_at DESC, rowid DESC LIMIT 1",
             [],
-            |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<String>>(1)?)),
+            |r| {
+                Ok(anchor_from(
+                    r.get::<_, Option<i64>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            },
         )
         .optional()
         .map_err(Error::sqlite("reading the log anchor"))?;
-    Ok(match row {
-        Some((Some(id), Some(digest))) => Some(LogAnchor { id, digest }),
+    Ok(row.flatten())
+}
+
+/// An anchor from its columns: the record at the cursor and, when stored, the last record read.
+fn anchor_from(
+    id: Option<i64>,
+    digest: Option<String>,
+    read_id: Option<i64>,
+    read_digest: Option<String>,
+) -> Option<LogAnchor> {
+    let (id, digest) = (id?, digest?);
+    let last_read = match (read_id, read_digest) {
+        (Some(id), Some(digest)) => Some(LogAnchor {
+            id,
+            digest,
+            last_read: None,
+        }),
         _ => None,
-    })
+    };
+    Some(
+        LogAnchor {
+            id,
+            digest,
+            last_read: None,
+        }
+        .with_last_read(last_read),
+    )
 }
 
 /// The latest successful scan (by completion time, then insertion order) and its `log_id_end`.
