@@ -119,7 +119,10 @@ where
 {
     tokio::spawn(async move {
         if let Err(error) = connection.await {
-            tracing::warn!(target = %target, %error, "PostgreSQL connection ended");
+            // The server is named by its host and port only: a connection string without a
+            // password reads like its description, and a host's stderr (now printed by the CLI)
+            // ends up in journald and cron mail.
+            tracing::warn!(server = %server_of(&target), %error, "PostgreSQL connection ended");
         }
     });
 }
@@ -131,6 +134,13 @@ impl fmt::Debug for PgUrl {
             .field("password", &"<redacted>")
             .finish()
     }
+}
+
+/// `host:port` of a [`describe_target`] description (no scheme, user or database).
+fn server_of(target: &str) -> &str {
+    let rest = target.strip_prefix("postgres://").unwrap_or(target);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split_once('/').map_or(rest, |(s, _)| s)
 }
 
 fn describe_target(config: &Config) -> String {
@@ -181,6 +191,18 @@ pub(crate) fn check_ident(field: &'static str, name: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_warning_names_the_server_by_host_and_port_only() {
+        assert_eq!(
+            server_of("postgres://selfmon@127.0.0.1:37075/postgres"),
+            "127.0.0.1:37075"
+        );
+        assert_eq!(
+            server_of("postgres://db1:5432,db2:5432/app"),
+            "db1:5432,db2:5432"
+        );
+    }
+
     use super::*;
 
     #[test]
