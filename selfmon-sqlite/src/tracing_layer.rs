@@ -349,17 +349,7 @@ impl LayerHandle {
         if self.is_owned_by_this_process() {
             return self.shared.stats();
         }
-        let c = &self.shared.counters;
-        LayerStats {
-            enqueued: c.enqueued.load(Ordering::SeqCst),
-            written: c.written.load(Ordering::SeqCst),
-            dropped: c.dropped.load(Ordering::SeqCst),
-            dropped_errors: c.dropped_errors.load(Ordering::SeqCst),
-            write_failures: c.write_failures.load(Ordering::SeqCst),
-            lost_after_write_failure: c.lost.load(Ordering::SeqCst),
-            last_error: Some(FORKED.to_string()),
-            queued: 0,
-        }
+        self.shared.stats_with(Some(FORKED.to_string()), 0)
     }
 
     /// Waits until every event accepted before this call has been written or given up on, or
@@ -480,6 +470,14 @@ impl Drop for LayerHandle {
 
 impl Shared {
     fn stats(&self) -> LayerStats {
+        self.stats_with(
+            lock(&self.last_error).clone(),
+            lock(&self.queue).items.len() as u64,
+        )
+    }
+
+    /// The counters (read without locking) with `last_error` and `queued` as given.
+    fn stats_with(&self, last_error: Option<String>, queued: u64) -> LayerStats {
         let c = &self.counters;
         LayerStats {
             enqueued: c.enqueued.load(Ordering::SeqCst),
@@ -488,8 +486,8 @@ impl Shared {
             dropped_errors: c.dropped_errors.load(Ordering::SeqCst),
             write_failures: c.write_failures.load(Ordering::SeqCst),
             lost_after_write_failure: c.lost.load(Ordering::SeqCst),
-            last_error: lock(&self.last_error).clone(),
-            queued: lock(&self.queue).items.len() as u64,
+            last_error,
+            queued,
         }
     }
 
