@@ -129,7 +129,7 @@ async fn a_full_answer_leaves_what_it_had_no_room_for_to_the_next_round() {
     let runner = Arc::new(ScriptedRunner::default());
     let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
     coded_problems(&r.logs, 3);
-    // Learn the ids first from a dry look at what the engine would show.
+    // An answer with room to spare (no findings of 20 asked) judged all it was shown: one round.
     let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
     assert_eq!(runner.requests().len(), 1, "room to spare: one round");
     assert_eq!(first.record.findings, 0);

@@ -346,25 +346,33 @@ mod tests {
             inner: &logs,
             events: &events,
         };
+        // Reads from 0 to `target` with `config`, noting when each page is digested.
+        let noted_read = |config: SelfMonitoringConfig, target: i64| {
+            let source = &source;
+            let events = &events;
+            async move {
+                read(
+                    ReadInput {
+                        log_source: source,
+                        config: &config,
+                        after: 0,
+                        learned_templates: None,
+                        known_templates: Vec::new(),
+                        anchor: None,
+                        target: Some(target),
+                    },
+                    &|n| events.lock().unwrap().push(format!("digested {n}")),
+                )
+                .await
+                .unwrap()
+            }
+        };
         let config = SelfMonitoringConfig {
             max_records_per_scan: 5,
             page_size: 2,
             ..Default::default()
         };
-        let out = read(
-            ReadInput {
-                log_source: &source,
-                config: &config,
-                after: 0,
-                learned_templates: None,
-                known_templates: Vec::new(),
-                anchor: None,
-                target: Some(6),
-            },
-            &|n| events.lock().unwrap().push(format!("digested {n}")),
-        )
-        .await
-        .unwrap();
+        let out = noted_read(config, 6).await;
         assert_eq!((out.records_read, out.new_cursor), (5, 5));
         // Each page's read starts before the page before it is digested; the limit ends the
         // reading, and no page is fetched that the scan would not read.
@@ -381,23 +389,11 @@ mod tests {
         );
         // The target ends it as well: nothing above it is asked for.
         events.lock().unwrap().clear();
-        let out = read(
-            ReadInput {
-                log_source: &source,
-                config: &SelfMonitoringConfig {
-                    page_size: 2,
-                    ..Default::default()
-                },
-                after: 0,
-                learned_templates: None,
-                known_templates: Vec::new(),
-                anchor: None,
-                target: Some(4),
-            },
-            &|n| events.lock().unwrap().push(format!("digested {n}")),
-        )
-        .await
-        .unwrap();
+        let config = SelfMonitoringConfig {
+            page_size: 2,
+            ..Default::default()
+        };
+        let out = noted_read(config, 4).await;
         assert_eq!((out.records_read, out.new_cursor), (4, 4));
         assert_eq!(
             *events.lock().unwrap(),
