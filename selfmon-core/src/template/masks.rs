@@ -184,10 +184,49 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         run = 1;
     }
     while pos < s.len() {
-        let Some(start) = next_non_space(s, pos) else {
+        let Some(mut start) = next_non_space(s, pos) else {
             break;
         };
-        let (end, quoted) = next_space(s, start);
+        // Where the search for the token's end starts: the bytes before it are word bytes.
+        let mut scanned = start;
+        // Whether a unit word here would fold into the number before it (`fold_unit_into_value`).
+        let mut after_number = recent[2].is_some() && ends_in_number(out);
+        // Plain words (most tokens) stay as they are and no rule below looks at them, except a
+        // unit after a number: a run of them is copied at once, when no number is before it.
+        if FAST && !(glued && start == pos) && !after_number {
+            let run_of = plain_word_run(s.as_bytes(), start);
+            if run_of.words > 0 {
+                if out.len() > start_len {
+                    out.push(' ');
+                }
+                let base = out.len();
+                out.push_str(&s[start..run_of.end]);
+                let at = |k: usize| Some(base + (run_of.starts[k] - start));
+                recent = match run_of.words {
+                    1 => [recent[1], recent[2], at(2)],
+                    2 => [recent[2], at(1), at(2)],
+                    _ => [at(0), at(1), at(2)],
+                };
+                previous_token = &s[run_of.starts[2]..run_of.end];
+                prev_ends_colon = false;
+                glued = false;
+                after_number = false;
+                // A word ends any run of equal value tokens.
+                last_len = 0;
+                run = 0;
+                pos = run_of.end;
+            }
+            match run_of.next {
+                // The token that ended the run (or opened it) is masked below, its end searched
+                // for from where the run stopped.
+                Some((next, stop)) => {
+                    start = next;
+                    scanned = stop;
+                }
+                None => continue,
+            }
+        }
+        let (end, quoted) = next_space(s, scanned);
         let tok = &s[start..end];
         let previous = std::mem::replace(&mut previous_token, tok);
         if out.len() > start_len && !(glued && start == pos) {
@@ -219,7 +258,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             }
         }
         let token_start = out.len();
-        if let Some(prev) = recent[2] {
+        if let Some(prev) = recent[2].filter(|_| after_number || !FAST) {
             if fold_unit_into_value(out, prev, tok) {
                 list_possible = true;
                 if recent[1].is_some_and(|before| drops_restated_value(out, before, prev)) {
@@ -276,6 +315,101 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
     if list_possible {
         collapse_value_lists(out, start_len);
     }
+}
+
+/// Whether `out` (without one trailing space) ends in `<NUM>`, where a unit word after it may fold
+/// into the value (see [`fold_unit_into_value`]).
+fn ends_in_number(out: &str) -> bool {
+    let b = out.as_bytes();
+    let end = b.len() - usize::from(b.last() == Some(&b' '));
+    end >= 5 && b[end - 5..end] == *b"<NUM>"
+}
+
+/// A run of plain words, as [`plain_word_run`] finds it.
+struct WordRun {
+    /// How many words the run holds (0: the token at its start is not a plain word).
+    words: usize,
+    /// Where its last word ends.
+    end: usize,
+    /// Where its last three words start, the last last (as many as there are).
+    starts: [usize; 3],
+    /// The token that ended the run, when it follows the run's last word after one space (or
+    /// opens the run): where it starts, and the first byte of it that is not a word byte.
+    next: Option<(usize, usize)>,
+}
+
+/// The plain words from `start` on (only [`C_WORD`] bytes, not opening with `(`, each followed by
+/// whitespace or the end), separated by single spaces: what [`mask_normalised`] would copy one by
+/// one, as [`mask_token`] keeps a word as it is. A word opening with `(` may be the empty reverse
+/// lookup after an address (`()`, see [`names_the_address`]), so it takes the general way.
+fn plain_word_run(b: &[u8], start: usize) -> WordRun {
+    let mut run = WordRun {
+        words: 0,
+        end: start,
+        starts: [start; 3],
+        next: None,
+    };
+    let mut i = start;
+    loop {
+        let t = i;
+        if b.get(t) == Some(&b'(') {
+            run.next = Some((t, t));
+            break;
+        }
+        i = word_bytes_end(b, i);
+        let Some(&c) = b.get(i) else {
+            if i > t {
+                run.words += 1;
+                run.starts = [run.starts[1], run.starts[2], t];
+                run.end = i;
+            }
+            break;
+        };
+        match ascii_space(c) {
+            Some(true) if i > t => {
+                run.words += 1;
+                run.starts = [run.starts[1], run.starts[2], t];
+                run.end = i;
+                if c != b' ' {
+                    break;
+                }
+                i += 1;
+            }
+            // Two spaces: the next token is found as usual.
+            Some(true) => break,
+            _ => {
+                run.next = Some((t, i));
+                break;
+            }
+        }
+    }
+    run
+}
+
+/// The first byte of `b` from `i` that is not a word byte ([`C_WORD`]: a letter, `_`, `-`, `(`,
+/// `)`), or `b.len()`; eight bytes at a time.
+pub(super) fn word_bytes_end(b: &[u8], mut i: usize) -> usize {
+    const HIGH: u64 = lanes(0x80);
+    // The lanes (their high bits) where the 7-bit `u` equals `c`, exactly (no borrow crosses a
+    // lane: each is at least 0x80 before the subtraction).
+    let equal = |u: u64, c: u8| !(((u ^ lanes(c)) | HIGH).wrapping_sub(lanes(1))) & HIGH;
+    while let Some(w) = word_at(b, i) {
+        let low = w & lanes(0x7f);
+        // Lower-cased: a letter is 0x61..=0x7a.
+        let lower = low | lanes(0x20) | HIGH;
+        let letter = lower.wrapping_sub(lanes(0x61)) & !lower.wrapping_sub(lanes(0x7b)) & HIGH;
+        let word = letter | equal(low, b'_') | equal(low, b'-') | equal(low & lanes(0x7e), b'(');
+        // Non-ASCII bytes are not word bytes.
+        let stop = !word & HIGH | (w & HIGH);
+        if stop != 0 {
+            return i + (stop.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < b.len() && BYTE_CLASSES[usize::from(b[i])] & C_WORD != 0 {
+        i += 1;
+    }
+    i
 }
 
 /// A unit word after a number is part of the value (`403 bytes`, `0.5 KB`, `3 sec`): when `tok`
@@ -469,6 +603,8 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
     // Its first byte first: this runs for every token, and nearly none is a time (or opens with
     // the punctuation one may stand behind).
     match out.as_bytes().get(start) {
+        // Most value tokens open with their placeholder: only a time's can fold.
+        Some(b'<') if !out.as_bytes()[start..].starts_with(b"<TIME>") => return start,
         Some(&b) if b == b'<' || is_lead_punct(b) => {}
         _ => return start,
     }
@@ -768,19 +904,10 @@ pub(super) fn trim_tail_punct(s: &str) -> &str {
 }
 
 pub(super) fn mask_token(token: &str, out: &mut String) {
-    // Most tokens are words (letters, `_`, `-`, parentheses): they stay as they are, whatever
-    // their punctuation.
-    if token
-        .bytes()
-        .all(|c| BYTE_CLASSES[usize::from(c)] & C_WORD != 0)
-    {
-        out.push_str(token);
-        return;
-    }
-    // The next most common tokens, decided from one pass over the token without its trailing
+    // The most common tokens, decided from one pass over the token without its trailing
     // punctuation (each gives what the general path below gives, without its trims and tests):
-    // a word wrapped in punctuation (`sent,`, `'name'`, `[INFO]`) stays as it is, and digits
-    // (`42`, `42,`, `512)`) are a number.
+    // a word, or a word wrapped in punctuation (`sent,`, `'name'`, `[INFO]`) stays as it is, and
+    // digits (`42`, `42,`, `512)`) are a number.
     let b = token.as_bytes();
     let mut end = b.len();
     while end > 0 && is_tail_punct(b[end - 1]) {
@@ -793,9 +920,10 @@ pub(super) fn mask_token(token: &str, out: &mut String) {
         any |= k;
         all &= k;
     }
-    // No digit, `.`, `:`, `/`, `\`, `@`, `=` or `<` before the tail, so no value test can match
-    // (a UUID could only by length, hence the bound).
-    if all & C_SAFE != 0 && end < 36 {
+    // Only letters, `_`, `-` and parentheses before the tail: a word, whatever its punctuation.
+    // No digit, `.`, `:`, `/`, `\`, `@`, `=` or `<` before the tail: no value test can match (a
+    // UUID could only by length, hence the bound).
+    if all & C_WORD != 0 || (all & C_SAFE != 0 && end < 36) {
         out.push_str(token);
         return;
     }
@@ -1323,7 +1451,7 @@ const C_DIGIT: u16 = 1;
 const C_ALPHA: u16 = 1 << 1;
 const C_HEX: u16 = 1 << 2;
 /// Letters, `_`, `-`, `(` and `)`.
-const C_WORD: u16 = 1 << 3;
+pub(super) const C_WORD: u16 = 1 << 3;
 const C_LT: u16 = 1 << 4;
 const C_EQ: u16 = 1 << 5;
 const C_COLON: u16 = 1 << 6;
@@ -1339,7 +1467,7 @@ const C_SAFE: u16 = 1 << 11;
 const C_IDENT: u16 = 1 << 12;
 
 /// The `C_*` classes of each byte.
-static BYTE_CLASSES: [u16; 256] = byte_classes();
+pub(super) static BYTE_CLASSES: [u16; 256] = byte_classes();
 
 const fn byte_classes() -> [u16; 256] {
     let mut t = [0u16; 256];

@@ -1370,6 +1370,11 @@ fn line_token() -> impl Strategy<Value = String> {
         "[a-fxA-FZ0-9_()\\[\\]{},;!?\"'`.:/\\\\@=<>*+-]{1,20}",
         // Lists of values, which masking folds into one token.
         "((blk_-?|\\(|x)?[0-9]{1,3}(,| KB| \\(1 KB\\))? ){1,4}",
+        // Runs of plain words, which masking copies at once: after numbers (units), before times
+        // (dates), in parentheses (an address's empty reverse lookup), in quoted prose.
+        "(\\(\\)|\\(?[a-zA-Z_-]{1,6}\\)?|-|_|ms|KB)( [a-zA-Z_()-]{1,5}){0,4}",
+        "(from|at) [0-9]{1,3}\\.[0-9]\\.[0-9]\\.[0-9]{1,3} (\\(\\)|\\(a\\.bc\\)|x)",
+        "msg=[\"'][a-z]{1,4}( [a-zA-Z0-9_-]{1,4}){1,3}[\"']",
     ]
 }
 
@@ -1950,4 +1955,25 @@ fn a_value_in_the_first_position_finds_the_cluster_generalised_there() {
     assert!(ids.iter().all(|&id| t.resolve(id) == generalised));
     let url = t.learn(&format!("com.example.sync.x-data://ABC/p11: {tail}"));
     assert_eq!(t.resolve(url), generalised);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The eight-bytes-at-a-time search for the end of a word's bytes finds what a byte loop over
+    /// the byte classes finds, from any start, on ASCII and non-ASCII text alike.
+    #[test]
+    fn the_end_of_word_bytes_is_found_as_byte_by_byte(
+        text in "[a-zA-Z_()\\-@\\[`{\\x00-\\x7f\u{e9}\u{3000}]{0,40}",
+        from in 0usize..41,
+    ) {
+        use super::masks::{word_bytes_end, BYTE_CLASSES, C_WORD};
+        let b = text.as_bytes();
+        let from = from.min(b.len());
+        let mut want = from;
+        while want < b.len() && BYTE_CLASSES[usize::from(b[want])] & C_WORD != 0 {
+            want += 1;
+        }
+        prop_assert_eq!(word_bytes_end(b, from), want);
+    }
 }
