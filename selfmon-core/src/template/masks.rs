@@ -164,12 +164,14 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         None
     };
     // Whether `out` may hold a run of equal value tokens for `collapse_value_lists` to fold: set
-    // when the token just masked is as long as the two before it (equal tokens are), and whenever
-    // a token is rewritten after it was masked (a folded unit or date, a dropped restated value, a
-    // quoted value), where the lengths below cannot follow. The general path always looks.
+    // when the token just masked equals the two before it, and whenever a token is rewritten
+    // after it was masked (a folded unit or date, a dropped restated value, a quoted value), where
+    // the comparison below cannot follow. The general path always looks.
     let mut list_possible = !FAST;
-    // The length of the last token masked, and how many tokens of that length end there.
-    let mut last_len = 0usize;
+    // Where the last token masked starts in `out` and its length (`usize::MAX`: a word, which
+    // ends any run), and how many equal tokens end there.
+    let mut last_start = start_len;
+    let mut last_len = usize::MAX;
     let mut run = 0usize;
     if let Some(time) = leading_time {
         out.push_str("<TIME>");
@@ -193,7 +195,12 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         let mut after_number = recent[2].is_some() && ends_in_number(out);
         // Plain words (most tokens) stay as they are and no rule below looks at them, except a
         // unit after a number: a run of them is copied at once, when no number is before it.
-        if FAST && !(glued && start == pos) && !after_number {
+        // (The first byte first: most tokens that are not words show it there.)
+        if FAST
+            && BYTE_CLASSES[usize::from(s.as_bytes()[start])] & C_WORD != 0
+            && !(glued && start == pos)
+            && !after_number
+        {
             let run_of = plain_word_run(s.as_bytes(), start);
             if run_of.words > 0 {
                 if out.len() > start_len {
@@ -212,7 +219,7 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
                 glued = false;
                 after_number = false;
                 // A word ends any run of equal value tokens.
-                last_len = 0;
+                last_len = usize::MAX;
                 run = 0;
                 pos = run_of.end;
             }
@@ -304,8 +311,11 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         }
         if !list_possible {
             let len = out.len() - token_start;
-            run = if len == last_len { run + 1 } else { 1 };
+            let b = out.as_bytes();
+            let same = len == last_len && b[last_start..last_start + len] == b[token_start..];
+            run = if same { run + 1 } else { 1 };
             list_possible = run >= MIN_LIST_RUN;
+            last_start = token_start;
             last_len = len;
         }
         recent = [recent[1], recent[2], Some(token_start)];
@@ -604,7 +614,7 @@ fn fold_date_into_time(out: &mut String, recent: &[Option<usize>; 3], start: usi
     // the punctuation one may stand behind).
     match out.as_bytes().get(start) {
         // Most value tokens open with their placeholder: only a time's can fold.
-        Some(b'<') if !out.as_bytes()[start..].starts_with(b"<TIME>") => return start,
+        Some(b'<') if out.as_bytes().get(start + 1) != Some(&b'T') => return start,
         Some(&b) if b == b'<' || is_lead_punct(b) => {}
         _ => return start,
     }
