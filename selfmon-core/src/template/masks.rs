@@ -240,13 +240,12 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             out.push(' ');
         }
         glued = false;
-        if let Some(q) = quoted
-            .then(|| quoted_value_start(tok, prev_ends_colon))
+        if let Some((open, close)) = quoted
+            .then(|| quoted_value(s, start, tok, prev_ends_colon))
             .flatten()
         {
-            let open = start + q;
             let quote = s.as_bytes()[open];
-            if let Some(close) = find_closing_quote(s, open + 1, quote) {
+            {
                 // The key part (`name=`, `"user":`) is kept, the value masked; what follows the
                 // closing quote is scanned on as part of the same token.
                 let key = &s[start..open];
@@ -798,15 +797,27 @@ fn next_space(s: &str, from: usize) -> (usize, bool) {
     (s.len(), quote)
 }
 
-/// Byte offset (within `tok`) of the opening quote of a quoted value: after `=` or `:` inside the
-/// token (`name="x`, `"user":"x`), or at the start of the token when the previous token ended with
-/// `:` (`"user": "x"`, `KeyError: 'x'`).
-fn quoted_value_start(tok: &str, prev_ends_colon: bool) -> Option<usize> {
+/// Byte offsets (within `tok`, in order) where the opening quote of a quoted value may be: after
+/// `=` or `:` inside the token (`name="x`, `"user":"x`), or at the start of the token when the
+/// previous token ended with `:` (`"user": "x"`, `KeyError: 'x'`).
+fn quoted_value_starts(tok: &str, prev_ends_colon: bool) -> impl Iterator<Item = usize> + '_ {
     let b = tok.as_bytes();
-    if prev_ends_colon && matches!(b.first(), Some(b'"' | b'\'')) {
-        return Some(0);
-    }
-    (1..b.len()).find(|&i| matches!(b[i], b'"' | b'\'') && matches!(b[i - 1], b'=' | b':'))
+    let first = (prev_ends_colon && matches!(b.first(), Some(b'"' | b'\''))).then_some(0);
+    first.into_iter().chain(
+        (1..b.len()).filter(|&i| matches!(b[i], b'"' | b'\'') && matches!(b[i - 1], b'=' | b':')),
+    )
+}
+
+/// The quoted value the token `tok` (from `start` in `s`) opens: where its opening and closing
+/// quotes are in `s`. The first opening quote (see [`quoted_value_starts`]) that is closed
+/// counts: one left open (`x:'a`) does not hide a value after it (`x:'a:"b c"`), which masking
+/// the text again would find (masking is idempotent).
+fn quoted_value(s: &str, start: usize, tok: &str, prev_ends_colon: bool) -> Option<(usize, usize)> {
+    quoted_value_starts(tok, prev_ends_colon).find_map(|q| {
+        let open = start + q;
+        let quote = *s.as_bytes().get(open)?;
+        find_closing_quote(s, open + 1, quote).map(|close| (open, close))
+    })
 }
 
 fn find_closing_quote(s: &str, from: usize, quote: u8) -> Option<usize> {
@@ -1039,12 +1050,14 @@ fn mask_core_shaped(core: &str, shape: Shape, out: &mut String, depth: u8) {
         out.push_str(core);
         return;
     }
-    if let Some(m) = classify_shaped(core, shape) {
-        out.push_str(m);
-        return;
-    }
+    // An error code before the value tests: `AA00000` (an error code's shape) is not `<HEX>`, as
+    // the identifier shortcut of `mask_token` has it (masking a code would make two failures one).
     if is_error_code(core) || outcomes::is_foreign_error_code(core) {
         out.push_str(core);
+        return;
+    }
+    if let Some(m) = classify_shaped(core, shape) {
+        out.push_str(m);
         return;
     }
     if depth < 4 && (shape.eq || shape.colon) {
