@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -37,7 +37,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 8] = [
+const MIGRATIONS: [Migration; 9] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -78,6 +78,11 @@ const MIGRATIONS: [Migration; 8] = [
         version: 8,
         description: "log anchor: the last record read as a second witness",
         apply: v8,
+    },
+    Migration {
+        version: 9,
+        description: "issues: the closure whose recurrence selfmon already reported",
+        apply: v9,
     },
 ];
 
@@ -388,6 +393,17 @@ fn v8(conn: &Connection) -> rusqlite::Result<()> {
             ("log_anchor_read_id", "INTEGER"),
             ("log_anchor_read_digest", "TEXT"),
         ],
+    )
+}
+
+/// v9: the closure of an issue on which selfmon already reported a recurrence
+/// (`FiledIssue::regression_noted_for`), so each closure is commented on once (review5 G1, G2).
+/// A nullable column: older binaries never read it, and a row they write leaves it empty.
+fn v9(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_issues",
+        &[("regression_noted_for", "TEXT")],
     )
 }
 

@@ -360,6 +360,51 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
     assert_eq!(filed[0].occurrences, 5, "occurrences accumulate");
     assert_eq!(filed[0].last_seen_at, t(70));
     assert_eq!(filed[0].issue.state, IssueState::Closed);
+    assert_eq!(filed[0].regression_noted_for, None, "nothing noted yet");
+
+    // A reported recurrence of a closure: noted, forgotten, and forgotten when the issue is
+    // recorded open again (but not when it is recorded closed).
+    let noted = |filed: Vec<FiledIssue>| filed[0].regression_noted_for;
+    store
+        .set_regression_noted(5, Some(t(75)))
+        .await
+        .expect("note");
+    store
+        .set_regression_noted(999, Some(t(75)))
+        .await
+        .expect("noting an issue the ledger never recorded does nothing");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(75))
+    );
+    store.set_regression_noted(5, None).await.expect("forget");
+    assert_eq!(noted(store.filed_issues().await.expect("filed")), None);
+    store
+        .set_regression_noted(5, Some(t(76)))
+        .await
+        .expect("note again");
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(76)),
+        "recording the issue closed keeps the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Open)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        None,
+        "recording the issue open forgets the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
     let second = intent("intent-2", 6, Classification::DocumentationGap, 80);
     store.record_intent(&second).await.expect("intent 2");
     store

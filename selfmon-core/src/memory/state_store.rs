@@ -377,6 +377,25 @@ impl IssueLedger for MemoryStateStore {
             .find(|i| i.issue.number == issue_number)
         {
             i.issue.state = state;
+            if state == IssueState::Open {
+                i.regression_noted_for = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.regression_noted_for = noted_for;
         }
         Ok(())
     }
