@@ -207,6 +207,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The analysis runner ran but gave no answer for this request, and the same request may
+    /// fail the same way again: the model refused the content (a content filter, a prompt that
+    /// is too long), its answer was unusable, or the run did not finish on it (a timeout, its turn
+    /// or budget limit). Retryable: the scan fails and the cursor stays. The engine counts such
+    /// failures over the same records ([`ScanRecord::analysis_failures`](crate::ScanRecord::analysis_failures));
+    /// at the [`ANALYSIS_ATTEMPTS`](crate::engine::ANALYSIS_ATTEMPTS)-th in a row it judges the
+    /// records with the offline rules instead, so one record the model refuses cannot stall
+    /// selfmon.
+    #[error("analysis runner gave no answer for these records (retryable; after {} such failures in a row the offline rules judge them): {source}", crate::engine::ANALYSIS_ATTEMPTS)]
+    NoAnswer {
+        /// The runner's own error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The analysis runner returned nothing usable; the scan fails and is retried next time.
     #[error("analysis output rejected: {reason}")]
     InvalidAnalysis {
@@ -297,6 +312,7 @@ impl Error {
             | Error::Locked { component, .. }
             | Error::InvalidInput { component, .. }
             | Error::Unavailable { component, .. } => Some(*component),
+            Error::NoAnswer { .. } => Some(Component::AnalysisRunner),
             Error::AnalysisFailed { source, .. } => source.component(),
             _ => None,
         }
@@ -334,6 +350,24 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::NoAnswer`].
+    pub fn no_answer(source: impl Into<BoxError>) -> Self {
+        Error::NoAnswer {
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is the runner giving no answer for the request ([`Error::NoAnswer`], also
+    /// inside [`Error::AnalysisFailed`]): a failure the engine counts against the records it
+    /// analysed (see [`Error::NoAnswer`]).
+    pub fn is_no_answer(&self) -> bool {
+        match self {
+            Error::NoAnswer { .. } => true,
+            Error::AnalysisFailed { source, .. } => source.is_no_answer(),
+            _ => false,
+        }
+    }
+
     /// Builds an [`Error::Unavailable`].
     pub fn unavailable(component: Component, source: impl Into<BoxError>) -> Self {
         Error::Unavailable {
@@ -351,6 +385,7 @@ impl Error {
             | Error::LeaseLost { .. }
             | Error::AlreadyActive { .. }
             | Error::RateLimited { .. }
+            | Error::NoAnswer { .. }
             | Error::Unavailable { .. } => true,
             _ => false,
         }

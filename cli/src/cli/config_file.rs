@@ -478,7 +478,7 @@ impl CliConfig {
                 let url = pg_url("logs", self.logs.url_env.as_deref())?;
                 let logs = selfmon::postgres::PgLogSource::connect(url, self.pg_log_options())
                     .await
-                    .map_err(|e| Failure::usage("cannot read the PostgreSQL logs table", &e))?;
+                    .map_err(|e| Failure::connect("cannot read the PostgreSQL logs table", &e))?;
                 Ok(Arc::new(logs))
             }
             #[cfg(not(feature = "postgres"))]
@@ -508,7 +508,7 @@ impl CliConfig {
                 let url = pg_url("state", self.state.url_env.as_deref())?;
                 let store = selfmon::postgres::PgStateStore::connect(url, self.pg_state_options())
                     .await
-                    .map_err(|e| Failure::usage("cannot open the PostgreSQL state store", &e))?;
+                    .map_err(|e| Failure::connect("cannot open the PostgreSQL state store", &e))?;
                 let store = Arc::new(store);
                 Ok((store.clone(), store))
             }
@@ -518,7 +518,8 @@ impl CliConfig {
     }
 
     /// Builds the engine and its adapters. A missing logs.db is a usage failure naming the path;
-    /// an unreachable PostgreSQL server names the server (never the password).
+    /// an unreachable PostgreSQL server names the server (never the password) and is transient
+    /// ([`Failure::is_transient`]).
     pub async fn build(&self, dry_run: bool) -> Result<Built, Failure> {
         self.check()?;
         let logs = self.build_logs().await?;

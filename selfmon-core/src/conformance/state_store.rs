@@ -277,6 +277,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     s2.status = ScanStatus::Failure;
     s2.completed_at = Some(t(21));
     s2.error_message = Some(Redactor::shared().redacted("runner failed"));
+    s2.analysis_failures = 2;
     s2.log_anchor = Some(LogAnchor {
         id: 50,
         digest: "ffffffffffffffffffffffffffffffff".into(),
@@ -312,7 +313,8 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
         "the anchor follows the cursor's scan, also when that scan stored none"
     );
 
-    let s4 = ScanRecord::started(ScanId("s4".into()), ScanTrigger::Scheduled, 7, t(40));
+    let mut s4 = ScanRecord::started(ScanId("s4".into()), ScanTrigger::Scheduled, 7, t(40));
+    s4.analysis_failures = 1;
     store.begin_scan(&s4).await.expect("begin s4");
     assert_eq!(
         store
@@ -436,6 +438,10 @@ async fn history_after_ledgers<S: StateStore + ?Sized>(store: &S) {
     );
     assert_eq!(page.items[0].completed_at, Some(t(50)));
     assert_eq!(page.items[0].error_message.as_deref(), Some("process died"));
+    assert_eq!(
+        page.items[0].analysis_failures, 1,
+        "an abandoned scan keeps the count of analysis failures it began with"
+    );
     let rest = store
         .list_scans(PageRequest {
             offset: 2,
@@ -449,6 +455,10 @@ async fn history_after_ledgers<S: StateStore + ?Sized>(store: &S) {
     assert_eq!(
         rest.items[0].error_message.as_deref(),
         Some("runner failed")
+    );
+    assert_eq!(
+        rest.items[0].analysis_failures, 2,
+        "the count of analysis failures round-trips (the engine reads it back)"
     );
 
     let docs = store

@@ -449,7 +449,8 @@ impl IssueLedger for MemoryStateStore {
 impl ScanHistory for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
-        let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
+        // Latest begun first among scans that started at the same time (a stable sort).
+        let mut all: Vec<&ScanRecord> = i.scans.iter().rev().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
         Ok(paginate(all, page))
     }
