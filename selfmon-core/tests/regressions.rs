@@ -263,3 +263,26 @@ async fn a_related_problem_is_commented_on_once_then_counted_as_known() {
     assert_eq!(analysed, 1, "the model is asked about the variant once");
     assert_eq!(occurrences(&r, 1).await, 5);
 }
+
+#[tokio::test]
+async fn a_deleted_issue_holds_its_problem_until_forgotten_then_it_is_filed_anew() {
+    // G10: an issue deleted on the tracker silenced its problem for good, with no way out.
+    let r = rig();
+    r.logs.log(Level::Critical, "app.db", LOCKED);
+    scan(&r).await;
+    r.tracker.delete(1);
+    let report = recur(&r).await;
+    let said = serde_json::to_string(&report.outcomes).unwrap();
+    assert!(said.contains("selfmon history forget 1"), "{said}");
+    assert_eq!(report.record.issues_created, 0);
+    assert!(r.store.forget_issue(1).await.unwrap());
+    let report = recur(&r).await;
+    assert_eq!(report.record.issues_created, 1, "{:?}", report.outcomes);
+    let issues = r.tracker.issues();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0].number, 2, "filed anew under a new number");
+    // And it is known from then on: filed once.
+    recur(&r).await;
+    assert_eq!(r.tracker.issues().len(), 1);
+    assert_eq!(occurrences(&r, 2).await, 2);
+}

@@ -416,6 +416,35 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
         )
         .await
         .expect("complete 2");
+
+    // Forgetting an issue removes it from the ledger (and from dedup's memory); only once.
+    let third = intent("intent-3", 7, Classification::ServerBug, 85);
+    store.record_intent(&third).await.expect("intent 3");
+    store
+        .complete_intent(
+            "intent-3",
+            &FiledIssue::from_intent(&third, issue_ref(7), t(85)),
+        )
+        .await
+        .expect("complete 3");
+    store
+        .record_occurrences(7, 2, t(86))
+        .await
+        .expect("occurrences of 7");
+    assert!(store.forget_issue(7).await.expect("forget"), "it had #7");
+    let numbers: Vec<u64> = store
+        .filed_issues()
+        .await
+        .expect("filed")
+        .iter()
+        .map(|i| i.issue.number)
+        .collect();
+    assert_eq!(numbers, vec![5, 6], "#7 is forgotten, the others stay");
+    assert!(
+        !store.forget_issue(7).await.expect("forget again"),
+        "forgetting twice finds nothing the second time"
+    );
+    assert!(!store.forget_issue(999).await.expect("forget unknown"));
 }
 
 /// [`ScanHistory`](crate::ScanHistory) after [`scan_ledger`] and [`issue_ledger`] ran on the same store: four scans

@@ -282,7 +282,7 @@ impl Budget {
                     ..
                 },
             ) => {
-                tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue; occurrences recorded, no comment");
+                tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue (deleted or transferred?); occurrences recorded, no comment; `selfmon history forget {issue}` has its problem filed anew");
                 self.gone.insert(issue);
                 Ok(false)
             }
@@ -344,7 +344,9 @@ impl Budget {
             return format!(
                 "the issue tracker no longer has #{issue} (deleted or transferred?); its \
                  occurrences are still counted against #{issue} in selfmon's state, so this \
-                 problem is not filed again while #{issue} is recorded there"
+                 problem is not filed again while #{issue} is recorded there: run `selfmon \
+                 history forget {issue}` (IssueLedger::forget_issue) to have its next \
+                 recurrence filed as a new issue"
             );
         }
         match self.rate_limit {

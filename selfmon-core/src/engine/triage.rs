@@ -312,7 +312,7 @@ async fn unlisted_state(
                 ..
             },
         ) => {
-            tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue; recording it closed");
+            tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue (deleted or transferred?); recording it closed; `selfmon history forget {number}` has its problem filed anew");
             Ok(Unlisted::Gone)
         }
         Err(e) => Err(e),

@@ -400,6 +400,13 @@ impl IssueLedger for MemoryStateStore {
         Ok(())
     }
 
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        let before = inner.issues.len();
+        inner.issues.retain(|i| i.issue.number != issue_number);
+        Ok(inner.issues.len() != before)
+    }
+
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {
         self.lock().intents.push(intent.clone());
         Ok(())

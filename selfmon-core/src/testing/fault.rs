@@ -460,6 +460,10 @@ impl<T: IssueLedger> IssueLedger for FaultyStateStore<T> {
             .await
     }
 
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
+        self.inner.forget_issue(issue_number).await
+    }
+
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {
         self.check(StoreOp::RecordIntent)?;
         self.inner.record_intent(intent).await

@@ -53,6 +53,14 @@ pub trait IssueLedger: Send + Sync {
         noted_for: Option<DateTime<Utc>>,
     ) -> Result<()>;
 
+    /// Forgets a filed issue: removes selfmon's record of it (its row and its occurrence
+    /// history; scan reports and issue events stay), so dedup no longer knows its problem and
+    /// the next recurrence is analysed and filed as a new issue. Meant for an issue deleted or
+    /// transferred on the tracker, which would otherwise hold its problem for good (review5
+    /// G10); an operator's decision (`selfmon history forget N`), never the engine's. Returns
+    /// whether the ledger had the issue; durable on return.
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool>;
+
     /// Commits a filing intent before the tracker is called (the outbox).
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
 
@@ -75,6 +83,7 @@ crate::traits::forward::forward! {
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
         async fn set_regression_noted(&self, issue_number: u64, noted_for: Option<DateTime<Utc>>) -> Result<()>;
+        async fn forget_issue(&self, issue_number: u64) -> Result<bool>;
         async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
         async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
         async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;

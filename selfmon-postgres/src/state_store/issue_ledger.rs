@@ -102,6 +102,32 @@ impl IssueLedger for PgStateStore {
         )
     }
 
+    async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
+        let s = self.inner.s.clone();
+        let number = to_i64(issue_number);
+        core(
+            async {
+                fenced!(self, "forgetting an issue", |tx| {
+                    tx.execute(
+                        &format!("DELETE FROM {s}.selfmon_occurrences WHERE issue_number = $1"),
+                        &[&number],
+                    )
+                    .await
+                    .map_err(Error::query("forgetting an issue's occurrences"))?;
+                    let removed = tx
+                        .execute(
+                            &format!("DELETE FROM {s}.selfmon_issues WHERE number = $1"),
+                            &[&number],
+                        )
+                        .await
+                        .map_err(Error::query("forgetting an issue"))?;
+                    Ok(removed > 0)
+                })
+            }
+            .await,
+        )
+    }
+
     async fn record_intent(&self, intent: &FilingIntent) -> selfmon_core::Result<()> {
         let s = self.inner.s.clone();
         let id = intent.intent_id.clone();

@@ -113,6 +113,30 @@ impl IssueLedger for SqliteStateStore {
         .await
     }
 
+    async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("forgetting an issue"))?;
+            let number = to_i64(issue_number);
+            tx.execute(
+                "DELETE FROM self_monitoring_occurrences WHERE issue_id IN
+                 (SELECT id FROM self_monitoring_issues WHERE github_issue_number = ?1)",
+                [number],
+            )
+            .map_err(Error::sqlite("forgetting an issue's occurrences"))?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM self_monitoring_issues WHERE github_issue_number = ?1",
+                    [number],
+                )
+                .map_err(Error::sqlite("forgetting an issue"))?;
+            tx.commit().map_err(Error::sqlite("forgetting an issue"))?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
     async fn record_intent(&self, intent: &FilingIntent) -> selfmon_core::Result<()> {
         let intent = intent.clone();
         self.run_core(move |conn| {
