@@ -1180,7 +1180,12 @@ impl Act<'_> {
         }
         count_duplicate(&mut self.report.record.duplicates, tier);
         let mut reason = format!(
-            "regression of an issue {closed_how} ({why}); its recurrence was already reported on #{issue}: occurrences recorded, no comment until it is reopened"
+            "regression of {} ({why}); its recurrence was already reported on #{issue}: occurrences recorded, no comment until it is reopened",
+            if closed_how == "closed" {
+                "a closed issue".to_string()
+            } else {
+                format!("an issue {closed_how}")
+            }
         );
         if let Some(e) = failed {
             reason.push_str(&format!("; reopening it failed again ({e})"));
