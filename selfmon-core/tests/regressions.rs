@@ -224,8 +224,10 @@ impl AnalysisRunner for Obedient {
                     Finding::new(Classification::ServerBug, s.template.clone(), "A problem.");
                 f.signature_ids = vec![s.id.clone()];
                 f.evidence_record_ids = s.sample_ids.clone();
-                f.error_type = Some("PoolExhausted".into());
-                f.source_files = vec!["src/worker.py".into()];
+                if s.template.contains("worker") {
+                    f.error_type = Some("PoolExhausted".into());
+                    f.source_files = vec!["src/worker.py".into()];
+                }
                 f
             })
             .collect();
@@ -285,4 +287,39 @@ async fn a_deleted_issue_holds_its_problem_until_forgotten_then_it_is_filed_anew
     recur(&r).await;
     assert_eq!(r.tracker.issues().len(), 1);
     assert_eq!(occurrences(&r, 2).await, 2);
+}
+
+#[tokio::test]
+async fn a_related_comment_is_not_repeated_when_a_later_call_fails_the_scan() {
+    // G2: one failing tracker call (here a create, after the comment) failed the whole scan, and
+    // the next scan made every comment of the failed one again.
+    let r = rig_with(Arc::new(Obedient), SelfMonitoringConfig::default());
+    let base = "worker pool exhausted while processing the nightly queue orders batch for the billing tenant";
+    r.logs.log(Level::Error, "app.worker", base);
+    scan(&r).await;
+    r.logs
+        .log(Level::Error, "app.worker", &format!("{base} again"));
+    r.logs.log(
+        Level::Warning,
+        "app.disk",
+        "disk quota of the upload volume reached, rejecting new attachments",
+    );
+    r.faulty_tracker.inject(0, TrackerFault::CreateFails);
+    let failed = r.monitor.scan(ScanTrigger::Manual).await;
+    assert!(failed.is_err(), "the create failure fails the scan");
+    assert_eq!(r.tracker.issues()[0].comments.len(), 1, "commented first");
+    r.faulty_tracker.clear_faults();
+    scan(&r).await;
+    let issues = r.tracker.issues();
+    assert_eq!(
+        issues.len(),
+        2,
+        "the quota problem is filed by the next scan"
+    );
+    assert_eq!(issues[0].comments.len(), 1, "{:?}", issues[0].comments);
+    assert_eq!(
+        occurrences(&r, 1).await,
+        2,
+        "the variant's record is counted once"
+    );
 }

@@ -133,6 +133,9 @@ impl IssueLedger for CrashingStore {
     ) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.set_regression_noted(n, at))
     }
+    async fn add_issue_signatures(&self, n: u64, ids: &[String]) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.add_issue_signatures(n, ids))
+    }
     async fn forget_issue(&self, n: u64) -> selfmon_core::Result<bool> {
         guarded!(self, self.inner.forget_issue(n))
     }

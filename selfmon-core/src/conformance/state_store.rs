@@ -417,6 +417,35 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
         .await
         .expect("complete 2");
 
+    // Signatures attached at once (outside a scan commit), each once; an unknown issue is no error.
+    let ids = |store_filed: Vec<FiledIssue>| {
+        store_filed
+            .into_iter()
+            .find(|i| i.issue.number == 6)
+            .map(|i| i.signature_ids)
+            .unwrap_or_default()
+    };
+    let before = ids(store.filed_issues().await.expect("filed"));
+    store
+        .add_issue_signatures(6, &["sig-new".to_string(), "sig-new".to_string()])
+        .await
+        .expect("attach");
+    store
+        .add_issue_signatures(6, &["sig-new".to_string()])
+        .await
+        .expect("attach again");
+    store
+        .add_issue_signatures(999, &["sig-new".to_string()])
+        .await
+        .expect("attaching to an issue the ledger never recorded does nothing");
+    let mut expected = before.clone();
+    expected.push("sig-new".to_string());
+    assert_eq!(
+        ids(store.filed_issues().await.expect("filed")),
+        expected,
+        "an attached signature is added once"
+    );
+
     // Forgetting an issue removes it from the ledger (and from dedup's memory); only once.
     let third = intent("intent-3", 7, Classification::ServerBug, 85);
     store.record_intent(&third).await.expect("intent 3");

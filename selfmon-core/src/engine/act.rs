@@ -12,8 +12,8 @@ use crate::dedup::{finding_fingerprint, KnownIssues};
 use crate::digest::{CompiledIgnore, Signature};
 use crate::error::{Error, Result};
 use crate::model::{
-    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueSignature,
-    IssueState, KnownIssue, Level, ScanEffects, ScanReport, ScanWarning,
+    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
+    KnownIssue, Level, ScanEffects, ScanReport, ScanWarning,
 };
 use crate::redact::{RedactedFinding, RedactedSignature};
 use crate::template::SecretTokens;
@@ -497,6 +497,11 @@ impl Act<'_> {
         );
         let scan_id = self.report.record.scan_id.clone();
         let heading = format!("Escalation: now logged at {}", sig.level);
+        // The issue covers the escalated signature before the comment is made: whatever happens
+        // after it (a failed scan, a crash), it is not made twice (review5 G2).
+        self.egress
+            .attach_signatures(issue, std::slice::from_ref(&sig.id))
+            .await?;
         let commented = match self
             .egress
             .comment(issue, &heading, &finding, &[shown.as_signature()], &scan_id)
@@ -517,10 +522,6 @@ impl Act<'_> {
         if commented && !self.egress.dry_run {
             self.report.record.comments_added += 1;
         }
-        self.effects.issue_signatures.push(IssueSignature {
-            issue,
-            signature_id: sig.id.clone(),
-        });
         if !commented {
             return Ok(());
         }
@@ -685,7 +686,18 @@ impl Act<'_> {
                 );
                 let scan_id = self.report.record.scan_id.clone();
                 let mut failed = None;
-                let commented = self.budget.may_comment(issue)
+                let will_comment = self.budget.may_comment(issue);
+                // The issue covers the finding's signatures from now on: their next records are
+                // counted against it before analysis (known), not analysed and commented on
+                // again every scan (review5 G6). Recorded before the comment, so a scan that
+                // fails later, or a crash after the comment, does not repeat it (G2). Not when
+                // the comment only waits for budget: a later scan comments then.
+                if will_comment || !self.budget.comment_waits(issue) {
+                    self.egress
+                        .attach_signatures(issue, &finding.signature_ids)
+                        .await?;
+                }
+                let commented = will_comment
                     && match self
                         .egress
                         .comment(
@@ -707,18 +719,6 @@ impl Act<'_> {
                             false
                         }
                     };
-                // The issue now covers the finding's signatures: their next records are counted
-                // against it before analysis (known), not analysed and commented on again every
-                // scan (review5 G6). Not when the comment only waits for budget: a later scan
-                // comments then.
-                if commented || failed.is_some() || !self.budget.comment_waits(issue) {
-                    self.effects
-                        .issue_signatures
-                        .extend(finding.signature_ids.iter().map(|id| IssueSignature {
-                            issue,
-                            signature_id: id.clone(),
-                        }));
-                }
                 if commented {
                     self.budget.commented(issue);
                     // A dry run adds no comment: its outcome says what it would comment.

@@ -237,6 +237,15 @@ impl Egress<'_> {
         self.store.set_regression_noted(issue, noted_for).await
     }
 
+    /// Records in the store that `issue` covers `signature_ids` (skipped in a dry run), before
+    /// a comment about them: the comment is then made at most once, whatever happens after it.
+    pub async fn attach_signatures(&self, issue: u64, signature_ids: &[String]) -> Result<()> {
+        if self.dry_run || signature_ids.is_empty() {
+            return Ok(());
+        }
+        self.store.add_issue_signatures(issue, signature_ids).await
+    }
+
     /// Reopens an issue, in the tracker and the store (skipped in a dry run).
     pub async fn reopen(&self, issue: u64) -> Result<()> {
         if self.dry_run {

@@ -400,6 +400,26 @@ impl IssueLedger for MemoryStateStore {
         Ok(())
     }
 
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            for id in signature_ids {
+                if !i.signature_ids.contains(id) {
+                    i.signature_ids.push(id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
         let mut inner = self.lock();
         let before = inner.issues.len();

@@ -460,6 +460,16 @@ impl<T: IssueLedger> IssueLedger for FaultyStateStore<T> {
             .await
     }
 
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> Result<()> {
+        self.inner
+            .add_issue_signatures(issue_number, signature_ids)
+            .await
+    }
+
     async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
         self.inner.forget_issue(issue_number).await
     }

@@ -53,6 +53,15 @@ pub trait IssueLedger: Send + Sync {
         noted_for: Option<DateTime<Utc>>,
     ) -> Result<()>;
 
+    /// Adds `signature_ids` to a filed issue's `signature_ids` at once, outside any scan
+    /// commit (ids it already has are not added twice; an issue the ledger never recorded does
+    /// nothing and succeeds). The engine calls it before it comments on an issue about a
+    /// related or escalated signature, so the issue covers the signature from then on even if
+    /// the scan fails or the process dies after the comment: the comment is never repeated
+    /// (review5 G2, G6). Durable on return.
+    async fn add_issue_signatures(&self, issue_number: u64, signature_ids: &[String])
+        -> Result<()>;
+
     /// Forgets a filed issue: removes selfmon's record of it (its row and its occurrence
     /// history; scan reports and issue events stay), so dedup no longer knows its problem and
     /// the next recurrence is analysed and filed as a new issue. Meant for an issue deleted or
@@ -83,6 +92,7 @@ crate::traits::forward::forward! {
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
         async fn set_regression_noted(&self, issue_number: u64, noted_for: Option<DateTime<Utc>>) -> Result<()>;
+        async fn add_issue_signatures(&self, issue_number: u64, signature_ids: &[String]) -> Result<()>;
         async fn forget_issue(&self, issue_number: u64) -> Result<bool>;
         async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
         async fn open_intents(&self) -> Result<Vec<FilingIntent>>;

@@ -102,6 +102,33 @@ impl IssueLedger for PgStateStore {
         )
     }
 
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        core(
+            async {
+                fenced!(self, "recording an issue's signatures", |tx| {
+                    for id in signature_ids {
+                        add_issue_signature(
+                            tx,
+                            &s,
+                            &selfmon_core::IssueSignature {
+                                issue: issue_number,
+                                signature_id: id.clone(),
+                            },
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
     async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
         let s = self.inner.s.clone();
         let number = to_i64(issue_number);

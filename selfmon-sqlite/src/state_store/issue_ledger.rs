@@ -113,6 +113,32 @@ impl IssueLedger for SqliteStateStore {
         .await
     }
 
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> selfmon_core::Result<()> {
+        let ids = signature_ids.to_vec();
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("recording an issue's signatures"))?;
+            for id in ids {
+                add_issue_signature(
+                    &tx,
+                    &selfmon_core::IssueSignature {
+                        issue: issue_number,
+                        signature_id: id,
+                    },
+                )?;
+            }
+            tx.commit()
+                .map_err(Error::sqlite("recording an issue's signatures"))?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
         self.run_core(move |conn| {
             let tx = conn
