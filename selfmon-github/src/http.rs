@@ -440,6 +440,11 @@ impl Http {
                     message: body.describe(),
                 }
             }
+            404 if !body.json && !body.message.trim().is_empty() => Error::NotTheApi {
+                base_url: self.scrubber.scrub(self.base.as_str()),
+                what: call.what.clone(),
+                message: body.describe(),
+            },
             404 => Error::NotFound {
                 repository,
                 what: call.what.clone(),
