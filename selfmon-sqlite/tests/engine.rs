@@ -126,6 +126,16 @@ impl IssueLedger for CrashingStore {
     async fn set_issue_state(&self, n: u64, s: IssueState) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.set_issue_state(n, s))
     }
+    async fn set_regression_noted(
+        &self,
+        n: u64,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.set_regression_noted(n, at))
+    }
+    async fn forget_issue(&self, n: u64) -> selfmon_core::Result<bool> {
+        guarded!(self, self.inner.forget_issue(n))
+    }
     async fn record_intent(&self, i: &FilingIntent) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.record_intent(i))
     }

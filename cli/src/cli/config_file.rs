@@ -730,6 +730,8 @@ pub fn default_config_text() -> String {
   "max_digest_bytes": {digest},
   // Record what would be filed without filing anything.
   "dry_run": false,
+  // reopen_on_regression: a closed issue whose problem recurs is reopened (never one a person closed as
+  // "not planned" or "duplicate"); each closure gets one comment, later recurrences are only counted.
   "dedup": {{ "related_threshold": 0.85, "min_related_attributes": 3, "reopen_on_regression": true, "closed_window_days": 30 }},
   // Signatures dropped before analysis: error codes, sources (a trailing * matches a prefix), template regexes.
   // Deferred findings they match are closed in the backlog by the next scan, never filed.

@@ -362,6 +362,51 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
     assert_eq!(filed[0].occurrences, 5, "occurrences accumulate");
     assert_eq!(filed[0].last_seen_at, t(70));
     assert_eq!(filed[0].issue.state, IssueState::Closed);
+    assert_eq!(filed[0].regression_noted_for, None, "nothing noted yet");
+
+    // A reported recurrence of a closure: noted, forgotten, and forgotten when the issue is
+    // recorded open again (but not when it is recorded closed).
+    let noted = |filed: Vec<FiledIssue>| filed[0].regression_noted_for;
+    store
+        .set_regression_noted(5, Some(t(75)))
+        .await
+        .expect("note");
+    store
+        .set_regression_noted(999, Some(t(75)))
+        .await
+        .expect("noting an issue the ledger never recorded does nothing");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(75))
+    );
+    store.set_regression_noted(5, None).await.expect("forget");
+    assert_eq!(noted(store.filed_issues().await.expect("filed")), None);
+    store
+        .set_regression_noted(5, Some(t(76)))
+        .await
+        .expect("note again");
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(76)),
+        "recording the issue closed keeps the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Open)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        None,
+        "recording the issue open forgets the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
     let second = intent("intent-2", 6, Classification::DocumentationGap, 80);
     store.record_intent(&second).await.expect("intent 2");
     store
@@ -371,6 +416,35 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
         )
         .await
         .expect("complete 2");
+
+    // Forgetting an issue removes it from the ledger (and from dedup's memory); only once.
+    let third = intent("intent-3", 7, Classification::ServerBug, 85);
+    store.record_intent(&third).await.expect("intent 3");
+    store
+        .complete_intent(
+            "intent-3",
+            &FiledIssue::from_intent(&third, issue_ref(7), t(85)),
+        )
+        .await
+        .expect("complete 3");
+    store
+        .record_occurrences(7, 2, t(86))
+        .await
+        .expect("occurrences of 7");
+    assert!(store.forget_issue(7).await.expect("forget"), "it had #7");
+    let numbers: Vec<u64> = store
+        .filed_issues()
+        .await
+        .expect("filed")
+        .iter()
+        .map(|i| i.issue.number)
+        .collect();
+    assert_eq!(numbers, vec![5, 6], "#7 is forgotten, the others stay");
+    assert!(
+        !store.forget_issue(7).await.expect("forget again"),
+        "forgetting twice finds nothing the second time"
+    );
+    assert!(!store.forget_issue(999).await.expect("forget unknown"));
 }
 
 /// [`ScanHistory`](crate::ScanHistory) after [`scan_ledger`] and [`issue_ledger`] ran on the same store: four scans

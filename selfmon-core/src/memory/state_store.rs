@@ -377,8 +377,34 @@ impl IssueLedger for MemoryStateStore {
             .find(|i| i.issue.number == issue_number)
         {
             i.issue.state = state;
+            if state == IssueState::Open {
+                i.regression_noted_for = None;
+            }
         }
         Ok(())
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.regression_noted_for = noted_for;
+        }
+        Ok(())
+    }
+
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        let before = inner.issues.len();
+        inner.issues.retain(|i| i.issue.number != issue_number);
+        Ok(inner.issues.len() != before)
     }
 
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {

@@ -27,7 +27,7 @@ pub(super) const SCAN_COLUMNS: &str =
 pub(super) const ISSUE_COLUMNS: &str =
     "id, scan_id, github_issue_number, github_issue_url, classification,
     title, error_codes, fingerprint, source_log_ids, source_files, created_at, error_type,
-    templates, signature_ids, state, occurrences, last_seen_at";
+    templates, signature_ids, state, occurrences, last_seen_at, regression_noted_for";
 
 pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
     let tx = conn
@@ -308,6 +308,7 @@ pub(super) fn issue_from_row(r: &Row<'_>) -> Result<FiledIssue> {
         signature_ids: decode_list(s(13)?),
         occurrences: to_u64(r.get::<_, Option<i64>>(15).map_err(e())?),
         last_seen_at: s(16)?.map_or(created_at, |t| parse_time(&t)),
+        regression_noted_for: s(17)?.map(|t| parse_time(&t)),
     })
 }
 
