@@ -335,10 +335,10 @@ async fn a_404_page_that_is_not_the_api_asks_whether_base_url_is_the_api_root() 
     labels_exist(&server).await;
     Mock::given(method("POST"))
         .and(path(ISSUES_PATH))
-        .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_raw("<html>GitHub Enterprise: sign in</html>", "text/html"),
-        )
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            "<html>\n  <body>GitHub Enterprise: sign in</body>\n</html>\n",
+            "text/html",
+        ))
         .expect(1)
         .mount(&server)
         .await;
@@ -354,6 +354,10 @@ async fn a_404_page_that_is_not_the_api_asks_whether_base_url_is_the_api_root() 
         "{text}"
     );
     assert!(!text.contains("check `repository`"), "{text}");
+    assert!(
+        !text.contains('\n') && text.contains("<html> <body>GitHub Enterprise"),
+        "the page is quoted on one line: {text}"
+    );
 }
 
 #[tokio::test]
