@@ -107,7 +107,7 @@ pub enum Error {
 
     /// The scan lost its lease (it could not renew it in time and another scan took it over), so
     /// it stopped before doing anything more; it is recorded as failed and the next scan repeats it.
-    #[error("the scan lost its lease to {owner}: it was not renewed in time (a paused process or an unreachable state store); stopped")]
+    #[error("the scan lost its lease{}: it was not renewed in time (a paused process or an unreachable state store); stopped", lost_to(.owner))]
     LeaseLost {
         /// The owner that holds the lease now (empty when nobody does).
         owner: String,
@@ -256,6 +256,15 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+}
+
+/// ` to <owner>`, or what is known when nobody holds the lease now (it expired or was released).
+fn lost_to(owner: &str) -> String {
+    if owner.is_empty() {
+        " (nobody holds it now: it expired or was released)".to_string()
+    } else {
+        format!(" to {owner}")
+    }
 }
 
 /// ` until <time>`, or nothing when the reset time is unknown.
@@ -457,6 +466,22 @@ mod tests {
             "log source is unavailable (retryable): database is locked"
         );
         assert_eq!(Error::Cancelled.component(), None);
+    }
+
+    #[test]
+    fn a_lost_lease_names_its_new_owner_or_says_nobody_holds_it() {
+        let to = Error::LeaseLost {
+            owner: "selfmon-42/scan-b".into(),
+        };
+        assert!(to
+            .to_string()
+            .starts_with("the scan lost its lease to selfmon-42/scan-b: "));
+        let nobody = Error::LeaseLost {
+            owner: String::new(),
+        }
+        .to_string();
+        assert!(!nobody.contains("to :"), "{nobody}");
+        assert!(nobody.contains("nobody holds it now"), "{nobody}");
     }
 
     #[test]

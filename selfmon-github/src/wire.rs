@@ -63,6 +63,9 @@ pub(crate) struct ErrorBody {
     pub message: String,
     #[serde(default)]
     pub errors: Vec<serde_json::Value>,
+    /// Whether the body was JSON (GitHub's API answers every error in JSON).
+    #[serde(skip)]
+    pub json: bool,
 }
 
 impl ErrorBody {
@@ -72,6 +75,7 @@ impl ErrorBody {
     pub fn parse(bytes: &[u8], scrubber: &Scrubber) -> ErrorBody {
         match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(mut body) => {
+                body.json = true;
                 body.message = scrubber.scrub(&body.message);
                 for e in &mut body.errors {
                     scrub_json(e, scrubber);
@@ -84,6 +88,7 @@ impl ErrorBody {
                     300,
                 ),
                 errors: Vec::new(),
+                json: false,
             },
         }
     }

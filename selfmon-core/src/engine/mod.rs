@@ -443,18 +443,22 @@ impl SelfMonitor {
     }
 
     /// The newest scan's [`ScanRecord::analysis_failures`], 0 before any scan. Called before this
-    /// scan is recorded, under the lease (so no other scan runs).
-    async fn prior_analysis_failures(&self) -> Result<u32> {
+    /// scan is recorded, under the lease (so no other scan runs). Scans recorded as started after
+    /// `now` (by a clock since set back) are passed over while an earlier one is among the newest,
+    /// as the schedule does: they are older than the scans recorded after the step.
+    async fn prior_analysis_failures(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u32> {
         let newest = self
             .store
             .list_scans(crate::traits::PageRequest {
                 offset: 0,
-                limit: 1,
+                limit: 20,
             })
             .await?;
         Ok(newest
             .items
-            .first()
+            .iter()
+            .find(|scan| scan.started_at <= now)
+            .or(newest.items.first())
             .map_or(0, |scan| scan.analysis_failures))
     }
 
@@ -492,7 +496,7 @@ impl SelfMonitor {
         let mut record = ScanRecord::started(scan_id.clone(), options.trigger, cursor, now);
         // Consecutive scans the runner gave no answer for: the newest scan's count (0 after a
         // success). Recorded from the start, so a scan that crashes keeps the count.
-        record.analysis_failures = self.prior_analysis_failures().await?;
+        record.analysis_failures = self.prior_analysis_failures(now).await?;
         let prior_failures = record.analysis_failures;
         let model = options
             .model

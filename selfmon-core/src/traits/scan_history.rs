@@ -46,7 +46,7 @@ pub struct IssueFilter {
 
 /// What the [`ScanLedger`](crate::ScanLedger) and [`IssueLedger`](crate::IssueLedger) recorded, read
 /// back page by page for people (the CLI's `history`, a host's dashboard). The engine itself reads
-/// only the newest scan (`list_scans` with a limit of 1, once per scan, for its
+/// only the newest scans (`list_scans`, one page of 20, once per scan, for the newest one's
 /// [`analysis_failures`](crate::ScanRecord::analysis_failures)), so it only has to be as fast as a
 /// page view.
 ///
