@@ -25,6 +25,12 @@ pub struct DryRunIssue {
     pub labels: Vec<String>,
     /// Open or closed.
     pub state: IssueState,
+    /// Why a person closed it, written into the index by hand beside `"state": "closed"`:
+    /// `"not_planned"` or `"duplicate"` make selfmon count a recurrence without reopening the
+    /// issue (as GitHub's "Close as not planned" does); absent or `"completed"`, a recurrence is a
+    /// regression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_reason: Option<selfmon_core::CloseReason>,
     /// The Markdown file holding the body and comments, relative to the folder.
     pub file: String,
     /// selfmon's marker fingerprint, when the body had one.
@@ -176,6 +182,7 @@ impl Folder {
                 title,
                 labels,
                 state: IssueState::Open,
+                close_reason: None,
                 file,
                 fingerprint: Marker::find_in(body).map(|m| m.fingerprint().to_string()),
                 classification: classification_in(body),
@@ -264,6 +271,10 @@ impl Folder {
                 marker: i.fingerprint.as_deref().map(Marker::for_fingerprint),
                 classification: i.classification,
                 closed_at: None,
+                close_reason: match i.state {
+                    IssueState::Closed => i.close_reason,
+                    IssueState::Open => None,
+                },
                 locked: false,
             })
             .collect())
@@ -301,6 +312,7 @@ impl Folder {
                 title: draft.title.to_string(),
                 labels: draft.labels.clone(),
                 state: IssueState::Open,
+                close_reason: None,
                 file,
                 fingerprint: Marker::find_in(&draft.body).map(|m| m.fingerprint().to_string()),
                 classification: classification_in(&draft.body),
@@ -329,7 +341,9 @@ impl Folder {
 
     fn reopen(&self, number: u64) -> Result<()> {
         self.with_index(|issues| {
-            Self::find(issues, number)?.state = IssueState::Open;
+            let issue = Self::find(issues, number)?;
+            issue.state = IssueState::Open;
+            issue.close_reason = None;
             Ok(())
         })
     }

@@ -353,6 +353,33 @@ fn history_shows_scans_and_issues() {
     assert_eq!(o.status.code(), Some(2));
 }
 
+/// Review5 G10: an issue deleted or transferred on the tracker held its problem for good; `history
+/// forget N` removes selfmon's record of it (the engine test shows the next recurrence is filed).
+#[test]
+fn history_forget_removes_an_issue_from_selfmons_state_once() {
+    let env = Env::new();
+    seed(&env);
+    assert!(env.scan(&[]).status.success());
+    let state = env.path("state.db").display().to_string();
+    let o = run(&["history", "forget", "1", "--state", &state]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("forgot issue #1"),
+        "{}",
+        text(&o.stdout)
+    );
+    let o = run(&["history", "--state", &state, "--json"]);
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(h["issues"]["total"], 2);
+    let o = run(&["history", "forget", "1", "--config", &env.config()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no issue #1"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
 #[test]
 fn a_logs_db_locked_by_another_process_is_a_temporary_failure_that_says_so() {
     let env = Env::new();

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use selfmon::postgres::PgUrl;
 
@@ -148,4 +149,121 @@ fn validate_names_a_missing_or_unset_connection_variable_without_connecting() {
     let err = format!("{}{}", text(&o.stdout), text(&o.stderr));
     assert!(err.contains("SELFMON_TEST_SURELY_UNSET_PG_URL"), "{err}");
     assert!(!err.contains("hunter2-secret"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_fails_scan_with_exit_1_not_as_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "public",
+        &format!(r#"{{ "kind": "postgres", "url_env": "{URL_ENV}" }}"#),
+    );
+    // Nothing listens on port 1 of the loopback: the connection is refused at once.
+    let o = selfmon(
+        &["scan", "--config", &cfg],
+        "postgres://u:hunter2-secret@127.0.0.1:1/db",
+    );
+    let err = text(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an outage is retryable (1), not a usage or configuration error (2): {err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("hunter2-secret"), "{err}");
+}
+
+/// A loopback TCP proxy to `target` that closes every connection while `open` is false.
+fn switchable_proxy(target: std::net::SocketAddr) -> (u16, std::sync::Arc<AtomicBool>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let open = std::sync::Arc::new(AtomicBool::new(false));
+    let gate = open.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            if !gate.load(Ordering::SeqCst) {
+                drop(client);
+                continue;
+            }
+            let Ok(server) = std::net::TcpStream::connect(target) else {
+                continue;
+            };
+            let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Both);
+                });
+            };
+            pipe(client.try_clone().unwrap(), server.try_clone().unwrap());
+            pipe(server, client);
+        }
+    });
+    (port, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_scheduler_started_before_postgres_waits_for_it_and_then_scans() {
+    let Some((url, schema)) = cluster().await else {
+        return;
+    };
+    // postgres://user@host:port/db, as .ci/install-postgres.sh writes it.
+    let host_port = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|authority| authority.rsplit('@').next())
+        .expect("a postgres:// test URL");
+    let (_, port) = host_port
+        .rsplit_once(':')
+        .expect("the test URL names a port");
+    let target = std::net::ToSocketAddrs::to_socket_addrs(host_port)
+        .unwrap()
+        .next()
+        .unwrap();
+    let (proxy_port, open) = switchable_proxy(target);
+    let proxied = url.replacen(&format!(":{port}/"), &format!(":{proxy_port}/"), 1);
+    assert_ne!(proxied, url, "the test URL names its port: {url}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &schema,
+        &format!(r#"{{ "kind": "postgres", "url_env": "{URL_ENV}", "schema": "{schema}" }}"#),
+    );
+    let log = dir.path().join("scheduler.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_selfmon"))
+        .args(["serve-scheduler", "--config", &cfg, "--tick-secs", "1"])
+        .env(URL_ENV, &proxied)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| {
+        for _ in 0..600 {
+            if done(&read()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!("{what} never happened: {}", read());
+    };
+    wait_for("the warning that the database cannot be reached", &|t| {
+        t.contains("warning:") && t.contains("cannot connect")
+    });
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the scheduler waits instead of exiting: {}",
+        read()
+    );
+    open.store(true, Ordering::SeqCst);
+    wait_for("a scan once the database is back", &|t| {
+        t.contains("scheduling starts") && t.contains("succeeded")
+    });
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {}", read());
 }

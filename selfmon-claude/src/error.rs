@@ -247,6 +247,32 @@ impl Error {
         }
     }
 
+    /// Whether the run gave no answer for these records in a way the same records may repeat
+    /// ([`selfmon_core::Error::NoAnswer`], which the engine counts and, after a few in a row,
+    /// answers with the offline rules): the API refused the request (400, 413, 422: a content
+    /// filter, a prompt that is too long), the run timed out, stopped early (turns, budget), or
+    /// answered with too much output or without a valid structured output. A missing binary, bad
+    /// credentials, rate limits, overload and crashes of the CLI are not: they say nothing about
+    /// the records.
+    pub fn is_no_answer(&self) -> bool {
+        match self {
+            Error::Timeout { .. }
+            | Error::OutputTooLarge { .. }
+            | Error::Unfinished { .. }
+            | Error::InvalidStructuredOutput { .. } => true,
+            Error::CliReportedError {
+                api_error_status,
+                message,
+                ..
+            } => match api_error_status.or_else(|| api_status_in(message)) {
+                Some(status) => matches!(status, 400 | 413 | 422),
+                None => looks_like_refusal(message),
+            },
+            Error::Costly { source, .. } => source.is_no_answer(),
+            _ => false,
+        }
+    }
+
     /// What the run used, when it failed after the model had run ([`Error::Costly`]).
     pub fn usage(&self) -> Option<&Usage> {
         match self {
@@ -254,6 +280,24 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// The HTTP status the CLI's result text names (`API Error: 400 {...}`), when it gives none apart.
+fn api_status_in(message: &str) -> Option<u16> {
+    let rest = message
+        .trim_start()
+        .strip_prefix("API Error:")?
+        .trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (digits.len() == 3).then(|| digits.parse().ok()).flatten()
+}
+
+/// A result text saying the model or the API would not take these records.
+fn looks_like_refusal(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["prompt is too long", "content filtering", "output blocked"]
+        .iter()
+        .any(|needle| m.contains(needle))
 }
 
 fn looks_like_auth_failure(message: &str) -> bool {
@@ -276,6 +320,7 @@ impl From<Error> for selfmon_core::Error {
                 usage,
                 source: Box::new(selfmon_core::Error::from(*source)),
             },
+            e if e.is_no_answer() => selfmon_core::Error::no_answer(e),
             e => {
                 let retryable = e.is_retryable();
                 selfmon_core::Error::adapter(Component::AnalysisRunner, retryable, e)
@@ -369,6 +414,53 @@ mod tests {
             stderr_tail: String::new(),
         };
         assert!(overloaded.is_retryable());
+    }
+
+    #[test]
+    fn a_refusal_of_the_records_is_no_answer_but_setup_and_transient_failures_are_not() {
+        let reported = |status: Option<u16>, message: &str| Error::CliReportedError {
+            exit_code: Some(1),
+            subtype: "success".into(),
+            api_error_status: status,
+            message: message.into(),
+            stderr_tail: String::new(),
+        };
+        let no_answer = [
+            reported(None, "API Error: 400 {\"type\":\"error\",\"error\":{\"message\":\"Output blocked by content filtering policy\"}}"),
+            reported(Some(413), "request too large"),
+            reported(None, "Prompt is too long"),
+            Error::Timeout {
+                timeout: Duration::from_secs(3),
+            },
+            Error::Costly {
+                usage: Usage::default(),
+                source: Box::new(reported(Some(400), "invalid request")),
+            },
+        ];
+        for e in no_answer {
+            assert!(e.is_no_answer(), "{e}");
+            let core: selfmon_core::Error = e.into();
+            assert!(core.is_no_answer() && core.is_retryable(), "{core}");
+        }
+        let other = [
+            Error::CliNotFound {
+                path: "claude".into(),
+                source: None,
+            },
+            reported(None, "Invalid API key · Please run /login"),
+            reported(Some(401), "unauthorized"),
+            reported(None, "API Error: 529 Overloaded"),
+            reported(Some(429), "rate limited"),
+            Error::KilledBySignal {
+                signal: 9,
+                stderr_tail: String::new(),
+            },
+        ];
+        for e in other {
+            assert!(!e.is_no_answer(), "{e}");
+            let core: selfmon_core::Error = e.into();
+            assert!(!core.is_no_answer(), "{core}");
+        }
     }
 
     #[test]

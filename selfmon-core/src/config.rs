@@ -79,7 +79,10 @@ pub struct DedupConfig {
     pub related_threshold: f64,
     /// How many attributes must agree for a finding to be "related" (1..=5).
     pub min_related_attributes: u32,
-    /// Reopen a closed issue when it recurs (a regression); a comment is added either way.
+    /// Reopen a closed issue when it recurs (a regression); a comment is added either way, once
+    /// per closure (later recurrences of the same closure are counted without a comment). An
+    /// issue a person closed as not planned or as a duplicate is never reopened, whatever this
+    /// says.
     pub reopen_on_regression: bool,
     /// How far back closed issues are fetched to detect regressions, in days.
     pub closed_window_days: u32,

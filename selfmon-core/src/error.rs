@@ -107,7 +107,7 @@ pub enum Error {
 
     /// The scan lost its lease (it could not renew it in time and another scan took it over), so
     /// it stopped before doing anything more; it is recorded as failed and the next scan repeats it.
-    #[error("the scan lost its lease to {owner}: it was not renewed in time (a paused process or an unreachable state store); stopped")]
+    #[error("the scan lost its lease{}: it was not renewed in time (a paused process or an unreachable state store); stopped", lost_to(.owner))]
     LeaseLost {
         /// The owner that holds the lease now (empty when nobody does).
         owner: String,
@@ -207,6 +207,21 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// The analysis runner ran but gave no answer for this request, and the same request may
+    /// fail the same way again: the model refused the content (a content filter, a prompt that
+    /// is too long), its answer was unusable, or the run did not finish on it (a timeout, its turn
+    /// or budget limit). Retryable: the scan fails and the cursor stays. The engine counts such
+    /// failures over the same records ([`ScanRecord::analysis_failures`](crate::ScanRecord::analysis_failures));
+    /// at the [`ANALYSIS_ATTEMPTS`](crate::engine::ANALYSIS_ATTEMPTS)-th in a row it judges the
+    /// records with the offline rules instead, so one record the model refuses cannot stall
+    /// selfmon.
+    #[error("analysis runner gave no answer for these records (retryable; after {} such failures in a row the offline rules judge them): {source}", crate::engine::ANALYSIS_ATTEMPTS)]
+    NoAnswer {
+        /// The runner's own error.
+        #[source]
+        source: BoxError,
+    },
+
     /// The analysis runner returned nothing usable; the scan fails and is retried next time.
     #[error("analysis output rejected: {reason}")]
     InvalidAnalysis {
@@ -241,6 +256,15 @@ pub enum Error {
         /// The panic's message.
         message: String,
     },
+}
+
+/// ` to <owner>`, or what is known when nobody holds the lease now (it expired or was released).
+fn lost_to(owner: &str) -> String {
+    if owner.is_empty() {
+        " (nobody holds it now: it expired or was released)".to_string()
+    } else {
+        format!(" to {owner}")
+    }
 }
 
 /// ` until <time>`, or nothing when the reset time is unknown.
@@ -297,6 +321,7 @@ impl Error {
             | Error::Locked { component, .. }
             | Error::InvalidInput { component, .. }
             | Error::Unavailable { component, .. } => Some(*component),
+            Error::NoAnswer { .. } => Some(Component::AnalysisRunner),
             Error::AnalysisFailed { source, .. } => source.component(),
             _ => None,
         }
@@ -334,6 +359,24 @@ impl Error {
         }
     }
 
+    /// Builds an [`Error::NoAnswer`].
+    pub fn no_answer(source: impl Into<BoxError>) -> Self {
+        Error::NoAnswer {
+            source: source.into(),
+        }
+    }
+
+    /// Whether this is the runner giving no answer for the request ([`Error::NoAnswer`], also
+    /// inside [`Error::AnalysisFailed`]): a failure the engine counts against the records it
+    /// analysed (see [`Error::NoAnswer`]).
+    pub fn is_no_answer(&self) -> bool {
+        match self {
+            Error::NoAnswer { .. } => true,
+            Error::AnalysisFailed { source, .. } => source.is_no_answer(),
+            _ => false,
+        }
+    }
+
     /// Builds an [`Error::Unavailable`].
     pub fn unavailable(component: Component, source: impl Into<BoxError>) -> Self {
         Error::Unavailable {
@@ -351,6 +394,7 @@ impl Error {
             | Error::LeaseLost { .. }
             | Error::AlreadyActive { .. }
             | Error::RateLimited { .. }
+            | Error::NoAnswer { .. }
             | Error::Unavailable { .. } => true,
             _ => false,
         }
@@ -422,6 +466,22 @@ mod tests {
             "log source is unavailable (retryable): database is locked"
         );
         assert_eq!(Error::Cancelled.component(), None);
+    }
+
+    #[test]
+    fn a_lost_lease_names_its_new_owner_or_says_nobody_holds_it() {
+        let to = Error::LeaseLost {
+            owner: "selfmon-42/scan-b".into(),
+        };
+        assert!(to
+            .to_string()
+            .starts_with("the scan lost its lease to selfmon-42/scan-b: "));
+        let nobody = Error::LeaseLost {
+            owner: String::new(),
+        }
+        .to_string();
+        assert!(!nobody.contains("to :"), "{nobody}");
+        assert!(nobody.contains("nobody holds it now"), "{nobody}");
     }
 
     #[test]

@@ -56,6 +56,9 @@ mock! {
         async fn filed_issues(&self) -> Result<Vec<FiledIssue>>;
         async fn record_occurrences(&self, issue_number: u64, count: u64, now: DateTime<Utc>) -> Result<()>;
         async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()>;
+        async fn set_regression_noted(&self, issue_number: u64, noted_for: Option<DateTime<Utc>>) -> Result<()>;
+        async fn add_issue_signatures(&self, issue_number: u64, signature_ids: &[String]) -> Result<()>;
+        async fn forget_issue(&self, issue_number: u64) -> Result<bool>;
         async fn record_intent(&self, intent: &FilingIntent) -> Result<()>;
         async fn open_intents(&self) -> Result<Vec<FilingIntent>>;
         async fn complete_intent(&self, intent_id: &str, issue: &FiledIssue) -> Result<()>;

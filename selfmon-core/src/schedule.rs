@@ -162,8 +162,12 @@ impl SelfMonitoringService {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         // A submission whose scan has not recorded itself yet (queued, or refused before it
-        // began: another node held the lease) must not be submitted again at every tick.
-        if let Some(t) = last_submit.filter(|t| next.basis.started_at().is_none_or(|s| *t > s)) {
+        // began: another node held the lease) must not be submitted again at every tick. One
+        // made after `now` was stamped by a clock since set back: like a scan started in the
+        // future it does not count (the queue still refuses a second job while one is active).
+        if let Some(t) =
+            last_submit.filter(|t| *t <= now && next.basis.started_at().is_none_or(|s| *t > s))
+        {
             let after_submit = t + cadence(&config);
             if after_submit > next.at {
                 next.at = after_submit;
@@ -175,7 +179,7 @@ impl SelfMonitoringService {
 
     /// Submits a scheduled scan when enabled, due, and none is queued or running.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickOutcome> {
-        if let Some(sub) = self.follow_up_run_now().await? {
+        if let Some(sub) = self.follow_up_run_now(now).await? {
             return Ok(TickOutcome::RunNow(sub));
         }
         let Some(next_at) = self.next_scan_at(now).await? else {
@@ -218,10 +222,21 @@ impl SelfMonitoringService {
     /// Answers a pending run-now request: forgets it when a scan that started after it has
     /// finished (any status; a dry run counts only when the configuration makes every scan one),
     /// else submits a manual scan when this queue is idle. Returns the submission, if one was made.
-    async fn follow_up_run_now(&self) -> Result<Option<Submission>> {
-        let Some(requested) = self.pending_run_now() else {
+    ///
+    /// A request made after `now` was stamped by a clock since set back: it counts as made `now`,
+    /// or no scan would answer it until the clock caught up and one would be submitted at every
+    /// tick meanwhile.
+    async fn follow_up_run_now(&self, now: DateTime<Utc>) -> Result<Option<Submission>> {
+        let Some(mut requested) = self.pending_run_now() else {
             return Ok(None);
         };
+        if requested > now {
+            let mut pending = self.requested.lock().unwrap_or_else(|p| p.into_inner());
+            if *pending == Some(requested) {
+                *pending = Some(now);
+            }
+            requested = now;
+        }
         let page = self
             .store
             .list_scans(PageRequest {

@@ -194,3 +194,144 @@ async fn a_finding_citing_only_records_is_linked_to_their_signature_and_not_file
     );
     assert_eq!(r.tracker.issues().len(), 1);
 }
+
+/// The newest scan's count of runner failures over the same records.
+async fn analysis_failures(r: &common::Rig) -> u32 {
+    use selfmon_core::ScanHistory;
+    r.store
+        .list_scans(selfmon_core::PageRequest {
+            offset: 0,
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .items[0]
+        .analysis_failures
+}
+
+#[tokio::test]
+async fn records_the_runner_gives_no_answer_for_are_judged_offline_at_the_third_scan_and_filed() {
+    let runner = Arc::new(ScriptedRunner::default());
+    runner.push_no_answer("Output blocked by content filtering policy");
+    let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
+    r.logs.log(
+        Level::Error,
+        "app.upload",
+        "upload rejected: file contains POISON payload",
+    );
+    for attempt in 1..selfmon_core::engine::ANALYSIS_ATTEMPTS {
+        r.logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        );
+        let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+        assert!(err.is_no_answer() && err.is_retryable(), "{err}");
+        assert_eq!(
+            analysis_failures(&r).await,
+            attempt,
+            "counted, scan by scan"
+        );
+        assert!(r.tracker.issues().is_empty());
+    }
+    let report = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        runner.requests().len() as u32,
+        selfmon_core::engine::ANALYSIS_ATTEMPTS,
+        "the model is asked once per scan, the last time too"
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.kind == "analysis_fallback"
+            && w.message.contains("gave no answer")
+            && w.message.contains("content filtering")),
+        "{:?}",
+        report.warnings
+    );
+    assert_eq!(
+        report.record.records_read, 3,
+        "every record since the cursor is triaged"
+    );
+    assert_eq!(
+        r.tracker.issues().len(),
+        1,
+        "the CRITICAL that arrived meanwhile is filed (by the offline rules)"
+    );
+    assert_eq!(analysis_failures(&r).await, 0, "the run of failures ended");
+    // New records go to the model again; a single failure is retried, not judged offline.
+    r.logs
+        .log(Level::Error, "app.web", "[WEB-500-002] handler crashed");
+    let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert!(err.is_no_answer(), "{err}");
+    assert_eq!(analysis_failures(&r).await, 1);
+    runner.push(Analysis::default());
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(analysis_failures(&r).await, 0, "an answer ends the run");
+}
+
+#[tokio::test]
+async fn failures_that_say_nothing_about_the_records_are_retried_and_never_judged_offline() {
+    let runner = Arc::new(ScriptedRunner::default());
+    runner.push_failure("Claude CLI not found");
+    let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    for _ in 0..selfmon_core::engine::ANALYSIS_ATTEMPTS * 2 {
+        let err = r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+        assert!(!err.is_no_answer(), "{err}");
+        assert_eq!(analysis_failures(&r).await, 0);
+    }
+    assert!(r.tracker.issues().is_empty(), "nothing judged offline");
+    use selfmon_core::ScanLedger;
+    assert_eq!(
+        r.store.last_successful_cursor().await.unwrap(),
+        0,
+        "no record consumed"
+    );
+    // A scan interrupted between refusals neither resets nor adds to the count.
+    runner.push_no_answer("Prompt is too long");
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert_eq!(analysis_failures(&r).await, 1);
+    runner.push_failure("overloaded");
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    assert_eq!(
+        analysis_failures(&r).await,
+        1,
+        "a transient failure keeps the count"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_a_refusal_but_only_a_real_scan_ends_the_run_of_failures() {
+    let runner = Arc::new(ScriptedRunner::default());
+    runner.push_no_answer("Output blocked by content filtering policy");
+    let r = rig_with(runner.clone(), SelfMonitoringConfig::default());
+    r.logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    let dry = selfmon_core::ScanOptions {
+        dry_run: true,
+        ..Default::default()
+    };
+    for _ in 0..selfmon_core::engine::ANALYSIS_ATTEMPTS - 1 {
+        r.monitor.scan(ScanTrigger::Manual).await.unwrap_err();
+    }
+    let preview = r.monitor.scan_with(dry).await.unwrap();
+    assert!(preview
+        .warnings
+        .iter()
+        .any(|w| w.kind == "analysis_fallback"));
+    assert!(r.tracker.issues().is_empty(), "a dry run files nothing");
+    assert_eq!(
+        analysis_failures(&r).await,
+        selfmon_core::engine::ANALYSIS_ATTEMPTS,
+        "the dry run's fallback leaves the count for the real scan"
+    );
+    r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(r.tracker.issues().len(), 1);
+    assert_eq!(analysis_failures(&r).await, 0);
+}

@@ -617,3 +617,99 @@ async fn a_job_that_panics_fails_and_the_queue_runs_the_next_one() {
     let second = queue.submit(job()).await.unwrap();
     assert_eq!(queue.wait(&second).await, Some(JobStatus::Succeeded));
 }
+
+#[tokio::test]
+async fn after_the_clock_is_set_back_scans_go_on_at_the_cadence_not_after_the_clock_caught_up() {
+    // Cadence 1 minute; scans at 02:00 and 02:01 by a clock then stepped back two hours.
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap();
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(t0));
+    let store = Arc::new(MemoryStateStore::new());
+    let queue = MemoryJobQueue::start(Arc::new(RecordingScan {
+        gate: tokio::sync::Semaphore::new(100),
+        store: store.clone(),
+        clock: clock.clone(),
+    }));
+    let svc = SelfMonitoringService::new(enabled(1), queue.clone(), store.clone())
+        .with_clock(clock.clone());
+    for _ in 0..2 {
+        assert!(matches!(
+            svc.tick(clock.now()).await.unwrap(),
+            TickOutcome::Due(Submission::Submitted { .. })
+        ));
+        settle(&queue).await;
+        clock.advance(Duration::minutes(1));
+    }
+    assert_eq!(store.scans().len(), 2);
+    clock.set(t0 - Duration::hours(2) + Duration::seconds(30));
+    assert!(
+        matches!(
+            svc.tick(clock.now()).await.unwrap(),
+            TickOutcome::Due(Submission::Submitted { .. })
+        ),
+        "the submission stamped before the step does not hold the schedule back: {:?}",
+        svc.next_scan(clock.now()).await.unwrap()
+    );
+    settle(&queue).await;
+    clock.advance(Duration::minutes(1));
+    assert!(
+        matches!(svc.tick(clock.now()).await.unwrap(), TickOutcome::Due(_)),
+        "and the next one a cadence later"
+    );
+    settle(&queue).await;
+    assert_eq!(store.scans().len(), 4);
+}
+
+#[tokio::test]
+async fn a_run_now_request_stamped_before_the_clock_was_set_back_is_answered_by_the_next_scan() {
+    let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 2, 0, 0).unwrap();
+    let clock = Arc::new(selfmon_core::testing::FakeClock::new(t0));
+    let store = Arc::new(MemoryStateStore::new());
+    // The request's own scan leaves no row (as when another node held the lease) ...
+    struct RefuseFirst {
+        refused: std::sync::atomic::AtomicBool,
+        inner: RecordingScan,
+    }
+    #[async_trait::async_trait]
+    impl JobHandler for RefuseFirst {
+        async fn run(&self, job: &JobSpec) -> Result<(), String> {
+            if !self.refused.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                return Err("another scan is running: the lease is held by node-b".into());
+            }
+            self.inner.run(job).await
+        }
+    }
+    let queue = MemoryJobQueue::start(Arc::new(RefuseFirst {
+        refused: false.into(),
+        inner: RecordingScan {
+            gate: tokio::sync::Semaphore::new(100),
+            store: store.clone(),
+            clock: clock.clone(),
+        },
+    }));
+    let svc = SelfMonitoringService::new(
+        Arc::new(RwLock::new(SelfMonitoringConfig::default())),
+        queue.clone(),
+        store.clone(),
+    )
+    .with_clock(clock.clone());
+    svc.run_now().await.unwrap();
+    settle(&queue).await;
+    // ... and the clock is set back two hours before the follow-up.
+    clock.set(t0 - Duration::hours(2));
+    let mut follow_ups = 0;
+    for _ in 0..5 {
+        clock.advance(Duration::seconds(1));
+        if matches!(
+            svc.tick(clock.now()).await.unwrap(),
+            TickOutcome::RunNow(Submission::Submitted { .. })
+        ) {
+            follow_ups += 1;
+        }
+        settle(&queue).await;
+    }
+    assert_eq!(
+        follow_ups, 1,
+        "one follow-up scan answers the request, not one per tick until the clock caught up"
+    );
+    assert_eq!(svc.pending_run_now(), None);
+}

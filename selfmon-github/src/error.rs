@@ -29,7 +29,8 @@ pub enum Error {
     },
 
     /// The environment variable that should hold the token is unset or empty.
-    #[error("no GitHub token: environment variable `{env_var}` is unset or empty; set it to a token with Issues read/write access")]
+    // Worded so that no `token: <word>` pair appears: the CLI redacts such a pair as a secret.
+    #[error("no GitHub token in environment variable `{env_var}` (it is unset or empty); set it to a token with Issues read/write access")]
     TokenMissing {
         /// The variable's name.
         env_var: String,
@@ -82,6 +83,18 @@ pub enum Error {
         repository: String,
         /// What was looked up (`"the issue list"`, `"issue #12"`).
         what: String,
+    },
+
+    /// A 404 whose body is not GitHub's JSON: `base_url` points at a server that is not the
+    /// GitHub API (a GitHub Enterprise host's web root instead of its `/api/v3`, a proxy).
+    #[error("{base_url} answered 404 for {what} with a page that is not GitHub's API (not its JSON); is `base_url` the API root (https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server)? It said: {message}")]
+    NotTheApi {
+        /// The configured `base_url`.
+        base_url: String,
+        /// What was looked up (`"the issue list"`).
+        what: String,
+        /// The start of what the server answered.
+        message: String,
     },
 
     /// GitHub answered 410: issues are disabled on the repository.
@@ -357,6 +370,41 @@ mod tests {
             .to_string()
             .contains("issue tracker: permission denied"));
         assert!(core.to_string().contains("`GH`"));
+    }
+
+    #[test]
+    fn the_missing_token_message_survives_the_redaction_every_error_line_goes_through() {
+        let text = Error::TokenMissing {
+            env_var: "SELFMON_GH_TOKEN".into(),
+        }
+        .to_string();
+        assert_eq!(
+            selfmon_core::redact::Redactor::shared().redact(&text),
+            text,
+            "nothing in it is a secret"
+        );
+        assert!(text.contains("environment variable `SELFMON_GH_TOKEN`"));
+    }
+
+    #[test]
+    fn a_404_from_something_that_is_not_the_api_names_base_url_and_is_no_missing_issue() {
+        let e = Error::NotTheApi {
+            base_url: "https://ghe.example.com/".into(),
+            what: "the issue list".into(),
+            message: "<html>GitHub Enterprise: sign in</html>".into(),
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("`base_url`") && text.contains("/api/v3"),
+            "{text}"
+        );
+        assert!(!text.contains("check `repository`"), "{text}");
+        let core: selfmon_core::Error = e.into();
+        assert!(
+            !matches!(core, selfmon_core::Error::NotFound { .. }),
+            "a wrong API root must not read as a deleted issue: {core:?}"
+        );
+        assert!(!core.is_retryable());
     }
 
     #[test]

@@ -440,6 +440,16 @@ impl Http {
                     message: body.describe(),
                 }
             }
+            404 if !body.json && !body.message.trim().is_empty() => Error::NotTheApi {
+                base_url: self.scrubber.scrub(self.base.as_str()),
+                what: call.what.clone(),
+                // A web page: on one line, so the error stays one line.
+                message: body
+                    .message
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            },
             404 => Error::NotFound {
                 repository,
                 what: call.what.clone(),

@@ -1,7 +1,7 @@
 //! The parts of GitHub's JSON that selfmon reads, and the `Link` header.
 
 use chrono::{DateTime, Utc};
-use selfmon_core::{classification_in, IssueRef, IssueState, Marker, TrackedIssue};
+use selfmon_core::{classification_in, CloseReason, IssueRef, IssueState, Marker, TrackedIssue};
 use serde::Deserialize;
 
 use crate::scrub::Scrubber;
@@ -21,6 +21,10 @@ pub(crate) struct WireIssue {
     pub labels: Vec<WireLabel>,
     #[serde(default)]
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why it was closed: `completed`, `not_planned`, `duplicate` (or `reopened`, or absent on
+    /// older GitHub Enterprise versions).
+    #[serde(default)]
+    pub state_reason: Option<String>,
     /// Whether the conversation is locked: GitHub then refuses comments from App and bot tokens.
     #[serde(default)]
     pub locked: bool,
@@ -59,6 +63,9 @@ pub(crate) struct ErrorBody {
     pub message: String,
     #[serde(default)]
     pub errors: Vec<serde_json::Value>,
+    /// Whether the body was JSON (GitHub's API answers every error in JSON).
+    #[serde(skip)]
+    pub json: bool,
 }
 
 impl ErrorBody {
@@ -68,6 +75,7 @@ impl ErrorBody {
     pub fn parse(bytes: &[u8], scrubber: &Scrubber) -> ErrorBody {
         match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(mut body) => {
+                body.json = true;
                 body.message = scrubber.scrub(&body.message);
                 for e in &mut body.errors {
                     scrub_json(e, scrubber);
@@ -80,6 +88,7 @@ impl ErrorBody {
                     300,
                 ),
                 errors: Vec::new(),
+                json: false,
             },
         }
     }
@@ -152,6 +161,11 @@ impl WireIssue {
     }
 
     pub fn into_tracked(self) -> TrackedIssue {
+        // Only a closed issue has a closing reason (an open one may say `reopened`).
+        let close_reason = match self.state() {
+            IssueState::Closed => self.state_reason.as_deref().and_then(CloseReason::parse),
+            IssueState::Open => None,
+        };
         TrackedIssue {
             issue: self.issue_ref(),
             marker: self.body.as_deref().and_then(Marker::find_in),
@@ -159,6 +173,7 @@ impl WireIssue {
             labels: self.labels.iter().map(|l| l.name().to_string()).collect(),
             title: self.title,
             closed_at: self.closed_at,
+            close_reason,
             locked: self.locked,
         }
     }

@@ -56,6 +56,7 @@ async fn an_issue_that_lost_its_label_is_found_through_search() {
             labels: vec![],
             open: false,
             closed_at: Some(chrono::Utc::now()),
+            state_reason: None,
             updated_at: chrono::Utc::now(),
             pull_request: false,
             comments: vec![],

@@ -329,6 +329,38 @@ async fn a_404_says_repository_not_found_or_no_access() {
 }
 
 #[tokio::test]
+async fn a_404_page_that_is_not_the_api_asks_whether_base_url_is_the_api_root() {
+    // A GitHub Enterprise host's web root (base_url without /api/v3) answers with HTML.
+    let server = MockServer::start().await;
+    labels_exist(&server).await;
+    Mock::given(method("POST"))
+        .and(path(ISSUES_PATH))
+        .respond_with(ResponseTemplate::new(404).set_body_raw(
+            "<html>\n  <body>GitHub Enterprise: sign in</body>\n</html>\n",
+            "text/html",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = tracker(&server)
+        .create_issue(&draft("06"))
+        .await
+        .unwrap_err();
+    assert!(!e.is_retryable());
+    assert!(matches!(github_error(&e), Error::NotTheApi { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        text.contains("is `base_url` the API root") && text.contains("/api/v3"),
+        "{text}"
+    );
+    assert!(!text.contains("check `repository`"), "{text}");
+    assert!(
+        !text.contains('\n') && text.contains("<html> <body>GitHub Enterprise"),
+        "the page is quoted on one line: {text}"
+    );
+}
+
+#[tokio::test]
 async fn a_410_says_issues_are_disabled() {
     let (e, _s) = create_error(410, json!({"message": "Issues are disabled for this repo"})).await;
     assert!(!e.is_retryable());

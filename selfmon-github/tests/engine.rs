@@ -159,6 +159,52 @@ async fn a_fixed_problem_that_recurs_reopens_its_issue_on_github() {
     );
 }
 
+/// Review5 G1: an issue a maintainer closed as "not planned" was reopened, with a "Regression"
+/// comment, at every recurrence. Now it stays closed and gets one note for the closure; later
+/// recurrences are counted.
+#[tokio::test]
+async fn an_issue_closed_as_not_planned_on_github_is_not_reopened_and_noted_once() {
+    let (server, fake) = FakeGitHub::start().await;
+    let logs = Arc::new(MemoryLogSource::new());
+    let store = Arc::new(MemoryStateStore::new());
+    let engine = monitor(&server, &logs, &store);
+    logs.log(
+        Level::Critical,
+        "app.db",
+        "[DB-LOCK-003] database is locked",
+    );
+    engine.scan(ScanTrigger::Manual).await.unwrap();
+    let number = fake.issues()[0].number;
+    fake.edit(number, |i| {
+        i.open = false;
+        i.closed_at = Some(chrono::Utc::now());
+        i.state_reason = Some("not_planned".into());
+        i.updated_at = chrono::Utc::now();
+    });
+    for _ in 0..3 {
+        logs.log(
+            Level::Critical,
+            "app.db",
+            "[DB-LOCK-003] database is locked",
+        );
+        let report = engine.scan(ScanTrigger::Manual).await.unwrap();
+        assert_eq!(report.record.issues_created, 0);
+    }
+    let issue = fake
+        .issues()
+        .into_iter()
+        .find(|i| i.number == number)
+        .unwrap();
+    assert!(!issue.open, "not reopened");
+    assert_eq!(issue.comments.len(), 1, "{:?}", issue.comments);
+    assert!(issue.comments[0].contains("closed as not planned"));
+    assert!(
+        !fake.log().iter().any(|r| r.starts_with("PATCH")),
+        "no reopen was attempted: {:?}",
+        fake.log()
+    );
+}
+
 /// Review4 F12: one closed and locked issue whose problem recurred failed every scan with
 /// "permission denied (the token needs Issues: write)": GitHub refuses an App or bot token's
 /// comment on a locked conversation with 403 "Unable to create comment because issue is

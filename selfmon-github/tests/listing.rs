@@ -4,7 +4,7 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use common::*;
-use selfmon_core::{IssueState, IssueTracker};
+use selfmon_core::{CloseReason, IssueState, IssueTracker};
 use serde_json::json;
 use wiremock::matchers::{header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -278,4 +278,65 @@ async fn a_deleted_or_missing_issue_looked_up_by_number_is_not_found() {
         );
         assert!(!e.is_retryable());
     }
+}
+
+/// Review5 G1: GitHub's `state_reason` tells a person's "not planned" or "duplicate" closure from
+/// a fix; an open issue's `reopened` and an older server's missing reason are no closing reason.
+#[tokio::test]
+async fn a_closed_issue_is_listed_and_looked_up_with_its_closing_reason() {
+    let server = MockServer::start().await;
+    let mut reopened = issue_json(1, "open", "");
+    reopened["state_reason"] = json!("reopened");
+    Mock::given(method("GET"))
+        .and(path(ISSUES_PATH))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([reopened])))
+        .mount(&server)
+        .await;
+    let closed = |n: u64, reason: Option<&str>| {
+        let mut i = issue_json(n, "closed", "");
+        if let Some(r) = reason {
+            i["state_reason"] = json!(r);
+        }
+        i
+    };
+    Mock::given(method("GET"))
+        .and(path(ISSUES_PATH))
+        .and(query_param("state", "closed"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            closed(2, Some("not_planned")),
+            closed(3, Some("duplicate")),
+            closed(4, Some("completed")),
+            closed(5, None),
+            closed(6, Some("something_new")),
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("{ISSUES_PATH}/2")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(closed(2, Some("not_planned"))))
+        .mount(&server)
+        .await;
+    let t = tracker(&server);
+    let since = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+    let reasons: Vec<(u64, Option<CloseReason>)> = t
+        .list_issues(Some(since))
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (i.issue.number, i.close_reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (1, None),
+            (2, Some(CloseReason::NotPlanned)),
+            (3, Some(CloseReason::Duplicate)),
+            (4, Some(CloseReason::Completed)),
+            (5, None),
+            (6, None),
+        ]
+    );
+    let looked_up = t.get_issue(2).await.unwrap().unwrap();
+    assert_eq!(looked_up.close_reason, Some(CloseReason::NotPlanned));
 }

@@ -273,6 +273,7 @@ impl From<&selfmon::Error> for Failure {
             E::InvalidInput { component, .. } => (component_kind(*component), "invalid_input"),
             E::Unavailable { component, .. } => (component_kind(*component), "unavailable"),
             E::InvalidAnalysis { .. } => (Kind::Runner, "invalid_analysis"),
+            E::NoAnswer { .. } => (Kind::Runner, "no_answer"),
             E::Cancelled => (Kind::Cancelled, "cancelled"),
             _ => (Kind::Other, "other"),
         };

@@ -78,3 +78,38 @@ def test_leaving_iter_scan_early_cancels_the_scan(env: Env) -> None:
             break
     it.close()
     assert_clean_after_interrupt(env, cfg)
+
+
+POOL_HOST = """
+import json, os, signal, sys, threading, time, selfmon
+from concurrent.futures import ThreadPoolExecutor
+monitor = selfmon.SelfMonitor.from_config(json.loads(sys.argv[1]))
+analysing = threading.Event()
+pool = ThreadPoolExecutor(1)  # as a web framework runs a sync handler
+scan = pool.submit(monitor.scan, on_event=lambda e: e.event == "digested" and analysing.set())
+if not analysing.wait(60):
+    sys.exit("the scan never reached the analysis")
+print("analysing", flush=True)
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: only the main thread sees it
+time.sleep(600)
+"""
+
+
+def test_ctrl_c_stops_a_scan_running_on_a_worker_thread_when_the_host_exits(env: Env) -> None:
+    import json
+    import subprocess
+    import sys
+
+    env.seed()
+    # The model would take 10 minutes; the host must not wait for it.
+    cfg = env.config(runner=env.slow_runner(secs=600))
+    host = subprocess.run(
+        [sys.executable, "-c", POOL_HOST, json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert host.stdout.strip() == "analysing", (host.stdout, host.stderr)
+    assert host.returncode != 0 and "KeyboardInterrupt" in host.stderr, host.stderr
+    assert "panicked" not in host.stderr, host.stderr
+    assert_clean_after_interrupt(env, cfg)

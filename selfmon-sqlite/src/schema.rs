@@ -13,6 +13,11 @@
 //! 5. Per-scan reports (`selfmon_scan_reports`: the bounded JSON report of each scan) and the
 //!    issue events derived from them (`selfmon_issue_events`: each issue's dedup history).
 //!
+//! Later versions (see `MIGRATIONS`) add columns only; 9 adds
+//! `self_monitoring_scans.analysis_failures`, how many scans in a row the analysis runner gave no
+//! answer for the same records; the latest (10) adds `self_monitoring_issues.regression_noted_for`,
+//! the closure of an issue whose recurrence selfmon already reported.
+//!
 //! Every migration runs in its own `BEGIN IMMEDIATE` transaction that also records its version, so
 //! two processes opening the same file migrate it once, and a crash leaves it at a whole version.
 //! Migrations only add (tables, columns, indexes); a file is never migrated backwards, and a file
@@ -26,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::logs_schema::table_columns;
 
 /// The newest schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// Name of the table recording applied migrations.
 pub const VERSION_TABLE: &str = "selfmon_schema_version";
@@ -37,7 +42,7 @@ struct Migration {
     apply: fn(&Connection) -> rusqlite::Result<()>,
 }
 
-const MIGRATIONS: [Migration; 8] = [
+const MIGRATIONS: [Migration; 10] = [
     Migration {
         version: 1,
         description: "CIDX dashboard tables: self_monitoring_scans, self_monitoring_issues",
@@ -78,6 +83,16 @@ const MIGRATIONS: [Migration; 8] = [
         version: 8,
         description: "log anchor: the last record read as a second witness",
         apply: v8,
+    },
+    Migration {
+        version: 9,
+        description: "scans in a row the analysis runner gave no answer for",
+        apply: v9,
+    },
+    Migration {
+        version: 10,
+        description: "issues: the closure whose recurrence selfmon already reported",
+        apply: v10,
     },
 ];
 
@@ -388,6 +403,27 @@ fn v8(conn: &Connection) -> rusqlite::Result<()> {
             ("log_anchor_read_id", "INTEGER"),
             ("log_anchor_read_digest", "TEXT"),
         ],
+    )
+}
+
+/// v9: how many scans in a row the analysis runner gave no answer for the same records, so the
+/// engine falls back to the offline rules after a few also across restarts.
+fn v9(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_scans",
+        &[("analysis_failures", "INTEGER NOT NULL DEFAULT 0")],
+    )
+}
+
+/// v10: the closure of an issue on which selfmon already reported a recurrence
+/// (`FiledIssue::regression_noted_for`), so each closure is commented on once (review5 G1, G2).
+/// A nullable column: older binaries never read it, and a row they write leaves it empty.
+fn v10(conn: &Connection) -> rusqlite::Result<()> {
+    add_columns(
+        conn,
+        "self_monitoring_issues",
+        &[("regression_noted_for", "TEXT")],
     )
 }
 

@@ -126,6 +126,19 @@ impl IssueLedger for CrashingStore {
     async fn set_issue_state(&self, n: u64, s: IssueState) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.set_issue_state(n, s))
     }
+    async fn set_regression_noted(
+        &self,
+        n: u64,
+        at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.set_regression_noted(n, at))
+    }
+    async fn add_issue_signatures(&self, n: u64, ids: &[String]) -> selfmon_core::Result<()> {
+        guarded!(self, self.inner.add_issue_signatures(n, ids))
+    }
+    async fn forget_issue(&self, n: u64) -> selfmon_core::Result<bool> {
+        guarded!(self, self.inner.forget_issue(n))
+    }
     async fn record_intent(&self, i: &FilingIntent) -> selfmon_core::Result<()> {
         guarded!(self, self.inner.record_intent(i))
     }
@@ -436,4 +449,63 @@ async fn a_recreated_logs_db_that_grew_past_the_cursor_is_read_from_its_first_ro
     let third = m.scan(ScanTrigger::Scheduled).await.unwrap();
     assert!(!third.record.cursor_reset);
     assert_eq!(third.record.records_read, 1);
+}
+
+#[tokio::test]
+async fn the_count_of_scans_the_runner_gave_no_answer_for_survives_restarts() {
+    use selfmon_core::testing::ScriptedRunner;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs.db");
+    let state = dir.path().join("state.db");
+    three_bugs(&logs);
+    let tracker = Arc::new(MemoryIssueTracker::new());
+    let clock = Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+    ));
+    let runner = Arc::new(ScriptedRunner::default());
+    runner.push_no_answer("Output blocked by content filtering policy");
+    let attempts = selfmon_core::engine::ANALYSIS_ATTEMPTS;
+    for attempt in 1..=attempts {
+        // Each scan in a new process: a fresh store handle and engine on the same files.
+        let store = Arc::new(SqliteStateStore::open(&state, StateStoreOptions::default()).unwrap());
+        let m = SelfMonitor::builder()
+            .log_source(Arc::new(
+                SqliteLogSource::open(&logs, LogSourceOptions::default()).unwrap(),
+            ))
+            .runner(runner.clone())
+            .tracker(tracker.clone())
+            .store(store.clone())
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let result = m.scan(ScanTrigger::Scheduled).await;
+        clock.advance(chrono::Duration::minutes(1));
+        let newest = store
+            .list_scans(PageRequest {
+                offset: 0,
+                limit: 1,
+            })
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        if attempt < attempts {
+            assert!(result.unwrap_err().is_no_answer());
+            assert_eq!(newest.analysis_failures, attempt);
+            assert!(tracker.issues().is_empty());
+        } else {
+            let report = result.unwrap();
+            assert!(report
+                .warnings
+                .iter()
+                .any(|w| w.kind == "analysis_fallback"));
+            assert_eq!(newest.analysis_failures, 0);
+            assert_eq!(store.last_successful_cursor().await.unwrap(), 4);
+        }
+    }
+    assert_eq!(
+        tracker.issues().len(),
+        3,
+        "the offline rules file the three problems"
+    );
 }

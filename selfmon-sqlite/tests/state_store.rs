@@ -705,9 +705,9 @@ fn invalid_options_are_rejected_naming_the_field() {
 /// The tables and columns of a fresh store. The CIDX dashboard queries these names: change them
 /// only with a new migration, never by editing an old one.
 const GOLDEN_SCHEMA: &str = "\
-self_monitoring_issues: id scan_id github_issue_number github_issue_url classification title error_codes fingerprint source_log_ids source_files created_at error_type templates signature_ids state occurrences last_seen_at
+self_monitoring_issues: id scan_id github_issue_number github_issue_url classification title error_codes fingerprint source_log_ids source_files created_at error_type templates signature_ids state occurrences last_seen_at regression_noted_for
 self_monitoring_occurrences: id issue_id issue_number seen_at count
-self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog log_anchor_id log_anchor_digest log_anchor_read_id log_anchor_read_digest
+self_monitoring_scans: scan_id started_at completed_at status log_id_start log_id_end issues_created error_message trigger model prompt_version records_read signatures novel_signatures known_signatures ignored_signatures findings rejected_findings duplicates_by_error_code duplicates_by_fingerprint duplicates_by_similarity comments_added regressions deferred analysis_ran cost_usd input_tokens output_tokens gap_records cursor_reset dry_run backlog log_anchor_id log_anchor_digest log_anchor_read_id log_anchor_read_digest analysis_failures
 selfmon_backlog: entry_id fingerprint severity severity_rank finding evidence templates occurrences deferred_by deferred_at closed_at close_reason closed_issue
 selfmon_intents: intent_id scan_id fingerprint marker title draft finding templates occurrences created_at backlog_entry_id
 selfmon_issue_events: id scan_id issue_number at kind records detail

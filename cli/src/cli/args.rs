@@ -155,6 +155,17 @@ pub enum HistoryCommand {
         #[arg(long)]
         digest: bool,
     },
+    /// Forget a filed issue: remove selfmon's record of it, so its problem is no longer known
+    /// and its next recurrence is analysed and filed as a new issue. For an issue deleted or
+    /// transferred on the tracker (a scan says "the issue tracker no longer has #N"), which
+    /// otherwise holds its problem for good. Scan reports keep what happened to it.
+    #[command(
+        after_help = "Examples:\n  selfmon history forget 12 --config selfmon.json\n  selfmon history forget 12 --state selfmon-state.db"
+    )]
+    Forget {
+        /// The issue number, as `selfmon history` lists it.
+        issue: u64,
+    },
 }
 
 /// `selfmon config ...`.

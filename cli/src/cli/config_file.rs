@@ -478,7 +478,7 @@ impl CliConfig {
                 let url = pg_url("logs", self.logs.url_env.as_deref())?;
                 let logs = selfmon::postgres::PgLogSource::connect(url, self.pg_log_options())
                     .await
-                    .map_err(|e| Failure::usage("cannot read the PostgreSQL logs table", &e))?;
+                    .map_err(|e| Failure::connect("cannot read the PostgreSQL logs table", &e))?;
                 Ok(Arc::new(logs))
             }
             #[cfg(not(feature = "postgres"))]
@@ -508,7 +508,7 @@ impl CliConfig {
                 let url = pg_url("state", self.state.url_env.as_deref())?;
                 let store = selfmon::postgres::PgStateStore::connect(url, self.pg_state_options())
                     .await
-                    .map_err(|e| Failure::usage("cannot open the PostgreSQL state store", &e))?;
+                    .map_err(|e| Failure::connect("cannot open the PostgreSQL state store", &e))?;
                 let store = Arc::new(store);
                 Ok((store.clone(), store))
             }
@@ -518,7 +518,8 @@ impl CliConfig {
     }
 
     /// Builds the engine and its adapters. A missing logs.db is a usage failure naming the path;
-    /// an unreachable PostgreSQL server names the server (never the password).
+    /// an unreachable PostgreSQL server names the server (never the password) and is transient
+    /// ([`Failure::is_transient`]).
     pub async fn build(&self, dry_run: bool) -> Result<Built, Failure> {
         self.check()?;
         let logs = self.build_logs().await?;
@@ -729,6 +730,8 @@ pub fn default_config_text() -> String {
   "max_digest_bytes": {digest},
   // Record what would be filed without filing anything.
   "dry_run": false,
+  // reopen_on_regression: a closed issue whose problem recurs is reopened (never one a person closed as
+  // "not planned" or "duplicate"); each closure gets one comment, later recurrences are only counted.
   "dedup": {{ "related_threshold": 0.85, "min_related_attributes": 3, "reopen_on_regression": true, "closed_window_days": 30 }},
   // Signatures dropped before analysis: error codes, sources (a trailing * matches a prefix), template regexes.
   // Deferred findings they match are closed in the backlog by the next scan, never filed.

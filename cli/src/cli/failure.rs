@@ -46,6 +46,25 @@ impl Failure {
         }
     }
 
+    /// Connecting to PostgreSQL failed: an unreachable or restarting server (a transient outage,
+    /// a node started before the database) is exit 1, which a supervisor retries, and the
+    /// scheduler waits for it; anything else (a malformed URL, a missing table) is a usage
+    /// failure (exit 2).
+    #[cfg(feature = "postgres")]
+    pub fn connect(context: &str, e: &selfmon::postgres::Error) -> Self {
+        if e.is_retryable() {
+            Failure::ScanFailed(format!("{context}: {}", chain(e)))
+        } else {
+            Failure::usage(context, e)
+        }
+    }
+
+    /// Whether the failure passes by itself (exit 1 before any scan ran: a SQLite file another
+    /// process locks, an unreachable PostgreSQL server), so waiting and trying again may help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Failure::ScanFailed(_))
+    }
+
     /// A usage failure from any error, with its cause chain.
     pub fn usage(context: &str, e: &(dyn std::error::Error + 'static)) -> Self {
         Failure::Usage(format!("{context}: {}", chain(e)))

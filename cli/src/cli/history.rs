@@ -82,6 +82,9 @@ pub async fn run(args: &HistoryArgs) -> Result<(), Failure> {
     {
         return show(store, scan_id, *json, *digest).await;
     }
+    if let Some(HistoryCommand::Forget { issue }) = &args.command {
+        return forget(store, *issue).await;
+    }
     let scans = store
         .list_scans(PageRequest {
             offset: 0,
@@ -243,6 +246,32 @@ async fn show(
     }
     out!("{}", super::terminal::safe(&report_text(&report, digest)));
     Ok(())
+}
+
+/// `history forget N`: removes selfmon's record of issue #N (review5 G10).
+async fn forget(store: &dyn StateStore, issue: u64) -> Result<(), Failure> {
+    let forgotten = store.forget_issue(issue).await.map_err(|e| {
+        let message = format!(
+            "cannot forget issue #{issue}: {}",
+            super::failure::chain(&e)
+        );
+        if e.is_retryable() {
+            Failure::ScanFailed(message)
+        } else {
+            Failure::Usage(message)
+        }
+    })?;
+    if forgotten {
+        println!(
+            "forgot issue #{issue}: its problem is no longer known, so its next recurrence is \
+             analysed and filed as a new issue"
+        );
+        Ok(())
+    } else {
+        Err(Failure::Usage(format!(
+            "no issue #{issue} in selfmon's state (see `selfmon history` for the filed issues)"
+        )))
+    }
 }
 
 /// The human form of a stored scan report.

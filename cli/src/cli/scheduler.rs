@@ -84,7 +84,34 @@ pub async fn run(args: &SchedulerArgs) -> Result<(), Failure> {
         log("log file found: scheduling starts");
     }
     let config = config;
-    let built = config.build(false).await?;
+    // Likewise for a database that cannot be reached yet (a cluster node started before
+    // PostgreSQL, a failover during a restart): the adapters are built again at every tick.
+    let mut unreachable_warned = false;
+    let built = loop {
+        match config.build(false).await {
+            Ok(built) => break built,
+            Err(e) if e.is_transient() => {
+                if !unreachable_warned {
+                    log(&format!(
+                        "warning: {e}; no scan until it can be opened: trying again every {tick_every} s"
+                    ));
+                    unreachable_warned = true;
+                }
+                let stopped = "stopped (no scan ran: the database never became reachable)";
+                tokio::select! {
+                    _ = term.recv() => { log(stopped); return Ok(()); }
+                    _ = int.recv() => { log(stopped); return Ok(()); }
+                    _ = usr1.recv() => log("run-now ignored: the database cannot be reached yet"),
+                    _ = hup.recv() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(tick_every)) => {}
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    if unreachable_warned {
+        log("database reachable: scheduling starts");
+    }
     let queue = MemoryJobQueue::start(built.monitor.clone());
     let service = SelfMonitoringService::new(
         built.monitor.config_handle(),

@@ -277,6 +277,7 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
     s2.status = ScanStatus::Failure;
     s2.completed_at = Some(t(21));
     s2.error_message = Some(Redactor::shared().redacted("runner failed"));
+    s2.analysis_failures = 2;
     s2.log_anchor = Some(LogAnchor {
         id: 50,
         digest: "ffffffffffffffffffffffffffffffff".into(),
@@ -312,7 +313,8 @@ pub async fn scan_ledger<S: ScanLedger + ?Sized>(store: &S) {
         "the anchor follows the cursor's scan, also when that scan stored none"
     );
 
-    let s4 = ScanRecord::started(ScanId("s4".into()), ScanTrigger::Scheduled, 7, t(40));
+    let mut s4 = ScanRecord::started(ScanId("s4".into()), ScanTrigger::Scheduled, 7, t(40));
+    s4.analysis_failures = 1;
     store.begin_scan(&s4).await.expect("begin s4");
     assert_eq!(
         store
@@ -360,6 +362,51 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
     assert_eq!(filed[0].occurrences, 5, "occurrences accumulate");
     assert_eq!(filed[0].last_seen_at, t(70));
     assert_eq!(filed[0].issue.state, IssueState::Closed);
+    assert_eq!(filed[0].regression_noted_for, None, "nothing noted yet");
+
+    // A reported recurrence of a closure: noted, forgotten, and forgotten when the issue is
+    // recorded open again (but not when it is recorded closed).
+    let noted = |filed: Vec<FiledIssue>| filed[0].regression_noted_for;
+    store
+        .set_regression_noted(5, Some(t(75)))
+        .await
+        .expect("note");
+    store
+        .set_regression_noted(999, Some(t(75)))
+        .await
+        .expect("noting an issue the ledger never recorded does nothing");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(75))
+    );
+    store.set_regression_noted(5, None).await.expect("forget");
+    assert_eq!(noted(store.filed_issues().await.expect("filed")), None);
+    store
+        .set_regression_noted(5, Some(t(76)))
+        .await
+        .expect("note again");
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        Some(t(76)),
+        "recording the issue closed keeps the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Open)
+        .await
+        .expect("state");
+    assert_eq!(
+        noted(store.filed_issues().await.expect("filed")),
+        None,
+        "recording the issue open forgets the note"
+    );
+    store
+        .set_issue_state(5, IssueState::Closed)
+        .await
+        .expect("state");
     let second = intent("intent-2", 6, Classification::DocumentationGap, 80);
     store.record_intent(&second).await.expect("intent 2");
     store
@@ -369,6 +416,64 @@ pub async fn issue_ledger<S: IssueLedger + ?Sized>(store: &S) {
         )
         .await
         .expect("complete 2");
+
+    // Signatures attached at once (outside a scan commit), each once; an unknown issue is no error.
+    let ids = |store_filed: Vec<FiledIssue>| {
+        store_filed
+            .into_iter()
+            .find(|i| i.issue.number == 6)
+            .map(|i| i.signature_ids)
+            .unwrap_or_default()
+    };
+    let before = ids(store.filed_issues().await.expect("filed"));
+    store
+        .add_issue_signatures(6, &["sig-new".to_string(), "sig-new".to_string()])
+        .await
+        .expect("attach");
+    store
+        .add_issue_signatures(6, &["sig-new".to_string()])
+        .await
+        .expect("attach again");
+    store
+        .add_issue_signatures(999, &["sig-new".to_string()])
+        .await
+        .expect("attaching to an issue the ledger never recorded does nothing");
+    let mut expected = before.clone();
+    expected.push("sig-new".to_string());
+    assert_eq!(
+        ids(store.filed_issues().await.expect("filed")),
+        expected,
+        "an attached signature is added once"
+    );
+
+    // Forgetting an issue removes it from the ledger (and from dedup's memory); only once.
+    let third = intent("intent-3", 7, Classification::ServerBug, 85);
+    store.record_intent(&third).await.expect("intent 3");
+    store
+        .complete_intent(
+            "intent-3",
+            &FiledIssue::from_intent(&third, issue_ref(7), t(85)),
+        )
+        .await
+        .expect("complete 3");
+    store
+        .record_occurrences(7, 2, t(86))
+        .await
+        .expect("occurrences of 7");
+    assert!(store.forget_issue(7).await.expect("forget"), "it had #7");
+    let numbers: Vec<u64> = store
+        .filed_issues()
+        .await
+        .expect("filed")
+        .iter()
+        .map(|i| i.issue.number)
+        .collect();
+    assert_eq!(numbers, vec![5, 6], "#7 is forgotten, the others stay");
+    assert!(
+        !store.forget_issue(7).await.expect("forget again"),
+        "forgetting twice finds nothing the second time"
+    );
+    assert!(!store.forget_issue(999).await.expect("forget unknown"));
 }
 
 /// [`ScanHistory`](crate::ScanHistory) after [`scan_ledger`] and [`issue_ledger`] ran on the same store: four scans
@@ -391,6 +496,10 @@ async fn history_after_ledgers<S: StateStore + ?Sized>(store: &S) {
     );
     assert_eq!(page.items[0].completed_at, Some(t(50)));
     assert_eq!(page.items[0].error_message.as_deref(), Some("process died"));
+    assert_eq!(
+        page.items[0].analysis_failures, 1,
+        "an abandoned scan keeps the count of analysis failures it began with"
+    );
     let rest = store
         .list_scans(PageRequest {
             offset: 2,
@@ -404,6 +513,10 @@ async fn history_after_ledgers<S: StateStore + ?Sized>(store: &S) {
     assert_eq!(
         rest.items[0].error_message.as_deref(),
         Some("runner failed")
+    );
+    assert_eq!(
+        rest.items[0].analysis_failures, 2,
+        "the count of analysis failures round-trips (the engine reads it back)"
     );
 
     let docs = store

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::egress::{Egress, Filing};
-use super::triage::{Escalated, Recurred};
+use super::triage::{Closure, Escalated, Lookup, Recurred};
 use super::ScanEvent;
 use crate::clock::Clock;
 use crate::config::SelfMonitoringConfig;
@@ -12,8 +12,8 @@ use crate::dedup::{finding_fingerprint, KnownIssues};
 use crate::digest::{CompiledIgnore, Signature};
 use crate::error::{Error, Result};
 use crate::model::{
-    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueSignature,
-    IssueState, KnownIssue, Level, ScanEffects, ScanReport,
+    BacklogClosure, BacklogEntry, FilingIntent, Finding, FindingOutcome, IssueRef, IssueState,
+    KnownIssue, Level, ScanEffects, ScanReport, ScanWarning,
 };
 use crate::redact::{RedactedFinding, RedactedSignature};
 use crate::template::SecretTokens;
@@ -169,6 +169,45 @@ pub(crate) struct Budget {
     /// Set once the tracker's rate limit is spent: the scan makes no more tracker calls, and what
     /// it would have filed waits in the backlog.
     rate_limit: Option<RateLimit>,
+    /// The closures of the filed issues (see [`Closure`]).
+    closures: HashMap<u64, Closure>,
+}
+
+/// The kind of report warning for a comment or reopen the tracker failed (review5 G2).
+pub(crate) const TRACKER_CALL_FAILED: &str = "tracker_call_failed";
+
+/// Why a comment or reopen did not happen.
+enum Refusal {
+    /// The tracker refused it and changed nothing (a spent rate limit, an issue that is gone or
+    /// locked); the budget noted it.
+    Refused,
+    /// It failed in a way that may have changed the tracker all the same (a 5xx or a timeout
+    /// after the request went out) or that a retry within the scan will not mend (permission
+    /// denied, rejected): the error, for the scan report. The scan goes on.
+    Failed(Error),
+}
+
+/// Whether `e` is a tracker call failing on its own (not the scan being cancelled, its lease
+/// lost or the state store failing): one failed comment or reopen must not fail the scan, or
+/// every comment the scan already made would be made again by the next one (review5 G2).
+fn is_tracker_failure(e: &Error) -> bool {
+    use crate::Component::IssueTracker;
+    matches!(
+        e,
+        Error::Unavailable {
+            component: IssueTracker,
+            ..
+        } | Error::PermissionDenied {
+            component: IssueTracker,
+            ..
+        } | Error::InvalidInput {
+            component: IssueTracker,
+            ..
+        } | Error::Adapter {
+            component: IssueTracker,
+            ..
+        }
+    )
 }
 
 impl Budget {
@@ -183,6 +222,7 @@ impl Budget {
             unverified: HashMap::new(),
             locked: HashSet::new(),
             rate_limit: None,
+            closures: HashMap::new(),
         }
     }
     /// The budget of a scan that knows whose issues the tracker's numbers are.
@@ -191,7 +231,25 @@ impl Budget {
         self.unverified = ownership.unverified;
         self.gone = ownership.gone;
         self.locked = ownership.locked;
+        self.closures = ownership.closures;
         self
+    }
+    /// What the scan knows of `issue`'s current closure.
+    fn closure(&self, issue: u64) -> Closure {
+        self.closures.get(&issue).copied().unwrap_or_default()
+    }
+    /// Whether the tracker may still be called about `issue` this scan (a reopen, a lookup).
+    fn may_call(&self, issue: u64) -> bool {
+        !self.gone.contains(&issue) && !self.foreign.contains(&issue) && self.rate_limit.is_none()
+    }
+    /// Why a comment on or reopen of `issue` did not happen, from the tracker's error `e`: see
+    /// [`Refusal`]; errors that are not the tracker's own failure are returned.
+    fn refusal(&mut self, issue: u64, e: Error) -> Result<Refusal> {
+        match self.unless_gone_or_rate_limited(issue, Err::<(), _>(e)) {
+            Ok(_) => Ok(Refusal::Refused),
+            Err(e) if is_tracker_failure(&e) => Ok(Refusal::Failed(e)),
+            Err(e) => Err(e),
+        }
     }
     /// The budget of a scan that already met the tracker's rate limit (completing the outbox).
     pub fn with_rate_limit(mut self, rate_limit: Option<RateLimit>) -> Self {
@@ -224,7 +282,7 @@ impl Budget {
                     ..
                 },
             ) => {
-                tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue; occurrences recorded, no comment");
+                tracing::warn!(issue, error = %e, "the issue tracker no longer has this issue (deleted or transferred?); occurrences recorded, no comment; `selfmon history forget {issue}` has its problem filed anew");
                 self.gone.insert(issue);
                 Ok(false)
             }
@@ -286,7 +344,9 @@ impl Budget {
             return format!(
                 "the issue tracker no longer has #{issue} (deleted or transferred?); its \
                  occurrences are still counted against #{issue} in selfmon's state, so this \
-                 problem is not filed again while #{issue} is recorded there"
+                 problem is not filed again while #{issue} is recorded there: run `selfmon \
+                 history forget {issue}` (IssueLedger::forget_issue) to have its next \
+                 recurrence filed as a new issue"
             );
         }
         match self.rate_limit {
@@ -294,11 +354,11 @@ impl Budget {
             None => "comment budget spent or already commented this scan".to_string(),
         }
     }
-    /// Whether a regression of `issue` gets no comment for want of budget (the comment budget
-    /// spent, or the tracker's rate limit): it must wait for a later scan rather than be dropped.
-    /// Not when the issue was already handled this scan, nor when the tracker no longer has it,
-    /// nor when the configuration allows no comments at all (nothing would ever take it).
-    fn regression_waits(&self, issue: u64) -> bool {
+    /// Whether a comment on `issue` was held back for want of budget (the comment budget spent
+    /// this scan, or the tracker's rate limit), so a later scan may still make it. Not when the
+    /// issue was already commented on this scan, nor when no comment can ever be made (gone,
+    /// someone else's, locked, or no comments configured).
+    fn comment_waits(&self, issue: u64) -> bool {
         !self.may_comment(issue)
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
@@ -306,12 +366,20 @@ impl Budget {
             && !self.locked.contains(&issue)
             && (self.comments_allowed > 0 || self.rate_limit.is_some())
     }
+    /// Whether a regression of `issue` gets no comment for want of budget (the comment budget
+    /// spent, or the tracker's rate limit): it must wait for a later scan rather than be dropped.
+    /// Not when the issue was already handled this scan, nor when the tracker no longer has it,
+    /// nor when the configuration allows no comments at all (nothing would ever take it).
+    fn regression_waits(&self, issue: u64) -> bool {
+        !self.closure(issue).noted() && self.comment_waits(issue)
+    }
     /// Whether a regression of `issue`, which got no comment because its conversation is locked,
-    /// reopens it anyway: once per scan, when the configuration reopens regressions and the
-    /// tracker still takes calls.
+    /// reopens it anyway: once per scan, when the configuration reopens regressions, no person
+    /// dismissed the issue, and the tracker still takes calls.
     fn reopens_locked(&self, issue: u64, c: &SelfMonitoringConfig) -> bool {
         self.locked.contains(&issue)
             && c.dedup.reopen_on_regression
+            && !self.closure(issue).dismissed()
             && !self.commented.contains(&issue)
             && !self.gone.contains(&issue)
             && !self.foreign.contains(&issue)
@@ -429,23 +497,34 @@ impl Act<'_> {
         );
         let scan_id = self.report.record.scan_id.clone();
         let heading = format!("Escalation: now logged at {}", sig.level);
-        let commented = self.budget.unless_gone_or_rate_limited(
-            issue,
-            self.egress
-                .comment(issue, &heading, &finding, &[shown.as_signature()], &scan_id)
-                .await,
-        )?;
+        // The issue covers the escalated signature before the comment is made: whatever happens
+        // after it (a failed scan, a crash), it is not made twice (review5 G2).
+        self.egress
+            .attach_signatures(issue, std::slice::from_ref(&sig.id))
+            .await?;
+        let commented = match self
+            .egress
+            .comment(issue, &heading, &finding, &[shown.as_signature()], &scan_id)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => match self.budget.refusal(issue, e)? {
+                Refusal::Refused => return Ok(()),
+                // It may have been posted: the issue covers the signature from now on, so it
+                // is not posted twice (review5 G2).
+                Refusal::Failed(e) => {
+                    self.call_failed(issue, "commenting on", &e);
+                    false
+                }
+            },
+        };
+        self.budget.commented(issue);
+        if commented && !self.egress.dry_run {
+            self.report.record.comments_added += 1;
+        }
         if !commented {
             return Ok(());
         }
-        self.budget.commented(issue);
-        if !self.egress.dry_run {
-            self.report.record.comments_added += 1;
-        }
-        self.effects.issue_signatures.push(IssueSignature {
-            issue,
-            signature_id: sig.id.clone(),
-        });
         self.report.outcomes.push(FindingOutcome::Commented {
             title: self.egress.redacted(&finding.title),
             issue,
@@ -606,19 +685,40 @@ impl Act<'_> {
                     format!("related to #{issue}: {reason}"),
                 );
                 let scan_id = self.report.record.scan_id.clone();
-                let commented = self.budget.may_comment(issue)
-                    && self.budget.unless_gone_or_rate_limited(
-                        issue,
-                        self.egress
-                            .comment(
-                                issue,
-                                "Related occurrence",
-                                finding,
-                                &evidence.shown,
-                                &scan_id,
-                            )
-                            .await,
-                    )?;
+                let mut failed = None;
+                let will_comment = self.budget.may_comment(issue);
+                // The issue covers the finding's signatures from now on: their next records are
+                // counted against it before analysis (known), not analysed and commented on
+                // again every scan (review5 G6). Recorded before the comment, so a scan that
+                // fails later, or a crash after the comment, does not repeat it (G2). Not when
+                // the comment only waits for budget: a later scan comments then.
+                if will_comment || !self.budget.comment_waits(issue) {
+                    self.egress
+                        .attach_signatures(issue, &finding.signature_ids)
+                        .await?;
+                }
+                let commented = will_comment
+                    && match self
+                        .egress
+                        .comment(
+                            issue,
+                            "Related occurrence",
+                            finding,
+                            &evidence.shown,
+                            &scan_id,
+                        )
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) => {
+                            if let Refusal::Failed(e) = self.budget.refusal(issue, e)? {
+                                self.call_failed(issue, "commenting on", &e);
+                                self.budget.commented(issue);
+                                failed = Some(e);
+                            }
+                            false
+                        }
+                    };
                 if commented {
                     self.budget.commented(issue);
                     // A dry run adds no comment: its outcome says what it would comment.
@@ -643,7 +743,12 @@ impl Act<'_> {
                             } else {
                                 "occurrences recorded"
                             },
-                            self.budget.why_no_comment(issue)
+                            match &failed {
+                                Some(e) => format!(
+                                    "the comment failed ({e}); the tracker may have stored it all the same, so selfmon does not post it again"
+                                ),
+                                None => self.budget.why_no_comment(issue),
+                            }
                         )),
                         tier: Some(DedupTier::Similarity),
                         score: Some(score),
@@ -789,6 +894,24 @@ impl Act<'_> {
         Some(fingerprint)
     }
 
+    /// Notes a tracker call on `issue` that failed on its own (see [`Refusal::Failed`]) in the
+    /// scan report: the scan goes on.
+    fn call_failed(&mut self, issue: u64, what: &str, e: &Error) {
+        tracing::warn!(issue, error = %e, "{what} failed; the scan goes on");
+        let message = format!("{what} #{issue} failed: {e}");
+        self.report.warnings.push(ScanWarning {
+            kind: TRACKER_CALL_FAILED.to_string(),
+            message: self.egress.redacted(&message),
+        });
+    }
+
+    /// A closed issue's problem recurred. Each closure of an issue gets one report: the store
+    /// notes it before the tracker is called (so a comment the tracker stored but answered with
+    /// an error, or a crash after it, is never repeated), the issue is reopened first (when the
+    /// configuration says so and no person closed it as not planned or as a duplicate), then
+    /// commented on. Later recurrences of the same closure are counted without a comment (a
+    /// reopen that failed is retried). A tracker call that fails on its own is a warning in the
+    /// scan report, not a failed scan (review5 G1, G2).
     async fn regression(
         &mut self,
         (issue, tier, why): (u64, DedupTier, String),
@@ -798,8 +921,9 @@ impl Act<'_> {
         self.effects.add_occurrences(issue, evidence.count);
         let scan_id = self.report.record.scan_id.clone();
         // An issue recorded closed that the listing did not return: make sure the tracker's
-        // issue under that number is still selfmon's before commenting on or reopening it.
-        if self.budget.may_comment(issue) {
+        // issue under that number is still selfmon's before commenting on or reopening it, and
+        // learn its closure.
+        if self.budget.may_call(issue) {
             if let Some(filed) = self.budget.unverified.remove(&issue) {
                 match super::triage::still_selfmons(
                     self.egress.tracker,
@@ -808,55 +932,70 @@ impl Act<'_> {
                 )
                 .await
                 {
-                    Ok(true) => {}
-                    Ok(false) => {
+                    Ok(Lookup::Selfmons(t)) => {
+                        let noted_for = self.budget.closure(issue).noted_for;
+                        self.budget
+                            .closures
+                            .insert(issue, Closure::of(&t, noted_for));
+                        if t.locked {
+                            self.budget.locked.insert(issue);
+                        }
+                    }
+                    Ok(Lookup::Unknown) => {}
+                    Ok(Lookup::Foreign) => {
                         self.budget.foreign.insert(issue);
                     }
                     // Gone (deleted, transferred) or rate limited: noted as for a comment.
                     Err(e) => {
-                        self.budget
-                            .unless_gone_or_rate_limited(issue, Err::<(), _>(e))?;
+                        if let Refusal::Failed(e) = self.budget.refusal(issue, e)? {
+                            self.call_failed(issue, "looking up", &e);
+                            self.budget.foreign.insert(issue);
+                        }
                     }
                 }
             }
         }
-        let commented = self.budget.may_comment(issue)
-            && self.budget.unless_gone_or_rate_limited(
-                issue,
-                self.egress
-                    .comment(
-                        issue,
-                        "Regression: this closed issue occurred again",
-                        finding,
-                        &evidence.shown,
-                        &scan_id,
-                    )
-                    .await,
-            )?;
-        if !commented && self.budget.reopens_locked(issue, self.config) {
-            // A locked issue takes no comment, but may still be reopened: the regression is
-            // not lost, and the scan goes on (review4 F12).
-            let reopened = self
-                .budget
-                .unless_gone_or_rate_limited(issue, self.egress.reopen(issue).await)?;
-            if reopened {
-                self.known.set_state(issue, IssueState::Open);
-                self.budget.commented.insert(issue);
-                self.report.record.regressions += 1;
-                self.report.outcomes.push(FindingOutcome::Regression {
-                    title: self.egress.redacted(&finding.title),
-                    issue,
-                    reopened: true,
-                    tier: Some(tier),
-                    reason: Some(self.egress.redacted(&format!(
-                        "{why}; reopened without a comment: {}",
-                        self.budget.why_no_comment(issue)
-                    ))),
-                });
-                return Ok(());
-            }
+        let closure = self.budget.closure(issue);
+        let reopen_wanted = self.config.dedup.reopen_on_regression && !closure.dismissed();
+        let closed_how = match closure.reason {
+            Some(reason) if reason.is_dismissal() => reason.describe(),
+            _ => "closed",
+        };
+        if closure.noted() {
+            return self
+                .regression_already_reported(issue, tier, &why, finding, reopen_wanted, closed_how)
+                .await;
         }
-        if !commented {
+        if !self.budget.may_comment(issue) {
+            if self.budget.reopens_locked(issue, self.config) {
+                // A locked issue takes no comment, but may still be reopened: the regression is
+                // not lost, and the scan goes on (review4 F12).
+                let reopened = match self.egress.reopen(issue).await {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if let Refusal::Failed(e) = self.budget.refusal(issue, e)? {
+                            self.call_failed(issue, "reopening", &e);
+                        }
+                        false
+                    }
+                };
+                if reopened {
+                    self.known.set_state(issue, IssueState::Open);
+                    self.budget.commented.insert(issue);
+                    self.report.record.regressions += 1;
+                    self.report.outcomes.push(FindingOutcome::Regression {
+                        title: self.egress.redacted(&finding.title),
+                        issue,
+                        reopened: true,
+                        tier: Some(tier),
+                        reason: Some(self.egress.redacted(&format!(
+                            "{why}; reopened without a comment: {}",
+                            self.budget.why_no_comment(issue)
+                        ))),
+                    });
+                    return Ok(());
+                }
+            }
             // Already handled this scan, or the tracker no longer has it (a regression refused
             // for want of budget waits in the backlog instead): the occurrences still count.
             count_duplicate(&mut self.report.record.duplicates, tier);
@@ -872,26 +1011,193 @@ impl Act<'_> {
             });
             return Ok(());
         }
-        // A reopen the rate limit refuses leaves the issue closed: its next occurrence is a
-        // regression again.
-        let reopen = self.config.dedup.reopen_on_regression
-            && self
-                .budget
-                .unless_gone_or_rate_limited(issue, self.egress.reopen(issue).await)?;
-        if reopen {
-            self.known.set_state(issue, IssueState::Open);
+        // Noted before any call: whatever the tracker answers from here on, this closure is
+        // reported once.
+        let noted_for = closure.closed_at.unwrap_or_else(|| self.clock.now());
+        self.egress.note_regression(issue, Some(noted_for)).await?;
+        self.budget.closures.insert(
+            issue,
+            Closure {
+                noted_for: Some(noted_for),
+                ..closure
+            },
+        );
+        let mut notes: Vec<String> = Vec::new();
+        let mut reopened = false;
+        if reopen_wanted {
+            match self.egress.reopen(issue).await {
+                Ok(()) => {
+                    reopened = true;
+                    self.known.set_state(issue, IssueState::Open);
+                }
+                Err(e) => match self.budget.refusal(issue, e)? {
+                    // Nothing happened (rate limit, gone): nothing was reported either.
+                    Refusal::Refused => {
+                        self.forget_note(issue).await?;
+                        count_duplicate(&mut self.report.record.duplicates, tier);
+                        self.report.outcomes.push(FindingOutcome::Duplicate {
+                            title: self.egress.redacted(&finding.title),
+                            issue,
+                            reason: self.egress.redacted(&format!(
+                                "regression of a closed issue ({why}); {}",
+                                self.budget.why_no_comment(issue)
+                            )),
+                            tier: Some(tier),
+                            score: None,
+                        });
+                        return Ok(());
+                    }
+                    Refusal::Failed(e) => {
+                        self.call_failed(issue, "reopening", &e);
+                        notes.push(format!(
+                            "reopening it failed ({e}); a later recurrence tries again, without another comment"
+                        ));
+                    }
+                },
+            }
+        }
+        let heading = if closure.dismissed() {
+            format!(
+                "Occurred again after this issue was {closed_how}: selfmon does not reopen it, and counts later occurrences without commenting again until it is reopened"
+            )
+        } else if reopened {
+            "Regression: this closed issue occurred again".to_string()
+        } else {
+            "Regression: this closed issue occurred again (selfmon counts later occurrences without commenting again until it is reopened)".to_string()
+        };
+        let mut maybe_posted = false;
+        let commented = match self
+            .egress
+            .comment(issue, &heading, finding, &evidence.shown, &scan_id)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                match self.budget.refusal(issue, e)? {
+                    // Not posted: a reopened issue needs no note (it is open now); a closed one
+                    // is reported by a later recurrence.
+                    Refusal::Refused => {
+                        if !reopened {
+                            self.forget_note(issue).await?;
+                        }
+                        notes.push(format!("no comment: {}", self.budget.why_no_comment(issue)));
+                    }
+                    Refusal::Failed(e) => {
+                        maybe_posted = true;
+                        self.call_failed(issue, "commenting on", &e);
+                        notes.push(format!(
+                            "the comment failed ({e}); the tracker may have stored it all the same, so selfmon does not post it again"
+                        ));
+                    }
+                }
+                false
+            }
+        };
+        if !(commented || reopened || maybe_posted) {
+            count_duplicate(&mut self.report.record.duplicates, tier);
+            self.report.outcomes.push(FindingOutcome::Duplicate {
+                title: self.egress.redacted(&finding.title),
+                issue,
+                reason: self.egress.redacted(&format!(
+                    "regression of a closed issue ({why}); {}",
+                    notes.join("; ")
+                )),
+                tier: Some(tier),
+                score: None,
+            });
+            return Ok(());
         }
         self.budget.commented(issue);
-        if !self.egress.dry_run {
+        if commented && !self.egress.dry_run {
             self.report.record.comments_added += 1;
         }
         self.report.record.regressions += 1;
+        let mut reason = why;
+        if closure.dismissed() {
+            reason.push_str(&format!("; {closed_how}: not reopened"));
+        }
+        for n in notes {
+            reason.push_str("; ");
+            reason.push_str(&n);
+        }
         self.report.outcomes.push(FindingOutcome::Regression {
             title: self.egress.redacted(&finding.title),
             issue,
-            reopened: reopen,
+            reopened,
             tier: Some(tier),
-            reason: Some(self.egress.redacted(&why)),
+            reason: Some(self.egress.redacted(&reason)),
+        });
+        Ok(())
+    }
+
+    /// Forgets the note of `issue`'s closure (the tracker refused the call that would have
+    /// reported it), in the store and for the rest of the scan.
+    async fn forget_note(&mut self, issue: u64) -> Result<()> {
+        self.egress.note_regression(issue, None).await?;
+        if let Some(c) = self.budget.closures.get_mut(&issue) {
+            c.noted_for = None;
+        }
+        Ok(())
+    }
+
+    /// A recurrence of a closure selfmon already reported: counted, no comment. When the
+    /// issue should be reopened and is not (the reopen failed when the recurrence was reported),
+    /// the reopen is tried again, without a comment.
+    async fn regression_already_reported(
+        &mut self,
+        issue: u64,
+        tier: DedupTier,
+        why: &str,
+        finding: &Finding,
+        reopen_wanted: bool,
+        closed_how: &str,
+    ) -> Result<()> {
+        let mut failed = None;
+        if reopen_wanted && self.budget.may_call(issue) && !self.budget.commented.contains(&issue) {
+            match self.egress.reopen(issue).await {
+                Ok(()) => {
+                    self.known.set_state(issue, IssueState::Open);
+                    self.budget.commented.insert(issue);
+                    self.report.record.regressions += 1;
+                    self.report.outcomes.push(FindingOutcome::Regression {
+                        title: self.egress.redacted(&finding.title),
+                        issue,
+                        reopened: true,
+                        tier: Some(tier),
+                        reason: Some(self.egress.redacted(&format!(
+                            "{why}; reopened now (a comment already reported the recurrence)"
+                        ))),
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    if let Refusal::Failed(e) = self.budget.refusal(issue, e)? {
+                        self.call_failed(issue, "reopening", &e);
+                        failed = Some(e);
+                    }
+                }
+            }
+        }
+        count_duplicate(&mut self.report.record.duplicates, tier);
+        let mut reason = format!(
+            "regression of {} ({why}); its recurrence was already reported on #{issue}: occurrences recorded, no comment until it is reopened",
+            if closed_how == "closed" {
+                "a closed issue".to_string()
+            } else {
+                format!("an issue {closed_how}")
+            }
+        );
+        if let Some(e) = failed {
+            reason.push_str(&format!("; reopening it failed again ({e})"));
+        } else if self.budget.gone.contains(&issue) || self.budget.foreign.contains(&issue) {
+            reason.push_str(&format!("; {}", self.budget.why_no_comment(issue)));
+        }
+        self.report.outcomes.push(FindingOutcome::Duplicate {
+            title: self.egress.redacted(&finding.title),
+            issue,
+            reason: self.egress.redacted(&reason),
+            tier: Some(tier),
+            score: None,
         });
         Ok(())
     }

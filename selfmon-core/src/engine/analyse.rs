@@ -182,15 +182,13 @@ pub(crate) async fn run(
     .await
     {
         Ok(r) => r?,
+        // The runner did not keep its own time limit: like a timeout it reports, a failure to
+        // answer for these records (counted; see `Error::NoAnswer`).
         Err(_) => {
-            return Err(Error::adapter(
-                crate::Component::AnalysisRunner,
-                true,
-                format!(
-                    "analysis did not finish within {} s",
-                    request.timeout.as_secs()
-                ),
-            ))
+            return Err(Error::no_answer(format!(
+                "analysis did not finish within {} s",
+                request.timeout.as_secs()
+            )))
         }
     };
     Ok(RunnerAnswer {

@@ -222,6 +222,30 @@ impl Egress<'_> {
         self.tracker.comment(issue, &body).await
     }
 
+    /// Records (`Some`) or forgets (`None`) in the store that a recurrence of closed `issue`'s
+    /// current closure was reported (skipped in a dry run). Recorded before the tracker is
+    /// called, so a comment is posted at most once per closure, whatever the tracker answers
+    /// and wherever the process dies.
+    pub async fn note_regression(
+        &self,
+        issue: u64,
+        noted_for: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        if self.dry_run {
+            return Ok(());
+        }
+        self.store.set_regression_noted(issue, noted_for).await
+    }
+
+    /// Records in the store that `issue` covers `signature_ids` (skipped in a dry run), before
+    /// a comment about them: the comment is then made at most once, whatever happens after it.
+    pub async fn attach_signatures(&self, issue: u64, signature_ids: &[String]) -> Result<()> {
+        if self.dry_run || signature_ids.is_empty() {
+            return Ok(());
+        }
+        self.store.add_issue_signatures(issue, signature_ids).await
+    }
+
     /// Reopens an issue, in the tracker and the store (skipped in a dry run).
     pub async fn reopen(&self, issue: u64) -> Result<()> {
         if self.dry_run {

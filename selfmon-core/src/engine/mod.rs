@@ -53,6 +53,16 @@ use crate::traits::{
     LogSource, StateStore, TemplateMemory,
 };
 
+/// How many scans in a row the analysis runner may give no answer ([`Error::NoAnswer`]: a
+/// refusal, an unusable answer, a timeout) for the same records before the scan judges them with
+/// the offline rules ([`crate::offline::OfflineRunner`]) instead: the records are then triaged and
+/// the cursor moves on, so one record the model refuses cannot stall selfmon for good, and its
+/// analysis is not paid for again and again. The earlier failures are ordinary failed scans
+/// (cursor kept), so a failure that passes by itself (one timeout) costs nothing but a retry.
+/// Failures that are not about the records (the runner's binary is missing, bad credentials, a
+/// rate limit) are not counted and never lead to the fallback.
+pub const ANALYSIS_ATTEMPTS: u32 = 3;
+
 /// Progress of a scan, broadcast to subscribers (see [`SelfMonitor::subscribe`]).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -432,6 +442,26 @@ impl SelfMonitor {
         }
     }
 
+    /// The newest scan's [`ScanRecord::analysis_failures`], 0 before any scan. Called before this
+    /// scan is recorded, under the lease (so no other scan runs). Scans recorded as started after
+    /// `now` (by a clock since set back) are passed over while an earlier one is among the newest,
+    /// as the schedule does: they are older than the scans recorded after the step.
+    async fn prior_analysis_failures(&self, now: chrono::DateTime<chrono::Utc>) -> Result<u32> {
+        let newest = self
+            .store
+            .list_scans(crate::traits::PageRequest {
+                offset: 0,
+                limit: 20,
+            })
+            .await?;
+        Ok(newest
+            .items
+            .iter()
+            .find(|scan| scan.started_at <= now)
+            .or(newest.items.first())
+            .map_or(0, |scan| scan.analysis_failures))
+    }
+
     /// Completes when `cancel` or the monitor's shutdown token is cancelled.
     async fn interrupted(&self, cancel: &CancelToken) {
         tokio::select! {
@@ -464,6 +494,10 @@ impl SelfMonitor {
         }
         let cursor = self.store.last_successful_cursor().await?;
         let mut record = ScanRecord::started(scan_id.clone(), options.trigger, cursor, now);
+        // Consecutive scans the runner gave no answer for: the newest scan's count (0 after a
+        // success). Recorded from the start, so a scan that crashes keeps the count.
+        record.analysis_failures = self.prior_analysis_failures(now).await?;
+        let prior_failures = record.analysis_failures;
         let model = options
             .model
             .clone()
@@ -494,6 +528,14 @@ impl SelfMonitor {
         // unexplained.
         let outcome = match outcome {
             Ok(new_cursor) => {
+                // A scan that moves the cursor, or a dry run whose every analysis was answered,
+                // ends the run of failures; a dry run that fell back (its count went up) or
+                // analysed nothing leaves the count to the real scan.
+                let answered =
+                    report.record.analysis_ran && report.record.analysis_failures == prior_failures;
+                if !report.record.dry_run || answered {
+                    report.record.analysis_failures = 0;
+                }
                 let mut done = stored_report(&report);
                 done.record.status = ScanStatus::Success;
                 done.record.log_id_end = new_cursor;
@@ -522,6 +564,9 @@ impl SelfMonitor {
             Err(e) => {
                 report.record.status = ScanStatus::Failure;
                 report.record.log_id_end = report.record.log_id_start;
+                if e.is_no_answer() {
+                    report.record.analysis_failures = prior_failures.saturating_add(1);
+                }
                 if let Some(usage) = e.analysis_usage() {
                     // A failed analysis still cost money: the history shows how much.
                     report.record.cost_usd = usage.cost_usd;
@@ -763,6 +808,9 @@ impl SelfMonitor {
         let mut pending = shown;
         let mut rounds = 0;
         let mut sent: Vec<crate::redact::RedactedText> = Vec::new();
+        // Set when the runner gave no answer once too often (see `ANALYSIS_ATTEMPTS`).
+        let mut no_answer: Option<Error> = None;
+        let prior_failures = report.record.analysis_failures;
         let log = self.log_source.describe();
         let log_id_start = report.record.log_id_start;
         let round_input = |shown: Digest| PromptInput {
@@ -797,7 +845,22 @@ impl SelfMonitor {
             report.record.analysis_ran = true;
             report.runner = Some(self.runner.name().to_string());
             sent.push(request.data.clone());
-            let answer = analyse::run(self.runner.as_ref(), &request).await?;
+            let answer = match analyse::run(self.runner.as_ref(), &request).await {
+                Ok(answer) => answer,
+                Err(e) if e.is_no_answer() && prior_failures + 1 >= ANALYSIS_ATTEMPTS => {
+                    // The runner has now given no answer for these records ANALYSIS_ATTEMPTS
+                    // times in a row: the offline rules judge what this round and the later
+                    // ones would have shown, so the records are triaged and the cursor moves.
+                    if let Some(usage) = e.analysis_usage() {
+                        add_usage(&mut report.record, usage);
+                    }
+                    report.record.analysis_failures = prior_failures + 1;
+                    pending.signatures.splice(0..0, request.digest.signatures);
+                    no_answer = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             add_usage(&mut report.record, &answer.usage);
             let full = answer.findings.len() >= request.max_findings;
             let round = analyse::judge(answer, &request, &egress);
@@ -813,24 +876,39 @@ impl SelfMonitor {
             let left = pending.signatures.len();
             let request = analyse::fallback_request(round_input(pending), &egress)?;
             let mut answer = analyse::run(&crate::offline::OfflineRunner, &request).await?;
+            let why = match &no_answer {
+                Some(_) => format!(
+                    "the analysis runner gave no answer for these records in {ANALYSIS_ATTEMPTS} scans in a row"
+                ),
+                None => format!(
+                    "not shown to the model within {} analysis round(s)",
+                    analyse::MAX_ANALYSIS_ROUNDS
+                ),
+            };
             for s in &mut answer.skipped {
-                s.reason = format!(
-                    "judged by the offline rules (not shown to the model within {} analysis round(s)): {}",
-                    analyse::MAX_ANALYSIS_ROUNDS,
-                    s.reason
-                );
+                s.reason = format!("judged by the offline rules ({why}): {}", s.reason);
             }
             let round = analyse::judge(answer, &request, &egress);
             report.rejected.extend(round.rejected);
             report.skipped.extend(round.skipped);
             findings.extend(round.findings);
-            report.warnings.push(ScanWarning {
-                kind: "analysis_fallback".into(),
-                message: egress.redacted(&format!(
+            let message = match &no_answer {
+                Some(e) => format!(
+                    "{left} signature(s) were judged by the offline rules: the analysis runner gave no answer for these records in {ANALYSIS_ATTEMPTS} scans in a row (last: {})",
+                    error_chain(e)
+                ),
+                None => format!(
                     "{left} signature(s) did not fit in {} analysis round(s) of max_digest_bytes = {}: the offline rules judged them (raise max_digest_bytes to show the model more at once)",
                     analyse::MAX_ANALYSIS_ROUNDS,
                     config.max_digest_bytes
-                )),
+                ),
+            };
+            if no_answer.is_some() {
+                tracing::warn!(%message, "analysis fell back to the offline rules");
+            }
+            report.warnings.push(ScanWarning {
+                kind: "analysis_fallback".into(),
+                message: egress.redacted(&message),
             });
         }
         if rounds > 0 {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::dedup::KnownIssues;
 use crate::digest::Signature;
 use crate::error::Result;
-use crate::model::{IssueState, KnownIssue, SignatureFate};
+use crate::model::{CloseReason, IssueState, KnownIssue, SignatureFate, TrackedIssue};
 use crate::traits::{DedupTier, Deduplicator, IssueTracker, SignatureMatch, StateStore};
 
 /// Filed issues from the store, with states from the tracker; tracker issues that carry
@@ -30,6 +30,7 @@ pub(crate) async fn known_issues(
     let mut foreign = HashSet::new();
     let mut unverified = HashMap::new();
     let mut gone = HashSet::new();
+    let mut closures = HashMap::new();
     let mut notices = Vec::new();
     // Locked conversations: the tracker refuses comments on them (review4 F12).
     let locked: HashSet<u64> = tracked
@@ -44,6 +45,7 @@ pub(crate) async fn known_issues(
                 foreign.insert(row.issue.number);
             }
             Some(t) => {
+                closures.insert(row.issue.number, Closure::of(t, row.regression_noted_for));
                 if t.issue.state != row.issue.state {
                     store
                         .set_issue_state(row.issue.number, t.issue.state)
@@ -57,7 +59,16 @@ pub(crate) async fn known_issues(
             // make every recurrence a regression, commented on (and reopened) every scan.
             None if row.issue.state == IssueState::Open => {
                 let state = match unlisted_state(tracker, &k, &mut notices).await? {
-                    Unlisted::State(state) => state,
+                    Unlisted::State(state, closure) => {
+                        closures.insert(
+                            row.issue.number,
+                            Closure {
+                                noted_for: row.regression_noted_for,
+                                ..closure
+                            },
+                        );
+                        state
+                    }
                     Unlisted::Foreign => {
                         foreign.insert(row.issue.number);
                         row.issue.state
@@ -76,6 +87,13 @@ pub(crate) async fn known_issues(
             // regression (and reopening it records it open, so it is looked up again).
             None => {
                 k.issue.state = IssueState::Closed;
+                closures.insert(
+                    row.issue.number,
+                    Closure {
+                        noted_for: row.regression_noted_for,
+                        ..Closure::default()
+                    },
+                );
                 unverified.insert(row.issue.number, k.clone());
             }
         }
@@ -111,8 +129,48 @@ pub(crate) async fn known_issues(
             gone,
             notices,
             locked,
+            closures,
         },
     ))
+}
+
+/// What the scan knows of a filed issue's current closure: when and why the tracker says it was
+/// closed, and whether selfmon already reported a recurrence of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Closure {
+    /// The tracker's closing time, when it said.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The tracker's reason, when it said.
+    pub reason: Option<CloseReason>,
+    /// The store's [`crate::model::FiledIssue::regression_noted_for`].
+    pub noted_for: Option<DateTime<Utc>>,
+}
+
+impl Closure {
+    /// The closure of the tracker's issue `t`, with what the store noted.
+    pub fn of(t: &TrackedIssue, noted_for: Option<DateTime<Utc>>) -> Closure {
+        Closure {
+            closed_at: t.closed_at,
+            reason: t.close_reason,
+            noted_for,
+        }
+    }
+
+    /// Whether selfmon already reported a recurrence of this closure: it noted one, and the
+    /// issue was not closed again since (a tracker that keeps no closing time counts as not
+    /// closed again: the note is forgotten when the issue is seen open).
+    pub fn noted(&self) -> bool {
+        match (self.noted_for, self.closed_at) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(noted), Some(closed)) => closed <= noted,
+        }
+    }
+
+    /// Whether a person closed the issue as not planned or as a duplicate: never reopened.
+    pub fn dismissed(&self) -> bool {
+        self.reason.is_some_and(CloseReason::is_dismissal)
+    }
 }
 
 /// Whose issues the tracker's numbers are. A switched tracker (the configuration now names
@@ -132,31 +190,43 @@ pub(crate) struct Ownership {
     pub notices: Vec<crate::model::ScanWarning>,
     /// Listed issues whose conversation is locked: never commented on (the tracker refuses).
     pub locked: HashSet<u64>,
+    /// The closures of the filed issues (closed ones; an open one's is empty).
+    pub closures: HashMap<u64, Closure>,
 }
 
 /// What the tracker says of an issue its listing left out.
 enum Unlisted {
-    /// Selfmon's issue, in this state.
-    State(IssueState),
+    /// Selfmon's issue, in this state (and closure, when closed).
+    State(IssueState, Closure),
     /// Someone else's issue under that number.
     Foreign,
     /// Not there (deleted, transferred): recorded closed.
     Gone,
 }
 
-/// Whether the tracker's issue under `filed`'s number is still the one selfmon filed:
-/// `Ok(true)` when it is, or when the tracker cannot look issues up (nothing to check with);
-/// `Ok(false)` when it holds someone else's issue under that number. A missing issue is the
-/// tracker's `NotFound`, as for a comment on it. What was decided is added to `notices`.
+/// What the tracker says of an issue selfmon filed when it is looked up by number.
+pub(crate) enum Lookup {
+    /// Still selfmon's issue, as the tracker has it now (state, closure, lock).
+    Selfmons(TrackedIssue),
+    /// Someone else's issue holds that number.
+    Foreign,
+    /// The tracker cannot look issues up: nothing to check with, taken for selfmon's.
+    Unknown,
+}
+
+/// Whether the tracker's issue under `filed`'s number is still the one selfmon filed (see
+/// [`Lookup`]). A missing issue is the tracker's `NotFound`, as for a comment on it. What was
+/// decided is added to `notices`.
 pub(crate) async fn still_selfmons(
     tracker: &dyn IssueTracker,
     filed: &KnownIssue,
     notices: &mut Vec<crate::model::ScanWarning>,
-) -> Result<bool> {
-    match tracker.get_issue(filed.issue.number).await? {
-        Some(t) => Ok(is_selfmons(&t, filed, notices)),
-        None => Ok(true),
-    }
+) -> Result<Lookup> {
+    Ok(match tracker.get_issue(filed.issue.number).await? {
+        Some(t) if is_selfmons(&t, filed, notices) => Lookup::Selfmons(t),
+        Some(_) => Lookup::Foreign,
+        None => Lookup::Unknown,
+    })
 }
 
 /// The kind of report warning for an issue taken for someone else's.
@@ -233,16 +303,16 @@ async fn unlisted_state(
     let number = filed.issue.number;
     match tracker.get_issue(number).await {
         Ok(Some(t)) if !is_selfmons(&t, filed, notices) => Ok(Unlisted::Foreign),
-        Ok(Some(t)) => Ok(Unlisted::State(t.issue.state)),
+        Ok(Some(t)) => Ok(Unlisted::State(t.issue.state, Closure::of(&t, None))),
         // The tracker cannot look it up: as before `get_issue` existed, taken for closed.
-        Ok(None) => Ok(Unlisted::State(IssueState::Closed)),
+        Ok(None) => Ok(Unlisted::State(IssueState::Closed, Closure::default())),
         Err(
             e @ crate::Error::NotFound {
                 component: crate::Component::IssueTracker,
                 ..
             },
         ) => {
-            tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue; recording it closed");
+            tracing::warn!(issue = number, error = %e, "the issue tracker no longer has this issue (deleted or transferred?); recording it closed; `selfmon history forget {number}` has its problem filed anew");
             Ok(Unlisted::Gone)
         }
         Err(e) => Err(e),

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
-use crate::model::{classification_in, IssueDraft, IssueRef, IssueState, Marker, TrackedIssue};
+use crate::model::{
+    classification_in, CloseReason, IssueDraft, IssueRef, IssueState, Marker, TrackedIssue,
+};
 use crate::redact::RedactedText;
 use crate::traits::IssueTracker;
 
@@ -27,6 +29,8 @@ pub struct MemoryIssue {
     pub comments: Vec<String>,
     /// When closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why it was closed, when closed by [`MemoryIssueTracker::close_as`].
+    pub close_reason: Option<CloseReason>,
     /// Whether its conversation is locked: comments are refused with [`Error::Locked`].
     pub locked: bool,
 }
@@ -71,6 +75,7 @@ impl MemoryIssueTracker {
             state: IssueState::Open,
             comments: Vec::new(),
             closed_at: None,
+            close_reason: None,
             locked: false,
         });
         number
@@ -118,11 +123,27 @@ impl MemoryIssueTracker {
         }
     }
 
+    /// Reopens an issue, as a maintainer would.
+    pub fn reopen_by_hand(&self, number: u64) {
+        if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
+            i.state = IssueState::Open;
+            i.closed_at = None;
+            i.close_reason = None;
+        }
+    }
+
     /// Closes an issue, as a maintainer would.
     pub fn close(&self, number: u64, at: DateTime<Utc>) {
+        self.close_as(number, at, CloseReason::Completed);
+    }
+
+    /// Closes an issue at `at` for `reason`, as a maintainer choosing "Close as not planned" (or
+    /// as a duplicate) would.
+    pub fn close_as(&self, number: u64, at: DateTime<Utc>, reason: CloseReason) {
         if let Some(i) = self.lock().issues.iter_mut().find(|i| i.number == number) {
             i.state = IssueState::Closed;
             i.closed_at = Some(at);
+            i.close_reason = Some(reason);
         }
     }
 }
@@ -156,6 +177,7 @@ fn tracked(i: &MemoryIssue, locked_unlisted: bool) -> TrackedIssue {
         marker: Marker::find_in(&i.body),
         classification: classification_in(&i.body),
         closed_at: i.closed_at,
+        close_reason: i.close_reason,
     }
 }
 
@@ -187,6 +209,7 @@ impl IssueTracker for MemoryIssueTracker {
             state: IssueState::Open,
             comments: Vec::new(),
             closed_at: None,
+            close_reason: None,
             locked: false,
         };
         let r = to_ref(&issue);
@@ -213,6 +236,7 @@ impl IssueTracker for MemoryIssueTracker {
         let issue = find_mut(&mut i.issues, number)?;
         issue.state = IssueState::Open;
         issue.closed_at = None;
+        issue.close_reason = None;
         Ok(())
     }
 

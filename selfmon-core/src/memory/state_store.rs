@@ -377,8 +377,54 @@ impl IssueLedger for MemoryStateStore {
             .find(|i| i.issue.number == issue_number)
         {
             i.issue.state = state;
+            if state == IssueState::Open {
+                i.regression_noted_for = None;
+            }
         }
         Ok(())
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            i.regression_noted_for = noted_for;
+        }
+        Ok(())
+    }
+
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> Result<()> {
+        if let Some(i) = self
+            .lock()
+            .issues
+            .iter_mut()
+            .find(|i| i.issue.number == issue_number)
+        {
+            for id in signature_ids {
+                if !i.signature_ids.contains(id) {
+                    i.signature_ids.push(id.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
+        let mut inner = self.lock();
+        let before = inner.issues.len();
+        inner.issues.retain(|i| i.issue.number != issue_number);
+        Ok(inner.issues.len() != before)
     }
 
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {
@@ -430,7 +476,8 @@ impl IssueLedger for MemoryStateStore {
 impl ScanHistory for MemoryStateStore {
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>> {
         let i = self.lock();
-        let mut all: Vec<&ScanRecord> = i.scans.iter().collect();
+        // Latest begun first among scans that started at the same time (a stable sort).
+        let mut all: Vec<&ScanRecord> = i.scans.iter().rev().collect();
         all.sort_by_key(|s| std::cmp::Reverse(s.started_at));
         Ok(paginate(all, page))
     }

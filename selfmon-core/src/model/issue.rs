@@ -27,6 +27,65 @@ impl IssueState {
     }
 }
 
+/// Why a closed issue was closed, as the tracker says (GitHub's `state_reason`).
+///
+/// A closure a person made as [`NotPlanned`](CloseReason::NotPlanned) or
+/// [`Duplicate`](CloseReason::Duplicate) is a decision to stop: a recurrence of the problem is
+/// counted against the issue and noted there at most once, never reopened (see
+/// [`CloseReason::is_dismissal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Done or fixed (GitHub's `completed`).
+    Completed,
+    /// Won't fix (GitHub's "Close as not planned", `not_planned`).
+    NotPlanned,
+    /// A duplicate of another issue (GitHub's `duplicate`).
+    Duplicate,
+}
+
+impl CloseReason {
+    /// `"completed"`, `"not_planned"` or `"duplicate"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Completed => "completed",
+            CloseReason::NotPlanned => "not_planned",
+            CloseReason::Duplicate => "duplicate",
+        }
+    }
+
+    /// Parses a tracker's reason (`"not_planned"`, `"not planned"`, case-insensitive); `None`
+    /// for anything else (GitHub's `reopened`, an empty or unknown reason).
+    pub fn parse(text: &str) -> Option<CloseReason> {
+        match text
+            .trim()
+            .to_ascii_lowercase()
+            .replace([' ', '-'], "_")
+            .as_str()
+        {
+            "completed" => Some(CloseReason::Completed),
+            "not_planned" => Some(CloseReason::NotPlanned),
+            "duplicate" => Some(CloseReason::Duplicate),
+            _ => None,
+        }
+    }
+
+    /// Whether a person dismissed the issue (not planned, or a duplicate of another) rather than
+    /// fixed it: selfmon then never reopens it.
+    pub fn is_dismissal(self) -> bool {
+        matches!(self, CloseReason::NotPlanned | CloseReason::Duplicate)
+    }
+
+    /// "closed as not planned", for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            CloseReason::Completed => "closed as completed",
+            CloseReason::NotPlanned => "closed as not planned",
+            CloseReason::Duplicate => "closed as a duplicate",
+        }
+    }
+}
+
 /// The hidden marker selfmon puts in every issue body so the issue can be found again:
 /// `<!-- selfmon:fingerprint=HEX -->`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -143,6 +202,10 @@ pub struct TrackedIssue {
     pub classification: Option<Classification>,
     /// When it was closed, if it is.
     pub closed_at: Option<DateTime<Utc>>,
+    /// Why it was closed, when it is closed and the tracker says (GitHub's `state_reason`);
+    /// `None` when the tracker keeps no reason (then it counts as completed).
+    #[serde(default)]
+    pub close_reason: Option<CloseReason>,
     /// Whether its conversation is locked (GitHub's `locked`): the tracker refuses selfmon's
     /// comments on it, so the engine does not try.
     #[serde(default)]
@@ -212,6 +275,14 @@ pub struct FiledIssue {
     pub occurrences: u64,
     /// When it was last seen in the logs.
     pub last_seen_at: DateTime<Utc>,
+    /// The closure of this issue on which selfmon already reported a recurrence (commented, or
+    /// tried to): the tracker's `closed_at` of that closure, or the time of the report when the
+    /// tracker keeps no closing time. `None` while no recurrence of the current closure was
+    /// reported. A later recurrence of the same closure is counted without another comment;
+    /// the store forgets it when the issue is recorded open again
+    /// ([`IssueLedger::set_issue_state`](crate::IssueLedger::set_issue_state)).
+    #[serde(default)]
+    pub regression_noted_for: Option<DateTime<Utc>>,
 }
 
 impl FiledIssue {
@@ -241,6 +312,7 @@ impl FiledIssue {
             created_at: now,
             occurrences: intent.occurrences,
             last_seen_at: now,
+            regression_noted_for: None,
         }
     }
 

@@ -18,8 +18,8 @@ pub use claude_model::ClaudeModel;
 pub use code::ErrorCode;
 pub use finding::{EvidenceScope, Finding, FindingLimits, RejectedFinding};
 pub use issue::{
-    classification_in, classification_marker, FiledIssue, FilingIntent, IssueDraft, IssueRef,
-    IssueState, KnownIssue, Marker, TrackedIssue,
+    classification_in, classification_marker, CloseReason, FiledIssue, FilingIntent, IssueDraft,
+    IssueRef, IssueState, KnownIssue, Marker, TrackedIssue,
 };
 pub use record::{Level, LogRecord};
 pub use report::{

@@ -178,6 +178,13 @@ pub struct ScanRecord {
     /// grown past the cursor.
     #[serde(default)]
     pub log_anchor: Option<LogAnchor>,
+    /// How many scans in a row, this one included, the analysis runner gave no answer for the
+    /// records after the cursor ([`crate::Error::NoAnswer`]): 0 once a scan that is not a dry run
+    /// succeeds or the runner answers. At [`crate::engine::ANALYSIS_ATTEMPTS`] the scan judges
+    /// those records with the offline rules (warning `analysis_fallback`). Stores keep it, so the
+    /// count survives restarts; a scan starts from the newest scan's count.
+    #[serde(default)]
+    pub analysis_failures: u32,
 }
 
 /// A record a scan read, by id and content digest. The next scan looks the record up again: a
@@ -310,6 +317,7 @@ impl ScanRecord {
             dry_run: false,
             error_message: None,
             log_anchor: None,
+            analysis_failures: 0,
         }
     }
 

@@ -101,6 +101,9 @@ pub enum TrackerFault {
     CreateLosesResponse,
     /// `comment` fails.
     CommentFails,
+    /// `comment` posts the comment, then reports an error (a 5xx or a timeout after the
+    /// tracker stored it).
+    CommentLosesResponse,
     /// `list_issues` fails.
     ListFails,
     /// `find_by_marker` fails.
@@ -240,8 +243,18 @@ impl<T: IssueTracker> IssueTracker for FaultyTracker<T> {
     }
 
     async fn comment(&self, number: u64, body: &RedactedText) -> Result<()> {
-        self.check(TrackerFault::CommentFails, "comment")?;
-        self.inner.comment(number, body).await
+        let fault = self.take_fault(&[
+            TrackerFault::CommentFails,
+            TrackerFault::CommentLosesResponse,
+        ])?;
+        if fault == Some(TrackerFault::CommentFails) {
+            return Err(tracker_fault("comment"));
+        }
+        self.inner.comment(number, body).await?;
+        if fault == Some(TrackerFault::CommentLosesResponse) {
+            return Err(tracker_fault("comment response lost"));
+        }
+        Ok(())
     }
 
     async fn reopen(&self, number: u64) -> Result<()> {
@@ -435,6 +448,30 @@ impl<T: IssueLedger> IssueLedger for FaultyStateStore<T> {
 
     async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()> {
         self.inner.set_issue_state(issue_number, state).await
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        self.inner
+            .set_regression_noted(issue_number, noted_for)
+            .await
+    }
+
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> Result<()> {
+        self.inner
+            .add_issue_signatures(issue_number, signature_ids)
+            .await
+    }
+
+    async fn forget_issue(&self, issue_number: u64) -> Result<bool> {
+        self.inner.forget_issue(issue_number).await
     }
 
     async fn record_intent(&self, intent: &FilingIntent) -> Result<()> {

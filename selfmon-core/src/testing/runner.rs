@@ -8,11 +8,20 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::traits::{Analysis, AnalysisRequest, AnalysisRunner};
 
+/// A scripted failure.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// A retryable runner error.
+    Retryable(String),
+    /// [`Error::NoAnswer`].
+    NoAnswer(String),
+}
+
 /// Answers with scripted analyses in order (the last one repeats), and records every request.
 #[derive(Debug, Default)]
 pub struct ScriptedRunner {
-    script: Mutex<VecDeque<std::result::Result<Analysis, String>>>,
-    last: Mutex<Option<std::result::Result<Analysis, String>>>,
+    script: Mutex<VecDeque<std::result::Result<Analysis, Failure>>>,
+    last: Mutex<Option<std::result::Result<Analysis, Failure>>>,
     requests: Mutex<Vec<AnalysisRequest>>,
 }
 
@@ -37,7 +46,16 @@ impl ScriptedRunner {
         self.script
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back(Err(message.to_string()));
+            .push_back(Err(Failure::Retryable(message.to_string())));
+    }
+
+    /// Queues a failure to answer for the request ([`Error::NoAnswer`] with `message`): what a
+    /// model that refuses the records gives.
+    pub fn push_no_answer(&self, message: &str) {
+        self.script
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(Err(Failure::NoAnswer(message.to_string())));
     }
 
     /// Every request received.
@@ -67,7 +85,10 @@ impl AnalysisRunner for ScriptedRunner {
         }
         match last.clone() {
             Some(Ok(a)) => Ok(a),
-            Some(Err(msg)) => Err(Error::adapter(crate::Component::AnalysisRunner, true, msg)),
+            Some(Err(Failure::Retryable(msg))) => {
+                Err(Error::adapter(crate::Component::AnalysisRunner, true, msg))
+            }
+            Some(Err(Failure::NoAnswer(msg))) => Err(Error::no_answer(msg)),
             None => Ok(Analysis::default()),
         }
     }

@@ -86,8 +86,17 @@ pub struct Analysis {
 ///   records is linked to the signatures holding them.
 /// - Must respect `request.timeout` and leave no processes or tasks behind on error or timeout.
 /// - `conformance::analysis_runner` (feature `mock`) checks an implementation against this.
-/// - Errors: `Error::Adapter { component: AnalysisRunner, retryable }`: retryable for timeouts,
-///   rate limits and transient API failures; not retryable for a missing binary or bad credentials.
+/// - Errors: `Error::NoAnswer` when the runner gave no answer for *this request* and the same
+///   request may fail the same way: the model or API refused it (a content filter, a prompt that is
+///   too long, HTTP 400/413/422), its answer was unusable, or the run timed out or stopped early
+///   (turns, budget) on it. The engine fails the scan (the cursor stays) and counts it; at the
+///   [`ANALYSIS_ATTEMPTS`](crate::engine::ANALYSIS_ATTEMPTS)-th such failure in a row it judges the
+///   records with the offline rules, so the records are triaged and the cursor moves on. Every
+///   other failure is `Error::Adapter { component: AnalysisRunner, retryable }` (or another
+///   adapter variant): retryable for rate limits, overload and transient failures of the runner
+///   itself, not retryable for a missing binary or bad credentials; these say nothing about the
+///   records, are never counted and never lead to the fallback. A failure after the model ran is
+///   wrapped in `Error::AnalysisFailed` with what it cost.
 // Adding a method? List it in the `forward!` at the end of this file too.
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]

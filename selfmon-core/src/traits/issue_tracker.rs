@@ -12,6 +12,12 @@ use crate::redact::RedactedText;
 /// Contract:
 /// - [`list_issues`](IssueTracker::list_issues) returns every open issue selfmon filed (all pages),
 ///   plus issues closed at or after `closed_since` when given; never pull requests.
+/// - A closed issue's [`TrackedIssue::close_reason`] (from `list_issues` and `get_issue`) is the
+///   tracker's reason when it keeps one (GitHub's `state_reason`), `None` otherwise: the engine
+///   never reopens an issue a person closed as not planned or as a duplicate, and reports the
+///   recurrence of each closure once (a tracker without reasons: every closure counts as
+///   completed). `closed_at` tells one closure from the next; without it a closure lasts until
+///   the engine sees the issue open again.
 /// - [`create_issue`](IssueTracker::create_issue) sends the draft as is (title, body with marker,
 ///   labels) and must never retry on its own after the request may have reached the tracker: the
 ///   engine's outbox decides, using [`find_by_marker`](IssueTracker::find_by_marker).

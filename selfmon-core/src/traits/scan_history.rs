@@ -45,8 +45,10 @@ pub struct IssueFilter {
 }
 
 /// What the [`ScanLedger`](crate::ScanLedger) and [`IssueLedger`](crate::IssueLedger) recorded, read
-/// back page by page for people (the CLI's `history`, a host's dashboard). The engine itself never
-/// reads it, so it only has to be as fast as a page view.
+/// back page by page for people (the CLI's `history`, a host's dashboard). The engine itself reads
+/// only the newest scans (`list_scans`, one page of 20, once per scan, for the newest one's
+/// [`analysis_failures`](crate::ScanRecord::analysis_failures)), so it only has to be as fast as a
+/// page view.
 ///
 /// Contract:
 /// - Read-only and side-effect free: may be called (and retried) at any time, also during a scan.
@@ -57,7 +59,9 @@ pub struct IssueFilter {
 #[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait ScanHistory: Send + Sync {
-    /// Scans, newest first (by start time).
+    /// Scans, newest first (by start time; among scans that started at the same time, the one
+    /// begun last first), each as stored: every field of the record the ledger
+    /// was given, including [`analysis_failures`](crate::ScanRecord::analysis_failures).
     async fn list_scans(&self, page: PageRequest) -> Result<Page<ScanRecord>>;
 
     /// Filed issues matching `filter`, newest first (by filing time).

@@ -16,6 +16,8 @@ pub struct FakeIssue {
     pub labels: Vec<String>,
     pub open: bool,
     pub closed_at: Option<DateTime<Utc>>,
+    /// GitHub's `state_reason` (`completed`, `not_planned`, `duplicate`, `reopened`).
+    pub state_reason: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub pull_request: bool,
     pub comments: Vec<String>,
@@ -70,6 +72,7 @@ impl FakeGitHub {
                 labels: vec!["selfmon".into()],
                 open: true,
                 closed_at: None,
+                state_reason: None,
                 updated_at: Utc::now(),
                 pull_request: true,
                 comments: vec![],
@@ -144,6 +147,7 @@ impl FakeGitHub {
             "body": i.body,
             "labels": i.labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>(),
             "closed_at": i.closed_at,
+            "state_reason": i.state_reason,
             "updated_at": i.updated_at,
         });
         if i.locked && !i.lock_hidden {
@@ -291,6 +295,7 @@ impl Respond for FakeGitHub {
                     labels,
                     open: true,
                     closed_at: None,
+                    state_reason: None,
                     updated_at: now,
                     pull_request: false,
                     comments: vec![],
@@ -321,6 +326,7 @@ impl Respond for FakeGitHub {
                         if !issue.open {
                             issue.open = true;
                             issue.closed_at = None;
+                            issue.state_reason = Some("reopened".into());
                             issue.updated_at = now;
                         }
                     }

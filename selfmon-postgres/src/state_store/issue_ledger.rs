@@ -55,16 +55,100 @@ impl IssueLedger for PgStateStore {
         core(
             async {
                 fenced!(self, "updating an issue state", |tx| {
+                    // Open again: the closure a recurrence was reported for is over.
                     tx.execute(
                         &format!(
                             "UPDATE {s}.selfmon_issues SET state = $2,
-                         issue = jsonb_set(issue, '{{issue,state}}', $3) WHERE number = $1"
+                         issue = jsonb_set(issue, '{{issue,state}}', $3)
+                             - (CASE WHEN $2 = 'open' THEN 'regression_noted_for' ELSE '' END)
+                         WHERE number = $1"
                         ),
                         &[&number, &state.as_str(), &state_json],
                     )
                     .await
                     .map_err(Error::query("updating an issue state"))?;
                     Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        let number = to_i64(issue_number);
+        let noted_json = core(to_json("regression note", &noted_for))?;
+        core(
+            async {
+                fenced!(self, "recording a reported regression", |tx| {
+                    tx.execute(
+                        &format!(
+                            "UPDATE {s}.selfmon_issues
+                         SET issue = jsonb_set(issue, '{{regression_noted_for}}', $2, true)
+                         WHERE number = $1"
+                        ),
+                        &[&number, &noted_json],
+                    )
+                    .await
+                    .map_err(Error::query("recording a reported regression"))?;
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> selfmon_core::Result<()> {
+        let s = self.inner.s.clone();
+        core(
+            async {
+                fenced!(self, "recording an issue's signatures", |tx| {
+                    for id in signature_ids {
+                        add_issue_signature(
+                            tx,
+                            &s,
+                            &selfmon_core::IssueSignature {
+                                issue: issue_number,
+                                signature_id: id.clone(),
+                            },
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
+        let s = self.inner.s.clone();
+        let number = to_i64(issue_number);
+        core(
+            async {
+                fenced!(self, "forgetting an issue", |tx| {
+                    tx.execute(
+                        &format!("DELETE FROM {s}.selfmon_occurrences WHERE issue_number = $1"),
+                        &[&number],
+                    )
+                    .await
+                    .map_err(Error::query("forgetting an issue's occurrences"))?;
+                    let removed = tx
+                        .execute(
+                            &format!("DELETE FROM {s}.selfmon_issues WHERE number = $1"),
+                            &[&number],
+                        )
+                        .await
+                        .map_err(Error::query("forgetting an issue"))?;
+                    Ok(removed > 0)
                 })
             }
             .await,

@@ -31,6 +31,60 @@ def _parse_time(text: Optional[str]) -> Optional[datetime]:
     return datetime.fromisoformat(text)
 
 
+# One entry per scan running on a non-daemon thread, so that interpreter shutdown can cancel it.
+_joined_scans: "list[SelfMonitor]" = []
+_exit_lock = threading.Lock()
+
+
+def _cancel_scans_at_exit() -> None:
+    """Cancels every scan still running on a thread the interpreter's shutdown joins.
+
+    A scan on a worker thread (a thread pool, a web framework's handler) does not see Ctrl-C,
+    which only the main thread receives; without this, the shutdown would join that thread and
+    wait for the model until the runner's timeout. Daemon threads (the built-in scheduler's) are
+    not joined: their scans stop when the interpreter finalizes.
+    """
+    with _exit_lock:
+        monitors = list(_joined_scans)
+    for monitor in monitors:
+        try:
+            monitor._native.cancel()
+        except Exception:  # a monitor inherited over fork() refuses; nothing of ours runs there
+            pass
+
+
+def _scan_starts(monitor: "SelfMonitor") -> bool:
+    """Registers a scan of ``monitor`` on this thread for :func:`_cancel_scans_at_exit` when the
+    shutdown would join this thread; returns whether it did (then :func:`_scan_ends` must follow).
+
+    ``threading``'s exit hooks run before the non-daemon threads are joined, newest first, and a
+    thread pool (``concurrent.futures``) joins its workers from such a hook: so the hook is
+    registered again whenever another was registered after it, to run before the pool's.
+    """
+    if threading.current_thread().daemon:
+        return False
+    with _exit_lock:
+        _joined_scans.append(monitor)
+        hooks = getattr(threading, "_threading_atexits", None)
+        register = getattr(threading, "_register_atexit", None)
+        if register is None or hooks is None:  # not CPython >= 3.9: at least the atexit module
+            import atexit
+
+            atexit.unregister(_cancel_scans_at_exit)
+            atexit.register(_cancel_scans_at_exit)
+        elif not hooks or hooks[-1] is not _cancel_scans_at_exit:
+            try:
+                register(_cancel_scans_at_exit)
+            except RuntimeError:  # the interpreter is already shutting down
+                pass
+    return True
+
+
+def _scan_ends(monitor: "SelfMonitor") -> None:
+    with _exit_lock:
+        _joined_scans.remove(monitor)
+
+
 class SelfMonitor:
     """The selfmon engine embedded in this process.
 
@@ -92,8 +146,11 @@ class SelfMonitor:
         each :class:`ScanEvent`; if it raises, the scan is cancelled and the exception propagates.
 
         :meth:`cancel` (from any thread) ends the scan with :class:`selfmon.CancelledError`;
-        Ctrl-C in this thread ends it and raises ``KeyboardInterrupt``. Another scan holding the
-        lease raises :class:`selfmon.LeaseHeldError`.
+        Ctrl-C ends it and raises ``KeyboardInterrupt`` when this is the main thread (Python
+        delivers signals only there). A scan on another thread (a thread pool) is cancelled when
+        the interpreter shuts down (after Ctrl-C in the main thread, or a normal exit), before the
+        worker threads are joined, so the host does not wait for the model. Another scan holding
+        the lease raises :class:`selfmon.LeaseHeldError`.
         """
         callback = None
         if on_event is not None:
@@ -102,7 +159,12 @@ class SelfMonitor:
             def callback(text: str) -> None:
                 user(ScanEvent(json.loads(text)))
 
-        return ScanReport(json.loads(self._native.scan(bool(dry_run), trigger, callback)))
+        joined = _scan_starts(self)
+        try:
+            return ScanReport(json.loads(self._native.scan(bool(dry_run), trigger, callback)))
+        finally:
+            if joined:
+                _scan_ends(self)
 
     def iter_scan(self, dry_run: bool = False, trigger: str = "manual") -> "ScanIterator":
         """Starts a scan in a background thread and returns an iterator of its events.

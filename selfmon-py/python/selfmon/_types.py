@@ -159,6 +159,9 @@ class ScanRecord(_Model):
     cursor_reset: bool
     dry_run: bool
     error_message: Optional[str]
+    analysis_failures: int
+    """Scans in a row the analysis runner gave no answer for the same records (the third judges
+    them with the offline rules); 0 after a success."""
 
     @property
     def duration_seconds(self) -> Optional[float]:

@@ -83,12 +83,82 @@ impl IssueLedger for SqliteStateStore {
         state: IssueState,
     ) -> selfmon_core::Result<()> {
         self.run_core(move |conn| {
+            // Open again: the closure a recurrence was reported for is over.
             conn.execute(
-                "UPDATE self_monitoring_issues SET state = ?1 WHERE github_issue_number = ?2",
+                "UPDATE self_monitoring_issues SET state = ?1,
+                 regression_noted_for = CASE WHEN ?1 = 'open' THEN NULL ELSE regression_noted_for END
+                 WHERE github_issue_number = ?2",
                 rusqlite::params![state.as_str(), to_i64(issue_number)],
             )
             .map_err(Error::sqlite("updating an issue state"))?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn set_regression_noted(
+        &self,
+        issue_number: u64,
+        noted_for: Option<DateTime<Utc>>,
+    ) -> selfmon_core::Result<()> {
+        self.run_core(move |conn| {
+            conn.execute(
+                "UPDATE self_monitoring_issues SET regression_noted_for = ?1
+                 WHERE github_issue_number = ?2",
+                rusqlite::params![noted_for.map(time_text), to_i64(issue_number)],
+            )
+            .map_err(Error::sqlite("recording a reported regression"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn add_issue_signatures(
+        &self,
+        issue_number: u64,
+        signature_ids: &[String],
+    ) -> selfmon_core::Result<()> {
+        let ids = signature_ids.to_vec();
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("recording an issue's signatures"))?;
+            for id in ids {
+                add_issue_signature(
+                    &tx,
+                    &selfmon_core::IssueSignature {
+                        issue: issue_number,
+                        signature_id: id,
+                    },
+                )?;
+            }
+            tx.commit()
+                .map_err(Error::sqlite("recording an issue's signatures"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget_issue(&self, issue_number: u64) -> selfmon_core::Result<bool> {
+        self.run_core(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(Error::sqlite("forgetting an issue"))?;
+            let number = to_i64(issue_number);
+            tx.execute(
+                "DELETE FROM self_monitoring_occurrences WHERE issue_id IN
+                 (SELECT id FROM self_monitoring_issues WHERE github_issue_number = ?1)",
+                [number],
+            )
+            .map_err(Error::sqlite("forgetting an issue's occurrences"))?;
+            let removed = tx
+                .execute(
+                    "DELETE FROM self_monitoring_issues WHERE github_issue_number = ?1",
+                    [number],
+                )
+                .map_err(Error::sqlite("forgetting an issue"))?;
+            tx.commit().map_err(Error::sqlite("forgetting an issue"))?;
+            Ok(removed > 0)
         })
         .await
     }

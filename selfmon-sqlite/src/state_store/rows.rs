@@ -22,12 +22,12 @@ pub(super) const SCAN_COLUMNS: &str =
     duplicates_by_fingerprint, duplicates_by_similarity, comments_added, regressions, deferred,
     analysis_ran, model, prompt_version, cost_usd, input_tokens, output_tokens, gap_records,
     cursor_reset, dry_run, error_message, backlog, log_anchor_id, log_anchor_digest,
-    log_anchor_read_id, log_anchor_read_digest";
+    log_anchor_read_id, log_anchor_read_digest, analysis_failures";
 
 pub(super) const ISSUE_COLUMNS: &str =
     "id, scan_id, github_issue_number, github_issue_url, classification,
     title, error_codes, fingerprint, source_log_ids, source_files, created_at, error_type,
-    templates, signature_ids, state, occurrences, last_seen_at";
+    templates, signature_ids, state, occurrences, last_seen_at, regression_noted_for";
 
 pub(super) fn write_scan(conn: &mut Connection, r: &ScanRecord) -> Result<()> {
     let tx = conn
@@ -78,6 +78,7 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
         ":anchor_digest": r.log_anchor.as_ref().map(|a| a.digest.as_str()),
         ":read_id": last_read.map(|a| a.id),
         ":read_digest": last_read.map(|a| a.digest.as_str()),
+        ":analysis_failures": r.analysis_failures,
     };
     let updated = tx
         .execute(
@@ -95,7 +96,8 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              gap_records = :gap_records, cursor_reset = :cursor_reset, dry_run = :dry_run,
              error_message = :error_message, backlog = :backlog, log_anchor_id = :anchor_id,
              log_anchor_digest = :anchor_digest, log_anchor_read_id = :read_id,
-             log_anchor_read_digest = :read_digest WHERE scan_id = :scan_id",
+             log_anchor_read_digest = :read_digest, analysis_failures = :analysis_failures
+             WHERE scan_id = :scan_id",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -108,14 +110,14 @@ pub(super) fn write_scan_in(tx: &Connection, r: &ScanRecord) -> Result<()> {
              comments_added, regressions, deferred, analysis_ran, model, prompt_version, cost_usd,
              input_tokens, output_tokens, gap_records, cursor_reset, dry_run, error_message,
              backlog, log_anchor_id, log_anchor_digest, log_anchor_read_id,
-             log_anchor_read_digest)
+             log_anchor_read_digest, analysis_failures)
              VALUES (:scan_id, :trigger, :status, :started_at, :completed_at, :log_id_start,
              :log_id_end, :records_read, :signatures, :novel_signatures, :known_signatures,
              :ignored_signatures, :findings, :rejected_findings, :issues_created, :dup_code,
              :dup_fp, :dup_sim, :comments_added, :regressions, :deferred, :analysis_ran, :model,
              :prompt_version, :cost_usd, :input_tokens, :output_tokens, :gap_records,
              :cursor_reset, :dry_run, :error_message, :backlog, :anchor_id, :anchor_digest,
-             :read_id, :read_digest)",
+             :read_id, :read_digest, :analysis_failures)",
             params,
         )
         .map_err(Error::sqlite("writing a scan"))?;
@@ -191,6 +193,7 @@ pub(super) fn scan_from_row(r: &Row<'_>) -> Result<ScanRecord> {
                 r.get::<_, Option<i64>>(34)?,
                 r.get::<_, Option<String>>(35)?,
             ),
+            analysis_failures: to_u32(u(36)?),
         })
     })();
     res.map_err(e)
@@ -305,6 +308,7 @@ pub(super) fn issue_from_row(r: &Row<'_>) -> Result<FiledIssue> {
         signature_ids: decode_list(s(13)?),
         occurrences: to_u64(r.get::<_, Option<i64>>(15).map_err(e())?),
         last_seen_at: s(16)?.map_or(created_at, |t| parse_time(&t)),
+        regression_noted_for: s(17)?.map(|t| parse_time(&t)),
     })
 }
 
