@@ -998,17 +998,8 @@ impl Act<'_> {
             }
             // Already handled this scan, or the tracker no longer has it (a regression refused
             // for want of budget waits in the backlog instead): the occurrences still count.
-            count_duplicate(&mut self.report.record.duplicates, tier);
-            self.report.outcomes.push(FindingOutcome::Duplicate {
-                title: self.egress.redacted(&finding.title),
-                issue,
-                reason: self.egress.redacted(&format!(
-                    "regression of a closed issue ({why}); {}",
-                    self.budget.why_no_comment(issue)
-                )),
-                tier: Some(tier),
-                score: None,
-            });
+            let detail = self.budget.why_no_comment(issue);
+            self.regression_counted(finding, issue, tier, &why, &detail);
             return Ok(());
         }
         // Noted before any call: whatever the tracker answers from here on, this closure is
@@ -1034,17 +1025,8 @@ impl Act<'_> {
                     // Nothing happened (rate limit, gone): nothing was reported either.
                     Refusal::Refused => {
                         self.forget_note(issue).await?;
-                        count_duplicate(&mut self.report.record.duplicates, tier);
-                        self.report.outcomes.push(FindingOutcome::Duplicate {
-                            title: self.egress.redacted(&finding.title),
-                            issue,
-                            reason: self.egress.redacted(&format!(
-                                "regression of a closed issue ({why}); {}",
-                                self.budget.why_no_comment(issue)
-                            )),
-                            tier: Some(tier),
-                            score: None,
-                        });
+                        let detail = self.budget.why_no_comment(issue);
+                        self.regression_counted(finding, issue, tier, &why, &detail);
                         return Ok(());
                     }
                     Refusal::Failed(e) => {
@@ -1094,17 +1076,7 @@ impl Act<'_> {
             }
         };
         if !(commented || reopened || maybe_posted) {
-            count_duplicate(&mut self.report.record.duplicates, tier);
-            self.report.outcomes.push(FindingOutcome::Duplicate {
-                title: self.egress.redacted(&finding.title),
-                issue,
-                reason: self.egress.redacted(&format!(
-                    "regression of a closed issue ({why}); {}",
-                    notes.join("; ")
-                )),
-                tier: Some(tier),
-                score: None,
-            });
+            self.regression_counted(finding, issue, tier, &why, &notes.join("; "));
             return Ok(());
         }
         self.budget.commented(issue);
@@ -1128,6 +1100,28 @@ impl Act<'_> {
             reason: Some(self.egress.redacted(&reason)),
         });
         Ok(())
+    }
+
+    /// Counts a recurrence of closed `issue` that is reported no further this time as a duplicate,
+    /// saying why (`why`, the dedup decision, and `detail`).
+    fn regression_counted(
+        &mut self,
+        finding: &Finding,
+        issue: u64,
+        tier: DedupTier,
+        why: &str,
+        detail: &str,
+    ) {
+        count_duplicate(&mut self.report.record.duplicates, tier);
+        self.report.outcomes.push(FindingOutcome::Duplicate {
+            title: self.egress.redacted(&finding.title),
+            issue,
+            reason: self
+                .egress
+                .redacted(&format!("regression of a closed issue ({why}); {detail}")),
+            tier: Some(tier),
+            score: None,
+        });
     }
 
     /// Forgets the note of `issue`'s closure (the tracker refused the call that would have

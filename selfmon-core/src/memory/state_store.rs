@@ -31,12 +31,15 @@ struct Inner {
 }
 
 impl Inner {
-    fn add_occurrences(&mut self, issue_number: u64, count: u64, now: DateTime<Utc>) {
-        if let Some(i) = self
-            .issues
+    /// The filed issue numbered `issue_number`, if selfmon filed one.
+    fn issue_mut(&mut self, issue_number: u64) -> Option<&mut FiledIssue> {
+        self.issues
             .iter_mut()
             .find(|i| i.issue.number == issue_number)
-        {
+    }
+
+    fn add_occurrences(&mut self, issue_number: u64, count: u64, now: DateTime<Utc>) {
+        if let Some(i) = self.issue_mut(issue_number) {
             i.occurrences += count;
             i.last_seen_at = i.last_seen_at.max(now);
         }
@@ -330,7 +333,7 @@ impl ScanLedger for MemoryStateStore {
             i.close_entry(closure, true, now);
         }
         for added in &effects.issue_signatures {
-            if let Some(issue) = i.issues.iter_mut().find(|f| f.issue.number == added.issue) {
+            if let Some(issue) = i.issue_mut(added.issue) {
                 if !issue.signature_ids.contains(&added.signature_id) {
                     issue.signature_ids.push(added.signature_id.clone());
                 }
@@ -370,12 +373,7 @@ impl IssueLedger for MemoryStateStore {
     }
 
     async fn set_issue_state(&self, issue_number: u64, state: IssueState) -> Result<()> {
-        if let Some(i) = self
-            .lock()
-            .issues
-            .iter_mut()
-            .find(|i| i.issue.number == issue_number)
-        {
+        if let Some(i) = self.lock().issue_mut(issue_number) {
             i.issue.state = state;
             if state == IssueState::Open {
                 i.regression_noted_for = None;
@@ -389,12 +387,7 @@ impl IssueLedger for MemoryStateStore {
         issue_number: u64,
         noted_for: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        if let Some(i) = self
-            .lock()
-            .issues
-            .iter_mut()
-            .find(|i| i.issue.number == issue_number)
-        {
+        if let Some(i) = self.lock().issue_mut(issue_number) {
             i.regression_noted_for = noted_for;
         }
         Ok(())
@@ -405,12 +398,7 @@ impl IssueLedger for MemoryStateStore {
         issue_number: u64,
         signature_ids: &[String],
     ) -> Result<()> {
-        if let Some(i) = self
-            .lock()
-            .issues
-            .iter_mut()
-            .find(|i| i.issue.number == issue_number)
-        {
+        if let Some(i) = self.lock().issue_mut(issue_number) {
             for id in signature_ids {
                 if !i.signature_ids.contains(id) {
                     i.signature_ids.push(id.clone());
