@@ -980,19 +980,11 @@ impl Act<'_> {
                     }
                 };
                 if reopened {
-                    self.known.set_state(issue, IssueState::Open);
-                    self.budget.commented.insert(issue);
-                    self.report.record.regressions += 1;
-                    self.report.outcomes.push(FindingOutcome::Regression {
-                        title: self.egress.redacted(&finding.title),
-                        issue,
-                        reopened: true,
-                        tier: Some(tier),
-                        reason: Some(self.egress.redacted(&format!(
-                            "{why}; reopened without a comment: {}",
-                            self.budget.why_no_comment(issue)
-                        ))),
-                    });
+                    let reason = format!(
+                        "{why}; reopened without a comment: {}",
+                        self.budget.why_no_comment(issue)
+                    );
+                    self.reopened_quietly(finding, issue, tier, &reason);
                     return Ok(());
                 }
             }
@@ -1102,6 +1094,20 @@ impl Act<'_> {
         Ok(())
     }
 
+    /// Records that closed `issue` was reopened without a comment (`reason` says why).
+    fn reopened_quietly(&mut self, finding: &Finding, issue: u64, tier: DedupTier, reason: &str) {
+        self.known.set_state(issue, IssueState::Open);
+        self.budget.commented.insert(issue);
+        self.report.record.regressions += 1;
+        self.report.outcomes.push(FindingOutcome::Regression {
+            title: self.egress.redacted(&finding.title),
+            issue,
+            reopened: true,
+            tier: Some(tier),
+            reason: Some(self.egress.redacted(reason)),
+        });
+    }
+
     /// Counts a recurrence of closed `issue` that is reported no further this time as a duplicate,
     /// saying why (`why`, the dedup decision, and `detail`).
     fn regression_counted(
@@ -1150,18 +1156,9 @@ impl Act<'_> {
         if reopen_wanted && self.budget.may_call(issue) && !self.budget.commented.contains(&issue) {
             match self.egress.reopen(issue).await {
                 Ok(()) => {
-                    self.known.set_state(issue, IssueState::Open);
-                    self.budget.commented.insert(issue);
-                    self.report.record.regressions += 1;
-                    self.report.outcomes.push(FindingOutcome::Regression {
-                        title: self.egress.redacted(&finding.title),
-                        issue,
-                        reopened: true,
-                        tier: Some(tier),
-                        reason: Some(self.egress.redacted(&format!(
-                            "{why}; reopened now (a comment already reported the recurrence)"
-                        ))),
-                    });
+                    let reason =
+                        format!("{why}; reopened now (a comment already reported the recurrence)");
+                    self.reopened_quietly(finding, issue, tier, &reason);
                     return Ok(());
                 }
                 Err(e) => {
