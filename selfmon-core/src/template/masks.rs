@@ -245,23 +245,21 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
             .flatten()
         {
             let quote = s.as_bytes()[open];
-            {
-                // The key part (`name=`, `"user":`) is kept, the value masked; what follows the
-                // closing quote is scanned on as part of the same token.
-                let key = &s[start..open];
-                if !key.is_empty() {
-                    mask_token(key, out);
-                }
-                mask_quoted_into::<FAST>(&s[open + 1..close], quote, out, depth);
-                list_possible = true;
-                recent = [None; 3];
-                prev_ends_colon = false;
-                // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
-                previous_token = s[open + 1..close].rsplit(' ').next().unwrap_or("");
-                pos = close + 1;
-                glued = true;
-                continue;
+            // The key part (`name=`, `"user":`) is kept, the value masked; what follows the
+            // closing quote is scanned on as part of the same token.
+            let key = &s[start..open];
+            if !key.is_empty() {
+                mask_token(key, out);
             }
+            mask_quoted_into::<FAST>(&s[open + 1..close], quote, out, depth);
+            list_possible = true;
+            recent = [None; 3];
+            prev_ends_colon = false;
+            // `"GET / HTTP/1.1" 404`: the status follows the quoted request.
+            previous_token = s[open + 1..close].rsplit(' ').next().unwrap_or("");
+            pos = close + 1;
+            glued = true;
+            continue;
         }
         let token_start = out.len();
         if let Some(prev) = recent[2].filter(|_| after_number || !FAST) {
@@ -734,7 +732,8 @@ pub(super) fn three_letter_name(b: &[u8], at: usize) -> Option<Name> {
 
 /// Whitespace as `char::is_whitespace` has it, byte-wise for ASCII (`None`: a non-ASCII byte).
 fn ascii_space(b: u8) -> Option<bool> {
-    // A table lookup, not a `match`: compiled to a jump table, that mispredicts on every token.
+    // A table lookup, not a `match`: that compiled to a jump table, which mispredicted on most
+    // tokens.
     (b < 0x80).then_some(BYTE_CLASSES[usize::from(b)] & C_SPACE != 0)
 }
 
