@@ -130,7 +130,7 @@ pub(super) fn mask_into_general(message: &str, out: &mut String) {
 
 /// [`mask_into`] with its shortcuts (`FAST`) or without.
 fn mask_into_by<const FAST: bool>(message: &str, out: &mut String) {
-    let normalised: Cow<'_, str> = if message.is_ascii() {
+    let normalised: Cow<'_, str> = if crate::text::is_ascii(message.as_bytes()) {
         Cow::Borrowed(message)
     } else {
         Cow::Owned(message.nfkc().collect())
@@ -1850,6 +1850,11 @@ fn without_port(b: &[u8]) -> &[u8] {
 /// IPv4 with an optional `:port` and an optional leading `/` (`/10.0.0.1:50010`).
 fn is_ipv4(t: &[u8]) -> bool {
     let t = t.strip_prefix(b"/").unwrap_or(t);
+    // An address (and a port) opens and ends with a digit: most dotted tokens (class and host
+    // names) fail here, before the search for a port.
+    if !(t.first().is_some_and(u8::is_ascii_digit) && t.last().is_some_and(u8::is_ascii_digit)) {
+        return false;
+    }
     let host = without_port(t);
     let mut parts = 0;
     for p in host.split(|&c| c == b'.') {
