@@ -1977,3 +1977,25 @@ proptest! {
         prop_assert_eq!(word_bytes_end(b, from), want);
     }
 }
+
+proptest! {
+    /// Folding lists of values in one pass gives what collecting the tokens and rejoining them
+    /// gave: on texts of equal and unequal value tokens, words, empty tokens (double spaces) and
+    /// spaces opening or ending the text, after text the fold must not touch.
+    #[test]
+    fn value_lists_fold_as_the_collecting_reference_folds_them(
+        tokens in proptest::collection::vec(
+            prop::sample::select(vec!["<NUM>", "<IP>:<NUM>", "<*>", "a", "", "x<HEX>", "<a>", "<NUM>,"]),
+            0..12,
+        ),
+        lead in 0usize..3,
+    ) {
+        let text = format!("{}{}", " ".repeat(lead), tokens.join(" "));
+        let mut fast = format!("kept <NUM> <NUM> <NUM>|{text}");
+        let mut general = fast.clone();
+        let start = fast.len() - text.len();
+        super::masks::collapse_value_lists(&mut fast, start);
+        super::masks::collapse_value_lists_general(&mut general, start);
+        prop_assert_eq!(fast, general);
+    }
+}
