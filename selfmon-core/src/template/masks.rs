@@ -101,7 +101,7 @@ pub(super) fn has_at_least(b: &[u8], needle: u8, n: usize) -> bool {
 }
 
 /// The first space in `b` from `from` (or `b.len()`), eight bytes at a time.
-fn find_space(b: &[u8], from: usize) -> usize {
+pub(super) fn find_space(b: &[u8], from: usize) -> usize {
     let mut i = from;
     while let Some(w) = word_at(b, i) {
         let spaces = lanes_below(w ^ lanes(b' '), 1);
