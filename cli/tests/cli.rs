@@ -1248,3 +1248,62 @@ fn serve_scheduler_waits_for_a_logs_db_that_does_not_exist_yet() {
     assert_eq!(err.matches("does not exist yet").count(), 1, "{err}");
     assert!(err.contains("log file found"), "{err}");
 }
+
+/// Review4 F14: pino/bunyan write 30 for info; read on Python's scale (the default) it was
+/// WARNING and could be filed. With `"numeric_levels": "pino"` a level-30 line is info (below
+/// the default WARNING, nothing filed) and a level-50 line is an error (filed).
+#[test]
+fn with_pino_numeric_levels_a_level_30_line_files_nothing_and_a_level_50_line_files() {
+    let stack = "TypeError: Cannot read properties of undefined (reading 'id')\n    at handler (/srv/app/routes.js:12:7)";
+    for (scale, filed_for_30) in [("pino", 0), ("python", 1)] {
+        let env = Env::new();
+        let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+        let with_scale = cfg.replace(
+            r#""logs": { "path": "logs.db" }"#,
+            &format!(r#""logs": {{ "path": "logs.db", "numeric_levels": "{scale}" }}"#),
+        );
+        assert_ne!(cfg, with_scale);
+        std::fs::write(env.path("selfmon.json"), with_scale).unwrap();
+        env.log("30", "api.routes", stack);
+        let first = env.scan(&[]);
+        assert!(first.status.success(), "{}", text(&first.stderr));
+        assert_eq!(
+            env.issue_files(),
+            filed_for_30,
+            "{scale}: {}",
+            text(&first.stdout)
+        );
+        env.log(
+            "50",
+            "api.db",
+            "[DB-LOCK-003] database is locked after 5 retries",
+        );
+        let second = env.scan(&[]);
+        assert!(second.status.success(), "{}", text(&second.stderr));
+        assert_eq!(
+            env.issue_files(),
+            filed_for_30 + 1,
+            "{scale}: {}",
+            text(&second.stdout)
+        );
+    }
+}
+
+#[test]
+fn an_unknown_numeric_level_scale_is_a_configuration_error_naming_the_field() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("selfmon.json")).unwrap();
+    std::fs::write(
+        env.path("selfmon.json"),
+        cfg.replace(
+            r#""logs": { "path": "logs.db" }"#,
+            r#""logs": { "path": "logs.db", "numeric_levels": "syslog" }"#,
+        ),
+    )
+    .unwrap();
+    let out = run(&["config", "validate", "--config", &env.config()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains("logs.numeric_levels"), "{err}");
+    assert!(err.contains("pino"), "{err}");
+}

@@ -449,18 +449,43 @@ impl CompiledIgnore {
             .map(|(i, re)| format!("ignore.templates[{i}]: {}", re.as_str()))
     }
 
+    /// The first rule that drops a signature in any of the forms an operator may have written a
+    /// template rule against: its `template`; `alternative` (the generalised form the digest
+    /// grouped it under, or the template a backlog entry keeps for dedup); and `template` with the
+    /// names after `from`, `user`, … generalised (the templater keeps the first two such names
+    /// literal, so a rule written against `heartbeat from <*>` must cover them too). The digest
+    /// and the backlog check both use it, so a rule that drops a signature also closes a deferred
+    /// finding made of it.
+    fn matching_rule_in_any_form(
+        &self,
+        source: Option<&str>,
+        template: &str,
+        alternative: Option<&str>,
+        codes: &[ErrorCode],
+    ) -> Option<String> {
+        self.matching_rule(source, template, codes)
+            .or_else(|| self.matching_rule(source, alternative?, codes))
+            .or_else(|| {
+                if self.templates.is_empty() {
+                    return None;
+                }
+                let g = with_introduced_names_generalised(template)?;
+                self.matching_rule(source, &g, codes)
+            })
+    }
+
     /// The rule that drops a backlog entry, if one does: the one matching its first evidence
     /// signature when each of them (by source, template and codes, as the digest judges a
     /// signature) is matched — a finding that still has a signature no rule drops would still be
-    /// made. The templates the entry keeps for dedup are tried too (a secret in a template makes
-    /// the shown one differ from what the operator's pattern was written against). An entry with
-    /// no evidence is judged by its templates and the finding's codes.
+    /// made. Each template is tried in the forms the digest tries
+    /// ([`matching_rule_in_any_form`](Self::matching_rule_in_any_form)), the template the entry
+    /// keeps for dedup among them (a secret in a template makes the shown one differ from what
+    /// the operator's pattern was written against). An entry with no evidence is judged by its
+    /// templates and the finding's codes.
     pub(crate) fn backlog_rule(&self, entry: &crate::model::BacklogEntry) -> Option<String> {
         let rule_for = |i: usize, source: Option<&str>, template: &str, codes: &[ErrorCode]| {
-            self.matching_rule(source, template, codes).or_else(|| {
-                let kept = entry.templates.get(i)?;
-                self.matching_rule(source, kept, codes)
-            })
+            let kept = entry.templates.get(i).map(String::as_str);
+            self.matching_rule_in_any_form(source, template, kept, codes)
         };
         let rules: Vec<Option<String>> = if entry.evidence.is_empty() {
             entry
@@ -1018,22 +1043,13 @@ impl DigestBuilder {
         for ((sig, generalised), orphan_frames) in
             out.signatures.into_iter().zip(grouped).zip(orphans)
         {
-            let source = sig.source.as_deref();
             if let Some(rule) = ignore
-                .matching_rule(source, &sig.template, &sig.error_codes)
-                .or_else(|| {
-                    let g = generalised.as_deref()?;
-                    ignore.matching_rule(source, g, &sig.error_codes)
-                })
-                .or_else(|| {
-                    // The templater keeps the first two names after `from`, `user`, … literal;
-                    // a rule written against `heartbeat from <*>` covers them too.
-                    if ignore.templates.is_empty() {
-                        return None;
-                    }
-                    let g = with_introduced_names_generalised(&sig.template)?;
-                    ignore.matching_rule(source, &g, &sig.error_codes)
-                })
+                .matching_rule_in_any_form(
+                    sig.source.as_deref(),
+                    &sig.template,
+                    generalised.as_deref(),
+                    &sig.error_codes,
+                )
                 .or_else(|| {
                     // Frames that all belong to a crash read in this scan: see STACK_FRAME_RULE.
                     (orphan_frames == 0 && crate::template::is_stack_frame_line(&sig.template))
@@ -1861,6 +1877,54 @@ mod tests {
             "a finding that also covers a signature no rule drops is kept"
         );
         assert_eq!(ignore.backlog_rule(&entry(vec![])), None);
+    }
+
+    /// Review4 F15: a template rule written against the generalised form (`heartbeat from <*>`)
+    /// drops the digest's signature whose template kept the name literal (the templater keeps
+    /// the first two), but did not close the backlog entry deferred from it: the backlog check
+    /// tried the template and the kept template only.
+    #[test]
+    fn a_rule_against_the_generalised_form_closes_a_backlog_entry_whose_template_kept_the_name() {
+        let recs = [rec(1, Level::Error, "heartbeat from node-a missed")];
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let sig = Redactor::shared().redacted_signature(d.signatures[0].clone());
+        assert_eq!(sig.as_signature().template, "heartbeat from node-a missed");
+        let mut c = SelfMonitoringConfig::default();
+        c.ignore
+            .templates
+            .push(r"^heartbeat from <\*> missed$".into());
+        let dropped = Digest::build(&recs, &c).unwrap();
+        assert_eq!(
+            (dropped.signatures.len(), dropped.ignored_signatures),
+            (0, 1),
+            "the digest drops the signature"
+        );
+        let entry = crate::model::BacklogEntry {
+            entry_id: "e".into(),
+            fingerprint: "f".into(),
+            severity: Level::Error,
+            finding: Redactor::shared().redacted_finding(crate::model::Finding::new(
+                crate::model::Classification::ServerBug,
+                "t",
+                "s",
+            )),
+            templates: vec![sig.as_signature().template.clone()],
+            evidence: vec![sig],
+            occurrences: 1,
+            deferred_by: crate::model::ScanId::new(),
+            deferred_at: chrono::Utc::now(),
+        };
+        let ignore = CompiledIgnore::new(&c.ignore).unwrap();
+        assert_eq!(
+            ignore.backlog_rule(&entry).as_deref(),
+            Some(r"ignore.templates[0]: ^heartbeat from <\*> missed$"),
+            "the backlog entry is closed by the rule that drops its signature"
+        );
+        let no_evidence = crate::model::BacklogEntry {
+            evidence: vec![],
+            ..entry
+        };
+        assert!(ignore.backlog_rule(&no_evidence).is_some());
     }
 
     /// A word the templater generalised only because it saw enough distinct ones (review3 H8)

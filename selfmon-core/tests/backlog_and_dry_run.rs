@@ -432,3 +432,51 @@ async fn the_scan_that_closes_an_ignored_backlog_entry_reports_it_with_the_rule(
         .any(|o| matches!(o, FindingOutcome::Ignored { rule, .. } if rule.as_str() == "ignore.sources: app.git")));
     assert_eq!(r.store.backlog().len(), 3, "a dry run closes nothing");
 }
+
+/// Review4 F15 (rest): the templater keeps the first names after `from` literal
+/// (`heartbeat from node-a missed`); a template rule written against the form it shows once it
+/// generalises them (`heartbeat from <*> missed`) dropped the digest's signature but did not
+/// close the backlog entry deferred from it, which was then filed. The backlog check now tries
+/// the forms the digest tries.
+#[tokio::test]
+async fn a_rule_against_the_generalised_form_closes_a_backlog_entry_that_kept_the_name() {
+    use selfmon_core::config::IgnoreRules;
+    let r = rig_with(Arc::new(OfflineRunner), budget(0));
+    r.logs.log(
+        selfmon_core::Level::Critical,
+        "app.cluster",
+        "heartbeat from node-a missed",
+    );
+    let first = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!((first.record.issues_created, first.record.backlog), (0, 1));
+    r.monitor
+        .set_config(SelfMonitoringConfig {
+            ignore: IgnoreRules {
+                templates: vec![r"^heartbeat from <\*> missed$".into()],
+                ..IgnoreRules::default()
+            },
+            ..budget(1)
+        })
+        .unwrap();
+    let second = r.monitor.scan(ScanTrigger::Manual).await.unwrap();
+    assert_eq!(
+        second.record.issues_created, 0,
+        "the ignored problem is not filed"
+    );
+    assert!(r.tracker.issues().is_empty());
+    assert!(r.store.backlog().is_empty());
+    let closed = r
+        .store
+        .closed_backlog(selfmon_core::PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(closed.items.len(), 1);
+    assert!(
+        closed.items[0]
+            .closure
+            .reason
+            .starts_with("ignored: ignore.templates[0]"),
+        "{}",
+        closed.items[0].closure.reason
+    );
+}

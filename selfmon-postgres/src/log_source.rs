@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use selfmon_core::{Component, Level, LogPage, LogRecord, LogSource, LogSourceDescription};
+use selfmon_core::{
+    Component, Level, LogPage, LogRecord, LogSource, LogSourceDescription, NumericLevels,
+};
 use serde::{Deserialize, Serialize};
 use tokio_postgres::{Client, IsolationLevel, Row};
 
@@ -84,6 +86,9 @@ pub struct PgLogSourceOptions {
     pub horizon_stall_warn_secs: u64,
     /// Server-side `statement_timeout` for the source's queries (0 = none; at most 600,000 ms).
     pub statement_timeout_ms: u64,
+    /// The scale a level written as a number (`30`) is read on: Python's `levelno` (the
+    /// default) or pino's/bunyan's. The level filter in the query uses the same scale.
+    pub numeric_levels: NumericLevels,
 }
 
 impl Default for PgLogSourceOptions {
@@ -96,6 +101,7 @@ impl Default for PgLogSourceOptions {
             horizon_wait_ms: 2_000,
             horizon_stall_warn_secs: 60,
             statement_timeout_ms: 60_000,
+            numeric_levels: NumericLevels::Python,
         }
     }
 }
@@ -156,7 +162,8 @@ impl PgLogSourceOptions {
 /// - Keyset pagination (`WHERE id > $after AND id <= $horizon ORDER BY id LIMIT $n`) on the
 ///   primary key, pages of at most [`PgLogSourceOptions::page_size`] rows, each page in one
 ///   read-only `REPEATABLE READ` transaction.
-/// - Keeps records at or above [`PgLogSourceOptions::min_level`] (filtered in SQL). A level that
+/// - Keeps records at or above [`PgLogSourceOptions::min_level`] (filtered in SQL), numeric
+///   levels read on [`PgLogSourceOptions::numeric_levels`]'s scale. A level that
 ///   does not parse is read as [`Level::Error`] with the original under [`ORIGINAL_LEVEL_KEY`];
 ///   malformed `extra_data` becomes `{"_raw": ...}`. Neither aborts a scan.
 /// - Optional columns (`timestamp`, `source`, `correlation_id`, `user_id`, `request_path`,
@@ -202,6 +209,8 @@ struct Reader {
     select_sql: String,
     /// The row with one id, any level (`$1`).
     row_at_sql: String,
+    /// The scale numeric levels are read on (the filter in `select_sql` uses it too).
+    numeric_levels: NumericLevels,
     queries: HorizonQueries,
 }
 
@@ -324,7 +333,8 @@ impl PgLogSource {
                 .query_opt(&reader.row_at_sql, &[&id])
                 .await
                 .map_err(Error::query("reading the record at the cursor"))?;
-            row.as_ref().map(convert_row).transpose()
+            let scale = reader.numeric_levels;
+            row.as_ref().map(|r| convert_row(r, scale)).transpose()
         }
         .await;
         drop_if_broken(&mut guard, &res);
@@ -495,7 +505,7 @@ impl Reader {
             "SELECT {} FROM {table} AS t WHERE t.id = $1::bigint LIMIT 1",
             select_list.join(", ")
         );
-        let below = level_names_below(options.min_level);
+        let below = level_names_below(options.min_level, options.numeric_levels);
         if !below.is_empty() {
             let quoted: Vec<String> = below.iter().map(|n| format!("'{n}'")).collect();
             select_sql.push_str(&format!(
@@ -517,6 +527,7 @@ impl Reader {
             client,
             select_sql,
             row_at_sql,
+            numeric_levels: options.numeric_levels,
             queries: HorizonQueries {
                 table,
                 written,
@@ -572,7 +583,7 @@ impl Reader {
         let mut records = Vec::with_capacity(rows.len());
         let mut last_seen = after;
         for row in &rows {
-            let record = convert_row(row)?;
+            let record = convert_row(row, self.numeric_levels)?;
             last_seen = record.id;
             if record.level >= min_level {
                 records.push(record);
@@ -709,23 +720,24 @@ async fn written_relations(client: &Client, table: &str) -> Result<(Vec<String>,
     Ok((written, sequences.into_iter().next()))
 }
 
-/// Every level spelling [`Level`] parses whose level is below `min`.
-fn level_names_below(min: Level) -> Vec<&'static str> {
-    Level::SPELLINGS
+/// Every level spelling of `scale` whose level is below `min`.
+fn level_names_below(min: Level, scale: NumericLevels) -> Vec<&'static str> {
+    scale
+        .spellings()
         .into_iter()
         .filter(|(_, l)| *l < min)
         .map(|(n, _)| n)
         .collect()
 }
 
-fn parse_level(raw: Option<&str>) -> Option<Level> {
+fn parse_level(raw: Option<&str>, scale: NumericLevels) -> Option<Level> {
     match raw? {
         "ERROR" => Some(Level::Error),
         "WARNING" => Some(Level::Warning),
         "INFO" => Some(Level::Info),
         "CRITICAL" => Some(Level::Critical),
         "DEBUG" => Some(Level::Debug),
-        other => other.parse().ok(),
+        other => scale.parse(other).ok(),
     }
 }
 
@@ -740,7 +752,7 @@ fn parse_extra(raw: Option<&str>) -> serde_json::Value {
     }
 }
 
-fn convert_row(row: &Row) -> Result<LogRecord> {
+fn convert_row(row: &Row, scale: NumericLevels) -> Result<LogRecord> {
     let text = |i: usize| -> Result<Option<&str>> {
         row.try_get::<_, Option<&str>>(i)
             .map_err(Error::query("converting a log row"))
@@ -750,7 +762,7 @@ fn convert_row(row: &Row) -> Result<LogRecord> {
         .map_err(Error::query("converting a log row"))?;
     let level_text = text(2)?;
     let mut extra_data = parse_extra(text(8)?);
-    let level = match parse_level(level_text) {
+    let level = match parse_level(level_text, scale) {
         Some(l) => l,
         None => {
             let original = level_text.map_or(serde_json::Value::Null, Into::into);
@@ -795,21 +807,31 @@ mod tests {
     #[test]
     fn only_spellings_below_the_minimum_are_filtered_in_sql() {
         assert_eq!(
-            level_names_below(Level::Warning),
+            level_names_below(Level::Warning, NumericLevels::Python),
             Level::SPELLINGS
                 .iter()
                 .filter(|(_, l)| *l < Level::Warning)
                 .map(|(n, _)| *n)
                 .collect::<Vec<_>>()
         );
-        let below = level_names_below(Level::Warning);
+        let below = level_names_below(Level::Warning, NumericLevels::Python);
         for name in ["TRACE", "DEBUG", "INFO", "NOTICE", "20", "I", "VERBOSE"] {
             assert!(below.contains(&name), "{name}");
         }
         for name in ["WARN", "30", "W", "E", "SEVERE", "50"] {
             assert!(!below.contains(&name), "{name}");
         }
-        assert!(level_names_below(Level::Debug).is_empty());
+        // Review4 F14: on pino's scale 30 is info, below WARNING; 40 (warn) is not.
+        let below = level_names_below(Level::Warning, NumericLevels::Pino);
+        for name in ["10", "20", "30", "INFO", "DEBUG"] {
+            assert!(below.contains(&name), "{name}");
+        }
+        for name in ["40", "50", "60", "WARN", "W"] {
+            assert!(!below.contains(&name), "{name}");
+        }
+        for scale in NumericLevels::ALL {
+            assert!(level_names_below(Level::Debug, scale).is_empty());
+        }
     }
 
     #[test]
@@ -824,8 +846,19 @@ mod tests {
             v,
             serde_json::json!({"_extra": [1], "_original_level": "LOUD"})
         );
-        assert_eq!(parse_level(Some("warn")), Some(Level::Warning));
-        assert_eq!(parse_level(None), None);
+        assert_eq!(
+            parse_level(Some("warn"), NumericLevels::Python),
+            Some(Level::Warning)
+        );
+        assert_eq!(parse_level(None, NumericLevels::Python), None);
+        assert_eq!(
+            parse_level(Some("30"), NumericLevels::Python),
+            Some(Level::Warning)
+        );
+        assert_eq!(
+            parse_level(Some("30"), NumericLevels::Pino),
+            Some(Level::Info)
+        );
     }
 
     #[test]

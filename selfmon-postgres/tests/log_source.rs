@@ -2,7 +2,7 @@
 
 mod support;
 
-use selfmon_core::{Level, LogRecord, LogSource};
+use selfmon_core::{Level, LogRecord, LogSource, NumericLevels};
 use selfmon_postgres::{Error, PgLogSource, PgLogSourceOptions};
 use support::{insert, test_db};
 
@@ -173,6 +173,77 @@ async fn a_table_without_optional_columns_and_with_odd_values_is_read() {
     assert_eq!(page.records[2].node_id, None);
     assert!(source.describe().location.contains("logs"));
     assert!(!source.describe().location.contains("password"));
+}
+
+/// Review4 F14: pino/bunyan write 30 for info; on Python's scale it was read as WARNING and
+/// could be filed. With `numeric_levels: pino` numbers mean what pino means, in an INTEGER
+/// column and a TEXT one, and the SQL filter agrees: a page of two rows is not used up by the
+/// `30` (info) rows, it reaches the `40` (warn) after them. Python's scale is unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numeric_levels_are_read_and_filtered_on_the_configured_scale() {
+    let Some(db) = test_db().await else { return };
+    for (table, column) in [("logs_int", "INTEGER"), ("logs_text", "TEXT")] {
+        db.client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (id BIGSERIAL PRIMARY KEY, level {column}, message TEXT);
+                 INSERT INTO {table} (level, message) VALUES
+                   ('30', 'info'), ('30', 'info again'), ('20', 'debug'), ('40', 'warn'),
+                   ('50', 'error'), ('60', 'fatal'), ('55', 'between');"
+            ))
+            .await
+            .expect("seed");
+        for (scale, expected) in [
+            (
+                NumericLevels::Python,
+                &[
+                    ("info", Level::Warning),
+                    ("info again", Level::Warning),
+                    ("warn", Level::Error),
+                    ("error", Level::Critical),
+                    ("fatal", Level::Critical),
+                    ("between", Level::Critical),
+                ][..],
+            ),
+            (
+                NumericLevels::Pino,
+                &[
+                    ("warn", Level::Warning),
+                    ("error", Level::Error),
+                    ("fatal", Level::Critical),
+                    ("between", Level::Error),
+                ][..],
+            ),
+        ] {
+            let source = PgLogSource::connect(
+                db.url.clone(),
+                PgLogSourceOptions {
+                    table: table.into(),
+                    numeric_levels: scale,
+                    ..db.log_options()
+                },
+            )
+            .await
+            .expect("connect");
+            let page = source.read_after(0, 100).await.expect("read");
+            let got: Vec<(&str, Level)> = page
+                .records
+                .iter()
+                .map(|r| (r.message.as_str(), r.level))
+                .collect();
+            assert_eq!(got, expected, "{scale}, {column}");
+            assert_eq!(page.scanned_through, 7, "{scale}, {column}");
+            let first_two: Vec<String> = source
+                .read_after(0, 2)
+                .await
+                .expect("read two")
+                .records
+                .into_iter()
+                .map(|r| r.message)
+                .collect();
+            let expected_two: Vec<&str> = expected.iter().take(2).map(|(m, _)| *m).collect();
+            assert_eq!(first_two, expected_two, "{scale}, {column}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

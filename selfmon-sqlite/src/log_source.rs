@@ -7,7 +7,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use selfmon_core::{Component, Level, LogPage, LogRecord, LogSource, LogSourceDescription};
+use selfmon_core::{
+    Component, Level, LogPage, LogRecord, LogSource, LogSourceDescription, NumericLevels,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{blocking, Error, Result};
@@ -36,6 +38,10 @@ pub struct LogSourceOptions {
     pub min_level: Level,
     /// How long a read waits for a lock held by the writer before failing as retryable.
     pub busy_timeout_ms: u64,
+    /// The scale a level written as a number (`30`, as text or as an integer) is read on:
+    /// Python's `levelno` (the default) or pino's/bunyan's. The level filter in the query uses
+    /// the same scale.
+    pub numeric_levels: NumericLevels,
 }
 
 impl Default for LogSourceOptions {
@@ -44,6 +50,7 @@ impl Default for LogSourceOptions {
             page_size: 10_000,
             min_level: Level::Warning,
             busy_timeout_ms: 5_000,
+            numeric_levels: NumericLevels::Python,
         }
     }
 }
@@ -74,7 +81,8 @@ impl LogSourceOptions {
 ///   between calls, and picks up a file that was replaced (rotation, recreation).
 /// - Reads `id > cursor` in id order, in pages of at most [`LogSourceOptions::page_size`] rows, each
 ///   page in one read transaction (a consistent snapshot while the server writes in WAL mode).
-/// - Keeps records at or above [`LogSourceOptions::min_level`]. A level that does not parse
+/// - Keeps records at or above [`LogSourceOptions::min_level`], numeric levels read on
+///   [`LogSourceOptions::numeric_levels`]'s scale. A level that does not parse
 ///   (`"LOUD"`, NULL) is read as [`Level::Error`] so the record is seen, and the original text is kept
 ///   in `extra_data` under [`ORIGINAL_LEVEL_KEY`]. Malformed `extra_data` JSON becomes
 ///   `{"_raw": "<text>"}` ([`RAW_EXTRA_KEY`]). Neither aborts a scan.
@@ -236,6 +244,7 @@ struct Reader<'a> {
     conn: Connection,
     path: &'a Path,
     min_level: Level,
+    numeric_levels: NumericLevels,
     select_sql: String,
     /// The same columns as `select_sql` for one id, whatever its level.
     record_sql: String,
@@ -301,7 +310,7 @@ impl<'a> Reader<'a> {
             .collect();
         let mut select_sql = format!("SELECT {} FROM logs WHERE id > ?1", select_list.join(", "));
         let record_sql = format!("SELECT {} FROM logs WHERE id = ?1", select_list.join(", "));
-        let (below, at_or_above) = level_names_split(options.min_level);
+        let (below, at_or_above) = level_names_split(options.min_level, options.numeric_levels);
         if !below.is_empty() {
             let list = |names: &[&str]| {
                 names
@@ -334,6 +343,7 @@ impl<'a> Reader<'a> {
             conn,
             path,
             min_level: options.min_level,
+            numeric_levels: options.numeric_levels,
             select_sql,
             record_sql,
             table_sql,
@@ -358,7 +368,9 @@ impl<'a> Reader<'a> {
     fn record_at(&self, id: i64) -> Result<Option<LogRecord>> {
         use rusqlite::OptionalExtension;
         self.conn
-            .query_row(&self.record_sql, [id], convert_row)
+            .query_row(&self.record_sql, [id], |row| {
+                convert_row(row, self.numeric_levels)
+            })
             .optional()
             .map_err(Error::log_id("reading the record at the cursor"))
     }
@@ -408,7 +420,8 @@ impl<'a> Reader<'a> {
         let mut last_seen = after;
         while let Some(row) = rows.next().map_err(Error::sqlite("reading logs"))? {
             rows_seen += 1;
-            let record = convert_row(row).map_err(Error::log_id("converting a log row"))?;
+            let record = convert_row(row, self.numeric_levels)
+                .map_err(Error::log_id("converting a log row"))?;
             last_seen = record.id;
             if record.level >= self.min_level {
                 records.push(record);
@@ -438,12 +451,11 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Every level spelling [`Level::from_str`] accepts whose level is below `min`.
-/// The level names (upper case, as the filter normalises them) below `min`, and those at or
-/// above it.
-fn level_names_split(min: Level) -> (Vec<&'static str>, Vec<&'static str>) {
+/// The level spellings of `scale` (upper case, as the filter normalises them) whose level is
+/// below `min`, and those at or above it.
+fn level_names_split(min: Level, scale: NumericLevels) -> (Vec<&'static str>, Vec<&'static str>) {
     let (below, at_or_above): (Vec<_>, Vec<_>) =
-        Level::SPELLINGS.into_iter().partition(|(_, l)| *l < min);
+        scale.spellings().into_iter().partition(|(_, l)| *l < min);
     let names = |v: Vec<(&'static str, Level)>| v.into_iter().map(|(n, _)| n).collect();
     (names(below), names(at_or_above))
 }
@@ -485,11 +497,11 @@ fn text(v: ValueRef<'_>) -> Option<String> {
     }
 }
 
-fn parse_level(raw: ValueRef<'_>) -> Option<Level> {
+fn parse_level(raw: ValueRef<'_>, scale: NumericLevels) -> Option<Level> {
     let bytes = match raw {
         ValueRef::Text(b) => b,
         // A level column of INTEGER affinity stores Python's `levelno` (or pino's) as a number.
-        ValueRef::Integer(n) => return n.to_string().parse().ok(),
+        ValueRef::Integer(n) => return scale.level_of(n),
         _ => return None,
     };
     // Fast path for the canonical spellings; everything else goes through the core parser.
@@ -499,7 +511,7 @@ fn parse_level(raw: ValueRef<'_>) -> Option<Level> {
         b"INFO" => Some(Level::Info),
         b"CRITICAL" => Some(Level::Critical),
         b"DEBUG" => Some(Level::Debug),
-        _ => std::str::from_utf8(bytes).ok()?.parse().ok(),
+        _ => scale.parse(std::str::from_utf8(bytes).ok()?).ok(),
     }
 }
 
@@ -515,9 +527,12 @@ fn parse_extra(raw: Option<String>) -> serde_json::Value {
 }
 
 /// Converts one row selected in [`RECORD_COLUMNS`] order.
-pub(crate) fn convert_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LogRecord> {
+pub(crate) fn convert_row(
+    row: &rusqlite::Row<'_>,
+    scale: NumericLevels,
+) -> rusqlite::Result<LogRecord> {
     let level_ref = row.get_ref(2)?;
-    let level = parse_level(level_ref);
+    let level = parse_level(level_ref, scale);
     let mut extra_data = parse_extra(text(row.get_ref(8)?));
     let level = match level {
         Some(l) => l,
@@ -563,7 +578,7 @@ mod tests {
 
     #[test]
     fn only_spellings_below_the_minimum_are_filtered_in_sql() {
-        let (below, at_or_above) = level_names_split(Level::Warning);
+        let (below, at_or_above) = level_names_split(Level::Warning, NumericLevels::Python);
         for name in ["TRACE", "DEBUG", "INFO", "NOTICE", "VERBOSE", "I", "20"] {
             assert!(
                 below.contains(&name) && !at_or_above.contains(&name),
@@ -579,21 +594,24 @@ mod tests {
             );
         }
         assert_eq!(below.len() + at_or_above.len(), Level::SPELLINGS.len());
-        assert!(level_names_split(Level::Debug).0.is_empty());
-        assert!(level_names_split(Level::Critical).0.contains(&"ERR"));
-        assert!(!level_names_split(Level::Critical).1.contains(&"ERR"));
+        assert!(level_names_split(Level::Debug, NumericLevels::Python)
+            .0
+            .is_empty());
+        assert!(level_names_split(Level::Critical, NumericLevels::Python)
+            .0
+            .contains(&"ERR"));
+        assert!(!level_names_split(Level::Critical, NumericLevels::Python)
+            .1
+            .contains(&"ERR"));
     }
 
     #[test]
     fn the_filter_compares_every_level_name_once_most_common_first() {
-        for min in [
-            Level::Debug,
-            Level::Info,
-            Level::Warning,
-            Level::Error,
-            Level::Critical,
-        ] {
-            let (below, at_or_above) = level_names_split(min);
+        for (min, scale) in Level::ALL
+            .into_iter()
+            .flat_map(|min| NumericLevels::ALL.map(|scale| (min, scale)))
+        {
+            let (below, at_or_above) = level_names_split(min, scale);
             let order = by_frequency(&below, &at_or_above);
             let mut names: Vec<&str> = order.iter().map(|(n, _)| *n).collect();
             assert_eq!(names[0], "INFO", "INFO is compared first at {min:?}");
@@ -602,11 +620,7 @@ mod tests {
             expected.sort_unstable();
             assert_eq!(names, expected, "each name once at {min:?}");
             for (name, kept) in order {
-                assert_eq!(
-                    kept,
-                    name.parse::<Level>().is_ok_and(|l| l >= min),
-                    "{name}"
-                );
+                assert_eq!(kept, scale.parse(name).is_ok_and(|l| l >= min), "{name}");
             }
         }
     }

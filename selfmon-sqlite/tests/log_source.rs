@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection};
-use selfmon_core::{Level, LogSource};
+use selfmon_core::{Level, LogSource, NumericLevels};
 use selfmon_sqlite::log_source::{ORIGINAL_LEVEL_KEY, RAW_EXTRA_KEY};
 use selfmon_sqlite::{create_logs_table, Error, LogSourceOptions, SqliteLogSource};
 
@@ -451,6 +451,120 @@ async fn numeric_levels_are_read_on_pythons_scale_and_above_50_as_critical() {
         page.records[4].extra_data[ORIGINAL_LEVEL_KEY],
         serde_json::json!("6")
     );
+}
+
+/// Review4 F14: pino/bunyan write 30 for info; on Python's scale it was read as WARNING and
+/// could be filed. With `numeric_levels: pino` every number means what pino means, whether the
+/// column stores it as text or as an integer (typeless, INTEGER and TEXT columns), and the SQL
+/// level filter agrees: a page of two rows is not used up by two `30` (info) rows, it reaches
+/// the `40` (warn) after them. Python's scale, the default, is unchanged.
+#[tokio::test]
+async fn numeric_levels_are_read_and_filtered_on_the_configured_scale() {
+    let rows: [(&str, &str); 12] = [
+        ("30", "info as text"),
+        ("30", "info as a number"),
+        ("10", "trace as text"),
+        ("20", "debug as a number"),
+        ("40", "warn as a number"),
+        ("40", "warn as text"),
+        ("50", "error as a number"),
+        ("50", "error as text"),
+        ("60", "fatal as a number"),
+        ("70", "above fatal as a number"),
+        ("55", "between as a number"),
+        ("WARN", "a name"),
+    ];
+    let python = [
+        ("info as text", Level::Warning),
+        ("info as a number", Level::Warning),
+        ("warn as a number", Level::Error),
+        ("warn as text", Level::Error),
+        ("error as a number", Level::Critical),
+        ("error as text", Level::Critical),
+        ("fatal as a number", Level::Critical),
+        ("above fatal as a number", Level::Critical),
+        ("between as a number", Level::Critical),
+        ("a name", Level::Warning),
+    ];
+    let pino = [
+        ("warn as a number", Level::Warning),
+        ("warn as text", Level::Warning),
+        ("error as a number", Level::Error),
+        ("error as text", Level::Error),
+        ("fatal as a number", Level::Critical),
+        ("above fatal as a number", Level::Critical),
+        // Not a pino level: seen as ERROR, the original kept, as any unknown level.
+        ("between as a number", Level::Error),
+        ("a name", Level::Warning),
+    ];
+    for column in ["level", "level INTEGER", "level TEXT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(&format!(
+            "CREATE TABLE logs (id INTEGER PRIMARY KEY, {column}, message TEXT)"
+        ))
+        .unwrap();
+        for (level, message) in rows {
+            let as_number: Option<i64> = message
+                .ends_with("as a number")
+                .then(|| level.parse().unwrap());
+            match as_number {
+                Some(n) => conn.execute(
+                    "INSERT INTO logs (level, message) VALUES (?1, ?2)",
+                    params![n, message],
+                ),
+                None => conn.execute(
+                    "INSERT INTO logs (level, message) VALUES (?1, ?2)",
+                    params![level, message],
+                ),
+            }
+            .unwrap();
+        }
+        for (scale, expected) in [
+            (NumericLevels::Python, &python[..]),
+            (NumericLevels::Pino, &pino[..]),
+        ] {
+            let source = SqliteLogSource::open(
+                &path,
+                LogSourceOptions {
+                    numeric_levels: scale,
+                    ..LogSourceOptions::default()
+                },
+            )
+            .unwrap();
+            let page = source.read_after(0, 100).await.unwrap();
+            let got: Vec<(&str, Level)> = page
+                .records
+                .iter()
+                .map(|r| (r.message.as_str(), r.level))
+                .collect();
+            assert_eq!(got, expected, "{scale}, column `{column}`");
+            assert_eq!(page.scanned_through, 12, "{scale}, column `{column}`");
+            let between = page
+                .records
+                .iter()
+                .find(|r| r.message == "between as a number")
+                .unwrap();
+            assert_eq!(
+                between.extra_data.get(ORIGINAL_LEVEL_KEY).is_some(),
+                scale == NumericLevels::Pino,
+                "{scale}, column `{column}`"
+            );
+            // The filter in the query, not only the check after it: the first page of two
+            // rows holds the first two rows the scale keeps.
+            let first_two: Vec<String> = source
+                .read_after(0, 2)
+                .await
+                .unwrap()
+                .records
+                .into_iter()
+                .map(|r| r.message)
+                .collect();
+            let expected_two: Vec<&str> = expected.iter().take(2).map(|(m, _)| *m).collect();
+            assert_eq!(first_two, expected_two, "{scale}, column `{column}`");
+        }
+    }
 }
 
 #[tokio::test]

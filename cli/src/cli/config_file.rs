@@ -16,8 +16,8 @@ use selfmon::github::{GitHubConfig, GitHubTracker};
 use selfmon::offline::OfflineRunner;
 use selfmon::sqlite::{LogSourceOptions, SqliteLogSource, SqliteStateStore, StateStoreOptions};
 use selfmon::{
-    AnalysisRunner, IssueTracker, Level, LogSource, SelfMonitoringConfig, StateStore,
-    TemplateMemory,
+    AnalysisRunner, IssueTracker, Level, LogSource, NumericLevels, SelfMonitoringConfig,
+    StateStore, TemplateMemory,
 };
 
 use super::failure::Failure;
@@ -78,6 +78,12 @@ pub struct LogsSection {
     /// Records below this level are skipped.
     #[serde(default = "default_level")]
     pub min_level: Level,
+    /// The scale a level written as a number is read on (names read the same on both):
+    /// `"python"` (the default; Python's `levelno`: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR,
+    /// 50 CRITICAL) or `"pino"` (pino/bunyan: 10 trace, 20 debug, 30 info, 40 warn, 50 error,
+    /// 60 fatal). Above the scale's highest number is CRITICAL.
+    #[serde(default)]
+    pub numeric_levels: NumericLevels,
     /// How long a read waits for the server's writer.
     #[serde(default = "default_busy")]
     pub busy_timeout_ms: u64,
@@ -430,6 +436,7 @@ impl CliConfig {
             page_size: self.monitoring.page_size,
             min_level: self.logs.min_level,
             busy_timeout_ms: self.logs.busy_timeout_ms,
+            numeric_levels: self.logs.numeric_levels,
         }
     }
 
@@ -441,6 +448,7 @@ impl CliConfig {
             table: self.logs.table.clone().unwrap_or(d.table),
             page_size: self.monitoring.page_size,
             min_level: self.logs.min_level,
+            numeric_levels: self.logs.numeric_levels,
             horizon_stall_warn_secs: self
                 .logs
                 .horizon_stall_warn_secs
@@ -738,8 +746,10 @@ pub fn default_config_text() -> String {
   "ignore": {{ "codes": [], "sources": [], "templates": [] }},
   // Redacted beyond secrets and emails.
   "redaction": {{ "ip_addresses": false, "user_ids": false, "extra_patterns": [] }},
-  // The server's log database (CIDX: logs.db).
-  "logs": {{ "path": "logs.db", "min_level": "WARNING" }},
+  // The server's log database (CIDX: logs.db). numeric_levels: the scale of levels stored as
+  // numbers, "python" (10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL) or "pino"
+  // (pino/bunyan: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal).
+  "logs": {{ "path": "logs.db", "min_level": "WARNING", "numeric_levels": "python" }},
   // Cluster mode (binary built with --features postgres): the nodes' shared table instead, e.g.
   // {{"kind": "postgres", "url_env": "SELFMON_PG_URL", "table": "logs", "min_level": "WARNING"}}.
   // selfmon's own history (created if missing); or {{"kind": "postgres", "url_env": "SELFMON_PG_URL"}}.

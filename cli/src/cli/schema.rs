@@ -9,12 +9,14 @@ Columns (only id, level and message are required; missing optional columns read 
                   Rows are read in id order, once each; a table whose ids may repeat is refused.
   timestamp       TEXT, ISO 8601: when the server logged the record.
   level           TEXT: DEBUG, INFO, WARNING, ERROR or CRITICAL (case-insensitive; common
-                  aliases such as WARN, FATAL, SEVERE, W/E/F are accepted). Numbers are read on
-                  Python's scale: 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL, and any
-                  number above 50 CRITICAL (pino/bunyan fatal 60). pino/bunyan's other numbers
-                  are read one step more severe than meant (30 info as WARNING): store names.
-                  syslog priorities 0..7 are not read as syslog (its order is reversed): like
-                  any other value they are read as ERROR, keeping the original in extra_data.
+                  aliases such as WARN, FATAL, SEVERE, W/E/F are accepted). Numbers (as text or
+                  integers) are read on the scale `logs.numeric_levels` names: `python` (the
+                  default): 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL, any number
+                  above 50 CRITICAL; `pino` (pino/bunyan): 10 trace and 20 debug as DEBUG,
+                  30 info, 40 warn, 50 error, 60 fatal, any number above 60 CRITICAL. Other
+                  numbers (syslog priorities 0..7, whose order is reversed, Python's custom 25)
+                  are no level: like any other value they are read as ERROR, keeping the
+                  original in extra_data.
   source          TEXT: the logger or module (`app.git`); used by ignore.sources and grouping.
   message         TEXT: the message; error codes like [GIT-SYNC-001] in it drive deduplication.
   correlation_id  TEXT: a request id; distinct ids are counted per signature.

@@ -21,7 +21,7 @@ pub use issue::{
     classification_in, classification_marker, CloseReason, FiledIssue, FilingIntent, IssueDraft,
     IssueRef, IssueState, KnownIssue, Marker, TrackedIssue,
 };
-pub use record::{Level, LogRecord};
+pub use record::{Level, LogRecord, NumericLevels};
 pub use report::{
     IssueEvent, IssueEventKind, RejectedFindingReport, ReportOmissions, ScanWarning, SignatureFate,
     SignatureReport, SkippedSignature, SkippedSignatureReport, MAX_REPORT_DIGEST_BYTES,

@@ -127,13 +127,14 @@ impl Level {
     /// The level of a numeric level outside [`Level::SPELLINGS`]: any whole number above 50 is
     /// CRITICAL — above Python's CRITICAL (50), and pino's/bunyan's `fatal` (60); nothing else.
     ///
-    /// Numbers are read on Python's scale (10 DEBUG … 50 CRITICAL, the named ones in
-    /// [`Level::SPELLINGS`]), since one scale has to be chosen and nothing in a record says which
-    /// it is. Other scales are therefore read as follows:
-    /// - pino/bunyan (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal): one step more
-    ///   severe than they mean, except `fatal` (60, CRITICAL): `30` info is read as WARNING (and
-    ///   may be filed), `50` error as CRITICAL. Store the level name (`pino`'s
-    ///   `formatters.level` returning the label) to have them read as meant.
+    /// This is Python's scale ([`NumericLevels::Python`], the default), on which
+    /// [`Level::from_str`] reads numbers. A log source configured with
+    /// [`NumericLevels::Pino`] reads them on pino's/bunyan's scale instead
+    /// ([`NumericLevels::parse`], [`NumericLevels::level_of`]). On Python's scale:
+    /// - pino/bunyan (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal) are read one
+    ///   step more severe than they mean, except `fatal` (60, CRITICAL): `30` info is read as
+    ///   WARNING (and may be filed), `50` error as CRITICAL. Configure
+    ///   `logs.numeric_levels: "pino"`, or store the level name, to have them read as meant.
     /// - syslog/journald priorities (0 emerg … 3 err, 4 warning, 6 info, 7 debug): not read on
     ///   the syslog scale, whose order is the reverse (on Python's, 0 would be NOTSET, below
     ///   DEBUG, and an emergency would be dropped). They are not levels: a log source reads them
@@ -144,6 +145,167 @@ impl Level {
     pub fn from_number(n: i64) -> Option<Level> {
         (n > 50).then_some(Level::Critical)
     }
+}
+
+/// The scale on which a log source reads a level written as a number (`30`), since nothing in a
+/// record says which one the writer used. Configured as `logs.numeric_levels`; names
+/// (`WARNING`, `warn`, ...) read the same on every scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NumericLevels {
+    /// Python's `logging` (`levelno`): 10 DEBUG, 20 INFO, 30 WARNING, 40 ERROR, 50 CRITICAL, and
+    /// any whole number above 50 CRITICAL. The default.
+    #[default]
+    Python,
+    /// pino and bunyan (Node.js): 10 trace and 20 debug (DEBUG), 30 info (INFO), 40 warn
+    /// (WARNING), 50 error (ERROR), 60 fatal and any whole number above 60 (CRITICAL).
+    Pino,
+}
+
+impl NumericLevels {
+    /// Both scales, the default first.
+    pub const ALL: [NumericLevels; 2] = [NumericLevels::Python, NumericLevels::Pino];
+
+    const PYTHON: [(&'static str, Level); 5] = [
+        ("10", Level::Debug),
+        ("20", Level::Info),
+        ("30", Level::Warning),
+        ("40", Level::Error),
+        ("50", Level::Critical),
+    ];
+
+    const PINO: [(&'static str, Level); 6] = [
+        ("10", Level::Debug),
+        ("20", Level::Debug),
+        ("30", Level::Info),
+        ("40", Level::Warning),
+        ("50", Level::Error),
+        ("60", Level::Critical),
+    ];
+
+    /// The name a configuration uses (`"python"`, `"pino"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NumericLevels::Python => "python",
+            NumericLevels::Pino => "pino",
+        }
+    }
+
+    /// The numbers this scale names, as a log spells them (`"30"`), with their level. Any whole
+    /// number above the last one is CRITICAL as well ([`NumericLevels::level_of`]).
+    pub fn named(self) -> &'static [(&'static str, Level)] {
+        match self {
+            NumericLevels::Python => &Self::PYTHON,
+            NumericLevels::Pino => &Self::PINO,
+        }
+    }
+
+    /// The highest number this scale names; any whole number above it is CRITICAL.
+    fn highest(self) -> i64 {
+        match self {
+            NumericLevels::Python => 50,
+            NumericLevels::Pino => 60,
+        }
+    }
+
+    /// The level of a number stored as one (an `INTEGER` column): a named number of this scale,
+    /// or CRITICAL above the highest; `None` for any other number (a log source reads it as
+    /// ERROR and keeps the original).
+    pub fn level_of(self, n: i64) -> Option<Level> {
+        if n > self.highest() {
+            return Some(Level::Critical);
+        }
+        let (tens, rest) = (n / 10, n % 10);
+        if rest != 0 || n <= 0 {
+            return None;
+        }
+        usize::try_from(tens - 1)
+            .ok()
+            .and_then(|i| self.named().get(i))
+            .map(|(_, level)| *level)
+    }
+
+    /// Every spelling a log source compares a level with, upper case, with its level: the names
+    /// of [`Level::SPELLINGS`] and the numbers of this scale ([`NumericLevels::named`]). Under
+    /// [`NumericLevels::Python`], exactly [`Level::SPELLINGS`], in its order. Log sources build
+    /// their SQL level filters from it, so the filter and [`NumericLevels::parse`] agree.
+    pub fn spellings(self) -> Vec<(&'static str, Level)> {
+        let names = Level::SPELLINGS
+            .into_iter()
+            .filter(|(name, _)| self == NumericLevels::Python || !is_number(name));
+        let numbers: &[(&'static str, Level)] = match self {
+            NumericLevels::Python => &[],
+            NumericLevels::Pino => &Self::PINO,
+        };
+        names.chain(numbers.iter().copied()).collect()
+    }
+
+    /// Parses a level as [`Level::from_str`] does (case-insensitive, surrounding whitespace
+    /// ignored), reading numbers on this scale: one of [`NumericLevels::spellings`], or a whole
+    /// number above the scale's highest (CRITICAL). Anything else is an [`Error::Parse`].
+    pub fn parse(self, s: &str) -> Result<Level, Error> {
+        let t = s.trim();
+        if let Some(level) = spelled_level(t, self) {
+            return Ok(level);
+        }
+        if let Some(level) = t
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > self.highest())
+            .map(|_| Level::Critical)
+        {
+            return Ok(level);
+        }
+        Err(Error::parse(
+            "log level",
+            s,
+            match self {
+                NumericLevels::Python => {
+                    "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive) or \
+                     a common alias (WARN, FATAL, SEVERE, W, E, Python's 10-50, a number above 50 \
+                     as CRITICAL, ...)"
+                }
+                NumericLevels::Pino => {
+                    "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive) or \
+                     a common alias (WARN, FATAL, SEVERE, W, E, pino's 10-60, a number above 60 \
+                     as CRITICAL, ...)"
+                }
+            },
+        ))
+    }
+}
+
+impl fmt::Display for NumericLevels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether a spelling is a number (`"30"`), whose level depends on the scale.
+fn is_number(spelling: &str) -> bool {
+    !spelling.is_empty() && spelling.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The level `t` (already trimmed) spells on `scale`, compared upper case, without allocating.
+fn spelled_level(t: &str, scale: NumericLevels) -> Option<Level> {
+    if is_number(t) {
+        return scale
+            .named()
+            .iter()
+            .find(|(name, _)| *name == t)
+            .map(|(_, level)| *level);
+    }
+    if t.len() > 13 {
+        return None;
+    }
+    let mut buf = [0u8; 13];
+    let upper = &mut buf[..t.len()];
+    upper.copy_from_slice(t.as_bytes());
+    upper.make_ascii_uppercase();
+    Level::SPELLINGS
+        .iter()
+        .find(|(name, _)| name.as_bytes() == &*upper)
+        .map(|(_, level)| *level)
 }
 
 impl<'de> Deserialize<'de> for Level {
@@ -166,28 +328,7 @@ impl FromStr for Level {
     /// [`Level::SPELLINGS`], or a whole number above 50 (CRITICAL, [`Level::from_number`]).
     /// Anything else is an [`Error::Parse`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim();
-        if t.len() <= 13 {
-            let mut buf = [0u8; 13];
-            let upper = &mut buf[..t.len()];
-            upper.copy_from_slice(t.as_bytes());
-            upper.make_ascii_uppercase();
-            if let Some((_, level)) = Level::SPELLINGS
-                .iter()
-                .find(|(name, _)| name.as_bytes() == &*upper)
-            {
-                return Ok(*level);
-            }
-        }
-        if let Some(level) = t.parse::<i64>().ok().and_then(Level::from_number) {
-            return Ok(level);
-        }
-        Err(Error::parse(
-            "log level",
-            s,
-            "expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL (case-insensitive) or a common \
-             alias (WARN, FATAL, SEVERE, W, E, Python's 10-50, a number above 50 as CRITICAL, ...)",
-        ))
+        NumericLevels::Python.parse(s)
     }
 }
 
@@ -338,6 +479,71 @@ mod tests {
         assert_eq!(" Warn ".parse::<Level>().unwrap(), Level::Warning);
         assert_eq!("FATAL".parse::<Level>().unwrap(), Level::Critical);
         assert_eq!("eRrOr".parse::<Level>().unwrap(), Level::Error);
+    }
+
+    /// Review4 F14: pino/bunyan write 30 for info; read on Python's scale it was WARNING and
+    /// could be filed. On the pino scale every number means what pino means.
+    #[test]
+    fn numeric_levels_on_the_pino_scale_mean_what_pino_means() {
+        let pino = NumericLevels::Pino;
+        for (text, level) in [
+            ("10", Level::Debug),
+            ("20", Level::Debug),
+            ("30", Level::Info),
+            (" 40 ", Level::Warning),
+            ("50", Level::Error),
+            ("60", Level::Critical),
+            ("61", Level::Critical),
+            ("9999999999", Level::Critical),
+            ("warn", Level::Warning),
+            ("FATAL", Level::Critical),
+        ] {
+            assert_eq!(pino.parse(text).unwrap(), level, "{text:?}");
+        }
+        for not_a_level in ["0", "5", "25", "55", "-60", "60.0", "LOUD", ""] {
+            assert!(pino.parse(not_a_level).is_err(), "{not_a_level:?}");
+        }
+        assert_eq!(pino.level_of(30), Some(Level::Info));
+        assert_eq!(pino.level_of(60), Some(Level::Critical));
+        assert_eq!(pino.level_of(55), None);
+        // The default scale is Python's, unchanged.
+        assert_eq!(NumericLevels::default(), NumericLevels::Python);
+        assert_eq!(NumericLevels::Python.parse("30").unwrap(), Level::Warning);
+        assert_eq!(NumericLevels::Python.parse("50").unwrap(), Level::Critical);
+        assert_eq!(NumericLevels::Python.level_of(55), Some(Level::Critical));
+        assert_eq!(
+            serde_json::from_str::<NumericLevels>("\"pino\"").unwrap(),
+            NumericLevels::Pino
+        );
+        assert!(serde_json::from_str::<NumericLevels>("\"syslog\"").is_err());
+    }
+
+    #[test]
+    fn each_scale_reads_integers_stored_as_numbers_as_their_text_and_spells_every_level_once() {
+        assert_eq!(NumericLevels::Python.spellings(), Level::SPELLINGS.to_vec());
+        for scale in NumericLevels::ALL {
+            for n in -120..=120 {
+                assert_eq!(
+                    scale.level_of(n),
+                    scale.parse(&n.to_string()).ok(),
+                    "{scale} {n}"
+                );
+            }
+            assert_eq!(scale.level_of(i64::MAX), Some(Level::Critical));
+            assert_eq!(scale.level_of(i64::MIN), None);
+            let spellings = scale.spellings();
+            for (name, level) in &spellings {
+                assert_eq!(scale.parse(name).unwrap(), *level, "{scale} {name}");
+                assert_eq!(
+                    spellings.iter().filter(|(n, _)| n == name).count(),
+                    1,
+                    "{scale} {name}"
+                );
+            }
+            for (number, _) in scale.named() {
+                assert!(spellings.iter().any(|(n, _)| n == number), "{number}");
+            }
+        }
     }
 
     #[test]
