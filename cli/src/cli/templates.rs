@@ -7,7 +7,6 @@
 //! UTF-8 is read lossily; a trailing `\r` is dropped. `--state FILE` starts from (and saves) the
 //! learned templates, as scans do.
 
-use std::borrow::Cow;
 use std::io::{BufRead, Write};
 
 use selfmon::hash::FxMap;
@@ -22,8 +21,20 @@ const IO_BUFFER_BYTES: usize = 1 << 16;
 /// Lines learned before their templates are written (the window over which names merge).
 const WINDOW_LINES: usize = 65_536;
 
-/// A cluster's template, fingerprint and terminal-safe template, borrowed from the templater.
-type Shown<'a> = (&'a str, &'a str, Cow<'a, str>);
+/// A cluster's template and fingerprint, borrowed from the templater, and its output line
+/// (`FINGERPRINT<TAB>TEMPLATE`, the template terminal-safe, and the newline).
+type Shown<'a> = (&'a str, &'a str, String);
+
+/// The output line of a template and its fingerprint: written with one call per input line.
+fn text_line(text: &str, fingerprint: &str) -> String {
+    let shown = super::terminal::safe(text);
+    let mut line = String::with_capacity(fingerprint.len() + shown.len() + 2);
+    line.push_str(fingerprint);
+    line.push('\t');
+    line.push_str(&shown);
+    line.push('\n');
+    line
+}
 
 /// The lines of one window, in one buffer, with the cluster each joined.
 #[derive(Default)]
@@ -53,8 +64,8 @@ impl Window {
         out: &mut impl Write,
     ) -> Result<usize, Option<Failure>> {
         let mut line_no = first;
-        // Each cluster's template, fingerprint and terminal-safe text, looked up once per window
-        // (the lines of a window share far fewer clusters), borrowed from the cluster.
+        // Each cluster's template and fingerprint, looked up once per window (the lines of a
+        // window share far fewer clusters), borrowed from the cluster, and its output line.
         let mut clusters: FxMap<ClusterId, Option<Shown<'_>>> = FxMap::default();
         for &(start, end, cluster) in &self.lines {
             line_no += 1;
@@ -65,24 +76,24 @@ impl Window {
                     .or_insert_with(|| {
                         templater
                             .cluster_text(id)
-                            .map(|(text, fp)| (text, fp, super::terminal::safe(text)))
+                            .map(|(text, fp)| (text, fp, text_line(text, fp)))
                     })
                     .as_ref()
             });
             let owned: Template;
-            let owned_shown: Cow<'_, str>;
-            let (text, fingerprint, shown) = match found {
-                Some((text, fingerprint, shown)) => (*text, *fingerprint, &**shown),
+            let owned_line: String;
+            let (text, fingerprint, text_out) = match found {
+                Some((text, fingerprint, text_out)) => (*text, *fingerprint, text_out.as_str()),
                 None => {
                     owned = match cluster {
                         Some(_) => templater.template(line),
                         None => Template::from_text(templater.mask(line)),
                     };
-                    owned_shown = super::terminal::safe(&owned.text);
+                    owned_line = text_line(&owned.text, &owned.fingerprint);
                     (
                         owned.text.as_str(),
                         owned.fingerprint.as_str(),
-                        &*owned_shown,
+                        owned_line.as_str(),
                     )
                 }
             };
@@ -90,10 +101,7 @@ impl Window {
                 let obj = serde_json::json!({"line": line_no, "fingerprint": fingerprint, "template": text});
                 writeln!(out, "{obj}")
             } else {
-                out.write_all(fingerprint.as_bytes())
-                    .and_then(|()| out.write_all(b"\t"))
-                    .and_then(|()| out.write_all(shown.as_bytes()))
-                    .and_then(|()| out.write_all(b"\n"))
+                out.write_all(text_out.as_bytes())
             }
             .map_err(write_failure)?;
         }

@@ -1012,17 +1012,8 @@ pub(super) fn mask_token(token: &str, out: &mut String) {
 /// and and-ed.
 fn mask_token_slow(token: &str, end: usize, any: u16, all: u16, out: &mut String) {
     let b = token.as_bytes();
-    // An identifier with digits (`ssh2`, `node-246`, `sshd[19939]:`): a letter, then only letters,
-    // digits, `_`, `-`, brackets and parentheses. Of the value tests only a UUID (by its length),
-    // a hex id (which its digits are masked to as well) and an error code can match it.
-    if all & C_IDENT != 0 && any & C_DIGIT != 0 && b[0].is_ascii_alphabetic() && end != 36 {
-        let core = &token[..end];
-        if is_error_code(core) || outcomes::is_foreign_error_code(core) {
-            out.push_str(core);
-        } else {
-            mask_digits(core, out);
-        }
-        out.push_str(&token[end..]);
+    if is_identifier_with_digits(b, end, any, all) {
+        mask_identifier(token, end, out);
         return;
     }
     // No leading punctuation (and so not a placeholder, nor `[` of an IPv6 address): the token is
@@ -1033,6 +1024,27 @@ fn mask_token_slow(token: &str, end: usize, any: u16, all: u16, out: &mut String
         return;
     }
     mask_token_general(token, out);
+}
+
+/// Whether `token` (`b`, its trailing punctuation from `end`, its bytes' classes before that
+/// `any` and `all`) is an identifier with digits (`ssh2`, `node-246`, `sshd[19939]:`): a letter,
+/// then only letters, digits, `_`, `-`, brackets and parentheses. Of the value tests only a UUID
+/// (by its length), a hex id (which its digits are masked to as well) and an error code can match
+/// it, and [`mask_identifier`] masks it.
+fn is_identifier_with_digits(b: &[u8], end: usize, any: u16, all: u16) -> bool {
+    all & C_IDENT != 0 && any & C_DIGIT != 0 && b[0].is_ascii_alphabetic() && end != 36
+}
+
+/// Masks an [identifier with digits](is_identifier_with_digits) whose trailing punctuation starts
+/// at `end`: an error code stays, other digits are masked (its bytes are ASCII).
+fn mask_identifier(token: &str, end: usize, out: &mut String) {
+    let core = &token[..end];
+    if is_error_code(core) || outcomes::is_foreign_error_code(core) {
+        out.push_str(core);
+    } else {
+        mask_ascii_digits(core, out);
+    }
+    out.push_str(&token[end..]);
 }
 
 /// The placeholder of a boolean value.
