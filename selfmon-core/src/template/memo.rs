@@ -8,7 +8,9 @@
 //! direct-mapped (a token has one slot; a token hashing to a taken slot takes it over) and
 //! bounded (a fixed number of slots over one text buffer of fixed capacity, emptied when full),
 //! so its memory is flat whatever the input, and a hostile stream of distinct tokens only makes
-//! every lookup miss. One memo per thread.
+//! every lookup miss. A token is stored on its second miss only (each slot remembers a tag of the
+//! last token that missed there): tokens seen once (a pid, a counter) would otherwise evict the
+//! ones that recur and fill the text, emptying it every few thousand lines. One memo per thread.
 
 use std::cell::RefCell;
 use std::hash::Hasher as _;
@@ -36,6 +38,8 @@ struct Slot {
 /// Tokens and their masked forms (see the module docs).
 pub(super) struct TokenMemo {
     slots: Vec<Slot>,
+    /// Per slot, the tag of the last token that missed there and was not stored.
+    missed: Vec<u32>,
     text: String,
     text_bytes: usize,
 }
@@ -46,17 +50,22 @@ impl TokenMemo {
         debug_assert!(slots.is_power_of_two());
         TokenMemo {
             slots: vec![Slot::default(); slots],
+            missed: vec![0; slots],
             text: String::with_capacity(text_bytes),
             text_bytes,
         }
     }
 
-    fn slot_of(&self, token: &str) -> usize {
+    /// The slot of `token`, and its tag (other bits of its hash, for [`missed`](Self::missed)).
+    fn slot_of(&self, token: &str) -> (usize, u32) {
         let mut h = FxHasher::default();
         h.write(token.as_bytes());
         // The high bits of a multiply mix every byte of the hash into the slot number.
         let mixed = h.finish().wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        (mixed >> 32) as usize & (self.slots.len() - 1)
+        (
+            (mixed >> 32) as usize & (self.slots.len() - 1),
+            mixed as u32 | 1,
+        )
     }
 
     /// The masked form stored for `token` in `slot`, if `slot` holds `token`.
@@ -109,14 +118,19 @@ pub(super) fn masked_in(
     out: &mut String,
     mask: impl FnOnce(&mut String),
 ) {
-    let slot = memo.slot_of(token);
+    let (slot, tag) = memo.slot_of(token);
     if let Some(masked) = memo.get(token, slot) {
         out.push_str(masked);
         return;
     }
     let at = out.len();
     mask(out);
-    memo.put(token, &out[at..], slot);
+    // Stored when it missed here last time too (its tag is remembered); else remembered.
+    if memo.missed[slot] == tag {
+        memo.put(token, &out[at..], slot);
+    } else {
+        memo.missed[slot] = tag;
+    }
 }
 
 thread_local! {
@@ -180,7 +194,10 @@ mod tests {
             });
             assert_eq!(out, "sshd[<NUM>]:");
         }
-        assert_eq!(calls, 1, "masked once, then found");
+        assert_eq!(
+            calls, 2,
+            "masked twice (stored on its second miss), then found"
+        );
         // Text that does not fit is not kept; emptying the text forgets every token.
         let mut small = TokenMemo::new(4, 20);
         let mut out = String::new();
