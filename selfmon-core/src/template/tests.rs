@@ -2011,3 +2011,17 @@ proptest! {
         prop_assert_eq!(fast, general);
     }
 }
+
+proptest! {
+    /// Reading an IPv4 address in one pass decides as cutting the port and splitting at dots did.
+    #[test]
+    fn ipv4_addresses_are_read_as_the_splitting_reference_reads_them(
+        t in "/?[0-9]{0,4}(\\.[0-9]{0,4}){0,4}(:[0-9a]{0,3}){0,2}[.a]?",
+    ) {
+        prop_assert_eq!(
+            super::masks::is_ipv4(t.as_bytes()),
+            super::masks::is_ipv4_general(t.as_bytes()),
+            "{}", t
+        );
+    }
+}
