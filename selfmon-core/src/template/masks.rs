@@ -191,13 +191,18 @@ fn mask_normalised<const FAST: bool>(s: &str, out: &mut String, depth: u8) {
         };
         // Where the search for the token's end starts: the bytes before it are word bytes.
         let mut scanned = start;
-        // Whether a unit word here would fold into the number before it (`fold_unit_into_value`).
-        let mut after_number = recent[2].is_some() && ends_in_number(out);
+        // Whether a unit word here would fold into the number before it (`fold_unit_into_value`):
+        // only a token opening with a letter (or `µ`) can be a unit, so only such a token asks.
+        let first = s.as_bytes()[start];
+        let mut after_number =
+            (!FAST || BYTE_CLASSES[usize::from(first)] & C_ALPHA != 0 || first >= 0x80)
+                && recent[2].is_some()
+                && ends_in_number(out);
         // Plain words (most tokens) stay as they are and no rule below looks at them, except a
         // unit after a number: a run of them is copied at once, when no number is before it.
         // (The first byte first: most tokens that are not words show it there.)
         if FAST
-            && BYTE_CLASSES[usize::from(s.as_bytes()[start])] & C_WORD != 0
+            && BYTE_CLASSES[usize::from(first)] & C_WORD != 0
             && !(glued && start == pos)
             && !after_number
         {
