@@ -1,6 +1,9 @@
 //! Characters that must not reach a person: one definition of the control and bidirectional
 //! characters selfmon strips from everything it shows or publishes (samples, templates, titles,
-//! bodies, comments), so the digest and the issue body cannot disagree about them.
+//! bodies, comments), so the digest and the issue body cannot disagree about them; and the
+//! decoding of input lines into text ([`decode`]).
+
+use std::borrow::Cow;
 
 /// Unicode bidirectional formatting characters: embeddings and overrides (U+202A–U+202E),
 /// isolates (U+2066–U+2069), the left-to-right / right-to-left marks (U+200E, U+200F) and the
@@ -52,9 +55,80 @@ pub fn quoted(text: &str) -> String {
     out
 }
 
+/// Whether every byte of `bytes` is ASCII: as [`<[u8]>::is_ascii`](slice::is_ascii), 32 bytes a
+/// step (the bytes' high bits or-ed a word at a time), for the line-sized inputs the templater
+/// checks on every message.
+pub fn is_ascii(bytes: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = |chunk: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        u64::from_ne_bytes(w)
+    };
+    let mut chunks = bytes.chunks_exact(32);
+    let mut high = 0u64;
+    for c in &mut chunks {
+        high |= word(&c[..8]) | word(&c[8..16]) | word(&c[16..24]) | word(&c[24..]);
+    }
+    let rest = chunks.remainder();
+    let mut words = rest.chunks_exact(8);
+    for c in &mut words {
+        high |= word(c);
+    }
+    high & HIGH == 0 && words.remainder().iter().all(|&b| b < 0x80)
+}
+
+/// `bytes` as text: valid UTF-8 (nearly every log line) borrowed as it is, ASCII recognised at
+/// once ([`is_ascii`]); invalid sequences replaced by U+FFFD, as
+/// [`String::from_utf8_lossy`] has them.
+pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    if is_ascii(bytes) {
+        return Cow::Borrowed(ascii_str(bytes));
+    }
+    String::from_utf8_lossy(bytes)
+}
+
+/// `bytes`, all ASCII, as a `str`.
+fn ascii_str(bytes: &[u8]) -> &str {
+    debug_assert!(bytes.is_ascii());
+    // SAFETY: every byte is below 0x80 (checked by the caller with `is_ascii`), and a sequence of
+    // ASCII bytes is valid UTF-8.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_ascii_agrees_with_the_standard_check_at_every_length_and_position() {
+        for len in 0..80usize {
+            let clean: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(is_ascii(&clean), "len {len}");
+            for at in 0..len {
+                for high in [0x80u8, 0xc3, 0xff] {
+                    let mut b = clean.clone();
+                    b[at] = high;
+                    assert_eq!(is_ascii(&b), b.is_ascii(), "len {len} at {at}");
+                    assert!(!is_ascii(&b[at..]));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_borrows_valid_text_and_replaces_invalid_bytes() {
+        assert!(matches!(
+            decode(b"plain ascii line"),
+            Cow::Borrowed("plain ascii line")
+        ));
+        assert!(matches!(
+            decode("caf\u{e9} \u{3000}".as_bytes()),
+            Cow::Borrowed("caf\u{e9} \u{3000}")
+        ));
+        assert_eq!(decode(b"bad \xff byte"), "bad \u{fffd} byte");
+        assert_eq!(decode(b""), "");
+    }
 
     #[test]
     fn quoted_values_read_as_themselves_with_controls_escaped() {

@@ -105,11 +105,8 @@ impl Window {
 
 /// Learns one input line (without its `\n`) and files it in the window.
 fn learn_line(args: &TemplatesArgs, templater: &mut Templater, window: &mut Window, bytes: &[u8]) {
-    // Valid UTF-8 (nearly every line) is checked by the fast validator, not decoded.
-    let text = match std::str::from_utf8(bytes) {
-        Ok(valid) => std::borrow::Cow::Borrowed(valid),
-        Err(_) => String::from_utf8_lossy(bytes),
-    };
+    // Valid UTF-8 (nearly every line, most of it ASCII) is borrowed, not decoded.
+    let text = selfmon::text::decode(bytes);
     // The line holds no `\n`; trailing `\r`s go (byte-wise: a `\r` is one byte).
     let b = text.as_bytes();
     let mut end = b.len();

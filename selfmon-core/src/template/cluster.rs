@@ -82,6 +82,9 @@ pub(super) struct Cluster {
     /// Every token is non-empty and holds no space (as every learned token does; restored state
     /// may hold anything): [`covers_by_walk`] can decide coverage.
     pub(super) plain: bool,
+    /// Where each `<*>` token of the template starts in [`text`](Self::text), in order (for
+    /// [`covers_by_walk`]).
+    pub(super) wildcards: Vec<u32>,
     /// Tokens (of the template, or tree keys of its paths) that held part of a secret in the raw
     /// message they were masked from, as the redactor judged that message before masking. They
     /// are sealed whenever the cluster is persisted, whatever masking left of them. In memory
@@ -107,6 +110,7 @@ impl Cluster {
             flags: Vec::new(),
             sibling_keys: Vec::new(),
             plain: false,
+            wildcards: Vec::new(),
             secrets: Vec::new(),
         };
         c.refresh();
@@ -127,6 +131,7 @@ impl Cluster {
             .tokens
             .iter()
             .all(|t| !t.is_empty() && !t.contains(' '));
+        self.wildcards = wildcard_offsets(&self.tokens);
     }
 }
 
@@ -431,7 +436,7 @@ impl Templater {
         // The same text as the template's covers it at once (most templates have no `<*>`).
         if c.text != masked {
             let walked = if c.plain {
-                covers_by_walk(&c.tokens, masked, max)
+                covers_by_walk(&c.text, &c.wildcards, c.tokens.len(), masked, max)
             } else {
                 None
             };
@@ -1475,45 +1480,72 @@ pub(super) fn covers_by_tokens(tokens: &[Box<str>], masked: &str, max: usize) ->
     template.next().is_none()
 }
 
-/// [`covers_by_tokens`] in one walk over the masked bytes, for templates whose tokens are
-/// non-empty and hold no space: each literal token is compared where it must lie, each `<*>`
-/// skips a token. `None` when the walk cannot decide (an empty masked token, a masked text longer
-/// than the template, `max` tokens reached): the caller asks [`covers_by_tokens`].
-pub(super) fn covers_by_walk(tokens: &[Box<str>], masked: &str, max: usize) -> Option<bool> {
-    let m = masked.as_bytes();
-    // Where the current masked token starts (past the end: no tokens left).
-    let mut pos = 0usize;
-    for (i, t) in tokens.iter().enumerate() {
-        if i == max || m.get(pos) == Some(&b' ') {
-            return None;
+/// Where each `<*>` of `tokens` starts in their text (the tokens joined by single spaces), in
+/// order.
+pub(super) fn wildcard_offsets(tokens: &[Box<str>]) -> Vec<u32> {
+    let mut offsets = Vec::new();
+    let mut at = 0usize;
+    for t in tokens {
+        if &**t == WILDCARD {
+            offsets.push(u32::try_from(at).unwrap_or(u32::MAX));
         }
-        if pos >= m.len() {
-            // The masked text ran out (or ends in a space, which `None` above did not see):
-            // fewer tokens than the template, unless an empty token hides there.
-            return if pos > m.len() { Some(false) } else { None };
-        }
-        let t = t.as_bytes();
-        let end = if t == WILDCARD.as_bytes() {
-            next_space_byte(m, pos)
-        } else {
-            let end = pos + t.len();
-            if m.get(pos..end) != Some(t) || m.get(end).is_some_and(|&b| b != b' ') {
-                return Some(false);
-            }
-            end
-        };
-        pos = end + 1;
+        at += t.len() + 1;
     }
-    // Every template token matched: covered when nothing of the masked text is left.
-    (pos > m.len()).then_some(true)
+    offsets
 }
 
-/// The first space in `m` from `from` (or `m.len()`).
-fn next_space_byte(m: &[u8], from: usize) -> usize {
-    m[from..]
-        .iter()
-        .position(|&b| b == b' ')
-        .map_or(m.len(), |n| from + n)
+/// [`covers_by_tokens`] in one walk over the masked bytes, for a template whose `tokens` tokens
+/// are non-empty and hold no space, with the template's `text` and where its `<*>`s start in it
+/// (`wildcards`): the literal text between two `<*>`s is compared where it must lie at once, each
+/// `<*>` skips a token. `None` when the walk cannot decide (an empty masked token, more than
+/// `max` tokens): the caller asks [`covers_by_tokens`].
+pub(super) fn covers_by_walk(
+    text: &str,
+    wildcards: &[u32],
+    tokens: usize,
+    masked: &str,
+    max: usize,
+) -> Option<bool> {
+    if tokens > max {
+        return None;
+    }
+    let (t, m) = (text.as_bytes(), masked.as_bytes());
+    // What a mismatch means: not covered, unless an empty masked token (which the token test
+    // skips) put the tokens out of step.
+    let mismatch = || {
+        let empty_token =
+            m.first() == Some(&b' ') || m.last() == Some(&b' ') || m.windows(2).any(|w| w == b"  ");
+        (!empty_token).then_some(false)
+    };
+    // Where the literal text to compare next starts in the template and in the masked text.
+    let (mut tp, mut mp) = (0usize, 0usize);
+    for &w in wildcards {
+        let w = w as usize;
+        let literal = t.get(tp..w)?;
+        if m.get(mp..mp + literal.len()) != Some(literal) {
+            return mismatch();
+        }
+        mp += literal.len();
+        // The `<*>`: one non-empty masked token.
+        let end = super::masks::find_space(m, mp);
+        if end == mp {
+            return if mp < m.len() { None } else { mismatch() };
+        }
+        mp = end;
+        tp = w + WILDCARD.len();
+    }
+    let literal = t.get(tp..)?;
+    if m.get(mp..) != Some(literal) {
+        return mismatch();
+    }
+    Some(true)
+}
+
+/// [`covers_by_walk`] given the template's tokens (the tests' form).
+#[cfg(test)]
+pub(super) fn covers_by_walk_tokens(tokens: &[Box<str>], masked: &str, max: usize) -> Option<bool> {
+    let text = tokens.join(" ");
+    covers_by_walk(&text, &wildcard_offsets(tokens), tokens.len(), masked, max)
 }
 
 /// The [`WILD`] .. [`CONSTANT`] flags of a token.

@@ -101,7 +101,7 @@ pub(super) fn has_at_least(b: &[u8], needle: u8, n: usize) -> bool {
 }
 
 /// The first space in `b` from `from` (or `b.len()`), eight bytes at a time.
-fn find_space(b: &[u8], from: usize) -> usize {
+pub(super) fn find_space(b: &[u8], from: usize) -> usize {
     let mut i = from;
     while let Some(w) = word_at(b, i) {
         let spaces = lanes_below(w ^ lanes(b' '), 1);
@@ -130,7 +130,7 @@ pub(super) fn mask_into_general(message: &str, out: &mut String) {
 
 /// [`mask_into`] with its shortcuts (`FAST`) or without.
 fn mask_into_by<const FAST: bool>(message: &str, out: &mut String) {
-    let normalised: Cow<'_, str> = if message.is_ascii() {
+    let normalised: Cow<'_, str> = if crate::text::is_ascii(message.as_bytes()) {
         Cow::Borrowed(message)
     } else {
         Cow::Owned(message.nfkc().collect())
@@ -461,27 +461,71 @@ const MIN_LIST_RUN: usize = 3;
 /// token: `delete blk_1 blk_2 blk_3` and `delete blk_4` are one event with a list of values of
 /// varying length. Pairs stay (`<TIME> <TIME>` is a date and a time, `<NUM> <NUM>` a status and a
 /// size).
-fn collapse_value_lists(out: &mut String, start_len: usize) {
-    let masked = &out[start_len..];
+pub(super) fn collapse_value_lists(out: &mut String, start_len: usize) {
+    let b = &out.as_bytes()[start_len..];
     // Each token of a list holds a placeholder, so a `<`: most lines have too few to hold one.
-    if !has_at_least(masked.as_bytes(), b'<', MIN_LIST_RUN) {
+    if !has_at_least(b, b'<', MIN_LIST_RUN) {
         return;
     }
-    let mut prev = "";
+    // One pass over the tokens (split at every space, empty ones included): where each run of
+    // equal tokens ends, a run long enough to be a list of values gives the bytes to cut (its
+    // tokens after the first, with the spaces before them).
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut prev = (0usize, 0usize);
+    let mut head_end = 0usize;
     let mut run = 0usize;
-    let mut found = false;
-    for tok in split_spaces(masked) {
-        run = if tok == prev { run + 1 } else { 1 };
-        if run >= MIN_LIST_RUN && has_placeholder(tok) {
-            found = true;
+    let mut pos = 0usize;
+    let mut close_run = |run: usize, head_end: usize, prev: (usize, usize)| {
+        if run >= MIN_LIST_RUN && has_placeholder_bytes(&b[prev.0..prev.1]) {
+            cuts.push((head_end, prev.1));
+        }
+    };
+    loop {
+        let end = find_space(b, pos);
+        if run > 0 && b[pos..end] == b[prev.0..prev.1] {
+            run += 1;
+        } else {
+            close_run(run, head_end, prev);
+            run = 1;
+            head_end = end;
+        }
+        prev = (pos, end);
+        if end >= b.len() {
             break;
         }
-        prev = tok;
+        pos = end + 1;
     }
-    if !found {
+    close_run(run, head_end, prev);
+    if cuts.is_empty() {
         return;
     }
+    let mut folded = String::with_capacity(b.len());
+    let masked = &out[start_len..];
+    let mut from = 0;
+    for (cut_start, cut_end) in cuts {
+        folded.push_str(&masked[from..cut_start]);
+        from = cut_end;
+    }
+    folded.push_str(&masked[from..]);
+    // Folding rejoins the tokens, so spaces opening the text (empty tokens before the first)
+    // do not survive it.
+    let kept = folded.trim_start_matches(' ').len();
+    out.truncate(start_len);
+    out.push_str(&folded[folded.len() - kept..]);
+}
+
+/// [`collapse_value_lists`] as it was written first (tokens collected, then rejoined): the
+/// reference it is tested against.
+#[cfg(test)]
+pub(super) fn collapse_value_lists_general(out: &mut String, start_len: usize) {
+    let masked = &out[start_len..];
     let tokens: Vec<&str> = masked.split(' ').collect();
+    if !tokens
+        .windows(MIN_LIST_RUN)
+        .any(|w| has_placeholder(w[0]) && w.iter().all(|t| *t == w[0]))
+    {
+        return;
+    }
     let mut folded = String::with_capacity(masked.len());
     let mut i = 0;
     while i < tokens.len() {
@@ -866,7 +910,11 @@ fn mask_quoted(value: &str) -> &'static str {
 
 /// Whether `tok` contains a placeholder such as `<NUM>` or `<*>`.
 pub(super) fn has_placeholder(tok: &str) -> bool {
-    let b = tok.as_bytes();
+    has_placeholder_bytes(tok.as_bytes())
+}
+
+/// [`has_placeholder`] of a token's bytes.
+fn has_placeholder_bytes(b: &[u8]) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'<' {
@@ -1850,6 +1898,11 @@ fn without_port(b: &[u8]) -> &[u8] {
 /// IPv4 with an optional `:port` and an optional leading `/` (`/10.0.0.1:50010`).
 fn is_ipv4(t: &[u8]) -> bool {
     let t = t.strip_prefix(b"/").unwrap_or(t);
+    // An address (and a port) opens and ends with a digit: most dotted tokens (class and host
+    // names) fail here, before the search for a port.
+    if !(t.first().is_some_and(u8::is_ascii_digit) && t.last().is_some_and(u8::is_ascii_digit)) {
+        return false;
+    }
     let host = without_port(t);
     let mut parts = 0;
     for p in host.split(|&c| c == b'.') {
