@@ -1307,3 +1307,34 @@ fn an_unknown_numeric_level_scale_is_a_configuration_error_naming_the_field() {
     assert!(err.contains("logs.numeric_levels"), "{err}");
     assert!(err.contains("pino"), "{err}");
 }
+
+#[test]
+fn inventory_reads_numeric_levels_on_the_scale_given() {
+    let env = Env::new();
+    env.log("30", "api", "request done");
+    env.log("50", "api", "request failed");
+    let total = |scale: &str| {
+        let o = run(&[
+            "inventory",
+            "--logs",
+            &env.logs().display().to_string(),
+            "--json",
+            "--numeric-levels",
+            scale,
+        ]);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["overall"]["total"].as_u64().unwrap()
+    };
+    assert_eq!(total("python"), 2);
+    assert_eq!(total("pino"), 1, "pino's 30 is info");
+    let o = run(&[
+        "inventory",
+        "--logs",
+        &env.logs().display().to_string(),
+        "--numeric-levels",
+        "syslog",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("pino"), "{}", text(&o.stderr));
+}

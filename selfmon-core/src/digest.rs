@@ -988,12 +988,20 @@ impl DigestBuilder {
             )
             .collect();
         slots.sort_unstable_by_key(|(created, _)| *created);
-        for (_, (((mut sig, cluster), (masked, site)), (set, orphan_frames))) in slots {
+        // The words the cluster generalised by count stay in the signature's template, judged
+        // over all of them (a host numbered by one digit beside its longer siblings does not):
+        // see `Templater::templates_with_words`.
+        let with_words = templater.templates_with_words(
+            slots
+                .iter()
+                .map(|(_, (((_, cluster), (masked, _)), _))| (*cluster, &**masked)),
+        );
+        for ((_, (((mut sig, cluster), (_, site)), (set, orphan_frames))), with_words) in
+            slots.into_iter().zip(with_words)
+        {
             let mut generalised = None;
             if let Some((text, fp)) = templater.cluster_text(cluster) {
-                // The words the cluster generalised by count stay in the signature's template:
-                // see `Templater::template_with_words`.
-                let (text, fp) = match templater.template_with_words(cluster, &masked) {
+                let (text, fp) = match with_words {
                     Some(t) => {
                         generalised = Some(text.to_string());
                         (Cow::Owned(t.text), Cow::Owned(t.fingerprint))
@@ -1925,6 +1933,53 @@ mod tests {
             ..entry
         };
         assert!(ignore.backlog_rule(&no_evidence).is_some());
+    }
+
+    /// Review4 F10 (rest): one failure reported by numbered hosts is one signature, the hosts
+    /// numbered by one digit (`bglio7`) included once a sibling numbered by more digits
+    /// (`bglio46`) is in the same digest; a constant numbered by one digit (`sqlite3`) keeps its
+    /// own signature.
+    #[test]
+    fn hosts_numbered_by_one_digit_join_their_longer_siblings_signature() {
+        let hosts = [
+            "bglio46", "bglio1", "bglio2", "bglio75", "bglio3", "bglio5", "bglio7", "bglio559",
+        ];
+        let recs: Vec<LogRecord> = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                rec(
+                    i as i64 + 1,
+                    Level::Error,
+                    &format!("Lustre mount FAILED : {h} : point /p/gb1"),
+                )
+            })
+            .collect();
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        let got: Vec<(&str, u64)> = d
+            .signatures
+            .iter()
+            .map(|s| (s.template.as_str(), s.count))
+            .collect();
+        assert_eq!(
+            got,
+            [("Lustre mount FAILED : <*> : point <PATH>", 8)],
+            "one signature for the one failure"
+        );
+        let names = ["sqlite3", "ipv4", "en0", "http2", "redis"];
+        let recs: Vec<LogRecord> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                rec(
+                    i as i64 + 1,
+                    Level::Error,
+                    &format!("backend {n} refused the request"),
+                )
+            })
+            .collect();
+        let d = Digest::build(&recs, &SelfMonitoringConfig::default()).unwrap();
+        assert_eq!(d.signatures.len(), names.len(), "{:?}", d.signatures);
     }
 
     /// A word the templater generalised only because it saw enough distinct ones (review3 H8)

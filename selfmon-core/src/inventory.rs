@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ErrorCode, Level, LogRecord, MAX_REPORT_TEMPLATE_CHARS};
+use crate::model::{ErrorCode, Level, LogRecord, NumericLevels, MAX_REPORT_TEMPLATE_CHARS};
 use crate::template::Templater;
 
 /// How the inventory is built.
@@ -30,6 +30,9 @@ pub struct InventoryOptions {
     pub sources_per_template: usize,
     /// Rows per page read from the log.
     pub page_size: usize,
+    /// The scale a level written as a number is read on (as `logs.numeric_levels` in a
+    /// configuration): Python's (the default) or pino's/bunyan's.
+    pub numeric_levels: NumericLevels,
 }
 
 impl Default for InventoryOptions {
@@ -38,6 +41,7 @@ impl Default for InventoryOptions {
             top_uncoded: 20,
             sources_per_template: 3,
             page_size: 10_000,
+            numeric_levels: NumericLevels::Python,
         }
     }
 }

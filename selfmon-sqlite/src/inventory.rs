@@ -26,6 +26,7 @@ pub fn inventory(
         LogSourceOptions {
             page_size: options.page_size,
             min_level: Level::Warning,
+            numeric_levels: options.numeric_levels,
             ..LogSourceOptions::default()
         },
     )?;

@@ -151,3 +151,46 @@ fn a_bad_catalog_or_log_file_is_an_error_naming_it() {
     .unwrap_err();
     assert!(matches!(err, Error::Open { .. }), "{err}");
 }
+
+/// Review4 F14: with pino's scale a level-30 row is info, not counted among the warnings.
+#[test]
+fn numeric_levels_are_counted_on_the_chosen_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs.db");
+    let conn = Connection::open(&path).unwrap();
+    create_logs_table(&conn).unwrap();
+    for (level, message) in [
+        ("30", "request done"),
+        ("40", "slow request"),
+        ("50", "failed"),
+    ] {
+        conn.execute(
+            "INSERT INTO logs (timestamp, level, source, message) VALUES ('t', ?1, 'app', ?2)",
+            params![level, message],
+        )
+        .unwrap();
+    }
+    let count = |scale| {
+        let report = inventory(
+            &path,
+            None,
+            &InventoryOptions {
+                numeric_levels: scale,
+                ..InventoryOptions::default()
+            },
+        )
+        .unwrap();
+        (
+            report.overall.total,
+            report.by_level.keys().cloned().collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        count(selfmon_core::NumericLevels::Python),
+        (3, vec!["CRITICAL".into(), "ERROR".into(), "WARNING".into()])
+    );
+    assert_eq!(
+        count(selfmon_core::NumericLevels::Pino),
+        (2, vec!["ERROR".into(), "WARNING".into()])
+    );
+}

@@ -110,6 +110,10 @@ pub struct InventoryArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The scale of levels stored as numbers: `python` (10 DEBUG .. 50 CRITICAL) or `pino`
+    /// (pino/bunyan: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal).
+    #[arg(long, value_name = "SCALE", default_value = "python")]
+    pub numeric_levels: selfmon::NumericLevels,
 }
 
 /// `selfmon history`.

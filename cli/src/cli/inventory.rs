@@ -27,12 +27,14 @@ pub async fn run(args: &InventoryArgs) -> Result<(), Failure> {
         None => None,
     };
     let logs = args.logs.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        inventory(&logs, catalog.as_ref(), &InventoryOptions::default())
-    })
-    .await
-    .map_err(|e| Failure::ScanFailed(format!("inventory task failed: {e}")))?
-    .map_err(|e| Failure::usage(&format!("cannot read {}", args.logs.display()), &e))?;
+    let options = InventoryOptions {
+        numeric_levels: args.numeric_levels,
+        ..InventoryOptions::default()
+    };
+    let report = tokio::task::spawn_blocking(move || inventory(&logs, catalog.as_ref(), &options))
+        .await
+        .map_err(|e| Failure::ScanFailed(format!("inventory task failed: {e}")))?
+        .map_err(|e| Failure::usage(&format!("cannot read {}", args.logs.display()), &e))?;
     if args.json {
         outln!(
             "{}",

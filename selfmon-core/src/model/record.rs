@@ -275,6 +275,25 @@ impl NumericLevels {
     }
 }
 
+impl FromStr for NumericLevels {
+    type Err = Error;
+
+    /// `python` or `pino`, in any case, surrounding whitespace ignored; anything else is an
+    /// [`Error::Parse`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NumericLevels::ALL
+            .into_iter()
+            .find(|scale| scale.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| {
+                Error::parse(
+                    "numeric level scale",
+                    s,
+                    "expected python (10 DEBUG .. 50 CRITICAL) or pino (10 trace .. 60 fatal)",
+                )
+            })
+    }
+}
+
 impl fmt::Display for NumericLevels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -516,6 +535,12 @@ mod tests {
             NumericLevels::Pino
         );
         assert!(serde_json::from_str::<NumericLevels>("\"syslog\"").is_err());
+        assert_eq!(
+            " Pino ".parse::<NumericLevels>().unwrap(),
+            NumericLevels::Pino
+        );
+        let err = "syslog".parse::<NumericLevels>().unwrap_err().to_string();
+        assert!(err.contains("syslog") && err.contains("pino"), "{err}");
     }
 
     #[test]

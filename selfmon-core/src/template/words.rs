@@ -26,11 +26,17 @@
 //!   or after `-`, `.` or `/` (`job-<NUM>`, `ssh<NUM>`, `AIza…-<ID>`) is what masking left of a
 //!   value, possibly of a secret, and a `key=value` or a path is a value;
 //! - a word the redactor takes for (part of) a secret in the restored template, or one the
-//!   templater saw holding part of a secret: a password must not become part of a signature.
+//!   templater saw holding part of a secret: a password must not become part of a signature;
+//! - when the templates of one digest's signatures are made together
+//!   ([`Templater::templates_with_words`]), a name numbered by one digit (`bglio7`) with a
+//!   sibling of the same letters and two or more digits (`bglio46`, masked as `bglio<NUM>`) in
+//!   the same generalised position of the same cluster: one of a series of numbered hosts, as
+//!   masking makes its longer siblings. Without such a sibling it is given back: `sqlite3`,
+//!   `ipv4`, `en0`, `http2` are names, and masking keeps them for that reason.
 
 use std::hash::Hasher as _;
 
-use crate::hash::FxHasher;
+use crate::hash::{FxHasher, FxMap};
 
 use super::cluster::{introduced_name, Template, Templater, WILD, WILDCARD};
 use super::masks::{trim_lead_punct, trim_tail_punct};
@@ -104,7 +110,39 @@ impl Templater {
     /// messages) put back where the cluster generalised them (see the [module docs](self)), or
     /// `None` when none is (the cluster's own template stands) or the cluster is gone.
     pub fn template_with_words(&self, id: ClusterId, masked: &str) -> Option<Template> {
-        let c = self.clusters.get(&self.resolve(id)?)?;
+        self.template_with_words_among(id, masked, &NumberedSiblings::default())
+    }
+
+    /// [`template_with_words`](Self::template_with_words) for each `(cluster, masked text)` of
+    /// one digest's signatures, in order, judged together: a name numbered by one digit
+    /// (`bglio7`) is not given back when another of them holds a sibling with the same letters
+    /// and two or more digits (`bglio46`, masked as `bglio<NUM>`) in the same generalised
+    /// position of the same cluster, so the one-digit host joins the signature of its longer
+    /// siblings. Without that evidence it is given back as before: `sqlite3`, `ipv4`, `en0` and
+    /// `http2` are names.
+    pub fn templates_with_words<'a>(
+        &self,
+        signatures: impl IntoIterator<Item = (ClusterId, &'a str)>,
+    ) -> Vec<Option<Template>> {
+        let signatures: Vec<(ClusterId, &str)> = signatures.into_iter().collect();
+        let mut siblings = NumberedSiblings::default();
+        for &(id, masked) in &signatures {
+            siblings.observe(self, id, masked);
+        }
+        signatures
+            .into_iter()
+            .map(|(id, masked)| self.template_with_words_among(id, masked, &siblings))
+            .collect()
+    }
+
+    fn template_with_words_among(
+        &self,
+        id: ClusterId,
+        masked: &str,
+        siblings: &NumberedSiblings,
+    ) -> Option<Template> {
+        let id = self.resolve(id)?;
+        let c = self.clusters.get(&id)?;
         if !c.flags.iter().any(|&f| f & WILD != 0) {
             return None;
         }
@@ -112,7 +150,9 @@ impl Templater {
         if tokens.len() != c.tokens.len() {
             return None;
         }
-        let mut restored: Vec<usize> = restored_positions(&c.flags, &tokens).collect();
+        let mut restored: Vec<usize> = restored_positions(&c.flags, &tokens)
+            .filter(|&i| !siblings.has_longer_sibling(self, id, i, tokens[i]))
+            .collect();
         if restored.is_empty() {
             return None;
         }
@@ -135,6 +175,91 @@ impl Templater {
         }
         Some(Template::from_text(candidate.join(" ")))
     }
+}
+
+/// Names numbered by two or more digits (`bglio46`, masked as `bglio<NUM>`) seen in the
+/// generalised positions of clusters among one digest's signatures: the evidence that a name
+/// numbered by one digit with the same letters in the same place (`bglio7`) is one of the series.
+#[derive(Debug, Default)]
+struct NumberedSiblings {
+    /// Key of (position, letters) → the clusters (resolved when observed) that held
+    /// `letters<NUM>` in that generalised position.
+    seen: FxMap<u64, Vec<ClusterId>>,
+}
+
+impl NumberedSiblings {
+    /// Notes every `letters<NUM>` token of `masked` in a generalised position of cluster `id`.
+    fn observe(&mut self, templater: &Templater, id: ClusterId, masked: &str) {
+        let Some(id) = templater.resolve(id) else {
+            return;
+        };
+        let Some(c) = templater.clusters.get(&id) else {
+            return;
+        };
+        if !c.flags.iter().any(|&f| f & WILD != 0) {
+            return;
+        }
+        let tokens = templater.tokens_of(masked);
+        if tokens.len() != c.tokens.len() {
+            return;
+        }
+        for (i, tok) in tokens.iter().enumerate() {
+            if c.flags[i] & WILD == 0 {
+                continue;
+            }
+            if let Some(letters) = numbered_stem(tok) {
+                let ids = self.seen.entry(stem_key(i, letters)).or_default();
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+    }
+
+    /// Whether `tok`, in position `i` of cluster `id` (resolved), is a name numbered by one digit
+    /// whose letters were seen numbered by more digits in the same place.
+    fn has_longer_sibling(
+        &self,
+        templater: &Templater,
+        id: ClusterId,
+        i: usize,
+        tok: &str,
+    ) -> bool {
+        if self.seen.is_empty() {
+            return false;
+        }
+        let Some(letters) = one_digit_stem(tok) else {
+            return false;
+        };
+        self.seen
+            .get(&stem_key(i, letters))
+            .is_some_and(|ids| ids.iter().any(|&s| templater.resolve(s) == Some(id)))
+    }
+}
+
+fn stem_key(position: usize, letters: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_usize(position);
+    h.write(letters.as_bytes());
+    h.finish()
+}
+
+/// The letters of a name masking numbered by two or more digits (`bglio<NUM>` → `bglio`), in
+/// punctuation or not; at least two ASCII letters, as masking needs to keep a name's digits.
+fn numbered_stem(tok: &str) -> Option<&str> {
+    let letters = trim_tail_punct(trim_lead_punct(tok)).strip_suffix("<NUM>")?;
+    (letters.len() >= 2 && letters.bytes().all(|b| b.is_ascii_alphabetic())).then_some(letters)
+}
+
+/// The letters of a name numbered by one digit (`bglio7` → `bglio`), in punctuation or not; at
+/// least two ASCII letters.
+fn one_digit_stem(tok: &str) -> Option<&str> {
+    let core = trim_tail_punct(trim_lead_punct(tok));
+    let (letters, digit) = core.split_at_checked(core.len().checked_sub(1)?)?;
+    (digit.bytes().all(|b| b.is_ascii_digit())
+        && letters.len() >= 2
+        && letters.bytes().all(|b| b.is_ascii_alphabetic()))
+    .then_some(letters)
 }
 
 /// `template` with every name after a word that introduces it
@@ -329,6 +454,86 @@ mod tests {
             with_introduced_names_generalised("Instance destroyed successfully on node7"),
             None
         );
+    }
+
+    /// Review4 F10 (rest): `bglio46` and `bglio75` are masked to `bglio<NUM>`, but a one-digit
+    /// sibling `bglio7` is kept as a name (so are `sqlite3`, `en0`), and the words restore gave
+    /// it a signature of its own. Judged together with a `bglio<NUM>` in the same generalised
+    /// position of the same cluster, it stays generalised; without one it is given back.
+    #[test]
+    fn a_one_digit_name_with_a_longer_numbered_sibling_in_its_place_stays_generalised() {
+        let hosts = [
+            "bglio46", "bglio75", "bglio1", "bglio2", "bglio3", "bglio5", "bglio7",
+        ];
+        let messages: Vec<String> = hosts
+            .iter()
+            .map(|h| format!("Lustre mount FAILED : {h} : point /p/gb1"))
+            .collect();
+        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+        let (t, ids, masked) = learned(&refs);
+        let last = *ids.last().unwrap();
+        assert_eq!(
+            t.cluster_text(last).unwrap().0,
+            "Lustre mount FAILED : <*> : point <PATH>"
+        );
+        // One by one (no evidence), `bglio7` is given back, as before.
+        assert_eq!(
+            t.template_with_words(ids[6], &masked[6]).unwrap().text,
+            "Lustre mount FAILED : bglio7 : point <PATH>"
+        );
+        let together =
+            t.templates_with_words(ids.iter().copied().zip(masked.iter().map(String::as_str)));
+        assert_eq!(together.len(), hosts.len());
+        assert!(
+            together.iter().all(Option::is_none),
+            "every host, one digit or more, stays under the cluster's template: {together:?}"
+        );
+        // Without a sibling numbered by more digits, the one-digit names are names.
+        let without: Vec<(ClusterId, &str)> = ids[2..]
+            .iter()
+            .copied()
+            .zip(masked[2..].iter().map(String::as_str))
+            .collect();
+        let restored: Vec<String> = t
+            .templates_with_words(without)
+            .into_iter()
+            .map(|t| t.unwrap().text)
+            .collect();
+        assert_eq!(restored[4], "Lustre mount FAILED : bglio7 : point <PATH>");
+    }
+
+    #[test]
+    fn constants_numbered_by_one_digit_are_given_back_without_a_longer_sibling_in_their_place() {
+        let names = ["sqlite3", "ipv4", "en0", "http2", "redis", "utf8"];
+        let mut messages: Vec<String> = names
+            .iter()
+            .map(|n| format!("backend {n} refused the request"))
+            .collect();
+        // `sqlite<NUM>` elsewhere (another cluster, another place) is no evidence.
+        messages.push("opened sqlite45 store in read-only mode".into());
+        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+        let (t, ids, masked) = learned(&refs);
+        assert_eq!(
+            t.cluster_text(ids[0]).unwrap().0,
+            "backend <*> refused the request"
+        );
+        let together =
+            t.templates_with_words(ids.iter().copied().zip(masked.iter().map(String::as_str)));
+        for (n, restored) in names.iter().zip(&together) {
+            assert_eq!(
+                restored.as_ref().map(|t| t.text.as_str()),
+                Some(format!("backend {n} refused the request").as_str())
+            );
+        }
+        assert_eq!(numbered_stem("bglio<NUM>"), Some("bglio"));
+        assert_eq!(numbered_stem("(bglio<NUM>),"), Some("bglio"));
+        assert_eq!(numbered_stem("s<NUM>"), None);
+        assert_eq!(numbered_stem("job-<NUM>"), None);
+        assert_eq!(one_digit_stem("bglio7,"), Some("bglio"));
+        assert_eq!(one_digit_stem("log4j"), None);
+        assert_eq!(one_digit_stem("bglio46"), None);
+        assert_eq!(one_digit_stem("7"), None);
+        assert_eq!(one_digit_stem("\u{e9}t\u{e9}7"), None);
     }
 
     #[test]
