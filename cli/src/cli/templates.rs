@@ -115,6 +115,41 @@ impl Window {
 fn learn_line(args: &TemplatesArgs, templater: &mut Templater, window: &mut Window, bytes: &[u8]) {
     // Valid UTF-8 (nearly every line, most of it ASCII) is borrowed, not decoded.
     let text = selfmon::text::decode(bytes);
+    learn_text(args, templater, window, &text);
+}
+
+/// Learns the complete lines of `block` (each ended by `\n`) until the window is full: decoded at
+/// once when the block is valid UTF-8 (nearly always), else line by line, so that an invalid byte
+/// is replaced in its own line only. Returns the bytes of `block` consumed (lines with their
+/// `\n`).
+fn learn_block(
+    args: &TemplatesArgs,
+    templater: &mut Templater,
+    window: &mut Window,
+    block: &[u8],
+) -> usize {
+    let lines = &block[..block.len().saturating_sub(1)];
+    let decoded = selfmon::text::decode(lines);
+    let mut from = 0;
+    for newline in memchr::memchr_iter(b'\n', block) {
+        match &decoded {
+            std::borrow::Cow::Borrowed(text) => {
+                learn_text(args, templater, window, &text[from..newline]);
+            }
+            std::borrow::Cow::Owned(_) => {
+                learn_line(args, templater, window, &block[from..newline])
+            }
+        }
+        from = newline + 1;
+        if window.len() >= WINDOW_LINES {
+            break;
+        }
+    }
+    from
+}
+
+/// Learns one decoded input line (without its `\n`) and files it in the window.
+fn learn_text(args: &TemplatesArgs, templater: &mut Templater, window: &mut Window, text: &str) {
     // The line holds no `\n`; trailing `\r`s go (byte-wise: a `\r` is one byte).
     let b = text.as_bytes();
     let mut end = b.len();
@@ -187,28 +222,36 @@ fn run_on(
             .fill_buf()
             .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
         let at_end = available.is_empty();
-        let taken = match memchr::memchr(b'\n', available) {
-            Some(newline) if partial.is_empty() => {
-                let line = &available[..newline];
-                learn_line(args, &mut templater, &mut window, line);
-                newline + 1
-            }
-            Some(newline) => {
-                partial.extend_from_slice(&available[..newline]);
-                learn_line(args, &mut templater, &mut window, &partial);
-                partial.clear();
-                newline + 1
-            }
-            None if at_end => {
-                if !partial.is_empty() {
+        let taken = if !partial.is_empty() || at_end {
+            // The rest of a line that began in an earlier buffer (or the last line, unended).
+            match memchr::memchr(b'\n', available) {
+                Some(newline) => {
+                    partial.extend_from_slice(&available[..newline]);
                     learn_line(args, &mut templater, &mut window, &partial);
                     partial.clear();
+                    newline + 1
                 }
-                0
+                None if at_end => {
+                    if !partial.is_empty() {
+                        learn_line(args, &mut templater, &mut window, &partial);
+                        partial.clear();
+                    }
+                    0
+                }
+                None => {
+                    partial.extend_from_slice(available);
+                    available.len()
+                }
             }
-            None => {
-                partial.extend_from_slice(available);
-                available.len()
+        } else {
+            // Every complete line in the buffer at once, read where it lies (no copy); a line
+            // that runs past the buffer's end is gathered in `partial`.
+            match memchr::memrchr(b'\n', available) {
+                Some(last) => learn_block(args, &mut templater, &mut window, &available[..=last]),
+                None => {
+                    partial.extend_from_slice(available);
+                    available.len()
+                }
             }
         };
         input.consume(taken);
@@ -229,4 +272,51 @@ fn run_on(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The output of `run_on` over `input` read through a buffer of `capacity` bytes.
+    fn templates_of(input: &[u8], capacity: usize, json: bool) -> Vec<u8> {
+        let args = TemplatesArgs {
+            json,
+            no_cluster: false,
+            state: None,
+        };
+        let mut out = Vec::new();
+        let reader = std::io::BufReader::with_capacity(capacity, input);
+        assert!(run_on(&args, reader, &mut out).is_ok());
+        out
+    }
+
+    /// Lines read a buffer at a time give what lines read one at a time give, whatever the
+    /// buffer's size: lines longer than the buffer, a line cut inside a multi-byte character or
+    /// an invalid byte at the buffer's end, CRLF, blank lines, a last line without its newline.
+    #[test]
+    fn output_is_the_same_whatever_the_read_buffer_size() {
+        let mut input = Vec::new();
+        for i in 0..40 {
+            input.extend_from_slice(
+                format!("Jun 14 15:16:{i:02} combo sshd[{i}]: session opened for user u{i}\r\n")
+                    .as_bytes(),
+            );
+            input.extend_from_slice("café naïve ok — 東京 status 5\n".as_bytes());
+            input.extend_from_slice(b"bad \xff byte \xc3 then more text after it\n\n");
+            input.extend_from_slice(format!("{} end\n", "long".repeat(30 + i)).as_bytes());
+        }
+        input.extend_from_slice(b"last line without a newline 42");
+        let lines = input.split(|&b| b == b'\n').count();
+        for json in [false, true] {
+            let whole = templates_of(&input, 1 << 20, json);
+            assert_eq!(whole.split(|&b| b == b'\n').count() - 1, lines);
+            for capacity in [1, 2, 3, 5, 7, 13, 64, 100, 333] {
+                assert!(
+                    templates_of(&input, capacity, json) == whole,
+                    "capacity {capacity}, json {json}"
+                );
+            }
+        }
+    }
 }

@@ -430,9 +430,15 @@ impl Templater {
             Some(&id) => (id, false),
             None => (*self.seen_masked_old.get(&key)?, true),
         };
-        let id = self.resolve(seen)?;
         let max = self.config.max_tokens;
-        let c = self.clusters.get_mut(&id)?;
+        // Most seen clusters are still live under their id: found with one lookup.
+        let (id, c) = match self.clusters.get_mut(&seen) {
+            Some(c) => (seen, c),
+            None => {
+                let id = self.resolve(seen)?;
+                (id, self.clusters.get_mut(&id)?)
+            }
+        };
         // The same text as the template's covers it at once (most templates have no `<*>`).
         if c.text != masked {
             let walked = if c.plain {
