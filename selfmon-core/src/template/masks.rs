@@ -1276,33 +1276,29 @@ fn mask_ascii_digits(s: &str, out: &mut String) {
             continue;
         }
         let start = i;
-        let mut digit = false;
-        let mut all_hex = true;
-        let mut alpha = false;
-        let mut letters_after_digit = false;
-        let mut letters_between_digits = false;
-        // One class lookup per byte decides it.
+        // The segment's bytes' classes, or-ed and and-ed: one lookup per byte and no branch on
+        // what each byte is.
+        let mut any = 0u16;
+        let mut all = u16::MAX;
         while i < b.len() {
             let k = BYTE_CLASSES[usize::from(b[i])];
-            if k & C_DIGIT != 0 {
-                letters_between_digits |= letters_after_digit;
-                digit = true;
-            } else if k & C_ALPHA != 0 {
-                letters_after_digit |= digit;
-                alpha = true;
-                all_hex &= k & C_HEX != 0;
-            } else {
+            if k & (C_DIGIT | C_ALPHA) == 0 {
                 break;
             }
+            any |= k;
+            all &= k;
             i += 1;
         }
         prev_alnum = true;
-        if !digit {
+        if any & C_DIGIT == 0 {
             continue;
         }
-        let whole = if i - start >= 7 && all_hex && alpha {
+        let whole = if any & C_ALPHA == 0 {
+            // Only digits: one run with no letters before it, a number.
+            Some("<NUM>")
+        } else if i - start >= 7 && all & C_HEX != 0 {
             Some(if i - start >= 32 { "<HASH>" } else { "<HEX>" })
-        } else if letters_between_digits {
+        } else if has_letters_between_digits(&b[start..i]) {
             Some("<ID>")
         } else {
             None
@@ -1334,6 +1330,19 @@ fn mask_ascii_digits(s: &str, out: &mut String) {
         }
     }
     out.push_str(&s[flushed..]);
+}
+
+/// Whether letters stand between two digits in the ASCII alphanumeric segment `seg` (`a1b2`): a
+/// random identifier.
+fn has_letters_between_digits(seg: &[u8]) -> bool {
+    let Some(first_digit) = seg.iter().position(u8::is_ascii_digit) else {
+        return false;
+    };
+    let rest = &seg[first_digit..];
+    let Some(letter) = rest.iter().position(|c| !c.is_ascii_digit()) else {
+        return false;
+    };
+    rest[letter..].iter().any(u8::is_ascii_digit)
 }
 
 /// [`mask_digits`] character by character (any text; the reference the ASCII pass is tested
