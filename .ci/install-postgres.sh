@@ -4,8 +4,11 @@
 # folder and on a loopback port only. Writes SELFMON_TEST_PG_URL=... to "$CI_ENV_OUT" (when set) and
 # exits 0 only when the server answers a query.
 #
-# Usable by hand too: `bash .ci/install-postgres.sh` prints the URL; stop the server with
-# `pg_ctl -D <dir>/data stop` (the directory is printed).
+# Also writes SELFMON_CI_PG_STOP=<dir>/stop.sh: a script that stops the server and removes its
+# directory (`.ci/run` runs it when it exits, so no cluster outlives the run).
+#
+# Usable by hand too: `bash .ci/install-postgres.sh` prints the URL; stop the server and remove
+# its directory with `bash <dir>/stop.sh` (the directory is printed).
 #
 # initdb refuses to run as root, so the cluster belongs to the `postgres` system user (created by
 # the Debian package; created here when missing).
@@ -92,8 +95,15 @@ url="postgres://selfmon@127.0.0.1:$port/postgres"
 for _ in $(seq 1 50); do
     if "$bindir/psql" "$url" -Atc 'SELECT 1' 2>/dev/null | grep -qx 1; then
         echo "install-postgres: server answers at $url (data in $data)"
+        cat >"$base/stop.sh" <<EOF
+#!/usr/bin/env bash
+# Stops the throwaway cluster in $base and removes the directory.
+${run_as[*]} "$bindir/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
+rm -rf "$base"
+EOF
         if [[ -n "${CI_ENV_OUT:-}" ]]; then
             echo "SELFMON_TEST_PG_URL=$url" >>"$CI_ENV_OUT"
+            echo "SELFMON_CI_PG_STOP=$base/stop.sh" >>"$CI_ENV_OUT"
             if [[ -n "$ssl_opts" ]]; then
                 echo "SELFMON_TEST_PG_TLS_ROOT_CERT=$base/ca.crt" >>"$CI_ENV_OUT"
             fi
