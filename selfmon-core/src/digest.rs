@@ -1835,6 +1835,30 @@ mod tests {
         assert_eq!((d.ignored_signatures, d.ignored_records), (2, 3));
     }
 
+    /// A deferred finding whose evidence (and templates) are `evidence`.
+    fn backlog_entry(
+        evidence: Vec<crate::redact::RedactedSignature>,
+    ) -> crate::model::BacklogEntry {
+        crate::model::BacklogEntry {
+            entry_id: "e".into(),
+            fingerprint: "f".into(),
+            severity: Level::Error,
+            finding: Redactor::shared().redacted_finding(crate::model::Finding::new(
+                crate::model::Classification::ServerBug,
+                "t",
+                "s",
+            )),
+            templates: evidence
+                .iter()
+                .map(|e| e.as_signature().template.clone())
+                .collect(),
+            evidence,
+            occurrences: 1,
+            deferred_by: crate::model::ScanId::new(),
+            deferred_at: chrono::Utc::now(),
+        }
+    }
+
     #[test]
     fn a_backlog_entry_is_ignored_only_when_a_rule_matches_each_of_its_signatures() {
         let mut c = SelfMonitoringConfig::default();
@@ -1852,39 +1876,23 @@ mod tests {
             .iter()
             .map(|s| Redactor::shared().redacted_signature(s.clone()))
             .collect();
-        let entry = |evidence: Vec<crate::redact::RedactedSignature>| crate::model::BacklogEntry {
-            entry_id: "e".into(),
-            fingerprint: "f".into(),
-            severity: Level::Error,
-            finding: Redactor::shared().redacted_finding(crate::model::Finding::new(
-                crate::model::Classification::ServerBug,
-                "t",
-                "s",
-            )),
-            templates: evidence
-                .iter()
-                .map(|e| e.as_signature().template.clone())
-                .collect(),
-            evidence,
-            occurrences: 1,
-            deferred_by: crate::model::ScanId::new(),
-            deferred_at: chrono::Utc::now(),
-        };
         let ignore = CompiledIgnore::new(&c.ignore).unwrap();
         let coded = shown
             .iter()
             .find(|s| !s.as_signature().error_codes.is_empty())
             .unwrap();
         assert_eq!(
-            ignore.backlog_rule(&entry(vec![coded.clone()])).as_deref(),
+            ignore
+                .backlog_rule(&backlog_entry(vec![coded.clone()]))
+                .as_deref(),
             Some("ignore.codes: GIT-SYNC-001")
         );
         assert_eq!(
-            ignore.backlog_rule(&entry(shown.clone())),
+            ignore.backlog_rule(&backlog_entry(shown.clone())),
             None,
             "a finding that also covers a signature no rule drops is kept"
         );
-        assert_eq!(ignore.backlog_rule(&entry(vec![])), None);
+        assert_eq!(ignore.backlog_rule(&backlog_entry(vec![])), None);
     }
 
     /// Review4 F15: a template rule written against the generalised form (`heartbeat from <*>`)
@@ -1907,21 +1915,7 @@ mod tests {
             (0, 1),
             "the digest drops the signature"
         );
-        let entry = crate::model::BacklogEntry {
-            entry_id: "e".into(),
-            fingerprint: "f".into(),
-            severity: Level::Error,
-            finding: Redactor::shared().redacted_finding(crate::model::Finding::new(
-                crate::model::Classification::ServerBug,
-                "t",
-                "s",
-            )),
-            templates: vec![sig.as_signature().template.clone()],
-            evidence: vec![sig],
-            occurrences: 1,
-            deferred_by: crate::model::ScanId::new(),
-            deferred_at: chrono::Utc::now(),
-        };
+        let entry = backlog_entry(vec![sig]);
         let ignore = CompiledIgnore::new(&c.ignore).unwrap();
         assert_eq!(
             ignore.backlog_rule(&entry).as_deref(),

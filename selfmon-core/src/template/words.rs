@@ -395,15 +395,20 @@ mod tests {
         (t, ids, masked)
     }
 
+    /// [`learned`] over the messages `message` makes of each of `words`.
+    fn learned_each(
+        words: &[&str],
+        message: impl Fn(&str) -> String,
+    ) -> (Templater, Vec<ClusterId>, Vec<String>) {
+        let messages: Vec<String> = words.iter().map(|w| message(w)).collect();
+        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
+        learned(&refs)
+    }
+
     #[test]
     fn a_word_generalised_by_count_is_given_back_to_each_message() {
         let words = ["database", "cache", "queue", "search", "mailer", "ledger"];
-        let messages: Vec<String> = words
-            .iter()
-            .map(|w| format!("failed to connect to {w} server"))
-            .collect();
-        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-        let (t, ids, masked) = learned(&refs);
+        let (t, ids, masked) = learned_each(&words, |w| format!("failed to connect to {w} server"));
         let last = *ids.last().unwrap();
         assert_eq!(
             t.cluster_text(last).unwrap().0,
@@ -430,12 +435,8 @@ mod tests {
     #[test]
     fn a_participle_after_an_introducer_generalised_by_count_is_given_back() {
         let words = ["destroyed", "spawned", "rebooted", "resumed", "paused"];
-        let messages: Vec<String> = words
-            .iter()
-            .map(|w| format!("Instance {w} successfully on node7"))
-            .collect();
-        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-        let (t, ids, masked) = learned(&refs);
+        let (t, ids, masked) =
+            learned_each(&words, |w| format!("Instance {w} successfully on node7"));
         assert_eq!(
             t.cluster_text(ids[4]).unwrap().0,
             "Instance <*> successfully on node7"
@@ -465,12 +466,9 @@ mod tests {
         let hosts = [
             "bglio46", "bglio75", "bglio1", "bglio2", "bglio3", "bglio5", "bglio7",
         ];
-        let messages: Vec<String> = hosts
-            .iter()
-            .map(|h| format!("Lustre mount FAILED : {h} : point /p/gb1"))
-            .collect();
-        let refs: Vec<&str> = messages.iter().map(String::as_str).collect();
-        let (t, ids, masked) = learned(&refs);
+        let (t, ids, masked) = learned_each(&hosts, |h| {
+            format!("Lustre mount FAILED : {h} : point /p/gb1")
+        });
         let last = *ids.last().unwrap();
         assert_eq!(
             t.cluster_text(last).unwrap().0,
